@@ -1,4 +1,4 @@
-// Claim/zombie classification, history pruning and the output tail of cron runs.
+// Claim/zombie classification, history pruning and the UTF-8 tail of cron runs.
 #include "conch/detail/cron_history.hpp"
 
 #include <catch2/catch.hpp>
@@ -9,7 +9,7 @@
 #include <vector>
 
 using conch::detail::classify_run;
-using conch::detail::output_tail;
+using conch::detail::utf8_tail;
 using conch::detail::prune_cutoff;
 using conch::detail::run_state;
 
@@ -46,28 +46,28 @@ TEST_CASE("pruning leaves exactly min(n, keep) ticks", "[cron]") {
   });
 }
 
-TEST_CASE("the output tail is the last bytes, cut on a character boundary", "[cron]") {
-  CHECK(output_tail("hello", 4096) == "hello");
-  CHECK(output_tail("0123456789", 4) == "6789");
+TEST_CASE("the UTF-8 tail is the last bytes, cut on a character boundary", "[cron]") {
+  CHECK(utf8_tail("hello", 4096) == "hello");
+  CHECK(utf8_tail("0123456789", 4) == "6789");
   // "é" is two bytes; a cut through it drops the orphaned continuation byte.
-  CHECK(output_tail("ab\xC3\xA9xy", 3) == "xy");
-  CHECK(output_tail("ab\xC3\xA9xy", 4) == "\xC3\xA9xy");
+  CHECK(utf8_tail("ab\xC3\xA9xy", 3) == "xy");
+  CHECK(utf8_tail("ab\xC3\xA9xy", 4) == "\xC3\xA9xy");
   // Bytes that are not UTF-8 become '?', so the record stays valid JSON text.
-  CHECK(output_tail("a\xFF" "b\xC0\xAF", 10) == "a?b??");
-  CHECK(output_tail("\xED\xA0\x80", 10) == "???");  // a surrogate
-  CHECK(output_tail("\xF0\x9F\x98\x80", 10) == "\xF0\x9F\x98\x80");
+  CHECK(utf8_tail("a\xFF" "b\xC0\xAF", 10) == "a?b??");
+  CHECK(utf8_tail("\xED\xA0\x80", 10) == "???");  // a surrogate
+  CHECK(utf8_tail("\xF0\x9F\x98\x80", 10) == "\xF0\x9F\x98\x80");
   std::string big(10000, 'x');
   big += "END";
-  auto t = output_tail(big, 4096);
+  auto t = utf8_tail(big, 4096);
   CHECK(t.size() == 4096);
   CHECK(t.substr(t.size() - 3) == "END");
 }
 
-TEST_CASE("the output tail never exceeds its cap and is valid UTF-8", "[cron]") {
+TEST_CASE("the UTF-8 tail never exceeds its cap and is valid UTF-8", "[cron]") {
   rc::prop("bounded", [](const std::string& s, unsigned c) {
     const std::size_t cap = c % 64;
-    auto t = output_tail(s, cap);
+    auto t = utf8_tail(s, cap);
     RC_ASSERT(t.size() <= cap);
-    RC_ASSERT(output_tail(t, cap) == t);  // already clean: a fixed point
+    RC_ASSERT(utf8_tail(t, cap) == t);  // already clean: a fixed point
   });
 }

@@ -55,7 +55,7 @@ inline std::optional<std::string> prune_cutoff(const std::vector<std::string>& a
 /// The last `cap` bytes of a child's output, safe to embed in a JSON record:
 /// the cut never splits a UTF-8 sequence and any byte that is not valid UTF-8
 /// becomes '?', so the result is valid UTF-8 of at most `cap` bytes.
-inline std::string output_tail(std::string_view out, std::size_t cap) {
+inline std::string utf8_tail(std::string_view out, std::size_t cap) {
   if (out.size() > cap) {
     out.remove_prefix(out.size() - cap);
     // Skip continuation bytes a cut may have orphaned.
