@@ -1,0 +1,232 @@
+// conch/process/spawn.hpp — start a child by argv in its own process group.
+//
+// posix_spawnp (glibc: clone(CLONE_VM|CLONE_VFORK) + exec) has none of fork's
+// hazards next to gRPC's threads: nothing of the parent runs in the child but
+// the spawn code itself. The child gets its own process group (so a signal to
+// the group reaches its grandchildren and the terminal's Ctrl-C reaches only
+// the wrapper, which forwards it), an empty signal mask and default
+// dispositions (the wrapper blocks and ignores signals the child must not
+// inherit), and extra environment variables (CONCH_REV, CONCH_KEY, ...).
+// No shell is involved: argv[0] is looked up in PATH, like execvp.
+//
+//   auto c = conch::process::spawn({.argv = {"sleep", "10"}, .env = {{"CONCH_REV", "42"}}});
+//   if (!c) die(c.error().message);
+//   poll on c->exit_fd(); auto st = c->reap();   // detail::child_status
+#pragma once
+
+#include <fcntl.h>
+#include <poll.h>
+#include <spawn.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "conch/detail/supervision.hpp"
+#include "conch/process/fd.hpp"
+
+extern char** environ;
+
+namespace conch::process {
+
+struct spawn_options {
+  std::vector<std::string> argv;                            ///< argv[0] is looked up in PATH
+  std::vector<std::pair<std::string, std::string>> env;     ///< added to (or replacing) ours
+  bool capture_output = false;  ///< stdout/stderr through pipes (see stdout_fd())
+};
+
+namespace detail_spawn {
+inline int pidfd_open(pid_t pid) noexcept {
+#ifdef SYS_pidfd_open
+  return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+#else
+  errno = ENOSYS;
+  return -1;
+#endif
+}
+
+inline std::vector<std::string> merged_environment(
+    const std::vector<std::pair<std::string, std::string>>& extra) {
+  std::vector<std::string> env;
+  for (char** e = environ; e && *e; ++e) {
+    std::string_view entry(*e);
+    bool replaced = false;
+    for (const auto& [name, value] : extra)
+      if (entry.size() > name.size() && entry.substr(0, name.size()) == name &&
+          entry[name.size()] == '=')
+        replaced = true;
+    if (!replaced) env.emplace_back(entry);
+  }
+  for (const auto& [name, value] : extra) env.push_back(name + "=" + value);
+  return env;
+}
+
+inline std::vector<char*> c_strings(std::vector<std::string>& v) {
+  std::vector<char*> out;
+  out.reserve(v.size() + 1);
+  for (auto& s : v) out.push_back(s.data());
+  out.push_back(nullptr);
+  return out;
+}
+}  // namespace detail_spawn
+
+/// A running (or exited, not yet reaped) child and its process group.
+/// Destroying an unreaped child SIGKILLs its group and reaps it: a child is
+/// never left running unsupervised.
+class child {
+ public:
+  child() = default;
+  child(child&& o) noexcept
+      : pid_(std::exchange(o.pid_, -1)),
+        exit_fd_(std::move(o.exit_fd_)),
+        out_(std::move(o.out_)),
+        err_(std::move(o.err_)) {}
+  child& operator=(child&& o) noexcept {
+    if (this != &o) {
+      abandon();
+      pid_ = std::exchange(o.pid_, -1);
+      exit_fd_ = std::move(o.exit_fd_);
+      out_ = std::move(o.out_);
+      err_ = std::move(o.err_);
+    }
+    return *this;
+  }
+  ~child() { abandon(); }
+
+  pid_t pid() const noexcept { return pid_; }
+  /// The child's process group id (the child leads its own group).
+  pid_t group() const noexcept { return pid_; }
+  bool running() const noexcept { return pid_ > 0; }
+
+  /// A pidfd that polls readable once the child has exited; -1 on kernels
+  /// without pidfd_open (< 5.3): then poll with a short timeout and exited().
+  int exit_fd() const noexcept { return exit_fd_.get(); }
+  /// Captured stdout / stderr read ends (non-blocking), -1 unless captured.
+  int stdout_fd() const noexcept { return out_.get(); }
+  int stderr_fd() const noexcept { return err_.get(); }
+  void close_stdout() noexcept { out_.reset(); }
+  void close_stderr() noexcept { err_.reset(); }
+
+  /// Whether the child has exited, without reaping it: while it is an
+  /// unreaped zombie its pid (and so its group id) cannot be reused, which
+  /// keeps signals to the group and the watchdog's knowledge of it safe.
+  bool exited() const noexcept {
+    if (pid_ <= 0) return true;
+    siginfo_t info{};
+    if (::waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOHANG | WNOWAIT) != 0)
+      return errno == ECHILD;
+    return info.si_pid == pid_;
+  }
+
+  /// Waits for the child to exit and reaps it.
+  conch::detail::child_status reap() noexcept {
+    siginfo_t info{};
+    while (::waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED) != 0 && errno == EINTR) {
+    }
+    pid_ = -1;
+    exit_fd_.reset();
+    if (info.si_code == CLD_EXITED) return conch::detail::child_status::exited(info.si_status);
+    return conch::detail::child_status::signalled(info.si_status);
+  }
+
+  /// Sends `sig` to the child's whole process group (grandchildren included).
+  /// Succeeds when the group is already gone.
+  result<void> signal_group(int sig) const noexcept {
+    if (pid_ <= 0) return {};
+    if (::kill(-pid_, sig) != 0 && errno != ESRCH) return os_error("kill");
+    return {};
+  }
+
+ private:
+  friend result<child> spawn(const spawn_options&);
+
+  void abandon() noexcept {
+    if (pid_ > 0) {
+      ::kill(-pid_, SIGKILL);
+      reap();
+    }
+  }
+
+  pid_t pid_ = -1;
+  unique_fd exit_fd_;
+  unique_fd out_, err_;
+};
+
+/// Sends `sig` to process group `pgid`; true if the group still had members.
+inline bool signal_group(pid_t pgid, int sig) noexcept {
+  return pgid > 0 && ::kill(-pgid, sig) == 0;
+}
+
+/// Whether any process (a zombie included) is still in group `pgid`.
+inline bool group_alive(pid_t pgid) noexcept { return signal_group(pgid, 0); }
+
+/// Starts a child. Errors: `errc::invalid_argument` when argv is empty or
+/// argv[0] is not found, `errc::permission_denied` when it is not executable,
+/// `errc::internal` otherwise; the message names the command and the reason.
+inline result<child> spawn(const spawn_options& opt) {
+  if (opt.argv.empty()) return error{errc::invalid_argument, "no command to run"};
+
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t none, all;
+  sigemptyset(&none);
+  sigfillset(&all);
+  sigdelset(&all, SIGKILL);
+  sigdelset(&all, SIGSTOP);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setsigdefault(&attr, &all);
+  posix_spawnattr_setpgroup(&attr, 0);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
+                                      POSIX_SPAWN_SETSIGDEF);
+
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  unique_fd out_r, out_w, err_r, err_w;
+  if (opt.capture_output) {
+    int p[2];
+    if (::pipe2(p, O_CLOEXEC) != 0) return os_error("pipe");
+    out_r.reset(p[0]);
+    out_w.reset(p[1]);
+    if (::pipe2(p, O_CLOEXEC) != 0) return os_error("pipe");
+    err_r.reset(p[0]);
+    err_w.reset(p[1]);
+    // dup2 onto 1 and 2 clears close-on-exec on the copies only.
+    posix_spawn_file_actions_adddup2(&actions, out_w.get(), STDOUT_FILENO);
+    posix_spawn_file_actions_adddup2(&actions, err_w.get(), STDERR_FILENO);
+  }
+
+  std::vector<std::string> args = opt.argv;
+  std::vector<std::string> env = detail_spawn::merged_environment(opt.env);
+  auto argv = detail_spawn::c_strings(args);
+  auto envp = detail_spawn::c_strings(env);
+
+  pid_t pid = -1;
+  int rc = ::posix_spawnp(&pid, argv[0], &actions, &attr, argv.data(), envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  if (rc != 0) {
+    errc code = rc == ENOENT ? errc::invalid_argument
+                : rc == EACCES ? errc::permission_denied
+                               : errc::internal;
+    return error{code, "cannot run \"" + opt.argv[0] + "\": " + std::strerror(rc)};
+  }
+
+  child c;
+  c.pid_ = pid;
+  c.exit_fd_.reset(detail_spawn::pidfd_open(pid));
+  if (opt.capture_output) {
+    ::fcntl(out_r.get(), F_SETFL, ::fcntl(out_r.get(), F_GETFL) | O_NONBLOCK);
+    ::fcntl(err_r.get(), F_SETFL, ::fcntl(err_r.get(), F_GETFL) | O_NONBLOCK);
+    c.out_ = std::move(out_r);
+    c.err_ = std::move(err_r);
+  }
+  return c;
+}
+
+}  // namespace conch::process
