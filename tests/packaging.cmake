@@ -1,0 +1,74 @@
+# Packaging checks: conch as users get it. Each is a ctest (label "packaging").
+#   packaging.amalgamate.check        committed single headers == regenerated ones
+#   packaging.single_header.*         a program against each single header alone
+#   packaging.consume.*               external projects via find_package (after a
+#                                     staged install), add_subdirectory, FetchContent,
+#                                     each running a put/get against a throwaway etcd
+#   packaging.bazel                   scripts/bazel-check, when bazel is on PATH
+# The programs are built by the tests themselves, so a stale single header or a
+# broken package shows up as a failing test, not as a broken build.
+
+set(conch_packaging_dir ${CMAKE_CURRENT_SOURCE_DIR}/packaging)
+set(conch_with_etcd ${conch_packaging_dir}/with-etcd)
+
+add_test(NAME packaging.amalgamate.check
+         COMMAND ${PROJECT_SOURCE_DIR}/scripts/amalgamate --check)
+
+# --- single headers: single_include/ is the only conch include directory.
+add_executable(single_header_conch EXCLUDE_FROM_ALL ${conch_packaging_dir}/single_header.cpp)
+target_include_directories(single_header_conch PRIVATE ${PROJECT_SOURCE_DIR}/single_include)
+target_compile_features(single_header_conch PRIVATE cxx_std_20)
+target_compile_options(single_header_conch PRIVATE -Wall -Wextra)
+target_link_libraries(single_header_conch PRIVATE
+  Threads::Threads absl::time nlohmann_json::nlohmann_json Boost::headers)
+
+# conch/conch_etcd.hpp needs the generated etcd protobuf headers and library.
+add_executable(single_header_conch_etcd EXCLUDE_FROM_ALL ${conch_packaging_dir}/put_get.cpp)
+target_compile_definitions(single_header_conch_etcd PRIVATE CONCH_PACKAGING_SINGLE_HEADER)
+target_include_directories(single_header_conch_etcd PRIVATE ${PROJECT_SOURCE_DIR}/single_include)
+target_compile_features(single_header_conch_etcd PRIVATE cxx_std_20)
+target_compile_options(single_header_conch_etcd PRIVATE -Wall -Wextra)
+target_link_libraries(single_header_conch_etcd PRIVATE
+  conch::etcd_proto Threads::Threads absl::time nlohmann_json::nlohmann_json Boost::headers)
+
+set(conch_single_header_tests conch)
+if(EXISTS ${PROJECT_SOURCE_DIR}/include/conch/policies/etcd_transport.hpp)
+  list(APPEND conch_single_header_tests conch_etcd)
+endif()
+foreach(name ${conch_single_header_tests})
+  add_test(NAME packaging.single_header.${name}.build
+           COMMAND ${CMAKE_COMMAND} --build ${CMAKE_BINARY_DIR} --target single_header_${name})
+  # Two builds in one build tree at once would trip over each other.
+  set_tests_properties(packaging.single_header.${name}.build PROPERTIES
+    FIXTURES_SETUP single_header_${name} RESOURCE_LOCK conch_build_tree LABELS packaging)
+endforeach()
+add_test(NAME packaging.single_header.conch COMMAND single_header_conch)
+add_test(NAME packaging.single_header.conch_etcd
+         COMMAND ${conch_with_etcd} $<TARGET_FILE:single_header_conch_etcd>)
+foreach(name ${conch_single_header_tests})
+  set_tests_properties(packaging.single_header.${name} PROPERTIES
+    FIXTURES_REQUIRED single_header_${name} LABELS packaging TIMEOUT 120)
+endforeach()
+if(NOT conch_etcd IN_LIST conch_single_header_tests)
+  set_tests_properties(packaging.single_header.conch_etcd PROPERTIES DISABLED TRUE)
+endif()
+
+# --- external consumer projects (tests/packaging/<mode>/), each linking conch::etcd.
+set(conch_consumer_args -G ${CMAKE_GENERATOR} -DCMAKE_CXX_COMPILER=${CMAKE_CXX_COMPILER})
+foreach(mode find_package add_subdirectory fetch_content)
+  add_test(NAME packaging.consume.${mode}
+           COMMAND ${conch_packaging_dir}/consume ${mode} ${PROJECT_SOURCE_DIR} ${CMAKE_BINARY_DIR}
+                   ${CMAKE_BINARY_DIR}/packaging/${mode} -- ${conch_consumer_args})
+  # Each configures and compiles a project of its own: one at a time is plenty on a small machine.
+  set_tests_properties(packaging.consume.${mode} PROPERTIES
+    LABELS packaging RESOURCE_LOCK conch_heavy_build TIMEOUT 900)
+endforeach()
+
+# --- Bazel: the second build system is checked on every test run, so the two cannot drift.
+find_program(CONCH_BAZEL bazel)
+if(CONCH_BAZEL AND EXISTS ${PROJECT_SOURCE_DIR}/scripts/bazel-check)
+  add_test(NAME packaging.bazel COMMAND ${PROJECT_SOURCE_DIR}/scripts/bazel-check)
+  set_tests_properties(packaging.bazel PROPERTIES
+    LABELS packaging RESOURCE_LOCK conch_heavy_build TIMEOUT 1800)
+endif()
+set_tests_properties(packaging.amalgamate.check PROPERTIES LABELS packaging)
