@@ -14,6 +14,8 @@
 #include <optional>
 #include <utility>
 
+#include "conch/policies/backoff.hpp"
+
 namespace conch::detail {
 
 /// How a child ended, as reported by waitid(): its exit code, or the signal
@@ -72,7 +74,7 @@ struct restart_rule {
   bool enabled = false;
   /// A child that ran at least this long without exiting counts as stable:
   /// the next restart starts the backoff from the beginning.
-  std::chrono::milliseconds stable_after{std::chrono::seconds(60)};
+  std::chrono::milliseconds stable_after{conch::default_stable_after};
 };
 
 /// Why the supervision loop is looking at a child that is no longer running.
@@ -113,10 +115,8 @@ class restart_schedule {
   template <class Duration>
   auto delay_after(exit_context ctx, Duration ran_for)
       -> std::optional<decltype(std::declval<Backoff&>().next())> {
-    auto d = decide_after_exit(rule_, ctx, ran_for);
-    if (d.next != after_exit::step::restart) return std::nullopt;
-    if (d.reset_backoff) backoff_.reset();
-    return backoff_.next();
+    if (decide_after_exit(rule_, ctx, ran_for).next != after_exit::step::restart) return std::nullopt;
+    return conch::next_restart_delay(backoff_, ran_for, rule_.stable_after);
   }
 
   const restart_rule& rule() const noexcept { return rule_; }

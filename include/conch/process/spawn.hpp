@@ -7,7 +7,9 @@
 // the wrapper, which forwards it), an empty signal mask and default
 // dispositions (the wrapper blocks and ignores signals the child must not
 // inherit), and extra environment variables (CONCH_REV, CONCH_KEY, ...).
-// No shell is involved: argv[0] is looked up in PATH, like execvp.
+// No shell is involved: argv[0] is looked up in PATH, like execvp. (glibc's
+// posix_spawn leaves its two internal real-time signals, 32 and 33, ignored;
+// the child's own libc takes them back.)
 //
 //   auto c = conch::process::spawn({.argv = {"sleep", "10"}, .env = {{"CONCH_REV", "42"}}});
 //   if (!c) die(c.error().message);
@@ -36,8 +38,8 @@ extern char** environ;
 namespace conch::process {
 
 struct spawn_options {
-  std::vector<std::string> argv;                            ///< argv[0] is looked up in PATH
-  std::vector<std::pair<std::string, std::string>> env;     ///< added to (or replacing) ours
+  std::vector<std::string> argv{};  ///< argv[0] is looked up in PATH
+  std::vector<std::pair<std::string, std::string>> env{};  ///< added to (or replacing) ours
   bool capture_output = false;  ///< stdout/stderr through pipes (see stdout_fd())
 };
 

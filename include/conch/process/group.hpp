@@ -1,0 +1,97 @@
+// conch/process/group.hpp — who is still alive in a process group, and stopping it.
+//
+// A child's exit does not end its work: a grandchild it started (`cmd &`) stays
+// in the group and would keep running after the wrapper released the office.
+// So the supervision core looks at the whole group, and only counts processes
+// that still run: zombies (exited, not yet reaped by whoever their parent is)
+// cannot do anything, yet kill(-pgid, 0) still finds them.
+//
+//   auto st = conch::process::terminate(child, 5s);  // SIGTERM, SIGKILL after 5 s, reaped
+#pragma once
+
+#include <dirent.h>
+#include <poll.h>
+
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include "conch/detail/supervision.hpp"
+#include "conch/process/spawn.hpp"
+
+namespace conch::process {
+
+/// Reads state and process group of `pid` from /proc; false if it is gone.
+inline bool proc_state(pid_t pid, char& state, pid_t& pgrp) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
+  std::FILE* f = std::fopen(path, "re");
+  if (!f) return false;
+  char buf[512];
+  size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+  std::fclose(f);
+  buf[n] = '\0';
+  // The command name may hold spaces and parentheses: parse after the last ')'.
+  std::string s(buf);
+  auto close = s.rfind(')');
+  if (close == std::string::npos) return false;
+  int ppid = 0, pg = 0;
+  if (std::sscanf(s.c_str() + close + 1, " %c %d %d", &state, &ppid, &pg) != 3) return false;
+  pgrp = pg;
+  return true;
+}
+
+/// Whether process `pid` is still running (exists and is not a zombie).
+inline bool process_alive(pid_t pid) {
+  char state = 0;
+  pid_t pgrp = 0;
+  return proc_state(pid, state, pgrp) && state != 'Z' && state != 'X';
+}
+
+/// How many processes of group `pgid` still run (zombies not counted).
+inline int live_members(pid_t pgid) {
+  if (pgid <= 0 || !group_alive(pgid)) return 0;  // cheap answer for the common case
+  int count = 0;
+  if (DIR* d = ::opendir("/proc")) {
+    while (dirent* e = ::readdir(d)) {
+      char* end = nullptr;
+      long pid = std::strtol(e->d_name, &end, 10);
+      if (pid <= 0 || *end != '\0') continue;
+      char state = 0;
+      pid_t pgrp = 0;
+      if (proc_state(static_cast<pid_t>(pid), state, pgrp) && pgrp == pgid && state != 'Z' &&
+          state != 'X')
+        ++count;
+    }
+    ::closedir(d);
+  }
+  return count;
+}
+
+/// Stops `c`'s whole group and reaps `c`: `first` (SIGTERM) now, SIGKILL to the
+/// group once `kill_after` has passed while any member still runs. Blocks at
+/// most about `kill_after`. Returns how the child ended.
+inline conch::detail::child_status terminate(child& c, std::chrono::milliseconds kill_after,
+                                             int first = SIGTERM) {
+  using clock = std::chrono::steady_clock;
+  const pid_t pgid = c.group();
+  conch::detail::kill_sequence<clock::time_point> seq{kill_after};
+  (void)c.signal_group(first);
+  seq.start(clock::now());
+  // The unreaped leader keeps the group id from being reused while we signal it.
+  while (!c.exited() || live_members(pgid) > 0) {
+    if (seq.kill_due(clock::now())) {
+      (void)c.signal_group(SIGKILL);
+      break;
+    }
+    auto left = std::chrono::ceil<std::chrono::milliseconds>(*seq.kill_at() - clock::now());
+    pollfd p{c.exit_fd(), POLLIN, 0};
+    ::poll(&p, c.exit_fd() >= 0 && !c.exited() ? 1 : 0,
+           static_cast<int>(std::min<long long>(std::max<long long>(left.count(), 0), 20)));
+  }
+  return c.reap();
+}
+
+}  // namespace conch::process

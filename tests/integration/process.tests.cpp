@@ -1,0 +1,369 @@
+// The supervision core with real processes (no etcd needed): spawn by argv into
+// its own process group with our environment additions, killing the whole group
+// (grandchildren too), SIGTERM → SIGKILL escalation, the stop-signal inbox, and
+// the watchdog killing a group while its wrapper is frozen or dead.
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "conch/detail/supervision.hpp"
+#include "conch/process/group.hpp"
+#include "conch/process/output.hpp"
+#include "conch/process/signals.hpp"
+#include "conch/process/spawn.hpp"
+#include "conch/process/watchdog.hpp"
+
+using namespace std::chrono_literals;
+namespace proc = conch::process;
+using conch::detail::child_status;
+using clk = std::chrono::steady_clock;
+
+namespace {
+
+// This binary hosts the watchdog as the tools do: watchdog::spawn("/proc/self/exe")
+// re-executes it with "__watchdog" first, which must be served before Catch2's main
+// looks at the arguments.
+const bool hosted_watchdog = [] {
+  std::ifstream f("/proc/self/cmdline", std::ios::binary);
+  std::vector<std::string> args;
+  for (std::string a; std::getline(f, a, '\0');) args.push_back(a);
+  if (args.size() < 2 || args[1] != proc::watchdog_argument) return false;
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  ::_exit(proc::watchdog_main(static_cast<int>(args.size()), argv.data()));
+}();
+
+/// A temp dir removed at scope end.
+struct temp_dir {
+  std::filesystem::path path;
+  temp_dir() {
+    std::string t = (std::filesystem::temp_directory_path() / "conch-process-XXXXXX").string();
+    REQUIRE(::mkdtemp(t.data()) != nullptr);
+    path = t;
+  }
+  ~temp_dir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+  std::string file(const std::string& name) const { return (path / name).string(); }
+};
+
+/// Waits (bounded) for `cond`; true if it held in time.
+bool await(const std::function<bool()>& cond, std::chrono::milliseconds limit = 10s) {
+  auto until = clk::now() + limit;
+  while (clk::now() < until) {
+    if (cond()) return true;
+    std::this_thread::sleep_for(10ms);
+  }
+  return cond();
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+/// Reads a pid the child wrote to `path` (waits for it to appear).
+pid_t pid_from(const std::string& path) {
+  pid_t pid = 0;
+  REQUIRE(await([&] {
+    std::string s = slurp(path);
+    if (s.empty() || s.back() != '\n') return false;
+    pid = static_cast<pid_t>(std::stol(s));
+    return true;
+  }));
+  return pid;
+}
+
+/// Runs a captured child to the end: its stdout and how it ended.
+std::pair<std::string, child_status> run_captured(proc::spawn_options opt) {
+  opt.capture_output = true;
+  auto c = proc::spawn(opt);
+  REQUIRE(c);
+  proc::output_tail out{1 << 20}, err{1 << 20};
+  auto until = clk::now() + 10s;
+  while ((c->stdout_fd() >= 0 || c->stderr_fd() >= 0) && clk::now() < until) {
+    pollfd p[2] = {{c->stdout_fd(), POLLIN, 0}, {c->stderr_fd(), POLLIN, 0}};
+    ::poll(p, 2, 100);
+    if (p[0].revents && !proc::pump(c->stdout_fd(), -1, out)) c->close_stdout();
+    if (p[1].revents && !proc::pump(c->stderr_fd(), -1, err)) c->close_stderr();
+  }
+  auto st = c->reap();
+  return {out.str(), st};
+}
+
+/// Kills and reaps a process this test started (cleanup, also on failure).
+struct reap_on_exit {
+  pid_t pid;
+  ~reap_on_exit() {
+    if (pid > 0) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+    }
+  }
+};
+/// Kills a process group/pid we do not parent (cleanup only).
+struct kill_on_exit {
+  pid_t pid;
+  bool group = false;
+  ~kill_on_exit() {
+    if (pid > 0) ::kill(group ? -pid : pid, SIGKILL);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("spawn runs argv without a shell", "[process]") {
+  auto [out, st] = run_captured({.argv = {"printf", "%s|", "a b", "$HOME", "*", "`id`"}});
+  CHECK(out == "a b|$HOME|*|`id`|");
+  CHECK(st == child_status::exited(0));
+}
+
+TEST_CASE("spawn adds and overrides environment variables", "[process]") {
+  ::setenv("CONCH_NAME", "stale", 1);
+  ::setenv("CONCH_TEST_KEPT", "kept", 1);
+  auto [out, st] = run_captured(
+      {.argv = {"sh", "-c", "echo \"$CONCH_REV|$CONCH_KEY|$CONCH_NAME|$CONCH_TEST_KEPT\""},
+       .env = {{"CONCH_REV", "42"}, {"CONCH_KEY", "conch/elect/x/1f"}, {"CONCH_NAME", "x"}}});
+  CHECK(out == "42|conch/elect/x/1f|x|kept\n");
+  CHECK(st == child_status::exited(0));
+  ::unsetenv("CONCH_NAME");
+  ::unsetenv("CONCH_TEST_KEPT");
+}
+
+TEST_CASE("spawn resets the signal mask and dispositions the wrapper changed", "[process]") {
+  proc::block_stop_signals();  // blocks INT/TERM/HUP/QUIT, ignores PIPE — as the tools do
+  auto [out, st] = run_captured({.argv = {"grep", "-E", "^Sig(Blk|Ign)", "/proc/self/status"}});
+  REQUIRE(st == child_status::exited(0));
+  unsigned long long blocked = 0, ignored = 0;
+  REQUIRE(std::sscanf(out.c_str(), "SigBlk: %llx SigIgn: %llx", &blocked, &ignored) == 2);
+  CHECK(blocked == 0);
+  // Signals 1..31; glibc's posix_spawn leaves its own two internal real-time
+  // signals (32, 33) ignored, and the child's libc reclaims them.
+  CHECK((ignored & 0x7fffffffULL) == 0);
+}
+
+TEST_CASE("spawn puts the child in its own process group", "[process]") {
+  auto c = proc::spawn({.argv = {"sleep", "30"}});
+  REQUIRE(c);
+  CHECK(c->group() == c->pid());
+  CHECK(::getpgid(c->pid()) == c->pid());
+  CHECK(::getpgid(c->pid()) != ::getpgrp());
+  CHECK(proc::live_members(c->group()) == 1);
+  CHECK(proc::terminate(*c, 5s) == child_status::signalled(SIGTERM));
+}
+
+TEST_CASE("spawn failures name the command; exit codes map like a shell", "[process]") {
+  auto missing = proc::spawn({.argv = {"/nonexistent/conch-no-such-command"}});
+  REQUIRE_FALSE(missing);
+  CHECK(missing.error().code == conch::errc::invalid_argument);
+  CHECK(missing.error().message.find("/nonexistent/conch-no-such-command") != std::string::npos);
+  CHECK_FALSE(proc::spawn({.argv = {}}));
+
+  auto [o1, exited] = run_captured({.argv = {"sh", "-c", "exit 7"}});
+  CHECK(exit_code_of(exited) == 7);
+  auto [o2, killed] = run_captured({.argv = {"sh", "-c", "kill -TERM $$"}});
+  CHECK(killed == child_status::signalled(SIGTERM));
+  CHECK(exit_code_of(killed) == 143);
+}
+
+TEST_CASE("captured output passes through and keeps only the tail", "[process]") {
+  auto c = proc::spawn({.argv = {"sh", "-c", "i=0; while [ $i -lt 2000 ]; do echo line$i; i=$((i+1)); done"},
+                        .capture_output = true});
+  REQUIRE(c);
+  proc::output_tail tail{64};
+  int sink = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+  while (c->stdout_fd() >= 0) {
+    pollfd p{c->stdout_fd(), POLLIN, 0};
+    REQUIRE(::poll(&p, 1, 10'000) > 0);
+    if (!proc::pump(c->stdout_fd(), sink, tail)) c->close_stdout();
+  }
+  ::close(sink);
+  CHECK(c->reap() == child_status::exited(0));
+  std::string t = tail.str();
+  CHECK(t.size() == 64);
+  CHECK(t.ends_with("line1998\nline1999\n"));
+}
+
+TEST_CASE("the exit fd polls readable when the child exits, and exited() does not reap",
+          "[process]") {
+  auto c = proc::spawn({.argv = {"sh", "-c", "exit 3"}});
+  REQUIRE(c);
+  REQUIRE(c->exit_fd() >= 0);  // Linux >= 5.3
+  pollfd p{c->exit_fd(), POLLIN, 0};
+  REQUIRE(::poll(&p, 1, 10'000) == 1);
+  CHECK(c->exited());
+  CHECK(c->exited());  // still there: not reaped
+  CHECK(c->reap() == child_status::exited(3));
+}
+
+TEST_CASE("a stop signal to the group reaches a grandchild", "[process]") {
+  temp_dir dir;
+  auto c = proc::spawn({.argv = {"sh", "-c", "sleep 300 & echo $! > \"$1\"; wait", "sh",
+                                 dir.file("grandchild")}});
+  REQUIRE(c);
+  pid_t grandchild = pid_from(dir.file("grandchild"));
+  kill_on_exit cleanup{grandchild};
+  CHECK(proc::process_alive(grandchild));
+  CHECK(proc::live_members(c->group()) == 2);
+
+  auto st = proc::terminate(*c, 5s);
+  CHECK(st == child_status::signalled(SIGTERM));
+  CHECK(await([&] { return !proc::process_alive(grandchild); }));
+  CHECK(proc::live_members(c->group()) == 0);
+}
+
+TEST_CASE("a child ignoring SIGTERM gets SIGKILL after kill-after, grandchild too",
+          "[process]") {
+  temp_dir dir;
+  auto c = proc::spawn({.argv = {"sh", "-c",
+                                 "trap '' TERM; sleep 300 & echo $! > \"$1\"; "
+                                 "while :; do sleep 0.05; done",
+                                 "sh", dir.file("grandchild")}});
+  REQUIRE(c);
+  pid_t grandchild = pid_from(dir.file("grandchild"));
+  kill_on_exit cleanup{grandchild};
+
+  const auto kill_after = 700ms;
+  auto t0 = clk::now();
+  auto st = proc::terminate(*c, kill_after);
+  auto took = clk::now() - t0;
+  CHECK(st == child_status::signalled(SIGKILL));
+  CHECK(took >= kill_after);  // SIGTERM alone did not end it: only the SIGKILL did
+  CHECK(await([&] { return !proc::process_alive(grandchild); }));
+}
+
+TEST_CASE("stop signals are blocked and read from the inbox", "[process]") {
+  proc::block_stop_signals();
+  proc::signal_inbox inbox;
+  REQUIRE(inbox.valid());
+  CHECK_FALSE(inbox.take());
+  for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT}) {
+    ::kill(::getpid(), sig);  // blocked: pending, not fatal
+    pollfd p{inbox.fd(), POLLIN, 0};
+    REQUIRE(::poll(&p, 1, 5000) == 1);
+    CHECK(inbox.take() == sig);
+  }
+  CHECK(proc::is_stop_signal(SIGQUIT));
+  CHECK_FALSE(proc::is_stop_signal(SIGUSR1));
+}
+
+namespace {
+/// What a forked wrapper reports to the test over a pipe.
+struct wrapper_report {
+  pid_t child = 0;
+  pid_t watchdog = 0;
+  int stage = 0;  // 1: watching, 2: stopped renewing
+};
+
+bool read_report(int fd, wrapper_report& r) {
+  pollfd p{fd, POLLIN, 0};
+  if (::poll(&p, 1, 15'000) != 1) return false;
+  return ::read(fd, &r, sizeof r) == static_cast<ssize_t>(sizeof r);
+}
+}  // namespace
+
+TEST_CASE("watchdog: renewals keep the group; a frozen wrapper's group is killed at the deadline",
+          "[process][watchdog]") {
+  temp_dir dir;
+  const std::string gc_file = dir.file("grandchild");
+  int report[2];
+  REQUIRE(::pipe2(report, O_CLOEXEC) == 0);
+
+  pid_t wrapper = ::fork();
+  REQUIRE(wrapper >= 0);
+  if (wrapper == 0) {  // a stand-in wrapper: single-threaded, never returns into Catch2
+    ::close(report[0]);
+    auto wd = proc::watchdog::spawn("/proc/self/exe", {.kill_after = 500ms});
+    if (!wd) ::_exit(1);
+    auto c = proc::spawn({.argv = {"sh", "-c", "sleep 300 & echo $! > \"$1\"; wait", "sh", gc_file}});
+    if (!c) ::_exit(2);
+    wrapper_report r{c->pid(), wd->pid(), 1};
+    (void)wd->watch(c->group(), clk::now() + 400ms);
+    (void)!::write(report[1], &r, sizeof r);
+    for (auto until = clk::now() + 1500ms; clk::now() < until;) {
+      (void)wd->renew(clk::now() + 400ms);
+      std::this_thread::sleep_for(50ms);
+    }
+    r.stage = 2;
+    (void)!::write(report[1], &r, sizeof r);
+    ::raise(SIGSTOP);  // frozen with a deadline 400 ms away
+    ::_exit(0);
+  }
+  ::close(report[1]);
+  reap_on_exit wrapper_cleanup{wrapper};
+
+  wrapper_report r;
+  REQUIRE(read_report(report[0], r));
+  REQUIRE(r.stage == 1);
+  kill_on_exit child_cleanup{r.child, true}, watchdog_cleanup{r.watchdog};
+  pid_t grandchild = pid_from(gc_file);
+  kill_on_exit gc_cleanup{grandchild};
+
+  REQUIRE(read_report(report[0], r));
+  REQUIRE(r.stage == 2);
+  // 1.5 s past the first deadline, renewed all along: still running.
+  CHECK(proc::process_alive(r.child));
+  CHECK(proc::process_alive(grandchild));
+
+  int status = 0;
+  REQUIRE(await([&] { return ::waitpid(wrapper, &status, WNOHANG | WUNTRACED) == wrapper; }));
+  REQUIRE(WIFSTOPPED(status));
+  // The wrapper stays frozen; the watchdog alone kills the group.
+  CHECK(await([&] { return !proc::process_alive(r.child) && !proc::process_alive(grandchild); }));
+  CHECK(proc::process_alive(r.watchdog));  // it keeps serving the (frozen) wrapper
+  ::close(report[0]);
+}
+
+TEST_CASE("watchdog: a wrapper killed by -9 leaves its group running until the last deadline",
+          "[process][watchdog]") {
+  int report[2];
+  REQUIRE(::pipe2(report, O_CLOEXEC) == 0);
+  pid_t wrapper = ::fork();
+  REQUIRE(wrapper >= 0);
+  if (wrapper == 0) {
+    ::close(report[0]);
+    auto wd = proc::watchdog::fork({.kill_after = 300ms});  // single-threaded: fork is fine
+    if (!wd) ::_exit(1);
+    auto c = proc::spawn({.argv = {"sh", "-c", "trap '' TERM; while :; do sleep 0.05; done"}});
+    if (!c) ::_exit(2);
+    (void)wd->watch(c->group(), clk::now() + 3s);
+    wrapper_report r{c->pid(), wd->pid(), 1};
+    (void)!::write(report[1], &r, sizeof r);
+    for (;;) ::pause();
+  }
+  ::close(report[1]);
+  reap_on_exit wrapper_cleanup{wrapper};
+  wrapper_report r;
+  REQUIRE(read_report(report[0], r));
+  ::close(report[0]);
+  kill_on_exit child_cleanup{r.child, true}, watchdog_cleanup{r.watchdog};
+
+  auto killed_at = clk::now();
+  ::kill(wrapper, SIGKILL);
+  ::waitpid(wrapper, nullptr, 0);
+  wrapper_cleanup.pid = 0;
+  // The lease of a dead wrapper lives on until its TTL: so does the child, until the deadline.
+  CHECK(proc::process_alive(r.child));
+  // Then SIGTERM (ignored) and SIGKILL 300 ms later; the watchdog exits after.
+  CHECK(await([&] { return !proc::process_alive(r.child); }));
+  CHECK(clk::now() - killed_at >= 300ms);
+  CHECK(await([&] { return !proc::process_alive(r.watchdog); }));
+}
