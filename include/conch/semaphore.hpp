@@ -1,0 +1,467 @@
+// conch/semaphore.hpp — at most N holders, served first come first served.
+//
+// Layout under `<prefix>sema/<name>/max=<N>/` (a different N is a different
+// semaphore, so two conventions never share slots):
+//   slot/<i>          i < N, created-if-absent with the holder's lease: at most
+//                     N holders by construction; the value is the holder record
+//   queue/<lease hex> one per waiter, with the waiter's lease, FIFO by
+//                     create_revision
+// The token of a holder is its slot key's create_revision: strictly increasing
+// per slot across successions.
+//
+//   conch::session s{transport};
+//   if (auto r = s.start(); !r) return fail(r.error());
+//   conch::semaphore pool{s, "conch/", "encoders", 4};
+//   if (auto r = pool.acquire(record_json); !r) return fail(r.error());
+//   encode(pool.slot(), pool.token(), s.lost_token());  // stop when the session is lost
+//   (void)pool.release();                               // fenced delete: the next waiter holds now
+//
+// How waiting works, with no herd: a waiter enqueues (one txn that also reads
+// its rank and the slots). Waiter r (r waiters ahead of it) takes the r-th
+// free slot if there is one, in one txn that also deletes its queue key and
+// compares that the queue key is still ours. Otherwise the head of the queue
+// watches the slots, and every other waiter watches only the waiter just ahead
+// of it; each watch starts right after the revision its state was read at, so
+// nothing is missed, and is followed by one re-read so a change that raced the
+// watch's creation is acted on at once. A release thus wakes the head (one
+// event), whose claim deletes its queue key and wakes the next (one event):
+// O(1) watch events per release whatever the queue length.
+//
+// A semaphore object is used from one thread; only `acquire_options::stop`
+// and the session's loss interrupt it from elsewhere.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <stop_token>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "conch/detail/semaphore_interim.hpp"
+#include "conch/detail/semaphore_read.hpp"
+#include "conch/detail/stop_union.hpp"
+#include "conch/policies/transport.hpp"
+#include "conch/result.hpp"
+#include "conch/session.hpp"
+
+namespace conch {
+
+/// Who holds which slot, and who waits in which order (`--who`).
+struct semaphore_status {
+  struct holder {
+    std::size_t slot = 0;
+    key_value kv;  ///< value: the holder record; create_revision: the token
+  };
+  std::vector<holder> holders;    ///< by slot index
+  std::vector<key_value> waiters;  ///< first in line first
+  revision at = 0;                 ///< the revision this was read at
+};
+
+/// What a semaphore did on the wire: lets tests and benchmarks see the cost
+/// of waiting (watch events per release) without instrumenting etcd.
+struct semaphore_stats {
+  std::uint64_t reads = 0;         ///< state reads (txns that only read)
+  std::uint64_t watches = 0;       ///< watches opened while waiting
+  std::uint64_t watch_events = 0;  ///< events delivered on those watches
+};
+
+template <class P = default_policies>
+class basic_semaphore {
+ public:
+  using policies = P;
+  using session_type = basic_session<P>;
+  using transport_type = typename P::transport;
+  using clock_type = typename P::clock;
+
+  struct acquire_options {
+    bool nonblock = false;                             ///< errc::busy at once if no slot is ours now
+    std::optional<std::chrono::milliseconds> timeout;  ///< errc::timed_out, our queue key removed
+    std::stop_token stop;                              ///< errc::cancelled, our queue key removed
+  };
+
+  /// `prefix` is the namespace ("conch/"), `name` the semaphore, `max` its
+  /// number of slots (1 ≤ max ≤ max_slots; anything else fails acquire with
+  /// errc::invalid_argument).
+  basic_semaphore(session_type& s, std::string_view prefix, std::string_view name, std::size_t max)
+      : session_(s), name_(name), max_(max), base_(semaphore_prefix(prefix, name, max)) {}
+  basic_semaphore(const basic_semaphore&) = delete;
+  basic_semaphore& operator=(const basic_semaphore&) = delete;
+  /// Leaves: a fenced delete of our slot or queue key, whichever we have.
+  ~basic_semaphore() { (void)release(); }
+
+  static constexpr std::size_t max_slots = 100'000;
+
+  /// `<prefix>sema/<name>/max=<N>/`: every key of this semaphore lives under it.
+  static std::string semaphore_prefix(std::string_view prefix, std::string_view name, std::size_t max) {
+    return detail::interim::sema_prefix(prefix, name, max);
+  }
+
+  /// Waits in line with `value` (the holder record) and returns once we hold
+  /// a slot. Errors: errc::busy (nonblock, no slot for us now),
+  /// errc::timed_out, errc::cancelled (our queue key removed in all three),
+  /// errc::lost (the session was lost, or our queue key vanished while
+  /// waiting), errc::failed_precondition (already waiting or holding: this
+  /// object, or another semaphore of this name and size on this session),
+  /// errc::invalid_argument (max out of range).
+  result<void> acquire(std::string value, acquire_options o = {}) {
+    if (max_ < 1 || max_ > max_slots)
+      return error{errc::invalid_argument, "semaphore " + name_ + ": max must be between 1 and " +
+                                               std::to_string(max_slots) + ", got " + std::to_string(max_)};
+    if (!queue_key_.empty())
+      return error{errc::failed_precondition, "semaphore " + base_ + " is already " +
+                                                  (holding() ? "held" : "being waited for") + " by this object"};
+    if (session_.lost()) return lost_error();
+    const lease_id lease = session_.lease();
+    if (lease == 0) return error{errc::failed_precondition, "acquiring semaphore " + base_ + " needs a started session"};
+    std::string key = detail::interim::sema_queue_key(base_, lease);
+    if (!session_.claim(key))
+      return error{errc::failed_precondition,
+                   "another semaphore on this session already waits for or holds " + base_ + " (key " + key + ")"};
+    queue_key_ = std::move(key);
+    value_ = std::move(value);
+
+    detail::stop_union stop{o.stop, session_.lost_token()};
+    const deadline give_up = o.timeout ? std::chrono::steady_clock::now() + *o.timeout : deadline::max();
+    auto seen = enqueue(lease, stop, give_up);
+    if (!seen) {
+      forget();
+      return interrupted(std::move(seen).error(), o);
+    }
+    auto held = wait(std::move(*seen), o.nonblock, stop, give_up);
+    if (!held) {
+      withdraw();
+      return interrupted(std::move(held).error(), o);
+    }
+    return {};
+  }
+
+  /// Gives our slot back (a fenced delete: compare the token), so the next
+  /// waiter holds at once; or leaves the queue if we were waiting. Nothing to
+  /// do when neither.
+  result<void> release() {
+    if (queue_key_.empty()) return {};
+    if (!holding()) {
+      withdraw();
+      return {};
+    }
+    session_.unguard_key(slot_key_);
+    auto r = session_.lost() ? result<void>{} : fenced_delete(slot_key_, token_, transport().default_deadline());
+    if (!r && r.error().code != errc::lease_not_found) {
+      session_.guard_key(slot_key_, token_);  // still ours: the caller may retry
+      return r;
+    }
+    forget();
+    return {};
+  }
+
+  bool holding() const noexcept { return token_ != 0; }
+  /// Our slot index (0-based), meaningful while holding.
+  std::size_t slot() const noexcept { return slot_; }
+  /// Our fencing token: our slot key's create_revision (0 when not holding).
+  std::int64_t token() const noexcept { return token_; }
+  /// Our slot key (empty when not holding) and queue key (empty when neither).
+  const std::string& slot_key() const noexcept { return slot_key_; }
+  const std::string& queue_key() const noexcept { return queue_key_; }
+  const std::string& name() const noexcept { return name_; }
+  std::size_t max() const noexcept { return max_; }
+  /// `<prefix>sema/<name>/max=<N>/`.
+  const std::string& prefix() const noexcept { return base_; }
+  semaphore_stats stats() const noexcept { return {reads_.load(), watches_.load(), watch_events_.load()}; }
+
+  /// Holders and waiters of the semaphore `name` of size `max`, read at one revision.
+  static result<semaphore_status> status(transport_type& t, std::string_view prefix, std::string_view name,
+                                         std::size_t max, std::optional<deadline> d = {}) {
+    const std::string base = semaphore_prefix(prefix, name, max);
+    txn_request read;
+    read.success.emplace_back(range_request::prefix(detail::interim::sema_slots(base)));
+    auto queue = range_request::prefix(detail::interim::sema_queue(base));
+    queue.order = range_request::sort_order::ascend;
+    queue.target = range_request::sort_target::create;
+    read.success.emplace_back(std::move(queue));
+    auto r = t.txn(read, d ? *d : t.default_deadline());
+    if (!r) return std::move(r).error();
+    const auto* slots = detail::range_at(*r, 0);
+    const auto* waiters = detail::range_at(*r, 1);
+    if (!slots || !waiters) return error{errc::internal, "status txn answered without its reads"};
+    semaphore_status s;
+    s.at = r->header_revision;
+    for (const auto& kv : slots->kvs)
+      if (auto i = detail::interim::sema_slot_index(base, kv.key); i && *i < max) s.holders.push_back({*i, kv});
+    std::sort(s.holders.begin(), s.holders.end(), [](const auto& a, const auto& b) { return a.slot < b.slot; });
+    s.waiters = waiters->kvs;
+    return s;
+  }
+
+ private:
+  using backoff_type = typename P::backoff;
+  using step = detail::interim::sema_step;
+
+  transport_type& transport() { return session_.transport(); }
+
+  static bool retryable(errc e) {
+    return e == errc::unavailable || e == errc::timed_out || e == errc::internal || e == errc::compacted;
+  }
+  deadline call_deadline(deadline give_up) { return std::min(transport().default_deadline(), give_up); }
+
+  // Sleeps one backoff step; false when stopped or past `give_up`.
+  bool pause(backoff_type& retry, const detail::stop_union& stop, deadline give_up) {
+    const auto left = give_up - std::chrono::steady_clock::now();
+    if (left <= left.zero()) return false;
+    auto pause_for = std::min(std::chrono::duration_cast<std::chrono::steady_clock::duration>(retry.next()), left);
+    auto& clock = session_.clock();
+    const auto wake = clock.now() + std::chrono::duration_cast<typename clock_type::duration>(pause_for);
+    return clock.sleep_until(wake, stop.token()) && std::chrono::steady_clock::now() < give_up;
+  }
+
+  error lost_error() const { return error{errc::lost, "session lost: " + session_.lost_reason()}; }
+  // Names why a wait ended early: the session, the owner, or the clock.
+  error interrupted(error e, const acquire_options& o) const {
+    if (session_.lost()) return lost_error();
+    if (e.code == errc::cancelled || o.stop.stop_requested())
+      return error{errc::cancelled, "waiting for semaphore " + base_ + " cancelled"};
+    if (e.code == errc::timed_out && o.timeout)
+      return error{errc::timed_out, "gave up waiting for semaphore " + base_ + " after " +
+                                        std::to_string(o.timeout->count()) + "ms"};
+    return e;
+  }
+
+  detail::sema_layout layout() const {
+    return {base_, detail::interim::sema_slots(base_), detail::interim::sema_queue(base_), max_, session_.lease()};
+  }
+
+  // Puts our queue key (if absent) and reads our place and the slots, in one txn.
+  result<detail::sema_state> enqueue(lease_id lease, const detail::stop_union& stop, deadline give_up) {
+    const auto l = layout();
+    txn_request t;
+    t.compares.push_back(compare::create_revision(queue_key_) == 0);
+    t.success.emplace_back(put_request{queue_key_, value_, lease});
+    detail::add_entry_reads(t.success, l, queue_key_);
+    range_request mine;
+    mine.key = queue_key_;
+    t.failure.emplace_back(mine);
+
+    backoff_type retry{};
+    bool in_doubt = false;  // an earlier attempt may have committed unseen
+    for (;;) {
+      auto r = transport().txn(t, call_deadline(give_up));
+      if (r && r->succeeded) {
+        auto s = detail::parse_entry(*r, 1, l, queue_key_);
+        if (!s) return std::move(s).error();
+        queue_rev_ = s->own->create_revision;
+        return s;
+      }
+      if (r) {
+        auto own = detail::front(detail::range_at(*r, 0));
+        if (own && in_doubt && own->value == value_ && own->lease == lease) {
+          queue_rev_ = own->create_revision;  // our own earlier attempt did commit
+          return read(stop, give_up);
+        }
+        return error{errc::failed_precondition, "semaphore " + base_ + " already has a waiter under this session's lease (" +
+                                                    queue_key_ + ") that this object did not create"};
+      }
+      if (r.error().code == errc::lease_not_found) return lost_error();
+      if (!retryable(r.error().code)) return std::move(r).error();
+      in_doubt = true;
+      if (!pause(retry, stop, give_up)) {
+        remove_in_doubt(lease);
+        return error{stop.stop_requested() ? errc::cancelled : errc::timed_out, r.error().message};
+      }
+    }
+  }
+
+  // Gives up on an enqueue whose outcome we never saw: removes the queue key
+  // only if it carries exactly what we tried to write.
+  void remove_in_doubt(lease_id lease) {
+    if (session_.lost()) return;
+    txn_request t;
+    t.compares.push_back(compare::value(queue_key_) == value_);
+    t.compares.push_back(compare::lease(queue_key_) == lease);
+    t.success.emplace_back(delete_request{queue_key_, {}, false});
+    (void)transport().txn(t, transport().default_deadline());
+  }
+
+  // Reads our place and the slots at one revision, retrying transient failures.
+  result<detail::sema_state> read(const detail::stop_union& stop, deadline give_up) {
+    const auto l = layout();
+    txn_request t;
+    detail::add_place_reads(t.success, l, queue_key_, queue_rev_);
+    backoff_type retry{};
+    for (;;) {
+      if (stop.stop_requested()) return error{errc::cancelled, "stopped"};
+      ++reads_;
+      auto r = transport().txn(t, call_deadline(give_up));
+      if (r) return detail::parse_place(*r, 0, l);
+      if (r.error().code == errc::lease_not_found) return lost_error();
+      if (!retryable(r.error().code)) return std::move(r).error();
+      if (!pause(retry, stop, give_up))
+        return error{stop.stop_requested() ? errc::cancelled : errc::timed_out, r.error().message};
+    }
+  }
+
+  // The claim txn: our queue key is still ours and slot `i` is free → create
+  // slot `i` with our lease and delete our queue key. On a lost race it
+  // answers with a fresh read of our place instead.
+  result<std::optional<detail::sema_state>> claim(std::size_t i, deadline give_up) {
+    const auto l = layout();
+    const std::string key = detail::interim::sema_slot_key(base_, i);
+    txn_request t;
+    t.compares.push_back(compare::create_revision(queue_key_) == queue_rev_);
+    t.compares.push_back(compare::create_revision(key) == 0);
+    t.success.emplace_back(put_request{key, value_, session_.lease()});
+    t.success.emplace_back(delete_request{queue_key_, {}, false});
+    detail::add_place_reads(t.failure, l, queue_key_, queue_rev_);
+    auto r = transport().txn(t, call_deadline(give_up));
+    if (!r) return std::move(r).error();
+    if (!r->succeeded) {
+      auto s = detail::parse_place(*r, 0, l);
+      if (!s) return std::move(s).error();
+      return std::optional<detail::sema_state>{std::move(*s)};
+    }
+    hold(i, key, r->header_revision);
+    return std::optional<detail::sema_state>{};
+  }
+
+  void hold(std::size_t i, std::string key, revision token) {
+    slot_ = i;
+    slot_key_ = std::move(key);
+    token_ = token;
+    session_.guard_key(slot_key_, token_);
+  }
+
+  void guard_queue(bool on) {
+    if (on == queue_guarded_) return;
+    if (on)
+      session_.guard_key(queue_key_, queue_rev_);
+    else
+      session_.unguard_key(queue_key_);
+    queue_guarded_ = on;
+  }
+
+  // Waits in line until we hold a slot.
+  result<void> wait(detail::sema_state seen, bool nonblock, const detail::stop_union& stop, deadline give_up) {
+    backoff_type retry{};
+    for (;;) {
+      if (stop.stop_requested()) return error{errc::cancelled, "stopped"};
+      if (seen.mine) {  // a claim of ours went through unseen (its answer was lost)
+        hold(seen.mine->index, seen.mine->kv.key, seen.mine->kv.create_revision);
+        guard_queue(false);
+        return {};
+      }
+      if (!seen.own || seen.own->create_revision != queue_rev_)
+        return error{errc::lost, "our queue key " + queue_key_ + " was deleted while waiting for semaphore " + base_ +
+                                     " (lease revoked or key removed)"};
+      guard_queue(true);
+      const step next = seen.next();
+      if (next.what == step::kind::claim) {
+        guard_queue(false);  // the claim deletes our queue key: not a loss
+        auto c = claim(next.slot, give_up);
+        if (c && !*c) return {};
+        if (c) {
+          seen = std::move(**c);
+          continue;
+        }
+        if (c.error().code == errc::lease_not_found) return lost_error();
+        if (!retryable(c.error().code)) return std::move(c).error();
+        if (!pause(retry, stop, give_up)) return error{errc::timed_out, c.error().message};
+        auto again = read(stop, give_up);  // the claim may have committed: the read tells
+        if (!again) return std::move(again).error();
+        seen = std::move(*again);
+        continue;
+      }
+      if (nonblock) {
+        std::string why = seen.holders_text();
+        return error{errc::busy, "semaphore " + base_ + " has no free slot for us" + why};
+      }
+
+      // Watch what will change our place, from right after the revision we read it at.
+      watch_request w;
+      if (next.what == step::kind::watch_slots) {
+        w = watch_request::prefix(detail::interim::sema_slots(base_));
+      } else {
+        w.key = seen.predecessor->key;
+      }
+      w.start_revision = seen.at + 1;
+      w.no_put = true;
+      auto stream = transport().watch(w);
+      ++watches_;
+      std::stop_callback cancel{stop.token(), [&] { stream.cancel(); }};
+
+      // One re-read, so a change that raced the watch's creation is acted on now.
+      auto fresh = read(stop, give_up);
+      if (!fresh) return std::move(fresh).error();
+      if (!fresh->same_wait(seen)) {
+        seen = std::move(*fresh);
+        continue;
+      }
+      seen = std::move(*fresh);
+      for (;;) {
+        auto batch = stream.next(std::min(give_up, std::chrono::steady_clock::now() + std::chrono::minutes{10}));
+        if (batch) {
+          retry.reset();
+          watch_events_ += batch->events.size();
+          if (!batch->events.empty()) break;
+          continue;
+        }
+        const errc why = batch.error().code;
+        if (why == errc::timed_out && std::chrono::steady_clock::now() < give_up) continue;
+        if (why == errc::timed_out || stop.stop_requested()) return std::move(batch).error();
+        if (why != errc::compacted && !retryable(why) && why != errc::cancelled) return std::move(batch).error();
+        if (why != errc::compacted && !pause(retry, stop, give_up))
+          return error{errc::timed_out, batch.error().message};
+        break;  // re-read: the compacted gap (or the break) may have hidden the change
+      }
+      auto after = read(stop, give_up);
+      if (!after) return std::move(after).error();
+      seen = std::move(*after);
+    }
+  }
+
+  result<void> fenced_delete(const std::string& key, revision rev, deadline d) {
+    txn_request t;
+    t.compares.push_back(compare::create_revision(key) == rev);
+    t.success.emplace_back(delete_request{key, {}, false});
+    auto r = transport().txn(t, d);
+    if (!r) return std::move(r).error();
+    return {};
+  }
+
+  // Stops waiting: unguard, fenced delete of our queue key (best effort), forget.
+  void withdraw() {
+    if (queue_key_.empty()) return;
+    guard_queue(false);
+    if (holding()) session_.unguard_key(slot_key_);
+    if (!session_.lost() && queue_rev_ != 0)
+      (void)fenced_delete(queue_key_, queue_rev_, transport().default_deadline());
+    forget();
+  }
+  void forget() {
+    session_.unclaim(queue_key_);
+    queue_key_.clear();
+    queue_rev_ = 0;
+    queue_guarded_ = false;
+    slot_key_.clear();
+    slot_ = 0;
+    token_ = 0;
+  }
+
+  session_type& session_;
+  std::string name_;
+  std::size_t max_;
+  std::string base_;
+  std::string value_;
+  std::string queue_key_;
+  revision queue_rev_ = 0;
+  bool queue_guarded_ = false;
+  std::string slot_key_;
+  std::size_t slot_ = 0;
+  revision token_ = 0;
+  std::atomic<std::uint64_t> reads_{0}, watches_{0}, watch_events_{0};
+};
+
+}  // namespace conch
