@@ -43,6 +43,7 @@
 #include <utility>
 #include <vector>
 
+#include "conch/detail/keys.hpp"
 #include "conch/detail/semaphore_interim.hpp"
 #include "conch/detail/semaphore_read.hpp"
 #include "conch/detail/stop_union.hpp"
@@ -55,7 +56,7 @@ namespace conch {
 /// Who holds which slot, and who waits in which order (`--who`).
 struct semaphore_status {
   struct holder {
-    std::size_t slot = 0;
+    int slot = 0;
     key_value kv;  ///< value: the holder record; create_revision: the token
   };
   std::vector<holder> holders;    ///< by slot index
@@ -86,21 +87,20 @@ class basic_semaphore {
   };
 
   /// `prefix` is the namespace ("conch/"), `name` the semaphore, `max` its
-  /// number of slots (1 ≤ max ≤ max_slots; anything else fails acquire with
-  /// errc::invalid_argument).
-  basic_semaphore(session_type& s, std::string_view prefix, std::string_view name, std::size_t max)
-      : session_(s), name_(name), max_(max), base_(semaphore_prefix(prefix, name, max)) {}
+  /// number of slots. A name or size that cannot be a key (an empty name,
+  /// max outside 1..1,000,000) fails acquire with errc::invalid_argument.
+  basic_semaphore(session_type& s, std::string_view prefix, std::string_view name, int max)
+      : session_(s), layout_{std::string(prefix), std::string(name), max, {}, 0} {
+    auto office = detail::semaphore_office(prefix, name, max);
+    if (office)
+      layout_.office = std::move(*office);
+    else
+      bad_office_ = std::move(office).error();
+  }
   basic_semaphore(const basic_semaphore&) = delete;
   basic_semaphore& operator=(const basic_semaphore&) = delete;
   /// Leaves: a fenced delete of our slot or queue key, whichever we have.
   ~basic_semaphore() { (void)release(); }
-
-  static constexpr std::size_t max_slots = 100'000;
-
-  /// `<prefix>sema/<name>/max=<N>/`: every key of this semaphore lives under it.
-  static std::string semaphore_prefix(std::string_view prefix, std::string_view name, std::size_t max) {
-    return detail::interim::sema_prefix(prefix, name, max);
-  }
 
   /// Waits in line with `value` (the holder record) and returns once we hold
   /// a slot. Errors: errc::busy (nonblock, no slot for us now),
@@ -108,21 +108,20 @@ class basic_semaphore {
   /// errc::lost (the session was lost, or our queue key vanished while
   /// waiting), errc::failed_precondition (already waiting or holding: this
   /// object, or another semaphore of this name and size on this session),
-  /// errc::invalid_argument (max out of range).
+  /// errc::invalid_argument (a name or size that cannot be a key).
   result<void> acquire(std::string value, acquire_options o = {}) {
-    if (max_ < 1 || max_ > max_slots)
-      return error{errc::invalid_argument, "semaphore " + name_ + ": max must be between 1 and " +
-                                               std::to_string(max_slots) + ", got " + std::to_string(max_)};
+    if (bad_office_) return error{errc::invalid_argument, "semaphore: " + bad_office_->message};
     if (!queue_key_.empty())
-      return error{errc::failed_precondition, "semaphore " + base_ + " is already " +
+      return error{errc::failed_precondition, "semaphore " + office() + " is already " +
                                                   (holding() ? "held" : "being waited for") + " by this object"};
     if (session_.lost()) return lost_error();
     const lease_id lease = session_.lease();
-    if (lease == 0) return error{errc::failed_precondition, "acquiring semaphore " + base_ + " needs a started session"};
-    std::string key = detail::interim::sema_queue_key(base_, lease);
+    if (lease == 0) return error{errc::failed_precondition, "acquiring semaphore " + office() + " needs a started session"};
+    layout_.lease = lease;
+    std::string key = detail::queue_key(office(), lease);
     if (!session_.claim(key))
       return error{errc::failed_precondition,
-                   "another semaphore on this session already waits for or holds " + base_ + " (key " + key + ")"};
+                   "another semaphore on this session already waits for or holds " + office() + " (key " + key + ")"};
     queue_key_ = std::move(key);
     value_ = std::move(value);
 
@@ -162,25 +161,28 @@ class basic_semaphore {
 
   bool holding() const noexcept { return token_ != 0; }
   /// Our slot index (0-based), meaningful while holding.
-  std::size_t slot() const noexcept { return slot_; }
+  int slot() const noexcept { return slot_; }
   /// Our fencing token: our slot key's create_revision (0 when not holding).
   std::int64_t token() const noexcept { return token_; }
   /// Our slot key (empty when not holding) and queue key (empty when neither).
   const std::string& slot_key() const noexcept { return slot_key_; }
   const std::string& queue_key() const noexcept { return queue_key_; }
-  const std::string& name() const noexcept { return name_; }
-  std::size_t max() const noexcept { return max_; }
-  /// `<prefix>sema/<name>/max=<N>/`.
-  const std::string& prefix() const noexcept { return base_; }
+  const std::string& name() const noexcept { return layout_.name; }
+  int max() const noexcept { return layout_.max; }
+  /// `<prefix>sema/<name>/max=<N>/`: every key of this semaphore lives under it
+  /// (empty if the name or size cannot be a key).
+  const std::string& office() const noexcept { return layout_.office; }
   semaphore_stats stats() const noexcept { return {reads_.load(), watches_.load(), watch_events_.load()}; }
 
   /// Holders and waiters of the semaphore `name` of size `max`, read at one revision.
-  static result<semaphore_status> status(transport_type& t, std::string_view prefix, std::string_view name,
-                                         std::size_t max, std::optional<deadline> d = {}) {
-    const std::string base = semaphore_prefix(prefix, name, max);
+  static result<semaphore_status> status(transport_type& t, std::string_view prefix, std::string_view name, int max,
+                                         std::optional<deadline> d = {}) {
+    auto office = detail::semaphore_office(prefix, name, max);
+    if (!office) return error{errc::invalid_argument, "semaphore: " + office.error().message};
+    const detail::sema_layout l{std::string(prefix), std::string(name), max, std::move(*office), 0};
     txn_request read;
-    read.success.emplace_back(range_request::prefix(detail::interim::sema_slots(base)));
-    auto queue = range_request::prefix(detail::interim::sema_queue(base));
+    read.success.emplace_back(range_request::prefix(l.slots()));
+    auto queue = range_request::prefix(l.queue());
     queue.order = range_request::sort_order::ascend;
     queue.target = range_request::sort_target::create;
     read.success.emplace_back(std::move(queue));
@@ -192,7 +194,7 @@ class basic_semaphore {
     semaphore_status s;
     s.at = r->header_revision;
     for (const auto& kv : slots->kvs)
-      if (auto i = detail::interim::sema_slot_index(base, kv.key); i && *i < max) s.holders.push_back({*i, kv});
+      if (auto i = l.slot_of(kv.key)) s.holders.push_back({*i, kv});
     std::sort(s.holders.begin(), s.holders.end(), [](const auto& a, const auto& b) { return a.slot < b.slot; });
     s.waiters = waiters->kvs;
     return s;
@@ -224,20 +226,16 @@ class basic_semaphore {
   error interrupted(error e, const acquire_options& o) const {
     if (session_.lost()) return lost_error();
     if (e.code == errc::cancelled || o.stop.stop_requested())
-      return error{errc::cancelled, "waiting for semaphore " + base_ + " cancelled"};
+      return error{errc::cancelled, "waiting for semaphore " + office() + " cancelled"};
     if (e.code == errc::timed_out && o.timeout)
-      return error{errc::timed_out, "gave up waiting for semaphore " + base_ + " after " +
+      return error{errc::timed_out, "gave up waiting for semaphore " + office() + " after " +
                                         std::to_string(o.timeout->count()) + "ms"};
     return e;
   }
 
-  detail::sema_layout layout() const {
-    return {base_, detail::interim::sema_slots(base_), detail::interim::sema_queue(base_), max_, session_.lease()};
-  }
-
   // Puts our queue key (if absent) and reads our place and the slots, in one txn.
   result<detail::sema_state> enqueue(lease_id lease, const detail::stop_union& stop, deadline give_up) {
-    const auto l = layout();
+    const auto& l = layout_;
     txn_request t;
     t.compares.push_back(compare::create_revision(queue_key_) == 0);
     t.success.emplace_back(put_request{queue_key_, value_, lease});
@@ -262,7 +260,7 @@ class basic_semaphore {
           queue_rev_ = own->create_revision;  // our own earlier attempt did commit
           return read(stop, give_up);
         }
-        return error{errc::failed_precondition, "semaphore " + base_ + " already has a waiter under this session's lease (" +
+        return error{errc::failed_precondition, "semaphore " + office() + " already has a waiter under this session's lease (" +
                                                     queue_key_ + ") that this object did not create"};
       }
       if (r.error().code == errc::lease_not_found) return lost_error();
@@ -288,7 +286,7 @@ class basic_semaphore {
 
   // Reads our place and the slots at one revision, retrying transient failures.
   result<detail::sema_state> read(const detail::stop_union& stop, deadline give_up) {
-    const auto l = layout();
+    const auto& l = layout_;
     txn_request t;
     detail::add_place_reads(t.success, l, queue_key_, queue_rev_);
     backoff_type retry{};
@@ -307,9 +305,9 @@ class basic_semaphore {
   // The claim txn: our queue key is still ours and slot `i` is free → create
   // slot `i` with our lease and delete our queue key. On a lost race it
   // answers with a fresh read of our place instead.
-  result<std::optional<detail::sema_state>> claim(std::size_t i, deadline give_up) {
-    const auto l = layout();
-    const std::string key = detail::interim::sema_slot_key(base_, i);
+  result<std::optional<detail::sema_state>> claim(int i, deadline give_up) {
+    const auto& l = layout_;
+    const std::string key = detail::slot_key(l.office, i);
     txn_request t;
     t.compares.push_back(compare::create_revision(queue_key_) == queue_rev_);
     t.compares.push_back(compare::create_revision(key) == 0);
@@ -327,7 +325,7 @@ class basic_semaphore {
     return std::optional<detail::sema_state>{};
   }
 
-  void hold(std::size_t i, std::string key, revision token) {
+  void hold(int i, std::string key, revision token) {
     slot_ = i;
     slot_key_ = std::move(key);
     token_ = token;
@@ -354,7 +352,7 @@ class basic_semaphore {
         return {};
       }
       if (!seen.own || seen.own->create_revision != queue_rev_)
-        return error{errc::lost, "our queue key " + queue_key_ + " was deleted while waiting for semaphore " + base_ +
+        return error{errc::lost, "our queue key " + queue_key_ + " was deleted while waiting for semaphore " + office() +
                                      " (lease revoked or key removed)"};
       guard_queue(true);
       const step next = seen.next();
@@ -376,13 +374,13 @@ class basic_semaphore {
       }
       if (nonblock) {
         std::string why = seen.holders_text();
-        return error{errc::busy, "semaphore " + base_ + " has no free slot for us" + why};
+        return error{errc::busy, "semaphore " + office() + " has no free slot for us" + why};
       }
 
       // Watch what will change our place, from right after the revision we read it at.
       watch_request w;
       if (next.what == step::kind::watch_slots) {
-        w = watch_request::prefix(detail::interim::sema_slots(base_));
+        w = watch_request::prefix(layout_.slots());
       } else {
         w.key = seen.predecessor->key;
       }
@@ -451,15 +449,14 @@ class basic_semaphore {
   }
 
   session_type& session_;
-  std::string name_;
-  std::size_t max_;
-  std::string base_;
+  detail::sema_layout layout_;
+  std::optional<error> bad_office_;
   std::string value_;
   std::string queue_key_;
   revision queue_rev_ = 0;
   bool queue_guarded_ = false;
   std::string slot_key_;
-  std::size_t slot_ = 0;
+  int slot_ = 0;
   revision token_ = 0;
   std::atomic<std::uint64_t> reads_{0}, watches_{0}, watch_events_{0};
 };

@@ -15,6 +15,7 @@
 #include <variant>
 #include <vector>
 
+#include "conch/detail/keys.hpp"
 #include "conch/detail/semaphore_interim.hpp"
 #include "conch/policies/transport.hpp"
 #include "conch/result.hpp"
@@ -31,15 +32,25 @@ inline std::optional<key_value> front(const range_response* r) {
 
 /// Where one semaphore's keys live.
 struct sema_layout {
-  std::string base, slots, queue;  ///< `<...>/max=N/`, its `slot/` and `queue/`
-  std::size_t max = 1;
-  lease_id lease = 0;              ///< ours: tells our own slot apart
+  std::string prefix, name;  ///< the namespace ("conch/") and the semaphore's name
+  int max = 1;
+  std::string office;        ///< `<prefix>sema/<name>/max=<N>/`
+  lease_id lease = 0;        ///< ours: tells our own slot apart
+
+  std::string slots() const { return slot_dir(office); }
+  std::string queue() const { return queue_dir(office); }
+  /// The slot index of `key` if it is one of this semaphore's slot keys.
+  std::optional<int> slot_of(std::string_view key) const {
+    auto k = decode_key<semaphore_slot_key>(prefix, key);
+    if (!k || k->name != name || k->max != max) return std::nullopt;
+    return k->slot;
+  }
 };
 
 /// One consistent read of a waiter's place.
 struct sema_state {
   struct owned_slot {
-    std::size_t index = 0;
+    int index = 0;
     key_value kv;
   };
   revision at = 0;
@@ -75,7 +86,7 @@ namespace sema_read_detail {
 
 inline range_request queue_by_create(const sema_layout& l, range_request::sort_order order, std::int64_t limit,
                                      revision before = 0) {
-  auto r = range_request::prefix(l.queue);
+  auto r = range_request::prefix(l.queue());
   r.order = order;
   r.target = range_request::sort_target::create;
   r.keys_only = true;
@@ -85,17 +96,17 @@ inline range_request queue_by_create(const sema_layout& l, range_request::sort_o
 }
 
 inline range_request slots(const sema_layout& l) {
-  auto r = range_request::prefix(l.slots);
+  auto r = range_request::prefix(l.slots());
   r.keys_only = true;
   return r;
 }
 
 inline void read_slots(sema_state& s, const range_response& slots, const sema_layout& l) {
-  s.held.assign(l.max, false);
+  s.held.assign(static_cast<std::size_t>(l.max), false);
   for (const auto& kv : slots.kvs) {
-    auto i = interim::sema_slot_index(l.base, kv.key);
-    if (!i || *i >= l.max) continue;  // not a slot of this size: never ours to count
-    s.held[*i] = true;
+    auto i = l.slot_of(kv.key);
+    if (!i) continue;  // not a slot of this semaphore: never ours to count
+    s.held[static_cast<std::size_t>(*i)] = true;
     if (l.lease != 0 && kv.lease == l.lease) s.mine = sema_state::owned_slot{*i, kv};
   }
 }
@@ -130,7 +141,7 @@ inline result<sema_state> parse_entry(const txn_response& r, std::size_t first, 
     if (kv.create_revision < mine) ++ahead;
     else found = true;
   }
-  s.ahead = found ? ahead : l.max + 1;  // not among the first max+1: at least that many ahead
+  s.ahead = found ? ahead : static_cast<std::size_t>(l.max) + 1;  // not among the first max+1: at least that many ahead
   for (const auto& kv : newest->kvs)
     if (kv.create_revision < mine) {
       s.predecessor = kv;
