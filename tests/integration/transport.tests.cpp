@@ -1,30 +1,62 @@
-// The etcd transport against a real etcd: KV, txn, leases, watches, streams.
+// The etcd transport against a real etcd: KV, txn, leases, keepalives,
+// watches, deadlines, cancellation and endpoint failover.
 #include "conch/policies/etcd_transport.hpp"
 
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <thread>
 
 #include "support/etcd_harness.hpp"
 
 using namespace std::chrono_literals;
+using conch::errc;
 using conch::test::etcd_server;
 
 namespace {
 
 conch::deadline in(std::chrono::milliseconds d) { return std::chrono::steady_clock::now() + d; }
 
-conch::etcd_transport client() { return conch::etcd_transport{etcd_server::shared().client_options()}; }
+conch::etcd_transport client() {
+  return conch::etcd_transport{etcd_server::shared().client_options()};
+}
+
+conch::put_request put_of(std::string key, std::string value, conch::lease_id lease = 0) {
+  conch::put_request r;
+  r.key = std::move(key);
+  r.value = std::move(value);
+  r.lease = lease;
+  return r;
+}
+
+conch::delete_request delete_of(std::string key, bool prev_kv = false) {
+  conch::delete_request r;
+  r.key = std::move(key);
+  r.prev_kv = prev_kv;
+  return r;
+}
+
+// Collects `n` events from `w`, each batch within `each`.
+std::vector<conch::watch_event> take(conch::etcd_watch_stream& w, std::size_t n,
+                                     std::chrono::milliseconds each = 5s) {
+  std::vector<conch::watch_event> got;
+  while (got.size() < n) {
+    auto b = w.next(in(each));
+    if (!b) FAIL("watch: " << b.error().message);
+    got.insert(got.end(), b->events.begin(), b->events.end());
+  }
+  return got;
+}
 
 }  // namespace
 
 TEST_CASE("put, range and delete round-trip") {
   auto etcd = client();
   auto p = conch::test::unique_prefix();
-  auto put = etcd.put({.key = p + "a", .value = "1"}, etcd.default_deadline());
+  auto put = etcd.put(put_of(p + "a", "1"), etcd.default_deadline());
   REQUIRE(put);
   CHECK(put->header_revision > 0);
-  REQUIRE(etcd.put({.key = p + "b", .value = "2"}, etcd.default_deadline()));
+  REQUIRE(etcd.put(put_of(p + "b", "2"), etcd.default_deadline()));
 
   auto all = etcd.range(conch::range_request::prefix(p), etcd.default_deadline());
   REQUIRE(all);
@@ -32,14 +64,395 @@ TEST_CASE("put, range and delete round-trip") {
   CHECK(all->kvs[0].key == p + "a");
   CHECK(all->kvs[0].value == "1");
   CHECK(all->kvs[0].create_revision == put->header_revision);
+  CHECK(all->kvs[0].version == 1);
   CHECK(all->kvs[1].value == "2");
 
-  auto del = etcd.delete_range({.key = p + "a", .prev_kv = true}, etcd.default_deadline());
+  auto overwrite = put_of(p + "b", "3");
+  overwrite.prev_kv = true;
+  auto again = etcd.put(overwrite, etcd.default_deadline());
+  REQUIRE(again);
+  REQUIRE(again->prev_kv);
+  CHECK(again->prev_kv->value == "2");
+
+  auto del = etcd.delete_range(delete_of(p + "a", true), etcd.default_deadline());
   REQUIRE(del);
   CHECK(del->deleted == 1);
   REQUIRE(del->prev_kvs.size() == 1);
   CHECK(del->prev_kvs[0].value == "1");
   auto left = etcd.range(conch::range_request::prefix(p), etcd.default_deadline());
   REQUIRE(left);
-  CHECK(left->kvs.size() == 1);
+  REQUIRE(left->kvs.size() == 1);
+  CHECK(left->kvs[0].value == "3");
+  CHECK(left->kvs[0].version == 2);
+}
+
+TEST_CASE("range options: sort, limit, count, revision, create-revision bounds") {
+  auto etcd = client();
+  auto p = conch::test::unique_prefix();
+  std::vector<conch::revision> revs;
+  for (auto k : {"a", "b", "c"}) {
+    auto r = etcd.put(put_of(p + k, k), etcd.default_deadline());
+    REQUIRE(r);
+    revs.push_back(r->header_revision);
+  }
+  REQUIRE(etcd.put(put_of(p + "a", "changed"), etcd.default_deadline()));
+
+  auto q = conch::range_request::prefix(p);
+  q.order = conch::range_request::sort_order::descend;
+  q.target = conch::range_request::sort_target::create;
+  q.limit = 2;
+  auto r = etcd.range(q, etcd.default_deadline());
+  REQUIRE(r);
+  REQUIRE(r->kvs.size() == 2);
+  CHECK(r->kvs[0].key == p + "c");
+  CHECK(r->kvs[1].key == p + "b");
+  CHECK(r->more);
+  CHECK(r->count == 3);
+
+  auto count = conch::range_request::prefix(p);
+  count.count_only = true;
+  auto c = etcd.range(count, etcd.default_deadline());
+  REQUIRE(c);
+  CHECK(c->kvs.empty());
+  CHECK(c->count == 3);
+
+  auto old = conch::range_request::prefix(p);
+  old.at_revision = revs[0];
+  auto o = etcd.range(old, etcd.default_deadline());
+  REQUIRE(o);
+  REQUIRE(o->kvs.size() == 1);
+  CHECK(o->kvs[0].value == "a");
+
+  auto later = conch::range_request::prefix(p);
+  later.min_create_revision = revs[1];
+  later.keys_only = true;
+  auto l = etcd.range(later, etcd.default_deadline());
+  REQUIRE(l);
+  REQUIRE(l->kvs.size() == 2);
+  CHECK(l->kvs[0].key == p + "b");
+  CHECK(l->kvs[0].value.empty());
+}
+
+TEST_CASE("txn: create-if-absent, fenced by create revision, both branches answer") {
+  auto etcd = client();
+  auto p = conch::test::unique_prefix();
+  const auto key = p + "office";
+
+  conch::txn_request claim;
+  claim.compares = {conch::compare::create_revision(key) == 0};
+  claim.success = {put_of(key, "me")};
+  conch::range_request read;
+  read.key = key;
+  claim.failure = {read};
+  auto first = etcd.txn(claim, etcd.default_deadline());
+  REQUIRE(first);
+  CHECK(first->succeeded);
+  REQUIRE(first->responses.size() == 1);
+  CHECK(std::holds_alternative<conch::put_response>(first->responses[0]));
+  const auto token = first->header_revision;
+
+  claim.success = {put_of(key, "someone else")};
+  auto second = etcd.txn(claim, etcd.default_deadline());
+  REQUIRE(second);
+  CHECK_FALSE(second->succeeded);
+  REQUIRE(second->responses.size() == 1);
+  auto& seen = std::get<conch::range_response>(second->responses[0]);
+  REQUIRE(seen.kvs.size() == 1);
+  CHECK(seen.kvs[0].value == "me");
+  CHECK(seen.kvs[0].create_revision == token);
+
+  conch::txn_request fenced;
+  fenced.compares = {conch::compare::create_revision(key) == token,
+                     conch::compare::value(key) == std::string("me"),
+                     conch::compare::version(key) > 0, conch::compare::mod_revision(key) < token + 1};
+  fenced.success = {delete_of(key)};
+  auto release = etcd.txn(fenced, etcd.default_deadline());
+  REQUIRE(release);
+  CHECK(release->succeeded);
+  CHECK(std::get<conch::delete_response>(release->responses[0]).deleted == 1);
+
+  auto stale = etcd.txn(fenced, etcd.default_deadline());
+  REQUIRE(stale);
+  CHECK_FALSE(stale->succeeded);
+}
+
+TEST_CASE("leases: grant, attach, time to live, revoke") {
+  auto etcd = client();
+  auto p = conch::test::unique_prefix();
+  auto lease = etcd.lease_grant(30, etcd.default_deadline());
+  REQUIRE(lease);
+  CHECK(lease->id != 0);
+  CHECK(lease->ttl == 30);
+  REQUIRE(etcd.put(put_of(p + "held", "x", lease->id), etcd.default_deadline()));
+
+  auto ttl = etcd.lease_time_to_live(lease->id, etcd.default_deadline(), true);
+  REQUIRE(ttl);
+  CHECK(ttl->granted_ttl == 30);
+  CHECK(ttl->ttl > 0);
+  CHECK(ttl->ttl <= 30);
+  CHECK(ttl->keys == std::vector<std::string>{p + "held"});
+
+  REQUIRE(etcd.lease_revoke(lease->id, etcd.default_deadline()));
+  auto gone = etcd.range(conch::range_request::prefix(p), etcd.default_deadline());
+  REQUIRE(gone);
+  CHECK(gone->kvs.empty());
+  auto after = etcd.lease_time_to_live(lease->id, etcd.default_deadline());
+  REQUIRE(after);
+  CHECK(after->ttl == -1);
+
+  auto twice = etcd.lease_revoke(lease->id, etcd.default_deadline());
+  REQUIRE_FALSE(twice);
+  CHECK(twice.error().code == errc::lease_not_found);
+  auto attach = etcd.put(put_of(p + "late", "x", lease->id), etcd.default_deadline());
+  REQUIRE_FALSE(attach);
+  CHECK(attach.error().code == errc::lease_not_found);
+}
+
+TEST_CASE("keepalive renews the lease; a revoked lease answers ttl 0") {
+  auto& server = etcd_server::shared();
+  auto etcd = client();
+  auto lease = etcd.lease_grant(5, etcd.default_deadline());
+  REQUIRE(lease);
+  auto ka = etcd.keepalive(lease->id);
+  for (int i = 0; i < 3; ++i) {
+    REQUIRE(ka.send());
+    auto ttl = ka.next(in(5s));
+    REQUIRE(ttl);
+    CHECK(*ttl == 5);
+  }
+
+  server.revoke_lease(lease->id);
+  REQUIRE(ka.send());
+  auto ttl = ka.next(in(5s));
+  REQUIRE(ttl);
+  CHECK(*ttl == 0);
+}
+
+TEST_CASE("keepalive: next() without send() is an error, not a hang") {
+  auto etcd = client();
+  auto ka = etcd.keepalive(12345);
+  auto r = ka.next(in(10s));
+  REQUIRE_FALSE(r);
+  CHECK(r.error().code == errc::failed_precondition);
+}
+
+TEST_CASE("watch from a start revision delivers history then live events, in order") {
+  auto etcd = client();
+  auto p = conch::test::unique_prefix();
+  auto first = etcd.put(put_of(p + "a", "1"), etcd.default_deadline());
+  REQUIRE(first);
+  REQUIRE(etcd.put(put_of(p + "b", "2"), etcd.default_deadline()));
+  REQUIRE(etcd.delete_range(delete_of(p + "a"), etcd.default_deadline()));
+
+  auto req = conch::watch_request::prefix(p, first->header_revision);
+  req.prev_kv = true;
+  auto w = etcd.watch(req);
+  auto history = take(w, 3);
+  REQUIRE(history.size() == 3);
+  CHECK(history[0].kv.key == p + "a");
+  CHECK(history[0].type == conch::watch_event::kind::put);
+  CHECK(history[1].kv.key == p + "b");
+  CHECK(history[2].type == conch::watch_event::kind::del);
+  REQUIRE(history[2].prev_kv);
+  CHECK(history[2].prev_kv->value == "1");
+
+  auto live = etcd.put(put_of(p + "c", "3"), etcd.default_deadline());
+  REQUIRE(live);
+  auto more = take(w, 1);
+  REQUIRE(more.size() == 1);
+  CHECK(more[0].kv.key == p + "c");
+  CHECK(more[0].kv.mod_revision == live->header_revision);
+  CHECK(w.next_revision() == live->header_revision + 1);
+}
+
+TEST_CASE("watch from now sees only later events; filters apply") {
+  auto etcd = client();
+  auto p = conch::test::unique_prefix();
+  REQUIRE(etcd.put(put_of(p + "before", "x"), etcd.default_deadline()));
+  auto req = conch::watch_request::prefix(p);
+  req.no_put = true;
+  auto w = etcd.watch(req);
+  // Nothing yet: the watch is created, and the wait times out.
+  auto quiet = w.next(in(300ms));
+  REQUIRE_FALSE(quiet);
+  CHECK(quiet.error().code == errc::timed_out);
+
+  REQUIRE(etcd.put(put_of(p + "after", "y"), etcd.default_deadline()));
+  REQUIRE(etcd.delete_range(delete_of(p + "after"), etcd.default_deadline()));
+  auto got = take(w, 1);
+  REQUIRE(got.size() == 1);
+  CHECK(got[0].type == conch::watch_event::kind::del);
+  CHECK(got[0].kv.key == p + "after");
+}
+
+TEST_CASE("a compacted start revision ends the watch with errc::compacted") {
+  auto& server = etcd_server::shared();
+  auto etcd = client();
+  auto p = conch::test::unique_prefix();
+  auto old = etcd.put(put_of(p + "k", "1"), etcd.default_deadline());
+  REQUIRE(old);
+  REQUIRE(etcd.put(put_of(p + "k", "2"), etcd.default_deadline()));
+  const auto compacted = server.compact();
+
+  auto w = etcd.watch(conch::watch_request::prefix(p, old->header_revision));
+  auto r = w.next(in(5s));
+  REQUIRE_FALSE(r);
+  CHECK(r.error().code == errc::compacted);
+  CHECK(r.error().compact_revision == compacted);
+  // It stays over.
+  auto again = w.next(in(100ms));
+  REQUIRE_FALSE(again);
+  CHECK(again.error().code == errc::compacted);
+
+  // A range at the compacted revision says the same.
+  auto q = conch::range_request::prefix(p);
+  q.at_revision = old->header_revision;
+  auto range = etcd.range(q, etcd.default_deadline());
+  REQUIRE_FALSE(range);
+  CHECK(range.error().code == errc::compacted);
+}
+
+TEST_CASE("cancel() unblocks a pending next() promptly") {
+  auto etcd = client();
+  auto p = conch::test::unique_prefix();
+
+  SECTION("watch") {
+    auto w = etcd.watch(conch::watch_request::prefix(p));
+    std::atomic<bool> returned{false};
+    auto started = std::chrono::steady_clock::now();
+    std::thread canceller([&] {
+      std::this_thread::sleep_for(200ms);  // let next() block first
+      w.cancel();
+    });
+    auto r = w.next(in(30s));
+    returned = true;
+    canceller.join();
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == errc::cancelled);
+    CHECK(std::chrono::steady_clock::now() - started < 10s);
+    CHECK(w.next(in(1s)).error().code == errc::cancelled);
+  }
+  SECTION("keepalive") {
+    auto lease = etcd.lease_grant(10, etcd.default_deadline());
+    REQUIRE(lease);
+    auto ka = etcd.keepalive(lease->id);
+    REQUIRE(ka.send());
+    REQUIRE(ka.next(in(5s)));
+    auto started = std::chrono::steady_clock::now();
+    std::thread canceller([&] {
+      std::this_thread::sleep_for(200ms);
+      ka.cancel();
+    });
+    auto r = ka.next(in(30s));
+    canceller.join();
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == errc::cancelled);
+    CHECK(std::chrono::steady_clock::now() - started < 10s);
+    CHECK(ka.send().error().code == errc::cancelled);
+  }
+}
+
+TEST_CASE("destroying streams mid-flight does not hang") {
+  auto etcd = client();
+  auto p = conch::test::unique_prefix();
+  auto lease = etcd.lease_grant(10, etcd.default_deadline());
+  REQUIRE(lease);
+  for (int i = 0; i < 5; ++i) {
+    auto w = etcd.watch(conch::watch_request::prefix(p));
+    (void)w.next(in(20ms));  // opening or open, nothing read
+    auto ka = etcd.keepalive(lease->id);
+    REQUIRE(ka.send());  // a write in flight, its answer never read
+  }
+  {
+    // A watch left with a backlog unread.
+    conch::revision from = 0;
+    for (int i = 0; i < 20; ++i) {
+      auto r = etcd.put(put_of(p + "k", std::to_string(i)), etcd.default_deadline());
+      REQUIRE(r);
+      if (from == 0) from = r->header_revision;
+    }
+    auto w = etcd.watch(conch::watch_request::prefix(p, from));
+    REQUIRE(w.next(in(5s)));
+  }
+  SUCCEED("all streams destroyed");
+}
+
+TEST_CASE("deadlines: a call past its deadline times out; a watch keeps going after a timeout") {
+  auto etcd = client();
+  auto p = conch::test::unique_prefix();
+  auto late = etcd.range(conch::range_request::prefix(p), std::chrono::steady_clock::now() - 1ms);
+  REQUIRE_FALSE(late);
+  CHECK(late.error().code == errc::timed_out);
+
+  auto w = etcd.watch(conch::watch_request::prefix(p));
+  CHECK(w.next(in(100ms)).error().code == errc::timed_out);
+  REQUIRE(etcd.put(put_of(p + "x", "1"), etcd.default_deadline()));
+  CHECK(take(w, 1).at(0).kv.key == p + "x");
+}
+
+TEST_CASE("a dead endpoint listed first fails over to the live one") {
+  auto& server = etcd_server::shared();
+  auto opts = server.client_options();
+  const auto dead = "127.0.0.1:" + std::to_string(conch::test::harness_detail::free_loopback_port());
+  opts.endpoints = {dead, server.endpoint()};
+  conch::etcd_transport etcd{opts};
+  auto p = conch::test::unique_prefix();
+
+  auto put = etcd.put(put_of(p + "k", "v"), etcd.default_deadline());
+  REQUIRE(put);
+  CHECK(etcd.endpoint() == server.endpoint());
+  auto w = etcd.watch(conch::watch_request::prefix(p, put->header_revision));
+  CHECK(take(w, 1).at(0).kv.value == "v");
+  auto lease = etcd.lease_grant(5, etcd.default_deadline());
+  REQUIRE(lease);
+  auto ka = etcd.keepalive(lease->id);
+  REQUIRE(ka.send());
+  CHECK(ka.next(in(5s)).value_or(-1) == 5);
+
+  SECTION("a watch opened first finds the live endpoint too") {
+    conch::etcd_transport fresh{opts};
+    auto w2 = fresh.watch(conch::watch_request::prefix(p, put->header_revision));
+    CHECK(take(w2, 1).at(0).kv.value == "v");
+  }
+}
+
+TEST_CASE("no live endpoint: a one-line unavailable error naming the endpoint, promptly") {
+  auto opts = etcd_server::shared().client_options();
+  const auto dead = "127.0.0.1:" + std::to_string(conch::test::harness_detail::free_loopback_port());
+  opts.endpoints = {dead};
+  opts.dial_timeout = 500ms;
+  conch::etcd_transport etcd{opts};
+  auto started = std::chrono::steady_clock::now();
+  auto r = etcd.put(put_of("k", "v"), in(3s));
+  REQUIRE_FALSE(r);
+  CHECK(r.error().code == errc::unavailable);
+  CHECK_THAT(r.error().message, Catch::Contains(dead));
+  CHECK(r.error().message.find('\n') == std::string::npos);
+  CHECK(std::chrono::steady_clock::now() - started < 3s);
+  CHECK(etcd.ping(in(3s)).error().code == errc::unavailable);
+}
+
+TEST_CASE("bad options are reported as invalid_argument, naming the problem") {
+  conch::transport_options none;
+  none.endpoints = {};
+  CHECK(conch::etcd_transport::check_options(none).error().code == errc::invalid_argument);
+  conch::etcd_transport t{none};
+  auto r = t.range(conch::range_request::prefix("x"), t.default_deadline());
+  REQUIRE_FALSE(r);
+  CHECK(r.error().code == errc::invalid_argument);
+  CHECK(t.watch(conch::watch_request::prefix("x")).next(in(1s)).error().code ==
+        errc::invalid_argument);
+  CHECK(t.keepalive(1).send().error().code == errc::invalid_argument);
+
+  conch::transport_options tls;
+  tls.ca_file = "/nonexistent/ca.pem";
+  auto bad = conch::etcd_transport::check_options(tls);
+  REQUIRE_FALSE(bad);
+  CHECK(bad.error().code == errc::invalid_argument);
+  CHECK_THAT(bad.error().message, Catch::Contains("/nonexistent/ca.pem"));
+
+  conch::transport_options half;
+  half.cert_file = "/some/cert.pem";
+  CHECK(conch::etcd_transport::check_options(half).error().code == errc::invalid_argument);
+  CHECK(conch::etcd_transport::check_options(etcd_server::shared().client_options()));
 }
