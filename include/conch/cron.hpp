@@ -1,0 +1,489 @@
+// conch/cron.hpp — at-most-once distributed cron: the daemon side.
+//
+// Several daemons share one etcd. Each watches the jobs under
+// `<prefix>cron/jobs/`, computes every job's next tick T on its clock, and at
+// T tries to claim `<prefix>cron/fire/NAME/<T>` with a create-if-absent txn.
+// The single winner runs the command under the supervision core and records
+// the result at `<prefix>cron/runs/NAME/<T>`, then prunes the job's history.
+//
+// - At most once: the claim is one key per tick, created once and never
+//   lease-bound, so neither a dead winner nor a daemon with a skewed clock can
+//   make a tick run twice. A killed winner leaves a claim without a result: a
+//   zombie (see cron_jobs.hpp), never rerun.
+// - No catch-up: a daemon counts ticks from the moment it starts, and one that
+//   fell behind skips what it missed instead of firing it late in a burst.
+// - Ticks are instants on the wall clock (the clock policy must tell system
+//   time); `@every` ticks are multiples of the period since the Unix epoch, so
+//   every daemon computes the same instants.
+//
+//   conch::etcd_transport t{opts};
+//   conch::cron daemon{t, {.prefix = "conch/", .on_event = log}};
+//   if (auto r = daemon.start(); !r) return fail(69, r.error());
+//   daemon.run(stop_token);   // until stopped; runs in flight finish (kill-after)
+#pragma once
+
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <list>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <stop_token>
+#include <string>
+#include <thread>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "conch/detail/cron_job.hpp"  // first: see cron_job.hpp
+#include "conch/detail/cron_agenda.hpp"
+#include "conch/detail/cron_event.hpp"
+#include "conch/detail/cron_history.hpp"
+#include "conch/detail/cron_run.hpp"
+#include "conch/detail/cron_txn.hpp"
+#include "conch/detail/hex.hpp"
+#include "conch/policies/clock.hpp"
+#include "conch/policies/transport.hpp"
+#include "conch/result.hpp"
+#include "conch/session.hpp"
+
+namespace conch {
+
+template <class P>
+class basic_cron {
+  static_assert(check_clock_policy<typename P::clock>());
+  static_assert(std::is_same_v<typename P::clock::time_point, std::chrono::system_clock::time_point>,
+                "conch: cron ticks are wall-clock instants: the clock policy must tell system time "
+                "(system_clock_policy, fake_clock<std::chrono::system_clock>)");
+  static_assert(transport<typename P::transport>, "conch: P::transport must model conch::transport");
+
+  // The lease only tells readers whether a claimer lives; its deadlines are
+  // measured on the monotonic clock whatever wall clock the ticks follow.
+  struct session_policies : P {
+    using clock = steady_clock_policy;
+  };
+
+ public:
+  using policies = P;
+  using transport_type = typename P::transport;
+  using clock_type = typename P::clock;
+  using time_point = typename clock_type::time_point;
+  using session_type = basic_session<session_policies>;
+  /// Runs one claimed tick's command; calls `on_start(pid)` once it runs.
+  using runner_type = std::function<detail::cron_outcome(const detail::cron_command&, std::stop_token,
+                                                         const std::function<void(long)>& on_start)>;
+
+  struct options {
+    std::string prefix = "conch/";
+    std::chrono::seconds ttl{10};       ///< the daemon's lease, named in its claims
+    std::size_t history = 100;          ///< ticks kept per job; 0 keeps all
+    std::size_t output_cap = 4096;      ///< bytes of output kept in a result
+    std::chrono::milliseconds kill_after{5000};  ///< grace for runs at shutdown
+    std::string host{};                 ///< claimer host; empty: gethostname()
+    std::function<void(const cron_event&)> on_event{};  ///< the log; called from several threads, serialized
+    runner_type runner{};               ///< empty: the supervision core (detail::run_command)
+  };
+
+  explicit basic_cron(transport_type& t, options o = {}, clock_type c = {})
+      : transport_(t), options_(std::move(o)), clock_(std::move(c)) {
+    if (options_.host.empty()) {
+      char buf[256] = {};
+      ::gethostname(buf, sizeof buf - 1);
+      options_.host = buf;
+    }
+    if (!options_.runner)
+      options_.runner = [](const detail::cron_command& cmd, std::stop_token stop,
+                           const std::function<void(long)>& on_start) {
+        return detail::run_command(cmd, std::move(stop), on_start);
+      };
+  }
+  basic_cron(const basic_cron&) = delete;
+  basic_cron& operator=(const basic_cron&) = delete;
+  ~basic_cron() { drain(); }
+
+  /// Grants the daemon's lease and reads the jobs. Fails when etcd cannot be
+  /// reached (or refuses us): nothing is scheduled then.
+  result<void> start() {
+    if (auto lease = current_lease(); !lease) return std::move(lease).error();
+    return load_jobs();
+  }
+
+  /// Schedules and fires ticks until `stop`; then lets runs in flight finish
+  /// (killing them after kill_after), records their results and revokes the
+  /// lease. Starts first if start() was not called.
+  result<void> run(std::stop_token stop) {
+    if (!loaded_)
+      if (auto r = start(); !r) return r;
+    std::jthread watcher([this](std::stop_token s) { watch_jobs(std::move(s)); });
+    schedule_until(stop);
+    watcher.request_stop();
+    watcher.join();
+    drain();
+    return {};
+  }
+
+  /// The lease this daemon names in its claims (0 before start()).
+  lease_id lease() const {
+    std::lock_guard lock{session_mutex_};
+    return session_ ? session_->lease() : 0;
+  }
+  const options& settings() const noexcept { return options_; }
+
+ private:
+  struct job_slot {
+    revision mod_revision = 0;
+    std::shared_ptr<const detail::cron_job> job;  // null: the value is corrupt
+  };
+  struct run_slot {
+    std::jthread thread;
+    std::shared_ptr<std::atomic<bool>> done;
+  };
+
+  void emit(cron_event e) {
+    if (!options_.on_event) return;
+    std::lock_guard lock{event_mutex_};
+    options_.on_event(e);
+  }
+
+  // ---- the lease ----
+
+  /// The lease to name in a claim; a lost session is replaced by a new one
+  /// (claims made under the old lease then read as zombies unless their
+  /// result is recorded, which is the truth: their claimer's lease is gone).
+  result<lease_id> current_lease() {
+    std::lock_guard lock{session_mutex_};
+    if (session_ && !session_->lost()) return session_->lease();
+    if (session_) emit({.what = cron_event::kind::error, .message = "lease lost (" + session_->lost_reason() +
+                                                                     "); granting a new one"});
+    typename session_type::options lease_options;
+    lease_options.ttl = options_.ttl;
+    auto fresh = std::make_unique<session_type>(transport_, lease_options);
+    if (auto r = fresh->start(); !r) return std::move(r).error();
+    session_ = std::move(fresh);
+    return session_->lease();
+  }
+
+  // ---- the jobs ----
+
+  result<void> load_jobs() {
+    auto r = transport_.range(range_request::prefix(detail::cron_jobs_dir(options_.prefix)),
+                              transport_.default_deadline());
+    if (!r) return std::move(r).error();
+    std::lock_guard lock{mutex_};
+    std::set<std::string> present;
+    for (const auto& kv : r->kvs) present.insert(apply_put(kv));
+    for (auto it = jobs_.begin(); it != jobs_.end();) {
+      if (present.contains(it->first)) {
+        ++it;
+        continue;
+      }
+      agenda_.drop(it->first);
+      emit({.what = cron_event::kind::job_removed, .job = it->first});
+      it = jobs_.erase(it);
+    }
+    watch_from_ = r->header_revision + 1;
+    loaded_ = true;
+    wake_.request_stop();
+    return {};
+  }
+
+  /// The job table's name for a key below the jobs directory: the job's
+  /// name, or the raw key for a foreign key (kept so it is reported once).
+  std::string slot_name(const std::string& key) const {
+    auto k = detail::decode_key<detail::cron_job_key>(options_.prefix, key);
+    return k ? k->name : key;
+  }
+
+  // Called with mutex_ held. Returns the job's slot name.
+  std::string apply_put(const key_value& kv) {
+    std::string name = slot_name(kv.key);
+    auto& slot = jobs_[name];
+    if (slot.mod_revision == kv.mod_revision) return name;
+    slot.mod_revision = kv.mod_revision;
+    auto job = detail::read_cron_job(options_.prefix, kv.key, kv.value);
+    if (!job) {
+      slot.job.reset();
+      agenda_.drop(name);
+      emit({.what = cron_event::kind::job_corrupt, .job = name, .message = job.error().message});
+      return name;
+    }
+    slot.job = std::make_shared<const detail::cron_job>(std::move(*job));
+    const auto next = plan(name, *slot.job, clock_.now());
+    const auto& rec = slot.job->record;
+    emit({.what = cron_event::kind::job_loaded,
+          .job = name,
+          .tick = next ? detail::format_rfc3339(*next) : std::string(),
+          .message = rec.schedule + (rec.tz.empty() ? "" : " (" + rec.tz + ")")});
+    return name;
+  }
+
+  // Called with mutex_ held.
+  void apply_delete(const key_value& kv) {
+    const std::string name = slot_name(kv.key);
+    if (jobs_.erase(name) == 0) return;
+    agenda_.drop(name);
+    emit({.what = cron_event::kind::job_removed, .job = name});
+  }
+
+  std::optional<detail::tick_time> plan(const std::string& name, const detail::cron_job& job, time_point after) {
+    auto next = job.next_after(after);
+    if (next)
+      agenda_.plan(name, *next);
+    else
+      agenda_.drop(name);
+    return next;
+  }
+
+  /// Waits out a retry delay in real time: network trouble does not heed a
+  /// test's fake wall clock.
+  static bool pause(std::chrono::milliseconds d, std::stop_token stop) {
+    return steady_clock_policy::sleep_until(std::chrono::steady_clock::now() + d, std::move(stop));
+  }
+
+  // The watch thread: job changes take effect at once, without polling.
+  void watch_jobs(std::stop_token stop) {
+    typename P::backoff retry{};
+    while (!stop.stop_requested()) {
+      revision from;
+      {
+        std::lock_guard lock{mutex_};
+        from = watch_from_;
+      }
+      auto stream = transport_.watch(watch_request::prefix(detail::cron_jobs_dir(options_.prefix), from));
+      std::stop_callback cancel{stop, [&] { stream.cancel(); }};
+      for (;;) {
+        auto batch = stream.next(std::chrono::steady_clock::now() + std::chrono::minutes{10});
+        if (batch) {
+          std::lock_guard lock{mutex_};
+          for (const auto& e : batch->events) {
+            if (e.type == watch_event::kind::put)
+              apply_put(e.kv);
+            else
+              apply_delete(e.kv);
+            watch_from_ = std::max(watch_from_, e.kv.mod_revision + 1);
+          }
+          watch_from_ = std::max(watch_from_, batch->header_revision + 1);
+          wake_.request_stop();
+          retry.reset();
+          continue;
+        }
+        if (batch.error().code == errc::timed_out) continue;
+        if (stop.stop_requested()) return;
+        if (batch.error().code == errc::compacted) {
+          // The gap is unreadable: read the jobs afresh and watch from there.
+          while (!stop.stop_requested()) {
+            auto r = load_jobs();
+            if (r) break;
+            if (!pause(retry.next(), stop)) return;
+          }
+        } else {
+          emit({.what = cron_event::kind::error, .message = "job watch: " + batch.error().message});
+          if (!pause(retry.next(), stop)) return;
+        }
+        break;
+      }
+    }
+  }
+
+  // ---- the ticks ----
+
+  void schedule_until(const std::stop_token& stop) {
+    std::unique_lock lock{mutex_};
+    while (!stop.stop_requested()) {
+      const time_point now = clock_.now();
+      for (auto& due : agenda_.take_due(now)) {
+        auto it = jobs_.find(due.job);
+        if (it == jobs_.end() || !it->second.job) continue;
+        fire(it->second.job, it->second.mod_revision, std::chrono::floor<std::chrono::seconds>(due.tick));
+        plan(due.job, *it->second.job, detail::resume_point<time_point>(due.tick, now));
+      }
+      reap_runs();
+      const time_point wake_at = agenda_.earliest().value_or(now + std::chrono::hours{24});
+      std::stop_source wake;
+      wake_ = wake;
+      lock.unlock();
+      {
+        std::stop_callback forward{stop, [&] { wake.request_stop(); }};
+        clock_.sleep_until(wake_at, wake.get_token());
+      }
+      lock.lock();
+    }
+  }
+
+  void fire(std::shared_ptr<const detail::cron_job> job, revision job_rev, detail::tick_time tick) {
+    auto done = std::make_shared<std::atomic<bool>>(false);
+    runs_.push_back({std::jthread([this, job = std::move(job), job_rev, tick, done] {
+                       fire_tick(*job, job_rev, tick);
+                       done->store(true);
+                     }),
+                     done});
+  }
+
+  void reap_runs() {
+    runs_.remove_if([](const run_slot& r) { return r.done->load(); });  // joins
+  }
+
+  /// Stops scheduling, gives runs in flight kill_after, joins them, revokes the lease.
+  void drain() {
+    run_stop_.request_stop();
+    std::list<run_slot> runs;
+    {
+      std::lock_guard lock{mutex_};
+      runs = std::move(runs_);
+      runs_.clear();
+    }
+    runs.clear();  // joins
+    std::unique_ptr<session_type> session;
+    {
+      std::lock_guard lock{session_mutex_};
+      session = std::move(session_);
+    }
+    if (session) (void)session->close();
+  }
+
+  /// Claim, run, record, prune: the life of one tick on one daemon.
+  void fire_tick(const detail::cron_job& job, revision job_rev, detail::tick_time tick) {
+    const std::string& name = job.name();
+    const std::string tick_text = detail::format_rfc3339(tick);
+    auto lease = current_lease();
+    if (!lease) {
+      emit({.what = cron_event::kind::error, .job = name, .tick = tick_text,
+            .message = "no lease, tick not claimed: " + lease.error().message});
+      return;
+    }
+    const std::string fire_key = detail::tick_key(job.fire_dir, tick);
+    const std::string runs_key = detail::tick_key(job.runs_dir, tick);
+    const std::string claimed_at = detail::format_rfc3339(std::chrono::floor<std::chrono::milliseconds>(clock_.now()));
+    detail::holder_record claim;
+    claim.host = options_.host;
+    claim.pid = ::getpid();
+    claim.start = claimed_at;
+    claim.lease = detail::lease_hex(*lease);
+    claim.name = name;
+    claim.argv = job.record.argv;
+    const std::string claim_value = detail::encode(claim);
+
+    auto rev = claim_tick(fire_key, claim_value, job.key, job_rev);
+    if (!rev) {
+      if (rev.error().code != errc::busy)
+        emit({.what = cron_event::kind::error, .job = name, .tick = tick_text, .message = rev.error().message});
+      return;
+    }
+    emit({.what = cron_event::kind::claimed, .job = name, .tick = tick_text, .rev = *rev,
+          .message = "lease " + claim.lease});
+
+    detail::cron_command cmd{.argv = job.record.argv,
+                             .env = {{"CONCH_TICK", tick_text},
+                                     {"CONCH_REV", std::to_string(*rev)},
+                                     {"CONCH_NAME", name},
+                                     {"CONCH_KEY", fire_key},
+                                     {"CONCH_LEASE", claim.lease}},
+                             .output_cap = options_.output_cap,
+                             .kill_after = options_.kill_after};
+    auto outcome = options_.runner(cmd, run_stop_.get_token(), [&](long pid) {
+      emit({.what = cron_event::kind::started, .job = name, .tick = tick_text, .rev = *rev, .pid = pid});
+    });
+
+    detail::run_record result;
+    result.tick = tick_text;
+    result.host = options_.host;
+    result.pid = ::getpid();
+    result.lease = claim.lease;
+    result.rev = *rev;
+    result.start = detail::format_rfc3339(std::chrono::floor<std::chrono::milliseconds>(outcome.start));
+    result.end = detail::format_rfc3339(std::chrono::floor<std::chrono::milliseconds>(outcome.end));
+    result.exit_code = outcome.exit_code;
+    result.output = detail::utf8_tail(outcome.output, options_.output_cap);
+    if (auto w = record_result(fire_key, *rev, runs_key, detail::encode(result)); !w) {
+      emit({.what = cron_event::kind::error, .job = name, .tick = tick_text, .rev = *rev,
+            .message = "result not recorded: " + w.error().message});
+      return;
+    }
+    emit({.what = cron_event::kind::finished, .job = name, .tick = tick_text, .rev = *rev,
+          .pid = outcome.pid, .exit_code = outcome.exit_code,
+          .took = std::chrono::duration_cast<std::chrono::milliseconds>(outcome.end - outcome.start)});
+    prune(job);
+  }
+
+  /// The claim's revision if we won; `errc::busy` if someone else holds the
+  /// tick or the job changed meanwhile.
+  result<revision> claim_tick(const std::string& fire_key, const std::string& value, const std::string& job_key,
+                              revision job_rev) {
+    auto r = transport_.txn(detail::claim_txn(fire_key, value, job_key, job_rev), transport_.default_deadline());
+    if (r) {
+      if (!r->succeeded) return error{errc::busy, "tick taken"};
+      return r->header_revision;
+    }
+    // The txn may have committed without our hearing it: read the key to
+    // know. Our claim value (host, pid, lease, claim time) is ours alone.
+    typename P::backoff retry{};
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds{10};
+    while (std::chrono::steady_clock::now() < give_up) {
+      range_request read;
+      read.key = fire_key;
+      auto seen = transport_.range(read, transport_.default_deadline());
+      if (seen) {
+        if (!seen->kvs.empty() && seen->kvs.front().value == value) return seen->kvs.front().create_revision;
+        return error{errc::unavailable, "claim not confirmed: " + r.error().message};
+      }
+      std::this_thread::sleep_for(retry.next());
+    }
+    return error{errc::unavailable, "claim unknown (etcd unreachable): " + r.error().message};
+  }
+
+  /// Results are not lease-bound and are retried for a while: a run that
+  /// happened must be told, even across a short etcd outage.
+  result<void> record_result(const std::string& fire_key, revision rev, const std::string& runs_key,
+                             const std::string& value) {
+    typename P::backoff retry{};
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds{10};
+    for (;;) {
+      auto r = transport_.txn(detail::result_txn(fire_key, rev, runs_key, value), transport_.default_deadline());
+      if (r) {
+        if (!r->succeeded) return error{errc::failed_precondition, "the claim " + fire_key + " is gone"};
+        return {};
+      }
+      if (std::chrono::steady_clock::now() >= give_up) return std::move(r).error();
+      std::this_thread::sleep_for(retry.next());
+    }
+  }
+
+  void prune(const detail::cron_job& job) {
+    if (options_.history == 0) return;
+    const std::string& fire_dir = job.fire_dir;
+    auto req = range_request::prefix(fire_dir);
+    req.keys_only = true;
+    auto r = transport_.range(req, transport_.default_deadline());
+    if (!r) return;  // the next winner prunes
+    std::vector<std::string> ticks;
+    ticks.reserve(r->kvs.size());
+    for (const auto& kv : r->kvs) ticks.push_back(kv.key.substr(fire_dir.size()));
+    if (auto cut = detail::prune_cutoff(ticks, options_.history))
+      (void)transport_.txn(detail::prune_txn(fire_dir, job.runs_dir, *cut),
+                           transport_.default_deadline());
+  }
+
+  transport_type& transport_;
+  options options_;
+  [[no_unique_address]] clock_type clock_;
+
+  mutable std::mutex session_mutex_;
+  std::unique_ptr<session_type> session_;
+  std::mutex event_mutex_;
+
+  std::mutex mutex_;  // guards everything below
+  std::map<std::string, job_slot> jobs_;
+  detail::cron_agenda<time_point> agenda_;
+  revision watch_from_ = 0;
+  bool loaded_ = false;
+  std::stop_source wake_;  // requested to make the scheduler look again
+  std::list<run_slot> runs_;
+  std::stop_source run_stop_;  // shutdown: runs in flight get kill_after
+};
+
+}  // namespace conch

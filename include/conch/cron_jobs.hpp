@@ -1,0 +1,208 @@
+// conch/cron_jobs.hpp — the job table of conch's cron: add, remove, list.
+//
+// What `conch cron add|rm|ls` do, as library calls on any transport:
+//
+//   conch::add_cron_job(t, "conch/", {.name = "backup", .schedule = "0 3 * * *",
+//                                     .tz = "Europe/Berlin", .argv = {"backup.sh"}}, now);
+//   conch::remove_cron_job(t, "conch/", "backup");  // a run in flight finishes
+//   for (auto& job : *conch::list_cron_jobs(t, "conch/", now, 5)) ...
+//
+// A listing shows each job's next tick and its last runs, newest first: done
+// (with exit code), running (claimed, no result, claimer's lease alive) or
+// zombie (claimed, no result, claimer's lease gone — the tick is never rerun).
+// A job value that is not a readable job is listed with its problem.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "conch/detail/cron_job.hpp"  // first: see cron_job.hpp
+#include "conch/detail/cron_history.hpp"
+#include "conch/detail/hex.hpp"
+#include "conch/detail/time_format.hpp"
+#include "conch/policies/transport.hpp"
+#include "conch/result.hpp"
+
+namespace conch {
+
+/// A job as a user states it.
+struct cron_job_spec {
+  std::string name{};
+  std::string schedule{};  ///< cron expression, macro or `@every D` (see detail/schedule.hpp)
+  std::string tz{};        ///< IANA zone; empty means UTC
+  std::vector<std::string> argv{};
+};
+
+/// One claimed tick.
+struct cron_run_view {
+  std::string tick;  ///< RFC 3339 UTC
+  detail::run_state state = detail::run_state::zombie;
+  revision rev = 0;  ///< the claim's revision (the run's CONCH_REV)
+  std::string host;  ///< the claimer
+  std::int64_t pid = 0;
+  std::string lease;    ///< the claimer's lease (hex)
+  std::string claimed;  ///< when the tick was claimed
+  std::string start, end;        ///< empty until the result is recorded
+  std::optional<int> exit_code;  ///< empty until the result is recorded
+  std::string output;            ///< the output's tail
+  std::string problem;  ///< a claim or result that cannot be read
+};
+
+/// One job and its recent history.
+struct cron_job_view {
+  std::string name;
+  std::string problem;  ///< non-empty: the value is corrupt and daemons skip it
+  std::string schedule, tz;
+  std::vector<std::string> argv;
+  std::string created;
+  std::string next;  ///< the next tick (RFC 3339 UTC); empty when none
+  std::vector<cron_run_view> runs;  ///< newest first
+};
+
+namespace detail {
+
+/// A job's recent runs from its claims and results (newest claims first).
+/// Pure: `alive(lease)` tells whether a claimer's lease still exists.
+template <class Alive>
+std::vector<cron_run_view> cron_runs_from(const std::vector<key_value>& claims, const std::string& fire_dir,
+                                          const std::vector<key_value>& results, const std::string& runs_dir,
+                                          Alive&& alive) {
+  std::map<std::string, const key_value*> by_tick;
+  for (const auto& kv : results)
+    if (kv.key.size() > runs_dir.size()) by_tick[kv.key.substr(runs_dir.size())] = &kv;
+  std::vector<cron_run_view> runs;
+  for (const auto& claim : claims) {
+    cron_run_view v;
+    const std::string tick = claim.key.substr(std::min(fire_dir.size(), claim.key.size()));
+    auto t = parse_tick(tick);
+    v.tick = t ? format_rfc3339(*t) : tick;
+    v.rev = claim.create_revision;
+    lease_id lease = 0;
+    if (auto c = decode_holder_record(claim.value)) {
+      v.host = c->host;
+      v.pid = c->pid;
+      v.lease = c->lease;
+      v.claimed = c->start;
+      if (auto id = parse_lease_hex(c->lease)) lease = *id;
+    } else {
+      v.problem = "claim: " + c.error().message;
+    }
+    auto found = by_tick.find(tick);
+    if (found != by_tick.end()) {
+      if (auto r = decode_run_record(found->second->value)) {
+        v.start = r->start;
+        v.end = r->end;
+        v.exit_code = r->exit_code;
+        v.output = r->output;
+      } else {
+        v.problem = "result: " + r.error().message;
+      }
+    }
+    v.state = classify_run(found != by_tick.end(), lease != 0 && alive(lease));
+    runs.push_back(std::move(v));
+  }
+  return runs;
+}
+
+}  // namespace detail
+
+/// Stores (or replaces) a job. An invalid name, schedule or zone, or an empty
+/// command, is `errc::invalid_argument` and nothing is written.
+template <transport T>
+result<revision> add_cron_job(T& t, std::string_view prefix, const cron_job_spec& spec,
+                              std::chrono::system_clock::time_point now) {
+  detail::job_record record;
+  record.name = spec.name;
+  record.schedule = spec.schedule;
+  record.tz = spec.tz;
+  record.argv = spec.argv;
+  record.created = detail::format_rfc3339(std::chrono::floor<std::chrono::milliseconds>(now));
+  auto job = detail::make_cron_job(prefix, record);
+  if (!job) return std::move(job).error();
+  put_request put;
+  put.key = job->key;
+  put.value = detail::encode(record);
+  auto r = t.put(put, t.default_deadline());
+  if (!r) return std::move(r).error();
+  return r->header_revision;
+}
+
+/// Deletes a job: no further ticks. A run in flight finishes and records its
+/// result; the history stays until pruned. False when there was no such job.
+template <transport T>
+result<bool> remove_cron_job(T& t, std::string_view prefix, std::string_view name) {
+  auto key = detail::encode_key(prefix, detail::cron_job_key{std::string(name)});
+  if (!key) return error{errc::invalid_argument, "job name " + detail::quoted(name) + ": " + key.error().message};
+  delete_request del;
+  del.key = *key;
+  auto r = t.delete_range(del, t.default_deadline());
+  if (!r) return std::move(r).error();
+  return r->deleted > 0;
+}
+
+/// Every job with its next tick after `now` and its last `last_runs` claimed ticks.
+template <transport T>
+result<std::vector<cron_job_view>> list_cron_jobs(T& t, std::string_view prefix,
+                                                  std::chrono::system_clock::time_point now,
+                                                  std::size_t last_runs = 5) {
+  auto jobs = t.range(range_request::prefix(detail::cron_jobs_dir(prefix)), t.default_deadline());
+  if (!jobs) return std::move(jobs).error();
+  std::map<lease_id, bool> leases;  // asked once per listing
+  auto alive = [&](lease_id id) {
+    auto [it, fresh] = leases.try_emplace(id, false);
+    if (fresh) {
+      auto ttl = t.lease_time_to_live(id, t.default_deadline());
+      it->second = ttl && ttl->ttl > 0;
+    }
+    return it->second;
+  };
+  std::vector<cron_job_view> out;
+  for (const auto& kv : jobs->kvs) {
+    cron_job_view view;
+    std::string fire_dir, runs_dir;
+    auto where = detail::decode_key<detail::cron_job_key>(prefix, kv.key);
+    view.name = where ? where->name : kv.key;
+    if (auto job = detail::read_cron_job(prefix, kv.key, kv.value)) {
+      view.schedule = job->record.schedule;
+      view.tz = job->record.tz;
+      view.argv = job->record.argv;
+      view.created = job->record.created;
+      if (auto next = job->next_after(now)) view.next = detail::format_rfc3339(*next);
+      fire_dir = job->fire_dir;
+      runs_dir = job->runs_dir;
+    } else {
+      view.problem = job.error().message;
+      if (where) {  // a readable name still has a readable history
+        fire_dir = detail::cron_fire_dir(prefix, where->name).value_or(std::string());
+        runs_dir = detail::cron_runs_dir(prefix, where->name).value_or(std::string());
+      }
+    }
+    if (last_runs > 0 && !fire_dir.empty()) {
+      auto claims_req = range_request::prefix(fire_dir);
+      claims_req.order = range_request::sort_order::descend;
+      claims_req.target = range_request::sort_target::key;
+      claims_req.limit = static_cast<std::int64_t>(last_runs);
+      auto claims = t.range(claims_req, t.default_deadline());
+      if (!claims) return std::move(claims).error();
+      std::vector<key_value> results;
+      if (!claims->kvs.empty()) {
+        range_request results_req;
+        results_req.key = runs_dir + claims->kvs.back().key.substr(fire_dir.size());
+        results_req.range_end = prefix_end(runs_dir);
+        auto r = t.range(results_req, t.default_deadline());
+        if (!r) return std::move(r).error();
+        results = std::move(r->kvs);
+      }
+      view.runs = detail::cron_runs_from(claims->kvs, fire_dir, results, runs_dir, alive);
+    }
+    out.push_back(std::move(view));
+  }
+  return out;
+}
+
+}  // namespace conch

@@ -1,0 +1,146 @@
+// basic_cron on a fake system clock against a real etcd: the documented DST
+// behaviour end to end, measured by the fire keys the daemon creates.
+//
+// America/New_York, 2026: clocks spring forward on March 8 at 02:00 EST
+// (07:00Z) and fall back on November 1 at 02:00 EDT (06:00Z).
+//  - A wall-time job (`30 2 * * *`) whose 02:30 is skipped runs once, at the
+//    first instant after the gap (03:00 EDT = 07:00Z).
+//  - A wall-time job (`30 1 * * *`) whose 01:30 is repeated runs once, at the
+//    first occurrence (01:30 EDT = 05:30Z).
+//  - An elapsed-time job (`0 * * * *`) follows real time: no 02:00 in spring,
+//    and both 01:00s in autumn.
+#include "conch/cron.hpp"
+#include "conch/cron_jobs.hpp"
+#include "conch/policies/backoff.hpp"
+#include "conch/policies/etcd_transport.hpp"
+#include "conch/policies/fake_clock.hpp"
+
+#include <catch2/catch.hpp>
+
+#include "support/etcd_harness.hpp"
+
+#include <chrono>
+#include <map>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace std::chrono_literals;
+using sys = std::chrono::system_clock;
+
+namespace {
+
+struct fake_wall_policies {
+  using transport = conch::etcd_transport;
+  using clock = conch::fake_clock<sys>;
+  using backoff = conch::exponential_backoff;
+};
+using fake_cron = conch::basic_cron<fake_wall_policies>;
+
+sys::time_point utc(int y, unsigned mo, unsigned d, int h, int mi) {
+  using namespace std::chrono;
+  return sys_days{year{y} / month{mo} / day{d}} + hours{h} + minutes{mi};
+}
+
+std::string tick_key(const std::string& dir, sys::time_point t) {
+  return dir + conch::detail::format_tick(std::chrono::floor<std::chrono::seconds>(t));
+}
+
+std::set<std::string> keys_under(conch::etcd_transport& t, const std::string& dir) {
+  auto r = t.range(conch::range_request::prefix(dir), t.default_deadline());
+  REQUIRE(r);
+  std::set<std::string> keys;
+  for (const auto& kv : r->kvs) keys.insert(kv.key);
+  return keys;
+}
+
+bool await_key(conch::etcd_transport& t, const std::string& key, std::chrono::milliseconds within = 10s) {
+  const auto until = std::chrono::steady_clock::now() + within;
+  while (std::chrono::steady_clock::now() < until) {
+    conch::range_request r;
+    r.key = key;
+    auto got = t.range(r, t.default_deadline());
+    if (got && !got->kvs.empty()) return true;
+    std::this_thread::sleep_for(10ms);
+  }
+  return false;
+}
+
+/// Runs a daemon on `clock` over the jobs, steps the clock through
+/// `instants`, and returns every fire and runs key it created per job.
+struct scenario {
+  std::string prefix = conch::test::unique_prefix();
+  conch::etcd_transport transport{conch::test::etcd_server::shared().client_options()};
+  conch::fake_clock<sys> clock;
+
+  explicit scenario(sys::time_point start) : clock(start) {}
+
+  void add(const std::string& name, const std::string& schedule) {
+    auto r = conch::add_cron_job(transport, prefix, {.name = name, .schedule = schedule, .tz = "America/New_York",
+                                                     .argv = {"sh", "-c", "printf %s \"$CONCH_TICK\""}},
+                                 clock.now());
+    REQUIRE(r);
+  }
+
+  /// Steps to each instant; at each, waits for the claims expected there.
+  void drive(const std::vector<std::pair<sys::time_point, std::vector<std::string>>>& steps) {
+    fake_cron daemon{transport, {.prefix = prefix, .ttl = 5s}, clock};
+    REQUIRE(daemon.start());
+    std::stop_source stop;
+    std::jthread runner([&] { (void)daemon.run(stop.get_token()); });
+    REQUIRE(clock.await_sleepers(1));
+    for (const auto& [at, jobs] : steps) {
+      clock.set(at);
+      for (const auto& job : jobs) {
+        INFO(job << " at " << conch::detail::format_rfc3339(std::chrono::floor<std::chrono::milliseconds>(at)));
+        CHECK(await_key(transport, tick_key(prefix + "cron/runs/" + job + "/", at)));
+      }
+      // The scheduler sleeps again only after planning the next ticks.
+      REQUIRE(clock.await_sleepers(1));
+    }
+    stop.request_stop();
+    runner.join();
+  }
+
+  std::set<std::string> fired(const std::string& job) { return keys_under(transport, prefix + "cron/fire/" + job + "/"); }
+};
+
+}  // namespace
+
+TEST_CASE("spring forward: a skipped wall time runs once after the gap; hourly follows real time", "[cron][dst]") {
+  scenario s{utc(2026, 3, 8, 5, 45)};  // 00:45 EST
+  s.add("skipped", "30 2 * * *");
+  s.add("hourly", "0 * * * *");
+  s.drive({{utc(2026, 3, 8, 6, 0), {"hourly"}},              // 01:00 EST
+           {utc(2026, 3, 8, 7, 0), {"skipped", "hourly"}},   // 03:00 EDT: right after the gap
+           {utc(2026, 3, 8, 8, 0), {"hourly"}}});            // 04:00 EDT
+  const std::string fire = s.prefix + "cron/fire/";
+  CHECK(s.fired("skipped") == std::set<std::string>{fire + "skipped/20260308T070000Z"});
+  CHECK(s.fired("hourly") == std::set<std::string>{fire + "hourly/20260308T060000Z", fire + "hourly/20260308T070000Z",
+                                                   fire + "hourly/20260308T080000Z"});
+  // The command saw its tick as CONCH_TICK.
+  auto runs = conch::list_cron_jobs(s.transport, s.prefix, s.clock.now(), 5);
+  REQUIRE(runs);
+  for (const auto& job : *runs)
+    for (const auto& run : job.runs) {
+      CHECK(run.state == conch::detail::run_state::done);
+      CHECK(run.output == run.tick);
+      CHECK(run.exit_code == 0);
+    }
+}
+
+TEST_CASE("fall back: a repeated wall time runs once; hourly runs in both 01:00s", "[cron][dst]") {
+  scenario s{utc(2026, 11, 1, 4, 45)};  // 00:45 EDT
+  s.add("repeated", "30 1 * * *");
+  s.add("hourly", "0 * * * *");
+  s.drive({{utc(2026, 11, 1, 5, 0), {"hourly"}},     // 01:00 EDT
+           {utc(2026, 11, 1, 5, 30), {"repeated"}},  // 01:30 EDT, the first 01:30
+           {utc(2026, 11, 1, 6, 0), {"hourly"}},     // 01:00 EST, the second 01:00
+           {utc(2026, 11, 1, 6, 30), {}},            // 01:30 EST: not again
+           {utc(2026, 11, 1, 7, 0), {"hourly"}}});   // 02:00 EST
+  const std::string fire = s.prefix + "cron/fire/";
+  CHECK(s.fired("repeated") == std::set<std::string>{fire + "repeated/20261101T053000Z"});
+  CHECK(s.fired("hourly") == std::set<std::string>{fire + "hourly/20261101T050000Z", fire + "hourly/20261101T060000Z",
+                                                   fire + "hourly/20261101T070000Z"});
+}
