@@ -124,7 +124,7 @@ class etcd_watch_stream {
 
   std::optional<watch_batch> on_message(const ::etcdserverpb::WatchResponse& r) {
     state& s = *s_;
-    if (r.created()) {
+    if (r.created() && !r.canceled()) {
       s.created = true;
       s.token_refreshed = false;
       s.retry_delay = std::chrono::milliseconds(0);
@@ -141,7 +141,11 @@ class etcd_watch_stream {
     }
     if (r.canceled()) {
       const std::string& reason = r.cancel_reason();
-      if (stale_token(reason) && !s.token_refreshed) {
+      // etcd 3.4 reports a stale token on a watch as "permission denied":
+      // one fresh token tells the two apart.
+      const bool maybe_stale =
+          stale_token(reason) || (s.conn->has_auth() && message_has(reason, "permission denied"));
+      if (maybe_stale && !s.token_refreshed) {
         s.token_refreshed = true;
         s.conn->drop_token(s.token);
         s.reopen_now = true;

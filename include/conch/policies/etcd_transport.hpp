@@ -27,6 +27,8 @@
 #include "conch/policies/transport.hpp"
 #include "conch/proto/rpc.grpc.pb.h"
 
+#include <grpc/support/log.h>
+
 namespace conch {
 
 /// A watch on an etcd_transport (see conch::watch_stream).
@@ -54,6 +56,13 @@ class etcd_transport {
     detail::grpc_connection probe(opts);
     if (probe.config_error()) return *probe.config_error();
     return {};
+  }
+
+  /// Silences gRPC's own logging (process-wide): conch's errors already
+  /// carry gRPC's reasons, and tools keep stderr for their own diagnostics.
+  static void quiet_grpc_log() {
+    gpr_set_log_verbosity(GPR_LOG_SEVERITY_ERROR);
+    gpr_set_log_function([](gpr_log_func_args*) {});
   }
 
   const transport_options& options() const { return conn_->options(); }
