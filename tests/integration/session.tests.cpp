@@ -1,0 +1,238 @@
+// session against a real etcd: keepalive, the local deadline, and every way to be lost.
+#include "conch/session.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+#include <catch2/catch.hpp>
+
+#include "conch/policies/etcd_transport.hpp"
+#include "support/etcd_harness.hpp"
+
+#include "conch/policies/backoff.hpp"
+#include "conch/policies/clock.hpp"
+
+// Until conch/policies/default_policies.hpp lands: the same bundle, spelled out.
+namespace conch {
+struct interim_test_policies {
+  using transport = conch::etcd_transport;
+  using clock = conch::steady_clock_policy;
+  using backoff = conch::exponential_backoff;
+};
+using session = basic_session<interim_test_policies>;
+}  // namespace conch
+
+using namespace std::chrono_literals;
+using conch::test::etcd_server;
+using steady = std::chrono::steady_clock;
+
+namespace {
+
+// Polls `done` until it holds or `within` passes: awaiting a condition, not sleeping on hope.
+template <class F>
+bool eventually(F done, std::chrono::milliseconds within) {
+  const auto until = steady::now() + within;
+  while (!done()) {
+    if (steady::now() >= until) return false;
+    std::this_thread::sleep_for(5ms);
+  }
+  return true;
+}
+
+conch::session::options with_ttl(std::chrono::seconds ttl, std::optional<std::chrono::milliseconds> margin = {}) {
+  conch::session::options o;
+  o.ttl = ttl;
+  o.margin = margin;
+  return o;
+}
+
+// When the session's lost token fired, on the real clock.
+struct loss_clock {
+  std::atomic<steady::rep> at{0};
+  std::stop_callback<std::function<void()>> on_lost;
+  explicit loss_clock(const conch::session& s)
+      : on_lost(s.lost_token(), std::function<void()>([this] { at = steady::now().time_since_epoch().count(); })) {}
+  bool fired() const { return at.load() != 0; }
+  steady::time_point when() const { return steady::time_point{steady::duration{at.load()}}; }
+};
+
+void attach(conch::etcd_transport& t, const std::string& key, conch::lease_id lease) {
+  conch::put_request put;
+  put.key = key;
+  put.value = "held";
+  put.lease = lease;
+  REQUIRE(t.put(put, t.default_deadline()));
+}
+
+}  // namespace
+
+TEST_CASE("a started session holds a granted lease and renews it at TTL/3") {
+  auto& etcd = etcd_server::shared();
+  conch::etcd_transport t{etcd.client_options()};
+  conch::session s{t, with_ttl(3s)};
+  REQUIRE(s.start());
+  REQUIRE(s.lease() != 0);
+  REQUIRE(s.ttl() >= 3s);
+
+  const auto first = s.local_deadline();
+  // A keepalive is acknowledged about every second: the deadline moves forward.
+  REQUIRE(eventually([&] { return s.local_deadline() > first; }, 3s));
+  REQUIRE(eventually([&] { return s.local_deadline() > first + 1500ms; }, 4s));
+  REQUIRE_FALSE(s.lost());
+
+  auto ttl = t.lease_time_to_live(s.lease(), t.default_deadline());
+  REQUIRE(ttl);
+  REQUIRE(ttl->ttl > 0);
+}
+
+TEST_CASE("etcdctl lease revoke: lost within one event delivery through the guarded key") {
+  auto& etcd = etcd_server::shared();
+  conch::etcd_transport t{etcd.client_options()};
+  // The first keepalive is 20 s away: only the watch can notice in time.
+  conch::session s{t, with_ttl(60s)};
+  REQUIRE(s.start());
+  const auto key = conch::test::unique_prefix() + "mine";
+  attach(t, key, s.lease());
+  s.guard_key(key);
+  loss_clock loss{s};
+
+  const auto revoked = steady::now();
+  etcd.revoke_lease(s.lease());
+  REQUIRE(eventually([&] { return loss.fired(); }, 10s));
+  CHECK(loss.when() - revoked < 10s);
+  CHECK(s.lost());
+  CHECK_THAT(s.lost_reason(), Catch::Contains("deleted"));
+}
+
+TEST_CASE("a revoked lease with no guarded key is lost at the next keepalive") {
+  auto& etcd = etcd_server::shared();
+  conch::etcd_transport t{etcd.client_options()};
+  conch::session s{t, with_ttl(3s)};
+  REQUIRE(s.start());
+  etcd.revoke_lease(s.lease());
+  REQUIRE(eventually([&] { return s.lost(); }, 5s));
+  CHECK_THAT(s.lost_reason(), Catch::Contains("expired or was revoked"));
+}
+
+TEST_CASE("deleting a guarded key loses the session; an unguarded delete does not") {
+  auto& etcd = etcd_server::shared();
+  conch::etcd_transport t{etcd.client_options()};
+  const auto prefix = conch::test::unique_prefix();
+
+  conch::session quiet{t, with_ttl(30s)};
+  REQUIRE(quiet.start());
+  attach(t, prefix + "quiet", quiet.lease());
+  quiet.guard_key(prefix + "quiet");
+  quiet.unguard_key(prefix + "quiet");
+  etcd.etcdctl_ok({"del", prefix + "quiet"});
+
+  conch::session guarded{t, with_ttl(30s)};
+  REQUIRE(guarded.start());
+  attach(t, prefix + "guarded", guarded.lease());
+  guarded.guard_key(prefix + "guarded");
+  etcd.etcdctl_ok({"del", prefix + "guarded"});
+  REQUIRE(eventually([&] { return guarded.lost(); }, 10s));
+  CHECK_THAT(guarded.lost_reason(), Catch::Contains(prefix + "guarded"));
+  CHECK_FALSE(quiet.lost());
+}
+
+TEST_CASE("guarding a key that is already gone loses the session") {
+  auto& etcd = etcd_server::shared();
+  conch::etcd_transport t{etcd.client_options()};
+  conch::session s{t, with_ttl(30s)};
+  REQUIRE(s.start());
+  s.guard_key(conch::test::unique_prefix() + "never-written");
+  REQUIRE(eventually([&] { return s.lost(); }, 10s));
+  CHECK_THAT(s.lost_reason(), Catch::Contains("gone"));
+}
+
+TEST_CASE("etcd stopped: lost at the local deadline, before the server could expire the lease") {
+  auto& etcd = etcd_server::shared();
+  conch::etcd_transport t{etcd.client_options()};
+  const auto margin = 1000ms;
+  conch::session s{t, with_ttl(4s, margin)};
+  REQUIRE(s.start());
+  const auto granted = s.ttl();
+  const auto first = s.local_deadline();
+  REQUIRE(eventually([&] { return s.local_deadline() > first; }, 4s));  // one keepalive acknowledged
+  loss_clock loss{s};
+
+  etcd.stop();
+  // No acknowledgement can arrive any more: this is the last ack's send time + TTL - margin.
+  const auto due = s.local_deadline();
+  const bool fired = eventually([&] { return loss.fired(); }, granted + 5s);
+  etcd.start();
+  REQUIRE(fired);
+  CHECK(loss.when() >= due);                   // retried, not lost, until the deadline
+  CHECK(loss.when() <= due + margin);          // = last ack + TTL: the server expires no sooner
+  CHECK_THAT(s.lost_reason(), Catch::Contains("local deadline"));
+}
+
+TEST_CASE("a short etcd outage before the deadline is retried, not lost") {
+  auto& etcd = etcd_server::shared();
+  conch::etcd_transport t{etcd.client_options()};
+  conch::session s{t, with_ttl(10s)};
+  REQUIRE(s.start());
+  const auto before = s.local_deadline();
+  etcd.restart();
+  REQUIRE(eventually([&] { return s.local_deadline() > before + 1s; }, 10s));
+  CHECK_FALSE(s.lost());
+}
+
+TEST_CASE("close revokes the lease and its keys, and is not a loss") {
+  auto& etcd = etcd_server::shared();
+  conch::etcd_transport t{etcd.client_options()};
+  const auto key = conch::test::unique_prefix() + "mine";
+  conch::session s{t, with_ttl(30s)};
+  REQUIRE(s.start());
+  attach(t, key, s.lease());
+  s.guard_key(key);
+  REQUIRE(s.close());
+  REQUIRE(s.close());  // idempotent
+  CHECK_FALSE(s.lost());
+
+  conch::range_request read;
+  read.key = key;
+  auto r = t.range(read, t.default_deadline());
+  REQUIRE(r);
+  CHECK(r->kvs.empty());
+  auto ttl = t.lease_time_to_live(s.lease(), t.default_deadline());
+  CHECK((!ttl || ttl->ttl <= 0));
+}
+
+TEST_CASE("the destructor returns promptly even with etcd down") {
+  auto& etcd = etcd_server::shared();
+  conch::etcd_transport t{etcd.client_options()};
+  steady::time_point began;
+  {
+    conch::session s{t, with_ttl(30s)};
+    REQUIRE(s.start());
+    etcd.stop();
+    began = steady::now();
+  }
+  const auto took = steady::now() - began;
+  etcd.start();
+  CHECK(took < etcd.client_options().call_timeout + 2s);  // at most one bounded revoke attempt
+}
+
+TEST_CASE("bad session options are refused with a reason") {
+  auto& etcd = etcd_server::shared();
+  conch::etcd_transport t{etcd.client_options()};
+  conch::session zero{t, with_ttl(0s)};
+  auto r = zero.start();
+  REQUIRE_FALSE(r);
+  CHECK(r.error().code == conch::errc::invalid_argument);
+
+  conch::session wide{t, with_ttl(2s, 2000ms)};
+  auto w = wide.start();
+  REQUIRE_FALSE(w);
+  CHECK(w.error().code == conch::errc::invalid_argument);
+  CHECK_THAT(w.error().message, Catch::Contains("margin"));
+
+  conch::session twice{t, with_ttl(5s)};
+  REQUIRE(twice.start());
+  auto again = twice.start();
+  REQUIRE_FALSE(again);
+  CHECK(again.error().code == conch::errc::failed_precondition);
+}
