@@ -6,8 +6,9 @@
 //                     N holders by construction; the value is the holder record
 //   queue/<lease hex> one per waiter, with the waiter's lease, FIFO by
 //                     create_revision
-// The token of a holder is its slot key's create_revision: strictly increasing
-// per slot across successions.
+// The token of a holder comes from the fencing policy: by default its slot
+// key's create_revision, strictly increasing per slot across successions
+// (counter_fencing: a dense counter per slot, bumped in the claiming txn).
 //
 //   conch::session s{transport};
 //   if (auto r = s.start(); !r) return fail(r.error());
@@ -36,6 +37,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <stop_token>
 #include <string>
@@ -47,6 +49,8 @@
 #include "conch/detail/semaphore_interim.hpp"
 #include "conch/detail/semaphore_read.hpp"
 #include "conch/detail/stop_union.hpp"
+#include "conch/policies/backoff.hpp"
+#include "conch/policies/fencing.hpp"
 #include "conch/policies/transport.hpp"
 #include "conch/result.hpp"
 #include "conch/session.hpp"
@@ -79,11 +83,17 @@ class basic_semaphore {
   using session_type = basic_session<P>;
   using transport_type = typename P::transport;
   using clock_type = typename P::clock;
+  using fencing_type = typename P::fencing;
+  static_assert(check_backoff_policy<typename P::backoff>());
+  static_assert(check_fencing_policy<fencing_type>());
 
   struct acquire_options {
     bool nonblock = false;                             ///< errc::busy at once if no slot is ours now
     std::optional<std::chrono::milliseconds> timeout;  ///< errc::timed_out, our queue key removed
     std::stop_token stop;                              ///< errc::cancelled, our queue key removed
+    /// The value of our slot key, made once we know which slot is ours (a
+    /// holder record naming its slot); empty: the queue value.
+    std::function<std::string(int slot)> slot_value;
   };
 
   /// `prefix` is the namespace ("conch/"), `name` the semaphore, `max` its
@@ -124,6 +134,7 @@ class basic_semaphore {
                    "another semaphore on this session already waits for or holds " + office() + " (key " + key + ")"};
     queue_key_ = std::move(key);
     value_ = std::move(value);
+    slot_value_ = std::move(o.slot_value);
 
     detail::stop_union stop{o.stop, session_.lost_token()};
     const deadline give_up = o.timeout ? std::chrono::steady_clock::now() + *o.timeout : deadline::max();
@@ -150,20 +161,23 @@ class basic_semaphore {
       return {};
     }
     session_.unguard_key(slot_key_);
-    auto r = session_.lost() ? result<void>{} : fenced_delete(slot_key_, token_, transport().default_deadline());
+    auto r = session_.lost() ? result<void>{} : fenced_delete(slot_key_, slot_rev_, transport().default_deadline());
     if (!r && r.error().code != errc::lease_not_found) {
-      session_.guard_key(slot_key_, token_);  // still ours: the caller may retry
+      session_.guard_key(slot_key_, slot_rev_);  // still ours: the caller may retry
       return r;
     }
     forget();
     return {};
   }
 
-  bool holding() const noexcept { return token_ != 0; }
+  bool holding() const noexcept { return slot_rev_ != 0; }
   /// Our slot index (0-based), meaningful while holding.
   int slot() const noexcept { return slot_; }
-  /// Our fencing token: our slot key's create_revision (0 when not holding).
+  /// Our fencing token, per the fencing policy (by default our slot key's
+  /// create_revision); 0 when not holding.
   std::int64_t token() const noexcept { return token_; }
+  /// What our writes compare to stay fenced (see guarded_txn), while holding.
+  fence held() const { return {slot_key_, slot_rev_, token_}; }
   /// Our slot key (empty when not holding) and queue key (empty when neither).
   const std::string& slot_key() const noexcept { return slot_key_; }
   const std::string& queue_key() const noexcept { return queue_key_; }
@@ -311,8 +325,9 @@ class basic_semaphore {
     txn_request t;
     t.compares.push_back(compare::create_revision(queue_key_) == queue_rev_);
     t.compares.push_back(compare::create_revision(key) == 0);
-    t.success.emplace_back(put_request{key, value_, session_.lease()});
+    t.success.emplace_back(put_request{key, slot_value_ ? slot_value_(i) : value_, session_.lease()});
     t.success.emplace_back(delete_request{queue_key_, {}, false});
+    const std::size_t fencing_ops = add_acquire_ops(t, fencing_, {key, detail::fencing_counter_key(l.prefix, key)});
     detail::add_place_reads(t.failure, l, queue_key_, queue_rev_);
     auto r = transport().txn(t, call_deadline(give_up));
     if (!r) return std::move(r).error();
@@ -321,15 +336,18 @@ class basic_semaphore {
       if (!s) return std::move(s).error();
       return std::optional<detail::sema_state>{std::move(*s)};
     }
-    hold(i, key, r->header_revision);
+    auto token = read_token(fencing_, *r, fencing_ops, r->header_revision);
+    hold(i, key, r->header_revision, token ? *token : 0);
+    if (!token) return std::move(token).error();
     return std::optional<detail::sema_state>{};
   }
 
-  void hold(int i, std::string key, revision token) {
+  void hold(int i, std::string key, revision create_revision, std::int64_t token) {
     slot_ = i;
     slot_key_ = std::move(key);
+    slot_rev_ = create_revision;
     token_ = token;
-    session_.guard_key(slot_key_, token_);
+    session_.guard_key(slot_key_, slot_rev_);
   }
 
   void guard_queue(bool on) {
@@ -347,8 +365,14 @@ class basic_semaphore {
     for (;;) {
       if (stop.stop_requested()) return error{errc::cancelled, "stopped"};
       if (seen.mine) {  // a claim of ours went through unseen (its answer was lost)
-        hold(seen.mine->index, seen.mine->kv.key, seen.mine->kv.create_revision);
         guard_queue(false);
+        const revision created = seen.mine->kv.create_revision;
+        // Only a policy that needs no answer (the token is the revision) can
+        // name the token now; otherwise give the slot back rather than guess.
+        auto token = fencing_.token({}, created);
+        hold(seen.mine->index, seen.mine->kv.key, created, token ? *token : 0);
+        if (!token)
+          return error{errc::unavailable, "the answer to our claim of " + slot_key_ + " was lost, and with it the token"};
         return {};
       }
       if (!seen.own || seen.own->create_revision != queue_rev_)
@@ -360,6 +384,7 @@ class basic_semaphore {
         guard_queue(false);  // the claim deletes our queue key: not a loss
         auto c = claim(next.slot, give_up);
         if (c && !*c) return {};
+        if (!c && holding()) return std::move(c).error();  // held, but without a token: wait() gives it back
         if (c) {
           seen = std::move(**c);
           continue;
@@ -420,11 +445,8 @@ class basic_semaphore {
     }
   }
 
-  result<void> fenced_delete(const std::string& key, revision rev, deadline d) {
-    txn_request t;
-    t.compares.push_back(compare::create_revision(key) == rev);
-    t.success.emplace_back(delete_request{key, {}, false});
-    auto r = transport().txn(t, d);
+  result<void> fenced_delete(const std::string& key, revision created, deadline d) {
+    auto r = transport().txn(fenced_release({key, created, 0}), d);
     if (!r) return std::move(r).error();
     return {};
   }
@@ -433,7 +455,10 @@ class basic_semaphore {
   void withdraw() {
     if (queue_key_.empty()) return;
     guard_queue(false);
-    if (holding()) session_.unguard_key(slot_key_);
+    if (holding()) {
+      session_.unguard_key(slot_key_);
+      if (!session_.lost()) (void)fenced_delete(slot_key_, slot_rev_, transport().default_deadline());
+    }
     if (!session_.lost() && queue_rev_ != 0)
       (void)fenced_delete(queue_key_, queue_rev_, transport().default_deadline());
     forget();
@@ -445,7 +470,9 @@ class basic_semaphore {
     queue_guarded_ = false;
     slot_key_.clear();
     slot_ = 0;
+    slot_rev_ = 0;
     token_ = 0;
+    slot_value_ = nullptr;
   }
 
   session_type& session_;
@@ -457,7 +484,10 @@ class basic_semaphore {
   bool queue_guarded_ = false;
   std::string slot_key_;
   int slot_ = 0;
-  revision token_ = 0;
+  revision slot_rev_ = 0;
+  std::int64_t token_ = 0;
+  std::function<std::string(int)> slot_value_;
+  [[no_unique_address]] fencing_type fencing_{};
   std::atomic<std::uint64_t> reads_{0}, watches_{0}, watch_events_{0};
 };
 

@@ -438,3 +438,28 @@ TEST_CASE("no herd: O(1) watch events per release with 50 waiters", "[semaphore]
   CHECK(watches <= 2 * releases);
   CHECK(events >= releases);  // the counter counts: the head was woken by an event each time
 }
+
+namespace {
+struct counted_policies : conch::default_policies {
+  using fencing = conch::counter_fencing;
+};
+}  // namespace
+
+TEST_CASE("counter fencing: a dense token per slot; the slot key names its slot", "[semaphore]") {
+  auto& etcd = etcd_server::shared();
+  conch::etcd_transport t{etcd.client_options()};
+  const auto prefix = conch::test::unique_prefix();
+  conch::basic_session<counted_policies> s{t};
+  REQUIRE(s.start());
+  conch::basic_semaphore<counted_policies> sem{s, prefix, "pool", 1};
+  auto named = [](int slot) { return "{\"slot\":" + std::to_string(slot) + "}"; };
+  for (std::int64_t expected = 1; expected <= 3; ++expected) {
+    REQUIRE(sem.acquire("{}", {.slot_value = named}));
+    CHECK(sem.token() == expected);
+    CHECK(sem.held().key == sem.slot_key());
+    auto st = status(t, prefix, 1);
+    REQUIRE(st.holders.size() == 1);
+    CHECK(st.holders[0].kv.value == "{\"slot\":0}");
+    REQUIRE(sem.release());
+  }
+}
