@@ -51,22 +51,24 @@ class kill_sequence {
 
   /// Records that SIGTERM went out at `now`. Returns true the first time only.
   constexpr bool start(time_point now) {
-    if (term_sent_) return false;
+    if (started_) return false;
     term_sent_ = now;
+    started_ = true;
     return true;
   }
-  constexpr bool started() const noexcept { return term_sent_.has_value(); }
+  constexpr bool started() const noexcept { return started_; }
   /// When SIGKILL is due; empty until SIGTERM was sent.
   constexpr std::optional<time_point> kill_at() const {
-    if (!term_sent_) return std::nullopt;
-    return *term_sent_ + kill_after_;
+    if (!started_) return std::nullopt;
+    return term_sent_ + kill_after_;
   }
-  constexpr bool kill_due(time_point now) const { return term_sent_ && now >= *kill_at(); }
+  constexpr bool kill_due(time_point now) const { return started_ && now >= term_sent_ + kill_after_; }
   constexpr duration kill_after() const noexcept { return kill_after_; }
 
  private:
   duration kill_after_;
-  std::optional<time_point> term_sent_;
+  time_point term_sent_{};
+  bool started_ = false;
 };
 
 /// `--restart` and what it allows.

@@ -198,9 +198,8 @@ class watchdog {
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK);
 
     std::string ms = std::to_string(opt.kill_after.count());
-    std::string arg1(watchdog_argument), fd = "3";
-    std::string exe_copy = exe;
-    char* argv[] = {exe_copy.data(), arg1.data(), fd.data(), ms.data(), nullptr};
+    std::string arg0 = "conch-watchdog", arg1(watchdog_argument), fd = "3";
+    char* argv[] = {arg0.data(), arg1.data(), fd.data(), ms.data(), nullptr};
     char* envp[] = {nullptr};
     pid_t pid = -1;
     int rc = ::posix_spawn(&pid, exe.c_str(), &actions, &attr, argv, envp);

@@ -1,0 +1,141 @@
+// conch/tool/elect.hpp — `conch elect NAME [flags] -- CMD ARGS...`
+//
+// Campaigns for office NAME and runs CMD while leading; the next contender
+// takes over as soon as CMD exits (a fenced resign), or when our lease is lost
+// (CMD's process group is killed first). `--who` prints the leader instead.
+// A thin layer over basic_election and the shared holding flow (hold.hpp).
+#pragma once
+
+#include <unistd.h>
+
+#include <chrono>
+#include <iostream>
+#include <optional>
+#include <stop_token>
+#include <string>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "conch/detail/hex.hpp"
+#include "conch/detail/records.hpp"
+#include "conch/detail/time_format.hpp"
+#include "conch/election.hpp"
+#include "conch/policies/default_policies.hpp"
+#include "conch/policies/etcd_transport.hpp"
+#include "conch/process/signals.hpp"
+#include "conch/session.hpp"
+#include "conch/tool/common.hpp"
+#include "conch/tool/connect.hpp"
+#include "conch/tool/exit_codes.hpp"
+#include "conch/tool/flags.hpp"
+#include "conch/tool/hold.hpp"
+#include "conch/tool/holder.hpp"
+
+namespace conch::tool {
+
+struct elect_options {
+  common_options common{};
+  std::string name{};
+  bool who = false;
+  bool nonblock = false;
+  std::optional<std::chrono::milliseconds> timeout{};
+  conch::detail::restart_rule restart{};
+  std::vector<std::string> argv{};
+};
+
+/// Parses `conch elect` arguments. Returns the options, or the exit code to
+/// leave with at once (0 after --help/--version, 64 after a usage error,
+/// with the line already printed).
+inline std::variant<elect_options, int> parse_elect(const std::vector<std::string>& args) {
+  elect_options o;
+  std::chrono::milliseconds timeout{-1};
+  flag_parser p{"conch elect", "NAME [flags] -- CMD ARGS...",
+                "Campaign for office NAME and run CMD while leading. CMD gets CONCH_REV (its\n"
+                "fencing token), CONCH_KEY, CONCH_LEASE and CONCH_NAME. When CMD exits the office\n"
+                "passes to the next contender at once; if the lease is lost, CMD's process group\n"
+                "is killed and conch exits 70."};
+  p.positional("NAME", o.name, "the office");
+  common_flags common{p};
+  p.flag("--who", o.who, "print the leader and exit (1 if the office is vacant)");
+  p.flag("--nonblock", o.nonblock, "exit 75 at once if another leads");
+  p.duration("--timeout", timeout, "give up waiting after this long (exit 75)");
+  p.flag("--restart", o.restart.enabled, "restart CMD when it exits, with backoff, while leading");
+  p.duration("--stable-after", o.restart.stable_after,
+             "with --restart: a CMD that ran this long resets the backoff (default 60s)");
+  p.command(o.argv);
+
+  auto parsed = p.parse(args, [&] { return !o.who; });
+  if (auto code = finish_parse(p, parsed, version)) return *code;
+  if (o.who && !o.argv.empty()) return usage_error(p, "--who runs no command");
+  if (o.name.empty()) return usage_error(p, "NAME must not be empty");
+  if (timeout.count() >= 0) o.timeout = timeout;
+  auto c = common.finish();
+  if (!c) return usage_error(p, c.error().message);
+  o.common = std::move(*c);
+  return o;
+}
+
+/// `--who`: the leader's record on stdout (one line, or JSON with --json); 1 if vacant.
+inline int elect_who(etcd_transport& etcd, const elect_options& o) {
+  auto leader = basic_election<>::leader(etcd, o.common.prefix, o.name);
+  if (!leader) {
+    std::cerr << "conch elect: " << leader.error().message << "\n";
+    return exit_code::unavailable;
+  }
+  if (!*leader) {
+    std::cerr << "conch elect: office " << o.name << " is vacant\n";
+    return exit_code::vacant;
+  }
+  std::cout << describe_holder(**leader, o.common.json) << std::endl;
+  return exit_code::ok;
+}
+
+/// The election as a holding recipe: campaign, CONCH_* for the child, resign.
+struct office_recipe {
+  basic_election<>& office;
+  basic_session<>& session;
+  const elect_options& options;
+  std::string record;
+
+  result<void> acquire(std::stop_token stop) {
+    return office.campaign(record, {.nonblock = options.nonblock, .timeout = options.timeout,
+                                    .stop = std::move(stop)});
+  }
+  std::vector<std::pair<std::string, std::string>> env() const {
+    return {{"CONCH_REV", std::to_string(office.token())},
+            {"CONCH_KEY", office.key()},
+            {"CONCH_LEASE", conch::detail::lease_hex(session.lease())},
+            {"CONCH_NAME", options.name}};
+  }
+  result<void> release() { return office.resign(); }
+};
+
+/// `conch elect ...` (the words after "elect"). Stop signals must already be
+/// blocked (process::block_stop_signals) and are read from `inbox`.
+inline int elect_main(const std::vector<std::string>& args, process::signal_inbox& inbox) {
+  auto parsed = parse_elect(args);
+  if (auto* code = std::get_if<int>(&parsed)) return *code;
+  const auto& o = std::get<elect_options>(parsed);
+
+  etcd_transport etcd{o.common.transport()};
+  if (int code = require_etcd(etcd, o.common, "conch elect")) return code;
+  if (o.who) return elect_who(etcd, o);
+
+  basic_session<>::options session_options;
+  session_options.ttl = o.common.ttl;
+  basic_session<> session{etcd, session_options};
+  if (auto s = session.start(); !s) {
+    std::cerr << "conch elect: cannot start a session: " << s.error().message << "\n";
+    return exit_code::unavailable;
+  }
+  basic_election<> office{session, o.common.prefix, o.name};
+  office_recipe recipe{office, session, o, holder_json(o.name, session.lease(), o.argv)};
+  return hold_and_run(session, recipe,
+                      {.program = "conch elect",
+                       .supervise = {.argv = o.argv, .kill_after = o.common.kill_after,
+                                     .restart = o.restart}},
+                      inbox);
+}
+
+}  // namespace conch::tool

@@ -1,0 +1,159 @@
+// conch/tool/hold.hpp — acquire, run the child while holding, release: the flow
+// `conch elect` and `conch sema` share.
+//
+// The tools differ only in what they acquire (an office, a slot) and how they
+// let go of it; everything else — stop signals while waiting, the watchdog,
+// the supervision loop, exit codes — is this one piece of code. A tool plugs
+// in a `holding_recipe`:
+//   acquire(stop)  blocks until held. Errors: errc::busy / errc::timed_out
+//                  (exit 75), errc::cancelled (stop requested), errc::lost
+//                  (exit 70), anything else (exit 69);
+//   env()          the child's CONCH_* variables once held;
+//   release()      the fenced release (resign, free the slot).
+//
+//   struct office_recipe { ... acquire, env, release ... } recipe{...};
+//   return conch::tool::hold_and_run(session, recipe, {.program = "conch elect", ...}, inbox);
+#pragma once
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <concepts>
+#include <csignal>
+#include <cstdint>
+#include <iostream>
+#include <optional>
+#include <stop_token>
+#include <string>
+#include <thread>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "conch/process/fd.hpp"
+#include "conch/process/signals.hpp"
+#include "conch/process/watchdog.hpp"
+#include "conch/result.hpp"
+#include "conch/tool/exit_codes.hpp"
+#include "conch/tool/supervise.hpp"
+
+namespace conch::tool {
+
+template <class R>
+concept holding_recipe = requires(R& r, std::stop_token stop) {
+  { r.acquire(stop) } -> std::same_as<result<void>>;
+  { r.env() } -> std::convertible_to<std::vector<std::pair<std::string, std::string>>>;
+  { r.release() } -> std::same_as<result<void>>;
+};
+
+/// While we wait to acquire, the main thread is blocked in the recipe: a
+/// small thread reads the stop signals and turns the first into a stop
+/// request, so waiting ends at once and no child is started.
+class signal_watch {
+ public:
+  explicit signal_watch(process::signal_inbox& inbox)
+      : wake_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)), thread_([this, &inbox] { run(inbox); }) {}
+  ~signal_watch() { finish(); }
+  signal_watch(const signal_watch&) = delete;
+  signal_watch& operator=(const signal_watch&) = delete;
+
+  std::stop_token token() const noexcept { return stop_.get_token(); }
+  /// Ends the watch; signals arriving later stay in the inbox.
+  void finish() {
+    if (!thread_.joinable()) return;
+    std::uint64_t one = 1;
+    [[maybe_unused]] auto n = ::write(wake_.get(), &one, sizeof one);
+    thread_.join();
+  }
+  /// The first stop signal seen, if any.
+  std::optional<int> signal() const {
+    int s = signal_.load();
+    return s ? std::optional<int>(s) : std::nullopt;
+  }
+
+ private:
+  void run(process::signal_inbox& inbox) {
+    for (;;) {
+      pollfd fds[2] = {{inbox.fd(), POLLIN, 0}, {wake_.get(), POLLIN, 0}};
+      if (::poll(fds, 2, -1) < 0) continue;
+      if (fds[1].revents) return;
+      while (auto sig = inbox.take()) {
+        int none = 0;
+        signal_.compare_exchange_strong(none, *sig);
+        stop_.request_stop();
+      }
+    }
+  }
+
+  process::unique_fd wake_;
+  std::stop_source stop_;
+  std::atomic<int> signal_{0};
+  std::thread thread_;
+};
+
+struct hold_options {
+  /// Prefixes diagnostics ("conch elect").
+  std::string program{"conch"};
+  supervise_options supervise{};
+  /// The binary hosting watchdog_main() (the running one, re-executed).
+  std::string watchdog_host{"/proc/self/exe"};
+};
+
+/// Acquires through `recipe` on `session`, supervises the child while held,
+/// releases, and returns the wrapper's exit code (SPEC §3 table).
+template <class Session, holding_recipe Recipe>
+int hold_and_run(Session& session, Recipe& recipe, hold_options opt, process::signal_inbox& inbox) {
+  auto say = [&](const std::string& line) { std::cerr << opt.program << ": " << line << std::endl; };
+  opt.supervise.program = opt.program;
+
+  // Started before waiting, so a failure to start it is known before we hold anything.
+  auto watchdog = process::watchdog::spawn(opt.watchdog_host, {.kill_after = opt.supervise.kill_after});
+  if (!watchdog) {
+    say(watchdog.error().message);
+    return exit_code::unavailable;
+  }
+
+  result<void> acquired;
+  std::optional<int> stop_signal;
+  {
+    signal_watch watch{inbox};
+    acquired = recipe.acquire(watch.token());
+    watch.finish();
+    stop_signal = watch.signal();
+  }
+  if (!acquired) {
+    const auto& e = acquired.error();
+    if (stop_signal) return exit_code::from_signal(*stop_signal);  // waiting ended by a stop signal
+    say(e.message);
+    switch (e.code) {
+      case errc::busy:
+      case errc::timed_out: return exit_code::busy;
+      case errc::lost:
+      case errc::lease_not_found: return exit_code::lost;
+      default: return exit_code::unavailable;
+    }
+  }
+  if (stop_signal) {  // acquired as the signal came: never start a child after it
+    (void)recipe.release();
+    return exit_code::from_signal(*stop_signal);
+  }
+
+  held_claim claim;
+  claim.env = recipe.env();
+  claim.lost = session.lost_token();
+  using session_deadline = std::remove_cvref_t<decltype(session.local_deadline())>;
+  if constexpr (std::is_same_v<session_deadline, std::chrono::steady_clock::time_point>)
+    claim.local_deadline = [&session] { return session.local_deadline(); };
+  claim.lost_reason = [&session] { return session.lost_reason(); };
+
+  auto out = supervise(claim, opt.supervise, inbox, &*watchdog);
+  if (out.how != supervise_outcome::ending::lost) {
+    if (auto r = recipe.release(); !r) say("release: " + r.error().message);
+  }
+  return out.exit_code;
+}
+
+}  // namespace conch::tool
