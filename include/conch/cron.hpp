@@ -358,15 +358,14 @@ class basic_cron {
     }
     const std::string fire_key = detail::tick_key(job.fire_dir, tick);
     const std::string runs_key = detail::tick_key(job.runs_dir, tick);
-    const std::string claimed_at = detail::format_rfc3339(std::chrono::floor<std::chrono::milliseconds>(clock_.now()));
-    detail::holder_record claim;
+    detail::claim_record claim{};
+    claim.name = name;
+    claim.tick = tick;
     claim.host = options_.host;
     claim.pid = ::getpid();
-    claim.start = claimed_at;
     claim.lease = detail::lease_hex(*lease);
-    claim.name = name;
-    claim.argv = job.record.argv;
-    const std::string claim_value = detail::encode(claim);
+    claim.start = std::chrono::floor<std::chrono::milliseconds>(clock_.now());
+    const std::string claim_value = detail::encode_record(claim);
 
     auto rev = claim_tick(fire_key, claim_value, job.key, job_rev);
     if (!rev) {
@@ -389,17 +388,17 @@ class basic_cron {
       emit({.what = cron_event::kind::started, .job = name, .tick = tick_text, .rev = *rev, .pid = pid});
     });
 
-    detail::run_record result;
-    result.tick = tick_text;
+    detail::run_record result{};
+    result.name = name;
+    result.tick = tick;
     result.host = options_.host;
     result.pid = ::getpid();
     result.lease = claim.lease;
-    result.rev = *rev;
-    result.start = detail::format_rfc3339(std::chrono::floor<std::chrono::milliseconds>(outcome.start));
-    result.end = detail::format_rfc3339(std::chrono::floor<std::chrono::milliseconds>(outcome.end));
+    result.start = std::chrono::floor<std::chrono::milliseconds>(outcome.start);
+    result.end = std::chrono::floor<std::chrono::milliseconds>(outcome.end);
     result.exit_code = outcome.exit_code;
     result.output = detail::utf8_tail(outcome.output, options_.output_cap);
-    if (auto w = record_result(fire_key, *rev, runs_key, detail::encode(result)); !w) {
+    if (auto w = record_result(fire_key, *rev, runs_key, detail::encode_record(result)); !w) {
       emit({.what = cron_event::kind::error, .job = name, .tick = tick_text, .rev = *rev,
             .message = "result not recorded: " + w.error().message});
       return;

@@ -83,20 +83,20 @@ std::vector<cron_run_view> cron_runs_from(const std::vector<key_value>& claims, 
     v.tick = t ? format_rfc3339(*t) : tick;
     v.rev = claim.create_revision;
     lease_id lease = 0;
-    if (auto c = decode_holder_record(claim.value)) {
+    if (auto c = decode_record<claim_record>(claim.value)) {
       v.host = c->host;
       v.pid = c->pid;
       v.lease = c->lease;
-      v.claimed = c->start;
+      v.claimed = format_rfc3339(c->start);
       if (auto id = parse_lease_hex(c->lease)) lease = *id;
     } else {
       v.problem = "claim: " + c.error().message;
     }
     auto found = by_tick.find(tick);
     if (found != by_tick.end()) {
-      if (auto r = decode_run_record(found->second->value)) {
-        v.start = r->start;
-        v.end = r->end;
+      if (auto r = decode_record<run_record>(found->second->value)) {
+        v.start = format_rfc3339(r->start);
+        v.end = format_rfc3339(r->end);
         v.exit_code = r->exit_code;
         v.output = r->output;
       } else {
@@ -116,17 +116,17 @@ std::vector<cron_run_view> cron_runs_from(const std::vector<key_value>& claims, 
 template <transport T>
 result<revision> add_cron_job(T& t, std::string_view prefix, const cron_job_spec& spec,
                               std::chrono::system_clock::time_point now) {
-  detail::job_record record;
+  detail::job_record record{};
   record.name = spec.name;
   record.schedule = spec.schedule;
   record.tz = spec.tz;
   record.argv = spec.argv;
-  record.created = detail::format_rfc3339(std::chrono::floor<std::chrono::milliseconds>(now));
+  record.created = std::chrono::floor<std::chrono::milliseconds>(now);
   auto job = detail::make_cron_job(prefix, record);
   if (!job) return std::move(job).error();
   put_request put;
   put.key = job->key;
-  put.value = detail::encode(record);
+  put.value = detail::encode_record(record);
   auto r = t.put(put, t.default_deadline());
   if (!r) return std::move(r).error();
   return r->header_revision;
@@ -171,7 +171,7 @@ result<std::vector<cron_job_view>> list_cron_jobs(T& t, std::string_view prefix,
       view.schedule = job->record.schedule;
       view.tz = job->record.tz;
       view.argv = job->record.argv;
-      view.created = job->record.created;
+      view.created = detail::format_rfc3339(job->record.created);
       if (auto next = job->next_after(now)) view.next = detail::format_rfc3339(*next);
       fire_dir = job->fire_dir;
       runs_dir = job->runs_dir;

@@ -22,7 +22,7 @@ using sys = std::chrono::system_clock;
 
 namespace {
 job_record rec(std::string name, std::string schedule, std::string tz = "", std::vector<std::string> argv = {"true"}) {
-  job_record r;
+  job_record r{};
   r.name = std::move(name);
   r.schedule = std::move(schedule);
   r.tz = std::move(tz);
@@ -63,7 +63,7 @@ TEST_CASE("bad jobs are refused with the reason", "[cron]") {
 
 TEST_CASE("a stored job that cannot be read is corrupt, never a crash", "[cron]") {
   const std::string key = "conch/cron/jobs/x";
-  auto good = read_cron_job("conch/", key, conch::detail::encode(rec("x", "@every 1s")));
+  auto good = read_cron_job("conch/", key, conch::detail::encode_record(rec("x", "@every 1s")));
   REQUIRE(good);
   CHECK(good->name() == "x");
   for (std::string value : {"", "not json", "{}", "[1,2]", R"({"name":"x"})",
@@ -78,7 +78,7 @@ TEST_CASE("a stored job that cannot be read is corrupt, never a crash", "[cron]"
     CHECK(r.error().code == errc::corrupt);
     CHECK_FALSE(r.error().message.empty());
   }
-  CHECK_FALSE(read_cron_job("conch/", "conch/cron/jobs/a/b", conch::detail::encode(rec("a/b", "@daily"))));
+  CHECK_FALSE(read_cron_job("conch/", "conch/cron/jobs/a/b", conch::detail::encode_record(rec("a/b", "@daily"))));
 }
 
 TEST_CASE("@every ticks are epoch multiples, the same for every daemon", "[cron]") {
@@ -133,21 +133,20 @@ TEST_CASE("pruning deletes both directories below the oldest kept tick", "[cron]
 TEST_CASE("a listing tells done, running and zombie runs apart", "[cron]") {
   const std::string fire = "p/cron/fire/x/", runs = "p/cron/runs/x/";
   auto claim = [&](std::string tick, std::string lease, conch::revision rev) {
-    conch::detail::holder_record h;
-    h.host = "h1";
-    h.pid = 7;
-    h.lease = std::move(lease);
-    return key_value{fire + tick, conch::detail::encode(h), rev, rev, 1, 0};
+    conch::detail::claim_record c{};
+    c.host = "h1";
+    c.pid = 7;
+    c.lease = std::move(lease);
+    c.tick = *conch::detail::parse_tick(tick);
+    return key_value{fire + tick, conch::detail::encode_record(c), rev, rev, 1, 0};
   };
-  conch::detail::run_record done;
-  done.tick = "2026-01-01T00:00:03Z";
-  done.start = "2026-01-01T00:00:03Z";
-  done.end = "2026-01-01T00:00:04Z";
+  conch::detail::run_record done{};
+  done.tick = *conch::detail::parse_tick("20260101T000003Z");
   done.exit_code = 3;
   const std::vector<key_value> claims{claim("20260101T000004Z", "a", 14), claim("20260101T000003Z", "b", 13),
                                       claim("20260101T000002Z", "c", 12),
                                       key_value{fire + "20260101T000001Z", "garbage", 11, 11, 1, 0}};
-  const std::vector<key_value> results{key_value{runs + "20260101T000003Z", conch::detail::encode(done), 15, 15, 1, 0}};
+  const std::vector<key_value> results{key_value{runs + "20260101T000003Z", conch::detail::encode_record(done), 15, 15, 1, 0}};
   auto views = conch::detail::cron_runs_from(claims, fire, results, runs, [](conch::lease_id id) { return id == 0xa; });
   REQUIRE(views.size() == 4);
   CHECK(views[0].state == run_state::running);

@@ -20,7 +20,7 @@
 #include "conch/detail/schedule.hpp"
 #include "conch/detail/time_format.hpp"
 #include "conch/result.hpp"
-#include "conch/detail/cron_interim.hpp"
+#include "conch/detail/records.hpp"
 
 namespace conch::detail {
 
@@ -77,7 +77,7 @@ inline result<cron_job> read_cron_job(std::string_view prefix, std::string_view 
   auto where = decode_key<cron_job_key>(prefix, key);
   if (!where) return error{errc::corrupt, where.error().message};
   const std::string shown = detail::quoted(where->name);
-  auto record = decode_job_record(value);
+  auto record = decode_record<job_record>(value);
   if (!record) return error{errc::corrupt, "job " + shown + ": " + record.error().message};
   if (record->name != where->name)
     return error{errc::corrupt, "job " + shown + ": its record names " + detail::quoted(record->name)};
