@@ -2,16 +2,17 @@
 // round-trips through its canonical spelling.
 #include "conch/detail/duration.hpp"
 
-#include <string_view>
-
 #include "fuzz_check.hpp"
+
+#include <string_view>
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   namespace cd = conch::detail;
   const auto d = cd::parse_duration(std::string_view(reinterpret_cast<const char*>(data), size));
   if (!d) {
     CONCH_FUZZ_CHECK(d.error().code == conch::errc::invalid_argument);
-    CONCH_FUZZ_CHECK(!d.error().message.empty() && d.error().message.find('\n') == std::string::npos);
+    CONCH_FUZZ_CHECK(!d.error().message.empty() &&
+                     d.error().message.find('\n') == std::string::npos);
     return 0;
   }
   CONCH_FUZZ_CHECK(d->count() >= 0);

@@ -3,10 +3,10 @@
 // in UTC and across DST changes.
 #include "conch/detail/schedule.hpp"
 
+#include "fuzz_check.hpp"
+
 #include <chrono>
 #include <string_view>
-
-#include "fuzz_check.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   namespace cd = conch::detail;
@@ -14,7 +14,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const auto s = cd::parse_schedule(std::string_view(reinterpret_cast<const char*>(data), size));
   if (!s) {
     CONCH_FUZZ_CHECK(s.error().code == conch::errc::invalid_argument);
-    CONCH_FUZZ_CHECK(!s.error().message.empty() && s.error().message.find('\n') == std::string::npos);
+    CONCH_FUZZ_CHECK(!s.error().message.empty() &&
+                     s.error().message.find('\n') == std::string::npos);
     return 0;
   }
   const auto again = cd::parse_schedule(s->to_string());
@@ -37,8 +38,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         continue;
       }
       CONCH_FUZZ_CHECK(*t > after);
-      const auto step = s->form == cd::schedule::form_t::every ? system_clock::duration(milliseconds(1))
-                                                               : system_clock::duration(seconds(1));
+      const auto step = s->form == cd::schedule::form_t::every
+                            ? system_clock::duration(milliseconds(1))
+                            : system_clock::duration(seconds(1));
       const auto same = cd::next_tick(*s, *t - step, z);
       CONCH_FUZZ_CHECK(same.ok() && *same == *t);
       const auto later = cd::next_tick(*s, *t, z);

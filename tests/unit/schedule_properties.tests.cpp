@@ -7,19 +7,17 @@
 // elapsed-time jobs: every instant whose wall time matches).
 #include "conch/detail/schedule.hpp"
 
-#include <catch2/catch.hpp>
-#include <rapidcheck/catch.h>
-
+#include <absl/time/civil_time.h>
+#include <absl/time/time.h>
 #include <array>
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdint>
 #include <optional>
+#include <rapidcheck/catch.h>
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <absl/time/civil_time.h>
-#include <absl/time/time.h>
 
 namespace cd = conch::detail;
 using namespace std::chrono;
@@ -39,9 +37,9 @@ struct model_schedule {
   std::array<model_field, 6> fields;  // second, minute, hour, day of month, month, day of week
   bool six_fields = true;
   bool last_day = false, last_weekday = false;
-  std::vector<int> nearest;                // nW
-  std::vector<int> last_of;                // dL
-  std::vector<std::pair<int, int>> nth;    // d#k
+  std::vector<int> nearest;              // nW
+  std::vector<int> last_of;              // dL
+  std::vector<std::pair<int, int>> nth;  // d#k
 
   std::string text() const {
     std::string out;
@@ -50,11 +48,15 @@ struct model_schedule {
   }
 };
 
-struct field_limits { int lo, hi, end; };
-constexpr std::array<field_limits, 6> limits{{{0, 59, 59}, {0, 59, 59}, {0, 23, 23}, {1, 31, 31}, {1, 12, 12}, {0, 7, 6}}};
+struct field_limits {
+  int lo, hi, end;
+};
+constexpr std::array<field_limits, 6> limits{
+    {{0, 59, 59}, {0, 59, 59}, {0, 23, 23}, {1, 31, 31}, {1, 12, 12}, {0, 7, 6}}};
 
 std::string name_or_number(std::size_t field, int v) {
-  static const char* months[] = {"jan", "Feb", "MAR", "apr", "May", "JUN", "jul", "Aug", "SEP", "oct", "Nov", "DEC"};
+  static const char* months[] = {"jan", "Feb", "MAR", "apr", "May", "JUN",
+                                 "jul", "Aug", "SEP", "oct", "Nov", "DEC"};
   static const char* days[] = {"sun", "Mon", "TUE", "wed", "Thu", "FRI", "sat"};
   if (field == 4 && *rc::gen::inRange(0, 3) == 0) return months[v - 1];
   if (field == 5 && v < 7 && *rc::gen::inRange(0, 3) == 0) return days[v];
@@ -127,8 +129,14 @@ model_schedule gen_schedule(bool allow_seconds, bool allow_extensions) {
     auto& dom = m.fields[3];
     auto& dow = m.fields[5];
     switch (*rc::gen::inRange(0, 5)) {
-      case 0: m.last_day = true; dom.text += ",L"; break;
-      case 1: m.last_weekday = true; dom.text += ",LW"; break;
+      case 0:
+        m.last_day = true;
+        dom.text += ",L";
+        break;
+      case 1:
+        m.last_weekday = true;
+        dom.text += ",LW";
+        break;
       case 2: {
         const int n = *rc::gen::inRange(1, 32);
         m.nearest.push_back(n);
@@ -156,7 +164,8 @@ int weekday_of(year_month_day ymd) { return static_cast<int>(weekday(sys_days(ym
 
 bool model_day(const model_schedule& m, int y, unsigned mo, unsigned d) {
   const year_month_day ymd{year(y), month(mo), day(d)};
-  const unsigned last = static_cast<unsigned>(year_month_day_last(year(y), month_day_last(month(mo))).day());
+  const unsigned last =
+      static_cast<unsigned>(year_month_day_last(year(y), month_day_last(month(mo))).day());
   const int wd = weekday_of(ymd);
   auto is_weekday = [&](unsigned x) {
     const int w = weekday_of(year_month_day{year(y), month(mo), day(x)});
@@ -181,7 +190,8 @@ bool model_day(const model_schedule& m, int y, unsigned mo, unsigned d) {
   for (int l : m.last_of) dow = dow || (wd == l && d + 7 > last);
   for (auto [w, k] : m.nth) {
     int count = 0;
-    for (unsigned x = 1; x <= d; ++x) count += weekday_of(year_month_day{year(y), month(mo), day(x)}) == w;
+    for (unsigned x = 1; x <= d; ++x)
+      count += weekday_of(year_month_day{year(y), month(mo), day(x)}) == w;
     dow = dow || (wd == w && count == k);
   }
   return m.fields[3].star || m.fields[5].star ? dom && dow : dom || dow;
@@ -201,7 +211,8 @@ bool model_fires_at_all(const model_schedule& m) {
   for (int y = 2000; y < 2400; ++y)
     for (unsigned mo = 1; mo <= 12; ++mo) {
       if (!m.fields[4].allows(static_cast<int>(mo))) continue;
-      const unsigned last = static_cast<unsigned>(year_month_day_last(year(y), month_day_last(month(mo))).day());
+      const unsigned last =
+          static_cast<unsigned>(year_month_day_last(year(y), month_day_last(month(mo))).day());
       for (unsigned d = 1; d <= last; ++d)
         if (model_day(m, y, mo, d)) return true;
     }
@@ -209,7 +220,8 @@ bool model_fires_at_all(const model_schedule& m) {
 }
 
 // First tick strictly after `after` (UTC), scanning second by second up to `horizon`.
-std::optional<sys_seconds> model_next_utc(const model_schedule& m, sys_seconds after, seconds horizon) {
+std::optional<sys_seconds> model_next_utc(const model_schedule& m, sys_seconds after,
+                                          seconds horizon) {
   for (sys_seconds t = after + 1s; t <= after + horizon; t += 1s) {
     const auto day_start = floor<days>(t);
     const hh_mm_ss hms{t - day_start};
@@ -220,7 +232,8 @@ std::optional<sys_seconds> model_next_utc(const model_schedule& m, sys_seconds a
     }
     const year_month_day ymd{day_start};
     if (model_matches(m, int(ymd.year()), unsigned(ymd.month()), unsigned(ymd.day()),
-                      static_cast<int>(hms.hours().count()), static_cast<int>(hms.minutes().count()),
+                      static_cast<int>(hms.hours().count()),
+                      static_cast<int>(hms.minutes().count()),
                       static_cast<int>(hms.seconds().count()))) {
       return t;
     }
@@ -230,10 +243,11 @@ std::optional<sys_seconds> model_next_utc(const model_schedule& m, sys_seconds a
 
 // First tick strictly after `after` in zone `tz` for a five-field schedule,
 // simulating the clock minute by minute from two days earlier.
-std::optional<absl::Time> model_next_in_zone(const model_schedule& m, absl::Time after, const absl::TimeZone& tz,
-                                             absl::Duration horizon) {
+std::optional<absl::Time> model_next_in_zone(const model_schedule& m, absl::Time after,
+                                             const absl::TimeZone& tz, absl::Duration horizon) {
   const bool elapsed = m.fields[2].star;
-  const absl::Time first = absl::FromUnixSeconds(absl::ToUnixSeconds(after) / 60 * 60) + absl::Minutes(1);
+  const absl::Time first =
+      absl::FromUnixSeconds(absl::ToUnixSeconds(after) / 60 * 60) + absl::Minutes(1);
   std::optional<absl::CivilSecond> shown;  // the latest wall time shown so far
   for (absl::Time t = first - absl::Hours(48); t <= after + horizon; t += absl::Minutes(1)) {
     const absl::CivilSecond wall = tz.At(t).cs;
@@ -284,7 +298,8 @@ TEST_CASE("schedule properties: next tick equals a second-by-second scan (UTC)")
     const model_schedule m = gen_schedule(true, true);
     const auto s = cd::parse_schedule(m.text());
     RC_PRE(s.ok());
-    const sys_seconds after{seconds(*rc::gen::inRange<std::int64_t>(946684800, 4102444800))};  // 2000-2100
+    const sys_seconds after{
+        seconds(*rc::gen::inRange<std::int64_t>(946684800, 4102444800))};  // 2000-2100
     const auto horizon = days(3);
     const auto want = model_next_utc(m, after, horizon);
     const auto got = cd::next_tick(*s, after + milliseconds(*rc::gen::inRange(0, 1000)));
@@ -298,9 +313,11 @@ TEST_CASE("schedule properties: next tick equals a second-by-second scan (UTC)")
   });
 }
 
-TEST_CASE("schedule properties: next tick equals a minute-by-minute simulation of the DST rule "
-          "(New York, Berlin, Lord Howe)") {
-  const std::array<const char*, 3> names{"America/New_York", "Europe/Berlin", "Australia/Lord_Howe"};
+TEST_CASE(
+    "schedule properties: next tick equals a minute-by-minute simulation of the DST rule "
+    "(New York, Berlin, Lord Howe)") {
+  const std::array<const char*, 3> names{"America/New_York", "Europe/Berlin",
+                                         "Australia/Lord_Howe"};
   std::vector<cd::zone> zones;
   for (const char* n : names) zones.push_back(*cd::load_zone(n));
   rc::prop("next_tick == simulation near a DST change", [&] {
@@ -309,7 +326,8 @@ TEST_CASE("schedule properties: next tick equals a minute-by-minute simulation o
     // Hours around the changes (01:00-03:00) make the interesting cases common.
     if (*rc::gen::inRange(0, 2) == 0) {
       m.fields[2] = model_field{"1-3", 0b1110, false};
-      if (*rc::gen::inRange(0, 2) == 0) m.fields[2] = model_field{"*/" + std::to_string(*rc::gen::inRange(1, 4)), 0, true};
+      if (*rc::gen::inRange(0, 2) == 0)
+        m.fields[2] = model_field{"*/" + std::to_string(*rc::gen::inRange(1, 4)), 0, true};
       if (m.fields[2].star) {
         const int step = std::stoi(m.fields[2].text.substr(2));
         for (int h = 0; h < 24; h += step) m.fields[2].values |= std::uint64_t{1} << h;
@@ -319,12 +337,15 @@ TEST_CASE("schedule properties: next tick equals a minute-by-minute simulation o
     RC_PRE(s.ok());
     // Just before or after one of the zone's offset changes in 2000-2037.
     absl::TimeZone::CivilTransition tr;
-    const absl::Time year_start = absl::FromCivil(absl::CivilSecond(*rc::gen::inRange(2000, 2038), 1, 1), z.rules());
-    RC_ASSERT(z.rules().NextTransition(year_start + absl::Hours(24 * *rc::gen::inRange(0, 300)), &tr));
+    const absl::Time year_start =
+        absl::FromCivil(absl::CivilSecond(*rc::gen::inRange(2000, 2038), 1, 1), z.rules());
+    RC_ASSERT(
+        z.rules().NextTransition(year_start + absl::Hours(24 * *rc::gen::inRange(0, 300)), &tr));
     const absl::Time change = z.rules().At(tr.to).trans;
     // Several instants per case: one anywhere in a day and a half around the
     // change, the rest within an hour of it (inside a repeated hour, often).
-    std::vector<int> offsets{*rc::gen::inRange(-36 * 3600, 12 * 3600), *rc::gen::inRange(-4 * 3600, 0)};
+    std::vector<int> offsets{*rc::gen::inRange(-36 * 3600, 12 * 3600),
+                             *rc::gen::inRange(-4 * 3600, 0)};
     for (int i = 0; i < 6; ++i) offsets.push_back(*rc::gen::inRange(-3600, 3600));
     for (std::size_t i = 0; i < offsets.size(); ++i) {
       const absl::Time after = change + absl::Seconds(offsets[i]);
@@ -338,7 +359,8 @@ TEST_CASE("schedule properties: next tick equals a minute-by-minute simulation o
                near_change ? "tick near the change" : "tick away from the change");
       }
       if (want) {
-        RC_ASSERT(absl::FormatTime(absl::FromChrono(*got), z.rules()) == absl::FormatTime(*want, z.rules()));
+        RC_ASSERT(absl::FormatTime(absl::FromChrono(*got), z.rules()) ==
+                  absl::FormatTime(*want, z.rules()));
       } else {
         RC_ASSERT(absl::FromChrono(*got) > after + absl::Hours(72));
       }
@@ -347,18 +369,22 @@ TEST_CASE("schedule properties: next tick equals a minute-by-minute simulation o
 }
 
 TEST_CASE("schedule properties: ticks are strictly increasing and none is skipped") {
-  const std::array<const char*, 4> names{"UTC", "America/New_York", "Europe/Berlin", "Australia/Lord_Howe"};
+  const std::array<const char*, 4> names{"UTC", "America/New_York", "Europe/Berlin",
+                                         "Australia/Lord_Howe"};
   std::vector<cd::zone> zones;
   for (const char* n : names) zones.push_back(*cd::load_zone(n));
   rc::prop("next(t) > t, next(tick - 1s) == tick, next is monotone", [&] {
     const cd::zone& z = zones[*rc::gen::inRange<std::size_t>(0, zones.size())];
     const bool every = *rc::gen::inRange(0, 5) == 0;
-    const std::string text = every ? "@every " + std::to_string(*rc::gen::inRange(1, 100'000)) + "ms"
-                                   : gen_schedule(true, true).text();
+    const std::string text = every
+                                 ? "@every " + std::to_string(*rc::gen::inRange(1, 100'000)) + "ms"
+                                 : gen_schedule(true, true).text();
     const auto s = cd::parse_schedule(text);
     RC_PRE(s.ok());
-    const auto resolution = every ? duration_cast<system_clock::duration>(1ms) : duration_cast<system_clock::duration>(1s);
-    const system_clock::time_point after{milliseconds(*rc::gen::inRange<std::int64_t>(946684800000, 4102444800000))};
+    const auto resolution = every ? duration_cast<system_clock::duration>(1ms)
+                                  : duration_cast<system_clock::duration>(1s);
+    const system_clock::time_point after{
+        milliseconds(*rc::gen::inRange<std::int64_t>(946684800000, 4102444800000))};
     const auto t1 = cd::next_tick(*s, after, z);
     RC_ASSERT(t1.ok());
     RC_ASSERT(*t1 > after);

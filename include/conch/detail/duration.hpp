@@ -13,13 +13,13 @@
 // offending token and its 1-based position. No I/O, no allocation on success.
 #pragma once
 
+#include "conch/result.hpp"
+
 #include <chrono>
 #include <cstdint>
 #include <limits>
 #include <string>
 #include <string_view>
-
-#include "conch/result.hpp"
 
 namespace conch::detail {
 
@@ -72,7 +72,8 @@ inline bool parse_duration_into(std::string_view text, std::chrono::milliseconds
     std::size_t digits = 0;
     while (i < text.size() && text[i] >= '0' && text[i] <= '9') {
       if (++digits > 15) {
-        problem = "number " + quoted(text.substr(start, i + 1 - start)) + at(start) + " is too large";
+        problem =
+            "number " + quoted(text.substr(start, i + 1 - start)) + at(start) + " is too large";
         return false;
       }
       whole = whole * 10 + (text[i] - '0');
@@ -105,7 +106,9 @@ inline bool parse_duration_into(std::string_view text, std::chrono::milliseconds
     const std::string number(text.substr(start, i - start));
     // The unit.
     const std::size_t unit_start = i;
-    while (i < text.size() && ((text[i] >= 'a' && text[i] <= 'z') || (text[i] >= 'A' && text[i] <= 'Z'))) ++i;
+    while (i < text.size() &&
+           ((text[i] >= 'a' && text[i] <= 'z') || (text[i] >= 'A' && text[i] <= 'Z')))
+      ++i;
     const std::string_view unit = text.substr(unit_start, i - unit_start);
     std::int64_t unit_ms = 0;
     if (unit.empty()) {
@@ -167,7 +170,8 @@ inline std::string format_duration(std::chrono::milliseconds d) {
   std::string out = d.count() < 0 ? "-" : "";
   const std::uint64_t ms = d.count() < 0 ? 0 - static_cast<std::uint64_t>(d.count())
                                          : static_cast<std::uint64_t>(d.count());
-  const std::uint64_t h = ms / 3'600'000, m = ms / 60'000 % 60, s = ms / 1000 % 60, rest = ms % 1000;
+  const std::uint64_t h = ms / 3'600'000, m = ms / 60'000 % 60, s = ms / 1000 % 60,
+                      rest = ms % 1000;
   if (h) out += std::to_string(h) + "h";
   if (m) out += std::to_string(m) + "m";
   if (s) out += std::to_string(s) + "s";

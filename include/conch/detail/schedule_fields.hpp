@@ -38,12 +38,18 @@ struct cron_field_info {
 
 inline constexpr cron_field_info field_info(cron_field f) noexcept {
   switch (f) {
-    case cron_field::second: return {0, 59, 59, "second"};
-    case cron_field::minute: return {0, 59, 59, "minute"};
-    case cron_field::hour: return {0, 23, 23, "hour"};
-    case cron_field::day_of_month: return {1, 31, 31, "day of month"};
-    case cron_field::month: return {1, 12, 12, "month"};
-    case cron_field::day_of_week: return {0, 7, 6, "day of week"};
+    case cron_field::second:
+      return {0, 59, 59, "second"};
+    case cron_field::minute:
+      return {0, 59, 59, "minute"};
+    case cron_field::hour:
+      return {0, 23, 23, "hour"};
+    case cron_field::day_of_month:
+      return {1, 31, 31, "day of month"};
+    case cron_field::month:
+      return {1, 12, 12, "month"};
+    case cron_field::day_of_week:
+      return {0, 7, 6, "day of week"};
   }
   return {0, 0, 0, "?"};
 }
@@ -71,11 +77,11 @@ struct schedule {
   bool dow_star = false;
 
   // Quartz-style day extensions.
-  bool last_day = false;                  ///< dom `L`: the month's last day
-  bool last_weekday = false;              ///< dom `LW`: the month's last Monday-Friday
-  value_set nearest_weekday;              ///< dom `nW`: the weekday nearest the nth, same month
-  value_set last_of_weekday;              ///< dow `dL`: the month's last weekday d
-  std::array<value_set, 7> nth_weekday{}; ///< dow `d#k`: bit k of entry d, k in 1-5
+  bool last_day = false;                   ///< dom `L`: the month's last day
+  bool last_weekday = false;               ///< dom `LW`: the month's last Monday-Friday
+  value_set nearest_weekday;               ///< dom `nW`: the weekday nearest the nth, same month
+  value_set last_of_weekday;               ///< dow `dL`: the month's last weekday d
+  std::array<value_set, 7> nth_weekday{};  ///< dow `d#k`: bit k of entry d, k in 1-5
 
   /// True when ticks follow real elapsed time across DST changes (`@every`,
   /// and cron jobs whose hour field is `*`-based) rather than wall time.
@@ -116,9 +122,12 @@ inline constexpr int nearest_weekday_to(std::int64_t y, int m, int n) noexcept {
   const int last = days_in_month(y, m);
   if (n > last) return 0;
   switch (weekday(y, m, n)) {
-    case 6: return n == 1 ? 3 : n - 1;      // Saturday: Friday before, or Monday the 3rd
-    case 0: return n == last ? n - 2 : n + 1;  // Sunday: Monday after, or Friday before
-    default: return n;
+    case 6:
+      return n == 1 ? 3 : n - 1;  // Saturday: Friday before, or Monday the 3rd
+    case 0:
+      return n == last ? n - 2 : n + 1;  // Sunday: Monday after, or Friday before
+    default:
+      return n;
   }
 }
 

@@ -12,17 +12,16 @@
 //     are found stretch by stretch between the zone's offset changes.
 #pragma once
 
-#include <chrono>
-#include <cstdint>
-#include <optional>
-
-#include <absl/time/civil_time.h>
-#include <absl/time/time.h>
-
 #include "conch/detail/schedule_fields.hpp"
 #include "conch/detail/schedule_text.hpp"
 #include "conch/detail/time_zone.hpp"
 #include "conch/result.hpp"
+
+#include <absl/time/civil_time.h>
+#include <absl/time/time.h>
+#include <chrono>
+#include <cstdint>
+#include <optional>
 
 namespace conch::detail {
 
@@ -38,7 +37,8 @@ inline std::optional<absl::CivilSecond> next_civil_match(const schedule& s, absl
     const int m = c.month();
     if (!s.months.has(m)) {
       const int later = s.months.next(m + 1);
-      c = later > 0 ? absl::CivilSecond(c.year(), later, 1) : absl::CivilSecond(c.year() + 1, s.months.next(1), 1);
+      c = later > 0 ? absl::CivilSecond(c.year(), later, 1)
+                    : absl::CivilSecond(c.year() + 1, s.months.next(1), 1);
       continue;
     }
     if (!day_matches(s, c.year(), m, c.day())) {
@@ -47,12 +47,14 @@ inline std::optional<absl::CivilSecond> next_civil_match(const schedule& s, absl
     }
     if (!s.hours.has(c.hour())) {
       const int h = s.hours.next(c.hour() + 1);
-      c = h >= 0 ? absl::CivilSecond(c.year(), m, c.day(), h) : absl::CivilSecond(absl::CivilDay(c) + 1);
+      c = h >= 0 ? absl::CivilSecond(c.year(), m, c.day(), h)
+                 : absl::CivilSecond(absl::CivilDay(c) + 1);
       continue;
     }
     if (!s.minutes.has(c.minute())) {
       const int mi = s.minutes.next(c.minute() + 1);
-      c = mi >= 0 ? absl::CivilSecond(c.year(), m, c.day(), c.hour(), mi) : absl::CivilSecond(absl::CivilHour(c) + 1);
+      c = mi >= 0 ? absl::CivilSecond(c.year(), m, c.day(), c.hour(), mi)
+                  : absl::CivilSecond(absl::CivilHour(c) + 1);
       continue;
     }
     if (!s.seconds.has(c.second())) {
@@ -76,7 +78,8 @@ inline absl::CivilSecond years_later(absl::CivilSecond c, int years) {
 }
 
 // Wall-time jobs: first tick strictly after `after` (whole seconds).
-inline std::optional<absl::Time> next_wall_tick(const schedule& s, absl::Time after, const absl::TimeZone& tz) {
+inline std::optional<absl::Time> next_wall_tick(const schedule& s, absl::Time after,
+                                                const absl::TimeZone& tz) {
   // The latest wall time the clock has shown up to `after`: its own reading,
   // unless a fall-back in the last two days turned the clock back past it.
   absl::CivilSecond shown = tz.At(after).cs;
@@ -95,7 +98,8 @@ inline std::optional<absl::Time> next_wall_tick(const schedule& s, absl::Time af
 }
 
 // Elapsed-time jobs: the first instant strictly after `after` whose wall time matches.
-inline std::optional<absl::Time> next_elapsed_tick(const schedule& s, absl::Time after, const absl::TimeZone& tz) {
+inline std::optional<absl::Time> next_elapsed_tick(const schedule& s, absl::Time after,
+                                                   const absl::TimeZone& tz) {
   absl::Time start = after + absl::Seconds(1);
   const absl::CivilSecond limit = years_later(tz.At(start).cs, horizon_years);
   for (int stretch = 0; stretch < 4 * horizon_years; ++stretch) {
@@ -118,14 +122,17 @@ inline std::optional<absl::Time> next_elapsed_tick(const schedule& s, absl::Time
 /// (year 2262) or, for an elapsed-time job, when every matching wall time
 /// falls into skipped DST gaps for 400 years.
 inline result<tick_clock::time_point> next_tick(const schedule& s, tick_clock::time_point after,
-                                                 const zone& z = zone::utc()) {
+                                                const zone& z = zone::utc()) {
   using namespace std::chrono;
   auto too_late = [&s] {
-    return conch::error{errc::invalid_argument, "schedule \"" + s.to_string() + "\": next tick is beyond the year 2262"};
+    return conch::error{errc::invalid_argument,
+                        "schedule \"" + s.to_string() + "\": next tick is beyond the year 2262"};
   };
   if (s.form == schedule::form_t::every) {
     const std::int64_t p = s.period.count();
-    if (p <= 0) return conch::error{errc::invalid_argument, "schedule \"@every\": period must be greater than zero"};
+    if (p <= 0)
+      return conch::error{errc::invalid_argument,
+                          "schedule \"@every\": period must be greater than zero"};
     const std::int64_t a = floor<milliseconds>(after).time_since_epoch().count();
     const std::int64_t q = a / p - (a % p < 0 ? 1 : 0);  // floor(a / p)
     const std::int64_t max_ms = duration_cast<milliseconds>(tick_clock::duration::max()).count();
@@ -136,9 +143,10 @@ inline result<tick_clock::time_point> next_tick(const schedule& s, tick_clock::t
   const auto tick = s.follows_elapsed_time() ? schedule_math::next_elapsed_tick(s, a, z.rules())
                                              : schedule_math::next_wall_tick(s, a, z.rules());
   if (!tick) {
-    return conch::error{errc::invalid_argument, "schedule \"" + s.to_string() + "\": no tick within " +
-                                                    std::to_string(schedule_math::horizon_years - 1) +
-                                                    " years in time zone " + quoted(z.name())};
+    return conch::error{errc::invalid_argument,
+                        "schedule \"" + s.to_string() + "\": no tick within " +
+                            std::to_string(schedule_math::horizon_years - 1) +
+                            " years in time zone " + quoted(z.name())};
   }
   const std::int64_t secs = absl::ToUnixSeconds(*tick);
   if (secs > duration_cast<seconds>(tick_clock::duration::max()).count()) return too_late();

@@ -6,16 +6,16 @@
 //   schedule "*/0 * * * *": step 0 at field 1 (minute)
 #pragma once
 
+#include "conch/detail/duration.hpp"
+#include "conch/detail/schedule_fields.hpp"
+#include "conch/result.hpp"
+
 #include <cctype>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include "conch/detail/duration.hpp"
-#include "conch/detail/schedule_fields.hpp"
-#include "conch/result.hpp"
 
 namespace conch::detail {
 
@@ -48,9 +48,11 @@ inline int name_value(cron_field f, std::string_view word) {
   static constexpr const char* days[] = {"SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"};
   const std::string w = upper(word);
   if (f == cron_field::month) {
-    for (int i = 0; i < 12; ++i) if (w == months[i]) return i + 1;
+    for (int i = 0; i < 12; ++i)
+      if (w == months[i]) return i + 1;
   } else if (f == cron_field::day_of_week) {
-    for (int i = 0; i < 7; ++i) if (w == days[i]) return i;
+    for (int i = 0; i < 7; ++i)
+      if (w == days[i]) return i;
   }
   return -1;
 }
@@ -58,13 +60,15 @@ inline int name_value(cron_field f, std::string_view word) {
 /// Parses one field into `s`; returns the problem (without position) or "".
 class field_parser {
  public:
-  field_parser(cron_field f, std::string_view text, schedule& s) : f_(f), info_(field_info(f)), text_(text), s_(s) {}
+  field_parser(cron_field f, std::string_view text, schedule& s)
+      : f_(f), info_(field_info(f)), text_(text), s_(s) {}
 
   std::string run() {
     std::size_t start = 0;
     while (true) {
       const std::size_t comma = text_.find(',', start);
-      const std::string_view element = text_.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
+      const std::string_view element = text_.substr(
+          start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
       if (element.empty()) return "empty list element in " + quoted(text_);
       if (auto problem = element_(element); !problem.empty()) return problem;
       if (comma == std::string_view::npos) break;
@@ -83,12 +87,18 @@ class field_parser {
   }
   value_set& values_() {
     switch (f_) {
-      case cron_field::second: return s_.seconds;
-      case cron_field::minute: return s_.minutes;
-      case cron_field::hour: return s_.hours;
-      case cron_field::day_of_month: return s_.days_of_month;
-      case cron_field::month: return s_.months;
-      case cron_field::day_of_week: return s_.days_of_week;
+      case cron_field::second:
+        return s_.seconds;
+      case cron_field::minute:
+        return s_.minutes;
+      case cron_field::hour:
+        return s_.hours;
+      case cron_field::day_of_month:
+        return s_.days_of_month;
+      case cron_field::month:
+        return s_.months;
+      case cron_field::day_of_week:
+        return s_.days_of_week;
     }
     return s_.seconds;
   }
@@ -103,7 +113,8 @@ class field_parser {
         ++pos_;
       }
       if (v < info_.min || v > info_.max) {
-        return quoted(el.substr(start, pos_ - start)) + " out of range " + std::to_string(info_.min) + "-" + std::to_string(info_.max);
+        return quoted(el.substr(start, pos_ - start)) + " out of range " +
+               std::to_string(info_.min) + "-" + std::to_string(info_.max);
       }
       out = static_cast<int>(v);
       return "";
@@ -116,7 +127,8 @@ class field_parser {
     }
     int v = name_value(f_, word);
     // `FRIL`: a weekday name glued to `L`.
-    if (v < 0 && is_day_of_week() && word.size() > 1 && (word.back() == 'L' || word.back() == 'l') &&
+    if (v < 0 && is_day_of_week() && word.size() > 1 &&
+        (word.back() == 'L' || word.back() == 'l') &&
         name_value(f_, word.substr(0, word.size() - 1)) >= 0) {
       --pos_;
       v = name_value(f_, word.substr(0, word.size() - 1));
@@ -140,10 +152,13 @@ class field_parser {
     if (digits.empty()) {
       return "step " + quoted(el.substr(start)) + " is not a number";
     }
-    if (pos_ < el.size()) return "unexpected " + quoted(el.substr(pos_)) + " after step in " + quoted(el);
+    if (pos_ < el.size())
+      return "unexpected " + quoted(el.substr(pos_)) + " after step in " + quoted(el);
     if (v == 0) return "step 0";
     const int span = info_.max - info_.min + 1;
-    if (v > span) return "step " + std::string(digits) + " larger than the field's range " + std::to_string(info_.min) + "-" + std::to_string(info_.max);
+    if (v > span)
+      return "step " + std::string(digits) + " larger than the field's range " +
+             std::to_string(info_.min) + "-" + std::to_string(info_.max);
     step = static_cast<int>(v);
     return "";
   }
@@ -181,7 +196,8 @@ class field_parser {
       if (auto p = value_(el, hi); !p.empty()) return p;
       if (is_day_of_week() && hi == 0 && lo > 0) hi = 7;  // FRI-SUN
       if (hi < lo) return "range " + quoted(el.substr(0, pos_)) + " runs backwards";
-      if (pos_ < el.size() && el[pos_] != '/') return "unexpected " + quoted(el.substr(pos_)) + " in " + quoted(el);
+      if (pos_ < el.size() && el[pos_] != '/')
+        return "unexpected " + quoted(el.substr(pos_)) + " in " + quoted(el);
     } else if (el[pos_] == '/') {
       hi = info_.step_end;  // `5/15`: from 5 to the field's end
       if (lo > hi) hi = lo;
@@ -198,14 +214,14 @@ class field_parser {
 
   // `15W` (day of month), `5L` and `5#3` (day of week).
   std::string extension_(std::string_view el, int value, char kind) {
-    const std::size_t at = pos_;
     ++pos_;
+    const int weekday = value == 7 ? 0 : value;
     if (kind == 'W' && is_day_of_month() && pos_ == el.size()) {
       s_.nearest_weekday.add(value);
       return "";
     }
     if (kind == 'L' && is_day_of_week() && pos_ == el.size()) {
-      s_.last_of_weekday.add(value == 7 ? 0 : value);
+      s_.last_of_weekday.add(weekday);
       return "";
     }
     if (kind == '#' && is_day_of_week()) {
@@ -216,16 +232,15 @@ class field_parser {
         ++pos_;
       }
       if (pos_ != el.size() || pos_ == start) return "\"#\" needs a number 1-5 in " + quoted(el);
-      if (k < 1 || k > 5) return "occurrence " + quoted(el.substr(start)) + " out of range 1-5 in " + quoted(el);
-      s_.nth_weekday[static_cast<std::size_t>(value == 7 ? 0 : value)].add(static_cast<int>(k));
+      if (k < 1 || k > 5)
+        return "occurrence " + quoted(el.substr(start)) + " out of range 1-5 in " + quoted(el);
+      s_.nth_weekday[static_cast<std::size_t>(weekday)].add(static_cast<int>(k));
       return "";
     }
-    const std::string mark(1, kind);
-    if (kind == 'W') return is_day_of_month() ? "unexpected " + quoted(el.substr(pos_)) + " in " + quoted(el) : "\"W\" is only allowed in the day-of-month field (" + quoted(el) + ")";
-    if (kind == '#') return "\"#\" is only allowed in the day-of-week field (" + quoted(el) + ")";
-    if (is_day_of_week()) return "unexpected " + quoted(el.substr(pos_)) + " in " + quoted(el);
-    (void)at;
-    return "\"L\" after a value is only allowed in the day-of-week field (" + quoted(el) + ")";
+    const bool right_field = kind == 'W' ? is_day_of_month() : is_day_of_week();
+    if (right_field) return "unexpected " + quoted(el.substr(pos_)) + " in " + quoted(el);
+    return "\"" + std::string(1, kind) + "\" after a value is only allowed in the " +
+           (kind == 'W' ? "day-of-month" : "day-of-week") + " field (" + quoted(el) + ")";
   }
 
   cron_field f_;
@@ -235,7 +250,9 @@ class field_parser {
   std::size_t pos_ = 0;
 };
 
-inline bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
+inline bool is_space(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
 
 inline std::vector<std::string_view> split_fields(std::string_view text) {
   std::vector<std::string_view> out;
@@ -264,30 +281,39 @@ inline result<schedule> parse_schedule(std::string_view text) {
   if (fields[0][0] == '@') {
     const std::string macro = upper(fields[0]);
     if (macro == "@EVERY") {
-      if (fields.size() != 2) return fail(fields.size() == 1 ? "@every needs a duration, e.g. \"@every 10m\"" : "unexpected " + quoted(fields[2]) + " after the @every duration");
+      if (fields.size() != 2)
+        return fail(fields.size() == 1
+                        ? "@every needs a duration, e.g. \"@every 10m\""
+                        : "unexpected " + quoted(fields[2]) + " after the @every duration");
       std::string problem;
-      if (!parse_duration_into(fields[1], s.period, problem)) return fail("@every duration " + quoted(fields[1]) + ": " + problem);
-      if (s.period.count() <= 0) return fail("@every duration " + quoted(fields[1]) + " must be greater than zero");
+      if (!parse_duration_into(fields[1], s.period, problem))
+        return fail("@every duration " + quoted(fields[1]) + ": " + problem);
+      if (s.period.count() <= 0)
+        return fail("@every duration " + quoted(fields[1]) + " must be greater than zero");
       s.form = schedule::form_t::every;
       return s;
     }
-    const char* expansion = macro == "@YEARLY" || macro == "@ANNUALLY" ? "0 0 1 1 *"
-                            : macro == "@MONTHLY"                        ? "0 0 1 * *"
-                            : macro == "@WEEKLY"                         ? "0 0 * * 0"
-                            : macro == "@DAILY" || macro == "@MIDNIGHT"  ? "0 0 * * *"
-                            : macro == "@HOURLY"                         ? "0 * * * *"
-                                                                         : nullptr;
+    const char* expansion = macro == "@YEARLY" || macro == "@ANNUALLY"  ? "0 0 1 1 *"
+                            : macro == "@MONTHLY"                       ? "0 0 1 * *"
+                            : macro == "@WEEKLY"                        ? "0 0 * * 0"
+                            : macro == "@DAILY" || macro == "@MIDNIGHT" ? "0 0 * * *"
+                            : macro == "@HOURLY"                        ? "0 * * * *"
+                                                                        : nullptr;
     if (!expansion) {
-      return fail("unknown macro " + quoted(fields[0]) +
-                  " (use @yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly or @every)");
+      return fail(
+          "unknown macro " + quoted(fields[0]) +
+          " (use @yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly or @every)");
     }
-    if (fields.size() > 1) return fail("unexpected " + quoted(fields[1]) + " after " + quoted(fields[0]));
+    if (fields.size() > 1)
+      return fail("unexpected " + quoted(fields[1]) + " after " + quoted(fields[0]));
     return parse_schedule(expansion);
   }
 
   if (fields.size() != 5 && fields.size() != 6) {
-    return fail("expected 5 fields (minute hour day-of-month month day-of-week) or 6 (with seconds first), got " +
-                std::to_string(fields.size()));
+    return fail(
+        "expected 5 fields (minute hour day-of-month month day-of-week) or 6 (with seconds first), "
+        "got " +
+        std::to_string(fields.size()));
   }
   const std::size_t skip = fields.size() == 5 ? 1 : 0;  // without a seconds field, second 0
   if (skip) s.seconds.add(0);

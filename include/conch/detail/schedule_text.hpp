@@ -7,10 +7,10 @@
 //   "@every 90m" -> "@every 1h30m"
 #pragma once
 
-#include <string>
-
 #include "conch/detail/duration.hpp"
 #include "conch/detail/schedule_fields.hpp"
+
+#include <string>
 
 namespace conch::detail {
 
@@ -38,7 +38,8 @@ inline std::string value_list_text(value_set vals) {
     const int last = first + step * (count - 1);
     bool progression = step > 1 && last < 64;
     for (int v = first; progression && v <= last; v += step) progression = vals.has(v);
-    if (progression) return std::to_string(first) + "-" + std::to_string(last) + "/" + std::to_string(step);
+    if (progression)
+      return std::to_string(first) + "-" + std::to_string(last) + "/" + std::to_string(step);
   }
   for (int v = first; v >= 0;) {
     int end = v;
@@ -77,18 +78,25 @@ inline std::string field_text(cron_field f, value_set vals, bool star, bool star
 inline std::string schedule::to_string() const {
   if (form == form_t::every) return "@every " + format_duration(period);
 
-  std::string dom = days_of_month.empty() && !dom_star ? "" : field_text(cron_field::day_of_month, days_of_month, dom_star, true);
+  std::string dom = days_of_month.empty() && !dom_star
+                        ? ""
+                        : field_text(cron_field::day_of_month, days_of_month, dom_star, true);
   auto add_dom = [&dom](const std::string& part) { dom += (dom.empty() ? "" : ",") + part; };
   if (last_day) add_dom("L");
   if (last_weekday) add_dom("LW");
-  for (int n = nearest_weekday.next(0); n >= 0; n = nearest_weekday.next(n + 1)) add_dom(std::to_string(n) + "W");
+  for (int n = nearest_weekday.next(0); n >= 0; n = nearest_weekday.next(n + 1))
+    add_dom(std::to_string(n) + "W");
 
-  std::string dow = days_of_week.empty() && !dow_star ? "" : field_text(cron_field::day_of_week, days_of_week, dow_star, true);
+  std::string dow = days_of_week.empty() && !dow_star
+                        ? ""
+                        : field_text(cron_field::day_of_week, days_of_week, dow_star, true);
   auto add_dow = [&dow](const std::string& part) { dow += (dow.empty() ? "" : ",") + part; };
-  for (int d = last_of_weekday.next(0); d >= 0; d = last_of_weekday.next(d + 1)) add_dow(std::to_string(d) + "L");
+  for (int d = last_of_weekday.next(0); d >= 0; d = last_of_weekday.next(d + 1))
+    add_dow(std::to_string(d) + "L");
   for (int d = 0; d < 7; ++d) {
     const value_set nth = nth_weekday[static_cast<std::size_t>(d)];
-    for (int k = nth.next(0); k >= 0; k = nth.next(k + 1)) add_dow(std::to_string(d) + "#" + std::to_string(k));
+    for (int k = nth.next(0); k >= 0; k = nth.next(k + 1))
+      add_dow(std::to_string(d) + "#" + std::to_string(k));
   }
 
   std::string out;

@@ -8,13 +8,12 @@
 //   if (!z) std::cerr << z.error().message << '\n';  // unknown time zone "Europe/Berlinn"
 #pragma once
 
-#include <string>
-#include <string_view>
-
-#include <absl/time/time.h>
-
 #include "conch/detail/duration.hpp"
 #include "conch/result.hpp"
+
+#include <absl/time/time.h>
+#include <string>
+#include <string_view>
 
 namespace conch::detail {
 
@@ -50,7 +49,8 @@ inline result<zone> load_zone(std::string_view name) {
   absl::TimeZone tz;
   if (suspicious || !absl::LoadTimeZone(std::string(name), &tz)) {
     return conch::error{errc::invalid_argument,
-                        "unknown time zone " + quoted(name) + " (use an IANA name like \"Europe/Berlin\" or \"UTC\")"};
+                        "unknown time zone " + quoted(name) +
+                            " (use an IANA name like \"Europe/Berlin\" or \"UTC\")"};
   }
   return zone(tz, std::string(name));
 }
