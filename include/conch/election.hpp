@@ -3,7 +3,9 @@
 // Layout (etcd's own `concurrency.Election`, so `etcdctl elect` interoperates):
 // candidates put `<prefix>elect/<name>/<lease hex>` attached to their session's
 // lease; the key with the lowest create_revision leads; its value is the
-// holder record. The fencing token is the leader key's create_revision.
+// holder record. The fencing token comes from the fencing policy: by default
+// the leader key's create_revision (counter_fencing: a dense per-office
+// counter, bumped in a guarded txn the moment we lead).
 //
 //   conch::session s{transport};
 //   if (auto r = s.start(); !r) return fail(r.error());
@@ -37,8 +39,10 @@
 #include <variant>
 
 #include "conch/detail/election_office.hpp"
-#include "conch/detail/session_interim.hpp"
+#include "conch/detail/hex.hpp"
+#include "conch/detail/keys.hpp"
 #include "conch/detail/stop_union.hpp"
+#include "conch/policies/fencing.hpp"
 #include "conch/policies/transport.hpp"
 #include "conch/result.hpp"
 #include "conch/session.hpp"
@@ -52,6 +56,8 @@ class basic_election {
   using session_type = basic_session<P>;
   using transport_type = typename P::transport;
   using clock_type = typename P::clock;
+  using fencing_type = typename P::fencing;
+  static_assert(check_fencing_policy<fencing_type>());
 
   struct campaign_options {
     bool nonblock = false;                          ///< errc::busy at once if another leads
@@ -60,17 +66,22 @@ class basic_election {
   };
   class observer;
 
-  /// `prefix` is the namespace ("conch/"), `name` the office.
+  /// `prefix` is the namespace ("conch/"), `name` the office. A name that
+  /// cannot be a key segment makes campaign() fail with errc::invalid_argument.
   basic_election(session_type& s, std::string_view prefix, std::string_view name)
-      : session_(s), name_(name), office_(office_prefix(prefix, name)) {}
+      : session_(s), prefix_(prefix), name_(name) {
+    auto office = office_prefix(prefix, name);
+    if (office) office_ = std::move(*office);
+    else bad_name_ = std::move(office).error();
+  }
   basic_election(const basic_election&) = delete;
   basic_election& operator=(const basic_election&) = delete;
   /// Leaves the office: a fenced delete of our key if we still have one.
   ~basic_election() { withdraw(); }
 
   /// `<prefix>elect/<name>/`: the key prefix every candidate lives under.
-  static std::string office_prefix(std::string_view prefix, std::string_view name) {
-    return detail::interim::election_office(prefix, name);
+  static result<std::string> office_prefix(std::string_view prefix, std::string_view name) {
+    return detail::election_office(prefix, name);
   }
 
   /// Becomes a candidate with `value` (the holder record) and returns once we
@@ -80,12 +91,13 @@ class basic_election {
   /// (already a candidate: this object, another election on this session, or
   /// a key under our lease this object did not create).
   result<void> campaign(std::string value, campaign_options o = {}) {
+    if (bad_name_) return *bad_name_;
     if (!key_.empty())
       return error{errc::failed_precondition, "already a candidate for office " + office_ + " (key " + key_ + ")"};
     if (session_.lost()) return lost_error();
     const lease_id lease = session_.lease();
     if (lease == 0) return error{errc::failed_precondition, "campaign for office " + office_ + " needs a started session"};
-    std::string key = office_ + detail::interim::lease_hex(lease);
+    std::string key = detail::contender_key(office_, lease);
     if (!session_.claim(key))
       return error{errc::failed_precondition,
                    "another election on this session already campaigns for office " + office_ + " (key " + key + ")"};
@@ -106,6 +118,7 @@ class basic_election {
       return error{errc::busy, "office " + office_ + " is held by " + holder};
     }
     auto won = wait(*entered, stop, give_up);
+    if (won) won = take_token(give_up);
     if (!won) {
       withdraw();
       return interrupted(std::move(won).error(), o);
@@ -115,8 +128,11 @@ class basic_election {
   }
 
   bool leading() const noexcept { return leading_; }
-  /// The fencing token of our candidacy: our key's create_revision.
-  std::int64_t token() const noexcept { return rev_; }
+  /// Our fencing token while leading (per the fencing policy; by default our
+  /// key's create_revision, strictly increasing per office).
+  std::int64_t token() const noexcept { return token_; }
+  /// What our writes compare to stay fenced (see conch::guarded_txn).
+  fence held() const { return {key_, rev_, token_}; }
   /// Our candidate key (empty when not a candidate).
   const std::string& key() const noexcept { return key_; }
   revision create_revision() const noexcept { return rev_; }
@@ -126,8 +142,9 @@ class basic_election {
   /// A new value for our key while we lead, without another election.
   result<void> proclaim(std::string value) {
     if (!leading_) return error{errc::failed_precondition, "proclaim needs leadership of office " + office_};
+    // Guarded by our own key whatever the policy: a bare put would re-create it.
     txn_request t;
-    t.compares.push_back(compare::create_revision(key_) == rev_);
+    t.compares.push_back(holds(held()));
     t.success.emplace_back(put_request{key_, std::move(value), session_.lease()});
     auto r = transport().txn(t, transport().default_deadline());
     if (!r) return r.error().code == errc::lease_not_found ? lost_error() : std::move(r).error();
@@ -154,7 +171,9 @@ class basic_election {
 
   /// The current leader of `name`, or nullopt when the office is vacant.
   static result<std::optional<key_value>> leader(transport_type& t, std::string_view prefix, std::string_view name) {
-    auto r = t.range(first_created(office_prefix(prefix, name)), t.default_deadline());
+    auto office = office_prefix(prefix, name);
+    if (!office) return std::move(office).error();
+    auto r = t.range(first_created(std::move(*office)), t.default_deadline());
     if (!r) return std::move(r).error();
     if (r->kvs.empty()) return std::optional<key_value>{};
     return std::optional<key_value>{std::move(r->kvs.front())};
@@ -168,6 +187,7 @@ class basic_election {
   template <class F>
   static result<void> observe(transport_type& t, std::string_view prefix, std::string_view name,
                               std::stop_token stop, F&& on_change) {
+    if (auto office = office_prefix(prefix, name); !office) return std::move(office).error();
     observer o{t, prefix, name};
     std::stop_callback cancel{stop, [&] { o.cancel(); }};
     for (;;) {
@@ -366,11 +386,30 @@ class basic_election {
     }
   }
 
-  result<void> fenced_delete(deadline d) {
+  // Once we lead: the token. A policy with acquire ops (counter_fencing) runs
+  // them in a txn guarded by our key, so only a sitting leader bumps.
+  result<void> take_token(deadline give_up) {
+    const fence_site site{key_, detail::fencing_counter_key(prefix_, office_)};
     txn_request t;
-    t.compares.push_back(compare::create_revision(key_) == rev_);
-    t.success.emplace_back(delete_request{key_, {}, false});
-    auto r = transport().txn(t, d);
+    t.compares.push_back(holds(held()));
+    const std::size_t first = add_acquire_ops(t, fencing_, site);
+    if (t.success.empty()) {
+      auto token = fencing_.token({}, rev_);
+      if (!token) return std::move(token).error();
+      token_ = *token;
+      return {};
+    }
+    auto r = transport().txn(t, call_deadline(give_up));
+    if (!r) return r.error().code == errc::lease_not_found ? lost_error() : std::move(r).error();
+    if (!r->succeeded) return error{errc::lost, "our candidate key " + key_ + " vanished as we took office " + office_};
+    auto token = read_token(fencing_, *r, first, rev_);
+    if (!token) return std::move(token).error();
+    token_ = *token;
+    return {};
+  }
+
+  result<void> fenced_delete(deadline d) {
+    auto r = transport().txn(fenced_release(held()), d);
     if (!r) return std::move(r).error();
     return {};
   }
@@ -386,14 +425,19 @@ class basic_election {
     session_.unclaim(key_);
     key_.clear();
     rev_ = 0;
+    token_ = 0;
     leading_ = false;
   }
 
   session_type& session_;
+  std::string prefix_;
   std::string name_;
   std::string office_;
+  std::optional<error> bad_name_;
+  [[no_unique_address]] fencing_type fencing_{};
   std::string key_;
   revision rev_ = 0;
+  std::int64_t token_ = 0;
   bool leading_ = false;
 };
 
@@ -404,6 +448,7 @@ class basic_election {
 template <class P>
 class basic_election<P>::observer {
  public:
+  /// An invalid name makes next() fail with errc::invalid_argument.
   observer(transport_type& t, std::string_view prefix, std::string_view name, clock_type c = {})
       : transport_(t), office_(office_prefix(prefix, name)), clock_(std::move(c)) {}
   observer(const observer&) = delete;
@@ -415,8 +460,9 @@ class basic_election<P>::observer {
   result<std::optional<key_value>> next(deadline d) {
     for (;;) {
       if (cancelled_.stop_requested()) return error{errc::cancelled, "observer cancelled"};
+      if (!office_) return office_.error();
       if (!stream_) {
-        auto r = transport_.range(range_request::prefix(office_), std::min(d, transport_.default_deadline()));
+        auto r = transport_.range(range_request::prefix(*office_), std::min(d, transport_.default_deadline()));
         if (!r) {
           if (!retryable(r.error().code)) return std::move(r).error();
           if (!pause(d)) return error{cancelled_.stop_requested() ? errc::cancelled : errc::timed_out, r.error().message};
@@ -425,7 +471,7 @@ class basic_election<P>::observer {
         view_.reset(r->kvs);
         std::lock_guard lock{mutex_};
         if (cancelled_.stop_requested()) continue;
-        stream_ = std::make_unique<stream_type>(transport_.watch(watch_request::prefix(office_, r->header_revision + 1)));
+        stream_ = std::make_unique<stream_type>(transport_.watch(watch_request::prefix(*office_, r->header_revision + 1)));
       }
       auto now = view_.leader();
       if (!reported_ || detail::leader_changed(*reported_, now)) {
@@ -469,7 +515,7 @@ class basic_election<P>::observer {
   }
 
   transport_type& transport_;
-  std::string office_;
+  result<std::string> office_;
   [[no_unique_address]] clock_type clock_;
   backoff_type retry_{};
   detail::office_view view_;

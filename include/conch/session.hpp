@@ -23,7 +23,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
-#include <cstdio>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -34,6 +33,7 @@
 #include <thread>
 #include <utility>
 
+#include "conch/detail/hex.hpp"
 #include "conch/detail/session_interim.hpp"
 #include "conch/detail/stop_union.hpp"
 #include "conch/policies/transport.hpp"
@@ -199,11 +199,7 @@ class basic_session {
     halt_.request_stop();
   }
 
-  std::string lease_hex() const {
-    char buf[24];
-    std::snprintf(buf, sizeof buf, "%llx", static_cast<unsigned long long>(lease_));
-    return buf;
-  }
+  std::string lease_hex() const { return detail::lease_hex(lease_); }
 
   // The keepalive thread: one renewal every TTL/3; quicker retries after a
   // failure; lost when the lease is gone or the local deadline passes.

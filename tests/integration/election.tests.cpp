@@ -15,6 +15,7 @@
 
 #include "conch/policies/backoff.hpp"
 #include "conch/policies/clock.hpp"
+#include "conch/policies/fencing.hpp"
 
 // Until conch/policies/default_policies.hpp lands: the same bundle, spelled out.
 namespace conch {
@@ -22,6 +23,7 @@ struct interim_test_policies {
   using transport = conch::etcd_transport;
   using clock = conch::steady_clock_policy;
   using backoff = conch::exponential_backoff;
+  using fencing = conch::revision_fencing;
 };
 using session = basic_session<interim_test_policies>;
 using election = basic_election<interim_test_policies>;
@@ -466,4 +468,57 @@ TEST_CASE("the election destructor leaves the office") {
   }
   CHECK(candidates(t, prefix + "elect/office/").empty());
   CHECK_FALSE(s.lost());
+}
+
+namespace {
+struct counted : conch::interim_test_policies {
+  using fencing = conch::counter_fencing;
+};
+}  // namespace
+
+TEST_CASE("counter fencing: dense tokens per office, bumped only by a sitting leader") {
+  auto& etcd = etcd_server::shared();
+  conch::etcd_transport t{etcd.client_options()};
+  const auto prefix = conch::test::unique_prefix();
+  conch::basic_session<counted> sa{t, {30s, {}}}, sb{t, {30s, {}}};
+  REQUIRE(sa.start());
+  REQUIRE(sb.start());
+  conch::basic_election<counted> a{sa, prefix, "office"}, b{sb, prefix, "office"};
+  REQUIRE(a.campaign("a"));
+  CHECK(a.token() == 1);
+
+  conch::basic_election<counted>::campaign_options o;
+  o.nonblock = true;
+  REQUIRE(b.campaign("b", o).error().code == errc::busy);  // a waiter that gives up takes no token
+  auto waiting = std::async(std::launch::async, [&] { return b.campaign("b"); });
+  REQUIRE(eventually([&] { return candidates(t, prefix + "elect/office/").size() == 2; }, 5s));
+  REQUIRE(a.resign());
+  REQUIRE(waiting.wait_for(5s) == std::future_status::ready);
+  REQUIRE(waiting.get());
+  CHECK(b.token() == 2);
+  REQUIRE(b.resign());
+  REQUIRE(a.campaign("a again"));
+  CHECK(a.token() == 3);
+  // The counter lives outside the office: etcdctl elect -l never sees it.
+  CHECK(candidates(t, prefix + "elect/office/").size() == 1);
+}
+
+TEST_CASE("a name that cannot be a key segment is refused with a reason") {
+  auto& etcd = etcd_server::shared();
+  conch::etcd_transport t{etcd.client_options()};
+  const auto prefix = conch::test::unique_prefix();
+  conch::session s{t, {30s, {}}};
+  REQUIRE(s.start());
+  conch::election e{s, prefix, ""};
+  auto r = e.campaign("x");
+  REQUIRE_FALSE(r);
+  CHECK(r.error().code == errc::invalid_argument);
+  CHECK_THAT(r.error().message, Catch::Contains("empty"));
+  auto who = conch::election::leader(t, prefix, "");
+  REQUIRE_FALSE(who);
+  CHECK(who.error().code == errc::invalid_argument);
+  std::stop_source stop;
+  auto watched = conch::election::observe(t, prefix, "", stop.get_token(), [](const auto&) {});
+  REQUIRE_FALSE(watched);
+  CHECK(watched.error().code == errc::invalid_argument);
 }

@@ -12,6 +12,7 @@
 
 #include "conch/policies/backoff.hpp"
 #include "conch/policies/clock.hpp"
+#include "conch/policies/fencing.hpp"
 
 // Until conch/policies/default_policies.hpp lands: the same bundle, spelled out.
 namespace conch {
@@ -19,6 +20,7 @@ struct interim_test_policies {
   using transport = conch::etcd_transport;
   using clock = conch::steady_clock_policy;
   using backoff = conch::exponential_backoff;
+  using fencing = conch::revision_fencing;
 };
 using session = basic_session<interim_test_policies>;
 }  // namespace conch
