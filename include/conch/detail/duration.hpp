@@ -61,7 +61,7 @@ inline bool parse_duration_into(std::string_view text, std::chrono::milliseconds
   while (i < text.size()) {
     const std::size_t start = i;
     if (text[i] == '-' || text[i] == '+') {
-      problem = std::string("sign ") + quoted(text.substr(i, 1)) + at(i) +
+      problem = std::string("sign ") + detail::quoted(text.substr(i, 1)) + at(i) +
                 (text[i] == '-' ? " (durations cannot be negative)" : "");
       return false;
     }
@@ -73,7 +73,7 @@ inline bool parse_duration_into(std::string_view text, std::chrono::milliseconds
     while (i < text.size() && text[i] >= '0' && text[i] <= '9') {
       if (++digits > 15) {
         problem =
-            "number " + quoted(text.substr(start, i + 1 - start)) + at(start) + " is too large";
+            "number " + detail::quoted(text.substr(start, i + 1 - start)) + at(start) + " is too large";
         return false;
       }
       whole = whole * 10 + (text[i] - '0');
@@ -89,7 +89,7 @@ inline bool parse_duration_into(std::string_view text, std::chrono::milliseconds
           frac = frac * 10 + (text[i] - '0');
           frac_scale *= 10;
         } else if (text[i] != '0') {
-          problem = "number " + quoted(text.substr(start, i + 1 - start)) + at(start) +
+          problem = "number " + detail::quoted(text.substr(start, i + 1 - start)) + at(start) +
                     " is finer than a millisecond";
           return false;
         }
@@ -100,7 +100,7 @@ inline bool parse_duration_into(std::string_view text, std::chrono::milliseconds
     }
     if (digits == 0) {
       problem = "expected a number" + std::string(i < text.size() ? " before " : "") +
-                (i < text.size() ? quoted(text.substr(i, 1)) : std::string()) + at(start);
+                (i < text.size() ? detail::quoted(text.substr(i, 1)) : std::string()) + at(start);
       return false;
     }
     const std::string number(text.substr(start, i - start));
@@ -113,11 +113,11 @@ inline bool parse_duration_into(std::string_view text, std::chrono::milliseconds
     std::int64_t unit_ms = 0;
     if (unit.empty()) {
       if (i < text.size()) {
-        problem = "unexpected " + quoted(text.substr(i, 1)) + at(i);
+        problem = "unexpected " + detail::quoted(text.substr(i, 1)) + at(i);
         return false;
       }
       if (!bare_allowed) {
-        problem = "number " + quoted(number) + at(start) + " has no unit (ms, s, m, h)";
+        problem = "number " + detail::quoted(number) + at(start) + " has no unit (ms, s, m, h)";
         return false;
       }
       unit_ms = 1000;  // a bare number means seconds
@@ -130,21 +130,21 @@ inline bool parse_duration_into(std::string_view text, std::chrono::milliseconds
     } else if (unit == "h") {
       unit_ms = 3'600'000;
     } else {
-      problem = "unknown unit " + quoted(unit) + at(unit_start) + " (use ms, s, m, h)";
+      problem = "unknown unit " + detail::quoted(unit) + at(unit_start) + " (use ms, s, m, h)";
       return false;
     }
     bare_allowed = false;
     if (frac_scale > 1 && (frac * unit_ms) % frac_scale != 0) {
-      problem = quoted(text.substr(start, i - start)) + at(start) + " is finer than a millisecond";
+      problem = detail::quoted(text.substr(start, i - start)) + at(start) + " is finer than a millisecond";
       return false;
     }
     if (whole > max_ms / unit_ms) {
-      problem = quoted(text.substr(start, i - start)) + at(start) + " is too large";
+      problem = detail::quoted(text.substr(start, i - start)) + at(start) + " is too large";
       return false;
     }
     total += whole * unit_ms + frac * unit_ms / frac_scale;
     if (total > max_ms) {
-      problem = quoted(text.substr(start, i - start)) + at(start) + " makes the total too large";
+      problem = detail::quoted(text.substr(start, i - start)) + at(start) + " makes the total too large";
       return false;
     }
   }
@@ -159,7 +159,7 @@ inline result<std::chrono::milliseconds> parse_duration(std::string_view text) {
   std::chrono::milliseconds d{};
   std::string problem;
   if (!parse_duration_into(text, d, problem)) {
-    return conch::error{errc::invalid_argument, "duration " + quoted(text) + ": " + problem};
+    return conch::error{errc::invalid_argument, "duration " + detail::quoted(text) + ": " + problem};
   }
   return d;
 }

@@ -146,7 +146,7 @@ inline result<tick_clock::time_point> next_tick(const schedule& s, tick_clock::t
     return conch::error{errc::invalid_argument,
                         "schedule \"" + s.to_string() + "\": no tick within " +
                             std::to_string(schedule_math::horizon_years - 1) +
-                            " years in time zone " + quoted(z.name())};
+                            " years in time zone " + detail::quoted(z.name())};
   }
   const std::int64_t secs = absl::ToUnixSeconds(*tick);
   if (secs > duration_cast<seconds>(tick_clock::duration::max()).count()) return too_late();

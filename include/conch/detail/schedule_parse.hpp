@@ -69,7 +69,7 @@ class field_parser {
       const std::size_t comma = text_.find(',', start);
       const std::string_view element = text_.substr(
           start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
-      if (element.empty()) return "empty list element in " + quoted(text_);
+      if (element.empty()) return "empty list element in " + detail::quoted(text_);
       if (auto problem = element_(element); !problem.empty()) return problem;
       if (comma == std::string_view::npos) break;
       start = comma + 1;
@@ -113,7 +113,7 @@ class field_parser {
         ++pos_;
       }
       if (v < info_.min || v > info_.max) {
-        return quoted(el.substr(start, pos_ - start)) + " out of range " +
+        return detail::quoted(el.substr(start, pos_ - start)) + " out of range " +
                std::to_string(info_.min) + "-" + std::to_string(info_.max);
       }
       out = static_cast<int>(v);
@@ -122,8 +122,8 @@ class field_parser {
     while (pos_ < el.size() && std::isalpha(static_cast<unsigned char>(el[pos_]))) ++pos_;
     std::string_view word = el.substr(start, pos_ - start);
     if (word.empty()) {
-      return pos_ < el.size() ? "unexpected " + quoted(el.substr(pos_, 1)) + " in " + quoted(el)
-                              : "missing value in " + quoted(el);
+      return pos_ < el.size() ? "unexpected " + detail::quoted(el.substr(pos_, 1)) + " in " + detail::quoted(el)
+                              : "missing value in " + detail::quoted(el);
     }
     int v = name_value(f_, word);
     // `FRIL`: a weekday name glued to `L`.
@@ -134,8 +134,8 @@ class field_parser {
       v = name_value(f_, word.substr(0, word.size() - 1));
     }
     if (v < 0) {
-      if (f_ == cron_field::month || is_day_of_week()) return "unknown name " + quoted(word);
-      return quoted(word) + " is not a number";
+      if (f_ == cron_field::month || is_day_of_week()) return "unknown name " + detail::quoted(word);
+      return detail::quoted(word) + " is not a number";
     }
     out = v;
     return "";
@@ -150,10 +150,10 @@ class field_parser {
     }
     const std::string_view digits = el.substr(start, pos_ - start);
     if (digits.empty()) {
-      return "step " + quoted(el.substr(start)) + " is not a number";
+      return "step " + detail::quoted(el.substr(start)) + " is not a number";
     }
     if (pos_ < el.size())
-      return "unexpected " + quoted(el.substr(pos_)) + " after step in " + quoted(el);
+      return "unexpected " + detail::quoted(el.substr(pos_)) + " after step in " + detail::quoted(el);
     if (v == 0) return "step 0";
     const int span = info_.max - info_.min + 1;
     if (v > span)
@@ -170,7 +170,7 @@ class field_parser {
     if (el[0] == '*') {
       int step = 1;
       if (el.size() > 1) {
-        if (el[1] != '/') return "unexpected " + quoted(el.substr(1)) + " after \"*\"";
+        if (el[1] != '/') return "unexpected " + detail::quoted(el.substr(1)) + " after \"*\"";
         pos_ = 2;
         if (auto p = step_(el, step); !p.empty()) return p;
       }
@@ -195,14 +195,14 @@ class field_parser {
       ++pos_;
       if (auto p = value_(el, hi); !p.empty()) return p;
       if (is_day_of_week() && hi == 0 && lo > 0) hi = 7;  // FRI-SUN
-      if (hi < lo) return "range " + quoted(el.substr(0, pos_)) + " runs backwards";
+      if (hi < lo) return "range " + detail::quoted(el.substr(0, pos_)) + " runs backwards";
       if (pos_ < el.size() && el[pos_] != '/')
-        return "unexpected " + quoted(el.substr(pos_)) + " in " + quoted(el);
+        return "unexpected " + detail::quoted(el.substr(pos_)) + " in " + detail::quoted(el);
     } else if (el[pos_] == '/') {
       hi = info_.step_end;  // `5/15`: from 5 to the field's end
       if (lo > hi) hi = lo;
     } else {
-      return "unexpected " + quoted(el.substr(pos_)) + " in " + quoted(el);
+      return "unexpected " + detail::quoted(el.substr(pos_)) + " in " + detail::quoted(el);
     }
     if (pos_ < el.size()) {
       ++pos_;  // the '/'
@@ -231,16 +231,16 @@ class field_parser {
         if (k < 1000) k = k * 10 + (el[pos_] - '0');
         ++pos_;
       }
-      if (pos_ != el.size() || pos_ == start) return "\"#\" needs a number 1-5 in " + quoted(el);
+      if (pos_ != el.size() || pos_ == start) return "\"#\" needs a number 1-5 in " + detail::quoted(el);
       if (k < 1 || k > 5)
-        return "occurrence " + quoted(el.substr(start)) + " out of range 1-5 in " + quoted(el);
+        return "occurrence " + detail::quoted(el.substr(start)) + " out of range 1-5 in " + detail::quoted(el);
       s_.nth_weekday[static_cast<std::size_t>(weekday)].add(static_cast<int>(k));
       return "";
     }
     const bool right_field = kind == 'W' ? is_day_of_month() : is_day_of_week();
-    if (right_field) return "unexpected " + quoted(el.substr(pos_)) + " in " + quoted(el);
+    if (right_field) return "unexpected " + detail::quoted(el.substr(pos_)) + " in " + detail::quoted(el);
     return "\"" + std::string(1, kind) + "\" after a value is only allowed in the " +
-           (kind == 'W' ? "day-of-month" : "day-of-week") + " field (" + quoted(el) + ")";
+           (kind == 'W' ? "day-of-month" : "day-of-week") + " field (" + detail::quoted(el) + ")";
   }
 
   cron_field f_;
@@ -272,7 +272,7 @@ inline std::vector<std::string_view> split_fields(std::string_view text) {
 inline result<schedule> parse_schedule(std::string_view text) {
   using namespace schedule_parsing;
   auto fail = [&text](const std::string& problem) {
-    return conch::error{errc::invalid_argument, "schedule " + quoted(text) + ": " + problem};
+    return conch::error{errc::invalid_argument, "schedule " + detail::quoted(text) + ": " + problem};
   };
   const std::vector<std::string_view> fields = split_fields(text);
   if (fields.empty()) return fail("empty");
@@ -284,12 +284,12 @@ inline result<schedule> parse_schedule(std::string_view text) {
       if (fields.size() != 2)
         return fail(fields.size() == 1
                         ? "@every needs a duration, e.g. \"@every 10m\""
-                        : "unexpected " + quoted(fields[2]) + " after the @every duration");
+                        : "unexpected " + detail::quoted(fields[2]) + " after the @every duration");
       std::string problem;
       if (!parse_duration_into(fields[1], s.period, problem))
-        return fail("@every duration " + quoted(fields[1]) + ": " + problem);
+        return fail("@every duration " + detail::quoted(fields[1]) + ": " + problem);
       if (s.period.count() <= 0)
-        return fail("@every duration " + quoted(fields[1]) + " must be greater than zero");
+        return fail("@every duration " + detail::quoted(fields[1]) + " must be greater than zero");
       s.form = schedule::form_t::every;
       return s;
     }
@@ -301,11 +301,11 @@ inline result<schedule> parse_schedule(std::string_view text) {
                                                                         : nullptr;
     if (!expansion) {
       return fail(
-          "unknown macro " + quoted(fields[0]) +
+          "unknown macro " + detail::quoted(fields[0]) +
           " (use @yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly or @every)");
     }
     if (fields.size() > 1)
-      return fail("unexpected " + quoted(fields[1]) + " after " + quoted(fields[0]));
+      return fail("unexpected " + detail::quoted(fields[1]) + " after " + detail::quoted(fields[0]));
     return parse_schedule(expansion);
   }
 

@@ -49,7 +49,7 @@ inline result<zone> load_zone(std::string_view name) {
   absl::TimeZone tz;
   if (suspicious || !absl::LoadTimeZone(std::string(name), &tz)) {
     return conch::error{errc::invalid_argument,
-                        "unknown time zone " + quoted(name) +
+                        "unknown time zone " + detail::quoted(name) +
                             " (use an IANA name like \"Europe/Berlin\" or \"UTC\")"};
   }
   return zone(tz, std::string(name));
