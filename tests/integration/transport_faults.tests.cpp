@@ -181,3 +181,27 @@ TEST_CASE("progress notifications move the resume point past a later compaction"
     break;
   }
 }
+
+TEST_CASE("when the current endpoint dies, calls move to the next one") {
+  // Two separate etcds stand in for two members: only reachability matters here.
+  etcd_server a, b;
+  auto opts = a.client_options();
+  opts.endpoints = {a.endpoint(), b.endpoint()};
+  opts.dial_timeout = 500ms;
+  conch::etcd_transport etcd{opts};
+  auto p = conch::test::unique_prefix();
+  REQUIRE(etcd.put(put_of(p + "k", "on a"), etcd.default_deadline()));
+  CHECK(etcd.endpoint() == a.endpoint());
+
+  a.stop();
+  // A read is retried on the next endpoint within the same call.
+  auto read = etcd.range(conch::range_request::prefix(p), in(5s));
+  REQUIRE(read);
+  CHECK(read->kvs.empty());  // b never saw the put
+  CHECK(etcd.endpoint() == b.endpoint());
+  REQUIRE(etcd.put(put_of(p + "k", "on b"), etcd.default_deadline()));
+  auto w = etcd.watch(conch::watch_request::prefix(p, 1));
+  auto batch = w.next(in(5s));
+  REQUIRE(batch);
+  CHECK(batch->events.at(0).kv.value == "on b");
+}
