@@ -156,15 +156,19 @@ supervise_outcome supervise(const held_claim& claim, const supervise_options& op
   for (;;) {
     const auto now = clock::now();
 
-    if (watchdog && child) {
-      if (auto d = deadline(); d && conch::detail::watchdog_needs_renewal(renewed, *d)) {
-        (void)watchdog->renew(*d);
-        renewed = d;
-      }
+    const auto current_deadline = deadline();
+    if (watchdog && child && current_deadline &&
+        conch::detail::watchdog_needs_renewal(renewed, *current_deadline)) {
+      (void)watchdog->renew(*current_deadline);
+      renewed = current_deadline;
     }
-    if (!ctx.lost && claim.lost.stop_requested()) {
+    const bool past_deadline = current_deadline && now >= *current_deadline;
+    if (!ctx.lost && (claim.lost.stop_requested() || past_deadline)) {
       ctx.lost = true;
-      say("lost the claim" + (claim.lost_reason ? ": " + claim.lost_reason() : std::string()) +
+      std::string why = claim.lost.stop_requested() && claim.lost_reason ? claim.lost_reason()
+                        : past_deadline ? std::string("local deadline passed")
+                                        : std::string();
+      say("lost the claim" + (why.empty() ? why : ": " + why) +
           (child ? "; stopping the child's process group" : ""));
       stop_group(SIGTERM, now);
     }

@@ -1,0 +1,164 @@
+// The tools' command-line parsing: flags before `--`, argv after it, one-line
+// errors naming the flag, common flags with environment defaults.
+#include "conch/tool/flags.hpp"
+
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "conch/tool/common.hpp"
+
+using namespace std::chrono_literals;
+using conch::tool::flag_parser;
+using conch::tool::parsed;
+
+namespace {
+
+struct elect_like {
+  std::string name;
+  bool who = false;
+  std::chrono::milliseconds timeout{-1};
+  std::int64_t max = 0;
+  std::vector<std::string> argv;
+  flag_parser p{"conch test", "NAME [flags] -- CMD ARGS..."};
+  elect_like() {
+    p.positional("NAME", name, "the office")
+        .flag("--who", who, "print")
+        .duration("--timeout", timeout, "give up")
+        .integer("--max", max, 1, 1000, "slots")
+        .command(argv);
+  }
+  conch::result<parsed> parse(std::vector<std::string> args) {
+    return p.parse(args, [this] { return !who; });
+  }
+};
+
+}  // namespace
+
+TEST_CASE("flags: NAME, flags in any order, argv after -- untouched", "[tool][flags]") {
+  elect_like t;
+  auto r = t.parse({"--timeout", "1h30m", "office", "--max=3", "--", "cmd", "--who", "--", "-x"});
+  REQUIRE(r);
+  CHECK(*r == parsed::run);
+  CHECK(t.name == "office");
+  CHECK(t.timeout == 90min);
+  CHECK(t.max == 3);
+  CHECK_FALSE(t.who);
+  CHECK(t.argv == std::vector<std::string>{"cmd", "--who", "--", "-x"});
+}
+
+TEST_CASE("flags: durations take ms, s, m, h and bare seconds", "[tool][flags]") {
+  for (auto [text, want] : std::vector<std::pair<std::string, std::chrono::milliseconds>>{
+           {"500ms", 500ms}, {"10s", 10s}, {"2m", 2min}, {"1h30m", 90min}, {"7", 7s}}) {
+    elect_like t;
+    REQUIRE(t.parse({"x", "--timeout", text, "--", "true"}));
+    CHECK(t.timeout == want);
+  }
+}
+
+TEST_CASE("flags: --help and --version win; a command is optional when not needed", "[tool][flags]") {
+  elect_like t;
+  CHECK(t.parse({"--help"}).value() == parsed::help);
+  CHECK(t.parse({"x", "--version"}).value() == parsed::version);
+  elect_like who;
+  CHECK(who.parse({"x", "--who"}).value() == parsed::run);
+  CHECK(t.p.help().find("usage: conch test NAME [flags] -- CMD ARGS...") == 0);
+  CHECK(t.p.help().find("--timeout DURATION") != std::string::npos);
+}
+
+TEST_CASE("flags: every mistake is one line naming the problem", "[tool][flags]") {
+  struct bad_case {
+    std::vector<std::string> args;
+    std::string message;
+  };
+  for (const auto& c : std::vector<bad_case>{
+           {{"x", "--bogus", "--", "true"}, "unknown flag --bogus (see --help)"},
+           {{"x", "--timeout"}, "--timeout needs a value"},
+           {{"x", "--timeout", "--", "true"}, "--timeout needs a value"},
+           {{"x", "--who=yes"}, "--who takes no value"},
+           {{"x", "--max", "0", "--", "true"}, "--max: \"0\" is not a whole number from 1 to 1000"},
+           {{"x", "--max", "-3", "--", "true"}, "--max: \"-3\" is not a whole number from 1 to 1000"},
+           {{"x", "y", "--", "true"}, "unexpected argument \"y\" (the command to run goes after --)"},
+           {{"--", "true"}, "missing NAME (see --help)"},
+           {{"x"}, "missing -- CMD ARGS...: the command to run"},
+           {{"x", "--"}, "missing the command to run after --"},
+       }) {
+    elect_like t;
+    auto r = t.parse(c.args);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == conch::errc::invalid_argument);
+    CHECK(r.error().message == c.message);
+    CHECK(r.error().message.find('\n') == std::string::npos);
+  }
+  elect_like t;
+  auto r = t.parse({"x", "--timeout", "abc", "--", "true"});
+  REQUIRE_FALSE(r);
+  CHECK(r.error().message.starts_with("--timeout: duration \"abc\""));
+}
+
+TEST_CASE("common flags: defaults, environment, flags over environment", "[tool][flags]") {
+  ::unsetenv("CONCH_ENDPOINTS");
+  ::unsetenv("CONCH_PREFIX");
+  ::unsetenv("CONCH_PASSWORD");
+  {
+    flag_parser p{"conch test", "[flags]"};
+    conch::tool::common_flags common{p};
+    REQUIRE(p.parse({}, [] { return false; }));
+    auto o = common.finish();
+    REQUIRE(o);
+    CHECK(o->endpoints == std::vector<std::string>{"127.0.0.1:2379"});
+    CHECK(o->prefix == "conch/");
+    CHECK(o->ttl == 10s);
+    CHECK(o->kill_after == 5s);
+    CHECK_FALSE(o->json);
+  }
+  ::setenv("CONCH_ENDPOINTS", "10.0.0.1:2379, 10.0.0.2:2379", 1);
+  ::setenv("CONCH_PREFIX", "team", 1);
+  ::setenv("CONCH_PASSWORD", "s3cret", 1);
+  {
+    flag_parser p{"conch test", "[flags]"};
+    conch::tool::common_flags common{p};
+    REQUIRE(p.parse({"--user", "root", "--ttl", "3", "--kill-after", "500ms", "--json"},
+                    [] { return false; }));
+    auto o = common.finish();
+    REQUIRE(o);
+    CHECK(o->endpoints == std::vector<std::string>{"10.0.0.1:2379", "10.0.0.2:2379"});
+    CHECK(o->prefix == "team/");
+    CHECK(o->user == "root");
+    CHECK(o->password == "s3cret");
+    CHECK(o->ttl == 3s);
+    CHECK(o->kill_after == 500ms);
+    CHECK(o->json);
+    CHECK(o->transport().endpoints.size() == 2);
+  }
+  {
+    flag_parser p{"conch test", "[flags]"};
+    conch::tool::common_flags common{p};
+    REQUIRE(p.parse({"--endpoints", "127.0.0.1:1", "--prefix", "p/"}, [] { return false; }));
+    auto o = common.finish();
+    REQUIRE(o);
+    CHECK(o->endpoints == std::vector<std::string>{"127.0.0.1:1"});
+    CHECK(o->prefix == "p/");
+  }
+  ::unsetenv("CONCH_ENDPOINTS");
+  ::unsetenv("CONCH_PREFIX");
+  ::unsetenv("CONCH_PASSWORD");
+}
+
+TEST_CASE("common flags: bad values name the flag", "[tool][flags]") {
+  for (auto [args, message] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{"--ttl", "1500ms"}, "--ttl: 1s500ms is not a whole number of seconds (at least 1s)"},
+           {{"--ttl", "0"}, "--ttl: 0s is not a whole number of seconds (at least 1s)"},
+           {{"--endpoints", "a,,b"}, "--endpoints: empty endpoint in \"a,,b\""},
+           {{"--cert", "c.pem"}, "--cert needs --key"},
+       }) {
+    flag_parser p{"conch test", "[flags]"};
+    conch::tool::common_flags common{p};
+    REQUIRE(p.parse(args, [] { return false; }));
+    auto o = common.finish();
+    REQUIRE_FALSE(o);
+    CHECK(o.error().message == message);
+  }
+}
