@@ -16,6 +16,7 @@ namespace conch {
 /// One thing that happened in a cron daemon.
 struct cron_event {
   enum class kind {
+    daemon,       ///< the daemon started or is stopping: `message` says which
     job_loaded,   ///< a job was added or changed: `message` is its schedule and next tick
     job_removed,  ///< a job was deleted: no further ticks
     job_corrupt,  ///< a job value is unreadable: skipped, `message` says why
@@ -36,6 +37,7 @@ struct cron_event {
 
 inline const char* to_string(cron_event::kind k) noexcept {
   switch (k) {
+    case cron_event::kind::daemon: return "conchd";
     case cron_event::kind::job_loaded: return "job";
     case cron_event::kind::job_removed: return "removed";
     case cron_event::kind::job_corrupt: return "corrupt";

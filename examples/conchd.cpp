@@ -1,0 +1,14 @@
+// conchd — the cron daemon: runs the jobs added with `conch cron add`, each
+// tick once across every conchd sharing the etcd. See conch/tool/conchd.hpp.
+#include <string>
+#include <vector>
+
+#include "conch/process/signals.hpp"
+#include "conch/tool/conchd.hpp"
+
+int main(int argc, char** argv) {
+  // Before any thread exists (gRPC starts its own), so every thread inherits the mask.
+  conch::process::block_stop_signals();
+  conch::process::signal_inbox inbox;
+  return conch::tool::conchd_main(std::vector<std::string>(argv + 1, argv + argc), inbox);
+}

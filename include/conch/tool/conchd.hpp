@@ -1,0 +1,181 @@
+// conch/tool/conchd.hpp — the cron daemon: `conchd [flags]`.
+//
+// Runs every job stored under `<prefix>cron/jobs/` (see tool/cron.hpp) on the
+// ticks of its schedule, together with any number of other conchd sharing
+// the etcd: each tick runs once, on the daemon that claims it. A thin layer
+// over basic_cron: flags, the log, and signals.
+//
+// Manners: one log line per claim, run and result on stderr (human, or JSON
+// with --log-format json); SIGTERM/SIGINT/SIGHUP/SIGQUIT stop claiming, let
+// runs in flight finish for --kill-after, then kill their process groups and
+// record their results; exit 69 with the reason if etcd is unreachable at start.
+#pragma once
+
+#include <poll.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <iostream>
+#include <mutex>
+#include <stop_token>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <variant>
+#include <vector>
+
+#include "conch/cron.hpp"  // first: see detail/cron_job.hpp
+#include "conch/detail/cron_event.hpp"
+#include "conch/detail/duration.hpp"
+#include "conch/detail/time_format.hpp"
+#include "conch/policies/backoff.hpp"
+#include "conch/policies/clock.hpp"
+#include "conch/policies/etcd_transport.hpp"
+#include "conch/process/signals.hpp"
+#include "conch/tool/common.hpp"
+#include "conch/tool/connect.hpp"
+#include "conch/tool/exit_codes.hpp"
+#include "conch/tool/flags.hpp"
+
+namespace conch::tool {
+
+/// This host's wall clock shifted by a fixed offset. conchd uses it with a
+/// zero offset; a non-zero one (hidden --clock-offset, env
+/// CONCH_CLOCK_OFFSET) plays a daemon whose clock is wrong, to show that
+/// skew cannot make a tick run twice.
+class offset_system_clock {
+ public:
+  using duration = std::chrono::system_clock::duration;
+  using rep = duration::rep;
+  using period = duration::period;
+  using time_point = std::chrono::system_clock::time_point;
+  static constexpr bool is_steady = false;
+
+  offset_system_clock() = default;
+  explicit offset_system_clock(std::chrono::milliseconds offset) : offset_(offset) {}
+
+  time_point now() const { return std::chrono::system_clock::now() + offset_; }
+  bool sleep_until(time_point tp, std::stop_token stop) const {
+    return system_clock_policy::sleep_until(tp - offset_, std::move(stop));
+  }
+  std::chrono::milliseconds offset() const noexcept { return offset_; }
+
+ private:
+  std::chrono::milliseconds offset_{0};
+};
+
+// TEMPORARY: spelled out until policies/default_policies.hpp exists; then
+// `struct conchd_policies : default_policies { using clock = offset_system_clock; };`
+struct conchd_policies {
+  using transport = etcd_transport;
+  using clock = offset_system_clock;
+  using backoff = exponential_backoff;
+};
+
+/// "-3s", "+250ms", "2s": a signed duration.
+inline result<std::chrono::milliseconds> parse_signed_duration(std::string_view text) {
+  const bool negative = !text.empty() && text.front() == '-';
+  if (!text.empty() && (text.front() == '-' || text.front() == '+')) text.remove_prefix(1);
+  auto d = detail::parse_duration(text);
+  if (!d) return std::move(d).error();
+  return negative ? -*d : *d;
+}
+
+struct conchd_options {
+  common_options common{};
+  bool json_log = false;
+  std::size_t history = 100;
+  std::chrono::milliseconds clock_offset{0};
+  std::string host{};
+};
+
+/// Parses conchd's arguments: the options, or the exit code to leave with.
+inline std::variant<conchd_options, int> parse_conchd(const std::vector<std::string>& args) {
+  conchd_options o;
+  std::string log_format = "human";
+  std::int64_t history = 100;
+  std::string offset;
+  if (const char* e = std::getenv("CONCH_CLOCK_OFFSET")) offset = e;
+  flag_parser p{"conchd", "[flags]",
+                "Run the cron jobs stored under <prefix>cron/jobs/ (see 'conch cron add'). Any number\n"
+                "of conchd may share one etcd: each tick runs once, on the daemon that claims it.\n"
+                "A run gets CONCH_TICK (the scheduled instant, UTC), CONCH_REV (the claim's\n"
+                "revision), CONCH_NAME, CONCH_KEY and CONCH_LEASE."};
+  common_flags common{p};
+  p.text("--log-format", log_format, "FORMAT", "human (default) or json: one line per event on stderr");
+  p.integer("--history", history, 0, 1'000'000, "ticks kept per job, pruned by the winner (default 100; 0 keeps all)");
+  p.text("--host", o.host, "NAME", "the name claims carry (default: the host name)").hidden();
+  p.text("--clock-offset", offset, "DURATION", "shift this daemon's clock (skew drills; env CONCH_CLOCK_OFFSET)")
+      .hidden();
+  if (auto code = finish_parse(p, p.parse(args), version)) return *code;
+  if (log_format != "human" && log_format != "json")
+    return usage_error(p, "--log-format: \"" + log_format + "\" is not human or json");
+  o.json_log = log_format == "json";
+  o.history = static_cast<std::size_t>(history);
+  if (!offset.empty()) {
+    auto d = parse_signed_duration(offset);
+    if (!d) return usage_error(p, "--clock-offset: " + d.error().message);
+    o.clock_offset = *d;
+  }
+  auto c = common.finish();
+  if (!c) return usage_error(p, c.error().message);
+  o.common = std::move(*c);
+  return o;
+}
+
+/// conchd (the words after the program name). Stop signals must already be
+/// blocked (process::block_stop_signals) and are read from `inbox`.
+inline int conchd_main(const std::vector<std::string>& args, process::signal_inbox& inbox) {
+  auto parsed = parse_conchd(args);
+  if (auto* code = std::get_if<int>(&parsed)) return *code;
+  const auto& o = std::get<conchd_options>(parsed);
+
+  std::mutex log_mutex;
+  auto log = [&](const cron_event& e) {
+    const auto at = std::chrono::floor<std::chrono::milliseconds>(std::chrono::system_clock::now());
+    std::lock_guard lock{log_mutex};
+    std::cerr << (o.json_log ? detail::json_log_line(e, at) : detail::human_log_line(e, at)) << std::endl;
+  };
+
+  etcd_transport etcd{o.common.transport()};
+  if (int code = require_etcd(etcd, o.common, "conchd")) return code;
+
+  using daemon_type = basic_cron<conchd_policies>;
+  daemon_type::options cron_options;
+  cron_options.prefix = o.common.prefix;
+  cron_options.ttl = o.common.ttl;
+  cron_options.history = o.history;
+  cron_options.kill_after = o.common.kill_after;
+  cron_options.host = o.host;
+  cron_options.on_event = log;
+  daemon_type daemon{etcd, cron_options, offset_system_clock{o.clock_offset}};
+  if (auto r = daemon.start(); !r) {
+    std::cerr << "conchd: etcd unavailable: " << r.error().message << std::endl;
+    return exit_code::unavailable;
+  }
+  std::string started = "started: prefix " + o.common.prefix + ", host " + daemon.settings().host + ", lease " +
+                        detail::lease_hex(daemon.lease());
+  if (o.clock_offset.count() != 0) started += ", clock offset " + std::to_string(o.clock_offset.count()) + "ms";
+  log({.what = cron_event::kind::daemon, .message = started});
+
+  std::stop_source stop;
+  std::jthread worker([&] { (void)daemon.run(stop.get_token()); });
+  for (;;) {
+    pollfd fd{inbox.fd(), POLLIN, 0};
+    if (::poll(&fd, 1, -1) < 0 && errno != EINTR) break;
+    if (auto sig = inbox.take()) {
+      log({.what = cron_event::kind::daemon,
+           .message = "stopping on signal " + std::to_string(*sig) + ": runs in flight get " +
+                      detail::format_duration(o.common.kill_after)});
+      break;
+    }
+  }
+  stop.request_stop();
+  worker.join();
+  log({.what = cron_event::kind::daemon, .message = "stopped"});
+  return exit_code::ok;
+}
+
+}  // namespace conch::tool
