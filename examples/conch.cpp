@@ -1,6 +1,7 @@
 // conch — coordination recipes on etcd as commands.
 //
 //   conch elect NAME [flags] -- CMD ARGS...      run CMD while leading office NAME
+//   conch sema NAME --max N [flags] -- CMD ARGS...  run CMD holding one of N slots
 //
 // A thin main: each subcommand lives in conch/tool/<name>.hpp as
 // `int <name>_main(args, inbox)`; adding one is one line in `commands` below.
@@ -15,6 +16,7 @@
 #include "conch/tool/common.hpp"
 #include "conch/tool/elect.hpp"
 #include "conch/tool/exit_codes.hpp"
+#include "conch/tool/sema.hpp"
 
 namespace {
 
@@ -28,6 +30,7 @@ struct command {
 
 constexpr command commands[] = {
     {"elect", conch::tool::elect_main, "NAME [flags] -- CMD ARGS...   run CMD while leading office NAME"},
+    {"sema", conch::tool::sema_main, "NAME --max N [flags] -- CMD ARGS...   run CMD holding one of N slots"},
 };
 
 int usage(std::ostream& out, int code) {

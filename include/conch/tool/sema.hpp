@@ -1,0 +1,179 @@
+// conch/tool/sema.hpp — `conch sema NAME --max N [flags] -- CMD ARGS...`
+//
+// Waits for one of N slots of semaphore NAME, first come first served, and
+// runs CMD while holding it; the next waiter takes the slot as soon as CMD
+// exits (a fenced release), or when our lease is lost (CMD's process group is
+// killed first). `--who` lists holders and waiters instead. A thin layer over
+// basic_semaphore and the holding flow `conch elect` uses too (hold.hpp).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <stop_token>
+#include <string>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "conch/detail/hex.hpp"
+#include "conch/detail/keys.hpp"
+#include "conch/detail/records.hpp"
+#include "conch/policies/default_policies.hpp"
+#include "conch/policies/etcd_transport.hpp"
+#include "conch/process/signals.hpp"
+#include "conch/semaphore.hpp"
+#include "conch/session.hpp"
+#include "conch/tool/common.hpp"
+#include "conch/tool/connect.hpp"
+#include "conch/tool/exit_codes.hpp"
+#include "conch/tool/flags.hpp"
+#include "conch/tool/hold.hpp"
+#include "conch/tool/holder.hpp"
+
+namespace conch::tool {
+
+struct sema_options {
+  common_options common{};
+  std::string name{};
+  int max = 0;
+  bool who = false;
+  bool nonblock = false;
+  std::optional<std::chrono::milliseconds> timeout{};
+  std::vector<std::string> argv{};
+};
+
+/// Parses `conch sema` arguments. Returns the options, or the exit code to
+/// leave with at once (0 after --help/--version, 64 after a usage error,
+/// with the line already printed).
+inline std::variant<sema_options, int> parse_sema(const std::vector<std::string>& args) {
+  sema_options o;
+  std::int64_t max = 0;
+  std::chrono::milliseconds timeout{-1};
+  flag_parser p{"conch sema", "NAME --max N [flags] -- CMD ARGS...",
+                "Wait for one of N slots of semaphore NAME (first come, first served) and run CMD\n"
+                "while holding it. CMD gets CONCH_SLOT, CONCH_REV (its fencing token, increasing\n"
+                "per slot), CONCH_KEY, CONCH_LEASE and CONCH_NAME. When CMD exits the slot passes\n"
+                "to the next waiter at once; if the lease is lost, CMD's process group is killed\n"
+                "and conch exits 70. Semaphores of another --max never share slots with this one."};
+  p.positional("NAME", o.name, "the semaphore");
+  p.integer("--max", max, 1, conch::detail::max_semaphore_size, "number of slots (required)");
+  common_flags common{p};
+  p.flag("--who", o.who, "list holders and waiters and exit (1 if nobody holds)");
+  p.flag("--nonblock", o.nonblock, "exit 75 at once if no slot is free for us");
+  p.duration("--timeout", timeout, "give up waiting after this long (exit 75)");
+  p.command(o.argv);
+
+  auto parsed = p.parse(args, [&] { return !o.who; });
+  if (auto code = finish_parse(p, parsed, version)) return *code;
+  if (o.who && !o.argv.empty()) return usage_error(p, "--who runs no command");
+  if (o.name.empty()) return usage_error(p, "NAME must not be empty");
+  if (max == 0) return usage_error(p, "--max N is required (the number of slots)");
+  o.max = static_cast<int>(max);
+  if (timeout.count() >= 0) o.timeout = timeout;
+  auto c = common.finish();
+  if (!c) return usage_error(p, c.error().message);
+  o.common = std::move(*c);
+  return o;
+}
+
+/// A waiter's line or JSON object: its record (no token yet: it holds
+/// nothing) and the revision that orders the queue.
+inline std::string describe_waiter(const key_value& kv, bool json) {
+  auto rec = conch::detail::decode_record<conch::detail::holder_record>(kv.value);
+  if (!rec) return describe_holder(kv, json);  // a foreign value: shown as an unknown holder
+  if (rec->lease.empty() && kv.lease != 0) rec->lease = conch::detail::lease_hex(kv.lease);
+  if (!json)
+    return kv.key + "  " + conch::detail::format_record_line(*rec) + " queued=" + std::to_string(kv.create_revision);
+  auto j = nlohmann::json::parse(conch::detail::encode_record(*rec), nullptr, false);
+  j["key"] = kv.key;
+  j["queued"] = kv.create_revision;
+  return j.dump();
+}
+
+/// `--who`: holders by slot and waiters in order on stdout; 1 if nobody holds.
+inline int sema_who(etcd_transport& etcd, const sema_options& o) {
+  auto s = basic_semaphore<>::status(etcd, o.common.prefix, o.name, o.max);
+  if (!s) {
+    std::cerr << "conch sema: " << s.error().message << "\n";
+    return exit_code::unavailable;
+  }
+  if (o.common.json) {
+    nlohmann::json out = {{"name", o.name}, {"max", o.max}, {"slots", nlohmann::json::array()},
+                          {"waiters", nlohmann::json::array()}};
+    for (const auto& h : s->holders) {
+      auto j = nlohmann::json::parse(describe_holder(h.kv, true));
+      j["slot"] = h.slot;
+      out["slots"].push_back(std::move(j));
+    }
+    for (const auto& w : s->waiters) out["waiters"].push_back(nlohmann::json::parse(describe_waiter(w, true)));
+    std::cout << out.dump() << std::endl;
+  } else {
+    std::cout << o.name << ": " << s->holders.size() << " of " << o.max << " slots held, " << s->waiters.size()
+              << " waiting\n";
+    for (const auto& h : s->holders) std::cout << "slot " << h.slot << "  " << describe_holder(h.kv, false) << "\n";
+    std::size_t place = 0;
+    for (const auto& w : s->waiters) std::cout << "waiter " << ++place << "  " << describe_waiter(w, false) << "\n";
+    std::cout << std::flush;
+  }
+  if (s->holders.empty()) {
+    std::cerr << "conch sema: nobody holds semaphore " << o.name << " (max=" << o.max << ")\n";
+    return exit_code::vacant;
+  }
+  return exit_code::ok;
+}
+
+/// The semaphore as a holding recipe: wait for a slot, CONCH_* for the child, release.
+struct slot_recipe {
+  basic_semaphore<>& semaphore;
+  basic_session<>& session;
+  const sema_options& options;
+
+  result<void> acquire(std::stop_token stop) {
+    const lease_id lease = session.lease();
+    return semaphore.acquire(holder_json(options.name, lease, options.argv),
+                             {.nonblock = options.nonblock,
+                              .timeout = options.timeout,
+                              .stop = std::move(stop),
+                              .slot_value = [this, lease](int slot) {
+                                return holder_json(options.name, lease, options.argv, slot);
+                              }});
+  }
+  std::vector<std::pair<std::string, std::string>> env() const {
+    return {{"CONCH_REV", std::to_string(semaphore.token())},
+            {"CONCH_KEY", semaphore.slot_key()},
+            {"CONCH_LEASE", conch::detail::lease_hex(session.lease())},
+            {"CONCH_NAME", options.name},
+            {"CONCH_SLOT", std::to_string(semaphore.slot())}};
+  }
+  result<void> release() { return semaphore.release(); }
+};
+
+/// `conch sema ...` (the words after "sema"). Stop signals must already be
+/// blocked (process::block_stop_signals) and are read from `inbox`.
+inline int sema_main(const std::vector<std::string>& args, process::signal_inbox& inbox) {
+  auto parsed = parse_sema(args);
+  if (auto* code = std::get_if<int>(&parsed)) return *code;
+  const auto& o = std::get<sema_options>(parsed);
+
+  etcd_transport etcd{o.common.transport()};
+  if (int code = require_etcd(etcd, o.common, "conch sema")) return code;
+  if (o.who) return sema_who(etcd, o);
+
+  basic_session<>::options session_options;
+  session_options.ttl = o.common.ttl;
+  basic_session<> session{etcd, session_options};
+  if (auto s = session.start(); !s) {
+    std::cerr << "conch sema: cannot start a session: " << s.error().message << "\n";
+    return exit_code::unavailable;
+  }
+  basic_semaphore<> semaphore{session, o.common.prefix, o.name, o.max};
+  slot_recipe recipe{semaphore, session, o};
+  return hold_and_run(session, recipe,
+                      {.program = "conch sema", .supervise = {.argv = o.argv, .kill_after = o.common.kill_after}},
+                      inbox);
+}
+
+}  // namespace conch::tool
