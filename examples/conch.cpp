@@ -2,6 +2,7 @@
 //
 //   conch elect NAME [flags] -- CMD ARGS...      run CMD while leading office NAME
 //   conch sema NAME --max N [flags] -- CMD ARGS...  run CMD holding one of N slots
+//   conch cron add|ls|rm ...                      the jobs the conchd daemons run
 //
 // A thin main: each subcommand lives in conch/tool/<name>.hpp as
 // `int <name>_main(args, inbox)`; adding one is one line in `commands` below.
@@ -14,6 +15,7 @@
 #include "conch/process/signals.hpp"
 #include "conch/process/watchdog.hpp"
 #include "conch/tool/common.hpp"
+#include "conch/tool/cron.hpp"
 #include "conch/tool/elect.hpp"
 #include "conch/tool/exit_codes.hpp"
 #include "conch/tool/sema.hpp"
@@ -30,6 +32,7 @@ struct command {
 
 constexpr command commands[] = {
     {"elect", conch::tool::elect_main, "NAME [flags] -- CMD ARGS...   run CMD while leading office NAME"},
+    {"cron", conch::tool::cron_main, "add|ls|rm ...   the jobs conchd runs (conch cron --help)"},
     {"sema", conch::tool::sema_main, "NAME --max N [flags] -- CMD ARGS...   run CMD holding one of N slots"},
 };
 
