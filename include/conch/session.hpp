@@ -220,13 +220,16 @@ class basic_session {
         return;
       }
       if (!stream) stream = std::make_unique<stream_type>(transport_.keepalive(lease_));
-      std::stop_callback cancel{halt, [&] { stream->cancel(); }};
       const time_point sent = clock_.now();
       result<std::int64_t> answer = error{errc::unavailable, "keepalive not sent"};
-      if (auto s = stream->send(); !s)
-        answer = std::move(s).error();
-      else
-        answer = stream->next(real_deadline(due));
+      {
+        stream_type* live = stream.get();
+        std::stop_callback cancel{halt, [live] { live->cancel(); }};  // gone before the stream may be
+        if (auto s = live->send(); !s)
+          answer = std::move(s).error();
+        else
+          answer = live->next(real_deadline(due));
+      }
       if (answer && *answer > 0) {
         std::lock_guard lock{mutex_};
         granted_ttl_ = std::chrono::seconds{*answer};
