@@ -1,7 +1,8 @@
 // The supervision core with real processes (no etcd needed): spawn by argv into
 // its own process group with our environment additions, killing the whole group
-// (grandchildren too), SIGTERM → SIGKILL escalation, the stop-signal inbox, and
-// the watchdog killing a group while its wrapper is frozen or dead.
+// (grandchildren too), SIGTERM → SIGKILL escalation, the stop-signal inbox, the
+// watchdog killing a group while its wrapper is frozen or dead, and the holding
+// tools' supervision loop.
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/wait.h>
@@ -14,18 +15,23 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <algorithm>
 #include <functional>
+#include <iterator>
+#include <stop_token>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "conch/detail/supervision.hpp"
+#include "conch/policies/backoff.hpp"
 #include "conch/process/group.hpp"
 #include "conch/process/output.hpp"
 #include "conch/process/signals.hpp"
 #include "conch/process/spawn.hpp"
 #include "conch/process/watchdog.hpp"
+#include "conch/tool/supervise.hpp"
 
 using namespace std::chrono_literals;
 namespace proc = conch::process;
@@ -366,4 +372,99 @@ TEST_CASE("watchdog: a wrapper killed by -9 leaves its group running until the l
   CHECK(await([&] { return !proc::process_alive(r.child); }));
   CHECK(clk::now() - killed_at >= 300ms);
   CHECK(await([&] { return !proc::process_alive(r.watchdog); }));
+}
+
+// The holding tools' supervision loop (tool/supervise.hpp), driven without etcd:
+// the claim's loss is a plain stop_source here.
+
+namespace {
+using conch::tool::supervise_outcome;
+
+supervise_outcome supervise_now(const conch::tool::held_claim& claim, conch::tool::supervise_options opt,
+                                std::stop_token stop = {}) {
+  proc::block_stop_signals();
+  proc::signal_inbox inbox;
+  opt.program = "supervise-test";
+  return conch::tool::supervise(claim, opt, inbox, nullptr, conch::constant_backoff{50ms}, stop);
+}
+}  // namespace
+
+TEST_CASE("supervise: the child's own exit code; what it left in its group is stopped", "[supervise]") {
+  temp_dir dir;
+  auto out = supervise_now({.env = {{"CONCH_REV", "17"}}},
+                           {.argv = {"sh", "-c", "sleep 300 & echo $! > \"$1\"; exit \"$CONCH_REV\"", "sh",
+                                     dir.file("gc")}});
+  CHECK(out.how == supervise_outcome::ending::exited);
+  CHECK(out.exit_code == 17);
+  CHECK(out.starts == 1);
+  pid_t grandchild = pid_from(dir.file("gc"));
+  kill_on_exit cleanup{grandchild};
+  CHECK(await([&] { return !proc::process_alive(grandchild); }));
+}
+
+TEST_CASE("supervise: a command that cannot start exits 127 / 126", "[supervise]") {
+  auto missing = supervise_now({}, {.argv = {"/nonexistent/conch-no-such-command"}});
+  CHECK(missing.how == supervise_outcome::ending::not_started);
+  CHECK(missing.exit_code == 127);
+  temp_dir dir;
+  std::ofstream(dir.file("not-executable")) << "#!/bin/sh\n";
+  auto denied = supervise_now({}, {.argv = {dir.file("not-executable")}});
+  CHECK(denied.exit_code == 126);
+}
+
+TEST_CASE("supervise: loss -> SIGTERM to the group, SIGKILL after kill-after, exit 70", "[supervise]") {
+  temp_dir dir;
+  std::stop_source lost;
+  std::jthread loser([&] {
+    if (await([&] { return std::filesystem::exists(dir.file("gc")); })) lost.request_stop();
+  });
+  auto t0 = clk::now();
+  auto out = supervise_now(
+      {.lost = lost.get_token()},
+      {.argv = {"sh", "-c", "trap '' TERM; sleep 300 & echo $! > \"$1.tmp\"; mv \"$1.tmp\" \"$1\"; "
+                            "while :; do sleep 0.02; done",
+                "sh", dir.file("gc")},
+       .kill_after = 400ms});
+  CHECK(out.how == supervise_outcome::ending::lost);
+  CHECK(out.exit_code == 70);
+  CHECK(clk::now() - t0 >= 400ms);  // TERM was ignored: only SIGKILL ended it
+  pid_t grandchild = pid_from(dir.file("gc"));
+  kill_on_exit cleanup{grandchild};
+  CHECK(await([&] { return !proc::process_alive(grandchild); }));
+}
+
+TEST_CASE("supervise: no child ever starts once the claim is lost or a stop was asked",
+          "[supervise]") {
+  temp_dir dir;
+  std::stop_source lost, stop;
+  lost.request_stop();
+  auto a = supervise_now({.lost = lost.get_token()}, {.argv = {"touch", dir.file("ran")}});
+  CHECK(a.how == supervise_outcome::ending::lost);
+  CHECK(a.exit_code == 70);
+  CHECK(a.starts == 0);
+  stop.request_stop();
+  auto b = supervise_now({}, {.argv = {"touch", dir.file("ran")}}, stop.get_token());
+  CHECK(b.how == supervise_outcome::ending::stopped);
+  CHECK(b.exit_code == 128 + SIGTERM);
+  CHECK(b.starts == 0);
+  CHECK_FALSE(std::filesystem::exists(dir.file("ran")));
+}
+
+TEST_CASE("supervise: --restart starts the child again with backoff until stopped", "[supervise]") {
+  temp_dir dir;
+  std::stop_source stop;
+  std::jthread stopper([&] {
+    if (await([&] {
+          std::ifstream f(dir.file("starts"));
+          return std::count(std::istreambuf_iterator<char>(f), {}, '\n') >= 3;
+        }))
+      stop.request_stop();
+  });
+  auto out = supervise_now({.env = {{"CONCH_REV", "5"}}},
+                           {.argv = {"sh", "-c", "echo \"$CONCH_REV\" >> \"$1\"; exit 1", "sh", dir.file("starts")},
+                            .restart = {.enabled = true}},
+                           stop.get_token());
+  CHECK(out.how == supervise_outcome::ending::stopped);
+  CHECK(out.starts >= 3);
+  CHECK(slurp(dir.file("starts")).starts_with("5\n5\n5\n"));
 }
