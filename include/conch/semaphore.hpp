@@ -17,16 +17,17 @@
 //   encode(pool.slot(), pool.token(), s.lost_token());  // stop when the session is lost
 //   (void)pool.release();                               // fenced delete: the next waiter holds now
 //
-// How waiting works, with no herd: a waiter enqueues (one txn that also reads
-// its rank and the slots). Waiter r (r waiters ahead of it) takes the r-th
-// free slot if there is one, in one txn that also deletes its queue key and
-// compares that the queue key is still ours. Otherwise the head of the queue
-// watches the slots, and every other waiter watches only the waiter just ahead
-// of it; each watch starts right after the revision its state was read at, so
-// nothing is missed, and is followed by one re-read so a change that raced the
-// watch's creation is acted on at once. A release thus wakes the head (one
-// event), whose claim deletes its queue key and wakes the next (one event):
-// O(1) watch events per release whatever the queue length.
+// How waiting works, with no herd (the ranking is detail/ranking.hpp): a
+// waiter enqueues in one txn that also reads the waiter just ahead of it and
+// the slots. The head of the queue takes the lowest free slot in one txn that
+// also deletes its queue key and compares that the queue key is still ours;
+// with every slot held, the head watches the slots, and every other waiter
+// watches only the waiter just ahead of it. Each watch starts right after the
+// revision its state was read at, so nothing is missed, and is followed by one
+// re-read so a change that raced the watch's creation is acted on at once. A
+// release thus wakes the head (one event), whose claim deletes its queue key
+// and wakes the next (one event): O(1) watch events per release whatever the
+// queue length, and each read is O(N) whatever the queue length.
 //
 // A semaphore object is used from one thread; only `acquire_options::stop`
 // and the session's loss interrupt it from elsewhere.
@@ -46,7 +47,6 @@
 #include <vector>
 
 #include "conch/detail/keys.hpp"
-#include "conch/detail/semaphore_interim.hpp"
 #include "conch/detail/semaphore_read.hpp"
 #include "conch/detail/stop_union.hpp"
 #include "conch/policies/backoff.hpp"
@@ -216,7 +216,6 @@ class basic_semaphore {
 
  private:
   using backoff_type = typename P::backoff;
-  using step = detail::interim::sema_step;
 
   transport_type& transport() { return session_.transport(); }
 
@@ -253,7 +252,7 @@ class basic_semaphore {
     txn_request t;
     t.compares.push_back(compare::create_revision(queue_key_) == 0);
     t.success.emplace_back(put_request{queue_key_, value_, lease});
-    detail::add_entry_reads(t.success, l, queue_key_);
+    detail::add_entry_reads(t.success, l);
     range_request mine;
     mine.key = queue_key_;
     t.failure.emplace_back(mine);
@@ -263,7 +262,7 @@ class basic_semaphore {
     for (;;) {
       auto r = transport().txn(t, call_deadline(give_up));
       if (r && r->succeeded) {
-        auto s = detail::parse_entry(*r, 1, l, queue_key_);
+        auto s = detail::parse_entry(*r, 1, l);
         if (!s) return std::move(s).error();
         queue_rev_ = s->own->create_revision;
         return s;
@@ -302,7 +301,7 @@ class basic_semaphore {
   result<detail::sema_state> read(const detail::stop_union& stop, deadline give_up) {
     const auto& l = layout_;
     txn_request t;
-    detail::add_place_reads(t.success, l, queue_key_, queue_rev_);
+    detail::add_place_reads(t.success, l, queue_rev_);
     backoff_type retry{};
     for (;;) {
       if (stop.stop_requested()) return error{errc::cancelled, "stopped"};
@@ -328,7 +327,7 @@ class basic_semaphore {
     t.success.emplace_back(put_request{key, slot_value_ ? slot_value_(i) : value_, session_.lease()});
     t.success.emplace_back(delete_request{queue_key_, {}, false});
     const std::size_t fencing_ops = add_acquire_ops(t, fencing_, {key, detail::fencing_counter_key(l.prefix, key)});
-    detail::add_place_reads(t.failure, l, queue_key_, queue_rev_);
+    detail::add_place_reads(t.failure, l, queue_rev_);
     auto r = transport().txn(t, call_deadline(give_up));
     if (!r) return std::move(r).error();
     if (!r->succeeded) {
@@ -364,23 +363,24 @@ class basic_semaphore {
     backoff_type retry{};
     for (;;) {
       if (stop.stop_requested()) return error{errc::cancelled, "stopped"};
-      if (seen.mine) {  // a claim of ours went through unseen (its answer was lost)
+      const auto& next = seen.next;
+      if (next.what == detail::rank_step::hold) {  // a claim of ours went through unseen (its answer was lost)
         guard_queue(false);
-        const revision created = seen.mine->kv.create_revision;
+        const key_value* mine = seen.slot_kv(layout_, next.slot);
+        if (!mine) return error{errc::internal, "ranking named a slot that was not read"};
         // Only a policy that needs no answer (the token is the revision) can
         // name the token now; otherwise give the slot back rather than guess.
-        auto token = fencing_.token({}, created);
-        hold(seen.mine->index, seen.mine->kv.key, created, token ? *token : 0);
+        auto token = fencing_.token({}, mine->create_revision);
+        hold(next.slot, mine->key, mine->create_revision, token ? *token : 0);
         if (!token)
           return error{errc::unavailable, "the answer to our claim of " + slot_key_ + " was lost, and with it the token"};
         return {};
       }
-      if (!seen.own || seen.own->create_revision != queue_rev_)
+      if (next.what == detail::rank_step::gone || seen.own->create_revision != queue_rev_)
         return error{errc::lost, "our queue key " + queue_key_ + " was deleted while waiting for semaphore " + office() +
                                      " (lease revoked or key removed)"};
       guard_queue(true);
-      const step next = seen.next();
-      if (next.what == step::kind::claim) {
+      if (next.what == detail::rank_step::claim) {
         guard_queue(false);  // the claim deletes our queue key: not a loss
         auto c = claim(next.slot, give_up);
         if (c && !*c) return {};
@@ -398,17 +398,16 @@ class basic_semaphore {
         continue;
       }
       if (nonblock) {
-        std::string why = seen.holders_text();
+        std::string why = seen.holders_text(layout_);
         return error{errc::busy, "semaphore " + office() + " has no free slot for us" + why};
       }
 
       // Watch what will change our place, from right after the revision we read it at.
       watch_request w;
-      if (next.what == step::kind::watch_slots) {
+      if (next.what == detail::rank_step::watch_slots)
         w = watch_request::prefix(layout_.slots());
-      } else {
-        w.key = seen.predecessor->key;
-      }
+      else
+        w.key = next.predecessor;
       w.start_revision = seen.at + 1;
       w.no_put = true;
       auto stream = transport().watch(w);
