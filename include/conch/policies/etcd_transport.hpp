@@ -13,6 +13,10 @@
 // back as values naming the endpoint (conch::errc); bad options (no endpoint,
 // unreadable TLS files) make every call fail with errc::invalid_argument, and
 // check_options() reports them up front.
+//
+// Unary calls end by their deadline at the latest. Streams belong to one
+// reader thread; cancel() (and a keepalive's send()) may come from any
+// thread. A stream may outlive its transport.
 #pragma once
 
 #include <chrono>
@@ -26,7 +30,6 @@
 #include "conch/detail/grpc_connection.hpp"
 #include "conch/policies/transport.hpp"
 #include "conch/proto/rpc.grpc.pb.h"
-
 #include <grpc/support/log.h>
 
 namespace conch {
