@@ -406,3 +406,28 @@ TEST_CASE("schedule: DST in Australia/Lord_Howe") {
   CHECK(ticks("0 * * * *", at("2024-10-06 01:30:00", lh), lh, 1) ==
         shown{"2024-10-06 03:00:00 +11:00"});
 }
+
+TEST_CASE("schedule: hostile input gives a short one-line error") {
+  const std::string long_junk(5000, 'x');
+  const std::string message = error_of(long_junk);
+  CHECK(message.size() < 300);
+  CHECK(message.find("...") != std::string::npos);
+  CHECK(error_of(std::string("0 0\0 * * *", 10)).find("\\x00") != std::string::npos);
+  CHECK(error_of("0 0 * * *\n0 1 * * *").find("got 10") != std::string::npos);
+  CHECK(error_of("99999999999999999999 * * * *").find("out of range 0-59") != std::string::npos);
+  CHECK(parse_schedule("0 0 * * *\n").ok());  // a trailing newline is whitespace
+}
+
+TEST_CASE(
+    "schedule: an elapsed-time job whose wall times are all skipped is an error, not a hang") {
+  // Beirut springs forward at midnight on the last Sunday of March, so 00:30
+  // on that day never exists; an elapsed-time job has no catch-up run.
+  const zone beirut = zone_named("Asia/Beirut");
+  auto t = next_tick(parsed("30 */24 * 3 0L"), at("2024-01-01 00:00:00"), beirut);
+  REQUIRE_FALSE(t);
+  CHECK(t.error().message.find("no tick within 400 years in time zone \"Asia/Beirut\"") !=
+        std::string::npos);
+  // The same time as a wall-time job runs at the end of the gap.
+  CHECK(next_shown("30 0 * 3 0L", at("2024-01-01 00:00:00"), beirut) ==
+        "2024-03-31 01:00:00 +03:00");
+}
