@@ -329,7 +329,11 @@ class basic_semaphore {
     const std::size_t fencing_ops = add_acquire_ops(t, fencing_, {key, detail::fencing_counter_key(l.prefix, key)});
     detail::add_place_reads(t.failure, l, queue_rev_);
     auto r = transport().txn(t, call_deadline(give_up));
-    if (!r) return std::move(r).error();
+    if (!r) {
+      doubtful_slot_ = key;  // it may have committed: a later read (or withdraw) settles it
+      return std::move(r).error();
+    }
+    doubtful_slot_.clear();
     if (!r->succeeded) {
       auto s = detail::parse_place(*r, 0, l);
       if (!s) return std::move(s).error();
@@ -366,6 +370,7 @@ class basic_semaphore {
       const auto& next = seen.next;
       if (next.what == detail::rank_step::hold) {  // a claim of ours went through unseen (its answer was lost)
         guard_queue(false);
+        doubtful_slot_.clear();
         const key_value* mine = seen.slot_kv(layout_, next.slot);
         if (!mine) return error{errc::internal, "ranking named a slot that was not read"};
         // Only a policy that needs no answer (the token is the revision) can
@@ -379,7 +384,6 @@ class basic_semaphore {
       if (next.what == detail::rank_step::gone || seen.own->create_revision != queue_rev_)
         return error{errc::lost, "our queue key " + queue_key_ + " was deleted while waiting for semaphore " + office() +
                                      " (lease revoked or key removed)"};
-      guard_queue(true);
       if (next.what == detail::rank_step::claim) {
         guard_queue(false);  // the claim deletes our queue key: not a loss
         auto c = claim(next.slot, give_up);
@@ -401,6 +405,9 @@ class basic_semaphore {
         std::string why = seen.holders_text(layout_);
         return error{errc::busy, "semaphore " + office() + " has no free slot for us" + why};
       }
+
+      // From here on we wait: losing our queue key must end the wait at once.
+      guard_queue(true);
 
       // Watch what will change our place, from right after the revision we read it at.
       watch_request w;
@@ -460,6 +467,12 @@ class basic_semaphore {
     }
     if (!session_.lost() && queue_rev_ != 0)
       (void)fenced_delete(queue_key_, queue_rev_, transport().default_deadline());
+    if (!session_.lost() && !doubtful_slot_.empty()) {  // a claim whose answer we never saw: undo it if it won
+      txn_request t;
+      t.compares.push_back(compare::lease(doubtful_slot_) == layout_.lease);
+      t.success.emplace_back(delete_request{doubtful_slot_, {}, false});
+      (void)transport().txn(t, transport().default_deadline());
+    }
     forget();
   }
   void forget() {
@@ -472,6 +485,7 @@ class basic_semaphore {
     slot_rev_ = 0;
     token_ = 0;
     slot_value_ = nullptr;
+    doubtful_slot_.clear();
   }
 
   session_type& session_;
@@ -486,6 +500,7 @@ class basic_semaphore {
   revision slot_rev_ = 0;
   std::int64_t token_ = 0;
   std::function<std::string(int)> slot_value_;
+  std::string doubtful_slot_;  // a slot our last claim may have taken unseen
   [[no_unique_address]] fencing_type fencing_{};
   std::atomic<std::uint64_t> reads_{0}, watches_{0}, watch_events_{0};
 };
