@@ -34,6 +34,7 @@
 #include <utility>
 
 #include "conch/detail/hex.hpp"
+#include "conch/detail/lease_deadline.hpp"
 #include "conch/detail/session_interim.hpp"
 #include "conch/detail/stop_union.hpp"
 #include "conch/policies/transport.hpp"
@@ -76,8 +77,8 @@ class basic_session {
     auto granted = transport_.lease_grant(options_.ttl.count(), transport_.default_deadline());
     if (!granted) return std::move(granted).error();
     lease_ = granted->id;
-    granted_ttl_ = std::chrono::seconds{granted->ttl > 0 ? granted->ttl : options_.ttl.count()};
-    deadline_ = local_deadline_after(sent, granted_ttl_);
+    const std::chrono::seconds ttl{granted->ttl > 0 ? granted->ttl : options_.ttl.count()};
+    deadline_.emplace(sent, ttl, margin());
     keepalive_ = std::jthread([this] { keep_alive(); });
     return {};
   }
@@ -89,10 +90,10 @@ class basic_session {
   /// The TTL etcd granted (may exceed the requested one).
   std::chrono::seconds ttl() const {
     std::lock_guard lock{mutex_};
-    return granted_ttl_;
+    return deadline_ ? deadline_->ttl() : std::chrono::seconds{0};
   }
   std::chrono::milliseconds margin() const {
-    return options_.margin ? *options_.margin : detail::interim::default_margin(options_.ttl);
+    return options_.margin ? *options_.margin : detail::default_margin(options_.ttl);
   }
 
   bool lost() const noexcept { return lost_.stop_requested(); }
@@ -106,7 +107,7 @@ class basic_session {
   /// it passes unrenewed.
   time_point local_deadline() const {
     std::lock_guard lock{mutex_};
-    return deadline_;
+    return deadline_ ? deadline_->deadline() : time_point{};
   }
 
   /// Declares the session lost if `key` is deleted (or replaced) from now on.
@@ -177,9 +178,7 @@ class basic_session {
  private:
   using backoff_type = typename P::backoff;
 
-  time_point local_deadline_after(time_point sent, std::chrono::seconds ttl) const {
-    return sent + std::chrono::duration_cast<typename clock_type::duration>(ttl - margin());
-  }
+  using lease_deadline = detail::lease_deadline<clock_type>;
 
   /// The real-time deadline for a transport call that must return by `local`.
   deadline real_deadline(time_point local) {
@@ -201,22 +200,28 @@ class basic_session {
 
   std::string lease_hex() const { return detail::lease_hex(lease_); }
 
-  // The keepalive thread: one renewal every TTL/3; quicker retries after a
-  // failure; lost when the lease is gone or the local deadline passes.
+  // The keepalive thread: one renewal every TTL/3 (detail::lease_deadline
+  // decides when to send and when the lease must be presumed lost), quicker
+  // retries after a failure. One request is in flight at a time, on a stream
+  // that is replaced after any failure, so each answer is paired with the
+  // send time of its own request.
   void keep_alive() {
+    using duration = typename clock_type::duration;
     const std::stop_token halt = halt_.get_token();
     using stream_type = decltype(transport_.keepalive(lease_id{}));
     std::unique_ptr<stream_type> stream;
     backoff_type retry{};
-    const auto interval =
-        std::chrono::duration_cast<typename clock_type::duration>(detail::interim::keepalive_interval(granted_ttl_));
-    time_point next_send = clock_.now() + interval;
+    std::optional<time_point> retry_at;  // set after a failure
     while (!halt.stop_requested()) {
-      const time_point due = local_deadline();
-      if (!clock_.sleep_until(std::min(next_send, due), halt)) return;
+      time_point due, wake;
+      {
+        std::lock_guard lock{mutex_};
+        due = deadline_->deadline();
+        wake = std::min(retry_at.value_or(deadline_->next_keepalive()), due);
+      }
+      if (!clock_.sleep_until(wake, halt)) return;
       if (clock_.now() >= due) {
-        lose("lease " + lease_hex() + ": local deadline passed with no keepalive acknowledged for " +
-             std::to_string(granted_ttl_.count()) + "s minus margin (etcd unreachable?)");
+        lose("lease " + lease_hex() + ": local deadline passed with no keepalive acknowledged in time (etcd unreachable?)");
         return;
       }
       if (!stream) stream = std::make_unique<stream_type>(transport_.keepalive(lease_));
@@ -225,31 +230,48 @@ class basic_session {
       {
         stream_type* live = stream.get();
         std::stop_callback cancel{halt, [live] { live->cancel(); }};  // gone before the stream may be
-        if (auto s = live->send(); !s)
+        if (auto s = live->send(); !s) {
           answer = std::move(s).error();
-        else
+        } else {
+          {
+            std::lock_guard lock{mutex_};
+            deadline_->sent(sent);
+          }
           answer = live->next(real_deadline(due));
+        }
       }
-      if (answer && *answer > 0) {
-        std::lock_guard lock{mutex_};
-        granted_ttl_ = std::chrono::seconds{*answer};
-        deadline_ = std::max(deadline_, local_deadline_after(sent, granted_ttl_));
-        next_send = sent + interval;
+      if (answer) {
+        bool gone = false;
+        {
+          std::lock_guard lock{mutex_};
+          deadline_->acknowledged(std::chrono::seconds{*answer});
+          gone = deadline_->gone();
+        }
+        if (gone) return lose("lease " + lease_hex() + " expired or was revoked");
+        retry_at.reset();
         retry.reset();
         continue;
       }
-      if ((answer && *answer <= 0) || answer.error().code == errc::lease_not_found) {
-        lose("lease " + lease_hex() + " expired or was revoked");
-        return;
-      }
+      if (answer.error().code == errc::lease_not_found) return lose("lease " + lease_hex() + " expired or was revoked");
       if (halt.stop_requested()) return;
-      // A failed or unanswered request may still be answered late on this
-      // stream; a fresh stream keeps every ack paired with its send time.
+      // The broken stream will never answer what it was sent: drop it, and
+      // forget those sends so a later answer is not credited to them.
       stream.reset();
-      next_send = clock_.now() + std::min<typename clock_type::duration>(
-                                     std::chrono::duration_cast<typename clock_type::duration>(retry.next()),
-                                     interval);
+      {
+        std::lock_guard lock{mutex_};
+        forget_unanswered(*deadline_);
+        const auto interval = std::chrono::duration_cast<duration>(detail::keepalive_interval(deadline_->ttl()));
+        retry_at = clock_.now() + std::min(std::chrono::duration_cast<duration>(retry.next()), interval);
+      }
     }
+  }
+
+  // Rebuilds `d` without its unanswered sends (same acknowledged send, TTL, margin).
+  static void forget_unanswered(lease_deadline& d) {
+    using duration = typename clock_type::duration;
+    const time_point acked_sent = d.deadline() - std::chrono::duration_cast<duration>(d.ttl()) +
+                                  std::chrono::duration_cast<duration>(d.margin());
+    d = lease_deadline(acked_sent, d.ttl(), d.margin());
   }
 
   // A guard thread: watches one key for its DELETE.
@@ -306,8 +328,7 @@ class basic_session {
 
   mutable std::mutex mutex_;
   lease_id lease_ = 0;
-  std::chrono::seconds granted_ttl_{0};
-  time_point deadline_{};
+  std::optional<lease_deadline> deadline_;  // set by start()
   std::string lost_reason_;
   bool closed_ = false;
   std::set<std::string> claims_;

@@ -238,3 +238,34 @@ TEST_CASE("bad session options are refused with a reason") {
   REQUIRE_FALSE(again);
   CHECK(again.error().code == conch::errc::failed_precondition);
 }
+
+namespace {
+struct faked : conch::interim_test_policies {
+  using clock = conch::fake_clock<>;
+};
+}  // namespace
+
+TEST_CASE("on a fake clock: a keepalive at TTL/3 moves the deadline; the deadline alone loses the session") {
+  auto& etcd = etcd_server::shared();
+  conch::etcd_transport t{etcd.client_options()};
+  conch::fake_clock<> clock;
+  conch::basic_session<faked> s{t, {30s, 2000ms}, clock};
+  REQUIRE(s.start());
+  const auto granted = clock.now();
+  REQUIRE(s.ttl() == 30s);
+  CHECK(s.local_deadline() == granted + 30s - 2000ms);
+
+  REQUIRE(clock.await_sleepers(1));  // the keepalive thread waits for TTL/3
+  clock.advance(10s);
+  REQUIRE(eventually([&] { return s.local_deadline() == granted + 10s + 30s - 2000ms; }, 5s));
+
+  // Time jumps past the deadline before the next keepalive could go out.
+  REQUIRE(clock.await_sleepers(1));
+  clock.advance(40s);
+  REQUIRE(eventually([&] { return s.lost(); }, 5s));
+  CHECK_THAT(s.lost_reason(), Catch::Contains("local deadline"));
+  // etcd itself still holds the lease: the loss is local, and early.
+  auto ttl = t.lease_time_to_live(s.lease(), t.default_deadline());
+  REQUIRE(ttl);
+  CHECK(ttl->ttl > 0);
+}
