@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -56,6 +57,7 @@ struct cron_run_view {
 /// One job and its recent history.
 struct cron_job_view {
   std::string name;
+  bool removed = false;  ///< the job is gone; its history stays until pruned
   std::string problem;  ///< non-empty: the value is corrupt and daemons skip it
   std::string schedule, tz;
   std::vector<std::string> argv;
@@ -145,13 +147,18 @@ result<bool> remove_cron_job(T& t, std::string_view prefix, std::string_view nam
   return r->deleted > 0;
 }
 
-/// Every job with its next tick after `now` and its last `last_runs` claimed ticks.
+/// Every job with its next tick after `now` and its last `last_runs` claimed
+/// ticks; then every removed job that still has history, marked removed.
 template <transport T>
 result<std::vector<cron_job_view>> list_cron_jobs(T& t, std::string_view prefix,
                                                   std::chrono::system_clock::time_point now,
                                                   std::size_t last_runs = 5) {
   auto jobs = t.range(range_request::prefix(detail::cron_jobs_dir(prefix)), t.default_deadline());
   if (!jobs) return std::move(jobs).error();
+  auto every_claim = range_request::prefix(std::string(prefix) + "cron/fire/");
+  every_claim.keys_only = true;
+  auto claims = t.range(every_claim, t.default_deadline());
+  if (!claims) return std::move(claims).error();
   std::map<lease_id, bool> leases;  // asked once per listing
   auto alive = [&](lease_id id) {
     auto [it, fresh] = leases.try_emplace(id, false);
@@ -161,7 +168,30 @@ result<std::vector<cron_job_view>> list_cron_jobs(T& t, std::string_view prefix,
     }
     return it->second;
   };
+  // The last runs of one job, newest first.
+  auto add_runs = [&](cron_job_view& view, const std::string& fire_dir, const std::string& runs_dir) -> result<void> {
+    if (last_runs == 0 || fire_dir.empty()) return {};
+    auto newest = range_request::prefix(fire_dir);
+    newest.order = range_request::sort_order::descend;
+    newest.target = range_request::sort_target::key;
+    newest.limit = static_cast<std::int64_t>(last_runs);
+    auto claimed = t.range(newest, t.default_deadline());
+    if (!claimed) return std::move(claimed).error();
+    std::vector<key_value> results;
+    if (!claimed->kvs.empty()) {
+      range_request since_oldest;
+      since_oldest.key = runs_dir + claimed->kvs.back().key.substr(fire_dir.size());
+      since_oldest.range_end = prefix_end(runs_dir);
+      auto r = t.range(since_oldest, t.default_deadline());
+      if (!r) return std::move(r).error();
+      results = std::move(r->kvs);
+    }
+    view.runs = detail::cron_runs_from(claimed->kvs, fire_dir, results, runs_dir, alive);
+    return {};
+  };
+
   std::vector<cron_job_view> out;
+  std::set<std::string> listed;
   for (const auto& kv : jobs->kvs) {
     cron_job_view view;
     std::string fire_dir, runs_dir;
@@ -182,24 +212,24 @@ result<std::vector<cron_job_view>> list_cron_jobs(T& t, std::string_view prefix,
         runs_dir = detail::cron_runs_dir(prefix, where->name).value_or(std::string());
       }
     }
-    if (last_runs > 0 && !fire_dir.empty()) {
-      auto claims_req = range_request::prefix(fire_dir);
-      claims_req.order = range_request::sort_order::descend;
-      claims_req.target = range_request::sort_target::key;
-      claims_req.limit = static_cast<std::int64_t>(last_runs);
-      auto claims = t.range(claims_req, t.default_deadline());
-      if (!claims) return std::move(claims).error();
-      std::vector<key_value> results;
-      if (!claims->kvs.empty()) {
-        range_request results_req;
-        results_req.key = runs_dir + claims->kvs.back().key.substr(fire_dir.size());
-        results_req.range_end = prefix_end(runs_dir);
-        auto r = t.range(results_req, t.default_deadline());
-        if (!r) return std::move(r).error();
-        results = std::move(r->kvs);
-      }
-      view.runs = detail::cron_runs_from(claims->kvs, fire_dir, results, runs_dir, alive);
-    }
+    if (where) listed.insert(where->name);
+    if (auto r = add_runs(view, fire_dir, runs_dir); !r) return std::move(r).error();
+    out.push_back(std::move(view));
+  }
+  // Removed jobs keep their history (a run in flight at `rm` records its
+  // result; a zombie stays a zombie): list it too.
+  std::set<std::string> removed;
+  for (const auto& kv : claims->kvs)
+    if (auto k = detail::decode_key<detail::cron_fire_key>(prefix, kv.key); k && !listed.contains(k->name))
+      removed.insert(k->name);
+  for (const auto& name : removed) {
+    cron_job_view view;
+    view.name = name;
+    view.removed = true;
+    auto fire_dir = detail::cron_fire_dir(prefix, name);
+    auto runs_dir = detail::cron_runs_dir(prefix, name);
+    if (!fire_dir || !runs_dir) continue;
+    if (auto r = add_runs(view, *fire_dir, *runs_dir); !r) return std::move(r).error();
     out.push_back(std::move(view));
   }
   return out;

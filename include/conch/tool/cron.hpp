@@ -47,7 +47,9 @@ inline std::string shell_words(const std::vector<std::string>& argv) {
 inline std::string human(const std::vector<cron_job_view>& jobs) {
   std::string out;
   for (const auto& j : jobs) {
-    if (!j.problem.empty()) {
+    if (j.removed) {
+      out += j.name + "  (removed)\n";
+    } else if (!j.problem.empty()) {
       out += j.name + "  CORRUPT (skipped by conchd): " + j.problem + "\n";
     } else {
       out += j.name + "  " + j.schedule + (j.tz.empty() ? "" : " (" + j.tz + ")") +
@@ -87,6 +89,7 @@ inline std::string json(const std::vector<cron_job_view>& jobs) {
                       {"problem", text_or_null(r.problem)}});
     }
     all.push_back({{"name", j.name},
+                   {"removed", j.removed},
                    {"problem", text_or_null(j.problem)},
                    {"schedule", j.schedule},
                    {"tz", j.tz},

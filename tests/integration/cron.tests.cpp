@@ -1,0 +1,464 @@
+// conchd and `conch cron` as processes against one real etcd: the cron
+// contract. Several daemons share each scenario's prefix; what happened is
+// read back from etcd (keys, and the watch history from revision 1).
+#include "conch/cron_jobs.hpp"
+#include "conch/detail/records.hpp"
+#include "conch/detail/time_format.hpp"
+#include "conch/policies/etcd_transport.hpp"
+#include "conch/process/output.hpp"
+#include "conch/process/spawn.hpp"
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include "support/etcd_harness.hpp"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+using conch::detail::tick_time;
+
+namespace {
+
+const std::string bin_dir = CONCH_BIN_DIR;
+
+conch::test::etcd_server& etcd() { return conch::test::etcd_server::shared(); }
+
+conch::etcd_transport& client() {
+  static conch::etcd_transport t{etcd().client_options()};
+  return t;
+}
+
+/// Polls `ok` until it holds or `within` passes (real time).
+bool eventually(const std::function<bool()>& ok, std::chrono::milliseconds within = 15s) {
+  const auto until = std::chrono::steady_clock::now() + within;
+  for (;;) {
+    if (ok()) return true;
+    if (std::chrono::steady_clock::now() >= until) return false;
+    std::this_thread::sleep_for(20ms);
+  }
+}
+
+std::string temp_dir() {
+  static const std::string dir = [] {
+    char tmpl[] = "/tmp/conch-cron-it-XXXXXX";
+    return std::string(::mkdtemp(tmpl));
+  }();
+  return dir;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+/// A finished tool run: exit code, stdout, stderr.
+struct tool_run {
+  int code = -1;
+  std::string out, err;
+};
+
+/// Runs bin/<tool> with `args`, bounded in time.
+tool_run run_tool(const std::string& tool, std::vector<std::string> args, std::chrono::seconds within = 20s) {
+  args.insert(args.begin(), bin_dir + "/" + tool);
+  auto c = conch::process::spawn({.argv = args, .env = {}, .capture_output = true});
+  REQUIRE(c);
+  conch::process::output_tail out{1 << 20}, err{1 << 20};
+  const auto until = std::chrono::steady_clock::now() + within;
+  while (!c->exited() && std::chrono::steady_clock::now() < until) {
+    pollfd fds[3] = {{c->stdout_fd(), POLLIN, 0}, {c->stderr_fd(), POLLIN, 0}, {c->exit_fd(), POLLIN, 0}};
+    ::poll(fds, 3, 50);
+    if (c->stdout_fd() >= 0 && !conch::process::pump(c->stdout_fd(), -1, out)) c->close_stdout();
+    if (c->stderr_fd() >= 0 && !conch::process::pump(c->stderr_fd(), -1, err)) c->close_stderr();
+  }
+  if (c->stdout_fd() >= 0) conch::process::pump(c->stdout_fd(), -1, out);
+  if (c->stderr_fd() >= 0) conch::process::pump(c->stderr_fd(), -1, err);
+  tool_run r;
+  if (!c->exited()) {
+    (void)c->signal_group(SIGKILL);
+    FAIL_CHECK(tool << " did not finish in time");
+  }
+  r.code = conch::detail::exit_code_of(c->reap());
+  r.out = out.str();
+  r.err = err.str();
+  return r;
+}
+
+tool_run conch_cron(const std::string& prefix, std::vector<std::string> args) {
+  args.insert(args.begin(), {"cron"});
+  args.insert(args.begin() + 2, {"--endpoints", etcd().endpoint(), "--prefix", prefix});
+  return run_tool("conch", std::move(args));
+}
+
+void add_job(const std::string& prefix, const std::string& name, const std::string& schedule,
+             std::vector<std::string> argv) {
+  std::vector<std::string> args{"add", name, "--schedule", schedule, "--"};
+  args.insert(args.end(), argv.begin(), argv.end());
+  auto r = conch_cron(prefix, args);
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+}
+
+void remove_job(const std::string& prefix, const std::string& name) {
+  auto r = conch_cron(prefix, {"rm", name});
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+}
+
+nlohmann::json ls_json(const std::string& prefix, int last = 5) {
+  auto r = conch_cron(prefix, {"ls", "--json", "--last", std::to_string(last)});
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  return nlohmann::json::parse(r.out);
+}
+
+/// One conchd process; its log (stderr) goes to a file. Killed (group and
+/// all) on destruction, so a failing test leaves no daemon behind.
+class conchd {
+ public:
+  conchd(const std::string& prefix, std::vector<std::string> extra = {},
+         std::vector<std::pair<std::string, std::string>> env = {}) {
+    static int count = 0;
+    log_ = temp_dir() + "/conchd-" + std::to_string(++count) + ".log";
+    std::vector<std::string> argv{"sh", "-c", "exec \"$0\" \"$@\" 2>>\"$CONCHD_LOG\"", bin_dir + "/conchd",
+                                  "--endpoints", etcd().endpoint(), "--prefix", prefix, "--ttl", "2"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    env.emplace_back("CONCHD_LOG", log_);
+    auto c = conch::process::spawn({.argv = argv, .env = env, .capture_output = false});
+    REQUIRE(c);
+    child_ = std::move(*c);
+    REQUIRE(await_log("started: prefix"));
+  }
+
+  pid_t pid() const { return child_.pid(); }
+  std::string log() const { return read_file(log_); }
+  bool await_log(const std::string& text, std::chrono::milliseconds within = 15s) const {
+    return eventually([&] { return log().find(text) != std::string::npos; }, within);
+  }
+  /// Sends `sig` and waits (bounded) for the exit code.
+  int stop(int sig = SIGTERM, std::chrono::milliseconds within = 15s) {
+    (void)child_.signal_group(sig);
+    if (!eventually([&] { return child_.exited(); }, within)) return -1;
+    return conch::detail::exit_code_of(child_.reap());
+  }
+
+ private:
+  conch::process::child child_;
+  std::string log_;
+};
+
+std::vector<conch::key_value> range_prefix(const std::string& dir) {
+  auto r = client().range(conch::range_request::prefix(dir), client().default_deadline());
+  REQUIRE(r);
+  return r->kvs;
+}
+
+std::optional<conch::key_value> get(const std::string& key) {
+  conch::range_request req;
+  req.key = key;
+  auto r = client().range(req, client().default_deadline());
+  REQUIRE(r);
+  if (r->kvs.empty()) return std::nullopt;
+  return r->kvs.front();
+}
+
+tick_time tick_of(const std::string& key) {
+  auto t = conch::detail::parse_tick(key.substr(key.size() - 16));
+  REQUIRE(t);
+  return *t;
+}
+
+/// Every event ever seen under `dir`, from revision 1 up to the current
+/// state of `dir`: the history a claim or result cannot hide from.
+std::vector<conch::watch_event> history(const std::string& dir) {
+  auto now = client().range(conch::range_request::prefix(dir), client().default_deadline());
+  REQUIRE(now);
+  conch::revision target = 0;
+  for (const auto& kv : now->kvs) target = std::max(target, kv.mod_revision);
+  std::vector<conch::watch_event> events;
+  if (target == 0) return events;
+  auto stream = client().watch(conch::watch_request::prefix(dir, 1));
+  conch::revision seen = 0;
+  const auto until = std::chrono::steady_clock::now() + 20s;
+  while (seen < target && std::chrono::steady_clock::now() < until) {
+    auto batch = stream.next(std::chrono::steady_clock::now() + 2s);
+    if (!batch) continue;
+    for (auto& e : batch->events) {
+      seen = std::max(seen, e.kv.mod_revision);
+      events.push_back(std::move(e));
+    }
+  }
+  REQUIRE(seen >= target);
+  return events;
+}
+
+std::size_t count_runs(const std::string& prefix, const std::string& job) {
+  return range_prefix(prefix + "cron/runs/" + job + "/").size();
+}
+
+const nlohmann::json* find_job(const nlohmann::json& ls, const std::string& name) {
+  for (const auto& j : ls)
+    if (j["name"] == name) return &j;
+  return nullptr;
+}
+
+}  // namespace
+
+TEST_CASE("three daemons, one run per tick; add, rm and corrupt jobs while running", "[cron]") {
+  const std::string prefix = conch::test::unique_prefix();
+  // A corrupt job value, as someone might write by hand: reported, skipped.
+  etcd().etcdctl_ok({"put", prefix + "cron/jobs/broken", "this is not a job"});
+  add_job(prefix, "every", "@every 1s", {"sh", "-c", "printf '%s %s' \"$CONCH_TICK\" \"$CONCH_REV\""});
+
+  conchd d1{prefix};
+  conchd d2{prefix, {}, {{"CONCH_CLOCK_OFFSET", "-3s"}}};  // a daemon whose clock is 3 s slow
+  conchd d3{prefix, {"--log-format", "json"}};
+  for (auto* d : {&d1, &d2}) CHECK(d->await_log("corrupt job=broken"));
+  CHECK(d3.await_log(R"("event":"corrupt","job":"broken")"));
+  CHECK(d2.log().find("clock offset -3000ms") != std::string::npos);
+
+  // Added while the daemons run: takes effect without a restart.
+  add_job(prefix, "late", "@every 1s", {"true"});
+  CHECK(eventually([&] { return count_runs(prefix, "late") >= 1; }));
+
+  // The 4 KiB output cap.
+  add_job(prefix, "loud", "@every 1s", {"sh", "-c", "head -c 10000 /dev/zero | tr '\\0' x; printf END"});
+  CHECK(eventually([&] { return count_runs(prefix, "loud") >= 1; }));
+  remove_job(prefix, "loud");
+  {
+    auto runs = range_prefix(prefix + "cron/runs/loud/");
+    REQUIRE_FALSE(runs.empty());
+    auto rec = conch::detail::decode_record<conch::detail::run_record>(runs.front().value);
+    REQUIRE(rec);
+    CHECK(rec->output.size() == 4096);
+    CHECK(rec->output.substr(4093) == "END");
+  }
+
+  // rm during a run: the run finishes and records its result; no further ticks.
+  add_job(prefix, "slow", "@every 2s", {"sh", "-c", "sleep 1; echo finished"});
+  CHECK(eventually([&] { return !range_prefix(prefix + "cron/fire/slow/").empty(); }));
+  remove_job(prefix, "slow");
+  const auto slow_claims = range_prefix(prefix + "cron/fire/slow/");
+  CHECK(eventually([&] { return count_runs(prefix, "slow") == slow_claims.size(); }));
+  for (const auto& run : range_prefix(prefix + "cron/runs/slow/")) {
+    auto rec = conch::detail::decode_record<conch::detail::run_record>(run.value);
+    REQUIRE(rec);
+    CHECK(rec->exit_code == 0);
+    CHECK(rec->output == "finished\n");
+  }
+
+  remove_job(prefix, "late");
+  for (auto* d : {&d1, &d2}) {
+    CHECK(d->await_log("removed job=late"));
+    CHECK(d->await_log("removed job=slow"));
+  }
+  const auto late_claims = range_prefix(prefix + "cron/fire/late/").size();
+
+  // At least 20 ticks of "every" with a result, then look at the history.
+  CHECK(eventually([&] { return count_runs(prefix, "every") >= 22; }, 40s));
+  CHECK(range_prefix(prefix + "cron/fire/late/").size() == late_claims);  // rm: no further ticks
+  CHECK(range_prefix(prefix + "cron/fire/slow/").size() == slow_claims.size());
+
+  auto ls = ls_json(prefix);
+  const auto* broken = find_job(ls, "broken");
+  REQUIRE(broken);
+  CHECK_FALSE((*broken)["problem"].is_null());
+  const auto* every = find_job(ls, "every");
+  REQUIRE(every);
+  CHECK((*every)["problem"].is_null());
+  CHECK_FALSE((*every)["next"].is_null());
+  CHECK((*every)["runs"].size() == 5);
+
+  for (auto* d : {&d1, &d2, &d3}) CHECK(d->stop() == 0);
+
+  // Through the history: every tick claimed exactly once and never rewritten,
+  // every claimed tick has exactly one result, and the ticks are contiguous.
+  const std::string fire_dir = prefix + "cron/fire/every/", runs_dir = prefix + "cron/runs/every/";
+  std::map<std::string, int> claim_puts, result_puts;
+  std::map<std::string, conch::revision> claim_rev;
+  for (const auto& e : history(prefix + "cron/")) {
+    if (!e.kv.key.starts_with(fire_dir) && !e.kv.key.starts_with(runs_dir)) continue;
+    CHECK(e.type == conch::watch_event::kind::put);  // nothing pruned or deleted below 100 ticks
+    if (e.kv.key.starts_with(fire_dir)) {
+      ++claim_puts[e.kv.key.substr(fire_dir.size())];
+      claim_rev[e.kv.key.substr(fire_dir.size())] = e.kv.create_revision;
+    }
+    if (e.kv.key.starts_with(runs_dir)) ++result_puts[e.kv.key.substr(runs_dir.size())];
+  }
+  REQUIRE(claim_puts.size() >= 20);
+  std::optional<tick_time> previous;
+  for (const auto& [tick, puts] : claim_puts) {
+    INFO("tick " << tick);
+    CHECK(puts == 1);
+    CHECK(result_puts[tick] == 1);
+    const auto t = *conch::detail::parse_tick(tick);
+    if (previous) CHECK(t - *previous == 1s);
+    previous = t;
+  }
+  // Each run saw its own tick (CONCH_TICK) and its claim's revision (CONCH_REV).
+  for (const auto& kv : range_prefix(runs_dir)) {
+    auto rec = conch::detail::decode_record<conch::detail::run_record>(kv.value);
+    REQUIRE(rec);
+    const std::string tick = kv.key.substr(runs_dir.size());
+    CHECK(rec->output == conch::detail::format_rfc3339(rec->tick) + " " + std::to_string(claim_rev[tick]));
+    CHECK(conch::detail::format_tick(rec->tick) == tick);
+  }
+}
+
+TEST_CASE("a killed winner leaves a zombie: claimed, no result, never rerun", "[cron]") {
+  const std::string prefix = conch::test::unique_prefix();
+  const std::string pids = temp_dir() + "/sleeper.pids";
+  add_job(prefix, "sleeper", "@every 2s", {"sh", "-c", "echo $$ >> " + pids + "; exec sleep 30"});
+  conchd d1{prefix};
+  conchd d2{prefix};
+
+  REQUIRE(eventually([&] { return !range_prefix(prefix + "cron/fire/sleeper/").empty(); }));
+  REQUIRE(eventually([&] { return !read_file(pids).empty(); }));
+  remove_job(prefix, "sleeper");  // no further ticks: only the one run we kill under
+  const auto claims = range_prefix(prefix + "cron/fire/sleeper/");
+  REQUIRE(claims.size() == 1);
+  const auto claim = claims.front();
+  auto who = conch::detail::decode_record<conch::detail::claim_record>(claim.value);
+  REQUIRE(who);
+  conchd& winner = who->pid == d1.pid() ? d1 : d2;
+  conchd& other = who->pid == d1.pid() ? d2 : d1;
+  REQUIRE(who->pid == winner.pid());
+  CHECK(winner.stop(SIGKILL) == 128 + SIGKILL);
+
+  // Once the dead claimer's lease expires, ls calls the tick a zombie.
+  CHECK(eventually([&] {
+    auto ls = conch_cron(prefix, {"ls", "--json"});
+    return ls.code == 0 && ls.out.find("\"zombie\"") != std::string::npos;
+  }));
+  auto human = conch_cron(prefix, {"ls"});
+  CHECK(human.out.find("sleeper  (removed)") != std::string::npos);  // rm keeps the history
+  CHECK(human.out.find("zombie") != std::string::npos);
+  CHECK(human.out.find("claimer=" + who->host + "/" + std::to_string(who->pid)) != std::string::npos);
+
+  // Never rerun: the claim is untouched, no result, one run ever started.
+  CHECK(other.await_log("removed job=sleeper"));
+  auto still = get(claim.key);
+  REQUIRE(still);
+  CHECK(still->create_revision == claim.create_revision);
+  CHECK(still->mod_revision == claim.mod_revision);
+  CHECK(still->lease == 0);  // claims outlive their claimer
+  CHECK(range_prefix(prefix + "cron/runs/sleeper/").empty());
+  std::istringstream lines(read_file(pids));
+  std::vector<long> started;
+  for (long pid; lines >> pid;) started.push_back(pid);
+  CHECK(started.size() == 1);
+  for (long pid : started) ::kill(static_cast<pid_t>(pid), SIGKILL);  // the orphaned run
+  CHECK(other.stop() == 0);
+}
+
+TEST_CASE("a restarted daemon does not claim the ticks it missed", "[cron]") {
+  const std::string prefix = conch::test::unique_prefix();
+  add_job(prefix, "tick", "@every 1s", {"true"});
+  std::optional<conchd> d{std::in_place, prefix};
+  REQUIRE(eventually([&] { return count_runs(prefix, "tick") >= 2; }));
+  REQUIRE(d->stop() == 0);
+  const auto down = std::chrono::system_clock::now();
+  std::this_thread::sleep_for(2500ms);  // ticks pass with no daemon: the downtime itself
+  const auto up = std::chrono::system_clock::now();
+  d.emplace(prefix);
+  const auto before = count_runs(prefix, "tick");
+  REQUIRE(eventually([&] { return count_runs(prefix, "tick") >= before + 2; }));
+  CHECK(d->stop() == 0);
+  for (const auto& kv : range_prefix(prefix + "cron/fire/tick/")) {
+    const auto t = tick_of(kv.key);
+    INFO(kv.key);
+    CHECK((t <= down || t > up));
+  }
+}
+
+TEST_CASE("the winner prunes the job's history to the last N ticks", "[cron]") {
+  const std::string prefix = conch::test::unique_prefix();
+  add_job(prefix, "short", "@every 1s", {"true"});
+  conchd d{prefix, {"--history", "3"}};
+  // Six results ever written, through the history.
+  REQUIRE(eventually(
+      [&] {
+        std::size_t puts = 0;
+        for (const auto& e : history(prefix + "cron/runs/short/")) puts += e.type == conch::watch_event::kind::put;
+        return puts >= 6;
+      },
+      20s));
+  CHECK(d.stop() == 0);
+  auto fire = range_prefix(prefix + "cron/fire/short/");
+  auto runs = range_prefix(prefix + "cron/runs/short/");
+  CHECK(fire.size() == 3);
+  CHECK(runs.size() == 3);
+  // The newest three stay.
+  std::set<std::string> fire_ticks, run_ticks;
+  for (const auto& kv : fire) fire_ticks.insert(kv.key.substr(kv.key.size() - 16));
+  for (const auto& kv : runs) run_ticks.insert(kv.key.substr(kv.key.size() - 16));
+  CHECK(fire_ticks == run_ticks);
+  std::size_t deleted = 0;
+  for (const auto& e : history(prefix + "cron/fire/short/")) {
+    if (e.type != conch::watch_event::kind::del) continue;
+    ++deleted;
+    CHECK(e.kv.key.substr(e.kv.key.size() - 16) < *fire_ticks.begin());
+  }
+  CHECK(deleted >= 3);
+}
+
+TEST_CASE("SIGTERM lets a run finish up to --kill-after, then kills it and records the result", "[cron]") {
+  const std::string prefix = conch::test::unique_prefix();
+  add_job(prefix, "stuck", "@every 1s", {"sleep", "30"});
+  conchd d{prefix, {"--kill-after", "1s"}};
+  REQUIRE(d.await_log("run job=stuck"));
+  remove_job(prefix, "stuck");
+  const auto began = std::chrono::steady_clock::now();
+  CHECK(d.stop(SIGTERM) == 0);
+  CHECK(std::chrono::steady_clock::now() - began < 10s);
+  CHECK(d.log().find("stopping on signal 15") != std::string::npos);
+  auto runs = range_prefix(prefix + "cron/runs/stuck/");
+  REQUIRE_FALSE(runs.empty());
+  for (const auto& kv : runs) {
+    auto rec = conch::detail::decode_record<conch::detail::run_record>(kv.value);
+    REQUIRE(rec);
+    CHECK(rec->exit_code == 128 + SIGKILL);
+  }
+  CHECK(runs.size() == range_prefix(prefix + "cron/fire/stuck/").size());
+}
+
+TEST_CASE("bad input: schedule, zone and unreachable etcd", "[cron]") {
+  const std::string prefix = conch::test::unique_prefix();
+  auto bad_schedule = conch_cron(prefix, {"add", "x", "--schedule", "61 * * * *", "--", "true"});
+  CHECK(bad_schedule.code == 64);
+  CHECK(bad_schedule.err.find("61") != std::string::npos);
+  CHECK(std::count(bad_schedule.err.begin(), bad_schedule.err.end(), '\n') == 1);
+  auto bad_zone = conch_cron(prefix, {"add", "x", "--schedule", "@daily", "--tz", "Mars/Olympus", "--", "true"});
+  CHECK(bad_zone.code == 64);
+  CHECK(bad_zone.err.find("Mars/Olympus") != std::string::npos);
+  CHECK(conch_cron(prefix, {"add", "x", "--", "true"}).code == 64);           // no --schedule
+  CHECK(conch_cron(prefix, {"add", "x", "--schedule", "@daily"}).code == 64);  // no command
+  CHECK_FALSE(get(prefix + "cron/jobs/x"));                                    // nothing stored
+
+  auto missing = conch_cron(prefix, {"rm", "nosuch"});
+  CHECK(missing.code == 1);
+  CHECK(missing.err.find("nosuch") != std::string::npos);
+
+  auto no_etcd = run_tool("conchd", {"--endpoints", "127.0.0.1:1", "--prefix", prefix});
+  CHECK(no_etcd.code == 69);
+  CHECK(no_etcd.err.find("127.0.0.1:1") != std::string::npos);
+  CHECK(run_tool("conchd", {"--log-format", "xml"}).code == 64);
+}
