@@ -111,12 +111,12 @@ class basic_election {
       key_.clear();
       return interrupted(std::move(entered).error(), o);
     }
-    session_.guard_key(key_, rev_);
     if (o.nonblock && (!entered->first || entered->first->key != key_)) {
       std::string holder = entered->first ? entered->first->key : std::string("?");
       withdraw();
       return error{errc::busy, "office " + office_ + " is held by " + holder};
     }
+    session_.guard_key(key_, rev_, entered->at);
     auto won = wait(*entered, stop, give_up);
     if (won) won = take_token(give_up);
     if (!won) {

@@ -112,13 +112,16 @@ class basic_session {
 
   /// Declares the session lost if `key` is deleted (or replaced) from now on.
   /// `create_revision`, when known, also catches a delete + re-create that
-  /// happened before the guard's watch started.
-  void guard_key(std::string key, revision create_revision = 0) {
+  /// happened before the guard's watch started. `seen_at`, when known, is a
+  /// revision at which the key was seen alive with that create_revision: the
+  /// watch then starts right after it, without reading the key first.
+  void guard_key(std::string key, revision create_revision = 0, revision seen_at = 0) {
     std::lock_guard lock{mutex_};
     if (closed_ || guards_.contains(key)) return;
+    if (create_revision == 0) seen_at = 0;
     auto& slot = guards_[key];
-    slot = std::jthread([this, key, create_revision](std::stop_token own) {
-      guard(key, create_revision, std::move(own));
+    slot = std::jthread([this, key, create_revision, seen_at](std::stop_token own) {
+      guard(key, create_revision, seen_at, std::move(own));
     });
   }
   /// Stops guarding `key` and waits until its watch is gone, so a delete
@@ -275,10 +278,10 @@ class basic_session {
   }
 
   // A guard thread: watches one key for its DELETE.
-  void guard(const std::string& key, revision create_revision, std::stop_token own) {
+  void guard(const std::string& key, revision create_revision, revision seen_at, std::stop_token own) {
     detail::stop_union stop{std::move(own), halt_.get_token()};
     backoff_type retry{};
-    revision from = 0;  // 0: (re)read the key before watching
+    revision from = seen_at > 0 ? seen_at + 1 : 0;  // 0: (re)read the key before watching
     auto pause = [&] { return clock_.sleep_until(clock_.now() + retry.next(), stop.token()); };
     while (!stop.stop_requested()) {
       if (from == 0) {
