@@ -49,7 +49,8 @@
 #include "conch/detail/keys.hpp"
 #include "conch/detail/semaphore_read.hpp"
 #include "conch/detail/stop_union.hpp"
-#include "conch/policies/backoff.hpp"
+#include "conch/fwd.hpp"
+#include "conch/policies/default_policies.hpp"
 #include "conch/policies/fencing.hpp"
 #include "conch/policies/transport.hpp"
 #include "conch/result.hpp"
@@ -76,16 +77,16 @@ struct semaphore_stats {
   std::uint64_t watch_events = 0;  ///< events delivered on those watches
 };
 
-template <class P = default_policies>
+template <class P>
 class basic_semaphore {
+  static_assert(check_policy_bundle<P>());
+
  public:
   using policies = P;
   using session_type = basic_session<P>;
   using transport_type = typename P::transport;
   using clock_type = typename P::clock;
   using fencing_type = typename P::fencing;
-  static_assert(check_backoff_policy<typename P::backoff>());
-  static_assert(check_fencing_policy<fencing_type>());
 
   struct acquire_options {
     bool nonblock = false;                             ///< errc::busy at once if no slot is ours now
@@ -101,6 +102,7 @@ class basic_semaphore {
   /// max outside 1..1,000,000) fails acquire with errc::invalid_argument.
   basic_semaphore(session_type& s, std::string_view prefix, std::string_view name, int max)
       : session_(s), layout_{std::string(prefix), std::string(name), max, {}, 0} {
+    static_assert(check_transport_policy<transport_type>());
     auto office = detail::semaphore_office(prefix, name, max);
     if (office)
       layout_.office = std::move(*office);
@@ -340,23 +342,25 @@ class basic_semaphore {
       return std::optional<detail::sema_state>{std::move(*s)};
     }
     auto token = read_token(fencing_, *r, fencing_ops, r->header_revision);
-    hold(i, key, r->header_revision, token ? *token : 0);
+    hold(i, key, r->header_revision, token ? *token : 0, r->header_revision);
     if (!token) return std::move(token).error();
     return std::optional<detail::sema_state>{};
   }
 
-  void hold(int i, std::string key, revision create_revision, std::int64_t token) {
+  // `seen_at`: a revision at which the slot key was ours (0: unknown).
+  void hold(int i, std::string key, revision create_revision, std::int64_t token, revision seen_at) {
     slot_ = i;
     slot_key_ = std::move(key);
     slot_rev_ = create_revision;
     token_ = token;
-    session_.guard_key(slot_key_, slot_rev_);
+    session_.guard_key(slot_key_, slot_rev_, seen_at);
   }
 
-  void guard_queue(bool on) {
+  // `seen_at`: a revision at which our queue key was there (0: unknown).
+  void guard_queue(bool on, revision seen_at = 0) {
     if (on == queue_guarded_) return;
     if (on)
-      session_.guard_key(queue_key_, queue_rev_);
+      session_.guard_key(queue_key_, queue_rev_, seen_at);
     else
       session_.unguard_key(queue_key_);
     queue_guarded_ = on;
@@ -376,7 +380,7 @@ class basic_semaphore {
         // Only a policy that needs no answer (the token is the revision) can
         // name the token now; otherwise give the slot back rather than guess.
         auto token = fencing_.token({}, mine->create_revision);
-        hold(next.slot, mine->key, mine->create_revision, token ? *token : 0);
+        hold(next.slot, mine->key, mine->create_revision, token ? *token : 0, seen.at);
         if (!token)
           return error{errc::unavailable, "the answer to our claim of " + slot_key_ + " was lost, and with it the token"};
         return {};
@@ -407,7 +411,7 @@ class basic_semaphore {
       }
 
       // From here on we wait: losing our queue key must end the wait at once.
-      guard_queue(true);
+      guard_queue(true, seen.at);
 
       // Watch what will change our place, from right after the revision we read it at.
       watch_request w;

@@ -463,3 +463,42 @@ TEST_CASE("counter fencing: a dense token per slot; the slot key names its slot"
     REQUIRE(sem.release());
   }
 }
+
+TEST_CASE("two slots freed at once: both waiters hold, in order", "[semaphore]") {
+  auto& etcd = etcd_server::shared();
+  conch::etcd_transport t{etcd.client_options()};
+  const auto prefix = conch::test::unique_prefix();
+  contender a{t, prefix, 2, "a"}, b{t, prefix, 2, "b"}, c{t, prefix, 2, "c"}, d{t, prefix, 2, "d"};
+  REQUIRE(a.sem.acquire(a.record));
+  REQUIRE(b.sem.acquire(b.record));
+  c.begin();
+  REQUIRE(eventually([&] { return waiter_keys(t, prefix, 2).size() == 1; }));
+  d.begin();
+  REQUIRE(eventually([&] { return waiter_keys(t, prefix, 2).size() == 2; }));
+  {
+    auto both = conch::txn_request{};
+    both.success.emplace_back(conch::delete_request{a.sem.slot_key(), {}, false});
+    both.success.emplace_back(conch::delete_request{b.sem.slot_key(), {}, false});
+    REQUIRE(t.txn(both, t.default_deadline()));  // one revision frees both
+  }
+  REQUIRE(c.done_within(5s));
+  REQUIRE(d.done_within(5s));
+  REQUIRE(c.outcome());
+  REQUIRE(d.outcome());
+  CHECK(c.sem.token() < d.sem.token());  // c was first in line, so it claimed first
+  CHECK(std::set<int>{c.sem.slot(), d.sem.slot()} == std::set<int>{0, 1});
+}
+
+TEST_CASE("destroying a waiting semaphore leaves the line", "[semaphore]") {
+  auto& etcd = etcd_server::shared();
+  conch::etcd_transport t{etcd.client_options()};
+  const auto prefix = conch::test::unique_prefix();
+  contender holder{t, prefix, 1, "holder"};
+  REQUIRE(holder.sem.acquire(holder.record));
+  {
+    contender waiter{t, prefix, 1, "waiter"};
+    waiter.begin();
+    REQUIRE(eventually([&] { return waiter_keys(t, prefix, 1).size() == 1; }));
+  }  // stops the acquire, then the semaphore's destructor runs
+  CHECK(waiter_keys(t, prefix, 1).empty());
+}
