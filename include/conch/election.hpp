@@ -42,6 +42,8 @@
 #include "conch/detail/hex.hpp"
 #include "conch/detail/keys.hpp"
 #include "conch/detail/stop_union.hpp"
+#include "conch/fwd.hpp"
+#include "conch/policies/default_policies.hpp"
 #include "conch/policies/fencing.hpp"
 #include "conch/policies/transport.hpp"
 #include "conch/result.hpp"
@@ -49,15 +51,16 @@
 
 namespace conch {
 
-template <class P = default_policies>
+template <class P>
 class basic_election {
+  static_assert(check_policy_bundle<P>());
+
  public:
   using policies = P;
   using session_type = basic_session<P>;
   using transport_type = typename P::transport;
   using clock_type = typename P::clock;
   using fencing_type = typename P::fencing;
-  static_assert(check_fencing_policy<fencing_type>());
 
   struct campaign_options {
     bool nonblock = false;                          ///< errc::busy at once if another leads

@@ -35,15 +35,19 @@
 
 #include "conch/detail/hex.hpp"
 #include "conch/detail/lease_deadline.hpp"
-#include "conch/detail/session_interim.hpp"
 #include "conch/detail/stop_union.hpp"
+#include "conch/fwd.hpp"
+#include "conch/policies/default_policies.hpp"
 #include "conch/policies/transport.hpp"
 #include "conch/result.hpp"
 
 namespace conch {
 
-template <class P = default_policies>
+template <class P>
 class basic_session {
+  static_assert(check_policy_bundle<P>());
+  static_assert(check_monotonic_clock_policy<typename P::clock>());
+
  public:
   using policies = P;
   using transport_type = typename P::transport;
@@ -58,7 +62,9 @@ class basic_session {
   };
 
   explicit basic_session(transport_type& t, options o = {}, clock_type c = {})
-      : transport_(t), options_(o), clock_(std::move(c)) {}
+      : transport_(t), options_(o), clock_(std::move(c)) {
+    static_assert(check_transport_policy<transport_type>());
+  }
   basic_session(const basic_session&) = delete;
   basic_session& operator=(const basic_session&) = delete;
   ~basic_session() { (void)close(); }

@@ -10,24 +10,10 @@
 
 #include <catch2/catch.hpp>
 
+#include "conch/policies/default_policies.hpp"
 #include "conch/policies/etcd_transport.hpp"
 #include "support/etcd_harness.hpp"
 
-#include "conch/policies/backoff.hpp"
-#include "conch/policies/clock.hpp"
-#include "conch/policies/fencing.hpp"
-
-// Until conch/policies/default_policies.hpp lands: the same bundle, spelled out.
-namespace conch {
-struct interim_test_policies {
-  using transport = conch::etcd_transport;
-  using clock = conch::steady_clock_policy;
-  using backoff = conch::exponential_backoff;
-  using fencing = conch::revision_fencing;
-};
-using session = basic_session<interim_test_policies>;
-using election = basic_election<interim_test_policies>;
-}  // namespace conch
 
 using namespace std::chrono_literals;
 using conch::errc;
@@ -471,7 +457,7 @@ TEST_CASE("the election destructor leaves the office") {
 }
 
 namespace {
-struct counted : conch::interim_test_policies {
+struct counted : conch::default_policies {
   using fencing = conch::counter_fencing;
 };
 }  // namespace

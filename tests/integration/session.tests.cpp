@@ -7,23 +7,10 @@
 
 #include <catch2/catch.hpp>
 
+#include "conch/policies/default_policies.hpp"
 #include "conch/policies/etcd_transport.hpp"
 #include "support/etcd_harness.hpp"
 
-#include "conch/policies/backoff.hpp"
-#include "conch/policies/clock.hpp"
-#include "conch/policies/fencing.hpp"
-
-// Until conch/policies/default_policies.hpp lands: the same bundle, spelled out.
-namespace conch {
-struct interim_test_policies {
-  using transport = conch::etcd_transport;
-  using clock = conch::steady_clock_policy;
-  using backoff = conch::exponential_backoff;
-  using fencing = conch::revision_fencing;
-};
-using session = basic_session<interim_test_policies>;
-}  // namespace conch
 
 using namespace std::chrono_literals;
 using conch::test::etcd_server;
@@ -240,7 +227,7 @@ TEST_CASE("bad session options are refused with a reason") {
 }
 
 namespace {
-struct faked : conch::interim_test_policies {
+struct faked : conch::default_policies {
   using clock = conch::fake_clock<>;
 };
 }  // namespace
