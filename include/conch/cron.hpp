@@ -12,12 +12,16 @@
 //   zombie (see cron_jobs.hpp), never rerun.
 // - No catch-up: a daemon counts ticks from the moment it starts, and one that
 //   fell behind skips what it missed instead of firing it late in a burst.
-// - Ticks are instants on the wall clock (the clock policy must tell system
-//   time); `@every` ticks are multiples of the period since the Unix epoch, so
-//   every daemon computes the same instants.
+// - Ticks are instants on the wall clock; `@every` ticks are multiples of the
+//   period since the Unix epoch, so every daemon computes the same instants.
+//   The bundle's clock drives the ticks when it tells wall time (is_steady is
+//   false: system_clock_policy, fake_clock<std::chrono::system_clock>); a
+//   steady clock — the default — measures deadlines only, and ticks then
+//   follow system_clock_policy. The daemon's lease always runs on a steady
+//   clock.
 //
 //   conch::etcd_transport t{opts};
-//   conch::cron daemon{t, {.prefix = "conch/", .on_event = log}};
+//   conch::cron daemon{t, {.prefix = "conch/", .on_event = log}};  // basic_cron<default_policies>
 //   if (auto r = daemon.start(); !r) return fail(69, r.error());
 //   daemon.run(stop_token);   // until stopped; runs in flight finish (kill-after)
 #pragma once
@@ -47,31 +51,42 @@
 #include "conch/detail/cron_run.hpp"
 #include "conch/detail/cron_txn.hpp"
 #include "conch/detail/hex.hpp"
+#include "conch/fwd.hpp"
 #include "conch/policies/clock.hpp"
+#include "conch/policies/default_policies.hpp"
 #include "conch/policies/transport.hpp"
 #include "conch/result.hpp"
 #include "conch/session.hpp"
 
 namespace conch {
 
+namespace detail {
+/// The clock cron ticks follow: the bundle's own when it tells wall time.
+template <class P>
+using cron_wall_clock = std::conditional_t<P::clock::is_steady, system_clock_policy, typename P::clock>;
+/// The clock the daemon's lease deadlines use: the bundle's own when steady.
+template <class P>
+using cron_lease_clock = std::conditional_t<P::clock::is_steady, typename P::clock, steady_clock_policy>;
+}  // namespace detail
+
 template <class P>
 class basic_cron {
-  static_assert(check_clock_policy<typename P::clock>());
-  static_assert(std::is_same_v<typename P::clock::time_point, std::chrono::system_clock::time_point>,
-                "conch: cron ticks are wall-clock instants: the clock policy must tell system time "
+  static_assert(check_policy_bundle<P>());
+  static_assert(check_transport_policy<typename P::transport>());
+  static_assert(std::is_same_v<typename detail::cron_wall_clock<P>::time_point, std::chrono::system_clock::time_point>,
+                "conch: cron ticks are wall-clock instants: a non-steady clock policy must tell system time "
                 "(system_clock_policy, fake_clock<std::chrono::system_clock>)");
-  static_assert(transport<typename P::transport>, "conch: P::transport must model conch::transport");
 
   // The lease only tells readers whether a claimer lives; its deadlines are
-  // measured on the monotonic clock whatever wall clock the ticks follow.
+  // measured on a monotonic clock whatever wall clock the ticks follow.
   struct session_policies : P {
-    using clock = steady_clock_policy;
+    using clock = detail::cron_lease_clock<P>;
   };
 
  public:
   using policies = P;
   using transport_type = typename P::transport;
-  using clock_type = typename P::clock;
+  using clock_type = detail::cron_wall_clock<P>;  ///< what ticks are scheduled on
   using time_point = typename clock_type::time_point;
   using session_type = basic_session<session_policies>;
   /// Runs one claimed tick's command; calls `on_start(pid)` once it runs.

@@ -11,7 +11,7 @@
 //    and both 01:00s in autumn.
 #include "conch/cron.hpp"
 #include "conch/cron_jobs.hpp"
-#include "conch/policies/backoff.hpp"
+#include "conch/policies/default_policies.hpp"
 #include "conch/policies/etcd_transport.hpp"
 #include "conch/policies/fake_clock.hpp"
 
@@ -31,10 +31,8 @@ using sys = std::chrono::system_clock;
 
 namespace {
 
-struct fake_wall_policies {
-  using transport = conch::etcd_transport;
-  using clock = conch::fake_clock<sys>;
-  using backoff = conch::exponential_backoff;
+struct fake_wall_policies : conch::default_policies {
+  using clock = conch::fake_clock<sys>;  // wall time: drives the ticks
 };
 using fake_cron = conch::basic_cron<fake_wall_policies>;
 

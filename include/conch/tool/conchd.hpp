@@ -32,6 +32,7 @@
 #include "conch/detail/time_format.hpp"
 #include "conch/policies/backoff.hpp"
 #include "conch/policies/clock.hpp"
+#include "conch/policies/default_policies.hpp"
 #include "conch/policies/etcd_transport.hpp"
 #include "conch/process/signals.hpp"
 #include "conch/tool/common.hpp"
@@ -66,12 +67,9 @@ class offset_system_clock {
   std::chrono::milliseconds offset_{0};
 };
 
-// TEMPORARY: spelled out until policies/default_policies.hpp exists; then
-// `struct conchd_policies : default_policies { using clock = offset_system_clock; };`
-struct conchd_policies {
-  using transport = etcd_transport;
+/// conchd's ticks follow the (possibly shifted) wall clock.
+struct conchd_policies : default_policies {
   using clock = offset_system_clock;
-  using backoff = exponential_backoff;
 };
 
 /// "-3s", "+250ms", "2s": a signed duration.
