@@ -38,6 +38,7 @@
 #include <utility>
 #include <variant>
 
+#include "conch/detail/election_observer.hpp"
 #include "conch/detail/election_office.hpp"
 #include "conch/detail/hex.hpp"
 #include "conch/detail/keys.hpp"
@@ -67,7 +68,8 @@ class basic_election {
     std::optional<std::chrono::milliseconds> timeout;  ///< errc::timed_out, our key removed
     std::stop_token stop;                           ///< errc::cancelled, our key removed
   };
-  class observer;
+  /// Follows who leads an office, one change per next() (see detail::leader_observer).
+  using observer = detail::leader_observer<P>;
 
   /// `prefix` is the namespace ("conch/"), `name` the office. A name that
   /// cannot be a key segment makes campaign() fail with errc::invalid_argument.
@@ -218,9 +220,7 @@ class basic_election {
 
   transport_type& transport() { return session_.transport(); }
 
-  static bool retryable(errc e) {
-    return e == errc::unavailable || e == errc::timed_out || e == errc::internal || e == errc::compacted;
-  }
+  static bool retryable(errc e) { return detail::election_retryable(e); }
 
   static range_request first_created(std::string office) {
     auto r = range_request::prefix(std::move(office));
@@ -442,90 +442,6 @@ class basic_election {
   revision rev_ = 0;
   std::int64_t token_ = 0;
   bool leading_ = false;
-};
-
-/// Follows who leads an office, one change per `next()`: the current leader
-/// first, then each new leader, new value or vacancy. Reads the candidates
-/// once and then follows a watch on the office; after a stream break or a
-/// compaction it re-reads and keeps going.
-template <class P>
-class basic_election<P>::observer {
- public:
-  /// An invalid name makes next() fail with errc::invalid_argument.
-  observer(transport_type& t, std::string_view prefix, std::string_view name, clock_type c = {})
-      : transport_(t), office_(office_prefix(prefix, name)), clock_(std::move(c)) {}
-  observer(const observer&) = delete;
-  observer& operator=(const observer&) = delete;
-
-  /// The leader (nullopt: vacant) once it differs from the last one returned;
-  /// errc::timed_out at `d`, errc::cancelled after cancel(); errors retrying
-  /// cannot fix (permission denied, bad credentials) as they are.
-  result<std::optional<key_value>> next(deadline d) {
-    for (;;) {
-      if (cancelled_.stop_requested()) return error{errc::cancelled, "observer cancelled"};
-      if (!office_) return office_.error();
-      if (!stream_) {
-        auto r = transport_.range(range_request::prefix(*office_), std::min(d, transport_.default_deadline()));
-        if (!r) {
-          if (!retryable(r.error().code)) return std::move(r).error();
-          if (!pause(d)) return error{cancelled_.stop_requested() ? errc::cancelled : errc::timed_out, r.error().message};
-          continue;
-        }
-        view_.reset(r->kvs);
-        std::lock_guard lock{mutex_};
-        if (cancelled_.stop_requested()) continue;
-        stream_ = std::make_unique<stream_type>(transport_.watch(watch_request::prefix(*office_, r->header_revision + 1)));
-      }
-      auto now = view_.leader();
-      if (!reported_ || detail::leader_changed(*reported_, now)) {
-        reported_ = now;
-        retry_.reset();
-        return now;
-      }
-      auto batch = stream_->next(d);
-      if (batch) {
-        for (const auto& e : batch->events) view_.apply(e);
-        continue;
-      }
-      const errc why = batch.error().code;
-      if (why == errc::timed_out) return std::move(batch).error();
-      if (why != errc::cancelled && why != errc::compacted && !retryable(why)) return std::move(batch).error();
-      {
-        std::lock_guard lock{mutex_};
-        stream_.reset();
-      }
-      if (why != errc::compacted && !pause(d))
-        return error{cancelled_.stop_requested() ? errc::cancelled : errc::timed_out, batch.error().message};
-    }
-  }
-
-  /// Makes a blocked or later next() return errc::cancelled. Any thread.
-  void cancel() noexcept {
-    cancelled_.request_stop();
-    std::lock_guard lock{mutex_};
-    if (stream_) stream_->cancel();
-  }
-
- private:
-  using stream_type = decltype(std::declval<transport_type&>().watch(watch_request{}));
-
-  bool pause(deadline d) {
-    const auto left = d - std::chrono::steady_clock::now();
-    if (left <= left.zero()) return false;
-    auto step = std::min(std::chrono::duration_cast<std::chrono::steady_clock::duration>(retry_.next()), left);
-    return clock_.sleep_until(clock_.now() + std::chrono::duration_cast<typename clock_type::duration>(step),
-                              cancelled_.get_token());
-  }
-
-  transport_type& transport_;
-  result<std::string> office_;
-  [[no_unique_address]] clock_type clock_;
-  backoff_type retry_{};
-  detail::office_view view_;
-  std::optional<std::optional<key_value>> reported_;  // outer empty: nothing reported yet
-  std::mutex mutex_;
-  std::stop_source cancelled_;
-  std::unique_ptr<stream_type> stream_;
 };
 
 }  // namespace conch

@@ -1,0 +1,122 @@
+// conch/detail/election_observer.hpp — following who leads an office.
+//
+// The I/O half of observing an election (detail/election_office.hpp is the
+// pure half): read the office's candidates once, then follow one watch on the
+// office prefix from the revision after that read. A stream break, an etcd
+// restart or a compaction only means "read again and keep going"; the caller
+// sees a change only when the leader, its key or its value differs from what
+// it saw last.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stop_token>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "conch/detail/election_office.hpp"
+#include "conch/detail/keys.hpp"
+#include "conch/policies/transport.hpp"
+#include "conch/result.hpp"
+
+namespace conch::detail {
+
+/// Failures worth another try: the cluster may come back, the history we
+/// wanted can be re-read. Anything else (auth, a bad request) stays.
+inline bool election_retryable(errc e) {
+  return e == errc::unavailable || e == errc::timed_out || e == errc::internal || e == errc::compacted;
+}
+
+/// Follows who leads an office, one change per `next()`: the current leader
+/// first, then each new leader, new value or vacancy. Reads the candidates
+/// once and then follows a watch on the office; after a stream break or a
+/// compaction it re-reads and keeps going.
+template <class P>
+class leader_observer {
+ public:
+  using transport_type = typename P::transport;
+  using clock_type = typename P::clock;
+
+  /// An invalid name makes next() fail with errc::invalid_argument.
+  leader_observer(transport_type& t, std::string_view prefix, std::string_view name, clock_type c = {})
+      : transport_(t), office_(election_office(prefix, name)), clock_(std::move(c)) {}
+  leader_observer(const leader_observer&) = delete;
+  leader_observer& operator=(const leader_observer&) = delete;
+
+  /// The leader (nullopt: vacant) once it differs from the last one returned;
+  /// errc::timed_out at `d`, errc::cancelled after cancel(); errors retrying
+  /// cannot fix (permission denied, bad credentials) as they are.
+  result<std::optional<key_value>> next(deadline d) {
+    for (;;) {
+      if (cancelled_.stop_requested()) return error{errc::cancelled, "observer cancelled"};
+      if (!office_) return office_.error();
+      if (!stream_) {
+        auto r = transport_.range(range_request::prefix(*office_), std::min(d, transport_.default_deadline()));
+        if (!r) {
+          if (!election_retryable(r.error().code)) return std::move(r).error();
+          if (!pause(d)) return error{cancelled_.stop_requested() ? errc::cancelled : errc::timed_out, r.error().message};
+          continue;
+        }
+        view_.reset(r->kvs);
+        std::lock_guard lock{mutex_};
+        if (cancelled_.stop_requested()) continue;
+        stream_ = std::make_unique<stream_type>(transport_.watch(watch_request::prefix(*office_, r->header_revision + 1)));
+      }
+      auto now = view_.leader();
+      if (!reported_ || leader_changed(*reported_, now)) {
+        reported_ = now;
+        retry_.reset();
+        return now;
+      }
+      auto batch = stream_->next(d);
+      if (batch) {
+        for (const auto& e : batch->events) view_.apply(e);
+        continue;
+      }
+      const errc why = batch.error().code;
+      if (why == errc::timed_out) return std::move(batch).error();
+      if (why != errc::cancelled && why != errc::compacted && !election_retryable(why)) return std::move(batch).error();
+      {
+        std::lock_guard lock{mutex_};
+        stream_.reset();
+      }
+      if (why != errc::compacted && !pause(d))
+        return error{cancelled_.stop_requested() ? errc::cancelled : errc::timed_out, batch.error().message};
+    }
+  }
+
+  /// Makes a blocked or later next() return errc::cancelled. Any thread.
+  void cancel() noexcept {
+    cancelled_.request_stop();
+    std::lock_guard lock{mutex_};
+    if (stream_) stream_->cancel();
+  }
+
+ private:
+  using backoff_type = typename P::backoff;
+  using stream_type = decltype(std::declval<transport_type&>().watch(watch_request{}));
+
+  bool pause(deadline d) {
+    const auto left = d - std::chrono::steady_clock::now();
+    if (left <= left.zero()) return false;
+    auto step = std::min(std::chrono::duration_cast<std::chrono::steady_clock::duration>(retry_.next()), left);
+    return clock_.sleep_until(clock_.now() + std::chrono::duration_cast<typename clock_type::duration>(step),
+                              cancelled_.get_token());
+  }
+
+  transport_type& transport_;
+  result<std::string> office_;
+  [[no_unique_address]] clock_type clock_;
+  backoff_type retry_{};
+  office_view view_;
+  std::optional<std::optional<key_value>> reported_;  // outer empty: nothing reported yet
+  std::mutex mutex_;
+  std::stop_source cancelled_;
+  std::unique_ptr<stream_type> stream_;
+};
+
+}  // namespace conch::detail
