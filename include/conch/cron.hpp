@@ -173,13 +173,17 @@ class basic_cron {
   result<lease_id> current_lease() {
     std::lock_guard lock{session_mutex_};
     if (session_ && !session_->lost()) return session_->lease();
-    if (session_) emit({.what = cron_event::kind::error, .message = "lease lost (" + session_->lost_reason() +
-                                                                     "); granting a new one"});
+    if (session_ && !loss_reported_) {
+      emit({.what = cron_event::kind::error,
+            .message = "lease lost (" + session_->lost_reason() + "); granting a new one"});
+      loss_reported_ = true;
+    }
     typename session_type::options lease_options;
     lease_options.ttl = options_.ttl;
     auto fresh = std::make_unique<session_type>(transport_, lease_options);
     if (auto r = fresh->start(); !r) return std::move(r).error();
     session_ = std::move(fresh);
+    loss_reported_ = false;
     return session_->lease();
   }
 
@@ -442,12 +446,13 @@ class basic_cron {
       read.key = fire_key;
       auto seen = transport_.range(read, transport_.default_deadline());
       if (seen) {
-        if (!seen->kvs.empty() && seen->kvs.front().value == value) return seen->kvs.front().create_revision;
-        return error{errc::unavailable, "claim not confirmed: " + r.error().message};
+        if (seen->kvs.empty()) return error{errc::unavailable, "tick not claimed: " + r.error().message};
+        if (seen->kvs.front().value == value) return seen->kvs.front().create_revision;
+        return error{errc::busy, "tick taken"};
       }
-      std::this_thread::sleep_for(retry.next());
+      if (!pause(retry.next(), run_stop_.get_token())) break;  // shutting down
     }
-    return error{errc::unavailable, "claim unknown (etcd unreachable): " + r.error().message};
+    return error{errc::unavailable, "tick claim unknown (etcd unreachable): " + r.error().message};
   }
 
   /// Results are not lease-bound and are retried for a while: a run that
@@ -488,6 +493,7 @@ class basic_cron {
 
   mutable std::mutex session_mutex_;
   std::unique_ptr<session_type> session_;
+  bool loss_reported_ = false;
   std::mutex event_mutex_;
 
   std::mutex mutex_;  // guards everything below

@@ -462,3 +462,50 @@ TEST_CASE("bad input: schedule, zone and unreachable etcd", "[cron]") {
   CHECK(no_etcd.err.find("127.0.0.1:1") != std::string::npos);
   CHECK(run_tool("conchd", {"--log-format", "xml"}).code == 64);
 }
+
+TEST_CASE("a daemon whose lease is revoked takes a new one and keeps firing", "[cron]") {
+  const std::string prefix = conch::test::unique_prefix();
+  add_job(prefix, "steady", "@every 1s", {"true"});
+  conchd d{prefix};
+  REQUIRE(eventually([&] { return count_runs(prefix, "steady") >= 1; }));
+  auto first = conch::detail::decode_record<conch::detail::claim_record>(
+      range_prefix(prefix + "cron/fire/steady/").front().value);
+  REQUIRE(first);
+  auto lease = conch::detail::parse_lease_hex(first->lease);
+  REQUIRE(lease);
+  etcd().revoke_lease(*lease);
+  CHECK(d.await_log("lease lost"));
+  // Later ticks are claimed under a new lease, and their results recorded.
+  CHECK(eventually([&] {
+    for (const auto& kv : range_prefix(prefix + "cron/runs/steady/"))
+      if (auto r = conch::detail::decode_record<conch::detail::run_record>(kv.value); r && r->lease != first->lease)
+        return true;
+    return false;
+  }));
+  CHECK(d.stop() == 0);
+}
+
+// Last: it stops the etcd every test in this binary shares.
+TEST_CASE("daemons ride out an etcd outage: no tick claimed twice, firing resumes", "[cron]") {
+  const std::string prefix = conch::test::unique_prefix();
+  add_job(prefix, "through", "@every 1s", {"true"});
+  conchd d1{prefix};
+  conchd d2{prefix};
+  REQUIRE(eventually([&] { return count_runs(prefix, "through") >= 2; }));
+  etcd().stop();
+  std::this_thread::sleep_for(3s);  // the outage itself: longer than the daemons' 2 s lease
+  etcd().start();
+  const auto before = count_runs(prefix, "through");
+  CHECK(eventually([&] { return count_runs(prefix, "through") >= before + 3; }, 30s));
+  CHECK(d1.stop() == 0);
+  CHECK(d2.stop() == 0);
+  std::map<std::string, int> puts;
+  for (const auto& e : history(prefix + "cron/fire/through/")) {
+    CHECK(e.type == conch::watch_event::kind::put);
+    ++puts[e.kv.key];
+  }
+  for (const auto& [key, n] : puts) {
+    INFO(key);
+    CHECK(n == 1);
+  }
+}
