@@ -147,6 +147,7 @@ class basic_election {
   /// A new value for our key while we lead, without another election.
   result<void> proclaim(std::string value) {
     if (!leading_) return error{errc::failed_precondition, "proclaim needs leadership of office " + office_};
+    if (session_.lost()) return lost_error();
     // Guarded by our own key whatever the policy: a bare put would re-create it.
     txn_request t;
     t.compares.push_back(holds(held()));
@@ -246,7 +247,12 @@ class basic_election {
     return r->kvs.front();
   }
 
-  deadline call_deadline(deadline give_up) { return std::min(transport().default_deadline(), give_up); }
+  // A call never outlives the caller's patience by much, but always gets a
+  // moment: cutting a campaign txn short would only leave its outcome in doubt.
+  deadline call_deadline(deadline give_up) {
+    const deadline floor = std::chrono::steady_clock::now() + std::chrono::milliseconds{500};
+    return std::min(transport().default_deadline(), std::max(give_up, floor));
+  }
 
   // Sleeps one backoff step; false when stopped or past `give_up`.
   bool pause(backoff_type& retry, const detail::stop_union& stop, deadline give_up) {

@@ -254,6 +254,22 @@ TEST_CASE("a leader whose key is deleted loses its session") {
   REQUIRE(eventually([&] { return a.session.lost(); }, 10s));
   auto p = a.office.proclaim("again");
   REQUIRE_FALSE(p);
+  CHECK(p.error().code == errc::lost);
+  CHECK(candidates(t, prefix + "elect/office/").empty());  // never re-created by a stale leader
+}
+
+TEST_CASE("a zero timeout still takes a vacant office") {
+  auto& etcd = etcd_server::shared();
+  conch::etcd_transport t{etcd.client_options()};
+  const auto prefix = conch::test::unique_prefix();
+  contender a{t, prefix, "office"}, b{t, prefix, "office"};
+  conch::election::campaign_options now;
+  now.timeout = 0ms;
+  REQUIRE(a.office.campaign("a", now));
+  auto r = b.office.campaign("b", now);
+  REQUIRE_FALSE(r);
+  CHECK(r.error().code == errc::timed_out);
+  CHECK(candidates(t, prefix + "elect/office/").size() == 1);
 }
 
 TEST_CASE("proclaim is a fenced update while leading") {
