@@ -297,6 +297,7 @@ TEST_CASE("watchdog: renewals keep the group; a frozen wrapper's group is killed
   REQUIRE(wrapper >= 0);
   if (wrapper == 0) {  // a stand-in wrapper: single-threaded, never returns into Catch2
     ::close(report[0]);
+    [[maybe_unused]] int inherited = ::open("/dev/null", O_RDONLY);  // no O_CLOEXEC: a careless caller's fd
     auto wd = proc::watchdog::spawn("/proc/self/exe", {.kill_after = 500ms});
     if (!wd) ::_exit(1);
     auto c = proc::spawn({.argv = {"sh", "-c", "sleep 300 & echo $! > \"$1\"; wait", "sh", gc_file}});
@@ -320,6 +321,16 @@ TEST_CASE("watchdog: renewals keep the group; a frozen wrapper's group is killed
   REQUIRE(read_report(report[0], r));
   REQUIRE(r.stage == 1);
   kill_on_exit child_cleanup{r.child, true}, watchdog_cleanup{r.watchdog};
+  // The watchdog keeps only stdin/stdout (/dev/null), stderr and its socket.
+  auto watchdog_fds = [&] {
+    std::vector<int> fds;
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator("/proc/" + std::to_string(r.watchdog) + "/fd", ec))
+      fds.push_back(std::stoi(e.path().filename().string()));
+    std::sort(fds.begin(), fds.end());
+    return fds;
+  };
+  CHECK(await([&] { return watchdog_fds() == std::vector<int>{0, 1, 2, 3}; }, 5s));
   pid_t grandchild = pid_from(gc_file);
   kill_on_exit gc_cleanup{grandchild};
 

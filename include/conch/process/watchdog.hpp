@@ -35,6 +35,7 @@
 #include <poll.h>
 #include <spawn.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -80,6 +81,20 @@ inline void ignore_signals() noexcept {
   sigset_t none;
   sigemptyset(&none);
   pthread_sigmask(SIG_SETMASK, &none, nullptr);
+}
+
+/// Closes every descriptor above stderr but `keep`: the watchdog may outlive
+/// its wrapper, and must not hold a pipe someone waits to see closed.
+inline void close_inherited_fds(int keep) noexcept {
+#ifdef SYS_close_range
+  if (keep >= 3) {
+    const auto k = static_cast<unsigned>(keep);
+    bool closed = k == 3 || ::syscall(SYS_close_range, 3u, k - 1u, 0u) == 0;
+    if (closed && ::syscall(SYS_close_range, k + 1u, ~0u, 0u) == 0) return;
+  }
+#endif
+  for (int fd = 3; fd < 4096; ++fd)
+    if (fd != keep) ::close(fd);
 }
 
 inline bool send(int fd, const message& m) noexcept {
@@ -162,6 +177,7 @@ inline int watchdog_main(int argc, char** argv) {
   if (argc != 4) return 64;
   detail_watchdog::ignore_signals();
   int fd = std::atoi(argv[2]);
+  detail_watchdog::close_inherited_fds(fd);
   auto kill_after = std::chrono::milliseconds(std::atoll(argv[3]));
   return run_watchdog(fd, kill_after);
 }
@@ -221,6 +237,7 @@ class watchdog {
     if (pid < 0) return os_error("watchdog: fork");
     if (pid == 0) {
       ours.reset();
+      detail_watchdog::close_inherited_fds(theirs.get());
       ::setpgid(0, 0);
       detail_watchdog::ignore_signals();
       ::_exit(run_watchdog(theirs.get(), opt.kill_after));
