@@ -1,0 +1,153 @@
+// Many contenders on one semaphore: the herd (watch events per release with a
+// long queue) and the scale (throughput with 1, 8 and 64 holders).
+#include <atomic>
+#include <future>
+#include <iostream>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bench.hpp"
+#include "conch/policies/default_policies.hpp"
+#include "conch/semaphore.hpp"
+#include "conch/session.hpp"
+
+namespace conch::bench {
+
+namespace {
+
+using namespace std::chrono_literals;
+
+// One contender: its own session (lease) and semaphore object; acquire runs
+// on a thread of its own, stopped and joined on destruction.
+struct contender {
+  session s;
+  semaphore sem;
+  std::stop_source stop;
+  std::future<result<void>> held;
+
+  contender(context& ctx, const std::string& name, int max) : s(ctx.client, {30s, {}}), sem(s, ctx.prefix, name, max) {
+    if (auto r = s.start(); !r) throw std::runtime_error("session: " + r.error().message);
+  }
+  ~contender() {
+    stop.request_stop();
+    if (held.valid()) held.wait();
+  }
+  void begin() {
+    semaphore::acquire_options o;
+    o.stop = stop.get_token();
+    held = std::async(std::launch::async, [this, o] { return sem.acquire("{\"name\":\"bench\"}", o); });
+  }
+  bool holds_now() const { return held.valid() && held.wait_for(0s) == std::future_status::ready; }
+};
+
+std::uint64_t total(const std::vector<std::unique_ptr<contender>>& cs, std::uint64_t semaphore_stats::*what) {
+  std::uint64_t n = 0;
+  for (const auto& c : cs) n += c->sem.stats().*what;
+  return n;
+}
+
+}  // namespace
+
+void measure_herd(context& ctx) {
+  const int waiters = ctx.quick ? 30 : 100;
+  const int releases = std::min(ctx.reps_for(10, 40), waiters - 1);
+  contender first{ctx, "herd", 1};
+  if (auto r = first.sem.acquire("{\"name\":\"bench\"}"); !r) throw std::runtime_error("acquire: " + r.error().message);
+  std::vector<std::unique_ptr<contender>> queue;
+  for (int i = 0; i < waiters; ++i) {
+    queue.push_back(std::make_unique<contender>(ctx, "herd", 1));
+    queue.back()->begin();
+  }
+  // Everyone queued and watching: from here on only releases make events.
+  if (!await([&] { return total(queue, &semaphore_stats::watches) >= static_cast<std::uint64_t>(waiters); }, 60s, 5ms))
+    throw std::runtime_error("not every waiter started watching within 60 s");
+  std::this_thread::sleep_for(200ms);
+
+  samples per_release;
+  semaphore* holder = &first.sem;
+  for (int i = 0; i < releases; ++i) {
+    const auto events0 = total(queue, &semaphore_stats::watch_events);
+    const auto watches0 = total(queue, &semaphore_stats::watches);
+    if (auto r = holder->release(); !r) throw std::runtime_error("release: " + r.error().message);
+    contender* next = nullptr;
+    if (!await(
+            [&] {
+              for (auto& c : queue)
+                if (c->holds_now()) next = c.get();
+              return next != nullptr;
+            },
+            10s, 200us))
+      throw std::runtime_error("no waiter took the released slot within 10 s");
+    if (auto r = next->held.get(); !r) throw std::runtime_error("acquire: " + r.error().message);
+    // Settled: the new head has opened its watch, and nothing else moves for a while.
+    (void)await([&] { return total(queue, &semaphore_stats::watches) > watches0; }, 5s, 200us);
+    for (auto before = total(queue, &semaphore_stats::watch_events);;) {
+      std::this_thread::sleep_for(30ms);
+      const auto now = total(queue, &semaphore_stats::watch_events);
+      if (now == before) break;
+      before = now;
+    }
+    per_release.add(static_cast<double>(total(queue, &semaphore_stats::watch_events) - events0));
+    holder = &next->sem;
+  }
+  (void)holder->release();
+
+  ctx.check(per_release.sane(0) && per_release.sum() > 0, "herd: no watch events counted");
+  const double mean = per_release.sum() / static_cast<double>(per_release.size());
+  ctx.rows.push_back({"herd: watch events per release (" + std::to_string(waiters) + " waiters)",
+                      fixed(per_release.p50(), 0), fixed(per_release.p99(), 0), "—", fixed(mean, 2) + " (mean)",
+                      "≤ 2", verdict(mean <= 2)});
+}
+
+void measure_scale(context& ctx) {
+  const auto run_for = ctx.quick ? 1500ms : 8000ms;
+  double single = 0;
+  for (int holders : {1, 8, 64}) {
+    const std::string name = "scale-" + std::to_string(holders);
+    std::vector<std::unique_ptr<contender>> cs;
+    for (int i = 0; i < holders; ++i) cs.push_back(std::make_unique<contender>(ctx, name, holders));
+    std::atomic<bool> go{false};
+    std::mutex m;
+    samples cycles;
+    std::vector<std::string> errors;
+    std::vector<std::jthread> threads;
+    steady::time_point until;
+    for (auto& c : cs)
+      threads.emplace_back([&, sem = &c->sem] {
+        while (!go.load()) std::this_thread::yield();
+        samples mine;
+        while (steady::now() < until) {
+          const auto t0 = steady::now();
+          auto a = sem->acquire("{\"name\":\"bench\"}");
+          auto r = a ? sem->release() : result<void>{};
+          if (!a || !r) {
+            std::lock_guard lock{m};
+            errors.push_back(!a ? a.error().message : r.error().message);
+            return;
+          }
+          mine.add(steady::now() - t0);
+        }
+        std::lock_guard lock{m};
+        for (double v : mine.values()) cycles.add(v);
+      });
+    const auto start = steady::now();
+    until = start + run_for;
+    go.store(true);
+    threads.clear();  // joins
+    const double seconds = std::chrono::duration<double>(steady::now() - start).count();
+    const double rate = static_cast<double>(cycles.size()) / seconds;
+    if (holders == 1) single = rate;
+    ctx.check(errors.empty(), "scale " + std::to_string(holders) + ": " + (errors.empty() ? "" : errors.front()));
+    ctx.check(cycles.sane(0.001), "scale " + std::to_string(holders) + ": no cycles");
+    ctx.rows.push_back({"scale: " + std::to_string(holders) + " holders (max " + std::to_string(holders) +
+                            "), acquire+release",
+                        ms(cycles.p50()), ms(cycles.p99()), holders == 1 ? "—" : "1 holder " + fixed(single, 0) + "/s",
+                        times(rate / single) + " (" + fixed(rate, 0) + "/s)", "—", "—"});
+  }
+}
+
+}  // namespace conch::bench
