@@ -1,7 +1,8 @@
 // conch/conch.hpp — everything in conch that needs no gRPC: the recipes, the
 // policies and their stock models, process supervision and the pure logic
 // under detail/. Target conch::conch. For the etcd transport itself include
-// conch/policies/etcd_transport.hpp (target conch::etcd).
+// conch/policies/etcd_transport.hpp (target conch::etcd). The command-line
+// pieces under tool/ belong to the binaries and are not included.
 #pragma once
 
 #include "conch/fwd.hpp"
@@ -23,6 +24,7 @@
 #include "conch/detail/cron_run.hpp"
 #include "conch/detail/cron_txn.hpp"
 #include "conch/detail/duration.hpp"
+#include "conch/detail/election_observer.hpp"
 #include "conch/detail/election_office.hpp"
 #include "conch/detail/hex.hpp"
 #include "conch/detail/key_reader.hpp"
@@ -52,3 +54,9 @@
 #include "conch/process/spawn.hpp"
 #include "conch/process/watchdog.hpp"
 
+// Recipes.
+#include "conch/cron.hpp"
+#include "conch/cron_jobs.hpp"
+#include "conch/election.hpp"
+#include "conch/semaphore.hpp"
+#include "conch/session.hpp"
