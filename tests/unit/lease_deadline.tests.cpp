@@ -59,6 +59,20 @@ TEST_CASE("unanswered keepalives do not move the deadline", "[lease]") {
   CHECK(l.in_flight() == 2);
 }
 
+TEST_CASE("sends on a broken stream are forgotten", "[lease]") {
+  conch::fake_clock<> clock;
+  const auto t0 = clock.now();
+  lease l{t0, 10s};
+  l.sent(t0 + 1s);  // on a stream that then broke
+  l.forget_in_flight();
+  CHECK(l.in_flight() == 0);
+  l.sent(t0 + 4s);  // on the new stream
+  l.acknowledged(10s);
+  CHECK(l.acknowledged_send() == t0 + 4s);  // credited to the send that was answered
+  CHECK(l.deadline() == t0 + 4s + 9s);
+  CHECK(l.next_keepalive() == t0 + 4s + 3333ms);
+}
+
 TEST_CASE("an answer of TTL 0 means the lease is gone", "[lease]") {
   conch::fake_clock<> clock;
   lease l{clock.now(), 10s};

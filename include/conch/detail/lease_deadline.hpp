@@ -73,6 +73,10 @@ class lease_deadline {
     ttl_ = ttl;
   }
 
+  /// A broken keepalive stream never answers what was sent on it: forget
+  /// those sends, so an answer on the next stream is not credited to them.
+  void forget_in_flight() { in_flight_.clear(); }
+
   /// When the next keepalive is due: TTL/3 after the last send.
   time_point next_keepalive() const { return last_sent_ + cast(keepalive_interval(ttl_)); }
 
@@ -85,6 +89,8 @@ class lease_deadline {
   /// Whether etcd said the lease no longer exists.
   bool gone() const { return gone_; }
 
+  /// The send time of the last acknowledged keepalive (or of the grant).
+  time_point acknowledged_send() const { return acked_sent_; }
   std::chrono::seconds ttl() const { return ttl_; }
   std::chrono::milliseconds margin() const { return margin_; }
   std::size_t in_flight() const { return in_flight_.size(); }
