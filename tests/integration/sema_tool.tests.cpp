@@ -79,14 +79,18 @@ json who(const temp_dir& dir, const std::string& prefix, int max) {
   }
 }
 
-/// Waits until --who shows `holders` slots held and `waiters` waiting; returns that listing.
-json await_who(const temp_dir& dir, const std::string& prefix, int max, std::size_t holders, std::size_t waiters) {
+/// Waits until --who shows `holders` slots held and `waiters` waiting; returns
+/// that listing. On failure, says what the `runs` wrote to stderr.
+json await_who(const temp_dir& dir, const std::string& prefix, int max, std::size_t holders, std::size_t waiters,
+               std::vector<conch_run*> runs = {}) {
   json seen;
   bool ok = await([&] {
     seen = who(dir, prefix, max);
     return seen["slots"].size() == holders && seen["waiters"].size() == waiters;
   }, 20s);
-  INFO("last --who: " << seen.dump());
+  std::string said;
+  for (auto* r : runs) said += "\n  pid " + std::to_string(r->pid()) + (r->running() ? " (running): " : " (ended): ") + r->err();
+  INFO("last --who: " << seen.dump() << said);
   REQUIRE(ok);
   return seen;
 }
@@ -99,7 +103,7 @@ TEST_CASE("sema: N+1 contenders run exactly N children; a release lets the last 
   conch_run a(dir, "a", contend(dir, "a", 2), env_for(prefix));
   conch_run b(dir, "b", contend(dir, "b", 2), env_for(prefix));
   conch_run c(dir, "c", contend(dir, "c", 2), env_for(prefix));
-  auto listing = await_who(dir, prefix, 2, 2, 1);
+  auto listing = await_who(dir, prefix, 2, 2, 1, {&a, &b, &c});
 
   const auto waiter_pid = listing["waiters"][0]["pid"].get<pid_t>();
   std::vector<std::string> holders;
@@ -129,9 +133,9 @@ TEST_CASE("sema: a release promotes exactly the next waiter by revision", "[sema
   conch_run a(dir, "a", contend(dir, "a", 1), env_for(prefix));
   const auto first = env_of(dir, "a");
   conch_run b(dir, "b", contend(dir, "b", 1), env_for(prefix));
-  await_who(dir, prefix, 1, 1, 1);
+  await_who(dir, prefix, 1, 1, 1, {&a, &b});
   conch_run c(dir, "c", contend(dir, "c", 1), env_for(prefix));
-  auto listing = await_who(dir, prefix, 1, 1, 2);
+  auto listing = await_who(dir, prefix, 1, 1, 2, {&a, &b, &c});
   CHECK(listing["waiters"][0]["pid"] == b.pid());
   CHECK(listing["waiters"][1]["pid"] == c.pid());
   CHECK(listing["waiters"][0]["queued"].get<long long>() < listing["waiters"][1]["queued"].get<long long>());
