@@ -197,7 +197,7 @@ void measure_memory(context& ctx) {
     }
     {
       const std::string ready = ctx.tmp / ("mem-etcdctl-" + std::to_string(i));
-      process wrapper{{.argv = etcdctl_argv(ctx, {"lock", ctx.prefix + "memory", ctx.self, "--child-hold", ready}),
+      process wrapper{{.argv = etcdctl_argv(ctx, {"lock", ctx.prefix + "memory", "--", ctx.self, "--child-hold", ready}),
                        .env = {"ETCDCTL_API=3"},
                        .stderr_path = ctx.tmp / "memory.log"}};
       // etcdctl runs its command to the end, then unlocks: end the command.
