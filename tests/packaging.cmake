@@ -31,10 +31,7 @@ target_compile_options(single_header_conch_etcd PRIVATE -Wall -Wextra)
 target_link_libraries(single_header_conch_etcd PRIVATE
   conch::etcd_proto Threads::Threads absl::time nlohmann_json::nlohmann_json Boost::headers)
 
-set(conch_single_header_tests conch)
-if(EXISTS ${PROJECT_SOURCE_DIR}/include/conch/policies/etcd_transport.hpp)
-  list(APPEND conch_single_header_tests conch_etcd)
-endif()
+set(conch_single_header_tests conch conch_etcd)
 foreach(name ${conch_single_header_tests})
   add_test(NAME packaging.single_header.${name}.build
            COMMAND ${CMAKE_COMMAND} --build ${CMAKE_BINARY_DIR} --target single_header_${name})
@@ -49,9 +46,6 @@ foreach(name ${conch_single_header_tests})
   set_tests_properties(packaging.single_header.${name} PROPERTIES
     FIXTURES_REQUIRED single_header_${name} LABELS packaging TIMEOUT 120)
 endforeach()
-if(NOT conch_etcd IN_LIST conch_single_header_tests)
-  set_tests_properties(packaging.single_header.conch_etcd PROPERTIES DISABLED TRUE)
-endif()
 
 # --- external consumer projects (tests/packaging/<mode>/), each linking conch::etcd.
 set(conch_consumer_args -G ${CMAKE_GENERATOR} -DCMAKE_CXX_COMPILER=${CMAKE_CXX_COMPILER})

@@ -3,18 +3,8 @@
 //   put_get 127.0.0.1:2379   -> "put/get ok at revision N", exit 0
 #ifdef CONCH_PACKAGING_SINGLE_HEADER
 #include <conch/conch_etcd.hpp>  // alone, from single_include/
-#define CONCH_PACKAGING_HAVE_TRANSPORT 1
 #else
-#if __has_include(<conch/conch.hpp>)
-#include <conch/conch.hpp>
-#endif
-#if __has_include(<conch/policies/etcd_transport.hpp>)
 #include <conch/policies/etcd_transport.hpp>
-#define CONCH_PACKAGING_HAVE_TRANSPORT 1
-#else
-#include <conch/policies/transport.hpp>
-#include <conch/proto/rpc.grpc.pb.h>
-#endif
 #endif
 
 #include <iostream>
@@ -27,13 +17,6 @@ int main(int argc, char** argv) {
     std::cerr << "usage: put_get HOST:PORT\n";
     return 64;
   }
-#ifndef CONCH_PACKAGING_HAVE_TRANSPORT
-  // Until the transport exists: prove the headers and the proto library link.
-  etcdserverpb::PutRequest request;
-  request.set_key(conch::prefix_end("a"));
-  std::cout << "no etcd transport yet; proto ok (" << request.ByteSizeLong() << " bytes)\n";
-  return 0;
-#else
   conch::transport_options options;
   options.endpoints = {argv[1]};
   conch::etcd_transport etcd{options};
@@ -61,5 +44,4 @@ int main(int argc, char** argv) {
   }
   std::cout << "put/get ok at revision " << written->header_revision << '\n';
   return 0;
-#endif
 }
