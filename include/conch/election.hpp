@@ -152,7 +152,7 @@ class basic_election {
     txn_request t;
     t.compares.push_back(holds(held()));
     t.success.emplace_back(put_request{key_, std::move(value), session_.lease()});
-    auto r = transport().txn(t, transport().default_deadline());
+    auto r = retried_txn(t, transport().default_deadline());
     if (!r) return r.error().code == errc::lease_not_found ? lost_error() : std::move(r).error();
     if (!r->succeeded) {
       withdraw();
@@ -336,7 +336,7 @@ class basic_election {
     t.compares.push_back(compare::value(key_) == value);
     t.compares.push_back(compare::lease(key_) == lease);
     t.success.emplace_back(delete_request{key_, {}, false});
-    (void)transport().txn(t, transport().default_deadline());
+    (void)retried_txn(t, transport().default_deadline());
   }
 
   // Waits until no key created before ours remains.
@@ -418,9 +418,27 @@ class basic_election {
   }
 
   result<void> fenced_delete(deadline d) {
-    auto r = transport().txn(fenced_release(held()), d);
+    auto r = retried_txn(fenced_release(held()), d);
     if (!r) return std::move(r).error();
     return {};
+  }
+
+  // A txn that is safe to repeat (fenced: a second run fails its compare),
+  // retried until `d` while etcd is briefly unavailable (just restarted, a
+  // leader change, a channel still reconnecting).
+  result<txn_response> retried_txn(const txn_request& t, deadline d) {
+    backoff_type retry{};
+    for (;;) {
+      auto r = transport().txn(t, d);
+      if (r || !retryable(r.error().code) || r.error().code == errc::compacted) return r;
+      const auto left = d - std::chrono::steady_clock::now();
+      if (left <= left.zero()) return r;
+      const auto step = std::min(std::chrono::duration_cast<std::chrono::steady_clock::duration>(retry.next()), left);
+      auto& clock = session_.clock();
+      if (!clock.sleep_until(clock.now() + std::chrono::duration_cast<typename clock_type::duration>(step),
+                             session_.lost_token()))
+        return r;
+    }
   }
 
   // Stops being a candidate: unguard, fenced delete (best effort), forget.

@@ -11,6 +11,16 @@
 #include "conch/policies/etcd_transport.hpp"
 #include "support/etcd_harness.hpp"
 
+// Failed checks on a result show its error.
+namespace Catch {
+template <class T>
+struct StringMaker<conch::result<T>> {
+  static std::string convert(const conch::result<T>& r) {
+    return r ? std::string("ok") : std::string(conch::to_string(r.error().code)) + ": " + r.error().message;
+  }
+};
+}  // namespace Catch
+
 
 using namespace std::chrono_literals;
 using conch::test::etcd_server;
