@@ -73,6 +73,13 @@ inline bool await(const std::function<bool()>& done, std::chrono::milliseconds l
   }
 }
 
+/// A counter from etcd's own /metrics (plain HTTP on its client port), or -1:
+/// an etcd-side view that needs no trust in the client's bookkeeping.
+double etcd_metric(const test::etcd_server& etcd, const std::string& name);
+
+/// "2 cores, load average 5.1 4.8 4.2": what the machine was doing.
+std::string machine_note();
+
 /// How many keys live under `prefix` (-1 on error).
 inline std::int64_t count_keys(etcd_transport& t, const std::string& prefix) {
   auto r = range_request::prefix(prefix);

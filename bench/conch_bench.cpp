@@ -10,7 +10,11 @@
 // things measured in the same run, interleaved where possible, are not. The
 // program checks only that each measurement produced sane numbers (exit 1
 // otherwise); targets are reported, never asserted.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -100,6 +104,40 @@ int bad_usage(const std::string& why) {
 
 }  // namespace
 
+double conch::bench::etcd_metric(const conch::test::etcd_server& etcd, const std::string& name) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<std::uint16_t>(etcd.client_port()));
+  std::string reply;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+    const std::string ask = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+    if (::send(fd, ask.data(), ask.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(ask.size())) {
+      char buf[65536];
+      for (;;) {
+        pollfd p{fd, POLLIN, 0};
+        if (::poll(&p, 1, 5000) <= 0) break;
+        const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+        if (n <= 0) break;
+        reply.append(buf, static_cast<std::size_t>(n));
+      }
+    }
+  }
+  ::close(fd);
+  const auto at = reply.find("\n" + name + " ");
+  if (at == std::string::npos) return -1;
+  return std::strtod(reply.c_str() + at + name.size() + 2, nullptr);
+}
+
+std::string conch::bench::machine_note() {
+  double load[3] = {0, 0, 0};
+  const int n = ::getloadavg(load, 3);
+  return std::to_string(std::thread::hardware_concurrency()) + " cores, load average " +
+         (n == 3 ? fixed(load[0]) + " " + fixed(load[1]) + " " + fixed(load[2]) : std::string("unknown"));
+}
+
 int main(int argc, char** argv) {
   if (argc >= 3 && std::string(argv[1]) == "--child-hold") return child_hold(argv[2], argc >= 4 ? argv[3] : nullptr);
 
@@ -165,7 +203,9 @@ int main(int argc, char** argv) {
     std::snprintf(id, sizeof id, "%d", static_cast<int>(::getpid()));
     context ctx{quick, reps, etcd, client, std::string("bench/") + id + "/", self, bin_dir, tmp};
 
-    std::cerr << "conch_bench: etcd " << etcd.endpoint() << (quick ? ", quick run" : ", full run") << "\n";
+    const std::string machine_before = machine_note();
+    std::cerr << "conch_bench: etcd " << etcd.endpoint() << (quick ? ", quick run" : ", full run") << "; "
+              << machine_before << "\n";
     const auto started = steady::now();
     for (const auto& m : all_measurements) {
       if (!only.empty() && !only.contains(m.name) && std::string(m.name) != "floor") continue;
@@ -183,7 +223,8 @@ int main(int argc, char** argv) {
     print_table(ctx.rows, std::cout);
     std::cout << "\n(" << (quick ? "--quick" : "full run") << ", "
               << std::chrono::duration_cast<std::chrono::seconds>(steady::now() - started).count()
-              << " s; ratio = p50 / baseline unless the row says otherwise)\n";
+              << " s; ratio = p50 / baseline unless the row says otherwise)\n"
+              << "machine: " << machine_before << " at the start; " << machine_note() << " at the end\n";
     if (!ctx.problems.empty()) {
       std::cout << "\nnot sane:\n";
       for (const auto& p : ctx.problems) std::cout << "  - " << p << "\n";
