@@ -14,7 +14,8 @@ void check(std::string_view text) {
   const auto r = cd::decode_record<R>(text);
   if (!r) {
     CONCH_FUZZ_CHECK(r.error().code == conch::errc::corrupt);
-    CONCH_FUZZ_CHECK(!r.error().message.empty() && r.error().message.find('\n') == std::string::npos);
+    CONCH_FUZZ_CHECK(!r.error().message.empty() &&
+                     r.error().message.find('\n') == std::string::npos);
     return;
   }
   const auto again = cd::decode_record<R>(cd::encode_record(*r));

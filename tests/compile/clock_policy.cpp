@@ -35,7 +35,8 @@ struct no_sleep {
 static_assert(conch::clock_policy<clock_archetype>);
 static_assert(conch::monotonic_clock_policy<clock_archetype>);
 static_assert(conch::check_monotonic_clock_policy<clock_archetype>());
-static_assert(conch::clock_policy<wall_archetype> && !conch::monotonic_clock_policy<wall_archetype>);
+static_assert(conch::clock_policy<wall_archetype> &&
+              !conch::monotonic_clock_policy<wall_archetype>);
 
 static_assert(conch::clock_policy<conch::steady_clock_policy>);
 static_assert(conch::clock_policy<conch::system_clock_policy>);

@@ -20,7 +20,8 @@ std::uint64_t bottom() { return 0; }
 }  // namespace
 
 TEST_CASE("exponential backoff ceilings double up to the cap", "[backoff]") {
-  // max() % (bound + 1) is bound only when bound + 1 divides max() + 1, so read the ceilings directly.
+  // max() % (bound + 1) is bound only when bound + 1 divides max() + 1, so read the ceilings
+  // directly.
   conch::exponential_backoff b{{.initial = 100ms, .cap = 1s, .multiplier = 2.0}, bottom};
   std::vector<ms> ceilings;
   for (int i = 0; i < 6; ++i) {
@@ -55,7 +56,8 @@ TEST_CASE("exponential backoff clamps nonsense options", "[backoff]") {
   conch::exponential_backoff negative{{.initial = -5s, .cap = -1s}, top};
   CHECK(negative.next() == 0ms);
 
-  conch::exponential_backoff huge{{.initial = 1ms, .cap = ms{std::numeric_limits<std::int64_t>::max() / 2},
+  conch::exponential_backoff huge{{.initial = 1ms,
+                                   .cap = ms{std::numeric_limits<std::int64_t>::max() / 2},
                                    .multiplier = 1e300},
                                   bottom};
   (void)huge.next();
@@ -68,7 +70,8 @@ TEST_CASE("exponential backoff: every delay lies within [0, min(cap, initial*m^n
     const auto cap = ms{*rc::gen::inRange(0, 60000)};
     const double mult = *rc::gen::element(1.0, 1.5, 2.0, 3.0);
     std::mt19937_64 engine{seed};
-    conch::exponential_backoff b{{.initial = initial, .cap = cap, .multiplier = mult}, [&] { return engine(); }};
+    conch::exponential_backoff b{{.initial = initial, .cap = cap, .multiplier = mult},
+                                 [&] { return engine(); }};
     double ceiling = static_cast<double>(std::min(initial, cap).count());
     for (int n = 0; n < 40; ++n) {
       const auto d = b.next();

@@ -76,7 +76,8 @@ TEST_CASE("fake clock advance wakes exactly the sleepers whose time has come", "
 TEST_CASE("fake clock sleeper returns false when stopped", "[clock]") {
   conch::fake_clock<> clock;
   bool result = true;
-  std::jthread sleeper([&, clock](std::stop_token stop) { result = clock.sleep_until(clock.now() + 1h, stop); });
+  std::jthread sleeper(
+      [&, clock](std::stop_token stop) { result = clock.sleep_until(clock.now() + 1h, stop); });
   REQUIRE(clock.await_sleepers(1));
   sleeper.request_stop();
   sleeper.join();
@@ -105,7 +106,8 @@ TEST_CASE("fake clock timers fire in time order with now() at their own time", "
     // A timer scheduled from a timer fires within the same advance if due.
     clock.schedule_at(clock.now() + 1s, [&] { fired.emplace_back(2, clock.now() - t0); });
   });
-  const auto never = clock.schedule_at(t0 + 2500ms, [&] { fired.emplace_back(99, std::chrono::steady_clock::duration{}); });
+  const auto never = clock.schedule_at(
+      t0 + 2500ms, [&] { fired.emplace_back(99, std::chrono::steady_clock::duration{}); });
   CHECK(clock.timers() == 3);
   CHECK(clock.cancel(never));
   CHECK_FALSE(clock.cancel(never));

@@ -7,7 +7,8 @@ using namespace conch;
 static_assert(fencing_policy<revision_fencing>);
 static_assert(fencing_policy<counter_fencing>);
 static_assert(fencing_policy<no_fencing>);
-static_assert(std::is_empty_v<revision_fencing> && std::is_empty_v<counter_fencing> && std::is_empty_v<no_fencing>);
+static_assert(std::is_empty_v<revision_fencing> && std::is_empty_v<counter_fencing> &&
+              std::is_empty_v<no_fencing>);
 
 namespace {
 
@@ -15,7 +16,8 @@ const fence held{"conch/sema/db/max=2/slot/1", 41, 41};
 const fence_site site{"conch/sema/db/max=2/slot/1", "conch/fence/sema/db/max=2"};
 
 bool is_create_revision_guard(const compare& c, const std::string& key, revision rev) {
-  return c.key == key && c.what == compare::target::create && c.rel == compare::relation::equal && c.number == rev;
+  return c.key == key && c.what == compare::target::create && c.rel == compare::relation::equal &&
+         c.number == rev;
 }
 
 }  // namespace
@@ -40,7 +42,8 @@ TEST_CASE("guarded txn wraps the user's ops in compare(create_revision(key) == r
   CHECK(guarded_txn(no_fencing{}, held, {write}).compares.empty());
 }
 
-TEST_CASE("fenced release is a guarded delete of exactly the holder key, whatever the policy", "[fencing]") {
+TEST_CASE("fenced release is a guarded delete of exactly the holder key, whatever the policy",
+          "[fencing]") {
   const auto txn = fenced_release(held);
   REQUIRE(txn.compares.size() == 1);
   CHECK(is_create_revision_guard(txn.compares[0], held.key, 41));
@@ -64,7 +67,8 @@ TEST_CASE("revision fencing: the token is the create_revision, no extra ops", "[
   CHECK(read_token(revision_fencing{}, r, first, 0).error() == errc::failed_precondition);
 }
 
-TEST_CASE("counter fencing: one put with prev_kv in the acquiring txn; token = counter version", "[fencing]") {
+TEST_CASE("counter fencing: one put with prev_kv in the acquiring txn; token = counter version",
+          "[fencing]") {
   txn_request acquire;
   acquire.compares.push_back(compare::create_revision(site.holder_key) == 0);
   acquire.success.push_back(put_request{site.holder_key, "holder", 7});

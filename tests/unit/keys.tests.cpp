@@ -11,10 +11,10 @@ namespace {
 
 /// Names built from the pieces that break naive codecs.
 rc::Gen<std::string> tricky_name() {
-  auto piece = rc::gen::oneOf(rc::gen::element<std::string>("/", "%", "%2F", "%25", "//", ".", "..", "a", "web",
-                                                              "élection", "日本", "\x01", "\x7f", " ", "max=3",
-                                                              "slot", "\xff\xfe"),
-                              rc::gen::string<std::string>());
+  auto piece = rc::gen::oneOf(
+      rc::gen::element<std::string>("/", "%", "%2F", "%25", "//", ".", "..", "a", "web", "élection",
+                                    "日本", "\x01", "\x7f", " ", "max=3", "slot", "\xff\xfe"),
+      rc::gen::string<std::string>());
   return rc::gen::map(rc::gen::nonEmpty(rc::gen::container<std::vector<std::string>>(piece)),
                       [](const std::vector<std::string>& parts) {
                         std::string s;
@@ -24,19 +24,22 @@ rc::Gen<std::string> tricky_name() {
 }
 
 rc::Gen<std::string> prefix() {
-  return rc::gen::element<std::string>("", "conch/", "t/q1x/7/", "odd%/", "elect/", "conch/sema/", "日/");
+  return rc::gen::element<std::string>("", "conch/", "t/q1x/7/", "odd%/", "elect/", "conch/sema/",
+                                       "日/");
 }
 
 rc::Gen<tick_time> tick() {
   const auto lo = sys_days{year{0} / 1 / 1}.time_since_epoch().count() * 86400LL;
   const auto hi = sys_days{year{9999} / 12 / 31}.time_since_epoch().count() * 86400LL + 86399;
-  return rc::gen::map(rc::gen::inRange<long long>(lo, hi + 1), [](long long s) { return tick_time{seconds{s}}; });
+  return rc::gen::map(rc::gen::inRange<long long>(lo, hi + 1),
+                      [](long long s) { return tick_time{seconds{s}}; });
 }
 
 rc::Gen<std::int64_t> lease() {
-  return rc::gen::oneOf(rc::gen::arbitrary<std::int64_t>(),
-                        rc::gen::element<std::int64_t>(0, 1, -1, std::numeric_limits<std::int64_t>::min(),
-                                                       std::numeric_limits<std::int64_t>::max()));
+  return rc::gen::oneOf(
+      rc::gen::arbitrary<std::int64_t>(),
+      rc::gen::element<std::int64_t>(0, 1, -1, std::numeric_limits<std::int64_t>::min(),
+                                     std::numeric_limits<std::int64_t>::max()));
 }
 
 template <class K>
@@ -57,8 +60,8 @@ TEST_CASE("lease ids are spelled like Go's %x", "[keys]") {
   CHECK(lease_hex(std::numeric_limits<std::int64_t>::min()) == "-8000000000000000");
   CHECK(*parse_lease_hex("694d77aa9e38260f") == 0x694d77aa9e38260f);
   CHECK(*parse_lease_hex("-8000000000000000") == std::numeric_limits<std::int64_t>::min());
-  for (auto bad : {"", "-", "0a", "ABC", "-0", "8000000000000000", "10000000000000000", "-8000000000000001", "1 ",
-                   "x"}) {
+  for (auto bad : {"", "-", "0a", "ABC", "-0", "8000000000000000", "10000000000000000",
+                   "-8000000000000001", "1 ", "x"}) {
     INFO(bad);
     CHECK_FALSE(parse_lease_hex(bad).ok());
   }
@@ -80,11 +83,14 @@ TEST_CASE("plain names stay readable; separators and control bytes are escaped",
 TEST_CASE("keys follow the documented layouts", "[keys]") {
   const tick_time t = sys_days{2026y / 11 / 23} + 10h + 30min;
   CHECK(*election_office("conch/", "web") == "conch/elect/web/");
-  CHECK(*encode_key("conch/", election_key{"web", 0x694d77aa9e38260f}) == "conch/elect/web/694d77aa9e38260f");
+  CHECK(*encode_key("conch/", election_key{"web", 0x694d77aa9e38260f}) ==
+        "conch/elect/web/694d77aa9e38260f");
   CHECK(*encode_key("conch/", semaphore_slot_key{"db", 3, 2}) == "conch/sema/db/max=3/slot/2");
-  CHECK(*encode_key("conch/", semaphore_queue_key{"db", 3, 0xabc}) == "conch/sema/db/max=3/queue/abc");
+  CHECK(*encode_key("conch/", semaphore_queue_key{"db", 3, 0xabc}) ==
+        "conch/sema/db/max=3/queue/abc");
   CHECK(*encode_key("conch/", cron_job_key{"backup"}) == "conch/cron/jobs/backup");
-  CHECK(*encode_key("conch/", cron_fire_key{"backup", t}) == "conch/cron/fire/backup/20261123T103000Z");
+  CHECK(*encode_key("conch/", cron_fire_key{"backup", t}) ==
+        "conch/cron/fire/backup/20261123T103000Z");
   CHECK(*encode_key("conch/", cron_run_key{"a/b", t}) == "conch/cron/runs/a%2Fb/20261123T103000Z");
   CHECK(fencing_counter_key("conch/", "conch/elect/web/") == "conch/fence/elect/web");
   CHECK(fencing_counter_key("conch/", "conch/sema/db/max=3/") == "conch/fence/sema/db/max=3");
@@ -105,17 +111,19 @@ TEST_CASE("bad parts are refused when encoding", "[keys]") {
 TEST_CASE("foreign keys decode to an error naming the key", "[keys]") {
   auto e = decode_key<election_key>("conch/", "conch/elect/web/notHex");
   REQUIRE_FALSE(e.ok());
-  CHECK(e.error().message == "key \"conch/elect/web/notHex\": not <prefix>elect/<name>/<lease hex>");
+  CHECK(e.error().message ==
+        "key \"conch/elect/web/notHex\": not <prefix>elect/<name>/<lease hex>");
   CHECK(decode_key<election_key>("other/", "conch/elect/web/1").error().message ==
         "key \"conch/elect/web/1\": not under prefix \"other/\"");
-  for (auto bad : {"conch/elect/web", "conch/elect/web/", "conch/elect//1", "conch/elect/a/b/1", "conch/elect/web/1/",
-                   "conch/elect/we%2fb/1"}) {
+  for (auto bad : {"conch/elect/web", "conch/elect/web/", "conch/elect//1", "conch/elect/a/b/1",
+                   "conch/elect/web/1/", "conch/elect/we%2fb/1"}) {
     INFO(bad);
     CHECK_FALSE(decode_key<election_key>("conch/", bad).ok());
   }
-  for (auto bad : {"conch/sema/db/max=3/slot/3", "conch/sema/db/max=03/slot/1", "conch/sema/db/max=0/slot/0",
-                   "conch/sema/db/max=3/slot/01", "conch/sema/db/max=3/slot/-1", "conch/sema/db/max=3/slot/",
-                   "conch/sema/db/max=99999999999/slot/1", "conch/sema/db/max=3/queue/1"}) {
+  for (auto bad :
+       {"conch/sema/db/max=3/slot/3", "conch/sema/db/max=03/slot/1", "conch/sema/db/max=0/slot/0",
+        "conch/sema/db/max=3/slot/01", "conch/sema/db/max=3/slot/-1", "conch/sema/db/max=3/slot/",
+        "conch/sema/db/max=99999999999/slot/1", "conch/sema/db/max=3/queue/1"}) {
     INFO(bad);
     CHECK_FALSE(decode_key<semaphore_slot_key>("conch/", bad).ok());
   }
@@ -127,7 +135,8 @@ TEST_CASE("foreign keys decode to an error naming the key", "[keys]") {
   }
   CHECK_FALSE(decode_key<cron_job_key>("conch/", "conch/cron/jobs/a/b").ok());
   // A control byte in a foreign key stays on one line in the message.
-  CHECK(decode_key<cron_job_key>("conch/", std::string("x\ny")).error().message.find('\n') == std::string::npos);
+  CHECK(decode_key<cron_job_key>("conch/", std::string("x\ny")).error().message.find('\n') ==
+        std::string::npos);
 }
 
 TEST_CASE("key codec round-trips every layout", "[keys][property]") {
@@ -137,7 +146,9 @@ TEST_CASE("key codec round-trips every layout", "[keys][property]") {
     round_trips(*prefix(), semaphore_slot_key{*tricky_name(), max, *rc::gen::inRange(0, max)});
   });
   rc::prop("semaphore queue", [] {
-    round_trips(*prefix(), semaphore_queue_key{*tricky_name(), *rc::gen::inRange(1, max_semaphore_size + 1), *lease()});
+    round_trips(*prefix(),
+                semaphore_queue_key{*tricky_name(), *rc::gen::inRange(1, max_semaphore_size + 1),
+                                    *lease()});
   });
   rc::prop("cron job", [] { round_trips(*prefix(), cron_job_key{*tricky_name()}); });
   rc::prop("cron fire", [] { round_trips(*prefix(), cron_fire_key{*tricky_name(), *tick()}); });
@@ -151,8 +162,10 @@ TEST_CASE("distinct names never share a key or an office", "[keys][property]") {
     RC_PRE(a != b);
     const auto ka = *encode_key(p, election_key{a, 7}), kb = *encode_key(p, election_key{b, 7});
     RC_ASSERT(ka != kb);
-    RC_ASSERT(!kb.starts_with(*election_office(p, a)));  // a's prefix query never sees b's contenders
-    RC_ASSERT(!(*encode_key(p, semaphore_queue_key{b, 2, 7})).starts_with(*semaphore_office(p, a, 2)));
+    RC_ASSERT(
+        !kb.starts_with(*election_office(p, a)));  // a's prefix query never sees b's contenders
+    RC_ASSERT(
+        !(*encode_key(p, semaphore_queue_key{b, 2, 7})).starts_with(*semaphore_office(p, a, 2)));
     RC_ASSERT(!(*encode_key(p, cron_run_key{b, tick_time{}})).starts_with(*cron_runs_dir(p, a)));
   });
   rc::prop("one key decodes as one layout only", [] {

@@ -1,9 +1,9 @@
 #include "conch/detail/lease_deadline.hpp"
 
+#include "conch/policies/clock.hpp"
+
 #include <catch2/catch.hpp>
 #include <rapidcheck/catch.h>
-
-#include "conch/policies/clock.hpp"
 
 using namespace std::chrono_literals;
 using conch::detail::default_margin;
@@ -107,7 +107,8 @@ TEST_CASE("past max_in_flight, sends are forgotten and the deadline only gets ea
   conch::fake_clock<> clock;
   const auto t0 = clock.now();
   lease l{t0, 10s};
-  for (std::size_t i = 0; i < lease::max_in_flight + 5; ++i) l.sent(t0 + std::chrono::seconds(i + 1));
+  for (std::size_t i = 0; i < lease::max_in_flight + 5; ++i)
+    l.sent(t0 + std::chrono::seconds(i + 1));
   CHECK(l.in_flight() == lease::max_in_flight);
   for (std::size_t i = 0; i < lease::max_in_flight + 5; ++i) l.acknowledged(10s);
   CHECK(l.deadline() == t0 + std::chrono::seconds(lease::max_in_flight) + 9s);
@@ -133,7 +134,8 @@ TEST_CASE("the local deadline never falls after the server's expiry", "[lease][p
       server_expiry = std::max(server_expiry, received + ttl);  // the server renews on receipt
       l.acknowledged(ttl);
       RC_ASSERT(l.deadline() + l.margin() <= server_expiry);  // safe
-      if (!any_lost) RC_ASSERT(l.deadline() == sent + ttl - l.margin());  // and no more cautious than needed
+      if (!any_lost)
+        RC_ASSERT(l.deadline() == sent + ttl - l.margin());  // and no more cautious than needed
     }
     RC_ASSERT(l.deadline() + l.margin() <= server_expiry);
   });

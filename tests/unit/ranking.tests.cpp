@@ -45,7 +45,8 @@ TEST_CASE("a waiter already holding a slot holds; one without a queue key is gon
   CHECK(held.what == rank_step::hold);
   CHECK(held.slot == 1);
   CHECK(rank_waiter(v, 0xc, "q/c").what == rank_step::gone);
-  CHECK(rank_waiter(v, 0, "q/z").what == rank_step::gone);  // lease 0 never matches a lease-less slot
+  CHECK(rank_waiter(v, 0, "q/z").what ==
+        rank_step::gone);  // lease 0 never matches a lease-less slot
 }
 
 TEST_CASE("the view keeps only keys that are ours", "[ranking]") {
@@ -112,13 +113,16 @@ class model {
     RC_ASSERT(holders.size() <= slots_.size());
     RC_ASSERT(watching_.size() == queue_.size());  // every waiter watches exactly one key
     std::set<std::string> targets;
-    for (const auto& [id, target] : watching_) RC_ASSERT(targets.insert(target).second);  // no key watched twice
-    RC_ASSERT(std::is_sorted(served_.begin(), served_.end()));                            // FIFO service
+    for (const auto& [id, target] : watching_)
+      RC_ASSERT(targets.insert(target).second);                 // no key watched twice
+    RC_ASSERT(std::is_sorted(served_.begin(), served_.end()));  // FIFO service
   }
 
  private:
   static std::string key(lease_id id) { return "queue/" + lease_hex(id); }
-  static lease_id id_of(const std::string& k) { return *parse_lease_hex(std::string_view(k).substr(6)); }
+  static lease_id id_of(const std::string& k) {
+    return *parse_lease_hex(std::string_view(k).substr(6));
+  }
 
   /// Wakes the watchers of `target`: never more than one (no herd).
   void deliver(const std::string& target) {
@@ -144,8 +148,10 @@ class model {
         case rank_step::claim: {
           auto& slot = slots_.at(static_cast<std::size_t>(d.slot));
           RC_ASSERT(!slot);
-          RC_ASSERT(d.slot == std::find(slots_.begin(), slots_.end(), std::nullopt) - slots_.begin());
-          for (const auto& w : queue_) RC_ASSERT(w.key == key(id) || id_of(w.key) > id);  // nobody older waits
+          RC_ASSERT(d.slot ==
+                    std::find(slots_.begin(), slots_.end(), std::nullopt) - slots_.begin());
+          for (const auto& w : queue_)
+            RC_ASSERT(w.key == key(id) || id_of(w.key) > id);  // nobody older waits
           slot = id;
           std::erase_if(queue_, [&](const waiter& w) { return w.key == key(id); });
           watching_.erase(id);

@@ -6,18 +6,19 @@
 // has one spelling and a key decodes to at most one lease.
 #pragma once
 
+#include "conch/result.hpp"
+
 #include <cstdint>
 #include <string>
 #include <string_view>
-
-#include "conch/result.hpp"
 
 namespace conch::detail {
 
 inline std::string lease_hex(std::int64_t id) {
   static constexpr char digits[] = "0123456789abcdef";
   // Work in unsigned so that INT64_MIN has a magnitude.
-  std::uint64_t magnitude = id < 0 ? 0 - static_cast<std::uint64_t>(id) : static_cast<std::uint64_t>(id);
+  std::uint64_t magnitude =
+      id < 0 ? 0 - static_cast<std::uint64_t>(id) : static_cast<std::uint64_t>(id);
   char buf[17];
   int at = 17;
   do {

@@ -5,13 +5,13 @@
 // reads out of bounds, whatever the key holds.
 #pragma once
 
-#include <string>
-#include <string_view>
-
 #include "conch/detail/hex.hpp"
 #include "conch/detail/name_codec.hpp"
 #include "conch/detail/time_format.hpp"
 #include "conch/result.hpp"
+
+#include <string>
+#include <string_view>
 
 namespace conch::detail {
 

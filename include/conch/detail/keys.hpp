@@ -18,16 +18,16 @@
 //   auto back = decode_key<election_key>("conch/", key);    // {"web", 0x694d77aa9e38260f}
 #pragma once
 
-#include <charconv>
-#include <string>
-#include <string_view>
-
 #include "conch/detail/hex.hpp"
 #include "conch/detail/key_reader.hpp"
 #include "conch/detail/name_codec.hpp"
 #include "conch/detail/time_format.hpp"
 #include "conch/policies/transport.hpp"
 #include "conch/result.hpp"
+
+#include <string>
+#include <string_view>
+#include <type_traits>
 
 namespace conch::detail {
 
@@ -49,18 +49,25 @@ inline result<std::string> election_office(std::string_view prefix, std::string_
   return std::string(prefix) + "elect/" + *n + "/";
 }
 
-inline result<std::string> semaphore_office(std::string_view prefix, std::string_view name, int max) {
+inline result<std::string> semaphore_office(std::string_view prefix, std::string_view name,
+                                            int max) {
   if (max < 1 || max > max_semaphore_size)
-    return error{errc::invalid_argument, "semaphore size " + std::to_string(max) + " is not in 1.." +
-                                             std::to_string(max_semaphore_size)};
+    return error{errc::invalid_argument, "semaphore size " + std::to_string(max) +
+                                             " is not in 1.." + std::to_string(max_semaphore_size)};
   auto n = encode_name(name);
   if (!n) return std::move(n).error();
   return std::string(prefix) + "sema/" + *n + "/max=" + std::to_string(max) + "/";
 }
 
-inline std::string slot_dir(std::string_view semaphore_office) { return std::string(semaphore_office) + "slot/"; }
-inline std::string queue_dir(std::string_view semaphore_office) { return std::string(semaphore_office) + "queue/"; }
-inline std::string cron_jobs_dir(std::string_view prefix) { return std::string(prefix) + "cron/jobs/"; }
+inline std::string slot_dir(std::string_view semaphore_office) {
+  return std::string(semaphore_office) + "slot/";
+}
+inline std::string queue_dir(std::string_view semaphore_office) {
+  return std::string(semaphore_office) + "queue/";
+}
+inline std::string cron_jobs_dir(std::string_view prefix) {
+  return std::string(prefix) + "cron/jobs/";
+}
 
 inline result<std::string> cron_fire_dir(std::string_view prefix, std::string_view job) {
   auto n = encode_name(job);
@@ -95,7 +102,9 @@ inline std::string queue_key(std::string_view semaphore_office, lease_id lease) 
   return queue_dir(semaphore_office) + lease_hex(lease);
 }
 /// A tick's key in a cron fire or runs directory.
-inline std::string tick_key(std::string_view dir, tick_time tick) { return std::string(dir) + format_tick(tick); }
+inline std::string tick_key(std::string_view dir, tick_time tick) {
+  return std::string(dir) + format_tick(tick);
+}
 
 // Whole keys as values: encode_key(prefix, k) and decode_key<K>(prefix, key).
 
@@ -140,7 +149,8 @@ inline result<std::string> encode_key(std::string_view prefix, const semaphore_s
   auto office = semaphore_office(prefix, k.name, k.max);
   if (!office) return office;
   if (k.slot < 0 || k.slot >= k.max)
-    return error{errc::invalid_argument, "slot " + std::to_string(k.slot) + " is not below max=" + std::to_string(k.max)};
+    return error{errc::invalid_argument,
+                 "slot " + std::to_string(k.slot) + " is not below max=" + std::to_string(k.max)};
   return slot_key(*office, k.slot);
 }
 inline result<std::string> encode_key(std::string_view prefix, const semaphore_queue_key& k) {
@@ -176,24 +186,31 @@ result<K> decode_key(std::string_view prefix, std::string_view key) {
   K k{};
   if (!r.literal(prefix)) return r.fail("not under prefix \"" + printable(prefix) + "\"");
   if constexpr (std::is_same_v<K, election_key>) {
-    if (!r.literal("elect/") || !r.name(k.name) || !r.literal("/") || !r.lease(k.lease) || !r.at_end())
+    if (!r.literal("elect/") || !r.name(k.name) || !r.literal("/") || !r.lease(k.lease) ||
+        !r.at_end())
       return r.fail("not <prefix>elect/<name>/<lease hex>");
   } else if constexpr (std::is_same_v<K, semaphore_slot_key>) {
-    if (!r.literal("sema/") || !r.name(k.name) || !r.literal("/max=") || !r.number(k.max, 1, max_semaphore_size) ||
-        !r.literal("/slot/") || !r.number(k.slot, 0, k.max - 1) || !r.at_end())
+    if (!r.literal("sema/") || !r.name(k.name) || !r.literal("/max=") ||
+        !r.number(k.max, 1, max_semaphore_size) || !r.literal("/slot/") ||
+        !r.number(k.slot, 0, k.max - 1) || !r.at_end())
       return r.fail("not <prefix>sema/<name>/max=<N>/slot/<i below N>");
   } else if constexpr (std::is_same_v<K, semaphore_queue_key>) {
-    if (!r.literal("sema/") || !r.name(k.name) || !r.literal("/max=") || !r.number(k.max, 1, max_semaphore_size) ||
-        !r.literal("/queue/") || !r.lease(k.lease) || !r.at_end())
+    if (!r.literal("sema/") || !r.name(k.name) || !r.literal("/max=") ||
+        !r.number(k.max, 1, max_semaphore_size) || !r.literal("/queue/") || !r.lease(k.lease) ||
+        !r.at_end())
       return r.fail("not <prefix>sema/<name>/max=<N>/queue/<lease hex>");
   } else if constexpr (std::is_same_v<K, cron_job_key>) {
-    if (!r.literal("cron/jobs/") || !r.name(k.name) || !r.at_end()) return r.fail("not <prefix>cron/jobs/<name>");
+    if (!r.literal("cron/jobs/") || !r.name(k.name) || !r.at_end())
+      return r.fail("not <prefix>cron/jobs/<name>");
   } else if constexpr (std::is_same_v<K, cron_fire_key>) {
-    if (!r.literal("cron/fire/") || !r.name(k.name) || !r.literal("/") || !r.tick(k.tick) || !r.at_end())
+    if (!r.literal("cron/fire/") || !r.name(k.name) || !r.literal("/") || !r.tick(k.tick) ||
+        !r.at_end())
       return r.fail("not <prefix>cron/fire/<name>/<tick>");
   } else {
-    static_assert(std::is_same_v<K, cron_run_key>, "conch: decode_key knows the key types in detail/keys.hpp");
-    if (!r.literal("cron/runs/") || !r.name(k.name) || !r.literal("/") || !r.tick(k.tick) || !r.at_end())
+    static_assert(std::is_same_v<K, cron_run_key>,
+                  "conch: decode_key knows the key types in detail/keys.hpp");
+    if (!r.literal("cron/runs/") || !r.name(k.name) || !r.literal("/") || !r.tick(k.tick) ||
+        !r.at_end())
       return r.fail("not <prefix>cron/runs/<name>/<tick>");
   }
   return k;

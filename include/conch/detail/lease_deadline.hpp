@@ -29,7 +29,8 @@
 namespace conch::detail {
 
 inline std::chrono::milliseconds keepalive_interval(std::chrono::seconds ttl) {
-  return std::max(std::chrono::milliseconds{1}, std::chrono::duration_cast<std::chrono::milliseconds>(ttl) / 3);
+  return std::max(std::chrono::milliseconds{1},
+                  std::chrono::duration_cast<std::chrono::milliseconds>(ttl) / 3);
 }
 
 inline std::chrono::milliseconds default_margin(std::chrono::seconds ttl) {
@@ -52,7 +53,11 @@ class lease_deadline {
   lease_deadline(time_point grant_sent, std::chrono::seconds ttl)
       : lease_deadline(grant_sent, ttl, default_margin(ttl)) {}
   lease_deadline(time_point grant_sent, std::chrono::seconds ttl, std::chrono::milliseconds margin)
-      : ttl_(ttl), margin_(margin), last_sent_(grant_sent), acked_sent_(grant_sent), gone_(ttl <= ttl.zero()) {}
+      : ttl_(ttl),
+        margin_(margin),
+        last_sent_(grant_sent),
+        acked_sent_(grant_sent),
+        gone_(ttl <= ttl.zero()) {}
 
   /// A keepalive request left at `t`.
   void sent(time_point t) {

@@ -8,10 +8,10 @@
 // decodes to at most one name and a foreign key is an error, never a guess.
 #pragma once
 
+#include "conch/result.hpp"
+
 #include <string>
 #include <string_view>
-
-#include "conch/result.hpp"
 
 namespace conch::detail {
 
@@ -57,7 +57,9 @@ inline result<std::string> decode_name(std::string_view segment) {
     return error{errc::invalid_argument, "name segment \"" + printable(segment) + "\": " + why};
   };
   if (segment.empty()) return bad("empty");
-  auto nibble = [](char c) { return c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1; };
+  auto nibble = [](char c) {
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+  };
   std::string out;
   out.reserve(segment.size());
   for (std::size_t i = 0; i < segment.size(); ++i) {

@@ -20,14 +20,14 @@
 //   else if (d.what == rank_step::watch_slots) watch_prefix(slot_dir(office));
 #pragma once
 
+#include "conch/detail/keys.hpp"
+#include "conch/policies/transport.hpp"
+
 #include <algorithm>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include "conch/detail/keys.hpp"
-#include "conch/policies/transport.hpp"
 
 namespace conch::detail {
 
@@ -67,13 +67,15 @@ inline std::vector<const waiter*> service_order(const std::vector<waiter>& queue
   order.reserve(queue.size());
   for (const auto& w : queue) order.push_back(&w);
   std::sort(order.begin(), order.end(), [](const waiter* a, const waiter* b) {
-    return a->create_revision != b->create_revision ? a->create_revision < b->create_revision : a->key < b->key;
+    return a->create_revision != b->create_revision ? a->create_revision < b->create_revision
+                                                    : a->key < b->key;
   });
   return order;
 }
 
 /// What the waiter holding lease `us` with queue key `our_key` does next.
-inline rank_decision rank_waiter(const semaphore_view& view, lease_id us, std::string_view our_key) {
+inline rank_decision rank_waiter(const semaphore_view& view, lease_id us,
+                                 std::string_view our_key) {
   rank_decision d;
   for (std::size_t i = 0; i < view.slots.size(); ++i) {
     if (us != 0 && view.slots[i] == us) {
@@ -83,7 +85,8 @@ inline rank_decision rank_waiter(const semaphore_view& view, lease_id us, std::s
     }
   }
   const auto order = service_order(view.queue);
-  const auto me = std::find_if(order.begin(), order.end(), [&](const waiter* w) { return w->key == our_key; });
+  const auto me =
+      std::find_if(order.begin(), order.end(), [&](const waiter* w) { return w->key == our_key; });
   if (me == order.end()) return d;  // gone
   d.position = static_cast<std::size_t>(me - order.begin());
   if (d.position > 0) {
@@ -104,7 +107,8 @@ inline rank_decision rank_waiter(const semaphore_view& view, lease_id us, std::s
 /// The view from two prefix reads of a semaphore office (`slot/` and
 /// `queue/`). Keys that are not ours (a slot index not below N, a queue key
 /// not named by a lease) are left out rather than trusted.
-inline semaphore_view make_semaphore_view(std::string_view office, int max, const std::vector<key_value>& slot_kvs,
+inline semaphore_view make_semaphore_view(std::string_view office, int max,
+                                          const std::vector<key_value>& slot_kvs,
                                           const std::vector<key_value>& queue_kvs) {
   semaphore_view view;
   view.slots.resize(static_cast<std::size_t>(std::clamp(max, 0, max_semaphore_size)));
@@ -112,12 +116,14 @@ inline semaphore_view make_semaphore_view(std::string_view office, int max, cons
   for (const auto& kv : slot_kvs) {
     key_reader r{kv.key};
     int i = 0;
-    if (r.literal(slots) && r.number(i, 0, max - 1) && r.at_end()) view.slots[static_cast<std::size_t>(i)] = kv.lease;
+    if (r.literal(slots) && r.number(i, 0, max - 1) && r.at_end())
+      view.slots[static_cast<std::size_t>(i)] = kv.lease;
   }
   for (const auto& kv : queue_kvs) {
     key_reader r{kv.key};
     lease_id l = 0;
-    if (r.literal(queue) && r.lease(l) && r.at_end()) view.queue.push_back({kv.key, kv.create_revision});
+    if (r.literal(queue) && r.lease(l) && r.at_end())
+      view.queue.push_back({kv.key, kv.create_revision});
   }
   return view;
 }

@@ -19,6 +19,9 @@
 //   std::cout << format_record_lines(*back);   // "host:    db1\npid:     4242\n..."
 #pragma once
 
+#include "conch/detail/record_field.hpp"
+#include "conch/result.hpp"
+
 #include <boost/hana.hpp>
 #include <concepts>
 #include <cstdint>
@@ -29,9 +32,6 @@
 #include <string_view>
 #include <utility>
 #include <vector>
-
-#include "conch/detail/record_field.hpp"
-#include "conch/result.hpp"
 
 namespace conch::detail {
 
@@ -64,13 +64,15 @@ std::string encode_record(R r) {
 template <record R>
 result<R> decode_record(std::string_view text) {
   const std::string kind(R::kind);
-  if (text.size() > max_record_bytes) return error{errc::corrupt, kind + " record: larger than 1 MiB"};
+  if (text.size() > max_record_bytes)
+    return error{errc::corrupt, kind + " record: larger than 1 MiB"};
   const nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return error{errc::corrupt, kind + " record: not JSON"};
   if (!j.is_object()) return error{errc::corrupt, kind + " record: not a JSON object"};
   if constexpr (requires { R::required_fields; }) {
     for (std::string_view f : R::required_fields)
-      if (!j.contains(f)) return error{errc::corrupt, kind + " record: field \"" + std::string(f) + "\" is missing"};
+      if (!j.contains(f))
+        return error{errc::corrupt, kind + " record: field \"" + std::string(f) + "\" is missing"};
   }
   R r{};
   std::optional<error> failure;
@@ -105,7 +107,8 @@ std::string format_record_lines(const R& r) {
   std::size_t width = 0;
   for (const auto& f : fields) width = std::max(width, f.first.size());
   std::string out;
-  for (const auto& [name, value] : fields) out += name + ":" + std::string(width - name.size() + 1, ' ') + value + "\n";
+  for (const auto& [name, value] : fields)
+    out += name + ":" + std::string(width - name.size() + 1, ' ') + value + "\n";
   return out;
 }
 
@@ -113,7 +116,8 @@ std::string format_record_lines(const R& r) {
 template <record R>
 std::string format_record_line(const R& r) {
   std::string out;
-  for (const auto& [name, value] : record_fields(r)) out += (out.empty() ? "" : " ") + name + "=" + value;
+  for (const auto& [name, value] : record_fields(r))
+    out += (out.empty() ? "" : " ") + name + "=" + value;
   return out;
 }
 

@@ -7,6 +7,9 @@
 // throws, whatever the JSON holds.
 #pragma once
 
+#include "conch/detail/name_codec.hpp"
+#include "conch/detail/time_format.hpp"
+
 #include <concepts>
 #include <cstdint>
 #include <limits>
@@ -15,9 +18,6 @@
 #include <string>
 #include <type_traits>
 #include <vector>
-
-#include "conch/detail/name_codec.hpp"
-#include "conch/detail/time_format.hpp"
 
 namespace conch::detail::record_field_impl {
 
@@ -33,11 +33,15 @@ concept integer = std::integral<T> && !std::same_as<T, bool>;
 inline nlohmann::json to_json(const std::string& s) { return s; }
 inline nlohmann::json to_json(bool b) { return b; }
 template <integer I>
-nlohmann::json to_json(I v) { return v; }
+nlohmann::json to_json(I v) {
+  return v;
+}
 inline nlohmann::json to_json(wall_time t) { return format_rfc3339(t); }
 inline nlohmann::json to_json(tick_time t) { return format_rfc3339(t); }
 template <class T>
-nlohmann::json to_json(const std::optional<T>& v) { return v ? to_json(*v) : nlohmann::json(nullptr); }
+nlohmann::json to_json(const std::optional<T>& v) {
+  return v ? to_json(*v) : nlohmann::json(nullptr);
+}
 template <class T>
 nlohmann::json to_json(const std::vector<T>& v) {
   nlohmann::json a = nlohmann::json::array();
@@ -116,11 +120,15 @@ bool from_json(const nlohmann::json& j, std::vector<T>& out) {
 inline const char* expected(const std::string&) { return "a string"; }
 inline const char* expected(bool) { return "true or false"; }
 template <integer I>
-const char* expected(I) { return "an integer in range"; }
+const char* expected(I) {
+  return "an integer in range";
+}
 inline const char* expected(wall_time) { return "an RFC 3339 time"; }
 inline const char* expected(tick_time) { return "an RFC 3339 time in whole seconds"; }
 template <class T>
-const char* expected(const std::optional<T>&) { return expected(T{}); }
+const char* expected(const std::optional<T>&) {
+  return expected(T{});
+}
 template <class T>
 const char* expected(const std::vector<T>&) {
   if constexpr (std::same_as<T, std::string>) return "an array of strings";
@@ -131,16 +139,21 @@ const char* expected(const std::vector<T>&) {
 inline std::string to_text(const std::string& s) { return printable(s); }
 inline std::string to_text(bool b) { return b ? "true" : "false"; }
 template <integer I>
-std::string to_text(I v) { return std::to_string(v); }
+std::string to_text(I v) {
+  return std::to_string(v);
+}
 inline std::string to_text(wall_time t) { return format_rfc3339(t); }
 inline std::string to_text(tick_time t) { return format_rfc3339(t); }
 template <class T>
-std::string to_text(const std::optional<T>& v) { return v ? to_text(*v) : "-"; }
+std::string to_text(const std::optional<T>& v) {
+  return v ? to_text(*v) : "-";
+}
 
 /// A word is printed bare if the shell would read it back unchanged.
 inline std::string shell_word(const std::string& w) {
-  const bool bare = !w.empty() && w.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                                      "0123456789_@%+=:,./-") == std::string::npos;
+  const bool bare = !w.empty() && w.find_first_not_of(
+                                      "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                      "0123456789_@%+=:,./-") == std::string::npos;
   if (bare) return w;
   std::string out = "'";
   for (char c : w) out += c == '\'' ? std::string("'\\''") : std::string(1, c);

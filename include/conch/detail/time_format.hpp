@@ -8,12 +8,12 @@
 // else is an error value naming the text, never an exception.
 #pragma once
 
+#include "conch/result.hpp"
+
 #include <chrono>
 #include <cstdio>
 #include <string>
 #include <string_view>
-
-#include "conch/result.hpp"
 
 namespace conch::detail {
 
@@ -33,8 +33,12 @@ inline civil split(wall_time t) {
   const auto day = floor<days>(t);
   const year_month_day ymd{day};
   const hh_mm_ss hms{t - day};
-  return {int(ymd.year()), int(unsigned(ymd.month())), int(unsigned(ymd.day())),
-          int(hms.hours().count()), int(hms.minutes().count()), int(hms.seconds().count()),
+  return {int(ymd.year()),
+          int(unsigned(ymd.month())),
+          int(unsigned(ymd.day())),
+          int(hms.hours().count()),
+          int(hms.minutes().count()),
+          int(hms.seconds().count()),
           int(hms.subseconds().count())};
 }
 
@@ -54,8 +58,10 @@ inline result<wall_time> join(const civil& c, std::string_view text, const char*
   using namespace std::chrono;
   const year_month_day ymd{year{c.year}, month{unsigned(c.month)}, day{unsigned(c.day)}};
   if (c.year < 0 || !ymd.ok() || c.hour > 23 || c.minute > 59 || c.second > 59)
-    return error{errc::invalid_argument, std::string(what) + " \"" + std::string(text) + "\": no such date or time"};
-  return wall_time{sys_days{ymd} + hours{c.hour} + minutes{c.minute} + seconds{c.second} + milliseconds{c.millis}};
+    return error{errc::invalid_argument,
+                 std::string(what) + " \"" + std::string(text) + "\": no such date or time"};
+  return wall_time{sys_days{ymd} + hours{c.hour} + minutes{c.minute} + seconds{c.second} +
+                   milliseconds{c.millis}};
 }
 
 inline error malformed(std::string_view text, const char* what, const char* expected) {
@@ -68,8 +74,8 @@ inline error malformed(std::string_view text, const char* what, const char* expe
 inline std::string format_rfc3339(wall_time t) {
   const auto c = time_format_impl::split(t);
   char buf[48];
-  int n = std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d", c.year, c.month, c.day, c.hour,
-                        c.minute, c.second);
+  int n = std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d", c.year, c.month, c.day,
+                        c.hour, c.minute, c.second);
   if (c.millis != 0) n += std::snprintf(buf + n, sizeof buf - n, ".%03d", c.millis);
   std::snprintf(buf + n, sizeof buf - n, "Z");
   return buf;
@@ -81,10 +87,16 @@ inline result<wall_time> parse_rfc3339(std::string_view s) {
   using time_format_impl::digits;
   constexpr const char* what = "time";
   constexpr const char* shape = "YYYY-MM-DDTHH:MM:SS[.fff](Z|+hh:mm)";
-  time_format_impl::civil c{digits(s, 0, 4), digits(s, 5, 2), digits(s, 8, 2), digits(s, 11, 2),
-                            digits(s, 14, 2), digits(s, 17, 2), 0};
-  if (s.size() < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't') || s[13] != ':' ||
-      s[16] != ':' || c.year < 0 || c.month < 0 || c.day < 0 || c.hour < 0 || c.minute < 0 || c.second < 0)
+  time_format_impl::civil c{digits(s, 0, 4),
+                            digits(s, 5, 2),
+                            digits(s, 8, 2),
+                            digits(s, 11, 2),
+                            digits(s, 14, 2),
+                            digits(s, 17, 2),
+                            0};
+  if (s.size() < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't') ||
+      s[13] != ':' || s[16] != ':' || c.year < 0 || c.month < 0 || c.day < 0 || c.hour < 0 ||
+      c.minute < 0 || c.second < 0)
     return time_format_impl::malformed(s, what, shape);
   std::size_t at = 19;
   if (s[at] == '.') {
@@ -115,18 +127,23 @@ inline result<wall_time> parse_rfc3339(std::string_view s) {
 inline std::string format_tick(tick_time t) {
   const auto c = time_format_impl::split(t);
   char buf[40];
-  std::snprintf(buf, sizeof buf, "%04d%02d%02dT%02d%02d%02dZ", c.year, c.month, c.day, c.hour, c.minute,
-                c.second);
+  std::snprintf(buf, sizeof buf, "%04d%02d%02dT%02d%02d%02dZ", c.year, c.month, c.day, c.hour,
+                c.minute, c.second);
   return buf;
 }
 
 /// Only the exact form format_tick writes: one tick, one spelling.
 inline result<tick_time> parse_tick(std::string_view s) {
   using time_format_impl::digits;
-  const time_format_impl::civil c{digits(s, 0, 4),  digits(s, 4, 2),  digits(s, 6, 2), digits(s, 9, 2),
-                                  digits(s, 11, 2), digits(s, 13, 2), 0};
-  if (s.size() != 16 || s[8] != 'T' || s[15] != 'Z' || c.year < 0 || c.month < 0 || c.day < 0 || c.hour < 0 ||
-      c.minute < 0 || c.second < 0)
+  const time_format_impl::civil c{digits(s, 0, 4),
+                                  digits(s, 4, 2),
+                                  digits(s, 6, 2),
+                                  digits(s, 9, 2),
+                                  digits(s, 11, 2),
+                                  digits(s, 13, 2),
+                                  0};
+  if (s.size() != 16 || s[8] != 'T' || s[15] != 'Z' || c.year < 0 || c.month < 0 || c.day < 0 ||
+      c.hour < 0 || c.minute < 0 || c.second < 0)
     return time_format_impl::malformed(s, "tick", "YYYYMMDDTHHMMSSZ");
   auto t = time_format_impl::join(c, s, "tick");
   if (!t) return std::move(t).error();

@@ -29,9 +29,13 @@ concept backoff_policy = std::copyable<B> && std::default_initializable<B> && re
 /// Spells out which part of the backoff policy `B` is missing (for a static_assert).
 template <class B>
 constexpr bool check_backoff_policy() {
-  static_assert(requires(B& b) { { b.next() } -> std::convertible_to<std::chrono::nanoseconds>; },
-                "conch: a backoff policy needs `next()` returning a std::chrono duration");
-  static_assert(requires(B& b) { b.reset(); }, "conch: a backoff policy needs `void reset()`");
+  static_assert(
+      requires(B & b) {
+        { b.next() } -> std::convertible_to<std::chrono::nanoseconds>;
+      },
+      "conch: a backoff policy needs `next()` returning a std::chrono duration");
+  static_assert(
+      requires(B & b) { b.reset(); }, "conch: a backoff policy needs `void reset()`");
   static_assert(std::copyable<B> && std::default_initializable<B>,
                 "conch: a backoff policy must be a default-constructible, copyable value");
   return backoff_policy<B>;
@@ -63,7 +67,8 @@ class exponential_backoff {
   };
 
   exponential_backoff() : exponential_backoff(options{}) {}
-  explicit exponential_backoff(options o, random_source random = default_random) : random_(std::move(random)) {
+  explicit exponential_backoff(options o, random_source random = default_random)
+      : random_(std::move(random)) {
     cap_ = std::max(o.cap, std::chrono::milliseconds::zero());
     initial_ = std::clamp(o.initial, std::chrono::milliseconds::zero(), cap_);
     multiplier_ = o.multiplier >= 1.0 ? o.multiplier : 1.0;  // also catches NaN
@@ -96,7 +101,8 @@ class exponential_backoff {
 class constant_backoff {
  public:
   constant_backoff() = default;
-  explicit constant_backoff(std::chrono::milliseconds delay) : delay_(std::max(delay, std::chrono::milliseconds::zero())) {}
+  explicit constant_backoff(std::chrono::milliseconds delay)
+      : delay_(std::max(delay, std::chrono::milliseconds::zero())) {}
   std::chrono::milliseconds next() const { return delay_; }
   void reset() {}
 

@@ -27,16 +27,16 @@ namespace conch {
 /// instance, plus `sleep_until(tp, stop)` which blocks until `now() >= tp`
 /// (true) or until `stop` is requested (false). Copies must observe one time.
 template <class C>
-concept clock_policy =
-    std::copy_constructible<C> && requires(const C& c, typename C::time_point tp, std::stop_token stop) {
-      typename C::duration;
-      typename C::rep;
-      typename C::period;
-      typename C::time_point;
-      { C::is_steady } -> std::convertible_to<bool>;
-      { c.now() } -> std::same_as<typename C::time_point>;
-      { c.sleep_until(tp, stop) } -> std::same_as<bool>;
-    };
+concept clock_policy = std::copy_constructible<C> &&
+    requires(const C& c, typename C::time_point tp, std::stop_token stop) {
+  typename C::duration;
+  typename C::rep;
+  typename C::period;
+  typename C::time_point;
+  { C::is_steady } -> std::convertible_to<bool>;
+  { c.now() } -> std::same_as<typename C::time_point>;
+  { c.sleep_until(tp, stop) } -> std::same_as<bool>;
+};
 
 /// A clock policy that never goes backwards: what every deadline is measured on.
 template <class C>
@@ -46,20 +46,33 @@ concept monotonic_clock_policy = clock_policy<C> && bool(C::is_steady);
 /// a static_assert so a bad clock fails with a sentence instead of a concept dump.
 template <class C>
 constexpr bool check_clock_policy() {
-  if constexpr (!requires { typename C::duration; typename C::time_point; typename C::rep; typename C::period; }) {
-    static_assert(requires { typename C::time_point; },
-                  "conch: a clock policy needs chrono's member types duration, time_point, rep and period");
+  if constexpr (!requires {
+                  typename C::duration;
+                  typename C::time_point;
+                  typename C::rep;
+                  typename C::period;
+                }) {
+    static_assert(
+        requires { typename C::time_point; },
+        "conch: a clock policy needs chrono's member types duration, time_point, rep and period");
     return false;
   } else {
-    static_assert(requires { bool(C::is_steady); }, "conch: a clock policy needs `static constexpr bool is_steady`");
-    static_assert(requires(const C& c) { { c.now() } -> std::same_as<typename C::time_point>; },
-                  "conch: a clock policy needs `time_point now() const`");
-    static_assert(requires(const C& c, typename C::time_point tp, std::stop_token s) {
-                    { c.sleep_until(tp, s) } -> std::same_as<bool>;
-                  },
-                  "conch: a clock policy needs `bool sleep_until(time_point, std::stop_token) const` "
-                  "(false when stopped)");
-    static_assert(std::copy_constructible<C>, "conch: a clock policy must be copyable (copies share one time)");
+    static_assert(
+        requires { bool(C::is_steady); },
+        "conch: a clock policy needs `static constexpr bool is_steady`");
+    static_assert(
+        requires(const C& c) {
+          { c.now() } -> std::same_as<typename C::time_point>;
+        },
+        "conch: a clock policy needs `time_point now() const`");
+    static_assert(
+        requires(const C& c, typename C::time_point tp, std::stop_token s) {
+          { c.sleep_until(tp, s) } -> std::same_as<bool>;
+        },
+        "conch: a clock policy needs `bool sleep_until(time_point, std::stop_token) const` "
+        "(false when stopped)");
+    static_assert(std::copy_constructible<C>,
+                  "conch: a clock policy must be copyable (copies share one time)");
     return clock_policy<C>;
   }
 }
@@ -68,7 +81,8 @@ constexpr bool check_clock_policy() {
 template <class C>
 constexpr bool check_monotonic_clock_policy() {
   if constexpr (check_clock_policy<C>()) {
-    static_assert(C::is_steady, "conch: deadlines need a steady clock (Clock::is_steady must be true)");
+    static_assert(C::is_steady,
+                  "conch: deadlines need a steady clock (Clock::is_steady must be true)");
     return C::is_steady;
   } else {
     return false;

@@ -22,10 +22,10 @@ namespace conch {
 class etcd_transport;
 
 struct default_policies {
-  using transport = etcd_transport;           ///< etcd v3 over gRPC, the only backend
-  using clock = steady_clock_policy;          ///< deadlines on the monotonic clock
-  using backoff = exponential_backoff;        ///< full jitter, capped
-  using fencing = revision_fencing;           ///< token = create_revision of the holder key
+  using transport = etcd_transport;     ///< etcd v3 over gRPC, the only backend
+  using clock = steady_clock_policy;    ///< deadlines on the monotonic clock
+  using backoff = exponential_backoff;  ///< full jitter, capped
+  using fencing = revision_fencing;     ///< token = create_revision of the holder key
 };
 
 /// A policy bundle: the four member types, each modelling its policy. The
@@ -38,7 +38,9 @@ concept policy_bundle = requires {
   typename P::clock;
   typename P::backoff;
   typename P::fencing;
-} && clock_policy<typename P::clock> && backoff_policy<typename P::backoff> && fencing_policy<typename P::fencing>;
+}
+&&clock_policy<typename P::clock>&& backoff_policy<typename P::backoff>&&
+    fencing_policy<typename P::fencing>;
 
 /// For a recipe's `static_assert(check_policy_bundle<P>())`: one English
 /// sentence per missing piece instead of a concept dump.
@@ -54,11 +56,13 @@ constexpr bool check_policy_bundle() {
                 "conch: a policy bundle needs member types transport, clock, backoff and fencing "
                 "(inherit from conch::default_policies and override what you need)");
   if constexpr (has_all) {
-    static_assert(clock_policy<typename P::clock>,
-                  "conch: Policies::clock must model conch::clock_policy (chrono types, is_steady, now(), "
-                  "sleep_until(time_point, std::stop_token))");
+    static_assert(
+        clock_policy<typename P::clock>,
+        "conch: Policies::clock must model conch::clock_policy (chrono types, is_steady, now(), "
+        "sleep_until(time_point, std::stop_token))");
     static_assert(backoff_policy<typename P::backoff>,
-                  "conch: Policies::backoff must model conch::backoff_policy (a copyable value with next() and reset())");
+                  "conch: Policies::backoff must model conch::backoff_policy (a copyable value "
+                  "with next() and reset())");
     static_assert(fencing_policy<typename P::fencing>,
                   "conch: Policies::fencing must model conch::fencing_policy (acquire_ops(site), "
                   "token(responses, create_revision), guard(fence))");
@@ -71,7 +75,8 @@ constexpr bool check_policy_bundle() {
 template <class T>
 constexpr bool check_transport_policy() {
   static_assert(transport<T>,
-                "conch: Policies::transport must model conch::transport (range, put, delete_range, txn, lease_grant, "
+                "conch: Policies::transport must model conch::transport (range, put, delete_range, "
+                "txn, lease_grant, "
                 "lease_revoke, lease_time_to_live, keepalive, watch, default_deadline); include "
                 "conch/policies/etcd_transport.hpp for conch::etcd_transport");
   return transport<T>;

@@ -7,9 +7,9 @@
 // state is thread-safe. Tests wait for a recipe to block with
 // `await_sleepers(n)` instead of sleeping and hoping.
 //
-//   conch::fake_clock<> clock;                       // steady; fake_clock<std::chrono::system_clock> for wall time
-//   std::jthread t([clock](std::stop_token s) { clock.sleep_until(clock.now() + 5s, s); });
-//   REQUIRE(clock.await_sleepers(1));
+//   conch::fake_clock<> clock;                       // steady;
+//   fake_clock<std::chrono::system_clock> for wall time std::jthread t([clock](std::stop_token s) {
+//   clock.sleep_until(clock.now() + 5s, s); }); REQUIRE(clock.await_sleepers(1));
 //   clock.advance(5s);                               // t wakes
 #pragma once
 
@@ -72,7 +72,8 @@ class fake_clock {
   /// each fires with now() equal to its own time, outside the lock, so it may
   /// schedule more timers (which fire too if they fall within `d`).
   void advance(duration d) const {
-    if (d < duration::zero()) throw std::invalid_argument("conch::fake_clock: advance by a negative duration");
+    if (d < duration::zero())
+      throw std::invalid_argument("conch::fake_clock: advance by a negative duration");
     run_until(now_plus(d));
   }
 
@@ -82,7 +83,8 @@ class fake_clock {
     {
       std::lock_guard lock(s_->m);
       if (tp < s_->now) {
-        if constexpr (is_steady) throw std::invalid_argument("conch::fake_clock: a steady clock cannot go back");
+        if constexpr (is_steady)
+          throw std::invalid_argument("conch::fake_clock: a steady clock cannot go back");
         s_->now = tp;
       }
     }
@@ -96,7 +98,8 @@ class fake_clock {
   }
 
   /// Waits (in real time, at most `within`) until at least `n` threads sleep.
-  bool await_sleepers(std::size_t n, std::chrono::milliseconds within = std::chrono::seconds(10)) const {
+  bool await_sleepers(std::size_t n,
+                      std::chrono::milliseconds within = std::chrono::seconds(10)) const {
     std::unique_lock lock(s_->m);
     return s_->cv.wait_for(lock, within, [&] { return s_->sleepers >= n; });
   }

@@ -18,6 +18,9 @@
 //   auto r = transport.txn(txn, d);   // r->succeeded == false: we no longer hold
 #pragma once
 
+#include "conch/policies/transport.hpp"
+#include "conch/result.hpp"
+
 #include <concepts>
 #include <cstdint>
 #include <span>
@@ -25,16 +28,13 @@
 #include <utility>
 #include <vector>
 
-#include "conch/policies/transport.hpp"
-#include "conch/result.hpp"
-
 namespace conch {
 
 /// What a holder's claim rests on.
 struct fence {
-  std::string key;                ///< the holder's key (contender or slot)
-  revision create_revision = 0;   ///< that key's create_revision: what every guard compares
-  std::int64_t token = 0;         ///< the fencing token handed to the holder
+  std::string key;               ///< the holder's key (contender or slot)
+  revision create_revision = 0;  ///< that key's create_revision: what every guard compares
+  std::int64_t token = 0;        ///< the fencing token handed to the holder
   friend bool operator==(const fence&, const fence&) = default;
 };
 
@@ -50,24 +50,33 @@ struct fence_site {
 /// compares that protect the holder's writes.
 template <class F>
 concept fencing_policy = std::copyable<F> && std::default_initializable<F> &&
-                         requires(const F& f, const fence_site& site, const fence& held,
-                                  std::span<const response_op> responses, revision create_revision) {
-                           { f.acquire_ops(site) } -> std::same_as<std::vector<request_op>>;
-                           { f.token(responses, create_revision) } -> std::same_as<result<std::int64_t>>;
-                           { f.guard(held) } -> std::same_as<std::vector<compare>>;
-                         };
+    requires(const F& f, const fence_site& site, const fence& held,
+             std::span<const response_op> responses, revision create_revision) {
+  { f.acquire_ops(site) } -> std::same_as<std::vector<request_op>>;
+  { f.token(responses, create_revision) } -> std::same_as<result<std::int64_t>>;
+  { f.guard(held) } -> std::same_as<std::vector<compare>>;
+};
 
 /// Spells out which part of the fencing policy `F` is missing (for a static_assert).
 template <class F>
 constexpr bool check_fencing_policy() {
-  static_assert(requires(const F& f, const fence_site& s) { { f.acquire_ops(s) } -> std::same_as<std::vector<request_op>>; },
-                "conch: a fencing policy needs `std::vector<request_op> acquire_ops(const fence_site&) const`");
-  static_assert(requires(const F& f, std::span<const response_op> r, revision c) {
-                  { f.token(r, c) } -> std::same_as<result<std::int64_t>>;
-                },
-                "conch: a fencing policy needs `result<std::int64_t> token(std::span<const response_op>, revision) const`");
-  static_assert(requires(const F& f, const fence& h) { { f.guard(h) } -> std::same_as<std::vector<compare>>; },
-                "conch: a fencing policy needs `std::vector<compare> guard(const fence&) const`");
+  static_assert(
+      requires(const F& f, const fence_site& s) {
+        { f.acquire_ops(s) } -> std::same_as<std::vector<request_op>>;
+      },
+      "conch: a fencing policy needs `std::vector<request_op> acquire_ops(const fence_site&) "
+      "const`");
+  static_assert(
+      requires(const F& f, std::span<const response_op> r, revision c) {
+        { f.token(r, c) } -> std::same_as<result<std::int64_t>>;
+      },
+      "conch: a fencing policy needs `result<std::int64_t> token(std::span<const response_op>, "
+      "revision) const`");
+  static_assert(
+      requires(const F& f, const fence& h) {
+        { f.guard(h) } -> std::same_as<std::vector<compare>>;
+      },
+      "conch: a fencing policy needs `std::vector<compare> guard(const fence&) const`");
   static_assert(std::copyable<F> && std::default_initializable<F>,
                 "conch: a fencing policy must be a default-constructible, copyable value");
   return fencing_policy<F>;
@@ -75,13 +84,16 @@ constexpr bool check_fencing_policy() {
 
 /// The compare every fenced write carries: the holder key still exists and is
 /// the very key the holder created.
-inline compare holds(const fence& held) { return compare::create_revision(held.key) == held.create_revision; }
+inline compare holds(const fence& held) {
+  return compare::create_revision(held.key) == held.create_revision;
+}
 
 /// Token = create_revision of the holder key.
 struct revision_fencing {
   std::vector<request_op> acquire_ops(const fence_site&) const { return {}; }
   result<std::int64_t> token(std::span<const response_op>, revision create_revision) const {
-    if (create_revision <= 0) return error{errc::failed_precondition, "fencing: the holder key has no create_revision"};
+    if (create_revision <= 0)
+      return error{errc::failed_precondition, "fencing: the holder key has no create_revision"};
     return create_revision;
   }
   std::vector<compare> guard(const fence& held) const { return {holds(held)}; }
@@ -110,7 +122,9 @@ struct counter_fencing {
 /// guard protects conch's own bookkeeping, not the user's data.
 struct no_fencing {
   std::vector<request_op> acquire_ops(const fence_site&) const { return {}; }
-  result<std::int64_t> token(std::span<const response_op>, revision) const { return std::int64_t{0}; }
+  result<std::int64_t> token(std::span<const response_op>, revision) const {
+    return std::int64_t{0};
+  }
   std::vector<compare> guard(const fence&) const { return {}; }
 };
 
@@ -134,9 +148,11 @@ std::size_t add_acquire_ops(txn_request& txn, const F& policy, const fence_site&
 
 /// The token from a succeeded acquiring txn whose acquire ops start at `first`.
 template <fencing_policy F>
-result<std::int64_t> read_token(const F& policy, const txn_response& r, std::size_t first, revision create_revision) {
+result<std::int64_t> read_token(const F& policy, const txn_response& r, std::size_t first,
+                                revision create_revision) {
   std::span<const response_op> all(r.responses);
-  return policy.token(first <= all.size() ? all.subspan(first) : std::span<const response_op>{}, create_revision);
+  return policy.token(first <= all.size() ? all.subspan(first) : std::span<const response_op>{},
+                      create_revision);
 }
 
 /// Release or resign: delete the holder key only if it is still ours. Never a
