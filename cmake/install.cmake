@@ -1,6 +1,7 @@
 # Install rules and the CMake package: headers, conch::conch, conch::etcd_proto
-# (static library + generated headers + .proto files), conch::etcd, and
-# <libdir>/cmake/conch/conch{Config,ConfigVersion,Targets}.cmake.
+# (static library + generated headers + .proto files), conch::etcd,
+# <libdir>/cmake/conch/conch{Config,ConfigVersion,Targets}.cmake, and the
+# conch and conchd tools when they are built.
 #
 #   cmake --install build --prefix /opt/conch
 #   # consumer: find_package(conch 0.1 CONFIG REQUIRED)
@@ -26,6 +27,13 @@ install(TARGETS conch conch_etcd_proto conch_etcd
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
         RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR}
         INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+
+# The tools, when this build makes them (CONCH_BUILD_EXAMPLES).
+foreach(tool conch_tool conchd_tool)
+  if(TARGET ${tool})
+    install(TARGETS ${tool} RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} OPTIONAL)
+  endif()
+endforeach()
 
 install(EXPORT conchTargets
         NAMESPACE conch::
