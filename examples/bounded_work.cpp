@@ -8,15 +8,15 @@
 // after an etcd hiccup we retry within tens of milliseconds, not seconds.
 //
 //   example_bounded_work [ENDPOINT]        # default 127.0.0.1:2379
+#include "conch/policies/default_policies.hpp"
+#include "conch/policies/etcd_transport.hpp"
+#include "conch/semaphore.hpp"
+
 #include <atomic>
 #include <chrono>
 #include <iostream>
 #include <thread>
 #include <vector>
-
-#include "conch/policies/default_policies.hpp"
-#include "conch/policies/etcd_transport.hpp"
-#include "conch/semaphore.hpp"
 
 using namespace std::chrono_literals;
 
@@ -48,7 +48,8 @@ int main(int argc, char** argv) {
     int seen = peak.load();
     while (now > seen && !peak.compare_exchange_weak(seen, now)) {
     }
-    std::cout << "worker " << id << " holds slot " << pool.slot() << " (token " << pool.token() << ")\n";
+    std::cout << "worker " << id << " holds slot " << pool.slot() << " (token " << pool.token()
+              << ")\n";
     // The job; it would stop at once if the lease were lost (another may hold the slot then).
     session.clock().sleep_until(session.clock().now() + 300ms, session.lost_token());
     --running;
@@ -59,6 +60,7 @@ int main(int argc, char** argv) {
   for (int id = 0; id < workers; ++id) threads.emplace_back(work, id);
   threads.clear();  // joins
 
-  std::cout << "at most " << peak << " of " << workers << " workers at once (bound " << slots << ")\n";
+  std::cout << "at most " << peak << " of " << workers << " workers at once (bound " << slots
+            << ")\n";
   return failed == 0 && peak <= slots ? 0 : 1;
 }

@@ -33,6 +33,16 @@
 // and the session's loss interrupt it from elsewhere.
 #pragma once
 
+#include "conch/detail/keys.hpp"
+#include "conch/detail/semaphore_read.hpp"
+#include "conch/detail/stop_union.hpp"
+#include "conch/fwd.hpp"
+#include "conch/policies/default_policies.hpp"
+#include "conch/policies/fencing.hpp"
+#include "conch/policies/transport.hpp"
+#include "conch/result.hpp"
+#include "conch/session.hpp"
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -46,16 +56,6 @@
 #include <utility>
 #include <vector>
 
-#include "conch/detail/keys.hpp"
-#include "conch/detail/semaphore_read.hpp"
-#include "conch/detail/stop_union.hpp"
-#include "conch/fwd.hpp"
-#include "conch/policies/default_policies.hpp"
-#include "conch/policies/fencing.hpp"
-#include "conch/policies/transport.hpp"
-#include "conch/result.hpp"
-#include "conch/session.hpp"
-
 namespace conch {
 
 /// Who holds which slot, and who waits in which order (`--who`).
@@ -64,7 +64,7 @@ struct semaphore_status {
     int slot = 0;
     key_value kv;  ///< value: the holder record; create_revision: the token
   };
-  std::vector<holder> holders;    ///< by slot index
+  std::vector<holder> holders;     ///< by slot index
   std::vector<key_value> waiters;  ///< first in line first
   revision at = 0;                 ///< the revision this was read at
 };
@@ -89,7 +89,7 @@ class basic_semaphore {
   using fencing_type = typename P::fencing;
 
   struct acquire_options {
-    bool nonblock = false;                             ///< errc::busy at once if no slot is ours now
+    bool nonblock = false;  ///< errc::busy at once if no slot is ours now
     std::optional<std::chrono::milliseconds> timeout;  ///< errc::timed_out, our queue key removed
     std::stop_token stop;                              ///< errc::cancelled, our queue key removed
     /// The value of our slot key, made once we know which slot is ours (a
@@ -125,21 +125,26 @@ class basic_semaphore {
     if (bad_office_) return error{errc::invalid_argument, "semaphore: " + bad_office_->message};
     if (!queue_key_.empty())
       return error{errc::failed_precondition, "semaphore " + office() + " is already " +
-                                                  (holding() ? "held" : "being waited for") + " by this object"};
+                                                  (holding() ? "held" : "being waited for") +
+                                                  " by this object"};
     if (session_.lost()) return lost_error();
     const lease_id lease = session_.lease();
-    if (lease == 0) return error{errc::failed_precondition, "acquiring semaphore " + office() + " needs a started session"};
+    if (lease == 0)
+      return error{errc::failed_precondition,
+                   "acquiring semaphore " + office() + " needs a started session"};
     layout_.lease = lease;
     std::string key = detail::queue_key(office(), lease);
     if (!session_.claim(key))
       return error{errc::failed_precondition,
-                   "another semaphore on this session already waits for or holds " + office() + " (key " + key + ")"};
+                   "another semaphore on this session already waits for or holds " + office() +
+                       " (key " + key + ")"};
     queue_key_ = std::move(key);
     value_ = std::move(value);
     slot_value_ = std::move(o.slot_value);
 
     detail::stop_union stop{o.stop, session_.lost_token()};
-    const deadline give_up = o.timeout ? std::chrono::steady_clock::now() + *o.timeout : deadline::max();
+    const deadline give_up =
+        o.timeout ? std::chrono::steady_clock::now() + *o.timeout : deadline::max();
     auto seen = enqueue(lease, stop, give_up);
     if (!seen) {
       forget();
@@ -163,7 +168,8 @@ class basic_semaphore {
       return {};
     }
     session_.unguard_key(slot_key_);
-    auto r = session_.lost() ? result<void>{} : fenced_delete(slot_key_, slot_rev_, transport().default_deadline());
+    auto r = session_.lost() ? result<void>{}
+                             : fenced_delete(slot_key_, slot_rev_, transport().default_deadline());
     if (!r && r.error().code != errc::lease_not_found) {
       session_.guard_key(slot_key_, slot_rev_);  // still ours: the caller may retry
       return r;
@@ -188,10 +194,13 @@ class basic_semaphore {
   /// `<prefix>sema/<name>/max=<N>/`: every key of this semaphore lives under it
   /// (empty if the name or size cannot be a key).
   const std::string& office() const noexcept { return layout_.office; }
-  semaphore_stats stats() const noexcept { return {reads_.load(), watches_.load(), watch_events_.load()}; }
+  semaphore_stats stats() const noexcept {
+    return {reads_.load(), watches_.load(), watch_events_.load()};
+  }
 
   /// Holders and waiters of the semaphore `name` of size `max`, read at one revision.
-  static result<semaphore_status> status(transport_type& t, std::string_view prefix, std::string_view name, int max,
+  static result<semaphore_status> status(transport_type& t, std::string_view prefix,
+                                         std::string_view name, int max,
                                          std::optional<deadline> d = {}) {
     auto office = detail::semaphore_office(prefix, name, max);
     if (!office) return error{errc::invalid_argument, "semaphore: " + office.error().message};
@@ -211,7 +220,8 @@ class basic_semaphore {
     s.at = r->header_revision;
     for (const auto& kv : slots->kvs)
       if (auto i = l.slot_of(kv.key)) s.holders.push_back({*i, kv});
-    std::sort(s.holders.begin(), s.holders.end(), [](const auto& a, const auto& b) { return a.slot < b.slot; });
+    std::sort(s.holders.begin(), s.holders.end(),
+              [](const auto& a, const auto& b) { return a.slot < b.slot; });
     s.waiters = waiters->kvs;
     return s;
   }
@@ -222,17 +232,22 @@ class basic_semaphore {
   transport_type& transport() { return session_.transport(); }
 
   static bool retryable(errc e) {
-    return e == errc::unavailable || e == errc::timed_out || e == errc::internal || e == errc::compacted;
+    return e == errc::unavailable || e == errc::timed_out || e == errc::internal ||
+           e == errc::compacted;
   }
-  deadline call_deadline(deadline give_up) { return std::min(transport().default_deadline(), give_up); }
+  deadline call_deadline(deadline give_up) {
+    return std::min(transport().default_deadline(), give_up);
+  }
 
   // Sleeps one backoff step; false when stopped or past `give_up`.
   bool pause(backoff_type& retry, const detail::stop_union& stop, deadline give_up) {
     const auto left = give_up - std::chrono::steady_clock::now();
     if (left <= left.zero()) return false;
-    auto pause_for = std::min(std::chrono::duration_cast<std::chrono::steady_clock::duration>(retry.next()), left);
+    auto pause_for = std::min(
+        std::chrono::duration_cast<std::chrono::steady_clock::duration>(retry.next()), left);
     auto& clock = session_.clock();
-    const auto wake = clock.now() + std::chrono::duration_cast<typename clock_type::duration>(pause_for);
+    const auto wake =
+        clock.now() + std::chrono::duration_cast<typename clock_type::duration>(pause_for);
     return clock.sleep_until(wake, stop.token()) && std::chrono::steady_clock::now() < give_up;
   }
 
@@ -249,7 +264,8 @@ class basic_semaphore {
   }
 
   // Puts our queue key (if absent) and reads our place and the slots, in one txn.
-  result<detail::sema_state> enqueue(lease_id lease, const detail::stop_union& stop, deadline give_up) {
+  result<detail::sema_state> enqueue(lease_id lease, const detail::stop_union& stop,
+                                     deadline give_up) {
     const auto& l = layout_;
     txn_request t;
     t.compares.push_back(compare::create_revision(queue_key_) == 0);
@@ -275,8 +291,10 @@ class basic_semaphore {
           queue_rev_ = own->create_revision;  // our own earlier attempt did commit
           return read(stop, give_up);
         }
-        return error{errc::failed_precondition, "semaphore " + office() + " already has a waiter under this session's lease (" +
-                                                    queue_key_ + ") that this object did not create"};
+        return error{errc::failed_precondition,
+                     "semaphore " + office() +
+                         " already has a waiter under this session's lease (" + queue_key_ +
+                         ") that this object did not create"};
       }
       if (r.error().code == errc::lease_not_found) return lost_error();
       if (!retryable(r.error().code)) return std::move(r).error();
@@ -326,9 +344,11 @@ class basic_semaphore {
     txn_request t;
     t.compares.push_back(compare::create_revision(queue_key_) == queue_rev_);
     t.compares.push_back(compare::create_revision(key) == 0);
-    t.success.emplace_back(put_request{key, slot_value_ ? slot_value_(i) : value_, session_.lease()});
+    t.success.emplace_back(
+        put_request{key, slot_value_ ? slot_value_(i) : value_, session_.lease()});
     t.success.emplace_back(delete_request{queue_key_, {}, false});
-    const std::size_t fencing_ops = add_acquire_ops(t, fencing_, {key, detail::fencing_counter_key(l.prefix, key)});
+    const std::size_t fencing_ops =
+        add_acquire_ops(t, fencing_, {key, detail::fencing_counter_key(l.prefix, key)});
     detail::add_place_reads(t.failure, l, queue_rev_);
     auto r = transport().txn(t, call_deadline(give_up));
     if (!r) {
@@ -348,7 +368,8 @@ class basic_semaphore {
   }
 
   // `seen_at`: a revision at which the slot key was ours (0: unknown).
-  void hold(int i, std::string key, revision create_revision, std::int64_t token, revision seen_at) {
+  void hold(int i, std::string key, revision create_revision, std::int64_t token,
+            revision seen_at) {
     slot_ = i;
     slot_key_ = std::move(key);
     slot_rev_ = create_revision;
@@ -367,12 +388,14 @@ class basic_semaphore {
   }
 
   // Waits in line until we hold a slot.
-  result<void> wait(detail::sema_state seen, bool nonblock, const detail::stop_union& stop, deadline give_up) {
+  result<void> wait(detail::sema_state seen, bool nonblock, const detail::stop_union& stop,
+                    deadline give_up) {
     backoff_type retry{};
     for (;;) {
       if (stop.stop_requested()) return error{errc::cancelled, "stopped"};
       const auto& next = seen.next;
-      if (next.what == detail::rank_step::hold) {  // a claim of ours went through unseen (its answer was lost)
+      if (next.what ==
+          detail::rank_step::hold) {  // a claim of ours went through unseen (its answer was lost)
         guard_queue(false);
         doubtful_slot_.clear();
         const key_value* mine = seen.slot_kv(layout_, next.slot);
@@ -382,17 +405,20 @@ class basic_semaphore {
         auto token = fencing_.token({}, mine->create_revision);
         hold(next.slot, mine->key, mine->create_revision, token ? *token : 0, seen.at);
         if (!token)
-          return error{errc::unavailable, "the answer to our claim of " + slot_key_ + " was lost, and with it the token"};
+          return error{errc::unavailable, "the answer to our claim of " + slot_key_ +
+                                              " was lost, and with it the token"};
         return {};
       }
       if (next.what == detail::rank_step::gone || seen.own->create_revision != queue_rev_)
-        return error{errc::lost, "our queue key " + queue_key_ + " was deleted while waiting for semaphore " + office() +
+        return error{errc::lost, "our queue key " + queue_key_ +
+                                     " was deleted while waiting for semaphore " + office() +
                                      " (lease revoked or key removed)"};
       if (next.what == detail::rank_step::claim) {
         guard_queue(false);  // the claim deletes our queue key: not a loss
         auto c = claim(next.slot, give_up);
         if (c && !*c) return {};
-        if (!c && holding()) return std::move(c).error();  // held, but without a token: wait() gives it back
+        if (!c && holding())
+          return std::move(c).error();  // held, but without a token: wait() gives it back
         if (c) {
           seen = std::move(**c);
           continue;
@@ -434,7 +460,8 @@ class basic_semaphore {
       }
       seen = std::move(*fresh);
       for (;;) {
-        auto batch = stream.next(std::min(give_up, std::chrono::steady_clock::now() + std::chrono::minutes{10}));
+        auto batch = stream.next(
+            std::min(give_up, std::chrono::steady_clock::now() + std::chrono::minutes{10}));
         if (batch) {
           retry.reset();
           watch_events_ += batch->events.size();
@@ -444,7 +471,8 @@ class basic_semaphore {
         const errc why = batch.error().code;
         if (why == errc::timed_out && std::chrono::steady_clock::now() < give_up) continue;
         if (why == errc::timed_out || stop.stop_requested()) return std::move(batch).error();
-        if (why != errc::compacted && !retryable(why) && why != errc::cancelled) return std::move(batch).error();
+        if (why != errc::compacted && !retryable(why) && why != errc::cancelled)
+          return std::move(batch).error();
         if (why != errc::compacted && !pause(retry, stop, give_up))
           return error{errc::timed_out, batch.error().message};
         break;  // re-read: the compacted gap (or the break) may have hidden the change
@@ -467,11 +495,13 @@ class basic_semaphore {
     guard_queue(false);
     if (holding()) {
       session_.unguard_key(slot_key_);
-      if (!session_.lost()) (void)fenced_delete(slot_key_, slot_rev_, transport().default_deadline());
+      if (!session_.lost())
+        (void)fenced_delete(slot_key_, slot_rev_, transport().default_deadline());
     }
     if (!session_.lost() && queue_rev_ != 0)
       (void)fenced_delete(queue_key_, queue_rev_, transport().default_deadline());
-    if (!session_.lost() && !doubtful_slot_.empty()) {  // a claim whose answer we never saw: undo it if it won
+    if (!session_.lost() &&
+        !doubtful_slot_.empty()) {  // a claim whose answer we never saw: undo it if it won
       txn_request t;
       t.compares.push_back(compare::lease(doubtful_slot_) == layout_.lease);
       t.success.emplace_back(delete_request{doubtful_slot_, {}, false});

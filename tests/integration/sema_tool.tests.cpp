@@ -1,20 +1,20 @@
 // `conch sema` as real processes against a real etcd: each line of the tool
 // contract (SPEC §3 "semaphore") is a test here.
-#include <csignal>
+#include "conch/detail/hex.hpp"
+#include "conch/process/group.hpp"
+
+#include "support/conch_process.hpp"
+#include "support/etcd_harness.hpp"
 
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include "conch/detail/hex.hpp"
-#include "conch/process/group.hpp"
-#include "support/conch_process.hpp"
-#include "support/etcd_harness.hpp"
 
 using namespace std::chrono_literals;
 using conch::test::await;
@@ -27,7 +27,8 @@ using json = nlohmann::json;
 namespace {
 
 std::vector<std::string> env_for(const std::string& prefix) {
-  return {"CONCH_ENDPOINTS=" + conch::test::etcd_server::shared().endpoint(), "CONCH_PREFIX=" + prefix};
+  return {"CONCH_ENDPOINTS=" + conch::test::etcd_server::shared().endpoint(),
+          "CONCH_PREFIX=" + prefix};
 }
 
 std::vector<std::string> cat(std::vector<std::string> a, const std::vector<std::string>& b) {
@@ -38,7 +39,8 @@ std::vector<std::string> cat(std::vector<std::string> a, const std::vector<std::
 /// A child that records its environment and pid, and holds until `<tag>.release` exists.
 std::vector<std::string> holding_child(const temp_dir& dir, const std::string& tag) {
   return {"sh", "-c",
-          "echo \"$CONCH_SLOT $CONCH_REV $CONCH_KEY $CONCH_LEASE $CONCH_NAME\" > \"$1.env\"; echo $$ > \"$1.pid\"; "
+          "echo \"$CONCH_SLOT $CONCH_REV $CONCH_KEY $CONCH_LEASE $CONCH_NAME\" > \"$1.env\"; echo "
+          "$$ > \"$1.pid\"; "
           "while [ ! -e \"$1.release\" ]; do sleep 0.02; done",
           "sh", dir / tag};
 }
@@ -50,8 +52,12 @@ std::vector<std::string> contend(const temp_dir& dir, const std::string& tag, in
   return cat(cat(args, {"--"}), holding_child(dir, tag));
 }
 
-void release(const temp_dir& dir, const std::string& tag) { std::ofstream(dir / (tag + ".release")).put('\n'); }
-bool started(const temp_dir& dir, const std::string& tag) { return std::filesystem::exists(dir / (tag + ".env")); }
+void release(const temp_dir& dir, const std::string& tag) {
+  std::ofstream(dir / (tag + ".release")).put('\n');
+}
+bool started(const temp_dir& dir, const std::string& tag) {
+  return std::filesystem::exists(dir / (tag + ".env"));
+}
 
 struct child_env {
   int slot = -1;
@@ -68,7 +74,8 @@ child_env env_of(const temp_dir& dir, const std::string& tag) {
 /// `conch sema pool --max N --who --json`, parsed.
 json who(const temp_dir& dir, const std::string& prefix, int max) {
   for (int attempt = 1;; ++attempt) {
-    conch_run w(dir, "who", {"sema", "pool", "--max", std::to_string(max), "--who", "--json"}, env_for(prefix));
+    conch_run w(dir, "who", {"sema", "pool", "--max", std::to_string(max), "--who", "--json"},
+                env_for(prefix));
     auto code = w.wait();
     REQUIRE(code);
     // An observer that could not connect (a loaded machine) just looks again.
@@ -81,15 +88,19 @@ json who(const temp_dir& dir, const std::string& prefix, int max) {
 
 /// Waits until --who shows `holders` slots held and `waiters` waiting; returns
 /// that listing. On failure, says what the `runs` wrote to stderr.
-json await_who(const temp_dir& dir, const std::string& prefix, int max, std::size_t holders, std::size_t waiters,
-               std::vector<conch_run*> runs = {}) {
+json await_who(const temp_dir& dir, const std::string& prefix, int max, std::size_t holders,
+               std::size_t waiters, std::vector<conch_run*> runs = {}) {
   json seen;
-  bool ok = await([&] {
-    seen = who(dir, prefix, max);
-    return seen["slots"].size() == holders && seen["waiters"].size() == waiters;
-  }, 20s);
+  bool ok = await(
+      [&] {
+        seen = who(dir, prefix, max);
+        return seen["slots"].size() == holders && seen["waiters"].size() == waiters;
+      },
+      20s);
   std::string said;
-  for (auto* r : runs) said += "\n  pid " + std::to_string(r->pid()) + (r->running() ? " (running): " : " (ended): ") + r->err();
+  for (auto* r : runs)
+    said += "\n  pid " + std::to_string(r->pid()) + (r->running() ? " (running): " : " (ended): ") +
+            r->err();
   INFO("last --who: " << seen.dump() << said);
   REQUIRE(ok);
   return seen;
@@ -118,7 +129,7 @@ TEST_CASE("sema: N+1 contenders run exactly N children; a release lets the last 
   REQUIRE(holders.size() == 2);
   REQUIRE_FALSE(waiting.empty());
   for (const auto& h : holders) line_from(dir / (h + ".env"));  // both children run...
-  CHECK_FALSE(started(dir, waiting));                          // ...the third does not
+  CHECK_FALSE(started(dir, waiting));                           // ...the third does not
 
   const int freed = env_of(dir, holders[0]).slot;
   release(dir, holders[0]);
@@ -138,7 +149,8 @@ TEST_CASE("sema: a release promotes exactly the next waiter by revision", "[sema
   auto listing = await_who(dir, prefix, 1, 1, 2, {&a, &b, &c});
   CHECK(listing["waiters"][0]["pid"] == b.pid());
   CHECK(listing["waiters"][1]["pid"] == c.pid());
-  CHECK(listing["waiters"][0]["queued"].get<long long>() < listing["waiters"][1]["queued"].get<long long>());
+  CHECK(listing["waiters"][0]["queued"].get<long long>() <
+        listing["waiters"][1]["queued"].get<long long>());
 
   release(dir, "a");
   CHECK(a.wait() == 0);
@@ -157,7 +169,9 @@ TEST_CASE("sema: a release promotes exactly the next waiter by revision", "[sema
   CHECK(c.wait() == 0);
 }
 
-TEST_CASE("sema --who: slots with holder, token and since, waiters in order; nobody holding exits 1", "[sema]") {
+TEST_CASE(
+    "sema --who: slots with holder, token and since, waiters in order; nobody holding exits 1",
+    "[sema]") {
   temp_dir dir;
   const auto prefix = conch::test::unique_prefix();
   {
@@ -209,20 +223,24 @@ TEST_CASE("sema --who: slots with holder, token and since, waiters in order; nob
   CHECK(after.wait() == 1);
 }
 
-TEST_CASE("sema --nonblock: exit 75 at once when every slot is held; --timeout: 75 and our queue key removed",
-          "[sema]") {
+TEST_CASE(
+    "sema --nonblock: exit 75 at once when every slot is held; --timeout: 75 and our queue key "
+    "removed",
+    "[sema]") {
   temp_dir dir;
   const auto prefix = conch::test::unique_prefix();
   conch_run a(dir, "a", contend(dir, "a", 1), env_for(prefix));
   line_from(dir / "a.env");
 
-  conch_run nb(dir, "nb", {"sema", "pool", "--max", "1", "--nonblock", "--", "touch", dir / "nb.ran"},
+  conch_run nb(dir, "nb",
+               {"sema", "pool", "--max", "1", "--nonblock", "--", "touch", dir / "nb.ran"},
                env_for(prefix));
   CHECK(nb.wait(10s) == 75);
   CHECK(lines_of(nb.err()).size() == 1);
   await_who(dir, prefix, 1, 1, 0);  // it left nothing behind
 
-  conch_run to(dir, "to", {"sema", "pool", "--max", "1", "--timeout", "700ms", "--", "touch", dir / "to.ran"},
+  conch_run to(dir, "to",
+               {"sema", "pool", "--max", "1", "--timeout", "700ms", "--", "touch", dir / "to.ran"},
                env_for(prefix));
   CHECK(to.wait() == 75);
   CHECK(lines_of(to.err()).size() == 1);
@@ -239,19 +257,22 @@ TEST_CASE("sema: a different --max is a different semaphore", "[sema]") {
   const auto prefix = conch::test::unique_prefix();
   conch_run a(dir, "a", contend(dir, "a", 1), env_for(prefix));
   line_from(dir / "a.env");
-  conch_run other(dir, "other", {"sema", "pool", "--max", "2", "--nonblock", "--", "true"}, env_for(prefix));
+  conch_run other(dir, "other", {"sema", "pool", "--max", "2", "--nonblock", "--", "true"},
+                  env_for(prefix));
   CHECK(other.wait() == 0);
   release(dir, "a");
   CHECK(a.wait() == 0);
 }
 
-TEST_CASE("sema: a waiter whose queue key is revoked exits 70 at once, without running its command", "[sema]") {
+TEST_CASE("sema: a waiter whose queue key is revoked exits 70 at once, without running its command",
+          "[sema]") {
   auto& etcd = conch::test::etcd_server::shared();
   temp_dir dir;
   const auto prefix = conch::test::unique_prefix();
   conch_run a(dir, "a", contend(dir, "a", 1), env_for(prefix));
   line_from(dir / "a.env");
-  conch_run b(dir, "b", contend(dir, "b", 1, {"--ttl", "60"}), env_for(prefix));  // a TTL far beyond the bound
+  conch_run b(dir, "b", contend(dir, "b", 1, {"--ttl", "60"}),
+              env_for(prefix));  // a TTL far beyond the bound
   auto listing = await_who(dir, prefix, 1, 1, 1);
   auto lease = conch::detail::parse_lease_hex(listing["waiters"][0]["lease"].get<std::string>());
   REQUIRE(lease);
@@ -265,12 +286,14 @@ TEST_CASE("sema: a waiter whose queue key is revoked exits 70 at once, without r
   CHECK(a.wait() == 0);
 }
 
-TEST_CASE("sema: a holder's lease revoked kills its child and exits 70; the next waiter takes the slot",
-          "[sema]") {
+TEST_CASE(
+    "sema: a holder's lease revoked kills its child and exits 70; the next waiter takes the slot",
+    "[sema]") {
   auto& etcd = conch::test::etcd_server::shared();
   temp_dir dir;
   const auto prefix = conch::test::unique_prefix();
-  conch_run a(dir, "a", contend(dir, "a", 1, {"--ttl", "60", "--kill-after", "1s"}), env_for(prefix));
+  conch_run a(dir, "a", contend(dir, "a", 1, {"--ttl", "60", "--kill-after", "1s"}),
+              env_for(prefix));
   const auto held = env_of(dir, "a");
   const auto child = static_cast<pid_t>(std::stol(line_from(dir / "a.pid")));
   conch_run b(dir, "b", contend(dir, "b", 1), env_for(prefix));
@@ -287,7 +310,8 @@ TEST_CASE("sema: a holder's lease revoked kills its child and exits 70; the next
   CHECK(b.wait() == 0);
 }
 
-TEST_CASE("sema: a stop signal while waiting ends the wait, removes our queue key, starts nothing", "[sema]") {
+TEST_CASE("sema: a stop signal while waiting ends the wait, removes our queue key, starts nothing",
+          "[sema]") {
   temp_dir dir;
   const auto prefix = conch::test::unique_prefix();
   conch_run a(dir, "a", contend(dir, "a", 1), env_for(prefix));

@@ -2,8 +2,14 @@
 // per-slot tokens, separate sizes, faults while waiting, no herd.
 #include "conch/semaphore.hpp"
 
+#include "conch/policies/default_policies.hpp"
+#include "conch/policies/etcd_transport.hpp"
+
+#include "support/etcd_harness.hpp"
+
 #include <algorithm>
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <future>
 #include <map>
@@ -12,12 +18,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <catch2/catch.hpp>
-
-#include "conch/policies/default_policies.hpp"
-#include "conch/policies/etcd_transport.hpp"
-#include "support/etcd_harness.hpp"
 
 using namespace std::chrono_literals;
 using conch::errc;
@@ -51,7 +51,9 @@ struct contender {
 
   contender(conch::etcd_transport& t, const std::string& prefix, int max, std::string who = "c",
             std::chrono::seconds ttl = 30s, const std::string& name = "pool")
-      : s(t, session::options{ttl, {}}), sem(s, prefix, name, max), record("{\"name\":\"" + who + "\"}") {
+      : s(t, session::options{ttl, {}}),
+        sem(s, prefix, name, max),
+        record("{\"name\":\"" + who + "\"}") {
     REQUIRE(s.start());
   }
   ~contender() {
@@ -62,14 +64,20 @@ struct contender {
     o.stop = stop.get_token();
     acquired = std::async(std::launch::async, [this, o] { return sem.acquire(record, o); });
   }
-  bool done() const { return taken || (acquired.valid() && acquired.wait_for(0s) == std::future_status::ready); }
-  bool done_within(std::chrono::milliseconds d) { return taken || acquired.wait_for(d) == std::future_status::ready; }
+  bool done() const {
+    return taken || (acquired.valid() && acquired.wait_for(0s) == std::future_status::ready);
+  }
+  bool done_within(std::chrono::milliseconds d) {
+    return taken || acquired.wait_for(d) == std::future_status::ready;
+  }
   conch::result<void> outcome() {
     taken = true;
     return acquired.get();
   }
   bool taken = false;  // outcome() was read
-  std::string queue_key() const { return sem.office() + "queue/" + conch::detail::lease_hex(s.lease()); }
+  std::string queue_key() const {
+    return sem.office() + "queue/" + conch::detail::lease_hex(s.lease());
+  }
 };
 
 conch::semaphore_status status(conch::etcd_transport& t, const std::string& prefix, int max,
@@ -97,14 +105,16 @@ TEST_CASE("N+1 contenders: exactly N hold, the last holds once one releases", "[
   const auto prefix = conch::test::unique_prefix();
   constexpr int n = 3;
   std::vector<std::unique_ptr<contender>> cs;
-  for (int i = 0; i <= n; ++i) cs.push_back(std::make_unique<contender>(t, prefix, n, "c" + std::to_string(i)));
+  for (int i = 0; i <= n; ++i)
+    cs.push_back(std::make_unique<contender>(t, prefix, n, "c" + std::to_string(i)));
   for (auto& c : cs) c->begin();
 
   REQUIRE(eventually([&] {
     auto st = status(t, prefix, n);
     return st.holders.size() == n && st.waiters.size() == 1;
   }));
-  REQUIRE(eventually([&] { return std::count_if(cs.begin(), cs.end(), [](auto& c) { return c->done(); }) == n; }));
+  REQUIRE(eventually(
+      [&] { return std::count_if(cs.begin(), cs.end(), [](auto& c) { return c->done(); }) == n; }));
   auto waiting = std::find_if(cs.begin(), cs.end(), [](auto& c) { return !c->done(); });
   REQUIRE(waiting != cs.end());
   std::set<int> slots;
@@ -128,7 +138,8 @@ TEST_CASE("N+1 contenders: exactly N hold, the last holds once one releases", "[
   CHECK(st.waiters.empty());
 }
 
-TEST_CASE("releasing promotes exactly the next waiter by revision, and tokens grow per slot", "[semaphore]") {
+TEST_CASE("releasing promotes exactly the next waiter by revision, and tokens grow per slot",
+          "[semaphore]") {
   auto& etcd = etcd_server::shared();
   conch::etcd_transport t{etcd.client_options()};
   const auto prefix = conch::test::unique_prefix();
@@ -217,11 +228,13 @@ TEST_CASE("nonblock: busy at once when every slot is held, nothing left behind",
   CHECK(busy.error().code == errc::busy);
 }
 
-TEST_CASE("timeout: gives up, removes our queue key, and the line closes up behind us", "[semaphore]") {
+TEST_CASE("timeout: gives up, removes our queue key, and the line closes up behind us",
+          "[semaphore]") {
   auto& etcd = etcd_server::shared();
   conch::etcd_transport t{etcd.client_options()};
   const auto prefix = conch::test::unique_prefix();
-  contender holder{t, prefix, 1, "holder"}, impatient{t, prefix, 1, "impatient"}, patient{t, prefix, 1, "patient"};
+  contender holder{t, prefix, 1, "holder"}, impatient{t, prefix, 1, "impatient"},
+      patient{t, prefix, 1, "patient"};
   REQUIRE(holder.sem.acquire(holder.record));
   impatient.begin({.timeout = 700ms});
   REQUIRE(eventually([&] { return waiter_keys(t, prefix, 1).size() == 1; }));
@@ -347,17 +360,20 @@ TEST_CASE("a holder's revoked lease frees its slot for the next waiter", "[semap
   CHECK(waiter.sem.token() > first);
 }
 
-TEST_CASE("compaction and an etcd restart while waiting: waiters keep their places", "[semaphore][fault]") {
+TEST_CASE("compaction and an etcd restart while waiting: waiters keep their places",
+          "[semaphore][fault]") {
   auto& etcd = etcd_server::shared();
   conch::etcd_transport t{etcd.client_options()};
   const auto prefix = conch::test::unique_prefix();
-  contender holder{t, prefix, 1, "holder"}, first{t, prefix, 1, "first"}, second{t, prefix, 1, "second"};
+  contender holder{t, prefix, 1, "holder"}, first{t, prefix, 1, "first"},
+      second{t, prefix, 1, "second"};
   REQUIRE(holder.sem.acquire(holder.record));
   first.begin();
   REQUIRE(eventually([&] { return waiter_keys(t, prefix, 1).size() == 1; }));
   second.begin();
   REQUIRE(eventually([&] { return waiter_keys(t, prefix, 1).size() == 2; }));
-  REQUIRE(eventually([&] { return first.sem.stats().watches >= 1 && second.sem.stats().watches >= 1; }));
+  REQUIRE(eventually(
+      [&] { return first.sem.stats().watches >= 1 && second.sem.stats().watches >= 1; }));
   const auto before = status(t, prefix, 1).waiters;
   const auto reads_before = first.sem.stats().reads + second.sem.stats().reads;
 
@@ -369,7 +385,8 @@ TEST_CASE("compaction and an etcd restart while waiting: waiters keep their plac
   etcd.restart();
 
   // The resumed watches hit the compacted revision: both waiters re-read...
-  CHECK(eventually([&] { return first.sem.stats().reads + second.sem.stats().reads >= reads_before + 2; }));
+  CHECK(eventually(
+      [&] { return first.sem.stats().reads + second.sem.stats().reads >= reads_before + 2; }));
   CHECK_FALSE(first.done());  // ...and kept waiting, in the same places
   auto after = status(t, prefix, 1).waiters;
   REQUIRE(after.size() == 2);
@@ -400,9 +417,12 @@ TEST_CASE("no herd: O(1) watch events per release with 50 waiters", "[semaphore]
   }
   // Everyone enqueued and watching before we count.
   REQUIRE(eventually([&] { return waiter_keys(t, prefix, 1).size() == waiters; }, 30s));
-  REQUIRE(eventually([&] {
-    return std::all_of(line.begin(), line.end(), [](auto& c) { return c->sem.stats().watches >= 1; });
-  }, 30s));
+  REQUIRE(eventually(
+      [&] {
+        return std::all_of(line.begin(), line.end(),
+                           [](auto& c) { return c->sem.stats().watches >= 1; });
+      },
+      30s));
   auto total = [&] {
     conch::semaphore_stats sum;
     for (auto& c : line) {
@@ -431,7 +451,8 @@ TEST_CASE("no herd: O(1) watch events per release with 50 waiters", "[semaphore]
   const auto end = total();
   const auto events = end.watch_events - start.watch_events;
   const auto watches = end.watches - start.watches;
-  INFO("watch events: " << events << ", watches opened: " << watches << " over " << releases << " releases");
+  INFO("watch events: " << events << ", watches opened: " << watches << " over " << releases
+                        << " releases");
   // One for the head (its slot is freed), one for the waiter behind it (the
   // head left the queue); a herd would deliver ~50 per release.
   CHECK(events <= 2 * releases);

@@ -6,27 +6,26 @@
 // and releases), SIGKILL if that does not end it within 10 s.
 //
 //   conch::test::temp_dir dir;
-//   conch::test::conch_run who(dir, "who", {"sema", "pool", "--max", "2", "--who"}, env_for(prefix));
-//   CHECK(who.wait() == 1);
+//   conch::test::conch_run who(dir, "who", {"sema", "pool", "--max", "2", "--who"},
+//   env_for(prefix)); CHECK(who.wait() == 1);
 #pragma once
-
-#include <fcntl.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
+#include <fcntl.h>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <optional>
+#include <spawn.h>
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <sys/wait.h>
 #include <thread>
+#include <unistd.h>
 #include <vector>
 
 extern char** environ;
@@ -39,7 +38,8 @@ inline std::string conch_bin() {
 }
 
 /// Polls `cond` every 10 ms until it holds or `limit` passes.
-inline bool await(const std::function<bool()>& cond, std::chrono::milliseconds limit = std::chrono::seconds(15)) {
+inline bool await(const std::function<bool()>& cond,
+                  std::chrono::milliseconds limit = std::chrono::seconds(15)) {
   const auto until = std::chrono::steady_clock::now() + limit;
   while (std::chrono::steady_clock::now() < until) {
     if (cond()) return true;
@@ -79,12 +79,15 @@ struct temp_dir {
 };
 
 /// The first complete line a child wrote to `path` (waits for it).
-inline std::string line_from(const std::string& path, std::chrono::milliseconds limit = std::chrono::seconds(15)) {
+inline std::string line_from(const std::string& path,
+                             std::chrono::milliseconds limit = std::chrono::seconds(15)) {
   std::string s;
-  REQUIRE(await([&] {
-    s = slurp(path);
-    return !s.empty() && s.back() == '\n';
-  }, limit));
+  REQUIRE(await(
+      [&] {
+        s = slurp(path);
+        return !s.empty() && s.back() == '\n';
+      },
+      limit));
   return s.substr(0, s.find('\n'));
 }
 
@@ -140,7 +143,8 @@ class conch_run {
   std::optional<int> wait(std::chrono::milliseconds limit = std::chrono::seconds(20)) {
     if (done_) return code_;
     int status = 0;
-    if (!await([&] { return ::waitpid(pid_, &status, WNOHANG) == pid_; }, limit)) return std::nullopt;
+    if (!await([&] { return ::waitpid(pid_, &status, WNOHANG) == pid_; }, limit))
+      return std::nullopt;
     done_ = true;
     code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     return code_;

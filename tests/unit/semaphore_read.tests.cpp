@@ -2,7 +2,6 @@
 #include "conch/detail/semaphore_read.hpp"
 
 #include <catch2/catch.hpp>
-
 #include <string>
 #include <vector>
 
@@ -35,7 +34,8 @@ conch::range_response range(std::vector<key_value> kvs) {
 }
 
 // A re-read's answer: our key, the one before us, the slots.
-conch::txn_response place(std::vector<key_value> own, std::vector<key_value> before, std::vector<key_value> slots) {
+conch::txn_response place(std::vector<key_value> own, std::vector<key_value> before,
+                          std::vector<key_value> slots) {
   conch::txn_response t;
   t.header_revision = 100;
   t.responses = {range(std::move(own)), range(std::move(before)), range(std::move(slots))};
@@ -51,21 +51,25 @@ TEST_CASE("the head claims the lowest free slot; with none, it watches the slots
   CHECK(s->next.what == rank_step::claim);
   CHECK(s->next.slot == 1);
 
-  auto full = conch::detail::parse_place(place({queued(0x1a, 50)}, {}, {slot(1, 11, 8), slot(0, 10, 7)}), 0, layout);
+  auto full = conch::detail::parse_place(
+      place({queued(0x1a, 50)}, {}, {slot(1, 11, 8), slot(0, 10, 7)}), 0, layout);
   REQUIRE(full);
   CHECK(full->next.what == rank_step::watch_slots);
   CHECK(full->holders_text(layout) == " (2 of 2 slots held)");
 }
 
-TEST_CASE("a waiter behind another watches exactly that one, even with a slot free", "[semaphore]") {
+TEST_CASE("a waiter behind another watches exactly that one, even with a slot free",
+          "[semaphore]") {
   auto s = conch::detail::parse_place(place({queued(0x1a, 50)}, {queued(0x2b, 40)}, {}), 0, layout);
   REQUIRE(s);
   CHECK(s->next.what == rank_step::watch_predecessor);
   CHECK(s->next.predecessor == queued(0x2b, 40).key);
 }
 
-TEST_CASE("a slot under our lease is ours; no queue key and no slot is a lost place", "[semaphore]") {
-  auto held = conch::detail::parse_place(place({}, {queued(0x2b, 40)}, {slot(1, 60, 0x1a)}), 0, layout);
+TEST_CASE("a slot under our lease is ours; no queue key and no slot is a lost place",
+          "[semaphore]") {
+  auto held =
+      conch::detail::parse_place(place({}, {queued(0x2b, 40)}, {slot(1, 60, 0x1a)}), 0, layout);
   REQUIRE(held);
   CHECK(held->next.what == rank_step::hold);
   CHECK(held->next.slot == 1);
@@ -93,7 +97,8 @@ TEST_CASE("keys that are not this semaphore's slots are never counted", "[semaph
 TEST_CASE("the enqueue answer names our predecessor from the two newest waiters", "[semaphore]") {
   conch::txn_response t;
   t.header_revision = 50;
-  t.responses = {conch::put_response{}, range({queued(0x1a, 50)}), range({queued(0x1a, 50), queued(0x2b, 40)}),
+  t.responses = {conch::put_response{}, range({queued(0x1a, 50)}),
+                 range({queued(0x1a, 50), queued(0x2b, 40)}),
                  range({slot(0, 10, 7), slot(1, 11, 8)})};
   auto s = conch::detail::parse_entry(t, 1, layout);
   REQUIRE(s);
@@ -111,7 +116,8 @@ TEST_CASE("the enqueue answer names our predecessor from the two newest waiters"
 
 TEST_CASE("a re-read that leads to the same wait keeps the watch", "[semaphore]") {
   auto a = conch::detail::parse_place(place({queued(0x1a, 50)}, {queued(0x2b, 40)}, {}), 0, layout);
-  auto b = conch::detail::parse_place(place({queued(0x1a, 50)}, {queued(0x2b, 40)}, {slot(0, 1, 3)}), 0, layout);
+  auto b = conch::detail::parse_place(
+      place({queued(0x1a, 50)}, {queued(0x2b, 40)}, {slot(0, 1, 3)}), 0, layout);
   auto c = conch::detail::parse_place(place({queued(0x1a, 50)}, {queued(0x3c, 45)}, {}), 0, layout);
   REQUIRE((a && b && c));
   CHECK(a->same_wait(*b));

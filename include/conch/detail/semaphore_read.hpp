@@ -9,17 +9,17 @@
 // read as txn ops and turn the answer into a `sema_state`; no I/O here.
 #pragma once
 
+#include "conch/detail/keys.hpp"
+#include "conch/detail/ranking.hpp"
+#include "conch/policies/transport.hpp"
+#include "conch/result.hpp"
+
 #include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <variant>
 #include <vector>
-
-#include "conch/detail/keys.hpp"
-#include "conch/detail/ranking.hpp"
-#include "conch/policies/transport.hpp"
-#include "conch/result.hpp"
 
 namespace conch::detail {
 
@@ -35,8 +35,8 @@ inline std::optional<key_value> front(const range_response* r) {
 struct sema_layout {
   std::string prefix, name;  ///< the namespace ("conch/") and the semaphore's name
   int max = 1;
-  std::string office;        ///< `<prefix>sema/<name>/max=<N>/`
-  lease_id lease = 0;        ///< ours: our queue key's name, and how our own slot is told apart
+  std::string office;  ///< `<prefix>sema/<name>/max=<N>/`
+  lease_id lease = 0;  ///< ours: our queue key's name, and how our own slot is told apart
 
   std::string slots() const { return slot_dir(office); }
   std::string queue() const { return queue_dir(office); }
@@ -123,13 +123,17 @@ inline void add_entry_reads(std::vector<request_op>& ops, const sema_layout& l) 
   ops.emplace_back(sema_read_detail::keys_of(l.slots()));
 }
 
-inline result<sema_state> parse_entry(const txn_response& r, std::size_t first, const sema_layout& l) {
-  const auto *own = range_at(r, first), *newest = range_at(r, first + 1), *slots = range_at(r, first + 2);
-  if (!own || !newest || !slots) return error{errc::internal, "semaphore txn answered without its reads"};
+inline result<sema_state> parse_entry(const txn_response& r, std::size_t first,
+                                      const sema_layout& l) {
+  const auto *own = range_at(r, first), *newest = range_at(r, first + 1),
+             *slots = range_at(r, first + 2);
+  if (!own || !newest || !slots)
+    return error{errc::internal, "semaphore txn answered without its reads"};
   sema_state s;
   s.at = r.header_revision;
   s.own = front(own);
-  if (!s.own) return error{errc::internal, "semaphore txn did not show our own queue key " + l.own_key()};
+  if (!s.own)
+    return error{errc::internal, "semaphore txn did not show our own queue key " + l.own_key()};
   for (const auto& kv : newest->kvs)
     if (kv.create_revision < s.own->create_revision) {
       s.predecessor = kv;
@@ -147,9 +151,12 @@ inline void add_place_reads(std::vector<request_op>& ops, const sema_layout& l, 
   ops.emplace_back(sema_read_detail::keys_of(l.slots()));
 }
 
-inline result<sema_state> parse_place(const txn_response& r, std::size_t first, const sema_layout& l) {
-  const auto *own = range_at(r, first), *before = range_at(r, first + 1), *slots = range_at(r, first + 2);
-  if (!own || !before || !slots) return error{errc::internal, "semaphore txn answered without its reads"};
+inline result<sema_state> parse_place(const txn_response& r, std::size_t first,
+                                      const sema_layout& l) {
+  const auto *own = range_at(r, first), *before = range_at(r, first + 1),
+             *slots = range_at(r, first + 2);
+  if (!own || !before || !slots)
+    return error{errc::internal, "semaphore txn answered without its reads"};
   sema_state s;
   s.at = r.header_revision;
   s.own = front(own);

@@ -7,17 +7,6 @@
 // basic_semaphore and the holding flow `conch elect` uses too (hold.hpp).
 #pragma once
 
-#include <chrono>
-#include <cstdint>
-#include <iostream>
-#include <nlohmann/json.hpp>
-#include <optional>
-#include <stop_token>
-#include <string>
-#include <utility>
-#include <variant>
-#include <vector>
-
 #include "conch/detail/hex.hpp"
 #include "conch/detail/keys.hpp"
 #include "conch/detail/records.hpp"
@@ -32,6 +21,17 @@
 #include "conch/tool/flags.hpp"
 #include "conch/tool/hold.hpp"
 #include "conch/tool/holder.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <stop_token>
+#include <string>
+#include <utility>
+#include <variant>
+#include <vector>
 
 namespace conch::tool {
 
@@ -86,7 +86,8 @@ inline std::string describe_waiter(const key_value& kv, bool json) {
   if (!rec) return describe_holder(kv, json);  // a foreign value: shown as an unknown holder
   if (rec->lease.empty() && kv.lease != 0) rec->lease = conch::detail::lease_hex(kv.lease);
   if (!json)
-    return kv.key + "  " + conch::detail::format_record_line(*rec) + " queued=" + std::to_string(kv.create_revision);
+    return kv.key + "  " + conch::detail::format_record_line(*rec) +
+           " queued=" + std::to_string(kv.create_revision);
   auto j = nlohmann::json::parse(conch::detail::encode_record(*rec), nullptr, false);
   j["key"] = kv.key;
   j["queued"] = kv.create_revision;
@@ -101,21 +102,26 @@ inline int sema_who(etcd_transport& etcd, const sema_options& o) {
     return exit_code::unavailable;
   }
   if (o.common.json) {
-    nlohmann::json out = {{"name", o.name}, {"max", o.max}, {"slots", nlohmann::json::array()},
+    nlohmann::json out = {{"name", o.name},
+                          {"max", o.max},
+                          {"slots", nlohmann::json::array()},
                           {"waiters", nlohmann::json::array()}};
     for (const auto& h : s->holders) {
       auto j = nlohmann::json::parse(describe_holder(h.kv, true));
       j["slot"] = h.slot;
       out["slots"].push_back(std::move(j));
     }
-    for (const auto& w : s->waiters) out["waiters"].push_back(nlohmann::json::parse(describe_waiter(w, true)));
+    for (const auto& w : s->waiters)
+      out["waiters"].push_back(nlohmann::json::parse(describe_waiter(w, true)));
     std::cout << out.dump() << std::endl;
   } else {
-    std::cout << o.name << ": " << s->holders.size() << " of " << o.max << " slots held, " << s->waiters.size()
-              << " waiting\n";
-    for (const auto& h : s->holders) std::cout << "slot " << h.slot << "  " << describe_holder(h.kv, false) << "\n";
+    std::cout << o.name << ": " << s->holders.size() << " of " << o.max << " slots held, "
+              << s->waiters.size() << " waiting\n";
+    for (const auto& h : s->holders)
+      std::cout << "slot " << h.slot << "  " << describe_holder(h.kv, false) << "\n";
     std::size_t place = 0;
-    for (const auto& w : s->waiters) std::cout << "waiter " << ++place << "  " << describe_waiter(w, false) << "\n";
+    for (const auto& w : s->waiters)
+      std::cout << "waiter " << ++place << "  " << describe_waiter(w, false) << "\n";
     std::cout << std::flush;
   }
   if (s->holders.empty()) {
@@ -171,9 +177,10 @@ inline int sema_main(const std::vector<std::string>& args, process::signal_inbox
   }
   basic_semaphore<> semaphore{session, o.common.prefix, o.name, o.max};
   slot_recipe recipe{semaphore, session, o};
-  return hold_and_run(session, recipe,
-                      {.program = "conch sema", .supervise = {.argv = o.argv, .kill_after = o.common.kill_after}},
-                      inbox);
+  return hold_and_run(
+      session, recipe,
+      {.program = "conch sema", .supervise = {.argv = o.argv, .kill_after = o.common.kill_after}},
+      inbox);
 }
 
 }  // namespace conch::tool
