@@ -25,6 +25,7 @@
 #include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
+#include <deque>
 #include <filesystem>
 #include <iostream>
 #include <map>
@@ -202,31 +203,51 @@ class phase_run {
   void faults() {
     const auto plan = inv::plan_faults(opt_.seed ^ spec_.salt, {.duration = spec_.duration, .ttl = tm_.ttl});
     inv::contender_shapes shapes{opt_.seed ^ spec_.salt};
-    std::size_t next = 0;
+    struct due {
+      inv::planned_fault f;
+      int tries = 0;
+    };
+    std::deque<due> pending;
+    for (const auto& f : plan) pending.push_back({f});
     const nanos end = t0_ + spec_.duration;
     while (inv::now_ns() < end) {
       if (alive_contenders(false) < spec_.contenders && inv::now_ns() >= next_spawn_) spawn(shapes.next(), false);
-      while (next < plan.size() && t0_ + plan[next].at <= inv::now_ns()) apply(plan[next++]);
+      while (!pending.empty() && t0_ + pending.front().f.at <= inv::now_ns()) {
+        due d = pending.front();
+        pending.pop_front();
+        // A fault that finds no target tries again a little later (an office
+        // is often between holders), a few times, before it is skipped.
+        if (!apply(d.f, d.tries == 3)) {
+          d.f.at += 250 * ms;
+          ++d.tries;
+          auto at = std::find_if(pending.begin(), pending.end(), [&](const due& x) { return x.f.at > d.f.at; });
+          pending.insert(at, d);
+        }
+      }
       w_.pump();
     }
     last_fault_ = applied_.empty() ? t0_ : applied_.back().at;
   }
 
-  void apply(const inv::planned_fault& f) {
+  /// Applies `f` to a target of this moment. Without one: false, unless
+  /// `last_try` (then it is recorded as skipped).
+  bool apply(const inv::planned_fault& f, bool last_try) {
     using K = inv::fault_kind;
     const nanos t = inv::now_ns();
     applied_fault a{.at = t, .kind = f.kind};
     const bool on_holder = f.kind == K::kill_holder || f.kind == K::revoke_holder || f.kind == K::freeze_holder ||
                            f.kind == K::kill_child || f.kind == K::stop_holder;
     if (f.kind == K::revoke_waiter) {  // the waiter's lease is only in etcd: look it up first
+      if (w_.waiters(300 * ms).empty() && !last_try) return false;
       revoke_waiter(f, a);
-      return;
+      return true;
     }
     auto candidates = on_holder ? w_.holders(false) : w_.waiters(300 * ms);
     if (candidates.empty()) {
+      if (!last_try) return false;
       a.note = on_holder ? "skipped: no holder" : "skipped: no waiter";
       applied_.push_back(a);
-      return;
+      return true;
     }
     inv::contender& c = *candidates[f.pick % candidates.size()];
     a.target = c.id;
@@ -266,6 +287,7 @@ class phase_run {
       case K::revoke_waiter: break;
     }
     applied_.push_back(a);
+    return true;
   }
 
   void revoke(const std::string& lease, std::size_t fault_index, const std::string& who) {
@@ -513,6 +535,15 @@ class phase_run {
         x.end = inv::now_ns();
       }
     for (const auto& g : w_.garbled_) problem("garbled log line: " + g);
+    if (spec_.name != "probe" && spec_.duration >= 10'000 * ms) {
+      // A run in which nothing was held, or nothing was lost, proves nothing.
+      const auto losses = std::count_if(applied_.begin(), applied_.end(), [](const applied_fault& a) {
+        return !a.target.empty() && inv::is_loss_event(a.kind);
+      });
+      if (xs.size() < 5 || losses < 3)
+        problem("the run exercised too little: " + std::to_string(xs.size()) + " children, " +
+                std::to_string(losses) + " losses induced");
+    }
 
     const auto report = inv::judge_overlap(xs, spec_.capacity, windows_, tm_.overlap_bound());
     for (auto i : report.unexcused) problem("more than " + std::to_string(spec_.capacity) + " at once outside every window: " + describe(report.stretches[i]));

@@ -45,7 +45,7 @@ struct stretch {
   nanos begin = 0;
   nanos end = 0;
   int peak = 0;                      ///< the most intervals alive at once in it
-  std::vector<std::size_t> members;  ///< every interval alive at some point of it
+  std::vector<std::size_t> members{};  ///< every interval alive at some point of it
   nanos length() const { return end - begin; }
 };
 
@@ -95,22 +95,30 @@ inline std::vector<stretch> excess_stretches(const std::vector<interval>& xs, in
   std::set<std::size_t> alive;
   bool open = false;
   stretch cur;
-  for (const auto& e : detail_overlap::edges_of(xs)) {
-    if (e.delta > 0) {
-      alive.insert(e.index);
-      if (open) cur.members.push_back(e.index);
-    } else {
-      alive.erase(e.index);
+  const auto es = detail_overlap::edges_of(xs);
+  for (std::size_t i = 0; i < es.size();) {
+    // All edges of one instant first: a handover at t (one ends, one starts)
+    // neither ends a stretch nor starts one.
+    const nanos t = es[i].at;
+    std::vector<std::size_t> started;
+    for (; i < es.size() && es[i].at == t; ++i) {
+      if (es[i].delta > 0) {
+        alive.insert(es[i].index);
+        started.push_back(es[i].index);
+      } else {
+        alive.erase(es[i].index);
+      }
     }
     const int n = static_cast<int>(alive.size());
     if (!open && n > capacity) {
       open = true;
-      cur = stretch{e.at, e.at, n, std::vector<std::size_t>(alive.begin(), alive.end())};
+      cur = stretch{t, t, n, std::vector<std::size_t>(alive.begin(), alive.end())};
     } else if (open && n > capacity) {
       cur.peak = std::max(cur.peak, n);
-    } else if (open && n <= capacity) {
+      cur.members.insert(cur.members.end(), started.begin(), started.end());
+    } else if (open) {
       open = false;
-      cur.end = e.at;
+      cur.end = t;
       std::sort(cur.members.begin(), cur.members.end());
       cur.members.erase(std::unique(cur.members.begin(), cur.members.end()), cur.members.end());
       out.push_back(std::move(cur));

@@ -154,7 +154,7 @@ class world {
   // ---- background commands (etcdctl): `done(exit code, output)` once they end
   void run_async(std::vector<std::string> argv, std::vector<std::string> extra_env,
                  std::function<void(int, const std::string&)> done) {
-    const std::string out = dir_ + "/cmd-" + std::to_string(++commands_) + ".out";
+    const std::string out = log_path_ + ".cmd-" + std::to_string(++commands_) + ".out";
     pid_t pid = spawn({.argv = std::move(argv), .env = clean_environment(std::move(extra_env)), .out_path = out,
                        .err_path = out, .search_path = true});
     ++pending_;
