@@ -5,16 +5,15 @@
 // the next contender leads at once rather than after the lease's TTL.
 //
 //   example_campaign [ENDPOINT]        # default 127.0.0.1:2379
-#include <unistd.h>
-
-#include <chrono>
-#include <iostream>
-#include <string>
-
 #include "conch/election.hpp"
 #include "conch/policies/default_policies.hpp"
 #include "conch/policies/etcd_transport.hpp"
 #include "conch/tool/holder.hpp"
+
+#include <chrono>
+#include <iostream>
+#include <string>
+#include <unistd.h>
 
 int main(int argc, char** argv) {
   using namespace std::chrono_literals;
@@ -36,7 +35,8 @@ int main(int argc, char** argv) {
     std::cerr << "example_campaign: " << r.error().message << '\n';
     return r.error().code == conch::errc::lost ? 70 : 75;
   }
-  std::cout << "leading " << office.name() << " as " << office.key() << ", token " << office.token() << '\n';
+  std::cout << "leading " << office.name() << " as " << office.key() << ", token " << office.token()
+            << '\n';
 
   // The leader's work. Whatever it does, it stops when the session is lost:
   // from then on another contender may lead.

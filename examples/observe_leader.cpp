@@ -6,15 +6,15 @@
 // new value and resigns; the observer reports each step as etcd delivers it.
 //
 //   example_observe_leader [ENDPOINT]  # default 127.0.0.1:2379
+#include "conch/election.hpp"
+#include "conch/policies/default_policies.hpp"
+#include "conch/policies/etcd_transport.hpp"
+
 #include <condition_variable>
 #include <iostream>
 #include <mutex>
 #include <optional>
 #include <thread>
-
-#include "conch/election.hpp"
-#include "conch/policies/default_policies.hpp"
-#include "conch/policies/etcd_transport.hpp"
 
 int main(int argc, char** argv) {
   using namespace std::chrono_literals;
@@ -26,12 +26,14 @@ int main(int argc, char** argv) {
   std::condition_variable cv;
   int reports = 0;
   std::jthread watcher([&](std::stop_token stop) {
-    auto r = conch::election::observe(etcd, "conch/", "example", stop, [&](const std::optional<conch::key_value>& kv) {
-      std::cout << (kv ? "leader: " + kv->key + " = " + kv->value : std::string("vacant")) << std::endl;
-      std::lock_guard lock{m};
-      ++reports;
-      cv.notify_all();
-    });
+    auto r = conch::election::observe(
+        etcd, "conch/", "example", stop, [&](const std::optional<conch::key_value>& kv) {
+          std::cout << (kv ? "leader: " + kv->key + " = " + kv->value : std::string("vacant"))
+                    << std::endl;
+          std::lock_guard lock{m};
+          ++reports;
+          cv.notify_all();
+        });
     if (!r) std::cerr << "example_observe_leader: " << r.error().message << '\n';
   });
   auto await_reports = [&](int n) {

@@ -26,18 +26,6 @@
 // and the session's loss interrupt it from elsewhere.
 #pragma once
 
-#include <algorithm>
-#include <chrono>
-#include <cstdint>
-#include <memory>
-#include <mutex>
-#include <optional>
-#include <stop_token>
-#include <string>
-#include <string_view>
-#include <utility>
-#include <variant>
-
 #include "conch/detail/election_observer.hpp"
 #include "conch/detail/election_office.hpp"
 #include "conch/detail/hex.hpp"
@@ -49,6 +37,18 @@
 #include "conch/policies/transport.hpp"
 #include "conch/result.hpp"
 #include "conch/session.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stop_token>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
 
 namespace conch {
 
@@ -64,9 +64,9 @@ class basic_election {
   using fencing_type = typename P::fencing;
 
   struct campaign_options {
-    bool nonblock = false;                          ///< errc::busy at once if another leads
+    bool nonblock = false;                             ///< errc::busy at once if another leads
     std::optional<std::chrono::milliseconds> timeout;  ///< errc::timed_out, our key removed
-    std::stop_token stop;                           ///< errc::cancelled, our key removed
+    std::stop_token stop;                              ///< errc::cancelled, our key removed
   };
   /// Follows who leads an office, one change per next() (see detail::leader_observer).
   using observer = detail::leader_observer<P>;
@@ -76,8 +76,10 @@ class basic_election {
   basic_election(session_type& s, std::string_view prefix, std::string_view name)
       : session_(s), prefix_(prefix), name_(name) {
     auto office = office_prefix(prefix, name);
-    if (office) office_ = std::move(*office);
-    else bad_name_ = std::move(office).error();
+    if (office)
+      office_ = std::move(*office);
+    else
+      bad_name_ = std::move(office).error();
   }
   basic_election(const basic_election&) = delete;
   basic_election& operator=(const basic_election&) = delete;
@@ -98,18 +100,23 @@ class basic_election {
   result<void> campaign(std::string value, campaign_options o = {}) {
     if (bad_name_) return *bad_name_;
     if (!key_.empty())
-      return error{errc::failed_precondition, "already a candidate for office " + office_ + " (key " + key_ + ")"};
+      return error{errc::failed_precondition,
+                   "already a candidate for office " + office_ + " (key " + key_ + ")"};
     if (session_.lost()) return lost_error();
     const lease_id lease = session_.lease();
-    if (lease == 0) return error{errc::failed_precondition, "campaign for office " + office_ + " needs a started session"};
+    if (lease == 0)
+      return error{errc::failed_precondition,
+                   "campaign for office " + office_ + " needs a started session"};
     std::string key = detail::contender_key(office_, lease);
     if (!session_.claim(key))
       return error{errc::failed_precondition,
-                   "another election on this session already campaigns for office " + office_ + " (key " + key + ")"};
+                   "another election on this session already campaigns for office " + office_ +
+                       " (key " + key + ")"};
     key_ = std::move(key);
 
     detail::stop_union stop{o.stop, session_.lost_token()};
-    const deadline give_up = o.timeout ? std::chrono::steady_clock::now() + *o.timeout : deadline::max();
+    const deadline give_up =
+        o.timeout ? std::chrono::steady_clock::now() + *o.timeout : deadline::max();
     auto entered = enter(value, lease, stop, give_up);
     if (!entered) {
       session_.unclaim(key_);
@@ -146,7 +153,8 @@ class basic_election {
 
   /// A new value for our key while we lead, without another election.
   result<void> proclaim(std::string value) {
-    if (!leading_) return error{errc::failed_precondition, "proclaim needs leadership of office " + office_};
+    if (!leading_)
+      return error{errc::failed_precondition, "proclaim needs leadership of office " + office_};
     if (session_.lost()) return lost_error();
     // Guarded by our own key whatever the policy: a bare put would re-create it.
     txn_request t;
@@ -176,7 +184,8 @@ class basic_election {
   }
 
   /// The current leader of `name`, or nullopt when the office is vacant.
-  static result<std::optional<key_value>> leader(transport_type& t, std::string_view prefix, std::string_view name) {
+  static result<std::optional<key_value>> leader(transport_type& t, std::string_view prefix,
+                                                 std::string_view name) {
     auto office = office_prefix(prefix, name);
     if (!office) return std::move(office).error();
     auto r = t.range(first_created(std::move(*office)), t.default_deadline());
@@ -260,13 +269,12 @@ class basic_election {
     if (left <= left.zero()) return false;
     auto step = std::chrono::duration_cast<std::chrono::steady_clock::duration>(retry.next());
     auto& clock = session_.clock();
-    const auto wake = clock.now() + std::chrono::duration_cast<typename clock_type::duration>(std::min(step, left));
+    const auto wake = clock.now() + std::chrono::duration_cast<typename clock_type::duration>(
+                                        std::min(step, left));
     return clock.sleep_until(wake, stop.token()) && std::chrono::steady_clock::now() < give_up;
   }
 
-  error lost_error() const {
-    return error{errc::lost, "session lost: " + session_.lost_reason()};
-  }
+  error lost_error() const { return error{errc::lost, "session lost: " + session_.lost_reason()}; }
   // Names why a wait ended early: the session, the owner, or the clock.
   error interrupted(error e, const campaign_options& o) const {
     if (session_.lost()) return lost_error();
@@ -280,7 +288,8 @@ class basic_election {
 
   // The campaign txn: create our key if absent, and read who leads and who
   // precedes us, all at one revision.
-  result<entry> enter(const std::string& value, lease_id lease, const detail::stop_union& stop, deadline give_up) {
+  result<entry> enter(const std::string& value, lease_id lease, const detail::stop_union& stop,
+                      deadline give_up) {
     txn_request t;
     t.compares.push_back(compare::create_revision(key_) == 0);
     t.success.emplace_back(put_request{key_, value, lease});
@@ -301,7 +310,8 @@ class basic_election {
       auto r = transport().txn(t, call_deadline(give_up));
       if (r && r->succeeded) {
         const auto* newest = range_at(*r, 2);
-        if (!range_at(*r, 1) || !newest) return error{errc::internal, "campaign txn answered without its reads"};
+        if (!range_at(*r, 1) || !newest)
+          return error{errc::internal, "campaign txn answered without its reads"};
         rev_ = r->header_revision;
         entry e{front(range_at(*r, 1)), std::nullopt, true, r->header_revision};
         if (newest->kvs.size() > 1) e.predecessor = newest->kvs[1];
@@ -314,8 +324,10 @@ class basic_election {
           return entry{front(range_at(*r, 1)), std::nullopt, false, r->header_revision};
         }
         return error{errc::failed_precondition,
-                     "office " + office_ + " already has a candidate under this session's lease (" + key_ +
-                         (own ? ", create_revision " + std::to_string(own->create_revision) : std::string()) +
+                     "office " + office_ + " already has a candidate under this session's lease (" +
+                         key_ +
+                         (own ? ", create_revision " + std::to_string(own->create_revision)
+                              : std::string()) +
                          ") that this election did not create"};
       }
       if (r.error().code == errc::lease_not_found) return lost_error();
@@ -361,7 +373,8 @@ class basic_election {
         }
         auto own = front(range_at(*r, 0));
         if (!own || own->create_revision != rev_)
-          return error{errc::lost, "our candidate key " + key_ + " was deleted while waiting for office " + office_ +
+          return error{errc::lost, "our candidate key " + key_ +
+                                       " was deleted while waiting for office " + office_ +
                                        " (lease revoked or key removed)"};
         seen.predecessor = front(range_at(*r, 1));
         seen.at = r->header_revision;
@@ -376,7 +389,8 @@ class basic_election {
       auto stream = transport().watch(w);
       std::stop_callback cancel{stop.token(), [&] { stream.cancel(); }};
       for (;;) {
-        auto batch = stream.next(std::min(give_up, std::chrono::steady_clock::now() + std::chrono::minutes{10}));
+        auto batch = stream.next(
+            std::min(give_up, std::chrono::steady_clock::now() + std::chrono::minutes{10}));
         if (batch) {
           retry.reset();
           if (std::any_of(batch->events.begin(), batch->events.end(),
@@ -387,7 +401,8 @@ class basic_election {
         const errc why = batch.error().code;
         if (why == errc::timed_out && std::chrono::steady_clock::now() < give_up) continue;
         if (why == errc::timed_out || stop.stop_requested()) return std::move(batch).error();
-        if (why != errc::compacted && !retryable(why) && why != errc::cancelled) return std::move(batch).error();
+        if (why != errc::compacted && !retryable(why) && why != errc::cancelled)
+          return std::move(batch).error();
         if (why != errc::compacted && !pause(retry, stop, give_up))
           return error{errc::timed_out, batch.error().message};
         break;  // re-read: the compacted gap (or the break) may have hidden the delete
@@ -410,7 +425,9 @@ class basic_election {
     }
     auto r = transport().txn(t, call_deadline(give_up));
     if (!r) return r.error().code == errc::lease_not_found ? lost_error() : std::move(r).error();
-    if (!r->succeeded) return error{errc::lost, "our candidate key " + key_ + " vanished as we took office " + office_};
+    if (!r->succeeded)
+      return error{errc::lost,
+                   "our candidate key " + key_ + " vanished as we took office " + office_};
     auto token = read_token(fencing_, *r, first, rev_);
     if (!token) return std::move(token).error();
     token_ = *token;
@@ -433,10 +450,12 @@ class basic_election {
       if (r || !retryable(r.error().code) || r.error().code == errc::compacted) return r;
       const auto left = d - std::chrono::steady_clock::now();
       if (left <= left.zero()) return r;
-      const auto step = std::min(std::chrono::duration_cast<std::chrono::steady_clock::duration>(retry.next()), left);
+      const auto step = std::min(
+          std::chrono::duration_cast<std::chrono::steady_clock::duration>(retry.next()), left);
       auto& clock = session_.clock();
-      if (!clock.sleep_until(clock.now() + std::chrono::duration_cast<typename clock_type::duration>(step),
-                             session_.lost_token()))
+      if (!clock.sleep_until(
+              clock.now() + std::chrono::duration_cast<typename clock_type::duration>(step),
+              session_.lost_token()))
         return r;
     }
   }

@@ -20,6 +20,14 @@
 // lease) with a bounded deadline; it never hangs.
 #pragma once
 
+#include "conch/detail/hex.hpp"
+#include "conch/detail/lease_deadline.hpp"
+#include "conch/detail/stop_union.hpp"
+#include "conch/fwd.hpp"
+#include "conch/policies/default_policies.hpp"
+#include "conch/policies/transport.hpp"
+#include "conch/result.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -32,14 +40,6 @@
 #include <string>
 #include <thread>
 #include <utility>
-
-#include "conch/detail/hex.hpp"
-#include "conch/detail/lease_deadline.hpp"
-#include "conch/detail/stop_union.hpp"
-#include "conch/fwd.hpp"
-#include "conch/policies/default_policies.hpp"
-#include "conch/policies/transport.hpp"
-#include "conch/result.hpp"
 
 namespace conch {
 
@@ -230,7 +230,8 @@ class basic_session {
       }
       if (!clock_.sleep_until(wake, halt)) return;
       if (clock_.now() >= due) {
-        lose("lease " + lease_hex() + ": local deadline passed with no keepalive acknowledged in time (etcd unreachable?)");
+        lose("lease " + lease_hex() +
+             ": local deadline passed with no keepalive acknowledged in time (etcd unreachable?)");
         return;
       }
       if (!stream) stream = std::make_unique<stream_type>(transport_.keepalive(lease_));
@@ -238,7 +239,8 @@ class basic_session {
       result<std::int64_t> answer = error{errc::unavailable, "keepalive not sent"};
       {
         stream_type* live = stream.get();
-        std::stop_callback cancel{halt, [live] { live->cancel(); }};  // gone before the stream may be
+        std::stop_callback cancel{halt,
+                                  [live] { live->cancel(); }};  // gone before the stream may be
         if (auto s = live->send(); !s) {
           answer = std::move(s).error();
         } else {
@@ -261,7 +263,8 @@ class basic_session {
         retry.reset();
         continue;
       }
-      if (answer.error().code == errc::lease_not_found) return lose("lease " + lease_hex() + " expired or was revoked");
+      if (answer.error().code == errc::lease_not_found)
+        return lose("lease " + lease_hex() + " expired or was revoked");
       if (halt.stop_requested()) return;
       // The broken stream will never answer what it was sent: drop it, and
       // forget those sends so a later answer is not credited to them.
@@ -269,8 +272,10 @@ class basic_session {
       {
         std::lock_guard lock{mutex_};
         forget_unanswered(*deadline_);
-        const auto interval = std::chrono::duration_cast<duration>(detail::keepalive_interval(deadline_->ttl()));
-        retry_at = clock_.now() + std::min(std::chrono::duration_cast<duration>(retry.next()), interval);
+        const auto interval =
+            std::chrono::duration_cast<duration>(detail::keepalive_interval(deadline_->ttl()));
+        retry_at =
+            clock_.now() + std::min(std::chrono::duration_cast<duration>(retry.next()), interval);
       }
     }
   }
@@ -284,7 +289,8 @@ class basic_session {
   }
 
   // A guard thread: watches one key for its DELETE.
-  void guard(const std::string& key, revision create_revision, revision seen_at, std::stop_token own) {
+  void guard(const std::string& key, revision create_revision, revision seen_at,
+             std::stop_token own) {
     detail::stop_union stop{std::move(own), halt_.get_token()};
     backoff_type retry{};
     revision from = seen_at > 0 ? seen_at + 1 : 0;  // 0: (re)read the key before watching
@@ -324,8 +330,10 @@ class basic_session {
         const errc why = batch.error().code;
         if (why == errc::timed_out) continue;
         if (stop.stop_requested()) return;
-        if (why == errc::compacted) from = 0;  // the gap is unreadable: re-check the key itself
-        else if (!pause()) return;
+        if (why == errc::compacted)
+          from = 0;  // the gap is unreadable: re-check the key itself
+        else if (!pause())
+          return;
         break;
       }
     }

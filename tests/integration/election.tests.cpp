@@ -1,6 +1,12 @@
 // election against a real etcd: campaign, handoff, give-ups, faults while waiting, observe.
 #include "conch/election.hpp"
 
+#include "conch/policies/default_policies.hpp"
+#include "conch/policies/etcd_transport.hpp"
+
+#include "support/etcd_harness.hpp"
+
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <condition_variable>
 #include <future>
@@ -8,22 +14,16 @@
 #include <thread>
 #include <vector>
 
-#include <catch2/catch.hpp>
-
-#include "conch/policies/default_policies.hpp"
-#include "conch/policies/etcd_transport.hpp"
-#include "support/etcd_harness.hpp"
-
 // Failed checks on a result show its error.
 namespace Catch {
 template <class T>
 struct StringMaker<conch::result<T>> {
   static std::string convert(const conch::result<T>& r) {
-    return r ? std::string("ok") : std::string(conch::to_string(r.error().code)) + ": " + r.error().message;
+    return r ? std::string("ok")
+             : std::string(conch::to_string(r.error().code)) + ": " + r.error().message;
   }
 };
 }  // namespace Catch
-
 
 using namespace std::chrono_literals;
 using conch::errc;
@@ -57,15 +57,19 @@ struct contender {
 // failing test never hangs on it.
 class background_campaign {
  public:
-  background_campaign(conch::election& e, std::string value, conch::election::campaign_options o = {}) {
+  background_campaign(conch::election& e, std::string value,
+                      conch::election::campaign_options o = {}) {
     o.stop = stop_.get_token();
-    done_ = std::async(std::launch::async, [&e, value = std::move(value), o] { return e.campaign(value, o); });
+    done_ = std::async(std::launch::async,
+                       [&e, value = std::move(value), o] { return e.campaign(value, o); });
   }
   ~background_campaign() {
     stop_.request_stop();
     if (done_.valid()) done_.wait();
   }
-  bool finished_within(std::chrono::milliseconds d) { return done_.wait_for(d) == std::future_status::ready; }
+  bool finished_within(std::chrono::milliseconds d) {
+    return done_.wait_for(d) == std::future_status::ready;
+  }
   conch::result<void> outcome() { return done_.get(); }
   void cancel() { stop_.request_stop(); }
 
@@ -214,7 +218,8 @@ TEST_CASE("timeout: timed_out and our key removed") {
   auto r = b.office.campaign("b", o);
   REQUIRE_FALSE(r);
   CHECK(r.error().code == errc::timed_out);
-  CHECK_FALSE(has_key(t, prefix + "elect/office/", prefix + "elect/office/" + lease_hex(b.session.lease())));
+  CHECK_FALSE(has_key(t, prefix + "elect/office/",
+                      prefix + "elect/office/" + lease_hex(b.session.lease())));
   CHECK_FALSE(b.session.lost());
 }
 
@@ -392,17 +397,19 @@ namespace {
 class leader_log {
  public:
   leader_log(conch::etcd_transport& t, std::string prefix, std::string name)
-      : thread_([this, &t, prefix = std::move(prefix), name = std::move(name)](std::stop_token stop) {
-          auto r = conch::election::observe(t, prefix, name, stop, [this](const std::optional<conch::key_value>& kv) {
-            std::lock_guard lock{m_};
-            seen_.push_back(kv);
-            cv_.notify_all();
-          });
-          std::lock_guard lock{m_};
-          ended_ = true;
-          ok_ = r.ok();
-          cv_.notify_all();
-        }) {}
+      : thread_(
+            [this, &t, prefix = std::move(prefix), name = std::move(name)](std::stop_token stop) {
+              auto r = conch::election::observe(t, prefix, name, stop,
+                                                [this](const std::optional<conch::key_value>& kv) {
+                                                  std::lock_guard lock{m_};
+                                                  seen_.push_back(kv);
+                                                  cv_.notify_all();
+                                                });
+              std::lock_guard lock{m_};
+              ended_ = true;
+              ok_ = r.ok();
+              cv_.notify_all();
+            }) {}
 
   // Waits until the latest report satisfies `f`.
   template <class F>

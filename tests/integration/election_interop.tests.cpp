@@ -1,38 +1,36 @@
 // Interop with etcd's own election recipe (etcdctl elect): same layout, one leader between them.
+#include "conch/detail/hex.hpp"
+#include "conch/detail/records.hpp"
 #include "conch/election.hpp"
+#include "conch/policies/default_policies.hpp"
+#include "conch/policies/etcd_transport.hpp"
 
-#include <fcntl.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
+#include "support/etcd_harness.hpp"
 
+#include <catch2/catch.hpp>
 #include <chrono>
+#include <fcntl.h>
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <signal.h>
+#include <spawn.h>
 #include <sstream>
+#include <sys/wait.h>
 #include <thread>
+#include <unistd.h>
 #include <vector>
-
-#include <catch2/catch.hpp>
-
-#include "conch/detail/hex.hpp"
-#include "conch/detail/records.hpp"
-#include "conch/policies/default_policies.hpp"
-#include "conch/policies/etcd_transport.hpp"
-#include "support/etcd_harness.hpp"
 
 // Failed checks on a result show its error.
 namespace Catch {
 template <class T>
 struct StringMaker<conch::result<T>> {
   static std::string convert(const conch::result<T>& r) {
-    return r ? std::string("ok") : std::string(conch::to_string(r.error().code)) + ": " + r.error().message;
+    return r ? std::string("ok")
+             : std::string(conch::to_string(r.error().code)) + ": " + r.error().message;
   }
 };
 }  // namespace Catch
-
 
 extern char** environ;
 
@@ -57,7 +55,8 @@ bool eventually(F done, std::chrono::milliseconds within) {
 class etcdctl_process {
  public:
   etcdctl_process(const etcd_server& etcd, std::vector<std::string> args)
-      : out_path_(std::filesystem::path(etcd.dir()) / ("etcdctl-" + std::to_string(++count_) + ".out")) {
+      : out_path_(std::filesystem::path(etcd.dir()) /
+                  ("etcdctl-" + std::to_string(++count_) + ".out")) {
     std::vector<std::string> argv{"etcdctl", "--endpoints=" + etcd.url(), "--dial-timeout=2s"};
     argv.insert(argv.end(), args.begin(), args.end());
     std::vector<char*> cargv;
@@ -73,7 +72,8 @@ class etcdctl_process {
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&actions, 1, out_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addopen(&actions, 1, out_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                     0644);
     posix_spawn_file_actions_adddup2(&actions, 1, 2);
     const int rc = ::posix_spawnp(&pid_, "etcdctl", &actions, nullptr, cargv.data(), cenv.data());
     posix_spawn_file_actions_destroy(&actions);
@@ -127,7 +127,8 @@ struct contender {
   conch::session session;
   conch::election office;
   contender(conch::etcd_transport& t, const std::string& prefix, const std::string& name)
-      : session(t, conch::session::options{std::chrono::seconds{30}, {}}), office(session, prefix, name) {
+      : session(t, conch::session::options{std::chrono::seconds{30}, {}}),
+        office(session, prefix, name) {
     REQUIRE(session.start());
   }
 };

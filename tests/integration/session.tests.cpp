@@ -1,26 +1,26 @@
 // session against a real etcd: keepalive, the local deadline, and every way to be lost.
 #include "conch/session.hpp"
 
-#include <atomic>
-#include <chrono>
-#include <thread>
-
-#include <catch2/catch.hpp>
-
 #include "conch/policies/default_policies.hpp"
 #include "conch/policies/etcd_transport.hpp"
+
 #include "support/etcd_harness.hpp"
+
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <thread>
 
 // Failed checks on a result show its error.
 namespace Catch {
 template <class T>
 struct StringMaker<conch::result<T>> {
   static std::string convert(const conch::result<T>& r) {
-    return r ? std::string("ok") : std::string(conch::to_string(r.error().code)) + ": " + r.error().message;
+    return r ? std::string("ok")
+             : std::string(conch::to_string(r.error().code)) + ": " + r.error().message;
   }
 };
 }  // namespace Catch
-
 
 using namespace std::chrono_literals;
 using conch::test::etcd_server;
@@ -39,7 +39,8 @@ bool eventually(F done, std::chrono::milliseconds within) {
   return true;
 }
 
-conch::session::options with_ttl(std::chrono::seconds ttl, std::optional<std::chrono::milliseconds> margin = {}) {
+conch::session::options with_ttl(std::chrono::seconds ttl,
+                                 std::optional<std::chrono::milliseconds> margin = {}) {
   conch::session::options o;
   o.ttl = ttl;
   o.margin = margin;
@@ -51,7 +52,8 @@ struct loss_clock {
   std::atomic<steady::rep> at{0};
   std::stop_callback<std::function<void()>> on_lost;
   explicit loss_clock(const conch::session& s)
-      : on_lost(s.lost_token(), std::function<void()>([this] { at = steady::now().time_since_epoch().count(); })) {}
+      : on_lost(s.lost_token(),
+                std::function<void()>([this] { at = steady::now().time_since_epoch().count(); })) {}
   bool fired() const { return at.load() != 0; }
   steady::time_point when() const { return steady::time_point{steady::duration{at.load()}}; }
 };
@@ -154,7 +156,8 @@ TEST_CASE("etcd stopped: lost at the local deadline, before the server could exp
   REQUIRE(s.start());
   const auto granted = s.ttl();
   const auto first = s.local_deadline();
-  REQUIRE(eventually([&] { return s.local_deadline() > first; }, 4s));  // one keepalive acknowledged
+  REQUIRE(
+      eventually([&] { return s.local_deadline() > first; }, 4s));  // one keepalive acknowledged
   loss_clock loss{s};
 
   etcd.stop();
@@ -163,8 +166,8 @@ TEST_CASE("etcd stopped: lost at the local deadline, before the server could exp
   const bool fired = eventually([&] { return loss.fired(); }, granted + 5s);
   etcd.start();
   REQUIRE(fired);
-  CHECK(loss.when() >= due);                   // retried, not lost, until the deadline
-  CHECK(loss.when() <= due + margin);          // = last ack + TTL: the server expires no sooner
+  CHECK(loss.when() >= due);           // retried, not lost, until the deadline
+  CHECK(loss.when() <= due + margin);  // = last ack + TTL: the server expires no sooner
   CHECK_THAT(s.lost_reason(), Catch::Contains("local deadline"));
 }
 
@@ -242,7 +245,9 @@ struct faked : conch::default_policies {
 };
 }  // namespace
 
-TEST_CASE("on a fake clock: a keepalive at TTL/3 moves the deadline; the deadline alone loses the session") {
+TEST_CASE(
+    "on a fake clock: a keepalive at TTL/3 moves the deadline; the deadline alone loses the "
+    "session") {
   auto& etcd = etcd_server::shared();
   conch::etcd_transport t{etcd.client_options()};
   conch::fake_clock<> clock;

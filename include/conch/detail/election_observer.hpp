@@ -8,6 +8,11 @@
 // it saw last.
 #pragma once
 
+#include "conch/detail/election_office.hpp"
+#include "conch/detail/keys.hpp"
+#include "conch/policies/transport.hpp"
+#include "conch/result.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <memory>
@@ -18,17 +23,13 @@
 #include <string_view>
 #include <utility>
 
-#include "conch/detail/election_office.hpp"
-#include "conch/detail/keys.hpp"
-#include "conch/policies/transport.hpp"
-#include "conch/result.hpp"
-
 namespace conch::detail {
 
 /// Failures worth another try: the cluster may come back, the history we
 /// wanted can be re-read. Anything else (auth, a bad request) stays.
 inline bool election_retryable(errc e) {
-  return e == errc::unavailable || e == errc::timed_out || e == errc::internal || e == errc::compacted;
+  return e == errc::unavailable || e == errc::timed_out || e == errc::internal ||
+         e == errc::compacted;
 }
 
 /// Follows who leads an office, one change per `next()`: the current leader
@@ -42,7 +43,8 @@ class leader_observer {
   using clock_type = typename P::clock;
 
   /// An invalid name makes next() fail with errc::invalid_argument.
-  leader_observer(transport_type& t, std::string_view prefix, std::string_view name, clock_type c = {})
+  leader_observer(transport_type& t, std::string_view prefix, std::string_view name,
+                  clock_type c = {})
       : transport_(t), office_(election_office(prefix, name)), clock_(std::move(c)) {}
   leader_observer(const leader_observer&) = delete;
   leader_observer& operator=(const leader_observer&) = delete;
@@ -55,16 +57,20 @@ class leader_observer {
       if (cancelled_.stop_requested()) return error{errc::cancelled, "observer cancelled"};
       if (!office_) return office_.error();
       if (!stream_) {
-        auto r = transport_.range(range_request::prefix(*office_), std::min(d, transport_.default_deadline()));
+        auto r = transport_.range(range_request::prefix(*office_),
+                                  std::min(d, transport_.default_deadline()));
         if (!r) {
           if (!election_retryable(r.error().code)) return std::move(r).error();
-          if (!pause(d)) return error{cancelled_.stop_requested() ? errc::cancelled : errc::timed_out, r.error().message};
+          if (!pause(d))
+            return error{cancelled_.stop_requested() ? errc::cancelled : errc::timed_out,
+                         r.error().message};
           continue;
         }
         view_.reset(r->kvs);
         std::lock_guard lock{mutex_};
         if (cancelled_.stop_requested()) continue;
-        stream_ = std::make_unique<stream_type>(transport_.watch(watch_request::prefix(*office_, r->header_revision + 1)));
+        stream_ = std::make_unique<stream_type>(
+            transport_.watch(watch_request::prefix(*office_, r->header_revision + 1)));
       }
       auto now = view_.leader();
       if (!reported_ || leader_changed(*reported_, now)) {
@@ -79,13 +85,15 @@ class leader_observer {
       }
       const errc why = batch.error().code;
       if (why == errc::timed_out) return std::move(batch).error();
-      if (why != errc::cancelled && why != errc::compacted && !election_retryable(why)) return std::move(batch).error();
+      if (why != errc::cancelled && why != errc::compacted && !election_retryable(why))
+        return std::move(batch).error();
       {
         std::lock_guard lock{mutex_};
         stream_.reset();
       }
       if (why != errc::compacted && !pause(d))
-        return error{cancelled_.stop_requested() ? errc::cancelled : errc::timed_out, batch.error().message};
+        return error{cancelled_.stop_requested() ? errc::cancelled : errc::timed_out,
+                     batch.error().message};
     }
   }
 
@@ -103,9 +111,11 @@ class leader_observer {
   bool pause(deadline d) {
     const auto left = d - std::chrono::steady_clock::now();
     if (left <= left.zero()) return false;
-    auto step = std::min(std::chrono::duration_cast<std::chrono::steady_clock::duration>(retry_.next()), left);
-    return clock_.sleep_until(clock_.now() + std::chrono::duration_cast<typename clock_type::duration>(step),
-                              cancelled_.get_token());
+    auto step = std::min(
+        std::chrono::duration_cast<std::chrono::steady_clock::duration>(retry_.next()), left);
+    return clock_.sleep_until(
+        clock_.now() + std::chrono::duration_cast<typename clock_type::duration>(step),
+        cancelled_.get_token());
   }
 
   transport_type& transport_;

@@ -7,12 +7,12 @@
 // breaks or is compacted.
 #pragma once
 
+#include "conch/policies/transport.hpp"
+
 #include <map>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include "conch/policies/transport.hpp"
 
 namespace conch::detail {
 
@@ -47,7 +47,8 @@ class office_view {
 
 /// Whether an observer should report `now` after having reported `before`:
 /// a different holder, a re-created key, or a new value (proclaim).
-inline bool leader_changed(const std::optional<key_value>& before, const std::optional<key_value>& now) {
+inline bool leader_changed(const std::optional<key_value>& before,
+                           const std::optional<key_value>& now) {
   if (before.has_value() != now.has_value()) return true;
   if (!now) return false;
   return before->key != now->key || before->create_revision != now->create_revision ||
