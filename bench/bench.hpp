@@ -31,6 +31,8 @@ struct context {
 
   bool quick = false;
   int reps = 0;  ///< --reps: overrides each measurement's own count when > 0
+  int cron_jobs = 0;     ///< --cron-jobs: overrides the cron job count when > 0
+  int cron_seconds = 0;  ///< --cron-seconds: overrides the cron window when > 0
   test::etcd_server& etcd;
   etcd_transport& client;  ///< one gRPC channel, shared by every library measurement
   std::string prefix;      ///< this run's key namespace ("bench/<id>/")

@@ -53,10 +53,12 @@ const measurement all_measurements[] = {
 
 const char* usage =
     "usage: conch_bench [--quick] [--only NAME[,NAME...]] [--reps N] [--bin DIR]\n"
+    "                   [--cron-jobs N] [--cron-seconds S]\n"
     "  --quick   small counts, under a minute (what ctest runs)\n"
     "  --only    run only these measurements (floor always runs: others are ratios to it)\n"
     "  --reps N  repetitions per latency measurement\n"
-    "  --bin DIR where conch and conchd are (default: next to this program)\n";
+    "  --bin DIR where conch and conchd are (default: next to this program)\n"
+    "  --cron-jobs N, --cron-seconds S   the cron load (default 1000 jobs for 30 s; quick: 50 for 5 s)\n";
 
 // Display width of UTF-8 text (every code point one column).
 std::size_t width(const std::string& s) {
@@ -142,23 +144,19 @@ int main(int argc, char** argv) {
   if (argc >= 3 && std::string(argv[1]) == "--child-hold") return child_hold(argv[2], argc >= 4 ? argv[3] : nullptr);
 
   bool quick = false;
-  int reps = 0;
+  int reps = 0, cron_jobs = 0, cron_seconds = 0;
   std::set<std::string> only;
   std::string bin_dir;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    auto value = [&](const char* flag) -> const char* {
-      if (i + 1 >= argc) return nullptr;
-      (void)flag;
-      return argv[++i];
-    };
+    auto value = [&]() -> const char* { return i + 1 < argc ? argv[++i] : nullptr; };
     if (a == "--quick") {
       quick = true;
     } else if (a == "--help" || a == "-h") {
       std::cout << usage;
       return 0;
     } else if (a == "--only") {
-      const char* v = value("--only");
+      const char* v = value();
       if (!v) return bad_usage("--only needs a measurement name");
       std::stringstream names(v);
       for (std::string n; std::getline(names, n, ',');) {
@@ -171,14 +169,14 @@ int main(int argc, char** argv) {
         }
         only.insert(n);
       }
-    } else if (a == "--reps") {
-      const char* v = value("--reps");
+    } else if (a == "--reps" || a == "--cron-jobs" || a == "--cron-seconds") {
+      const char* v = value();
       char* end = nullptr;
       const long n = v ? std::strtol(v, &end, 10) : 0;
-      if (!v || *end != '\0' || n < 1 || n > 100000) return bad_usage("--reps needs a whole number in 1..100000");
-      reps = static_cast<int>(n);
+      if (!v || *end != '\0' || n < 1 || n > 100000) return bad_usage(a + " needs a whole number in 1..100000");
+      (a == "--reps" ? reps : a == "--cron-jobs" ? cron_jobs : cron_seconds) = static_cast<int>(n);
     } else if (a == "--bin") {
-      const char* v = value("--bin");
+      const char* v = value();
       if (!v) return bad_usage("--bin needs a directory");
       bin_dir = v;
     } else {
@@ -202,6 +200,8 @@ int main(int argc, char** argv) {
     char id[32];
     std::snprintf(id, sizeof id, "%d", static_cast<int>(::getpid()));
     context ctx{quick, reps, etcd, client, std::string("bench/") + id + "/", self, bin_dir, tmp};
+    ctx.cron_jobs = cron_jobs;
+    ctx.cron_seconds = cron_seconds;
 
     const std::string machine_before = machine_note();
     std::cerr << "conch_bench: etcd " << etcd.endpoint() << (quick ? ", quick run" : ", full run") << "; "
