@@ -90,11 +90,11 @@ class basic_semaphore {
 
   struct acquire_options {
     bool nonblock = false;  ///< errc::busy at once if no slot is ours now
-    std::optional<std::chrono::milliseconds> timeout;  ///< errc::timed_out, our queue key removed
-    std::stop_token stop;                              ///< errc::cancelled, our queue key removed
+    std::optional<std::chrono::milliseconds> timeout{};  ///< errc::timed_out, our queue key removed
+    std::stop_token stop{};                              ///< errc::cancelled, our queue key removed
     /// The value of our slot key, made once we know which slot is ours (a
     /// holder record naming its slot); empty: the queue value.
-    std::function<std::string(int slot)> slot_value;
+    std::function<std::string(int slot)> slot_value{};
   };
 
   /// `prefix` is the namespace ("conch/"), `name` the semaphore, `max` its
