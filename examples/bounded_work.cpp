@@ -35,7 +35,7 @@ int main(int argc, char** argv) {
   std::atomic<int> running{0}, peak{0}, failed{0};
 
   auto work = [&](int id) {
-    conch::basic_session<pool_policies> session{etcd, {.ttl = 10s}};
+    conch::basic_session<pool_policies> session{etcd};  // a 10 s lease
     conch::basic_semaphore<pool_policies> pool{session, "conch-example/", "encoders", slots};
     auto r = session.start();
     if (r) r = pool.acquire("{\"worker\":" + std::to_string(id) + "}", {.timeout = 30s});
