@@ -4,9 +4,12 @@
 #include <vector>
 
 #include "conch/process/signals.hpp"
+#include "conch/process/watchdog.hpp"
 #include "conch/tool/conchd.hpp"
 
 int main(int argc, char** argv) {
+  // The watchdog over the runs re-executes this binary: serve it first.
+  if (conch::process::is_watchdog_invocation(argc, argv)) return conch::process::watchdog_main(argc, argv);
   // Before any thread exists (gRPC starts its own), so every thread inherits the mask.
   conch::process::block_stop_signals();
   conch::process::signal_inbox inbox;

@@ -89,9 +89,9 @@ class basic_cron {
   using clock_type = detail::cron_wall_clock<P>;  ///< what ticks are scheduled on
   using time_point = typename clock_type::time_point;
   using session_type = basic_session<session_policies>;
-  /// Runs one claimed tick's command; calls `on_start(pid)` once it runs.
-  using runner_type = std::function<detail::cron_outcome(const detail::cron_command&, std::stop_token,
-                                                         const std::function<void(long)>& on_start)>;
+  /// Runs one claimed tick's command, telling `hooks` when its child starts and ends.
+  using runner_type =
+      std::function<detail::cron_outcome(const detail::cron_command&, std::stop_token, const detail::cron_run_hooks&)>;
 
   struct options {
     std::string prefix = "conch/";
@@ -112,9 +112,8 @@ class basic_cron {
       options_.host = buf;
     }
     if (!options_.runner)
-      options_.runner = [](const detail::cron_command& cmd, std::stop_token stop,
-                           const std::function<void(long)>& on_start) {
-        return detail::run_command(cmd, std::move(stop), on_start);
+      options_.runner = [](const detail::cron_command& cmd, std::stop_token stop, const detail::cron_run_hooks& hooks) {
+        return detail::run_command(cmd, std::move(stop), hooks);
       };
   }
   basic_cron(const basic_cron&) = delete;
@@ -146,6 +145,13 @@ class basic_cron {
   lease_id lease() const {
     std::lock_guard lock{session_mutex_};
     return session_ ? session_->lease() : 0;
+  }
+  /// When the daemon's lease is presumed lost unless renewed (see session.hpp):
+  /// what a watchdog over the runs enforces. Empty before start().
+  std::optional<typename session_type::time_point> local_deadline() const {
+    std::lock_guard lock{session_mutex_};
+    if (!session_) return std::nullopt;
+    return session_->local_deadline();
   }
   const options& settings() const noexcept { return options_; }
 
@@ -403,9 +409,11 @@ class basic_cron {
                                      {"CONCH_LEASE", claim.lease}},
                              .output_cap = options_.output_cap,
                              .kill_after = options_.kill_after};
-    auto outcome = options_.runner(cmd, run_stop_.get_token(), [&](long pid) {
+    detail::cron_run_hooks hooks;
+    hooks.started = [&](long pid) {
       emit({.what = cron_event::kind::started, .job = name, .tick = tick_text, .rev = *rev, .pid = pid});
-    });
+    };
+    auto outcome = options_.runner(cmd, run_stop_.get_token(), hooks);
 
     detail::run_record result{};
     result.name = name;

@@ -43,7 +43,7 @@ TEST_CASE("only the last bytes of a long output are kept", "[cron]") {
 TEST_CASE("a command that cannot start ends with 127 and the reason", "[cron]") {
   cron_command cmd{.argv = {"/nonexistent/conch-no-such-command"}};
   int started = 0;
-  auto r = run_command(cmd, std::stop_token{}, [&](long) { ++started; });
+  auto r = run_command(cmd, std::stop_token{}, {.started = [&](long) { ++started; }, .exited = {}});
   CHECK(r.exit_code == 127);
   CHECK(r.output.find("conch-no-such-command") != std::string::npos);
   CHECK(started == 0);
@@ -55,12 +55,16 @@ TEST_CASE("a stop lets the run go on for kill_after, then kills its whole group"
   std::stop_source stop;
   std::jthread stopper;
   auto began = std::chrono::steady_clock::now();
-  auto r = run_command(cmd, stop.get_token(), [&](long) {
-    stopper = std::jthread([&] {
-      std::this_thread::sleep_for(100ms);
-      stop.request_stop();
-    });
-  });
+  long exited = 0;
+  auto r = run_command(cmd, stop.get_token(),
+                       {.started = [&](long) {
+                          stopper = std::jthread([&] {
+                            std::this_thread::sleep_for(100ms);
+                            stop.request_stop();
+                          });
+                        },
+                        .exited = [&](long pid) { exited = pid; }});
+  CHECK(exited == r.pid);
   auto took = std::chrono::steady_clock::now() - began;
   CHECK(r.exit_code == 128 + SIGKILL);
   CHECK(took >= 400ms);  // 100ms before the stop + kill_after

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <stop_token>
 #include <string>
@@ -36,18 +37,25 @@ struct cron_outcome {
   long pid = 0;  ///< 0 when the command could not be started
 };
 
+/// Who wants to know when a run's child starts and ends (a watchdog, a log).
+struct cron_run_hooks {
+  std::function<void(long pid)> started{};  ///< the child runs, leading process group `pid`
+  /// The child has exited but is not reaped yet: its group id cannot be
+  /// reused until this returns, so a watchdog can let go of it safely.
+  std::function<void(long pid)> exited{};
+};
+
 struct cron_command {
-  std::vector<std::string> argv;
-  std::vector<std::pair<std::string, std::string>> env;
+  std::vector<std::string> argv{};
+  std::vector<std::pair<std::string, std::string>> env{};
   std::size_t output_cap = 4096;
   std::chrono::milliseconds kill_after{5000};
 };
 
 /// Runs `cmd` to its end. Never throws for the child's sake: a command that
 /// cannot be started ends with 127 and the reason as its output, as a shell
-/// would report it. `on_start(pid)` is called once the child runs.
-template <class OnStart>
-cron_outcome run_command(const cron_command& cmd, std::stop_token stop, OnStart&& on_start) {
+/// would report it.
+inline cron_outcome run_command(const cron_command& cmd, std::stop_token stop, const cron_run_hooks& hooks = {}) {
   cron_outcome out;
   out.start = std::chrono::system_clock::now();
   auto spawned = process::spawn({.argv = cmd.argv, .env = cmd.env, .capture_output = true});
@@ -59,7 +67,7 @@ cron_outcome run_command(const cron_command& cmd, std::stop_token stop, OnStart&
   }
   process::child& child = *spawned;
   out.pid = child.pid();
-  on_start(child.pid());
+  if (hooks.started) hooks.started(child.pid());
 
   // A stop request becomes a readable descriptor, so one poll() waits for
   // output, the child's exit and shutdown at once.
@@ -96,14 +104,11 @@ cron_outcome run_command(const cron_command& cmd, std::stop_token stop, OnStart&
   // grandchild that keeps them open is not waited for.
   if (child.stdout_fd() >= 0) process::pump(child.stdout_fd(), -1, tail);
   if (child.stderr_fd() >= 0) process::pump(child.stderr_fd(), -1, tail);
+  if (hooks.exited) hooks.exited(child.pid());
   out.exit_code = exit_code_of(child.reap());
   out.end = std::chrono::system_clock::now();
   out.output = utf8_tail(tail.str(), cmd.output_cap);
   return out;
-}
-
-inline cron_outcome run_command(const cron_command& cmd, std::stop_token stop) {
-  return run_command(cmd, std::move(stop), [](long) {});
 }
 
 }  // namespace conch::detail

@@ -9,16 +9,25 @@
 // with --log-format json); SIGTERM/SIGINT/SIGHUP/SIGQUIT stop claiming, let
 // runs in flight finish for --kill-after, then kill their process groups and
 // record their results; exit 69 with the reason if etcd is unreachable at start.
+//
+// No run outlives its claimer: a watchdog process (process/watchdog.hpp)
+// holds every run's process group and kills it once the daemon's lease
+// deadline passes unrenewed — conchd killed, frozen, or cut off from etcd —
+// so a tick that `ls` calls a zombie is not still running somewhere.
+// The hosting binary must serve process::watchdog_main (see examples/conchd.cpp).
 #pragma once
 
 #include <poll.h>
 
 #include <cerrno>
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <iostream>
 #include <mutex>
+#include <optional>
 #include <stop_token>
 #include <string>
 #include <string_view>
@@ -35,6 +44,7 @@
 #include "conch/policies/default_policies.hpp"
 #include "conch/policies/etcd_transport.hpp"
 #include "conch/process/signals.hpp"
+#include "conch/process/watchdog.hpp"
 #include "conch/tool/common.hpp"
 #include "conch/tool/connect.hpp"
 #include "conch/tool/exit_codes.hpp"
@@ -87,6 +97,7 @@ struct conchd_options {
   std::size_t history = 100;
   std::chrono::milliseconds clock_offset{0};
   std::string host{};
+  std::string watchdog_host{"/proc/self/exe"};  ///< the binary serving process::watchdog_main
 };
 
 /// Parses conchd's arguments: the options, or the exit code to leave with.
@@ -148,7 +159,36 @@ inline int conchd_main(const std::vector<std::string>& args, process::signal_inb
   cron_options.kill_after = o.common.kill_after;
   cron_options.host = o.host;
   cron_options.on_event = log;
+  // The watchdog over the runs, fed the daemon's lease deadline.
+  std::mutex watchdog_mutex;
+  std::optional<process::watchdog> watchdog;
+  if (auto w = process::watchdog::spawn(o.watchdog_host, {.kill_after = o.common.kill_after}))
+    watchdog.emplace(std::move(*w));
+  else
+    log({.what = cron_event::kind::error, .message = "runs unguarded: " + w.error().message});
+  daemon_type* self = nullptr;
+  cron_options.runner = [&](const detail::cron_command& cmd, std::stop_token stop,
+                            const detail::cron_run_hooks& hooks) {
+    detail::cron_run_hooks guarded;
+    guarded.started = [&](long pid) {
+      if (auto deadline = self->local_deadline(); watchdog && deadline) {
+        std::lock_guard lock{watchdog_mutex};
+        if (auto w = watchdog->watch(static_cast<pid_t>(pid), *deadline); !w)
+          log({.what = cron_event::kind::error, .pid = pid, .message = "watchdog: " + w.error().message});
+      }
+      if (hooks.started) hooks.started(pid);
+    };
+    guarded.exited = [&](long pid) {
+      if (watchdog) {
+        std::lock_guard lock{watchdog_mutex};
+        (void)watchdog->forget(static_cast<pid_t>(pid));
+      }
+      if (hooks.exited) hooks.exited(pid);
+    };
+    return detail::run_command(cmd, std::move(stop), guarded);
+  };
   daemon_type daemon{etcd, cron_options, offset_system_clock{o.clock_offset}};
+  self = &daemon;
   if (auto r = daemon.start(); !r) {
     std::cerr << "conchd: etcd unavailable: " << r.error().message << std::endl;
     return exit_code::unavailable;
@@ -159,15 +199,29 @@ inline int conchd_main(const std::vector<std::string>& args, process::signal_inb
   log({.what = cron_event::kind::daemon, .message = started});
 
   std::stop_source stop;
-  std::jthread worker([&] { (void)daemon.run(stop.get_token()); });
-  for (;;) {
+  std::atomic<bool> finished{false};
+  std::jthread worker([&] {
+    (void)daemon.run(stop.get_token());
+    finished = true;
+  });
+  // Wake for stop signals, and often enough to keep the watchdog's deadline
+  // in step with the lease (renewed every TTL/3) — also while runs in flight
+  // are given their kill-after at shutdown.
+  const auto renew_every = std::max<std::chrono::milliseconds>(std::chrono::milliseconds{100}, o.common.ttl / 6);
+  std::optional<std::chrono::steady_clock::time_point> renewed;
+  while (!finished) {
+    if (auto deadline = daemon.local_deadline(); watchdog && deadline && deadline != renewed) {
+      std::lock_guard lock{watchdog_mutex};
+      (void)watchdog->renew(*deadline);
+      renewed = deadline;
+    }
     pollfd fd{inbox.fd(), POLLIN, 0};
-    if (::poll(&fd, 1, -1) < 0 && errno != EINTR) break;
-    if (auto sig = inbox.take()) {
+    if (::poll(&fd, 1, static_cast<int>(renew_every.count())) < 0 && errno != EINTR) break;
+    if (auto sig = inbox.take(); sig && !stop.stop_requested()) {
       log({.what = cron_event::kind::daemon,
            .message = "stopping on signal " + std::to_string(*sig) + ": runs in flight get " +
                       detail::format_duration(o.common.kill_after)});
-      break;
+      stop.request_stop();
     }
   }
   stop.request_stop();
