@@ -75,9 +75,21 @@ inline bool await(const std::function<bool()>& done, std::chrono::milliseconds l
   }
 }
 
-/// A counter from etcd's own /metrics (plain HTTP on its client port), or -1:
-/// an etcd-side view that needs no trust in the client's bookkeeping.
-double etcd_metric(const test::etcd_server& etcd, const std::string& name);
+/// A counter from etcd's own /metrics (plain HTTP on its client port), summed
+/// over the series whose labels contain every one of `labels`; -1 if absent.
+/// An etcd-side view that needs no trust in the client's bookkeeping.
+double etcd_metric(const test::etcd_server& etcd, const std::string& name, const std::vector<std::string>& labels = {});
+
+/// What etcd has served so far: unary calls (KV and Lease) and messages
+/// received on watch streams (creates and cancels).
+struct etcd_calls {
+  double unary = 0;
+  double watch_messages = 0;
+};
+inline etcd_calls etcd_served(const test::etcd_server& etcd) {
+  return {etcd_metric(etcd, "grpc_server_started_total", {"grpc_type=\"unary\""}),
+          etcd_metric(etcd, "grpc_server_msg_received_total", {"grpc_method=\"Watch\""})};
+}
 
 /// "2 cores, load average 5.1 4.8 4.2": what the machine was doing.
 std::string machine_note();

@@ -106,7 +106,8 @@ int bad_usage(const std::string& why) {
 
 }  // namespace
 
-double conch::bench::etcd_metric(const conch::test::etcd_server& etcd, const std::string& name) {
+double conch::bench::etcd_metric(const conch::test::etcd_server& etcd, const std::string& name,
+                                 const std::vector<std::string>& labels) {
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return -1;
   sockaddr_in addr{};
@@ -128,9 +129,21 @@ double conch::bench::etcd_metric(const conch::test::etcd_server& etcd, const std
     }
   }
   ::close(fd);
-  const auto at = reply.find("\n" + name + " ");
-  if (at == std::string::npos) return -1;
-  return std::strtod(reply.c_str() + at + name.size() + 2, nullptr);
+  double sum = 0;
+  bool found = false;
+  std::istringstream lines(reply);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind(name, 0) != 0 || line.size() <= name.size() || (line[name.size()] != ' ' && line[name.size()] != '{'))
+      continue;
+    const auto space = line.rfind(' ');
+    const std::string series = line.substr(0, space);
+    bool match = true;
+    for (const auto& l : labels) match = match && series.find(l) != std::string::npos;
+    if (!match) continue;
+    sum += std::strtod(line.c_str() + space + 1, nullptr);
+    found = true;
+  }
+  return found ? sum : -1;
 }
 
 std::string conch::bench::machine_note() {

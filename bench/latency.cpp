@@ -84,6 +84,20 @@ void queue_then_pause(context& ctx, const std::string& prefix, std::int64_t n, c
   std::this_thread::sleep_for(ctx.queue_delay());
 }
 
+// The etcd calls made between a release and the next holder's return.
+struct call_tally {
+  double unary = 0, watch_messages = 0;
+  int handoffs = 0;
+  void add(const etcd_calls& before, const etcd_calls& after) {
+    unary += after.unary - before.unary;
+    watch_messages += after.watch_messages - before.watch_messages;
+    ++handoffs;
+  }
+  std::string text() const {
+    return " [" + fixed(unary / handoffs, 1) + " calls, " + fixed(watch_messages / handoffs, 1) + " watch msgs]";
+  }
+};
+
 row handoff_row(const std::string& name, const samples& s, double put_p50) {
   const double ratio = s.p50() / put_p50;
   return {name, ms(s.p50()), ms(s.p99()), "1× Put " + ms(put_p50), times(ratio), "≤ 3×", verdict(ratio <= 3)};
@@ -121,7 +135,7 @@ class v3lock_client {
   std::unique_ptr<v3lockpb::Lock::Stub> stub_;
 };
 
-samples handoff_semaphore(context& ctx, int reps) {
+samples handoff_semaphore(context& ctx, int reps, call_tally& tally) {
   session a{ctx.client, {30s, {}}}, b{ctx.client, {30s, {}}};
   must(a.start(), "session");
   must(b.start(), "session");
@@ -137,16 +151,18 @@ samples handoff_semaphore(context& ctx, int reps) {
       return waiter->acquire(value, o);
     });
     queue_then_pause(ctx, sa.office() + "queue/", 1, "semaphore handoff");
+    const auto calls0 = etcd_served(ctx.etcd);
     const auto t0 = steady::now();
     must(holder->release(), "semaphore release");
     s.add(since_ms(t0, next.finish("semaphore handoff")));
+    tally.add(calls0, etcd_served(ctx.etcd));
     std::swap(holder, waiter);
   }
   must(holder->release(), "semaphore release");
   return s;
 }
 
-samples handoff_election(context& ctx, int reps) {
+samples handoff_election(context& ctx, int reps, call_tally& tally) {
   session a{ctx.client, {30s, {}}}, b{ctx.client, {30s, {}}};
   must(a.start(), "session");
   must(b.start(), "session");
@@ -162,9 +178,11 @@ samples handoff_election(context& ctx, int reps) {
       return next_in_line->campaign(value, o);
     });
     queue_then_pause(ctx, ea.office(), 2, "election handoff");
+    const auto calls0 = etcd_served(ctx.etcd);
     const auto t0 = steady::now();
     must(leader->resign(), "resign");
     s.add(since_ms(t0, next.finish("election handoff")));
+    tally.add(calls0, etcd_served(ctx.etcd));
     std::swap(leader, next_in_line);
   }
   must(leader->resign(), "resign");
@@ -288,24 +306,48 @@ void measure_uncontended(context& ctx) {
     elect.add(t4 - t3);
   }
   ctx.check(two_puts.sane(0.001) && sema.sane(0.001) && elect.sane(0.001), "uncontended: bad latencies");
-  const std::string base = "2× Put " + ms(two_puts.p50());
+
+  // What one cycle costs etcd, counted by etcd itself (untimed passes).
+  auto calls = [&](auto cycle) {
+    const int passes = 20;
+    const auto before = etcd_served(ctx.etcd);
+    for (int i = 0; i < passes; ++i) cycle();
+    const auto after = etcd_served(ctx.etcd);
+    return " [" + fixed((after.unary - before.unary) / passes, 1) + " calls, " +
+           fixed((after.watch_messages - before.watch_messages) / passes, 1) + " watch msgs]";
+  };
+  const std::string sema_calls = calls([&] {
+    must(sem.acquire(value), "semaphore acquire");
+    must(sem.release(), "semaphore release");
+  });
+  const std::string elect_calls = calls([&] {
+    must(office.campaign(value), "campaign");
+    must(office.resign(), "resign");
+  });
+  const std::string put_calls = calls([&] {
+    must(t.put(put, t.default_deadline()), "put");
+    must(t.put(put, t.default_deadline()), "put");
+  });
+
+  const std::string base = "2× Put " + ms(two_puts.p50()) + put_calls;
   const double rs = sema.p50() / two_puts.p50(), re = elect.p50() / two_puts.p50();
-  ctx.rows.push_back({"uncontended: semaphore (max 1) acquire+release", ms(sema.p50()), ms(sema.p99()), base,
+  ctx.rows.push_back({"uncontended: semaphore (max 1) acquire+release" + sema_calls, ms(sema.p50()), ms(sema.p99()), base,
                       times(rs), "≤ 1.2×", verdict(rs <= 1.2)});
-  ctx.rows.push_back({"uncontended: election campaign+resign", ms(elect.p50()), ms(elect.p99()), base, times(re),
+  ctx.rows.push_back({"uncontended: election campaign+resign" + elect_calls, ms(elect.p50()), ms(elect.p99()), base, times(re),
                       "≤ 1.2×", verdict(re <= 1.2)});
   std::cerr << " [semaphore acquire alone p50 " << ms(sema_acquire.p50()) << "]";
 }
 
 void measure_handoff(context& ctx) {
   const int n = ctx.reps_for(8, 40);
-  const samples sema = handoff_semaphore(ctx, n);
-  const samples elect = handoff_election(ctx, n);
+  call_tally sema_calls, elect_calls;
+  const samples sema = handoff_semaphore(ctx, n, sema_calls);
+  const samples elect = handoff_election(ctx, n, elect_calls);
   const samples v3 = handoff_v3lock(ctx, ctx.reps_for(5, 30));
   const samples go = handoff_etcdctl(ctx, ctx.reps_for(4, 25));
   ctx.check(sema.sane(0.001) && elect.sane(0.001) && v3.sane(0.001) && go.sane(0.001), "handoff: bad latencies");
-  ctx.rows.push_back(handoff_row("handoff: conch semaphore", sema, ctx.put_p50));
-  ctx.rows.push_back(handoff_row("handoff: conch election", elect, ctx.put_p50));
+  ctx.rows.push_back(handoff_row("handoff: conch semaphore" + sema_calls.text(), sema, ctx.put_p50));
+  ctx.rows.push_back(handoff_row("handoff: conch election" + elect_calls.text(), elect, ctx.put_p50));
   const std::string vs_conch = "conch sema " + ms(sema.p50());
   const double go_ratio = go.p50() / sema.p50();
   ctx.rows.push_back({"handoff: etcdctl lock (Go recipe)", ms(go.p50()), ms(go.p99()), vs_conch, times(go_ratio),
