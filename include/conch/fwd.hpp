@@ -1,7 +1,7 @@
 // conch/fwd.hpp — every conch recipe template, declared with its default
 // policy bundle, and the friendly aliases.
 //
-//   conch::election e{session, "web"};                   // basic_election<default_policies>
+//   conch::election e{session, "conch/", "web"};         // basic_election<default_policies>
 //   struct my_policies : conch::default_policies { using backoff = conch::no_backoff; };
 //   conch::basic_election<my_policies> quick{session, "web"};
 //
