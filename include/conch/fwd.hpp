@@ -3,7 +3,7 @@
 //
 //   conch::election e{session, "conch/", "web"};         // basic_election<default_policies>
 //   struct my_policies : conch::default_policies { using backoff = conch::no_backoff; };
-//   conch::basic_election<my_policies> quick{session, "web"};
+//   conch::basic_election<my_policies> quick{session, "conch/", "web"};
 //
 // The defaults live here and only here: a recipe header includes this file
 // and defines its template without repeating `= default_policies`. Nothing
