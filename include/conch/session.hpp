@@ -58,7 +58,7 @@ class basic_session {
     std::chrono::seconds ttl{10};
     /// Subtracted from the granted TTL for the local deadline; defaults to a
     /// small fraction of the TTL.
-    std::optional<std::chrono::milliseconds> margin;
+    std::optional<std::chrono::milliseconds> margin{};
   };
 
   explicit basic_session(transport_type& t, options o = {}, clock_type c = {})
