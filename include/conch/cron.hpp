@@ -49,7 +49,7 @@
 #include "conch/detail/cron_event.hpp"
 #include "conch/detail/cron_history.hpp"
 #include "conch/detail/cron_run.hpp"
-#include "conch/detail/cron_txn.hpp"
+#include "conch/detail/cron_tick.hpp"
 #include "conch/detail/hex.hpp"
 #include "conch/fwd.hpp"
 #include "conch/policies/clock.hpp"
@@ -392,7 +392,8 @@ class basic_cron {
     claim.start = std::chrono::floor<std::chrono::milliseconds>(clock_.now());
     const std::string claim_value = detail::encode_record(claim);
 
-    auto rev = claim_tick(fire_key, claim_value, job.key, job_rev);
+    auto rev = detail::send_claim<typename P::backoff>(transport_, fire_key, claim_value, job.key, job_rev,
+                                                       run_stop_.get_token());
     if (!rev) {
       if (rev.error().code != errc::busy)
         emit({.what = cron_event::kind::error, .job = name, .tick = tick_text, .message = rev.error().message});
@@ -425,7 +426,9 @@ class basic_cron {
     result.end = std::chrono::floor<std::chrono::milliseconds>(outcome.end);
     result.exit_code = outcome.exit_code;
     result.output = detail::utf8_tail(outcome.output, options_.output_cap);
-    if (auto w = record_result(fire_key, *rev, runs_key, detail::encode_record(result)); !w) {
+    if (auto w = detail::send_result<typename P::backoff>(transport_, fire_key, *rev, runs_key,
+                                                          detail::encode_record(result));
+        !w) {
       emit({.what = cron_event::kind::error, .job = name, .tick = tick_text, .rev = *rev,
             .message = "result not recorded: " + w.error().message});
       return;
@@ -433,66 +436,7 @@ class basic_cron {
     emit({.what = cron_event::kind::finished, .job = name, .tick = tick_text, .rev = *rev,
           .pid = outcome.pid, .exit_code = outcome.exit_code,
           .took = std::chrono::duration_cast<std::chrono::milliseconds>(outcome.end - outcome.start)});
-    prune(job);
-  }
-
-  /// The claim's revision if we won; `errc::busy` if someone else holds the
-  /// tick or the job changed meanwhile.
-  result<revision> claim_tick(const std::string& fire_key, const std::string& value, const std::string& job_key,
-                              revision job_rev) {
-    auto r = transport_.txn(detail::claim_txn(fire_key, value, job_key, job_rev), transport_.default_deadline());
-    if (r) {
-      if (!r->succeeded) return error{errc::busy, "tick taken"};
-      return r->header_revision;
-    }
-    // The txn may have committed without our hearing it: read the key to
-    // know. Our claim value (host, pid, lease, claim time) is ours alone.
-    typename P::backoff retry{};
-    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds{10};
-    while (std::chrono::steady_clock::now() < give_up) {
-      range_request read;
-      read.key = fire_key;
-      auto seen = transport_.range(read, transport_.default_deadline());
-      if (seen) {
-        if (seen->kvs.empty()) return error{errc::unavailable, "tick not claimed: " + r.error().message};
-        if (seen->kvs.front().value == value) return seen->kvs.front().create_revision;
-        return error{errc::busy, "tick taken"};
-      }
-      if (!pause(retry.next(), run_stop_.get_token())) break;  // shutting down
-    }
-    return error{errc::unavailable, "tick claim unknown (etcd unreachable): " + r.error().message};
-  }
-
-  /// Results are not lease-bound and are retried for a while: a run that
-  /// happened must be told, even across a short etcd outage.
-  result<void> record_result(const std::string& fire_key, revision rev, const std::string& runs_key,
-                             const std::string& value) {
-    typename P::backoff retry{};
-    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds{10};
-    for (;;) {
-      auto r = transport_.txn(detail::result_txn(fire_key, rev, runs_key, value), transport_.default_deadline());
-      if (r) {
-        if (!r->succeeded) return error{errc::failed_precondition, "the claim " + fire_key + " is gone"};
-        return {};
-      }
-      if (std::chrono::steady_clock::now() >= give_up) return std::move(r).error();
-      std::this_thread::sleep_for(retry.next());
-    }
-  }
-
-  void prune(const detail::cron_job& job) {
-    if (options_.history == 0) return;
-    const std::string& fire_dir = job.fire_dir;
-    auto req = range_request::prefix(fire_dir);
-    req.keys_only = true;
-    auto r = transport_.range(req, transport_.default_deadline());
-    if (!r) return;  // the next winner prunes
-    std::vector<std::string> ticks;
-    ticks.reserve(r->kvs.size());
-    for (const auto& kv : r->kvs) ticks.push_back(kv.key.substr(fire_dir.size()));
-    if (auto cut = detail::prune_cutoff(ticks, options_.history))
-      (void)transport_.txn(detail::prune_txn(fire_dir, job.runs_dir, *cut),
-                           transport_.default_deadline());
+    detail::prune_history(transport_, job, options_.history);
   }
 
   transport_type& transport_;
