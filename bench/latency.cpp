@@ -50,12 +50,13 @@ double since_ms(steady::time_point t0, steady::time_point t1) {
 class stamped_wait {
  public:
   template <class F>
-  explicit stamped_wait(F wait)
-      : done_(std::async(std::launch::async, [this, wait = std::move(wait), stop = stop_.get_token()]() mutable {
-          auto r = wait(stop);
-          at_.store(steady::now().time_since_epoch().count());
-          return r;
-        })) {}
+  explicit stamped_wait(F wait) {
+    done_ = std::async(std::launch::async, [this, wait = std::move(wait), stop = stop_.get_token()]() mutable {
+      auto r = wait(stop);
+      at_.store(steady::now().time_since_epoch().count());
+      return r;
+    });
+  }
   ~stamped_wait() {
     stop_.request_stop();
     if (done_.valid()) done_.wait();
