@@ -63,6 +63,6 @@ find_program(CONCH_BAZEL bazel)
 if(CONCH_BAZEL AND EXISTS ${PROJECT_SOURCE_DIR}/scripts/bazel-check)
   add_test(NAME packaging.bazel COMMAND ${PROJECT_SOURCE_DIR}/scripts/bazel-check)
   set_tests_properties(packaging.bazel PROPERTIES
-    LABELS packaging RESOURCE_LOCK conch_heavy_build TIMEOUT 1800)
+    LABELS packaging RESOURCE_LOCK conch_heavy_build TIMEOUT 3600)
 endif()
 set_tests_properties(packaging.amalgamate.check PROPERTIES LABELS packaging)
