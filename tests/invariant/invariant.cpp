@@ -360,7 +360,7 @@ class phase_run {
       problem("convergence: contenders still running 45 s after the last fault:" + left);
       return;
     }
-    nanos settled_from = inv::now_ns();
+    nanos settled_from = last_fault_;
     for (auto& c : w_.contenders())
       if (!c.final) settled_from = std::max(settled_from, c.ended_at);
     if (!w_.await([&] { return w_.running_children() == expected_now(); }, tm_.expiry_delay() + 5'000 * ms)) {
@@ -370,6 +370,7 @@ class phase_run {
     }
     const int expected = expected_now();
     converged_in_ = inv::now_ns() - settled_from;
+    drained_in_ = settled_from - last_fault_;
     // ... and stays there.
     const nanos steady_until = inv::now_ns() + 1'000 * ms;
     while (inv::now_ns() < steady_until) {
@@ -624,7 +625,9 @@ class phase_run {
     for (const auto& x : xs) ++slots[x.slot];
     std::cout << "   tokens strictly increasing in " << slots.size() << " slot(s) over " << xs.size()
               << " successions";
-    if (converged_in_ >= 0) std::cout << "; converged " << fmt_ms(converged_in_) << " after the last contender of the fault phase ended";
+    if (converged_in_ >= 0)
+      std::cout << "\n   after the last fault: its contenders all ended in " << fmt_s(drained_in_)
+                << ", then exactly min(N, waiting) held after " << fmt_ms(converged_in_);
     if (handover_max_ > 0) std::cout << "; release round handover max " << fmt_ms(handover_max_);
     std::cout << "\n   exits:";
     for (auto& [code, n] : exits) std::cout << " " << (code < 0 ? "signal " + std::to_string(-code) : std::to_string(code)) << "×" << n;
@@ -670,6 +673,7 @@ class phase_run {
   nanos t0_ = 0;
   nanos last_fault_ = 0;
   nanos converged_in_ = -1;
+  nanos drained_in_ = 0;
   nanos handover_max_ = 0;
   int spawned_ = 0;
   nanos next_spawn_ = 0;
