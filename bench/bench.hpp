@@ -109,9 +109,9 @@ void measure_handoff(context& ctx);      // conch, etcdctl lock, v3lock
 void measure_herd(context& ctx);         // watch events per release
 void measure_process(context& ctx);      // conch sema vs etcdctl lock, whole process
 void measure_loss(context& ctx);         // lease revoke -> child SIGTERM
-void measure_cron(context& ctx);         // N jobs, 3 conchd
 void measure_memory(context& ctx);       // VmHWM of a holding wrapper
 void measure_scale(context& ctx);        // 1, 8, 64 holders
+void measure_cron(context& ctx);         // N jobs, 3 conchd
 
 /// `conch_bench --child-hold READY [STAMP]`: the child the wrappers run.
 int child_hold(const char* ready, const char* stamp);
