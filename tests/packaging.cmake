@@ -1,5 +1,6 @@
 # Packaging checks: conch as users get it. Each is a ctest (label "packaging").
 #   packaging.amalgamate.check        committed single headers == regenerated ones
+#   packaging.amalgamate.self_test    the script on a made-up tree (inlining, --check, refusals)
 #   packaging.single_header.*         a program against each single header alone
 #   packaging.consume.*               external projects via find_package (after a
 #                                     staged install), add_subdirectory, FetchContent,
@@ -13,6 +14,9 @@ set(conch_with_etcd ${conch_packaging_dir}/with-etcd)
 
 add_test(NAME packaging.amalgamate.check
          COMMAND ${PROJECT_SOURCE_DIR}/scripts/amalgamate --check)
+add_test(NAME packaging.amalgamate.self_test COMMAND ${conch_packaging_dir}/amalgamate-self-test)
+set_tests_properties(packaging.amalgamate.self_test PROPERTIES
+  ENVIRONMENT CXX=${CMAKE_CXX_COMPILER} TIMEOUT 120)
 
 # --- single headers: single_include/ is the only conch include directory.
 add_executable(single_header_conch EXCLUDE_FROM_ALL ${conch_packaging_dir}/single_header.cpp)
@@ -65,4 +69,5 @@ if(CONCH_BAZEL AND EXISTS ${PROJECT_SOURCE_DIR}/scripts/bazel-check)
   set_tests_properties(packaging.bazel PROPERTIES
     LABELS packaging RESOURCE_LOCK conch_heavy_build TIMEOUT 3600)
 endif()
-set_tests_properties(packaging.amalgamate.check PROPERTIES LABELS packaging)
+set_tests_properties(packaging.amalgamate.check packaging.amalgamate.self_test PROPERTIES
+  LABELS packaging)
