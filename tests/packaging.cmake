@@ -22,7 +22,7 @@ set_tests_properties(packaging.amalgamate.self_test PROPERTIES
 add_executable(single_header_conch EXCLUDE_FROM_ALL ${conch_packaging_dir}/single_header.cpp)
 target_include_directories(single_header_conch PRIVATE ${PROJECT_SOURCE_DIR}/single_include)
 target_compile_features(single_header_conch PRIVATE cxx_std_20)
-target_compile_options(single_header_conch PRIVATE -Wall -Wextra)
+target_compile_options(single_header_conch PRIVATE -Wall -Wextra -Werror)
 target_link_libraries(single_header_conch PRIVATE
   Threads::Threads absl::time nlohmann_json::nlohmann_json Boost::headers)
 
@@ -31,7 +31,7 @@ add_executable(single_header_conch_etcd EXCLUDE_FROM_ALL ${conch_packaging_dir}/
 target_compile_definitions(single_header_conch_etcd PRIVATE CONCH_PACKAGING_SINGLE_HEADER)
 target_include_directories(single_header_conch_etcd PRIVATE ${PROJECT_SOURCE_DIR}/single_include)
 target_compile_features(single_header_conch_etcd PRIVATE cxx_std_20)
-target_compile_options(single_header_conch_etcd PRIVATE -Wall -Wextra)
+target_compile_options(single_header_conch_etcd PRIVATE -Wall -Wextra -Werror)
 target_link_libraries(single_header_conch_etcd PRIVATE
   conch::etcd_proto Threads::Threads absl::time nlohmann_json::nlohmann_json Boost::headers)
 
