@@ -17,9 +17,9 @@
 // conch/fwd.hpp — every conch recipe template, declared with its default
 // policy bundle, and the friendly aliases.
 //
-//   conch::election e{session, "web"};                   // basic_election<default_policies>
+//   conch::election e{session, "conch/", "web"};         // basic_election<default_policies>
 //   struct my_policies : conch::default_policies { using backoff = conch::no_backoff; };
-//   conch::basic_election<my_policies> quick{session, "web"};
+//   conch::basic_election<my_policies> quick{session, "conch/", "web"};
 //
 // The defaults live here and only here: a recipe header includes this file
 // and defines its template without repeating `= default_policies`. Nothing
@@ -3532,6 +3532,7 @@ inline result<cron_job> read_cron_job(std::string_view prefix, std::string_view 
 #include <chrono>
 #include <csignal>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <stop_token>
 #include <string>
@@ -4029,18 +4030,25 @@ struct cron_outcome {
   long pid = 0;  ///< 0 when the command could not be started
 };
 
+/// Who wants to know when a run's child starts and ends (a watchdog, a log).
+struct cron_run_hooks {
+  std::function<void(long pid)> started{};  ///< the child runs, leading process group `pid`
+  /// The child has exited but is not reaped yet: its group id cannot be
+  /// reused until this returns, so a watchdog can let go of it safely.
+  std::function<void(long pid)> exited{};
+};
+
 struct cron_command {
-  std::vector<std::string> argv;
-  std::vector<std::pair<std::string, std::string>> env;
+  std::vector<std::string> argv{};
+  std::vector<std::pair<std::string, std::string>> env{};
   std::size_t output_cap = 4096;
   std::chrono::milliseconds kill_after{5000};
 };
 
 /// Runs `cmd` to its end. Never throws for the child's sake: a command that
 /// cannot be started ends with 127 and the reason as its output, as a shell
-/// would report it. `on_start(pid)` is called once the child runs.
-template <class OnStart>
-cron_outcome run_command(const cron_command& cmd, std::stop_token stop, OnStart&& on_start) {
+/// would report it.
+inline cron_outcome run_command(const cron_command& cmd, std::stop_token stop, const cron_run_hooks& hooks = {}) {
   cron_outcome out;
   out.start = std::chrono::system_clock::now();
   auto spawned = process::spawn({.argv = cmd.argv, .env = cmd.env, .capture_output = true});
@@ -4052,7 +4060,7 @@ cron_outcome run_command(const cron_command& cmd, std::stop_token stop, OnStart&
   }
   process::child& child = *spawned;
   out.pid = child.pid();
-  on_start(child.pid());
+  if (hooks.started) hooks.started(child.pid());
 
   // A stop request becomes a readable descriptor, so one poll() waits for
   // output, the child's exit and shutdown at once.
@@ -4089,14 +4097,11 @@ cron_outcome run_command(const cron_command& cmd, std::stop_token stop, OnStart&
   // grandchild that keeps them open is not waited for.
   if (child.stdout_fd() >= 0) process::pump(child.stdout_fd(), -1, tail);
   if (child.stderr_fd() >= 0) process::pump(child.stderr_fd(), -1, tail);
+  if (hooks.exited) hooks.exited(child.pid());
   out.exit_code = exit_code_of(child.reap());
   out.end = std::chrono::system_clock::now();
   out.output = utf8_tail(tail.str(), cmd.output_cap);
   return out;
-}
-
-inline cron_outcome run_command(const cron_command& cmd, std::stop_token stop) {
-  return run_command(cmd, std::move(stop), [](long) {});
 }
 
 }  // namespace conch::detail
@@ -4173,16 +4178,6 @@ inline txn_request prune_txn(const std::string& fire_dir, const std::string& run
 // sees a change only when the leader, its key or its value differs from what
 // it saw last.
 
-#include <algorithm>
-#include <chrono>
-#include <memory>
-#include <mutex>
-#include <optional>
-#include <stop_token>
-#include <string>
-#include <string_view>
-#include <utility>
-
 // ---- begin conch/detail/election_office.hpp ----
 // conch/detail/election_office.hpp — who leads an office, from its candidates.
 //
@@ -4192,11 +4187,11 @@ inline txn_request prune_txn(const std::string& fire_dir, const std::string& run
 // then applies watch events; it never needs another read until its watch
 // breaks or is compacted.
 
+
 #include <map>
 #include <optional>
 #include <string>
 #include <vector>
-
 
 namespace conch::detail {
 
@@ -4231,7 +4226,8 @@ class office_view {
 
 /// Whether an observer should report `now` after having reported `before`:
 /// a different holder, a re-created key, or a new value (proclaim).
-inline bool leader_changed(const std::optional<key_value>& before, const std::optional<key_value>& now) {
+inline bool leader_changed(const std::optional<key_value>& before,
+                           const std::optional<key_value>& now) {
   if (before.has_value() != now.has_value()) return true;
   if (!now) return false;
   return before->key != now->key || before->create_revision != now->create_revision ||
@@ -4241,12 +4237,23 @@ inline bool leader_changed(const std::optional<key_value>& before, const std::op
 }  // namespace conch::detail
 // ---- end conch/detail/election_office.hpp ----
 
+#include <algorithm>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stop_token>
+#include <string>
+#include <string_view>
+#include <utility>
+
 namespace conch::detail {
 
 /// Failures worth another try: the cluster may come back, the history we
 /// wanted can be re-read. Anything else (auth, a bad request) stays.
 inline bool election_retryable(errc e) {
-  return e == errc::unavailable || e == errc::timed_out || e == errc::internal || e == errc::compacted;
+  return e == errc::unavailable || e == errc::timed_out || e == errc::internal ||
+         e == errc::compacted;
 }
 
 /// Follows who leads an office, one change per `next()`: the current leader
@@ -4260,7 +4267,8 @@ class leader_observer {
   using clock_type = typename P::clock;
 
   /// An invalid name makes next() fail with errc::invalid_argument.
-  leader_observer(transport_type& t, std::string_view prefix, std::string_view name, clock_type c = {})
+  leader_observer(transport_type& t, std::string_view prefix, std::string_view name,
+                  clock_type c = {})
       : transport_(t), office_(election_office(prefix, name)), clock_(std::move(c)) {}
   leader_observer(const leader_observer&) = delete;
   leader_observer& operator=(const leader_observer&) = delete;
@@ -4273,16 +4281,20 @@ class leader_observer {
       if (cancelled_.stop_requested()) return error{errc::cancelled, "observer cancelled"};
       if (!office_) return office_.error();
       if (!stream_) {
-        auto r = transport_.range(range_request::prefix(*office_), std::min(d, transport_.default_deadline()));
+        auto r = transport_.range(range_request::prefix(*office_),
+                                  std::min(d, transport_.default_deadline()));
         if (!r) {
           if (!election_retryable(r.error().code)) return std::move(r).error();
-          if (!pause(d)) return error{cancelled_.stop_requested() ? errc::cancelled : errc::timed_out, r.error().message};
+          if (!pause(d))
+            return error{cancelled_.stop_requested() ? errc::cancelled : errc::timed_out,
+                         r.error().message};
           continue;
         }
         view_.reset(r->kvs);
         std::lock_guard lock{mutex_};
         if (cancelled_.stop_requested()) continue;
-        stream_ = std::make_unique<stream_type>(transport_.watch(watch_request::prefix(*office_, r->header_revision + 1)));
+        stream_ = std::make_unique<stream_type>(
+            transport_.watch(watch_request::prefix(*office_, r->header_revision + 1)));
       }
       auto now = view_.leader();
       if (!reported_ || leader_changed(*reported_, now)) {
@@ -4297,13 +4309,15 @@ class leader_observer {
       }
       const errc why = batch.error().code;
       if (why == errc::timed_out) return std::move(batch).error();
-      if (why != errc::cancelled && why != errc::compacted && !election_retryable(why)) return std::move(batch).error();
+      if (why != errc::cancelled && why != errc::compacted && !election_retryable(why))
+        return std::move(batch).error();
       {
         std::lock_guard lock{mutex_};
         stream_.reset();
       }
       if (why != errc::compacted && !pause(d))
-        return error{cancelled_.stop_requested() ? errc::cancelled : errc::timed_out, batch.error().message};
+        return error{cancelled_.stop_requested() ? errc::cancelled : errc::timed_out,
+                     batch.error().message};
     }
   }
 
@@ -4321,9 +4335,11 @@ class leader_observer {
   bool pause(deadline d) {
     const auto left = d - std::chrono::steady_clock::now();
     if (left <= left.zero()) return false;
-    auto step = std::min(std::chrono::duration_cast<std::chrono::steady_clock::duration>(retry_.next()), left);
-    return clock_.sleep_until(clock_.now() + std::chrono::duration_cast<typename clock_type::duration>(step),
-                              cancelled_.get_token());
+    auto step = std::min(
+        std::chrono::duration_cast<std::chrono::steady_clock::duration>(retry_.next()), left);
+    return clock_.sleep_until(
+        clock_.now() + std::chrono::duration_cast<typename clock_type::duration>(step),
+        cancelled_.get_token());
   }
 
   transport_type& transport_;
@@ -4598,13 +4614,13 @@ inline semaphore_view make_semaphore_view(std::string_view office, int max,
 // each read costs O(N) whatever the queue length. These helpers build that
 // read as txn ops and turn the answer into a `sema_state`; no I/O here.
 
+
 #include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <variant>
 #include <vector>
-
 
 namespace conch::detail {
 
@@ -4620,8 +4636,8 @@ inline std::optional<key_value> front(const range_response* r) {
 struct sema_layout {
   std::string prefix, name;  ///< the namespace ("conch/") and the semaphore's name
   int max = 1;
-  std::string office;        ///< `<prefix>sema/<name>/max=<N>/`
-  lease_id lease = 0;        ///< ours: our queue key's name, and how our own slot is told apart
+  std::string office;  ///< `<prefix>sema/<name>/max=<N>/`
+  lease_id lease = 0;  ///< ours: our queue key's name, and how our own slot is told apart
 
   std::string slots() const { return slot_dir(office); }
   std::string queue() const { return queue_dir(office); }
@@ -4708,13 +4724,17 @@ inline void add_entry_reads(std::vector<request_op>& ops, const sema_layout& l) 
   ops.emplace_back(sema_read_detail::keys_of(l.slots()));
 }
 
-inline result<sema_state> parse_entry(const txn_response& r, std::size_t first, const sema_layout& l) {
-  const auto *own = range_at(r, first), *newest = range_at(r, first + 1), *slots = range_at(r, first + 2);
-  if (!own || !newest || !slots) return error{errc::internal, "semaphore txn answered without its reads"};
+inline result<sema_state> parse_entry(const txn_response& r, std::size_t first,
+                                      const sema_layout& l) {
+  const auto *own = range_at(r, first), *newest = range_at(r, first + 1),
+             *slots = range_at(r, first + 2);
+  if (!own || !newest || !slots)
+    return error{errc::internal, "semaphore txn answered without its reads"};
   sema_state s;
   s.at = r.header_revision;
   s.own = front(own);
-  if (!s.own) return error{errc::internal, "semaphore txn did not show our own queue key " + l.own_key()};
+  if (!s.own)
+    return error{errc::internal, "semaphore txn did not show our own queue key " + l.own_key()};
   for (const auto& kv : newest->kvs)
     if (kv.create_revision < s.own->create_revision) {
       s.predecessor = kv;
@@ -4732,9 +4752,12 @@ inline void add_place_reads(std::vector<request_op>& ops, const sema_layout& l, 
   ops.emplace_back(sema_read_detail::keys_of(l.slots()));
 }
 
-inline result<sema_state> parse_place(const txn_response& r, std::size_t first, const sema_layout& l) {
-  const auto *own = range_at(r, first), *before = range_at(r, first + 1), *slots = range_at(r, first + 2);
-  if (!own || !before || !slots) return error{errc::internal, "semaphore txn answered without its reads"};
+inline result<sema_state> parse_place(const txn_response& r, std::size_t first,
+                                      const sema_layout& l) {
+  const auto *own = range_at(r, first), *before = range_at(r, first + 1),
+             *slots = range_at(r, first + 2);
+  if (!own || !before || !slots)
+    return error{errc::internal, "semaphore txn answered without its reads"};
   sema_state s;
   s.at = r.header_revision;
   s.own = front(own);
@@ -5313,6 +5336,86 @@ class watchdog {
 #include <utility>
 #include <vector>
 
+// ---- begin conch/detail/cron_tick.hpp ----
+// conch/detail/cron_tick.hpp — a tick's three writes, sent: claim, result,
+// prune. The txns themselves are in cron_txn.hpp; this adds what talking to
+// etcd needs (an answer that never came, a short outage), for any transport.
+
+#include <chrono>
+#include <stop_token>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+
+namespace conch::detail {
+
+/// Claims a tick: the claim's revision if we won; `errc::busy` if someone
+/// else holds the tick or the job changed meanwhile. When the answer is lost
+/// the txn may still have committed, so the key is read back: our claim value
+/// (host, pid, lease, claim time) is ours alone. `Backoff` paces the reads;
+/// `stop` ends them.
+template <class Backoff, transport T>
+result<revision> send_claim(T& t, const std::string& fire_key, const std::string& value, const std::string& job_key,
+                            revision job_rev, std::stop_token stop) {
+  auto r = t.txn(claim_txn(fire_key, value, job_key, job_rev), t.default_deadline());
+  if (r) {
+    if (!r->succeeded) return error{errc::busy, "tick taken"};
+    return r->header_revision;
+  }
+  Backoff retry{};
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds{10};
+  while (std::chrono::steady_clock::now() < give_up) {
+    range_request read;
+    read.key = fire_key;
+    auto seen = t.range(read, t.default_deadline());
+    if (seen) {
+      if (seen->kvs.empty()) return error{errc::unavailable, "tick not claimed: " + r.error().message};
+      if (seen->kvs.front().value == value) return seen->kvs.front().create_revision;
+      return error{errc::busy, "tick taken"};
+    }
+    if (!steady_clock_policy::sleep_until(std::chrono::steady_clock::now() + retry.next(), stop)) break;
+  }
+  return error{errc::unavailable, "tick claim unknown (etcd unreachable): " + r.error().message};
+}
+
+/// Records a run's result, fenced by its claim. Retried for a while (not
+/// cut short by a shutdown): a run that happened must be told, even across
+/// a short etcd outage.
+template <class Backoff, transport T>
+result<void> send_result(T& t, const std::string& fire_key, revision claim_rev, const std::string& runs_key,
+                         const std::string& value) {
+  Backoff retry{};
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds{10};
+  for (;;) {
+    auto r = t.txn(result_txn(fire_key, claim_rev, runs_key, value), t.default_deadline());
+    if (r) {
+      if (!r->succeeded) return error{errc::failed_precondition, "the claim " + fire_key + " is gone"};
+      return {};
+    }
+    if (std::chrono::steady_clock::now() >= give_up) return std::move(r).error();
+    std::this_thread::sleep_for(retry.next());
+  }
+}
+
+/// Keeps the newest `keep` ticks of `job` (0: all). Best effort: a failure
+/// leaves the work to the next winner.
+template <transport T>
+void prune_history(T& t, const cron_job& job, std::size_t keep) {
+  if (keep == 0) return;
+  auto req = range_request::prefix(job.fire_dir);
+  req.keys_only = true;
+  auto r = t.range(req, t.default_deadline());
+  if (!r) return;
+  std::vector<std::string> ticks;
+  ticks.reserve(r->kvs.size());
+  for (const auto& kv : r->kvs) ticks.push_back(kv.key.substr(job.fire_dir.size()));
+  if (auto cut = prune_cutoff(ticks, keep)) (void)t.txn(prune_txn(job.fire_dir, job.runs_dir, *cut), t.default_deadline());
+}
+
+}  // namespace conch::detail
+// ---- end conch/detail/cron_tick.hpp ----
 // ---- begin conch/session.hpp ----
 // conch/session.hpp — a lease kept alive, and a loud "lost" when it cannot be.
 //
@@ -5335,6 +5438,7 @@ class watchdog {
 // close or destroy the session from one. The destructor closes (revokes the
 // lease) with a bounded deadline; it never hangs.
 
+
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -5347,7 +5451,6 @@ class watchdog {
 #include <string>
 #include <thread>
 #include <utility>
-
 
 namespace conch {
 
@@ -5366,7 +5469,7 @@ class basic_session {
     std::chrono::seconds ttl{10};
     /// Subtracted from the granted TTL for the local deadline; defaults to a
     /// small fraction of the TTL.
-    std::optional<std::chrono::milliseconds> margin;
+    std::optional<std::chrono::milliseconds> margin{};
   };
 
   explicit basic_session(transport_type& t, options o = {}, clock_type c = {})
@@ -5538,7 +5641,8 @@ class basic_session {
       }
       if (!clock_.sleep_until(wake, halt)) return;
       if (clock_.now() >= due) {
-        lose("lease " + lease_hex() + ": local deadline passed with no keepalive acknowledged in time (etcd unreachable?)");
+        lose("lease " + lease_hex() +
+             ": local deadline passed with no keepalive acknowledged in time (etcd unreachable?)");
         return;
       }
       if (!stream) stream = std::make_unique<stream_type>(transport_.keepalive(lease_));
@@ -5546,7 +5650,8 @@ class basic_session {
       result<std::int64_t> answer = error{errc::unavailable, "keepalive not sent"};
       {
         stream_type* live = stream.get();
-        std::stop_callback cancel{halt, [live] { live->cancel(); }};  // gone before the stream may be
+        std::stop_callback cancel{halt,
+                                  [live] { live->cancel(); }};  // gone before the stream may be
         if (auto s = live->send(); !s) {
           answer = std::move(s).error();
         } else {
@@ -5569,7 +5674,8 @@ class basic_session {
         retry.reset();
         continue;
       }
-      if (answer.error().code == errc::lease_not_found) return lose("lease " + lease_hex() + " expired or was revoked");
+      if (answer.error().code == errc::lease_not_found)
+        return lose("lease " + lease_hex() + " expired or was revoked");
       if (halt.stop_requested()) return;
       // The broken stream will never answer what it was sent: drop it, and
       // forget those sends so a later answer is not credited to them.
@@ -5577,8 +5683,10 @@ class basic_session {
       {
         std::lock_guard lock{mutex_};
         forget_unanswered(*deadline_);
-        const auto interval = std::chrono::duration_cast<duration>(detail::keepalive_interval(deadline_->ttl()));
-        retry_at = clock_.now() + std::min(std::chrono::duration_cast<duration>(retry.next()), interval);
+        const auto interval =
+            std::chrono::duration_cast<duration>(detail::keepalive_interval(deadline_->ttl()));
+        retry_at =
+            clock_.now() + std::min(std::chrono::duration_cast<duration>(retry.next()), interval);
       }
     }
   }
@@ -5592,7 +5700,8 @@ class basic_session {
   }
 
   // A guard thread: watches one key for its DELETE.
-  void guard(const std::string& key, revision create_revision, revision seen_at, std::stop_token own) {
+  void guard(const std::string& key, revision create_revision, revision seen_at,
+             std::stop_token own) {
     detail::stop_union stop{std::move(own), halt_.get_token()};
     backoff_type retry{};
     revision from = seen_at > 0 ? seen_at + 1 : 0;  // 0: (re)read the key before watching
@@ -5632,8 +5741,10 @@ class basic_session {
         const errc why = batch.error().code;
         if (why == errc::timed_out) continue;
         if (stop.stop_requested()) return;
-        if (why == errc::compacted) from = 0;  // the gap is unreadable: re-check the key itself
-        else if (!pause()) return;
+        if (why == errc::compacted)
+          from = 0;  // the gap is unreadable: re-check the key itself
+        else if (!pause())
+          return;
         break;
       }
     }
@@ -5690,9 +5801,9 @@ class basic_cron {
   using clock_type = detail::cron_wall_clock<P>;  ///< what ticks are scheduled on
   using time_point = typename clock_type::time_point;
   using session_type = basic_session<session_policies>;
-  /// Runs one claimed tick's command; calls `on_start(pid)` once it runs.
-  using runner_type = std::function<detail::cron_outcome(const detail::cron_command&, std::stop_token,
-                                                         const std::function<void(long)>& on_start)>;
+  /// Runs one claimed tick's command, telling `hooks` when its child starts and ends.
+  using runner_type =
+      std::function<detail::cron_outcome(const detail::cron_command&, std::stop_token, const detail::cron_run_hooks&)>;
 
   struct options {
     std::string prefix = "conch/";
@@ -5713,9 +5824,8 @@ class basic_cron {
       options_.host = buf;
     }
     if (!options_.runner)
-      options_.runner = [](const detail::cron_command& cmd, std::stop_token stop,
-                           const std::function<void(long)>& on_start) {
-        return detail::run_command(cmd, std::move(stop), on_start);
+      options_.runner = [](const detail::cron_command& cmd, std::stop_token stop, const detail::cron_run_hooks& hooks) {
+        return detail::run_command(cmd, std::move(stop), hooks);
       };
   }
   basic_cron(const basic_cron&) = delete;
@@ -5747,6 +5857,13 @@ class basic_cron {
   lease_id lease() const {
     std::lock_guard lock{session_mutex_};
     return session_ ? session_->lease() : 0;
+  }
+  /// When the daemon's lease is presumed lost unless renewed (see session.hpp):
+  /// what a watchdog over the runs enforces. Empty before start().
+  std::optional<typename session_type::time_point> local_deadline() const {
+    std::lock_guard lock{session_mutex_};
+    if (!session_) return std::nullopt;
+    return session_->local_deadline();
   }
   const options& settings() const noexcept { return options_; }
 
@@ -5987,7 +6104,8 @@ class basic_cron {
     claim.start = std::chrono::floor<std::chrono::milliseconds>(clock_.now());
     const std::string claim_value = detail::encode_record(claim);
 
-    auto rev = claim_tick(fire_key, claim_value, job.key, job_rev);
+    auto rev = detail::send_claim<typename P::backoff>(transport_, fire_key, claim_value, job.key, job_rev,
+                                                       run_stop_.get_token());
     if (!rev) {
       if (rev.error().code != errc::busy)
         emit({.what = cron_event::kind::error, .job = name, .tick = tick_text, .message = rev.error().message});
@@ -6004,9 +6122,11 @@ class basic_cron {
                                      {"CONCH_LEASE", claim.lease}},
                              .output_cap = options_.output_cap,
                              .kill_after = options_.kill_after};
-    auto outcome = options_.runner(cmd, run_stop_.get_token(), [&](long pid) {
+    detail::cron_run_hooks hooks;
+    hooks.started = [&](long pid) {
       emit({.what = cron_event::kind::started, .job = name, .tick = tick_text, .rev = *rev, .pid = pid});
-    });
+    };
+    auto outcome = options_.runner(cmd, run_stop_.get_token(), hooks);
 
     detail::run_record result{};
     result.name = name;
@@ -6018,7 +6138,9 @@ class basic_cron {
     result.end = std::chrono::floor<std::chrono::milliseconds>(outcome.end);
     result.exit_code = outcome.exit_code;
     result.output = detail::utf8_tail(outcome.output, options_.output_cap);
-    if (auto w = record_result(fire_key, *rev, runs_key, detail::encode_record(result)); !w) {
+    if (auto w = detail::send_result<typename P::backoff>(transport_, fire_key, *rev, runs_key,
+                                                          detail::encode_record(result));
+        !w) {
       emit({.what = cron_event::kind::error, .job = name, .tick = tick_text, .rev = *rev,
             .message = "result not recorded: " + w.error().message});
       return;
@@ -6026,66 +6148,7 @@ class basic_cron {
     emit({.what = cron_event::kind::finished, .job = name, .tick = tick_text, .rev = *rev,
           .pid = outcome.pid, .exit_code = outcome.exit_code,
           .took = std::chrono::duration_cast<std::chrono::milliseconds>(outcome.end - outcome.start)});
-    prune(job);
-  }
-
-  /// The claim's revision if we won; `errc::busy` if someone else holds the
-  /// tick or the job changed meanwhile.
-  result<revision> claim_tick(const std::string& fire_key, const std::string& value, const std::string& job_key,
-                              revision job_rev) {
-    auto r = transport_.txn(detail::claim_txn(fire_key, value, job_key, job_rev), transport_.default_deadline());
-    if (r) {
-      if (!r->succeeded) return error{errc::busy, "tick taken"};
-      return r->header_revision;
-    }
-    // The txn may have committed without our hearing it: read the key to
-    // know. Our claim value (host, pid, lease, claim time) is ours alone.
-    typename P::backoff retry{};
-    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds{10};
-    while (std::chrono::steady_clock::now() < give_up) {
-      range_request read;
-      read.key = fire_key;
-      auto seen = transport_.range(read, transport_.default_deadline());
-      if (seen) {
-        if (seen->kvs.empty()) return error{errc::unavailable, "tick not claimed: " + r.error().message};
-        if (seen->kvs.front().value == value) return seen->kvs.front().create_revision;
-        return error{errc::busy, "tick taken"};
-      }
-      if (!pause(retry.next(), run_stop_.get_token())) break;  // shutting down
-    }
-    return error{errc::unavailable, "tick claim unknown (etcd unreachable): " + r.error().message};
-  }
-
-  /// Results are not lease-bound and are retried for a while: a run that
-  /// happened must be told, even across a short etcd outage.
-  result<void> record_result(const std::string& fire_key, revision rev, const std::string& runs_key,
-                             const std::string& value) {
-    typename P::backoff retry{};
-    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds{10};
-    for (;;) {
-      auto r = transport_.txn(detail::result_txn(fire_key, rev, runs_key, value), transport_.default_deadline());
-      if (r) {
-        if (!r->succeeded) return error{errc::failed_precondition, "the claim " + fire_key + " is gone"};
-        return {};
-      }
-      if (std::chrono::steady_clock::now() >= give_up) return std::move(r).error();
-      std::this_thread::sleep_for(retry.next());
-    }
-  }
-
-  void prune(const detail::cron_job& job) {
-    if (options_.history == 0) return;
-    const std::string& fire_dir = job.fire_dir;
-    auto req = range_request::prefix(fire_dir);
-    req.keys_only = true;
-    auto r = transport_.range(req, transport_.default_deadline());
-    if (!r) return;  // the next winner prunes
-    std::vector<std::string> ticks;
-    ticks.reserve(r->kvs.size());
-    for (const auto& kv : r->kvs) ticks.push_back(kv.key.substr(fire_dir.size()));
-    if (auto cut = detail::prune_cutoff(ticks, options_.history))
-      (void)transport_.txn(detail::prune_txn(fire_dir, job.runs_dir, *cut),
-                           transport_.default_deadline());
+    detail::prune_history(transport_, job, options_.history);
   }
 
   transport_type& transport_;
@@ -6370,6 +6433,7 @@ result<std::vector<cron_job_view>> list_cron_jobs(T& t, std::string_view prefix,
 // An election object is used from one thread; only `campaign_options::stop`
 // and the session's loss interrupt it from elsewhere.
 
+
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -6381,7 +6445,6 @@ result<std::vector<cron_job_view>> list_cron_jobs(T& t, std::string_view prefix,
 #include <string_view>
 #include <utility>
 #include <variant>
-
 
 namespace conch {
 
@@ -6397,9 +6460,9 @@ class basic_election {
   using fencing_type = typename P::fencing;
 
   struct campaign_options {
-    bool nonblock = false;                          ///< errc::busy at once if another leads
+    bool nonblock = false;                             ///< errc::busy at once if another leads
     std::optional<std::chrono::milliseconds> timeout;  ///< errc::timed_out, our key removed
-    std::stop_token stop;                           ///< errc::cancelled, our key removed
+    std::stop_token stop;                              ///< errc::cancelled, our key removed
   };
   /// Follows who leads an office, one change per next() (see detail::leader_observer).
   using observer = detail::leader_observer<P>;
@@ -6409,8 +6472,10 @@ class basic_election {
   basic_election(session_type& s, std::string_view prefix, std::string_view name)
       : session_(s), prefix_(prefix), name_(name) {
     auto office = office_prefix(prefix, name);
-    if (office) office_ = std::move(*office);
-    else bad_name_ = std::move(office).error();
+    if (office)
+      office_ = std::move(*office);
+    else
+      bad_name_ = std::move(office).error();
   }
   basic_election(const basic_election&) = delete;
   basic_election& operator=(const basic_election&) = delete;
@@ -6431,18 +6496,23 @@ class basic_election {
   result<void> campaign(std::string value, campaign_options o = {}) {
     if (bad_name_) return *bad_name_;
     if (!key_.empty())
-      return error{errc::failed_precondition, "already a candidate for office " + office_ + " (key " + key_ + ")"};
+      return error{errc::failed_precondition,
+                   "already a candidate for office " + office_ + " (key " + key_ + ")"};
     if (session_.lost()) return lost_error();
     const lease_id lease = session_.lease();
-    if (lease == 0) return error{errc::failed_precondition, "campaign for office " + office_ + " needs a started session"};
+    if (lease == 0)
+      return error{errc::failed_precondition,
+                   "campaign for office " + office_ + " needs a started session"};
     std::string key = detail::contender_key(office_, lease);
     if (!session_.claim(key))
       return error{errc::failed_precondition,
-                   "another election on this session already campaigns for office " + office_ + " (key " + key + ")"};
+                   "another election on this session already campaigns for office " + office_ +
+                       " (key " + key + ")"};
     key_ = std::move(key);
 
     detail::stop_union stop{o.stop, session_.lost_token()};
-    const deadline give_up = o.timeout ? std::chrono::steady_clock::now() + *o.timeout : deadline::max();
+    const deadline give_up =
+        o.timeout ? std::chrono::steady_clock::now() + *o.timeout : deadline::max();
     auto entered = enter(value, lease, stop, give_up);
     if (!entered) {
       session_.unclaim(key_);
@@ -6479,7 +6549,8 @@ class basic_election {
 
   /// A new value for our key while we lead, without another election.
   result<void> proclaim(std::string value) {
-    if (!leading_) return error{errc::failed_precondition, "proclaim needs leadership of office " + office_};
+    if (!leading_)
+      return error{errc::failed_precondition, "proclaim needs leadership of office " + office_};
     if (session_.lost()) return lost_error();
     // Guarded by our own key whatever the policy: a bare put would re-create it.
     txn_request t;
@@ -6509,7 +6580,8 @@ class basic_election {
   }
 
   /// The current leader of `name`, or nullopt when the office is vacant.
-  static result<std::optional<key_value>> leader(transport_type& t, std::string_view prefix, std::string_view name) {
+  static result<std::optional<key_value>> leader(transport_type& t, std::string_view prefix,
+                                                 std::string_view name) {
     auto office = office_prefix(prefix, name);
     if (!office) return std::move(office).error();
     auto r = t.range(first_created(std::move(*office)), t.default_deadline());
@@ -6593,13 +6665,12 @@ class basic_election {
     if (left <= left.zero()) return false;
     auto step = std::chrono::duration_cast<std::chrono::steady_clock::duration>(retry.next());
     auto& clock = session_.clock();
-    const auto wake = clock.now() + std::chrono::duration_cast<typename clock_type::duration>(std::min(step, left));
+    const auto wake = clock.now() + std::chrono::duration_cast<typename clock_type::duration>(
+                                        std::min(step, left));
     return clock.sleep_until(wake, stop.token()) && std::chrono::steady_clock::now() < give_up;
   }
 
-  error lost_error() const {
-    return error{errc::lost, "session lost: " + session_.lost_reason()};
-  }
+  error lost_error() const { return error{errc::lost, "session lost: " + session_.lost_reason()}; }
   // Names why a wait ended early: the session, the owner, or the clock.
   error interrupted(error e, const campaign_options& o) const {
     if (session_.lost()) return lost_error();
@@ -6613,7 +6684,8 @@ class basic_election {
 
   // The campaign txn: create our key if absent, and read who leads and who
   // precedes us, all at one revision.
-  result<entry> enter(const std::string& value, lease_id lease, const detail::stop_union& stop, deadline give_up) {
+  result<entry> enter(const std::string& value, lease_id lease, const detail::stop_union& stop,
+                      deadline give_up) {
     txn_request t;
     t.compares.push_back(compare::create_revision(key_) == 0);
     t.success.emplace_back(put_request{key_, value, lease});
@@ -6634,7 +6706,8 @@ class basic_election {
       auto r = transport().txn(t, call_deadline(give_up));
       if (r && r->succeeded) {
         const auto* newest = range_at(*r, 2);
-        if (!range_at(*r, 1) || !newest) return error{errc::internal, "campaign txn answered without its reads"};
+        if (!range_at(*r, 1) || !newest)
+          return error{errc::internal, "campaign txn answered without its reads"};
         rev_ = r->header_revision;
         entry e{front(range_at(*r, 1)), std::nullopt, true, r->header_revision};
         if (newest->kvs.size() > 1) e.predecessor = newest->kvs[1];
@@ -6647,8 +6720,10 @@ class basic_election {
           return entry{front(range_at(*r, 1)), std::nullopt, false, r->header_revision};
         }
         return error{errc::failed_precondition,
-                     "office " + office_ + " already has a candidate under this session's lease (" + key_ +
-                         (own ? ", create_revision " + std::to_string(own->create_revision) : std::string()) +
+                     "office " + office_ + " already has a candidate under this session's lease (" +
+                         key_ +
+                         (own ? ", create_revision " + std::to_string(own->create_revision)
+                              : std::string()) +
                          ") that this election did not create"};
       }
       if (r.error().code == errc::lease_not_found) return lost_error();
@@ -6694,7 +6769,8 @@ class basic_election {
         }
         auto own = front(range_at(*r, 0));
         if (!own || own->create_revision != rev_)
-          return error{errc::lost, "our candidate key " + key_ + " was deleted while waiting for office " + office_ +
+          return error{errc::lost, "our candidate key " + key_ +
+                                       " was deleted while waiting for office " + office_ +
                                        " (lease revoked or key removed)"};
         seen.predecessor = front(range_at(*r, 1));
         seen.at = r->header_revision;
@@ -6709,7 +6785,8 @@ class basic_election {
       auto stream = transport().watch(w);
       std::stop_callback cancel{stop.token(), [&] { stream.cancel(); }};
       for (;;) {
-        auto batch = stream.next(std::min(give_up, std::chrono::steady_clock::now() + std::chrono::minutes{10}));
+        auto batch = stream.next(
+            std::min(give_up, std::chrono::steady_clock::now() + std::chrono::minutes{10}));
         if (batch) {
           retry.reset();
           if (std::any_of(batch->events.begin(), batch->events.end(),
@@ -6720,7 +6797,8 @@ class basic_election {
         const errc why = batch.error().code;
         if (why == errc::timed_out && std::chrono::steady_clock::now() < give_up) continue;
         if (why == errc::timed_out || stop.stop_requested()) return std::move(batch).error();
-        if (why != errc::compacted && !retryable(why) && why != errc::cancelled) return std::move(batch).error();
+        if (why != errc::compacted && !retryable(why) && why != errc::cancelled)
+          return std::move(batch).error();
         if (why != errc::compacted && !pause(retry, stop, give_up))
           return error{errc::timed_out, batch.error().message};
         break;  // re-read: the compacted gap (or the break) may have hidden the delete
@@ -6743,7 +6821,9 @@ class basic_election {
     }
     auto r = transport().txn(t, call_deadline(give_up));
     if (!r) return r.error().code == errc::lease_not_found ? lost_error() : std::move(r).error();
-    if (!r->succeeded) return error{errc::lost, "our candidate key " + key_ + " vanished as we took office " + office_};
+    if (!r->succeeded)
+      return error{errc::lost,
+                   "our candidate key " + key_ + " vanished as we took office " + office_};
     auto token = read_token(fencing_, *r, first, rev_);
     if (!token) return std::move(token).error();
     token_ = *token;
@@ -6766,10 +6846,12 @@ class basic_election {
       if (r || !retryable(r.error().code) || r.error().code == errc::compacted) return r;
       const auto left = d - std::chrono::steady_clock::now();
       if (left <= left.zero()) return r;
-      const auto step = std::min(std::chrono::duration_cast<std::chrono::steady_clock::duration>(retry.next()), left);
+      const auto step = std::min(
+          std::chrono::duration_cast<std::chrono::steady_clock::duration>(retry.next()), left);
       auto& clock = session_.clock();
-      if (!clock.sleep_until(clock.now() + std::chrono::duration_cast<typename clock_type::duration>(step),
-                             session_.lost_token()))
+      if (!clock.sleep_until(
+              clock.now() + std::chrono::duration_cast<typename clock_type::duration>(step),
+              session_.lost_token()))
         return r;
     }
   }
@@ -6838,6 +6920,7 @@ class basic_election {
 // A semaphore object is used from one thread; only `acquire_options::stop`
 // and the session's loss interrupt it from elsewhere.
 
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -6851,7 +6934,6 @@ class basic_election {
 #include <utility>
 #include <vector>
 
-
 namespace conch {
 
 /// Who holds which slot, and who waits in which order (`--who`).
@@ -6860,7 +6942,7 @@ struct semaphore_status {
     int slot = 0;
     key_value kv;  ///< value: the holder record; create_revision: the token
   };
-  std::vector<holder> holders;    ///< by slot index
+  std::vector<holder> holders;     ///< by slot index
   std::vector<key_value> waiters;  ///< first in line first
   revision at = 0;                 ///< the revision this was read at
 };
@@ -6885,12 +6967,12 @@ class basic_semaphore {
   using fencing_type = typename P::fencing;
 
   struct acquire_options {
-    bool nonblock = false;                             ///< errc::busy at once if no slot is ours now
-    std::optional<std::chrono::milliseconds> timeout;  ///< errc::timed_out, our queue key removed
-    std::stop_token stop;                              ///< errc::cancelled, our queue key removed
+    bool nonblock = false;  ///< errc::busy at once if no slot is ours now
+    std::optional<std::chrono::milliseconds> timeout{};  ///< errc::timed_out, our queue key removed
+    std::stop_token stop{};                              ///< errc::cancelled, our queue key removed
     /// The value of our slot key, made once we know which slot is ours (a
     /// holder record naming its slot); empty: the queue value.
-    std::function<std::string(int slot)> slot_value;
+    std::function<std::string(int slot)> slot_value{};
   };
 
   /// `prefix` is the namespace ("conch/"), `name` the semaphore, `max` its
@@ -6921,21 +7003,26 @@ class basic_semaphore {
     if (bad_office_) return error{errc::invalid_argument, "semaphore: " + bad_office_->message};
     if (!queue_key_.empty())
       return error{errc::failed_precondition, "semaphore " + office() + " is already " +
-                                                  (holding() ? "held" : "being waited for") + " by this object"};
+                                                  (holding() ? "held" : "being waited for") +
+                                                  " by this object"};
     if (session_.lost()) return lost_error();
     const lease_id lease = session_.lease();
-    if (lease == 0) return error{errc::failed_precondition, "acquiring semaphore " + office() + " needs a started session"};
+    if (lease == 0)
+      return error{errc::failed_precondition,
+                   "acquiring semaphore " + office() + " needs a started session"};
     layout_.lease = lease;
     std::string key = detail::queue_key(office(), lease);
     if (!session_.claim(key))
       return error{errc::failed_precondition,
-                   "another semaphore on this session already waits for or holds " + office() + " (key " + key + ")"};
+                   "another semaphore on this session already waits for or holds " + office() +
+                       " (key " + key + ")"};
     queue_key_ = std::move(key);
     value_ = std::move(value);
     slot_value_ = std::move(o.slot_value);
 
     detail::stop_union stop{o.stop, session_.lost_token()};
-    const deadline give_up = o.timeout ? std::chrono::steady_clock::now() + *o.timeout : deadline::max();
+    const deadline give_up =
+        o.timeout ? std::chrono::steady_clock::now() + *o.timeout : deadline::max();
     auto seen = enqueue(lease, stop, give_up);
     if (!seen) {
       forget();
@@ -6959,7 +7046,8 @@ class basic_semaphore {
       return {};
     }
     session_.unguard_key(slot_key_);
-    auto r = session_.lost() ? result<void>{} : fenced_delete(slot_key_, slot_rev_, transport().default_deadline());
+    auto r = session_.lost() ? result<void>{}
+                             : fenced_delete(slot_key_, slot_rev_, transport().default_deadline());
     if (!r && r.error().code != errc::lease_not_found) {
       session_.guard_key(slot_key_, slot_rev_);  // still ours: the caller may retry
       return r;
@@ -6984,10 +7072,13 @@ class basic_semaphore {
   /// `<prefix>sema/<name>/max=<N>/`: every key of this semaphore lives under it
   /// (empty if the name or size cannot be a key).
   const std::string& office() const noexcept { return layout_.office; }
-  semaphore_stats stats() const noexcept { return {reads_.load(), watches_.load(), watch_events_.load()}; }
+  semaphore_stats stats() const noexcept {
+    return {reads_.load(), watches_.load(), watch_events_.load()};
+  }
 
   /// Holders and waiters of the semaphore `name` of size `max`, read at one revision.
-  static result<semaphore_status> status(transport_type& t, std::string_view prefix, std::string_view name, int max,
+  static result<semaphore_status> status(transport_type& t, std::string_view prefix,
+                                         std::string_view name, int max,
                                          std::optional<deadline> d = {}) {
     auto office = detail::semaphore_office(prefix, name, max);
     if (!office) return error{errc::invalid_argument, "semaphore: " + office.error().message};
@@ -7007,7 +7098,8 @@ class basic_semaphore {
     s.at = r->header_revision;
     for (const auto& kv : slots->kvs)
       if (auto i = l.slot_of(kv.key)) s.holders.push_back({*i, kv});
-    std::sort(s.holders.begin(), s.holders.end(), [](const auto& a, const auto& b) { return a.slot < b.slot; });
+    std::sort(s.holders.begin(), s.holders.end(),
+              [](const auto& a, const auto& b) { return a.slot < b.slot; });
     s.waiters = waiters->kvs;
     return s;
   }
@@ -7018,17 +7110,22 @@ class basic_semaphore {
   transport_type& transport() { return session_.transport(); }
 
   static bool retryable(errc e) {
-    return e == errc::unavailable || e == errc::timed_out || e == errc::internal || e == errc::compacted;
+    return e == errc::unavailable || e == errc::timed_out || e == errc::internal ||
+           e == errc::compacted;
   }
-  deadline call_deadline(deadline give_up) { return std::min(transport().default_deadline(), give_up); }
+  deadline call_deadline(deadline give_up) {
+    return std::min(transport().default_deadline(), give_up);
+  }
 
   // Sleeps one backoff step; false when stopped or past `give_up`.
   bool pause(backoff_type& retry, const detail::stop_union& stop, deadline give_up) {
     const auto left = give_up - std::chrono::steady_clock::now();
     if (left <= left.zero()) return false;
-    auto pause_for = std::min(std::chrono::duration_cast<std::chrono::steady_clock::duration>(retry.next()), left);
+    auto pause_for = std::min(
+        std::chrono::duration_cast<std::chrono::steady_clock::duration>(retry.next()), left);
     auto& clock = session_.clock();
-    const auto wake = clock.now() + std::chrono::duration_cast<typename clock_type::duration>(pause_for);
+    const auto wake =
+        clock.now() + std::chrono::duration_cast<typename clock_type::duration>(pause_for);
     return clock.sleep_until(wake, stop.token()) && std::chrono::steady_clock::now() < give_up;
   }
 
@@ -7045,7 +7142,8 @@ class basic_semaphore {
   }
 
   // Puts our queue key (if absent) and reads our place and the slots, in one txn.
-  result<detail::sema_state> enqueue(lease_id lease, const detail::stop_union& stop, deadline give_up) {
+  result<detail::sema_state> enqueue(lease_id lease, const detail::stop_union& stop,
+                                     deadline give_up) {
     const auto& l = layout_;
     txn_request t;
     t.compares.push_back(compare::create_revision(queue_key_) == 0);
@@ -7071,8 +7169,10 @@ class basic_semaphore {
           queue_rev_ = own->create_revision;  // our own earlier attempt did commit
           return read(stop, give_up);
         }
-        return error{errc::failed_precondition, "semaphore " + office() + " already has a waiter under this session's lease (" +
-                                                    queue_key_ + ") that this object did not create"};
+        return error{errc::failed_precondition,
+                     "semaphore " + office() +
+                         " already has a waiter under this session's lease (" + queue_key_ +
+                         ") that this object did not create"};
       }
       if (r.error().code == errc::lease_not_found) return lost_error();
       if (!retryable(r.error().code)) return std::move(r).error();
@@ -7122,9 +7222,11 @@ class basic_semaphore {
     txn_request t;
     t.compares.push_back(compare::create_revision(queue_key_) == queue_rev_);
     t.compares.push_back(compare::create_revision(key) == 0);
-    t.success.emplace_back(put_request{key, slot_value_ ? slot_value_(i) : value_, session_.lease()});
+    t.success.emplace_back(
+        put_request{key, slot_value_ ? slot_value_(i) : value_, session_.lease()});
     t.success.emplace_back(delete_request{queue_key_, {}, false});
-    const std::size_t fencing_ops = add_acquire_ops(t, fencing_, {key, detail::fencing_counter_key(l.prefix, key)});
+    const std::size_t fencing_ops =
+        add_acquire_ops(t, fencing_, {key, detail::fencing_counter_key(l.prefix, key)});
     detail::add_place_reads(t.failure, l, queue_rev_);
     auto r = transport().txn(t, call_deadline(give_up));
     if (!r) {
@@ -7144,7 +7246,8 @@ class basic_semaphore {
   }
 
   // `seen_at`: a revision at which the slot key was ours (0: unknown).
-  void hold(int i, std::string key, revision create_revision, std::int64_t token, revision seen_at) {
+  void hold(int i, std::string key, revision create_revision, std::int64_t token,
+            revision seen_at) {
     slot_ = i;
     slot_key_ = std::move(key);
     slot_rev_ = create_revision;
@@ -7163,12 +7266,14 @@ class basic_semaphore {
   }
 
   // Waits in line until we hold a slot.
-  result<void> wait(detail::sema_state seen, bool nonblock, const detail::stop_union& stop, deadline give_up) {
+  result<void> wait(detail::sema_state seen, bool nonblock, const detail::stop_union& stop,
+                    deadline give_up) {
     backoff_type retry{};
     for (;;) {
       if (stop.stop_requested()) return error{errc::cancelled, "stopped"};
       const auto& next = seen.next;
-      if (next.what == detail::rank_step::hold) {  // a claim of ours went through unseen (its answer was lost)
+      if (next.what ==
+          detail::rank_step::hold) {  // a claim of ours went through unseen (its answer was lost)
         guard_queue(false);
         doubtful_slot_.clear();
         const key_value* mine = seen.slot_kv(layout_, next.slot);
@@ -7178,17 +7283,20 @@ class basic_semaphore {
         auto token = fencing_.token({}, mine->create_revision);
         hold(next.slot, mine->key, mine->create_revision, token ? *token : 0, seen.at);
         if (!token)
-          return error{errc::unavailable, "the answer to our claim of " + slot_key_ + " was lost, and with it the token"};
+          return error{errc::unavailable, "the answer to our claim of " + slot_key_ +
+                                              " was lost, and with it the token"};
         return {};
       }
       if (next.what == detail::rank_step::gone || seen.own->create_revision != queue_rev_)
-        return error{errc::lost, "our queue key " + queue_key_ + " was deleted while waiting for semaphore " + office() +
+        return error{errc::lost, "our queue key " + queue_key_ +
+                                     " was deleted while waiting for semaphore " + office() +
                                      " (lease revoked or key removed)"};
       if (next.what == detail::rank_step::claim) {
         guard_queue(false);  // the claim deletes our queue key: not a loss
         auto c = claim(next.slot, give_up);
         if (c && !*c) return {};
-        if (!c && holding()) return std::move(c).error();  // held, but without a token: wait() gives it back
+        if (!c && holding())
+          return std::move(c).error();  // held, but without a token: wait() gives it back
         if (c) {
           seen = std::move(**c);
           continue;
@@ -7230,7 +7338,8 @@ class basic_semaphore {
       }
       seen = std::move(*fresh);
       for (;;) {
-        auto batch = stream.next(std::min(give_up, std::chrono::steady_clock::now() + std::chrono::minutes{10}));
+        auto batch = stream.next(
+            std::min(give_up, std::chrono::steady_clock::now() + std::chrono::minutes{10}));
         if (batch) {
           retry.reset();
           watch_events_ += batch->events.size();
@@ -7240,7 +7349,8 @@ class basic_semaphore {
         const errc why = batch.error().code;
         if (why == errc::timed_out && std::chrono::steady_clock::now() < give_up) continue;
         if (why == errc::timed_out || stop.stop_requested()) return std::move(batch).error();
-        if (why != errc::compacted && !retryable(why) && why != errc::cancelled) return std::move(batch).error();
+        if (why != errc::compacted && !retryable(why) && why != errc::cancelled)
+          return std::move(batch).error();
         if (why != errc::compacted && !pause(retry, stop, give_up))
           return error{errc::timed_out, batch.error().message};
         break;  // re-read: the compacted gap (or the break) may have hidden the change
@@ -7263,11 +7373,13 @@ class basic_semaphore {
     guard_queue(false);
     if (holding()) {
       session_.unguard_key(slot_key_);
-      if (!session_.lost()) (void)fenced_delete(slot_key_, slot_rev_, transport().default_deadline());
+      if (!session_.lost())
+        (void)fenced_delete(slot_key_, slot_rev_, transport().default_deadline());
     }
     if (!session_.lost() && queue_rev_ != 0)
       (void)fenced_delete(queue_key_, queue_rev_, transport().default_deadline());
-    if (!session_.lost() && !doubtful_slot_.empty()) {  // a claim whose answer we never saw: undo it if it won
+    if (!session_.lost() &&
+        !doubtful_slot_.empty()) {  // a claim whose answer we never saw: undo it if it won
       txn_request t;
       t.compares.push_back(compare::lease(doubtful_slot_) == layout_.lease);
       t.success.emplace_back(delete_request{doubtful_slot_, {}, false});

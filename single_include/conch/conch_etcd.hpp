@@ -415,7 +415,11 @@ class grpc_connection {
     grpc::ChannelArguments args;
     // Reconnect soon after etcd comes back (gRPC's default backoff grows to 120s).
     args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-    args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+    // In gRPC this is also the least time a connection attempt may take: a
+    // small value makes processes started together on a loaded machine give
+    // up before the server's SETTINGS frame arrives. Calls keep their own
+    // deadlines, so a generous value only bounds a hung attempt.
+    args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 5000);
     args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
     // Notice a silently dead connection under a long watch. etcd refuses
     // pings more often than every 5s, and pings only while calls are active.
