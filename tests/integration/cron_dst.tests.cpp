@@ -1,5 +1,6 @@
 // basic_cron on a fake system clock against a real etcd: the documented DST
-// behaviour end to end, measured by the fire keys the daemon creates.
+// behaviour end to end, measured by the fire keys the daemon creates; and
+// several daemons stepping through many ticks together, one claim per tick.
 //
 // America/New_York, 2026: clocks spring forward on March 8 at 02:00 EST
 // (07:00Z) and fall back on November 1 at 02:00 EDT (06:00Z).
@@ -21,6 +22,7 @@
 
 #include <chrono>
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 #include <thread>
@@ -141,4 +143,54 @@ TEST_CASE("fall back: a repeated wall time runs once; hourly runs in both 01:00s
   CHECK(s.fired("repeated") == std::set<std::string>{fire + "repeated/20261101T053000Z"});
   CHECK(s.fired("hourly") == std::set<std::string>{fire + "hourly/20261101T050000Z", fire + "hourly/20261101T060000Z",
                                                    fire + "hourly/20261101T070000Z"});
+}
+
+TEST_CASE("three daemons on one fake wall clock: each tick claimed once, through the history", "[cron]") {
+  const std::string prefix = conch::test::unique_prefix();
+  conch::etcd_transport transport{conch::test::etcd_server::shared().client_options()};
+  const auto start = utc(2026, 1, 1, 0, 0) + 500ms;
+  conch::fake_clock<sys> clock{start};
+  REQUIRE(conch::add_cron_job(transport, prefix, {.name = "beat", .schedule = "@every 1s", .tz = "", .argv = {"true"}},
+                              clock.now()));
+  std::vector<std::unique_ptr<fake_cron>> daemons;
+  for (const char* host : {"h1", "h2", "h3"}) {
+    daemons.push_back(std::make_unique<fake_cron>(transport, fake_cron::options{.prefix = prefix, .host = host}, clock));
+    REQUIRE(daemons.back()->start());
+  }
+  std::stop_source stop;
+  std::vector<std::jthread> running;
+  for (auto& d : daemons) running.emplace_back([&stop, &d] { (void)d->run(stop.get_token()); });
+  REQUIRE(clock.await_sleepers(3));
+  constexpr int ticks = 30;
+  const std::string runs = prefix + "cron/runs/beat/", fire = prefix + "cron/fire/beat/";
+  for (int i = 1; i <= ticks; ++i) {
+    const auto t = utc(2026, 1, 1, 0, 0) + std::chrono::seconds{i};
+    clock.set(t);
+    REQUIRE(await_key(transport, tick_key(runs, t)));
+    REQUIRE(clock.await_sleepers(3));
+  }
+  stop.request_stop();
+  running.clear();
+
+  std::map<std::string, int> puts;
+  std::set<std::string> hosts;
+  auto stream = transport.watch(conch::watch_request::prefix(fire, 1));
+  while (puts.size() < ticks) {
+    auto batch = stream.next(std::chrono::steady_clock::now() + 5s);
+    REQUIRE(batch);
+    for (const auto& e : batch->events) {
+      CHECK(e.type == conch::watch_event::kind::put);
+      ++puts[e.kv.key];
+      auto claim = conch::detail::decode_record<conch::detail::claim_record>(e.kv.value);
+      REQUIRE(claim);
+      hosts.insert(claim->host);
+    }
+  }
+  CHECK(puts.size() == ticks);
+  for (const auto& [key, n] : puts) {
+    INFO(key);
+    CHECK(n == 1);
+  }
+  CHECK(keys_under(transport, runs).size() == ticks);
+  CHECK_FALSE(hosts.empty());
 }
