@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <map>
 #include <optional>
 #include <set>
@@ -79,11 +80,29 @@ void measure_cron(context& ctx) {
   if (!probe) throw std::runtime_error("read: " + probe.error().message);
   const revision from = probe->header_revision + 1;
 
-  std::vector<std::unique_ptr<process>> daemons;
-  for (int i = 0; i < 3; ++i)
-    daemons.push_back(std::make_unique<process>(spawn_spec{
-        .argv = {ctx.conchd(), "--endpoints", ctx.etcd.endpoint(), "--prefix", prefix},
-        .stderr_path = ctx.tmp / ("conchd-" + std::to_string(i) + ".log")}));
+  // Three daemons, each up (its "started" line logged) before the window
+  // opens. On a loaded machine a daemon can miss its start-up deadline for
+  // etcd (exit 69): start it again, a few times at most.
+  std::vector<std::unique_ptr<process>> daemons(3);
+  for (std::size_t i = 0; i < daemons.size(); ++i) {
+    const std::string log = ctx.tmp / ("conchd-" + std::to_string(i) + ".log");
+    for (int attempt = 1;; ++attempt) {
+      std::filesystem::remove(log);
+      daemons[i] = std::make_unique<process>(
+          spawn_spec{.argv = {ctx.conchd(), "--endpoints", ctx.etcd.endpoint(), "--prefix", prefix}, .stderr_path = log});
+      std::optional<int> exited;
+      const bool up = await(
+          [&] {
+            exited = daemons[i]->wait(0ms);
+            return exited || read_text(log).find("started: prefix") != std::string::npos;
+          },
+          30s, 10ms);
+      if (up && !exited) break;
+      if (attempt == 3 || (exited && *exited != 69))
+        throw std::runtime_error("conchd did not start (" + (exited ? "exit " + std::to_string(*exited) : "no start line") +
+                                 "): " + read_text(log));
+    }
+  }
 
   // The window: whole ticks, after the warm-up.
   const auto first = std::chrono::ceil<std::chrono::seconds>(wall::now()) + warmup;
