@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <iostream>
 #include <filesystem>
 #include <map>
 #include <optional>
@@ -117,11 +118,19 @@ void measure_cron(context& ctx) {
   std::this_thread::sleep_until(last);
   const double cpu1 = cpu(), etcd1 = cpu_seconds(ctx.etcd.pid());
   std::this_thread::sleep_for(grace);
+  for (auto& d : daemons)
+    if (auto early = d->wait(0ms)) ctx.check(false, "cron: a conchd exited early (" + std::to_string(*early) + ")");
+  // SIGTERM: stop claiming; runs in flight finish and record their results.
+  const auto stopping = steady::now();
+  for (auto& d : daemons) d->signal(SIGTERM);
+  std::string stop_codes;
   for (auto& d : daemons) {
-    if (auto early = d->wait(0ms))
-      ctx.check(false, "cron: a conchd exited early (" + std::to_string(*early) + ")");
-    (void)d->stop(SIGTERM, 20s);  // runs in flight finish and record their results
+    auto code = d->wait(60s);
+    stop_codes += " " + (code ? std::to_string(*code) : "killed after 60 s:" + std::to_string(d->stop(SIGKILL)));
   }
+  std::cerr << " [conchd stopped in "
+            << std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - stopping).count()
+            << " ms, exit codes" << stop_codes << "]";
 
   // The window's story, from etcd's history.
   std::map<std::pair<std::string, detail::tick_time>, tick_story> story;
@@ -161,7 +170,10 @@ void measure_cron(context& ctx) {
   const std::int64_t ran = static_cast<std::int64_t>(lag.size());
   const double daemon_cpu = ran > 0 ? (cpu1 - cpu0) / (static_cast<double>(ran) / 1000.0) : -1;
   const double etcd_cpu = ran > 0 ? (etcd1 - etcd0) / (static_cast<double>(ran) / 1000.0) : -1;
-  ctx.check(ran > 0 && lag.sane(-1000), "cron: no results in the window");
+  // A daemon that cannot keep up is a result, not a broken benchmark; a
+  // quick run (a light load) must see every part work, though.
+  ctx.check(claimed > 0, "cron: nothing claimed in the window");
+  ctx.check(!ctx.quick || (ran > 0 && lag.sane(-1000)), "cron: no results in the window");
   ctx.check(cpu1 >= cpu0 && cpu0 >= 0, "cron: unreadable daemon CPU");
 
   const std::string setup = std::to_string(jobs) + " jobs × " + std::to_string(window.count()) + " s";
@@ -172,9 +184,14 @@ void measure_cron(context& ctx) {
                           (failed ? ", failed " + std::to_string(failed) : ""),
                       fixed(static_cast<double>(once) / static_cast<double>(expected), 3), "= 1 exactly",
                       verdict(once == expected && twice == 0)});
-  ctx.rows.push_back({"cron: tick start lag (run start − tick)", ms(lag.p50()), ms(lag.p99()), "—", "—", "—", "—"});
-  ctx.rows.push_back({"cron: conchd CPU s per 1,000 ticks run (3 daemons)", fixed(daemon_cpu, 3) + " s", "—",
-                      "etcd " + fixed(etcd_cpu, 3) + " s", times(daemon_cpu / etcd_cpu), "—", "—"});
+  ctx.rows.push_back({"cron: tick start lag (run start − tick)", lag.empty() ? "n/a" : ms(lag.p50()),
+                      lag.empty() ? "n/a" : ms(lag.p99()), "—", "—", "—", "—"});
+  if (ran > 0)
+    ctx.rows.push_back({"cron: conchd CPU s per 1,000 ticks run (3 daemons)", fixed(daemon_cpu, 3) + " s", "—",
+                        "etcd " + fixed(etcd_cpu, 3) + " s", times(daemon_cpu / etcd_cpu), "—", "—"});
+  else
+    ctx.rows.push_back({"cron: conchd CPU s in the window (3 daemons; no tick ran)", fixed(cpu1 - cpu0, 1) + " s", "—",
+                        "etcd " + fixed(etcd1 - etcd0, 1) + " s", "—", "—", "—"});
 }
 
 }  // namespace conch::bench
