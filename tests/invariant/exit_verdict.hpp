@@ -20,6 +20,7 @@ struct wrapper_story {
   int exit_code = 0;   ///< when it exited
   bool killed = false;         ///< the schedule sent it SIGKILL
   bool lease_touched = false;  ///< its lease was revoked or it was frozen: a loss is allowed
+  bool frozen = false;         ///< it was frozen: its watchdog may have stopped the child meanwhile
   bool child_killed = false;   ///< the schedule SIGKILLed its child
   bool terminated = false;     ///< it was sent SIGTERM (forwarded to its child)
   bool has_timeout = false;    ///< it ran with --timeout
@@ -49,11 +50,15 @@ inline std::optional<std::string> judge_exit(const wrapper_story& s) {
     case 69:  // etcd unreachable (a loaded machine): it never held, so it can have broken nothing
       if (s.children == 0) return std::nullopt;
       return "exit 69 after running a child";
+    // A frozen wrapper's watchdog stops the child at the deadline it last
+    // heard of; if a keepalive answered just before the freeze is read on
+    // waking, the lease still stands and the wrapper reports the child's end.
     case 128 + SIGTERM:
-      if (s.terminated) return std::nullopt;
+      if (s.terminated || (s.frozen && s.children == 1)) return std::nullopt;
       return "exit 143 though nobody sent SIGTERM";
     case 128 + SIGKILL:
-      if (s.children == 1 && (s.child_killed || (s.terminated && s.child_ignores_sigterm))) return std::nullopt;
+      if (s.children == 1 && (s.child_killed || ((s.terminated || s.frozen) && s.child_ignores_sigterm)))
+        return std::nullopt;
       return "exit 137 though its child was not killed";
     default: return "unexpected exit " + std::to_string(s.exit_code);
   }

@@ -261,7 +261,7 @@ class phase_run {
       case K::freeze_holder:
       case K::freeze_waiter:
         w_.freeze(c, f.freeze_for);
-        c.story.lease_touched = true;
+        c.story.lease_touched = c.story.frozen = true;
         a.note = "for " + fmt_ms(f.freeze_for);
         add_window(t, t + tm_.expiry_delay() + tm_.overlap_bound(), f.kind, c.id);
         break;
@@ -478,7 +478,7 @@ class phase_run {
       const nanos frozen_at = inv::now_ns();
       const nanos freeze_for = tm_.ttl + 2'000 * ms;
       w_.freeze(a, freeze_for);
-      a.story.lease_touched = true;
+      a.story.lease_touched = a.story.frozen = true;
       applied_.push_back({.at = frozen_at, .kind = inv::fault_kind::freeze_holder, .target = a.id,
                           .note = "for " + fmt_ms(freeze_for)});
       add_window(frozen_at, frozen_at + tm_.expiry_delay() + tm_.overlap_bound(), inv::fault_kind::freeze_holder, a.id);
