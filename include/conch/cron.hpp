@@ -106,6 +106,7 @@ class basic_cron {
 
   explicit basic_cron(transport_type& t, options o = {}, clock_type c = {})
       : transport_(t), options_(std::move(o)), clock_(std::move(c)) {
+    options_.prefix = detail::normalize_prefix(options_.prefix);
     if (options_.host.empty()) {
       char buf[256] = {};
       ::gethostname(buf, sizeof buf - 1);
