@@ -5818,6 +5818,7 @@ class basic_cron {
 
   explicit basic_cron(transport_type& t, options o = {}, clock_type c = {})
       : transport_(t), options_(std::move(o)), clock_(std::move(c)) {
+    options_.prefix = detail::normalize_prefix(options_.prefix);
     if (options_.host.empty()) {
       char buf[256] = {};
       ::gethostname(buf, sizeof buf - 1);
@@ -6284,8 +6285,9 @@ std::vector<cron_run_view> cron_runs_from(const std::vector<key_value>& claims, 
 /// Stores (or replaces) a job. An invalid name, schedule or zone, or an empty
 /// command, is `errc::invalid_argument` and nothing is written.
 template <transport T>
-result<revision> add_cron_job(T& t, std::string_view prefix, const cron_job_spec& spec,
+result<revision> add_cron_job(T& t, std::string_view prefix_text, const cron_job_spec& spec,
                               std::chrono::system_clock::time_point now) {
+  const std::string prefix = detail::normalize_prefix(prefix_text);
   detail::job_record record{};
   record.name = spec.name;
   record.schedule = spec.schedule;
@@ -6305,7 +6307,8 @@ result<revision> add_cron_job(T& t, std::string_view prefix, const cron_job_spec
 /// Deletes a job: no further ticks. A run in flight finishes and records its
 /// result; the history stays until pruned. False when there was no such job.
 template <transport T>
-result<bool> remove_cron_job(T& t, std::string_view prefix, std::string_view name) {
+result<bool> remove_cron_job(T& t, std::string_view prefix_text, std::string_view name) {
+  const std::string prefix = detail::normalize_prefix(prefix_text);
   auto key = detail::encode_key(prefix, detail::cron_job_key{std::string(name)});
   if (!key) return error{errc::invalid_argument, "job name " + detail::quoted(name) + ": " + key.error().message};
   delete_request del;
@@ -6318,9 +6321,10 @@ result<bool> remove_cron_job(T& t, std::string_view prefix, std::string_view nam
 /// Every job with its next tick after `now` and its last `last_runs` claimed
 /// ticks; then every removed job that still has history, marked removed.
 template <transport T>
-result<std::vector<cron_job_view>> list_cron_jobs(T& t, std::string_view prefix,
+result<std::vector<cron_job_view>> list_cron_jobs(T& t, std::string_view prefix_text,
                                                   std::chrono::system_clock::time_point now,
                                                   std::size_t last_runs = 5) {
+  const std::string prefix = detail::normalize_prefix(prefix_text);
   auto jobs = t.range(range_request::prefix(detail::cron_jobs_dir(prefix)), t.default_deadline());
   if (!jobs) return std::move(jobs).error();
   auto every_claim = range_request::prefix(std::string(prefix) + "cron/fire/");
