@@ -156,18 +156,26 @@ supervise_outcome supervise(const held_claim& claim, const supervise_options& op
   for (;;) {
     const auto now = clock::now();
 
+    // The watchdog acts on the last deadline we sent it, and its kill sequence
+    // always finishes. If that deadline has passed (we were stalled: SIGSTOP,
+    // a stuck thread), it has stopped the group or is about to, even when a
+    // keepalive answer read since has moved the session's deadline: the claim
+    // is lost to us all the same, not a child that died by itself.
+    const bool watchdog_fired = watchdog && child && renewed && now >= *renewed;
     const auto current_deadline = deadline();
     if (watchdog && child && current_deadline &&
         conch::detail::watchdog_needs_renewal(renewed, *current_deadline)) {
       (void)watchdog->renew(*current_deadline);
       renewed = current_deadline;
     }
-    const bool past_deadline = current_deadline && now >= *current_deadline;
+    const bool past_deadline = (current_deadline && now >= *current_deadline) || watchdog_fired;
     if (!ctx.lost && (claim.lost.stop_requested() || past_deadline)) {
       ctx.lost = true;
       std::string why = claim.lost.stop_requested() && claim.lost_reason ? claim.lost_reason()
-                        : past_deadline ? std::string("local deadline passed")
-                                        : std::string();
+                        : watchdog_fired ? std::string("local deadline passed while the wrapper was stalled; "
+                                                       "the watchdog stopped the child")
+                        : past_deadline  ? std::string("local deadline passed")
+                                         : std::string();
       say("lost the claim" + (why.empty() ? why : ": " + why) +
           (child ? "; stopping the child's process group" : ""));
       stop_group(SIGTERM, now);
@@ -205,6 +213,12 @@ supervise_outcome supervise(const held_claim& claim, const supervise_options& op
           // unreaped leader keeps the group id from being reused meanwhile.
           if (!seq.started()) stop_group(SIGTERM, now);
         } else {
+          // Stalled since the checks above, past the watchdog's deadline: it was the watchdog.
+          if (!ctx.lost && watchdog && renewed && clock::now() >= *renewed) {
+            ctx.lost = true;
+            say("lost the claim: local deadline passed while the wrapper was stalled; "
+                "the watchdog stopped the child");
+          }
           if (watchdog) (void)watchdog->forget(child->group());
           const auto status = child->reap();
           child.reset();
