@@ -20,7 +20,7 @@ struct wrapper_story {
   int exit_code = 0;   ///< when it exited
   bool killed = false;         ///< the schedule sent it SIGKILL
   bool lease_touched = false;  ///< its lease was revoked or it was frozen: a loss is allowed
-  bool frozen = false;         ///< it was frozen: its watchdog may have stopped the child meanwhile
+  bool frozen = false;         ///< it was frozen (a loss is allowed: that is 70, never the child's code)
   bool child_killed = false;   ///< the schedule SIGKILLed its child
   bool terminated = false;     ///< it was sent SIGTERM (forwarded to its child)
   bool has_timeout = false;    ///< it ran with --timeout
@@ -50,16 +50,16 @@ inline std::optional<std::string> judge_exit(const wrapper_story& s) {
     case 69:  // etcd unreachable (a loaded machine): it never held, so it can have broken nothing
       if (s.children == 0) return std::nullopt;
       return "exit 69 after running a child";
-    // A frozen wrapper's watchdog stops the child at the deadline it last
-    // heard of; if a keepalive answered just before the freeze is read on
-    // waking, the lease still stands and the wrapper reports the child's end.
+    // A frozen wrapper whose watchdog stopped its child must say so with 70,
+    // even if on waking a keepalive answer moved its deadline: not 143/137.
     case 128 + SIGTERM:
-      if (s.terminated || (s.frozen && s.children == 1)) return std::nullopt;
-      return "exit 143 though nobody sent SIGTERM";
+      if (s.terminated) return std::nullopt;
+      return std::string("exit 143 though nobody sent SIGTERM") +
+             (s.frozen ? " (frozen: its watchdog stopped the child, so 70 is due)" : "");
     case 128 + SIGKILL:
-      if (s.children == 1 && (s.child_killed || ((s.terminated || s.frozen) && s.child_ignores_sigterm)))
-        return std::nullopt;
-      return "exit 137 though its child was not killed";
+      if (s.children == 1 && (s.child_killed || (s.terminated && s.child_ignores_sigterm))) return std::nullopt;
+      return std::string("exit 137 though its child was not killed") +
+             (s.frozen ? " (frozen: its watchdog stopped the child, so 70 is due)" : "");
     default: return "unexpected exit " + std::to_string(s.exit_code);
   }
 }

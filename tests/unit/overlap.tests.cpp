@@ -287,11 +287,11 @@ TEST_CASE("exit verdicts: every exit must be explained by what was done", "[inva
 
   CHECK_FALSE(judge_exit({.exit_code = 143, .terminated = true, .children = 1}));
   CHECK(judge_exit({.exit_code = 143, .children = 1}));
-  // frozen: the watchdog may have stopped the child while the lease still stood
-  CHECK_FALSE(judge_exit({.exit_code = 143, .lease_touched = true, .frozen = true, .children = 1}));
-  CHECK(judge_exit({.exit_code = 143, .lease_touched = true, .frozen = true, .children = 0}));
-  CHECK_FALSE(judge_exit({.exit_code = 137, .lease_touched = true, .frozen = true, .child_ignores_sigterm = true,
-                          .children = 1}));
+  // frozen: if its watchdog stopped the child, the wrapper owes a 70, not the child's code
+  CHECK_FALSE(judge_exit({.exit_code = 70, .lease_touched = true, .frozen = true, .children = 1}));
+  CHECK(judge_exit({.exit_code = 143, .lease_touched = true, .frozen = true, .children = 1}));
+  CHECK(judge_exit({.exit_code = 137, .lease_touched = true, .frozen = true, .child_ignores_sigterm = true,
+                    .children = 1}));
 
   CHECK_FALSE(judge_exit({.exit_code = 137, .child_killed = true, .children = 1}));
   CHECK_FALSE(judge_exit({.exit_code = 137, .terminated = true, .child_ignores_sigterm = true, .children = 1}));
