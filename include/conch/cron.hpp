@@ -376,12 +376,21 @@ class basic_cron {
   void fire_tick(const detail::cron_job& job, revision job_rev, detail::tick_time tick) {
     const std::string& name = job.name();
     const std::string tick_text = detail::format_rfc3339(tick);
+    if (run_stop_.stop_requested()) return;  // shutting down: claim nothing more
     auto lease = current_lease();
     if (!lease) {
       emit({.what = cron_event::kind::error, .job = name, .tick = tick_text,
             .message = "no lease, tick not claimed: " + lease.error().message});
       return;
     }
+    // A daemon that fell behind (overloaded, stalled, cut off) sheds a tick
+    // once the job's next one is due, rather than running ticks ever later.
+    if (const auto next = job.next_after(tick); next && detail::is_stale_tick(clock_.now(), *next)) {
+      emit({.what = cron_event::kind::skipped, .job = name, .tick = tick_text,
+            .message = "late: the next tick (" + detail::format_rfc3339(*next) + ") is already due"});
+      return;
+    }
+    if (run_stop_.stop_requested()) return;
     const std::string fire_key = detail::tick_key(job.fire_dir, tick);
     const std::string runs_key = detail::tick_key(job.runs_dir, tick);
     detail::claim_record claim{};

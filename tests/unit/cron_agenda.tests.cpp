@@ -8,6 +8,7 @@
 using namespace std::chrono_literals;
 using tp = std::chrono::sys_time<std::chrono::milliseconds>;
 using conch::detail::cron_agenda;
+using conch::detail::is_stale_tick;
 using conch::detail::resume_point;
 
 TEST_CASE("the agenda wakes at the earliest planned tick", "[cron]") {
@@ -48,4 +49,12 @@ TEST_CASE("counting resumes from the later of tick and now: no late burst", "[cr
   // after now, so the 59 missed ticks are never fired late.
   auto every_second = [](tp after) { return std::chrono::floor<std::chrono::seconds>(after) + 1s; };
   CHECK(every_second(resume_point(tp{10s}, tp{70s + 300ms})) == tp{71s});
+}
+
+TEST_CASE("a tick is shed once its successor is due", "[cron]") {
+  // @every 1s: tick 10s, successor 11s.
+  CHECK_FALSE(is_stale_tick(tp{10s}, tp{11s}));
+  CHECK_FALSE(is_stale_tick(tp{10s + 999ms}, tp{11s}));
+  CHECK(is_stale_tick(tp{11s}, tp{11s}));
+  CHECK(is_stale_tick(tp{95s}, tp{11s}));  // an overloaded daemon 84 s behind runs nothing stale
 }

@@ -82,4 +82,12 @@ constexpr TimePoint resume_point(TimePoint fired, TimePoint now) {
   return std::max(fired, now);
 }
 
+/// Whether a tick is too late to claim at local time `now`: its successor is
+/// already due. Claiming it anyway would run ticks ever later once a daemon
+/// cannot keep up; shedding it keeps the daemon on the current tick.
+template <class TimePoint, class Tick>
+constexpr bool is_stale_tick(TimePoint now, Tick successor) {
+  return now >= successor;
+}
+
 }  // namespace conch::detail

@@ -20,6 +20,7 @@ struct cron_event {
     job_loaded,   ///< a job was added or changed: `message` is its schedule and next tick
     job_removed,  ///< a job was deleted: no further ticks
     job_corrupt,  ///< a job value is unreadable: skipped, `message` says why
+    skipped,      ///< `tick` came too late to this daemon (its successor is due): not claimed
     claimed,      ///< this daemon won `tick` (claim revision `rev`)
     started,      ///< the command runs as `pid`
     finished,     ///< the command ended with `exit_code`; the result is recorded
@@ -41,6 +42,7 @@ inline const char* to_string(cron_event::kind k) noexcept {
     case cron_event::kind::job_loaded: return "job";
     case cron_event::kind::job_removed: return "removed";
     case cron_event::kind::job_corrupt: return "corrupt";
+    case cron_event::kind::skipped: return "skip";
     case cron_event::kind::claimed: return "claim";
     case cron_event::kind::started: return "run";
     case cron_event::kind::finished: return "result";
