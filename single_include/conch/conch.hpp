@@ -1201,6 +1201,14 @@ constexpr TimePoint resume_point(TimePoint fired, TimePoint now) {
   return std::max(fired, now);
 }
 
+/// Whether a tick is too late to claim at local time `now`: its successor is
+/// already due. Claiming it anyway would run ticks ever later once a daemon
+/// cannot keep up; shedding it keeps the daemon on the current tick.
+template <class TimePoint, class Tick>
+constexpr bool is_stale_tick(TimePoint now, Tick successor) {
+  return now >= successor;
+}
+
 }  // namespace conch::detail
 // ---- end conch/detail/cron_agenda.hpp ----
 // ---- begin conch/detail/cron_event.hpp ----
@@ -1383,6 +1391,7 @@ struct cron_event {
     job_loaded,   ///< a job was added or changed: `message` is its schedule and next tick
     job_removed,  ///< a job was deleted: no further ticks
     job_corrupt,  ///< a job value is unreadable: skipped, `message` says why
+    skipped,      ///< `tick` came too late to this daemon (its successor is due): not claimed
     claimed,      ///< this daemon won `tick` (claim revision `rev`)
     started,      ///< the command runs as `pid`
     finished,     ///< the command ended with `exit_code`; the result is recorded
@@ -1404,6 +1413,7 @@ inline const char* to_string(cron_event::kind k) noexcept {
     case cron_event::kind::job_loaded: return "job";
     case cron_event::kind::job_removed: return "removed";
     case cron_event::kind::job_corrupt: return "corrupt";
+    case cron_event::kind::skipped: return "skip";
     case cron_event::kind::claimed: return "claim";
     case cron_event::kind::started: return "run";
     case cron_event::kind::finished: return "result";
@@ -6088,12 +6098,21 @@ class basic_cron {
   void fire_tick(const detail::cron_job& job, revision job_rev, detail::tick_time tick) {
     const std::string& name = job.name();
     const std::string tick_text = detail::format_rfc3339(tick);
+    if (run_stop_.stop_requested()) return;  // shutting down: claim nothing more
     auto lease = current_lease();
     if (!lease) {
       emit({.what = cron_event::kind::error, .job = name, .tick = tick_text,
             .message = "no lease, tick not claimed: " + lease.error().message});
       return;
     }
+    // A daemon that fell behind (overloaded, stalled, cut off) sheds a tick
+    // once the job's next one is due, rather than running ticks ever later.
+    if (const auto next = job.next_after(tick); next && detail::is_stale_tick(clock_.now(), *next)) {
+      emit({.what = cron_event::kind::skipped, .job = name, .tick = tick_text,
+            .message = "late: the next tick (" + detail::format_rfc3339(*next) + ") is already due"});
+      return;
+    }
+    if (run_stop_.stop_requested()) return;
     const std::string fire_key = detail::tick_key(job.fire_dir, tick);
     const std::string runs_key = detail::tick_key(job.runs_dir, tick);
     detail::claim_record claim{};
