@@ -10,7 +10,7 @@
 #include <thread>
 #include <vector>
 
-#include "conch/policies/etcd_transport.hpp"
+#include "conch/etcd.hpp"
 #include "proc.hpp"
 #include "stats.hpp"
 #include "support/etcd_harness.hpp"

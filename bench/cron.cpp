@@ -2,7 +2,7 @@
 // happened is read back from etcd afterwards: one claim and one result per
 // job and tick (each written once), when each run started, and what the
 // daemons (and etcd) spent in CPU meanwhile.
-#include "conch/cron_jobs.hpp"  // first: see detail/cron_job.hpp
+#include "conch/cron_jobs.hpp"
 
 #include <chrono>
 #include <cstdio>
@@ -17,8 +17,8 @@
 #include <vector>
 
 #include "bench.hpp"
-#include "conch/detail/records.hpp"
-#include "conch/detail/time_format.hpp"
+#include "conch/logic/records.hpp"
+#include "conch/logic/time_format.hpp"
 
 namespace conch::bench {
 

@@ -11,7 +11,7 @@
 #include <utility>
 
 #include "bench.hpp"
-#include "conch/detail/hex.hpp"
+#include "conch/logic/hex.hpp"
 #include "conch/election.hpp"
 #include "conch/policies/default_policies.hpp"
 #include "conch/semaphore.hpp"

@@ -9,7 +9,7 @@
 //
 //   example_bounded_work [ENDPOINT]        # default 127.0.0.1:2379
 #include "conch/policies/default_policies.hpp"
-#include "conch/policies/etcd_transport.hpp"
+#include "conch/etcd.hpp"
 #include "conch/semaphore.hpp"
 
 #include <atomic>

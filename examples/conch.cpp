@@ -17,7 +17,7 @@
 #include "conch/tool/common.hpp"
 #include "conch/tool/cron.hpp"
 #include "conch/tool/elect.hpp"
-#include "conch/tool/exit_codes.hpp"
+#include "conch/exit_codes.hpp"
 #include "conch/tool/sema.hpp"
 
 namespace {
@@ -52,7 +52,7 @@ int main(int argc, char** argv) {
   conch::process::block_stop_signals();
   conch::process::signal_inbox inbox;
 
-  if (argc < 2) return usage(std::cerr, conch::tool::exit_code::usage);
+  if (argc < 2) return usage(std::cerr, conch::exit_code::usage);
   std::string_view sub = argv[1];
   if (sub == "--help" || sub == "-h" || sub == "help") return usage(std::cout, 0);
   if (sub == "--version") {
@@ -63,5 +63,5 @@ int main(int argc, char** argv) {
     if (c.name == sub) return c.run(std::vector<std::string>(argv + 2, argv + argc), inbox);
   }
   std::cerr << "conch: unknown command \"" << sub << "\" (see conch --help)\n";
-  return conch::tool::exit_code::usage;
+  return conch::exit_code::usage;
 }

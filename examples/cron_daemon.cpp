@@ -8,7 +8,7 @@
 #include "conch/cron.hpp"
 #include "conch/cron_jobs.hpp"
 #include "conch/policies/default_policies.hpp"
-#include "conch/policies/etcd_transport.hpp"
+#include "conch/etcd.hpp"
 
 #include <atomic>
 #include <chrono>

@@ -16,7 +16,7 @@
 
 #include "conch/election.hpp"
 #include "conch/policies/default_policies.hpp"
-#include "conch/policies/etcd_transport.hpp"
+#include "conch/etcd.hpp"
 
 using namespace std::chrono_literals;
 

@@ -1,6 +1,6 @@
 // Duration text: never crashes; bad input is a one-line error; good input
 // round-trips through its canonical spelling.
-#include "conch/detail/duration.hpp"
+#include "conch/logic/duration.hpp"
 
 #include "fuzz_check.hpp"
 

@@ -1,7 +1,7 @@
 // Keys read from etcd: decoding never crashes; what decodes re-encodes to the
 // very same key (one key, one meaning); a foreign key is a one-line error.
 // Any byte string as a name survives encode → decode.
-#include "conch/detail/keys.hpp"
+#include "conch/logic/keys.hpp"
 
 #include "fuzz_check.hpp"
 

@@ -1,6 +1,6 @@
 // Record values from etcd: never crash, whatever a foreign writer put there;
 // a bad value is a one-line error; a good one survives encode → decode unchanged.
-#include "conch/detail/records.hpp"
+#include "conch/logic/records.hpp"
 
 #include "fuzz_check.hpp"
 

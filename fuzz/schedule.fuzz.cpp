@@ -1,7 +1,7 @@
 // Schedule text: never crashes or hangs; bad input is a one-line error; good
 // input round-trips through its canonical text, and its ticks move forward
 // in UTC and across DST changes.
-#include "conch/detail/schedule.hpp"
+#include "conch/logic/schedule.hpp"
 
 #include "fuzz_check.hpp"
 

@@ -1,12 +1,19 @@
 // conch/conch.hpp — everything in conch that needs no gRPC: the recipes, the
-// policies and their stock models, process supervision and the pure logic
-// under detail/. Target conch::conch. For the etcd transport itself include
-// conch/policies/etcd_transport.hpp (target conch::etcd). The command-line
-// pieces under tool/ belong to the binaries and are not included.
+// policies and their stock models, process supervision, and the pure logic
+// under logic/. Target conch::conch. For the etcd transport itself include
+// conch/etcd.hpp (target conch::etcd). The command-line pieces under tool/
+// belong to the binaries and are not included.
+//
+// Layout (docs/architecture.md): logic/ is pure (no threads, sockets,
+// processes or transport); detail/ holds recipe internals written against the
+// transport concept; process/ spawns, signals and supervises; etcd/ is the
+// only place that speaks gRPC.
 #pragma once
 
+#include "conch/exit_codes.hpp"
 #include "conch/fwd.hpp"
 #include "conch/result.hpp"
+#include "conch/schedule.hpp"
 
 // Policies.
 #include "conch/policies/backoff.hpp"
@@ -17,41 +24,45 @@
 #include "conch/policies/transport.hpp"
 
 // Pure logic: no I/O.
-#include "conch/detail/cron_agenda.hpp"
-#include "conch/detail/cron_event.hpp"
-#include "conch/detail/cron_history.hpp"
-#include "conch/detail/cron_job.hpp"
-#include "conch/detail/cron_run.hpp"
-#include "conch/detail/cron_txn.hpp"
-#include "conch/detail/duration.hpp"
+#include "conch/logic/cron_agenda.hpp"
+#include "conch/logic/cron_event.hpp"
+#include "conch/logic/cron_history.hpp"
+#include "conch/logic/cron_job.hpp"
+#include "conch/logic/cron_txn.hpp"
+#include "conch/logic/duration.hpp"
+#include "conch/logic/election_office.hpp"
+#include "conch/logic/hex.hpp"
+#include "conch/logic/key_reader.hpp"
+#include "conch/logic/keys.hpp"
+#include "conch/logic/lease_deadline.hpp"
+#include "conch/logic/name_codec.hpp"
+#include "conch/logic/ranking.hpp"
+#include "conch/logic/record_codec.hpp"
+#include "conch/logic/record_field.hpp"
+#include "conch/logic/records.hpp"
+#include "conch/logic/schedule.hpp"
+#include "conch/logic/semaphore_read.hpp"
+#include "conch/logic/stop_union.hpp"
+#include "conch/logic/supervision.hpp"
+#include "conch/logic/time_format.hpp"
+#include "conch/logic/time_zone.hpp"
+#include "conch/logic/schedule/fields.hpp"
+#include "conch/logic/schedule/next.hpp"
+#include "conch/logic/schedule/parse.hpp"
+#include "conch/logic/schedule/text.hpp"
+
+// Recipe internals, written against the transport concept.
+#include "conch/detail/cron_tick.hpp"
 #include "conch/detail/election_observer.hpp"
-#include "conch/detail/election_office.hpp"
-#include "conch/detail/hex.hpp"
-#include "conch/detail/key_reader.hpp"
-#include "conch/detail/keys.hpp"
-#include "conch/detail/lease_deadline.hpp"
-#include "conch/detail/name_codec.hpp"
-#include "conch/detail/ranking.hpp"
-#include "conch/detail/record_codec.hpp"
-#include "conch/detail/record_field.hpp"
-#include "conch/detail/records.hpp"
-#include "conch/detail/schedule.hpp"
-#include "conch/detail/schedule_fields.hpp"
-#include "conch/detail/schedule_next.hpp"
-#include "conch/detail/schedule_parse.hpp"
-#include "conch/detail/schedule_text.hpp"
-#include "conch/detail/semaphore_read.hpp"
-#include "conch/detail/stop_union.hpp"
-#include "conch/detail/supervision.hpp"
-#include "conch/detail/time_format.hpp"
-#include "conch/detail/time_zone.hpp"
 
 // Process supervision (POSIX).
+#include "conch/process/cron_run.hpp"
 #include "conch/process/fd.hpp"
 #include "conch/process/group.hpp"
 #include "conch/process/output.hpp"
 #include "conch/process/signals.hpp"
 #include "conch/process/spawn.hpp"
+#include "conch/process/supervise.hpp"
 #include "conch/process/watchdog.hpp"
 
 // Recipes.

@@ -44,13 +44,13 @@
 #include <utility>
 #include <vector>
 
-#include "conch/detail/cron_job.hpp"  // first: see cron_job.hpp
-#include "conch/detail/cron_agenda.hpp"
-#include "conch/detail/cron_event.hpp"
-#include "conch/detail/cron_history.hpp"
-#include "conch/detail/cron_run.hpp"
+#include "conch/logic/cron_job.hpp"
+#include "conch/logic/cron_agenda.hpp"
+#include "conch/logic/cron_event.hpp"
+#include "conch/logic/cron_history.hpp"
+#include "conch/process/cron_run.hpp"
 #include "conch/detail/cron_tick.hpp"
-#include "conch/detail/hex.hpp"
+#include "conch/logic/hex.hpp"
 #include "conch/fwd.hpp"
 #include "conch/policies/clock.hpp"
 #include "conch/policies/default_policies.hpp"

@@ -22,10 +22,10 @@
 #include <string_view>
 #include <vector>
 
-#include "conch/detail/cron_job.hpp"  // first: see cron_job.hpp
-#include "conch/detail/cron_history.hpp"
-#include "conch/detail/hex.hpp"
-#include "conch/detail/time_format.hpp"
+#include "conch/logic/cron_job.hpp"
+#include "conch/logic/cron_history.hpp"
+#include "conch/logic/hex.hpp"
+#include "conch/logic/time_format.hpp"
 #include "conch/policies/transport.hpp"
 #include "conch/result.hpp"
 

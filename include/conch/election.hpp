@@ -27,10 +27,10 @@
 #pragma once
 
 #include "conch/detail/election_observer.hpp"
-#include "conch/detail/election_office.hpp"
-#include "conch/detail/hex.hpp"
-#include "conch/detail/keys.hpp"
-#include "conch/detail/stop_union.hpp"
+#include "conch/logic/election_office.hpp"
+#include "conch/logic/hex.hpp"
+#include "conch/logic/keys.hpp"
+#include "conch/logic/stop_union.hpp"
 #include "conch/fwd.hpp"
 #include "conch/policies/default_policies.hpp"
 #include "conch/policies/fencing.hpp"

@@ -33,9 +33,9 @@
 // and the session's loss interrupt it from elsewhere.
 #pragma once
 
-#include "conch/detail/keys.hpp"
-#include "conch/detail/semaphore_read.hpp"
-#include "conch/detail/stop_union.hpp"
+#include "conch/logic/keys.hpp"
+#include "conch/logic/semaphore_read.hpp"
+#include "conch/logic/stop_union.hpp"
 #include "conch/fwd.hpp"
 #include "conch/policies/default_policies.hpp"
 #include "conch/policies/fencing.hpp"

@@ -20,9 +20,9 @@
 // lease) with a bounded deadline; it never hangs.
 #pragma once
 
-#include "conch/detail/hex.hpp"
-#include "conch/detail/lease_deadline.hpp"
-#include "conch/detail/stop_union.hpp"
+#include "conch/logic/hex.hpp"
+#include "conch/logic/lease_deadline.hpp"
+#include "conch/logic/stop_union.hpp"
 #include "conch/fwd.hpp"
 #include "conch/policies/default_policies.hpp"
 #include "conch/policies/transport.hpp"

@@ -8,11 +8,47 @@
 
 // ---- begin conch/conch.hpp ----
 // conch/conch.hpp — everything in conch that needs no gRPC: the recipes, the
-// policies and their stock models, process supervision and the pure logic
-// under detail/. Target conch::conch. For the etcd transport itself include
-// conch/policies/etcd_transport.hpp (target conch::etcd). The command-line
-// pieces under tool/ belong to the binaries and are not included.
+// policies and their stock models, process supervision, and the pure logic
+// under logic/. Target conch::conch. For the etcd transport itself include
+// conch/etcd.hpp (target conch::etcd). The command-line pieces under tool/
+// belong to the binaries and are not included.
+//
+// Layout (docs/architecture.md): logic/ is pure (no threads, sockets,
+// processes or transport); detail/ holds recipe internals written against the
+// transport concept; process/ spawns, signals and supervises; etcd/ is the
+// only place that speaks gRPC.
 
+// ---- begin conch/exit_codes.hpp ----
+// conch/exit_codes.hpp — what the conch tools exit with (SPEC §3 table).
+//
+// A child that ran hands its own code through (128 + n if signal n killed
+// it), so `conch elect office -- cmd` and `cmd` look the same to a script.
+// The few codes conch adds follow sysexits.h where one fits.
+
+namespace conch::exit_code {
+
+inline constexpr int ok = 0;
+/// `--who`: the office is vacant / nobody holds a slot.
+inline constexpr int vacant = 1;
+/// Bad flag, bad duration, bad schedule: one line on stderr says which (EX_USAGE).
+inline constexpr int usage = 64;
+/// etcd unreachable or auth refused at start, naming the endpoint (EX_UNAVAILABLE).
+inline constexpr int unavailable = 69;
+/// The lease was lost while holding; the child's process group was killed.
+inline constexpr int lost = 70;
+/// `--nonblock` and busy, or `--timeout` expired while waiting (EX_TEMPFAIL).
+inline constexpr int busy = 75;
+/// The command exists but cannot be executed (as a shell reports it).
+inline constexpr int cannot_execute = 126;
+/// The command was not found (as a shell reports it).
+inline constexpr int not_found = 127;
+
+/// A process that ended by signal `n` (or a wrapper stopped by it before its
+/// child started) exits 128 + n, as a shell reports it.
+constexpr int from_signal(int n) noexcept { return 128 + n; }
+
+}  // namespace conch::exit_code
+// ---- end conch/exit_codes.hpp ----
 // ---- begin conch/fwd.hpp ----
 // conch/fwd.hpp — every conch recipe template, declared with its default
 // policy bundle, and the friendly aliases.
@@ -183,6 +219,1071 @@ class [[nodiscard]] result<void> {
 template <>
 struct std::is_error_code_enum<conch::errc> : std::true_type {};
 // ---- end conch/result.hpp ----
+// ---- begin conch/schedule.hpp ----
+// conch/schedule.hpp — cron schedules and their ticks, for host applications.
+//
+//   auto s = conch::parse_schedule("*/15 9-17 * * mon-fri");          // result<schedule>
+//   auto z = conch::load_zone("Europe/Berlin");                      // result<zone>
+//   auto t = conch::next_tick(*s, std::chrono::system_clock::now(), *z);  // result<time_point>
+//   s->to_string();                                                  // "*/15 9-17 * * 1-5"
+//
+// The language, the DST rules and the errors are described in
+// conch/logic/schedule.hpp. Pure logic: the only I/O is abseil reading a time
+// zone's rules on first load.
+
+// ---- begin conch/logic/schedule.hpp ----
+// conch/logic/schedule.hpp — cron schedules and their ticks. Pure logic: the
+// only I/O is abseil reading a time zone's rules on first load.
+//
+//   auto s = parse_schedule("*/15 9-17 * * mon-fri");        // result<schedule>
+//   auto z = load_zone("Europe/Berlin");                    // result<zone>
+//   auto t = next_tick(*s, std::chrono::system_clock::now(), *z);  // result<time_point>
+//   s->to_string();                                        // "*/15 9-17 * * 1-5"
+//
+// Language
+//   - Five fields `minute hour day-of-month month day-of-week`, or six with a
+//     leading `second` field (five fields mean second 0).
+//   - Each field is a comma list of `*`, `n`, `a-b`, `*/n`, `a-b/n` and `a/n`
+//     (from a to the field's end). Months and weekdays take names (JAN-DEC,
+//     SUN-SAT, any case); day of week 7 is Sunday again, so `5-7` and `FRI-SUN`
+//     both mean Friday to Sunday. `?` is `*` in the two day fields.
+//   - Days, as Vixie cron: when both day fields are written without a leading
+//     `*`, a day matches if either matches (`0 0 1 * MON` = the 1st and every
+//     Monday); otherwise both must (`0 0 * * MON` = Mondays; `0 0 */2 * MON` =
+//     odd-numbered Mondays).
+//   - Quartz extensions: day of month `L` (last day), `LW` (last Monday-Friday),
+//     `15W` (the Monday-Friday nearest the 15th, same month); day of week `5L`
+//     (last Friday), `5#3` (third Friday).
+//   - Macros: `@yearly` = `@annually` = `0 0 1 1 *`, `@monthly` = `0 0 1 * *`,
+//     `@weekly` = `0 0 * * 0`, `@daily` = `@midnight` = `0 0 * * *`,
+//     `@hourly` = `0 * * * *`; `@every DURATION` (see duration.hpp, > 0)
+//     ticks at every multiple of DURATION since the Unix epoch, so every
+//     daemon computes the same ticks whenever it started.
+//   - A schedule that can never fire (`0 0 30 2 *`, `0 0 31 4 *`) is an error
+//     at parse time ("never fires"): the parser checks every date of one full
+//     400-year Gregorian cycle, after which the calendar repeats exactly.
+//   - Errors are errc::invalid_argument, one line naming the token and field:
+//     `schedule "*/0 * * * *": step 0 at field 1 (minute)`.
+//
+// Time zones and DST (`next_tick`)
+//   Wall times are read in the job's IANA zone. Where the zone skips or
+//   repeats wall time, two kinds of job behave differently:
+//   - Wall-time jobs — cron schedules whose hour field does not start with `*`
+//     (`30 2 * * *`, `0 9-17 * * *`, `@daily`): a tick whose wall time falls in
+//     a skipped stretch (spring forward) runs once, at the first instant after
+//     the gap (several ticks in one gap collapse into that one); a tick whose
+//     wall time is repeated (fall back) runs once, at its first occurrence.
+//   - Elapsed-time jobs — `@every`, and cron schedules whose hour field starts
+//     with `*` (`*/15 * * * *`, `0 * * * *`, `@hourly`, `0 */2 * * *`): they
+//     tick at every instant whose wall time matches. Skipped wall times simply
+//     do not exist (no catch-up run), and in a repeated hour they run in both
+//     occurrences. `@every` ignores the zone altogether.
+//   next_tick(s, after, zone) returns the first such tick strictly after
+//   `after`; cron ticks are whole seconds (a fractional `after` is fine).
+
+// ---- begin conch/logic/schedule/fields.hpp ----
+// conch/logic/schedule/fields.hpp — what a parsed schedule is, and which
+// days it matches. See schedule.hpp for the whole story.
+
+#include <array>
+#include <bit>
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+namespace conch::detail {
+
+/// A set of small non-negative integers (< 64): the values one cron field allows.
+struct value_set {
+  std::uint64_t bits = 0;
+
+  constexpr bool has(int v) const noexcept { return v >= 0 && v < 64 && ((bits >> v) & 1U); }
+  constexpr void add(int v) noexcept { bits |= std::uint64_t{1} << v; }
+  constexpr bool empty() const noexcept { return bits == 0; }
+  /// The smallest member >= v, or -1.
+  constexpr int next(int v) const noexcept {
+    if (v >= 64) return -1;
+    const std::uint64_t rest = v <= 0 ? bits : bits & (~std::uint64_t{0} << v);
+    return rest ? std::countr_zero(rest) : -1;
+  }
+  friend constexpr bool operator==(value_set, value_set) = default;
+};
+
+/// The six cron fields, in the order a 6-field schedule writes them.
+enum class cron_field : std::uint8_t { second, minute, hour, day_of_month, month, day_of_week };
+
+struct cron_field_info {
+  int min;
+  int max;           ///< largest value accepted in the text (7 for day of week: Sunday again)
+  int step_end;      ///< where `a/n` and `*/n` stop
+  const char* name;  ///< as error messages say it
+};
+
+inline constexpr cron_field_info field_info(cron_field f) noexcept {
+  switch (f) {
+    case cron_field::second:
+      return {0, 59, 59, "second"};
+    case cron_field::minute:
+      return {0, 59, 59, "minute"};
+    case cron_field::hour:
+      return {0, 23, 23, "hour"};
+    case cron_field::day_of_month:
+      return {1, 31, 31, "day of month"};
+    case cron_field::month:
+      return {1, 12, 12, "month"};
+    case cron_field::day_of_week:
+      return {0, 7, 6, "day of week"};
+  }
+  return {0, 0, 0, "?"};
+}
+
+/// A parsed schedule: either a cron expression (the sets of seconds, minutes,
+/// hours, days, months and weekdays it allows) or a fixed period anchored at
+/// the Unix epoch (`@every`). Equality is semantic: `0 * * * *`,
+/// `0 0 * * * *` and `@hourly` are equal. Build one with `parse_schedule`.
+struct schedule {
+  enum class form_t : std::uint8_t { cron, every };
+  form_t form = form_t::cron;
+  std::chrono::milliseconds period{0};  ///< `@every`: ticks at multiples of this since the epoch
+
+  value_set seconds, minutes, hours;  ///< 0-59, 0-59, 0-23
+  value_set days_of_month;            ///< 1-31
+  value_set months;                   ///< 1-12
+  value_set days_of_week;             ///< 0-6, Sunday = 0
+
+  // Fields written starting with `*` (or `?`). Vixie cron gives that spelling
+  // meaning: a `*` day field makes the day rule "both match" instead of
+  // "either matches", and a `*` hour makes the job follow elapsed time
+  // across DST changes instead of wall-clock time.
+  bool hour_star = false;
+  bool dom_star = false;
+  bool dow_star = false;
+
+  // Quartz-style day extensions.
+  bool last_day = false;                   ///< dom `L`: the month's last day
+  bool last_weekday = false;               ///< dom `LW`: the month's last Monday-Friday
+  value_set nearest_weekday;               ///< dom `nW`: the weekday nearest the nth, same month
+  value_set last_of_weekday;               ///< dow `dL`: the month's last weekday d
+  std::array<value_set, 7> nth_weekday{};  ///< dow `d#k`: bit k of entry d, k in 1-5
+
+  /// True when ticks follow real elapsed time across DST changes (`@every`,
+  /// and cron jobs whose hour field is `*`-based) rather than wall time.
+  bool follows_elapsed_time() const noexcept { return form == form_t::every || hour_star; }
+
+  /// Canonical text: `parse_schedule(s.to_string()) == s`. Defined in schedule_text.hpp.
+  std::string to_string() const;
+
+  friend bool operator==(const schedule&, const schedule&) = default;
+};
+
+// ---- the proleptic Gregorian calendar, just what day matching needs ----
+
+inline constexpr bool is_leap_year(std::int64_t y) noexcept {
+  return y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+}
+
+inline constexpr int days_in_month(std::int64_t y, int m) noexcept {
+  constexpr int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  return m == 2 && is_leap_year(y) ? 29 : days[m - 1];
+}
+
+/// 0 = Sunday ... 6 = Saturday.
+inline constexpr int weekday(std::int64_t y, int m, int d) noexcept {
+  // Days since 1970-01-01 (H. Hinnant's days_from_civil), then 1970-01-01 was a Thursday.
+  y -= m <= 2;
+  const std::int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const std::int64_t yoe = y - era * 400;
+  const std::int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  const std::int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  const std::int64_t days = era * 146097 + doe - 719468;
+  return static_cast<int>(((days + 4) % 7 + 7) % 7);
+}
+
+/// The day `nW` means: the Monday-Friday nearest day n, never leaving the month;
+/// 0 when the month has no day n.
+inline constexpr int nearest_weekday_to(std::int64_t y, int m, int n) noexcept {
+  const int last = days_in_month(y, m);
+  if (n > last) return 0;
+  switch (weekday(y, m, n)) {
+    case 6:
+      return n == 1 ? 3 : n - 1;  // Saturday: Friday before, or Monday the 3rd
+    case 0:
+      return n == last ? n - 2 : n + 1;  // Sunday: Monday after, or Friday before
+    default:
+      return n;
+  }
+}
+
+/// Whether the schedule's day fields (day of month, month aside, day of week)
+/// allow the date y-m-d. Vixie cron's rule: when either day field is written
+/// starting with `*`, both must match; otherwise either may.
+inline bool day_matches(const schedule& s, std::int64_t y, int m, int d) noexcept {
+  const int last = days_in_month(y, m);
+  const int wd = weekday(y, m, d);
+
+  bool dom = s.days_of_month.has(d) || (s.last_day && d == last);
+  if (!dom && s.last_weekday) dom = d == nearest_weekday_to(y, m, last);
+  if (!dom && !s.nearest_weekday.empty()) {
+    for (int n = s.nearest_weekday.next(1); n > 0 && !dom; n = s.nearest_weekday.next(n + 1)) {
+      dom = nearest_weekday_to(y, m, n) == d;
+    }
+  }
+
+  const bool dow = s.days_of_week.has(wd) || (s.last_of_weekday.has(wd) && d + 7 > last) ||
+                   s.nth_weekday[static_cast<std::size_t>(wd)].has((d - 1) / 7 + 1);
+
+  return s.dom_star || s.dow_star ? dom && dow : dom || dow;
+}
+
+}  // namespace conch::detail
+// ---- end conch/logic/schedule/fields.hpp ----
+// ---- begin conch/logic/schedule/next.hpp ----
+// conch/logic/schedule/next.hpp — the next tick of a schedule in a time zone.
+//
+// The DST rules are stated in schedule.hpp. In short, a cron schedule picks
+// wall-clock times; mapping them to instants needs a rule where the zone
+// skips or repeats wall time:
+//   - wall-time jobs (hour field not `*`-based) tick at g(c) for each matching
+//     wall time c, where g(c) is the first instant the clock reads c or later:
+//     a skipped c maps to the end of the gap, a repeated c to its first
+//     occurrence. g never decreases, so the next tick after `after` comes from
+//     the first matching c later than any wall time shown up to `after`.
+//   - elapsed-time jobs tick at every instant whose wall time matches; they
+//     are found stretch by stretch between the zone's offset changes.
+
+// ---- begin conch/logic/schedule/text.hpp ----
+// conch/logic/schedule/text.hpp — a schedule's canonical text.
+//
+// One spelling per schedule, so two daemons (or `conch cron ls`) show the same
+// text for equal schedules, and `parse_schedule(s.to_string()) == s` always:
+//   "0 */15 * * * *" -> "*/15 * * * *"     "@daily"      -> "0 0 * * *"
+//   "0-30/10 9-17 * jan-mar mon-fri" -> "0-30/10 9-17 * 1-3 1-5"
+//   "@every 90m" -> "@every 1h30m"
+
+// ---- begin conch/logic/duration.hpp ----
+// conch/logic/duration.hpp — human durations for flags and `@every`.
+//
+// Grammar: one or more `<number><unit>` groups, or a single bare number that
+// means seconds. Numbers are decimal, with an optional fraction; units are
+// `ms`, `s`, `m`, `h`. The total must be a whole number of milliseconds.
+//
+//   parse_duration("500ms")  -> 500ms        parse_duration("1h30m") -> 5'400'000ms
+//   parse_duration("1.5s")   -> 1'500ms      parse_duration("10")    -> 10'000ms
+//   parse_duration("10x")    -> error: duration "10x": unknown unit "x" at position 3
+//   format_duration(5'400'000ms) == "1h30m"  (parse_duration(format_duration(d)) == d)
+//
+// Errors are `errc::invalid_argument` with a one-line message naming the
+// offending token and its 1-based position. No I/O, no allocation on success.
+
+
+#include <chrono>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <string_view>
+
+namespace conch::detail {
+
+/// `text` quoted for an error message: control bytes escaped, long text cut,
+/// so the message stays one readable line whatever the input.
+inline std::string quoted(std::string_view text) {
+  constexpr std::size_t max_shown = 80;
+  std::string out = "\"";
+  for (std::size_t i = 0; i < text.size() && i < max_shown; ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c < 0x20 || c == 0x7f || c == '"' || c == '\\') {
+      static constexpr char hex[] = "0123456789abcdef";
+      out += "\\x";
+      out += hex[c >> 4];
+      out += hex[c & 0xf];
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  if (text.size() > max_shown) out += "...";
+  out += '"';
+  return out;
+}
+
+/// Parses `text`; on failure `problem` says why without naming `text` itself,
+/// so callers embedding a duration (e.g. `@every`) can word their own message.
+inline bool parse_duration_into(std::string_view text, std::chrono::milliseconds& out,
+                                std::string& problem) {
+  using std::chrono::milliseconds;
+  if (text.empty()) {
+    problem = "empty";
+    return false;
+  }
+  constexpr std::int64_t max_ms = std::numeric_limits<std::int64_t>::max() / 4;
+  auto at = [](std::size_t i) { return " at position " + std::to_string(i + 1); };
+  std::int64_t total = 0;
+  std::size_t i = 0;
+  bool bare_allowed = true;
+  while (i < text.size()) {
+    const std::size_t start = i;
+    if (text[i] == '-' || text[i] == '+') {
+      problem = std::string("sign ") + detail::quoted(text.substr(i, 1)) + at(i) +
+                (text[i] == '-' ? " (durations cannot be negative)" : "");
+      return false;
+    }
+    // The number: digits, optional fraction.
+    std::int64_t whole = 0;
+    std::int64_t frac = 0;
+    std::int64_t frac_scale = 1;
+    std::size_t digits = 0;
+    while (i < text.size() && text[i] >= '0' && text[i] <= '9') {
+      if (++digits > 15) {
+        problem =
+            "number " + detail::quoted(text.substr(start, i + 1 - start)) + at(start) + " is too large";
+        return false;
+      }
+      whole = whole * 10 + (text[i] - '0');
+      ++i;
+    }
+    if (i < text.size() && text[i] == '.') {
+      ++i;
+      std::size_t frac_digits = 0;
+      while (i < text.size() && text[i] >= '0' && text[i] <= '9') {
+        // Digits past the 9th cannot change a whole-millisecond total unless
+        // they are non-zero, in which case the value is too fine anyway.
+        if (frac_digits < 9) {
+          frac = frac * 10 + (text[i] - '0');
+          frac_scale *= 10;
+        } else if (text[i] != '0') {
+          problem = "number " + detail::quoted(text.substr(start, i + 1 - start)) + at(start) +
+                    " is finer than a millisecond";
+          return false;
+        }
+        ++frac_digits;
+        ++i;
+      }
+      digits += frac_digits;
+    }
+    if (digits == 0) {
+      problem = "expected a number" + std::string(i < text.size() ? " before " : "") +
+                (i < text.size() ? detail::quoted(text.substr(i, 1)) : std::string()) + at(start);
+      return false;
+    }
+    const std::string number(text.substr(start, i - start));
+    // The unit.
+    const std::size_t unit_start = i;
+    while (i < text.size() &&
+           ((text[i] >= 'a' && text[i] <= 'z') || (text[i] >= 'A' && text[i] <= 'Z')))
+      ++i;
+    const std::string_view unit = text.substr(unit_start, i - unit_start);
+    std::int64_t unit_ms = 0;
+    if (unit.empty()) {
+      if (i < text.size()) {
+        problem = "unexpected " + detail::quoted(text.substr(i, 1)) + at(i);
+        return false;
+      }
+      if (!bare_allowed) {
+        problem = "number " + detail::quoted(number) + at(start) + " has no unit (ms, s, m, h)";
+        return false;
+      }
+      unit_ms = 1000;  // a bare number means seconds
+    } else if (unit == "ms") {
+      unit_ms = 1;
+    } else if (unit == "s") {
+      unit_ms = 1000;
+    } else if (unit == "m") {
+      unit_ms = 60'000;
+    } else if (unit == "h") {
+      unit_ms = 3'600'000;
+    } else {
+      problem = "unknown unit " + detail::quoted(unit) + at(unit_start) + " (use ms, s, m, h)";
+      return false;
+    }
+    bare_allowed = false;
+    if (frac_scale > 1 && (frac * unit_ms) % frac_scale != 0) {
+      problem = detail::quoted(text.substr(start, i - start)) + at(start) + " is finer than a millisecond";
+      return false;
+    }
+    if (whole > max_ms / unit_ms) {
+      problem = detail::quoted(text.substr(start, i - start)) + at(start) + " is too large";
+      return false;
+    }
+    total += whole * unit_ms + frac * unit_ms / frac_scale;
+    if (total > max_ms) {
+      problem = detail::quoted(text.substr(start, i - start)) + at(start) + " makes the total too large";
+      return false;
+    }
+  }
+  out = milliseconds{total};
+  return true;
+}
+
+/// Parses a human duration: `500ms`, `10s`, `2m`, `1h30m`, `1.5s`, or a bare
+/// number of seconds. Zero is a valid duration; callers that need a positive
+/// one check it themselves.
+inline result<std::chrono::milliseconds> parse_duration(std::string_view text) {
+  std::chrono::milliseconds d{};
+  std::string problem;
+  if (!parse_duration_into(text, d, problem)) {
+    return conch::error{errc::invalid_argument, "duration " + detail::quoted(text) + ": " + problem};
+  }
+  return d;
+}
+
+/// The shortest canonical spelling: `1h30m`, `1s500ms`, `0s`.
+inline std::string format_duration(std::chrono::milliseconds d) {
+  if (d.count() == 0) return "0s";
+  std::string out = d.count() < 0 ? "-" : "";
+  const std::uint64_t ms = d.count() < 0 ? 0 - static_cast<std::uint64_t>(d.count())
+                                         : static_cast<std::uint64_t>(d.count());
+  const std::uint64_t h = ms / 3'600'000, m = ms / 60'000 % 60, s = ms / 1000 % 60,
+                      rest = ms % 1000;
+  if (h) out += std::to_string(h) + "h";
+  if (m) out += std::to_string(m) + "m";
+  if (s) out += std::to_string(s) + "s";
+  if (rest) out += std::to_string(rest) + "ms";
+  return out;
+}
+
+}  // namespace conch::detail
+// ---- end conch/logic/duration.hpp ----
+
+#include <string>
+
+namespace conch::detail {
+
+/// `{lo, lo+n, lo+2n, ...}` up to the field's end: what `*/n` means.
+inline value_set star_values(cron_field f, int n) noexcept {
+  const auto info = field_info(f);
+  value_set out;
+  for (int v = info.min; v <= info.step_end; v += n) out.add(v);
+  return out;
+}
+
+/// `vals` as ranges and single values, e.g. `1-5,7,9-20/2`.
+inline std::string value_list_text(value_set vals) {
+  std::string out;
+  auto append = [&out](const std::string& part) {
+    if (!out.empty()) out += ',';
+    out += part;
+  };
+  // One arithmetic progression of three or more values reads best as a stepped range.
+  const int first = vals.next(0);
+  const int count = std::popcount(vals.bits);
+  if (count >= 3) {
+    const int second = vals.next(first + 1);
+    const int step = second - first;
+    const int last = first + step * (count - 1);
+    bool progression = step > 1 && last < 64;
+    for (int v = first; progression && v <= last; v += step) progression = vals.has(v);
+    if (progression)
+      return std::to_string(first) + "-" + std::to_string(last) + "/" + std::to_string(step);
+  }
+  for (int v = first; v >= 0;) {
+    int end = v;
+    while (vals.has(end + 1)) ++end;
+    if (end - v >= 2) {
+      append(std::to_string(v) + "-" + std::to_string(end));
+    } else {
+      append(std::to_string(v));
+      if (end > v) append(std::to_string(end));
+    }
+    v = vals.next(end + 1);
+  }
+  return out;
+}
+
+/// One field's canonical text. `star` says whether the field must be spelled
+/// starting with `*` (hour, day of month, day of week carry that meaning) and
+/// `star_matters` whether it must *not* be otherwise.
+inline std::string field_text(cron_field f, value_set vals, bool star, bool star_matters) {
+  const auto info = field_info(f);
+  if (star || !star_matters) {
+    // The coarsest `*/n` the set contains; a `*` field always contains its minimum.
+    for (int n = 1; n <= info.step_end - info.min + 1; ++n) {
+      const value_set pattern = star_values(f, n);
+      if ((pattern.bits & ~vals.bits) != 0) continue;
+      if (!star && (pattern != vals || std::popcount(pattern.bits) < 2)) continue;
+      std::string out = n == 1 ? "*" : "*/" + std::to_string(n);
+      const value_set rest{vals.bits & ~pattern.bits};
+      if (!rest.empty()) out += "," + value_list_text(rest);
+      return out;
+    }
+  }
+  return value_list_text(vals);
+}
+
+inline std::string schedule::to_string() const {
+  if (form == form_t::every) return "@every " + format_duration(period);
+
+  std::string dom = days_of_month.empty() && !dom_star
+                        ? ""
+                        : field_text(cron_field::day_of_month, days_of_month, dom_star, true);
+  auto add_dom = [&dom](const std::string& part) { dom += (dom.empty() ? "" : ",") + part; };
+  if (last_day) add_dom("L");
+  if (last_weekday) add_dom("LW");
+  for (int n = nearest_weekday.next(0); n >= 0; n = nearest_weekday.next(n + 1))
+    add_dom(std::to_string(n) + "W");
+
+  std::string dow = days_of_week.empty() && !dow_star
+                        ? ""
+                        : field_text(cron_field::day_of_week, days_of_week, dow_star, true);
+  auto add_dow = [&dow](const std::string& part) { dow += (dow.empty() ? "" : ",") + part; };
+  for (int d = last_of_weekday.next(0); d >= 0; d = last_of_weekday.next(d + 1))
+    add_dow(std::to_string(d) + "L");
+  for (int d = 0; d < 7; ++d) {
+    const value_set nth = nth_weekday[static_cast<std::size_t>(d)];
+    for (int k = nth.next(0); k >= 0; k = nth.next(k + 1))
+      add_dow(std::to_string(d) + "#" + std::to_string(k));
+  }
+
+  std::string out;
+  if (seconds != value_set{1}) out = field_text(cron_field::second, seconds, false, false) + " ";
+  out += field_text(cron_field::minute, minutes, false, false) + " " +
+         field_text(cron_field::hour, hours, hour_star, true) + " " + dom + " " +
+         field_text(cron_field::month, months, false, false) + " " + dow;
+  return out;
+}
+
+}  // namespace conch::detail
+// ---- end conch/logic/schedule/text.hpp ----
+// ---- begin conch/logic/time_zone.hpp ----
+// conch/logic/time_zone.hpp — a loaded IANA time zone for cron jobs.
+//
+// The one piece of schedule math that touches the file system: abseil reads
+// the zone's rules from the system tz database (tzdata) on first load and
+// caches them for the life of the process.
+//
+//   auto z = load_zone("Europe/Berlin");
+//   if (!z) std::cerr << z.error().message << '\n';  // unknown time zone "Europe/Berlinn"
+
+
+#include <absl/time/time.h>
+#include <string>
+#include <string_view>
+
+namespace conch::detail {
+
+/// A time zone by IANA name ("America/New_York", "UTC"). Cheap to copy.
+class zone {
+ public:
+  /// UTC: no offsets, no transitions.
+  zone() : tz_(absl::UTCTimeZone()), name_("UTC") {}
+  static zone utc() { return zone(); }
+
+  /// The IANA name it was loaded by ("UTC" for the default).
+  const std::string& name() const noexcept { return name_; }
+  const absl::TimeZone& rules() const noexcept { return tz_; }
+
+  friend bool operator==(const zone& a, const zone& b) { return a.name_ == b.name_; }
+
+ private:
+  friend result<zone> load_zone(std::string_view name);
+  zone(absl::TimeZone tz, std::string name) : tz_(tz), name_(std::move(name)) {}
+
+  absl::TimeZone tz_;
+  std::string name_;
+};
+
+/// Loads an IANA zone by name. An empty name means UTC. Unknown names (or a
+/// missing tz database) give `errc::invalid_argument`.
+inline result<zone> load_zone(std::string_view name) {
+  if (name.empty()) return zone::utc();
+  // Zone names are relative paths inside the tz database; refuse anything
+  // that could reach outside it before abseil touches the file system.
+  const bool suspicious = name.front() == '/' || name.find("..") != std::string_view::npos ||
+                          name.find('\0') != std::string_view::npos;
+  absl::TimeZone tz;
+  if (suspicious || !absl::LoadTimeZone(std::string(name), &tz)) {
+    return conch::error{errc::invalid_argument,
+                        "unknown time zone " + detail::quoted(name) +
+                            " (use an IANA name like \"Europe/Berlin\" or \"UTC\")"};
+  }
+  return zone(tz, std::string(name));
+}
+
+}  // namespace conch::detail
+// ---- end conch/logic/time_zone.hpp ----
+
+#include <absl/time/civil_time.h>
+#include <absl/time/time.h>
+#include <chrono>
+#include <cstdint>
+#include <optional>
+
+namespace conch::detail {
+
+/// The clock ticks are stated on: wall time, UTC-based, seconds resolution
+/// for cron schedules and milliseconds for `@every`.
+using tick_clock = std::chrono::system_clock;
+
+/// The first wall time >= `from` and < `limit` that the cron fields allow.
+inline std::optional<absl::CivilSecond> next_civil_match(const schedule& s, absl::CivilSecond from,
+                                                         absl::CivilSecond limit) {
+  absl::CivilSecond c = from;
+  while (c < limit) {
+    const int m = c.month();
+    if (!s.months.has(m)) {
+      const int later = s.months.next(m + 1);
+      c = later > 0 ? absl::CivilSecond(c.year(), later, 1)
+                    : absl::CivilSecond(c.year() + 1, s.months.next(1), 1);
+      continue;
+    }
+    if (!day_matches(s, c.year(), m, c.day())) {
+      c = absl::CivilSecond(absl::CivilDay(c) + 1);
+      continue;
+    }
+    if (!s.hours.has(c.hour())) {
+      const int h = s.hours.next(c.hour() + 1);
+      c = h >= 0 ? absl::CivilSecond(c.year(), m, c.day(), h)
+                 : absl::CivilSecond(absl::CivilDay(c) + 1);
+      continue;
+    }
+    if (!s.minutes.has(c.minute())) {
+      const int mi = s.minutes.next(c.minute() + 1);
+      c = mi >= 0 ? absl::CivilSecond(c.year(), m, c.day(), c.hour(), mi)
+                  : absl::CivilSecond(absl::CivilHour(c) + 1);
+      continue;
+    }
+    if (!s.seconds.has(c.second())) {
+      const int sec = s.seconds.next(c.second() + 1);
+      c = sec >= 0 ? absl::CivilSecond(c.year(), m, c.day(), c.hour(), c.minute(), sec)
+                   : absl::CivilSecond(absl::CivilMinute(c) + 1);
+      continue;
+    }
+    return c;
+  }
+  return std::nullopt;
+}
+
+namespace schedule_math {
+
+// Ticks further out than one Gregorian cycle cannot exist: the calendar repeats.
+inline constexpr int horizon_years = 401;
+
+inline absl::CivilSecond years_later(absl::CivilSecond c, int years) {
+  return absl::CivilSecond(c.year() + years, c.month(), c.day(), c.hour(), c.minute(), c.second());
+}
+
+// Wall-time jobs: first tick strictly after `after` (whole seconds).
+inline std::optional<absl::Time> next_wall_tick(const schedule& s, absl::Time after,
+                                                const absl::TimeZone& tz) {
+  // The latest wall time the clock has shown up to `after`: its own reading,
+  // unless a fall-back in the last two days turned the clock back past it.
+  absl::CivilSecond shown = tz.At(after).cs;
+  absl::Time cursor = after + absl::Seconds(1);
+  absl::TimeZone::CivilTransition tr;
+  for (int i = 0; i < 8 && tz.PrevTransition(cursor, &tr); ++i) {
+    const absl::Time at = tz.At(tr.to).trans;
+    if (at < after - absl::Hours(48) || at >= cursor) break;
+    if (tr.to < tr.from && tr.from - 1 > shown) shown = tr.from - 1;
+    cursor = at;
+  }
+  const auto c = next_civil_match(s, shown + 1, years_later(shown, horizon_years));
+  if (!c) return std::nullopt;
+  const auto info = tz.At(*c);
+  return info.kind == absl::TimeZone::TimeInfo::SKIPPED ? info.trans : info.pre;
+}
+
+// Elapsed-time jobs: the first instant strictly after `after` whose wall time matches.
+inline std::optional<absl::Time> next_elapsed_tick(const schedule& s, absl::Time after,
+                                                   const absl::TimeZone& tz) {
+  absl::Time start = after + absl::Seconds(1);
+  const absl::CivilSecond limit = years_later(tz.At(start).cs, horizon_years);
+  for (int stretch = 0; stretch < 4 * horizon_years; ++stretch) {
+    // Between offset changes, wall time runs with the instant: [start, end).
+    const absl::CivilSecond wall = tz.At(start).cs;
+    absl::TimeZone::CivilTransition tr;
+    const bool changes = tz.NextTransition(start, &tr) && tr.from < limit && tr.from > wall;
+    const absl::CivilSecond end = changes ? tr.from : limit;
+    if (const auto c = next_civil_match(s, wall, end)) return start + absl::Seconds(*c - wall);
+    if (!changes) return std::nullopt;
+    start += absl::Seconds(tr.from - wall);
+  }
+  return std::nullopt;
+}
+
+}  // namespace schedule_math
+
+/// The first tick of `s` strictly after `after`, with wall times read in `z`.
+/// Fails only when no tick exists before the end of `tick_clock`'s range
+/// (year 2262) or, for an elapsed-time job, when every matching wall time
+/// falls into skipped DST gaps for 400 years.
+inline result<tick_clock::time_point> next_tick(const schedule& s, tick_clock::time_point after,
+                                                const zone& z = zone::utc()) {
+  using namespace std::chrono;
+  auto too_late = [&s] {
+    return conch::error{errc::invalid_argument,
+                        "schedule \"" + s.to_string() + "\": next tick is beyond the year 2262"};
+  };
+  if (s.form == schedule::form_t::every) {
+    const std::int64_t p = s.period.count();
+    if (p <= 0)
+      return conch::error{errc::invalid_argument,
+                          "schedule \"@every\": period must be greater than zero"};
+    const std::int64_t a = floor<milliseconds>(after).time_since_epoch().count();
+    const std::int64_t q = a / p - (a % p < 0 ? 1 : 0);  // floor(a / p)
+    const std::int64_t max_ms = duration_cast<milliseconds>(tick_clock::duration::max()).count();
+    if (q + 1 > max_ms / p) return too_late();
+    return tick_clock::time_point(duration_cast<tick_clock::duration>(milliseconds((q + 1) * p)));
+  }
+  const absl::Time a = absl::FromUnixSeconds(floor<seconds>(after).time_since_epoch().count());
+  const auto tick = s.follows_elapsed_time() ? schedule_math::next_elapsed_tick(s, a, z.rules())
+                                             : schedule_math::next_wall_tick(s, a, z.rules());
+  if (!tick) {
+    return conch::error{errc::invalid_argument,
+                        "schedule \"" + s.to_string() + "\": no tick within " +
+                            std::to_string(schedule_math::horizon_years - 1) +
+                            " years in time zone " + detail::quoted(z.name())};
+  }
+  const std::int64_t secs = absl::ToUnixSeconds(*tick);
+  if (secs > duration_cast<seconds>(tick_clock::duration::max()).count()) return too_late();
+  return tick_clock::time_point(duration_cast<tick_clock::duration>(seconds(secs)));
+}
+
+}  // namespace conch::detail
+// ---- end conch/logic/schedule/next.hpp ----
+// ---- begin conch/logic/schedule/parse.hpp ----
+// conch/logic/schedule/parse.hpp — cron text to a `schedule`.
+//
+// See schedule.hpp for the accepted language. Every error is
+// `errc::invalid_argument` with one line that quotes the schedule and names
+// the offending token and the field it is in, e.g.
+//   schedule "*/0 * * * *": step 0 at field 1 (minute)
+
+
+#include <cctype>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace conch::detail {
+
+/// Whether any date of a full 400-year Gregorian cycle (after which the
+/// calendar, weekdays included, repeats exactly) satisfies the day and month
+/// fields. If none does, the schedule can never fire.
+inline bool fires_on_some_day(const schedule& s) noexcept {
+  for (std::int64_t y = 2000; y < 2400; ++y) {
+    for (int m = s.months.next(1); m > 0; m = s.months.next(m + 1)) {
+      const int last = days_in_month(y, m);
+      for (int d = 1; d <= last; ++d) {
+        if (day_matches(s, y, m, d)) return true;
+      }
+    }
+  }
+  return false;
+}
+
+namespace schedule_parsing {
+
+inline std::string upper(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return out;
+}
+
+inline int name_value(cron_field f, std::string_view word) {
+  static constexpr const char* months[] = {"JAN", "FEB", "MAR", "APR", "MAY", "JUN",
+                                           "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"};
+  static constexpr const char* days[] = {"SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"};
+  const std::string w = upper(word);
+  if (f == cron_field::month) {
+    for (int i = 0; i < 12; ++i)
+      if (w == months[i]) return i + 1;
+  } else if (f == cron_field::day_of_week) {
+    for (int i = 0; i < 7; ++i)
+      if (w == days[i]) return i;
+  }
+  return -1;
+}
+
+/// Parses one field into `s`; returns the problem (without position) or "".
+class field_parser {
+ public:
+  field_parser(cron_field f, std::string_view text, schedule& s)
+      : f_(f), info_(field_info(f)), text_(text), s_(s) {}
+
+  std::string run() {
+    std::size_t start = 0;
+    while (true) {
+      const std::size_t comma = text_.find(',', start);
+      const std::string_view element = text_.substr(
+          start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
+      if (element.empty()) return "empty list element in " + detail::quoted(text_);
+      if (auto problem = element_(element); !problem.empty()) return problem;
+      if (comma == std::string_view::npos) break;
+      start = comma + 1;
+    }
+    return "";
+  }
+
+ private:
+  bool is_day_of_month() const { return f_ == cron_field::day_of_month; }
+  bool is_day_of_week() const { return f_ == cron_field::day_of_week; }
+
+  void add_(int v) {
+    if (is_day_of_week() && v == 7) v = 0;
+    values_().add(v);
+  }
+  value_set& values_() {
+    switch (f_) {
+      case cron_field::second:
+        return s_.seconds;
+      case cron_field::minute:
+        return s_.minutes;
+      case cron_field::hour:
+        return s_.hours;
+      case cron_field::day_of_month:
+        return s_.days_of_month;
+      case cron_field::month:
+        return s_.months;
+      case cron_field::day_of_week:
+        return s_.days_of_week;
+    }
+    return s_.seconds;
+  }
+
+  // Reads a number or a name at pos_; value in `out`. Returns the problem or "".
+  std::string value_(std::string_view el, int& out) {
+    const std::size_t start = pos_;
+    if (pos_ < el.size() && std::isdigit(static_cast<unsigned char>(el[pos_]))) {
+      std::int64_t v = 0;
+      while (pos_ < el.size() && std::isdigit(static_cast<unsigned char>(el[pos_]))) {
+        if (v < 1'000'000) v = v * 10 + (el[pos_] - '0');
+        ++pos_;
+      }
+      if (v < info_.min || v > info_.max) {
+        return detail::quoted(el.substr(start, pos_ - start)) + " out of range " +
+               std::to_string(info_.min) + "-" + std::to_string(info_.max);
+      }
+      out = static_cast<int>(v);
+      return "";
+    }
+    while (pos_ < el.size() && std::isalpha(static_cast<unsigned char>(el[pos_]))) ++pos_;
+    std::string_view word = el.substr(start, pos_ - start);
+    if (word.empty()) {
+      return pos_ < el.size() ? "unexpected " + detail::quoted(el.substr(pos_, 1)) + " in " + detail::quoted(el)
+                              : "missing value in " + detail::quoted(el);
+    }
+    int v = name_value(f_, word);
+    // `FRIL`: a weekday name glued to `L`.
+    if (v < 0 && is_day_of_week() && word.size() > 1 &&
+        (word.back() == 'L' || word.back() == 'l') &&
+        name_value(f_, word.substr(0, word.size() - 1)) >= 0) {
+      --pos_;
+      v = name_value(f_, word.substr(0, word.size() - 1));
+    }
+    if (v < 0) {
+      if (f_ == cron_field::month || is_day_of_week()) return "unknown name " + detail::quoted(word);
+      return detail::quoted(word) + " is not a number";
+    }
+    out = v;
+    return "";
+  }
+
+  std::string step_(std::string_view el, int& step) {
+    const std::size_t start = pos_;
+    std::int64_t v = 0;
+    while (pos_ < el.size() && std::isdigit(static_cast<unsigned char>(el[pos_]))) {
+      if (v < 1'000'000) v = v * 10 + (el[pos_] - '0');
+      ++pos_;
+    }
+    const std::string_view digits = el.substr(start, pos_ - start);
+    if (digits.empty()) {
+      return "step " + detail::quoted(el.substr(start)) + " is not a number";
+    }
+    if (pos_ < el.size())
+      return "unexpected " + detail::quoted(el.substr(pos_)) + " after step in " + detail::quoted(el);
+    if (v == 0) return "step 0";
+    const int span = info_.max - info_.min + 1;
+    if (v > span)
+      return "step " + std::string(digits) + " larger than the field's range " +
+             std::to_string(info_.min) + "-" + std::to_string(info_.max);
+    step = static_cast<int>(v);
+    return "";
+  }
+
+  std::string element_(std::string_view el) {
+    pos_ = 0;
+    const std::string up = upper(el);
+    if (el == "?" && (is_day_of_month() || is_day_of_week())) el = "*";
+    if (el[0] == '*') {
+      int step = 1;
+      if (el.size() > 1) {
+        if (el[1] != '/') return "unexpected " + detail::quoted(el.substr(1)) + " after \"*\"";
+        pos_ = 2;
+        if (auto p = step_(el, step); !p.empty()) return p;
+      }
+      for (int v = info_.min; v <= info_.step_end; v += step) add_(v);
+      return "";
+    }
+    if (is_day_of_month() && (up == "L" || up == "LW")) {
+      (up == "L" ? s_.last_day : s_.last_weekday) = true;
+      return "";
+    }
+    int lo = 0;
+    if (auto p = value_(el, lo); !p.empty()) return p;
+    if (pos_ == el.size()) {
+      add_(lo);
+      return "";
+    }
+    const char next = static_cast<char>(std::toupper(static_cast<unsigned char>(el[pos_])));
+    if (next == 'W' || next == 'L' || next == '#') return extension_(el, lo, next);
+    int hi = lo;
+    int step = 1;
+    if (el[pos_] == '-') {
+      ++pos_;
+      if (auto p = value_(el, hi); !p.empty()) return p;
+      if (is_day_of_week() && hi == 0 && lo > 0) hi = 7;  // FRI-SUN
+      if (hi < lo) return "range " + detail::quoted(el.substr(0, pos_)) + " runs backwards";
+      if (pos_ < el.size() && el[pos_] != '/')
+        return "unexpected " + detail::quoted(el.substr(pos_)) + " in " + detail::quoted(el);
+    } else if (el[pos_] == '/') {
+      hi = info_.step_end;  // `5/15`: from 5 to the field's end
+      if (lo > hi) hi = lo;
+    } else {
+      return "unexpected " + detail::quoted(el.substr(pos_)) + " in " + detail::quoted(el);
+    }
+    if (pos_ < el.size()) {
+      ++pos_;  // the '/'
+      if (auto p = step_(el, step); !p.empty()) return p;
+    }
+    for (int v = lo; v <= hi; v += step) add_(v);
+    return "";
+  }
+
+  // `15W` (day of month), `5L` and `5#3` (day of week).
+  std::string extension_(std::string_view el, int value, char kind) {
+    ++pos_;
+    const int weekday = value == 7 ? 0 : value;
+    if (kind == 'W' && is_day_of_month() && pos_ == el.size()) {
+      s_.nearest_weekday.add(value);
+      return "";
+    }
+    if (kind == 'L' && is_day_of_week() && pos_ == el.size()) {
+      s_.last_of_weekday.add(weekday);
+      return "";
+    }
+    if (kind == '#' && is_day_of_week()) {
+      std::int64_t k = 0;
+      const std::size_t start = pos_;
+      while (pos_ < el.size() && std::isdigit(static_cast<unsigned char>(el[pos_]))) {
+        if (k < 1000) k = k * 10 + (el[pos_] - '0');
+        ++pos_;
+      }
+      if (pos_ != el.size() || pos_ == start) return "\"#\" needs a number 1-5 in " + detail::quoted(el);
+      if (k < 1 || k > 5)
+        return "occurrence " + detail::quoted(el.substr(start)) + " out of range 1-5 in " + detail::quoted(el);
+      s_.nth_weekday[static_cast<std::size_t>(weekday)].add(static_cast<int>(k));
+      return "";
+    }
+    const bool right_field = kind == 'W' ? is_day_of_month() : is_day_of_week();
+    if (right_field) return "unexpected " + detail::quoted(el.substr(pos_)) + " in " + detail::quoted(el);
+    return "\"" + std::string(1, kind) + "\" after a value is only allowed in the " +
+           (kind == 'W' ? "day-of-month" : "day-of-week") + " field (" + detail::quoted(el) + ")";
+  }
+
+  cron_field f_;
+  cron_field_info info_;
+  std::string_view text_;
+  schedule& s_;
+  std::size_t pos_ = 0;
+};
+
+inline bool is_space(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
+
+inline std::vector<std::string_view> split_fields(std::string_view text) {
+  std::vector<std::string_view> out;
+  std::size_t i = 0;
+  while (i < text.size()) {
+    while (i < text.size() && is_space(text[i])) ++i;
+    const std::size_t start = i;
+    while (i < text.size() && !is_space(text[i])) ++i;
+    if (i > start) out.push_back(text.substr(start, i - start));
+  }
+  return out;
+}
+
+}  // namespace schedule_parsing
+
+/// Parses a schedule (see schedule.hpp for the language).
+inline result<schedule> parse_schedule(std::string_view text) {
+  using namespace schedule_parsing;
+  auto fail = [&text](const std::string& problem) {
+    return conch::error{errc::invalid_argument, "schedule " + detail::quoted(text) + ": " + problem};
+  };
+  const std::vector<std::string_view> fields = split_fields(text);
+  if (fields.empty()) return fail("empty");
+
+  schedule s;
+  if (fields[0][0] == '@') {
+    const std::string macro = upper(fields[0]);
+    if (macro == "@EVERY") {
+      if (fields.size() != 2)
+        return fail(fields.size() == 1
+                        ? "@every needs a duration, e.g. \"@every 10m\""
+                        : "unexpected " + detail::quoted(fields[2]) + " after the @every duration");
+      std::string problem;
+      if (!parse_duration_into(fields[1], s.period, problem))
+        return fail("@every duration " + detail::quoted(fields[1]) + ": " + problem);
+      if (s.period.count() <= 0)
+        return fail("@every duration " + detail::quoted(fields[1]) + " must be greater than zero");
+      s.form = schedule::form_t::every;
+      return s;
+    }
+    const char* expansion = macro == "@YEARLY" || macro == "@ANNUALLY"  ? "0 0 1 1 *"
+                            : macro == "@MONTHLY"                       ? "0 0 1 * *"
+                            : macro == "@WEEKLY"                        ? "0 0 * * 0"
+                            : macro == "@DAILY" || macro == "@MIDNIGHT" ? "0 0 * * *"
+                            : macro == "@HOURLY"                        ? "0 * * * *"
+                                                                        : nullptr;
+    if (!expansion) {
+      return fail(
+          "unknown macro " + detail::quoted(fields[0]) +
+          " (use @yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly or @every)");
+    }
+    if (fields.size() > 1)
+      return fail("unexpected " + detail::quoted(fields[1]) + " after " + detail::quoted(fields[0]));
+    return parse_schedule(expansion);
+  }
+
+  if (fields.size() != 5 && fields.size() != 6) {
+    return fail(
+        "expected 5 fields (minute hour day-of-month month day-of-week) or 6 (with seconds first), "
+        "got " +
+        std::to_string(fields.size()));
+  }
+  const std::size_t skip = fields.size() == 5 ? 1 : 0;  // without a seconds field, second 0
+  if (skip) s.seconds.add(0);
+  for (std::size_t i = 0; i < fields.size(); ++i) {
+    const auto f = static_cast<cron_field>(i + skip);
+    if (auto problem = field_parser(f, fields[i], s).run(); !problem.empty()) {
+      return fail(problem + " at field " + std::to_string(i + 1) + " (" + field_info(f).name + ")");
+    }
+    const bool star = fields[i][0] == '*' || fields[i][0] == '?';
+    if (f == cron_field::hour) s.hour_star = star;
+    if (f == cron_field::day_of_month) s.dom_star = star;
+    if (f == cron_field::day_of_week) s.dow_star = star;
+  }
+  if (!fires_on_some_day(s)) {
+    return fail("never fires: no date matches its day-of-month, month and day-of-week fields");
+  }
+  return s;
+}
+
+}  // namespace conch::detail
+// ---- end conch/logic/schedule/parse.hpp ----
+// ---- end conch/logic/schedule.hpp ----
+
+namespace conch {
+
+using detail::load_zone;
+using detail::next_tick;
+using detail::parse_schedule;
+using detail::schedule;
+using detail::zone;
+
+}  // namespace conch
+// ---- end conch/schedule.hpp ----
 
 // Policies.
 // ---- begin conch/policies/backoff.hpp ----
@@ -635,7 +1736,7 @@ class fake_clock {
 //   conch::basic_session<test_policies> s{transport, {}, clock};
 //
 // Naming `etcd_transport` here needs no gRPC: it is only declared. Include
-// conch/policies/etcd_transport.hpp (target conch::etcd) where a recipe runs.
+// conch/etcd.hpp (target conch::etcd) where a recipe runs.
 
 // ---- begin conch/policies/fencing.hpp ----
 // conch/policies/fencing.hpp — the fencing policy: the token handed to every
@@ -1109,7 +2210,7 @@ constexpr bool check_transport_policy() {
                 "conch: Policies::transport must model conch::transport (range, put, delete_range, "
                 "txn, lease_grant, "
                 "lease_revoke, lease_time_to_live, keepalive, watch, default_deadline); include "
-                "conch/policies/etcd_transport.hpp for conch::etcd_transport");
+                "conch/etcd.hpp for conch::etcd_transport");
   return transport<T>;
 }
 
@@ -1117,8 +2218,8 @@ constexpr bool check_transport_policy() {
 // ---- end conch/policies/default_policies.hpp ----
 
 // Pure logic: no I/O.
-// ---- begin conch/detail/cron_agenda.hpp ----
-// conch/detail/cron_agenda.hpp — the daemon's plan: the next tick of every
+// ---- begin conch/logic/cron_agenda.hpp ----
+// conch/logic/cron_agenda.hpp — the daemon's plan: the next tick of every
 // job, earliest first. Pure: no I/O, no clock of its own; time is passed in.
 //
 //   cron_agenda<sys_ms> a;
@@ -1210,9 +2311,9 @@ constexpr bool is_stale_tick(TimePoint now, Tick successor) {
 }
 
 }  // namespace conch::detail
-// ---- end conch/detail/cron_agenda.hpp ----
-// ---- begin conch/detail/cron_event.hpp ----
-// conch/detail/cron_event.hpp — what a cron daemon has to say, and how it
+// ---- end conch/logic/cron_agenda.hpp ----
+// ---- begin conch/logic/cron_event.hpp ----
+// conch/logic/cron_event.hpp — what a cron daemon has to say, and how it
 // says it: one line per claim, run and result, and per job change, human by
 // default or one JSON object per line. Pure: formatting only, no I/O.
 
@@ -1221,8 +2322,8 @@ constexpr bool is_stale_tick(TimePoint now, Tick successor) {
 #include <chrono>
 #include <string>
 
-// ---- begin conch/detail/time_format.hpp ----
-// conch/detail/time_format.hpp — the two ways conch writes an instant.
+// ---- begin conch/logic/time_format.hpp ----
+// conch/logic/time_format.hpp — the two ways conch writes an instant.
 //
 // - RFC 3339 UTC in records ("2026-11-23T10:30:00Z", ".123" when the
 //   milliseconds are not zero): readable by people, `date -d` and every JSON tool.
@@ -1380,7 +2481,7 @@ inline bool formattable(wall_time t) {
 }
 
 }  // namespace conch::detail
-// ---- end conch/detail/time_format.hpp ----
+// ---- end conch/logic/time_format.hpp ----
 
 namespace conch {
 
@@ -1463,9 +2564,9 @@ inline std::string json_log_line(const cron_event& e, wall_time at) {
 
 }  // namespace detail
 }  // namespace conch
-// ---- end conch/detail/cron_event.hpp ----
-// ---- begin conch/detail/cron_history.hpp ----
-// conch/detail/cron_history.hpp — what a tick's claim and result say, and
+// ---- end conch/logic/cron_event.hpp ----
+// ---- begin conch/logic/cron_history.hpp ----
+// conch/logic/cron_history.hpp — what a tick's claim and result say, and
 // which ticks fall out of a job's history. Pure: no I/O, no transport.
 //
 // A tick T of job NAME leaves up to two keys: the claim `cron/fire/NAME/T`
@@ -1558,9 +2659,9 @@ inline std::string utf8_tail(std::string_view out, std::size_t cap) {
 }
 
 }  // namespace conch::detail
-// ---- end conch/detail/cron_history.hpp ----
-// ---- begin conch/detail/cron_job.hpp ----
-// conch/detail/cron_job.hpp — a stored cron job as a daemon schedules it.
+// ---- end conch/logic/cron_history.hpp ----
+// ---- begin conch/logic/cron_job.hpp ----
+// conch/logic/cron_job.hpp — a stored cron job as a daemon schedules it.
 //
 // A job record names its schedule and time zone as text; a daemon needs them
 // parsed, and the job's keys spelled out, so `cron_job` holds all of it. A
@@ -1574,192 +2675,8 @@ inline std::string utf8_tail(std::string_view out, std::size_t cap) {
 #include <string_view>
 #include <utility>
 
-// Before anything that may pull in <iomanip>: an unqualified quoted() in the
-// schedule headers would otherwise find std::quoted.
-// ---- begin conch/detail/duration.hpp ----
-// conch/detail/duration.hpp — human durations for flags and `@every`.
-//
-// Grammar: one or more `<number><unit>` groups, or a single bare number that
-// means seconds. Numbers are decimal, with an optional fraction; units are
-// `ms`, `s`, `m`, `h`. The total must be a whole number of milliseconds.
-//
-//   parse_duration("500ms")  -> 500ms        parse_duration("1h30m") -> 5'400'000ms
-//   parse_duration("1.5s")   -> 1'500ms      parse_duration("10")    -> 10'000ms
-//   parse_duration("10x")    -> error: duration "10x": unknown unit "x" at position 3
-//   format_duration(5'400'000ms) == "1h30m"  (parse_duration(format_duration(d)) == d)
-//
-// Errors are `errc::invalid_argument` with a one-line message naming the
-// offending token and its 1-based position. No I/O, no allocation on success.
-
-
-#include <chrono>
-#include <cstdint>
-#include <limits>
-#include <string>
-#include <string_view>
-
-namespace conch::detail {
-
-/// `text` quoted for an error message: control bytes escaped, long text cut,
-/// so the message stays one readable line whatever the input.
-inline std::string quoted(std::string_view text) {
-  constexpr std::size_t max_shown = 80;
-  std::string out = "\"";
-  for (std::size_t i = 0; i < text.size() && i < max_shown; ++i) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    if (c < 0x20 || c == 0x7f || c == '"' || c == '\\') {
-      static constexpr char hex[] = "0123456789abcdef";
-      out += "\\x";
-      out += hex[c >> 4];
-      out += hex[c & 0xf];
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  if (text.size() > max_shown) out += "...";
-  out += '"';
-  return out;
-}
-
-/// Parses `text`; on failure `problem` says why without naming `text` itself,
-/// so callers embedding a duration (e.g. `@every`) can word their own message.
-inline bool parse_duration_into(std::string_view text, std::chrono::milliseconds& out,
-                                std::string& problem) {
-  using std::chrono::milliseconds;
-  if (text.empty()) {
-    problem = "empty";
-    return false;
-  }
-  constexpr std::int64_t max_ms = std::numeric_limits<std::int64_t>::max() / 4;
-  auto at = [](std::size_t i) { return " at position " + std::to_string(i + 1); };
-  std::int64_t total = 0;
-  std::size_t i = 0;
-  bool bare_allowed = true;
-  while (i < text.size()) {
-    const std::size_t start = i;
-    if (text[i] == '-' || text[i] == '+') {
-      problem = std::string("sign ") + detail::quoted(text.substr(i, 1)) + at(i) +
-                (text[i] == '-' ? " (durations cannot be negative)" : "");
-      return false;
-    }
-    // The number: digits, optional fraction.
-    std::int64_t whole = 0;
-    std::int64_t frac = 0;
-    std::int64_t frac_scale = 1;
-    std::size_t digits = 0;
-    while (i < text.size() && text[i] >= '0' && text[i] <= '9') {
-      if (++digits > 15) {
-        problem =
-            "number " + detail::quoted(text.substr(start, i + 1 - start)) + at(start) + " is too large";
-        return false;
-      }
-      whole = whole * 10 + (text[i] - '0');
-      ++i;
-    }
-    if (i < text.size() && text[i] == '.') {
-      ++i;
-      std::size_t frac_digits = 0;
-      while (i < text.size() && text[i] >= '0' && text[i] <= '9') {
-        // Digits past the 9th cannot change a whole-millisecond total unless
-        // they are non-zero, in which case the value is too fine anyway.
-        if (frac_digits < 9) {
-          frac = frac * 10 + (text[i] - '0');
-          frac_scale *= 10;
-        } else if (text[i] != '0') {
-          problem = "number " + detail::quoted(text.substr(start, i + 1 - start)) + at(start) +
-                    " is finer than a millisecond";
-          return false;
-        }
-        ++frac_digits;
-        ++i;
-      }
-      digits += frac_digits;
-    }
-    if (digits == 0) {
-      problem = "expected a number" + std::string(i < text.size() ? " before " : "") +
-                (i < text.size() ? detail::quoted(text.substr(i, 1)) : std::string()) + at(start);
-      return false;
-    }
-    const std::string number(text.substr(start, i - start));
-    // The unit.
-    const std::size_t unit_start = i;
-    while (i < text.size() &&
-           ((text[i] >= 'a' && text[i] <= 'z') || (text[i] >= 'A' && text[i] <= 'Z')))
-      ++i;
-    const std::string_view unit = text.substr(unit_start, i - unit_start);
-    std::int64_t unit_ms = 0;
-    if (unit.empty()) {
-      if (i < text.size()) {
-        problem = "unexpected " + detail::quoted(text.substr(i, 1)) + at(i);
-        return false;
-      }
-      if (!bare_allowed) {
-        problem = "number " + detail::quoted(number) + at(start) + " has no unit (ms, s, m, h)";
-        return false;
-      }
-      unit_ms = 1000;  // a bare number means seconds
-    } else if (unit == "ms") {
-      unit_ms = 1;
-    } else if (unit == "s") {
-      unit_ms = 1000;
-    } else if (unit == "m") {
-      unit_ms = 60'000;
-    } else if (unit == "h") {
-      unit_ms = 3'600'000;
-    } else {
-      problem = "unknown unit " + detail::quoted(unit) + at(unit_start) + " (use ms, s, m, h)";
-      return false;
-    }
-    bare_allowed = false;
-    if (frac_scale > 1 && (frac * unit_ms) % frac_scale != 0) {
-      problem = detail::quoted(text.substr(start, i - start)) + at(start) + " is finer than a millisecond";
-      return false;
-    }
-    if (whole > max_ms / unit_ms) {
-      problem = detail::quoted(text.substr(start, i - start)) + at(start) + " is too large";
-      return false;
-    }
-    total += whole * unit_ms + frac * unit_ms / frac_scale;
-    if (total > max_ms) {
-      problem = detail::quoted(text.substr(start, i - start)) + at(start) + " makes the total too large";
-      return false;
-    }
-  }
-  out = milliseconds{total};
-  return true;
-}
-
-/// Parses a human duration: `500ms`, `10s`, `2m`, `1h30m`, `1.5s`, or a bare
-/// number of seconds. Zero is a valid duration; callers that need a positive
-/// one check it themselves.
-inline result<std::chrono::milliseconds> parse_duration(std::string_view text) {
-  std::chrono::milliseconds d{};
-  std::string problem;
-  if (!parse_duration_into(text, d, problem)) {
-    return conch::error{errc::invalid_argument, "duration " + detail::quoted(text) + ": " + problem};
-  }
-  return d;
-}
-
-/// The shortest canonical spelling: `1h30m`, `1s500ms`, `0s`.
-inline std::string format_duration(std::chrono::milliseconds d) {
-  if (d.count() == 0) return "0s";
-  std::string out = d.count() < 0 ? "-" : "";
-  const std::uint64_t ms = d.count() < 0 ? 0 - static_cast<std::uint64_t>(d.count())
-                                         : static_cast<std::uint64_t>(d.count());
-  const std::uint64_t h = ms / 3'600'000, m = ms / 60'000 % 60, s = ms / 1000 % 60,
-                      rest = ms % 1000;
-  if (h) out += std::to_string(h) + "h";
-  if (m) out += std::to_string(m) + "m";
-  if (s) out += std::to_string(s) + "s";
-  if (rest) out += std::to_string(rest) + "ms";
-  return out;
-}
-
-}  // namespace conch::detail
-// ---- end conch/detail/duration.hpp ----
-// ---- begin conch/detail/keys.hpp ----
-// conch/detail/keys.hpp — where every recipe keeps its keys, written and read back.
+// ---- begin conch/logic/keys.hpp ----
+// conch/logic/keys.hpp — where every recipe keeps its keys, written and read back.
 //
 //   <prefix>elect/<name>/<lease hex>               election contender (etcd's own layout)
 //   <prefix>sema/<name>/max=<N>/slot/<i>           semaphore slot i in [0, N)
@@ -1778,8 +2695,8 @@ inline std::string format_duration(std::chrono::milliseconds d) {
 //   auto key = contender_key(*office, 0x694d77aa9e38260f);  // "conch/elect/web/694d77aa9e38260f"
 //   auto back = decode_key<election_key>("conch/", key);    // {"web", 0x694d77aa9e38260f}
 
-// ---- begin conch/detail/hex.hpp ----
-// conch/detail/hex.hpp — lease ids as etcd's own recipes spell them in keys.
+// ---- begin conch/logic/hex.hpp ----
+// conch/logic/hex.hpp — lease ids as etcd's own recipes spell them in keys.
 //
 // Go's election and lock recipes name a contender's key with fmt's "%x" of the
 // int64 lease id: lowercase, no leading zeros, a '-' for negatives. conch
@@ -1834,16 +2751,16 @@ inline result<std::int64_t> parse_lease_hex(std::string_view text) {
 }
 
 }  // namespace conch::detail
-// ---- end conch/detail/hex.hpp ----
-// ---- begin conch/detail/key_reader.hpp ----
-// conch/detail/key_reader.hpp — a cursor over a key, for strict decoding.
+// ---- end conch/logic/hex.hpp ----
+// ---- begin conch/logic/key_reader.hpp ----
+// conch/logic/key_reader.hpp — a cursor over a key, for strict decoding.
 //
 // Each step consumes one part of the layout or reports false and leaves the
 // caller to say which layout the key failed to match. Nothing here throws or
 // reads out of bounds, whatever the key holds.
 
-// ---- begin conch/detail/name_codec.hpp ----
-// conch/detail/name_codec.hpp — office and job names as one path segment.
+// ---- begin conch/logic/name_codec.hpp ----
+// conch/logic/name_codec.hpp — office and job names as one path segment.
 //
 // A name becomes exactly one segment of a key: '%', '/', control bytes
 // (< 0x20) and DEL are written as %XX (uppercase hex); every other byte,
@@ -1925,7 +2842,7 @@ inline result<std::string> decode_name(std::string_view segment) {
 }
 
 }  // namespace conch::detail
-// ---- end conch/detail/name_codec.hpp ----
+// ---- end conch/logic/name_codec.hpp ----
 
 #include <string>
 #include <string_view>
@@ -1997,7 +2914,7 @@ class key_reader {
 };
 
 }  // namespace conch::detail
-// ---- end conch/detail/key_reader.hpp ----
+// ---- end conch/logic/key_reader.hpp ----
 
 #include <string>
 #include <string_view>
@@ -2191,869 +3108,9 @@ result<K> decode_key(std::string_view prefix, std::string_view key) {
 }
 
 }  // namespace conch::detail
-// ---- end conch/detail/keys.hpp ----
-// ---- begin conch/detail/schedule.hpp ----
-// conch/detail/schedule.hpp — cron schedules and their ticks. Pure logic: the
-// only I/O is abseil reading a time zone's rules on first load.
-//
-//   auto s = parse_schedule("*/15 9-17 * * mon-fri");        // result<schedule>
-//   auto z = load_zone("Europe/Berlin");                    // result<zone>
-//   auto t = next_tick(*s, std::chrono::system_clock::now(), *z);  // result<time_point>
-//   s->to_string();                                        // "*/15 9-17 * * 1-5"
-//
-// Language
-//   - Five fields `minute hour day-of-month month day-of-week`, or six with a
-//     leading `second` field (five fields mean second 0).
-//   - Each field is a comma list of `*`, `n`, `a-b`, `*/n`, `a-b/n` and `a/n`
-//     (from a to the field's end). Months and weekdays take names (JAN-DEC,
-//     SUN-SAT, any case); day of week 7 is Sunday again, so `5-7` and `FRI-SUN`
-//     both mean Friday to Sunday. `?` is `*` in the two day fields.
-//   - Days, as Vixie cron: when both day fields are written without a leading
-//     `*`, a day matches if either matches (`0 0 1 * MON` = the 1st and every
-//     Monday); otherwise both must (`0 0 * * MON` = Mondays; `0 0 */2 * MON` =
-//     odd-numbered Mondays).
-//   - Quartz extensions: day of month `L` (last day), `LW` (last Monday-Friday),
-//     `15W` (the Monday-Friday nearest the 15th, same month); day of week `5L`
-//     (last Friday), `5#3` (third Friday).
-//   - Macros: `@yearly` = `@annually` = `0 0 1 1 *`, `@monthly` = `0 0 1 * *`,
-//     `@weekly` = `0 0 * * 0`, `@daily` = `@midnight` = `0 0 * * *`,
-//     `@hourly` = `0 * * * *`; `@every DURATION` (see duration.hpp, > 0)
-//     ticks at every multiple of DURATION since the Unix epoch, so every
-//     daemon computes the same ticks whenever it started.
-//   - A schedule that can never fire (`0 0 30 2 *`, `0 0 31 4 *`) is an error
-//     at parse time ("never fires"): the parser checks every date of one full
-//     400-year Gregorian cycle, after which the calendar repeats exactly.
-//   - Errors are errc::invalid_argument, one line naming the token and field:
-//     `schedule "*/0 * * * *": step 0 at field 1 (minute)`.
-//
-// Time zones and DST (`next_tick`)
-//   Wall times are read in the job's IANA zone. Where the zone skips or
-//   repeats wall time, two kinds of job behave differently:
-//   - Wall-time jobs — cron schedules whose hour field does not start with `*`
-//     (`30 2 * * *`, `0 9-17 * * *`, `@daily`): a tick whose wall time falls in
-//     a skipped stretch (spring forward) runs once, at the first instant after
-//     the gap (several ticks in one gap collapse into that one); a tick whose
-//     wall time is repeated (fall back) runs once, at its first occurrence.
-//   - Elapsed-time jobs — `@every`, and cron schedules whose hour field starts
-//     with `*` (`*/15 * * * *`, `0 * * * *`, `@hourly`, `0 */2 * * *`): they
-//     tick at every instant whose wall time matches. Skipped wall times simply
-//     do not exist (no catch-up run), and in a repeated hour they run in both
-//     occurrences. `@every` ignores the zone altogether.
-//   next_tick(s, after, zone) returns the first such tick strictly after
-//   `after`; cron ticks are whole seconds (a fractional `after` is fine).
-
-// ---- begin conch/detail/schedule_fields.hpp ----
-// conch/detail/schedule_fields.hpp — what a parsed schedule is, and which
-// days it matches. See schedule.hpp for the whole story.
-
-#include <array>
-#include <bit>
-#include <chrono>
-#include <cstdint>
-#include <string>
-
-namespace conch::detail {
-
-/// A set of small non-negative integers (< 64): the values one cron field allows.
-struct value_set {
-  std::uint64_t bits = 0;
-
-  constexpr bool has(int v) const noexcept { return v >= 0 && v < 64 && ((bits >> v) & 1U); }
-  constexpr void add(int v) noexcept { bits |= std::uint64_t{1} << v; }
-  constexpr bool empty() const noexcept { return bits == 0; }
-  /// The smallest member >= v, or -1.
-  constexpr int next(int v) const noexcept {
-    if (v >= 64) return -1;
-    const std::uint64_t rest = v <= 0 ? bits : bits & (~std::uint64_t{0} << v);
-    return rest ? std::countr_zero(rest) : -1;
-  }
-  friend constexpr bool operator==(value_set, value_set) = default;
-};
-
-/// The six cron fields, in the order a 6-field schedule writes them.
-enum class cron_field : std::uint8_t { second, minute, hour, day_of_month, month, day_of_week };
-
-struct cron_field_info {
-  int min;
-  int max;           ///< largest value accepted in the text (7 for day of week: Sunday again)
-  int step_end;      ///< where `a/n` and `*/n` stop
-  const char* name;  ///< as error messages say it
-};
-
-inline constexpr cron_field_info field_info(cron_field f) noexcept {
-  switch (f) {
-    case cron_field::second:
-      return {0, 59, 59, "second"};
-    case cron_field::minute:
-      return {0, 59, 59, "minute"};
-    case cron_field::hour:
-      return {0, 23, 23, "hour"};
-    case cron_field::day_of_month:
-      return {1, 31, 31, "day of month"};
-    case cron_field::month:
-      return {1, 12, 12, "month"};
-    case cron_field::day_of_week:
-      return {0, 7, 6, "day of week"};
-  }
-  return {0, 0, 0, "?"};
-}
-
-/// A parsed schedule: either a cron expression (the sets of seconds, minutes,
-/// hours, days, months and weekdays it allows) or a fixed period anchored at
-/// the Unix epoch (`@every`). Equality is semantic: `0 * * * *`,
-/// `0 0 * * * *` and `@hourly` are equal. Build one with `parse_schedule`.
-struct schedule {
-  enum class form_t : std::uint8_t { cron, every };
-  form_t form = form_t::cron;
-  std::chrono::milliseconds period{0};  ///< `@every`: ticks at multiples of this since the epoch
-
-  value_set seconds, minutes, hours;  ///< 0-59, 0-59, 0-23
-  value_set days_of_month;            ///< 1-31
-  value_set months;                   ///< 1-12
-  value_set days_of_week;             ///< 0-6, Sunday = 0
-
-  // Fields written starting with `*` (or `?`). Vixie cron gives that spelling
-  // meaning: a `*` day field makes the day rule "both match" instead of
-  // "either matches", and a `*` hour makes the job follow elapsed time
-  // across DST changes instead of wall-clock time.
-  bool hour_star = false;
-  bool dom_star = false;
-  bool dow_star = false;
-
-  // Quartz-style day extensions.
-  bool last_day = false;                   ///< dom `L`: the month's last day
-  bool last_weekday = false;               ///< dom `LW`: the month's last Monday-Friday
-  value_set nearest_weekday;               ///< dom `nW`: the weekday nearest the nth, same month
-  value_set last_of_weekday;               ///< dow `dL`: the month's last weekday d
-  std::array<value_set, 7> nth_weekday{};  ///< dow `d#k`: bit k of entry d, k in 1-5
-
-  /// True when ticks follow real elapsed time across DST changes (`@every`,
-  /// and cron jobs whose hour field is `*`-based) rather than wall time.
-  bool follows_elapsed_time() const noexcept { return form == form_t::every || hour_star; }
-
-  /// Canonical text: `parse_schedule(s.to_string()) == s`. Defined in schedule_text.hpp.
-  std::string to_string() const;
-
-  friend bool operator==(const schedule&, const schedule&) = default;
-};
-
-// ---- the proleptic Gregorian calendar, just what day matching needs ----
-
-inline constexpr bool is_leap_year(std::int64_t y) noexcept {
-  return y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
-}
-
-inline constexpr int days_in_month(std::int64_t y, int m) noexcept {
-  constexpr int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  return m == 2 && is_leap_year(y) ? 29 : days[m - 1];
-}
-
-/// 0 = Sunday ... 6 = Saturday.
-inline constexpr int weekday(std::int64_t y, int m, int d) noexcept {
-  // Days since 1970-01-01 (H. Hinnant's days_from_civil), then 1970-01-01 was a Thursday.
-  y -= m <= 2;
-  const std::int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const std::int64_t yoe = y - era * 400;
-  const std::int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  const std::int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  const std::int64_t days = era * 146097 + doe - 719468;
-  return static_cast<int>(((days + 4) % 7 + 7) % 7);
-}
-
-/// The day `nW` means: the Monday-Friday nearest day n, never leaving the month;
-/// 0 when the month has no day n.
-inline constexpr int nearest_weekday_to(std::int64_t y, int m, int n) noexcept {
-  const int last = days_in_month(y, m);
-  if (n > last) return 0;
-  switch (weekday(y, m, n)) {
-    case 6:
-      return n == 1 ? 3 : n - 1;  // Saturday: Friday before, or Monday the 3rd
-    case 0:
-      return n == last ? n - 2 : n + 1;  // Sunday: Monday after, or Friday before
-    default:
-      return n;
-  }
-}
-
-/// Whether the schedule's day fields (day of month, month aside, day of week)
-/// allow the date y-m-d. Vixie cron's rule: when either day field is written
-/// starting with `*`, both must match; otherwise either may.
-inline bool day_matches(const schedule& s, std::int64_t y, int m, int d) noexcept {
-  const int last = days_in_month(y, m);
-  const int wd = weekday(y, m, d);
-
-  bool dom = s.days_of_month.has(d) || (s.last_day && d == last);
-  if (!dom && s.last_weekday) dom = d == nearest_weekday_to(y, m, last);
-  if (!dom && !s.nearest_weekday.empty()) {
-    for (int n = s.nearest_weekday.next(1); n > 0 && !dom; n = s.nearest_weekday.next(n + 1)) {
-      dom = nearest_weekday_to(y, m, n) == d;
-    }
-  }
-
-  const bool dow = s.days_of_week.has(wd) || (s.last_of_weekday.has(wd) && d + 7 > last) ||
-                   s.nth_weekday[static_cast<std::size_t>(wd)].has((d - 1) / 7 + 1);
-
-  return s.dom_star || s.dow_star ? dom && dow : dom || dow;
-}
-
-}  // namespace conch::detail
-// ---- end conch/detail/schedule_fields.hpp ----
-// ---- begin conch/detail/schedule_next.hpp ----
-// conch/detail/schedule_next.hpp — the next tick of a schedule in a time zone.
-//
-// The DST rules are stated in schedule.hpp. In short, a cron schedule picks
-// wall-clock times; mapping them to instants needs a rule where the zone
-// skips or repeats wall time:
-//   - wall-time jobs (hour field not `*`-based) tick at g(c) for each matching
-//     wall time c, where g(c) is the first instant the clock reads c or later:
-//     a skipped c maps to the end of the gap, a repeated c to its first
-//     occurrence. g never decreases, so the next tick after `after` comes from
-//     the first matching c later than any wall time shown up to `after`.
-//   - elapsed-time jobs tick at every instant whose wall time matches; they
-//     are found stretch by stretch between the zone's offset changes.
-
-// ---- begin conch/detail/schedule_text.hpp ----
-// conch/detail/schedule_text.hpp — a schedule's canonical text.
-//
-// One spelling per schedule, so two daemons (or `conch cron ls`) show the same
-// text for equal schedules, and `parse_schedule(s.to_string()) == s` always:
-//   "0 */15 * * * *" -> "*/15 * * * *"     "@daily"      -> "0 0 * * *"
-//   "0-30/10 9-17 * jan-mar mon-fri" -> "0-30/10 9-17 * 1-3 1-5"
-//   "@every 90m" -> "@every 1h30m"
-
-
-#include <string>
-
-namespace conch::detail {
-
-/// `{lo, lo+n, lo+2n, ...}` up to the field's end: what `*/n` means.
-inline value_set star_values(cron_field f, int n) noexcept {
-  const auto info = field_info(f);
-  value_set out;
-  for (int v = info.min; v <= info.step_end; v += n) out.add(v);
-  return out;
-}
-
-/// `vals` as ranges and single values, e.g. `1-5,7,9-20/2`.
-inline std::string value_list_text(value_set vals) {
-  std::string out;
-  auto append = [&out](const std::string& part) {
-    if (!out.empty()) out += ',';
-    out += part;
-  };
-  // One arithmetic progression of three or more values reads best as a stepped range.
-  const int first = vals.next(0);
-  const int count = std::popcount(vals.bits);
-  if (count >= 3) {
-    const int second = vals.next(first + 1);
-    const int step = second - first;
-    const int last = first + step * (count - 1);
-    bool progression = step > 1 && last < 64;
-    for (int v = first; progression && v <= last; v += step) progression = vals.has(v);
-    if (progression)
-      return std::to_string(first) + "-" + std::to_string(last) + "/" + std::to_string(step);
-  }
-  for (int v = first; v >= 0;) {
-    int end = v;
-    while (vals.has(end + 1)) ++end;
-    if (end - v >= 2) {
-      append(std::to_string(v) + "-" + std::to_string(end));
-    } else {
-      append(std::to_string(v));
-      if (end > v) append(std::to_string(end));
-    }
-    v = vals.next(end + 1);
-  }
-  return out;
-}
-
-/// One field's canonical text. `star` says whether the field must be spelled
-/// starting with `*` (hour, day of month, day of week carry that meaning) and
-/// `star_matters` whether it must *not* be otherwise.
-inline std::string field_text(cron_field f, value_set vals, bool star, bool star_matters) {
-  const auto info = field_info(f);
-  if (star || !star_matters) {
-    // The coarsest `*/n` the set contains; a `*` field always contains its minimum.
-    for (int n = 1; n <= info.step_end - info.min + 1; ++n) {
-      const value_set pattern = star_values(f, n);
-      if ((pattern.bits & ~vals.bits) != 0) continue;
-      if (!star && (pattern != vals || std::popcount(pattern.bits) < 2)) continue;
-      std::string out = n == 1 ? "*" : "*/" + std::to_string(n);
-      const value_set rest{vals.bits & ~pattern.bits};
-      if (!rest.empty()) out += "," + value_list_text(rest);
-      return out;
-    }
-  }
-  return value_list_text(vals);
-}
-
-inline std::string schedule::to_string() const {
-  if (form == form_t::every) return "@every " + format_duration(period);
-
-  std::string dom = days_of_month.empty() && !dom_star
-                        ? ""
-                        : field_text(cron_field::day_of_month, days_of_month, dom_star, true);
-  auto add_dom = [&dom](const std::string& part) { dom += (dom.empty() ? "" : ",") + part; };
-  if (last_day) add_dom("L");
-  if (last_weekday) add_dom("LW");
-  for (int n = nearest_weekday.next(0); n >= 0; n = nearest_weekday.next(n + 1))
-    add_dom(std::to_string(n) + "W");
-
-  std::string dow = days_of_week.empty() && !dow_star
-                        ? ""
-                        : field_text(cron_field::day_of_week, days_of_week, dow_star, true);
-  auto add_dow = [&dow](const std::string& part) { dow += (dow.empty() ? "" : ",") + part; };
-  for (int d = last_of_weekday.next(0); d >= 0; d = last_of_weekday.next(d + 1))
-    add_dow(std::to_string(d) + "L");
-  for (int d = 0; d < 7; ++d) {
-    const value_set nth = nth_weekday[static_cast<std::size_t>(d)];
-    for (int k = nth.next(0); k >= 0; k = nth.next(k + 1))
-      add_dow(std::to_string(d) + "#" + std::to_string(k));
-  }
-
-  std::string out;
-  if (seconds != value_set{1}) out = field_text(cron_field::second, seconds, false, false) + " ";
-  out += field_text(cron_field::minute, minutes, false, false) + " " +
-         field_text(cron_field::hour, hours, hour_star, true) + " " + dom + " " +
-         field_text(cron_field::month, months, false, false) + " " + dow;
-  return out;
-}
-
-}  // namespace conch::detail
-// ---- end conch/detail/schedule_text.hpp ----
-// ---- begin conch/detail/time_zone.hpp ----
-// conch/detail/time_zone.hpp — a loaded IANA time zone for cron jobs.
-//
-// The one piece of schedule math that touches the file system: abseil reads
-// the zone's rules from the system tz database (tzdata) on first load and
-// caches them for the life of the process.
-//
-//   auto z = load_zone("Europe/Berlin");
-//   if (!z) std::cerr << z.error().message << '\n';  // unknown time zone "Europe/Berlinn"
-
-
-#include <absl/time/time.h>
-#include <string>
-#include <string_view>
-
-namespace conch::detail {
-
-/// A time zone by IANA name ("America/New_York", "UTC"). Cheap to copy.
-class zone {
- public:
-  /// UTC: no offsets, no transitions.
-  zone() : tz_(absl::UTCTimeZone()), name_("UTC") {}
-  static zone utc() { return zone(); }
-
-  /// The IANA name it was loaded by ("UTC" for the default).
-  const std::string& name() const noexcept { return name_; }
-  const absl::TimeZone& rules() const noexcept { return tz_; }
-
-  friend bool operator==(const zone& a, const zone& b) { return a.name_ == b.name_; }
-
- private:
-  friend result<zone> load_zone(std::string_view name);
-  zone(absl::TimeZone tz, std::string name) : tz_(tz), name_(std::move(name)) {}
-
-  absl::TimeZone tz_;
-  std::string name_;
-};
-
-/// Loads an IANA zone by name. An empty name means UTC. Unknown names (or a
-/// missing tz database) give `errc::invalid_argument`.
-inline result<zone> load_zone(std::string_view name) {
-  if (name.empty()) return zone::utc();
-  // Zone names are relative paths inside the tz database; refuse anything
-  // that could reach outside it before abseil touches the file system.
-  const bool suspicious = name.front() == '/' || name.find("..") != std::string_view::npos ||
-                          name.find('\0') != std::string_view::npos;
-  absl::TimeZone tz;
-  if (suspicious || !absl::LoadTimeZone(std::string(name), &tz)) {
-    return conch::error{errc::invalid_argument,
-                        "unknown time zone " + detail::quoted(name) +
-                            " (use an IANA name like \"Europe/Berlin\" or \"UTC\")"};
-  }
-  return zone(tz, std::string(name));
-}
-
-}  // namespace conch::detail
-// ---- end conch/detail/time_zone.hpp ----
-
-#include <absl/time/civil_time.h>
-#include <absl/time/time.h>
-#include <chrono>
-#include <cstdint>
-#include <optional>
-
-namespace conch::detail {
-
-/// The clock ticks are stated on: wall time, UTC-based, seconds resolution
-/// for cron schedules and milliseconds for `@every`.
-using tick_clock = std::chrono::system_clock;
-
-/// The first wall time >= `from` and < `limit` that the cron fields allow.
-inline std::optional<absl::CivilSecond> next_civil_match(const schedule& s, absl::CivilSecond from,
-                                                         absl::CivilSecond limit) {
-  absl::CivilSecond c = from;
-  while (c < limit) {
-    const int m = c.month();
-    if (!s.months.has(m)) {
-      const int later = s.months.next(m + 1);
-      c = later > 0 ? absl::CivilSecond(c.year(), later, 1)
-                    : absl::CivilSecond(c.year() + 1, s.months.next(1), 1);
-      continue;
-    }
-    if (!day_matches(s, c.year(), m, c.day())) {
-      c = absl::CivilSecond(absl::CivilDay(c) + 1);
-      continue;
-    }
-    if (!s.hours.has(c.hour())) {
-      const int h = s.hours.next(c.hour() + 1);
-      c = h >= 0 ? absl::CivilSecond(c.year(), m, c.day(), h)
-                 : absl::CivilSecond(absl::CivilDay(c) + 1);
-      continue;
-    }
-    if (!s.minutes.has(c.minute())) {
-      const int mi = s.minutes.next(c.minute() + 1);
-      c = mi >= 0 ? absl::CivilSecond(c.year(), m, c.day(), c.hour(), mi)
-                  : absl::CivilSecond(absl::CivilHour(c) + 1);
-      continue;
-    }
-    if (!s.seconds.has(c.second())) {
-      const int sec = s.seconds.next(c.second() + 1);
-      c = sec >= 0 ? absl::CivilSecond(c.year(), m, c.day(), c.hour(), c.minute(), sec)
-                   : absl::CivilSecond(absl::CivilMinute(c) + 1);
-      continue;
-    }
-    return c;
-  }
-  return std::nullopt;
-}
-
-namespace schedule_math {
-
-// Ticks further out than one Gregorian cycle cannot exist: the calendar repeats.
-inline constexpr int horizon_years = 401;
-
-inline absl::CivilSecond years_later(absl::CivilSecond c, int years) {
-  return absl::CivilSecond(c.year() + years, c.month(), c.day(), c.hour(), c.minute(), c.second());
-}
-
-// Wall-time jobs: first tick strictly after `after` (whole seconds).
-inline std::optional<absl::Time> next_wall_tick(const schedule& s, absl::Time after,
-                                                const absl::TimeZone& tz) {
-  // The latest wall time the clock has shown up to `after`: its own reading,
-  // unless a fall-back in the last two days turned the clock back past it.
-  absl::CivilSecond shown = tz.At(after).cs;
-  absl::Time cursor = after + absl::Seconds(1);
-  absl::TimeZone::CivilTransition tr;
-  for (int i = 0; i < 8 && tz.PrevTransition(cursor, &tr); ++i) {
-    const absl::Time at = tz.At(tr.to).trans;
-    if (at < after - absl::Hours(48) || at >= cursor) break;
-    if (tr.to < tr.from && tr.from - 1 > shown) shown = tr.from - 1;
-    cursor = at;
-  }
-  const auto c = next_civil_match(s, shown + 1, years_later(shown, horizon_years));
-  if (!c) return std::nullopt;
-  const auto info = tz.At(*c);
-  return info.kind == absl::TimeZone::TimeInfo::SKIPPED ? info.trans : info.pre;
-}
-
-// Elapsed-time jobs: the first instant strictly after `after` whose wall time matches.
-inline std::optional<absl::Time> next_elapsed_tick(const schedule& s, absl::Time after,
-                                                   const absl::TimeZone& tz) {
-  absl::Time start = after + absl::Seconds(1);
-  const absl::CivilSecond limit = years_later(tz.At(start).cs, horizon_years);
-  for (int stretch = 0; stretch < 4 * horizon_years; ++stretch) {
-    // Between offset changes, wall time runs with the instant: [start, end).
-    const absl::CivilSecond wall = tz.At(start).cs;
-    absl::TimeZone::CivilTransition tr;
-    const bool changes = tz.NextTransition(start, &tr) && tr.from < limit && tr.from > wall;
-    const absl::CivilSecond end = changes ? tr.from : limit;
-    if (const auto c = next_civil_match(s, wall, end)) return start + absl::Seconds(*c - wall);
-    if (!changes) return std::nullopt;
-    start += absl::Seconds(tr.from - wall);
-  }
-  return std::nullopt;
-}
-
-}  // namespace schedule_math
-
-/// The first tick of `s` strictly after `after`, with wall times read in `z`.
-/// Fails only when no tick exists before the end of `tick_clock`'s range
-/// (year 2262) or, for an elapsed-time job, when every matching wall time
-/// falls into skipped DST gaps for 400 years.
-inline result<tick_clock::time_point> next_tick(const schedule& s, tick_clock::time_point after,
-                                                const zone& z = zone::utc()) {
-  using namespace std::chrono;
-  auto too_late = [&s] {
-    return conch::error{errc::invalid_argument,
-                        "schedule \"" + s.to_string() + "\": next tick is beyond the year 2262"};
-  };
-  if (s.form == schedule::form_t::every) {
-    const std::int64_t p = s.period.count();
-    if (p <= 0)
-      return conch::error{errc::invalid_argument,
-                          "schedule \"@every\": period must be greater than zero"};
-    const std::int64_t a = floor<milliseconds>(after).time_since_epoch().count();
-    const std::int64_t q = a / p - (a % p < 0 ? 1 : 0);  // floor(a / p)
-    const std::int64_t max_ms = duration_cast<milliseconds>(tick_clock::duration::max()).count();
-    if (q + 1 > max_ms / p) return too_late();
-    return tick_clock::time_point(duration_cast<tick_clock::duration>(milliseconds((q + 1) * p)));
-  }
-  const absl::Time a = absl::FromUnixSeconds(floor<seconds>(after).time_since_epoch().count());
-  const auto tick = s.follows_elapsed_time() ? schedule_math::next_elapsed_tick(s, a, z.rules())
-                                             : schedule_math::next_wall_tick(s, a, z.rules());
-  if (!tick) {
-    return conch::error{errc::invalid_argument,
-                        "schedule \"" + s.to_string() + "\": no tick within " +
-                            std::to_string(schedule_math::horizon_years - 1) +
-                            " years in time zone " + detail::quoted(z.name())};
-  }
-  const std::int64_t secs = absl::ToUnixSeconds(*tick);
-  if (secs > duration_cast<seconds>(tick_clock::duration::max()).count()) return too_late();
-  return tick_clock::time_point(duration_cast<tick_clock::duration>(seconds(secs)));
-}
-
-}  // namespace conch::detail
-// ---- end conch/detail/schedule_next.hpp ----
-// ---- begin conch/detail/schedule_parse.hpp ----
-// conch/detail/schedule_parse.hpp — cron text to a `schedule`.
-//
-// See schedule.hpp for the accepted language. Every error is
-// `errc::invalid_argument` with one line that quotes the schedule and names
-// the offending token and the field it is in, e.g.
-//   schedule "*/0 * * * *": step 0 at field 1 (minute)
-
-
-#include <cctype>
-#include <cstdint>
-#include <optional>
-#include <string>
-#include <string_view>
-#include <vector>
-
-namespace conch::detail {
-
-/// Whether any date of a full 400-year Gregorian cycle (after which the
-/// calendar, weekdays included, repeats exactly) satisfies the day and month
-/// fields. If none does, the schedule can never fire.
-inline bool fires_on_some_day(const schedule& s) noexcept {
-  for (std::int64_t y = 2000; y < 2400; ++y) {
-    for (int m = s.months.next(1); m > 0; m = s.months.next(m + 1)) {
-      const int last = days_in_month(y, m);
-      for (int d = 1; d <= last; ++d) {
-        if (day_matches(s, y, m, d)) return true;
-      }
-    }
-  }
-  return false;
-}
-
-namespace schedule_parsing {
-
-inline std::string upper(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  return out;
-}
-
-inline int name_value(cron_field f, std::string_view word) {
-  static constexpr const char* months[] = {"JAN", "FEB", "MAR", "APR", "MAY", "JUN",
-                                           "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"};
-  static constexpr const char* days[] = {"SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"};
-  const std::string w = upper(word);
-  if (f == cron_field::month) {
-    for (int i = 0; i < 12; ++i)
-      if (w == months[i]) return i + 1;
-  } else if (f == cron_field::day_of_week) {
-    for (int i = 0; i < 7; ++i)
-      if (w == days[i]) return i;
-  }
-  return -1;
-}
-
-/// Parses one field into `s`; returns the problem (without position) or "".
-class field_parser {
- public:
-  field_parser(cron_field f, std::string_view text, schedule& s)
-      : f_(f), info_(field_info(f)), text_(text), s_(s) {}
-
-  std::string run() {
-    std::size_t start = 0;
-    while (true) {
-      const std::size_t comma = text_.find(',', start);
-      const std::string_view element = text_.substr(
-          start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
-      if (element.empty()) return "empty list element in " + detail::quoted(text_);
-      if (auto problem = element_(element); !problem.empty()) return problem;
-      if (comma == std::string_view::npos) break;
-      start = comma + 1;
-    }
-    return "";
-  }
-
- private:
-  bool is_day_of_month() const { return f_ == cron_field::day_of_month; }
-  bool is_day_of_week() const { return f_ == cron_field::day_of_week; }
-
-  void add_(int v) {
-    if (is_day_of_week() && v == 7) v = 0;
-    values_().add(v);
-  }
-  value_set& values_() {
-    switch (f_) {
-      case cron_field::second:
-        return s_.seconds;
-      case cron_field::minute:
-        return s_.minutes;
-      case cron_field::hour:
-        return s_.hours;
-      case cron_field::day_of_month:
-        return s_.days_of_month;
-      case cron_field::month:
-        return s_.months;
-      case cron_field::day_of_week:
-        return s_.days_of_week;
-    }
-    return s_.seconds;
-  }
-
-  // Reads a number or a name at pos_; value in `out`. Returns the problem or "".
-  std::string value_(std::string_view el, int& out) {
-    const std::size_t start = pos_;
-    if (pos_ < el.size() && std::isdigit(static_cast<unsigned char>(el[pos_]))) {
-      std::int64_t v = 0;
-      while (pos_ < el.size() && std::isdigit(static_cast<unsigned char>(el[pos_]))) {
-        if (v < 1'000'000) v = v * 10 + (el[pos_] - '0');
-        ++pos_;
-      }
-      if (v < info_.min || v > info_.max) {
-        return detail::quoted(el.substr(start, pos_ - start)) + " out of range " +
-               std::to_string(info_.min) + "-" + std::to_string(info_.max);
-      }
-      out = static_cast<int>(v);
-      return "";
-    }
-    while (pos_ < el.size() && std::isalpha(static_cast<unsigned char>(el[pos_]))) ++pos_;
-    std::string_view word = el.substr(start, pos_ - start);
-    if (word.empty()) {
-      return pos_ < el.size() ? "unexpected " + detail::quoted(el.substr(pos_, 1)) + " in " + detail::quoted(el)
-                              : "missing value in " + detail::quoted(el);
-    }
-    int v = name_value(f_, word);
-    // `FRIL`: a weekday name glued to `L`.
-    if (v < 0 && is_day_of_week() && word.size() > 1 &&
-        (word.back() == 'L' || word.back() == 'l') &&
-        name_value(f_, word.substr(0, word.size() - 1)) >= 0) {
-      --pos_;
-      v = name_value(f_, word.substr(0, word.size() - 1));
-    }
-    if (v < 0) {
-      if (f_ == cron_field::month || is_day_of_week()) return "unknown name " + detail::quoted(word);
-      return detail::quoted(word) + " is not a number";
-    }
-    out = v;
-    return "";
-  }
-
-  std::string step_(std::string_view el, int& step) {
-    const std::size_t start = pos_;
-    std::int64_t v = 0;
-    while (pos_ < el.size() && std::isdigit(static_cast<unsigned char>(el[pos_]))) {
-      if (v < 1'000'000) v = v * 10 + (el[pos_] - '0');
-      ++pos_;
-    }
-    const std::string_view digits = el.substr(start, pos_ - start);
-    if (digits.empty()) {
-      return "step " + detail::quoted(el.substr(start)) + " is not a number";
-    }
-    if (pos_ < el.size())
-      return "unexpected " + detail::quoted(el.substr(pos_)) + " after step in " + detail::quoted(el);
-    if (v == 0) return "step 0";
-    const int span = info_.max - info_.min + 1;
-    if (v > span)
-      return "step " + std::string(digits) + " larger than the field's range " +
-             std::to_string(info_.min) + "-" + std::to_string(info_.max);
-    step = static_cast<int>(v);
-    return "";
-  }
-
-  std::string element_(std::string_view el) {
-    pos_ = 0;
-    const std::string up = upper(el);
-    if (el == "?" && (is_day_of_month() || is_day_of_week())) el = "*";
-    if (el[0] == '*') {
-      int step = 1;
-      if (el.size() > 1) {
-        if (el[1] != '/') return "unexpected " + detail::quoted(el.substr(1)) + " after \"*\"";
-        pos_ = 2;
-        if (auto p = step_(el, step); !p.empty()) return p;
-      }
-      for (int v = info_.min; v <= info_.step_end; v += step) add_(v);
-      return "";
-    }
-    if (is_day_of_month() && (up == "L" || up == "LW")) {
-      (up == "L" ? s_.last_day : s_.last_weekday) = true;
-      return "";
-    }
-    int lo = 0;
-    if (auto p = value_(el, lo); !p.empty()) return p;
-    if (pos_ == el.size()) {
-      add_(lo);
-      return "";
-    }
-    const char next = static_cast<char>(std::toupper(static_cast<unsigned char>(el[pos_])));
-    if (next == 'W' || next == 'L' || next == '#') return extension_(el, lo, next);
-    int hi = lo;
-    int step = 1;
-    if (el[pos_] == '-') {
-      ++pos_;
-      if (auto p = value_(el, hi); !p.empty()) return p;
-      if (is_day_of_week() && hi == 0 && lo > 0) hi = 7;  // FRI-SUN
-      if (hi < lo) return "range " + detail::quoted(el.substr(0, pos_)) + " runs backwards";
-      if (pos_ < el.size() && el[pos_] != '/')
-        return "unexpected " + detail::quoted(el.substr(pos_)) + " in " + detail::quoted(el);
-    } else if (el[pos_] == '/') {
-      hi = info_.step_end;  // `5/15`: from 5 to the field's end
-      if (lo > hi) hi = lo;
-    } else {
-      return "unexpected " + detail::quoted(el.substr(pos_)) + " in " + detail::quoted(el);
-    }
-    if (pos_ < el.size()) {
-      ++pos_;  // the '/'
-      if (auto p = step_(el, step); !p.empty()) return p;
-    }
-    for (int v = lo; v <= hi; v += step) add_(v);
-    return "";
-  }
-
-  // `15W` (day of month), `5L` and `5#3` (day of week).
-  std::string extension_(std::string_view el, int value, char kind) {
-    ++pos_;
-    const int weekday = value == 7 ? 0 : value;
-    if (kind == 'W' && is_day_of_month() && pos_ == el.size()) {
-      s_.nearest_weekday.add(value);
-      return "";
-    }
-    if (kind == 'L' && is_day_of_week() && pos_ == el.size()) {
-      s_.last_of_weekday.add(weekday);
-      return "";
-    }
-    if (kind == '#' && is_day_of_week()) {
-      std::int64_t k = 0;
-      const std::size_t start = pos_;
-      while (pos_ < el.size() && std::isdigit(static_cast<unsigned char>(el[pos_]))) {
-        if (k < 1000) k = k * 10 + (el[pos_] - '0');
-        ++pos_;
-      }
-      if (pos_ != el.size() || pos_ == start) return "\"#\" needs a number 1-5 in " + detail::quoted(el);
-      if (k < 1 || k > 5)
-        return "occurrence " + detail::quoted(el.substr(start)) + " out of range 1-5 in " + detail::quoted(el);
-      s_.nth_weekday[static_cast<std::size_t>(weekday)].add(static_cast<int>(k));
-      return "";
-    }
-    const bool right_field = kind == 'W' ? is_day_of_month() : is_day_of_week();
-    if (right_field) return "unexpected " + detail::quoted(el.substr(pos_)) + " in " + detail::quoted(el);
-    return "\"" + std::string(1, kind) + "\" after a value is only allowed in the " +
-           (kind == 'W' ? "day-of-month" : "day-of-week") + " field (" + detail::quoted(el) + ")";
-  }
-
-  cron_field f_;
-  cron_field_info info_;
-  std::string_view text_;
-  schedule& s_;
-  std::size_t pos_ = 0;
-};
-
-inline bool is_space(char c) {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
-}
-
-inline std::vector<std::string_view> split_fields(std::string_view text) {
-  std::vector<std::string_view> out;
-  std::size_t i = 0;
-  while (i < text.size()) {
-    while (i < text.size() && is_space(text[i])) ++i;
-    const std::size_t start = i;
-    while (i < text.size() && !is_space(text[i])) ++i;
-    if (i > start) out.push_back(text.substr(start, i - start));
-  }
-  return out;
-}
-
-}  // namespace schedule_parsing
-
-/// Parses a schedule (see schedule.hpp for the language).
-inline result<schedule> parse_schedule(std::string_view text) {
-  using namespace schedule_parsing;
-  auto fail = [&text](const std::string& problem) {
-    return conch::error{errc::invalid_argument, "schedule " + detail::quoted(text) + ": " + problem};
-  };
-  const std::vector<std::string_view> fields = split_fields(text);
-  if (fields.empty()) return fail("empty");
-
-  schedule s;
-  if (fields[0][0] == '@') {
-    const std::string macro = upper(fields[0]);
-    if (macro == "@EVERY") {
-      if (fields.size() != 2)
-        return fail(fields.size() == 1
-                        ? "@every needs a duration, e.g. \"@every 10m\""
-                        : "unexpected " + detail::quoted(fields[2]) + " after the @every duration");
-      std::string problem;
-      if (!parse_duration_into(fields[1], s.period, problem))
-        return fail("@every duration " + detail::quoted(fields[1]) + ": " + problem);
-      if (s.period.count() <= 0)
-        return fail("@every duration " + detail::quoted(fields[1]) + " must be greater than zero");
-      s.form = schedule::form_t::every;
-      return s;
-    }
-    const char* expansion = macro == "@YEARLY" || macro == "@ANNUALLY"  ? "0 0 1 1 *"
-                            : macro == "@MONTHLY"                       ? "0 0 1 * *"
-                            : macro == "@WEEKLY"                        ? "0 0 * * 0"
-                            : macro == "@DAILY" || macro == "@MIDNIGHT" ? "0 0 * * *"
-                            : macro == "@HOURLY"                        ? "0 * * * *"
-                                                                        : nullptr;
-    if (!expansion) {
-      return fail(
-          "unknown macro " + detail::quoted(fields[0]) +
-          " (use @yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly or @every)");
-    }
-    if (fields.size() > 1)
-      return fail("unexpected " + detail::quoted(fields[1]) + " after " + detail::quoted(fields[0]));
-    return parse_schedule(expansion);
-  }
-
-  if (fields.size() != 5 && fields.size() != 6) {
-    return fail(
-        "expected 5 fields (minute hour day-of-month month day-of-week) or 6 (with seconds first), "
-        "got " +
-        std::to_string(fields.size()));
-  }
-  const std::size_t skip = fields.size() == 5 ? 1 : 0;  // without a seconds field, second 0
-  if (skip) s.seconds.add(0);
-  for (std::size_t i = 0; i < fields.size(); ++i) {
-    const auto f = static_cast<cron_field>(i + skip);
-    if (auto problem = field_parser(f, fields[i], s).run(); !problem.empty()) {
-      return fail(problem + " at field " + std::to_string(i + 1) + " (" + field_info(f).name + ")");
-    }
-    const bool star = fields[i][0] == '*' || fields[i][0] == '?';
-    if (f == cron_field::hour) s.hour_star = star;
-    if (f == cron_field::day_of_month) s.dom_star = star;
-    if (f == cron_field::day_of_week) s.dow_star = star;
-  }
-  if (!fires_on_some_day(s)) {
-    return fail("never fires: no date matches its day-of-month, month and day-of-week fields");
-  }
-  return s;
-}
-
-}  // namespace conch::detail
-// ---- end conch/detail/schedule_parse.hpp ----
-// ---- end conch/detail/schedule.hpp ----
-// ---- begin conch/detail/records.hpp ----
-// conch/detail/records.hpp — the JSON values conch writes into etcd.
+// ---- end conch/logic/keys.hpp ----
+// ---- begin conch/logic/records.hpp ----
+// conch/logic/records.hpp — the JSON values conch writes into etcd.
 //
 // Each record is declared once; JSON encoding, decoding and printing come
 // from detail/record_codec.hpp. Always value-initialize a record
@@ -3067,8 +3124,8 @@ inline result<schedule> parse_schedule(std::string_view text) {
 // Which fields a reader insists on (`required_fields`) is the least that
 // makes the record useful; every other missing field takes its default.
 
-// ---- begin conch/detail/record_codec.hpp ----
-// conch/detail/record_codec.hpp — JSON and text for any record, derived from
+// ---- begin conch/logic/record_codec.hpp ----
+// conch/logic/record_codec.hpp — JSON and text for any record, derived from
 // its Boost.Hana struct, so a field is declared once and encoded, decoded and
 // printed everywhere without another line.
 //
@@ -3088,8 +3145,8 @@ inline result<schedule> parse_schedule(std::string_view text) {
 //   result<holder_record> back = decode_record<holder_record>(text);
 //   std::cout << format_record_lines(*back);   // "host:    db1\npid:     4242\n..."
 
-// ---- begin conch/detail/record_field.hpp ----
-// conch/detail/record_field.hpp — one record field to JSON, from JSON, and to text.
+// ---- begin conch/logic/record_field.hpp ----
+// conch/logic/record_field.hpp — one record field to JSON, from JSON, and to text.
 //
 // The field types a record may use, and how each is spelled: strings as
 // strings, integers as JSON integers (range-checked on the way in; a float is
@@ -3262,7 +3319,7 @@ std::string to_text(const std::vector<T>& v) {
 }
 
 }  // namespace conch::detail::record_field_impl
-// ---- end conch/detail/record_field.hpp ----
+// ---- end conch/logic/record_field.hpp ----
 
 #include <boost/hana.hpp>
 #include <concepts>
@@ -3364,7 +3421,7 @@ std::string format_record_line(const R& r) {
 }
 
 }  // namespace conch::detail
-// ---- end conch/detail/record_codec.hpp ----
+// ---- end conch/logic/record_codec.hpp ----
 
 #include <array>
 #include <boost/hana/define_struct.hpp>
@@ -3457,7 +3514,7 @@ struct run_record {
 };
 
 }  // namespace conch::detail
-// ---- end conch/detail/records.hpp ----
+// ---- end conch/logic/records.hpp ----
 
 namespace conch::detail {
 
@@ -3524,33 +3581,581 @@ inline result<cron_job> read_cron_job(std::string_view prefix, std::string_view 
 }
 
 }  // namespace conch::detail
-// ---- end conch/detail/cron_job.hpp ----
-// ---- begin conch/detail/cron_run.hpp ----
-// conch/detail/cron_run.hpp — run one claimed tick's command to its end.
+// ---- end conch/logic/cron_job.hpp ----
+// ---- begin conch/logic/cron_txn.hpp ----
+// conch/logic/cron_txn.hpp — the three writes of a tick, as txn values.
 //
-// The command runs by argv (no shell) in its own process group under the
-// supervision core, with the tick's environment (CONCH_TICK, CONCH_REV, ...).
-// Its stdout and stderr are captured together and only the last bytes are
-// kept for the result record. A stop request (daemon shutdown) lets the run
-// go on for `kill_after`, then kills its whole group: a shutdown is bounded,
-// and the result of a killed run (128 + 9) is still recorded.
+// Pure: these build requests; the recipe sends them. Keeping them here puts
+// the whole at-most-once argument on one page:
+//  - claim: create-if-absent on the tick's fire key, and only while the job is
+//    the version this daemon scheduled (a `cron rm` that commits first makes
+//    every later claim fail, whatever a daemon's watch has seen so far). The
+//    claim carries no lease: if it vanished with a dead claimer, another
+//    daemon could claim the same tick again.
+//  - result: only while the claim is still ours (its create revision).
+//  - prune: the history before the oldest kept tick, claims and results alike.
 
-#include <poll.h>
-#include <sys/eventfd.h>
+#include <string>
+
+
+namespace conch::detail {
+
+/// Claims a tick. Succeeds for exactly one writer per fire key.
+inline txn_request claim_txn(const std::string& fire_key, std::string claim_value,
+                             const std::string& job_key, revision job_mod_revision) {
+  txn_request t;
+  t.compares.push_back(compare::create_revision(fire_key) == 0);
+  t.compares.push_back(compare::mod_revision(job_key) == job_mod_revision);
+  put_request put;
+  put.key = fire_key;
+  put.value = std::move(claim_value);
+  t.success.emplace_back(std::move(put));
+  range_request read;
+  read.key = fire_key;  // on failure: who holds the tick, if anyone
+  t.failure.emplace_back(std::move(read));
+  return t;
+}
+
+/// Records a run's result, fenced by the claim's revision.
+inline txn_request result_txn(const std::string& fire_key, revision claim_revision,
+                              const std::string& runs_key, std::string result_value) {
+  txn_request t;
+  t.compares.push_back(compare::create_revision(fire_key) == claim_revision);
+  put_request put;
+  put.key = runs_key;
+  put.value = std::move(result_value);
+  t.success.emplace_back(std::move(put));
+  return t;
+}
+
+/// Drops every claim and result of a job older than `oldest_kept_tick`
+/// (fixed-width tick keys: key order is time order).
+inline txn_request prune_txn(const std::string& fire_dir, const std::string& runs_dir,
+                             const std::string& oldest_kept_tick) {
+  txn_request t;
+  for (const auto* dir : {&fire_dir, &runs_dir}) {
+    delete_request del;
+    del.key = *dir;
+    del.range_end = *dir + oldest_kept_tick;
+    t.success.emplace_back(std::move(del));
+  }
+  return t;
+}
+
+}  // namespace conch::detail
+// ---- end conch/logic/cron_txn.hpp ----
+// ---- begin conch/logic/election_office.hpp ----
+// conch/logic/election_office.hpp — who leads an office, from its candidates.
+//
+// Pure logic for observing an election: the office is the set of candidate
+// keys under `<prefix>elect/<name>/`; the one with the lowest create_revision
+// leads (etcd's own election rule). An observer reads the candidates once,
+// then applies watch events; it never needs another read until its watch
+// breaks or is compacted.
+
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace conch::detail {
+
+class office_view {
+ public:
+  void reset(const std::vector<key_value>& candidates) {
+    by_key_.clear();
+    for (const auto& kv : candidates) by_key_[kv.key] = kv;
+  }
+
+  void apply(const watch_event& e) {
+    if (e.type == watch_event::kind::del)
+      by_key_.erase(e.kv.key);
+    else
+      by_key_[e.kv.key] = e.kv;
+  }
+
+  /// The candidate with the lowest create_revision, if any.
+  std::optional<key_value> leader() const {
+    const key_value* best = nullptr;
+    for (const auto& [key, kv] : by_key_)
+      if (!best || kv.create_revision < best->create_revision) best = &kv;
+    if (!best) return std::nullopt;
+    return *best;
+  }
+
+  std::size_t candidates() const noexcept { return by_key_.size(); }
+
+ private:
+  std::map<std::string, key_value> by_key_;
+};
+
+/// Whether an observer should report `now` after having reported `before`:
+/// a different holder, a re-created key, or a new value (proclaim).
+inline bool leader_changed(const std::optional<key_value>& before,
+                           const std::optional<key_value>& now) {
+  if (before.has_value() != now.has_value()) return true;
+  if (!now) return false;
+  return before->key != now->key || before->create_revision != now->create_revision ||
+         before->mod_revision != now->mod_revision;
+}
+
+}  // namespace conch::detail
+// ---- end conch/logic/election_office.hpp ----
+// ---- begin conch/logic/lease_deadline.hpp ----
+// conch/logic/lease_deadline.hpp — when to renew a lease, and when to stop
+// believing we still hold it. Pure: time is passed in, on any clock.
+//
+// etcd expires a lease TTL after the last renewal it *received*. We cannot
+// see that instant, but the request that renewed it left us earlier, so
+//
+//   local deadline = send time of the last acknowledged keepalive + TTL − margin
+//
+// is never later than the server's expiry, whatever the network delay or the
+// time the answer took to come back. The margin absorbs clock-rate drift
+// between us and the server and leaves room to stop the child before etcd
+// hands the office to someone else: max(TTL/10, 500 ms), at most TTL/2
+// (so a 1 s lease still leaves half a second of holding).
+//
+// Keepalives go out every TTL/3 after the last send, so two can be lost
+// before the deadline comes near.
+//
+//   lease_deadline<steady_clock_policy> lease{sent_grant_at, granted_ttl};
+//   lease.sent(clock.now());            // each keepalive request
+//   lease.acknowledged(ttl_from_reply);   // each answer, in order
+//   if (lease.lost(clock.now())) kill_child();
 
 #include <algorithm>
 #include <chrono>
-#include <csignal>
-#include <cstdint>
-#include <functional>
+#include <cstddef>
+#include <deque>
+
+namespace conch::detail {
+
+inline std::chrono::milliseconds keepalive_interval(std::chrono::seconds ttl) {
+  return std::max(std::chrono::milliseconds{1},
+                  std::chrono::duration_cast<std::chrono::milliseconds>(ttl) / 3);
+}
+
+inline std::chrono::milliseconds default_margin(std::chrono::seconds ttl) {
+  const auto ttl_ms = std::chrono::duration_cast<std::chrono::milliseconds>(ttl);
+  return std::min(std::max(ttl_ms / 10, std::chrono::milliseconds{500}), ttl_ms / 2);
+}
+
+template <class Clock>
+class lease_deadline {
+ public:
+  using time_point = typename Clock::time_point;
+  using duration = typename Clock::duration;
+
+  /// How many unanswered keepalives we remember. Past that, a send is not
+  /// recorded: its answer is then credited to an earlier send, which only
+  /// moves the deadline earlier — the safe direction.
+  static constexpr std::size_t max_in_flight = 64;
+
+  /// The lease was granted with `ttl` in answer to a request sent at `grant_sent`.
+  lease_deadline(time_point grant_sent, std::chrono::seconds ttl)
+      : lease_deadline(grant_sent, ttl, default_margin(ttl)) {}
+  lease_deadline(time_point grant_sent, std::chrono::seconds ttl, std::chrono::milliseconds margin)
+      : ttl_(ttl),
+        margin_(margin),
+        last_sent_(grant_sent),
+        acked_sent_(grant_sent),
+        gone_(ttl <= ttl.zero()) {}
+
+  /// A keepalive request left at `t`.
+  void sent(time_point t) {
+    last_sent_ = t;
+    if (in_flight_.size() < max_in_flight) in_flight_.push_back(t);
+  }
+
+  /// The oldest unanswered keepalive was answered with `ttl` (etcd answers in
+  /// order). A TTL of zero or less means the lease no longer exists.
+  void acknowledged(std::chrono::seconds ttl) {
+    if (ttl <= ttl.zero()) {
+      gone_ = true;
+      return;
+    }
+    if (in_flight_.empty()) return;  // an answer we did not ask for proves nothing
+    acked_sent_ = std::max(acked_sent_, in_flight_.front());
+    in_flight_.pop_front();
+    ttl_ = ttl;
+  }
+
+  /// A broken keepalive stream never answers what was sent on it: forget
+  /// those sends, so an answer on the next stream is not credited to them.
+  void forget_in_flight() { in_flight_.clear(); }
+
+  /// When the next keepalive is due: TTL/3 after the last send.
+  time_point next_keepalive() const { return last_sent_ + cast(keepalive_interval(ttl_)); }
+
+  /// The last instant at which we may still believe we hold the lease.
+  time_point deadline() const { return acked_sent_ + cast(ttl_) - cast(margin_); }
+
+  /// Whether the lease must be presumed lost at `now`.
+  bool lost(time_point now) const { return gone_ || now >= deadline(); }
+
+  /// Whether etcd said the lease no longer exists.
+  bool gone() const { return gone_; }
+
+  /// The send time of the last acknowledged keepalive (or of the grant).
+  time_point acknowledged_send() const { return acked_sent_; }
+  std::chrono::seconds ttl() const { return ttl_; }
+  std::chrono::milliseconds margin() const { return margin_; }
+  std::size_t in_flight() const { return in_flight_.size(); }
+
+ private:
+  template <class D>
+  static duration cast(D d) {
+    return std::chrono::duration_cast<duration>(d);
+  }
+
+  std::chrono::seconds ttl_;
+  std::chrono::milliseconds margin_;
+  time_point last_sent_;
+  time_point acked_sent_;
+  std::deque<time_point> in_flight_;
+  bool gone_;
+};
+
+}  // namespace conch::detail
+// ---- end conch/logic/lease_deadline.hpp ----
+// ---- begin conch/logic/ranking.hpp ----
+// conch/logic/ranking.hpp — where a semaphore waiter stands, and what it watches.
+//
+// The semaphore is N slot keys `slot/<i>` (created only if absent, so never
+// more than N holders) and a FIFO queue of waiter keys `queue/<lease>`,
+// ordered by create_revision. Only the head of the queue may claim a slot,
+// always the lowest free one, in one txn that also deletes its queue key.
+//
+// Who watches what — one watch per waiter, and no key watched by two:
+// - a waiter behind the head watches its immediate predecessor's queue key;
+//   the predecessor leaving (claimed, gave up, expired) wakes exactly it;
+// - the head, when every slot is held, watches the whole slot directory (one
+//   range watch). Watching a single slot would not do: if another slot were
+//   released first, nobody would notice and a slot would stay free while
+//   someone waits. Only the head watches the slots, so a release delivers one
+//   event to one waiter, whatever the queue length.
+//
+//   auto d = rank_waiter(view, my_lease, my_queue_key);
+//   if (d.what == rank_step::claim) try_claim(d.slot);          // lowest free slot
+//   else if (d.what == rank_step::watch_predecessor) watch(d.predecessor);
+//   else if (d.what == rank_step::watch_slots) watch_prefix(slot_dir(office));
+
+
+#include <algorithm>
 #include <optional>
-#include <stop_token>
 #include <string>
-#include <utility>
+#include <string_view>
 #include <vector>
 
-// ---- begin conch/detail/supervision.hpp ----
-// conch/detail/supervision.hpp — the decisions of the supervision core, as pure logic.
+namespace conch::detail {
+
+/// One queue key, as read from etcd.
+struct waiter {
+  std::string key;
+  revision create_revision = 0;
+};
+
+/// The semaphore as one consistent read shows it.
+struct semaphore_view {
+  std::vector<waiter> queue;  ///< any order: ranked here by create_revision
+  /// slots[i]: the lease holding slot i (0 for a key without lease), or
+  /// nothing when slot i is free. Size N.
+  std::vector<std::optional<lease_id>> slots;
+};
+
+enum class rank_step {
+  hold,               ///< a slot is already ours (e.g. a claim whose answer was lost)
+  claim,              ///< we are the head and `slot` is free: claim it
+  watch_slots,        ///< we are the head and every slot is held: watch the slot directory
+  watch_predecessor,  ///< we wait behind `predecessor`: watch that one key
+  gone,               ///< our queue key is not there (expired or removed): we lost our place
+};
+
+struct rank_decision {
+  rank_step what = rank_step::gone;
+  std::size_t position = 0;  ///< our place in the queue, 0 for the head
+  int slot = -1;             ///< hold: our slot; claim: the lowest free slot
+  std::string predecessor;   ///< watch_predecessor: the queue key to watch
+};
+
+/// Queue in service order: create_revision, then key (etcd never repeats a
+/// create_revision; the key only makes the order total for any input).
+inline std::vector<const waiter*> service_order(const std::vector<waiter>& queue) {
+  std::vector<const waiter*> order;
+  order.reserve(queue.size());
+  for (const auto& w : queue) order.push_back(&w);
+  std::sort(order.begin(), order.end(), [](const waiter* a, const waiter* b) {
+    return a->create_revision != b->create_revision ? a->create_revision < b->create_revision
+                                                    : a->key < b->key;
+  });
+  return order;
+}
+
+/// What the waiter holding lease `us` with queue key `our_key` does next.
+inline rank_decision rank_waiter(const semaphore_view& view, lease_id us,
+                                 std::string_view our_key) {
+  rank_decision d;
+  for (std::size_t i = 0; i < view.slots.size(); ++i) {
+    if (us != 0 && view.slots[i] == us) {
+      d.what = rank_step::hold;
+      d.slot = static_cast<int>(i);
+      return d;
+    }
+  }
+  const auto order = service_order(view.queue);
+  const auto me =
+      std::find_if(order.begin(), order.end(), [&](const waiter* w) { return w->key == our_key; });
+  if (me == order.end()) return d;  // gone
+  d.position = static_cast<std::size_t>(me - order.begin());
+  if (d.position > 0) {
+    d.what = rank_step::watch_predecessor;
+    d.predecessor = (*(me - 1))->key;
+    return d;
+  }
+  const auto free = std::find(view.slots.begin(), view.slots.end(), std::nullopt);
+  if (free == view.slots.end()) {
+    d.what = rank_step::watch_slots;
+  } else {
+    d.what = rank_step::claim;
+    d.slot = static_cast<int>(free - view.slots.begin());
+  }
+  return d;
+}
+
+/// The view from two prefix reads of a semaphore office (`slot/` and
+/// `queue/`). Keys that are not ours (a slot index not below N, a queue key
+/// not named by a lease) are left out rather than trusted.
+inline semaphore_view make_semaphore_view(std::string_view office, int max,
+                                          const std::vector<key_value>& slot_kvs,
+                                          const std::vector<key_value>& queue_kvs) {
+  semaphore_view view;
+  view.slots.resize(static_cast<std::size_t>(std::clamp(max, 0, max_semaphore_size)));
+  const std::string slots = slot_dir(office), queue = queue_dir(office);
+  for (const auto& kv : slot_kvs) {
+    key_reader r{kv.key};
+    int i = 0;
+    if (r.literal(slots) && r.number(i, 0, max - 1) && r.at_end())
+      view.slots[static_cast<std::size_t>(i)] = kv.lease;
+  }
+  for (const auto& kv : queue_kvs) {
+    key_reader r{kv.key};
+    lease_id l = 0;
+    if (r.literal(queue) && r.lease(l) && r.at_end())
+      view.queue.push_back({kv.key, kv.create_revision});
+  }
+  return view;
+}
+
+}  // namespace conch::detail
+// ---- end conch/logic/ranking.hpp ----
+// ---- begin conch/logic/semaphore_read.hpp ----
+// conch/logic/semaphore_read.hpp — what a semaphore waiter reads, and what it means.
+//
+// A waiter's whole decision (detail/ranking.hpp) rests on one consistent read
+// of three things: its own queue key (still there?), the waiter just ahead of
+// it (the one key it would watch; none means it is the head), and the slots
+// (which are free, and whether one is already its own, from a claim whose
+// answer was lost). The rest of the queue never matters, so it is never read:
+// each read costs O(N) whatever the queue length. These helpers build that
+// read as txn ops and turn the answer into a `sema_state`; no I/O here.
+
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace conch::detail {
+
+inline const range_response* range_at(const txn_response& r, std::size_t i) {
+  return i < r.responses.size() ? std::get_if<range_response>(&r.responses[i]) : nullptr;
+}
+inline std::optional<key_value> front(const range_response* r) {
+  if (!r || r->kvs.empty()) return std::nullopt;
+  return r->kvs.front();
+}
+
+/// Where one semaphore's keys live, and whose place we read.
+struct sema_layout {
+  std::string prefix, name;  ///< the namespace ("conch/") and the semaphore's name
+  int max = 1;
+  std::string office;  ///< `<prefix>sema/<name>/max=<N>/`
+  lease_id lease = 0;  ///< ours: our queue key's name, and how our own slot is told apart
+
+  std::string slots() const { return slot_dir(office); }
+  std::string queue() const { return queue_dir(office); }
+  std::string own_key() const { return queue_key(office, lease); }
+  /// The slot index of `key` if it is one of this semaphore's slot keys.
+  std::optional<int> slot_of(std::string_view key) const {
+    auto k = decode_key<semaphore_slot_key>(prefix, key);
+    if (!k || k->name != name || k->max != max) return std::nullopt;
+    return k->slot;
+  }
+};
+
+/// One consistent read of a waiter's place, and what to do about it.
+struct sema_state {
+  revision at = 0;
+  std::optional<key_value> own;          ///< our queue key
+  std::optional<key_value> predecessor;  ///< the waiter just before us
+  std::vector<key_value> slots;          ///< the slot keys that exist
+  rank_decision next;
+
+  /// The slot key of slot `i`, if it exists.
+  const key_value* slot_kv(const sema_layout& l, int i) const {
+    for (const auto& kv : slots)
+      if (l.slot_of(kv.key) == i) return &kv;
+    return nullptr;
+  }
+
+  /// Whether `other` leads to the same wait (same kind, same watched key).
+  bool same_wait(const sema_state& other) const {
+    if (next.what != other.next.what) return false;
+    if (next.what == rank_step::watch_slots) return true;
+    return next.what == rank_step::watch_predecessor && next.predecessor == other.next.predecessor;
+  }
+
+  /// " (2 of 2 slots held, others waiting ahead)", for a busy message.
+  std::string holders_text(const sema_layout& l) const {
+    std::size_t taken = 0;
+    for (const auto& kv : slots) taken += l.slot_of(kv.key) ? 1 : 0;
+    return " (" + std::to_string(taken) + " of " + std::to_string(l.max) + " slots held" +
+           (predecessor ? ", others waiting ahead" : "") + ")";
+  }
+};
+
+namespace sema_read_detail {
+
+// The queue newest first, keys only; `before`: only keys created before it.
+inline range_request queue_newest(const sema_layout& l, std::int64_t limit, revision before = 0) {
+  auto r = range_request::prefix(l.queue());
+  r.order = range_request::sort_order::descend;
+  r.target = range_request::sort_target::create;
+  r.keys_only = true;
+  r.limit = limit;
+  if (before > 1) r.max_create_revision = before - 1;
+  return r;
+}
+
+inline range_request keys_of(std::string prefix) {
+  auto r = range_request::prefix(std::move(prefix));
+  r.keys_only = true;
+  return r;
+}
+
+inline range_request own(const sema_layout& l) {
+  range_request r;
+  r.key = l.own_key();
+  r.keys_only = true;
+  return r;
+}
+
+inline void decide(sema_state& s, const sema_layout& l) {
+  std::vector<key_value> queue;
+  if (s.predecessor) queue.push_back(*s.predecessor);
+  if (s.own) queue.push_back(*s.own);
+  s.next = rank_waiter(make_semaphore_view(l.office, l.max, s.slots, queue), l.lease, l.own_key());
+}
+
+}  // namespace sema_read_detail
+
+/// The reads that follow the enqueue put in one txn: our key, the two newest
+/// waiters (ours, just created, and the one before it), the slots.
+inline void add_entry_reads(std::vector<request_op>& ops, const sema_layout& l) {
+  ops.emplace_back(sema_read_detail::own(l));
+  ops.emplace_back(sema_read_detail::queue_newest(l, 2));
+  ops.emplace_back(sema_read_detail::keys_of(l.slots()));
+}
+
+inline result<sema_state> parse_entry(const txn_response& r, std::size_t first,
+                                      const sema_layout& l) {
+  const auto *own = range_at(r, first), *newest = range_at(r, first + 1),
+             *slots = range_at(r, first + 2);
+  if (!own || !newest || !slots)
+    return error{errc::internal, "semaphore txn answered without its reads"};
+  sema_state s;
+  s.at = r.header_revision;
+  s.own = front(own);
+  if (!s.own)
+    return error{errc::internal, "semaphore txn did not show our own queue key " + l.own_key()};
+  for (const auto& kv : newest->kvs)
+    if (kv.create_revision < s.own->create_revision) {
+      s.predecessor = kv;
+      break;
+    }
+  s.slots = slots->kvs;
+  sema_read_detail::decide(s, l);
+  return s;
+}
+
+/// A waiter's re-read: our key, the waiter just before us, the slots.
+inline void add_place_reads(std::vector<request_op>& ops, const sema_layout& l, revision own_rev) {
+  ops.emplace_back(sema_read_detail::own(l));
+  ops.emplace_back(sema_read_detail::queue_newest(l, 1, own_rev));
+  ops.emplace_back(sema_read_detail::keys_of(l.slots()));
+}
+
+inline result<sema_state> parse_place(const txn_response& r, std::size_t first,
+                                      const sema_layout& l) {
+  const auto *own = range_at(r, first), *before = range_at(r, first + 1),
+             *slots = range_at(r, first + 2);
+  if (!own || !before || !slots)
+    return error{errc::internal, "semaphore txn answered without its reads"};
+  sema_state s;
+  s.at = r.header_revision;
+  s.own = front(own);
+  s.predecessor = front(before);
+  s.slots = slots->kvs;
+  sema_read_detail::decide(s, l);
+  return s;
+}
+
+}  // namespace conch::detail
+// ---- end conch/logic/semaphore_read.hpp ----
+// ---- begin conch/logic/stop_union.hpp ----
+// conch/logic/stop_union.hpp — one stop token that fires when any of two do.
+//
+// A recipe waits for several reasons to stop at once (its owner cancelled,
+// the session was lost, the recipe itself is shutting down), but a blocking
+// wait takes a single std::stop_token. `stop_union` forwards both into one.
+//
+//   detail::stop_union stop{user_token, session.lost_token()};
+//   clock.sleep_until(t, stop.token());
+
+#include <stop_token>
+#include <utility>
+
+namespace conch::detail {
+
+class stop_union {
+ public:
+  stop_union(std::stop_token a, std::stop_token b)
+      : a_(std::move(a), forward{source_}), b_(std::move(b), forward{source_}) {}
+  stop_union(const stop_union&) = delete;
+  stop_union& operator=(const stop_union&) = delete;
+
+  std::stop_token token() const noexcept { return source_.get_token(); }
+  bool stop_requested() const noexcept { return source_.stop_requested(); }
+  void request_stop() noexcept { source_.request_stop(); }
+
+ private:
+  struct forward {
+    std::stop_source target;
+    void operator()() noexcept { target.request_stop(); }
+  };
+  std::stop_source source_;  // declared first: the callbacks below refer to it
+  std::stop_callback<forward> a_;
+  std::stop_callback<forward> b_;
+};
+
+}  // namespace conch::detail
+// ---- end conch/logic/stop_union.hpp ----
+// ---- begin conch/logic/supervision.hpp ----
+// conch/logic/supervision.hpp — the decisions of the supervision core, as pure logic.
 //
 // Everything here is a function of explicit time points and durations (any
 // chrono clock: the real steady clock in the tools, `fake_clock` in tests), so
@@ -3685,7 +4290,244 @@ constexpr bool watchdog_needs_renewal(std::optional<TimePoint> last_sent, TimePo
 }
 
 }  // namespace conch::detail
-// ---- end conch/detail/supervision.hpp ----
+// ---- end conch/logic/supervision.hpp ----
+
+// Recipe internals, written against the transport concept.
+// ---- begin conch/detail/cron_tick.hpp ----
+// conch/detail/cron_tick.hpp — a tick's three writes, sent: claim, result,
+// prune. The txns themselves are in cron_txn.hpp; this adds what talking to
+// etcd needs (an answer that never came, a short outage), for any transport.
+
+#include <chrono>
+#include <stop_token>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+
+namespace conch::detail {
+
+/// Claims a tick: the claim's revision if we won; `errc::busy` if someone
+/// else holds the tick or the job changed meanwhile. When the answer is lost
+/// the txn may still have committed, so the key is read back: our claim value
+/// (host, pid, lease, claim time) is ours alone. `Backoff` paces the reads;
+/// `stop` ends them.
+template <class Backoff, transport T>
+result<revision> send_claim(T& t, const std::string& fire_key, const std::string& value, const std::string& job_key,
+                            revision job_rev, std::stop_token stop) {
+  auto r = t.txn(claim_txn(fire_key, value, job_key, job_rev), t.default_deadline());
+  if (r) {
+    if (!r->succeeded) return error{errc::busy, "tick taken"};
+    return r->header_revision;
+  }
+  Backoff retry{};
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds{10};
+  while (std::chrono::steady_clock::now() < give_up) {
+    range_request read;
+    read.key = fire_key;
+    auto seen = t.range(read, t.default_deadline());
+    if (seen) {
+      if (seen->kvs.empty()) return error{errc::unavailable, "tick not claimed: " + r.error().message};
+      if (seen->kvs.front().value == value) return seen->kvs.front().create_revision;
+      return error{errc::busy, "tick taken"};
+    }
+    if (!steady_clock_policy::sleep_until(std::chrono::steady_clock::now() + retry.next(), stop)) break;
+  }
+  return error{errc::unavailable, "tick claim unknown (etcd unreachable): " + r.error().message};
+}
+
+/// Records a run's result, fenced by its claim. Retried for a while (not
+/// cut short by a shutdown): a run that happened must be told, even across
+/// a short etcd outage.
+template <class Backoff, transport T>
+result<void> send_result(T& t, const std::string& fire_key, revision claim_rev, const std::string& runs_key,
+                         const std::string& value) {
+  Backoff retry{};
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds{10};
+  for (;;) {
+    auto r = t.txn(result_txn(fire_key, claim_rev, runs_key, value), t.default_deadline());
+    if (r) {
+      if (!r->succeeded) return error{errc::failed_precondition, "the claim " + fire_key + " is gone"};
+      return {};
+    }
+    if (std::chrono::steady_clock::now() >= give_up) return std::move(r).error();
+    std::this_thread::sleep_for(retry.next());
+  }
+}
+
+/// Keeps the newest `keep` ticks of `job` (0: all). Best effort: a failure
+/// leaves the work to the next winner.
+template <transport T>
+void prune_history(T& t, const cron_job& job, std::size_t keep) {
+  if (keep == 0) return;
+  auto req = range_request::prefix(job.fire_dir);
+  req.keys_only = true;
+  auto r = t.range(req, t.default_deadline());
+  if (!r) return;
+  std::vector<std::string> ticks;
+  ticks.reserve(r->kvs.size());
+  for (const auto& kv : r->kvs) ticks.push_back(kv.key.substr(job.fire_dir.size()));
+  if (auto cut = prune_cutoff(ticks, keep)) (void)t.txn(prune_txn(job.fire_dir, job.runs_dir, *cut), t.default_deadline());
+}
+
+}  // namespace conch::detail
+// ---- end conch/detail/cron_tick.hpp ----
+// ---- begin conch/detail/election_observer.hpp ----
+// conch/detail/election_observer.hpp — following who leads an office.
+//
+// The I/O half of observing an election (detail/election_office.hpp is the
+// pure half): read the office's candidates once, then follow one watch on the
+// office prefix from the revision after that read. A stream break, an etcd
+// restart or a compaction only means "read again and keep going"; the caller
+// sees a change only when the leader, its key or its value differs from what
+// it saw last.
+
+
+#include <algorithm>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stop_token>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace conch::detail {
+
+/// Failures worth another try: the cluster may come back, the history we
+/// wanted can be re-read. Anything else (auth, a bad request) stays.
+inline bool election_retryable(errc e) {
+  return e == errc::unavailable || e == errc::timed_out || e == errc::internal ||
+         e == errc::compacted;
+}
+
+/// Follows who leads an office, one change per `next()`: the current leader
+/// first, then each new leader, new value or vacancy. Reads the candidates
+/// once and then follows a watch on the office; after a stream break or a
+/// compaction it re-reads and keeps going.
+template <class P>
+class leader_observer {
+ public:
+  using transport_type = typename P::transport;
+  using clock_type = typename P::clock;
+
+  /// An invalid name makes next() fail with errc::invalid_argument.
+  leader_observer(transport_type& t, std::string_view prefix, std::string_view name,
+                  clock_type c = {})
+      : transport_(t), office_(election_office(prefix, name)), clock_(std::move(c)) {}
+  leader_observer(const leader_observer&) = delete;
+  leader_observer& operator=(const leader_observer&) = delete;
+
+  /// The leader (nullopt: vacant) once it differs from the last one returned;
+  /// errc::timed_out at `d`, errc::cancelled after cancel(); errors retrying
+  /// cannot fix (permission denied, bad credentials) as they are.
+  result<std::optional<key_value>> next(deadline d) {
+    for (;;) {
+      if (cancelled_.stop_requested()) return error{errc::cancelled, "observer cancelled"};
+      if (!office_) return office_.error();
+      if (!stream_) {
+        auto r = transport_.range(range_request::prefix(*office_),
+                                  std::min(d, transport_.default_deadline()));
+        if (!r) {
+          if (!election_retryable(r.error().code)) return std::move(r).error();
+          if (!pause(d))
+            return error{cancelled_.stop_requested() ? errc::cancelled : errc::timed_out,
+                         r.error().message};
+          continue;
+        }
+        view_.reset(r->kvs);
+        std::lock_guard lock{mutex_};
+        if (cancelled_.stop_requested()) continue;
+        stream_ = std::make_unique<stream_type>(
+            transport_.watch(watch_request::prefix(*office_, r->header_revision + 1)));
+      }
+      auto now = view_.leader();
+      if (!reported_ || leader_changed(*reported_, now)) {
+        reported_ = now;
+        retry_.reset();
+        return now;
+      }
+      auto batch = stream_->next(d);
+      if (batch) {
+        for (const auto& e : batch->events) view_.apply(e);
+        continue;
+      }
+      const errc why = batch.error().code;
+      if (why == errc::timed_out) return std::move(batch).error();
+      if (why != errc::cancelled && why != errc::compacted && !election_retryable(why))
+        return std::move(batch).error();
+      {
+        std::lock_guard lock{mutex_};
+        stream_.reset();
+      }
+      if (why != errc::compacted && !pause(d))
+        return error{cancelled_.stop_requested() ? errc::cancelled : errc::timed_out,
+                     batch.error().message};
+    }
+  }
+
+  /// Makes a blocked or later next() return errc::cancelled. Any thread.
+  void cancel() noexcept {
+    cancelled_.request_stop();
+    std::lock_guard lock{mutex_};
+    if (stream_) stream_->cancel();
+  }
+
+ private:
+  using backoff_type = typename P::backoff;
+  using stream_type = decltype(std::declval<transport_type&>().watch(watch_request{}));
+
+  bool pause(deadline d) {
+    const auto left = d - std::chrono::steady_clock::now();
+    if (left <= left.zero()) return false;
+    auto step = std::min(
+        std::chrono::duration_cast<std::chrono::steady_clock::duration>(retry_.next()), left);
+    return clock_.sleep_until(
+        clock_.now() + std::chrono::duration_cast<typename clock_type::duration>(step),
+        cancelled_.get_token());
+  }
+
+  transport_type& transport_;
+  result<std::string> office_;
+  [[no_unique_address]] clock_type clock_;
+  backoff_type retry_{};
+  office_view view_;
+  std::optional<std::optional<key_value>> reported_;  // outer empty: nothing reported yet
+  std::mutex mutex_;
+  std::stop_source cancelled_;
+  std::unique_ptr<stream_type> stream_;
+};
+
+}  // namespace conch::detail
+// ---- end conch/detail/election_observer.hpp ----
+
+// Process supervision (POSIX).
+// ---- begin conch/process/cron_run.hpp ----
+// conch/process/cron_run.hpp — run one claimed tick's command to its end.
+//
+// The command runs by argv (no shell) in its own process group under the
+// supervision core, with the tick's environment (CONCH_TICK, CONCH_REV, ...).
+// Its stdout and stderr are captured together and only the last bytes are
+// kept for the result record. A stop request (daemon shutdown) lets the run
+// go on for `kill_after`, then kills its whole group: a shutdown is bounded,
+// and the result of a killed run (128 + 9) is still recorded.
+
+#include <poll.h>
+#include <sys/eventfd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <csignal>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <stop_token>
+#include <string>
+#include <utility>
+#include <vector>
+
 // ---- begin conch/process/output.hpp ----
 // conch/process/output.hpp — pass a child's output through, keeping its tail.
 //
@@ -4115,710 +4957,7 @@ inline cron_outcome run_command(const cron_command& cmd, std::stop_token stop, c
 }
 
 }  // namespace conch::detail
-// ---- end conch/detail/cron_run.hpp ----
-// ---- begin conch/detail/cron_txn.hpp ----
-// conch/detail/cron_txn.hpp — the three writes of a tick, as txn values.
-//
-// Pure: these build requests; the recipe sends them. Keeping them here puts
-// the whole at-most-once argument on one page:
-//  - claim: create-if-absent on the tick's fire key, and only while the job is
-//    the version this daemon scheduled (a `cron rm` that commits first makes
-//    every later claim fail, whatever a daemon's watch has seen so far). The
-//    claim carries no lease: if it vanished with a dead claimer, another
-//    daemon could claim the same tick again.
-//  - result: only while the claim is still ours (its create revision).
-//  - prune: the history before the oldest kept tick, claims and results alike.
-
-#include <string>
-
-
-namespace conch::detail {
-
-/// Claims a tick. Succeeds for exactly one writer per fire key.
-inline txn_request claim_txn(const std::string& fire_key, std::string claim_value,
-                             const std::string& job_key, revision job_mod_revision) {
-  txn_request t;
-  t.compares.push_back(compare::create_revision(fire_key) == 0);
-  t.compares.push_back(compare::mod_revision(job_key) == job_mod_revision);
-  put_request put;
-  put.key = fire_key;
-  put.value = std::move(claim_value);
-  t.success.emplace_back(std::move(put));
-  range_request read;
-  read.key = fire_key;  // on failure: who holds the tick, if anyone
-  t.failure.emplace_back(std::move(read));
-  return t;
-}
-
-/// Records a run's result, fenced by the claim's revision.
-inline txn_request result_txn(const std::string& fire_key, revision claim_revision,
-                              const std::string& runs_key, std::string result_value) {
-  txn_request t;
-  t.compares.push_back(compare::create_revision(fire_key) == claim_revision);
-  put_request put;
-  put.key = runs_key;
-  put.value = std::move(result_value);
-  t.success.emplace_back(std::move(put));
-  return t;
-}
-
-/// Drops every claim and result of a job older than `oldest_kept_tick`
-/// (fixed-width tick keys: key order is time order).
-inline txn_request prune_txn(const std::string& fire_dir, const std::string& runs_dir,
-                             const std::string& oldest_kept_tick) {
-  txn_request t;
-  for (const auto* dir : {&fire_dir, &runs_dir}) {
-    delete_request del;
-    del.key = *dir;
-    del.range_end = *dir + oldest_kept_tick;
-    t.success.emplace_back(std::move(del));
-  }
-  return t;
-}
-
-}  // namespace conch::detail
-// ---- end conch/detail/cron_txn.hpp ----
-// ---- begin conch/detail/election_observer.hpp ----
-// conch/detail/election_observer.hpp — following who leads an office.
-//
-// The I/O half of observing an election (detail/election_office.hpp is the
-// pure half): read the office's candidates once, then follow one watch on the
-// office prefix from the revision after that read. A stream break, an etcd
-// restart or a compaction only means "read again and keep going"; the caller
-// sees a change only when the leader, its key or its value differs from what
-// it saw last.
-
-// ---- begin conch/detail/election_office.hpp ----
-// conch/detail/election_office.hpp — who leads an office, from its candidates.
-//
-// Pure logic for observing an election: the office is the set of candidate
-// keys under `<prefix>elect/<name>/`; the one with the lowest create_revision
-// leads (etcd's own election rule). An observer reads the candidates once,
-// then applies watch events; it never needs another read until its watch
-// breaks or is compacted.
-
-
-#include <map>
-#include <optional>
-#include <string>
-#include <vector>
-
-namespace conch::detail {
-
-class office_view {
- public:
-  void reset(const std::vector<key_value>& candidates) {
-    by_key_.clear();
-    for (const auto& kv : candidates) by_key_[kv.key] = kv;
-  }
-
-  void apply(const watch_event& e) {
-    if (e.type == watch_event::kind::del)
-      by_key_.erase(e.kv.key);
-    else
-      by_key_[e.kv.key] = e.kv;
-  }
-
-  /// The candidate with the lowest create_revision, if any.
-  std::optional<key_value> leader() const {
-    const key_value* best = nullptr;
-    for (const auto& [key, kv] : by_key_)
-      if (!best || kv.create_revision < best->create_revision) best = &kv;
-    if (!best) return std::nullopt;
-    return *best;
-  }
-
-  std::size_t candidates() const noexcept { return by_key_.size(); }
-
- private:
-  std::map<std::string, key_value> by_key_;
-};
-
-/// Whether an observer should report `now` after having reported `before`:
-/// a different holder, a re-created key, or a new value (proclaim).
-inline bool leader_changed(const std::optional<key_value>& before,
-                           const std::optional<key_value>& now) {
-  if (before.has_value() != now.has_value()) return true;
-  if (!now) return false;
-  return before->key != now->key || before->create_revision != now->create_revision ||
-         before->mod_revision != now->mod_revision;
-}
-
-}  // namespace conch::detail
-// ---- end conch/detail/election_office.hpp ----
-
-#include <algorithm>
-#include <chrono>
-#include <memory>
-#include <mutex>
-#include <optional>
-#include <stop_token>
-#include <string>
-#include <string_view>
-#include <utility>
-
-namespace conch::detail {
-
-/// Failures worth another try: the cluster may come back, the history we
-/// wanted can be re-read. Anything else (auth, a bad request) stays.
-inline bool election_retryable(errc e) {
-  return e == errc::unavailable || e == errc::timed_out || e == errc::internal ||
-         e == errc::compacted;
-}
-
-/// Follows who leads an office, one change per `next()`: the current leader
-/// first, then each new leader, new value or vacancy. Reads the candidates
-/// once and then follows a watch on the office; after a stream break or a
-/// compaction it re-reads and keeps going.
-template <class P>
-class leader_observer {
- public:
-  using transport_type = typename P::transport;
-  using clock_type = typename P::clock;
-
-  /// An invalid name makes next() fail with errc::invalid_argument.
-  leader_observer(transport_type& t, std::string_view prefix, std::string_view name,
-                  clock_type c = {})
-      : transport_(t), office_(election_office(prefix, name)), clock_(std::move(c)) {}
-  leader_observer(const leader_observer&) = delete;
-  leader_observer& operator=(const leader_observer&) = delete;
-
-  /// The leader (nullopt: vacant) once it differs from the last one returned;
-  /// errc::timed_out at `d`, errc::cancelled after cancel(); errors retrying
-  /// cannot fix (permission denied, bad credentials) as they are.
-  result<std::optional<key_value>> next(deadline d) {
-    for (;;) {
-      if (cancelled_.stop_requested()) return error{errc::cancelled, "observer cancelled"};
-      if (!office_) return office_.error();
-      if (!stream_) {
-        auto r = transport_.range(range_request::prefix(*office_),
-                                  std::min(d, transport_.default_deadline()));
-        if (!r) {
-          if (!election_retryable(r.error().code)) return std::move(r).error();
-          if (!pause(d))
-            return error{cancelled_.stop_requested() ? errc::cancelled : errc::timed_out,
-                         r.error().message};
-          continue;
-        }
-        view_.reset(r->kvs);
-        std::lock_guard lock{mutex_};
-        if (cancelled_.stop_requested()) continue;
-        stream_ = std::make_unique<stream_type>(
-            transport_.watch(watch_request::prefix(*office_, r->header_revision + 1)));
-      }
-      auto now = view_.leader();
-      if (!reported_ || leader_changed(*reported_, now)) {
-        reported_ = now;
-        retry_.reset();
-        return now;
-      }
-      auto batch = stream_->next(d);
-      if (batch) {
-        for (const auto& e : batch->events) view_.apply(e);
-        continue;
-      }
-      const errc why = batch.error().code;
-      if (why == errc::timed_out) return std::move(batch).error();
-      if (why != errc::cancelled && why != errc::compacted && !election_retryable(why))
-        return std::move(batch).error();
-      {
-        std::lock_guard lock{mutex_};
-        stream_.reset();
-      }
-      if (why != errc::compacted && !pause(d))
-        return error{cancelled_.stop_requested() ? errc::cancelled : errc::timed_out,
-                     batch.error().message};
-    }
-  }
-
-  /// Makes a blocked or later next() return errc::cancelled. Any thread.
-  void cancel() noexcept {
-    cancelled_.request_stop();
-    std::lock_guard lock{mutex_};
-    if (stream_) stream_->cancel();
-  }
-
- private:
-  using backoff_type = typename P::backoff;
-  using stream_type = decltype(std::declval<transport_type&>().watch(watch_request{}));
-
-  bool pause(deadline d) {
-    const auto left = d - std::chrono::steady_clock::now();
-    if (left <= left.zero()) return false;
-    auto step = std::min(
-        std::chrono::duration_cast<std::chrono::steady_clock::duration>(retry_.next()), left);
-    return clock_.sleep_until(
-        clock_.now() + std::chrono::duration_cast<typename clock_type::duration>(step),
-        cancelled_.get_token());
-  }
-
-  transport_type& transport_;
-  result<std::string> office_;
-  [[no_unique_address]] clock_type clock_;
-  backoff_type retry_{};
-  office_view view_;
-  std::optional<std::optional<key_value>> reported_;  // outer empty: nothing reported yet
-  std::mutex mutex_;
-  std::stop_source cancelled_;
-  std::unique_ptr<stream_type> stream_;
-};
-
-}  // namespace conch::detail
-// ---- end conch/detail/election_observer.hpp ----
-// ---- begin conch/detail/lease_deadline.hpp ----
-// conch/detail/lease_deadline.hpp — when to renew a lease, and when to stop
-// believing we still hold it. Pure: time is passed in, on any clock.
-//
-// etcd expires a lease TTL after the last renewal it *received*. We cannot
-// see that instant, but the request that renewed it left us earlier, so
-//
-//   local deadline = send time of the last acknowledged keepalive + TTL − margin
-//
-// is never later than the server's expiry, whatever the network delay or the
-// time the answer took to come back. The margin absorbs clock-rate drift
-// between us and the server and leaves room to stop the child before etcd
-// hands the office to someone else: max(TTL/10, 500 ms), at most TTL/2
-// (so a 1 s lease still leaves half a second of holding).
-//
-// Keepalives go out every TTL/3 after the last send, so two can be lost
-// before the deadline comes near.
-//
-//   lease_deadline<steady_clock_policy> lease{sent_grant_at, granted_ttl};
-//   lease.sent(clock.now());            // each keepalive request
-//   lease.acknowledged(ttl_from_reply);   // each answer, in order
-//   if (lease.lost(clock.now())) kill_child();
-
-#include <algorithm>
-#include <chrono>
-#include <cstddef>
-#include <deque>
-
-namespace conch::detail {
-
-inline std::chrono::milliseconds keepalive_interval(std::chrono::seconds ttl) {
-  return std::max(std::chrono::milliseconds{1},
-                  std::chrono::duration_cast<std::chrono::milliseconds>(ttl) / 3);
-}
-
-inline std::chrono::milliseconds default_margin(std::chrono::seconds ttl) {
-  const auto ttl_ms = std::chrono::duration_cast<std::chrono::milliseconds>(ttl);
-  return std::min(std::max(ttl_ms / 10, std::chrono::milliseconds{500}), ttl_ms / 2);
-}
-
-template <class Clock>
-class lease_deadline {
- public:
-  using time_point = typename Clock::time_point;
-  using duration = typename Clock::duration;
-
-  /// How many unanswered keepalives we remember. Past that, a send is not
-  /// recorded: its answer is then credited to an earlier send, which only
-  /// moves the deadline earlier — the safe direction.
-  static constexpr std::size_t max_in_flight = 64;
-
-  /// The lease was granted with `ttl` in answer to a request sent at `grant_sent`.
-  lease_deadline(time_point grant_sent, std::chrono::seconds ttl)
-      : lease_deadline(grant_sent, ttl, default_margin(ttl)) {}
-  lease_deadline(time_point grant_sent, std::chrono::seconds ttl, std::chrono::milliseconds margin)
-      : ttl_(ttl),
-        margin_(margin),
-        last_sent_(grant_sent),
-        acked_sent_(grant_sent),
-        gone_(ttl <= ttl.zero()) {}
-
-  /// A keepalive request left at `t`.
-  void sent(time_point t) {
-    last_sent_ = t;
-    if (in_flight_.size() < max_in_flight) in_flight_.push_back(t);
-  }
-
-  /// The oldest unanswered keepalive was answered with `ttl` (etcd answers in
-  /// order). A TTL of zero or less means the lease no longer exists.
-  void acknowledged(std::chrono::seconds ttl) {
-    if (ttl <= ttl.zero()) {
-      gone_ = true;
-      return;
-    }
-    if (in_flight_.empty()) return;  // an answer we did not ask for proves nothing
-    acked_sent_ = std::max(acked_sent_, in_flight_.front());
-    in_flight_.pop_front();
-    ttl_ = ttl;
-  }
-
-  /// A broken keepalive stream never answers what was sent on it: forget
-  /// those sends, so an answer on the next stream is not credited to them.
-  void forget_in_flight() { in_flight_.clear(); }
-
-  /// When the next keepalive is due: TTL/3 after the last send.
-  time_point next_keepalive() const { return last_sent_ + cast(keepalive_interval(ttl_)); }
-
-  /// The last instant at which we may still believe we hold the lease.
-  time_point deadline() const { return acked_sent_ + cast(ttl_) - cast(margin_); }
-
-  /// Whether the lease must be presumed lost at `now`.
-  bool lost(time_point now) const { return gone_ || now >= deadline(); }
-
-  /// Whether etcd said the lease no longer exists.
-  bool gone() const { return gone_; }
-
-  /// The send time of the last acknowledged keepalive (or of the grant).
-  time_point acknowledged_send() const { return acked_sent_; }
-  std::chrono::seconds ttl() const { return ttl_; }
-  std::chrono::milliseconds margin() const { return margin_; }
-  std::size_t in_flight() const { return in_flight_.size(); }
-
- private:
-  template <class D>
-  static duration cast(D d) {
-    return std::chrono::duration_cast<duration>(d);
-  }
-
-  std::chrono::seconds ttl_;
-  std::chrono::milliseconds margin_;
-  time_point last_sent_;
-  time_point acked_sent_;
-  std::deque<time_point> in_flight_;
-  bool gone_;
-};
-
-}  // namespace conch::detail
-// ---- end conch/detail/lease_deadline.hpp ----
-// ---- begin conch/detail/ranking.hpp ----
-// conch/detail/ranking.hpp — where a semaphore waiter stands, and what it watches.
-//
-// The semaphore is N slot keys `slot/<i>` (created only if absent, so never
-// more than N holders) and a FIFO queue of waiter keys `queue/<lease>`,
-// ordered by create_revision. Only the head of the queue may claim a slot,
-// always the lowest free one, in one txn that also deletes its queue key.
-//
-// Who watches what — one watch per waiter, and no key watched by two:
-// - a waiter behind the head watches its immediate predecessor's queue key;
-//   the predecessor leaving (claimed, gave up, expired) wakes exactly it;
-// - the head, when every slot is held, watches the whole slot directory (one
-//   range watch). Watching a single slot would not do: if another slot were
-//   released first, nobody would notice and a slot would stay free while
-//   someone waits. Only the head watches the slots, so a release delivers one
-//   event to one waiter, whatever the queue length.
-//
-//   auto d = rank_waiter(view, my_lease, my_queue_key);
-//   if (d.what == rank_step::claim) try_claim(d.slot);          // lowest free slot
-//   else if (d.what == rank_step::watch_predecessor) watch(d.predecessor);
-//   else if (d.what == rank_step::watch_slots) watch_prefix(slot_dir(office));
-
-
-#include <algorithm>
-#include <optional>
-#include <string>
-#include <string_view>
-#include <vector>
-
-namespace conch::detail {
-
-/// One queue key, as read from etcd.
-struct waiter {
-  std::string key;
-  revision create_revision = 0;
-};
-
-/// The semaphore as one consistent read shows it.
-struct semaphore_view {
-  std::vector<waiter> queue;  ///< any order: ranked here by create_revision
-  /// slots[i]: the lease holding slot i (0 for a key without lease), or
-  /// nothing when slot i is free. Size N.
-  std::vector<std::optional<lease_id>> slots;
-};
-
-enum class rank_step {
-  hold,               ///< a slot is already ours (e.g. a claim whose answer was lost)
-  claim,              ///< we are the head and `slot` is free: claim it
-  watch_slots,        ///< we are the head and every slot is held: watch the slot directory
-  watch_predecessor,  ///< we wait behind `predecessor`: watch that one key
-  gone,               ///< our queue key is not there (expired or removed): we lost our place
-};
-
-struct rank_decision {
-  rank_step what = rank_step::gone;
-  std::size_t position = 0;  ///< our place in the queue, 0 for the head
-  int slot = -1;             ///< hold: our slot; claim: the lowest free slot
-  std::string predecessor;   ///< watch_predecessor: the queue key to watch
-};
-
-/// Queue in service order: create_revision, then key (etcd never repeats a
-/// create_revision; the key only makes the order total for any input).
-inline std::vector<const waiter*> service_order(const std::vector<waiter>& queue) {
-  std::vector<const waiter*> order;
-  order.reserve(queue.size());
-  for (const auto& w : queue) order.push_back(&w);
-  std::sort(order.begin(), order.end(), [](const waiter* a, const waiter* b) {
-    return a->create_revision != b->create_revision ? a->create_revision < b->create_revision
-                                                    : a->key < b->key;
-  });
-  return order;
-}
-
-/// What the waiter holding lease `us` with queue key `our_key` does next.
-inline rank_decision rank_waiter(const semaphore_view& view, lease_id us,
-                                 std::string_view our_key) {
-  rank_decision d;
-  for (std::size_t i = 0; i < view.slots.size(); ++i) {
-    if (us != 0 && view.slots[i] == us) {
-      d.what = rank_step::hold;
-      d.slot = static_cast<int>(i);
-      return d;
-    }
-  }
-  const auto order = service_order(view.queue);
-  const auto me =
-      std::find_if(order.begin(), order.end(), [&](const waiter* w) { return w->key == our_key; });
-  if (me == order.end()) return d;  // gone
-  d.position = static_cast<std::size_t>(me - order.begin());
-  if (d.position > 0) {
-    d.what = rank_step::watch_predecessor;
-    d.predecessor = (*(me - 1))->key;
-    return d;
-  }
-  const auto free = std::find(view.slots.begin(), view.slots.end(), std::nullopt);
-  if (free == view.slots.end()) {
-    d.what = rank_step::watch_slots;
-  } else {
-    d.what = rank_step::claim;
-    d.slot = static_cast<int>(free - view.slots.begin());
-  }
-  return d;
-}
-
-/// The view from two prefix reads of a semaphore office (`slot/` and
-/// `queue/`). Keys that are not ours (a slot index not below N, a queue key
-/// not named by a lease) are left out rather than trusted.
-inline semaphore_view make_semaphore_view(std::string_view office, int max,
-                                          const std::vector<key_value>& slot_kvs,
-                                          const std::vector<key_value>& queue_kvs) {
-  semaphore_view view;
-  view.slots.resize(static_cast<std::size_t>(std::clamp(max, 0, max_semaphore_size)));
-  const std::string slots = slot_dir(office), queue = queue_dir(office);
-  for (const auto& kv : slot_kvs) {
-    key_reader r{kv.key};
-    int i = 0;
-    if (r.literal(slots) && r.number(i, 0, max - 1) && r.at_end())
-      view.slots[static_cast<std::size_t>(i)] = kv.lease;
-  }
-  for (const auto& kv : queue_kvs) {
-    key_reader r{kv.key};
-    lease_id l = 0;
-    if (r.literal(queue) && r.lease(l) && r.at_end())
-      view.queue.push_back({kv.key, kv.create_revision});
-  }
-  return view;
-}
-
-}  // namespace conch::detail
-// ---- end conch/detail/ranking.hpp ----
-// ---- begin conch/detail/semaphore_read.hpp ----
-// conch/detail/semaphore_read.hpp — what a semaphore waiter reads, and what it means.
-//
-// A waiter's whole decision (detail/ranking.hpp) rests on one consistent read
-// of three things: its own queue key (still there?), the waiter just ahead of
-// it (the one key it would watch; none means it is the head), and the slots
-// (which are free, and whether one is already its own, from a claim whose
-// answer was lost). The rest of the queue never matters, so it is never read:
-// each read costs O(N) whatever the queue length. These helpers build that
-// read as txn ops and turn the answer into a `sema_state`; no I/O here.
-
-
-#include <cstddef>
-#include <optional>
-#include <string>
-#include <string_view>
-#include <variant>
-#include <vector>
-
-namespace conch::detail {
-
-inline const range_response* range_at(const txn_response& r, std::size_t i) {
-  return i < r.responses.size() ? std::get_if<range_response>(&r.responses[i]) : nullptr;
-}
-inline std::optional<key_value> front(const range_response* r) {
-  if (!r || r->kvs.empty()) return std::nullopt;
-  return r->kvs.front();
-}
-
-/// Where one semaphore's keys live, and whose place we read.
-struct sema_layout {
-  std::string prefix, name;  ///< the namespace ("conch/") and the semaphore's name
-  int max = 1;
-  std::string office;  ///< `<prefix>sema/<name>/max=<N>/`
-  lease_id lease = 0;  ///< ours: our queue key's name, and how our own slot is told apart
-
-  std::string slots() const { return slot_dir(office); }
-  std::string queue() const { return queue_dir(office); }
-  std::string own_key() const { return queue_key(office, lease); }
-  /// The slot index of `key` if it is one of this semaphore's slot keys.
-  std::optional<int> slot_of(std::string_view key) const {
-    auto k = decode_key<semaphore_slot_key>(prefix, key);
-    if (!k || k->name != name || k->max != max) return std::nullopt;
-    return k->slot;
-  }
-};
-
-/// One consistent read of a waiter's place, and what to do about it.
-struct sema_state {
-  revision at = 0;
-  std::optional<key_value> own;          ///< our queue key
-  std::optional<key_value> predecessor;  ///< the waiter just before us
-  std::vector<key_value> slots;          ///< the slot keys that exist
-  rank_decision next;
-
-  /// The slot key of slot `i`, if it exists.
-  const key_value* slot_kv(const sema_layout& l, int i) const {
-    for (const auto& kv : slots)
-      if (l.slot_of(kv.key) == i) return &kv;
-    return nullptr;
-  }
-
-  /// Whether `other` leads to the same wait (same kind, same watched key).
-  bool same_wait(const sema_state& other) const {
-    if (next.what != other.next.what) return false;
-    if (next.what == rank_step::watch_slots) return true;
-    return next.what == rank_step::watch_predecessor && next.predecessor == other.next.predecessor;
-  }
-
-  /// " (2 of 2 slots held, others waiting ahead)", for a busy message.
-  std::string holders_text(const sema_layout& l) const {
-    std::size_t taken = 0;
-    for (const auto& kv : slots) taken += l.slot_of(kv.key) ? 1 : 0;
-    return " (" + std::to_string(taken) + " of " + std::to_string(l.max) + " slots held" +
-           (predecessor ? ", others waiting ahead" : "") + ")";
-  }
-};
-
-namespace sema_read_detail {
-
-// The queue newest first, keys only; `before`: only keys created before it.
-inline range_request queue_newest(const sema_layout& l, std::int64_t limit, revision before = 0) {
-  auto r = range_request::prefix(l.queue());
-  r.order = range_request::sort_order::descend;
-  r.target = range_request::sort_target::create;
-  r.keys_only = true;
-  r.limit = limit;
-  if (before > 1) r.max_create_revision = before - 1;
-  return r;
-}
-
-inline range_request keys_of(std::string prefix) {
-  auto r = range_request::prefix(std::move(prefix));
-  r.keys_only = true;
-  return r;
-}
-
-inline range_request own(const sema_layout& l) {
-  range_request r;
-  r.key = l.own_key();
-  r.keys_only = true;
-  return r;
-}
-
-inline void decide(sema_state& s, const sema_layout& l) {
-  std::vector<key_value> queue;
-  if (s.predecessor) queue.push_back(*s.predecessor);
-  if (s.own) queue.push_back(*s.own);
-  s.next = rank_waiter(make_semaphore_view(l.office, l.max, s.slots, queue), l.lease, l.own_key());
-}
-
-}  // namespace sema_read_detail
-
-/// The reads that follow the enqueue put in one txn: our key, the two newest
-/// waiters (ours, just created, and the one before it), the slots.
-inline void add_entry_reads(std::vector<request_op>& ops, const sema_layout& l) {
-  ops.emplace_back(sema_read_detail::own(l));
-  ops.emplace_back(sema_read_detail::queue_newest(l, 2));
-  ops.emplace_back(sema_read_detail::keys_of(l.slots()));
-}
-
-inline result<sema_state> parse_entry(const txn_response& r, std::size_t first,
-                                      const sema_layout& l) {
-  const auto *own = range_at(r, first), *newest = range_at(r, first + 1),
-             *slots = range_at(r, first + 2);
-  if (!own || !newest || !slots)
-    return error{errc::internal, "semaphore txn answered without its reads"};
-  sema_state s;
-  s.at = r.header_revision;
-  s.own = front(own);
-  if (!s.own)
-    return error{errc::internal, "semaphore txn did not show our own queue key " + l.own_key()};
-  for (const auto& kv : newest->kvs)
-    if (kv.create_revision < s.own->create_revision) {
-      s.predecessor = kv;
-      break;
-    }
-  s.slots = slots->kvs;
-  sema_read_detail::decide(s, l);
-  return s;
-}
-
-/// A waiter's re-read: our key, the waiter just before us, the slots.
-inline void add_place_reads(std::vector<request_op>& ops, const sema_layout& l, revision own_rev) {
-  ops.emplace_back(sema_read_detail::own(l));
-  ops.emplace_back(sema_read_detail::queue_newest(l, 1, own_rev));
-  ops.emplace_back(sema_read_detail::keys_of(l.slots()));
-}
-
-inline result<sema_state> parse_place(const txn_response& r, std::size_t first,
-                                      const sema_layout& l) {
-  const auto *own = range_at(r, first), *before = range_at(r, first + 1),
-             *slots = range_at(r, first + 2);
-  if (!own || !before || !slots)
-    return error{errc::internal, "semaphore txn answered without its reads"};
-  sema_state s;
-  s.at = r.header_revision;
-  s.own = front(own);
-  s.predecessor = front(before);
-  s.slots = slots->kvs;
-  sema_read_detail::decide(s, l);
-  return s;
-}
-
-}  // namespace conch::detail
-// ---- end conch/detail/semaphore_read.hpp ----
-// ---- begin conch/detail/stop_union.hpp ----
-// conch/detail/stop_union.hpp — one stop token that fires when any of two do.
-//
-// A recipe waits for several reasons to stop at once (its owner cancelled,
-// the session was lost, the recipe itself is shutting down), but a blocking
-// wait takes a single std::stop_token. `stop_union` forwards both into one.
-//
-//   detail::stop_union stop{user_token, session.lost_token()};
-//   clock.sleep_until(t, stop.token());
-
-#include <stop_token>
-#include <utility>
-
-namespace conch::detail {
-
-class stop_union {
- public:
-  stop_union(std::stop_token a, std::stop_token b)
-      : a_(std::move(a), forward{source_}), b_(std::move(b), forward{source_}) {}
-  stop_union(const stop_union&) = delete;
-  stop_union& operator=(const stop_union&) = delete;
-
-  std::stop_token token() const noexcept { return source_.get_token(); }
-  bool stop_requested() const noexcept { return source_.stop_requested(); }
-  void request_stop() noexcept { source_.request_stop(); }
-
- private:
-  struct forward {
-    std::stop_source target;
-    void operator()() noexcept { target.request_stop(); }
-  };
-  std::stop_source source_;  // declared first: the callbacks below refer to it
-  std::stop_callback<forward> a_;
-  std::stop_callback<forward> b_;
-};
-
-}  // namespace conch::detail
-// ---- end conch/detail/stop_union.hpp ----
-
-// Process supervision (POSIX).
+// ---- end conch/process/cron_run.hpp ----
 // ---- begin conch/process/group.hpp ----
 // conch/process/group.hpp — who is still alive in a process group, and stopping it.
 //
@@ -4993,6 +5132,44 @@ class signal_inbox {
 
 }  // namespace conch::process
 // ---- end conch/process/signals.hpp ----
+// ---- begin conch/process/supervise.hpp ----
+// conch/process/supervise.hpp — run the child while holding, and stop it when we no longer do.
+//
+// The loop every holding tool shares (`conch elect`, `conch sema`): start the
+// child with the claim's environment, keep the watchdog's deadline in step with
+// the session's local deadline, and end on the first of
+//   - the child exiting: finish with its code, or restart it with backoff
+//     (`--restart`; the backoff resets after a stable child);
+//   - the claim lost: SIGTERM to the child's group, SIGKILL after kill-after;
+//   - a stop signal (SIGINT/SIGTERM/SIGHUP/SIGQUIT): forwarded to the child's
+//     group, SIGKILL after kill-after; no child starts after it.
+// When the child leader exits, what it left running in its group is stopped
+// too (SIGTERM, then SIGKILL): the work must not outlive the claim.
+//
+// It knows nothing of etcd: what was acquired comes in as a `held_claim`.
+//
+//   conch::tool::held_claim claim{.env = {...}, .lost = session.lost_token(),
+//                                 .local_deadline = [&] { return session.local_deadline(); }};
+//   auto out = conch::process::supervise(claim, {.argv = argv, .program = "conch elect"}, inbox, &wd);
+//   // out.ending: exited / lost / stopped / not_started; out.exit_code
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <csignal>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <iostream>
+#include <optional>
+#include <stop_token>
+#include <string>
+#include <utility>
+#include <vector>
+
 // ---- begin conch/process/watchdog.hpp ----
 // conch/process/watchdog.hpp — enforce the local deadline even while the wrapper is frozen.
 //
@@ -5299,6 +5476,230 @@ class watchdog {
 }  // namespace conch::process
 // ---- end conch/process/watchdog.hpp ----
 
+namespace conch::process {
+
+/// What the wrapper holds while its child runs: an office, a slot.
+struct held_claim {
+  /// Added to the child's environment: CONCH_REV, CONCH_KEY, CONCH_LEASE, ...
+  std::vector<std::pair<std::string, std::string>> env{};
+  /// Requested when the claim is lost (the session's lost_token()).
+  std::stop_token lost{};
+  /// The local deadline the watchdog enforces (the session's local_deadline()).
+  std::function<std::chrono::steady_clock::time_point()> local_deadline{};
+  /// Why the claim was lost, for the diagnostic line.
+  std::function<std::string()> lost_reason{};
+};
+
+struct supervise_options {
+  std::vector<std::string> argv{};
+  std::chrono::milliseconds kill_after{std::chrono::seconds(5)};
+  conch::detail::restart_rule restart{};
+  /// Prefixes diagnostics on stderr ("conch elect").
+  std::string program{"conch"};
+};
+
+struct supervise_outcome {
+  enum class ending {
+    exited,       ///< the child exited by itself (and no restart was due)
+    lost,         ///< the claim was lost; the group was killed
+    stopped,      ///< a stop signal (or stop request) ended it
+    not_started,  ///< the command could not be started
+  };
+  ending how = ending::exited;
+  /// What the wrapper should exit with: the child's code (128 + n if signal n
+  /// killed it), 70 when lost, 126/127 when it could not start, 128 + n when
+  /// stop signal n came before any child ran.
+  int exit_code = 0;
+  std::optional<int> stop_signal{};
+  int starts = 0;  ///< how many times a child was started
+};
+
+/// Runs the child of `claim` to its end; see the file comment. `inbox` carries
+/// the stop signals; `stop` is an extra stop request (treated like SIGTERM);
+/// `watchdog` may be null (no frozen-wrapper protection).
+template <class Backoff = conch::exponential_backoff>
+supervise_outcome supervise(const held_claim& claim, const supervise_options& opt,
+                            signal_inbox& inbox, watchdog* watchdog,
+                            Backoff backoff = {}, std::stop_token stop = {}) {
+  using clock = std::chrono::steady_clock;
+  using conch::detail::exit_context;
+  using outcome = supervise_outcome;
+
+  outcome out;
+  exit_context ctx;
+  conch::detail::restart_schedule<Backoff> plan{std::move(backoff), opt.restart};
+  const auto kill_after = std::chrono::duration_cast<clock::duration>(opt.kill_after);
+  conch::detail::kill_sequence<clock::time_point> seq{kill_after};
+  std::optional<child> child;
+  clock::time_point started{};
+  clock::time_point start_at{};  // when to (re)start the child, if start_pending
+  bool start_pending = false;
+  std::optional<clock::time_point> renewed;
+  bool killed = false;
+  bool child_heard_stop = false;  // a stop signal reached a running child
+
+  // Loss and stop requests arrive on other threads: make them wake our poll().
+  unique_fd wake{::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)};
+  auto poke = [fd = wake.get()] {
+    std::uint64_t one = 1;
+    [[maybe_unused]] auto n = ::write(fd, &one, sizeof one);
+  };
+  std::stop_callback on_lost{claim.lost, poke};
+  std::stop_callback on_stop{stop, poke};
+
+  auto say = [&](const std::string& line) { std::cerr << opt.program << ": " << line << std::endl; };
+  auto deadline = [&]() -> std::optional<clock::time_point> {
+    if (!claim.local_deadline) return std::nullopt;
+    return claim.local_deadline();
+  };
+
+  auto start_child = [&]() -> bool {
+    auto c = process::spawn({.argv = opt.argv, .env = claim.env});
+    if (!c) {
+      say(c.error().message);
+      out.how = outcome::ending::not_started;
+      out.exit_code = c.error().code == errc::permission_denied ? exit_code::cannot_execute
+                                                                  : exit_code::not_found;
+      return false;
+    }
+    child = std::move(*c);
+    ++out.starts;
+    started = clock::now();
+    seq = conch::detail::kill_sequence<clock::time_point>{kill_after};
+    killed = false;
+    if (watchdog) {
+      auto d = deadline().value_or(clock::time_point::max());
+      if (auto w = watchdog->watch(child->group(), d); !w) say("watchdog: " + w.error().message);
+      renewed = d;
+    }
+    return true;
+  };
+  // Forward `sig` to the group; the first one starts the kill-after clock.
+  auto stop_group = [&](int sig, clock::time_point now) {
+    if (!child) return;
+    (void)child->signal_group(sig);
+    seq.start(now);
+  };
+
+  // The first start goes through the same checks as a restart.
+  start_at = clock::now();
+  start_pending = true;
+  for (;;) {
+    const auto now = clock::now();
+
+    // The watchdog acts on the last deadline we sent it, and its kill sequence
+    // always finishes. If that deadline has passed (we were stalled: SIGSTOP,
+    // a stuck thread), it has stopped the group or is about to, even when a
+    // keepalive answer read since has moved the session's deadline: the claim
+    // is lost to us all the same, not a child that died by itself.
+    const bool watchdog_fired = watchdog && child && renewed && now >= *renewed;
+    const auto current_deadline = deadline();
+    if (watchdog && child && current_deadline &&
+        conch::detail::watchdog_needs_renewal(renewed, *current_deadline)) {
+      (void)watchdog->renew(*current_deadline);
+      renewed = current_deadline;
+    }
+    const bool past_deadline = (current_deadline && now >= *current_deadline) || watchdog_fired;
+    if (!ctx.lost && (claim.lost.stop_requested() || past_deadline)) {
+      ctx.lost = true;
+      std::string why = claim.lost.stop_requested() && claim.lost_reason ? claim.lost_reason()
+                        : watchdog_fired ? std::string("local deadline passed while the wrapper was stalled; "
+                                                       "the watchdog stopped the child")
+                        : past_deadline  ? std::string("local deadline passed")
+                                         : std::string();
+      say("lost the claim" + (why.empty() ? why : ": " + why) +
+          (child ? "; stopping the child's process group" : ""));
+      stop_group(SIGTERM, now);
+    }
+    while (auto sig = inbox.take()) {
+      ctx.stop_requested = true;
+      out.stop_signal = *sig;
+      child_heard_stop = child_heard_stop || child.has_value();
+      stop_group(*sig, now);  // each one is forwarded
+    }
+    if (!ctx.stop_requested && stop.stop_requested()) {
+      ctx.stop_requested = true;
+      out.stop_signal = SIGTERM;
+      child_heard_stop = child.has_value();
+      stop_group(SIGTERM, now);
+    }
+
+    if (!child) {  // before the first start, or between restarts
+      if (!conch::detail::may_start_child(ctx)) break;  // never a child after a stop or a loss
+      if (start_pending && now >= start_at) {
+        start_pending = false;
+        if (!start_child()) return out;
+        continue;
+      }
+    } else {
+      if (!killed && seq.kill_due(now)) {
+        say("child group still running " + conch::detail::format_duration(opt.kill_after) +
+            " after SIGTERM: SIGKILL");
+        (void)child->signal_group(SIGKILL);
+        killed = true;
+      }
+      if (child->exited()) {
+        if (!killed && process::live_members(child->group()) > 0) {
+          // The leader is gone but its group is not: stop the rest too. The
+          // unreaped leader keeps the group id from being reused meanwhile.
+          if (!seq.started()) stop_group(SIGTERM, now);
+        } else {
+          // Stalled since the checks above, past the watchdog's deadline: it was the watchdog.
+          if (!ctx.lost && watchdog && renewed && clock::now() >= *renewed) {
+            ctx.lost = true;
+            say("lost the claim: local deadline passed while the wrapper was stalled; "
+                "the watchdog stopped the child");
+          }
+          if (watchdog) (void)watchdog->forget(child->group());
+          const auto status = child->reap();
+          child.reset();
+          out.exit_code = conch::detail::exit_code_of(status);
+          auto delay = plan.delay_after(ctx, now - started);
+          if (!delay) break;
+          say("child exited with " + std::to_string(out.exit_code) + "; restarting in " +
+              conch::detail::format_duration(
+                  std::chrono::duration_cast<std::chrono::milliseconds>(*delay)));
+          start_at = now + *delay;
+          start_pending = true;
+          continue;
+        }
+      }
+    }
+
+    // Sleep until something can change: a signal, the loss, the child's exit,
+    // the SIGKILL or restart time, or the next look at the local deadline.
+    auto wake_at = now + std::chrono::milliseconds(200);
+    if (child && seq.started() && !killed) wake_at = std::min(wake_at, *seq.kill_at());
+    if (start_pending) wake_at = std::min(wake_at, start_at);
+    if (child && (child->exit_fd() < 0 || child->exited()))
+      wake_at = std::min(wake_at, now + std::chrono::milliseconds(20));
+    const auto timeout = std::chrono::ceil<std::chrono::milliseconds>(wake_at - now).count();
+    pollfd fds[3] = {{inbox.fd(), POLLIN, 0},
+                     {wake.get(), POLLIN, 0},
+                     {child && !child->exited() ? child->exit_fd() : -1, POLLIN, 0}};
+    ::poll(fds, 3, static_cast<int>(std::max<std::int64_t>(timeout, 0)));
+    if (fds[1].revents) {
+      std::uint64_t n;
+      [[maybe_unused]] auto r = ::read(wake.get(), &n, sizeof n);
+    }
+  }
+
+  if (ctx.lost) {
+    out.how = outcome::ending::lost;
+    out.exit_code = exit_code::lost;
+  } else if (ctx.stop_requested) {
+    out.how = outcome::ending::stopped;
+    // Stopped between restarts: no child answered the signal, so we do.
+    if (!child_heard_stop) out.exit_code = exit_code::from_signal(out.stop_signal.value_or(SIGTERM));
+  } else {
+    out.how = outcome::ending::exited;
+  }
+  return out;
+}
+
+}  // namespace conch::process
+// ---- end conch/process/supervise.hpp ----
+
 // Recipes.
 // ---- begin conch/cron.hpp ----
 // conch/cron.hpp — at-most-once distributed cron: the daemon side.
@@ -5346,86 +5747,6 @@ class watchdog {
 #include <utility>
 #include <vector>
 
-// ---- begin conch/detail/cron_tick.hpp ----
-// conch/detail/cron_tick.hpp — a tick's three writes, sent: claim, result,
-// prune. The txns themselves are in cron_txn.hpp; this adds what talking to
-// etcd needs (an answer that never came, a short outage), for any transport.
-
-#include <chrono>
-#include <stop_token>
-#include <string>
-#include <thread>
-#include <utility>
-#include <vector>
-
-
-namespace conch::detail {
-
-/// Claims a tick: the claim's revision if we won; `errc::busy` if someone
-/// else holds the tick or the job changed meanwhile. When the answer is lost
-/// the txn may still have committed, so the key is read back: our claim value
-/// (host, pid, lease, claim time) is ours alone. `Backoff` paces the reads;
-/// `stop` ends them.
-template <class Backoff, transport T>
-result<revision> send_claim(T& t, const std::string& fire_key, const std::string& value, const std::string& job_key,
-                            revision job_rev, std::stop_token stop) {
-  auto r = t.txn(claim_txn(fire_key, value, job_key, job_rev), t.default_deadline());
-  if (r) {
-    if (!r->succeeded) return error{errc::busy, "tick taken"};
-    return r->header_revision;
-  }
-  Backoff retry{};
-  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds{10};
-  while (std::chrono::steady_clock::now() < give_up) {
-    range_request read;
-    read.key = fire_key;
-    auto seen = t.range(read, t.default_deadline());
-    if (seen) {
-      if (seen->kvs.empty()) return error{errc::unavailable, "tick not claimed: " + r.error().message};
-      if (seen->kvs.front().value == value) return seen->kvs.front().create_revision;
-      return error{errc::busy, "tick taken"};
-    }
-    if (!steady_clock_policy::sleep_until(std::chrono::steady_clock::now() + retry.next(), stop)) break;
-  }
-  return error{errc::unavailable, "tick claim unknown (etcd unreachable): " + r.error().message};
-}
-
-/// Records a run's result, fenced by its claim. Retried for a while (not
-/// cut short by a shutdown): a run that happened must be told, even across
-/// a short etcd outage.
-template <class Backoff, transport T>
-result<void> send_result(T& t, const std::string& fire_key, revision claim_rev, const std::string& runs_key,
-                         const std::string& value) {
-  Backoff retry{};
-  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds{10};
-  for (;;) {
-    auto r = t.txn(result_txn(fire_key, claim_rev, runs_key, value), t.default_deadline());
-    if (r) {
-      if (!r->succeeded) return error{errc::failed_precondition, "the claim " + fire_key + " is gone"};
-      return {};
-    }
-    if (std::chrono::steady_clock::now() >= give_up) return std::move(r).error();
-    std::this_thread::sleep_for(retry.next());
-  }
-}
-
-/// Keeps the newest `keep` ticks of `job` (0: all). Best effort: a failure
-/// leaves the work to the next winner.
-template <transport T>
-void prune_history(T& t, const cron_job& job, std::size_t keep) {
-  if (keep == 0) return;
-  auto req = range_request::prefix(job.fire_dir);
-  req.keys_only = true;
-  auto r = t.range(req, t.default_deadline());
-  if (!r) return;
-  std::vector<std::string> ticks;
-  ticks.reserve(r->kvs.size());
-  for (const auto& kv : r->kvs) ticks.push_back(kv.key.substr(job.fire_dir.size()));
-  if (auto cut = prune_cutoff(ticks, keep)) (void)t.txn(prune_txn(job.fire_dir, job.runs_dir, *cut), t.default_deadline());
-}
-
-}  // namespace conch::detail
-// ---- end conch/detail/cron_tick.hpp ----
 // ---- begin conch/session.hpp ----
 // conch/session.hpp — a lease kept alive, and a loud "lost" when it cannot be.
 //

@@ -1,7 +1,7 @@
 // Compile-only: the transport concept against its archetype, and the etcd
 // transport against the concept. The archetype is declarations only: it can
 // never run, so it is no stand-in for etcd.
-#include "conch/policies/etcd_transport.hpp"
+#include "conch/etcd.hpp"
 #include "conch/policies/transport.hpp"
 
 namespace {

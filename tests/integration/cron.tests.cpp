@@ -2,9 +2,9 @@
 // contract. Several daemons share each scenario's prefix; what happened is
 // read back from etcd (keys, and the watch history from revision 1).
 #include "conch/cron_jobs.hpp"
-#include "conch/detail/records.hpp"
-#include "conch/detail/time_format.hpp"
-#include "conch/policies/etcd_transport.hpp"
+#include "conch/logic/records.hpp"
+#include "conch/logic/time_format.hpp"
+#include "conch/etcd.hpp"
 #include "conch/process/output.hpp"
 #include "conch/process/spawn.hpp"
 

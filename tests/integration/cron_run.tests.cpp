@@ -1,5 +1,5 @@
 // Running one claimed tick's command: real processes, no etcd.
-#include "conch/detail/cron_run.hpp"
+#include "conch/process/cron_run.hpp"
 
 #include <catch2/catch.hpp>
 

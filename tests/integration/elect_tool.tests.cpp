@@ -22,9 +22,9 @@
 #include <thread>
 #include <vector>
 
-#include "conch/detail/duration.hpp"
-#include "conch/detail/hex.hpp"
-#include "conch/policies/etcd_transport.hpp"
+#include "conch/logic/duration.hpp"
+#include "conch/logic/hex.hpp"
+#include "conch/etcd.hpp"
 #include "conch/process/group.hpp"
 #include "support/etcd_harness.hpp"
 

@@ -2,7 +2,7 @@
 #include "conch/election.hpp"
 
 #include "conch/policies/default_policies.hpp"
-#include "conch/policies/etcd_transport.hpp"
+#include "conch/etcd.hpp"
 
 #include "support/etcd_harness.hpp"
 

@@ -24,14 +24,14 @@
 #include <thread>
 #include <vector>
 
-#include "conch/detail/supervision.hpp"
+#include "conch/logic/supervision.hpp"
 #include "conch/policies/backoff.hpp"
 #include "conch/process/group.hpp"
 #include "conch/process/output.hpp"
 #include "conch/process/signals.hpp"
 #include "conch/process/spawn.hpp"
 #include "conch/process/watchdog.hpp"
-#include "conch/tool/supervise.hpp"
+#include "conch/process/supervise.hpp"
 
 using namespace std::chrono_literals;
 namespace proc = conch::process;
@@ -389,14 +389,14 @@ TEST_CASE("watchdog: a wrapper killed by -9 leaves its group running until the l
 // the claim's loss is a plain stop_source here.
 
 namespace {
-using conch::tool::supervise_outcome;
+using conch::process::supervise_outcome;
 
-supervise_outcome supervise_now(const conch::tool::held_claim& claim, conch::tool::supervise_options opt,
+supervise_outcome supervise_now(const conch::process::held_claim& claim, conch::process::supervise_options opt,
                                 std::stop_token stop = {}) {
   proc::block_stop_signals();
   proc::signal_inbox inbox;
   opt.program = "supervise-test";
-  return conch::tool::supervise(claim, opt, inbox, nullptr, conch::constant_backoff{50ms}, stop);
+  return conch::process::supervise(claim, opt, inbox, nullptr, conch::constant_backoff{50ms}, stop);
 }
 }  // namespace
 

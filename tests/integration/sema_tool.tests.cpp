@@ -1,6 +1,6 @@
 // `conch sema` as real processes against a real etcd: each line of the tool
 // contract (SPEC §3 "semaphore") is a test here.
-#include "conch/detail/hex.hpp"
+#include "conch/logic/hex.hpp"
 #include "conch/process/group.hpp"
 
 #include "support/conch_process.hpp"

@@ -3,7 +3,7 @@
 #include "conch/semaphore.hpp"
 
 #include "conch/policies/default_policies.hpp"
-#include "conch/policies/etcd_transport.hpp"
+#include "conch/etcd.hpp"
 
 #include "support/etcd_harness.hpp"
 

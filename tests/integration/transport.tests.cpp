@@ -1,6 +1,6 @@
 // The etcd transport against a real etcd: KV, txn, leases, keepalives,
 // watches, deadlines, cancellation and endpoint failover.
-#include "conch/policies/etcd_transport.hpp"
+#include "conch/etcd.hpp"
 
 #include <catch2/catch.hpp>
 

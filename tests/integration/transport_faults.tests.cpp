@@ -6,7 +6,7 @@
 #include <atomic>
 #include <thread>
 
-#include "conch/policies/etcd_transport.hpp"
+#include "conch/etcd.hpp"
 #include "support/etcd_harness.hpp"
 
 using namespace std::chrono_literals;

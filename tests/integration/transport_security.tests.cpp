@@ -4,7 +4,7 @@
 
 #include <thread>
 
-#include "conch/policies/etcd_transport.hpp"
+#include "conch/etcd.hpp"
 #include "support/etcd_harness.hpp"
 
 using namespace std::chrono_literals;

@@ -36,7 +36,7 @@
 #include <string>
 #include <vector>
 
-#include "conch/detail/duration.hpp"
+#include "conch/logic/duration.hpp"
 #include "invariant/child.hpp"
 #include "invariant/exit_verdict.hpp"
 #include "invariant/fault_plan.hpp"

@@ -4,7 +4,7 @@
 #ifdef CONCH_PACKAGING_SINGLE_HEADER
 #include <conch/conch_etcd.hpp>  // alone, from single_include/
 #else
-#include <conch/policies/etcd_transport.hpp>
+#include <conch/etcd/transport.hpp>
 #endif
 
 #include <iostream>

@@ -1,5 +1,5 @@
 // The daemon's plan of next ticks, on plain chrono time points (no clock).
-#include "conch/detail/cron_agenda.hpp"
+#include "conch/logic/cron_agenda.hpp"
 
 #include <catch2/catch.hpp>
 

@@ -1,5 +1,5 @@
 // Claim/zombie classification, history pruning and the UTF-8 tail of cron runs.
-#include "conch/detail/cron_history.hpp"
+#include "conch/logic/cron_history.hpp"
 
 #include <catch2/catch.hpp>
 #include <rapidcheck/catch.h>

@@ -1,9 +1,9 @@
 // Stored cron jobs: checking what users add, reading what etcd holds, the
 // txns of a tick and the runs a listing shows. Pure: no etcd.
 #include "conch/cron_jobs.hpp"
-#include "conch/detail/cron_agenda.hpp"
-#include "conch/detail/cron_job.hpp"
-#include "conch/detail/cron_txn.hpp"
+#include "conch/logic/cron_agenda.hpp"
+#include "conch/logic/cron_job.hpp"
+#include "conch/logic/cron_txn.hpp"
 
 #include <catch2/catch.hpp>
 

@@ -1,5 +1,5 @@
 // conchd's log lines: one per event, human or JSON.
-#include "conch/detail/cron_event.hpp"
+#include "conch/logic/cron_event.hpp"
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>

@@ -1,5 +1,5 @@
 // Human durations: what flags and `@every` accept, and how they say no.
-#include "conch/detail/duration.hpp"
+#include "conch/logic/duration.hpp"
 
 #include <catch2/catch.hpp>
 #include <chrono>

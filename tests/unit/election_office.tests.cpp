@@ -1,5 +1,5 @@
 // Who leads an office, as an observer sees it from a read plus watch events.
-#include "conch/detail/election_office.hpp"
+#include "conch/logic/election_office.hpp"
 
 #include <catch2/catch.hpp>
 

@@ -1,4 +1,4 @@
-#include "conch/detail/keys.hpp"
+#include "conch/logic/keys.hpp"
 
 #include <catch2/catch.hpp>
 #include <limits>

@@ -1,4 +1,4 @@
-#include "conch/detail/lease_deadline.hpp"
+#include "conch/logic/lease_deadline.hpp"
 
 #include "conch/policies/clock.hpp"
 

@@ -1,4 +1,4 @@
-#include "conch/detail/ranking.hpp"
+#include "conch/logic/ranking.hpp"
 
 #include <algorithm>
 #include <catch2/catch.hpp>

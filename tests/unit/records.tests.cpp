@@ -1,4 +1,4 @@
-#include "conch/detail/records.hpp"
+#include "conch/logic/records.hpp"
 
 #include <catch2/catch.hpp>
 #include <rapidcheck/catch.h>

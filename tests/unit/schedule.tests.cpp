@@ -1,5 +1,5 @@
 // Cron schedules: the language, its errors, and next-tick math across DST.
-#include "conch/detail/schedule.hpp"
+#include "conch/logic/schedule.hpp"
 
 #include <absl/time/civil_time.h>
 #include <absl/time/time.h>

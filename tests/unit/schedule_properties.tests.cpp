@@ -5,7 +5,7 @@
 // minute with the DST rule simulated directly (wall-time jobs: the first
 // instant the clock shows a matching wall time it has never shown before;
 // elapsed-time jobs: every instant whose wall time matches).
-#include "conch/detail/schedule.hpp"
+#include "conch/logic/schedule.hpp"
 
 #include <absl/time/civil_time.h>
 #include <absl/time/time.h>

@@ -1,5 +1,5 @@
 // What a semaphore waiter makes of one read: pure, no etcd.
-#include "conch/detail/semaphore_read.hpp"
+#include "conch/logic/semaphore_read.hpp"
 
 #include <catch2/catch.hpp>
 #include <string>

@@ -1,6 +1,6 @@
 // The supervision core's decisions on a fake clock: SIGKILL timing, restart or
 // finish, backoff reset after a stable child, exit-code mapping.
-#include "conch/detail/supervision.hpp"
+#include "conch/logic/supervision.hpp"
 
 #include <catch2/catch.hpp>
 #include <chrono>

@@ -1,4 +1,4 @@
-#include "conch/detail/time_format.hpp"
+#include "conch/logic/time_format.hpp"
 
 #include <catch2/catch.hpp>
 #include <rapidcheck/catch.h>

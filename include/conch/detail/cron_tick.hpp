@@ -10,9 +10,9 @@
 #include <utility>
 #include <vector>
 
-#include "conch/detail/cron_history.hpp"
-#include "conch/detail/cron_job.hpp"
-#include "conch/detail/cron_txn.hpp"
+#include "conch/logic/cron_history.hpp"
+#include "conch/logic/cron_job.hpp"
+#include "conch/logic/cron_txn.hpp"
 #include "conch/policies/clock.hpp"
 #include "conch/policies/transport.hpp"
 #include "conch/result.hpp"

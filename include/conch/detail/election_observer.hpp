@@ -8,8 +8,8 @@
 // it saw last.
 #pragma once
 
-#include "conch/detail/election_office.hpp"
-#include "conch/detail/keys.hpp"
+#include "conch/logic/election_office.hpp"
+#include "conch/logic/keys.hpp"
 #include "conch/policies/transport.hpp"
 #include "conch/result.hpp"
 

@@ -10,7 +10,7 @@
 //   conch::basic_session<test_policies> s{transport, {}, clock};
 //
 // Naming `etcd_transport` here needs no gRPC: it is only declared. Include
-// conch/policies/etcd_transport.hpp (target conch::etcd) where a recipe runs.
+// conch/etcd.hpp (target conch::etcd) where a recipe runs.
 #pragma once
 
 #include "conch/policies/backoff.hpp"
@@ -78,7 +78,7 @@ constexpr bool check_transport_policy() {
                 "conch: Policies::transport must model conch::transport (range, put, delete_range, "
                 "txn, lease_grant, "
                 "lease_revoke, lease_time_to_live, keepalive, watch, default_deadline); include "
-                "conch/policies/etcd_transport.hpp for conch::etcd_transport");
+                "conch/etcd.hpp for conch::etcd_transport");
   return transport<T>;
 }
 

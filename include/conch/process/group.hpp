@@ -18,7 +18,7 @@
 #include <cstdlib>
 #include <string>
 
-#include "conch/detail/supervision.hpp"
+#include "conch/logic/supervision.hpp"
 #include "conch/process/spawn.hpp"
 
 namespace conch::process {

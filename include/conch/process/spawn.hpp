@@ -30,7 +30,7 @@
 #include <utility>
 #include <vector>
 
-#include "conch/detail/supervision.hpp"
+#include "conch/logic/supervision.hpp"
 #include "conch/process/fd.hpp"
 
 extern char** environ;

@@ -50,7 +50,7 @@
 #include <utility>
 #include <vector>
 
-#include "conch/detail/supervision.hpp"
+#include "conch/logic/supervision.hpp"
 #include "conch/process/fd.hpp"
 
 namespace conch::process {

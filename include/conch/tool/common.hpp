@@ -18,8 +18,8 @@
 #include <string_view>
 #include <vector>
 
-#include "conch/detail/duration.hpp"
-#include "conch/detail/keys.hpp"
+#include "conch/logic/duration.hpp"
+#include "conch/logic/keys.hpp"
 #include "conch/policies/transport.hpp"
 #include "conch/result.hpp"
 #include "conch/tool/flags.hpp"

@@ -35,19 +35,19 @@
 #include <variant>
 #include <vector>
 
-#include "conch/cron.hpp"  // first: see detail/cron_job.hpp
-#include "conch/detail/cron_event.hpp"
-#include "conch/detail/duration.hpp"
-#include "conch/detail/time_format.hpp"
+#include "conch/cron.hpp"
+#include "conch/logic/cron_event.hpp"
+#include "conch/logic/duration.hpp"
+#include "conch/logic/time_format.hpp"
 #include "conch/policies/backoff.hpp"
 #include "conch/policies/clock.hpp"
 #include "conch/policies/default_policies.hpp"
-#include "conch/policies/etcd_transport.hpp"
+#include "conch/etcd.hpp"
 #include "conch/process/signals.hpp"
 #include "conch/process/watchdog.hpp"
 #include "conch/tool/common.hpp"
 #include "conch/tool/connect.hpp"
-#include "conch/tool/exit_codes.hpp"
+#include "conch/exit_codes.hpp"
 #include "conch/tool/flags.hpp"
 
 namespace conch::tool {

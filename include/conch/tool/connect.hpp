@@ -11,9 +11,9 @@
 #include <string>
 #include <string_view>
 
-#include "conch/policies/etcd_transport.hpp"
+#include "conch/etcd.hpp"
 #include "conch/tool/common.hpp"
-#include "conch/tool/exit_codes.hpp"
+#include "conch/exit_codes.hpp"
 
 namespace conch::tool {
 

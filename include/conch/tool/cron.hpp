@@ -19,12 +19,12 @@
 #include <utility>
 #include <vector>
 
-#include "conch/cron_jobs.hpp"  // first: see detail/cron_job.hpp
-#include "conch/policies/etcd_transport.hpp"
+#include "conch/cron_jobs.hpp"
+#include "conch/etcd.hpp"
 #include "conch/process/signals.hpp"
 #include "conch/tool/common.hpp"
 #include "conch/tool/connect.hpp"
-#include "conch/tool/exit_codes.hpp"
+#include "conch/exit_codes.hpp"
 #include "conch/tool/flags.hpp"
 
 #include <nlohmann/json.hpp>

@@ -17,17 +17,17 @@
 #include <variant>
 #include <vector>
 
-#include "conch/detail/hex.hpp"
-#include "conch/detail/records.hpp"
-#include "conch/detail/time_format.hpp"
+#include "conch/logic/hex.hpp"
+#include "conch/logic/records.hpp"
+#include "conch/logic/time_format.hpp"
 #include "conch/election.hpp"
 #include "conch/policies/default_policies.hpp"
-#include "conch/policies/etcd_transport.hpp"
+#include "conch/etcd.hpp"
 #include "conch/process/signals.hpp"
 #include "conch/session.hpp"
 #include "conch/tool/common.hpp"
 #include "conch/tool/connect.hpp"
-#include "conch/tool/exit_codes.hpp"
+#include "conch/exit_codes.hpp"
 #include "conch/tool/flags.hpp"
 #include "conch/tool/hold.hpp"
 #include "conch/tool/holder.hpp"

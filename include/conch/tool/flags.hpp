@@ -23,7 +23,7 @@
 #include <string_view>
 #include <vector>
 
-#include "conch/detail/duration.hpp"
+#include "conch/logic/duration.hpp"
 #include "conch/result.hpp"
 
 namespace conch::tool {

@@ -37,8 +37,8 @@
 #include "conch/process/signals.hpp"
 #include "conch/process/watchdog.hpp"
 #include "conch/result.hpp"
-#include "conch/tool/exit_codes.hpp"
-#include "conch/tool/supervise.hpp"
+#include "conch/exit_codes.hpp"
+#include "conch/process/supervise.hpp"
 
 namespace conch::tool {
 
@@ -97,7 +97,7 @@ class signal_watch {
 struct hold_options {
   /// Prefixes diagnostics ("conch elect").
   std::string program{"conch"};
-  supervise_options supervise{};
+  process::supervise_options supervise{};
   /// The binary hosting watchdog_main() (the running one, re-executed).
   std::string watchdog_host{"/proc/self/exe"};
 };
@@ -141,7 +141,7 @@ int hold_and_run(Session& session, Recipe& recipe, hold_options opt, process::si
     return exit_code::from_signal(*stop_signal);
   }
 
-  held_claim claim;
+  process::held_claim claim;
   claim.env = recipe.env();
   claim.lost = session.lost_token();
   using session_deadline = std::remove_cvref_t<decltype(session.local_deadline())>;
@@ -149,8 +149,8 @@ int hold_and_run(Session& session, Recipe& recipe, hold_options opt, process::si
     claim.local_deadline = [&session] { return session.local_deadline(); };
   claim.lost_reason = [&session] { return session.lost_reason(); };
 
-  auto out = supervise(claim, opt.supervise, inbox, &*watchdog);
-  if (out.how != supervise_outcome::ending::lost) {
+  auto out = process::supervise(claim, opt.supervise, inbox, &*watchdog);
+  if (out.how != process::supervise_outcome::ending::lost) {
     if (auto r = recipe.release(); !r) say("release: " + r.error().message);
   }
   return out.exit_code;

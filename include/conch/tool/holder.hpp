@@ -15,9 +15,9 @@
 #include <string>
 #include <vector>
 
-#include "conch/detail/hex.hpp"
-#include "conch/detail/records.hpp"
-#include "conch/detail/time_format.hpp"
+#include "conch/logic/hex.hpp"
+#include "conch/logic/records.hpp"
+#include "conch/logic/time_format.hpp"
 #include "conch/policies/transport.hpp"
 #include "conch/tool/common.hpp"
 

@@ -7,17 +7,17 @@
 // basic_semaphore and the holding flow `conch elect` uses too (hold.hpp).
 #pragma once
 
-#include "conch/detail/hex.hpp"
-#include "conch/detail/keys.hpp"
-#include "conch/detail/records.hpp"
+#include "conch/logic/hex.hpp"
+#include "conch/logic/keys.hpp"
+#include "conch/logic/records.hpp"
 #include "conch/policies/default_policies.hpp"
-#include "conch/policies/etcd_transport.hpp"
+#include "conch/etcd.hpp"
 #include "conch/process/signals.hpp"
 #include "conch/semaphore.hpp"
 #include "conch/session.hpp"
 #include "conch/tool/common.hpp"
 #include "conch/tool/connect.hpp"
-#include "conch/tool/exit_codes.hpp"
+#include "conch/exit_codes.hpp"
 #include "conch/tool/flags.hpp"
 #include "conch/tool/hold.hpp"
 #include "conch/tool/holder.hpp"

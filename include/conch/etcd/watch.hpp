@@ -1,0 +1,205 @@
+// conch/etcd/watch.hpp — an etcd watch that survives stream breaks.
+//
+// The stream remembers the next revision it needs (one past the last event,
+// or past a progress notification's revision) and, when the gRPC stream
+// breaks (etcd restarted, endpoint lost), opens a new one from there, so the
+// caller sees every event once, in order. A start revision that has been
+// compacted away ends the watch with errc::compacted and the compact revision.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "conch/etcd/convert.hpp"
+#include "conch/etcd/connection.hpp"
+#include "conch/etcd/duplex.hpp"
+#include "conch/etcd/status.hpp"
+#include "conch/policies/transport.hpp"
+#include "conch/proto/rpc.grpc.pb.h"
+
+namespace conch::detail {
+
+class etcd_watch_stream {
+ public:
+  etcd_watch_stream(std::shared_ptr<grpc_connection> conn, watch_request req)
+      : s_(std::make_unique<state>(std::move(conn), std::move(req))) {}
+
+  /// The next batch of events (or a progress notification), waiting at most
+  /// until `d` (then errc::timed_out; the watch goes on).
+  result<watch_batch> next(deadline d) {
+    if (!s_) return error{errc::cancelled, "watch moved from"};
+    state& s = *s_;
+    for (;;) {
+      if (s.done) return *s.done;
+      if (s.wire.cancelled()) return error{errc::cancelled, "watch cancelled"};
+      if (s.wire.idle() && !s.retry_pending) {
+        if (auto opened = open(d); !opened) {
+          if (opened.error().code == errc::timed_out) return opened.error();
+          if (!retryable(opened.error().code)) return *(s.done = opened.error());
+          schedule_retry();
+        }
+      }
+      switch (s.wire.wait(d)) {
+        case duplex::event::timeout:
+          return error{errc::timed_out, "no watch event before the deadline"};
+        case duplex::event::alarm: s.retry_pending = false; break;
+        case duplex::event::idle: break;
+        case duplex::event::message:
+          if (auto batch = on_message(s.wire.message())) return std::move(*batch);
+          break;
+        case duplex::event::finished: on_finished(); break;
+      }
+    }
+  }
+
+  /// Makes a blocked next() return errc::cancelled promptly; any thread.
+  void cancel() noexcept {
+    if (s_) s_->wire.cancel();
+  }
+
+  /// Where a resumed stream would start: one past everything delivered.
+  revision next_revision() const { return s_ ? s_->next_rev : 0; }
+
+ private:
+  using duplex = grpc_duplex<::etcdserverpb::WatchRequest, ::etcdserverpb::WatchResponse>;
+
+  struct state {
+    state(std::shared_ptr<grpc_connection> c, watch_request r)
+        : conn(std::move(c)), req(std::move(r)), next_rev(req.start_revision) {}
+    std::shared_ptr<grpc_connection> conn;
+    watch_request req;
+    revision next_rev;  // 0 until etcd pins "now" for a watch without a start
+    std::unique_ptr<::etcdserverpb::Watch::Stub> stub;
+    grpc_connection::channel_ref ref;
+    std::string token;
+    std::optional<error> done;  // the watch is over, for this reason
+    bool created = false;       // etcd accepted the current stream's watch
+    bool reopen_now = false;    // we ended the call to reopen it (fresh token)
+    bool token_refreshed = false;
+    bool retry_pending = false;
+    std::chrono::milliseconds retry_delay{0};
+    duplex wire;  // last: destroyed (drained) first
+  };
+
+  static bool retryable(errc c) {
+    return c == errc::unavailable || c == errc::internal || c == errc::cancelled ||
+           c == errc::timed_out;
+  }
+
+  result<void> open(deadline d) {
+    state& s = *s_;
+    if (s.conn->config_error()) return *s.conn->config_error();
+    auto token = s.conn->token(d);
+    if (!token) return token.error();
+    s.token = *token;
+    s.ref = s.conn->current();
+    s.stub = ::etcdserverpb::Watch::NewStub(s.ref.channel);
+    s.created = false;
+    auto* stub = s.stub.get();
+    if (!s.wire.open([stub](grpc::ClientContext* ctx,
+                              grpc::CompletionQueue* cq) { return stub->PrepareAsyncWatch(ctx, cq); },
+                       s.token))
+      return {};  // cancelled: the loop reports it
+    ::etcdserverpb::WatchRequest create;
+    to_pb(s.req, s.next_rev, *create.mutable_create_request());
+    s.wire.write(std::move(create));
+    return {};
+  }
+
+  // Waits before reopening after a failed attempt, longer each time; a
+  // stream that had been working is reopened at once.
+  void schedule_retry() {
+    state& s = *s_;
+    if (s.created) {
+      s.retry_delay = std::chrono::milliseconds(0);
+      return;
+    }
+    s.retry_delay = std::clamp(s.retry_delay * 2, std::chrono::milliseconds(50),
+                               std::chrono::milliseconds(1000));
+    s.retry_pending = s.wire.set_alarm(std::chrono::steady_clock::now() + s.retry_delay);
+  }
+
+  std::optional<watch_batch> on_message(const ::etcdserverpb::WatchResponse& r) {
+    state& s = *s_;
+    if (r.created() && !r.canceled()) {
+      s.created = true;
+      s.token_refreshed = false;
+      s.retry_delay = std::chrono::milliseconds(0);
+      if (s.next_rev == 0) s.next_rev = r.header().revision() + 1;
+    }
+    if (r.compact_revision() != 0) {
+      s.done = error{errc::compacted,
+                     s.ref.endpoint + ": watch from revision " + std::to_string(s.next_rev) +
+                         " impossible: history compacted up to " +
+                         std::to_string(r.compact_revision()),
+                     r.compact_revision()};
+      s.wire.abort();
+      return std::nullopt;
+    }
+    if (r.canceled()) {
+      const std::string& reason = r.cancel_reason();
+      // etcd 3.4 reports a stale token on a watch as "permission denied":
+      // one fresh token tells the two apart.
+      const bool maybe_stale =
+          stale_token(reason) || (s.conn->has_auth() && message_has(reason, "permission denied"));
+      if (maybe_stale && !s.token_refreshed) {
+        s.token_refreshed = true;
+        s.conn->drop_token(s.token);
+        s.reopen_now = true;
+      } else {
+        s.done = error{etcd_errc(grpc::StatusCode::UNKNOWN, reason),
+                       s.ref.endpoint + ": etcd cancelled the watch: " +
+                           (reason.empty() ? std::string("no reason given") : reason)};
+      }
+      s.wire.abort();
+      return std::nullopt;
+    }
+    if (r.created()) return std::nullopt;
+    watch_batch batch;
+    batch.header_revision = r.header().revision();
+    const revision floor = s.next_rev;  // a resumed stream never repeats what we delivered
+    for (const auto& e : r.events()) {
+      if (e.kv().mod_revision() < floor) continue;
+      batch.events.push_back(from_pb(e));
+      s.next_rev = std::max(s.next_rev, e.kv().mod_revision() + 1);
+    }
+    if (r.events_size() == 0) {
+      // A progress notification: etcd sends it only to a caught-up watcher,
+      // so everything up to the header's revision has been delivered.
+      s.next_rev = std::max(s.next_rev, r.header().revision() + 1);
+      return batch;
+    }
+    if (batch.events.empty()) return std::nullopt;
+    return batch;
+  }
+
+  void on_finished() {
+    state& s = *s_;
+    const grpc::Status status = s.wire.status();
+    s.wire.reset();
+    if (s.done || s.wire.cancelled()) return;  // the loop reports it
+    if (s.reopen_now) {
+      s.reopen_now = false;
+      return;
+    }
+    if (s.conn->has_auth() && !s.token_refreshed && stale_token(status.error_message())) {
+      s.token_refreshed = true;
+      s.conn->drop_token(s.token);
+      return;
+    }
+    auto err = status_error(status, s.ref.endpoint);
+    if (!retryable(err.code)) {
+      s.done = std::move(err);
+      return;
+    }
+    if (err.code == errc::unavailable) s.conn->failover(s.ref);
+    schedule_retry();
+  }
+
+  std::unique_ptr<state> s_;
+};
+
+}  // namespace conch::detail

@@ -1,0 +1,169 @@
+// conch/logic/semaphore_read.hpp — what a semaphore waiter reads, and what it means.
+//
+// A waiter's whole decision (detail/ranking.hpp) rests on one consistent read
+// of three things: its own queue key (still there?), the waiter just ahead of
+// it (the one key it would watch; none means it is the head), and the slots
+// (which are free, and whether one is already its own, from a claim whose
+// answer was lost). The rest of the queue never matters, so it is never read:
+// each read costs O(N) whatever the queue length. These helpers build that
+// read as txn ops and turn the answer into a `sema_state`; no I/O here.
+#pragma once
+
+#include "conch/logic/keys.hpp"
+#include "conch/logic/ranking.hpp"
+#include "conch/policies/transport.hpp"
+#include "conch/result.hpp"
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace conch::detail {
+
+inline const range_response* range_at(const txn_response& r, std::size_t i) {
+  return i < r.responses.size() ? std::get_if<range_response>(&r.responses[i]) : nullptr;
+}
+inline std::optional<key_value> front(const range_response* r) {
+  if (!r || r->kvs.empty()) return std::nullopt;
+  return r->kvs.front();
+}
+
+/// Where one semaphore's keys live, and whose place we read.
+struct sema_layout {
+  std::string prefix, name;  ///< the namespace ("conch/") and the semaphore's name
+  int max = 1;
+  std::string office;  ///< `<prefix>sema/<name>/max=<N>/`
+  lease_id lease = 0;  ///< ours: our queue key's name, and how our own slot is told apart
+
+  std::string slots() const { return slot_dir(office); }
+  std::string queue() const { return queue_dir(office); }
+  std::string own_key() const { return queue_key(office, lease); }
+  /// The slot index of `key` if it is one of this semaphore's slot keys.
+  std::optional<int> slot_of(std::string_view key) const {
+    auto k = decode_key<semaphore_slot_key>(prefix, key);
+    if (!k || k->name != name || k->max != max) return std::nullopt;
+    return k->slot;
+  }
+};
+
+/// One consistent read of a waiter's place, and what to do about it.
+struct sema_state {
+  revision at = 0;
+  std::optional<key_value> own;          ///< our queue key
+  std::optional<key_value> predecessor;  ///< the waiter just before us
+  std::vector<key_value> slots;          ///< the slot keys that exist
+  rank_decision next;
+
+  /// The slot key of slot `i`, if it exists.
+  const key_value* slot_kv(const sema_layout& l, int i) const {
+    for (const auto& kv : slots)
+      if (l.slot_of(kv.key) == i) return &kv;
+    return nullptr;
+  }
+
+  /// Whether `other` leads to the same wait (same kind, same watched key).
+  bool same_wait(const sema_state& other) const {
+    if (next.what != other.next.what) return false;
+    if (next.what == rank_step::watch_slots) return true;
+    return next.what == rank_step::watch_predecessor && next.predecessor == other.next.predecessor;
+  }
+
+  /// " (2 of 2 slots held, others waiting ahead)", for a busy message.
+  std::string holders_text(const sema_layout& l) const {
+    std::size_t taken = 0;
+    for (const auto& kv : slots) taken += l.slot_of(kv.key) ? 1 : 0;
+    return " (" + std::to_string(taken) + " of " + std::to_string(l.max) + " slots held" +
+           (predecessor ? ", others waiting ahead" : "") + ")";
+  }
+};
+
+namespace sema_read_detail {
+
+// The queue newest first, keys only; `before`: only keys created before it.
+inline range_request queue_newest(const sema_layout& l, std::int64_t limit, revision before = 0) {
+  auto r = range_request::prefix(l.queue());
+  r.order = range_request::sort_order::descend;
+  r.target = range_request::sort_target::create;
+  r.keys_only = true;
+  r.limit = limit;
+  if (before > 1) r.max_create_revision = before - 1;
+  return r;
+}
+
+inline range_request keys_of(std::string prefix) {
+  auto r = range_request::prefix(std::move(prefix));
+  r.keys_only = true;
+  return r;
+}
+
+inline range_request own(const sema_layout& l) {
+  range_request r;
+  r.key = l.own_key();
+  r.keys_only = true;
+  return r;
+}
+
+inline void decide(sema_state& s, const sema_layout& l) {
+  std::vector<key_value> queue;
+  if (s.predecessor) queue.push_back(*s.predecessor);
+  if (s.own) queue.push_back(*s.own);
+  s.next = rank_waiter(make_semaphore_view(l.office, l.max, s.slots, queue), l.lease, l.own_key());
+}
+
+}  // namespace sema_read_detail
+
+/// The reads that follow the enqueue put in one txn: our key, the two newest
+/// waiters (ours, just created, and the one before it), the slots.
+inline void add_entry_reads(std::vector<request_op>& ops, const sema_layout& l) {
+  ops.emplace_back(sema_read_detail::own(l));
+  ops.emplace_back(sema_read_detail::queue_newest(l, 2));
+  ops.emplace_back(sema_read_detail::keys_of(l.slots()));
+}
+
+inline result<sema_state> parse_entry(const txn_response& r, std::size_t first,
+                                      const sema_layout& l) {
+  const auto *own = range_at(r, first), *newest = range_at(r, first + 1),
+             *slots = range_at(r, first + 2);
+  if (!own || !newest || !slots)
+    return error{errc::internal, "semaphore txn answered without its reads"};
+  sema_state s;
+  s.at = r.header_revision;
+  s.own = front(own);
+  if (!s.own)
+    return error{errc::internal, "semaphore txn did not show our own queue key " + l.own_key()};
+  for (const auto& kv : newest->kvs)
+    if (kv.create_revision < s.own->create_revision) {
+      s.predecessor = kv;
+      break;
+    }
+  s.slots = slots->kvs;
+  sema_read_detail::decide(s, l);
+  return s;
+}
+
+/// A waiter's re-read: our key, the waiter just before us, the slots.
+inline void add_place_reads(std::vector<request_op>& ops, const sema_layout& l, revision own_rev) {
+  ops.emplace_back(sema_read_detail::own(l));
+  ops.emplace_back(sema_read_detail::queue_newest(l, 1, own_rev));
+  ops.emplace_back(sema_read_detail::keys_of(l.slots()));
+}
+
+inline result<sema_state> parse_place(const txn_response& r, std::size_t first,
+                                      const sema_layout& l) {
+  const auto *own = range_at(r, first), *before = range_at(r, first + 1),
+             *slots = range_at(r, first + 2);
+  if (!own || !before || !slots)
+    return error{errc::internal, "semaphore txn answered without its reads"};
+  sema_state s;
+  s.at = r.header_revision;
+  s.own = front(own);
+  s.predecessor = front(before);
+  s.slots = slots->kvs;
+  sema_read_detail::decide(s, l);
+  return s;
+}
+
+}  // namespace conch::detail
