@@ -260,7 +260,7 @@ class command_line {
   void configure(std::string synopsis, std::string footer) {
     app_->formatter(std::make_shared<detail_flags::formatter>(program_, std::move(synopsis)));
     app_->allow_extras();
-    app_->option_defaults()->group("flags");
+    app_->option_defaults()->group("flags")->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
     app_->set_help_flag("-h,--help", "show this help and exit");
     app_->set_version_flag("--version", program_ + " " + std::string(conch::version_string),
                            "print the version and exit");
