@@ -33,10 +33,11 @@
 // and the session's loss interrupt it from elsewhere.
 #pragma once
 
+#include "conch/detail/waiting.hpp"
+#include "conch/fwd.hpp"
 #include "conch/logic/keys.hpp"
 #include "conch/logic/semaphore_read.hpp"
 #include "conch/logic/stop_union.hpp"
-#include "conch/fwd.hpp"
 #include "conch/policies/default_policies.hpp"
 #include "conch/policies/fencing.hpp"
 #include "conch/policies/transport.hpp"
@@ -58,17 +59,6 @@
 
 namespace conch {
 
-/// Who holds which slot, and who waits in which order (`--who`).
-struct semaphore_status {
-  struct holder {
-    int slot = 0;
-    key_value kv;  ///< value: the holder record; create_revision: the token
-  };
-  std::vector<holder> holders;     ///< by slot index
-  std::vector<key_value> waiters;  ///< first in line first
-  revision at = 0;                 ///< the revision this was read at
-};
-
 /// What a semaphore did on the wire: lets tests and benchmarks see the cost
 /// of waiting (watch events per release) without instrumenting etcd.
 struct semaphore_stats {
@@ -87,6 +77,7 @@ class basic_semaphore {
   using transport_type = typename P::transport;
   using clock_type = typename P::clock;
   using fencing_type = typename P::fencing;
+  using backoff_type = typename P::backoff;
 
   struct acquire_options {
     bool nonblock = false;  ///< errc::busy at once if no slot is ours now
@@ -95,13 +86,19 @@ class basic_semaphore {
     /// The value of our slot key, made once we know which slot is ours (a
     /// holder record naming its slot); empty: the queue value.
     std::function<std::string(int slot)> slot_value{};
+    /// Paces the retries of this acquire and of the release that follows,
+    /// copied fresh for each; empty: the session's.
+    std::optional<backoff_type> backoff{};
   };
 
   /// `prefix` is the namespace ("conch/"), `name` the semaphore, `max` its
   /// number of slots. A name or size that cannot be a key (an empty name,
   /// max outside 1..1,000,000) fails acquire with errc::invalid_argument.
   basic_semaphore(session_type& s, std::string_view prefix, std::string_view name, int max)
-      : session_(s), layout_{std::string(prefix), std::string(name), max, {}, 0} {
+      : session_(s),
+        io_(s),
+        backoff_(s.backoff()),
+        layout_{std::string(prefix), std::string(name), max, {}, 0} {
     static_assert(check_transport_policy<transport_type>());
     auto office = detail::semaphore_office(prefix, name, max);
     if (office)
@@ -127,11 +124,12 @@ class basic_semaphore {
       return error{errc::failed_precondition, "semaphore " + office() + " is already " +
                                                   (holding() ? "held" : "being waited for") +
                                                   " by this object"};
-    if (session_.lost()) return lost_error();
+    if (session_.lost()) return io_.lost_error();
     const lease_id lease = session_.lease();
     if (lease == 0)
       return error{errc::failed_precondition,
                    "acquiring semaphore " + office() + " needs a started session"};
+    backoff_ = o.backoff.value_or(session_.backoff());
     layout_.lease = lease;
     std::string key = detail::queue_key(office(), lease);
     if (!session_.claim(key))
@@ -205,62 +203,17 @@ class basic_semaphore {
     auto office = detail::semaphore_office(prefix, name, max);
     if (!office) return error{errc::invalid_argument, "semaphore: " + office.error().message};
     const detail::sema_layout l{std::string(prefix), std::string(name), max, std::move(*office), 0};
-    txn_request read;
-    read.success.emplace_back(range_request::prefix(l.slots()));
-    auto queue = range_request::prefix(l.queue());
-    queue.order = range_request::sort_order::ascend;
-    queue.target = range_request::sort_target::create;
-    read.success.emplace_back(std::move(queue));
-    auto r = t.txn(read, d ? *d : t.default_deadline());
+    auto r = t.txn(detail::status_txn(l), d ? *d : t.default_deadline());
     if (!r) return std::move(r).error();
-    const auto* slots = detail::range_at(*r, 0);
-    const auto* waiters = detail::range_at(*r, 1);
-    if (!slots || !waiters) return error{errc::internal, "status txn answered without its reads"};
-    semaphore_status s;
-    s.at = r->header_revision;
-    for (const auto& kv : slots->kvs)
-      if (auto i = l.slot_of(kv.key)) s.holders.push_back({*i, kv});
-    std::sort(s.holders.begin(), s.holders.end(),
-              [](const auto& a, const auto& b) { return a.slot < b.slot; });
-    s.waiters = waiters->kvs;
-    return s;
+    return detail::parse_status(*r, l);
   }
 
  private:
-  using backoff_type = typename P::backoff;
-
   transport_type& transport() { return session_.transport(); }
 
-  static bool retryable(errc e) {
-    return e == errc::unavailable || e == errc::timed_out || e == errc::internal ||
-           e == errc::compacted;
-  }
-  deadline call_deadline(deadline give_up) {
-    return std::min(transport().default_deadline(), give_up);
-  }
-
-  // Sleeps one backoff step; false when stopped or past `give_up`.
-  bool pause(backoff_type& retry, const detail::stop_union& stop, deadline give_up) {
-    const auto left = give_up - std::chrono::steady_clock::now();
-    if (left <= left.zero()) return false;
-    auto pause_for = std::min(
-        std::chrono::duration_cast<std::chrono::steady_clock::duration>(retry.next()), left);
-    auto& clock = session_.clock();
-    const auto wake =
-        clock.now() + std::chrono::duration_cast<typename clock_type::duration>(pause_for);
-    return clock.sleep_until(wake, stop.token()) && std::chrono::steady_clock::now() < give_up;
-  }
-
-  error lost_error() const { return error{errc::lost, "session lost: " + session_.lost_reason()}; }
-  // Names why a wait ended early: the session, the owner, or the clock.
   error interrupted(error e, const acquire_options& o) const {
-    if (session_.lost()) return lost_error();
-    if (e.code == errc::cancelled || o.stop.stop_requested())
-      return error{errc::cancelled, "waiting for semaphore " + office() + " cancelled"};
-    if (e.code == errc::timed_out && o.timeout)
-      return error{errc::timed_out, "gave up waiting for semaphore " + office() + " after " +
-                                        std::to_string(o.timeout->count()) + "ms"};
-    return e;
+    return io_.interrupted(std::move(e), o.stop, o.timeout, "waiting for semaphore " + office(),
+                           "semaphore " + office());
   }
 
   // Puts our queue key (if absent) and reads our place and the slots, in one txn.
@@ -274,63 +227,36 @@ class basic_semaphore {
     range_request mine;
     mine.key = queue_key_;
     t.failure.emplace_back(mine);
-
-    backoff_type retry{};
-    bool in_doubt = false;  // an earlier attempt may have committed unseen
-    for (;;) {
-      auto r = transport().txn(t, call_deadline(give_up));
-      if (r && r->succeeded) {
-        auto s = detail::parse_entry(*r, 1, l);
-        if (!s) return std::move(s).error();
-        queue_rev_ = s->own->create_revision;
-        return s;
-      }
-      if (r) {
-        auto own = detail::front(detail::range_at(*r, 0));
-        if (own && in_doubt && own->value == value_ && own->lease == lease) {
-          queue_rev_ = own->create_revision;  // our own earlier attempt did commit
-          return read(stop, give_up);
-        }
-        return error{errc::failed_precondition,
-                     "semaphore " + office() +
-                         " already has a waiter under this session's lease (" + queue_key_ +
-                         ") that this object did not create"};
-      }
-      if (r.error().code == errc::lease_not_found) return lost_error();
-      if (!retryable(r.error().code)) return std::move(r).error();
-      in_doubt = true;
-      if (!pause(retry, stop, give_up)) {
-        remove_in_doubt(lease);
-        return error{stop.stop_requested() ? errc::cancelled : errc::timed_out, r.error().message};
-      }
+    auto made = io_.create(t, queue_key_, value_, lease, stop, give_up, backoff_);
+    if (!made) return std::move(made).error();
+    if (made->response.succeeded) {
+      auto s = detail::parse_entry(made->response, 1, l);
+      if (!s) return std::move(s).error();
+      queue_rev_ = s->own->create_revision;
+      return s;
     }
-  }
-
-  // Gives up on an enqueue whose outcome we never saw: removes the queue key
-  // only if it carries exactly what we tried to write.
-  void remove_in_doubt(lease_id lease) {
-    if (session_.lost()) return;
-    txn_request t;
-    t.compares.push_back(compare::value(queue_key_) == value_);
-    t.compares.push_back(compare::lease(queue_key_) == lease);
-    t.success.emplace_back(delete_request{queue_key_, {}, false});
-    (void)transport().txn(t, transport().default_deadline());
+    if (made->ours) {
+      queue_rev_ = made->own->create_revision;  // our own earlier attempt did commit
+      return read(stop, give_up);
+    }
+    return error{errc::failed_precondition,
+                 "semaphore " + office() + " already has a waiter under this session's lease (" +
+                     queue_key_ + ") that this object did not create"};
   }
 
   // Reads our place and the slots at one revision, retrying transient failures.
   result<detail::sema_state> read(const detail::stop_union& stop, deadline give_up) {
-    const auto& l = layout_;
     txn_request t;
-    detail::add_place_reads(t.success, l, queue_rev_);
-    backoff_type retry{};
+    detail::add_place_reads(t.success, layout_, queue_rev_);
+    backoff_type retry = backoff_;
     for (;;) {
       if (stop.stop_requested()) return error{errc::cancelled, "stopped"};
       ++reads_;
-      auto r = transport().txn(t, call_deadline(give_up));
-      if (r) return detail::parse_place(*r, 0, l);
-      if (r.error().code == errc::lease_not_found) return lost_error();
-      if (!retryable(r.error().code)) return std::move(r).error();
-      if (!pause(retry, stop, give_up))
+      auto r = transport().txn(t, io_.call_deadline(give_up));
+      if (r) return detail::parse_place(*r, 0, layout_);
+      if (r.error().code == errc::lease_not_found) return io_.lost_error();
+      if (!detail::retryable(r.error().code)) return std::move(r).error();
+      if (!io_.pause(retry, stop.token(), give_up))
         return error{stop.stop_requested() ? errc::cancelled : errc::timed_out, r.error().message};
     }
   }
@@ -350,7 +276,7 @@ class basic_semaphore {
     const std::size_t fencing_ops =
         add_acquire_ops(t, fencing_, {key, detail::fencing_counter_key(l.prefix, key)});
     detail::add_place_reads(t.failure, l, queue_rev_);
-    auto r = transport().txn(t, call_deadline(give_up));
+    auto r = transport().txn(t, io_.call_deadline(give_up));
     if (!r) {
       doubtful_slot_ = key;  // it may have committed: a later read (or withdraw) settles it
       return std::move(r).error();
@@ -390,101 +316,100 @@ class basic_semaphore {
   // Waits in line until we hold a slot.
   result<void> wait(detail::sema_state seen, bool nonblock, const detail::stop_union& stop,
                     deadline give_up) {
-    backoff_type retry{};
+    backoff_type retry = backoff_;
     for (;;) {
       if (stop.stop_requested()) return error{errc::cancelled, "stopped"};
       const auto& next = seen.next;
-      if (next.what ==
-          detail::rank_step::hold) {  // a claim of ours went through unseen (its answer was lost)
-        guard_queue(false);
-        doubtful_slot_.clear();
-        const key_value* mine = seen.slot_kv(layout_, next.slot);
-        if (!mine) return error{errc::internal, "ranking named a slot that was not read"};
-        // Only a policy that needs no answer (the token is the revision) can
-        // name the token now; otherwise give the slot back rather than guess.
-        auto token = fencing_.token({}, mine->create_revision);
-        hold(next.slot, mine->key, mine->create_revision, token ? *token : 0, seen.at);
-        if (!token)
-          return error{errc::unavailable, "the answer to our claim of " + slot_key_ +
-                                              " was lost, and with it the token"};
-        return {};
-      }
+      if (next.what == detail::rank_step::hold) return settle(seen);
       if (next.what == detail::rank_step::gone || seen.own->create_revision != queue_rev_)
         return error{errc::lost, "our queue key " + queue_key_ +
                                      " was deleted while waiting for semaphore " + office() +
                                      " (lease revoked or key removed)"};
       if (next.what == detail::rank_step::claim) {
-        guard_queue(false);  // the claim deletes our queue key: not a loss
-        auto c = claim(next.slot, give_up);
-        if (c && !*c) return {};
-        if (!c && holding())
-          return std::move(c).error();  // held, but without a token: wait() gives it back
-        if (c) {
-          seen = std::move(**c);
-          continue;
-        }
-        if (c.error().code == errc::lease_not_found) return lost_error();
-        if (!retryable(c.error().code)) return std::move(c).error();
-        if (!pause(retry, stop, give_up)) return error{errc::timed_out, c.error().message};
-        auto again = read(stop, give_up);  // the claim may have committed: the read tells
-        if (!again) return std::move(again).error();
-        seen = std::move(*again);
+        if (auto done = take(seen, retry, stop, give_up)) return std::move(*done);
         continue;
       }
-      if (nonblock) {
-        std::string why = seen.holders_text(layout_);
-        return error{errc::busy, "semaphore " + office() + " has no free slot for us" + why};
-      }
-
+      if (nonblock)
+        return error{errc::busy, "semaphore " + office() + " has no free slot for us" +
+                                     seen.holders_text(layout_)};
       // From here on we wait: losing our queue key must end the wait at once.
       guard_queue(true, seen.at);
-
-      // Watch what will change our place, from right after the revision we read it at.
-      watch_request w;
-      if (next.what == detail::rank_step::watch_slots)
-        w = watch_request::prefix(layout_.slots());
-      else
-        w.key = next.predecessor;
-      w.start_revision = seen.at + 1;
-      w.no_put = true;
-      auto stream = transport().watch(w);
-      ++watches_;
-      std::stop_callback cancel{stop.token(), [&] { stream.cancel(); }};
-
-      // One re-read, so a change that raced the watch's creation is acted on now.
-      auto fresh = read(stop, give_up);
-      if (!fresh) return std::move(fresh).error();
-      if (!fresh->same_wait(seen)) {
-        seen = std::move(*fresh);
-        continue;
-      }
-      seen = std::move(*fresh);
-      for (;;) {
-        auto batch = stream.next(
-            std::min(give_up, std::chrono::steady_clock::now() + std::chrono::minutes{10}));
-        if (batch) {
-          retry.reset();
-          watch_events_ += batch->events.size();
-          if (!batch->events.empty()) break;
-          continue;
-        }
-        const errc why = batch.error().code;
-        if (why == errc::timed_out && std::chrono::steady_clock::now() < give_up) continue;
-        if (why == errc::timed_out || stop.stop_requested()) return std::move(batch).error();
-        if (why != errc::compacted && !retryable(why) && why != errc::cancelled)
-          return std::move(batch).error();
-        if (why != errc::compacted && !pause(retry, stop, give_up))
-          return error{errc::timed_out, batch.error().message};
-        break;  // re-read: the compacted gap (or the break) may have hidden the change
-      }
-      auto after = read(stop, give_up);
-      if (!after) return std::move(after).error();
-      seen = std::move(*after);
+      if (auto w = watch_place(seen, retry, stop, give_up); !w) return w;
     }
   }
 
+  // A claim of ours went through unseen (its answer was lost): the slot is ours.
+  result<void> settle(const detail::sema_state& seen) {
+    const auto& next = seen.next;
+    guard_queue(false);
+    doubtful_slot_.clear();
+    const key_value* mine = seen.slot_kv(layout_, next.slot);
+    if (!mine) return error{errc::internal, "ranking named a slot that was not read"};
+    // Only a policy that needs no answer (the token is the revision) can
+    // name the token now; otherwise give the slot back rather than guess.
+    auto token = fencing_.token({}, mine->create_revision);
+    hold(next.slot, mine->key, mine->create_revision, token ? *token : 0, seen.at);
+    if (!token)
+      return error{errc::unavailable,
+                   "the answer to our claim of " + slot_key_ + " was lost, and with it the token"};
+    return {};
+  }
+
+  // At the head with a free slot: claims it. A result ends the wait; nullopt
+  // means `seen` holds a fresh read to act on.
+  std::optional<result<void>> take(detail::sema_state& seen, backoff_type& retry,
+                                   const detail::stop_union& stop, deadline give_up) {
+    guard_queue(false);  // the claim deletes our queue key: not a loss
+    auto c = claim(seen.next.slot, give_up);
+    if (c && !*c) return result<void>{};
+    if (!c && holding())
+      return result<void>{std::move(c).error()};  // held, but without a token: given back
+    if (c) {
+      seen = std::move(**c);
+      return std::nullopt;
+    }
+    if (c.error().code == errc::lease_not_found) return result<void>{io_.lost_error()};
+    if (!detail::retryable(c.error().code)) return result<void>{std::move(c).error()};
+    if (!io_.pause(retry, stop.token(), give_up))
+      return result<void>{error{errc::timed_out, c.error().message}};
+    auto again = read(stop, give_up);  // the claim may have committed: the read tells
+    if (!again) return result<void>{std::move(again).error()};
+    seen = std::move(*again);
+    return std::nullopt;
+  }
+
+  // Watches what will change our place, from right after the revision we read
+  // it at, and leaves a fresh read of it in `seen`.
+  result<void> watch_place(detail::sema_state& seen, backoff_type& retry,
+                           const detail::stop_union& stop, deadline give_up) {
+    watch_request w;
+    if (seen.next.what == detail::rank_step::watch_slots)
+      w = watch_request::prefix(layout_.slots());
+    else
+      w.key = seen.next.predecessor;
+    w.start_revision = seen.at + 1;
+    w.no_put = true;
+    auto stream = transport().watch(w);
+    ++watches_;
+    // One re-read, so a change that raced the watch's creation is acted on now.
+    auto fresh = read(stop, give_up);
+    if (!fresh) return std::move(fresh).error();
+    const bool same = fresh->same_wait(seen);
+    seen = std::move(*fresh);
+    if (!same) return {};
+    auto changed = io_.watch_until(stream, stop, give_up, retry, [&](const watch_batch& b) {
+      watch_events_ += b.events.size();
+      return !b.events.empty();
+    });
+    if (!changed) return changed;  // else re-read: the change (or a gap that may hide it)
+    auto after = read(stop, give_up);
+    if (!after) return std::move(after).error();
+    seen = std::move(*after);
+    return {};
+  }
+
   result<void> fenced_delete(const std::string& key, revision created, deadline d) {
-    auto r = transport().txn(fenced_release({key, created, 0}), d);
+    auto r = io_.retried_txn(fenced_release({key, created, 0}), d, backoff_);
     if (!r) return std::move(r).error();
     return {};
   }
@@ -523,6 +448,8 @@ class basic_semaphore {
   }
 
   session_type& session_;
+  detail::waiting<session_type> io_;
+  backoff_type backoff_;  // the prototype: each operation paces its retries with a copy
   detail::sema_layout layout_;
   std::optional<error> bad_office_;
   std::string value_;
