@@ -121,8 +121,7 @@ class basic_election {
     key_ = std::move(key);
 
     detail::stop_union stop{o.stop, session_.lost_token()};
-    const deadline give_up =
-        o.timeout ? std::chrono::steady_clock::now() + *o.timeout : deadline::max();
+    const deadline give_up = detail::give_up_at(o.timeout);
     auto entered = enter(value, lease, stop, give_up);
     if (!entered) {
       session_.unclaim(key_);
@@ -195,10 +194,7 @@ class basic_election {
                                                  std::string_view name) {
     auto office = office_prefix(prefix, name);
     if (!office) return std::move(office).error();
-    auto r = t.range(detail::first_created(std::move(*office)), t.default_deadline());
-    if (!r) return std::move(r).error();
-    if (r->kvs.empty()) return std::optional<key_value>{};
-    return std::optional<key_value>{std::move(r->kvs.front())};
+    return detail::read_leader(t, std::move(*office));
   }
 
   /// Calls `on_change(const std::optional<key_value>&)` with the current
@@ -211,27 +207,11 @@ class basic_election {
                               std::stop_token stop, F&& on_change) {
     if (auto office = office_prefix(prefix, name); !office) return std::move(office).error();
     observer o{t, prefix, name};
-    std::stop_callback cancel{stop, [&] { o.cancel(); }};
-    for (;;) {
-      auto r = o.next(std::chrono::steady_clock::now() + std::chrono::minutes{10});
-      if (r) {
-        on_change(static_cast<const std::optional<key_value>&>(*r));
-        continue;
-      }
-      if (r.error().code == errc::timed_out) continue;
-      if (r.error().code == errc::cancelled) return {};
-      return std::move(r).error();
-    }
+    return o.follow(std::move(stop), std::forward<F>(on_change));
   }
 
  private:
-  // What the campaign txn saw, at one revision.
-  struct entry {
-    std::optional<key_value> first;        // who leads
-    std::optional<key_value> predecessor;  // whom we wait for
-    bool predecessor_known = false;
-    revision at = 0;
-  };
+  using entry = detail::campaign_entry;
 
   transport_type& transport() { return session_.transport(); }
 
@@ -249,12 +229,8 @@ class basic_election {
     if (!made) return std::move(made).error();
     const txn_response& r = made->response;
     if (r.succeeded) {
-      const auto* newest = detail::range_at(r, 2);
-      if (!detail::range_at(r, 1) || !newest)
-        return error{errc::internal, "campaign txn answered without its reads"};
-      rev_ = r.header_revision;
-      entry e{detail::front(detail::range_at(r, 1)), std::nullopt, true, r.header_revision};
-      if (newest->kvs.size() > 1) e.predecessor = newest->kvs[1];
+      auto e = detail::parse_campaign(r);
+      if (e) rev_ = r.header_revision;
       return e;
     }
     if (made->ours) {

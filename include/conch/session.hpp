@@ -194,14 +194,6 @@ class basic_session {
  private:
   using lease_deadline = detail::lease_deadline<clock_type>;
 
-  /// The real-time deadline for a transport call that must return by `local`.
-  deadline real_deadline(time_point local) {
-    auto left = local - clock_.now();
-    if (left < decltype(left)::zero()) left = decltype(left)::zero();
-    return std::chrono::steady_clock::now() +
-           std::chrono::duration_cast<std::chrono::steady_clock::duration>(left);
-  }
-
   void lose(std::string reason) {
     {
       std::lock_guard lock{mutex_};
@@ -264,7 +256,7 @@ class basic_session {
       std::lock_guard lock{mutex_};
       deadline_->sent(sent);
     }
-    return stream.next(real_deadline(due));
+    return stream.next(detail::real_deadline(clock_, due));
   }
 
   // Credits an answer to its send; true when it says the lease is gone.

@@ -26,6 +26,15 @@
 
 namespace conch::detail {
 
+/// The first-created candidate of `office` (nullopt: vacant), read once.
+template <class Transport>
+result<std::optional<key_value>> read_leader(Transport& t, std::string office) {
+  auto r = t.range(first_created(std::move(office)), t.default_deadline());
+  if (!r) return std::move(r).error();
+  if (r->kvs.empty()) return std::optional<key_value>{};
+  return std::optional<key_value>{std::move(r->kvs.front())};
+}
+
 /// Follows who leads an office, one change per `next()`: the current leader
 /// first, then each new leader, new value or vacancy. Reads the candidates
 /// once and then follows a watch on the office; after a stream break or a
@@ -97,6 +106,23 @@ class leader_observer {
       if (why != errc::compacted && !pause(d))
         return error{cancelled_.stop_requested() ? errc::cancelled : errc::timed_out,
                      batch.error().message};
+    }
+  }
+
+  /// Calls `on_change(const std::optional<key_value>&)` with each change
+  /// until `stop` is requested (ok) or an error retrying cannot fix.
+  template <class F>
+  result<void> follow(std::stop_token stop, F&& on_change) {
+    std::stop_callback on_stop{stop, [this] { cancel(); }};
+    for (;;) {
+      auto r = next(std::chrono::steady_clock::now() + std::chrono::minutes{10});
+      if (r) {
+        on_change(static_cast<const std::optional<key_value>&>(*r));
+        continue;
+      }
+      if (r.error().code == errc::timed_out) continue;
+      if (r.error().code == errc::cancelled) return {};
+      return std::move(r).error();
     }
   }
 

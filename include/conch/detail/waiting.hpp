@@ -34,12 +34,26 @@ inline bool retryable(errc e) {
          e == errc::compacted;
 }
 
+/// When a wait with `timeout` gives up (never, without one).
+inline deadline give_up_at(std::optional<std::chrono::milliseconds> timeout) {
+  return timeout ? std::chrono::steady_clock::now() + *timeout : deadline::max();
+}
+
 /// The deadline of one call: never past the transport's default, never much
 /// past the caller's patience, but always a moment (500 ms): cutting a create
 /// or a claim short would only leave its outcome in doubt.
 inline deadline call_deadline(deadline transport_default, deadline give_up) {
   const deadline floor = std::chrono::steady_clock::now() + std::chrono::milliseconds{500};
   return std::min(transport_default, std::max(give_up, floor));
+}
+
+/// The real-time deadline for a call that must return by `local` on `clock`.
+template <class Clock>
+deadline real_deadline(const Clock& clock, typename Clock::time_point local) {
+  auto left = local - clock.now();
+  if (left < decltype(left)::zero()) left = decltype(left)::zero();
+  return std::chrono::steady_clock::now() +
+         std::chrono::duration_cast<std::chrono::steady_clock::duration>(left);
 }
 
 /// Sleeps one backoff step on `clock`; false when `stop` is requested or

@@ -7,7 +7,9 @@
 // breaks or is compacted.
 #pragma once
 
+#include "conch/logic/txn_read.hpp"
 #include "conch/policies/transport.hpp"
+#include "conch/result.hpp"
 
 #include <map>
 #include <optional>
@@ -94,6 +96,24 @@ inline txn_request campaign_txn(const std::string& office, const std::string& ke
   t.failure.emplace_back(mine);
   t.failure.emplace_back(first_created(office));
   return t;
+}
+
+/// What the campaign txn saw, at one revision.
+struct campaign_entry {
+  std::optional<key_value> first;        ///< who leads
+  std::optional<key_value> predecessor;  ///< whom we wait for
+  bool predecessor_known = false;        ///< false: re-read it before waiting
+  revision at = 0;
+};
+
+/// The entry from a campaign_txn that created our key.
+inline result<campaign_entry> parse_campaign(const txn_response& r) {
+  const auto* newest = range_at(r, 2);
+  if (!range_at(r, 1) || !newest)
+    return error{errc::internal, "campaign txn answered without its reads"};
+  campaign_entry e{front(range_at(r, 1)), std::nullopt, true, r.header_revision};
+  if (newest->kvs.size() > 1) e.predecessor = newest->kvs[1];
+  return e;
 }
 
 /// A waiter's re-read: its own key (answer 0) and its predecessor (answer 1),
