@@ -65,14 +65,9 @@ class basic_election {
   using fencing_type = typename P::fencing;
   using backoff_type = typename P::backoff;
 
-  struct campaign_options {
-    bool nonblock = false;                             ///< errc::busy at once if another leads
-    std::optional<std::chrono::milliseconds> timeout;  ///< errc::timed_out, our key removed
-    std::stop_token stop;                              ///< errc::cancelled, our key removed
-    /// Paces the retries of this campaign and of what follows it (proclaim,
-    /// resign), copied fresh for each; empty: the session's.
-    std::optional<backoff_type> backoff{};
-  };
+  /// nonblock (errc::busy at once if another leads), timeout, stop, and the
+  /// backoff prototype for this campaign, proclaim and resign (empty: the session's).
+  using campaign_options = detail::wait_options<backoff_type>;
   /// Follows who leads an office, one change per next() (see detail::leader_observer).
   using observer = detail::leader_observer<P>;
 

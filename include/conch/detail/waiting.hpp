@@ -34,6 +34,17 @@ inline bool retryable(errc e) {
          e == errc::compacted;
 }
 
+/// What a recipe's wait can be told (basic_election::campaign_options).
+template <class Backoff>
+struct wait_options {
+  bool nonblock = false;                               ///< errc::busy at once if we must wait
+  std::optional<std::chrono::milliseconds> timeout{};  ///< errc::timed_out, our key removed
+  std::stop_token stop{};                              ///< errc::cancelled, our key removed
+  /// Paces the retries of this wait and of what follows it (proclaim,
+  /// resign, release), copied fresh for each; empty: the session's.
+  std::optional<Backoff> backoff{};
+};
+
 /// When a wait with `timeout` gives up (never, without one).
 inline deadline give_up_at(std::optional<std::chrono::milliseconds> timeout) {
   return timeout ? std::chrono::steady_clock::now() + *timeout : deadline::max();
