@@ -27,11 +27,12 @@
 #pragma once
 
 #include "conch/detail/election_observer.hpp"
+#include "conch/detail/waiting.hpp"
+#include "conch/fwd.hpp"
 #include "conch/logic/election_office.hpp"
 #include "conch/logic/hex.hpp"
 #include "conch/logic/keys.hpp"
 #include "conch/logic/stop_union.hpp"
-#include "conch/fwd.hpp"
 #include "conch/policies/default_policies.hpp"
 #include "conch/policies/fencing.hpp"
 #include "conch/policies/transport.hpp"
@@ -62,19 +63,18 @@ class basic_election {
   using transport_type = typename P::transport;
   using clock_type = typename P::clock;
   using fencing_type = typename P::fencing;
+  using backoff_type = typename P::backoff;
 
-  struct campaign_options {
-    bool nonblock = false;                             ///< errc::busy at once if another leads
-    std::optional<std::chrono::milliseconds> timeout;  ///< errc::timed_out, our key removed
-    std::stop_token stop;                              ///< errc::cancelled, our key removed
-  };
+  /// nonblock (errc::busy at once if another leads), timeout, stop, and the
+  /// backoff prototype for this campaign, proclaim and resign (empty: the session's).
+  using campaign_options = detail::wait_options<backoff_type>;
   /// Follows who leads an office, one change per next() (see detail::leader_observer).
   using observer = detail::leader_observer<P>;
 
   /// `prefix` is the namespace ("conch/"), `name` the office. A name that
   /// cannot be a key segment makes campaign() fail with errc::invalid_argument.
   basic_election(session_type& s, std::string_view prefix, std::string_view name)
-      : session_(s), prefix_(prefix), name_(name) {
+      : session_(s), io_(s), backoff_(s.backoff()), prefix_(prefix), name_(name) {
     auto office = office_prefix(prefix, name);
     if (office)
       office_ = std::move(*office);
@@ -102,11 +102,12 @@ class basic_election {
     if (!key_.empty())
       return error{errc::failed_precondition,
                    "already a candidate for office " + office_ + " (key " + key_ + ")"};
-    if (session_.lost()) return lost_error();
+    if (session_.lost()) return io_.lost_error();
     const lease_id lease = session_.lease();
     if (lease == 0)
       return error{errc::failed_precondition,
                    "campaign for office " + office_ + " needs a started session"};
+    backoff_ = o.backoff.value_or(session_.backoff());
     std::string key = detail::contender_key(office_, lease);
     if (!session_.claim(key))
       return error{errc::failed_precondition,
@@ -115,8 +116,7 @@ class basic_election {
     key_ = std::move(key);
 
     detail::stop_union stop{o.stop, session_.lost_token()};
-    const deadline give_up =
-        o.timeout ? std::chrono::steady_clock::now() + *o.timeout : deadline::max();
+    const deadline give_up = detail::give_up_at(o.timeout);
     auto entered = enter(value, lease, stop, give_up);
     if (!entered) {
       session_.unclaim(key_);
@@ -155,13 +155,14 @@ class basic_election {
   result<void> proclaim(std::string value) {
     if (!leading_)
       return error{errc::failed_precondition, "proclaim needs leadership of office " + office_};
-    if (session_.lost()) return lost_error();
+    if (session_.lost()) return io_.lost_error();
     // Guarded by our own key whatever the policy: a bare put would re-create it.
     txn_request t;
     t.compares.push_back(holds(held()));
     t.success.emplace_back(put_request{key_, std::move(value), session_.lease()});
-    auto r = retried_txn(t, transport().default_deadline());
-    if (!r) return r.error().code == errc::lease_not_found ? lost_error() : std::move(r).error();
+    auto r = io_.retried_txn(t, transport().default_deadline(), backoff_);
+    if (!r)
+      return r.error().code == errc::lease_not_found ? io_.lost_error() : std::move(r).error();
     if (!r->succeeded) {
       withdraw();
       return error{errc::lost, "no longer leading office " + office_ + ": our key is gone"};
@@ -188,10 +189,7 @@ class basic_election {
                                                  std::string_view name) {
     auto office = office_prefix(prefix, name);
     if (!office) return std::move(office).error();
-    auto r = t.range(first_created(std::move(*office)), t.default_deadline());
-    if (!r) return std::move(r).error();
-    if (r->kvs.empty()) return std::optional<key_value>{};
-    return std::optional<key_value>{std::move(r->kvs.front())};
+    return detail::read_leader(t, std::move(*office));
   }
 
   /// Calls `on_change(const std::optional<key_value>&)` with the current
@@ -204,209 +202,88 @@ class basic_election {
                               std::stop_token stop, F&& on_change) {
     if (auto office = office_prefix(prefix, name); !office) return std::move(office).error();
     observer o{t, prefix, name};
-    std::stop_callback cancel{stop, [&] { o.cancel(); }};
-    for (;;) {
-      auto r = o.next(std::chrono::steady_clock::now() + std::chrono::minutes{10});
-      if (r) {
-        on_change(static_cast<const std::optional<key_value>&>(*r));
-        continue;
-      }
-      if (r.error().code == errc::timed_out) continue;
-      if (r.error().code == errc::cancelled) return {};
-      return std::move(r).error();
-    }
+    return o.follow(std::move(stop), std::forward<F>(on_change));
   }
 
  private:
-  using backoff_type = typename P::backoff;
-
-  // What the campaign txn saw, at one revision.
-  struct entry {
-    std::optional<key_value> first;        // who leads
-    std::optional<key_value> predecessor;  // whom we wait for
-    bool predecessor_known = false;
-    revision at = 0;
-  };
+  using entry = detail::campaign_entry;
 
   transport_type& transport() { return session_.transport(); }
 
-  static bool retryable(errc e) { return detail::election_retryable(e); }
-
-  static range_request first_created(std::string office) {
-    auto r = range_request::prefix(std::move(office));
-    r.order = range_request::sort_order::ascend;
-    r.target = range_request::sort_target::create;
-    r.limit = 1;
-    return r;
-  }
-  // The key created just before `rev` under the office: the one a waiter watches.
-  static range_request created_before(std::string office, revision rev) {
-    auto r = range_request::prefix(std::move(office));
-    r.order = range_request::sort_order::descend;
-    r.target = range_request::sort_target::create;
-    r.max_create_revision = rev - 1;
-    r.limit = 1;
-    return r;
-  }
-  static const range_response* range_at(const txn_response& r, std::size_t i) {
-    return i < r.responses.size() ? std::get_if<range_response>(&r.responses[i]) : nullptr;
-  }
-  static std::optional<key_value> front(const range_response* r) {
-    if (!r || r->kvs.empty()) return std::nullopt;
-    return r->kvs.front();
-  }
-
-  // A call never outlives the caller's patience by much, but always gets a
-  // moment: cutting a campaign txn short would only leave its outcome in doubt.
-  deadline call_deadline(deadline give_up) {
-    const deadline floor = std::chrono::steady_clock::now() + std::chrono::milliseconds{500};
-    return std::min(transport().default_deadline(), std::max(give_up, floor));
-  }
-
-  // Sleeps one backoff step; false when stopped or past `give_up`.
-  bool pause(backoff_type& retry, const detail::stop_union& stop, deadline give_up) {
-    const auto left = give_up - std::chrono::steady_clock::now();
-    if (left <= left.zero()) return false;
-    auto step = std::chrono::duration_cast<std::chrono::steady_clock::duration>(retry.next());
-    auto& clock = session_.clock();
-    const auto wake = clock.now() + std::chrono::duration_cast<typename clock_type::duration>(
-                                        std::min(step, left));
-    return clock.sleep_until(wake, stop.token()) && std::chrono::steady_clock::now() < give_up;
-  }
-
-  error lost_error() const { return error{errc::lost, "session lost: " + session_.lost_reason()}; }
-  // Names why a wait ended early: the session, the owner, or the clock.
   error interrupted(error e, const campaign_options& o) const {
-    if (session_.lost()) return lost_error();
-    if (e.code == errc::cancelled || o.stop.stop_requested())
-      return error{errc::cancelled, "campaign for office " + office_ + " cancelled"};
-    if (e.code == errc::timed_out && o.timeout)
-      return error{errc::timed_out, "gave up waiting for office " + office_ + " after " +
-                                        std::to_string(o.timeout->count()) + "ms"};
-    return e;
+    return io_.interrupted(std::move(e), o.stop, o.timeout, "campaign for office " + office_,
+                           "office " + office_);
   }
 
   // The campaign txn: create our key if absent, and read who leads and who
   // precedes us, all at one revision.
   result<entry> enter(const std::string& value, lease_id lease, const detail::stop_union& stop,
                       deadline give_up) {
-    txn_request t;
-    t.compares.push_back(compare::create_revision(key_) == 0);
-    t.success.emplace_back(put_request{key_, value, lease});
-    t.success.emplace_back(first_created(office_));
-    auto last_two = range_request::prefix(office_);
-    last_two.order = range_request::sort_order::descend;
-    last_two.target = range_request::sort_target::create;
-    last_two.limit = 2;  // ours (just created: the newest) and the one before it
-    t.success.emplace_back(last_two);
-    range_request mine;
-    mine.key = key_;
-    t.failure.emplace_back(mine);
-    t.failure.emplace_back(first_created(office_));
-
-    backoff_type retry{};
-    bool in_doubt = false;  // an earlier attempt may have committed unseen
-    for (;;) {
-      auto r = transport().txn(t, call_deadline(give_up));
-      if (r && r->succeeded) {
-        const auto* newest = range_at(*r, 2);
-        if (!range_at(*r, 1) || !newest)
-          return error{errc::internal, "campaign txn answered without its reads"};
-        rev_ = r->header_revision;
-        entry e{front(range_at(*r, 1)), std::nullopt, true, r->header_revision};
-        if (newest->kvs.size() > 1) e.predecessor = newest->kvs[1];
-        return e;
-      }
-      if (r) {
-        auto own = front(range_at(*r, 0));
-        if (own && in_doubt && own->value == value && own->lease == lease) {
-          rev_ = own->create_revision;  // our own earlier attempt did commit
-          return entry{front(range_at(*r, 1)), std::nullopt, false, r->header_revision};
-        }
-        return error{errc::failed_precondition,
-                     "office " + office_ + " already has a candidate under this session's lease (" +
-                         key_ +
-                         (own ? ", create_revision " + std::to_string(own->create_revision)
-                              : std::string()) +
-                         ") that this election did not create"};
-      }
-      if (r.error().code == errc::lease_not_found) return lost_error();
-      if (!retryable(r.error().code)) return std::move(r).error();
-      in_doubt = true;
-      if (!pause(retry, stop, give_up)) {
-        remove_in_doubt(value, lease);
-        return error{stop.stop_requested() ? errc::cancelled : errc::timed_out, r.error().message};
-      }
+    const txn_request t = detail::campaign_txn(office_, key_, value, lease);
+    auto made = io_.create(t, key_, value, lease, stop, give_up, backoff_);
+    if (!made) return std::move(made).error();
+    const txn_response& r = made->response;
+    if (r.succeeded) {
+      auto e = detail::parse_campaign(r);
+      if (e) rev_ = r.header_revision;
+      return e;
     }
+    if (made->ours) {
+      rev_ = made->own->create_revision;  // our own earlier attempt did commit
+      return entry{detail::front(detail::range_at(r, 1)), std::nullopt, false, r.header_revision};
+    }
+    const auto& own = made->own;
+    return error{
+        errc::failed_precondition,
+        "office " + office_ + " already has a candidate under this session's lease (" + key_ +
+            (own ? ", create_revision " + std::to_string(own->create_revision) : std::string()) +
+            ") that this election did not create"};
   }
 
-  // Gives up on a campaign txn whose outcome we never saw: removes the key
-  // only if it carries exactly what we tried to write.
-  void remove_in_doubt(const std::string& value, lease_id lease) {
-    if (session_.lost()) return;
-    txn_request t;
-    t.compares.push_back(compare::value(key_) == value);
-    t.compares.push_back(compare::lease(key_) == lease);
-    t.success.emplace_back(delete_request{key_, {}, false});
-    (void)retried_txn(t, transport().default_deadline());
+  // Re-verifies our own key and finds our predecessor, at one revision.
+  result<void> reread(entry& seen, backoff_type& retry, const detail::stop_union& stop,
+                      deadline give_up) {
+    for (;;) {
+      auto r =
+          transport().txn(detail::predecessor_txn(office_, key_, rev_), io_.call_deadline(give_up));
+      if (!r) {
+        if (r.error().code == errc::lease_not_found) return io_.lost_error();
+        if (!detail::retryable(r.error().code)) return std::move(r).error();
+        if (!io_.pause(retry, stop.token(), give_up))
+          return error{errc::timed_out, r.error().message};
+        continue;
+      }
+      auto own = detail::front(detail::range_at(*r, 0));
+      if (!own || own->create_revision != rev_)
+        return error{errc::lost, "our candidate key " + key_ +
+                                     " was deleted while waiting for office " + office_ +
+                                     " (lease revoked or key removed)"};
+      seen.predecessor = detail::front(detail::range_at(*r, 1));
+      seen.at = r->header_revision;
+      return {};
+    }
   }
 
   // Waits until no key created before ours remains.
   result<void> wait(entry seen, const detail::stop_union& stop, deadline give_up) {
-    backoff_type retry{};
+    backoff_type retry = backoff_;
     bool known = seen.predecessor_known;
     for (;;) {
       if (stop.stop_requested()) return error{errc::cancelled, "stopped"};
-      if (!known) {
-        // Re-verify our own key and find our predecessor, at one revision.
-        txn_request t;
-        range_request mine;
-        mine.key = key_;
-        t.success.emplace_back(mine);
-        t.success.emplace_back(created_before(office_, rev_));
-        auto r = transport().txn(t, call_deadline(give_up));
-        if (!r) {
-          if (r.error().code == errc::lease_not_found) return lost_error();
-          if (!retryable(r.error().code)) return std::move(r).error();
-          if (!pause(retry, stop, give_up)) return error{errc::timed_out, r.error().message};
-          continue;
-        }
-        auto own = front(range_at(*r, 0));
-        if (!own || own->create_revision != rev_)
-          return error{errc::lost, "our candidate key " + key_ +
-                                       " was deleted while waiting for office " + office_ +
-                                       " (lease revoked or key removed)"};
-        seen.predecessor = front(range_at(*r, 1));
-        seen.at = r->header_revision;
-      }
+      if (!known)
+        if (auto r = reread(seen, retry, stop, give_up); !r) return r;
       known = false;
       if (!seen.predecessor) return {};
-
       watch_request w;
       w.key = seen.predecessor->key;
       w.start_revision = seen.at + 1;
       w.no_put = true;
       auto stream = transport().watch(w);
-      std::stop_callback cancel{stop.token(), [&] { stream.cancel(); }};
-      for (;;) {
-        auto batch = stream.next(
-            std::min(give_up, std::chrono::steady_clock::now() + std::chrono::minutes{10}));
-        if (batch) {
-          retry.reset();
-          if (std::any_of(batch->events.begin(), batch->events.end(),
-                          [](const watch_event& e) { return e.type == watch_event::kind::del; }))
-            break;
-          continue;
-        }
-        const errc why = batch.error().code;
-        if (why == errc::timed_out && std::chrono::steady_clock::now() < give_up) continue;
-        if (why == errc::timed_out || stop.stop_requested()) return std::move(batch).error();
-        if (why != errc::compacted && !retryable(why) && why != errc::cancelled)
-          return std::move(batch).error();
-        if (why != errc::compacted && !pause(retry, stop, give_up))
-          return error{errc::timed_out, batch.error().message};
-        break;  // re-read: the compacted gap (or the break) may have hidden the delete
-      }
+      auto gone = io_.watch_until(stream, stop, give_up, retry, [](const watch_batch& b) {
+        return std::any_of(b.events.begin(), b.events.end(),
+                           [](const watch_event& e) { return e.type == watch_event::kind::del; });
+      });
+      if (!gone) return gone;  // else re-read: a delete (or a gap that may hide one)
     }
   }
 
@@ -423,8 +300,9 @@ class basic_election {
       token_ = *token;
       return {};
     }
-    auto r = transport().txn(t, call_deadline(give_up));
-    if (!r) return r.error().code == errc::lease_not_found ? lost_error() : std::move(r).error();
+    auto r = transport().txn(t, io_.call_deadline(give_up));
+    if (!r)
+      return r.error().code == errc::lease_not_found ? io_.lost_error() : std::move(r).error();
     if (!r->succeeded)
       return error{errc::lost,
                    "our candidate key " + key_ + " vanished as we took office " + office_};
@@ -435,29 +313,9 @@ class basic_election {
   }
 
   result<void> fenced_delete(deadline d) {
-    auto r = retried_txn(fenced_release(held()), d);
+    auto r = io_.retried_txn(fenced_release(held()), d, backoff_);
     if (!r) return std::move(r).error();
     return {};
-  }
-
-  // A txn that is safe to repeat (fenced: a second run fails its compare),
-  // retried until `d` while etcd is briefly unavailable (just restarted, a
-  // leader change, a channel still reconnecting).
-  result<txn_response> retried_txn(const txn_request& t, deadline d) {
-    backoff_type retry{};
-    for (;;) {
-      auto r = transport().txn(t, d);
-      if (r || !retryable(r.error().code) || r.error().code == errc::compacted) return r;
-      const auto left = d - std::chrono::steady_clock::now();
-      if (left <= left.zero()) return r;
-      const auto step = std::min(
-          std::chrono::duration_cast<std::chrono::steady_clock::duration>(retry.next()), left);
-      auto& clock = session_.clock();
-      if (!clock.sleep_until(
-              clock.now() + std::chrono::duration_cast<typename clock_type::duration>(step),
-              session_.lost_token()))
-        return r;
-    }
   }
 
   // Stops being a candidate: unguard, fenced delete (best effort), forget.
@@ -476,6 +334,8 @@ class basic_election {
   }
 
   session_type& session_;
+  detail::waiting<session_type> io_;
+  backoff_type backoff_;  // the prototype: each operation paces its retries with a copy
   std::string prefix_;
   std::string name_;
   std::string office_;

@@ -33,10 +33,12 @@
 // and the session's loss interrupt it from elsewhere.
 #pragma once
 
+#include "conch/detail/semaphore_line.hpp"
+#include "conch/detail/waiting.hpp"
+#include "conch/fwd.hpp"
 #include "conch/logic/keys.hpp"
 #include "conch/logic/semaphore_read.hpp"
 #include "conch/logic/stop_union.hpp"
-#include "conch/fwd.hpp"
 #include "conch/policies/default_policies.hpp"
 #include "conch/policies/fencing.hpp"
 #include "conch/policies/transport.hpp"
@@ -58,17 +60,6 @@
 
 namespace conch {
 
-/// Who holds which slot, and who waits in which order (`--who`).
-struct semaphore_status {
-  struct holder {
-    int slot = 0;
-    key_value kv;  ///< value: the holder record; create_revision: the token
-  };
-  std::vector<holder> holders;     ///< by slot index
-  std::vector<key_value> waiters;  ///< first in line first
-  revision at = 0;                 ///< the revision this was read at
-};
-
 /// What a semaphore did on the wire: lets tests and benchmarks see the cost
 /// of waiting (watch events per release) without instrumenting etcd.
 struct semaphore_stats {
@@ -87,6 +78,7 @@ class basic_semaphore {
   using transport_type = typename P::transport;
   using clock_type = typename P::clock;
   using fencing_type = typename P::fencing;
+  using backoff_type = typename P::backoff;
 
   struct acquire_options {
     bool nonblock = false;  ///< errc::busy at once if no slot is ours now
@@ -95,17 +87,20 @@ class basic_semaphore {
     /// The value of our slot key, made once we know which slot is ours (a
     /// holder record naming its slot); empty: the queue value.
     std::function<std::string(int slot)> slot_value{};
+    /// Paces the retries of this acquire and of the release that follows,
+    /// copied fresh for each; empty: the session's.
+    std::optional<backoff_type> backoff{};
   };
 
   /// `prefix` is the namespace ("conch/"), `name` the semaphore, `max` its
   /// number of slots. A name or size that cannot be a key (an empty name,
   /// max outside 1..1,000,000) fails acquire with errc::invalid_argument.
   basic_semaphore(session_type& s, std::string_view prefix, std::string_view name, int max)
-      : session_(s), layout_{std::string(prefix), std::string(name), max, {}, 0} {
+      : session_(s), line_(s, {std::string(prefix), std::string(name), max, {}, 0}) {
     static_assert(check_transport_policy<transport_type>());
     auto office = detail::semaphore_office(prefix, name, max);
     if (office)
-      layout_.office = std::move(*office);
+      line_.layout_.office = std::move(*office);
     else
       bad_office_ = std::move(office).error();
   }
@@ -123,36 +118,36 @@ class basic_semaphore {
   /// errc::invalid_argument (a name or size that cannot be a key).
   result<void> acquire(std::string value, acquire_options o = {}) {
     if (bad_office_) return error{errc::invalid_argument, "semaphore: " + bad_office_->message};
-    if (!queue_key_.empty())
+    if (!queue_key().empty())
       return error{errc::failed_precondition, "semaphore " + office() + " is already " +
                                                   (holding() ? "held" : "being waited for") +
                                                   " by this object"};
-    if (session_.lost()) return lost_error();
+    if (session_.lost()) return line_.io_.lost_error();
     const lease_id lease = session_.lease();
     if (lease == 0)
       return error{errc::failed_precondition,
                    "acquiring semaphore " + office() + " needs a started session"};
-    layout_.lease = lease;
     std::string key = detail::queue_key(office(), lease);
     if (!session_.claim(key))
       return error{errc::failed_precondition,
                    "another semaphore on this session already waits for or holds " + office() +
                        " (key " + key + ")"};
-    queue_key_ = std::move(key);
-    value_ = std::move(value);
-    slot_value_ = std::move(o.slot_value);
+    line_.backoff_ = o.backoff.value_or(session_.backoff());
+    line_.layout_.lease = lease;
+    line_.queue_key_ = std::move(key);
+    line_.value_ = std::move(value);
+    line_.slot_value_ = std::move(o.slot_value);
 
     detail::stop_union stop{o.stop, session_.lost_token()};
-    const deadline give_up =
-        o.timeout ? std::chrono::steady_clock::now() + *o.timeout : deadline::max();
-    auto seen = enqueue(lease, stop, give_up);
+    const deadline give_up = detail::give_up_at(o.timeout);
+    auto seen = line_.enqueue(lease, stop, give_up);
     if (!seen) {
-      forget();
+      line_.forget();
       return interrupted(std::move(seen).error(), o);
     }
-    auto held = wait(std::move(*seen), o.nonblock, stop, give_up);
+    auto held = line_.wait(std::move(*seen), o.nonblock, stop, give_up);
     if (!held) {
-      withdraw();
+      line_.withdraw();
       return interrupted(std::move(held).error(), o);
     }
     return {};
@@ -161,41 +156,26 @@ class basic_semaphore {
   /// Gives our slot back (a fenced delete: compare the token), so the next
   /// waiter holds at once; or leaves the queue if we were waiting. Nothing to
   /// do when neither.
-  result<void> release() {
-    if (queue_key_.empty()) return {};
-    if (!holding()) {
-      withdraw();
-      return {};
-    }
-    session_.unguard_key(slot_key_);
-    auto r = session_.lost() ? result<void>{}
-                             : fenced_delete(slot_key_, slot_rev_, transport().default_deadline());
-    if (!r && r.error().code != errc::lease_not_found) {
-      session_.guard_key(slot_key_, slot_rev_);  // still ours: the caller may retry
-      return r;
-    }
-    forget();
-    return {};
-  }
+  result<void> release() { return line_.release(); }
 
-  bool holding() const noexcept { return slot_rev_ != 0; }
+  bool holding() const noexcept { return line_.holding(); }
   /// Our slot index (0-based), meaningful while holding.
-  int slot() const noexcept { return slot_; }
+  int slot() const noexcept { return line_.slot_; }
   /// Our fencing token, per the fencing policy (by default our slot key's
   /// create_revision); 0 when not holding.
-  std::int64_t token() const noexcept { return token_; }
+  std::int64_t token() const noexcept { return line_.token_; }
   /// What our writes compare to stay fenced (see guarded_txn), while holding.
-  fence held() const { return {slot_key_, slot_rev_, token_}; }
+  fence held() const { return {slot_key(), line_.slot_rev_, token()}; }
   /// Our slot key (empty when not holding) and queue key (empty when neither).
-  const std::string& slot_key() const noexcept { return slot_key_; }
-  const std::string& queue_key() const noexcept { return queue_key_; }
-  const std::string& name() const noexcept { return layout_.name; }
-  int max() const noexcept { return layout_.max; }
+  const std::string& slot_key() const noexcept { return line_.slot_key_; }
+  const std::string& queue_key() const noexcept { return line_.queue_key_; }
+  const std::string& name() const noexcept { return line_.layout_.name; }
+  int max() const noexcept { return line_.layout_.max; }
   /// `<prefix>sema/<name>/max=<N>/`: every key of this semaphore lives under it
   /// (empty if the name or size cannot be a key).
-  const std::string& office() const noexcept { return layout_.office; }
+  const std::string& office() const noexcept { return line_.layout_.office; }
   semaphore_stats stats() const noexcept {
-    return {reads_.load(), watches_.load(), watch_events_.load()};
+    return {line_.reads_.load(), line_.watches_.load(), line_.watch_events_.load()};
   }
 
   /// Holders and waiters of the semaphore `name` of size `max`, read at one revision.
@@ -205,338 +185,20 @@ class basic_semaphore {
     auto office = detail::semaphore_office(prefix, name, max);
     if (!office) return error{errc::invalid_argument, "semaphore: " + office.error().message};
     const detail::sema_layout l{std::string(prefix), std::string(name), max, std::move(*office), 0};
-    txn_request read;
-    read.success.emplace_back(range_request::prefix(l.slots()));
-    auto queue = range_request::prefix(l.queue());
-    queue.order = range_request::sort_order::ascend;
-    queue.target = range_request::sort_target::create;
-    read.success.emplace_back(std::move(queue));
-    auto r = t.txn(read, d ? *d : t.default_deadline());
+    auto r = t.txn(detail::status_txn(l), d ? *d : t.default_deadline());
     if (!r) return std::move(r).error();
-    const auto* slots = detail::range_at(*r, 0);
-    const auto* waiters = detail::range_at(*r, 1);
-    if (!slots || !waiters) return error{errc::internal, "status txn answered without its reads"};
-    semaphore_status s;
-    s.at = r->header_revision;
-    for (const auto& kv : slots->kvs)
-      if (auto i = l.slot_of(kv.key)) s.holders.push_back({*i, kv});
-    std::sort(s.holders.begin(), s.holders.end(),
-              [](const auto& a, const auto& b) { return a.slot < b.slot; });
-    s.waiters = waiters->kvs;
-    return s;
+    return detail::parse_status(*r, l);
   }
 
  private:
-  using backoff_type = typename P::backoff;
-
-  transport_type& transport() { return session_.transport(); }
-
-  static bool retryable(errc e) {
-    return e == errc::unavailable || e == errc::timed_out || e == errc::internal ||
-           e == errc::compacted;
-  }
-  deadline call_deadline(deadline give_up) {
-    return std::min(transport().default_deadline(), give_up);
-  }
-
-  // Sleeps one backoff step; false when stopped or past `give_up`.
-  bool pause(backoff_type& retry, const detail::stop_union& stop, deadline give_up) {
-    const auto left = give_up - std::chrono::steady_clock::now();
-    if (left <= left.zero()) return false;
-    auto pause_for = std::min(
-        std::chrono::duration_cast<std::chrono::steady_clock::duration>(retry.next()), left);
-    auto& clock = session_.clock();
-    const auto wake =
-        clock.now() + std::chrono::duration_cast<typename clock_type::duration>(pause_for);
-    return clock.sleep_until(wake, stop.token()) && std::chrono::steady_clock::now() < give_up;
-  }
-
-  error lost_error() const { return error{errc::lost, "session lost: " + session_.lost_reason()}; }
-  // Names why a wait ended early: the session, the owner, or the clock.
   error interrupted(error e, const acquire_options& o) const {
-    if (session_.lost()) return lost_error();
-    if (e.code == errc::cancelled || o.stop.stop_requested())
-      return error{errc::cancelled, "waiting for semaphore " + office() + " cancelled"};
-    if (e.code == errc::timed_out && o.timeout)
-      return error{errc::timed_out, "gave up waiting for semaphore " + office() + " after " +
-                                        std::to_string(o.timeout->count()) + "ms"};
-    return e;
-  }
-
-  // Puts our queue key (if absent) and reads our place and the slots, in one txn.
-  result<detail::sema_state> enqueue(lease_id lease, const detail::stop_union& stop,
-                                     deadline give_up) {
-    const auto& l = layout_;
-    txn_request t;
-    t.compares.push_back(compare::create_revision(queue_key_) == 0);
-    t.success.emplace_back(put_request{queue_key_, value_, lease});
-    detail::add_entry_reads(t.success, l);
-    range_request mine;
-    mine.key = queue_key_;
-    t.failure.emplace_back(mine);
-
-    backoff_type retry{};
-    bool in_doubt = false;  // an earlier attempt may have committed unseen
-    for (;;) {
-      auto r = transport().txn(t, call_deadline(give_up));
-      if (r && r->succeeded) {
-        auto s = detail::parse_entry(*r, 1, l);
-        if (!s) return std::move(s).error();
-        queue_rev_ = s->own->create_revision;
-        return s;
-      }
-      if (r) {
-        auto own = detail::front(detail::range_at(*r, 0));
-        if (own && in_doubt && own->value == value_ && own->lease == lease) {
-          queue_rev_ = own->create_revision;  // our own earlier attempt did commit
-          return read(stop, give_up);
-        }
-        return error{errc::failed_precondition,
-                     "semaphore " + office() +
-                         " already has a waiter under this session's lease (" + queue_key_ +
-                         ") that this object did not create"};
-      }
-      if (r.error().code == errc::lease_not_found) return lost_error();
-      if (!retryable(r.error().code)) return std::move(r).error();
-      in_doubt = true;
-      if (!pause(retry, stop, give_up)) {
-        remove_in_doubt(lease);
-        return error{stop.stop_requested() ? errc::cancelled : errc::timed_out, r.error().message};
-      }
-    }
-  }
-
-  // Gives up on an enqueue whose outcome we never saw: removes the queue key
-  // only if it carries exactly what we tried to write.
-  void remove_in_doubt(lease_id lease) {
-    if (session_.lost()) return;
-    txn_request t;
-    t.compares.push_back(compare::value(queue_key_) == value_);
-    t.compares.push_back(compare::lease(queue_key_) == lease);
-    t.success.emplace_back(delete_request{queue_key_, {}, false});
-    (void)transport().txn(t, transport().default_deadline());
-  }
-
-  // Reads our place and the slots at one revision, retrying transient failures.
-  result<detail::sema_state> read(const detail::stop_union& stop, deadline give_up) {
-    const auto& l = layout_;
-    txn_request t;
-    detail::add_place_reads(t.success, l, queue_rev_);
-    backoff_type retry{};
-    for (;;) {
-      if (stop.stop_requested()) return error{errc::cancelled, "stopped"};
-      ++reads_;
-      auto r = transport().txn(t, call_deadline(give_up));
-      if (r) return detail::parse_place(*r, 0, l);
-      if (r.error().code == errc::lease_not_found) return lost_error();
-      if (!retryable(r.error().code)) return std::move(r).error();
-      if (!pause(retry, stop, give_up))
-        return error{stop.stop_requested() ? errc::cancelled : errc::timed_out, r.error().message};
-    }
-  }
-
-  // The claim txn: our queue key is still ours and slot `i` is free → create
-  // slot `i` with our lease and delete our queue key. On a lost race it
-  // answers with a fresh read of our place instead.
-  result<std::optional<detail::sema_state>> claim(int i, deadline give_up) {
-    const auto& l = layout_;
-    const std::string key = detail::slot_key(l.office, i);
-    txn_request t;
-    t.compares.push_back(compare::create_revision(queue_key_) == queue_rev_);
-    t.compares.push_back(compare::create_revision(key) == 0);
-    t.success.emplace_back(
-        put_request{key, slot_value_ ? slot_value_(i) : value_, session_.lease()});
-    t.success.emplace_back(delete_request{queue_key_, {}, false});
-    const std::size_t fencing_ops =
-        add_acquire_ops(t, fencing_, {key, detail::fencing_counter_key(l.prefix, key)});
-    detail::add_place_reads(t.failure, l, queue_rev_);
-    auto r = transport().txn(t, call_deadline(give_up));
-    if (!r) {
-      doubtful_slot_ = key;  // it may have committed: a later read (or withdraw) settles it
-      return std::move(r).error();
-    }
-    doubtful_slot_.clear();
-    if (!r->succeeded) {
-      auto s = detail::parse_place(*r, 0, l);
-      if (!s) return std::move(s).error();
-      return std::optional<detail::sema_state>{std::move(*s)};
-    }
-    auto token = read_token(fencing_, *r, fencing_ops, r->header_revision);
-    hold(i, key, r->header_revision, token ? *token : 0, r->header_revision);
-    if (!token) return std::move(token).error();
-    return std::optional<detail::sema_state>{};
-  }
-
-  // `seen_at`: a revision at which the slot key was ours (0: unknown).
-  void hold(int i, std::string key, revision create_revision, std::int64_t token,
-            revision seen_at) {
-    slot_ = i;
-    slot_key_ = std::move(key);
-    slot_rev_ = create_revision;
-    token_ = token;
-    session_.guard_key(slot_key_, slot_rev_, seen_at);
-  }
-
-  // `seen_at`: a revision at which our queue key was there (0: unknown).
-  void guard_queue(bool on, revision seen_at = 0) {
-    if (on == queue_guarded_) return;
-    if (on)
-      session_.guard_key(queue_key_, queue_rev_, seen_at);
-    else
-      session_.unguard_key(queue_key_);
-    queue_guarded_ = on;
-  }
-
-  // Waits in line until we hold a slot.
-  result<void> wait(detail::sema_state seen, bool nonblock, const detail::stop_union& stop,
-                    deadline give_up) {
-    backoff_type retry{};
-    for (;;) {
-      if (stop.stop_requested()) return error{errc::cancelled, "stopped"};
-      const auto& next = seen.next;
-      if (next.what ==
-          detail::rank_step::hold) {  // a claim of ours went through unseen (its answer was lost)
-        guard_queue(false);
-        doubtful_slot_.clear();
-        const key_value* mine = seen.slot_kv(layout_, next.slot);
-        if (!mine) return error{errc::internal, "ranking named a slot that was not read"};
-        // Only a policy that needs no answer (the token is the revision) can
-        // name the token now; otherwise give the slot back rather than guess.
-        auto token = fencing_.token({}, mine->create_revision);
-        hold(next.slot, mine->key, mine->create_revision, token ? *token : 0, seen.at);
-        if (!token)
-          return error{errc::unavailable, "the answer to our claim of " + slot_key_ +
-                                              " was lost, and with it the token"};
-        return {};
-      }
-      if (next.what == detail::rank_step::gone || seen.own->create_revision != queue_rev_)
-        return error{errc::lost, "our queue key " + queue_key_ +
-                                     " was deleted while waiting for semaphore " + office() +
-                                     " (lease revoked or key removed)"};
-      if (next.what == detail::rank_step::claim) {
-        guard_queue(false);  // the claim deletes our queue key: not a loss
-        auto c = claim(next.slot, give_up);
-        if (c && !*c) return {};
-        if (!c && holding())
-          return std::move(c).error();  // held, but without a token: wait() gives it back
-        if (c) {
-          seen = std::move(**c);
-          continue;
-        }
-        if (c.error().code == errc::lease_not_found) return lost_error();
-        if (!retryable(c.error().code)) return std::move(c).error();
-        if (!pause(retry, stop, give_up)) return error{errc::timed_out, c.error().message};
-        auto again = read(stop, give_up);  // the claim may have committed: the read tells
-        if (!again) return std::move(again).error();
-        seen = std::move(*again);
-        continue;
-      }
-      if (nonblock) {
-        std::string why = seen.holders_text(layout_);
-        return error{errc::busy, "semaphore " + office() + " has no free slot for us" + why};
-      }
-
-      // From here on we wait: losing our queue key must end the wait at once.
-      guard_queue(true, seen.at);
-
-      // Watch what will change our place, from right after the revision we read it at.
-      watch_request w;
-      if (next.what == detail::rank_step::watch_slots)
-        w = watch_request::prefix(layout_.slots());
-      else
-        w.key = next.predecessor;
-      w.start_revision = seen.at + 1;
-      w.no_put = true;
-      auto stream = transport().watch(w);
-      ++watches_;
-      std::stop_callback cancel{stop.token(), [&] { stream.cancel(); }};
-
-      // One re-read, so a change that raced the watch's creation is acted on now.
-      auto fresh = read(stop, give_up);
-      if (!fresh) return std::move(fresh).error();
-      if (!fresh->same_wait(seen)) {
-        seen = std::move(*fresh);
-        continue;
-      }
-      seen = std::move(*fresh);
-      for (;;) {
-        auto batch = stream.next(
-            std::min(give_up, std::chrono::steady_clock::now() + std::chrono::minutes{10}));
-        if (batch) {
-          retry.reset();
-          watch_events_ += batch->events.size();
-          if (!batch->events.empty()) break;
-          continue;
-        }
-        const errc why = batch.error().code;
-        if (why == errc::timed_out && std::chrono::steady_clock::now() < give_up) continue;
-        if (why == errc::timed_out || stop.stop_requested()) return std::move(batch).error();
-        if (why != errc::compacted && !retryable(why) && why != errc::cancelled)
-          return std::move(batch).error();
-        if (why != errc::compacted && !pause(retry, stop, give_up))
-          return error{errc::timed_out, batch.error().message};
-        break;  // re-read: the compacted gap (or the break) may have hidden the change
-      }
-      auto after = read(stop, give_up);
-      if (!after) return std::move(after).error();
-      seen = std::move(*after);
-    }
-  }
-
-  result<void> fenced_delete(const std::string& key, revision created, deadline d) {
-    auto r = transport().txn(fenced_release({key, created, 0}), d);
-    if (!r) return std::move(r).error();
-    return {};
-  }
-
-  // Stops waiting: unguard, fenced delete of our queue key (best effort), forget.
-  void withdraw() {
-    if (queue_key_.empty()) return;
-    guard_queue(false);
-    if (holding()) {
-      session_.unguard_key(slot_key_);
-      if (!session_.lost())
-        (void)fenced_delete(slot_key_, slot_rev_, transport().default_deadline());
-    }
-    if (!session_.lost() && queue_rev_ != 0)
-      (void)fenced_delete(queue_key_, queue_rev_, transport().default_deadline());
-    if (!session_.lost() &&
-        !doubtful_slot_.empty()) {  // a claim whose answer we never saw: undo it if it won
-      txn_request t;
-      t.compares.push_back(compare::lease(doubtful_slot_) == layout_.lease);
-      t.success.emplace_back(delete_request{doubtful_slot_, {}, false});
-      (void)transport().txn(t, transport().default_deadline());
-    }
-    forget();
-  }
-  void forget() {
-    session_.unclaim(queue_key_);
-    queue_key_.clear();
-    queue_rev_ = 0;
-    queue_guarded_ = false;
-    slot_key_.clear();
-    slot_ = 0;
-    slot_rev_ = 0;
-    token_ = 0;
-    slot_value_ = nullptr;
-    doubtful_slot_.clear();
+    return line_.io_.interrupted(std::move(e), o.stop, o.timeout,
+                                 "waiting for semaphore " + office(), "semaphore " + office());
   }
 
   session_type& session_;
-  detail::sema_layout layout_;
+  detail::semaphore_line<session_type> line_;
   std::optional<error> bad_office_;
-  std::string value_;
-  std::string queue_key_;
-  revision queue_rev_ = 0;
-  bool queue_guarded_ = false;
-  std::string slot_key_;
-  int slot_ = 0;
-  revision slot_rev_ = 0;
-  std::int64_t token_ = 0;
-  std::function<std::string(int)> slot_value_;
-  std::string doubtful_slot_;  // a slot our last claim may have taken unseen
-  [[no_unique_address]] fencing_type fencing_{};
-  std::atomic<std::uint64_t> reads_{0}, watches_{0}, watch_events_{0};
 };
 
 }  // namespace conch

@@ -20,10 +20,11 @@
 // lease) with a bounded deadline; it never hangs.
 #pragma once
 
+#include "conch/detail/waiting.hpp"
+#include "conch/fwd.hpp"
 #include "conch/logic/hex.hpp"
 #include "conch/logic/lease_deadline.hpp"
 #include "conch/logic/stop_union.hpp"
-#include "conch/fwd.hpp"
 #include "conch/policies/default_policies.hpp"
 #include "conch/policies/transport.hpp"
 #include "conch/result.hpp"
@@ -53,12 +54,16 @@ class basic_session {
   using transport_type = typename P::transport;
   using clock_type = typename P::clock;
   using time_point = typename clock_type::time_point;
+  using backoff_type = typename P::backoff;
 
   struct options {
     std::chrono::seconds ttl{10};
     /// Subtracted from the granted TTL for the local deadline; defaults to a
     /// small fraction of the TTL.
     std::optional<std::chrono::milliseconds> margin{};
+    /// Paces retries (keepalives after a failure, guard re-reads) and is the
+    /// default of the recipes on this session; each operation copies it.
+    backoff_type backoff{};
   };
 
   explicit basic_session(transport_type& t, options o = {}, clock_type c = {})
@@ -183,19 +188,11 @@ class basic_session {
 
   transport_type& transport() noexcept { return transport_; }
   clock_type& clock() noexcept { return clock_; }
+  /// The backoff prototype of this session (options::backoff).
+  const backoff_type& backoff() const noexcept { return options_.backoff; }
 
  private:
-  using backoff_type = typename P::backoff;
-
   using lease_deadline = detail::lease_deadline<clock_type>;
-
-  /// The real-time deadline for a transport call that must return by `local`.
-  deadline real_deadline(time_point local) {
-    auto left = local - clock_.now();
-    if (left < decltype(left)::zero()) left = decltype(left)::zero();
-    return std::chrono::steady_clock::now() +
-           std::chrono::duration_cast<std::chrono::steady_clock::duration>(left);
-  }
 
   void lose(std::string reason) {
     {
@@ -215,11 +212,10 @@ class basic_session {
   // that is replaced after any failure, so each answer is paired with the
   // send time of its own request.
   void keep_alive() {
-    using duration = typename clock_type::duration;
     const std::stop_token halt = halt_.get_token();
     using stream_type = decltype(transport_.keepalive(lease_id{}));
     std::unique_ptr<stream_type> stream;
-    backoff_type retry{};
+    backoff_type retry = options_.backoff;
     std::optional<time_point> retry_at;  // set after a failure
     while (!halt.stop_requested()) {
       time_point due, wake;
@@ -228,73 +224,65 @@ class basic_session {
         due = deadline_->deadline();
         wake = std::min(retry_at.value_or(deadline_->next_keepalive()), due);
       }
-      if (!clock_.sleep_until(wake, halt)) return;
-      if (clock_.now() >= due) {
-        lose("lease " + lease_hex() +
-             ": local deadline passed with no keepalive acknowledged in time (etcd unreachable?)");
-        return;
-      }
+      if (!conch::sleep_until(clock_, wake, halt)) return;
+      if (clock_.now() >= due)
+        return lose("lease " + lease_hex() +
+                    ": local deadline passed with no keepalive acknowledged in time (etcd "
+                    "unreachable?)");
       if (!stream) stream = std::make_unique<stream_type>(transport_.keepalive(lease_));
-      const time_point sent = clock_.now();
-      result<std::int64_t> answer = error{errc::unavailable, "keepalive not sent"};
-      {
-        stream_type* live = stream.get();
-        std::stop_callback cancel{halt,
-                                  [live] { live->cancel(); }};  // gone before the stream may be
-        if (auto s = live->send(); !s) {
-          answer = std::move(s).error();
-        } else {
-          {
-            std::lock_guard lock{mutex_};
-            deadline_->sent(sent);
-          }
-          answer = live->next(real_deadline(due));
-        }
-      }
+      auto answer = renew(*stream, due, halt);
+      if (answer ? acknowledged(*answer) : answer.error().code == errc::lease_not_found)
+        return lose("lease " + lease_hex() + " expired or was revoked");
       if (answer) {
-        bool gone = false;
-        {
-          std::lock_guard lock{mutex_};
-          deadline_->acknowledged(std::chrono::seconds{*answer});
-          gone = deadline_->gone();
-        }
-        if (gone) return lose("lease " + lease_hex() + " expired or was revoked");
         retry_at.reset();
         retry.reset();
         continue;
       }
-      if (answer.error().code == errc::lease_not_found)
-        return lose("lease " + lease_hex() + " expired or was revoked");
       if (halt.stop_requested()) return;
       // The broken stream will never answer what it was sent: drop it, and
       // forget those sends so a later answer is not credited to them.
       stream.reset();
-      {
-        std::lock_guard lock{mutex_};
-        forget_unanswered(*deadline_);
-        const auto interval =
-            std::chrono::duration_cast<duration>(detail::keepalive_interval(deadline_->ttl()));
-        retry_at =
-            clock_.now() + std::min(std::chrono::duration_cast<duration>(retry.next()), interval);
-      }
+      retry_at = after_failure(retry);
     }
   }
 
-  // Rebuilds `d` without its unanswered sends (same acknowledged send, TTL, margin).
-  static void forget_unanswered(lease_deadline& d) {
+  // Sends one keepalive and waits for its answer (a TTL) until `due`.
+  template <class Stream>
+  result<std::int64_t> renew(Stream& stream, time_point due, const std::stop_token& halt) {
+    const time_point sent = clock_.now();
+    std::stop_callback cancel{halt, [&stream] { stream.cancel(); }};  // gone before the stream
+    if (auto s = stream.send(); !s) return std::move(s).error();
+    {
+      std::lock_guard lock{mutex_};
+      deadline_->sent(sent);
+    }
+    return stream.next(detail::real_deadline(clock_, due));
+  }
+
+  // Credits an answer to its send; true when it says the lease is gone.
+  bool acknowledged(std::int64_t ttl) {
+    std::lock_guard lock{mutex_};
+    deadline_->acknowledged(std::chrono::seconds{ttl});
+    return deadline_->gone();
+  }
+
+  // After a failed renewal: forget the unanswered sends, and when to retry.
+  time_point after_failure(backoff_type& retry) {
     using duration = typename clock_type::duration;
-    const time_point acked_sent = d.deadline() - std::chrono::duration_cast<duration>(d.ttl()) +
-                                  std::chrono::duration_cast<duration>(d.margin());
-    d = lease_deadline(acked_sent, d.ttl(), d.margin());
+    std::lock_guard lock{mutex_};
+    deadline_->forget_in_flight();
+    const auto interval =
+        std::chrono::duration_cast<duration>(detail::keepalive_interval(deadline_->ttl()));
+    return clock_.now() + std::min(std::chrono::duration_cast<duration>(retry.next()), interval);
   }
 
   // A guard thread: watches one key for its DELETE.
   void guard(const std::string& key, revision create_revision, revision seen_at,
              std::stop_token own) {
     detail::stop_union stop{std::move(own), halt_.get_token()};
-    backoff_type retry{};
+    backoff_type retry = options_.backoff;
     revision from = seen_at > 0 ? seen_at + 1 : 0;  // 0: (re)read the key before watching
-    auto pause = [&] { return clock_.sleep_until(clock_.now() + retry.next(), stop.token()); };
+    auto pause = [&] { return detail::pause(clock_, retry, stop.token(), deadline::max()); };
     while (!stop.stop_requested()) {
       if (from == 0) {
         range_request read;

@@ -21,6 +21,7 @@ struct wall_archetype : clock_archetype {
   static constexpr bool is_steady = false;
 };
 
+/// A clock without a wait of its own: conch::sleep_until waits for it.
 struct no_sleep {
   using duration = std::chrono::nanoseconds;
   using rep = duration::rep;
@@ -28,6 +29,14 @@ struct no_sleep {
   using time_point = std::chrono::time_point<no_sleep, duration>;
   static constexpr bool is_steady = true;
   time_point now() const;
+};
+
+struct no_now {
+  using duration = std::chrono::nanoseconds;
+  using rep = duration::rep;
+  using period = duration::period;
+  using time_point = std::chrono::time_point<no_now, duration>;
+  static constexpr bool is_steady = true;
 };
 
 }  // namespace
@@ -45,7 +54,14 @@ static_assert(conch::clock_policy<conch::fake_clock<std::chrono::system_clock>>)
 static_assert(conch::monotonic_clock_policy<conch::steady_clock_policy>);
 static_assert(conch::monotonic_clock_policy<conch::fake_clock<>>);
 
-// A chrono clock has a static now() but cannot be waited on: not a policy.
-static_assert(!conch::clock_policy<std::chrono::steady_clock>);
-static_assert(!conch::clock_policy<no_sleep>);
+// A chrono clock fits unchanged: its static now() is callable on an instance,
+// and conch::sleep_until waits for it with a stoppable wait.
+static_assert(conch::clock_policy<std::chrono::steady_clock>);
+static_assert(conch::check_monotonic_clock_policy<std::chrono::steady_clock>());
+static_assert(conch::clock_policy<std::chrono::system_clock>);
+static_assert(!conch::clock_with_sleep<std::chrono::steady_clock>);
+static_assert(conch::clock_with_sleep<conch::steady_clock_policy>);
+static_assert(conch::clock_with_sleep<conch::fake_clock<>>);
+static_assert(conch::clock_policy<no_sleep> && !conch::clock_with_sleep<no_sleep>);
+static_assert(!conch::clock_policy<no_now>);
 static_assert(!conch::clock_policy<int>);

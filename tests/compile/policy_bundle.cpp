@@ -26,7 +26,11 @@ struct no_fencing_member {
 };
 
 struct bad_clock : conch::default_policies {
-  using clock = std::chrono::steady_clock;  // no sleep_until
+  using clock = int;  // no chrono types, no now()
+};
+
+struct chrono_clock : conch::default_policies {
+  using clock = std::chrono::steady_clock;  // fits unchanged
 };
 
 }  // namespace
@@ -37,6 +41,9 @@ static_assert(conch::policy_bundle<conch::default_policies>);
 static_assert(conch::check_policy_bundle<conch::default_policies>());
 static_assert(conch::policy_bundle<fake_time>);
 static_assert(std::is_same_v<fake_time::backoff, conch::exponential_backoff>);  // inherited default
+
+static_assert(conch::policy_bundle<chrono_clock>);
+static_assert(conch::check_policy_bundle<chrono_clock>());
 
 static_assert(!conch::policy_bundle<no_fencing_member>);
 static_assert(!conch::policy_bundle<bad_clock>);

@@ -1,8 +1,8 @@
 // election against a real etcd: campaign, handoff, give-ups, faults while waiting, observe.
 #include "conch/election.hpp"
 
-#include "conch/policies/default_policies.hpp"
 #include "conch/etcd.hpp"
+#include "conch/policies/default_policies.hpp"
 
 #include "support/etcd_harness.hpp"
 #include "support/eventually.hpp"
@@ -129,6 +129,8 @@ TEST_CASE("resign hands the office to the next contender promptly, with a greate
   const auto office = prefix + "elect/office/";
   contender a{t, prefix, "office"}, b{t, prefix, "office"}, c{t, prefix, "office"};
   REQUIRE(a.office.campaign("a"));
+  const auto a_token = a.office.token();  // resign() zeroes it
+  REQUIRE(a_token > 0);
 
   background_campaign bw{b.office, "b"};
   REQUIRE(eventually([&] { return candidates(t, office).size() == 2; }, 5s));
@@ -137,12 +139,13 @@ TEST_CASE("resign hands the office to the next contender promptly, with a greate
   CHECK_FALSE(bw.finished_within(200ms));  // a still leads
 
   REQUIRE(a.office.resign());
+  CHECK(a.office.token() == 0);
   CHECK_FALSE(a.office.leading());
   // The TTL is 30 s: leading within a few seconds means the delete was seen, not an expiry.
   REQUIRE(bw.finished_within(5s));
   REQUIRE(bw.outcome());
   CHECK(b.office.leading());
-  CHECK(b.office.token() > a.office.token() + 0);
+  CHECK(b.office.token() > a_token);
   CHECK_FALSE(cw.finished_within(200ms));  // c waits for b, not for a
 
   const auto b_token = b.office.token();

@@ -2,12 +2,13 @@
 // watches, deadlines, cancellation and endpoint failover.
 #include "conch/etcd.hpp"
 
-#include <catch2/catch.hpp>
-
-#include <atomic>
-#include <thread>
-
 #include "support/etcd_harness.hpp"
+
+#include <catch2/catch.hpp>
+#include <future>
+#include <memory>
+#include <string>
+#include <thread>
 
 using namespace std::chrono_literals;
 using conch::errc;
@@ -46,6 +47,31 @@ std::vector<conch::watch_event> take(conch::etcd_watch_stream& w, std::size_t n,
     got.insert(got.end(), b->events.begin(), b->events.end());
   }
   return got;
+}
+
+// Waits (in real time, at most `within`) until a next() on `stream` blocks.
+template <class Stream>
+bool await_blocked(const Stream& stream, std::chrono::milliseconds within = 10s) {
+  const auto until = in(within);
+  while (stream.waiting() == 0) {
+    if (std::chrono::steady_clock::now() > until) return false;
+    std::this_thread::sleep_for(1ms);
+  }
+  return true;
+}
+
+// Runs `work` on a thread of its own and says whether it finished within
+// `bound`: a hang fails an assertion instead of waiting for ctest's timeout.
+// A thread that never finishes is left behind; what it uses it owns.
+template <class Work>
+bool finishes_within(std::chrono::seconds bound, Work work) {
+  auto done = std::make_shared<std::promise<void>>();
+  auto finished = done->get_future();
+  std::thread([done, work = std::move(work)]() mutable {
+    work();
+    done->set_value();
+  }).detach();
+  return finished.wait_for(bound) == std::future_status::ready;
 }
 
 }  // namespace
@@ -164,7 +190,8 @@ TEST_CASE("txn: create-if-absent, fenced by create revision, both branches answe
   conch::txn_request fenced;
   fenced.compares = {conch::compare::create_revision(key) == token,
                      conch::compare::value(key) == std::string("me"),
-                     conch::compare::version(key) > 0, conch::compare::mod_revision(key) < token + 1};
+                     conch::compare::version(key) > 0,
+                     conch::compare::mod_revision(key) < token + 1};
   fenced.success = {delete_of(key)};
   auto release = etcd.txn(fenced, etcd.default_deadline());
   REQUIRE(release);
@@ -315,21 +342,19 @@ TEST_CASE("a compacted start revision ends the watch with errc::compacted") {
 TEST_CASE("cancel() unblocks a pending next() promptly") {
   auto etcd = client();
   auto p = conch::test::unique_prefix();
-
+  // next() waits up to 30 s: errc::cancelled (not timed_out) proves cancel() ended it.
   SECTION("watch") {
     auto w = etcd.watch(conch::watch_request::prefix(p));
-    std::atomic<bool> returned{false};
-    auto started = std::chrono::steady_clock::now();
+    bool was_blocked = false;
     std::thread canceller([&] {
-      std::this_thread::sleep_for(200ms);  // let next() block first
+      was_blocked = await_blocked(w);
       w.cancel();
     });
     auto r = w.next(in(30s));
-    returned = true;
     canceller.join();
+    CHECK(was_blocked);  // the cancel came while next() waited
     REQUIRE_FALSE(r);
     CHECK(r.error().code == errc::cancelled);
-    CHECK(std::chrono::steady_clock::now() - started < 10s);
     CHECK(w.next(in(1s)).error().code == errc::cancelled);
   }
   SECTION("keepalive") {
@@ -337,44 +362,46 @@ TEST_CASE("cancel() unblocks a pending next() promptly") {
     REQUIRE(lease);
     auto ka = etcd.keepalive(lease->id);
     REQUIRE(ka.send());
-    REQUIRE(ka.next(in(5s)));
-    auto started = std::chrono::steady_clock::now();
+    REQUIRE(ka.next(in(5s)));  // answered; nothing more asked, so the next next() waits
+    bool was_blocked = false;
     std::thread canceller([&] {
-      std::this_thread::sleep_for(200ms);
+      was_blocked = await_blocked(ka);
       ka.cancel();
     });
     auto r = ka.next(in(30s));
     canceller.join();
+    CHECK(was_blocked);
     REQUIRE_FALSE(r);
     CHECK(r.error().code == errc::cancelled);
-    CHECK(std::chrono::steady_clock::now() - started < 10s);
     CHECK(ka.send().error().code == errc::cancelled);
   }
 }
 
 TEST_CASE("destroying streams mid-flight does not hang") {
-  auto etcd = client();
+  auto etcd = std::make_shared<conch::etcd_transport>(etcd_server::shared().client_options());
   auto p = conch::test::unique_prefix();
-  auto lease = etcd.lease_grant(10, etcd.default_deadline());
+  auto lease = etcd->lease_grant(10, etcd->default_deadline());
   REQUIRE(lease);
-  for (int i = 0; i < 5; ++i) {
-    auto w = etcd.watch(conch::watch_request::prefix(p));
-    (void)w.next(in(20ms));  // opening or open, nothing read
-    auto ka = etcd.keepalive(lease->id);
-    REQUIRE(ka.send());  // a write in flight, its answer never read
-  }
-  {
+  auto failed = std::make_shared<std::string>();  // written by the worker only
+  const bool finished = finishes_within(60s, [etcd, p, id = lease->id, failed] {
+    for (int i = 0; i < 5; ++i) {
+      auto w = etcd->watch(conch::watch_request::prefix(p));
+      (void)w.next(in(20ms));  // opening or open, nothing read
+      auto ka = etcd->keepalive(id);
+      if (!ka.send()) *failed += "keepalive send failed; ";  // a write in flight, never read
+    }
     // A watch left with a backlog unread.
     conch::revision from = 0;
     for (int i = 0; i < 20; ++i) {
-      auto r = etcd.put(put_of(p + "k", std::to_string(i)), etcd.default_deadline());
-      REQUIRE(r);
-      if (from == 0) from = r->header_revision;
+      auto r = etcd->put(put_of(p + "k", std::to_string(i)), etcd->default_deadline());
+      if (!r) *failed += "put: " + r.error().message + "; ";
+      if (r && from == 0) from = r->header_revision;
     }
-    auto w = etcd.watch(conch::watch_request::prefix(p, from));
-    REQUIRE(w.next(in(5s)));
-  }
-  SUCCEED("all streams destroyed");
+    auto w = etcd->watch(conch::watch_request::prefix(p, from));
+    if (!w.next(in(5s))) *failed += "the backlog watch delivered nothing; ";
+  });
+  REQUIRE(finished);  // every stream was destroyed within the bound: nothing hung
+  CHECK(*failed == "");
 }
 
 TEST_CASE("deadlines: a call past its deadline times out; a watch keeps going after a timeout") {
@@ -393,7 +420,8 @@ TEST_CASE("deadlines: a call past its deadline times out; a watch keeps going af
 TEST_CASE("a dead endpoint listed first fails over to the live one") {
   auto& server = etcd_server::shared();
   auto opts = server.client_options();
-  const auto dead = "127.0.0.1:" + std::to_string(conch::test::harness_detail::free_loopback_port());
+  const auto dead =
+      "127.0.0.1:" + std::to_string(conch::test::harness_detail::free_loopback_port());
   opts.endpoints = {dead, server.endpoint()};
   conch::etcd_transport etcd{opts};
   auto p = conch::test::unique_prefix();
@@ -418,7 +446,8 @@ TEST_CASE("a dead endpoint listed first fails over to the live one") {
 
 TEST_CASE("no live endpoint: a one-line unavailable error naming the endpoint, promptly") {
   auto opts = etcd_server::shared().client_options();
-  const auto dead = "127.0.0.1:" + std::to_string(conch::test::harness_detail::free_loopback_port());
+  const auto dead =
+      "127.0.0.1:" + std::to_string(conch::test::harness_detail::free_loopback_port());
   opts.endpoints = {dead};
   opts.dial_timeout = 500ms;
   conch::etcd_transport etcd{opts};

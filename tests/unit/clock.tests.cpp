@@ -33,6 +33,33 @@ TEST_CASE("real clocks tell chrono's time and stop sleeping on request", "[clock
   CHECK(wall.sleep_until(wall.now() - 1s, std::stop_token{}));
 }
 
+TEST_CASE("conch::sleep_until waits on a bare chrono clock and stops on request", "[clock]") {
+  const std::chrono::steady_clock chrono;
+  const auto start = chrono.now();
+  CHECK(conch::sleep_until(chrono, start + 2ms, std::stop_token{}));
+  CHECK(chrono.now() >= start + 2ms);
+  CHECK(conch::sleep_until(chrono, start - 1s, std::stop_token{}));  // already past
+
+  std::stop_source stop;
+  std::jthread stopper([&] { stop.request_stop(); });
+  // A whole hour: only the stop request can end this sleep.
+  CHECK_FALSE(conch::sleep_until(chrono, chrono.now() + 1h, stop.get_token()));
+  std::stop_source stopped;
+  stopped.request_stop();
+  CHECK_FALSE(conch::sleep_until(chrono, chrono.now() + 1h, stopped.get_token()));
+}
+
+TEST_CASE("conch::sleep_until uses the clock's own wait when it has one", "[clock]") {
+  conch::fake_clock<> clock;
+  std::atomic<int> result{-1};
+  std::jthread sleeper(
+      [&, clock](std::stop_token s) { result = conch::sleep_until(clock, clock.now() + 1h, s); });
+  REQUIRE(clock.await_sleepers(1));  // waiting on the fake clock, not in real time
+  clock.advance(1h);
+  sleeper.join();
+  CHECK(result == 1);
+}
+
 TEST_CASE("fake clock copies share one time", "[clock]") {
   conch::fake_clock<> a;
   auto b = a;

@@ -8,6 +8,7 @@
 // it saw last.
 #pragma once
 
+#include "conch/detail/waiting.hpp"
 #include "conch/logic/election_office.hpp"
 #include "conch/logic/keys.hpp"
 #include "conch/policies/transport.hpp"
@@ -25,11 +26,13 @@
 
 namespace conch::detail {
 
-/// Failures worth another try: the cluster may come back, the history we
-/// wanted can be re-read. Anything else (auth, a bad request) stays.
-inline bool election_retryable(errc e) {
-  return e == errc::unavailable || e == errc::timed_out || e == errc::internal ||
-         e == errc::compacted;
+/// The first-created candidate of `office` (nullopt: vacant), read once.
+template <class Transport>
+result<std::optional<key_value>> read_leader(Transport& t, std::string office) {
+  auto r = t.range(first_created(std::move(office)), t.default_deadline());
+  if (!r) return std::move(r).error();
+  if (r->kvs.empty()) return std::optional<key_value>{};
+  return std::optional<key_value>{std::move(r->kvs.front())};
 }
 
 /// Follows who leads an office, one change per `next()`: the current leader
@@ -41,11 +44,20 @@ class leader_observer {
  public:
   using transport_type = typename P::transport;
   using clock_type = typename P::clock;
+  using backoff_type = typename P::backoff;
 
-  /// An invalid name makes next() fail with errc::invalid_argument.
+  struct options {
+    backoff_type backoff{};  ///< paces re-reads after a failure (copied, reset on progress)
+  };
+
+  /// An invalid name makes next() fail with errc::invalid_argument. Pauses
+  /// wait on `c` (share the session's clock: `session.clock()`).
   leader_observer(transport_type& t, std::string_view prefix, std::string_view name,
-                  clock_type c = {})
-      : transport_(t), office_(election_office(prefix, name)), clock_(std::move(c)) {}
+                  clock_type c = {}, options o = {})
+      : transport_(t),
+        office_(election_office(prefix, name)),
+        clock_(std::move(c)),
+        retry_(std::move(o.backoff)) {}
   leader_observer(const leader_observer&) = delete;
   leader_observer& operator=(const leader_observer&) = delete;
 
@@ -60,7 +72,7 @@ class leader_observer {
         auto r = transport_.range(range_request::prefix(*office_),
                                   std::min(d, transport_.default_deadline()));
         if (!r) {
-          if (!election_retryable(r.error().code)) return std::move(r).error();
+          if (!retryable(r.error().code)) return std::move(r).error();
           if (!pause(d))
             return error{cancelled_.stop_requested() ? errc::cancelled : errc::timed_out,
                          r.error().message};
@@ -85,7 +97,7 @@ class leader_observer {
       }
       const errc why = batch.error().code;
       if (why == errc::timed_out) return std::move(batch).error();
-      if (why != errc::cancelled && why != errc::compacted && !election_retryable(why))
+      if (why != errc::cancelled && why != errc::compacted && !retryable(why))
         return std::move(batch).error();
       {
         std::lock_guard lock{mutex_};
@@ -97,6 +109,23 @@ class leader_observer {
     }
   }
 
+  /// Calls `on_change(const std::optional<key_value>&)` with each change
+  /// until `stop` is requested (ok) or an error retrying cannot fix.
+  template <class F>
+  result<void> follow(std::stop_token stop, F&& on_change) {
+    std::stop_callback on_stop{stop, [this] { cancel(); }};
+    for (;;) {
+      auto r = next(std::chrono::steady_clock::now() + std::chrono::minutes{10});
+      if (r) {
+        on_change(static_cast<const std::optional<key_value>&>(*r));
+        continue;
+      }
+      if (r.error().code == errc::timed_out) continue;
+      if (r.error().code == errc::cancelled) return {};
+      return std::move(r).error();
+    }
+  }
+
   /// Makes a blocked or later next() return errc::cancelled. Any thread.
   void cancel() noexcept {
     cancelled_.request_stop();
@@ -105,23 +134,14 @@ class leader_observer {
   }
 
  private:
-  using backoff_type = typename P::backoff;
   using stream_type = decltype(std::declval<transport_type&>().watch(watch_request{}));
 
-  bool pause(deadline d) {
-    const auto left = d - std::chrono::steady_clock::now();
-    if (left <= left.zero()) return false;
-    auto step = std::min(
-        std::chrono::duration_cast<std::chrono::steady_clock::duration>(retry_.next()), left);
-    return clock_.sleep_until(
-        clock_.now() + std::chrono::duration_cast<typename clock_type::duration>(step),
-        cancelled_.get_token());
-  }
+  bool pause(deadline d) { return detail::pause(clock_, retry_, cancelled_.get_token(), d); }
 
   transport_type& transport_;
   result<std::string> office_;
   [[no_unique_address]] clock_type clock_;
-  backoff_type retry_{};
+  backoff_type retry_;
   office_view view_;
   std::optional<std::optional<key_value>> reported_;  // outer empty: nothing reported yet
   std::mutex mutex_;

@@ -93,12 +93,14 @@ class grpc_duplex {
         }
         if (phase_ == phase::finished && pending_ == 0) return event::finished;
         if (phase_ == phase::idle && !alarm_pending_) return event::idle;
+        ++waiting_;
       }
       void* t = nullptr;
       bool ok = false;
-      if (cq_.AsyncNext(&t, &ok, to_grpc_deadline(d)) != grpc::CompletionQueue::GOT_EVENT)
-        return event::timeout;
+      const auto got = cq_.AsyncNext(&t, &ok, to_grpc_deadline(d));
       std::lock_guard lock(m_);
+      --waiting_;
+      if (got != grpc::CompletionQueue::GOT_EVENT) return event::timeout;
       switch (static_cast<op>(reinterpret_cast<std::uintptr_t>(t))) {
         case op::start:
           --pending_;
@@ -153,6 +155,11 @@ class grpc_duplex {
   bool cancelled() const {
     std::lock_guard lock(m_);
     return cancelled_;
+  }
+  /// How many threads wait() on the queue right now.
+  int waiting() const {
+    std::lock_guard lock(m_);
+    return waiting_;
   }
 
   void cancel() noexcept {
@@ -229,6 +236,7 @@ class grpc_duplex {
   bool finish_wanted_ = false;
   bool alarm_pending_ = false;
   bool cancelled_ = false;
+  int waiting_ = 0;  // threads blocked in wait() on the queue
 };
 
 }  // namespace conch::detail

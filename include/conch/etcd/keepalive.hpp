@@ -72,6 +72,10 @@ class etcd_keepalive_stream {
     if (s_) s_->wire.cancel();
   }
 
+  /// How many next() calls wait on the stream right now: tests await it
+  /// (instead of sleeping) before cancelling a blocked next().
+  int waiting() const { return s_ ? s_->wire.waiting() : 0; }
+
   lease_id id() const { return s_ ? s_->id : 0; }
 
  private:

@@ -60,6 +60,10 @@ class etcd_watch_stream {
     if (s_) s_->wire.cancel();
   }
 
+  /// How many next() calls wait on the stream right now: tests await it
+  /// (instead of sleeping) before cancelling a blocked next().
+  int waiting() const { return s_ ? s_->wire.waiting() : 0; }
+
   /// Where a resumed stream would start: one past everything delivered.
   revision next_revision() const { return s_ ? s_->next_rev : 0; }
 

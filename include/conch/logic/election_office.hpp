@@ -7,11 +7,14 @@
 // breaks or is compacted.
 #pragma once
 
+#include "conch/logic/txn_read.hpp"
 #include "conch/policies/transport.hpp"
+#include "conch/result.hpp"
 
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace conch::detail {
@@ -53,6 +56,76 @@ inline bool leader_changed(const std::optional<key_value>& before,
   if (!now) return false;
   return before->key != now->key || before->create_revision != now->create_revision ||
          before->mod_revision != now->mod_revision;
+}
+
+/// Reads the first-created candidate of `office`: who leads.
+inline range_request first_created(std::string office) {
+  auto r = range_request::prefix(std::move(office));
+  r.order = range_request::sort_order::ascend;
+  r.target = range_request::sort_target::create;
+  r.limit = 1;
+  return r;
+}
+
+/// Reads the candidate created just before `rev`: the one a waiter watches.
+inline range_request created_before(std::string office, revision rev) {
+  auto r = range_request::prefix(std::move(office));
+  r.order = range_request::sort_order::descend;
+  r.target = range_request::sort_target::create;
+  r.max_create_revision = rev - 1;
+  r.limit = 1;
+  return r;
+}
+
+/// The campaign txn: create `key` if absent and read, at one revision, who
+/// leads (answer 1) and the two newest candidates (answer 2: ours and the
+/// one before it); if `key` exists, read it (answer 0) and who leads.
+inline txn_request campaign_txn(const std::string& office, const std::string& key,
+                                const std::string& value, lease_id lease) {
+  txn_request t;
+  t.compares.push_back(compare::create_revision(key) == 0);
+  t.success.emplace_back(put_request{key, value, lease});
+  t.success.emplace_back(first_created(office));
+  auto last_two = range_request::prefix(office);
+  last_two.order = range_request::sort_order::descend;
+  last_two.target = range_request::sort_target::create;
+  last_two.limit = 2;
+  t.success.emplace_back(last_two);
+  range_request mine;
+  mine.key = key;
+  t.failure.emplace_back(mine);
+  t.failure.emplace_back(first_created(office));
+  return t;
+}
+
+/// What the campaign txn saw, at one revision.
+struct campaign_entry {
+  std::optional<key_value> first;        ///< who leads
+  std::optional<key_value> predecessor;  ///< whom we wait for
+  bool predecessor_known = false;        ///< false: re-read it before waiting
+  revision at = 0;
+};
+
+/// The entry from a campaign_txn that created our key.
+inline result<campaign_entry> parse_campaign(const txn_response& r) {
+  const auto* newest = range_at(r, 2);
+  if (!range_at(r, 1) || !newest)
+    return error{errc::internal, "campaign txn answered without its reads"};
+  campaign_entry e{front(range_at(r, 1)), std::nullopt, true, r.header_revision};
+  if (newest->kvs.size() > 1) e.predecessor = newest->kvs[1];
+  return e;
+}
+
+/// A waiter's re-read: its own key (answer 0) and its predecessor (answer 1),
+/// at one revision.
+inline txn_request predecessor_txn(const std::string& office, const std::string& key,
+                                   revision rev) {
+  txn_request t;
+  range_request mine;
+  mine.key = key;
+  t.success.emplace_back(mine);
+  t.success.emplace_back(created_before(office, rev));
+  return t;
 }
 
 }  // namespace conch::detail

@@ -11,9 +11,11 @@
 
 #include "conch/logic/keys.hpp"
 #include "conch/logic/ranking.hpp"
+#include "conch/logic/txn_read.hpp"
 #include "conch/policies/transport.hpp"
 #include "conch/result.hpp"
 
+#include <algorithm>
 #include <cstddef>
 #include <optional>
 #include <string>
@@ -21,15 +23,22 @@
 #include <variant>
 #include <vector>
 
-namespace conch::detail {
+namespace conch {
 
-inline const range_response* range_at(const txn_response& r, std::size_t i) {
-  return i < r.responses.size() ? std::get_if<range_response>(&r.responses[i]) : nullptr;
-}
-inline std::optional<key_value> front(const range_response* r) {
-  if (!r || r->kvs.empty()) return std::nullopt;
-  return r->kvs.front();
-}
+/// Who holds which slot, and who waits in which order (`--who`).
+struct semaphore_status {
+  struct holder {
+    int slot = 0;
+    key_value kv;  ///< value: the holder record; create_revision: the token
+  };
+  std::vector<holder> holders;     ///< by slot index
+  std::vector<key_value> waiters;  ///< first in line first
+  revision at = 0;                 ///< the revision this was read at
+};
+
+}  // namespace conch
+
+namespace conch::detail {
 
 /// Where one semaphore's keys live, and whose place we read.
 struct sema_layout {
@@ -163,6 +172,32 @@ inline result<sema_state> parse_place(const txn_response& r, std::size_t first,
   s.predecessor = front(before);
   s.slots = slots->kvs;
   sema_read_detail::decide(s, l);
+  return s;
+}
+
+/// Reads every slot (answer 0) and the queue, first in line first (answer 1).
+inline txn_request status_txn(const sema_layout& l) {
+  txn_request read;
+  read.success.emplace_back(range_request::prefix(l.slots()));
+  auto queue = range_request::prefix(l.queue());
+  queue.order = range_request::sort_order::ascend;
+  queue.target = range_request::sort_target::create;
+  read.success.emplace_back(std::move(queue));
+  return read;
+}
+
+/// Holders by slot and waiters in order, from the answer to status_txn.
+inline result<semaphore_status> parse_status(const txn_response& r, const sema_layout& l) {
+  const auto* slots = range_at(r, 0);
+  const auto* waiters = range_at(r, 1);
+  if (!slots || !waiters) return error{errc::internal, "status txn answered without its reads"};
+  semaphore_status s;
+  s.at = r.header_revision;
+  for (const auto& kv : slots->kvs)
+    if (auto i = l.slot_of(kv.key)) s.holders.push_back({*i, kv});
+  std::sort(s.holders.begin(), s.holders.end(),
+            [](const auto& a, const auto& b) { return a.slot < b.slot; });
+  s.waiters = waiters->kvs;
   return s;
 }
 

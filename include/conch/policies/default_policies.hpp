@@ -56,19 +56,14 @@ constexpr bool check_policy_bundle() {
                 "conch: a policy bundle needs member types transport, clock, backoff and fencing "
                 "(inherit from conch::default_policies and override what you need)");
   if constexpr (has_all) {
-    static_assert(
-        clock_policy<typename P::clock>,
-        "conch: Policies::clock must model conch::clock_policy (chrono types, is_steady, now(), "
-        "sleep_until(time_point, std::stop_token))");
-    static_assert(backoff_policy<typename P::backoff>,
-                  "conch: Policies::backoff must model conch::backoff_policy (a copyable value "
-                  "with next() and reset())");
-    static_assert(fencing_policy<typename P::fencing>,
-                  "conch: Policies::fencing must model conch::fencing_policy (acquire_ops(site), "
-                  "token(responses, create_revision), guard(fence))");
-    return policy_bundle<P>;
+    // Each policy's own check names what its type lacks.
+    constexpr bool clock = check_clock_policy<typename P::clock>();
+    constexpr bool backoff = check_backoff_policy<typename P::backoff>();
+    constexpr bool fencing = check_fencing_policy<typename P::fencing>();
+    return clock && backoff && fencing;
+  } else {
+    return false;
   }
-  return false;
 }
 
 /// Where a recipe uses its transport (so the type is complete there).
