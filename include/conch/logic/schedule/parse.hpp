@@ -122,8 +122,9 @@ class field_parser {
     while (pos_ < el.size() && std::isalpha(static_cast<unsigned char>(el[pos_]))) ++pos_;
     std::string_view word = el.substr(start, pos_ - start);
     if (word.empty()) {
-      return pos_ < el.size() ? "unexpected " + detail::quoted(el.substr(pos_, 1)) + " in " + detail::quoted(el)
-                              : "missing value in " + detail::quoted(el);
+      return pos_ < el.size()
+                 ? "unexpected " + detail::quoted(el.substr(pos_, 1)) + " in " + detail::quoted(el)
+                 : "missing value in " + detail::quoted(el);
     }
     int v = name_value(f_, word);
     // `FRIL`: a weekday name glued to `L`.
@@ -134,7 +135,8 @@ class field_parser {
       v = name_value(f_, word.substr(0, word.size() - 1));
     }
     if (v < 0) {
-      if (f_ == cron_field::month || is_day_of_week()) return "unknown name " + detail::quoted(word);
+      if (f_ == cron_field::month || is_day_of_week())
+        return "unknown name " + detail::quoted(word);
       return detail::quoted(word) + " is not a number";
     }
     out = v;
@@ -153,7 +155,8 @@ class field_parser {
       return "step " + detail::quoted(el.substr(start)) + " is not a number";
     }
     if (pos_ < el.size())
-      return "unexpected " + detail::quoted(el.substr(pos_)) + " after step in " + detail::quoted(el);
+      return "unexpected " + detail::quoted(el.substr(pos_)) + " after step in " +
+             detail::quoted(el);
     if (v == 0) return "step 0";
     const int span = info_.max - info_.min + 1;
     if (v > span)
@@ -231,14 +234,17 @@ class field_parser {
         if (k < 1000) k = k * 10 + (el[pos_] - '0');
         ++pos_;
       }
-      if (pos_ != el.size() || pos_ == start) return "\"#\" needs a number 1-5 in " + detail::quoted(el);
+      if (pos_ != el.size() || pos_ == start)
+        return "\"#\" needs a number 1-5 in " + detail::quoted(el);
       if (k < 1 || k > 5)
-        return "occurrence " + detail::quoted(el.substr(start)) + " out of range 1-5 in " + detail::quoted(el);
+        return "occurrence " + detail::quoted(el.substr(start)) + " out of range 1-5 in " +
+               detail::quoted(el);
       s_.nth_weekday[static_cast<std::size_t>(weekday)].add(static_cast<int>(k));
       return "";
     }
     const bool right_field = kind == 'W' ? is_day_of_month() : is_day_of_week();
-    if (right_field) return "unexpected " + detail::quoted(el.substr(pos_)) + " in " + detail::quoted(el);
+    if (right_field)
+      return "unexpected " + detail::quoted(el.substr(pos_)) + " in " + detail::quoted(el);
     return "\"" + std::string(1, kind) + "\" after a value is only allowed in the " +
            (kind == 'W' ? "day-of-month" : "day-of-week") + " field (" + detail::quoted(el) + ")";
   }
@@ -266,71 +272,87 @@ inline std::vector<std::string_view> split_fields(std::string_view text) {
   return out;
 }
 
-}  // namespace schedule_parsing
+/// `@every DURATION` into `s`: the problem, or "" when it parsed.
+inline std::string parse_every(const std::vector<std::string_view>& fields, schedule& s) {
+  if (fields.size() != 2)
+    return fields.size() == 1
+               ? "@every needs a duration, e.g. \"@every 10m\""
+               : "unexpected " + detail::quoted(fields[2]) + " after the @every duration";
+  std::string problem;
+  if (!parse_duration_into(fields[1], s.period, problem))
+    return "@every duration " + detail::quoted(fields[1]) + ": " + problem;
+  if (s.period.count() <= 0)
+    return "@every duration " + detail::quoted(fields[1]) + " must be greater than zero";
+  s.form = schedule::form_t::every;
+  return {};
+}
 
-/// Parses a schedule (see schedule.hpp for the language).
-inline result<schedule> parse_schedule(std::string_view text) {
-  using namespace schedule_parsing;
-  auto fail = [&text](const std::string& problem) {
-    return conch::error{errc::invalid_argument, "schedule " + detail::quoted(text) + ": " + problem};
-  };
-  const std::vector<std::string_view> fields = split_fields(text);
-  if (fields.empty()) return fail("empty");
+/// The five fields a macro stands for (`@daily` -> "0 0 * * *"), or nullptr.
+inline const char* macro_expansion(const std::string& upper_macro) {
+  const std::string& m = upper_macro;
+  return m == "@YEARLY" || m == "@ANNUALLY"  ? "0 0 1 1 *"
+         : m == "@MONTHLY"                   ? "0 0 1 * *"
+         : m == "@WEEKLY"                    ? "0 0 * * 0"
+         : m == "@DAILY" || m == "@MIDNIGHT" ? "0 0 * * *"
+         : m == "@HOURLY"                    ? "0 * * * *"
+                                             : nullptr;
+}
 
-  schedule s;
-  if (fields[0][0] == '@') {
-    const std::string macro = upper(fields[0]);
-    if (macro == "@EVERY") {
-      if (fields.size() != 2)
-        return fail(fields.size() == 1
-                        ? "@every needs a duration, e.g. \"@every 10m\""
-                        : "unexpected " + detail::quoted(fields[2]) + " after the @every duration");
-      std::string problem;
-      if (!parse_duration_into(fields[1], s.period, problem))
-        return fail("@every duration " + detail::quoted(fields[1]) + ": " + problem);
-      if (s.period.count() <= 0)
-        return fail("@every duration " + detail::quoted(fields[1]) + " must be greater than zero");
-      s.form = schedule::form_t::every;
-      return s;
-    }
-    const char* expansion = macro == "@YEARLY" || macro == "@ANNUALLY"  ? "0 0 1 1 *"
-                            : macro == "@MONTHLY"                       ? "0 0 1 * *"
-                            : macro == "@WEEKLY"                        ? "0 0 * * 0"
-                            : macro == "@DAILY" || macro == "@MIDNIGHT" ? "0 0 * * *"
-                            : macro == "@HOURLY"                        ? "0 * * * *"
-                                                                        : nullptr;
-    if (!expansion) {
-      return fail(
-          "unknown macro " + detail::quoted(fields[0]) +
-          " (use @yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly or @every)");
-    }
-    if (fields.size() > 1)
-      return fail("unexpected " + detail::quoted(fields[1]) + " after " + detail::quoted(fields[0]));
-    return parse_schedule(expansion);
-  }
-
+/// Five or six cron fields into `s`: the problem, or "" when they parsed.
+inline std::string parse_cron_fields(const std::vector<std::string_view>& fields, schedule& s) {
   if (fields.size() != 5 && fields.size() != 6) {
-    return fail(
-        "expected 5 fields (minute hour day-of-month month day-of-week) or 6 (with seconds first), "
-        "got " +
-        std::to_string(fields.size()));
+    return "expected 5 fields (minute hour day-of-month month day-of-week) or 6 (with seconds "
+           "first), got " +
+           std::to_string(fields.size());
   }
   const std::size_t skip = fields.size() == 5 ? 1 : 0;  // without a seconds field, second 0
   if (skip) s.seconds.add(0);
   for (std::size_t i = 0; i < fields.size(); ++i) {
     const auto f = static_cast<cron_field>(i + skip);
     if (auto problem = field_parser(f, fields[i], s).run(); !problem.empty()) {
-      return fail(problem + " at field " + std::to_string(i + 1) + " (" + field_info(f).name + ")");
+      return problem + " at field " + std::to_string(i + 1) + " (" + field_info(f).name + ")";
     }
     const bool star = fields[i][0] == '*' || fields[i][0] == '?';
     if (f == cron_field::hour) s.hour_star = star;
     if (f == cron_field::day_of_month) s.dom_star = star;
     if (f == cron_field::day_of_week) s.dow_star = star;
   }
-  if (!fires_on_some_day(s)) {
-    return fail("never fires: no date matches its day-of-month, month and day-of-week fields");
+  if (!fires_on_some_day(s))
+    return "never fires: no date matches its day-of-month, month and day-of-week fields";
+  return {};
+}
+
+}  // namespace schedule_parsing
+
+/// Parses a schedule (see schedule.hpp for the language).
+inline result<schedule> parse_schedule(std::string_view text) {
+  using namespace schedule_parsing;
+  auto fail = [&text](const std::string& problem) {
+    return conch::error{errc::invalid_argument,
+                        "schedule " + detail::quoted(text) + ": " + problem};
+  };
+  const std::vector<std::string_view> fields = split_fields(text);
+  if (fields.empty()) return fail("empty");
+
+  schedule s;
+  if (fields[0][0] != '@') {
+    if (auto problem = parse_cron_fields(fields, s); !problem.empty()) return fail(problem);
+    return s;
   }
-  return s;
+  const std::string macro = upper(fields[0]);
+  if (macro == "@EVERY") {
+    if (auto problem = parse_every(fields, s); !problem.empty()) return fail(problem);
+    return s;
+  }
+  const char* expansion = macro_expansion(macro);
+  if (!expansion) {
+    return fail(
+        "unknown macro " + detail::quoted(fields[0]) +
+        " (use @yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly or @every)");
+  }
+  if (fields.size() > 1)
+    return fail("unexpected " + detail::quoted(fields[1]) + " after " + detail::quoted(fields[0]));
+  return parse_schedule(expansion);
 }
 
 }  // namespace conch::detail
