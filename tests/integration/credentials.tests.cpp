@@ -7,12 +7,17 @@
 #include "support/etcd_harness.hpp"
 
 #include <array>
+#include <atomic>
 #include <catch2/catch.hpp>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <sstream>
 #include <stop_token>
 #include <string>
 #include <sys/wait.h>
+#include <thread>
 
 using conch::test::etcd_server;
 
@@ -96,4 +101,71 @@ TEST_CASE("credentials: a cron run does not inherit CONCH_PASSWORD") {
   REQUIRE(out.exit_code == 0);
   CHECK(out.output.find("CONCH_TICK=t") != std::string::npos);
   CHECK(out.output.find("CONCH_PASSWORD") == std::string::npos);
+}
+
+namespace {
+
+/// How many established TCP connections to 127.0.0.1:`port` there are (gRPC
+/// dials IPv4 through IPv6 sockets, so both tables count).
+int connections_to(int port) {
+  int n = 0;
+  char v4[32], v6[48];
+  std::snprintf(v4, sizeof v4, "0100007F:%04X", port);
+  std::snprintf(v6, sizeof v6, "0000000000000000FFFF00000100007F:%04X", port);
+  for (const char* table : {"/proc/net/tcp", "/proc/net/tcp6"}) {
+    std::ifstream tcp(table);
+    std::string line;
+    std::getline(tcp, line);  // header
+    while (std::getline(tcp, line)) {
+      std::istringstream f(line);
+      std::string slot, local, remote, state;
+      f >> slot >> local >> remote >> state;
+      if ((remote == v4 || remote == v6) && state == "01") ++n;
+    }
+  }
+  return n;
+}
+
+int port_of(const std::string& endpoint) {
+  return std::stoi(endpoint.substr(endpoint.rfind(':') + 1));
+}
+
+}  // namespace
+
+TEST_CASE("auth: a call never waits on another caller's Authenticate past its own deadline") {
+  // An Authenticate stuck on a frozen etcd must not hold up a call with a
+  // shorter deadline (a keepalive reopening its stream is one).
+  etcd_server server;
+  server.add_user("alice", "alice-pw", conch::test::unique_prefix());
+  server.enable_auth();
+  auto o = server.client_options();
+  o.user = "alice";
+  o.password = "alice-pw";
+  conch::etcd_transport t{o};
+  conch::range_request probe;
+  probe.key = "conch-probe";
+
+  const int port = port_of(server.endpoint());
+  const int before = connections_to(port);  // etcd's own gateway, etcdctl leftovers
+  REQUIRE(::kill(server.pid(), SIGSTOP) == 0);
+  std::atomic<bool> first_done{false};
+  std::thread first{[&] {
+    (void)t.range(probe, std::chrono::steady_clock::now() + std::chrono::minutes{1});
+    first_done = true;
+  }};
+  // The first call is authenticating once its connection is up (etcd is frozen: no answer).
+  bool authenticating = false;
+  for (int i = 0; i < 1000 && !authenticating; ++i) {
+    authenticating = connections_to(port) > before;
+    if (!authenticating) std::this_thread::sleep_for(std::chrono::milliseconds{10});
+  }
+  auto second = t.range(probe, std::chrono::steady_clock::now() + std::chrono::milliseconds{300});
+  const bool first_still_waiting = !first_done;
+  ::kill(server.pid(), SIGCONT);
+  first.join();
+  REQUIRE(authenticating);
+  REQUIRE_FALSE(second);
+  CHECK(first_still_waiting);  // the second call did not wait for the first one's Authenticate
+  CHECK(second.error().code == conch::errc::timed_out);
+  CHECK_THAT(second.error().message, Catch::Contains("while authenticating as 'alice'"));
 }
