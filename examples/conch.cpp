@@ -51,6 +51,9 @@ int main(int argc, char** argv) {
   // Before any thread exists (gRPC starts its own), so every thread inherits the mask.
   conch::process::block_stop_signals();
   conch::process::signal_inbox inbox;
+  // gRPC's own log lines ("E1129 ... ssl_transport_security.cc] ...") never reach the user:
+  // conch's errors already name the cause.
+  conch::etcd_transport::quiet_grpc_log();
 
   if (argc < 2) return usage(std::cerr, conch::exit_code::usage);
   std::string_view sub = argv[1];

@@ -6,6 +6,7 @@
 
 #include "support/etcd_harness.hpp"
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <catch2/catch.hpp>
@@ -168,4 +169,66 @@ TEST_CASE("auth: a call never waits on another caller's Authenticate past its ow
   CHECK(first_still_waiting);  // the second call did not wait for the first one's Authenticate
   CHECK(second.error().code == conch::errc::timed_out);
   CHECK_THAT(second.error().message, Catch::Contains("while authenticating as 'alice'"));
+}
+
+TEST_CASE("auth: without a user, the error says to pass --user") {
+  auto& a = auth();
+  conch::etcd_transport anonymous{a.server.client_options()};
+  conch::put_request put;
+  put.key = a.prefix + "k";
+  auto r = anonymous.put(put, anonymous.default_deadline());
+  REQUIRE_FALSE(r);
+  CHECK_THAT(r.error().message, Catch::Contains("etcd requires authentication: pass --user"));
+  auto tool = sh(a.conch("elect office --prefix " + a.prefix + " -- true"));
+  CHECK(tool.code == 69);
+  CHECK_THAT(tool.out, Catch::Contains("etcd requires authentication: pass --user"));
+}
+
+TEST_CASE("auth: a permission denial names the user and the key or prefix") {
+  auto& a = auth();
+  auto o = a.server.client_options();
+  o.user = "alice";
+  o.password = "alice-pw";
+  conch::etcd_transport etcd{o};
+  conch::put_request put;
+  put.key = "elsewhere/k";
+  auto w = etcd.put(put, etcd.default_deadline());
+  REQUIRE_FALSE(w);
+  CHECK(w.error().code == conch::errc::permission_denied);
+  CHECK_THAT(w.error().message,
+             Catch::Contains("user 'alice'") && Catch::Contains("key 'elsewhere/k'"));
+  auto r = etcd.range(conch::range_request::prefix("elsewhere/"), etcd.default_deadline());
+  REQUIRE_FALSE(r);
+  CHECK_THAT(r.error().message,
+             Catch::Contains("user 'alice'") && Catch::Contains("prefix 'elsewhere/'"));
+  auto watch = etcd.watch(conch::watch_request::prefix("elsewhere/"));
+  auto b = watch.next(std::chrono::steady_clock::now() + std::chrono::seconds{5});
+  REQUIRE_FALSE(b);
+  CHECK(b.error().code == conch::errc::permission_denied);
+  CHECK_THAT(b.error().message,
+             Catch::Contains("user 'alice'") && Catch::Contains("prefix 'elsewhere/'"));
+}
+
+TEST_CASE("TLS: a server that demands a client certificate says so, and gRPC's log stays quiet") {
+  auto& server = cert_server();
+  auto o = server.client_options();
+  o.cert_file.clear();
+  o.key_file.clear();
+  conch::etcd_transport etcd{o};
+  auto r = etcd.range(conch::range_request::prefix("x"),
+                      std::chrono::steady_clock::now() + std::chrono::seconds{3});
+  REQUIRE_FALSE(r);
+  CHECK(r.error().code == conch::errc::unavailable);
+  CHECK_THAT(r.error().message,
+             Catch::Contains(server.endpoint() +
+                             ": the server requires a client certificate (--cert, --key)"));
+
+  auto tool = sh("env -u CONCH_PASSWORD CONCH_ENDPOINTS=" + server.endpoint() + " " + conch_bin() +
+                 " elect office --cacert " + server.ca_file() + " -- true");
+  INFO(tool.out);
+  CHECK(tool.code == 69);
+  CHECK_THAT(tool.out, Catch::Contains("the server requires a client certificate (--cert, --key)"));
+  CHECK(tool.out.find(".cc:") ==
+        std::string::npos);  // no "E1129 ... ssl_transport_security.cc:556] ..."
+  CHECK(std::count(tool.out.begin(), tool.out.end(), '\n') == 1);
 }

@@ -130,7 +130,7 @@ class grpc_connection {
       auto status = ::etcdserverpb::Auth::NewStub(ref.channel)->Authenticate(&ctx, req, &resp);
       if (status.ok() || message_has(status.error_message(), "authentication is not enabled"))
         return resp.token();  // empty when the server has auth off, like etcd's own client
-      auto err = status_error(status, ref.endpoint);
+      auto err = explain(status, ref.endpoint);
       if (err.code != errc::unavailable) {
         if (err.code == errc::invalid_argument) err.code = errc::unauthenticated;
         err.message = ref.endpoint + ": authentication as '" + opts_.user +
@@ -145,6 +145,16 @@ class grpc_connection {
 
   std::string current_endpoint_locked() const {
     return endpoints_.empty() ? std::string() : endpoints_[index_];
+  }
+
+  /// A one-line error for a failed call or stream on `endpoint`, naming the
+  /// cause where gRPC's words would not (a missing client certificate).
+  error explain(const grpc::Status& status, std::string_view endpoint) const {
+    auto err = status_error(status, endpoint);
+    if (tls_ && opts_.cert_file.empty() && refused_without_certificate(status))
+      err.message =
+          std::string(endpoint) + ": the server requires a client certificate (--cert, --key)";
+    return err;
   }
 
   /// Forgets `seen` so the next token() authenticates again.
@@ -187,7 +197,7 @@ class grpc_connection {
         drop_token(*token);
         continue;
       }
-      auto err = status_error(status, ref.endpoint);
+      auto err = explain(status, ref.endpoint);
       if (err.code != errc::unavailable) return err;
       failover(ref);
       failures += (failures.empty() ? "" : "; ") + err.message;
@@ -259,6 +269,7 @@ class grpc_connection {
     if (opts_.cert_file.empty() != opts_.key_file.empty())
       return error{errc::invalid_argument, "a client certificate needs both a cert and a key file"};
     if (!opts_.cert_file.empty()) tls = true;
+    tls_ = tls;
     if (!tls) {
       creds_ = grpc::InsecureChannelCredentials();
       return std::nullopt;
@@ -287,6 +298,7 @@ class grpc_connection {
   std::optional<error> config_error_;
   std::vector<std::string> endpoints_;
   std::shared_ptr<grpc::ChannelCredentials> creds_;
+  bool tls_ = false;
 
   mutable std::mutex m_;  // guards everything below
   std::vector<std::shared_ptr<grpc::Channel>> channels_;

@@ -139,7 +139,7 @@ class etcd_keepalive_stream {
       s.wire.write(std::move(req));
       return std::nullopt;
     }
-    auto err = status_error(status, s.ref.endpoint);
+    auto err = s.conn->explain(status, s.ref.endpoint);
     if (status.ok()) err = error{errc::unavailable, s.ref.endpoint + ": keepalive stream closed"};
     if (err.code == errc::unavailable) s.conn->failover(s.ref);
     return err;

@@ -158,6 +158,7 @@ class etcd_watch_stream {
         s.done = error{etcd_errc(grpc::StatusCode::UNKNOWN, reason),
                        s.ref.endpoint + ": etcd cancelled the watch: " +
                            (reason.empty() ? std::string("no reason given") : reason)};
+        if (s.done->code == errc::permission_denied) s.done->message += whose();
       }
       s.wire.abort();
       return std::nullopt;
@@ -181,6 +182,20 @@ class etcd_watch_stream {
     return batch;
   }
 
+  // " (user 'U', prefix 'P')": who was refused what.
+  std::string whose() const {
+    const state& s = *s_;
+    const auto& user = s.conn->options().user;
+    std::string text = user.empty() ? " (no user: pass --user" : " (user '" + user + "'";
+    if (s.req.range_end.empty())
+      text += ", key '" + s.req.key + "'";
+    else if (s.req.range_end == prefix_end(s.req.key))
+      text += ", prefix '" + s.req.key + "'";
+    else
+      text += ", keys from '" + s.req.key + "' to '" + s.req.range_end + "'";
+    return text + ")";
+  }
+
   void on_finished() {
     state& s = *s_;
     const grpc::Status status = s.wire.status();
@@ -195,7 +210,7 @@ class etcd_watch_stream {
       s.conn->drop_token(s.token);
       return;
     }
-    auto err = status_error(status, s.ref.endpoint);
+    auto err = s.conn->explain(status, s.ref.endpoint);
     if (!retryable(err.code)) {
       s.done = std::move(err);
       return;
