@@ -13,5 +13,8 @@ int main(int argc, char** argv) {
   // Before any thread exists (gRPC starts its own), so every thread inherits the mask.
   conch::process::block_stop_signals();
   conch::process::signal_inbox inbox;
+  // gRPC's own log lines ("E1129 ... ssl_transport_security.cc] ...") never reach the user:
+  // conch's errors already name the cause.
+  conch::etcd_transport::quiet_grpc_log();
   return conch::tool::conchd_main(std::vector<std::string>(argv + 1, argv + argc), inbox);
 }

@@ -41,6 +41,7 @@
 #include <string>
 #include <thread>
 #include <utility>
+#include <vector>
 
 namespace conch {
 
@@ -208,73 +209,172 @@ class basic_session {
 
   // The keepalive thread: one renewal every TTL/3 (detail::lease_deadline
   // decides when to send and when the lease must be presumed lost), quicker
-  // retries after a failure. One request is in flight at a time, on a stream
-  // that is replaced after any failure, so each answer is paired with the
-  // send time of its own request.
+  // retries after a failure. etcd answers a stream's requests one at a time,
+  // so a request stuck behind a leader election would hold up every renewal
+  // after it: a request unanswered within answer_timeout() is given up (its
+  // stream still heard, so a late answer counts) and the renewal goes out
+  // again at once on a fresh stream, on the next member. The lease is given
+  // up only at the local deadline, when no answer could still save it.
   void keep_alive() {
     const std::stop_token halt = halt_.get_token();
-    using stream_type = decltype(transport_.keepalive(lease_id{}));
-    std::unique_ptr<stream_type> stream;
+    renewal current;
+    std::vector<renewal> stuck;  // given up on, still heard
     backoff_type retry = options_.backoff;
     std::optional<time_point> retry_at;  // set after a failure
     while (!halt.stop_requested()) {
+      if (!hear_stuck(stuck)) return;
       time_point due, wake;
       {
         std::lock_guard lock{mutex_};
         due = deadline_->deadline();
         wake = std::min(retry_at.value_or(deadline_->next_keepalive()), due);
       }
-      if (!conch::sleep_until(clock_, wake, halt)) return;
-      if (clock_.now() >= due)
-        return lose("lease " + lease_hex() +
-                    ": local deadline passed with no keepalive acknowledged in time (etcd "
-                    "unreachable?)");
-      if (!stream) stream = std::make_unique<stream_type>(transport_.keepalive(lease_));
-      auto answer = renew(*stream, due, halt);
-      if (answer ? acknowledged(*answer) : answer.error().code == errc::lease_not_found)
-        return lose("lease " + lease_hex() + " expired or was revoked");
-      if (answer) {
-        retry_at.reset();
-        retry.reset();
+      if (clock_.now() >= due) {
+        lose("lease " + lease_hex() +
+             ": local deadline passed with no keepalive acknowledged in time (etcd unreachable?)");
+        return;
+      }
+      if (current.waiting) {
+        auto heard = await_answer(current, stuck, due, halt);
+        if (heard == heard_back::lost || halt.stop_requested()) return;
+        if (heard == heard_back::answered) {
+          retry_at.reset();
+          retry.reset();
+        } else if (heard == heard_back::given_up) {
+          retry_at = clock_.now();  // renew again at once, elsewhere
+        } else if (heard == heard_back::broken) {
+          retry_at = clock_.now() + std::min(cast(retry.next()), cast(interval()));
+        }
         continue;
       }
-      if (halt.stop_requested()) return;
-      // The broken stream will never answer what it was sent: drop it, and
-      // forget those sends so a later answer is not credited to them.
-      stream.reset();
-      retry_at = after_failure(retry);
+      if (!conch::sleep_until(clock_, wake, halt)) return;
+      if (clock_.now() < due && !send_renewal(current, halt))
+        retry_at = clock_.now() + std::min(cast(retry.next()), cast(interval()));
     }
   }
 
-  // Sends one keepalive and waits for its answer (a TTL) until `due`.
-  template <class Stream>
-  result<std::int64_t> renew(Stream& stream, time_point due, const std::stop_token& halt) {
-    const time_point sent = clock_.now();
-    std::stop_callback cancel{halt, [&stream] { stream.cancel(); }};  // gone before the stream
-    if (auto s = stream.send(); !s) return std::move(s).error();
+  using stream_type = decltype(std::declval<transport_type&>().keepalive(lease_id{}));
+  /// One keepalive stream and its request in flight (at most one).
+  struct renewal {
+    std::unique_ptr<stream_type> stream;
+    time_point sent{};
+    bool waiting = false;
+  };
+  enum class heard_back { answered, waiting, given_up, broken, lost };
+
+  template <class D>
+  static typename clock_type::duration cast(D d) {
+    return std::chrono::duration_cast<typename clock_type::duration>(d);
+  }
+  std::chrono::milliseconds interval() const {
+    std::lock_guard lock{mutex_};
+    return detail::keepalive_interval(deadline_->ttl());
+  }
+  /// How long one renewal may take before it is given up: short enough that
+  /// an unresponsive member is left within a second, and never past the next
+  /// renewal's time, so renewals keep their pace while one is stuck.
+  std::chrono::milliseconds answer_timeout() const {
+    return std::min(interval(), std::chrono::milliseconds{1000});
+  }
+
+  // Sends one renewal on `r`'s stream (opening one if needed); false if the
+  // stream is broken (it is dropped).
+  bool send_renewal(renewal& r, const std::stop_token& halt) {
+    if (!r.stream) r.stream = std::make_unique<stream_type>(transport_.keepalive(lease_));
+    r.sent = clock_.now();
+    stream_type* live = r.stream.get();
+    bool sent = false;
+    {
+      std::stop_callback cancel{halt, [live] { live->cancel(); }};  // gone before the stream is
+      sent = static_cast<bool>(live->send());
+    }
+    if (!sent) {
+      drop(r);
+      return false;
+    }
+    std::lock_guard lock{mutex_};
+    deadline_->sent(r.sent);
+    r.waiting = true;
+    return true;
+  }
+
+  // Waits for the answer to `r`'s request until it is due, or until the
+  // local deadline.
+  heard_back await_answer(renewal& r, std::vector<renewal>& stuck, time_point due,
+                          const std::stop_token& halt) {
+    const time_point give_up = r.sent + cast(answer_timeout());
+    result<std::int64_t> answer = error{errc::cancelled, "keepalive not awaited"};
+    {
+      stream_type* live = r.stream.get();
+      std::stop_callback cancel{halt, [live] { live->cancel(); }};  // gone before the stream is
+      answer = live->next(detail::real_deadline(clock_, std::min(give_up, due)));
+    }
+    if (answer) {
+      r.waiting = false;
+      return credit(r.sent, *answer) ? heard_back::answered : heard_back::lost;
+    }
+    if (answer.error().code == errc::lease_not_found) {
+      lose("lease " + lease_hex() + " expired or was revoked");
+      return heard_back::lost;
+    }
+    if (answer.error().code != errc::timed_out) {
+      drop(r);
+      return heard_back::broken;
+    }
+    if (clock_.now() < give_up) return heard_back::waiting;  // the local deadline, or early
+    if constexpr (requires { r.stream->unresponsive(); }) r.stream->unresponsive();
+    if (stuck.size() >= max_stuck) stuck.erase(stuck.begin());  // the oldest helps least
+    stuck.push_back(std::move(r));
+    r = renewal{};
+    return heard_back::given_up;
+  }
+
+  // Streams given up on, polled: a late answer still moves the deadline.
+  // False when the lease turned out to be gone.
+  bool hear_stuck(std::vector<renewal>& stuck) {
+    for (auto it = stuck.begin(); it != stuck.end();) {
+      auto answer = it->stream->next(std::chrono::steady_clock::now());
+      if (answer) {
+        if (!credit(it->sent, *answer)) return false;
+      } else if (answer.error().code == errc::lease_not_found) {
+        lose("lease " + lease_hex() + " expired or was revoked");
+        return false;
+      } else if (answer.error().code == errc::timed_out && !outdated(it->sent)) {
+        ++it;
+        continue;
+      }
+      it = stuck.erase(it);
+    }
+    return true;
+  }
+
+  bool outdated(time_point sent) const {
+    std::lock_guard lock{mutex_};
+    return sent <= deadline_->acknowledged_send();
+  }
+
+  // Moves the deadline by an answer to the request sent at `sent`; false
+  // (and lost) if the answer says the lease is gone.
+  bool credit(time_point sent, std::int64_t ttl) {
+    bool gone = false;
     {
       std::lock_guard lock{mutex_};
-      deadline_->sent(sent);
+      deadline_->acknowledged_at(sent, std::chrono::seconds{ttl});
+      gone = deadline_->gone();
     }
-    return stream.next(detail::real_deadline(clock_, due));
+    if (gone) lose("lease " + lease_hex() + " expired or was revoked");
+    return !gone;
   }
 
-  // Credits an answer to its send; true when it says the lease is gone.
-  bool acknowledged(std::int64_t ttl) {
-    std::lock_guard lock{mutex_};
-    deadline_->acknowledged(std::chrono::seconds{ttl});
-    return deadline_->gone();
-  }
-
-  // After a failed renewal: forget the unanswered sends, and when to retry.
-  time_point after_failure(backoff_type& retry) {
-    using duration = typename clock_type::duration;
+  // The broken stream will never answer what it was sent: drop it, and
+  // forget those sends so a later answer is not credited to them.
+  void drop(renewal& r) {
+    r = renewal{};
     std::lock_guard lock{mutex_};
     deadline_->forget_in_flight();
-    const auto interval =
-        std::chrono::duration_cast<duration>(detail::keepalive_interval(deadline_->ttl()));
-    return clock_.now() + std::min(std::chrono::duration_cast<duration>(retry.next()), interval);
   }
+
+  static constexpr std::size_t max_stuck = 2;
 
   // A guard thread: watches one key for its DELETE.
   void guard(const std::string& key, revision create_revision, revision seen_at,

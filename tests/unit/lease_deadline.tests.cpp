@@ -140,3 +140,18 @@ TEST_CASE("the local deadline never falls after the server's expiry", "[lease][p
     RC_ASSERT(l.deadline() + l.margin() <= server_expiry);
   });
 }
+
+TEST_CASE("an answer on another stream counts from its own send, never a later one", "[lease]") {
+  conch::fake_clock<> clock;
+  const auto t0 = clock.now();
+  lease l{t0, 4s, 500ms};
+  l.sent(t0 + 1s);  // stuck behind an election
+  l.sent(t0 + 2s);  // sent again on a fresh stream
+  l.acknowledged_at(t0 + 2s, 4s);
+  CHECK(l.deadline() == t0 + 2s + 3500ms);
+  CHECK(l.in_flight() == 0);                // the stuck send is forgotten, not credited later
+  l.acknowledged_at(t0 + 1s, 4s);           // the stuck stream answers late
+  CHECK(l.deadline() == t0 + 2s + 3500ms);  // an earlier send never moves the deadline back
+  l.acknowledged_at(t0 + 3s, 0s);
+  CHECK(l.gone());
+}

@@ -8,23 +8,23 @@
 // watches always share a connection.
 #pragma once
 
-#include <grpcpp/grpcpp.h>
+#include "conch/etcd/deadline.hpp"
+#include "conch/etcd/status.hpp"
+#include "conch/policies/transport.hpp"
+#include "conch/proto/rpc.grpc.pb.h"
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <fstream>
+#include <grpcpp/grpcpp.h>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include "conch/etcd/deadline.hpp"
-#include "conch/etcd/status.hpp"
-#include "conch/policies/transport.hpp"
-#include "conch/proto/rpc.grpc.pb.h"
 
 namespace conch::detail {
 
@@ -59,22 +59,65 @@ class grpc_connection {
     return endpoints_.empty() ? std::string() : endpoints_[index_];
   }
 
-  /// Moves to the next endpoint unless someone already did since `seen`.
+  /// Moves to the next endpoint unless someone already did since `seen`,
+  /// skipping endpoints known to be down (their channel failed to connect)
+  /// while another one may still be up.
   void failover(const channel_ref& seen) noexcept {
     std::lock_guard lock(m_);
     if (seen.generation != generation_ || endpoints_.size() < 2) return;
-    index_ = (index_ + 1) % endpoints_.size();
+    std::size_t next = (index_ + 1) % endpoints_.size();
+    for (std::size_t tried = 1; tried < endpoints_.size(); ++tried) {
+      const auto& ch = channels_[next];
+      if (!ch || ch->GetState(false) != GRPC_CHANNEL_TRANSIENT_FAILURE) break;
+      next = (next + 1) % endpoints_.size();
+      if (next == index_) next = (next + 1) % endpoints_.size();
+    }
+    index_ = next;
     ++generation_;
   }
 
   /// The auth token to send ("" without auth), authenticating if needed.
+  /// One Authenticate at a time, and no lock held across it: a caller that
+  /// finds one under way waits for its outcome only as long as its own
+  /// deadline allows. After a failure, callers get that failure back until a
+  /// backoff has passed (50 ms, doubling to 1 s), so a stream that reopens on
+  /// every failure cannot turn into a stream of Authenticate calls.
   result<std::string> token(deadline d) {
     if (!has_auth()) return std::string();
-    std::lock_guard auth_lock(auth_m_);  // one Authenticate at a time
-    {
-      std::lock_guard lock(m_);
+    std::unique_lock lock(m_);
+    for (;;) {
       if (token_) return *token_;
+      if (!authenticating_) {
+        if (auth_failure_ && std::chrono::steady_clock::now() < auth_retry_at_)
+          return *auth_failure_;
+        break;
+      }
+      if (auth_done_.wait_until(lock, d) == std::cv_status::timeout && authenticating_)
+        return error{errc::timed_out, current_endpoint_locked() +
+                                          ": deadline passed while authenticating as '" +
+                                          opts_.user + "'"};
     }
+    authenticating_ = true;
+    lock.unlock();
+    auto outcome = authenticate(d);
+    lock.lock();
+    authenticating_ = false;
+    if (outcome) {
+      token_ = *outcome;
+      auth_failure_.reset();
+      auth_backoff_ = std::chrono::milliseconds{0};
+    } else if (outcome.error().code != errc::timed_out) {  // a short deadline is the caller's
+      auth_failure_ = outcome.error();
+      auth_backoff_ = std::clamp(auth_backoff_ * 2, std::chrono::milliseconds{50},
+                                 std::chrono::milliseconds{1000});
+      auth_retry_at_ = std::chrono::steady_clock::now() + auth_backoff_;
+    }
+    auth_done_.notify_all();
+    return outcome;
+  }
+
+  // One Authenticate, trying each endpoint once; called without m_ held.
+  result<std::string> authenticate(deadline d) {
     std::string failures;
     for (std::size_t attempt = 0; attempt < endpoints_.size(); ++attempt) {
       auto ref = current();
@@ -85,25 +128,33 @@ class grpc_connection {
       req.set_password(opts_.password);
       ::etcdserverpb::AuthenticateResponse resp;
       auto status = ::etcdserverpb::Auth::NewStub(ref.channel)->Authenticate(&ctx, req, &resp);
-      std::lock_guard lock(m_);
-      if (status.ok() || message_has(status.error_message(), "authentication is not enabled")) {
-        token_ = resp.token();  // empty when the server has auth off, like etcd's own client
-        return *token_;
-      }
-      auto err = status_error(status, ref.endpoint);
+      if (status.ok() || message_has(status.error_message(), "authentication is not enabled"))
+        return resp.token();  // empty when the server has auth off, like etcd's own client
+      auto err = explain(status, ref.endpoint);
       if (err.code != errc::unavailable) {
         if (err.code == errc::invalid_argument) err.code = errc::unauthenticated;
-        err.message = ref.endpoint + ": authentication as '" + opts_.user + "' refused: " +
-                      status.error_message();
+        err.message = ref.endpoint + ": authentication as '" + opts_.user +
+                      "' refused: " + status.error_message();
         return err;
       }
       failures += (failures.empty() ? "" : "; ") + err.message;
-      if (ref.generation == generation_ && endpoints_.size() > 1) {
-        index_ = (index_ + 1) % endpoints_.size();
-        ++generation_;
-      }
+      failover(ref);
     }
     return error{errc::unavailable, failures};
+  }
+
+  std::string current_endpoint_locked() const {
+    return endpoints_.empty() ? std::string() : endpoints_[index_];
+  }
+
+  /// A one-line error for a failed call or stream on `endpoint`, naming the
+  /// cause where gRPC's words would not (a missing client certificate).
+  error explain(const grpc::Status& status, std::string_view endpoint) const {
+    auto err = status_error(status, endpoint);
+    if (tls_ && opts_.cert_file.empty() && refused_without_certificate(status))
+      err.message =
+          std::string(endpoint) + ": the server requires a client certificate (--cert, --key)";
+    return err;
   }
 
   /// Forgets `seen` so the next token() authenticates again.
@@ -146,7 +197,7 @@ class grpc_connection {
         drop_token(*token);
         continue;
       }
-      auto err = status_error(status, ref.endpoint);
+      auto err = explain(status, ref.endpoint);
       if (err.code != errc::unavailable) return err;
       failover(ref);
       failures += (failures.empty() ? "" : "; ") + err.message;
@@ -218,6 +269,7 @@ class grpc_connection {
     if (opts_.cert_file.empty() != opts_.key_file.empty())
       return error{errc::invalid_argument, "a client certificate needs both a cert and a key file"};
     if (!opts_.cert_file.empty()) tls = true;
+    tls_ = tls;
     if (!tls) {
       creds_ = grpc::InsecureChannelCredentials();
       return std::nullopt;
@@ -246,14 +298,18 @@ class grpc_connection {
   std::optional<error> config_error_;
   std::vector<std::string> endpoints_;
   std::shared_ptr<grpc::ChannelCredentials> creds_;
+  bool tls_ = false;
 
   mutable std::mutex m_;  // guards everything below
   std::vector<std::shared_ptr<grpc::Channel>> channels_;
   std::size_t index_ = 0;
   std::uint64_t generation_ = 0;
   std::optional<std::string> token_;
-
-  std::mutex auth_m_;
+  bool authenticating_ = false;  // one Authenticate under way (m_ not held across it)
+  std::condition_variable auth_done_;
+  std::optional<error> auth_failure_;  // the last one failed: returned until auth_retry_at_
+  std::chrono::steady_clock::time_point auth_retry_at_{};
+  std::chrono::milliseconds auth_backoff_{0};
 };
 
 }  // namespace conch::detail

@@ -5,19 +5,22 @@
 // (the new TTL; 0 when the lease is gone). A broken stream is reported once
 // by next() (the caller's deadline logic decides what that means), and the
 // following send() opens a fresh stream on whatever endpoint is current.
+// etcd answers one stream's requests in order, one at a time, so a request
+// stuck behind a leader election holds up the ones after it: a caller that
+// stops waiting calls unresponsive() and renews on a fresh stream instead.
 #pragma once
-
-#include <chrono>
-#include <cstdint>
-#include <memory>
-#include <mutex>
-#include <string>
 
 #include "conch/etcd/connection.hpp"
 #include "conch/etcd/duplex.hpp"
 #include "conch/etcd/status.hpp"
 #include "conch/policies/transport.hpp"
 #include "conch/proto/rpc.grpc.pb.h"
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
 
 namespace conch::detail {
 
@@ -50,7 +53,8 @@ class etcd_keepalive_stream {
       switch (s.wire.wait(d)) {
         case duplex::event::timeout:
           return error{errc::timed_out, "no keepalive answer before the deadline"};
-        case duplex::event::alarm: break;
+        case duplex::event::alarm:
+          break;
         case duplex::event::idle:
           if (s.wire.cancelled()) break;
           return error{errc::failed_precondition, "keepalive: next() without send()"};
@@ -65,6 +69,16 @@ class etcd_keepalive_stream {
           break;
       }
     }
+  }
+
+  /// The caller stopped waiting for an answer here: the member this stream
+  /// talks to is presumed gone (dead or frozen), so streams and calls opened
+  /// from now on go to the next endpoint. This stream's call stays open, so a
+  /// late answer is still delivered by next(). Any thread.
+  void unresponsive() {
+    if (!s_) return;
+    std::lock_guard lock(s_->m);
+    if (!s_->wire.idle()) s_->conn->failover(s_->ref);
   }
 
   /// Makes a blocked next() return errc::cancelled promptly; any thread.
@@ -129,7 +143,7 @@ class etcd_keepalive_stream {
       s.wire.write(std::move(req));
       return std::nullopt;
     }
-    auto err = status_error(status, s.ref.endpoint);
+    auto err = s.conn->explain(status, s.ref.endpoint);
     if (status.ok()) err = error{errc::unavailable, s.ref.endpoint + ": keepalive stream closed"};
     if (err.code == errc::unavailable) s.conn->failover(s.ref);
     return err;

@@ -5,12 +5,11 @@
 // so it is matched first and the code is the fallback.
 #pragma once
 
-#include <grpcpp/support/status.h>
+#include "conch/result.hpp"
 
+#include <grpcpp/support/status.h>
 #include <string>
 #include <string_view>
-
-#include "conch/result.hpp"
 
 namespace conch::detail {
 
@@ -30,17 +29,28 @@ inline errc etcd_errc(grpc::StatusCode code, std::string_view message) {
       message_has(message, "user name is empty"))
     return errc::unauthenticated;
   switch (code) {
-    case grpc::StatusCode::OK: return errc::internal;  // not an error; callers check first
-    case grpc::StatusCode::UNAVAILABLE: return errc::unavailable;
-    case grpc::StatusCode::DEADLINE_EXCEEDED: return errc::timed_out;
-    case grpc::StatusCode::CANCELLED: return errc::cancelled;
-    case grpc::StatusCode::OUT_OF_RANGE: return errc::compacted;
-    case grpc::StatusCode::NOT_FOUND: return errc::lease_not_found;
-    case grpc::StatusCode::PERMISSION_DENIED: return errc::permission_denied;
-    case grpc::StatusCode::UNAUTHENTICATED: return errc::unauthenticated;
-    case grpc::StatusCode::INVALID_ARGUMENT: return errc::invalid_argument;
-    case grpc::StatusCode::FAILED_PRECONDITION: return errc::failed_precondition;
-    default: return errc::internal;
+    case grpc::StatusCode::OK:
+      return errc::internal;  // not an error; callers check first
+    case grpc::StatusCode::UNAVAILABLE:
+      return errc::unavailable;
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+      return errc::timed_out;
+    case grpc::StatusCode::CANCELLED:
+      return errc::cancelled;
+    case grpc::StatusCode::OUT_OF_RANGE:
+      return errc::compacted;
+    case grpc::StatusCode::NOT_FOUND:
+      return errc::lease_not_found;
+    case grpc::StatusCode::PERMISSION_DENIED:
+      return errc::permission_denied;
+    case grpc::StatusCode::UNAUTHENTICATED:
+      return errc::unauthenticated;
+    case grpc::StatusCode::INVALID_ARGUMENT:
+      return errc::invalid_argument;
+    case grpc::StatusCode::FAILED_PRECONDITION:
+      return errc::failed_precondition;
+    default:
+      return errc::internal;
   }
 }
 
@@ -48,9 +58,21 @@ inline errc etcd_errc(grpc::StatusCode code, std::string_view message) {
 inline error status_error(const grpc::Status& s, std::string_view endpoint) {
   std::string text(endpoint);
   text += ": ";
-  text += s.error_message().empty() ? to_string(etcd_errc(s.error_code(), {}))
-                                    : s.error_message();
+  if (message_has(s.error_message(), "user name is empty"))
+    text += "etcd requires authentication: pass --user";  // etcd's words name the symptom only
+  else
+    text +=
+        s.error_message().empty() ? to_string(etcd_errc(s.error_code(), {})) : s.error_message();
   return {etcd_errc(s.error_code(), s.error_message()), std::move(text)};
+}
+
+/// Whether a failed TLS connection looks like the server hanging up after
+/// the handshake asked for a client certificate we did not have.
+inline bool refused_without_certificate(const grpc::Status& s) {
+  const auto& m = s.error_message();
+  return s.error_code() == grpc::StatusCode::UNAVAILABLE &&
+         (message_has(m, "Endpoint read failed") || message_has(m, "Socket closed") ||
+          message_has(m, "andshake") || message_has(m, "certificate"));
 }
 
 /// True when the server rejected our auth token (expired, or issued before a

@@ -19,18 +19,18 @@
 // thread. A stream may outlive its transport.
 #pragma once
 
-#include <chrono>
-#include <memory>
-#include <string>
-#include <utility>
-
+#include "conch/etcd/connection.hpp"
 #include "conch/etcd/convert.hpp"
 #include "conch/etcd/keepalive.hpp"
 #include "conch/etcd/watch.hpp"
-#include "conch/etcd/connection.hpp"
 #include "conch/policies/transport.hpp"
 #include "conch/proto/rpc.grpc.pb.h"
+
+#include <chrono>
 #include <grpc/support/log.h>
+#include <memory>
+#include <string>
+#include <utility>
 
 namespace conch {
 
@@ -78,25 +78,28 @@ class etcd_transport {
   result<range_response> range(const range_request& req, deadline d) {
     detail::pb::RangeRequest in;
     detail::to_pb(req, in);
-    return call<range_response>(&detail::pb::KV::Stub::Range, in, d, true);
+    return named(call<range_response>(&detail::pb::KV::Stub::Range, in, d, true), req.key,
+                 req.range_end);
   }
 
   result<put_response> put(const put_request& req, deadline d) {
     detail::pb::PutRequest in;
     detail::to_pb(req, in);
-    return call<put_response>(&detail::pb::KV::Stub::Put, in, d, false);
+    return named(call<put_response>(&detail::pb::KV::Stub::Put, in, d, false), req.key, {});
   }
 
   result<delete_response> delete_range(const delete_request& req, deadline d) {
     detail::pb::DeleteRangeRequest in;
     detail::to_pb(req, in);
-    return call<delete_response>(&detail::pb::KV::Stub::DeleteRange, in, d, false);
+    return named(call<delete_response>(&detail::pb::KV::Stub::DeleteRange, in, d, false), req.key,
+                 req.range_end);
   }
 
   result<txn_response> txn(const txn_request& req, deadline d) {
     detail::pb::TxnRequest in;
     detail::to_pb(req, in);
-    return call<txn_response>(&detail::pb::KV::Stub::Txn, in, d, false);
+    return named(call<txn_response>(&detail::pb::KV::Stub::Txn, in, d, false),
+                 req.compares.empty() ? std::string() : req.compares.front().key, {});
   }
 
   /// Discards history before `rev` (watches from earlier revisions then fail
@@ -133,8 +136,7 @@ class etcd_transport {
     in.set_id(id);
     in.set_keys(keys);
     detail::pb::LeaseTimeToLiveResponse out;
-    auto r =
-        unary<detail::pb::Lease>(&detail::pb::Lease::Stub::LeaseTimeToLive, in, out, d, true);
+    auto r = unary<detail::pb::Lease>(&detail::pb::Lease::Stub::LeaseTimeToLive, in, out, d, true);
     if (!r) return std::move(r).error();
     lease_ttl_response resp{out.id(), out.ttl(), out.grantedttl(), {}};
     for (const auto& k : out.keys()) resp.keys.push_back(k);
@@ -159,6 +161,23 @@ class etcd_transport {
   }
 
  private:
+  // A permission denial names the user and what was asked for.
+  template <class R>
+  R named(R r, const std::string& key, const std::string& range_end) const {
+    if (r || r.error().code != errc::permission_denied) return r;
+    auto e = std::move(r).error();
+    const auto& user = conn_->options().user;
+    e.message += user.empty() ? " (no user: pass --user" : " (user '" + user + "'";
+    if (range_end.empty())
+      e.message += key.empty() ? "" : ", key '" + key + "'";
+    else if (range_end == prefix_end(key))
+      e.message += ", prefix '" + key + "'";
+    else
+      e.message += ", keys from '" + key + "' to '" + range_end + "'";
+    e.message += ")";
+    return e;
+  }
+
   template <class Service, class Method, class In, class Out>
   result<void> unary(Method method, const In& in, Out& out, deadline d, bool idempotent) {
     return conn_->unary(

@@ -7,18 +7,18 @@
 // compacted away ends the watch with errc::compacted and the compact revision.
 #pragma once
 
+#include "conch/etcd/connection.hpp"
+#include "conch/etcd/convert.hpp"
+#include "conch/etcd/duplex.hpp"
+#include "conch/etcd/status.hpp"
+#include "conch/policies/transport.hpp"
+#include "conch/proto/rpc.grpc.pb.h"
+
 #include <algorithm>
 #include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
-
-#include "conch/etcd/convert.hpp"
-#include "conch/etcd/connection.hpp"
-#include "conch/etcd/duplex.hpp"
-#include "conch/etcd/status.hpp"
-#include "conch/policies/transport.hpp"
-#include "conch/proto/rpc.grpc.pb.h"
 
 namespace conch::detail {
 
@@ -45,12 +45,17 @@ class etcd_watch_stream {
       switch (s.wire.wait(d)) {
         case duplex::event::timeout:
           return error{errc::timed_out, "no watch event before the deadline"};
-        case duplex::event::alarm: s.retry_pending = false; break;
-        case duplex::event::idle: break;
+        case duplex::event::alarm:
+          s.retry_pending = false;
+          break;
+        case duplex::event::idle:
+          break;
         case duplex::event::message:
           if (auto batch = on_message(s.wire.message())) return std::move(*batch);
           break;
-        case duplex::event::finished: on_finished(); break;
+        case duplex::event::finished:
+          on_finished();
+          break;
       }
     }
   }
@@ -96,16 +101,16 @@ class etcd_watch_stream {
   result<void> open(deadline d) {
     state& s = *s_;
     if (s.conn->config_error()) return *s.conn->config_error();
+    s.created = false;  // a failure from here on is retried after a pause
     auto token = s.conn->token(d);
     if (!token) return token.error();
     s.token = *token;
     s.ref = s.conn->current();
     s.stub = ::etcdserverpb::Watch::NewStub(s.ref.channel);
-    s.created = false;
     auto* stub = s.stub.get();
     if (!s.wire.open([stub](grpc::ClientContext* ctx,
-                              grpc::CompletionQueue* cq) { return stub->PrepareAsyncWatch(ctx, cq); },
-                       s.token))
+                            grpc::CompletionQueue* cq) { return stub->PrepareAsyncWatch(ctx, cq); },
+                     s.token))
       return {};  // cancelled: the loop reports it
     ::etcdserverpb::WatchRequest create;
     to_pb(s.req, s.next_rev, *create.mutable_create_request());
@@ -135,11 +140,11 @@ class etcd_watch_stream {
       if (s.next_rev == 0) s.next_rev = r.header().revision() + 1;
     }
     if (r.compact_revision() != 0) {
-      s.done = error{errc::compacted,
-                     s.ref.endpoint + ": watch from revision " + std::to_string(s.next_rev) +
-                         " impossible: history compacted up to " +
-                         std::to_string(r.compact_revision()),
-                     r.compact_revision()};
+      s.done =
+          error{errc::compacted,
+                s.ref.endpoint + ": watch from revision " + std::to_string(s.next_rev) +
+                    " impossible: history compacted up to " + std::to_string(r.compact_revision()),
+                r.compact_revision()};
       s.wire.abort();
       return std::nullopt;
     }
@@ -157,6 +162,7 @@ class etcd_watch_stream {
         s.done = error{etcd_errc(grpc::StatusCode::UNKNOWN, reason),
                        s.ref.endpoint + ": etcd cancelled the watch: " +
                            (reason.empty() ? std::string("no reason given") : reason)};
+        if (s.done->code == errc::permission_denied) s.done->message += whose();
       }
       s.wire.abort();
       return std::nullopt;
@@ -180,6 +186,20 @@ class etcd_watch_stream {
     return batch;
   }
 
+  // " (user 'U', prefix 'P')": who was refused what.
+  std::string whose() const {
+    const state& s = *s_;
+    const auto& user = s.conn->options().user;
+    std::string text = user.empty() ? " (no user: pass --user" : " (user '" + user + "'";
+    if (s.req.range_end.empty())
+      text += ", key '" + s.req.key + "'";
+    else if (s.req.range_end == prefix_end(s.req.key))
+      text += ", prefix '" + s.req.key + "'";
+    else
+      text += ", keys from '" + s.req.key + "' to '" + s.req.range_end + "'";
+    return text + ")";
+  }
+
   void on_finished() {
     state& s = *s_;
     const grpc::Status status = s.wire.status();
@@ -194,7 +214,7 @@ class etcd_watch_stream {
       s.conn->drop_token(s.token);
       return;
     }
-    auto err = status_error(status, s.ref.endpoint);
+    auto err = s.conn->explain(status, s.ref.endpoint);
     if (!retryable(err.code)) {
       s.done = std::move(err);
       return;

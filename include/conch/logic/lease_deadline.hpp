@@ -78,6 +78,21 @@ class lease_deadline {
     ttl_ = ttl;
   }
 
+  /// The keepalive sent at `sent` was answered with `ttl`, whatever came
+  /// before it (several streams may be in flight at once). Earlier
+  /// unanswered sends are forgotten: an answer is never credited to a send
+  /// later than its own.
+  void acknowledged_at(time_point sent, std::chrono::seconds ttl) {
+    if (ttl <= ttl.zero()) {
+      gone_ = true;
+      return;
+    }
+    while (!in_flight_.empty() && in_flight_.front() <= sent) in_flight_.pop_front();
+    if (sent < acked_sent_) return;  // a later answer already counted
+    acked_sent_ = sent;
+    ttl_ = ttl;
+  }
+
   /// A broken keepalive stream never answers what was sent on it: forget
   /// those sends, so an answer on the next stream is not credited to them.
   void forget_in_flight() { in_flight_.clear(); }

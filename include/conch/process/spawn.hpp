@@ -7,6 +7,9 @@
 // the wrapper, which forwards it), an empty signal mask and default
 // dispositions (the wrapper blocks and ignores signals the child must not
 // inherit), and extra environment variables (CONCH_REV, CONCH_KEY, ...).
+// conch's own etcd password (CONCH_PASSWORD) is never passed on: the
+// supervised command is not trusted with conch's credentials (a child that
+// needs etcd gets its own, see docs/supervision.md).
 // No shell is involved: argv[0] is looked up in PATH, like execvp. (glibc's
 // posix_spawn leaves its two internal real-time signals, 32 and 33, ignored;
 // the child's own libc takes them back.)
@@ -16,29 +19,29 @@
 //   poll on c->exit_fd(); auto st = c->reap();   // detail::child_status
 #pragma once
 
-#include <fcntl.h>
-#include <poll.h>
-#include <spawn.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
-#include <unistd.h>
+#include "conch/logic/supervision.hpp"
+#include "conch/process/fd.hpp"
 
 #include <csignal>
 #include <cstring>
+#include <fcntl.h>
 #include <optional>
+#include <poll.h>
+#include <spawn.h>
 #include <string>
+#include <string_view>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <utility>
 #include <vector>
-
-#include "conch/logic/supervision.hpp"
-#include "conch/process/fd.hpp"
 
 extern char** environ;
 
 namespace conch::process {
 
 struct spawn_options {
-  std::vector<std::string> argv{};  ///< argv[0] is looked up in PATH
+  std::vector<std::string> argv{};                         ///< argv[0] is looked up in PATH
   std::vector<std::pair<std::string, std::string>> env{};  ///< added to (or replacing) ours
   bool capture_output = false;  ///< stdout/stderr through pipes (see stdout_fd())
 };
@@ -53,16 +56,22 @@ inline int pidfd_open(pid_t pid) noexcept {
 #endif
 }
 
+/// Variables of ours that a child never inherits: conch's credentials.
+inline constexpr std::string_view withheld_variables[] = {"CONCH_PASSWORD"};
+
+inline bool names(std::string_view entry, std::string_view name) {
+  return entry.size() > name.size() && entry.substr(0, name.size()) == name &&
+         entry[name.size()] == '=';
+}
+
 inline std::vector<std::string> merged_environment(
     const std::vector<std::pair<std::string, std::string>>& extra) {
   std::vector<std::string> env;
   for (char** e = environ; e && *e; ++e) {
     std::string_view entry(*e);
     bool replaced = false;
-    for (const auto& [name, value] : extra)
-      if (entry.size() > name.size() && entry.substr(0, name.size()) == name &&
-          entry[name.size()] == '=')
-        replaced = true;
+    for (std::string_view name : withheld_variables) replaced = replaced || names(entry, name);
+    for (const auto& [name, value] : extra) replaced = replaced || names(entry, name);
     if (!replaced) env.emplace_back(entry);
   }
   for (const auto& [name, value] : extra) env.push_back(name + "=" + value);
@@ -184,8 +193,8 @@ inline result<child> spawn(const spawn_options& opt) {
   posix_spawnattr_setsigmask(&attr, &none);
   posix_spawnattr_setsigdefault(&attr, &all);
   posix_spawnattr_setpgroup(&attr, 0);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-                                      POSIX_SPAWN_SETSIGDEF);
+  posix_spawnattr_setflags(&attr,
+                           POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
 
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
@@ -213,7 +222,7 @@ inline result<child> spawn(const spawn_options& opt) {
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attr);
   if (rc != 0) {
-    errc code = rc == ENOENT ? errc::invalid_argument
+    errc code = rc == ENOENT   ? errc::invalid_argument
                 : rc == EACCES ? errc::permission_denied
                                : errc::internal;
     return error{code, "cannot run \"" + opt.argv[0] + "\": " + std::strerror(rc)};
