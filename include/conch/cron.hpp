@@ -357,6 +357,10 @@ class basic_cron {
   /// Stops scheduling, gives runs in flight kill_after, joins them, revokes the lease.
   void drain() {
     run_stop_.request_stop();
+    // Results still unwritten get kill_after plus a lease's time to land.
+    std::jthread give_up{[this, grace = options_.kill_after + options_.ttl](std::stop_token done) {
+      if (detail::cron_pause(grace, done)) result_stop_.request_stop();
+    }};
     std::list<run_slot> runs;
     {
       std::lock_guard lock{mutex_};
@@ -402,8 +406,10 @@ class basic_cron {
     claim.start = std::chrono::floor<std::chrono::milliseconds>(clock_.now());
     const std::string claim_value = detail::encode_record(claim);
 
-    auto rev = detail::send_claim<typename P::backoff>(transport_, fire_key, claim_value, job.key, job_rev,
-                                                       run_stop_.get_token());
+    auto rev = detail::send_claim(transport_,
+                                  detail::claim_txn(job.fire_dir, job.floor_dir, detail::format_tick(tick),
+                                                    claim_value, job.key, job_rev),
+                                  claim_value, run_stop_.get_token(), typename P::backoff{});
     if (!rev) {
       if (rev.error().code != errc::busy)
         emit({.what = cron_event::kind::error, .job = name, .tick = tick_text, .message = rev.error().message});
@@ -436,8 +442,9 @@ class basic_cron {
     result.end = std::chrono::floor<std::chrono::milliseconds>(outcome.end);
     result.exit_code = outcome.exit_code;
     result.output = detail::utf8_tail(outcome.output, options_.output_cap);
-    if (auto w = detail::send_result<typename P::backoff>(transport_, fire_key, *rev, runs_key,
-                                                          detail::encode_record(result));
+    if (auto w = detail::send_result(transport_,
+                                     detail::result_txn(fire_key, *rev, runs_key, detail::encode_record(result)),
+                                     fire_key, result_stop_.get_token(), typename P::backoff{});
         !w) {
       emit({.what = cron_event::kind::error, .job = name, .tick = tick_text, .rev = *rev,
             .message = "result not recorded: " + w.error().message});
@@ -466,6 +473,7 @@ class basic_cron {
   std::stop_source wake_;  // requested to make the scheduler look again
   std::list<run_slot> runs_;
   std::stop_source run_stop_;  // shutdown: runs in flight get kill_after
+  std::stop_source result_stop_;  // results still unwritten are given up
 };
 
 }  // namespace conch

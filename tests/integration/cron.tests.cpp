@@ -426,6 +426,37 @@ TEST_CASE("the winner prunes the job's history to the last N ticks", "[cron]") {
   CHECK(deleted >= 3);
 }
 
+TEST_CASE("a daemon lagging by more than history x period never claims a pruned tick again", "[cron]") {
+  const std::string prefix = conch::test::unique_prefix();
+  add_job(prefix, "lag", "@every 1s", {"true"});
+  conchd on_time{prefix, {"--history", "2"}};
+  conchd lagging{prefix, {"--history", "2", "--clock-offset", "-4s"}};  // 4 s > 2 ticks x 1 s
+  const std::string fire_dir = prefix + "cron/fire/lag/";
+  // Twelve claims ever made, through the history (pruning deletes the keys).
+  REQUIRE(eventually(
+      [&] {
+        std::size_t created = 0;
+        for (const auto& e : history(fire_dir)) created += e.type == conch::watch_event::kind::put;
+        return created >= 12;
+      },
+      30s));
+  CHECK(on_time.stop() == 0);
+  CHECK(lagging.stop() == 0);
+  std::map<std::string, int> created;
+  std::size_t deleted = 0;
+  for (const auto& e : history(fire_dir)) {
+    if (e.type == conch::watch_event::kind::del) ++deleted;
+    if (e.type == conch::watch_event::kind::put && e.kv.version == 1) ++created[e.kv.key];
+  }
+  CHECK(deleted > 0);  // pruning ran, so the lagging daemon saw absent fire keys
+  for (const auto& [key, n] : created) {
+    INFO(key);
+    CHECK(n == 1);
+  }
+  for (auto* d : {&on_time, &lagging}) CHECK(d->log().find("result not recorded") == std::string::npos);
+  CHECK_FALSE(range_prefix(prefix + "cron/floor/lag/").empty());
+}
+
 TEST_CASE("SIGTERM lets a run finish up to --kill-after, then kills it and records the result", "[cron]") {
   const std::string prefix = conch::test::unique_prefix();
   add_job(prefix, "stuck", "@every 1s", {"sleep", "30"});
