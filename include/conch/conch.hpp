@@ -57,7 +57,6 @@
 #include "conch/detail/election_observer.hpp"
 
 // Process supervision (POSIX).
-#include "conch/process/cron_run.hpp"
 #include "conch/process/fd.hpp"
 #include "conch/process/group.hpp"
 #include "conch/process/output.hpp"

@@ -22,6 +22,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <functional>
 #include <map>
 #include <set>
@@ -455,6 +456,32 @@ TEST_CASE("a daemon lagging by more than history x period never claims a pruned 
   }
   for (auto* d : {&on_time, &lagging}) CHECK(d->log().find("result not recorded") == std::string::npos);
   CHECK_FALSE(range_prefix(prefix + "cron/floor/lag/").empty());
+}
+
+TEST_CASE("a run's background processes are stopped before its result is recorded", "[cron]") {
+  const std::string prefix = conch::test::unique_prefix();
+  const std::string pids = temp_dir() + "/background.pids";
+  add_job(prefix, "bg", "@every 1s", {"sh", "-c", "sleep 4242 & echo $! >> " + pids + "; echo started"});
+  conchd d{prefix};
+  REQUIRE(eventually([&] { return count_runs(prefix, "bg") >= 2; }));
+  remove_job(prefix, "bg");
+  CHECK(d.stop() == 0);
+  std::istringstream lines(read_file(pids));
+  std::size_t seen = 0;
+  for (long pid; lines >> pid; ++seen) {
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+    INFO("sleep " << pid << ": " << text);
+    CHECK((text.empty() || text.find(") Z") != std::string::npos));  // gone, or a zombie for init to reap
+    ::kill(static_cast<pid_t>(pid), SIGKILL);  // whatever the outcome, leave nothing behind
+  }
+  CHECK(seen >= 2);
+  for (const auto& kv : range_prefix(prefix + "cron/runs/bg/")) {
+    auto rec = conch::detail::decode_record<conch::detail::run_record>(kv.value);
+    REQUIRE(rec);
+    CHECK(rec->exit_code == 0);
+    CHECK(rec->output == "started\n");
+  }
 }
 
 TEST_CASE("SIGTERM lets a run finish up to --kill-after, then kills it and records the result", "[cron]") {
