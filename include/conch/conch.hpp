@@ -28,6 +28,7 @@
 #include "conch/logic/cron_event.hpp"
 #include "conch/logic/cron_history.hpp"
 #include "conch/logic/cron_prune.hpp"
+#include "conch/logic/cron_view.hpp"
 #include "conch/logic/cron_job.hpp"
 #include "conch/logic/cron_txn.hpp"
 #include "conch/logic/duration.hpp"

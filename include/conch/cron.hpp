@@ -43,6 +43,10 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <system_error>
 #include <functional>
 #include <list>
 #include <map>
@@ -100,6 +104,7 @@ class basic_cron {
     std::size_t history = 100;                   ///< ticks kept per job; 0 keeps all
     std::size_t output_cap = 4096;               ///< bytes of output kept in a result
     std::chrono::milliseconds kill_after{5000};  ///< grace for runs at shutdown
+    std::size_t workers = 64;  ///< ticks claimed and run at once; later ones wait (and are shed when late)
     std::string host{};                          ///< claimer host; empty: gethostname()
     std::function<void(const cron_event&)>
         on_event{};  ///< the log; called from several threads, serialized
@@ -134,6 +139,7 @@ class basic_cron {
   result<void> run(std::stop_token stop) {
     if (!loaded_)
       if (auto r = start(); !r) return r;
+    start_workers();
     std::jthread watcher([this](std::stop_token s) { watch_jobs(std::move(s)); });
     schedule_until(stop);
     watcher.request_stop();
@@ -155,15 +161,19 @@ class basic_cron {
     return session_->local_deadline();
   }
   const options& settings() const noexcept { return options_; }
+  /// Ticks this daemon shed because they came too late to it.
+  std::uint64_t skipped() const noexcept { return skipped_.load(); }
 
  private:
   struct job_slot {
     revision mod_revision = 0;
     std::shared_ptr<const detail::cron_job> job;  // null: the value is corrupt
   };
-  struct run_slot {
-    std::jthread thread;
-    std::shared_ptr<std::atomic<bool>> done;
+  /// A due tick waiting for a worker.
+  struct tick_task {
+    std::shared_ptr<const detail::cron_job> job;
+    revision job_rev = 0;
+    detail::tick_time tick{};
   };
 
   void emit(cron_event e) {
@@ -343,7 +353,6 @@ class basic_cron {
              std::chrono::floor<std::chrono::seconds>(due.tick));
         plan(due.job, *it->second.job, detail::resume_point<time_point>(due.tick, now));
       }
-      reap_runs();
       const time_point wake_at = agenda_.earliest().value_or(now + std::chrono::hours{24});
       std::stop_source wake;
       wake_ = wake;
@@ -356,17 +365,46 @@ class basic_cron {
     }
   }
 
+  /// Hands a due tick to the worker pool: the thread count stays fixed
+  /// whatever the number of jobs and ticks. A tick that waits too long is
+  /// shed by its worker (see claim_tick), logged and counted.
   void fire(std::shared_ptr<const detail::cron_job> job, revision job_rev, detail::tick_time tick) {
-    auto done = std::make_shared<std::atomic<bool>>(false);
-    runs_.push_back({std::jthread([this, job = std::move(job), job_rev, tick, done] {
-                       fire_tick(*job, job_rev, tick);
-                       done->store(true);
-                     }),
-                     done});
+    {
+      std::lock_guard lock{queue_mutex_};
+      queue_.push_back({std::move(job), job_rev, tick});
+    }
+    queue_cv_.notify_one();
   }
 
-  void reap_runs() {
-    runs_.remove_if([](const run_slot& r) { return r.done->load(); });  // joins
+  /// Starts the workers; a thread that cannot be made is reported, never fatal.
+  void start_workers() {
+    for (std::size_t i = workers_.size(); i < std::max<std::size_t>(1, options_.workers); ++i) {
+      try {
+        workers_.emplace_back([this] { work(); });
+      } catch (const std::system_error& e) {
+        emit({.what = cron_event::kind::error, .message = std::string("worker not started: ") + e.what()});
+        break;
+      }
+    }
+  }
+
+  void work() {
+    for (;;) {
+      tick_task task;
+      {
+        std::unique_lock lock{queue_mutex_};
+        queue_cv_.wait(lock, [&] { return !queue_.empty() || workers_done_; });
+        if (queue_.empty()) return;
+        task = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      try {
+        fire_tick(*task.job, task.job_rev, task.tick);
+      } catch (const std::exception& e) {  // resources ran out (threads, memory): this tick only
+        emit({.what = cron_event::kind::error, .job = task.job->name(), .tick = detail::format_rfc3339(task.tick),
+              .message = std::string("tick abandoned: ") + e.what()});
+      }
+    }
   }
 
   /// Stops scheduling, gives runs in flight kill_after, joins them, revokes the lease.
@@ -376,13 +414,12 @@ class basic_cron {
     std::jthread give_up{[this, grace = options_.kill_after + options_.ttl](std::stop_token done) {
       if (detail::cron_pause(grace, done)) result_stop_.request_stop();
     }};
-    std::list<run_slot> runs;
     {
-      std::lock_guard lock{mutex_};
-      runs = std::move(runs_);
-      runs_.clear();
+      std::lock_guard lock{queue_mutex_};
+      workers_done_ = true;
     }
-    runs.clear();  // joins
+    queue_cv_.notify_all();
+    workers_.clear();  // joins: queued ticks return at once, runs get kill_after
     std::shared_ptr<session_type> session;
     {
       std::lock_guard lock{session_mutex_};
@@ -560,9 +597,15 @@ class basic_cron {
   revision watch_from_ = 0;
   bool loaded_ = false;
   std::stop_source wake_;  // requested to make the scheduler look again
-  std::list<run_slot> runs_;
   std::stop_source run_stop_;     // shutdown: runs in flight get kill_after
   std::stop_source result_stop_;  // results still unwritten are given up
+  std::atomic<std::uint64_t> skipped_{0};
+
+  std::mutex queue_mutex_;  // guards the queue and workers_done_
+  std::condition_variable queue_cv_;
+  std::deque<tick_task> queue_;
+  bool workers_done_ = false;
+  std::vector<std::jthread> workers_;  // last: joined first
 };
 
 }  // namespace conch

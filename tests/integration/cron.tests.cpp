@@ -39,12 +39,33 @@ namespace {
 
 const std::string bin_dir = CONCH_BIN_DIR;
 
-conch::test::etcd_server& etcd() { return conch::test::etcd_server::shared(); }
+// A test that stops etcd points these at an etcd of its own (private_etcd).
+conch::test::etcd_server* own_etcd = nullptr;
+conch::etcd_transport* own_client = nullptr;
+
+conch::test::etcd_server& etcd() { return own_etcd ? *own_etcd : conch::test::etcd_server::shared(); }
 
 conch::etcd_transport& client() {
-  static conch::etcd_transport t{etcd().client_options()};
+  if (own_client) return *own_client;
+  static conch::etcd_transport t{conch::test::etcd_server::shared().client_options()};
   return t;
 }
+
+/// While alive, the helpers below use a fresh etcd that no other test shares.
+struct private_etcd {
+  conch::test::etcd_server server{};
+  conch::etcd_transport transport{server.client_options()};
+  private_etcd() {
+    own_etcd = &server;
+    own_client = &transport;
+  }
+  ~private_etcd() {
+    own_etcd = nullptr;
+    own_client = nullptr;
+  }
+  private_etcd(const private_etcd&) = delete;
+  private_etcd& operator=(const private_etcd&) = delete;
+};
 
 /// Polls `ok` until it holds or `within` passes (real time).
 bool eventually(const std::function<bool()>& ok, std::chrono::milliseconds within = 15s) {
@@ -549,8 +570,8 @@ TEST_CASE("a daemon whose lease is revoked takes a new one and keeps firing", "[
   CHECK(d.stop() == 0);
 }
 
-// Last: it stops the etcd every test in this binary shares.
 TEST_CASE("daemons ride out an etcd outage: no tick claimed twice, firing resumes", "[cron]") {
+  private_etcd own;  // it stops etcd: not the one the other tests share
   const std::string prefix = conch::test::unique_prefix();
   add_job(prefix, "through", "@every 1s", {"true"});
   conchd d1{prefix};
