@@ -134,6 +134,39 @@ inline std::variant<conchd_options, int> parse_conchd(const std::vector<std::str
   return o;
 }
 
+/// Runs `daemon` until a stop signal, then lets it drain. Wakes for stop
+/// signals, and often enough to keep the watchdog's deadline in step with
+/// the lease (renewed every TTL/3) — also while runs in flight are given
+/// their kill-after at shutdown.
+template <class Daemon, class Log>
+void serve(Daemon& daemon, process::watchdog_handle watchdog, process::signal_inbox& inbox,
+           const common_options& common, const Log& log) {
+  std::stop_source stop;
+  std::atomic<bool> finished{false};
+  std::jthread worker([&] {
+    (void)daemon.run(stop.get_token());
+    finished = true;
+  });
+  const auto renew_every = std::max<std::chrono::milliseconds>(std::chrono::milliseconds{100}, common.ttl / 6);
+  std::optional<std::chrono::steady_clock::time_point> renewed;
+  while (!finished) {
+    if (auto deadline = daemon.local_deadline(); watchdog && deadline && deadline != renewed) {
+      (void)watchdog.renew(*deadline);
+      renewed = deadline;
+    }
+    pollfd fd{inbox.fd(), POLLIN, 0};
+    if (::poll(&fd, 1, static_cast<int>(renew_every.count())) < 0 && errno != EINTR) break;
+    if (auto sig = inbox.take(); sig && !stop.stop_requested()) {
+      log({.what = cron_event::kind::daemon,
+           .message = "stopping on signal " + std::to_string(*sig) + ": runs in flight get " +
+                      detail::format_duration(common.kill_after)});
+      stop.request_stop();
+    }
+  }
+  stop.request_stop();
+  worker.join();
+}
+
 /// conchd (the words after the program name). Stop signals must already be
 /// blocked (process::block_stop_signals) and are read from `inbox`.
 inline int conchd_main(const std::vector<std::string>& args, process::signal_inbox& inbox) {
@@ -177,34 +210,7 @@ inline int conchd_main(const std::vector<std::string>& args, process::signal_inb
   if (o.clock_offset.count() != 0) started += ", clock offset " + std::to_string(o.clock_offset.count()) + "ms";
   log({.what = cron_event::kind::daemon, .message = started});
 
-  std::stop_source stop;
-  std::atomic<bool> finished{false};
-  std::jthread worker([&] {
-    (void)daemon.run(stop.get_token());
-    finished = true;
-  });
-  // Wake for stop signals, and often enough to keep the watchdog's deadline
-  // in step with the lease (renewed every TTL/3) — also while runs in flight
-  // are given their kill-after at shutdown.
-  const auto renew_every = std::max<std::chrono::milliseconds>(std::chrono::milliseconds{100}, o.common.ttl / 6);
-  std::optional<std::chrono::steady_clock::time_point> renewed;
-  while (!finished) {
-    if (auto deadline = daemon.local_deadline(); watchdog && deadline && deadline != renewed) {
-      std::lock_guard lock{watchdog_mutex};
-      (void)watchdog->renew(*deadline);
-      renewed = deadline;
-    }
-    pollfd fd{inbox.fd(), POLLIN, 0};
-    if (::poll(&fd, 1, static_cast<int>(renew_every.count())) < 0 && errno != EINTR) break;
-    if (auto sig = inbox.take(); sig && !stop.stop_requested()) {
-      log({.what = cron_event::kind::daemon,
-           .message = "stopping on signal " + std::to_string(*sig) + ": runs in flight get " +
-                      detail::format_duration(o.common.kill_after)});
-      stop.request_stop();
-    }
-  }
-  stop.request_stop();
-  worker.join();
+  serve(daemon, cron_options.watchdog, inbox, o.common, log);
   log({.what = cron_event::kind::daemon, .message = "stopped"});
   return exit_code::ok;
 }
