@@ -199,11 +199,11 @@ class supervisor {
   void stop_group(int sig, clock::time_point now) {
     if (!child_) return;
     if (sig) (void)child_->signal_group(sig);
-    seq_.start(now);
+    if (seq_.start(now)) forwarded_ = sig != 0;
   }
   void kill_group() {
     say("child group still running " + conch::detail::format_duration(opt_.kill_after) +
-        " after SIGTERM: SIGKILL");
+        (forwarded_ ? " after SIGTERM: SIGKILL" : " after the stop request: SIGKILL"));
     (void)child_->signal_group(SIGKILL);
     killed_ = true;
   }
@@ -370,6 +370,7 @@ class supervisor {
   bool start_pending_ = false;
   std::optional<clock::time_point> renewed_{};
   bool killed_ = false;
+  bool forwarded_ = true;          // the first stop went to the group as a signal
   bool child_heard_stop_ = false;  // a stop signal reached a running child
 };
 
