@@ -149,6 +149,39 @@ inline std::variant<conchd_options, int> parse_conchd(const std::vector<std::str
   return flags.finish(p);
 }
 
+/// Runs `daemon` until a stop signal, then lets it drain. Wakes for stop
+/// signals, and often enough to keep the watchdog's deadline in step with
+/// the lease (renewed every TTL/3) — also while runs in flight are given
+/// their kill-after at shutdown.
+template <class Daemon, class Log>
+void serve(Daemon& daemon, process::watchdog_handle watchdog, process::signal_inbox& inbox,
+           const common_options& common, const Log& log) {
+  std::stop_source stop;
+  std::atomic<bool> finished{false};
+  std::jthread worker([&] {
+    (void)daemon.run(stop.get_token());
+    finished = true;
+  });
+  const auto renew_every = std::max<std::chrono::milliseconds>(std::chrono::milliseconds{100}, common.ttl / 6);
+  std::optional<std::chrono::steady_clock::time_point> renewed;
+  while (!finished) {
+    if (auto deadline = daemon.local_deadline(); watchdog && deadline && deadline != renewed) {
+      (void)watchdog.renew(*deadline);
+      renewed = deadline;
+    }
+    pollfd fd{inbox.fd(), POLLIN, 0};
+    if (::poll(&fd, 1, static_cast<int>(renew_every.count())) < 0 && errno != EINTR) break;
+    if (auto sig = inbox.take(); sig && !stop.stop_requested()) {
+      log({.what = cron_event::kind::daemon,
+           .message = "stopping on signal " + std::to_string(*sig) + ": runs in flight get " +
+                      detail::format_duration(common.kill_after)});
+      stop.request_stop();
+    }
+  }
+  stop.request_stop();
+  worker.join();
+}
+
 /// conchd (the words after the program name). Stop signals must already be
 /// blocked (process::block_stop_signals) and are read from `inbox`.
 inline int conchd_main(const std::vector<std::string>& args, process::signal_inbox& inbox) {
@@ -181,29 +214,8 @@ inline int conchd_main(const std::vector<std::string>& args, process::signal_inb
     watchdog.emplace(std::move(*w));
   else
     log({.what = cron_event::kind::error, .message = "runs unguarded: " + w.error().message});
-  daemon_type* self = nullptr;
-  cron_options.runner = [&](const detail::cron_command& cmd, std::stop_token stop,
-                            const detail::cron_run_hooks& hooks) {
-    detail::cron_run_hooks guarded;
-    guarded.started = [&](long pid) {
-      if (auto deadline = self->local_deadline(); watchdog && deadline) {
-        std::lock_guard lock{watchdog_mutex};
-        if (auto w = watchdog->watch(static_cast<pid_t>(pid), *deadline); !w)
-          log({.what = cron_event::kind::error, .pid = pid, .message = "watchdog: " + w.error().message});
-      }
-      if (hooks.started) hooks.started(pid);
-    };
-    guarded.exited = [&](long pid) {
-      if (watchdog) {
-        std::lock_guard lock{watchdog_mutex};
-        (void)watchdog->forget(static_cast<pid_t>(pid));
-      }
-      if (hooks.exited) hooks.exited(pid);
-    };
-    return detail::run_command(cmd, std::move(stop), guarded);
-  };
+  if (watchdog) cron_options.watchdog = process::watchdog_handle{&*watchdog, &watchdog_mutex};
   daemon_type daemon{etcd, cron_options, offset_system_clock{o.clock_offset}};
-  self = &daemon;
   if (auto r = daemon.start(); !r) {
     std::cerr << "conchd: etcd unavailable: " << r.error().message << std::endl;
     return exit_code::unavailable;
@@ -213,34 +225,7 @@ inline int conchd_main(const std::vector<std::string>& args, process::signal_inb
   if (o.clock_offset.count() != 0) started += ", clock offset " + std::to_string(o.clock_offset.count()) + "ms";
   log({.what = cron_event::kind::daemon, .message = started});
 
-  std::stop_source stop;
-  std::atomic<bool> finished{false};
-  std::jthread worker([&] {
-    (void)daemon.run(stop.get_token());
-    finished = true;
-  });
-  // Wake for stop signals, and often enough to keep the watchdog's deadline
-  // in step with the lease (renewed every TTL/3) — also while runs in flight
-  // are given their kill-after at shutdown.
-  const auto renew_every = std::max<std::chrono::milliseconds>(std::chrono::milliseconds{100}, o.common.ttl / 6);
-  std::optional<std::chrono::steady_clock::time_point> renewed;
-  while (!finished) {
-    if (auto deadline = daemon.local_deadline(); watchdog && deadline && deadline != renewed) {
-      std::lock_guard lock{watchdog_mutex};
-      (void)watchdog->renew(*deadline);
-      renewed = deadline;
-    }
-    pollfd fd{inbox.fd(), POLLIN, 0};
-    if (::poll(&fd, 1, static_cast<int>(renew_every.count())) < 0 && errno != EINTR) break;
-    if (auto sig = inbox.take(); sig && !stop.stop_requested()) {
-      log({.what = cron_event::kind::daemon,
-           .message = "stopping on signal " + std::to_string(*sig) + ": runs in flight get " +
-                      detail::format_duration(o.common.kill_after)});
-      stop.request_stop();
-    }
-  }
-  stop.request_stop();
-  worker.join();
+  serve(daemon, cron_options.watchdog, inbox, o.common, log);
   log({.what = cron_event::kind::daemon, .message = "stopped"});
   return exit_code::ok;
 }
