@@ -65,6 +65,10 @@ struct supervise_options {
   conch::detail::restart_rule restart{};
   /// Prefixes diagnostics on stderr ("conch elect").
   std::string program{"conch"};
+  /// Told when a child started (its pid) and when one ended (its exit code):
+  /// readiness notices and metrics. Called on the supervising thread.
+  std::function<void(long)> on_start{};
+  std::function<void(int)> on_exit{};
 };
 
 struct supervise_outcome {
@@ -133,6 +137,7 @@ supervise_outcome supervise(const held_claim& claim, const supervise_options& op
     }
     child = std::move(*c);
     ++out.starts;
+    if (opt.on_start) opt.on_start(static_cast<long>(child->pid()));
     started = clock::now();
     seq = conch::detail::kill_sequence<clock::time_point>{kill_after};
     killed = false;
@@ -223,6 +228,7 @@ supervise_outcome supervise(const held_claim& claim, const supervise_options& op
           const auto status = child->reap();
           child.reset();
           out.exit_code = conch::detail::exit_code_of(status);
+          if (opt.on_exit) opt.on_exit(out.exit_code);
           auto delay = plan.delay_after(ctx, now - started);
           if (!delay) break;
           say("child exited with " + std::to_string(out.exit_code) + "; restarting in " +

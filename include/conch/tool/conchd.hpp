@@ -49,6 +49,7 @@
 #include "conch/tool/connect.hpp"
 #include "conch/exit_codes.hpp"
 #include "conch/tool/flags.hpp"
+#include "conch/tool/notify.hpp"
 
 namespace conch::tool {
 
@@ -150,6 +151,7 @@ inline int conchd_main(const std::vector<std::string>& args, process::signal_inb
 
   etcd_transport etcd{o.common.transport()};
   if (int code = require_etcd(etcd, o.common, "conchd")) return code;
+  notifier notify = notifier::from_environment();
 
   using daemon_type = basic_cron<conchd_policies>;
   daemon_type::options cron_options;
@@ -197,6 +199,8 @@ inline int conchd_main(const std::vector<std::string>& args, process::signal_inb
                         detail::lease_hex(daemon.lease());
   if (o.clock_offset.count() != 0) started += ", clock offset " + std::to_string(o.clock_offset.count()) + "ms";
   log({.what = cron_event::kind::daemon, .message = started});
+  notify.ready("running the jobs under " + o.common.prefix + " as " + daemon.settings().host + ", lease " +
+               detail::lease_hex(daemon.lease()));
 
   std::stop_source stop;
   std::atomic<bool> finished{false};
@@ -207,7 +211,8 @@ inline int conchd_main(const std::vector<std::string>& args, process::signal_inb
   // Wake for stop signals, and often enough to keep the watchdog's deadline
   // in step with the lease (renewed every TTL/3) — also while runs in flight
   // are given their kill-after at shutdown.
-  const auto renew_every = std::max<std::chrono::milliseconds>(std::chrono::milliseconds{100}, o.common.ttl / 6);
+  const auto renew_every = std::max<std::chrono::milliseconds>(
+      std::chrono::milliseconds{100}, std::min<std::chrono::milliseconds>(o.common.ttl / 6, notify_every(notify)));
   std::optional<std::chrono::steady_clock::time_point> renewed;
   while (!finished) {
     if (auto deadline = daemon.local_deadline(); watchdog && deadline && deadline != renewed) {
@@ -215,6 +220,7 @@ inline int conchd_main(const std::vector<std::string>& args, process::signal_inb
       (void)watchdog->renew(*deadline);
       renewed = deadline;
     }
+    if (auto deadline = daemon.local_deadline()) notify.feed(*deadline);
     pollfd fd{inbox.fd(), POLLIN, 0};
     if (::poll(&fd, 1, static_cast<int>(renew_every.count())) < 0 && errno != EINTR) break;
     if (auto sig = inbox.take(); sig && !stop.stop_requested()) {
@@ -222,6 +228,7 @@ inline int conchd_main(const std::vector<std::string>& args, process::signal_inb
            .message = "stopping on signal " + std::to_string(*sig) + ": runs in flight get " +
                       detail::format_duration(o.common.kill_after)});
       stop.request_stop();
+      notify.stopping("stopping on signal " + std::to_string(*sig));
     }
   }
   stop.request_stop();

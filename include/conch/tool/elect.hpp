@@ -31,6 +31,7 @@
 #include "conch/tool/flags.hpp"
 #include "conch/tool/hold.hpp"
 #include "conch/tool/holder.hpp"
+#include "conch/tool/ops.hpp"
 
 namespace conch::tool {
 
@@ -131,10 +132,14 @@ inline int elect_main(const std::vector<std::string>& args, process::signal_inbo
   }
   basic_election<> office{session, o.common.prefix, o.name};
   office_recipe recipe{office, session, o, holder_json(o.name, session.lease(), o.argv)};
+  notifier notify = notifier::from_environment();
+  hold_texts texts{"waiting for office " + o.name,
+                   [&] { return "leading office " + o.name + " (token " + std::to_string(office.token()) + ")"; }};
   return hold_and_run(session, recipe,
                       {.program = "conch elect",
                        .supervise = {.argv = o.argv, .kill_after = o.common.kill_after,
-                                     .restart = o.restart}},
+                                     .restart = o.restart},
+                       .hooks = notify_hooks(notify, texts)},
                       inbox);
 }
 

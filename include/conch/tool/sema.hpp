@@ -20,6 +20,7 @@
 #include "conch/exit_codes.hpp"
 #include "conch/tool/flags.hpp"
 #include "conch/tool/hold.hpp"
+#include "conch/tool/ops.hpp"
 #include "conch/tool/holder.hpp"
 
 #include <chrono>
@@ -177,10 +178,14 @@ inline int sema_main(const std::vector<std::string>& args, process::signal_inbox
   }
   basic_semaphore<> semaphore{session, o.common.prefix, o.name, o.max};
   slot_recipe recipe{semaphore, session, o};
-  return hold_and_run(
-      session, recipe,
-      {.program = "conch sema", .supervise = {.argv = o.argv, .kill_after = o.common.kill_after}},
-      inbox);
+  notifier notify = notifier::from_environment();
+  hold_texts texts{"waiting for a slot of semaphore " + o.name,
+                   [&] { return "holding slot " + std::to_string(semaphore.slot()) + " of semaphore " + o.name; }};
+  return hold_and_run(session, recipe,
+                      {.program = "conch sema",
+                       .supervise = {.argv = o.argv, .kill_after = o.common.kill_after},
+                       .hooks = notify_hooks(notify, texts)},
+                      inbox);
 }
 
 }  // namespace conch::tool
