@@ -11,7 +11,7 @@
 #include "conch/tool/common.hpp"
 
 using namespace std::chrono_literals;
-using conch::tool::flag_parser;
+using conch::tool::command_line;
 using conch::tool::parsed;
 
 namespace {
@@ -22,17 +22,15 @@ struct elect_like {
   std::chrono::milliseconds timeout{-1};
   std::int64_t max = 0;
   std::vector<std::string> argv;
-  flag_parser p{"conch test", "NAME [flags] -- CMD ARGS..."};
+  command_line p{"conch test", "NAME [flags] -- CMD ARGS..."};
   elect_like() {
     p.positional("NAME", name, "the office")
         .flag("--who", who, "print")
         .duration("--timeout", timeout, "give up")
         .integer("--max", max, 1, 1000, "slots")
-        .command(argv);
+        .command(argv, [this] { return !who; });
   }
-  conch::result<parsed> parse(std::vector<std::string> args) {
-    return p.parse(args, [this] { return !who; });
-  }
+  conch::result<parsed> parse(std::vector<std::string> args) { return p.parse(args); }
 };
 
 }  // namespace
@@ -103,9 +101,9 @@ TEST_CASE("common flags: defaults, environment, flags over environment", "[tool]
   ::unsetenv("CONCH_PREFIX");
   ::unsetenv("CONCH_PASSWORD");
   {
-    flag_parser p{"conch test", "[flags]"};
+    command_line p{"conch test", "[flags]"};
     conch::tool::common_flags common{p};
-    REQUIRE(p.parse({}, [] { return false; }));
+    REQUIRE(p.parse({}));
     auto o = common.finish();
     REQUIRE(o);
     CHECK(o->endpoints == std::vector<std::string>{"127.0.0.1:2379"});
@@ -118,10 +116,9 @@ TEST_CASE("common flags: defaults, environment, flags over environment", "[tool]
   ::setenv("CONCH_PREFIX", "team", 1);
   ::setenv("CONCH_PASSWORD", "s3cret", 1);
   {
-    flag_parser p{"conch test", "[flags]"};
+    command_line p{"conch test", "[flags]"};
     conch::tool::common_flags common{p};
-    REQUIRE(p.parse({"--user", "root", "--ttl", "3", "--kill-after", "500ms", "--json"},
-                    [] { return false; }));
+    REQUIRE(p.parse({"--user", "root", "--ttl", "3", "--kill-after", "500ms", "--json"}));
     auto o = common.finish();
     REQUIRE(o);
     CHECK(o->endpoints == std::vector<std::string>{"10.0.0.1:2379", "10.0.0.2:2379"});
@@ -134,9 +131,9 @@ TEST_CASE("common flags: defaults, environment, flags over environment", "[tool]
     CHECK(o->transport().endpoints.size() == 2);
   }
   {
-    flag_parser p{"conch test", "[flags]"};
+    command_line p{"conch test", "[flags]"};
     conch::tool::common_flags common{p};
-    REQUIRE(p.parse({"--endpoints", "127.0.0.1:1", "--prefix", "p/"}, [] { return false; }));
+    REQUIRE(p.parse({"--endpoints", "127.0.0.1:1", "--prefix", "p/"}));
     auto o = common.finish();
     REQUIRE(o);
     CHECK(o->endpoints == std::vector<std::string>{"127.0.0.1:1"});
@@ -154,11 +151,66 @@ TEST_CASE("common flags: bad values name the flag", "[tool][flags]") {
            {{"--endpoints", "a,,b"}, "--endpoints: empty endpoint in \"a,,b\""},
            {{"--cert", "c.pem"}, "--cert needs --key"},
        }) {
-    flag_parser p{"conch test", "[flags]"};
+    command_line p{"conch test", "[flags]"};
     conch::tool::common_flags common{p};
-    REQUIRE(p.parse(args, [] { return false; }));
+    REQUIRE(p.parse(args));
     auto o = common.finish();
     REQUIRE_FALSE(o);
     CHECK(o.error().message == message);
   }
+}
+
+TEST_CASE("common flags: a bad CONCH_ENDPOINTS is named as the variable", "[tool][flags]") {
+  ::setenv("CONCH_ENDPOINTS", "a,,b", 1);
+  command_line p{"conch test", "[flags]"};
+  conch::tool::common_flags common{p};
+  REQUIRE(p.parse({}));
+  auto o = common.finish();
+  ::unsetenv("CONCH_ENDPOINTS");
+  REQUIRE_FALSE(o);
+  CHECK(o.error().message == "CONCH_ENDPOINTS: empty endpoint in \"a,,b\"");
+}
+
+TEST_CASE("subcommands: the chosen one parses, runs and names itself in errors", "[tool][flags]") {
+  command_line root{"conch", "COMMAND"};
+  std::string name;
+  std::vector<std::string> argv;
+  bool json = false;
+  auto& run = root.subcommand("run", "NAME -- CMD", "Run a thing.\n\nThe long story.");
+  run.positional("NAME", name, "the thing").command(argv).on_run([] { return 7; });
+  auto& ls = root.subcommand("ls", "[--json]", "List things.");
+  ls.flag("--json", json, "as JSON").on_run([] { return 3; });
+
+  CHECK(conch::tool::run_command_line(root, {"run", "x", "--", "ls", "--json"}) == 7);
+  CHECK(name == "x");
+  CHECK(argv == std::vector<std::string>{"ls", "--json"});
+  CHECK_FALSE(json);  // words after -- belong to the child, never to a sibling subcommand
+
+  command_line again{"conch", "COMMAND"};
+  again.subcommand("ls", "[--json]", "List things.").flag("--json", json, "as JSON");
+  auto r = again.parse({"ls", "--bogus"});
+  REQUIRE_FALSE(r);
+  CHECK(r.error().message == "unknown flag --bogus (see --help)");
+  CHECK(again.chosen().program() == "conch ls");
+  auto unknown = again.parse({"nope"});
+  REQUIRE_FALSE(unknown);
+  CHECK(unknown.error().message == "unknown command \"nope\" (see conch --help)");
+}
+
+TEST_CASE("help: usage line, description, every flag with its default, exit codes", "[tool][flags]") {
+  ::unsetenv("CONCH_ENDPOINTS");
+  command_line root{"conch", "COMMAND"};
+  auto& sub = root.subcommand("sub", "NAME [flags]", "Do the thing.\n\nAt length.");
+  conch::tool::common_flags common{sub};
+  const std::string top = root.help();
+  CHECK(top.find("usage: conch COMMAND") == 0);
+  CHECK(top.find("Do the thing.") != std::string::npos);
+  CHECK(top.find("At length.") == std::string::npos);  // a parent lists summaries only
+  const std::string help = sub.help();
+  CHECK(help.find("usage: conch sub NAME [flags]") == 0);
+  CHECK(help.find("At length.") != std::string::npos);
+  CHECK(help.find("--ttl DURATION") != std::string::npos);
+  CHECK(help.find("(default 10s)") != std::string::npos);
+  CHECK(help.find("(default 127.0.0.1:2379; env CONCH_ENDPOINTS)") != std::string::npos);
+  CHECK(help.find("64  usage error") != std::string::npos);
 }

@@ -6,7 +6,7 @@
 // Flags win over the environment. No gRPC here: parsing a command line needs
 // no connection (and fuzzes without one).
 //
-//   conch::tool::flag_parser p{"conch elect", "NAME [flags] -- CMD ARGS..."};
+//   conch::tool::command_line p{"conch elect", "NAME [flags] -- CMD ARGS..."};
 //   conch::tool::common_flags common{p};
 //   if (auto r = p.parse(args); !r) ...;
 //   auto opts = common.finish();   // result<common_options>: validated
@@ -25,9 +25,6 @@
 #include "conch/tool/flags.hpp"
 
 namespace conch::tool {
-
-/// The version the tools print and record in holder records.
-inline constexpr std::string_view version = "0.1.0";
 
 struct common_options {
   std::vector<std::string> endpoints{"127.0.0.1:2379"};
@@ -67,36 +64,28 @@ inline result<std::vector<std::string>> split_endpoints(std::string_view text) {
   }
 }
 
-/// Binds the common flags to a parser; finish() validates after the parse.
+/// Binds the common flags to a command line; finish() validates after the parse.
 class common_flags {
  public:
   /// `supervises`: the tool runs a child under a lease (--ttl, --kill-after).
-  explicit common_flags(flag_parser& p, bool supervises = true) : supervises_(supervises) {
-    if (const char* e = std::getenv("CONCH_ENDPOINTS"); e && *e) {
-      endpoints_ = e;
-      endpoints_from_ = "CONCH_ENDPOINTS";
-    }
-    if (const char* e = std::getenv("CONCH_PREFIX")) prefix_ = e;
+  explicit common_flags(command_line& p, bool supervises = true) : supervises_(supervises) {
     if (const char* e = std::getenv("CONCH_PASSWORD")) opts_.password = e;
-    p.text("--endpoints", endpoints_, "LIST",
-           "etcd endpoints, comma-separated (env CONCH_ENDPOINTS; default 127.0.0.1:2379)");
-    p.text("--prefix", prefix_, "PREFIX", "key namespace (env CONCH_PREFIX; default conch/)");
+    p.text("--endpoints", endpoints_, "LIST", "etcd endpoints, comma-separated", "CONCH_ENDPOINTS");
+    p.text("--prefix", prefix_, "PREFIX", "key namespace", "CONCH_PREFIX");
     if (supervises) {
-      p.duration("--ttl", ttl_, "lease TTL, whole seconds (default 10s)");
-      p.duration("--kill-after", opts_.kill_after,
-                 "SIGKILL the child's group this long after SIGTERM (default 5s)");
+      p.duration("--ttl", ttl_, "lease TTL, whole seconds", "10s");
+      p.duration("--kill-after", opts_.kill_after, "SIGKILL the child's group this long after SIGTERM", "5s");
     }
     p.text("--cacert", opts_.cacert, "FILE", "CA certificate: talk TLS to etcd");
     p.text("--cert", opts_.cert, "FILE", "client certificate (with --key)");
     p.text("--key", opts_.key, "FILE", "client private key");
-    p.text("--user", opts_.user, "NAME", "etcd user; the password comes from CONCH_PASSWORD");
+    p.text("--user", opts_.user, "NAME", "etcd user; the password comes from env CONCH_PASSWORD");
     p.flag("--json", opts_.json, "machine-readable output");
   }
 
   /// The options, validated; errors name the flag (or variable) at fault.
   result<common_options> finish() {
     common_options o = opts_;
-    // Flags were parsed after the environment was read: a flag value replaced it.
     auto eps = split_endpoints(endpoints_);
     if (!eps) return error{errc::invalid_argument, endpoints_source() + ": " + eps.error().message};
     o.endpoints = std::move(*eps);
@@ -113,18 +102,16 @@ class common_flags {
   }
 
  private:
+  /// CLI11 fills --endpoints from CONCH_ENDPOINTS when the flag is absent: a
+  /// value equal to the variable's is named after the variable.
   std::string endpoints_source() const {
-    return endpoints_ == endpoints_env_value() && endpoints_from_ ? endpoints_from_ : "--endpoints";
-  }
-  static std::string endpoints_env_value() {
     const char* e = std::getenv("CONCH_ENDPOINTS");
-    return e ? e : "";
+    return e && endpoints_ == e ? "CONCH_ENDPOINTS" : "--endpoints";
   }
 
   bool supervises_;
   common_options opts_;
   std::string endpoints_ = "127.0.0.1:2379";
-  const char* endpoints_from_ = nullptr;
   std::string prefix_ = "conch/";
   std::chrono::milliseconds ttl_{std::chrono::seconds(10)};
 };

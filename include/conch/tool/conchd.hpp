@@ -101,38 +101,53 @@ struct conchd_options {
   std::string watchdog_host{"/proc/self/exe"};  ///< the binary serving process::watchdog_main
 };
 
-/// Parses conchd's arguments: the options, or the exit code to leave with.
-inline std::variant<conchd_options, int> parse_conchd(const std::vector<std::string>& args) {
+/// conchd's flags, declared on its command line; finish() checks them after the parse.
+struct conchd_flags {
   conchd_options o;
   std::string log_format = "human";
   std::int64_t history = 100;
   std::string offset;
-  if (const char* e = std::getenv("CONCH_CLOCK_OFFSET")) offset = e;
-  flag_parser p{"conchd", "[flags]",
-                "Run the cron jobs stored under <prefix>cron/jobs/ (see 'conch cron add'). Any number\n"
-                "of conchd may share one etcd: each tick runs once, on the daemon that claims it.\n"
-                "A run gets CONCH_TICK (the scheduled instant, UTC), CONCH_REV (the claim's\n"
-                "revision), CONCH_NAME, CONCH_KEY and CONCH_LEASE."};
-  common_flags common{p};
-  p.text("--log-format", log_format, "FORMAT", "human (default) or json: one line per event on stderr");
-  p.integer("--history", history, 0, 1'000'000, "ticks kept per job, pruned by the winner (default 100; 0 keeps all)");
-  p.text("--host", o.host, "NAME", "the name claims carry (default: the host name)").hidden();
-  p.text("--clock-offset", offset, "DURATION", "shift this daemon's clock (skew drills; env CONCH_CLOCK_OFFSET)")
-      .hidden();
-  if (auto code = finish_parse(p, p.parse(args), version)) return *code;
-  if (log_format != "human" && log_format != "json")
-    return usage_error(p, "--log-format: \"" + log_format + "\" is not human or json");
-  o.json_log = log_format == "json";
-  o.history = static_cast<std::size_t>(history);
-  if (!offset.empty()) {
-    auto d = parse_signed_duration(offset);
-    if (!d) return usage_error(p, "--clock-offset: " + d.error().message);
-    o.clock_offset = *d;
+  common_flags common;
+
+  explicit conchd_flags(command_line& p) : common(p) {
+    p.text("--log-format", log_format, "FORMAT", "human or json: one line per event on stderr");
+    p.integer("--history", history, 0, 1'000'000, "ticks kept per job, pruned by the winner (0 keeps all)")
+        .default_text("100");
+    p.text("--host", o.host, "NAME", "the name claims carry (default: the host name)").hidden();
+    p.text("--clock-offset", offset, "DURATION", "shift this daemon's clock (skew drills)", "CONCH_CLOCK_OFFSET")
+        .hidden();
   }
-  auto c = common.finish();
-  if (!c) return usage_error(p, c.error().message);
-  o.common = std::move(*c);
-  return o;
+
+  /// The options, or the exit code to leave with (64, the line printed).
+  std::variant<conchd_options, int> finish(const command_line& p) {
+    if (log_format != "human" && log_format != "json")
+      return usage_error(p, "--log-format: \"" + log_format + "\" is not human or json");
+    o.json_log = log_format == "json";
+    o.history = static_cast<std::size_t>(history);
+    if (!offset.empty()) {
+      auto d = parse_signed_duration(offset);
+      if (!d) return usage_error(p, "--clock-offset: " + d.error().message);
+      o.clock_offset = *d;
+    }
+    auto c = common.finish();
+    if (!c) return usage_error(p, c.error().message);
+    o.common = std::move(*c);
+    return o;
+  }
+};
+
+/// Parses conchd's arguments: the options, or the exit code to leave with
+/// (0 after --help/--version, 64 after a usage error, the line printed).
+inline std::variant<conchd_options, int> parse_conchd(const std::vector<std::string>& args) {
+  command_line p{"conchd", "[flags]",
+                 "Run the cron jobs stored under <prefix>cron/jobs/ (see 'conch cron add'). Any number\n"
+                 "of conchd may share one etcd: each tick runs once, on the daemon that claims it.\n"
+                 "A run gets CONCH_TICK (the scheduled instant, UTC), CONCH_REV (the claim's\n"
+                 "revision), CONCH_NAME, CONCH_KEY and CONCH_LEASE. SIGTERM, SIGINT, SIGHUP or\n"
+                 "SIGQUIT stop claiming; runs in flight get --kill-after, then are killed."};
+  conchd_flags flags{p};
+  if (auto code = finish_parse(p, p.parse(args))) return *code;
+  return flags.finish(p);
 }
 
 /// conchd (the words after the program name). Stop signals must already be

@@ -15,13 +15,14 @@
 #include <chrono>
 #include <cstdint>
 #include <iostream>
+#include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "conch/cron_jobs.hpp"
 #include "conch/etcd.hpp"
-#include "conch/process/signals.hpp"
 #include "conch/tool/common.hpp"
 #include "conch/tool/connect.hpp"
 #include "conch/exit_codes.hpp"
@@ -103,44 +104,21 @@ inline std::string json(const std::vector<cron_job_view>& jobs) {
 
 }  // namespace cron_text
 
-inline int cron_usage(std::ostream& out, int code) {
-  out << "usage: conch cron add NAME --schedule SPEC [--tz ZONE] [flags] -- CMD ARGS...\n"
-         "       conch cron rm NAME [flags]\n"
-         "       conch cron ls [--json] [--last N] [flags]\n\n"
-         "Jobs for the conchd daemons: each tick runs once, on one daemon. 'conch cron add --help' tells more.\n";
-  return code;
-}
-
-inline int cron_add(const std::vector<std::string>& args) {
-  cron_job_spec spec;
-  flag_parser p{"conch cron add", "NAME --schedule SPEC [--tz ZONE] [flags] -- CMD ARGS...",
-                "Store job NAME: conchd runs CMD once per tick of SPEC, on one daemon. SPEC is a\n"
-                "5-field cron line (or 6 with leading seconds), a macro (@hourly, @daily, ...) or\n"
-                "'@every DURATION' (ticks at multiples of DURATION since the Unix epoch). ZONE is\n"
-                "an IANA time zone for the wall times (default UTC). Adding an existing NAME\n"
-                "replaces it."};
-  p.positional("NAME", spec.name, "the job");
-  common_flags common{p, false};
-  p.text("--schedule", spec.schedule, "SPEC", "when to run (required)");
-  p.text("--tz", spec.tz, "ZONE", "IANA time zone for the schedule (default UTC)");
-  p.command(spec.argv);
-  if (auto code = finish_parse(p, p.parse(args), version)) return *code;
-  if (spec.schedule.empty()) return usage_error(p, "--schedule is required");
-  auto o = common.finish();
-  if (!o) return usage_error(p, o.error().message);
+/// `conch cron add`: checks the job before connecting (a bad job is a usage
+/// error whether or not etcd is up), then stores it.
+inline int cron_add_run(const command_line& p, const cron_job_spec& spec, const common_options& o) {
   const auto now = std::chrono::system_clock::now();
-  // Check before connecting: a bad job is a usage error whether or not etcd is up.
   detail::job_record check{};
   check.name = spec.name;
   check.schedule = spec.schedule;
   check.tz = spec.tz;
   check.argv = spec.argv;
-  auto job = detail::make_cron_job(o->prefix, check);
+  auto job = detail::make_cron_job(o.prefix, check);
   if (!job) return usage_error(p, job.error().message);
 
-  etcd_transport etcd{o->transport()};
-  if (int code = require_etcd(etcd, *o, p.program())) return code;
-  auto r = add_cron_job(etcd, o->prefix, spec, now);
+  etcd_transport etcd{o.transport()};
+  if (int code = require_etcd(etcd, o, p.program())) return code;
+  auto r = add_cron_job(etcd, o.prefix, spec, now);
   if (!r) {
     std::cerr << p.program() << ": " << r.error().message << "\n";
     return r.error().code == errc::invalid_argument ? exit_code::usage : exit_code::unavailable;
@@ -151,19 +129,11 @@ inline int cron_add(const std::vector<std::string>& args) {
   return exit_code::ok;
 }
 
-inline int cron_rm(const std::vector<std::string>& args) {
-  std::string name;
-  flag_parser p{"conch cron rm", "NAME [flags]",
-                "Delete job NAME: no further ticks. A run in flight finishes and records its result;\n"
-                "the job's history stays until pruned. Exits 1 if there is no such job."};
-  p.positional("NAME", name, "the job");
-  common_flags common{p, false};
-  if (auto code = finish_parse(p, p.parse(args), version)) return *code;
-  auto o = common.finish();
-  if (!o) return usage_error(p, o.error().message);
-  etcd_transport etcd{o->transport()};
-  if (int code = require_etcd(etcd, *o, p.program())) return code;
-  auto r = remove_cron_job(etcd, o->prefix, name);
+/// `conch cron rm`: 1 if there is no such job.
+inline int cron_rm_run(const command_line& p, const std::string& name, const common_options& o) {
+  etcd_transport etcd{o.transport()};
+  if (int code = require_etcd(etcd, o, p.program())) return code;
+  auto r = remove_cron_job(etcd, o.prefix, name);
   if (!r) {
     std::cerr << p.program() << ": " << r.error().message << "\n";
     return r.error().code == errc::invalid_argument ? exit_code::usage : exit_code::unavailable;
@@ -176,39 +146,93 @@ inline int cron_rm(const std::vector<std::string>& args) {
   return exit_code::ok;
 }
 
-inline int cron_ls(const std::vector<std::string>& args) {
-  std::int64_t last = 5;
-  flag_parser p{"conch cron ls", "[--json] [--last N] [flags]",
-                "List the jobs, their next tick and their last runs: done (with exit code),\n"
-                "running, or zombie (claimed, no result, the claimer's lease gone; never rerun).\n"
-                "A job value that cannot be read is listed as CORRUPT; conchd skips it."};
-  common_flags common{p, false};
-  p.integer("--last", last, 0, 1000, "runs shown per job, newest first (default 5)");
-  if (auto code = finish_parse(p, p.parse(args), version)) return *code;
-  auto o = common.finish();
-  if (!o) return usage_error(p, o.error().message);
-  etcd_transport etcd{o->transport()};
-  if (int code = require_etcd(etcd, *o, p.program())) return code;
-  auto jobs = list_cron_jobs(etcd, o->prefix, std::chrono::system_clock::now(), static_cast<std::size_t>(last));
+/// `conch cron ls`: every job, human or --json.
+inline int cron_ls_run(const command_line& p, std::size_t last, const common_options& o) {
+  etcd_transport etcd{o.transport()};
+  if (int code = require_etcd(etcd, o, p.program())) return code;
+  auto jobs = list_cron_jobs(etcd, o.prefix, std::chrono::system_clock::now(), last);
   if (!jobs) {
     std::cerr << p.program() << ": " << jobs.error().message << "\n";
     return exit_code::unavailable;
   }
-  std::cout << (o->json ? cron_text::json(*jobs) : cron_text::human(*jobs)) << std::flush;
+  std::cout << (o.json ? cron_text::json(*jobs) : cron_text::human(*jobs)) << std::flush;
   return exit_code::ok;
 }
 
-/// `conch cron ...` (the words after "cron").
-inline int cron_main(const std::vector<std::string>& args, process::signal_inbox&) {
-  if (args.empty()) return cron_usage(std::cerr, exit_code::usage);
-  const std::string& sub = args.front();
-  const std::vector<std::string> rest(args.begin() + 1, args.end());
-  if (sub == "add") return cron_add(rest);
-  if (sub == "rm") return cron_rm(rest);
-  if (sub == "ls") return cron_ls(rest);
-  if (sub == "--help" || sub == "-h" || sub == "help") return cron_usage(std::cout, exit_code::ok);
-  std::cerr << "conch cron: unknown command " << detail::quoted(sub) << " (add, ls or rm)\n";
-  return exit_code::usage;
+/// A `conch cron` subcommand's state: the words it binds and the common flags.
+struct cron_flags {
+  cron_job_spec spec;
+  std::int64_t last = 5;
+  std::optional<common_flags> common;
+};
+
+/// Runs `conch cron <sub>` once its flags are checked.
+template <class Run>
+void on_cron_run(command_line& p, std::shared_ptr<cron_flags> f, Run run) {
+  p.on_run([&p, f = std::move(f), run] {
+    auto o = f->common->finish();
+    if (!o) return usage_error(p, o.error().message);
+    return run(p, *f, *o);
+  });
+}
+
+inline void add_cron_add(command_line& cron) {
+  auto f = std::make_shared<cron_flags>();
+  auto& p = cron.subcommand(
+      "add", "NAME --schedule SPEC [--tz ZONE] [flags] -- CMD ARGS...",
+      "Store job NAME, which conchd runs on the ticks of SPEC.\n\n"
+      "Store job NAME: conchd runs CMD once per tick of SPEC, on one daemon. SPEC is a\n"
+      "5-field cron line (or 6 with leading seconds), a macro (@hourly, @daily, ...) or\n"
+      "'@every DURATION' (ticks at multiples of DURATION since the Unix epoch). ZONE is\n"
+      "an IANA time zone for the wall times. Adding an existing NAME replaces it. A bad\n"
+      "SPEC or ZONE exits 64 and stores nothing.");
+  f->common.emplace(p.positional("NAME", f->spec.name, "the job"), false);
+  p.text("--schedule", f->spec.schedule, "SPEC", "when to run (required)");
+  p.text("--tz", f->spec.tz, "ZONE", "IANA time zone for the schedule").default_text("UTC");
+  p.command(f->spec.argv);
+  on_cron_run(p, f, [](const command_line& p, const cron_flags& f, const common_options& o) {
+    if (f.spec.schedule.empty()) return usage_error(p, "--schedule is required");
+    return cron_add_run(p, f.spec, o);
+  });
+}
+
+inline void add_cron_rm(command_line& cron) {
+  auto f = std::make_shared<cron_flags>();
+  auto& p = cron.subcommand(
+      "rm", "NAME [flags]",
+      "Delete job NAME.\n\n"
+      "Delete job NAME: no further ticks. A run in flight finishes and records its result;\n"
+      "the job's history stays until pruned. Exits 1 if there is no such job.");
+  f->common.emplace(p.positional("NAME", f->spec.name, "the job"), false);
+  on_cron_run(p, f, [](const command_line& p, const cron_flags& f, const common_options& o) {
+    return cron_rm_run(p, f.spec.name, o);
+  });
+}
+
+inline void add_cron_ls(command_line& cron) {
+  auto f = std::make_shared<cron_flags>();
+  auto& p = cron.subcommand(
+      "ls", "[--json] [--last N] [flags]",
+      "List the jobs and their last runs.\n\n"
+      "List the jobs, their next tick and their last runs: done (with exit code),\n"
+      "running, or zombie (claimed, no result, the claimer's lease gone; never rerun).\n"
+      "A job value that cannot be read is listed as CORRUPT; conchd skips it.");
+  f->common.emplace(p, false);
+  p.integer("--last", f->last, 0, 1000, "runs shown per job, newest first").default_text("5");
+  on_cron_run(p, f, [](const command_line& p, const cron_flags& f, const common_options& o) {
+    return cron_ls_run(p, static_cast<std::size_t>(f.last), o);
+  });
+}
+
+/// Declares `conch cron add|ls|rm` under `conch` (see tool/conch.hpp).
+inline void add_cron(command_line& conch) {
+  auto& cron = conch.subcommand("cron", "add|ls|rm ... [flags]",
+                                "The jobs the conchd daemons run: add, ls, rm.\n\n"
+                                "The jobs for the conchd daemons: each tick runs once, on one daemon.\n"
+                                "'conch cron add --help' tells more.");
+  add_cron_add(cron);
+  add_cron_ls(cron);
+  add_cron_rm(cron);
 }
 
 }  // namespace conch::tool

@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <iostream>
+#include <memory>
 #include <optional>
 #include <stop_token>
 #include <string>
@@ -45,37 +46,34 @@ struct elect_options {
   std::vector<std::string> argv{};
 };
 
-/// Parses `conch elect` arguments. Returns the options, or the exit code to
-/// leave with at once (0 after --help/--version, 64 after a usage error,
-/// with the line already printed).
-inline std::variant<elect_options, int> parse_elect(const std::vector<std::string>& args) {
+/// `conch elect`'s flags, declared on its command line; finish() checks
+/// them after the parse.
+struct elect_flags {
   elect_options o;
   std::chrono::milliseconds timeout{-1};
-  flag_parser p{"conch elect", "NAME [flags] -- CMD ARGS...",
-                "Campaign for office NAME and run CMD while leading. CMD gets CONCH_REV (its\n"
-                "fencing token), CONCH_KEY, CONCH_LEASE and CONCH_NAME. When CMD exits the office\n"
-                "passes to the next contender at once; if the lease is lost, CMD's process group\n"
-                "is killed and conch exits 70."};
-  p.positional("NAME", o.name, "the office");
-  common_flags common{p};
-  p.flag("--who", o.who, "print the leader and exit (1 if the office is vacant)");
-  p.flag("--nonblock", o.nonblock, "exit 75 at once if another leads");
-  p.duration("--timeout", timeout, "give up waiting after this long (exit 75)");
-  p.flag("--restart", o.restart.enabled, "restart CMD when it exits, with backoff, while leading");
-  p.duration("--stable-after", o.restart.stable_after,
-             "with --restart: a CMD that ran this long resets the backoff (default 60s)");
-  p.command(o.argv);
+  common_flags common;
 
-  auto parsed = p.parse(args, [&] { return !o.who; });
-  if (auto code = finish_parse(p, parsed, version)) return *code;
-  if (o.who && !o.argv.empty()) return usage_error(p, "--who runs no command");
-  if (o.name.empty()) return usage_error(p, "NAME must not be empty");
-  if (timeout.count() >= 0) o.timeout = timeout;
-  auto c = common.finish();
-  if (!c) return usage_error(p, c.error().message);
-  o.common = std::move(*c);
-  return o;
-}
+  explicit elect_flags(command_line& p) : common(p.positional("NAME", o.name, "the office")) {
+    p.flag("--who", o.who, "print the leader and exit (1 if the office is vacant)");
+    p.flag("--nonblock", o.nonblock, "exit 75 at once if another leads");
+    p.duration("--timeout", timeout, "give up waiting after this long, then exit 75", "none: wait");
+    p.flag("--restart", o.restart.enabled, "restart CMD when it exits, with backoff, while leading");
+    p.duration("--stable-after", o.restart.stable_after,
+               "with --restart: a CMD that ran this long resets the backoff", "60s");
+    p.command(o.argv, [this] { return !o.who; });
+  }
+
+  /// The options, or the exit code to leave with (64, the line printed).
+  std::variant<elect_options, int> finish(const command_line& p) {
+    if (o.who && !o.argv.empty()) return usage_error(p, "--who runs no command");
+    if (o.name.empty()) return usage_error(p, "NAME must not be empty");
+    if (timeout.count() >= 0) o.timeout = timeout;
+    auto c = common.finish();
+    if (!c) return usage_error(p, c.error().message);
+    o.common = std::move(*c);
+    return o;
+  }
+};
 
 /// `--who`: the leader's record on stdout (one line, or JSON with --json); 1 if vacant.
 inline int elect_who(etcd_transport& etcd, const elect_options& o) {
@@ -112,13 +110,9 @@ struct office_recipe {
   result<void> release() { return office.resign(); }
 };
 
-/// `conch elect ...` (the words after "elect"). Stop signals must already be
+/// Runs `conch elect` with parsed options. Stop signals must already be
 /// blocked (process::block_stop_signals) and are read from `inbox`.
-inline int elect_main(const std::vector<std::string>& args, process::signal_inbox& inbox) {
-  auto parsed = parse_elect(args);
-  if (auto* code = std::get_if<int>(&parsed)) return *code;
-  const auto& o = std::get<elect_options>(parsed);
-
+inline int elect_run(const elect_options& o, process::signal_inbox& inbox) {
   etcd_transport etcd{o.common.transport()};
   if (int code = require_etcd(etcd, o.common, "conch elect")) return code;
   if (o.who) return elect_who(etcd, o);
@@ -141,6 +135,23 @@ inline int elect_main(const std::vector<std::string>& args, process::signal_inbo
                                      .restart = o.restart},
                        .hooks = notify_hooks(notify, texts)},
                       inbox);
+}
+
+/// Declares `conch elect` under `conch` (see tool/conch.hpp).
+inline void add_elect(command_line& conch, process::signal_inbox& inbox) {
+  auto& p = conch.subcommand(
+      "elect", "NAME [flags] -- CMD ARGS...",
+      "Run CMD while leading office NAME.\n\n"
+      "Campaign for office NAME and run CMD while leading. CMD gets CONCH_REV (its\n"
+      "fencing token), CONCH_KEY, CONCH_LEASE and CONCH_NAME. When CMD exits the office\n"
+      "passes to the next contender at once; if the lease is lost, CMD's process group\n"
+      "is killed and conch exits 70. With --who, print the leader instead.");
+  auto flags = std::make_shared<elect_flags>(p);
+  p.on_run([flags, &p, &inbox] {
+    auto o = flags->finish(p);
+    if (auto* code = std::get_if<int>(&o)) return *code;
+    return elect_run(std::get<elect_options>(o), inbox);
+  });
 }
 
 }  // namespace conch::tool

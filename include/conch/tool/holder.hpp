@@ -20,6 +20,7 @@
 #include "conch/logic/time_format.hpp"
 #include "conch/policies/transport.hpp"
 #include "conch/tool/common.hpp"
+#include "conch/version.hpp"
 
 namespace conch::tool {
 
@@ -40,7 +41,7 @@ inline std::string holder_json(const std::string& name, lease_id lease, const st
   h.token = 0;
   h.name = name;
   h.argv = argv;
-  h.version = std::string(version);
+  h.version = std::string(conch::version_string);
   h.slot = slot;
   return conch::detail::encode_record(h);
 }

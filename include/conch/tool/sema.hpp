@@ -26,6 +26,7 @@
 #include <chrono>
 #include <cstdint>
 #include <iostream>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <stop_token>
@@ -46,39 +47,36 @@ struct sema_options {
   std::vector<std::string> argv{};
 };
 
-/// Parses `conch sema` arguments. Returns the options, or the exit code to
-/// leave with at once (0 after --help/--version, 64 after a usage error,
-/// with the line already printed).
-inline std::variant<sema_options, int> parse_sema(const std::vector<std::string>& args) {
+/// `conch sema`'s flags, declared on its command line; finish() checks
+/// them after the parse.
+struct sema_flags {
   sema_options o;
   std::int64_t max = 0;
   std::chrono::milliseconds timeout{-1};
-  flag_parser p{"conch sema", "NAME --max N [flags] -- CMD ARGS...",
-                "Wait for one of N slots of semaphore NAME (first come, first served) and run CMD\n"
-                "while holding it. CMD gets CONCH_SLOT, CONCH_REV (its fencing token, increasing\n"
-                "per slot), CONCH_KEY, CONCH_LEASE and CONCH_NAME. When CMD exits the slot passes\n"
-                "to the next waiter at once; if the lease is lost, CMD's process group is killed\n"
-                "and conch exits 70. Semaphores of another --max never share slots with this one."};
-  p.positional("NAME", o.name, "the semaphore");
-  p.integer("--max", max, 1, conch::detail::max_semaphore_size, "number of slots (required)");
-  common_flags common{p};
-  p.flag("--who", o.who, "list holders and waiters and exit (1 if nobody holds)");
-  p.flag("--nonblock", o.nonblock, "exit 75 at once if no slot is free for us");
-  p.duration("--timeout", timeout, "give up waiting after this long (exit 75)");
-  p.command(o.argv);
+  common_flags common;
 
-  auto parsed = p.parse(args, [&] { return !o.who; });
-  if (auto code = finish_parse(p, parsed, version)) return *code;
-  if (o.who && !o.argv.empty()) return usage_error(p, "--who runs no command");
-  if (o.name.empty()) return usage_error(p, "NAME must not be empty");
-  if (max == 0) return usage_error(p, "--max N is required (the number of slots)");
-  o.max = static_cast<int>(max);
-  if (timeout.count() >= 0) o.timeout = timeout;
-  auto c = common.finish();
-  if (!c) return usage_error(p, c.error().message);
-  o.common = std::move(*c);
-  return o;
-}
+  explicit sema_flags(command_line& p)
+      : common(p.positional("NAME", o.name, "the semaphore")
+                   .integer("--max", max, 1, conch::detail::max_semaphore_size, "number of slots (required)")) {
+    p.flag("--who", o.who, "list holders and waiters and exit (1 if nobody holds)");
+    p.flag("--nonblock", o.nonblock, "exit 75 at once if no slot is free for us");
+    p.duration("--timeout", timeout, "give up waiting after this long, then exit 75", "none: wait");
+    p.command(o.argv, [this] { return !o.who; });
+  }
+
+  /// The options, or the exit code to leave with (64, the line printed).
+  std::variant<sema_options, int> finish(const command_line& p) {
+    if (o.who && !o.argv.empty()) return usage_error(p, "--who runs no command");
+    if (o.name.empty()) return usage_error(p, "NAME must not be empty");
+    if (max == 0) return usage_error(p, "--max N is required (the number of slots)");
+    o.max = static_cast<int>(max);
+    if (timeout.count() >= 0) o.timeout = timeout;
+    auto c = common.finish();
+    if (!c) return usage_error(p, c.error().message);
+    o.common = std::move(*c);
+    return o;
+  }
+};
 
 /// A waiter's line or JSON object: its record (no token yet: it holds
 /// nothing) and the revision that orders the queue.
@@ -158,13 +156,9 @@ struct slot_recipe {
   result<void> release() { return semaphore.release(); }
 };
 
-/// `conch sema ...` (the words after "sema"). Stop signals must already be
+/// Runs `conch sema` with parsed options. Stop signals must already be
 /// blocked (process::block_stop_signals) and are read from `inbox`.
-inline int sema_main(const std::vector<std::string>& args, process::signal_inbox& inbox) {
-  auto parsed = parse_sema(args);
-  if (auto* code = std::get_if<int>(&parsed)) return *code;
-  const auto& o = std::get<sema_options>(parsed);
-
+inline int sema_run(const sema_options& o, process::signal_inbox& inbox) {
   etcd_transport etcd{o.common.transport()};
   if (int code = require_etcd(etcd, o.common, "conch sema")) return code;
   if (o.who) return sema_who(etcd, o);
@@ -186,6 +180,25 @@ inline int sema_main(const std::vector<std::string>& args, process::signal_inbox
                        .supervise = {.argv = o.argv, .kill_after = o.common.kill_after},
                        .hooks = notify_hooks(notify, texts)},
                       inbox);
+}
+
+/// Declares `conch sema` under `conch` (see tool/conch.hpp).
+inline void add_sema(command_line& conch, process::signal_inbox& inbox) {
+  auto& p = conch.subcommand(
+      "sema", "NAME --max N [flags] -- CMD ARGS...",
+      "Run CMD while holding one of N slots of semaphore NAME.\n\n"
+      "Wait for one of N slots of semaphore NAME (first come, first served) and run CMD\n"
+      "while holding it. CMD gets CONCH_SLOT, CONCH_REV (its fencing token, increasing\n"
+      "per slot), CONCH_KEY, CONCH_LEASE and CONCH_NAME. When CMD exits the slot passes\n"
+      "to the next waiter at once; if the lease is lost, CMD's process group is killed\n"
+      "and conch exits 70. Semaphores of another --max never share slots with this one.\n"
+      "With --who, list holders and waiters instead.");
+  auto flags = std::make_shared<sema_flags>(p);
+  p.on_run([flags, &p, &inbox] {
+    auto o = flags->finish(p);
+    if (auto* code = std::get_if<int>(&o)) return *code;
+    return sema_run(std::get<sema_options>(o), inbox);
+  });
 }
 
 }  // namespace conch::tool
