@@ -80,5 +80,5 @@ if(CONCH_DPKG_DEB AND CONCH_INSTALL AND CONCH_BUILD_EXAMPLES)
                    ${CMAKE_BINARY_DIR}/packaging/deb -- ${conch_consumer_args})
   set_tests_properties(packaging.deb PROPERTIES
     LABELS packaging RESOURCE_LOCK conch_heavy_build TIMEOUT 900
-    ENVIRONMENT "CONCH_EXPECT_MAN=${CONCH_MAN_PAGE_NAMES};CONCH_EXPECT_COMPLETION=${CONCH_COMPLETION_FILES}")
+    ENVIRONMENT "CONCH_EXPECT_MAN=${CONCH_MAN_PAGE_NAMES};CONCH_EXPECT_COMPLETION=usr/share/bash-completion/completions/conch usr/share/bash-completion/completions/conchd usr/share/zsh/vendor-completions/_conch")
 endif()
