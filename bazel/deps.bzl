@@ -23,6 +23,7 @@ _SYSTEM = {
     "system_absl": "absl.BUILD",
     "system_boost": "boost.BUILD",
     "system_nlohmann_json": "nlohmann_json.BUILD",
+    "system_cli11": "cli11.BUILD",
     "system_catch2": "catch2.BUILD",
     "system_rapidcheck": "rapidcheck.BUILD",
 }

@@ -14,6 +14,7 @@
 #include "conch/fwd.hpp"
 #include "conch/result.hpp"
 #include "conch/schedule.hpp"
+#include "conch/version.hpp"
 
 // Policies.
 #include "conch/policies/backoff.hpp"

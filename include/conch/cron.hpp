@@ -97,7 +97,7 @@ class basic_cron {
     std::string prefix = "conch/";
     std::chrono::seconds ttl{10};       ///< the daemon's lease, named in its claims
     std::size_t history = 100;          ///< ticks kept per job; 0 keeps all
-    std::size_t output_cap = 4096;      ///< bytes of output kept in a result
+    std::size_t output_cap = 4096;      ///< output kept per result, at most run_record::max_output
     std::chrono::milliseconds kill_after{5000};  ///< grace for runs at shutdown
     std::string host{};                 ///< claimer host; empty: gethostname()
     std::function<void(const cron_event&)> on_event{};  ///< the log; called from several threads, serialized

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "support/etcd_harness.hpp"
+#include "support/eventually.hpp"
 
 #include <poll.h>
 #include <signal.h>
@@ -45,15 +46,7 @@ conch::etcd_transport& client() {
   return t;
 }
 
-/// Polls `ok` until it holds or `within` passes (real time).
-bool eventually(const std::function<bool()>& ok, std::chrono::milliseconds within = 15s) {
-  const auto until = std::chrono::steady_clock::now() + within;
-  for (;;) {
-    if (ok()) return true;
-    if (std::chrono::steady_clock::now() >= until) return false;
-    std::this_thread::sleep_for(20ms);
-  }
-}
+using conch::test::eventually;
 
 std::string temp_dir() {
   static const std::string dir = [] {

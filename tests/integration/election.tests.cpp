@@ -5,6 +5,7 @@
 #include "conch/etcd.hpp"
 
 #include "support/etcd_harness.hpp"
+#include "support/eventually.hpp"
 
 #include <catch2/catch.hpp>
 #include <chrono>
@@ -32,15 +33,7 @@ using steady = std::chrono::steady_clock;
 
 namespace {
 
-template <class F>
-bool eventually(F done, std::chrono::milliseconds within) {
-  const auto until = steady::now() + within;
-  while (!done()) {
-    if (steady::now() >= until) return false;
-    std::this_thread::sleep_for(5ms);
-  }
-  return true;
-}
+using conch::test::eventually;
 
 // One candidate: its own session (lease) and its election object.
 struct contender {

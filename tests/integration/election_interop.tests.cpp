@@ -6,6 +6,7 @@
 #include "conch/etcd.hpp"
 
 #include "support/etcd_harness.hpp"
+#include "support/eventually.hpp"
 
 #include <catch2/catch.hpp>
 #include <chrono>
@@ -40,15 +41,7 @@ using steady = std::chrono::steady_clock;
 
 namespace {
 
-template <class F>
-bool eventually(F done, std::chrono::milliseconds within) {
-  const auto until = steady::now() + within;
-  while (!done()) {
-    if (steady::now() >= until) return false;
-    std::this_thread::sleep_for(5ms);
-  }
-  return true;
-}
+using conch::test::eventually;
 
 // A long-running etcdctl (elect holds until signalled), its output in a file.
 // Killed by pid on destruction, also when a test fails.

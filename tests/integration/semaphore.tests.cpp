@@ -6,6 +6,7 @@
 #include "conch/etcd.hpp"
 
 #include "support/etcd_harness.hpp"
+#include "support/eventually.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -29,15 +30,7 @@ namespace {
 using semaphore = conch::basic_semaphore<>;
 using session = conch::basic_session<>;
 
-template <class F>
-bool eventually(F done, std::chrono::milliseconds within = 10s) {
-  const auto until = steady::now() + within;
-  while (!done()) {
-    if (steady::now() >= until) return false;
-    std::this_thread::sleep_for(5ms);
-  }
-  return true;
-}
+using conch::test::eventually;
 
 // One contender: its own session (lease) and semaphore object. `begin()` runs
 // acquire on a thread of its own, stopped and joined on destruction so a

@@ -5,6 +5,7 @@
 #include "conch/etcd.hpp"
 
 #include "support/etcd_harness.hpp"
+#include "support/eventually.hpp"
 
 #include <atomic>
 #include <catch2/catch.hpp>
@@ -28,16 +29,7 @@ using steady = std::chrono::steady_clock;
 
 namespace {
 
-// Polls `done` until it holds or `within` passes: awaiting a condition, not sleeping on hope.
-template <class F>
-bool eventually(F done, std::chrono::milliseconds within) {
-  const auto until = steady::now() + within;
-  while (!done()) {
-    if (steady::now() >= until) return false;
-    std::this_thread::sleep_for(5ms);
-  }
-  return true;
-}
+using conch::test::eventually;
 
 conch::session::options with_ttl(std::chrono::seconds ttl,
                                  std::optional<std::chrono::milliseconds> margin = {}) {

@@ -8,6 +8,7 @@
 
 #include "conch/etcd.hpp"
 #include "support/etcd_harness.hpp"
+#include "support/eventually.hpp"
 
 using namespace std::chrono_literals;
 using conch::errc;
@@ -24,16 +25,7 @@ conch::put_request put_of(std::string key, std::string value) {
   return r;
 }
 
-// Retries `op` (a call returning a result) until it succeeds, for at most 10s.
-template <class Op>
-auto eventually(Op op) {
-  auto until = in(10s);
-  for (;;) {
-    auto r = op();
-    if (r || std::chrono::steady_clock::now() > until) return r;
-    std::this_thread::sleep_for(50ms);
-  }
-}
+using conch::test::eventually;
 
 std::vector<std::string> values(const std::vector<conch::watch_event>& events) {
   std::vector<std::string> v;

@@ -6,6 +6,7 @@
 
 #include "conch/etcd.hpp"
 #include "support/etcd_harness.hpp"
+#include "support/eventually.hpp"
 
 using namespace std::chrono_literals;
 using conch::errc;
@@ -23,15 +24,7 @@ conch::put_request put_of(std::string key, std::string value, conch::lease_id le
   return r;
 }
 
-template <class Op>
-auto eventually(Op op) {
-  auto until = in(10s);
-  for (;;) {
-    auto r = op();
-    if (r || std::chrono::steady_clock::now() > until) return r;
-    std::this_thread::sleep_for(50ms);
-  }
-}
+using conch::test::eventually;
 
 etcd_server& tls_server() {
   static etcd_server server{[] {

@@ -99,7 +99,7 @@ TEST_CASE("a run record keeps the last 4 KiB of output, as valid UTF-8", "[recor
   r.output = std::string(5000, 'x') + "\xff" + "tail";
   auto back = decode_record<run_record>(encode_record(r));
   REQUIRE(back.ok());
-  CHECK(back->output.size() == run_record::output_cap);
+  CHECK(back->output.size() == run_record::max_output);
   CHECK(back->output.ends_with("x?tail"));
 }
 

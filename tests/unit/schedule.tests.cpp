@@ -168,8 +168,8 @@ TEST_CASE("schedule: errors name the token and the field") {
   CHECK(error_of("@every 0s") ==
         "schedule \"@every 0s\": @every duration \"0s\" must be greater than zero");
   CHECK(error_of("@every 5x") ==
-        "schedule \"@every 5x\": @every duration \"5x\": unknown unit \"x\" at position 2 (use ms, "
-        "s, m, h)");
+        "schedule \"@every 5x\": @every duration \"5x\": not a number with a unit (ms, s, m, h, as "
+        "in 1h30m), nor a bare number of seconds");
   CHECK(error_of("@daily 5") == "schedule \"@daily 5\": unexpected \"5\" after \"@daily\"");
   CHECK(error_of("0 0 15W * MONW").find("at field 5 (day of week)") != std::string::npos);
   CHECK(error_of("0 0 * * 5#6") ==

@@ -1,19 +1,21 @@
 // conch/logic/duration.hpp — human durations for flags and `@every`.
 //
-// Grammar: one or more `<number><unit>` groups, or a single bare number that
-// means seconds. Numbers are decimal, with an optional fraction; units are
-// `ms`, `s`, `m`, `h`. The total must be a whole number of milliseconds.
+// Grammar: absl::ParseDuration's — one or more `<number><unit>` groups, numbers
+// decimal with an optional fraction, units `ms`, `s`, `m`, `h` (and `us`, `ns`)
+// — or a single bare number that means seconds. No sign: a duration is never
+// negative. The total must be a whole number of milliseconds.
 //
 //   parse_duration("500ms")  -> 500ms        parse_duration("1h30m") -> 5'400'000ms
 //   parse_duration("1.5s")   -> 1'500ms      parse_duration("10")    -> 10'000ms
-//   parse_duration("10x")    -> error: duration "10x": unknown unit "x" at position 3
+//   parse_duration("10x")    -> error: duration "10x": not a number with a unit (...)
 //   format_duration(5'400'000ms) == "1h30m"  (parse_duration(format_duration(d)) == d)
 //
-// Errors are `errc::invalid_argument` with a one-line message naming the
-// offending token and its 1-based position. No I/O, no allocation on success.
+// Errors are `errc::invalid_argument` with a one-line message quoting the text.
 #pragma once
 
 #include "conch/result.hpp"
+
+#include <absl/time/time.h>
 
 #include <chrono>
 #include <cstdint>
@@ -46,109 +48,35 @@ inline std::string quoted(std::string_view text) {
 
 /// Parses `text`; on failure `problem` says why without naming `text` itself,
 /// so callers embedding a duration (e.g. `@every`) can word their own message.
-inline bool parse_duration_into(std::string_view text, std::chrono::milliseconds& out,
-                                std::string& problem) {
-  using std::chrono::milliseconds;
+/// The grammar is absl::ParseDuration's (which also knows `us` and `ns`),
+/// less signs and `inf`, plus a bare number meaning seconds.
+inline bool parse_duration_into(std::string_view text, std::chrono::milliseconds& out, std::string& problem) {
+  constexpr std::int64_t max_ms = std::numeric_limits<std::int64_t>::max() / 4;
   if (text.empty()) {
     problem = "empty";
     return false;
   }
-  constexpr std::int64_t max_ms = std::numeric_limits<std::int64_t>::max() / 4;
-  auto at = [](std::size_t i) { return " at position " + std::to_string(i + 1); };
-  std::int64_t total = 0;
-  std::size_t i = 0;
-  bool bare_allowed = true;
-  while (i < text.size()) {
-    const std::size_t start = i;
-    if (text[i] == '-' || text[i] == '+') {
-      problem = std::string("sign ") + detail::quoted(text.substr(i, 1)) + at(i) +
-                (text[i] == '-' ? " (durations cannot be negative)" : "");
-      return false;
-    }
-    // The number: digits, optional fraction.
-    std::int64_t whole = 0;
-    std::int64_t frac = 0;
-    std::int64_t frac_scale = 1;
-    std::size_t digits = 0;
-    while (i < text.size() && text[i] >= '0' && text[i] <= '9') {
-      if (++digits > 15) {
-        problem =
-            "number " + detail::quoted(text.substr(start, i + 1 - start)) + at(start) + " is too large";
-        return false;
-      }
-      whole = whole * 10 + (text[i] - '0');
-      ++i;
-    }
-    if (i < text.size() && text[i] == '.') {
-      ++i;
-      std::size_t frac_digits = 0;
-      while (i < text.size() && text[i] >= '0' && text[i] <= '9') {
-        // Digits past the 9th cannot change a whole-millisecond total unless
-        // they are non-zero, in which case the value is too fine anyway.
-        if (frac_digits < 9) {
-          frac = frac * 10 + (text[i] - '0');
-          frac_scale *= 10;
-        } else if (text[i] != '0') {
-          problem = "number " + detail::quoted(text.substr(start, i + 1 - start)) + at(start) +
-                    " is finer than a millisecond";
-          return false;
-        }
-        ++frac_digits;
-        ++i;
-      }
-      digits += frac_digits;
-    }
-    if (digits == 0) {
-      problem = "expected a number" + std::string(i < text.size() ? " before " : "") +
-                (i < text.size() ? detail::quoted(text.substr(i, 1)) : std::string()) + at(start);
-      return false;
-    }
-    const std::string number(text.substr(start, i - start));
-    // The unit.
-    const std::size_t unit_start = i;
-    while (i < text.size() &&
-           ((text[i] >= 'a' && text[i] <= 'z') || (text[i] >= 'A' && text[i] <= 'Z')))
-      ++i;
-    const std::string_view unit = text.substr(unit_start, i - unit_start);
-    std::int64_t unit_ms = 0;
-    if (unit.empty()) {
-      if (i < text.size()) {
-        problem = "unexpected " + detail::quoted(text.substr(i, 1)) + at(i);
-        return false;
-      }
-      if (!bare_allowed) {
-        problem = "number " + detail::quoted(number) + at(start) + " has no unit (ms, s, m, h)";
-        return false;
-      }
-      unit_ms = 1000;  // a bare number means seconds
-    } else if (unit == "ms") {
-      unit_ms = 1;
-    } else if (unit == "s") {
-      unit_ms = 1000;
-    } else if (unit == "m") {
-      unit_ms = 60'000;
-    } else if (unit == "h") {
-      unit_ms = 3'600'000;
-    } else {
-      problem = "unknown unit " + detail::quoted(unit) + at(unit_start) + " (use ms, s, m, h)";
-      return false;
-    }
-    bare_allowed = false;
-    if (frac_scale > 1 && (frac * unit_ms) % frac_scale != 0) {
-      problem = detail::quoted(text.substr(start, i - start)) + at(start) + " is finer than a millisecond";
-      return false;
-    }
-    if (whole > max_ms / unit_ms) {
-      problem = detail::quoted(text.substr(start, i - start)) + at(start) + " is too large";
-      return false;
-    }
-    total += whole * unit_ms + frac * unit_ms / frac_scale;
-    if (total > max_ms) {
-      problem = detail::quoted(text.substr(start, i - start)) + at(start) + " makes the total too large";
-      return false;
-    }
+  if (text.front() == '-' || text.front() == '+') {
+    problem = "sign " + detail::quoted(text.substr(0, 1)) + " at position 1" +
+              (text.front() == '-' ? " (durations cannot be negative)" : "");
+    return false;
   }
-  out = milliseconds{total};
+  std::string spelled(text);
+  if (spelled.find_first_not_of("0123456789.") == std::string::npos) spelled += 's';  // bare: seconds
+  absl::Duration d;
+  if (spelled == "inf" || !absl::ParseDuration(spelled, &d)) {
+    problem = "not a number with a unit (ms, s, m, h, as in 1h30m), nor a bare number of seconds";
+    return false;
+  }
+  if (d > absl::Milliseconds(max_ms)) {
+    problem = "too large";
+    return false;
+  }
+  if (d % absl::Milliseconds(1) != absl::ZeroDuration()) {
+    problem = "finer than a millisecond";
+    return false;
+  }
+  out = std::chrono::milliseconds{absl::ToInt64Milliseconds(d)};
   return true;
 }
 

@@ -97,13 +97,17 @@ struct run_record {
       (wall_time, start),
       (wall_time, end),
       (int, exit_code),       // the child's code, 128+n if killed by signal n
-      (std::string, output));  // the last output_cap bytes, valid UTF-8
+      (std::string, output));  // the output's tail, valid UTF-8 (see max_output)
   // clang-format on
   static constexpr std::string_view kind = "run";
   static constexpr std::array<std::string_view, 2> required_fields{"tick", "exit_code"};
-  static constexpr std::size_t output_cap = 4096;
+  /// The most output a run record carries: encode_record keeps the last
+  /// max_output bytes, whatever larger basic_cron::options::output_cap asks
+  /// (a smaller one is honoured; the default is this). The ceiling keeps a
+  /// record, JSON escapes and all, far below decode_record's 1 MiB limit.
+  static constexpr std::size_t max_output = 4096;
   /// Applied by encode_record: a record carries only the tail, as valid UTF-8.
-  static void trim(run_record& r) { r.output = utf8_tail(r.output, output_cap); }
+  static void trim(run_record& r) { r.output = utf8_tail(r.output, max_output); }
   friend bool operator==(const run_record&, const run_record&) = default;
 };
 

@@ -7,10 +7,10 @@
 // state is thread-safe. Tests wait for a recipe to block with
 // `await_sleepers(n)` instead of sleeping and hoping.
 //
-//   conch::fake_clock<> clock;                       // steady;
-//   fake_clock<std::chrono::system_clock> for wall time std::jthread t([clock](std::stop_token s) {
-//   clock.sleep_until(clock.now() + 5s, s); }); REQUIRE(clock.await_sleepers(1));
-//   clock.advance(5s);                               // t wakes
+//   conch::fake_clock<> clock;      // steady; fake_clock<std::chrono::system_clock> for wall time
+//   std::jthread t([clock](std::stop_token s) { clock.sleep_until(clock.now() + 5s, s); });
+//   REQUIRE(clock.await_sleepers(1));
+//   clock.advance(5s);              // t wakes
 #pragma once
 
 #include <chrono>

@@ -46,9 +46,11 @@ enum class parsed { run, help, version };
 /// The exit codes every tool documents in its --help footer.
 inline constexpr std::string_view exit_codes_footer =
     "exit codes:\n"
-    "  0   success (or CMD's own code)   1   vacant / no such job\n"
-    "  64  usage error                   69  etcd unavailable\n"
-    "  70  lease lost                    75  busy or timed out\n";
+    "  0        success, or CMD's own code     1    vacant office / nobody holds / no such job\n"
+    "  64       usage error                    69   etcd unavailable\n"
+    "  70       lease lost                     75   busy (--nonblock) or --timeout expired\n"
+    "  126/127  CMD cannot be executed / not found\n"
+    "  128+n    stop signal n arrived before any child ran\n";
 
 namespace detail_flags {
 
@@ -258,7 +260,7 @@ class command_line {
   void configure(std::string synopsis, std::string footer) {
     app_->formatter(std::make_shared<detail_flags::formatter>(program_, std::move(synopsis)));
     app_->allow_extras();
-    app_->option_defaults()->group("flags");
+    app_->option_defaults()->group("flags")->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
     app_->set_help_flag("-h,--help", "show this help and exit");
     app_->set_version_flag("--version", program_ + " " + std::string(conch::version_string),
                            "print the version and exit");
