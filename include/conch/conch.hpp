@@ -28,6 +28,8 @@
 #include "conch/logic/cron_agenda.hpp"
 #include "conch/logic/cron_event.hpp"
 #include "conch/logic/cron_history.hpp"
+#include "conch/logic/cron_prune.hpp"
+#include "conch/logic/cron_view.hpp"
 #include "conch/logic/cron_job.hpp"
 #include "conch/logic/cron_txn.hpp"
 #include "conch/logic/duration.hpp"
@@ -57,7 +59,6 @@
 #include "conch/detail/election_observer.hpp"
 
 // Process supervision (POSIX).
-#include "conch/process/cron_run.hpp"
 #include "conch/process/fd.hpp"
 #include "conch/process/group.hpp"
 #include "conch/process/output.hpp"

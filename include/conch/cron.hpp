@@ -26,10 +26,27 @@
 //   daemon.run(stop_token);   // until stopped; runs in flight finish (kill-after)
 #pragma once
 
-#include <unistd.h>
+#include "conch/detail/cron_tick.hpp"
+#include "conch/fwd.hpp"
+#include "conch/logic/cron_agenda.hpp"
+#include "conch/logic/cron_event.hpp"
+#include "conch/logic/cron_history.hpp"
+#include "conch/logic/cron_job.hpp"
+#include "conch/logic/hex.hpp"
+#include "conch/policies/clock.hpp"
+#include "conch/policies/default_policies.hpp"
+#include "conch/policies/transport.hpp"
+#include "conch/process/output.hpp"
+#include "conch/process/supervise.hpp"
+#include "conch/result.hpp"
+#include "conch/session.hpp"
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <system_error>
 #include <functional>
 #include <list>
 #include <map>
@@ -41,41 +58,32 @@
 #include <string>
 #include <thread>
 #include <type_traits>
+#include <unistd.h>
 #include <utility>
 #include <vector>
-
-#include "conch/logic/cron_job.hpp"
-#include "conch/logic/cron_agenda.hpp"
-#include "conch/logic/cron_event.hpp"
-#include "conch/logic/cron_history.hpp"
-#include "conch/process/cron_run.hpp"
-#include "conch/detail/cron_tick.hpp"
-#include "conch/logic/hex.hpp"
-#include "conch/fwd.hpp"
-#include "conch/policies/clock.hpp"
-#include "conch/policies/default_policies.hpp"
-#include "conch/policies/transport.hpp"
-#include "conch/result.hpp"
-#include "conch/session.hpp"
 
 namespace conch {
 
 namespace detail {
 /// The clock cron ticks follow: the bundle's own when it tells wall time.
 template <class P>
-using cron_wall_clock = std::conditional_t<P::clock::is_steady, system_clock_policy, typename P::clock>;
+using cron_wall_clock =
+    std::conditional_t<P::clock::is_steady, system_clock_policy, typename P::clock>;
 /// The clock the daemon's lease deadlines use: the bundle's own when steady.
 template <class P>
-using cron_lease_clock = std::conditional_t<P::clock::is_steady, typename P::clock, steady_clock_policy>;
+using cron_lease_clock =
+    std::conditional_t<P::clock::is_steady, typename P::clock, steady_clock_policy>;
 }  // namespace detail
 
 template <class P>
 class basic_cron {
   static_assert(check_policy_bundle<P>());
   static_assert(check_transport_policy<typename P::transport>());
-  static_assert(std::is_same_v<typename detail::cron_wall_clock<P>::time_point, std::chrono::system_clock::time_point>,
-                "conch: cron ticks are wall-clock instants: a non-steady clock policy must tell system time "
-                "(system_clock_policy, fake_clock<std::chrono::system_clock>)");
+  static_assert(
+      std::is_same_v<typename detail::cron_wall_clock<P>::time_point,
+                     std::chrono::system_clock::time_point>,
+      "conch: cron ticks are wall-clock instants: a non-steady clock policy must tell system time "
+      "(system_clock_policy, fake_clock<std::chrono::system_clock>)");
 
   // The lease only tells readers whether a claimer lives; its deadlines are
   // measured on a monotonic clock whatever wall clock the ticks follow.
@@ -89,9 +97,6 @@ class basic_cron {
   using clock_type = detail::cron_wall_clock<P>;  ///< what ticks are scheduled on
   using time_point = typename clock_type::time_point;
   using session_type = basic_session<session_policies>;
-  /// Runs one claimed tick's command, telling `hooks` when its child starts and ends.
-  using runner_type =
-      std::function<detail::cron_outcome(const detail::cron_command&, std::stop_token, const detail::cron_run_hooks&)>;
 
   struct options {
     std::string prefix = "conch/";
@@ -99,9 +104,13 @@ class basic_cron {
     std::size_t history = 100;          ///< ticks kept per job; 0 keeps all
     std::size_t output_cap = 4096;      ///< output kept per result, at most run_record::max_output
     std::chrono::milliseconds kill_after{5000};  ///< grace for runs at shutdown
-    std::string host{};                 ///< claimer host; empty: gethostname()
-    std::function<void(const cron_event&)> on_event{};  ///< the log; called from several threads, serialized
-    runner_type runner{};               ///< empty: the supervision core (detail::run_command)
+    std::size_t workers = 64;  ///< ticks claimed and run at once; later ones wait (and are shed when late)
+    std::string host{};                          ///< claimer host; empty: gethostname()
+    std::function<void(const cron_event&)>
+        on_event{};  ///< the log; called from several threads, serialized
+    /// Guards every run's process group against a frozen daemon (see
+    /// process/watchdog.hpp); empty: runs are stopped by the daemon alone.
+    process::watchdog_handle watchdog{};
   };
 
   explicit basic_cron(transport_type& t, options o = {}, clock_type c = {})
@@ -112,10 +121,6 @@ class basic_cron {
       ::gethostname(buf, sizeof buf - 1);
       options_.host = buf;
     }
-    if (!options_.runner)
-      options_.runner = [](const detail::cron_command& cmd, std::stop_token stop, const detail::cron_run_hooks& hooks) {
-        return detail::run_command(cmd, std::move(stop), hooks);
-      };
   }
   basic_cron(const basic_cron&) = delete;
   basic_cron& operator=(const basic_cron&) = delete;
@@ -134,6 +139,7 @@ class basic_cron {
   result<void> run(std::stop_token stop) {
     if (!loaded_)
       if (auto r = start(); !r) return r;
+    start_workers();
     std::jthread watcher([this](std::stop_token s) { watch_jobs(std::move(s)); });
     schedule_until(stop);
     watcher.request_stop();
@@ -155,15 +161,19 @@ class basic_cron {
     return session_->local_deadline();
   }
   const options& settings() const noexcept { return options_; }
+  /// Ticks this daemon shed because they came too late to it.
+  std::uint64_t skipped() const noexcept { return skipped_.load(); }
 
  private:
   struct job_slot {
     revision mod_revision = 0;
     std::shared_ptr<const detail::cron_job> job;  // null: the value is corrupt
   };
-  struct run_slot {
-    std::jthread thread;
-    std::shared_ptr<std::atomic<bool>> done;
+  /// A due tick waiting for a worker.
+  struct tick_task {
+    std::shared_ptr<const detail::cron_job> job;
+    revision job_rev = 0;
+    detail::tick_time tick{};
   };
 
   void emit(cron_event e) {
@@ -174,24 +184,36 @@ class basic_cron {
 
   // ---- the lease ----
 
-  /// The lease to name in a claim; a lost session is replaced by a new one
-  /// (claims made under the old lease then read as zombies unless their
-  /// result is recorded, which is the truth: their claimer's lease is gone).
-  result<lease_id> current_lease() {
+  /// The session to name in a claim; a lost one is replaced by a new one,
+  /// but only once the runs started under it have ended: the supervisor of
+  /// each saw the loss and stopped its group (kill_after bounds the wait).
+  /// Claims made under the old lease then read as zombies unless their
+  /// result is recorded, which is the truth: their claimer's lease is gone.
+  result<std::shared_ptr<session_type>> current_session() {
     std::lock_guard lock{session_mutex_};
-    if (session_ && !session_->lost()) return session_->lease();
+    if (session_ && !session_->lost()) return session_;
     if (session_ && !loss_reported_) {
       emit({.what = cron_event::kind::error,
-            .message = "lease lost (" + session_->lost_reason() + "); granting a new one"});
+            .message = "lease lost (" + session_->lost_reason() +
+                       "); granting a new one once its runs are stopped"});
       loss_reported_ = true;
     }
+    const auto bound =
+        std::chrono::steady_clock::now() + options_.kill_after + std::chrono::seconds{2};
+    while (session_ && session_.use_count() > 1 && std::chrono::steady_clock::now() < bound)
+      (void)detail::cron_pause(std::chrono::milliseconds{10}, {});
     typename session_type::options lease_options;
     lease_options.ttl = options_.ttl;
-    auto fresh = std::make_unique<session_type>(transport_, lease_options);
+    auto fresh = std::make_shared<session_type>(transport_, lease_options);
     if (auto r = fresh->start(); !r) return std::move(r).error();
     session_ = std::move(fresh);
     loss_reported_ = false;
-    return session_->lease();
+    return session_;
+  }
+  result<lease_id> current_lease() {
+    auto s = current_session();
+    if (!s) return std::move(s).error();
+    return (*s)->lease();
   }
 
   // ---- the jobs ----
@@ -256,7 +278,8 @@ class basic_cron {
     emit({.what = cron_event::kind::job_removed, .job = name});
   }
 
-  std::optional<detail::tick_time> plan(const std::string& name, const detail::cron_job& job, time_point after) {
+  std::optional<detail::tick_time> plan(const std::string& name, const detail::cron_job& job,
+                                        time_point after) {
     auto next = job.next_after(after);
     if (next)
       agenda_.plan(name, *next);
@@ -280,7 +303,8 @@ class basic_cron {
         std::lock_guard lock{mutex_};
         from = watch_from_;
       }
-      auto stream = transport_.watch(watch_request::prefix(detail::cron_jobs_dir(options_.prefix), from));
+      auto stream =
+          transport_.watch(watch_request::prefix(detail::cron_jobs_dir(options_.prefix), from));
       std::stop_callback cancel{stop, [&] { stream.cancel(); }};
       for (;;) {
         auto batch = stream.next(std::chrono::steady_clock::now() + std::chrono::minutes{10});
@@ -325,10 +349,10 @@ class basic_cron {
       for (auto& due : agenda_.take_due(now)) {
         auto it = jobs_.find(due.job);
         if (it == jobs_.end() || !it->second.job) continue;
-        fire(it->second.job, it->second.mod_revision, std::chrono::floor<std::chrono::seconds>(due.tick));
+        fire(it->second.job, it->second.mod_revision,
+             std::chrono::floor<std::chrono::seconds>(due.tick));
         plan(due.job, *it->second.job, detail::resume_point<time_point>(due.tick, now));
       }
-      reap_runs();
       const time_point wake_at = agenda_.earliest().value_or(now + std::chrono::hours{24});
       std::stop_source wake;
       wake_ = wake;
@@ -341,30 +365,62 @@ class basic_cron {
     }
   }
 
+  /// Hands a due tick to the worker pool: the thread count stays fixed
+  /// whatever the number of jobs and ticks. A tick that waits too long is
+  /// shed by its worker (see claim_tick), logged and counted.
   void fire(std::shared_ptr<const detail::cron_job> job, revision job_rev, detail::tick_time tick) {
-    auto done = std::make_shared<std::atomic<bool>>(false);
-    runs_.push_back({std::jthread([this, job = std::move(job), job_rev, tick, done] {
-                       fire_tick(*job, job_rev, tick);
-                       done->store(true);
-                     }),
-                     done});
+    {
+      std::lock_guard lock{queue_mutex_};
+      queue_.push_back({std::move(job), job_rev, tick});
+    }
+    queue_cv_.notify_one();
   }
 
-  void reap_runs() {
-    runs_.remove_if([](const run_slot& r) { return r.done->load(); });  // joins
+  /// Starts the workers; a thread that cannot be made is reported, never fatal.
+  void start_workers() {
+    for (std::size_t i = workers_.size(); i < std::max<std::size_t>(1, options_.workers); ++i) {
+      try {
+        workers_.emplace_back([this] { work(); });
+      } catch (const std::system_error& e) {
+        emit({.what = cron_event::kind::error, .message = std::string("worker not started: ") + e.what()});
+        break;
+      }
+    }
+  }
+
+  void work() {
+    for (;;) {
+      tick_task task;
+      {
+        std::unique_lock lock{queue_mutex_};
+        queue_cv_.wait(lock, [&] { return !queue_.empty() || workers_done_; });
+        if (queue_.empty()) return;
+        task = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      try {
+        fire_tick(*task.job, task.job_rev, task.tick);
+      } catch (const std::exception& e) {  // resources ran out (threads, memory): this tick only
+        emit({.what = cron_event::kind::error, .job = task.job->name(), .tick = detail::format_rfc3339(task.tick),
+              .message = std::string("tick abandoned: ") + e.what()});
+      }
+    }
   }
 
   /// Stops scheduling, gives runs in flight kill_after, joins them, revokes the lease.
   void drain() {
     run_stop_.request_stop();
-    std::list<run_slot> runs;
+    // Results still unwritten get kill_after plus a lease's time to land.
+    std::jthread give_up{[this, grace = options_.kill_after + options_.ttl](std::stop_token done) {
+      if (detail::cron_pause(grace, done)) result_stop_.request_stop();
+    }};
     {
-      std::lock_guard lock{mutex_};
-      runs = std::move(runs_);
-      runs_.clear();
+      std::lock_guard lock{queue_mutex_};
+      workers_done_ = true;
     }
-    runs.clear();  // joins
-    std::unique_ptr<session_type> session;
+    queue_cv_.notify_all();
+    workers_.clear();  // joins: queued ticks return at once, runs get kill_after
+    std::shared_ptr<session_type> session;
     {
       std::lock_guard lock{session_mutex_};
       session = std::move(session_);
@@ -372,81 +428,158 @@ class basic_cron {
     if (session) (void)session->close();
   }
 
+  /// A tick this daemon won.
+  struct claimed {
+    std::shared_ptr<session_type> session;  ///< the session the claim names
+    detail::claim_record claim;
+    revision rev = 0;
+    std::string fire_key, runs_key, tick_text;
+  };
+
   /// Claim, run, record, prune: the life of one tick on one daemon.
   void fire_tick(const detail::cron_job& job, revision job_rev, detail::tick_time tick) {
-    const std::string& name = job.name();
-    const std::string tick_text = detail::format_rfc3339(tick);
     if (run_stop_.stop_requested()) return;  // shutting down: claim nothing more
-    auto lease = current_lease();
-    if (!lease) {
-      emit({.what = cron_event::kind::error, .job = name, .tick = tick_text,
-            .message = "no lease, tick not claimed: " + lease.error().message});
+    auto won = claim_tick(job, job_rev, tick);
+    if (!won) return;
+    auto result = run_tick(job, *won);
+    won->session.reset();  // the run is over: a lost lease may be replaced now
+    const std::string& name = job.name();
+    if (auto w =
+            detail::send_result(transport_,
+                                detail::result_txn(won->fire_key, won->rev, won->runs_key,
+                                                   detail::encode_record(result)),
+                                won->fire_key, result_stop_.get_token(), typename P::backoff{});
+        !w) {
+      emit({.what = cron_event::kind::error,
+            .job = name,
+            .tick = won->tick_text,
+            .rev = won->rev,
+            .message = "result not recorded: " + w.error().message});
       return;
     }
+    emit(
+        {.what = cron_event::kind::finished,
+         .job = name,
+         .tick = won->tick_text,
+         .rev = won->rev,
+         .exit_code = result.exit_code,
+         .took = std::chrono::duration_cast<std::chrono::milliseconds>(result.end - result.start)});
+    detail::prune_history(transport_, job, options_.history);
+  }
+
+  std::optional<claimed> claim_tick(const detail::cron_job& job, revision job_rev,
+                                    detail::tick_time tick) {
+    const std::string& name = job.name();
+    claimed won;
+    won.tick_text = detail::format_rfc3339(tick);
+    auto session = current_session();
+    if (!session) {
+      emit({.what = cron_event::kind::error,
+            .job = name,
+            .tick = won.tick_text,
+            .message = "no lease, tick not claimed: " + session.error().message});
+      return std::nullopt;
+    }
+    won.session = std::move(*session);
     // A daemon that fell behind (overloaded, stalled, cut off) sheds a tick
     // once the job's next one is due, rather than running ticks ever later.
-    if (const auto next = job.next_after(tick); next && detail::is_stale_tick(clock_.now(), *next)) {
-      emit({.what = cron_event::kind::skipped, .job = name, .tick = tick_text,
-            .message = "late: the next tick (" + detail::format_rfc3339(*next) + ") is already due"});
-      return;
+    if (const auto next = job.next_after(tick);
+        next && detail::is_stale_tick(clock_.now(), *next)) {
+      emit({.what = cron_event::kind::skipped,
+            .job = name,
+            .tick = won.tick_text,
+            .message =
+                "late: the next tick (" + detail::format_rfc3339(*next) + ") is already due"});
+      return std::nullopt;
     }
-    if (run_stop_.stop_requested()) return;
-    const std::string fire_key = detail::tick_key(job.fire_dir, tick);
-    const std::string runs_key = detail::tick_key(job.runs_dir, tick);
-    detail::claim_record claim{};
+    if (run_stop_.stop_requested()) return std::nullopt;
+    won.fire_key = detail::tick_key(job.fire_dir, tick);
+    won.runs_key = detail::tick_key(job.runs_dir, tick);
+    auto& claim = won.claim;
     claim.name = name;
     claim.tick = tick;
     claim.host = options_.host;
     claim.pid = ::getpid();
-    claim.lease = detail::lease_hex(*lease);
+    claim.lease = detail::lease_hex(won.session->lease());
     claim.start = std::chrono::floor<std::chrono::milliseconds>(clock_.now());
-    const std::string claim_value = detail::encode_record(claim);
-
-    auto rev = detail::send_claim<typename P::backoff>(transport_, fire_key, claim_value, job.key, job_rev,
-                                                       run_stop_.get_token());
+    const std::string value = detail::encode_record(claim);
+    auto rev =
+        detail::send_claim(transport_,
+                           detail::claim_txn(job.fire_dir, job.floor_dir, detail::format_tick(tick),
+                                             value, job.key, job_rev),
+                           value, run_stop_.get_token(), typename P::backoff{});
     if (!rev) {
       if (rev.error().code != errc::busy)
-        emit({.what = cron_event::kind::error, .job = name, .tick = tick_text, .message = rev.error().message});
-      return;
+        emit({.what = cron_event::kind::error,
+              .job = name,
+              .tick = won.tick_text,
+              .message = rev.error().message});
+      return std::nullopt;
     }
-    emit({.what = cron_event::kind::claimed, .job = name, .tick = tick_text, .rev = *rev,
+    won.rev = *rev;
+    emit({.what = cron_event::kind::claimed,
+          .job = name,
+          .tick = won.tick_text,
+          .rev = won.rev,
           .message = "lease " + claim.lease});
+    return won;
+  }
 
-    detail::cron_command cmd{.argv = job.record.argv,
-                             .env = {{"CONCH_TICK", tick_text},
-                                     {"CONCH_REV", std::to_string(*rev)},
-                                     {"CONCH_NAME", name},
-                                     {"CONCH_KEY", fire_key},
-                                     {"CONCH_LEASE", claim.lease}},
-                             .output_cap = options_.output_cap,
-                             .kill_after = options_.kill_after};
-    detail::cron_run_hooks hooks;
-    hooks.started = [&](long pid) {
-      emit({.what = cron_event::kind::started, .job = name, .tick = tick_text, .rev = *rev, .pid = pid});
+  /// Runs a won tick's command under the supervisor: the daemon's lease lost
+  /// stops its group; so does the command's own exit (what it left running
+  /// in its group is stopped before the result is recorded); a shutdown
+  /// gives it kill_after.
+  detail::run_record run_tick(const detail::cron_job& job, const claimed& won) {
+    const std::string& name = job.name();
+    process::held_claim held;
+    held.env = {{"CONCH_TICK", won.tick_text},
+                {"CONCH_REV", std::to_string(won.rev)},
+                {"CONCH_NAME", name},
+                {"CONCH_KEY", won.fire_key},
+                {"CONCH_LEASE", won.claim.lease}};
+    held.lost = won.session->lost_token();
+    if constexpr (std::is_same_v<typename session_type::time_point,
+                                 std::chrono::steady_clock::time_point>)
+      held.local_deadline = [s = won.session.get()] { return s->local_deadline(); };
+    held.lost_reason = [s = won.session.get()] { return s->lost_reason(); };
+    process::output_tail tail{options_.output_cap};
+    process::supervise_options run;
+    run.argv = job.record.argv;
+    run.kill_after = options_.kill_after;
+    run.forward_stop = false;
+    run.capture = &tail;
+    run.on_start = [&](long pid) {
+      emit({.what = cron_event::kind::started,
+            .job = name,
+            .tick = won.tick_text,
+            .rev = won.rev,
+            .pid = pid});
     };
-    auto outcome = options_.runner(cmd, run_stop_.get_token(), hooks);
-
+    run.say = [&](const std::string& line) {
+      emit({.what = cron_event::kind::error,
+            .job = name,
+            .tick = won.tick_text,
+            .rev = won.rev,
+            .message = line});
+    };
     detail::run_record result{};
+    result.start = std::chrono::floor<std::chrono::milliseconds>(std::chrono::system_clock::now());
+    auto out =
+        process::supervisor<exponential_backoff>{
+            held, run, nullptr, options_.watchdog, {}, run_stop_.get_token()}
+            .run();
+    result.end = std::chrono::floor<std::chrono::milliseconds>(std::chrono::system_clock::now());
     result.name = name;
-    result.tick = tick;
+    result.tick = won.claim.tick;
     result.host = options_.host;
     result.pid = ::getpid();
-    result.lease = claim.lease;
-    result.start = std::chrono::floor<std::chrono::milliseconds>(outcome.start);
-    result.end = std::chrono::floor<std::chrono::milliseconds>(outcome.end);
-    result.exit_code = outcome.exit_code;
-    result.output = detail::utf8_tail(outcome.output, options_.output_cap);
-    if (auto w = detail::send_result<typename P::backoff>(transport_, fire_key, *rev, runs_key,
-                                                          detail::encode_record(result));
-        !w) {
-      emit({.what = cron_event::kind::error, .job = name, .tick = tick_text, .rev = *rev,
-            .message = "result not recorded: " + w.error().message});
-      return;
-    }
-    emit({.what = cron_event::kind::finished, .job = name, .tick = tick_text, .rev = *rev,
-          .pid = outcome.pid, .exit_code = outcome.exit_code,
-          .took = std::chrono::duration_cast<std::chrono::milliseconds>(outcome.end - outcome.start)});
-    detail::prune_history(transport_, job, options_.history);
+    result.lease = won.claim.lease;
+    result.exit_code = out.exit_code;
+    result.output = detail::utf8_tail(out.how == process::supervise_outcome::ending::not_started
+                                          ? out.not_started_reason
+                                          : tail.str(),
+                                      options_.output_cap);
+    return result;
   }
 
   transport_type& transport_;
@@ -454,7 +587,7 @@ class basic_cron {
   [[no_unique_address]] clock_type clock_;
 
   mutable std::mutex session_mutex_;
-  std::unique_ptr<session_type> session_;
+  std::shared_ptr<session_type> session_;  // runs hold a copy while their child runs
   bool loss_reported_ = false;
   std::mutex event_mutex_;
 
@@ -464,8 +597,15 @@ class basic_cron {
   revision watch_from_ = 0;
   bool loaded_ = false;
   std::stop_source wake_;  // requested to make the scheduler look again
-  std::list<run_slot> runs_;
-  std::stop_source run_stop_;  // shutdown: runs in flight get kill_after
+  std::stop_source run_stop_;     // shutdown: runs in flight get kill_after
+  std::stop_source result_stop_;  // results still unwritten are given up
+  std::atomic<std::uint64_t> skipped_{0};
+
+  std::mutex queue_mutex_;  // guards the queue and workers_done_
+  std::condition_variable queue_cv_;
+  std::deque<tick_task> queue_;
+  bool workers_done_ = false;
+  std::vector<std::jthread> workers_;  // last: joined first
 };
 
 }  // namespace conch

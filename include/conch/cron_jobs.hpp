@@ -13,6 +13,14 @@
 // A job value that is not a readable job is listed with its problem.
 #pragma once
 
+#include "conch/logic/cron_history.hpp"
+#include "conch/logic/cron_job.hpp"
+#include "conch/logic/cron_view.hpp"
+#include "conch/logic/hex.hpp"
+#include "conch/logic/time_format.hpp"
+#include "conch/policies/transport.hpp"
+#include "conch/result.hpp"
+
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -22,96 +30,7 @@
 #include <string_view>
 #include <vector>
 
-#include "conch/logic/cron_job.hpp"
-#include "conch/logic/cron_history.hpp"
-#include "conch/logic/hex.hpp"
-#include "conch/logic/time_format.hpp"
-#include "conch/policies/transport.hpp"
-#include "conch/result.hpp"
-
 namespace conch {
-
-/// A job as a user states it.
-struct cron_job_spec {
-  std::string name{};
-  std::string schedule{};  ///< cron expression, macro or `@every D` (see detail/schedule.hpp)
-  std::string tz{};        ///< IANA zone; empty means UTC
-  std::vector<std::string> argv{};
-};
-
-/// One claimed tick.
-struct cron_run_view {
-  std::string tick;  ///< RFC 3339 UTC
-  detail::run_state state = detail::run_state::zombie;
-  revision rev = 0;  ///< the claim's revision (the run's CONCH_REV)
-  std::string host;  ///< the claimer
-  std::int64_t pid = 0;
-  std::string lease;    ///< the claimer's lease (hex)
-  std::string claimed;  ///< when the tick was claimed
-  std::string start, end;        ///< empty until the result is recorded
-  std::optional<int> exit_code;  ///< empty until the result is recorded
-  std::string output;            ///< the output's tail
-  std::string problem;  ///< a claim or result that cannot be read
-};
-
-/// One job and its recent history.
-struct cron_job_view {
-  std::string name;
-  bool removed = false;  ///< the job is gone; its history stays until pruned
-  std::string problem;  ///< non-empty: the value is corrupt and daemons skip it
-  std::string schedule, tz;
-  std::vector<std::string> argv;
-  std::string created;
-  std::string next;  ///< the next tick (RFC 3339 UTC); empty when none
-  std::vector<cron_run_view> runs;  ///< newest first
-};
-
-namespace detail {
-
-/// A job's recent runs from its claims and results (newest claims first).
-/// Pure: `alive(lease)` tells whether a claimer's lease still exists.
-template <class Alive>
-std::vector<cron_run_view> cron_runs_from(const std::vector<key_value>& claims, const std::string& fire_dir,
-                                          const std::vector<key_value>& results, const std::string& runs_dir,
-                                          Alive&& alive) {
-  std::map<std::string, const key_value*> by_tick;
-  for (const auto& kv : results)
-    if (kv.key.size() > runs_dir.size()) by_tick[kv.key.substr(runs_dir.size())] = &kv;
-  std::vector<cron_run_view> runs;
-  for (const auto& claim : claims) {
-    cron_run_view v;
-    const std::string tick = claim.key.substr(std::min(fire_dir.size(), claim.key.size()));
-    auto t = parse_tick(tick);
-    v.tick = t ? format_rfc3339(*t) : tick;
-    v.rev = claim.create_revision;
-    lease_id lease = 0;
-    if (auto c = decode_record<claim_record>(claim.value)) {
-      v.host = c->host;
-      v.pid = c->pid;
-      v.lease = c->lease;
-      v.claimed = format_rfc3339(c->start);
-      if (auto id = parse_lease_hex(c->lease)) lease = *id;
-    } else {
-      v.problem = "claim: " + c.error().message;
-    }
-    auto found = by_tick.find(tick);
-    if (found != by_tick.end()) {
-      if (auto r = decode_record<run_record>(found->second->value)) {
-        v.start = format_rfc3339(r->start);
-        v.end = format_rfc3339(r->end);
-        v.exit_code = r->exit_code;
-        v.output = r->output;
-      } else {
-        v.problem = "result: " + r.error().message;
-      }
-    }
-    v.state = classify_run(found != by_tick.end(), lease != 0 && alive(lease));
-    runs.push_back(std::move(v));
-  }
-  return runs;
-}
-
-}  // namespace detail
 
 /// Stores (or replaces) a job. An invalid name, schedule or zone, or an empty
 /// command, is `errc::invalid_argument` and nothing is written.
@@ -141,13 +60,59 @@ template <transport T>
 result<bool> remove_cron_job(T& t, std::string_view prefix_text, std::string_view name) {
   const std::string prefix = detail::normalize_prefix(prefix_text);
   auto key = detail::encode_key(prefix, detail::cron_job_key{std::string(name)});
-  if (!key) return error{errc::invalid_argument, "job name " + detail::quoted(name) + ": " + key.error().message};
+  if (!key)
+    return error{errc::invalid_argument,
+                 "job name " + detail::quoted(name) + ": " + key.error().message};
   delete_request del;
   del.key = *key;
   auto r = t.delete_range(del, t.default_deadline());
   if (!r) return std::move(r).error();
   return r->deleted > 0;
 }
+
+namespace detail {
+
+/// Asks each lease once per listing whether it is alive.
+template <transport T>
+struct lease_liveness {
+  T& t;
+  std::map<lease_id, bool> known{};
+  bool operator()(lease_id id) {
+    auto [it, fresh] = known.try_emplace(id, false);
+    if (fresh) {
+      auto ttl = t.lease_time_to_live(id, t.default_deadline());
+      it->second = ttl && ttl->ttl > 0;
+    }
+    return it->second;
+  }
+};
+
+/// The last `last_runs` runs of one job, newest first.
+template <transport T>
+result<void> add_cron_runs(T& t, cron_job_view& view, const std::string& fire_dir,
+                           const std::string& runs_dir, std::size_t last_runs,
+                           lease_liveness<T>& alive) {
+  if (last_runs == 0 || fire_dir.empty()) return {};
+  auto newest = range_request::prefix(fire_dir);
+  newest.order = range_request::sort_order::descend;
+  newest.target = range_request::sort_target::key;
+  newest.limit = static_cast<std::int64_t>(last_runs);
+  auto claimed = t.range(newest, t.default_deadline());
+  if (!claimed) return std::move(claimed).error();
+  std::vector<key_value> results;
+  if (!claimed->kvs.empty()) {
+    range_request since_oldest;
+    since_oldest.key = runs_dir + claimed->kvs.back().key.substr(fire_dir.size());
+    since_oldest.range_end = prefix_end(runs_dir);
+    auto r = t.range(since_oldest, t.default_deadline());
+    if (!r) return std::move(r).error();
+    results = std::move(r->kvs);
+  }
+  view.runs = cron_runs_from(claimed->kvs, fire_dir, results, runs_dir, alive);
+  return {};
+}
+
+}  // namespace detail
 
 /// Every job with its next tick after `now` and its last `last_runs` claimed
 /// ticks; then every removed job that still has history, marked removed.
@@ -162,68 +127,24 @@ result<std::vector<cron_job_view>> list_cron_jobs(T& t, std::string_view prefix_
   every_claim.keys_only = true;
   auto claims = t.range(every_claim, t.default_deadline());
   if (!claims) return std::move(claims).error();
-  std::map<lease_id, bool> leases;  // asked once per listing
-  auto alive = [&](lease_id id) {
-    auto [it, fresh] = leases.try_emplace(id, false);
-    if (fresh) {
-      auto ttl = t.lease_time_to_live(id, t.default_deadline());
-      it->second = ttl && ttl->ttl > 0;
-    }
-    return it->second;
-  };
-  // The last runs of one job, newest first.
-  auto add_runs = [&](cron_job_view& view, const std::string& fire_dir, const std::string& runs_dir) -> result<void> {
-    if (last_runs == 0 || fire_dir.empty()) return {};
-    auto newest = range_request::prefix(fire_dir);
-    newest.order = range_request::sort_order::descend;
-    newest.target = range_request::sort_target::key;
-    newest.limit = static_cast<std::int64_t>(last_runs);
-    auto claimed = t.range(newest, t.default_deadline());
-    if (!claimed) return std::move(claimed).error();
-    std::vector<key_value> results;
-    if (!claimed->kvs.empty()) {
-      range_request since_oldest;
-      since_oldest.key = runs_dir + claimed->kvs.back().key.substr(fire_dir.size());
-      since_oldest.range_end = prefix_end(runs_dir);
-      auto r = t.range(since_oldest, t.default_deadline());
-      if (!r) return std::move(r).error();
-      results = std::move(r->kvs);
-    }
-    view.runs = detail::cron_runs_from(claimed->kvs, fire_dir, results, runs_dir, alive);
-    return {};
-  };
-
+  detail::lease_liveness<T> alive{t};
   std::vector<cron_job_view> out;
   std::set<std::string> listed;
   for (const auto& kv : jobs->kvs) {
-    cron_job_view view;
     std::string fire_dir, runs_dir;
-    auto where = detail::decode_key<detail::cron_job_key>(prefix, kv.key);
-    view.name = where ? where->name : kv.key;
-    if (auto job = detail::read_cron_job(prefix, kv.key, kv.value)) {
-      view.schedule = job->record.schedule;
-      view.tz = job->record.tz;
-      view.argv = job->record.argv;
-      view.created = detail::format_rfc3339(job->record.created);
-      if (auto next = job->next_after(now)) view.next = detail::format_rfc3339(*next);
-      fire_dir = job->fire_dir;
-      runs_dir = job->runs_dir;
-    } else {
-      view.problem = job.error().message;
-      if (where) {  // a readable name still has a readable history
-        fire_dir = detail::cron_fire_dir(prefix, where->name).value_or(std::string());
-        runs_dir = detail::cron_runs_dir(prefix, where->name).value_or(std::string());
-      }
-    }
-    if (where) listed.insert(where->name);
-    if (auto r = add_runs(view, fire_dir, runs_dir); !r) return std::move(r).error();
+    auto view = detail::job_view_of(prefix, kv, now, fire_dir, runs_dir);
+    if (auto where = detail::decode_key<detail::cron_job_key>(prefix, kv.key))
+      listed.insert(where->name);
+    if (auto r = detail::add_cron_runs(t, view, fire_dir, runs_dir, last_runs, alive); !r)
+      return std::move(r).error();
     out.push_back(std::move(view));
   }
   // Removed jobs keep their history (a run in flight at `rm` records its
   // result; a zombie stays a zombie): list it too.
   std::set<std::string> removed;
   for (const auto& kv : claims->kvs)
-    if (auto k = detail::decode_key<detail::cron_fire_key>(prefix, kv.key); k && !listed.contains(k->name))
+    if (auto k = detail::decode_key<detail::cron_fire_key>(prefix, kv.key);
+        k && !listed.contains(k->name))
       removed.insert(k->name);
   for (const auto& name : removed) {
     cron_job_view view;
@@ -232,7 +153,8 @@ result<std::vector<cron_job_view>> list_cron_jobs(T& t, std::string_view prefix_
     auto fire_dir = detail::cron_fire_dir(prefix, name);
     auto runs_dir = detail::cron_runs_dir(prefix, name);
     if (!fire_dir || !runs_dir) continue;
-    if (auto r = add_runs(view, *fire_dir, *runs_dir); !r) return std::move(r).error();
+    if (auto r = detail::add_cron_runs(t, view, *fire_dir, *runs_dir, last_runs, alive); !r)
+      return std::move(r).error();
     out.push_back(std::move(view));
   }
   return out;

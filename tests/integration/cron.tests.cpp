@@ -23,6 +23,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <functional>
 #include <map>
 #include <set>
@@ -39,14 +40,35 @@ namespace {
 
 const std::string bin_dir = CONCH_BIN_DIR;
 
-conch::test::etcd_server& etcd() { return conch::test::etcd_server::shared(); }
+// A test that stops etcd points these at an etcd of its own (private_etcd).
+conch::test::etcd_server* own_etcd = nullptr;
+conch::etcd_transport* own_client = nullptr;
+
+conch::test::etcd_server& etcd() { return own_etcd ? *own_etcd : conch::test::etcd_server::shared(); }
 
 conch::etcd_transport& client() {
-  static conch::etcd_transport t{etcd().client_options()};
+  if (own_client) return *own_client;
+  static conch::etcd_transport t{conch::test::etcd_server::shared().client_options()};
   return t;
 }
 
 using conch::test::eventually;
+
+/// While alive, the helpers below use a fresh etcd that no other test shares.
+struct private_etcd {
+  conch::test::etcd_server server{};
+  conch::etcd_transport transport{server.client_options()};
+  private_etcd() {
+    own_etcd = &server;
+    own_client = &transport;
+  }
+  ~private_etcd() {
+    own_etcd = nullptr;
+    own_client = nullptr;
+  }
+  private_etcd(const private_etcd&) = delete;
+  private_etcd& operator=(const private_etcd&) = delete;
+};
 
 std::string temp_dir() {
   static const std::string dir = [] {
@@ -419,6 +441,63 @@ TEST_CASE("the winner prunes the job's history to the last N ticks", "[cron]") {
   CHECK(deleted >= 3);
 }
 
+TEST_CASE("a daemon lagging by more than history x period never claims a pruned tick again", "[cron]") {
+  const std::string prefix = conch::test::unique_prefix();
+  add_job(prefix, "lag", "@every 1s", {"true"});
+  conchd on_time{prefix, {"--history", "2"}};
+  conchd lagging{prefix, {"--history", "2", "--clock-offset", "-4s"}};  // 4 s > 2 ticks x 1 s
+  const std::string fire_dir = prefix + "cron/fire/lag/";
+  // Twelve claims ever made, through the history (pruning deletes the keys).
+  REQUIRE(eventually(
+      [&] {
+        std::size_t created = 0;
+        for (const auto& e : history(fire_dir)) created += e.type == conch::watch_event::kind::put;
+        return created >= 12;
+      },
+      30s));
+  CHECK(on_time.stop() == 0);
+  CHECK(lagging.stop() == 0);
+  std::map<std::string, int> created;
+  std::size_t deleted = 0;
+  for (const auto& e : history(fire_dir)) {
+    if (e.type == conch::watch_event::kind::del) ++deleted;
+    if (e.type == conch::watch_event::kind::put && e.kv.version == 1) ++created[e.kv.key];
+  }
+  CHECK(deleted > 0);  // pruning ran, so the lagging daemon saw absent fire keys
+  for (const auto& [key, n] : created) {
+    INFO(key);
+    CHECK(n == 1);
+  }
+  for (auto* d : {&on_time, &lagging}) CHECK(d->log().find("result not recorded") == std::string::npos);
+  CHECK_FALSE(range_prefix(prefix + "cron/floor/lag/").empty());
+}
+
+TEST_CASE("a run's background processes are stopped before its result is recorded", "[cron]") {
+  const std::string prefix = conch::test::unique_prefix();
+  const std::string pids = temp_dir() + "/background.pids";
+  add_job(prefix, "bg", "@every 1s", {"sh", "-c", "sleep 4242 & echo $! >> " + pids + "; echo started"});
+  conchd d{prefix};
+  REQUIRE(eventually([&] { return count_runs(prefix, "bg") >= 2; }));
+  remove_job(prefix, "bg");
+  CHECK(d.stop() == 0);
+  std::istringstream lines(read_file(pids));
+  std::size_t seen = 0;
+  for (long pid; lines >> pid; ++seen) {
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+    INFO("sleep " << pid << ": " << text);
+    CHECK((text.empty() || text.find(") Z") != std::string::npos));  // gone, or a zombie for init to reap
+    ::kill(static_cast<pid_t>(pid), SIGKILL);  // whatever the outcome, leave nothing behind
+  }
+  CHECK(seen >= 2);
+  for (const auto& kv : range_prefix(prefix + "cron/runs/bg/")) {
+    auto rec = conch::detail::decode_record<conch::detail::run_record>(kv.value);
+    REQUIRE(rec);
+    CHECK(rec->exit_code == 0);
+    CHECK(rec->output == "started\n");
+  }
+}
+
 TEST_CASE("SIGTERM lets a run finish up to --kill-after, then kills it and records the result", "[cron]") {
   const std::string prefix = conch::test::unique_prefix();
   add_job(prefix, "stuck", "@every 1s", {"sleep", "30"});
@@ -484,8 +563,8 @@ TEST_CASE("a daemon whose lease is revoked takes a new one and keeps firing", "[
   CHECK(d.stop() == 0);
 }
 
-// Last: it stops the etcd every test in this binary shares.
 TEST_CASE("daemons ride out an etcd outage: no tick claimed twice, firing resumes", "[cron]") {
+  private_etcd own;  // it stops etcd: not the one the other tests share
   const std::string prefix = conch::test::unique_prefix();
   add_job(prefix, "through", "@every 1s", {"true"});
   conchd d1{prefix};

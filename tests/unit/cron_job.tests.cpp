@@ -108,26 +108,32 @@ TEST_CASE("iterating a job's ticks through the agenda skips nothing and repeats 
   CHECK(fired == std::vector<std::string>{"2026-03-07T07:30:00Z", "2026-03-08T07:00:00Z", "2026-03-09T06:30:00Z"});
 }
 
-TEST_CASE("a claim is create-if-absent and void once the job changed", "[cron]") {
-  auto t = conch::detail::claim_txn("p/cron/fire/x/20260101T000000Z", "{}", "p/cron/jobs/x", 41);
-  REQUIRE(t.compares.size() == 2);
+TEST_CASE("a claim is create-if-absent, void once the job changed, and never below the floor", "[cron]") {
+  auto t = conch::detail::claim_txn("p/cron/fire/x/", "p/cron/floor/x/", "20260101T000000Z", "{}", "p/cron/jobs/x", 41);
+  REQUIRE(t.compares.size() == 3);
   CHECK(t.compares[0].key == "p/cron/fire/x/20260101T000000Z");
   CHECK(t.compares[0].what == conch::compare::target::create);
   CHECK(t.compares[0].number == 0);
   CHECK(t.compares[1].what == conch::compare::target::mod);
   CHECK(t.compares[1].number == 41);
+  CHECK(t.compares[2].key == std::string("p/cron/floor/x/20260101T000000Z") + '\0');
+  CHECK(t.compares[2].range_end == "p/cron/floor/x0");
   REQUIRE(t.success.size() == 1);
   const auto& put = std::get<conch::put_request>(t.success[0]);
   CHECK(put.lease == 0);  // a dead claimer must not free the tick
 }
 
-TEST_CASE("pruning deletes both directories below the oldest kept tick", "[cron]") {
-  auto t = conch::detail::prune_txn("p/cron/fire/x/", "p/cron/runs/x/", "20260101T000100Z");
-  REQUIRE(t.success.size() == 2);
+TEST_CASE("pruning raises the floor and deletes below it, fenced by the read", "[cron]") {
+  auto t = conch::detail::prune_txn("p/cron/fire/x/", "p/cron/runs/x/", "p/cron/floor/x/", "20260101T000100Z", 7);
+  REQUIRE(t.compares.size() == 1);
+  CHECK(t.compares[0].range_end == "p/cron/fire/x/20260101T000100Z");
+  CHECK(t.compares[0].number == 8);
+  REQUIRE(t.success.size() == 4);
   const auto& fire = std::get<conch::delete_request>(t.success[0]);
   CHECK(fire.key == "p/cron/fire/x/");
   CHECK(fire.range_end == "p/cron/fire/x/20260101T000100Z");
   CHECK(std::get<conch::delete_request>(t.success[1]).range_end == "p/cron/runs/x/20260101T000100Z");
+  CHECK(std::get<conch::put_request>(t.success[3]).key == "p/cron/floor/x/20260101T000100Z");
 }
 
 TEST_CASE("a listing tells done, running and zombie runs apart", "[cron]") {

@@ -1,85 +1,117 @@
-// conch/detail/cron_tick.hpp — a tick's three writes, sent: claim, result,
-// prune. The txns themselves are in cron_txn.hpp; this adds what talking to
+// conch/detail/cron_tick.hpp — a tick's writes, sent: claim, result, prune.
+// The txns themselves are in logic/cron_txn.hpp; this adds what talking to
 // etcd needs (an answer that never came, a short outage), for any transport.
+//
+// Outcomes are resolved, never guessed: a claim whose answer was lost is
+// sent again until etcd says who holds the tick (the claim value — host,
+// pid, lease, claim time — is ours alone, so a resend that finds it knows
+// the first one landed); a result is retried until written or until its
+// claim is proven gone.
 #pragma once
-
-#include <chrono>
-#include <stop_token>
-#include <string>
-#include <thread>
-#include <utility>
-#include <vector>
 
 #include "conch/logic/cron_history.hpp"
 #include "conch/logic/cron_job.hpp"
+#include "conch/logic/cron_prune.hpp"
 #include "conch/logic/cron_txn.hpp"
 #include "conch/policies/clock.hpp"
 #include "conch/policies/transport.hpp"
 #include "conch/result.hpp"
 
+#include <chrono>
+#include <map>
+#include <stop_token>
+#include <string>
+#include <utility>
+#include <variant>
+#include <vector>
+
 namespace conch::detail {
 
-/// Claims a tick: the claim's revision if we won; `errc::busy` if someone
-/// else holds the tick or the job changed meanwhile. When the answer is lost
-/// the txn may still have committed, so the key is read back: our claim value
-/// (host, pid, lease, claim time) is ours alone. `Backoff` paces the reads;
-/// `stop` ends them.
-template <class Backoff, transport T>
-result<revision> send_claim(T& t, const std::string& fire_key, const std::string& value, const std::string& job_key,
-                            revision job_rev, std::stop_token stop) {
-  auto r = t.txn(claim_txn(fire_key, value, job_key, job_rev), t.default_deadline());
-  if (r) {
-    if (!r->succeeded) return error{errc::busy, "tick taken"};
-    return r->header_revision;
-  }
-  Backoff retry{};
-  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds{10};
-  while (std::chrono::steady_clock::now() < give_up) {
-    range_request read;
-    read.key = fire_key;
-    auto seen = t.range(read, t.default_deadline());
-    if (seen) {
-      if (seen->kvs.empty()) return error{errc::unavailable, "tick not claimed: " + r.error().message};
+/// Waits `d` of real time unless `stop` comes first (false then).
+inline bool cron_pause(std::chrono::nanoseconds d, std::stop_token stop) {
+  return steady_clock_policy::sleep_until(
+      std::chrono::steady_clock::now() +
+          std::chrono::duration_cast<std::chrono::steady_clock::duration>(d),
+      std::move(stop));
+}
+
+/// What one claim txn's answer says: ours (at a revision), someone else's or
+/// refused (`errc::busy`), or no answer (any other error).
+inline result<revision> read_claim_answer(const result<txn_response>& r, const std::string& value) {
+  if (!r) return r.error();
+  if (r->succeeded) return r->header_revision;
+  for (const auto& op : r->responses)
+    if (const auto* seen = std::get_if<range_response>(&op); seen && !seen->kvs.empty()) {
+      // A resend of a claim that had landed finds our own value.
       if (seen->kvs.front().value == value) return seen->kvs.front().create_revision;
       return error{errc::busy, "tick taken"};
     }
-    if (!steady_clock_policy::sleep_until(std::chrono::steady_clock::now() + retry.next(), stop)) break;
-  }
-  return error{errc::unavailable, "tick claim unknown (etcd unreachable): " + r.error().message};
+  return error{errc::busy, "tick refused: below the job's floor, or the job changed"};
 }
 
-/// Records a run's result, fenced by its claim. Retried for a while (not
-/// cut short by a shutdown): a run that happened must be told, even across
-/// a short etcd outage.
+/// Claims a tick: the claim's revision if we won; `errc::busy` if someone
+/// else holds it, it lies below the job's floor or the job changed. An
+/// unanswered txn is sent again (the same value, so it is recognized) until
+/// answered; `errc::cancelled` when `stop` ends that first: the tick is then
+/// undecided and the caller must say so.
 template <class Backoff, transport T>
-result<void> send_result(T& t, const std::string& fire_key, revision claim_rev, const std::string& runs_key,
-                         const std::string& value) {
-  Backoff retry{};
-  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds{10};
+result<revision> send_claim(T& t, const txn_request& claim, const std::string& value,
+                            std::stop_token stop, Backoff retry) {
   for (;;) {
-    auto r = t.txn(result_txn(fire_key, claim_rev, runs_key, value), t.default_deadline());
+    auto r = read_claim_answer(t.txn(claim, t.default_deadline()), value);
+    if (r || r.error().code == errc::busy) return r;
+    if (!cron_pause(retry.next(), stop))
+      return error{errc::cancelled, "claim undecided at shutdown: " + r.error().message};
+  }
+}
+
+/// Records a run's result, fenced by its claim: retried until written, or
+/// until the claim is proven gone (`errc::failed_precondition`), or until
+/// `stop` (`errc::cancelled`, with the last error).
+template <class Backoff, transport T>
+result<void> send_result(T& t, const txn_request& result_write, const std::string& fire_key,
+                         std::stop_token stop, Backoff retry) {
+  for (;;) {
+    auto r = t.txn(result_write, t.default_deadline());
     if (r) {
-      if (!r->succeeded) return error{errc::failed_precondition, "the claim " + fire_key + " is gone"};
+      if (!r->succeeded)
+        return error{errc::failed_precondition, "the claim " + fire_key + " is gone"};
       return {};
     }
-    if (std::chrono::steady_clock::now() >= give_up) return std::move(r).error();
-    std::this_thread::sleep_for(retry.next());
+    if (!cron_pause(retry.next(), stop))
+      return error{errc::cancelled, "gave up at shutdown: " + r.error().message};
   }
 }
 
-/// Keeps the newest `keep` ticks of `job` (0: all). Best effort: a failure
-/// leaves the work to the next winner.
+/// Cuts `job`'s history back to `keep` ticks (0: all) once it exceeds
+/// `keep + prune_slack(keep)`, raising the job's floor in the same txn (see
+/// cron_txn.hpp). Best effort: a failure (or a claim made meanwhile below
+/// the new floor) leaves the work to the next winner.
 template <transport T>
 void prune_history(T& t, const cron_job& job, std::size_t keep) {
   if (keep == 0) return;
-  auto req = range_request::prefix(job.fire_dir);
-  req.keys_only = true;
-  auto r = t.range(req, t.default_deadline());
-  if (!r) return;
-  std::vector<std::string> ticks;
-  ticks.reserve(r->kvs.size());
-  for (const auto& kv : r->kvs) ticks.push_back(kv.key.substr(job.fire_dir.size()));
-  if (auto cut = prune_cutoff(ticks, keep)) (void)t.txn(prune_txn(job.fire_dir, job.runs_dir, *cut), t.default_deadline());
+  auto count = range_request::prefix(job.fire_dir);
+  count.count_only = true;
+  auto n = t.range(count, t.default_deadline());
+  if (!n || static_cast<std::size_t>(n->count) <= keep + prune_slack(keep)) return;
+  auto claims = t.range(range_request::prefix(job.fire_dir), t.default_deadline());
+  if (!claims) return;
+  auto results_req = range_request::prefix(job.runs_dir);
+  results_req.keys_only = true;
+  auto results = t.range(results_req, t.default_deadline());
+  if (!results) return;
+  std::map<lease_id, bool> leases;
+  auto alive = [&](lease_id id) {
+    auto [it, fresh] = leases.try_emplace(id, true);  // unknown: may still run
+    if (fresh)
+      if (auto ttl = t.lease_time_to_live(id, t.default_deadline())) it->second = ttl->ttl > 0;
+    return it->second;
+  };
+  const auto ticks = claimed_ticks_from(claims->kvs, job.fire_dir, results->kvs, job.runs_dir);
+  if (auto floor = prune_floor(ticks, keep, prune_slack(keep), alive))
+    (void)t.txn(
+        prune_txn(job.fire_dir, job.runs_dir, job.floor_dir, *floor, claims->header_revision),
+        t.default_deadline());
 }
 
 }  // namespace conch::detail

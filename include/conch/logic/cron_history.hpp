@@ -15,6 +15,8 @@
 #include <string_view>
 #include <vector>
 
+#include "conch/policies/transport.hpp"
+
 namespace conch::detail {
 
 /// Where one claimed tick stands.
@@ -51,6 +53,38 @@ inline std::optional<std::string> prune_cutoff(const std::vector<std::string>& a
   if (keep == 0 || ascending_ticks.size() <= keep) return std::nullopt;
   return ascending_ticks[ascending_ticks.size() - keep];
 }
+
+/// One claimed tick as a pruner sees it.
+struct claimed_tick {
+  std::string tick;         ///< fixed-width tick text
+  bool has_result = false;  ///< its result is recorded
+  lease_id claimer = 0;     ///< the claimer's lease; 0 when the claim is unreadable
+};
+
+/// The job's new floor: the oldest tick that stays once the history is cut
+/// back to `keep` ticks, or nothing when there is nothing to cut. Pruning
+/// waits until the history exceeds `keep + slack` (amortized: one prune txn
+/// per `slack + 1` ticks), and never passes an unresulted claim whose
+/// claimer `alive(lease)` says may still run: the floor stops at it, so its
+/// result can still be recorded. `ascending` is in tick order.
+template <class Alive>
+std::optional<std::string> prune_floor(const std::vector<claimed_tick>& ascending, std::size_t keep,
+                                       std::size_t slack, Alive&& alive) {
+  if (keep == 0 || ascending.size() <= keep + slack) return std::nullopt;
+  const std::size_t cut = ascending.size() - keep;
+  std::size_t stop = cut;
+  for (std::size_t i = 0; i < cut; ++i)
+    if (!ascending[i].has_result && ascending[i].claimer != 0 && alive(ascending[i].claimer)) {
+      stop = i;
+      break;
+    }
+  if (stop == 0) return std::nullopt;  // nothing below the floor to drop
+  return ascending[stop].tick;
+}
+
+/// The slack `prune_floor` allows over `keep`: a tenth, so a long history is
+/// pruned once per keep/10 ticks and a short one at every tick.
+constexpr std::size_t prune_slack(std::size_t keep) noexcept { return keep / 10; }
 
 /// The last `cap` bytes of a child's output, safe to embed in a JSON record:
 /// the cut never splits a UTF-8 sequence and any byte that is not valid UTF-8

@@ -31,6 +31,7 @@ struct cron_job {
   std::string key;       ///< <prefix>cron/jobs/<name>
   std::string fire_dir;  ///< <prefix>cron/fire/<name>/ — one claim per tick below
   std::string runs_dir;  ///< <prefix>cron/runs/<name>/ — one result per tick below
+  std::string floor_dir;  ///< <prefix>cron/floor/<name>/ — the highest marker is the floor
 
   const std::string& name() const noexcept { return record.name; }
 
@@ -64,8 +65,10 @@ inline result<cron_job> make_cron_job(std::string_view prefix, job_record record
   auto runs_dir = cron_runs_dir(prefix, record.name);
   if (!fire_dir) return std::move(fire_dir).error();
   if (!runs_dir) return std::move(runs_dir).error();
+  auto floor_dir = cron_floor_dir(prefix, record.name);
+  if (!floor_dir) return std::move(floor_dir).error();
   return cron_job{std::move(record), std::move(*when), std::move(*tz), std::move(*key), std::move(*fire_dir),
-                  std::move(*runs_dir)};
+                  std::move(*runs_dir), std::move(*floor_dir)};
 }
 
 /// Reads the job stored at `key` under `prefix`. Anything unreadable — a

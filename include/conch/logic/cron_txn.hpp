@@ -1,28 +1,50 @@
-// conch/logic/cron_txn.hpp — the three writes of a tick, as txn values.
+// conch/logic/cron_txn.hpp — the writes of a tick, as txn values.
 //
 // Pure: these build requests; the recipe sends them. Keeping them here puts
-// the whole at-most-once argument on one page:
-//  - claim: create-if-absent on the tick's fire key, and only while the job is
+// the whole at-most-once argument on one page (docs/cron.md states it):
+//  - claim: create-if-absent on the tick's fire key, only while the job is
 //    the version this daemon scheduled (a `cron rm` that commits first makes
-//    every later claim fail, whatever a daemon's watch has seen so far). The
-//    claim carries no lease: if it vanished with a dead claimer, another
-//    daemon could claim the same tick again.
+//    every later claim fail), and only while no floor marker of the job lies
+//    above the tick. The claim carries no lease: if it vanished with a dead
+//    claimer, another daemon could claim the same tick again.
 //  - result: only while the claim is still ours (its create revision).
-//  - prune: the history before the oldest kept tick, claims and results alike.
+//  - prune: raises the job's floor to the oldest kept tick *in the same txn*
+//    that deletes the history below it, and only if nothing below it was
+//    claimed since the pruner looked. So a fire key's absence never lets a
+//    claim through on its own: a pruned tick lies below the floor.
 #pragma once
-
-#include <string>
 
 #include "conch/policies/transport.hpp"
 
+#include <string>
+
 namespace conch::detail {
 
-/// Claims a tick. Succeeds for exactly one writer per fire key.
-inline txn_request claim_txn(const std::string& fire_key, std::string claim_value,
+/// The compare "no floor marker of the job lies above `tick`": true when the
+/// range of marker keys after `floor_dir + tick` is empty (etcd compares an
+/// empty range as one absent key, create revision 0).
+inline compare no_floor_above(const std::string& floor_dir, const std::string& tick) {
+  compare c;
+  c.key = floor_dir + tick;
+  c.key.push_back('\0');  // the first key after floor_dir + tick
+  c.range_end = prefix_end(floor_dir);
+  c.what = compare::target::create;
+  c.rel = compare::relation::equal;
+  c.number = 0;
+  return c;
+}
+
+/// Claims `tick` (fixed-width text) of a job. Succeeds for at most one
+/// writer per tick, ever: the fire key must be absent and the tick at or
+/// above the job's floor.
+inline txn_request claim_txn(const std::string& fire_dir, const std::string& floor_dir,
+                             const std::string& tick, std::string claim_value,
                              const std::string& job_key, revision job_mod_revision) {
+  const std::string fire_key = fire_dir + tick;
   txn_request t;
   t.compares.push_back(compare::create_revision(fire_key) == 0);
   t.compares.push_back(compare::mod_revision(job_key) == job_mod_revision);
+  t.compares.push_back(no_floor_above(floor_dir, tick));
   put_request put;
   put.key = fire_key;
   put.value = std::move(claim_value);
@@ -45,17 +67,31 @@ inline txn_request result_txn(const std::string& fire_key, revision claim_revisi
   return t;
 }
 
-/// Drops every claim and result of a job older than `oldest_kept_tick`
-/// (fixed-width tick keys: key order is time order).
+/// Raises the job's floor to `new_floor` and drops every claim and result
+/// below it (fixed-width tick keys: key order is time order). Fenced by
+/// `read_revision`, the revision the pruner chose `new_floor` at: a claim
+/// made below it since then (a lagging daemon's first claim of an old tick,
+/// whose run may be under way) makes the prune fail instead of deleting it.
 inline txn_request prune_txn(const std::string& fire_dir, const std::string& runs_dir,
-                             const std::string& oldest_kept_tick) {
+                             const std::string& floor_dir, const std::string& new_floor,
+                             revision read_revision) {
   txn_request t;
-  for (const auto* dir : {&fire_dir, &runs_dir}) {
+  compare unchanged;
+  unchanged.key = fire_dir;
+  unchanged.range_end = fire_dir + new_floor;
+  unchanged.what = compare::target::mod;
+  unchanged.rel = compare::relation::less;
+  unchanged.number = read_revision + 1;
+  t.compares.push_back(std::move(unchanged));
+  for (const auto* dir : {&fire_dir, &runs_dir, &floor_dir}) {
     delete_request del;
     del.key = *dir;
-    del.range_end = *dir + oldest_kept_tick;
+    del.range_end = *dir + new_floor;
     t.success.emplace_back(std::move(del));
   }
+  put_request marker;
+  marker.key = floor_dir + new_floor;  // the floor: the highest marker
+  t.success.emplace_back(std::move(marker));
   return t;
 }
 

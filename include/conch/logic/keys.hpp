@@ -6,6 +6,7 @@
 //   <prefix>cron/jobs/<name>                       cron job
 //   <prefix>cron/fire/<name>/<tick>                the claim of one tick
 //   <prefix>cron/runs/<name>/<tick>                the result of one tick
+//   <prefix>cron/floor/<name>/<tick>               the job's floor: no claim below it
 //   <prefix>fence/<office without prefix>          counter_fencing's counter
 //
 // Names are one segment each (detail/name_codec.hpp), so an office's keys all
@@ -79,6 +80,14 @@ inline result<std::string> cron_runs_dir(std::string_view prefix, std::string_vi
   auto n = encode_name(job);
   if (!n) return std::move(n).error();
   return std::string(prefix) + "cron/runs/" + *n + "/";
+}
+
+/// The job's floor markers: the highest `<prefix>cron/floor/<name>/<tick>`
+/// is the oldest tick a claim may still take (see cron_txn.hpp).
+inline result<std::string> cron_floor_dir(std::string_view prefix, std::string_view job) {
+  auto n = encode_name(job);
+  if (!n) return std::move(n).error();
+  return std::string(prefix) + "cron/floor/" + *n + "/";
 }
 
 /// counter_fencing's counter for an office: outside the office itself, so

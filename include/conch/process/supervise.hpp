@@ -11,17 +11,26 @@
 // When the child leader exits, what it left running in its group is stopped
 // too (SIGTERM, then SIGKILL): the work must not outlive the claim.
 //
-// It knows nothing of etcd: what was acquired comes in as a `held_claim`.
+// It knows nothing of etcd: what was acquired comes in as a `held_claim`. A
+// cron run is the same loop with its output captured and, at shutdown, the
+// run given kill-after before SIGKILL instead of a forwarded signal.
 //
-//   conch::tool::held_claim claim{.env = {...}, .lost = session.lost_token(),
-//                                 .local_deadline = [&] { return session.local_deadline(); }};
-//   auto out = conch::process::supervise(claim, {.argv = argv, .program = "conch elect"}, inbox, &wd);
-//   // out.ending: exited / lost / stopped / not_started; out.exit_code
+//   conch::process::held_claim claim{.env = {...}, .lost = session.lost_token(),
+//                                    .local_deadline = [&] { return session.local_deadline(); }};
+//   auto out = conch::process::supervise(claim, {.argv = argv, .program = "conch elect"}, inbox,
+//   &wd);
+//   // out.how: exited / lost / stopped / not_started; out.exit_code
 #pragma once
 
-#include <poll.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
+#include "conch/exit_codes.hpp"
+#include "conch/logic/duration.hpp"
+#include "conch/logic/supervision.hpp"
+#include "conch/policies/backoff.hpp"
+#include "conch/process/group.hpp"
+#include "conch/process/output.hpp"
+#include "conch/process/signals.hpp"
+#include "conch/process/spawn.hpp"
+#include "conch/process/watchdog.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -30,24 +39,19 @@
 #include <cstring>
 #include <functional>
 #include <iostream>
+#include <mutex>
 #include <optional>
+#include <poll.h>
 #include <stop_token>
 #include <string>
+#include <sys/eventfd.h>
+#include <unistd.h>
 #include <utility>
 #include <vector>
 
-#include "conch/logic/duration.hpp"
-#include "conch/logic/supervision.hpp"
-#include "conch/policies/backoff.hpp"
-#include "conch/process/group.hpp"
-#include "conch/process/signals.hpp"
-#include "conch/process/spawn.hpp"
-#include "conch/process/watchdog.hpp"
-#include "conch/exit_codes.hpp"
-
 namespace conch::process {
 
-/// What the wrapper holds while its child runs: an office, a slot.
+/// What the wrapper holds while its child runs: an office, a slot, a tick.
 struct held_claim {
   /// Added to the child's environment: CONCH_REV, CONCH_KEY, CONCH_LEASE, ...
   std::vector<std::pair<std::string, std::string>> env{};
@@ -65,10 +69,18 @@ struct supervise_options {
   conch::detail::restart_rule restart{};
   /// Prefixes diagnostics on stderr ("conch elect").
   std::string program{"conch"};
-  /// Told when a child started (its pid) and when one ended (its exit code):
-  /// readiness notices and metrics. Called on the supervising thread.
-  std::function<void(long)> on_start{};
-  std::function<void(int)> on_exit{};
+  /// A stop request is forwarded to the group as SIGTERM (the tools); when
+  /// false the child runs on for kill_after and is then killed (cron runs at
+  /// shutdown: a run is let finish, within a bound).
+  bool forward_stop = true;
+  /// When set, the child's stdout and stderr are captured here.
+  output_tail* capture = nullptr;
+  /// Told each child's pid (= its process group) once it runs.
+  std::function<void(long pid)> on_start{};
+  /// Told each child's exit code once it is reaped (metrics, readiness notices).
+  std::function<void(int code)> on_exit{};
+  /// Where diagnostics go; empty: stderr, prefixed with `program`.
+  std::function<void(const std::string&)> say{};
 };
 
 struct supervise_outcome {
@@ -85,6 +97,283 @@ struct supervise_outcome {
   int exit_code = 0;
   std::optional<int> stop_signal{};
   int starts = 0;  ///< how many times a child was started
+  long pid = 0;    ///< the last child's pid; 0 if none started
+  std::string not_started_reason{};
+};
+
+/// A watchdog that several supervisors may share (one per cron run): each
+/// call is serialized when a mutex is given.
+class watchdog_handle {
+ public:
+  watchdog_handle() = default;
+  watchdog_handle(watchdog* w, std::mutex* m = nullptr)
+      : w_(w), m_(m) {}  // NOLINT: implicit from a pointer
+  explicit operator bool() const noexcept { return w_ != nullptr; }
+  result<void> watch(pid_t pgid, std::chrono::steady_clock::time_point d) {
+    return call([&] { return w_->watch(pgid, d); });
+  }
+  result<void> renew(std::chrono::steady_clock::time_point d) {
+    return call([&] { return w_->renew(d); });
+  }
+  result<void> forget(pid_t pgid) {
+    return call([&] { return w_->forget(pgid); });
+  }
+
+ private:
+  template <class F>
+  result<void> call(F f) {
+    if (!m_) return f();
+    std::lock_guard lock{*m_};
+    return f();
+  }
+  watchdog* w_ = nullptr;
+  std::mutex* m_ = nullptr;
+};
+
+/// The supervision loop: one method per event — the claim lost, a stop
+/// signal or request, the child's exit, a (re)start — and a wait for the
+/// next one. Used once: construct, run().
+template <class Backoff = conch::exponential_backoff>
+class supervisor {
+ public:
+  using clock = std::chrono::steady_clock;
+
+  supervisor(const held_claim& claim, const supervise_options& opt, signal_inbox* inbox,
+             watchdog_handle wd, Backoff backoff = {}, std::stop_token stop = {})
+      : claim_(claim),
+        opt_(opt),
+        inbox_(inbox),
+        watchdog_(wd),
+        stop_(std::move(stop)),
+        plan_(std::move(backoff), opt.restart),
+        kill_after_(std::chrono::duration_cast<clock::duration>(opt.kill_after)),
+        seq_(kill_after_),
+        wake_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
+
+  supervise_outcome run() {
+    // Loss and stop requests arrive on other threads: make them wake our poll().
+    auto poke = [fd = wake_.get()] {
+      std::uint64_t one = 1;
+      [[maybe_unused]] auto n = ::write(fd, &one, sizeof one);
+    };
+    std::stop_callback on_lost{claim_.lost, poke};
+    std::stop_callback on_stop{stop_, poke};
+    start_at_ = clock::now();  // the first start goes through the same checks as a restart
+    start_pending_ = true;
+    for (;;) {
+      const auto now = clock::now();
+      on_loss(now);
+      while (inbox_)
+        if (auto sig = inbox_->take())
+          on_stop_signal(*sig, now);
+        else
+          break;
+      if (!ctx_.stop_requested && stop_.stop_requested()) on_stop_request(now);
+      if (!child_) {  // before the first start, or between restarts
+        if (!conch::detail::may_start_child(ctx_)) break;  // never a child after a stop or a loss
+        if (start_pending_ && now >= start_at_) {
+          if (!restart(now)) return out_;
+          continue;
+        }
+      } else {
+        if (!killed_ && seq_.kill_due(now)) kill_group();
+        pump_output();
+        if (child_->exited() && !on_child_exit(now)) break;
+        if (!child_ && start_pending_) continue;
+      }
+      wait(now);
+    }
+    return finish();
+  }
+
+ private:
+  void say(const std::string& line) {
+    if (opt_.say)
+      opt_.say(line);
+    else
+      std::cerr << opt_.program << ": " << line << std::endl;
+  }
+  std::optional<clock::time_point> deadline() const {
+    if (!claim_.local_deadline) return std::nullopt;
+    return claim_.local_deadline();
+  }
+  // Forward `sig` to the group (0: none); the first request starts the kill-after clock.
+  void stop_group(int sig, clock::time_point now) {
+    if (!child_) return;
+    if (sig) (void)child_->signal_group(sig);
+    seq_.start(now);
+  }
+  void kill_group() {
+    say("child group still running " + conch::detail::format_duration(opt_.kill_after) +
+        " after SIGTERM: SIGKILL");
+    (void)child_->signal_group(SIGKILL);
+    killed_ = true;
+  }
+
+  /// Event: the claim may be lost — the session says so, its local deadline
+  /// passed, or the watchdog's did. The watchdog acts on the last deadline
+  /// we sent it and its kill sequence always finishes: past that deadline
+  /// (we were stalled) the claim is lost to us even if a late keepalive
+  /// answer has moved the session's deadline since.
+  void on_loss(clock::time_point now) {
+    const bool watchdog_fired = watchdog_ && child_ && renewed_ && now >= *renewed_;
+    const auto current = deadline();
+    if (watchdog_ && child_ && current &&
+        conch::detail::watchdog_needs_renewal(renewed_, *current)) {
+      (void)watchdog_.renew(*current);
+      renewed_ = current;
+    }
+    const bool past_deadline = (current && now >= *current) || watchdog_fired;
+    if (ctx_.lost || !(claim_.lost.stop_requested() || past_deadline)) return;
+    ctx_.lost = true;
+    std::string why = claim_.lost.stop_requested() && claim_.lost_reason ? claim_.lost_reason()
+                      : watchdog_fired                                   ? std::string(
+                                                                               "local deadline passed while the wrapper was stalled; "
+                                                                                                                 "the watchdog stopped the child")
+                      : past_deadline ? std::string("local deadline passed")
+                                      : std::string();
+    say("lost the claim" + (why.empty() ? why : ": " + why) +
+        (child_ ? "; stopping the child's process group" : ""));
+    stop_group(SIGTERM, now);
+  }
+
+  /// Event: a stop signal arrived; each one is forwarded.
+  void on_stop_signal(int sig, clock::time_point now) {
+    ctx_.stop_requested = true;
+    out_.stop_signal = sig;
+    child_heard_stop_ = child_heard_stop_ || child_.has_value();
+    stop_group(sig, now);
+  }
+
+  /// Event: the owner asked to stop (treated like SIGTERM, or given
+  /// kill_after when stops are not forwarded).
+  void on_stop_request(clock::time_point now) {
+    ctx_.stop_requested = true;
+    out_.stop_signal = SIGTERM;
+    child_heard_stop_ = child_.has_value();
+    stop_group(opt_.forward_stop ? SIGTERM : 0, now);
+  }
+
+  /// Event: the child leader exited. Its group is stopped too (the work must
+  /// not outlive it), then it is reaped; returns false when supervision ends.
+  bool on_child_exit(clock::time_point now) {
+    if (!killed_ && process::live_members(child_->group()) > 0) {
+      // The unreaped leader keeps the group id from being reused meanwhile.
+      if (!seq_.started()) stop_group(SIGTERM, now);
+      return true;
+    }
+    // Stalled since the checks above, past the watchdog's deadline: it was the watchdog.
+    if (!ctx_.lost && watchdog_ && renewed_ && clock::now() >= *renewed_) {
+      ctx_.lost = true;
+      say("lost the claim: local deadline passed while the wrapper was stalled; the watchdog "
+          "stopped the child");
+    }
+    pump_output();
+    if (watchdog_) (void)watchdog_.forget(child_->group());
+    out_.exit_code = conch::detail::exit_code_of(child_->reap());
+    child_.reset();
+    if (opt_.on_exit) opt_.on_exit(out_.exit_code);
+    auto delay = plan_.delay_after(ctx_, now - started_);
+    if (!delay) return false;
+    say("child exited with " + std::to_string(out_.exit_code) + "; restarting in " +
+        conch::detail::format_duration(
+            std::chrono::duration_cast<std::chrono::milliseconds>(*delay)));
+    start_at_ = now + *delay;
+    start_pending_ = true;
+    return true;
+  }
+
+  /// Event: a start (the first, or a restart) is due. False when the
+  /// command could not be started: supervision ends with 126/127.
+  bool restart(clock::time_point now) {
+    start_pending_ = false;
+    auto c = process::spawn(
+        {.argv = opt_.argv, .env = claim_.env, .capture_output = opt_.capture != nullptr});
+    if (!c) {
+      say(c.error().message);
+      out_.how = supervise_outcome::ending::not_started;
+      out_.not_started_reason = c.error().message;
+      out_.exit_code = c.error().code == errc::permission_denied ? exit_code::cannot_execute
+                                                                 : exit_code::not_found;
+      return false;
+    }
+    child_ = std::move(*c);
+    ++out_.starts;
+    out_.pid = child_->pid();
+    started_ = now;
+    seq_ = conch::detail::kill_sequence<clock::time_point>{kill_after_};
+    killed_ = false;
+    if (watchdog_) {
+      auto d = deadline().value_or(clock::time_point::max());
+      if (auto w = watchdog_.watch(child_->group(), d); !w) say("watchdog: " + w.error().message);
+      renewed_ = d;
+    }
+    if (opt_.on_start) opt_.on_start(child_->pid());
+    return true;
+  }
+
+  void pump_output() {
+    if (!opt_.capture || !child_) return;
+    if (child_->stdout_fd() >= 0 && !process::pump(child_->stdout_fd(), -1, *opt_.capture))
+      child_->close_stdout();
+    if (child_->stderr_fd() >= 0 && !process::pump(child_->stderr_fd(), -1, *opt_.capture))
+      child_->close_stderr();
+  }
+
+  // Sleeps until something can change: a signal, the loss, the child's exit
+  // or output, the SIGKILL or restart time, or the next look at the deadline.
+  void wait(clock::time_point now) {
+    auto wake_at = now + std::chrono::milliseconds(200);
+    if (child_ && seq_.started() && !killed_) wake_at = std::min(wake_at, *seq_.kill_at());
+    if (start_pending_) wake_at = std::min(wake_at, start_at_);
+    if (child_ && (child_->exit_fd() < 0 || child_->exited()))
+      wake_at = std::min(wake_at, now + std::chrono::milliseconds(20));
+    const auto timeout = std::chrono::ceil<std::chrono::milliseconds>(wake_at - now).count();
+    const bool live = child_ && !child_->exited();
+    pollfd fds[5] = {{inbox_ ? inbox_->fd() : -1, POLLIN, 0},
+                     {wake_.get(), POLLIN, 0},
+                     {live ? child_->exit_fd() : -1, POLLIN, 0},
+                     {child_ && opt_.capture ? child_->stdout_fd() : -1, POLLIN, 0},
+                     {child_ && opt_.capture ? child_->stderr_fd() : -1, POLLIN, 0}};
+    ::poll(fds, 5, static_cast<int>(std::max<std::int64_t>(timeout, 0)));
+    if (fds[1].revents) {
+      std::uint64_t n;
+      [[maybe_unused]] auto r = ::read(wake_.get(), &n, sizeof n);
+    }
+  }
+
+  supervise_outcome finish() {
+    if (ctx_.lost) {
+      out_.how = supervise_outcome::ending::lost;
+      out_.exit_code = exit_code::lost;
+    } else if (ctx_.stop_requested) {
+      out_.how = supervise_outcome::ending::stopped;
+      // Stopped between restarts: no child answered the signal, so we do.
+      if (!child_heard_stop_)
+        out_.exit_code = exit_code::from_signal(out_.stop_signal.value_or(SIGTERM));
+    } else {
+      out_.how = supervise_outcome::ending::exited;
+    }
+    return out_;
+  }
+
+  const held_claim& claim_;
+  const supervise_options& opt_;
+  signal_inbox* inbox_;
+  watchdog_handle watchdog_;
+  std::stop_token stop_;
+  conch::detail::restart_schedule<Backoff> plan_;
+  clock::duration kill_after_;
+  conch::detail::kill_sequence<clock::time_point> seq_;
+  unique_fd wake_;
+  supervise_outcome out_{};
+  conch::detail::exit_context ctx_{};
+  std::optional<child> child_{};
+  clock::time_point started_{}, start_at_{};
+  bool start_pending_ = false;
+  std::optional<clock::time_point> renewed_{};
+  bool killed_ = false;
+  bool child_heard_stop_ = false;  // a stop signal reached a running child
 };
 
 /// Runs the child of `claim` to its end; see the file comment. `inbox` carries
@@ -92,184 +381,11 @@ struct supervise_outcome {
 /// `watchdog` may be null (no frozen-wrapper protection).
 template <class Backoff = conch::exponential_backoff>
 supervise_outcome supervise(const held_claim& claim, const supervise_options& opt,
-                            signal_inbox& inbox, watchdog* watchdog,
-                            Backoff backoff = {}, std::stop_token stop = {}) {
-  using clock = std::chrono::steady_clock;
-  using conch::detail::exit_context;
-  using outcome = supervise_outcome;
-
-  outcome out;
-  exit_context ctx;
-  conch::detail::restart_schedule<Backoff> plan{std::move(backoff), opt.restart};
-  const auto kill_after = std::chrono::duration_cast<clock::duration>(opt.kill_after);
-  conch::detail::kill_sequence<clock::time_point> seq{kill_after};
-  std::optional<child> child;
-  clock::time_point started{};
-  clock::time_point start_at{};  // when to (re)start the child, if start_pending
-  bool start_pending = false;
-  std::optional<clock::time_point> renewed;
-  bool killed = false;
-  bool child_heard_stop = false;  // a stop signal reached a running child
-
-  // Loss and stop requests arrive on other threads: make them wake our poll().
-  unique_fd wake{::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)};
-  auto poke = [fd = wake.get()] {
-    std::uint64_t one = 1;
-    [[maybe_unused]] auto n = ::write(fd, &one, sizeof one);
-  };
-  std::stop_callback on_lost{claim.lost, poke};
-  std::stop_callback on_stop{stop, poke};
-
-  auto say = [&](const std::string& line) { std::cerr << opt.program << ": " << line << std::endl; };
-  auto deadline = [&]() -> std::optional<clock::time_point> {
-    if (!claim.local_deadline) return std::nullopt;
-    return claim.local_deadline();
-  };
-
-  auto start_child = [&]() -> bool {
-    auto c = process::spawn({.argv = opt.argv, .env = claim.env});
-    if (!c) {
-      say(c.error().message);
-      out.how = outcome::ending::not_started;
-      out.exit_code = c.error().code == errc::permission_denied ? exit_code::cannot_execute
-                                                                  : exit_code::not_found;
-      return false;
-    }
-    child = std::move(*c);
-    ++out.starts;
-    if (opt.on_start) opt.on_start(static_cast<long>(child->pid()));
-    started = clock::now();
-    seq = conch::detail::kill_sequence<clock::time_point>{kill_after};
-    killed = false;
-    if (watchdog) {
-      auto d = deadline().value_or(clock::time_point::max());
-      if (auto w = watchdog->watch(child->group(), d); !w) say("watchdog: " + w.error().message);
-      renewed = d;
-    }
-    return true;
-  };
-  // Forward `sig` to the group; the first one starts the kill-after clock.
-  auto stop_group = [&](int sig, clock::time_point now) {
-    if (!child) return;
-    (void)child->signal_group(sig);
-    seq.start(now);
-  };
-
-  // The first start goes through the same checks as a restart.
-  start_at = clock::now();
-  start_pending = true;
-  for (;;) {
-    const auto now = clock::now();
-
-    // The watchdog acts on the last deadline we sent it, and its kill sequence
-    // always finishes. If that deadline has passed (we were stalled: SIGSTOP,
-    // a stuck thread), it has stopped the group or is about to, even when a
-    // keepalive answer read since has moved the session's deadline: the claim
-    // is lost to us all the same, not a child that died by itself.
-    const bool watchdog_fired = watchdog && child && renewed && now >= *renewed;
-    const auto current_deadline = deadline();
-    if (watchdog && child && current_deadline &&
-        conch::detail::watchdog_needs_renewal(renewed, *current_deadline)) {
-      (void)watchdog->renew(*current_deadline);
-      renewed = current_deadline;
-    }
-    const bool past_deadline = (current_deadline && now >= *current_deadline) || watchdog_fired;
-    if (!ctx.lost && (claim.lost.stop_requested() || past_deadline)) {
-      ctx.lost = true;
-      std::string why = claim.lost.stop_requested() && claim.lost_reason ? claim.lost_reason()
-                        : watchdog_fired ? std::string("local deadline passed while the wrapper was stalled; "
-                                                       "the watchdog stopped the child")
-                        : past_deadline  ? std::string("local deadline passed")
-                                         : std::string();
-      say("lost the claim" + (why.empty() ? why : ": " + why) +
-          (child ? "; stopping the child's process group" : ""));
-      stop_group(SIGTERM, now);
-    }
-    while (auto sig = inbox.take()) {
-      ctx.stop_requested = true;
-      out.stop_signal = *sig;
-      child_heard_stop = child_heard_stop || child.has_value();
-      stop_group(*sig, now);  // each one is forwarded
-    }
-    if (!ctx.stop_requested && stop.stop_requested()) {
-      ctx.stop_requested = true;
-      out.stop_signal = SIGTERM;
-      child_heard_stop = child.has_value();
-      stop_group(SIGTERM, now);
-    }
-
-    if (!child) {  // before the first start, or between restarts
-      if (!conch::detail::may_start_child(ctx)) break;  // never a child after a stop or a loss
-      if (start_pending && now >= start_at) {
-        start_pending = false;
-        if (!start_child()) return out;
-        continue;
-      }
-    } else {
-      if (!killed && seq.kill_due(now)) {
-        say("child group still running " + conch::detail::format_duration(opt.kill_after) +
-            " after SIGTERM: SIGKILL");
-        (void)child->signal_group(SIGKILL);
-        killed = true;
-      }
-      if (child->exited()) {
-        if (!killed && process::live_members(child->group()) > 0) {
-          // The leader is gone but its group is not: stop the rest too. The
-          // unreaped leader keeps the group id from being reused meanwhile.
-          if (!seq.started()) stop_group(SIGTERM, now);
-        } else {
-          // Stalled since the checks above, past the watchdog's deadline: it was the watchdog.
-          if (!ctx.lost && watchdog && renewed && clock::now() >= *renewed) {
-            ctx.lost = true;
-            say("lost the claim: local deadline passed while the wrapper was stalled; "
-                "the watchdog stopped the child");
-          }
-          if (watchdog) (void)watchdog->forget(child->group());
-          const auto status = child->reap();
-          child.reset();
-          out.exit_code = conch::detail::exit_code_of(status);
-          if (opt.on_exit) opt.on_exit(out.exit_code);
-          auto delay = plan.delay_after(ctx, now - started);
-          if (!delay) break;
-          say("child exited with " + std::to_string(out.exit_code) + "; restarting in " +
-              conch::detail::format_duration(
-                  std::chrono::duration_cast<std::chrono::milliseconds>(*delay)));
-          start_at = now + *delay;
-          start_pending = true;
-          continue;
-        }
-      }
-    }
-
-    // Sleep until something can change: a signal, the loss, the child's exit,
-    // the SIGKILL or restart time, or the next look at the local deadline.
-    auto wake_at = now + std::chrono::milliseconds(200);
-    if (child && seq.started() && !killed) wake_at = std::min(wake_at, *seq.kill_at());
-    if (start_pending) wake_at = std::min(wake_at, start_at);
-    if (child && (child->exit_fd() < 0 || child->exited()))
-      wake_at = std::min(wake_at, now + std::chrono::milliseconds(20));
-    const auto timeout = std::chrono::ceil<std::chrono::milliseconds>(wake_at - now).count();
-    pollfd fds[3] = {{inbox.fd(), POLLIN, 0},
-                     {wake.get(), POLLIN, 0},
-                     {child && !child->exited() ? child->exit_fd() : -1, POLLIN, 0}};
-    ::poll(fds, 3, static_cast<int>(std::max<std::int64_t>(timeout, 0)));
-    if (fds[1].revents) {
-      std::uint64_t n;
-      [[maybe_unused]] auto r = ::read(wake.get(), &n, sizeof n);
-    }
-  }
-
-  if (ctx.lost) {
-    out.how = outcome::ending::lost;
-    out.exit_code = exit_code::lost;
-  } else if (ctx.stop_requested) {
-    out.how = outcome::ending::stopped;
-    // Stopped between restarts: no child answered the signal, so we do.
-    if (!child_heard_stop) out.exit_code = exit_code::from_signal(out.stop_signal.value_or(SIGTERM));
-  } else {
-    out.how = outcome::ending::exited;
-  }
-  return out;
+                            signal_inbox& inbox, watchdog* watchdog, Backoff backoff = {},
+                            std::stop_token stop = {}) {
+  return supervisor<Backoff>{
+      claim, opt, &inbox, watchdog_handle{watchdog}, std::move(backoff), std::move(stop)}
+      .run();
 }
 
 }  // namespace conch::process

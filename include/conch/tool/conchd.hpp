@@ -194,29 +194,8 @@ inline int conchd_main(const std::vector<std::string>& args, process::signal_inb
     watchdog.emplace(std::move(*w));
   else
     log({.what = cron_event::kind::error, .message = "runs unguarded: " + w.error().message});
-  daemon_type* self = nullptr;
-  cron_options.runner = [&](const detail::cron_command& cmd, std::stop_token stop,
-                            const detail::cron_run_hooks& hooks) {
-    detail::cron_run_hooks guarded;
-    guarded.started = [&](long pid) {
-      if (auto deadline = self->local_deadline(); watchdog && deadline) {
-        std::lock_guard lock{watchdog_mutex};
-        if (auto w = watchdog->watch(static_cast<pid_t>(pid), *deadline); !w)
-          log({.what = cron_event::kind::error, .pid = pid, .message = "watchdog: " + w.error().message});
-      }
-      if (hooks.started) hooks.started(pid);
-    };
-    guarded.exited = [&](long pid) {
-      if (watchdog) {
-        std::lock_guard lock{watchdog_mutex};
-        (void)watchdog->forget(static_cast<pid_t>(pid));
-      }
-      if (hooks.exited) hooks.exited(pid);
-    };
-    return detail::run_command(cmd, std::move(stop), guarded);
-  };
+  if (watchdog) cron_options.watchdog = process::watchdog_handle{&*watchdog, &watchdog_mutex};
   daemon_type daemon{metered, cron_options, offset_system_clock{o.clock_offset}};
-  self = &daemon;
   if (int code = ops.start(o.metrics, [&daemon] { return daemon.local_deadline(); })) return code;
   if (auto r = daemon.start(); !r) {
     std::cerr << "conchd: etcd unavailable: " << r.error().message << std::endl;
