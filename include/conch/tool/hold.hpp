@@ -142,6 +142,35 @@ std::jthread watch_lease_while_waiting(Session& session, const hold_hooks& hooks
   }
 }
 
+/// The exit code for a failure to acquire (SPEC §3 table).
+inline int acquire_failure_code(errc code) {
+  switch (code) {
+    case errc::busy:
+    case errc::timed_out: return exit_code::busy;
+    case errc::lost:
+    case errc::lease_not_found: return exit_code::lost;
+    default: return exit_code::unavailable;
+  }
+}
+
+/// What was acquired, for the supervisor: the recipe's environment and the
+/// session's loss; each look at the deadline is also handed to hooks.lease.
+template <class Session, class Recipe>
+process::held_claim claim_of(Session& session, Recipe& recipe, const hold_hooks& hooks) {
+  process::held_claim claim;
+  claim.env = recipe.env();
+  claim.lost = session.lost_token();
+  using session_deadline = std::remove_cvref_t<decltype(session.local_deadline())>;
+  if constexpr (std::is_same_v<session_deadline, std::chrono::steady_clock::time_point>)
+    claim.local_deadline = [&session, &hooks] {
+      const auto d = session.local_deadline();
+      if (hooks.lease) hooks.lease(d);
+      return d;
+    };
+  claim.lost_reason = [&session] { return session.lost_reason(); };
+  return claim;
+}
+
 inline int report_done(const hold_hooks& hooks, int code) {
   if (hooks.done) hooks.done(code);
   return code;
@@ -181,16 +210,7 @@ int hold_and_run(Session& session, Recipe& recipe, hold_options opt, process::si
     const auto& e = acquired.error();
     if (stop_signal) return hold_detail::report_done(hooks, exit_code::from_signal(*stop_signal));
     say(e.message);
-    switch (e.code) {
-      case errc::busy:
-      case errc::timed_out:
-        return hold_detail::report_done(hooks, exit_code::busy);
-      case errc::lost:
-      case errc::lease_not_found:
-        return hold_detail::report_done(hooks, exit_code::lost);
-      default:
-        return hold_detail::report_done(hooks, exit_code::unavailable);
-    }
+    return hold_detail::report_done(hooks, hold_detail::acquire_failure_code(e.code));
   }
   if (stop_signal) {  // acquired as the signal came: never start a child after it
     (void)recipe.release();
@@ -200,18 +220,7 @@ int hold_and_run(Session& session, Recipe& recipe, hold_options opt, process::si
   if (hooks.started) opt.supervise.on_start = hooks.started;
   if (hooks.exited) opt.supervise.on_exit = hooks.exited;
 
-  process::held_claim claim;
-  claim.env = recipe.env();
-  claim.lost = session.lost_token();
-  using session_deadline = std::remove_cvref_t<decltype(session.local_deadline())>;
-  if constexpr (std::is_same_v<session_deadline, std::chrono::steady_clock::time_point>)
-    claim.local_deadline = [&session, &hooks] {
-      const auto d = session.local_deadline();
-      if (hooks.lease) hooks.lease(d);
-      return d;
-    };
-  claim.lost_reason = [&session] { return session.lost_reason(); };
-
+  const auto claim = hold_detail::claim_of(session, recipe, hooks);
   auto out = process::supervise(claim, opt.supervise, inbox, &*watchdog);
   if (out.how != process::supervise_outcome::ending::lost) {
     if (auto r = recipe.release(); !r) say("release: " + r.error().message);
