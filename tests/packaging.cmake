@@ -97,3 +97,14 @@ if(CONCH_BAZEL AND EXISTS ${PROJECT_SOURCE_DIR}/scripts/bazel-check)
 endif()
 set_tests_properties(packaging.amalgamate.check packaging.amalgamate.self_test PROPERTIES
   LABELS packaging)
+
+# --- the Debian package: cpack -G DEB, unpacked with dpkg -x, used from there.
+find_program(CONCH_DPKG_DEB dpkg-deb)
+if(CONCH_DPKG_DEB AND CONCH_INSTALL AND CONCH_BUILD_EXAMPLES)
+  add_test(NAME packaging.deb
+           COMMAND ${conch_packaging_dir}/deb ${PROJECT_SOURCE_DIR} ${CMAKE_BINARY_DIR}
+                   ${CMAKE_BINARY_DIR}/packaging/deb -- ${conch_consumer_args})
+  set_tests_properties(packaging.deb PROPERTIES
+    LABELS packaging RESOURCE_LOCK conch_heavy_build TIMEOUT 900
+    ENVIRONMENT "CONCH_EXPECT_MAN=${CONCH_MAN_PAGE_NAMES};CONCH_EXPECT_COMPLETION=usr/share/bash-completion/completions/conch usr/share/bash-completion/completions/conchd usr/share/zsh/vendor-completions/_conch")
+endif()

@@ -37,6 +37,11 @@ inline std::string conch_bin() {
   return std::string(CONCH_BIN_DIR) + "/conch";
 }
 
+inline std::string conchd_bin() {
+  if (const char* e = std::getenv("CONCHD_TEST_BIN")) return e;
+  return std::string(CONCH_BIN_DIR) + "/conchd";
+}
+
 /// Polls `cond` every 10 ms until it holds or `limit` passes.
 inline bool await(const std::function<bool()>& cond,
                   std::chrono::milliseconds limit = std::chrono::seconds(15)) {
@@ -94,10 +99,11 @@ inline std::string line_from(const std::string& path,
 /// One `conch` process; stopped by pid on scope exit.
 class conch_run {
  public:
+  /// `binary` defaults to conch_bin() (e.g. conchd_bin() for the daemon).
   conch_run(const temp_dir& dir, const std::string& tag, std::vector<std::string> args,
-            std::vector<std::string> env = {})
+            std::vector<std::string> env = {}, std::string binary = {})
       : out_(dir / (tag + ".out")), err_(dir / (tag + ".err")) {
-    std::vector<std::string> argv{conch_bin()};
+    std::vector<std::string> argv{binary.empty() ? conch_bin() : binary};
     argv.insert(argv.end(), args.begin(), args.end());
     std::vector<std::string> envs;
     for (char** e = environ; *e; ++e)

@@ -77,6 +77,8 @@ struct supervise_options {
   output_tail* capture = nullptr;
   /// Told each child's pid (= its process group) once it runs.
   std::function<void(long pid)> on_start{};
+  /// Told each child's exit code once it is reaped (metrics, readiness notices).
+  std::function<void(int code)> on_exit{};
   /// Where diagnostics go; empty: stderr, prefixed with `program`.
   std::function<void(const std::string&)> say{};
 };
@@ -270,6 +272,7 @@ class supervisor {
     if (watchdog_) (void)watchdog_.forget(child_->group());
     out_.exit_code = conch::detail::exit_code_of(child_->reap());
     child_.reset();
+    if (opt_.on_exit) opt_.on_exit(out_.exit_code);
     auto delay = plan_.delay_after(ctx_, now - started_);
     if (!delay) return false;
     say("child exited with " + std::to_string(out_.exit_code) + "; restarting in " +

@@ -14,6 +14,7 @@
 #include "conch/tool/elect.hpp"
 #include "conch/tool/flags.hpp"
 #include "conch/tool/sema.hpp"
+#include "conch/tool/status.hpp"
 
 #include <string>
 #include <vector>
@@ -30,6 +31,7 @@ inline int conch_main(const std::vector<std::string>& args, process::signal_inbo
   add_elect(conch, inbox);
   add_sema(conch, inbox);
   add_cron(conch);
+  add_status(conch, inbox);
   return run_command_line(conch, args);
 }
 

@@ -49,6 +49,9 @@
 #include "conch/tool/connect.hpp"
 #include "conch/exit_codes.hpp"
 #include "conch/tool/flags.hpp"
+#include "conch/tool/listen_address.hpp"
+#include "conch/tool/metered_transport.hpp"
+#include "conch/tool/ops.hpp"
 
 namespace conch::tool {
 
@@ -80,6 +83,7 @@ class offset_system_clock {
 /// conchd's ticks follow the (possibly shifted) wall clock.
 struct conchd_policies : default_policies {
   using clock = offset_system_clock;
+  using transport = metered_transport<etcd_transport>;  ///< etcd calls timed for --metrics
 };
 
 /// "-3s", "+250ms", "2s": a signed duration.
@@ -98,6 +102,7 @@ struct conchd_options {
   std::chrono::milliseconds clock_offset{0};
   std::string host{};
   std::string watchdog_host{"/proc/self/exe"};  ///< the binary serving process::watchdog_main
+  std::optional<listen_address> metrics{};
 };
 
 /// conchd's flags, declared on its command line; finish() checks them after the parse.
@@ -107,8 +112,9 @@ struct conchd_flags {
   std::int64_t history = 100;
   std::string offset;
   common_flags common;
+  metrics_flag metrics;
 
-  explicit conchd_flags(command_line& p) : common(p) {
+  explicit conchd_flags(command_line& p) : common(p), metrics(p) {
     p.text("--log-format", log_format, "FORMAT", "human or json: one line per event on stderr");
     p.integer("--history", history, 0, 1'000'000, "ticks kept per job, pruned by the winner (0 keeps all)")
         .default_text("100");
@@ -122,6 +128,7 @@ struct conchd_flags {
     if (log_format != "human" && log_format != "json")
       return usage_error(p, "--log-format: \"" + log_format + "\" is not human or json");
     o.json_log = log_format == "json";
+    if (auto code = metrics.finish(p, o.metrics)) return *code;
     o.history = static_cast<std::size_t>(history);
     if (!offset.empty()) {
       auto d = parse_signed_duration(offset);
@@ -155,20 +162,23 @@ inline std::variant<conchd_options, int> parse_conchd(const std::vector<std::str
 /// their kill-after at shutdown.
 template <class Daemon, class Log>
 void serve(Daemon& daemon, process::watchdog_handle watchdog, process::signal_inbox& inbox,
-           const common_options& common, const Log& log) {
+           const common_options& common, daemon_ops& ops, const Log& log) {
   std::stop_source stop;
   std::atomic<bool> finished{false};
   std::jthread worker([&] {
     (void)daemon.run(stop.get_token());
     finished = true;
   });
-  const auto renew_every = std::max<std::chrono::milliseconds>(std::chrono::milliseconds{100}, common.ttl / 6);
+  // The systemd watchdog (WATCHDOG=1) is fed from this same loop.
+  const auto renew_every = std::max<std::chrono::milliseconds>(
+      std::chrono::milliseconds{100}, std::min<std::chrono::milliseconds>(common.ttl / 6, notify_every(ops.notify)));
   std::optional<std::chrono::steady_clock::time_point> renewed;
   while (!finished) {
     if (auto deadline = daemon.local_deadline(); watchdog && deadline && deadline != renewed) {
       (void)watchdog.renew(*deadline);
       renewed = deadline;
     }
+    ops.lease(daemon.local_deadline());
     pollfd fd{inbox.fd(), POLLIN, 0};
     if (::poll(&fd, 1, static_cast<int>(renew_every.count())) < 0 && errno != EINTR) break;
     if (auto sig = inbox.take(); sig && !stop.stop_requested()) {
@@ -176,6 +186,7 @@ void serve(Daemon& daemon, process::watchdog_handle watchdog, process::signal_in
            .message = "stopping on signal " + std::to_string(*sig) + ": runs in flight get " +
                       detail::format_duration(common.kill_after)});
       stop.request_stop();
+      ops.notify.stopping("stopping on signal " + std::to_string(*sig));
     }
   }
   stop.request_stop();
@@ -198,6 +209,9 @@ inline int conchd_main(const std::vector<std::string>& args, process::signal_inb
 
   etcd_transport etcd{o.common.transport()};
   if (int code = require_etcd(etcd, o.common, "conchd")) return code;
+  daemon_ops ops;
+  auto& notify = ops.notify;
+  metered_transport<etcd_transport> metered{etcd, ops.registry(o.metrics)};
 
   using daemon_type = basic_cron<conchd_policies>;
   daemon_type::options cron_options;
@@ -206,7 +220,10 @@ inline int conchd_main(const std::vector<std::string>& args, process::signal_inb
   cron_options.history = o.history;
   cron_options.kill_after = o.common.kill_after;
   cron_options.host = o.host;
-  cron_options.on_event = log;
+  cron_options.on_event = [&](const cron_event& e) {
+    ops.observe(e);
+    log(e);
+  };
   // The watchdog over the runs, fed the daemon's lease deadline.
   std::mutex watchdog_mutex;
   std::optional<process::watchdog> watchdog;
@@ -215,7 +232,8 @@ inline int conchd_main(const std::vector<std::string>& args, process::signal_inb
   else
     log({.what = cron_event::kind::error, .message = "runs unguarded: " + w.error().message});
   if (watchdog) cron_options.watchdog = process::watchdog_handle{&*watchdog, &watchdog_mutex};
-  daemon_type daemon{etcd, cron_options, offset_system_clock{o.clock_offset}};
+  daemon_type daemon{metered, cron_options, offset_system_clock{o.clock_offset}};
+  if (int code = ops.start(o.metrics, [&daemon] { return daemon.local_deadline(); })) return code;
   if (auto r = daemon.start(); !r) {
     std::cerr << "conchd: etcd unavailable: " << r.error().message << std::endl;
     return exit_code::unavailable;
@@ -224,8 +242,10 @@ inline int conchd_main(const std::vector<std::string>& args, process::signal_inb
                         detail::lease_hex(daemon.lease());
   if (o.clock_offset.count() != 0) started += ", clock offset " + std::to_string(o.clock_offset.count()) + "ms";
   log({.what = cron_event::kind::daemon, .message = started});
+  notify.ready("running the jobs under " + o.common.prefix + " as " + daemon.settings().host + ", lease " +
+               detail::lease_hex(daemon.lease()));
 
-  serve(daemon, cron_options.watchdog, inbox, o.common, log);
+  serve(daemon, cron_options.watchdog, inbox, o.common, ops, log);
   log({.what = cron_event::kind::daemon, .message = "stopped"});
   return exit_code::ok;
 }

@@ -32,6 +32,7 @@
 #include "conch/tool/flags.hpp"
 #include "conch/tool/hold.hpp"
 #include "conch/tool/holder.hpp"
+#include "conch/tool/ops.hpp"
 
 namespace conch::tool {
 
@@ -43,6 +44,7 @@ struct elect_options {
   std::optional<std::chrono::milliseconds> timeout{};
   conch::detail::restart_rule restart{};
   std::vector<std::string> argv{};
+  std::optional<listen_address> metrics{};
 };
 
 /// `conch elect`'s flags, declared on its command line; finish() checks
@@ -51,6 +53,7 @@ struct elect_flags {
   elect_options o;
   std::chrono::milliseconds timeout{-1};
   common_flags common;
+  std::optional<metrics_flag> metrics;
 
   explicit elect_flags(command_line& p) : common(p.positional("NAME", o.name, "the office")) {
     p.flag("--who", o.who, "print the leader and exit (1 if the office is vacant)");
@@ -59,6 +62,7 @@ struct elect_flags {
     p.flag("--restart", o.restart.enabled, "restart CMD when it exits, with backoff, while leading");
     p.duration("--stable-after", o.restart.stable_after,
                "with --restart: a CMD that ran this long resets the backoff", "60s");
+    metrics.emplace(p);
     p.command(o.argv, [this] { return !o.who; });
   }
 
@@ -66,6 +70,7 @@ struct elect_flags {
   std::variant<elect_options, int> finish(const command_line& p) {
     if (o.who && !o.argv.empty()) return usage_error(p, "--who runs no command");
     if (o.name.empty()) return usage_error(p, "NAME must not be empty");
+    if (auto code = metrics->finish(p, o.metrics)) return *code;
     if (timeout.count() >= 0) o.timeout = timeout;
     auto c = common.finish();
     if (!c) return usage_error(p, c.error().message);
@@ -125,10 +130,15 @@ inline int elect_run(const elect_options& o, process::signal_inbox& inbox) {
   }
   basic_election<> office{session, o.common.prefix, o.name};
   office_recipe recipe{office, session, o, holder_json(o.name, session.lease(), o.argv)};
+  wrapper_ops ops;
+  if (int code = ops.start(o.metrics, "conch elect", session)) return code;
+  hold_texts texts{"waiting for office " + o.name,
+                   [&] { return "leading office " + o.name + " (token " + std::to_string(office.token()) + ")"; }};
   return hold_and_run(session, recipe,
                       {.program = "conch elect",
                        .supervise = {.argv = o.argv, .kill_after = o.common.kill_after,
-                                     .restart = o.restart}},
+                                     .restart = o.restart},
+                       .hooks = ops.hooks(texts)},
                       inbox);
 }
 

@@ -15,30 +15,32 @@
 //   return conch::tool::hold_and_run(session, recipe, {.program = "conch elect", ...}, inbox);
 #pragma once
 
-#include <poll.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
+#include "conch/exit_codes.hpp"
+#include "conch/process/fd.hpp"
+#include "conch/process/signals.hpp"
+#include "conch/process/supervise.hpp"
+#include "conch/process/watchdog.hpp"
+#include "conch/result.hpp"
 
 #include <atomic>
 #include <chrono>
 #include <concepts>
+#include <condition_variable>
 #include <csignal>
 #include <cstdint>
+#include <functional>
 #include <iostream>
+#include <mutex>
 #include <optional>
+#include <poll.h>
 #include <stop_token>
 #include <string>
+#include <sys/eventfd.h>
 #include <thread>
 #include <type_traits>
+#include <unistd.h>
 #include <utility>
 #include <vector>
-
-#include "conch/process/fd.hpp"
-#include "conch/process/signals.hpp"
-#include "conch/process/watchdog.hpp"
-#include "conch/result.hpp"
-#include "conch/exit_codes.hpp"
-#include "conch/process/supervise.hpp"
 
 namespace conch::tool {
 
@@ -94,31 +96,111 @@ class signal_watch {
   std::thread thread_;
 };
 
+/// What an operator may want to hear of a holding wrapper (systemd notices,
+/// metrics; see tool/ops.hpp). Every hook is optional.
+struct hold_hooks {
+  std::function<void()> waiting{};      ///< about to wait to acquire
+  std::function<void()> acquired{};     ///< held; the child starts next
+  std::function<void(long)> started{};  ///< a child started (pid)
+  std::function<void(int)> exited{};    ///< a child ended (its exit code)
+  std::function<void(int)> done{};      ///< the wrapper's exit code, once decided
+  /// Each look at the lease's local deadline: from the supervising loop while
+  /// held, and every `watch_every` while waiting.
+  std::function<void(std::chrono::steady_clock::time_point)> lease{};
+  std::chrono::milliseconds watch_every{0};
+};
+
 struct hold_options {
   /// Prefixes diagnostics ("conch elect").
   std::string program{"conch"};
   process::supervise_options supervise{};
   /// The binary hosting watchdog_main() (the running one, re-executed).
   std::string watchdog_host{"/proc/self/exe"};
+  hold_hooks hooks{};
 };
+
+namespace hold_detail {
+
+/// While waiting to acquire: hands the session's deadline to hooks.lease every
+/// hooks.watch_every (so a systemd watchdog is fed while waiting too).
+template <class Session>
+std::jthread watch_lease_while_waiting(Session& session, const hold_hooks& hooks) {
+  using session_deadline = std::remove_cvref_t<decltype(session.local_deadline())>;
+  if constexpr (std::is_same_v<session_deadline, std::chrono::steady_clock::time_point>) {
+    if (!hooks.lease || hooks.watch_every <= std::chrono::milliseconds(0)) return {};
+    return std::jthread([&session, &hooks](std::stop_token stop) {
+      std::mutex m;
+      std::condition_variable_any cv;
+      std::unique_lock lock{m};
+      while (!stop.stop_requested()) {
+        hooks.lease(session.local_deadline());
+        cv.wait_for(lock, stop, hooks.watch_every, [] { return false; });
+      }
+    });
+  } else {
+    return {};
+  }
+}
+
+/// The exit code for a failure to acquire (SPEC §3 table).
+inline int acquire_failure_code(errc code) {
+  switch (code) {
+    case errc::busy:
+    case errc::timed_out: return exit_code::busy;
+    case errc::lost:
+    case errc::lease_not_found: return exit_code::lost;
+    default: return exit_code::unavailable;
+  }
+}
+
+/// What was acquired, for the supervisor: the recipe's environment and the
+/// session's loss; each look at the deadline is also handed to hooks.lease.
+template <class Session, class Recipe>
+process::held_claim claim_of(Session& session, Recipe& recipe, const hold_hooks& hooks) {
+  process::held_claim claim;
+  claim.env = recipe.env();
+  claim.lost = session.lost_token();
+  using session_deadline = std::remove_cvref_t<decltype(session.local_deadline())>;
+  if constexpr (std::is_same_v<session_deadline, std::chrono::steady_clock::time_point>)
+    claim.local_deadline = [&session, &hooks] {
+      const auto d = session.local_deadline();
+      if (hooks.lease) hooks.lease(d);
+      return d;
+    };
+  claim.lost_reason = [&session] { return session.lost_reason(); };
+  return claim;
+}
+
+inline int report_done(const hold_hooks& hooks, int code) {
+  if (hooks.done) hooks.done(code);
+  return code;
+}
+
+}  // namespace hold_detail
 
 /// Acquires through `recipe` on `session`, supervises the child while held,
 /// releases, and returns the wrapper's exit code (SPEC §3 table).
 template <class Session, holding_recipe Recipe>
 int hold_and_run(Session& session, Recipe& recipe, hold_options opt, process::signal_inbox& inbox) {
-  auto say = [&](const std::string& line) { std::cerr << opt.program << ": " << line << std::endl; };
+  auto say = [&](const std::string& line) {
+    std::cerr << opt.program << ": " << line << std::endl;
+  };
   opt.supervise.program = opt.program;
 
   // Started before waiting, so a failure to start it is known before we hold anything.
-  auto watchdog = process::watchdog::spawn(opt.watchdog_host, {.kill_after = opt.supervise.kill_after});
+  auto watchdog =
+      process::watchdog::spawn(opt.watchdog_host, {.kill_after = opt.supervise.kill_after});
   if (!watchdog) {
     say(watchdog.error().message);
     return exit_code::unavailable;
   }
 
+  const hold_hooks& hooks = opt.hooks;
   result<void> acquired;
   std::optional<int> stop_signal;
   {
+    if (hooks.waiting) hooks.waiting();
+    auto lease_watch = hold_detail::watch_lease_while_waiting(session, hooks);
     signal_watch watch{inbox};
     acquired = recipe.acquire(watch.token());
     watch.finish();
@@ -126,34 +208,24 @@ int hold_and_run(Session& session, Recipe& recipe, hold_options opt, process::si
   }
   if (!acquired) {
     const auto& e = acquired.error();
-    if (stop_signal) return exit_code::from_signal(*stop_signal);  // waiting ended by a stop signal
+    if (stop_signal) return hold_detail::report_done(hooks, exit_code::from_signal(*stop_signal));
     say(e.message);
-    switch (e.code) {
-      case errc::busy:
-      case errc::timed_out: return exit_code::busy;
-      case errc::lost:
-      case errc::lease_not_found: return exit_code::lost;
-      default: return exit_code::unavailable;
-    }
+    return hold_detail::report_done(hooks, hold_detail::acquire_failure_code(e.code));
   }
   if (stop_signal) {  // acquired as the signal came: never start a child after it
     (void)recipe.release();
-    return exit_code::from_signal(*stop_signal);
+    return hold_detail::report_done(hooks, exit_code::from_signal(*stop_signal));
   }
+  if (hooks.acquired) hooks.acquired();
+  if (hooks.started) opt.supervise.on_start = hooks.started;
+  if (hooks.exited) opt.supervise.on_exit = hooks.exited;
 
-  process::held_claim claim;
-  claim.env = recipe.env();
-  claim.lost = session.lost_token();
-  using session_deadline = std::remove_cvref_t<decltype(session.local_deadline())>;
-  if constexpr (std::is_same_v<session_deadline, std::chrono::steady_clock::time_point>)
-    claim.local_deadline = [&session] { return session.local_deadline(); };
-  claim.lost_reason = [&session] { return session.lost_reason(); };
-
+  const auto claim = hold_detail::claim_of(session, recipe, hooks);
   auto out = process::supervise(claim, opt.supervise, inbox, &*watchdog);
   if (out.how != process::supervise_outcome::ending::lost) {
     if (auto r = recipe.release(); !r) say("release: " + r.error().message);
   }
-  return out.exit_code;
+  return hold_detail::report_done(hooks, out.exit_code);
 }
 
 }  // namespace conch::tool

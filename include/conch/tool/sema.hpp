@@ -20,6 +20,7 @@
 #include "conch/exit_codes.hpp"
 #include "conch/tool/flags.hpp"
 #include "conch/tool/hold.hpp"
+#include "conch/tool/ops.hpp"
 #include "conch/tool/holder.hpp"
 
 #include <chrono>
@@ -44,6 +45,7 @@ struct sema_options {
   bool nonblock = false;
   std::optional<std::chrono::milliseconds> timeout{};
   std::vector<std::string> argv{};
+  std::optional<listen_address> metrics{};
 };
 
 /// `conch sema`'s flags, declared on its command line; finish() checks
@@ -53,6 +55,7 @@ struct sema_flags {
   std::int64_t max = 0;
   std::chrono::milliseconds timeout{-1};
   common_flags common;
+  std::optional<metrics_flag> metrics;
 
   explicit sema_flags(command_line& p)
       : common(p.positional("NAME", o.name, "the semaphore")
@@ -60,6 +63,7 @@ struct sema_flags {
     p.flag("--who", o.who, "list holders and waiters and exit (1 if nobody holds)");
     p.flag("--nonblock", o.nonblock, "exit 75 at once if no slot is free for us");
     p.duration("--timeout", timeout, "give up waiting after this long, then exit 75", "none: wait");
+    metrics.emplace(p);
     p.command(o.argv, [this] { return !o.who; });
   }
 
@@ -67,6 +71,7 @@ struct sema_flags {
   std::variant<sema_options, int> finish(const command_line& p) {
     if (o.who && !o.argv.empty()) return usage_error(p, "--who runs no command");
     if (o.name.empty()) return usage_error(p, "NAME must not be empty");
+    if (auto code = metrics->finish(p, o.metrics)) return *code;
     if (max == 0) return usage_error(p, "--max N is required (the number of slots)");
     o.max = static_cast<int>(max);
     if (timeout.count() >= 0) o.timeout = timeout;
@@ -171,10 +176,15 @@ inline int sema_run(const sema_options& o, process::signal_inbox& inbox) {
   }
   basic_semaphore<> semaphore{session, o.common.prefix, o.name, o.max};
   slot_recipe recipe{semaphore, session, o};
-  return hold_and_run(
-      session, recipe,
-      {.program = "conch sema", .supervise = {.argv = o.argv, .kill_after = o.common.kill_after}},
-      inbox);
+  wrapper_ops ops;
+  if (int code = ops.start(o.metrics, "conch sema", session)) return code;
+  hold_texts texts{"waiting for a slot of semaphore " + o.name,
+                   [&] { return "holding slot " + std::to_string(semaphore.slot()) + " of semaphore " + o.name; }};
+  return hold_and_run(session, recipe,
+                      {.program = "conch sema",
+                       .supervise = {.argv = o.argv, .kill_after = o.common.kill_after},
+                       .hooks = ops.hooks(texts)},
+                      inbox);
 }
 
 /// Declares `conch sema` under `conch` (see tool/conch.hpp).
