@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "conch/process/signals.hpp"
+#include "conch/process/spawn.hpp"
 #include "conch/process/watchdog.hpp"
 #include "conch/tool/common.hpp"
 #include "conch/tool/cron.hpp"
@@ -50,6 +51,9 @@ int main(int argc, char** argv) {
   if (conch::process::is_watchdog_invocation(argc, argv)) return conch::process::watchdog_main(argc, argv);
   // Before any thread exists (gRPC starts its own), so every thread inherits the mask.
   conch::process::block_stop_signals();
+  // Orphans of the supervised groups come to us, not init: reaped at once, so a
+  // group whose members all exited is known gone at once.
+  (void)conch::process::become_subreaper();
   conch::process::signal_inbox inbox;
 
   if (argc < 2) return usage(std::cerr, conch::exit_code::usage);

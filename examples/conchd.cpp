@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "conch/process/signals.hpp"
+#include "conch/process/spawn.hpp"
 #include "conch/process/watchdog.hpp"
 #include "conch/tool/conchd.hpp"
 
@@ -12,6 +13,9 @@ int main(int argc, char** argv) {
   if (conch::process::is_watchdog_invocation(argc, argv)) return conch::process::watchdog_main(argc, argv);
   // Before any thread exists (gRPC starts its own), so every thread inherits the mask.
   conch::process::block_stop_signals();
+  // Orphans of the supervised groups come to us, not init: reaped at once, so a
+  // group whose members all exited is known gone at once.
+  (void)conch::process::become_subreaper();
   conch::process::signal_inbox inbox;
   return conch::tool::conchd_main(std::vector<std::string>(argv + 1, argv + argc), inbox);
 }

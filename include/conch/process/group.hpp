@@ -9,17 +9,16 @@
 //   auto st = conch::process::terminate(child, 5s);  // SIGTERM, SIGKILL after 5 s, reaped
 #pragma once
 
-#include <dirent.h>
-#include <poll.h>
+#include "conch/logic/supervision.hpp"
+#include "conch/process/spawn.hpp"
 
 #include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <dirent.h>
+#include <poll.h>
 #include <string>
-
-#include "conch/logic/supervision.hpp"
-#include "conch/process/spawn.hpp"
 
 namespace conch::process {
 
@@ -50,8 +49,11 @@ inline bool process_alive(pid_t pid) {
   return proc_state(pid, state, pgrp) && state != 'Z' && state != 'X';
 }
 
-/// How many processes of group `pgid` still run (zombies not counted).
+/// How many processes of group `pgid` still run (zombies not counted). In a
+/// subreaper the zombies of adopted orphans are reaped first, so a group whose
+/// members have all exited is usually gone outright (the cheap answer).
 inline int live_members(pid_t pgid) {
+  reap_orphans();
   if (pgid <= 0 || !group_alive(pgid)) return 0;  // cheap answer for the common case
   int count = 0;
   if (DIR* d = ::opendir("/proc")) {

@@ -16,29 +16,35 @@
 //   poll on c->exit_fd(); auto st = c->reap();   // detail::child_status
 #pragma once
 
+#include "conch/logic/supervision.hpp"
+#include "conch/process/fd.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <dirent.h>
 #include <fcntl.h>
+#include <mutex>
+#include <optional>
 #include <poll.h>
 #include <spawn.h>
+#include <string>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <csignal>
-#include <cstring>
-#include <optional>
-#include <string>
 #include <utility>
 #include <vector>
-
-#include "conch/logic/supervision.hpp"
-#include "conch/process/fd.hpp"
 
 extern char** environ;
 
 namespace conch::process {
 
 struct spawn_options {
-  std::vector<std::string> argv{};  ///< argv[0] is looked up in PATH
+  std::vector<std::string> argv{};                         ///< argv[0] is looked up in PATH
   std::vector<std::pair<std::string, std::string>> env{};  ///< added to (or replacing) ours
   bool capture_output = false;  ///< stdout/stderr through pipes (see stdout_fd())
 };
@@ -51,6 +57,60 @@ inline int pidfd_open(pid_t pid) noexcept {
   errno = ENOSYS;
   return -1;
 #endif
+}
+
+/// The children this process started on purpose (spawn(), the watchdog): an
+/// orphan reaper must leave their exit status to their owners. The lock is
+/// held from posix_spawn until the pid is recorded, so a child that exits at
+/// once is never taken for an orphan.
+struct own_children {
+  std::mutex mutex;
+  std::vector<pid_t> pids;
+  std::atomic<bool> subreaper{false};
+  bool contains(pid_t pid) const { return std::ranges::count(pids, pid) > 0; }
+};
+inline own_children& own() {
+  static own_children o;
+  return o;
+}
+inline void disown(pid_t pid) {
+  std::lock_guard lock{own().mutex};
+  std::erase(own().pids, pid);
+}
+
+/// Parent and state of `pid` from /proc/PID/stat; false if it is gone.
+inline bool parent_and_state(pid_t pid, pid_t& ppid, char& state) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
+  std::FILE* f = std::fopen(path, "re");
+  if (!f) return false;
+  char buf[512];
+  size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+  std::fclose(f);
+  buf[n] = '\0';
+  const char* close = std::strrchr(buf, ')');  // the command name may hold ')'
+  int pp = 0;
+  if (!close || std::sscanf(close + 1, " %c %d", &state, &pp) != 2) return false;
+  ppid = pp;
+  return true;
+}
+
+/// Reaps every zombie child of ours that is not one of our own (the slow
+/// path, when an own child's zombie hides the others from waitid).
+inline void reap_unowned_zombies(const own_children& o) {
+  DIR* d = ::opendir("/proc");
+  if (!d) return;
+  const pid_t self = ::getpid();
+  while (dirent* e = ::readdir(d)) {
+    char* end = nullptr;
+    long pid = std::strtol(e->d_name, &end, 10);
+    pid_t ppid = 0;
+    char state = 0;
+    if (pid <= 0 || *end != '\0' || o.contains(static_cast<pid_t>(pid))) continue;
+    if (parent_and_state(static_cast<pid_t>(pid), ppid, state) && ppid == self && state == 'Z')
+      ::waitpid(static_cast<pid_t>(pid), nullptr, WNOHANG);
+  }
+  ::closedir(d);
 }
 
 inline std::vector<std::string> merged_environment(
@@ -131,6 +191,7 @@ class child {
     siginfo_t info{};
     while (::waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED) != 0 && errno == EINTR) {
     }
+    detail_spawn::disown(pid_);
     pid_ = -1;
     exit_fd_.reset();
     if (info.si_code == CLD_EXITED) return conch::detail::child_status::exited(info.si_status);
@@ -160,6 +221,34 @@ class child {
   unique_fd out_, err_;
 };
 
+/// Makes this process the reaper of its descendants' orphans
+/// (PR_SET_CHILD_SUBREAPER): a grandchild whose parent died is re-parented
+/// here instead of to init, so its zombie can be reaped at once (reap_orphans)
+/// rather than count as a member of its group until init gets to it. Call it
+/// before starting children; every child the process starts itself must come
+/// from spawn() (or the watchdog), or reap_orphans() may take its exit status.
+inline result<void> become_subreaper() {
+  if (::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0)
+    return os_error("prctl(PR_SET_CHILD_SUBREAPER)");
+  detail_spawn::own().subreaper = true;
+  return {};
+}
+
+/// Reaps the zombies of orphans adopted by this subreaper, leaving the
+/// children it started itself to their owners. Cheap when there is none (one
+/// waitid). Does nothing unless become_subreaper() was called.
+inline void reap_orphans() {
+  auto& o = detail_spawn::own();
+  if (!o.subreaper) return;
+  std::lock_guard lock{o.mutex};
+  for (;;) {
+    siginfo_t info{};
+    if (::waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) != 0 || info.si_pid == 0) return;
+    if (o.contains(info.si_pid)) return detail_spawn::reap_unowned_zombies(o);
+    ::waitpid(info.si_pid, nullptr, WNOHANG);
+  }
+}
+
 /// Sends `sig` to process group `pgid`; true if the group still had members.
 inline bool signal_group(pid_t pgid, int sig) noexcept {
   return pgid > 0 && ::kill(-pgid, sig) == 0;
@@ -184,8 +273,8 @@ inline result<child> spawn(const spawn_options& opt) {
   posix_spawnattr_setsigmask(&attr, &none);
   posix_spawnattr_setsigdefault(&attr, &all);
   posix_spawnattr_setpgroup(&attr, 0);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-                                      POSIX_SPAWN_SETSIGDEF);
+  posix_spawnattr_setflags(&attr,
+                           POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
 
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
@@ -209,11 +298,16 @@ inline result<child> spawn(const spawn_options& opt) {
   auto envp = detail_spawn::c_strings(env);
 
   pid_t pid = -1;
-  int rc = ::posix_spawnp(&pid, argv[0], &actions, &attr, argv.data(), envp.data());
+  int rc = 0;
+  {
+    std::lock_guard lock{detail_spawn::own().mutex};
+    rc = ::posix_spawnp(&pid, argv[0], &actions, &attr, argv.data(), envp.data());
+    if (rc == 0) detail_spawn::own().pids.push_back(pid);
+  }
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attr);
   if (rc != 0) {
-    errc code = rc == ENOENT ? errc::invalid_argument
+    errc code = rc == ENOENT   ? errc::invalid_argument
                 : rc == EACCES ? errc::permission_denied
                                : errc::internal;
     return error{code, "cannot run \"" + opt.argv[0] + "\": " + std::strerror(rc)};

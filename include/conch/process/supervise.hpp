@@ -154,6 +154,7 @@ supervise_outcome supervise(const held_claim& claim, const supervise_options& op
   start_at = clock::now();
   start_pending = true;
   for (;;) {
+    process::reap_orphans();  // a subreaper's adopted zombies: never members of a live group
     const auto now = clock::now();
 
     // The watchdog acts on the last deadline we sent it, and its kill sequence

@@ -27,31 +27,33 @@
 //     if (conch::process::is_watchdog_invocation(argc, argv))
 //       return conch::process::watchdog_main(argc, argv);
 //     auto wd = conch::process::watchdog::spawn("/proc/self/exe", {.kill_after = 5s});
-//     wd->watch(child.group(), deadline); ... wd->renew(new_deadline); ... wd->forget(child.group());
+//     wd->watch(child.group(), deadline); ... wd->renew(new_deadline); ...
+//     wd->forget(child.group());
 //   }
 #pragma once
 
-#include <fcntl.h>
-#include <poll.h>
-#include <spawn.h>
-#include <sys/socket.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
-#include <unistd.h>
+#include "conch/logic/supervision.hpp"
+#include "conch/process/fd.hpp"
+#include "conch/process/spawn.hpp"
 
 #include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstdint>
 #include <cstdlib>
+#include <fcntl.h>
+#include <mutex>
 #include <optional>
+#include <poll.h>
+#include <spawn.h>
 #include <string>
 #include <string_view>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <utility>
 #include <vector>
-
-#include "conch/logic/supervision.hpp"
-#include "conch/process/fd.hpp"
 
 namespace conch::process {
 
@@ -72,7 +74,8 @@ inline std::int64_t to_ns(clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
 }
 inline clock::time_point from_ns(std::int64_t ns) {
-  return clock::time_point(std::chrono::duration_cast<clock::duration>(std::chrono::nanoseconds(ns)));
+  return clock::time_point(
+      std::chrono::duration_cast<clock::duration>(std::chrono::nanoseconds(ns)));
 }
 
 inline void ignore_signals() noexcept {
@@ -134,8 +137,10 @@ inline int run_watchdog(int fd, std::chrono::milliseconds kill_after) {
     if (wrapper_gone && watched.empty()) return 0;
 
     std::optional<clock::time_point> wake;
-    if (seq.started()) wake = seq.kill_at();
-    else if (!watched.empty() && deadline) wake = deadline;
+    if (seq.started())
+      wake = seq.kill_at();
+    else if (!watched.empty() && deadline)
+      wake = deadline;
     int timeout_ms = -1;
     if (wake) {
       auto left = std::chrono::ceil<std::chrono::milliseconds>(*wake - now).count();
@@ -153,7 +158,9 @@ inline int run_watchdog(int fd, std::chrono::milliseconds kill_after) {
       continue;
     }
     switch (m.kind) {
-      case op::renew: deadline = from_ns(m.deadline_ns); break;
+      case op::renew:
+        deadline = from_ns(m.deadline_ns);
+        break;
       case op::watch:
         if (m.pgid > 0 && std::ranges::count(watched, m.pgid) == 0) watched.push_back(m.pgid);
         deadline = from_ns(m.deadline_ns);
@@ -163,7 +170,8 @@ inline int run_watchdog(int fd, std::chrono::milliseconds kill_after) {
         std::erase(killing, m.pgid);
         send(fd, {op::ack, m.pgid, 0});
         break;
-      default: break;
+      default:
+        break;
     }
   }
 }
@@ -218,7 +226,12 @@ class watchdog {
     char* argv[] = {arg0.data(), arg1.data(), fd.data(), ms.data(), nullptr};
     char* envp[] = {nullptr};
     pid_t pid = -1;
-    int rc = ::posix_spawn(&pid, exe.c_str(), &actions, &attr, argv, envp);
+    int rc = 0;
+    {
+      std::lock_guard lock{detail_spawn::own().mutex};
+      rc = ::posix_spawn(&pid, exe.c_str(), &actions, &attr, argv, envp);
+      if (rc == 0) detail_spawn::own().pids.push_back(pid);
+    }
     posix_spawn_file_actions_destroy(&actions);
     posix_spawnattr_destroy(&attr);
     if (rc != 0) return os_error("watchdog: cannot start " + exe, rc);
@@ -233,6 +246,7 @@ class watchdog {
     if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
       return os_error("watchdog: socketpair");
     unique_fd ours(sv[0]), theirs(sv[1]);
+    std::unique_lock lock{detail_spawn::own().mutex};
     pid_t pid = ::fork();
     if (pid < 0) return os_error("watchdog: fork");
     if (pid == 0) {
@@ -242,6 +256,7 @@ class watchdog {
       detail_watchdog::ignore_signals();
       ::_exit(run_watchdog(theirs.get(), opt.kill_after));
     }
+    detail_spawn::own().pids.push_back(pid);
     return watchdog(pid, std::move(ours));
   }
 
@@ -257,7 +272,10 @@ class watchdog {
   /// nothing is watched, else after killing what is (see the rules above).
   ~watchdog() {
     sock_.reset();
-    if (pid_ > 0) ::waitpid(pid_, nullptr, WNOHANG);
+    if (pid_ > 0) {
+      ::waitpid(pid_, nullptr, WNOHANG);
+      detail_spawn::disown(pid_);  // a subreaper's reap_orphans() takes it when it ends
+    }
   }
 
   pid_t pid() const noexcept { return pid_; }

@@ -210,6 +210,7 @@ inline int conchd_main(const std::vector<std::string>& args, process::signal_inb
   const auto renew_every = std::max<std::chrono::milliseconds>(std::chrono::milliseconds{100}, o.common.ttl / 6);
   std::optional<std::chrono::steady_clock::time_point> renewed;
   while (!finished) {
+    process::reap_orphans();  // runs' orphans are re-parented to us (examples/conchd.cpp)
     if (auto deadline = daemon.local_deadline(); watchdog && deadline && deadline != renewed) {
       std::lock_guard lock{watchdog_mutex};
       (void)watchdog->renew(*deadline);
