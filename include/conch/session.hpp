@@ -30,6 +30,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -114,6 +115,14 @@ class basic_session {
   time_point local_deadline() const {
     std::lock_guard lock{mutex_};
     return deadline_ ? deadline_->deadline() : time_point{};
+  }
+
+  /// Calls `f` with the new local deadline each time an acknowledged keepalive
+  /// moves it, on the keepalive thread (a watchdog renewed at once). Set it
+  /// before the deadline matters; `f` must not call back into the session.
+  void on_deadline_moved(std::function<void(time_point)> f) {
+    std::lock_guard lock{mutex_};
+    deadline_moved_ = std::move(f);
   }
 
   /// Declares the session lost if `key` is deleted (or replaced) from now on.
@@ -253,12 +262,17 @@ class basic_session {
       }
       if (answer) {
         bool gone = false;
+        std::function<void(time_point)> moved;
+        time_point now_due{};
         {
           std::lock_guard lock{mutex_};
           deadline_->acknowledged(std::chrono::seconds{*answer});
           gone = deadline_->gone();
+          moved = deadline_moved_;
+          now_due = deadline_->deadline();
         }
         if (gone) return lose("lease " + lease_hex() + " expired or was revoked");
+        if (moved && now_due != due) moved(now_due);
         retry_at.reset();
         retry.reset();
         continue;
@@ -347,6 +361,7 @@ class basic_session {
   lease_id lease_ = 0;
   std::optional<lease_deadline> deadline_;  // set by start()
   std::string lost_reason_;
+  std::function<void(time_point)> deadline_moved_;
   bool closed_ = false;
   std::set<std::string> claims_;
 

@@ -58,7 +58,9 @@ struct cron_command {
 inline cron_outcome run_command(const cron_command& cmd, std::stop_token stop, const cron_run_hooks& hooks = {}) {
   cron_outcome out;
   out.start = std::chrono::system_clock::now();
-  auto spawned = process::spawn({.argv = cmd.argv, .env = cmd.env, .capture_output = true});
+  // Held at its launch gate while `started` (a watchdog) takes hold of it.
+  auto spawned = process::spawn(
+      {.argv = cmd.argv, .env = cmd.env, .capture_output = true, .gated = static_cast<bool>(hooks.started)});
   if (!spawned) {
     out.exit_code = 127;
     out.output = utf8_tail(spawned.error().message, cmd.output_cap);
@@ -68,6 +70,7 @@ inline cron_outcome run_command(const cron_command& cmd, std::stop_token stop, c
   process::child& child = *spawned;
   out.pid = child.pid();
   if (hooks.started) hooks.started(child.pid());
+  (void)child.release();
 
   // A stop request becomes a readable descriptor, so one poll() waits for
   // output, the child's exit and shutdown at once.

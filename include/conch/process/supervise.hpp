@@ -123,7 +123,8 @@ supervise_outcome supervise(const held_claim& claim, const supervise_options& op
   };
 
   auto start_child = [&]() -> bool {
-    auto c = process::spawn({.argv = opt.argv, .env = claim.env});
+    // With a watchdog the child waits at its launch gate until it is watched.
+    auto c = process::spawn({.argv = opt.argv, .env = claim.env, .gated = watchdog != nullptr});
     if (!c) {
       say(c.error().message);
       out.how = outcome::ending::not_started;
@@ -131,16 +132,22 @@ supervise_outcome supervise(const held_claim& claim, const supervise_options& op
                                                                   : exit_code::not_found;
       return false;
     }
+    if (watchdog) {
+      auto d = deadline().value_or(clock::time_point::max());
+      if (auto w = watchdog->watch(c->group(), d); !w) {
+        say("watchdog: " + w.error().message + "; not starting the child unguarded");
+        out.how = outcome::ending::not_started;
+        out.exit_code = exit_code::unavailable;
+        return false;  // ~child kills it at its gate
+      }
+      renewed = d;
+    }
+    if (auto r = c->release(); !r) say(r.error().message);
     child = std::move(*c);
     ++out.starts;
     started = clock::now();
     seq = conch::detail::kill_sequence<clock::time_point>{kill_after};
     killed = false;
-    if (watchdog) {
-      auto d = deadline().value_or(clock::time_point::max());
-      if (auto w = watchdog->watch(child->group(), d); !w) say("watchdog: " + w.error().message);
-      renewed = d;
-    }
     return true;
   };
   // Forward `sig` to the group; the first one starts the kill-after clock.
@@ -162,7 +169,7 @@ supervise_outcome supervise(const held_claim& claim, const supervise_options& op
     // a stuck thread), it has stopped the group or is about to, even when a
     // keepalive answer read since has moved the session's deadline: the claim
     // is lost to us all the same, not a child that died by itself.
-    const bool watchdog_fired = watchdog && child && renewed && now >= *renewed;
+    const bool watchdog_fired = watchdog && child && watchdog->fired(now);
     const auto current_deadline = deadline();
     if (watchdog && child && current_deadline &&
         conch::detail::watchdog_needs_renewal(renewed, *current_deadline)) {
@@ -215,7 +222,7 @@ supervise_outcome supervise(const held_claim& claim, const supervise_options& op
           if (!seq.started()) stop_group(SIGTERM, now);
         } else {
           // Stalled since the checks above, past the watchdog's deadline: it was the watchdog.
-          if (!ctx.lost && watchdog && renewed && clock::now() >= *renewed) {
+          if (!ctx.lost && watchdog && watchdog->fired()) {
             ctx.lost = true;
             say("lost the claim: local deadline passed while the wrapper was stalled; "
                 "the watchdog stopped the child");

@@ -162,7 +162,7 @@ inline int conchd_main(const std::vector<std::string>& args, process::signal_inb
   // The watchdog over the runs, fed the daemon's lease deadline.
   std::mutex watchdog_mutex;
   std::optional<process::watchdog> watchdog;
-  if (auto w = process::watchdog::spawn(o.watchdog_host, {.kill_after = o.common.kill_after}))
+  if (auto w = process::watchdog::start(o.watchdog_host, {.kill_after = o.common.kill_after}))
     watchdog.emplace(std::move(*w));
   else
     log({.what = cron_event::kind::error, .message = "runs unguarded: " + w.error().message});

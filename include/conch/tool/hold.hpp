@@ -98,7 +98,8 @@ struct hold_options {
   /// Prefixes diagnostics ("conch elect").
   std::string program{"conch"};
   process::supervise_options supervise{};
-  /// The binary hosting watchdog_main() (the running one, re-executed).
+  /// The binary hosting watchdog_main(), executed when main() did not call
+  /// process::watchdog::prefork() (the cheap way).
   std::string watchdog_host{"/proc/self/exe"};
 };
 
@@ -110,7 +111,7 @@ int hold_and_run(Session& session, Recipe& recipe, hold_options opt, process::si
   opt.supervise.program = opt.program;
 
   // Started before waiting, so a failure to start it is known before we hold anything.
-  auto watchdog = process::watchdog::spawn(opt.watchdog_host, {.kill_after = opt.supervise.kill_after});
+  auto watchdog = process::watchdog::start(opt.watchdog_host, {.kill_after = opt.supervise.kill_after});
   if (!watchdog) {
     say(watchdog.error().message);
     return exit_code::unavailable;
@@ -145,11 +146,16 @@ int hold_and_run(Session& session, Recipe& recipe, hold_options opt, process::si
   claim.env = recipe.env();
   claim.lost = session.lost_token();
   using session_deadline = std::remove_cvref_t<decltype(session.local_deadline())>;
-  if constexpr (std::is_same_v<session_deadline, std::chrono::steady_clock::time_point>)
+  if constexpr (std::is_same_v<session_deadline, std::chrono::steady_clock::time_point>) {
     claim.local_deadline = [&session] { return session.local_deadline(); };
+    // Each move of the deadline reaches the watchdog at once, from the keepalive thread.
+    if constexpr (requires { session.on_deadline_moved([](session_deadline) {}); })
+      session.on_deadline_moved([wd = &*watchdog](session_deadline d) { (void)wd->renew(d); });
+  }
   claim.lost_reason = [&session] { return session.lost_reason(); };
 
   auto out = process::supervise(claim, opt.supervise, inbox, &*watchdog);
+  if constexpr (requires { session.on_deadline_moved(nullptr); }) session.on_deadline_moved(nullptr);
   if (out.how != process::supervise_outcome::ending::lost) {
     if (auto r = recipe.release(); !r) say("release: " + r.error().message);
   }
