@@ -54,6 +54,8 @@ int main(int argc, char** argv) {
   // Orphans of the supervised groups come to us, not init: reaped at once, so a
   // group whose members all exited is known gone at once.
   (void)conch::process::become_subreaper();
+  // The watchdog, forked while this process is still one thread: no exec, no gRPC loaded twice.
+  conch::process::watchdog::prefork();
   conch::process::signal_inbox inbox;
 
   if (argc < 2) return usage(std::cerr, conch::exit_code::usage);

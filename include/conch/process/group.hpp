@@ -16,28 +16,31 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <dirent.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <string>
+#include <unistd.h>
 
 namespace conch::process {
 
 /// Reads state and process group of `pid` from /proc; false if it is gone.
+/// (One open and read, no stdio: a group's liveness scan reads every process.)
 inline bool proc_state(pid_t pid, char& state, pid_t& pgrp) {
   char path[64];
   std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
-  std::FILE* f = std::fopen(path, "re");
-  if (!f) return false;
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
   char buf[512];
-  size_t n = std::fread(buf, 1, sizeof buf - 1, f);
-  std::fclose(f);
+  ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n <= 0) return false;
   buf[n] = '\0';
   // The command name may hold spaces and parentheses: parse after the last ')'.
-  std::string s(buf);
-  auto close = s.rfind(')');
-  if (close == std::string::npos) return false;
+  const char* close = std::strrchr(buf, ')');
   int ppid = 0, pg = 0;
-  if (std::sscanf(s.c_str() + close + 1, " %c %d %d", &state, &ppid, &pg) != 3) return false;
+  if (!close || std::sscanf(close + 1, " %c %d %d", &state, &ppid, &pg) != 3) return false;
   pgrp = pg;
   return true;
 }

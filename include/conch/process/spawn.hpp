@@ -98,24 +98,6 @@ inline bool parent_and_state(pid_t pid, pid_t& ppid, char& state) {
   return true;
 }
 
-/// Reaps every zombie child of ours that is not one of our own (the slow
-/// path, when an own child's zombie hides the others from waitid).
-inline void reap_unowned_zombies(const own_children& o) {
-  DIR* d = ::opendir("/proc");
-  if (!d) return;
-  const pid_t self = ::getpid();
-  while (dirent* e = ::readdir(d)) {
-    char* end = nullptr;
-    long pid = std::strtol(e->d_name, &end, 10);
-    pid_t ppid = 0;
-    char state = 0;
-    if (pid <= 0 || *end != '\0' || o.contains(static_cast<pid_t>(pid))) continue;
-    if (parent_and_state(static_cast<pid_t>(pid), ppid, state) && ppid == self && state == 'Z')
-      ::waitpid(static_cast<pid_t>(pid), nullptr, WNOHANG);
-  }
-  ::closedir(d);
-}
-
 /// argv[0] looked up in PATH as execvp would, in the parent: a gated child
 /// must not search (nothing but async-signal-safe calls between fork and exec).
 inline result<std::string> find_in_path(const std::string& name) {
@@ -193,6 +175,8 @@ inline std::vector<char*> c_strings(std::vector<std::string>& v) {
 }
 }  // namespace detail_spawn
 
+inline void reap_orphans();
+
 /// A running (or exited, not yet reaped) child and its process group.
 /// Destroying an unreaped child SIGKILLs its group and reaps it: a child is
 /// never left running unsupervised.
@@ -250,6 +234,7 @@ class child {
     }
     detail_spawn::disown(pid_);
     pid_ = -1;
+    reap_orphans();  // the ones its zombie hid
     exit_fd_.reset();
     if (info.si_code == CLD_EXITED) return conch::detail::child_status::exited(info.si_status);
     return conch::detail::child_status::signalled(info.si_status);
@@ -307,8 +292,10 @@ inline result<void> become_subreaper() {
 }
 
 /// Reaps the zombies of orphans adopted by this subreaper, leaving the
-/// children it started itself to their owners. Cheap when there is none (one
-/// waitid). Does nothing unless become_subreaper() was called.
+/// children it started itself to their owners: one waitid when there is none.
+/// An own child's zombie hides the ones behind it until its owner reaps it, so
+/// owners call this again right after reaping. Does nothing unless
+/// become_subreaper() was called.
 inline void reap_orphans() {
   auto& o = detail_spawn::own();
   if (!o.subreaper) return;
@@ -316,7 +303,7 @@ inline void reap_orphans() {
   for (;;) {
     siginfo_t info{};
     if (::waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) != 0 || info.si_pid == 0) return;
-    if (o.contains(info.si_pid)) return detail_spawn::reap_unowned_zombies(o);
+    if (o.contains(info.si_pid)) return;
     ::waitpid(info.si_pid, nullptr, WNOHANG);
   }
 }
