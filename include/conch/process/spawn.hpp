@@ -7,6 +7,9 @@
 // the wrapper, which forwards it), an empty signal mask and default
 // dispositions (the wrapper blocks and ignores signals the child must not
 // inherit), and extra environment variables (CONCH_REV, CONCH_KEY, ...).
+// A gated child (spawn_options::gated) is forked instead and waits before exec
+// until child::release(), so a watchdog can take hold of it first; between
+// fork and exec it makes async-signal-safe calls only.
 // No shell is involved: argv[0] is looked up in PATH, like execvp. (glibc's
 // posix_spawn leaves its two internal real-time signals, 32 and 33, ignored;
 // the child's own libc takes them back.)

@@ -17,18 +17,27 @@
 //  - The watchdog ignores the stop signals and the terminal's job-control
 //    signals, and lives in its own process group: Ctrl-C or Ctrl-Z on the
 //    wrapper must not take the watchdog with it.
+//  - It never signals the wrong process: a group is known by a pidfd of its
+//    leader (or the leader's start time), taken while the leader waits at its
+//    launch gate, and checked before every signal.
+//  - watch() returns once the watchdog has acknowledged; only then is the
+//    child released to exec (spawn_options::gated, child::release()).
 //
-// Hosting: any binary can host the watchdog by calling watchdog_main() first
-// thing in main when is_watchdog_invocation(argc, argv); watchdog::spawn()
-// then re-executes that binary (/proc/self/exe). A single-threaded program can
-// instead use watchdog::fork() before it starts threads.
+// Hosting: a program that calls watchdog::prefork() first thing in main, while
+// it is one thread, gets a forked watchdog from watchdog::start() at no exec
+// cost (conch and conchd do). Otherwise start() falls back to spawn(), which
+// re-executes a binary that serves watchdog_main() when
+// is_watchdog_invocation(argc, argv) (/proc/self/exe).
 //
 //   int main(int argc, char** argv) {
 //     if (conch::process::is_watchdog_invocation(argc, argv))
 //       return conch::process::watchdog_main(argc, argv);
-//     auto wd = conch::process::watchdog::spawn("/proc/self/exe", {.kill_after = 5s});
-//     wd->watch(child.group(), deadline); ... wd->renew(new_deadline); ...
-//     wd->forget(child.group());
+//     conch::process::watchdog::prefork();
+//     ...
+//     auto wd = conch::process::watchdog::start("/proc/self/exe", {.kill_after = 5s});
+//     auto c = conch::process::spawn({.argv = argv, .gated = true});
+//     wd->watch(c->group(), deadline); c->release(); ... wd->renew(new_deadline); ...
+//     wd->forget(c->group());
 //   }
 #pragma once
 

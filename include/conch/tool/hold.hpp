@@ -25,6 +25,7 @@
 #include <csignal>
 #include <cstdint>
 #include <iostream>
+#include <memory>
 #include <optional>
 #include <stop_token>
 #include <string>
@@ -111,11 +112,13 @@ int hold_and_run(Session& session, Recipe& recipe, hold_options opt, process::si
   opt.supervise.program = opt.program;
 
   // Started before waiting, so a failure to start it is known before we hold anything.
-  auto watchdog = process::watchdog::start(opt.watchdog_host, {.kill_after = opt.supervise.kill_after});
-  if (!watchdog) {
-    say(watchdog.error().message);
+  auto started = process::watchdog::start(opt.watchdog_host, {.kill_after = opt.supervise.kill_after});
+  if (!started) {
+    say(started.error().message);
     return exit_code::unavailable;
   }
+  // Shared with the keepalive thread's renewals, which may still be running one when we return.
+  auto watchdog = std::make_shared<process::watchdog>(std::move(*started));
 
   result<void> acquired;
   std::optional<int> stop_signal;
@@ -150,11 +153,11 @@ int hold_and_run(Session& session, Recipe& recipe, hold_options opt, process::si
     claim.local_deadline = [&session] { return session.local_deadline(); };
     // Each move of the deadline reaches the watchdog at once, from the keepalive thread.
     if constexpr (requires { session.on_deadline_moved([](session_deadline) {}); })
-      session.on_deadline_moved([wd = &*watchdog](session_deadline d) { (void)wd->renew(d); });
+      session.on_deadline_moved([wd = watchdog](session_deadline d) { (void)wd->renew(d); });
   }
   claim.lost_reason = [&session] { return session.lost_reason(); };
 
-  auto out = process::supervise(claim, opt.supervise, inbox, &*watchdog);
+  auto out = process::supervise(claim, opt.supervise, inbox, watchdog.get());
   if constexpr (requires { session.on_deadline_moved(nullptr); }) session.on_deadline_moved(nullptr);
   if (out.how != process::supervise_outcome::ending::lost) {
     if (auto r = recipe.release(); !r) say("release: " + r.error().message);
