@@ -117,7 +117,6 @@ int hold_and_run(Session& session, Recipe& recipe, hold_options opt, process::si
     say(started.error().message);
     return exit_code::unavailable;
   }
-  // Shared with the keepalive thread's renewals, which may still be running one when we return.
   auto watchdog = std::make_shared<process::watchdog>(std::move(*started));
 
   result<void> acquired;
@@ -151,14 +150,10 @@ int hold_and_run(Session& session, Recipe& recipe, hold_options opt, process::si
   using session_deadline = std::remove_cvref_t<decltype(session.local_deadline())>;
   if constexpr (std::is_same_v<session_deadline, std::chrono::steady_clock::time_point>) {
     claim.local_deadline = [&session] { return session.local_deadline(); };
-    // Each move of the deadline reaches the watchdog at once, from the keepalive thread.
-    if constexpr (requires { session.on_deadline_moved([](session_deadline) {}); })
-      session.on_deadline_moved([wd = watchdog](session_deadline d) { (void)wd->renew(d); });
   }
   claim.lost_reason = [&session] { return session.lost_reason(); };
 
   auto out = process::supervise(claim, opt.supervise, inbox, watchdog.get());
-  if constexpr (requires { session.on_deadline_moved(nullptr); }) session.on_deadline_moved(nullptr);
   if (out.how != process::supervise_outcome::ending::lost) {
     if (auto r = recipe.release(); !r) say("release: " + r.error().message);
   }
