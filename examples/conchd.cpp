@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "conch/process/signals.hpp"
+#include "conch/process/spawn.hpp"
 #include "conch/process/watchdog.hpp"
 #include "conch/tool/conchd.hpp"
 
@@ -12,6 +13,11 @@ int main(int argc, char** argv) {
   if (conch::process::is_watchdog_invocation(argc, argv)) return conch::process::watchdog_main(argc, argv);
   // Before any thread exists (gRPC starts its own), so every thread inherits the mask.
   conch::process::block_stop_signals();
+  // Orphans of the supervised groups come to us, not init: reaped at once, so a
+  // group whose members all exited is known gone at once.
+  (void)conch::process::become_subreaper();
+  // The watchdog, forked while this process is still one thread: no exec, no gRPC loaded twice.
+  conch::process::watchdog::prefork();
   conch::process::signal_inbox inbox;
   // gRPC's own log lines ("E1129 ... ssl_transport_security.cc] ...") never reach the user:
   // conch's errors already name the cause.

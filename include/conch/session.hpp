@@ -32,6 +32,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -120,6 +121,14 @@ class basic_session {
   time_point local_deadline() const {
     std::lock_guard lock{mutex_};
     return deadline_ ? deadline_->deadline() : time_point{};
+  }
+
+  /// Calls `f` with the new local deadline each time an acknowledged keepalive
+  /// moves it, on the keepalive thread (a watchdog renewed at once). Set it
+  /// before the deadline matters; `f` must not call back into the session.
+  void on_deadline_moved(std::function<void(time_point)> f) {
+    std::lock_guard lock{mutex_};
+    deadline_moved_ = std::move(f);
   }
 
   /// Declares the session lost if `key` is deleted (or replaced) from now on.
@@ -355,14 +364,23 @@ class basic_session {
 
   // Moves the deadline by an answer to the request sent at `sent`; false
   // (and lost) if the answer says the lease is gone.
+  // Each move of the deadline is told to on_deadline_moved's callback.
   bool credit(time_point sent, std::int64_t ttl) {
     bool gone = false;
+    std::function<void(time_point)> moved;
+    time_point before{}, after{};
     {
       std::lock_guard lock{mutex_};
+      before = deadline_->deadline();
       deadline_->acknowledged_at(sent, std::chrono::seconds{ttl});
       gone = deadline_->gone();
+      after = deadline_->deadline();
+      moved = deadline_moved_;
     }
-    if (gone) lose("lease " + lease_hex() + " expired or was revoked");
+    if (gone)
+      lose("lease " + lease_hex() + " expired or was revoked");
+    else if (moved && after != before)
+      moved(after);
     return !gone;
   }
 
@@ -435,6 +453,7 @@ class basic_session {
   lease_id lease_ = 0;
   std::optional<lease_deadline> deadline_;  // set by start()
   std::string lost_reason_;
+  std::function<void(time_point)> deadline_moved_;
   bool closed_ = false;
   std::set<std::string> claims_;
 

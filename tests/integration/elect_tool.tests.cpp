@@ -525,3 +525,26 @@ TEST_CASE("elect: etcd unreachable at start exits 69 naming the endpoint", "[ele
   conch_run who(dir, "who", {"elect", "office", "--who", "--endpoints", endpoint});
   CHECK(who.wait(30s) == 69);
 }
+
+TEST_CASE("elect: a revoked holder whose group honours SIGTERM is known gone at once; no zombie is left",
+          "[elect][subreaper]") {
+  temp_dir dir;
+  auto prefix = conch::test::unique_prefix();
+  // sh dies on SIGTERM before or after its background sleep: the sleep is orphaned.
+  conch_run a(dir, "a",
+              {"elect", "office", "--kill-after", "5s", "--", "sh", "-c",
+               "echo \"$CONCH_LEASE\" > \"$1.lease\"; echo $$ > \"$1.pid\"; sleep 100 & wait", "sh", dir / "a"},
+              env_for(prefix));
+  pid_t child = pid_from(dir / "a.pid");
+  auto lease = conch::detail::parse_lease_hex(line_from(dir / "a.lease"));
+  REQUIRE(lease);
+
+  auto revoked = clk::now();
+  conch::test::etcd_server::shared().revoke_lease(*lease);
+  CHECK(a.wait() == 70);
+  // Every member died on SIGTERM: the wrapper knew it long before kill-after (5 s).
+  CHECK(clk::now() - revoked < 2500ms);
+  // The wrapper reaped the orphaned sleep itself: not even a zombie is left in the group.
+  CHECK(::kill(-child, 0) != 0);
+  CHECK(errno == ESRCH);
+}

@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <functional>
 #include <iterator>
+#include <optional>
 #include <stop_token>
 #include <sstream>
 #include <string>
@@ -321,12 +322,14 @@ TEST_CASE("watchdog: renewals keep the group; a frozen wrapper's group is killed
   REQUIRE(read_report(report[0], r));
   REQUIRE(r.stage == 1);
   kill_on_exit child_cleanup{r.child, true}, watchdog_cleanup{r.watchdog};
-  // The watchdog keeps only stdin/stdout (/dev/null), stderr and its socket.
+  // The watchdog keeps only stdin/stdout (/dev/null), stderr, its socket and
+  // the pidfds of the group leaders it watches.
   auto watchdog_fds = [&] {
     std::vector<int> fds;
     std::error_code ec;
     for (const auto& e : std::filesystem::directory_iterator("/proc/" + std::to_string(r.watchdog) + "/fd", ec))
-      fds.push_back(std::stoi(e.path().filename().string()));
+      if (std::filesystem::read_symlink(e.path(), ec).string() != "anon_inode:[pidfd]")
+        fds.push_back(std::stoi(e.path().filename().string()));
     std::sort(fds.begin(), fds.end());
     return fds;
   };
@@ -383,6 +386,92 @@ TEST_CASE("watchdog: a wrapper killed by -9 leaves its group running until the l
   CHECK(await([&] { return !proc::process_alive(r.child); }));
   CHECK(clk::now() - killed_at >= 300ms);
   CHECK(await([&] { return !proc::process_alive(r.watchdog); }));
+}
+
+namespace {
+/// A child of ours leading its own group, other than `besides`, if one exists.
+pid_t own_group_leader(pid_t besides) {
+  for (const auto& e : std::filesystem::directory_iterator("/proc")) {
+    char* end = nullptr;
+    long pid = std::strtol(e.path().filename().c_str(), &end, 10);
+    pid_t ppid = 0, pgrp = 0;
+    char state = 0;
+    if (pid <= 0 || *end != '\0' || pid == besides) continue;
+    if (conch::process::detail_spawn::parent_and_state(static_cast<pid_t>(pid), ppid, state) &&
+        ppid == ::getpid() && proc::proc_state(static_cast<pid_t>(pid), state, pgrp) && pgrp == pid)
+      return static_cast<pid_t>(pid);
+  }
+  return 0;
+}
+
+/// Makes the next process created get `pid` (root only: ns_last_pid). The machine
+/// may create a process between the write and our spawn: then try again.
+std::optional<proc::child> spawn_with_pid(pid_t pid, const proc::spawn_options& opt) {
+  for (int attempt = 0; attempt < 200; ++attempt) {
+    {
+      std::ofstream last("/proc/sys/kernel/ns_last_pid");
+      if (!(last << pid - 1 << std::flush)) return std::nullopt;
+    }
+    auto c = proc::spawn(opt);
+    if (c && c->pid() == pid) return std::move(*c);
+  }
+  return std::nullopt;
+}
+}  // namespace
+
+TEST_CASE("watchdog: the child runs only once the watchdog has acknowledged watching it",
+          "[process][watchdog][gate]") {
+  temp_dir dir;
+  auto wd = proc::watchdog::spawn("/proc/self/exe", {.kill_after = 500ms});
+  REQUIRE(wd);
+  kill_on_exit watchdog_cleanup{wd->pid()};
+  ::kill(wd->pid(), SIGSTOP);  // it cannot acknowledge anything now
+  conch::process::held_claim claim;
+  claim.local_deadline = [] { return clk::now() + 10s; };
+  const std::string ran = dir.file("ran");
+  std::jthread wrapper([&] {
+    proc::signal_inbox inbox;
+    (void)proc::supervise(claim, {.argv = {"sh", "-c", "echo ran > \"$1\"", "sh", ran}, .program = "gate-test"},
+                          inbox, &*wd, conch::constant_backoff{50ms});
+  });
+  pid_t gated = 0;
+  REQUIRE(await([&] { return (gated = own_group_leader(wd->pid())) != 0; }));
+  // Created, but held before exec while the watchdog cannot answer.
+  CHECK(std::filesystem::read_symlink("/proc/" + std::to_string(gated) + "/exe") ==
+        std::filesystem::read_symlink("/proc/self/exe"));
+  CHECK_FALSE(std::filesystem::exists(ran));
+  ::kill(wd->pid(), SIGCONT);
+  wrapper.join();
+  CHECK(slurp(ran) == "ran\n");
+}
+
+TEST_CASE("watchdog: a group id reused after its leader was reaped is never signalled",
+          "[process][watchdog][identity]") {
+  if (::access("/proc/sys/kernel/ns_last_pid", W_OK) != 0) {
+    WARN("needs root (ns_last_pid) to recycle a process id: skipped");
+    return;
+  }
+  auto wd = proc::watchdog::spawn("/proc/self/exe", {.kill_after = 100ms});
+  REQUIRE(wd);
+  const pid_t watchdog_pid = wd->pid();
+  // A watched child that exits and is reaped without forget(): its group id is free.
+  auto c = proc::spawn({.argv = {"true"}, .gated = true});
+  REQUIRE(c);
+  const pid_t old_group = c->group();
+  REQUIRE(wd->watch(old_group, clk::now() + 1500ms));
+  REQUIRE(c->release());
+  (void)c->reap();
+  // Another process now bears that id and leads a group of that id.
+  auto impostor = spawn_with_pid(old_group, {.argv = {"sleep", "60"}});
+  if (!impostor) {
+    WARN("could not recycle process id " << old_group << ": skipped");
+    return;
+  }
+  // Closing our end: the watchdog acts on its last deadline, then exits.
+  { auto gone = std::move(*wd); }
+  int status = 0;
+  REQUIRE(await([&] { return ::waitpid(watchdog_pid, &status, WNOHANG) == watchdog_pid; }, 15s));
+  CHECK(proc::process_alive(impostor->pid()));  // the recycled group was left alone
 }
 
 // The holding tools' supervision loop (tool/supervise.hpp), driven without etcd:

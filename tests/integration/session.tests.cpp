@@ -8,6 +8,9 @@
 #include "support/eventually.hpp"
 
 #include <atomic>
+#include <algorithm>
+#include <vector>
+#include <mutex>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <thread>
@@ -77,6 +80,31 @@ TEST_CASE("a started session holds a granted lease and renews it at TTL/3") {
   auto ttl = t.lease_time_to_live(s.lease(), t.default_deadline());
   REQUIRE(ttl);
   REQUIRE(ttl->ttl > 0);
+}
+
+TEST_CASE("each move of the local deadline is announced at once, with the new deadline") {
+  auto& etcd = etcd_server::shared();
+  conch::etcd_transport t{etcd.client_options()};
+  conch::session s{t, with_ttl(3s)};
+  std::mutex m;
+  std::vector<steady::time_point> announced;
+  s.on_deadline_moved([&](steady::time_point d) {
+    std::lock_guard lock{m};
+    announced.push_back(d);
+  });
+  REQUIRE(s.start());
+  const auto first = s.local_deadline();
+  // Keepalives about every second: two moves carry the deadline 1.5 s past the first.
+  REQUIRE(eventually(
+      [&] {
+        std::lock_guard lock{m};
+        return !announced.empty() && announced.back() > first + 1500ms;
+      },
+      4s));
+  std::lock_guard lock{m};
+  CHECK(std::is_sorted(announced.begin(), announced.end()));
+  CHECK(announced.front() > first);
+  CHECK(announced.back() <= s.local_deadline());  // announced once it was the deadline
 }
 
 TEST_CASE("etcdctl lease revoke: lost within one event delivery through the guarded key") {

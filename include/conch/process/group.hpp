@@ -9,36 +9,38 @@
 //   auto st = conch::process::terminate(child, 5s);  // SIGTERM, SIGKILL after 5 s, reaped
 #pragma once
 
-#include <dirent.h>
-#include <poll.h>
+#include "conch/logic/supervision.hpp"
+#include "conch/process/spawn.hpp"
 
 #include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <string>
-
-#include "conch/logic/supervision.hpp"
-#include "conch/process/spawn.hpp"
+#include <unistd.h>
 
 namespace conch::process {
 
 /// Reads state and process group of `pid` from /proc; false if it is gone.
+/// (One open and read, no stdio: a group's liveness scan reads every process.)
 inline bool proc_state(pid_t pid, char& state, pid_t& pgrp) {
   char path[64];
   std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
-  std::FILE* f = std::fopen(path, "re");
-  if (!f) return false;
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
   char buf[512];
-  size_t n = std::fread(buf, 1, sizeof buf - 1, f);
-  std::fclose(f);
+  ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n <= 0) return false;
   buf[n] = '\0';
   // The command name may hold spaces and parentheses: parse after the last ')'.
-  std::string s(buf);
-  auto close = s.rfind(')');
-  if (close == std::string::npos) return false;
+  const char* close = std::strrchr(buf, ')');
   int ppid = 0, pg = 0;
-  if (std::sscanf(s.c_str() + close + 1, " %c %d %d", &state, &ppid, &pg) != 3) return false;
+  if (!close || std::sscanf(close + 1, " %c %d %d", &state, &ppid, &pg) != 3) return false;
   pgrp = pg;
   return true;
 }
@@ -50,8 +52,11 @@ inline bool process_alive(pid_t pid) {
   return proc_state(pid, state, pgrp) && state != 'Z' && state != 'X';
 }
 
-/// How many processes of group `pgid` still run (zombies not counted).
+/// How many processes of group `pgid` still run (zombies not counted). In a
+/// subreaper the zombies of adopted orphans are reaped first, so a group whose
+/// members have all exited is usually gone outright (the cheap answer).
 inline int live_members(pid_t pgid) {
+  reap_orphans();
   if (pgid <= 0 || !group_alive(pgid)) return 0;  // cheap answer for the common case
   int count = 0;
   if (DIR* d = ::opendir("/proc")) {

@@ -10,6 +10,9 @@
 // conch's own etcd password (CONCH_PASSWORD) is never passed on: the
 // supervised command is not trusted with conch's credentials (a child that
 // needs etcd gets its own, see docs/supervision.md).
+// A gated child (spawn_options::gated) is forked instead and waits before exec
+// until child::release(), so a watchdog can take hold of it first; between
+// fork and exec it makes async-signal-safe calls only.
 // No shell is involved: argv[0] is looked up in PATH, like execvp. (glibc's
 // posix_spawn leaves its two internal real-time signals, 32 and 33, ignored;
 // the child's own libc takes them back.)
@@ -22,14 +25,21 @@
 #include "conch/logic/supervision.hpp"
 #include "conch/process/fd.hpp"
 
+#include <algorithm>
+#include <atomic>
 #include <csignal>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <dirent.h>
 #include <fcntl.h>
+#include <mutex>
 #include <optional>
 #include <poll.h>
 #include <spawn.h>
 #include <string>
 #include <string_view>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -44,6 +54,9 @@ struct spawn_options {
   std::vector<std::string> argv{};                         ///< argv[0] is looked up in PATH
   std::vector<std::pair<std::string, std::string>> env{};  ///< added to (or replacing) ours
   bool capture_output = false;  ///< stdout/stderr through pipes (see stdout_fd())
+  /// Hold the child at a launch gate, before exec, until child::release():
+  /// whoever must watch it (the watchdog) can take hold of it first.
+  bool gated = false;
 };
 
 namespace detail_spawn {
@@ -56,6 +69,94 @@ inline int pidfd_open(pid_t pid) noexcept {
 #endif
 }
 
+/// The children this process started on purpose (spawn(), the watchdog): an
+/// orphan reaper must leave their exit status to their owners. The lock is
+/// held from posix_spawn until the pid is recorded, so a child that exits at
+/// once is never taken for an orphan.
+struct own_children {
+  std::mutex mutex;
+  std::vector<pid_t> pids;
+  std::atomic<bool> subreaper{false};
+  bool contains(pid_t pid) const { return std::ranges::count(pids, pid) > 0; }
+};
+inline own_children& own() {
+  static own_children o;
+  return o;
+}
+inline void disown(pid_t pid) {
+  std::lock_guard lock{own().mutex};
+  std::erase(own().pids, pid);
+}
+
+/// Parent and state of `pid` from /proc/PID/stat; false if it is gone.
+inline bool parent_and_state(pid_t pid, pid_t& ppid, char& state) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
+  std::FILE* f = std::fopen(path, "re");
+  if (!f) return false;
+  char buf[512];
+  size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+  std::fclose(f);
+  buf[n] = '\0';
+  const char* close = std::strrchr(buf, ')');  // the command name may hold ')'
+  int pp = 0;
+  if (!close || std::sscanf(close + 1, " %c %d", &state, &pp) != 2) return false;
+  ppid = pp;
+  return true;
+}
+
+/// argv[0] looked up in PATH as execvp would, in the parent: a gated child
+/// must not search (nothing but async-signal-safe calls between fork and exec).
+inline result<std::string> find_in_path(const std::string& name) {
+  auto usable = [](const std::string& p) -> int {
+    if (::access(p.c_str(), F_OK) != 0) return ENOENT;
+    return ::access(p.c_str(), X_OK) == 0 ? 0 : EACCES;
+  };
+  auto fail = [&](int err) {
+    return error{err == EACCES ? errc::permission_denied : errc::invalid_argument,
+                 "cannot run \"" + name + "\": " + std::strerror(err)};
+  };
+  if (name.find('/') != std::string::npos) {
+    if (int e = usable(name)) return fail(e);
+    return name;
+  }
+  const char* env = std::getenv("PATH");
+  std::string_view path = env && *env ? env : "/usr/local/bin:/usr/bin:/bin";
+  int last = ENOENT;
+  for (size_t at = 0; at <= path.size();) {
+    size_t colon = std::min(path.find(':', at), path.size());
+    std::string dir(path.substr(at, colon - at));
+    std::string candidate = (dir.empty() ? std::string(".") : dir) + "/" + name;
+    int e = usable(candidate);
+    if (e == 0) return candidate;
+    if (e == EACCES) last = EACCES;
+    at = colon + 1;
+  }
+  return fail(last);
+}
+
+/// The gated child between fork and exec: async-signal-safe calls only.
+[[noreturn]] inline void gated_child(const char* path, char* const* argv, char* const* envp,
+                                     int gate, int out, int err) noexcept {
+  ::setpgid(0, 0);
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  for (int s = 1; s < NSIG; ++s)
+    if (s != SIGKILL && s != SIGSTOP) ::sigaction(s, &dfl, nullptr);
+  if (out >= 0) ::dup2(out, STDOUT_FILENO);
+  if (err >= 0) ::dup2(err, STDERR_FILENO);
+  char go = 0;
+  ssize_t n;
+  while ((n = ::read(gate, &go, 1)) < 0 && errno == EINTR) {
+  }
+  if (n != 1) ::_exit(127);  // the wrapper went away before releasing us
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  ::execve(path, argv, envp);
+  ::_exit(errno == ENOENT ? 127 : 126);
+}
+
 /// Variables of ours that a child never inherits: conch's credentials.
 inline constexpr std::string_view withheld_variables[] = {"CONCH_PASSWORD"};
 
@@ -64,6 +165,8 @@ inline bool names(std::string_view entry, std::string_view name) {
          entry[name.size()] == '=';
 }
 
+/// Our environment less the withheld variables, with `extra` added (or
+/// replacing ours): the envp of every child, gated or not.
 inline std::vector<std::string> merged_environment(
     const std::vector<std::pair<std::string, std::string>>& extra) {
   std::vector<std::string> env;
@@ -87,6 +190,8 @@ inline std::vector<char*> c_strings(std::vector<std::string>& v) {
 }
 }  // namespace detail_spawn
 
+inline void reap_orphans();
+
 /// A running (or exited, not yet reaped) child and its process group.
 /// Destroying an unreaped child SIGKILLs its group and reaps it: a child is
 /// never left running unsupervised.
@@ -97,7 +202,8 @@ class child {
       : pid_(std::exchange(o.pid_, -1)),
         exit_fd_(std::move(o.exit_fd_)),
         out_(std::move(o.out_)),
-        err_(std::move(o.err_)) {}
+        err_(std::move(o.err_)),
+        gate_(std::move(o.gate_)) {}
   child& operator=(child&& o) noexcept {
     if (this != &o) {
       abandon();
@@ -105,6 +211,7 @@ class child {
       exit_fd_ = std::move(o.exit_fd_);
       out_ = std::move(o.out_);
       err_ = std::move(o.err_);
+      gate_ = std::move(o.gate_);
     }
     return *this;
   }
@@ -140,11 +247,27 @@ class child {
     siginfo_t info{};
     while (::waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED) != 0 && errno == EINTR) {
     }
+    detail_spawn::disown(pid_);
     pid_ = -1;
+    reap_orphans();  // the ones its zombie hid
     exit_fd_.reset();
     if (info.si_code == CLD_EXITED) return conch::detail::child_status::exited(info.si_status);
     return conch::detail::child_status::signalled(info.si_status);
   }
+
+  /// Opens the launch gate of a child spawned with `gated`: it goes on to
+  /// exec its command (a failed exec shows as exit 127/126). No-op otherwise.
+  result<void> release() noexcept {
+    if (!gate_) return {};
+    const char go = 1;
+    ssize_t n;
+    while ((n = ::write(gate_.get(), &go, 1)) < 0 && errno == EINTR) {
+    }
+    gate_.reset();
+    if (n != 1) return os_error("launch gate");
+    return {};
+  }
+  bool gated() const noexcept { return static_cast<bool>(gate_); }
 
   /// Sends `sig` to the child's whole process group (grandchildren included).
   /// Succeeds when the group is already gone.
@@ -167,7 +290,38 @@ class child {
   pid_t pid_ = -1;
   unique_fd exit_fd_;
   unique_fd out_, err_;
+  unique_fd gate_;  ///< write end of the launch gate, while the child waits at it
 };
+
+/// Makes this process the reaper of its descendants' orphans
+/// (PR_SET_CHILD_SUBREAPER): a grandchild whose parent died is re-parented
+/// here instead of to init, so its zombie can be reaped at once (reap_orphans)
+/// rather than count as a member of its group until init gets to it. Call it
+/// before starting children; every child the process starts itself must come
+/// from spawn() (or the watchdog), or reap_orphans() may take its exit status.
+inline result<void> become_subreaper() {
+  if (::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0)
+    return os_error("prctl(PR_SET_CHILD_SUBREAPER)");
+  detail_spawn::own().subreaper = true;
+  return {};
+}
+
+/// Reaps the zombies of orphans adopted by this subreaper, leaving the
+/// children it started itself to their owners: one waitid when there is none.
+/// An own child's zombie hides the ones behind it until its owner reaps it, so
+/// owners call this again right after reaping. Does nothing unless
+/// become_subreaper() was called.
+inline void reap_orphans() {
+  auto& o = detail_spawn::own();
+  if (!o.subreaper) return;
+  std::lock_guard lock{o.mutex};
+  for (;;) {
+    siginfo_t info{};
+    if (::waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) != 0 || info.si_pid == 0) return;
+    if (o.contains(info.si_pid)) return;
+    ::waitpid(info.si_pid, nullptr, WNOHANG);
+  }
+}
 
 /// Sends `sig` to process group `pgid`; true if the group still had members.
 inline bool signal_group(pid_t pgid, int sig) noexcept {
@@ -177,12 +331,13 @@ inline bool signal_group(pid_t pgid, int sig) noexcept {
 /// Whether any process (a zombie included) is still in group `pgid`.
 inline bool group_alive(pid_t pgid) noexcept { return signal_group(pgid, 0); }
 
-/// Starts a child. Errors: `errc::invalid_argument` when argv is empty or
-/// argv[0] is not found, `errc::permission_denied` when it is not executable,
-/// `errc::internal` otherwise; the message names the command and the reason.
-inline result<child> spawn(const spawn_options& opt) {
-  if (opt.argv.empty()) return error{errc::invalid_argument, "no command to run"};
+namespace detail_spawn {
+struct pipes {
+  unique_fd out_r, out_w, err_r, err_w;
+};
 
+/// posix_spawnp (clone(CLONE_VFORK) + exec): the child runs at once.
+inline int start_now(pid_t& pid, const pipes& io, char* const* argv, char* const* envp) {
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
   sigset_t none, all;
@@ -195,47 +350,87 @@ inline result<child> spawn(const spawn_options& opt) {
   posix_spawnattr_setpgroup(&attr, 0);
   posix_spawnattr_setflags(&attr,
                            POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
-  unique_fd out_r, out_w, err_r, err_w;
+  if (io.out_w) {  // dup2 onto 1 and 2 clears close-on-exec on the copies only
+    posix_spawn_file_actions_adddup2(&actions, io.out_w.get(), STDOUT_FILENO);
+    posix_spawn_file_actions_adddup2(&actions, io.err_w.get(), STDERR_FILENO);
+  }
+  int rc = 0;
+  {
+    std::lock_guard lock{own().mutex};
+    rc = ::posix_spawnp(&pid, argv[0], &actions, &attr, argv, envp);
+    if (rc == 0) own().pids.push_back(pid);
+  }
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  return rc;
+}
+
+/// fork, then wait at the gate (the read end of `gate`) before exec. fork
+/// rather than vfork: the parent must run on while the child waits.
+inline int start_gated(pid_t& pid, const pipes& io, const std::string& path, char* const* argv,
+                       char* const* envp, unique_fd& gate_w) {
+  int g[2];
+  if (::pipe2(g, O_CLOEXEC) != 0) return errno;
+  unique_fd gate_r(g[0]);
+  gate_w.reset(g[1]);
+  std::lock_guard lock{own().mutex};
+  pid = ::fork();
+  if (pid < 0) return errno;
+  if (pid == 0) {
+    ::close(gate_w.get());  // the gate opens only from the parent's side
+    gated_child(path.c_str(), argv, envp, gate_r.get(), io.out_w.get(), io.err_w.get());
+  }
+  ::setpgid(pid, pid);  // also here, so the group exists before fork returns
+  own().pids.push_back(pid);
+  return 0;
+}
+}  // namespace detail_spawn
+
+/// Starts a child. Errors: `errc::invalid_argument` when argv is empty or
+/// argv[0] is not found, `errc::permission_denied` when it is not executable,
+/// `errc::internal` otherwise; the message names the command and the reason.
+inline result<child> spawn(const spawn_options& opt) {
+  if (opt.argv.empty()) return error{errc::invalid_argument, "no command to run"};
+  detail_spawn::pipes io;
   if (opt.capture_output) {
     int p[2];
     if (::pipe2(p, O_CLOEXEC) != 0) return os_error("pipe");
-    out_r.reset(p[0]);
-    out_w.reset(p[1]);
+    io.out_r.reset(p[0]);
+    io.out_w.reset(p[1]);
     if (::pipe2(p, O_CLOEXEC) != 0) return os_error("pipe");
-    err_r.reset(p[0]);
-    err_w.reset(p[1]);
-    // dup2 onto 1 and 2 clears close-on-exec on the copies only.
-    posix_spawn_file_actions_adddup2(&actions, out_w.get(), STDOUT_FILENO);
-    posix_spawn_file_actions_adddup2(&actions, err_w.get(), STDERR_FILENO);
+    io.err_r.reset(p[0]);
+    io.err_w.reset(p[1]);
   }
-
   std::vector<std::string> args = opt.argv;
   std::vector<std::string> env = detail_spawn::merged_environment(opt.env);
   auto argv = detail_spawn::c_strings(args);
   auto envp = detail_spawn::c_strings(env);
 
+  child c;
   pid_t pid = -1;
-  int rc = ::posix_spawnp(&pid, argv[0], &actions, &attr, argv.data(), envp.data());
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
+  int rc = 0;
+  if (opt.gated) {
+    auto path = detail_spawn::find_in_path(opt.argv[0]);
+    if (!path) return std::move(path).error();
+    rc = detail_spawn::start_gated(pid, io, *path, argv.data(), envp.data(), c.gate_);
+  } else {
+    rc = detail_spawn::start_now(pid, io, argv.data(), envp.data());
+  }
   if (rc != 0) {
     errc code = rc == ENOENT   ? errc::invalid_argument
                 : rc == EACCES ? errc::permission_denied
                                : errc::internal;
     return error{code, "cannot run \"" + opt.argv[0] + "\": " + std::strerror(rc)};
   }
-
-  child c;
   c.pid_ = pid;
   c.exit_fd_.reset(detail_spawn::pidfd_open(pid));
   if (opt.capture_output) {
-    ::fcntl(out_r.get(), F_SETFL, ::fcntl(out_r.get(), F_GETFL) | O_NONBLOCK);
-    ::fcntl(err_r.get(), F_SETFL, ::fcntl(err_r.get(), F_GETFL) | O_NONBLOCK);
-    c.out_ = std::move(out_r);
-    c.err_ = std::move(err_r);
+    ::fcntl(io.out_r.get(), F_SETFL, ::fcntl(io.out_r.get(), F_GETFL) | O_NONBLOCK);
+    ::fcntl(io.err_r.get(), F_SETFL, ::fcntl(io.err_r.get(), F_GETFL) | O_NONBLOCK);
+    c.out_ = std::move(io.out_r);
+    c.err_ = std::move(io.err_r);
   }
   return c;
 }

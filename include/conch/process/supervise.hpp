@@ -118,6 +118,10 @@ class watchdog_handle {
   result<void> forget(pid_t pgid) {
     return call([&] { return w_->forget(pgid); });
   }
+  /// Whether the watchdog may have started killing (lock-free: it reads atomics).
+  bool fired(std::chrono::steady_clock::time_point now = std::chrono::steady_clock::now()) const {
+    return w_->fired(now);
+  }
 
  private:
   template <class F>
@@ -161,6 +165,7 @@ class supervisor {
     start_at_ = clock::now();  // the first start goes through the same checks as a restart
     start_pending_ = true;
     for (;;) {
+      process::reap_orphans();  // a subreaper's adopted zombies: never members of a live group
       const auto now = clock::now();
       on_loss(now);
       while (inbox_)
@@ -216,7 +221,7 @@ class supervisor {
   /// (we were stalled) the claim is lost to us even if a late keepalive
   /// answer has moved the session's deadline since.
   void on_loss(clock::time_point now) {
-    const bool watchdog_fired = watchdog_ && child_ && renewed_ && now >= *renewed_;
+    const bool watchdog_fired = watchdog_ && child_ && watchdog_.fired(now);
     const auto current = deadline();
     if (watchdog_ && child_ && current &&
         conch::detail::watchdog_needs_renewal(renewed_, *current)) {
@@ -263,7 +268,7 @@ class supervisor {
       return true;
     }
     // Stalled since the checks above, past the watchdog's deadline: it was the watchdog.
-    if (!ctx_.lost && watchdog_ && renewed_ && clock::now() >= *renewed_) {
+    if (!ctx_.lost && watchdog_ && watchdog_.fired()) {
       ctx_.lost = true;
       say("lost the claim: local deadline passed while the wrapper was stalled; the watchdog "
           "stopped the child");
@@ -287,8 +292,11 @@ class supervisor {
   /// command could not be started: supervision ends with 126/127.
   bool restart(clock::time_point now) {
     start_pending_ = false;
-    auto c = process::spawn(
-        {.argv = opt_.argv, .env = claim_.env, .capture_output = opt_.capture != nullptr});
+    // With a watchdog the child waits at its launch gate until it is watched.
+    auto c = process::spawn({.argv = opt_.argv,
+                             .env = claim_.env,
+                             .capture_output = opt_.capture != nullptr,
+                             .gated = static_cast<bool>(watchdog_)});
     if (!c) {
       say(c.error().message);
       out_.how = supervise_outcome::ending::not_started;
@@ -297,17 +305,25 @@ class supervisor {
                                                                  : exit_code::not_found;
       return false;
     }
+    if (watchdog_) {
+      auto d = deadline().value_or(clock::time_point::max());
+      if (auto w = watchdog_.watch(c->group(), d); !w) {
+        out_.not_started_reason =
+            "watchdog: " + w.error().message + "; not starting the child unguarded";
+        say(out_.not_started_reason);
+        out_.how = supervise_outcome::ending::not_started;
+        out_.exit_code = exit_code::unavailable;
+        return false;  // ~child kills it at its gate
+      }
+      renewed_ = d;
+    }
+    if (auto r = c->release(); !r) say(r.error().message);
     child_ = std::move(*c);
     ++out_.starts;
     out_.pid = child_->pid();
     started_ = now;
     seq_ = conch::detail::kill_sequence<clock::time_point>{kill_after_};
     killed_ = false;
-    if (watchdog_) {
-      auto d = deadline().value_or(clock::time_point::max());
-      if (auto w = watchdog_.watch(child_->group(), d); !w) say("watchdog: " + w.error().message);
-      renewed_ = d;
-    }
     if (opt_.on_start) opt_.on_start(child_->pid());
     return true;
   }

@@ -17,41 +17,57 @@
 //  - The watchdog ignores the stop signals and the terminal's job-control
 //    signals, and lives in its own process group: Ctrl-C or Ctrl-Z on the
 //    wrapper must not take the watchdog with it.
+//  - It never signals the wrong process: a group is known by a pidfd of its
+//    leader (or the leader's start time), taken while the leader waits at its
+//    launch gate, and checked before every signal.
+//  - watch() returns once the watchdog has acknowledged; only then is the
+//    child released to exec (spawn_options::gated, child::release()).
 //
-// Hosting: any binary can host the watchdog by calling watchdog_main() first
-// thing in main when is_watchdog_invocation(argc, argv); watchdog::spawn()
-// then re-executes that binary (/proc/self/exe). A single-threaded program can
-// instead use watchdog::fork() before it starts threads.
+// Hosting: a program that calls watchdog::prefork() first thing in main, while
+// it is one thread, gets a forked watchdog from watchdog::start() at no exec
+// cost (conch and conchd do). Otherwise start() falls back to spawn(), which
+// re-executes a binary that serves watchdog_main() when
+// is_watchdog_invocation(argc, argv) (/proc/self/exe).
 //
 //   int main(int argc, char** argv) {
 //     if (conch::process::is_watchdog_invocation(argc, argv))
 //       return conch::process::watchdog_main(argc, argv);
-//     auto wd = conch::process::watchdog::spawn("/proc/self/exe", {.kill_after = 5s});
-//     wd->watch(child.group(), deadline); ... wd->renew(new_deadline); ... wd->forget(child.group());
+//     conch::process::watchdog::prefork();
+//     ...
+//     auto wd = conch::process::watchdog::start("/proc/self/exe", {.kill_after = 5s});
+//     auto c = conch::process::spawn({.argv = argv, .gated = true});
+//     wd->watch(c->group(), deadline); c->release(); ... wd->renew(new_deadline); ...
+//     wd->forget(c->group());
 //   }
 #pragma once
 
+#include "conch/logic/supervision.hpp"
+#include "conch/process/fd.hpp"
+#include "conch/process/spawn.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <dirent.h>
 #include <fcntl.h>
+#include <memory>
+#include <mutex>
+#include <optional>
 #include <poll.h>
 #include <spawn.h>
+#include <string>
+#include <string_view>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <algorithm>
-#include <chrono>
-#include <csignal>
-#include <cstdint>
-#include <cstdlib>
-#include <optional>
-#include <string>
-#include <string_view>
 #include <utility>
 #include <vector>
-
-#include "conch/logic/supervision.hpp"
-#include "conch/process/fd.hpp"
 
 namespace conch::process {
 
@@ -65,14 +81,16 @@ enum op : std::int32_t { renew = 1, watch = 2, forget = 3, ack = 4 };
 struct message {
   std::int32_t kind = 0;
   std::int32_t pgid = 0;
-  std::int64_t deadline_ns = 0;  ///< CLOCK_MONOTONIC
+  std::int64_t deadline_ns = 0;     ///< CLOCK_MONOTONIC
+  std::int64_t kill_after_ms = -1;  ///< watch: this group's kill-after (-1: the watchdog's own)
 };
 
 inline std::int64_t to_ns(clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
 }
 inline clock::time_point from_ns(std::int64_t ns) {
-  return clock::time_point(std::chrono::duration_cast<clock::duration>(std::chrono::nanoseconds(ns)));
+  return clock::time_point(
+      std::chrono::duration_cast<clock::duration>(std::chrono::nanoseconds(ns)));
 }
 
 inline void ignore_signals() noexcept {
@@ -105,66 +123,172 @@ inline bool send(int fd, const message& m) noexcept {
     return false;
   }
 }
+
+inline int pidfd_send_signal(int pidfd, int sig) noexcept {
+#ifdef SYS_pidfd_send_signal
+  return static_cast<int>(::syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0u));
+#else
+  errno = ENOSYS;
+  return -1;
+#endif
+}
+
+/// Process group and start time (clock ticks after boot) of `pid` from /proc.
+inline bool group_and_start(pid_t pid, pid_t& pgrp, unsigned long long& start) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
+  std::FILE* f = std::fopen(path, "re");
+  if (!f) return false;
+  char buf[1024];
+  size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+  std::fclose(f);
+  buf[n] = '\0';
+  const char* p = std::strrchr(buf, ')');  // the command name may hold ')'
+  int pg = 0;
+  // Fields after the name: 3 state, 4 ppid, 5 pgrp, ..., 22 starttime.
+  if (!p ||
+      std::sscanf(
+          p + 1, " %*c %*d %d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
+          &pg, &start) != 2)
+    return false;
+  pgrp = pg;
+  return true;
+}
+
+/// A watched group, known by something a recycled id cannot match: a pidfd of
+/// its leader (and the leader's start time where pidfds are missing). It is
+/// opened while the leader waits at its launch gate, so it is ours for sure.
+struct watched_group {
+  pid_t pgid = 0;
+  unique_fd leader;                     ///< pidfd, -1 without kernel support
+  unsigned long long leader_start = 0;  ///< /proc starttime, 0 if unknown
+  std::chrono::milliseconds kill_after{};
+  std::optional<clock::time_point> term_sent{};
+};
+
+/// Whether the leader of `g` is still the process we were told to watch (alive
+/// or an unreaped zombie: either way its id cannot have been reused).
+inline bool leader_is_ours(const watched_group& g) {
+  if (g.leader) return pidfd_send_signal(g.leader.get(), 0) == 0;
+  pid_t pgrp = 0;
+  unsigned long long start = 0;
+  return g.leader_start != 0 && group_and_start(g.pgid, pgrp, start) && start == g.leader_start;
+}
+
+/// Signals the members of `g` one by one once its leader is reaped (the wrapper
+/// was killed and init took the leader): only processes still in the group and
+/// started after the leader, each through a pidfd opened before checking it.
+/// Nothing if a process bearing the group's id exists: the id was reused.
+inline void signal_orphaned_members(const watched_group& g, int sig) {
+  if (::kill(g.pgid, 0) == 0 || errno != ESRCH) return;
+  DIR* d = ::opendir("/proc");
+  if (!d) return;
+  while (dirent* e = ::readdir(d)) {
+    char* end = nullptr;
+    long pid = std::strtol(e->d_name, &end, 10);
+    if (pid <= 0 || *end != '\0') continue;
+    unique_fd fd{detail_spawn::pidfd_open(static_cast<pid_t>(pid))};
+    pid_t pgrp = 0;
+    unsigned long long start = 0;
+    if (!fd || !group_and_start(static_cast<pid_t>(pid), pgrp, start)) continue;
+    if (pgrp == g.pgid && start >= g.leader_start) pidfd_send_signal(fd.get(), sig);
+  }
+  ::closedir(d);
+}
+
+/// Sends `sig` to `g`'s group, checked first against the leader's identity.
+inline void signal_group(const watched_group& g, int sig) {
+  if (leader_is_ours(g))
+    ::kill(-g.pgid, sig);
+  else if (g.leader)
+    signal_orphaned_members(g, sig);
+}
+
+/// Starts watching `pgid` (its leader is held at its launch gate).
+inline watched_group open_group(pid_t pgid, std::chrono::milliseconds kill_after) {
+  watched_group g{.pgid = pgid, .kill_after = kill_after};
+  g.leader.reset(detail_spawn::pidfd_open(pgid));
+  pid_t pgrp = 0;
+  if (!group_and_start(pgid, pgrp, g.leader_start)) g.leader_start = 0;
+  return g;
+}
+
+/// The watchdog's state: the last deadline it was given and the groups under it.
+struct watch_state {
+  std::chrono::milliseconds default_kill_after{};
+  std::optional<clock::time_point> deadline{};
+  std::vector<watched_group> groups{};
+  bool wrapper_gone = false;
+
+  /// SIGTERM and SIGKILL as due at `now`; when the next one is due.
+  std::optional<clock::time_point> act(clock::time_point now) {
+    std::optional<clock::time_point> wake;
+    auto sooner = [&](clock::time_point t) { wake = wake ? std::min(*wake, t) : t; };
+    for (auto& g : groups) {
+      if (!g.term_sent && deadline && now >= *deadline) {
+        signal_group(g, SIGTERM);
+        g.term_sent = now;
+      }
+      if (g.term_sent && now >= *g.term_sent + g.kill_after) signal_group(g, SIGKILL);
+      if (g.term_sent)
+        sooner(*g.term_sent + g.kill_after);
+      else if (deadline)
+        sooner(*deadline);
+    }
+    std::erase_if(groups, [&](const watched_group& g) {
+      return g.term_sent && now >= *g.term_sent + g.kill_after;
+    });
+    return wake;
+  }
+
+  /// Applies one message from the wrapper; false if it must be answered with an ack.
+  bool apply(const message& m) {
+    switch (m.kind) {
+      case op::renew:
+        deadline = from_ns(m.deadline_ns);
+        return true;
+      case op::watch: {
+        auto kill_after =
+            m.kill_after_ms >= 0 ? std::chrono::milliseconds(m.kill_after_ms) : default_kill_after;
+        std::erase_if(groups, [&](const watched_group& g) { return g.pgid == m.pgid; });
+        if (m.pgid > 0) groups.push_back(open_group(m.pgid, kill_after));
+        deadline = from_ns(m.deadline_ns);
+        return false;
+      }
+      case op::forget:
+        std::erase_if(groups, [&](const watched_group& g) { return g.pgid == m.pgid; });
+        return true;
+      default:
+        return true;
+    }
+  }
+};
 }  // namespace detail_watchdog
 
 /// The watchdog's loop, serving one wrapper on socket `fd` (SOCK_SEQPACKET).
 /// Returns when the wrapper has gone and nothing is left to kill.
 inline int run_watchdog(int fd, std::chrono::milliseconds kill_after) {
   using namespace detail_watchdog;
-  using kill_seq = conch::detail::kill_sequence<clock::time_point>;
-
-  std::optional<clock::time_point> deadline;
-  std::vector<pid_t> watched, killing;
-  kill_seq seq{std::chrono::duration_cast<clock::duration>(kill_after)};
-  bool wrapper_gone = false;
-
+  watch_state st{.default_kill_after = kill_after};
   for (;;) {
-    auto now = clock::now();
-    if (!seq.started() && !watched.empty() && deadline && now >= *deadline) {
-      killing = watched;
-      for (pid_t g : killing) ::kill(-g, SIGTERM);
-      seq.start(now);
-    }
-    if (seq.kill_due(now)) {
-      for (pid_t g : killing) ::kill(-g, SIGKILL);
-      std::erase_if(watched, [&](pid_t g) { return std::ranges::count(killing, g) > 0; });
-      killing.clear();
-      seq = kill_seq{seq.kill_after()};
-    }
-    if (wrapper_gone && watched.empty()) return 0;
-
-    std::optional<clock::time_point> wake;
-    if (seq.started()) wake = seq.kill_at();
-    else if (!watched.empty() && deadline) wake = deadline;
+    const auto now = clock::now();
+    const auto wake = st.act(now);
+    if (st.wrapper_gone && st.groups.empty()) return 0;
     int timeout_ms = -1;
     if (wake) {
       auto left = std::chrono::ceil<std::chrono::milliseconds>(*wake - now).count();
       timeout_ms = static_cast<int>(std::clamp<long long>(left, 0, 60'000));
     }
-
-    pollfd p{wrapper_gone ? -1 : fd, POLLIN, 0};
-    int r = ::poll(&p, 1, timeout_ms);
-    if (r <= 0) continue;  // timeout or EINTR: re-evaluate
+    pollfd p{st.wrapper_gone ? -1 : fd, POLLIN, 0};
+    if (::poll(&p, 1, timeout_ms) <= 0) continue;  // timeout or EINTR: re-evaluate
     message m;
     ssize_t n = ::recv(fd, &m, sizeof m, MSG_DONTWAIT);
     if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
     if (n != static_cast<ssize_t>(sizeof m)) {  // EOF or error: the wrapper is gone
-      wrapper_gone = true;
+      st.wrapper_gone = true;
       continue;
     }
-    switch (m.kind) {
-      case op::renew: deadline = from_ns(m.deadline_ns); break;
-      case op::watch:
-        if (m.pgid > 0 && std::ranges::count(watched, m.pgid) == 0) watched.push_back(m.pgid);
-        deadline = from_ns(m.deadline_ns);
-        break;
-      case op::forget:
-        std::erase(watched, m.pgid);
-        std::erase(killing, m.pgid);
-        send(fd, {op::ack, m.pgid, 0});
-        break;
-      default: break;
-    }
+    if (!st.apply(m)) send(fd, {op::ack, m.pgid, 0, 0});
   }
 }
 
@@ -182,7 +306,9 @@ inline int watchdog_main(int argc, char** argv) {
   return run_watchdog(fd, kill_after);
 }
 
-/// The wrapper's handle on its watchdog process.
+/// The wrapper's handle on its watchdog process. renew() may be called from
+/// any thread (the session's keepalive thread renews as the deadline moves);
+/// watch() and forget() from one thread at a time.
 class watchdog {
  public:
   using clock = std::chrono::steady_clock;
@@ -218,11 +344,16 @@ class watchdog {
     char* argv[] = {arg0.data(), arg1.data(), fd.data(), ms.data(), nullptr};
     char* envp[] = {nullptr};
     pid_t pid = -1;
-    int rc = ::posix_spawn(&pid, exe.c_str(), &actions, &attr, argv, envp);
+    int rc = 0;
+    {
+      std::lock_guard lock{detail_spawn::own().mutex};
+      rc = ::posix_spawn(&pid, exe.c_str(), &actions, &attr, argv, envp);
+      if (rc == 0) detail_spawn::own().pids.push_back(pid);
+    }
     posix_spawn_file_actions_destroy(&actions);
     posix_spawnattr_destroy(&attr);
     if (rc != 0) return os_error("watchdog: cannot start " + exe, rc);
-    return watchdog(pid, std::move(ours));
+    return watchdog(pid, std::move(ours), opt);
   }
 
   /// Forks the watchdog from the calling process. Only for programs that have
@@ -233,23 +364,51 @@ class watchdog {
     if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
       return os_error("watchdog: socketpair");
     unique_fd ours(sv[0]), theirs(sv[1]);
+    std::unique_lock lock{detail_spawn::own().mutex};
     pid_t pid = ::fork();
     if (pid < 0) return os_error("watchdog: fork");
     if (pid == 0) {
       ours.reset();
+      if (int null = ::open("/dev/null", O_RDWR); null >= 0) {  // hold no one's pipe but stderr
+        ::dup2(null, STDIN_FILENO);
+        ::dup2(null, STDOUT_FILENO);
+      }
       detail_watchdog::close_inherited_fds(theirs.get());
       ::setpgid(0, 0);
       detail_watchdog::ignore_signals();
       ::_exit(run_watchdog(theirs.get(), opt.kill_after));
     }
-    return watchdog(pid, std::move(ours));
+    detail_spawn::own().pids.push_back(pid);
+    return watchdog(pid, std::move(ours), opt);
   }
 
-  watchdog(watchdog&& o) noexcept : pid_(std::exchange(o.pid_, -1)), sock_(std::move(o.sock_)) {}
+  /// Forks a watchdog now, for start() to hand out later: the cheap way for a
+  /// program that loads gRPC. Call it first thing in main, before any thread
+  /// exists; a process that never supervises anything lets it go at exit.
+  static void prefork() {
+    if (auto w = fork({})) preforked().emplace(std::move(*w));
+  }
+  /// The watchdog forked by prefork() if there is one (once), else one
+  /// executed from `exe` (see spawn()).
+  static result<watchdog> start(const std::string& exe, options opt) {
+    if (auto& p = preforked(); p) {
+      watchdog w = std::move(*p);
+      p.reset();
+      w.kill_after_ = opt.kill_after;
+      return w;
+    }
+    return spawn(exe, opt);
+  }
+
+  watchdog(watchdog&& o) noexcept
+      : pid_(std::exchange(o.pid_, -1)),
+        sock_(std::move(o.sock_)),
+        kill_after_(o.kill_after_),
+        shared_(std::move(o.shared_)) {}
   watchdog& operator=(watchdog&& o) noexcept {
     if (this != &o) {
-      sock_ = std::move(o.sock_);
-      pid_ = std::exchange(o.pid_, -1);
+      this->~watchdog();
+      new (this) watchdog(std::move(o));
     }
     return *this;
   }
@@ -257,24 +416,68 @@ class watchdog {
   /// nothing is watched, else after killing what is (see the rules above).
   ~watchdog() {
     sock_.reset();
-    if (pid_ > 0) ::waitpid(pid_, nullptr, WNOHANG);
+    if (pid_ > 0) {
+      ::waitpid(pid_, nullptr, WNOHANG);
+      detail_spawn::disown(pid_);  // a subreaper's reap_orphans() takes it when it ends
+    }
   }
 
   pid_t pid() const noexcept { return pid_; }
 
-  /// Watch process group `pgid`; kill it if `deadline` passes unrenewed.
-  result<void> watch(pid_t pgid, clock::time_point deadline) {
-    return post({detail_watchdog::op::watch, pgid, detail_watchdog::to_ns(deadline)});
+  /// Watch process group `pgid` (its leader held at its launch gate, see
+  /// child::release()); kill it if `deadline` passes unrenewed. Returns once
+  /// the watchdog has acknowledged: only then may the leader run.
+  result<void> watch(pid_t pgid, clock::time_point deadline,
+                     std::chrono::milliseconds wait = std::chrono::seconds(5)) {
+    shared_->lapsed = false;
+    shared_->last_sent = detail_watchdog::to_ns(deadline);
+    if (auto r = post({detail_watchdog::op::watch, pgid, detail_watchdog::to_ns(deadline),
+                       kill_after_.count()});
+        !r)
+      return r;
+    return await_ack(pgid, wait);
   }
-  /// Move the deadline (for every watched group).
+  /// Move the deadline (for every watched group). Any thread.
   result<void> renew(clock::time_point deadline) {
-    return post({detail_watchdog::op::renew, 0, detail_watchdog::to_ns(deadline)});
+    const auto ns = detail_watchdog::to_ns(deadline);
+    const auto prev = shared_->last_sent.exchange(ns);
+    if (prev != 0 && detail_watchdog::to_ns(clock::now()) >= prev) shared_->lapsed = true;
+    return post({detail_watchdog::op::renew, 0, ns});
   }
-  /// Stop watching `pgid`, and wait (up to `wait`) until the watchdog has
-  /// taken note — so a group id reused after we reap the child is never hit.
-  result<void> forget(pid_t pgid, std::chrono::milliseconds wait = std::chrono::seconds(1)) {
-    if (auto r = post({detail_watchdog::op::forget, pgid, 0}); !r) return r;
-    auto until = clock::now() + wait;
+  /// Whether the watchdog may have started killing: a deadline it was given
+  /// passed before the next one reached it (the kill sequence, once started,
+  /// always finishes). Reset by watch().
+  bool fired(clock::time_point now = clock::now()) const noexcept {
+    const auto last = shared_->last_sent.load();
+    return shared_->lapsed || (last != 0 && detail_watchdog::to_ns(now) >= last);
+  }
+  /// Stop watching `pgid`. Not waited for: the watchdog checks the leader's
+  /// identity before any signal, so a reaped leader's reused id is never hit.
+  result<void> forget(pid_t pgid) { return post({detail_watchdog::op::forget, pgid, 0}); }
+
+ private:
+  struct shared_state {
+    std::atomic<std::int64_t> last_sent{0};
+    std::atomic<bool> lapsed{false};
+  };
+  watchdog(pid_t pid, unique_fd sock, options opt)
+      : pid_(pid),
+        sock_(std::move(sock)),
+        kill_after_(opt.kill_after),
+        shared_(std::make_unique<shared_state>()) {}
+
+  static std::optional<watchdog>& preforked() {
+    static std::optional<watchdog> w;
+    return w;
+  }
+
+  result<void> post(const detail_watchdog::message& m) {
+    if (!detail_watchdog::send(sock_.get(), m)) return os_error("watchdog: gone");
+    return {};
+  }
+
+  result<void> await_ack(pid_t pgid, std::chrono::milliseconds wait) {
+    const auto until = clock::now() + wait;
     for (;;) {
       auto left = std::chrono::ceil<std::chrono::milliseconds>(until - clock::now()).count();
       if (left <= 0) return error{errc::timed_out, "watchdog: no answer"};
@@ -291,16 +494,10 @@ class watchdog {
     }
   }
 
- private:
-  watchdog(pid_t pid, unique_fd sock) : pid_(pid), sock_(std::move(sock)) {}
-
-  result<void> post(const detail_watchdog::message& m) {
-    if (!detail_watchdog::send(sock_.get(), m)) return os_error("watchdog: gone");
-    return {};
-  }
-
   pid_t pid_ = -1;
   unique_fd sock_;
+  std::chrono::milliseconds kill_after_{};
+  std::unique_ptr<shared_state> shared_;
 };
 
 }  // namespace conch::process

@@ -174,6 +174,7 @@ void serve(Daemon& daemon, process::watchdog_handle watchdog, process::signal_in
       std::chrono::milliseconds{100}, std::min<std::chrono::milliseconds>(common.ttl / 6, notify_every(ops.notify)));
   std::optional<std::chrono::steady_clock::time_point> renewed;
   while (!finished) {
+    process::reap_orphans();  // runs' orphans are re-parented to us (examples/conchd.cpp)
     if (auto deadline = daemon.local_deadline(); watchdog && deadline && deadline != renewed) {
       (void)watchdog.renew(*deadline);
       renewed = deadline;
@@ -227,7 +228,7 @@ inline int conchd_main(const std::vector<std::string>& args, process::signal_inb
   // The watchdog over the runs, fed the daemon's lease deadline.
   std::mutex watchdog_mutex;
   std::optional<process::watchdog> watchdog;
-  if (auto w = process::watchdog::spawn(o.watchdog_host, {.kill_after = o.common.kill_after}))
+  if (auto w = process::watchdog::start(o.watchdog_host, {.kill_after = o.common.kill_after}))
     watchdog.emplace(std::move(*w));
   else
     log({.what = cron_event::kind::error, .message = "runs unguarded: " + w.error().message});

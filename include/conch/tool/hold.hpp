@@ -114,7 +114,8 @@ struct hold_options {
   /// Prefixes diagnostics ("conch elect").
   std::string program{"conch"};
   process::supervise_options supervise{};
-  /// The binary hosting watchdog_main() (the running one, re-executed).
+  /// The binary hosting watchdog_main(), executed when main() did not call
+  /// process::watchdog::prefork() (the cheap way).
   std::string watchdog_host{"/proc/self/exe"};
   hold_hooks hooks{};
 };
@@ -189,7 +190,7 @@ int hold_and_run(Session& session, Recipe& recipe, hold_options opt, process::si
 
   // Started before waiting, so a failure to start it is known before we hold anything.
   auto watchdog =
-      process::watchdog::spawn(opt.watchdog_host, {.kill_after = opt.supervise.kill_after});
+      process::watchdog::start(opt.watchdog_host, {.kill_after = opt.supervise.kill_after});
   if (!watchdog) {
     say(watchdog.error().message);
     return exit_code::unavailable;
