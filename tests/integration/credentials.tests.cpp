@@ -2,7 +2,8 @@
 // cause: real `conch` processes against a real etcd with auth on, and one that
 // demands client certificates.
 #include "conch/etcd.hpp"
-#include "conch/process/cron_run.hpp"
+#include "conch/process/output.hpp"
+#include "conch/process/supervise.hpp"
 
 #include "support/etcd_harness.hpp"
 
@@ -93,15 +94,22 @@ TEST_CASE("credentials: elect's and sema's children do not inherit CONCH_PASSWOR
 
 TEST_CASE("credentials: a cron run does not inherit CONCH_PASSWORD") {
   ::setenv("CONCH_PASSWORD", "secret-pw", 1);
-  conch::detail::cron_command cmd;
-  cmd.argv = {"env"};
-  cmd.env = {{"CONCH_TICK", "t"}};
-  auto out = conch::detail::run_command(cmd, std::stop_token{});
+  // A cron run is the supervisor with its output captured, as conchd runs it.
+  conch::process::output_tail tail{4096};
+  conch::process::held_claim claim;
+  claim.env = {{"CONCH_TICK", "t"}};
+  conch::process::supervise_options opt;
+  opt.argv = {"env"};
+  opt.forward_stop = false;
+  opt.capture = &tail;
+  opt.say = [](const std::string&) {};
+  auto out = conch::process::supervisor<>{claim, opt, nullptr, {}, {}, std::stop_token{}}.run();
   ::unsetenv("CONCH_PASSWORD");
-  INFO(out.output);
+  const std::string output = tail.str();
+  INFO(output);
   REQUIRE(out.exit_code == 0);
-  CHECK(out.output.find("CONCH_TICK=t") != std::string::npos);
-  CHECK(out.output.find("CONCH_PASSWORD") == std::string::npos);
+  CHECK(output.find("CONCH_TICK=t") != std::string::npos);
+  CHECK(output.find("CONCH_PASSWORD") == std::string::npos);
 }
 
 namespace {
