@@ -18,7 +18,8 @@
 //   false: system_clock_policy, fake_clock<std::chrono::system_clock>); a
 //   steady clock — the default — measures deadlines only, and ticks then
 //   follow system_clock_policy. The daemon's lease always runs on a steady
-//   clock.
+//   clock: the instance given to the constructor when it is steady (so a
+//   test's fake_clock<> drives the lease), steady_clock_policy otherwise.
 //
 //   conch::etcd_transport t{opts};
 //   conch::cron daemon{t, {.prefix = "conch/", .on_event = log}};  // basic_cron<default_policies>
@@ -46,7 +47,6 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
-#include <system_error>
 #include <functional>
 #include <list>
 #include <map>
@@ -56,6 +56,7 @@
 #include <set>
 #include <stop_token>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <type_traits>
 #include <unistd.h>
@@ -73,6 +74,26 @@ using cron_wall_clock =
 template <class P>
 using cron_lease_clock =
     std::conditional_t<P::clock::is_steady, typename P::clock, steady_clock_policy>;
+
+/// The tick clock made from the bundle's clock instance: that instance when
+/// it tells wall time, the system clock otherwise.
+template <class P>
+cron_wall_clock<P> wall_clock_of(const typename P::clock& c) {
+  if constexpr (P::clock::is_steady)
+    return {};
+  else
+    return c;
+}
+/// The lease clock made from the bundle's clock instance: that instance when
+/// it is steady (copies share one time, so a fake clock's test drives the
+/// lease too), the real steady clock otherwise.
+template <class P>
+cron_lease_clock<P> lease_clock_of(const typename P::clock& c) {
+  if constexpr (P::clock::is_steady)
+    return c;
+  else
+    return {};
+}
 }  // namespace detail
 
 template <class P>
@@ -100,12 +121,13 @@ class basic_cron {
 
   struct options {
     std::string prefix = "conch/";
-    std::chrono::seconds ttl{10};                ///< the daemon's lease, named in its claims
-    std::size_t history = 100;                   ///< ticks kept per job; 0 keeps all
-    std::size_t output_cap = 4096;               ///< output kept per result, at most run_record::max_output
+    std::chrono::seconds ttl{10};   ///< the daemon's lease, named in its claims
+    std::size_t history = 100;      ///< ticks kept per job; 0 keeps all
+    std::size_t output_cap = 4096;  ///< output kept per result, at most run_record::max_output
     std::chrono::milliseconds kill_after{5000};  ///< grace for runs at shutdown
-    std::size_t workers = 64;  ///< ticks claimed and run at once; later ones wait (and are shed when late)
-    std::string host{};                          ///< claimer host; empty: gethostname()
+    std::size_t workers =
+        64;  ///< ticks claimed and run at once; later ones wait (and are shed when late)
+    std::string host{};  ///< claimer host; empty: gethostname()
     std::function<void(const cron_event&)>
         on_event{};  ///< the log; called from several threads, serialized
     /// Guards every run's process group against a frozen daemon (see
@@ -113,8 +135,13 @@ class basic_cron {
     process::watchdog_handle watchdog{};
   };
 
-  explicit basic_cron(transport_type& t, options o = {}, clock_type c = {})
-      : transport_(t), options_(std::move(o)), clock_(std::move(c)) {
+  /// `c` is the bundle's clock: the ticks follow it when it tells wall time,
+  /// the lease's deadlines when it is steady.
+  explicit basic_cron(transport_type& t, options o = {}, typename P::clock c = {})
+      : transport_(t),
+        options_(std::move(o)),
+        clock_(detail::wall_clock_of<P>(c)),
+        lease_clock_(detail::lease_clock_of<P>(c)) {
     options_.prefix = detail::normalize_prefix(options_.prefix);
     if (options_.host.empty()) {
       char buf[256] = {};
@@ -204,7 +231,7 @@ class basic_cron {
       (void)detail::cron_pause(std::chrono::milliseconds{10}, {});
     typename session_type::options lease_options;
     lease_options.ttl = options_.ttl;
-    auto fresh = std::make_shared<session_type>(transport_, lease_options);
+    auto fresh = std::make_shared<session_type>(transport_, lease_options, lease_clock_);
     if (auto r = fresh->start(); !r) return std::move(r).error();
     session_ = std::move(fresh);
     loss_reported_ = false;
@@ -291,7 +318,8 @@ class basic_cron {
   /// Waits out a retry delay in real time: network trouble does not heed a
   /// test's fake wall clock.
   static bool pause(std::chrono::milliseconds d, std::stop_token stop) {
-    return steady_clock_policy::sleep_until(std::chrono::steady_clock::now() + d, std::move(stop));
+    return conch::sleep_until(steady_clock_policy{}, std::chrono::steady_clock::now() + d,
+                              std::move(stop));
   }
 
   // The watch thread: job changes take effect at once, without polling.
@@ -359,7 +387,7 @@ class basic_cron {
       lock.unlock();
       {
         std::stop_callback forward{stop, [&] { wake.request_stop(); }};
-        clock_.sleep_until(wake_at, wake.get_token());
+        (void)conch::sleep_until(clock_, wake_at, wake.get_token());
       }
       lock.lock();
     }
@@ -382,7 +410,8 @@ class basic_cron {
       try {
         workers_.emplace_back([this] { work(); });
       } catch (const std::system_error& e) {
-        emit({.what = cron_event::kind::error, .message = std::string("worker not started: ") + e.what()});
+        emit({.what = cron_event::kind::error,
+              .message = std::string("worker not started: ") + e.what()});
         break;
       }
     }
@@ -401,7 +430,9 @@ class basic_cron {
       try {
         fire_tick(*task.job, task.job_rev, task.tick);
       } catch (const std::exception& e) {  // resources ran out (threads, memory): this tick only
-        emit({.what = cron_event::kind::error, .job = task.job->name(), .tick = detail::format_rfc3339(task.tick),
+        emit({.what = cron_event::kind::error,
+              .job = task.job->name(),
+              .tick = detail::format_rfc3339(task.tick),
               .message = std::string("tick abandoned: ") + e.what()});
       }
     }
@@ -585,6 +616,7 @@ class basic_cron {
   transport_type& transport_;
   options options_;
   [[no_unique_address]] clock_type clock_;
+  [[no_unique_address]] detail::cron_lease_clock<P> lease_clock_;
 
   mutable std::mutex session_mutex_;
   std::shared_ptr<session_type> session_;  // runs hold a copy while their child runs
@@ -596,7 +628,7 @@ class basic_cron {
   detail::cron_agenda<time_point> agenda_;
   revision watch_from_ = 0;
   bool loaded_ = false;
-  std::stop_source wake_;  // requested to make the scheduler look again
+  std::stop_source wake_;         // requested to make the scheduler look again
   std::stop_source run_stop_;     // shutdown: runs in flight get kill_after
   std::stop_source result_stop_;  // results still unwritten are given up
   std::atomic<std::uint64_t> skipped_{0};
