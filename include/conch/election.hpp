@@ -197,12 +197,21 @@ class basic_election {
   /// `stop` is requested. Survives stream breaks, etcd restarts and
   /// compaction (it re-reads and keeps going); returns only on stop (ok) or
   /// on an error retrying cannot fix (permission denied, bad credentials).
+  /// Its pauses wait on `c` and are paced by copies of `backoff`; the overload
+  /// taking a session uses the session's transport, clock and backoff.
   template <class F>
   static result<void> observe(transport_type& t, std::string_view prefix, std::string_view name,
-                              std::stop_token stop, F&& on_change) {
+                              std::stop_token stop, F&& on_change, clock_type c = {},
+                              backoff_type backoff = {}) {
     if (auto office = office_prefix(prefix, name); !office) return std::move(office).error();
-    observer o{t, prefix, name};
+    observer o{t, prefix, name, std::move(c), {.backoff = std::move(backoff)}};
     return o.follow(std::move(stop), std::forward<F>(on_change));
+  }
+  template <class F>
+  static result<void> observe(session_type& s, std::string_view prefix, std::string_view name,
+                              std::stop_token stop, F&& on_change) {
+    return observe(s.transport(), prefix, name, std::move(stop), std::forward<F>(on_change),
+                   s.clock(), s.backoff());
   }
 
  private:

@@ -1,6 +1,7 @@
 // basic_cron on a fake system clock against a real etcd: the documented DST
 // behaviour end to end, measured by the fire keys the daemon creates; and
-// several daemons stepping through many ticks together, one claim per tick.
+// several daemons stepping through many ticks together, one claim per tick;
+// and a daemon on a steady fake clock, whose lease lives on that same clock.
 //
 // America/New_York, 2026: clocks spring forward on March 8 at 02:00 EST
 // (07:00Z) and fall back on November 1 at 02:00 EDT (06:00Z).
@@ -12,14 +13,14 @@
 //    and both 01:00s in autumn.
 #include "conch/cron.hpp"
 #include "conch/cron_jobs.hpp"
-#include "conch/policies/default_policies.hpp"
 #include "conch/etcd.hpp"
+#include "conch/policies/default_policies.hpp"
 #include "conch/policies/fake_clock.hpp"
 
-#include <catch2/catch.hpp>
-
 #include "support/etcd_harness.hpp"
+#include "support/eventually.hpp"
 
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <map>
 #include <memory>
@@ -38,6 +39,10 @@ struct fake_wall_policies : conch::default_policies {
 };
 using fake_cron = conch::basic_cron<fake_wall_policies>;
 
+struct fake_steady_policies : conch::default_policies {
+  using clock = conch::fake_clock<>;  // steady: drives the lease's deadlines, not the ticks
+};
+
 sys::time_point utc(int y, unsigned mo, unsigned d, int h, int mi) {
   using namespace std::chrono;
   return sys_days{year{y} / month{mo} / day{d}} + hours{h} + minutes{mi};
@@ -55,7 +60,8 @@ std::set<std::string> keys_under(conch::etcd_transport& t, const std::string& di
   return keys;
 }
 
-bool await_key(conch::etcd_transport& t, const std::string& key, std::chrono::milliseconds within = 10s) {
+bool await_key(conch::etcd_transport& t, const std::string& key,
+               std::chrono::milliseconds within = 10s) {
   const auto until = std::chrono::steady_clock::now() + within;
   while (std::chrono::steady_clock::now() < until) {
     conch::range_request r;
@@ -77,8 +83,11 @@ struct scenario {
   explicit scenario(sys::time_point start) : clock(start) {}
 
   void add(const std::string& name, const std::string& schedule) {
-    auto r = conch::add_cron_job(transport, prefix, {.name = name, .schedule = schedule, .tz = "America/New_York",
-                                                     .argv = {"sh", "-c", "printf %s \"$CONCH_TICK\""}},
+    auto r = conch::add_cron_job(transport, prefix,
+                                 {.name = name,
+                                  .schedule = schedule,
+                                  .tz = "America/New_York",
+                                  .argv = {"sh", "-c", "printf %s \"$CONCH_TICK\""}},
                                  clock.now());
     REQUIRE(r);
   }
@@ -93,7 +102,9 @@ struct scenario {
     for (const auto& [at, jobs] : steps) {
       clock.set(at);
       for (const auto& job : jobs) {
-        INFO(job << " at " << conch::detail::format_rfc3339(std::chrono::floor<std::chrono::milliseconds>(at)));
+        INFO(job << " at "
+                 << conch::detail::format_rfc3339(
+                        std::chrono::floor<std::chrono::milliseconds>(at)));
         CHECK(await_key(transport, tick_key(prefix + "cron/runs/" + job + "/", at)));
       }
       // The scheduler sleeps again only after planning the next ticks.
@@ -103,21 +114,25 @@ struct scenario {
     runner.join();
   }
 
-  std::set<std::string> fired(const std::string& job) { return keys_under(transport, prefix + "cron/fire/" + job + "/"); }
+  std::set<std::string> fired(const std::string& job) {
+    return keys_under(transport, prefix + "cron/fire/" + job + "/");
+  }
 };
 
 }  // namespace
 
-TEST_CASE("spring forward: a skipped wall time runs once after the gap; hourly follows real time", "[cron][dst]") {
+TEST_CASE("spring forward: a skipped wall time runs once after the gap; hourly follows real time",
+          "[cron][dst]") {
   scenario s{utc(2026, 3, 8, 5, 45)};  // 00:45 EST
   s.add("skipped", "30 2 * * *");
   s.add("hourly", "0 * * * *");
-  s.drive({{utc(2026, 3, 8, 6, 0), {"hourly"}},              // 01:00 EST
-           {utc(2026, 3, 8, 7, 0), {"skipped", "hourly"}},   // 03:00 EDT: right after the gap
-           {utc(2026, 3, 8, 8, 0), {"hourly"}}});            // 04:00 EDT
+  s.drive({{utc(2026, 3, 8, 6, 0), {"hourly"}},             // 01:00 EST
+           {utc(2026, 3, 8, 7, 0), {"skipped", "hourly"}},  // 03:00 EDT: right after the gap
+           {utc(2026, 3, 8, 8, 0), {"hourly"}}});           // 04:00 EDT
   const std::string fire = s.prefix + "cron/fire/";
   CHECK(s.fired("skipped") == std::set<std::string>{fire + "skipped/20260308T070000Z"});
-  CHECK(s.fired("hourly") == std::set<std::string>{fire + "hourly/20260308T060000Z", fire + "hourly/20260308T070000Z",
+  CHECK(s.fired("hourly") == std::set<std::string>{fire + "hourly/20260308T060000Z",
+                                                   fire + "hourly/20260308T070000Z",
                                                    fire + "hourly/20260308T080000Z"});
   // The command saw its tick as CONCH_TICK.
   auto runs = conch::list_cron_jobs(s.transport, s.prefix, s.clock.now(), 5);
@@ -141,20 +156,24 @@ TEST_CASE("fall back: a repeated wall time runs once; hourly runs in both 01:00s
            {utc(2026, 11, 1, 7, 0), {"hourly"}}});   // 02:00 EST
   const std::string fire = s.prefix + "cron/fire/";
   CHECK(s.fired("repeated") == std::set<std::string>{fire + "repeated/20261101T053000Z"});
-  CHECK(s.fired("hourly") == std::set<std::string>{fire + "hourly/20261101T050000Z", fire + "hourly/20261101T060000Z",
+  CHECK(s.fired("hourly") == std::set<std::string>{fire + "hourly/20261101T050000Z",
+                                                   fire + "hourly/20261101T060000Z",
                                                    fire + "hourly/20261101T070000Z"});
 }
 
-TEST_CASE("three daemons on one fake wall clock: each tick claimed once, through the history", "[cron]") {
+TEST_CASE("three daemons on one fake wall clock: each tick claimed once, through the history",
+          "[cron]") {
   const std::string prefix = conch::test::unique_prefix();
   conch::etcd_transport transport{conch::test::etcd_server::shared().client_options()};
   const auto start = utc(2026, 1, 1, 0, 0) + 500ms;
   conch::fake_clock<sys> clock{start};
-  REQUIRE(conch::add_cron_job(transport, prefix, {.name = "beat", .schedule = "@every 1s", .tz = "", .argv = {"true"}},
+  REQUIRE(conch::add_cron_job(transport, prefix,
+                              {.name = "beat", .schedule = "@every 1s", .tz = "", .argv = {"true"}},
                               clock.now()));
   std::vector<std::unique_ptr<fake_cron>> daemons;
   for (const char* host : {"h1", "h2", "h3"}) {
-    daemons.push_back(std::make_unique<fake_cron>(transport, fake_cron::options{.prefix = prefix, .host = host}, clock));
+    daemons.push_back(std::make_unique<fake_cron>(
+        transport, fake_cron::options{.prefix = prefix, .host = host}, clock));
     REQUIRE(daemons.back()->start());
   }
   std::stop_source stop;
@@ -193,4 +212,34 @@ TEST_CASE("three daemons on one fake wall clock: each tick claimed once, through
   }
   CHECK(keys_under(transport, runs).size() == ticks);
   CHECK_FALSE(hosts.empty());
+}
+
+TEST_CASE("a steady fake clock drives the daemon's lease: renewed as the test advances it",
+          "[cron][clock]") {
+  conch::etcd_transport transport{conch::test::etcd_server::shared().client_options()};
+  conch::fake_clock<> clock;
+  conch::basic_cron<fake_steady_policies> daemon{
+      transport, {.prefix = conch::test::unique_prefix(), .ttl = 2s}, clock};
+  REQUIRE(daemon.start());
+  // Stopped and joined on the way out, a failed REQUIRE included.
+  std::jthread runner([&](std::stop_token stop) { (void)daemon.run(std::move(stop)); });
+  const conch::lease_id lease = daemon.lease();
+  auto granted = transport.lease_time_to_live(lease, transport.default_deadline());
+  REQUIRE(granted);
+  const std::chrono::seconds ttl{granted->granted_ttl};
+  const auto interval = conch::detail::keepalive_interval(ttl);
+  // Outlive the lease in real time; each renewal is due only when the test's
+  // clock says so, and moves the daemon's deadline once etcd acknowledges it.
+  const auto until = std::chrono::steady_clock::now() + ttl + 2s;
+  while (std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(interval);  // real time passes, as the lease's on etcd does
+    const auto before = daemon.local_deadline();
+    REQUIRE(before);
+    clock.advance(interval);
+    REQUIRE(conch::test::eventually([&] { return daemon.local_deadline() > before; }, 10s));
+  }
+  auto alive = transport.lease_time_to_live(lease, transport.default_deadline());
+  REQUIRE(alive);
+  CHECK(alive->ttl > 0);           // etcd still holds the lease the daemon names
+  CHECK(daemon.lease() == lease);  // never lost, never replaced
 }

@@ -537,3 +537,30 @@ TEST_CASE("a name that cannot be a key segment is refused with a reason") {
   REQUIRE_FALSE(watched);
   CHECK(watched.error().code == errc::invalid_argument);
 }
+
+TEST_CASE("observe on a session follows the office with the session's transport and policies") {
+  conch::etcd_transport t{etcd_server::shared().client_options()};
+  const auto prefix = conch::test::unique_prefix();
+  conch::session s{t};
+  REQUIRE(s.start());
+  std::mutex m;
+  std::condition_variable cv;
+  std::vector<std::optional<conch::key_value>> seen;
+  std::jthread watcher([&](std::stop_token stop) {
+    (void)conch::election::observe(s, prefix, "office", stop, [&](const auto& kv) {
+      std::lock_guard lock{m};
+      seen.push_back(kv);
+      cv.notify_all();
+    });
+  });
+  auto await = [&](auto f) {
+    std::unique_lock lock{m};
+    return cv.wait_for(lock, 10s, [&] { return !seen.empty() && f(seen.back()); });
+  };
+  REQUIRE(await(vacant()));
+  conch::election office{s, prefix, "office"};
+  REQUIRE(office.campaign("here"));
+  CHECK(await(held_by("here")));
+  REQUIRE(office.resign());
+  CHECK(await(vacant()));
+}

@@ -29,10 +29,10 @@ namespace conch::detail {
 
 /// Waits `d` of real time unless `stop` comes first (false then).
 inline bool cron_pause(std::chrono::nanoseconds d, std::stop_token stop) {
-  return steady_clock_policy::sleep_until(
-      std::chrono::steady_clock::now() +
-          std::chrono::duration_cast<std::chrono::steady_clock::duration>(d),
-      std::move(stop));
+  return conch::sleep_until(steady_clock_policy{},
+                            std::chrono::steady_clock::now() +
+                                std::chrono::duration_cast<std::chrono::steady_clock::duration>(d),
+                            std::move(stop));
 }
 
 /// What one claim txn's answer says: ours (at a revision), someone else's or

@@ -1,0 +1,161 @@
+// conch/detail/cron_fire.hpp — one tick on one daemon: the claim, and the run
+// of a claim won under the supervisor (process/supervise.hpp).
+#pragma once
+
+#include "conch/detail/cron_lease.hpp"
+#include "conch/detail/cron_tick.hpp"
+#include "conch/logic/cron_agenda.hpp"
+#include "conch/logic/cron_event.hpp"
+#include "conch/logic/cron_history.hpp"
+#include "conch/logic/cron_job.hpp"
+#include "conch/logic/hex.hpp"
+#include "conch/policies/backoff.hpp"
+#include "conch/process/output.hpp"
+#include "conch/process/supervise.hpp"
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <stop_token>
+#include <string>
+#include <type_traits>
+#include <unistd.h>
+#include <utility>
+
+namespace conch::detail {
+
+/// What claiming and running a tick reads from its daemon. `Options` is the
+/// daemon's options (host, output_cap, kill_after, watchdog).
+template <class Session, class Clock, class Options>
+struct cron_fire_context {
+  typename Session::transport_type& transport;
+  cron_lease<Session>& lease;
+  const Clock& clock;  ///< the wall clock ticks follow
+  const Options& options;
+  const std::function<void(cron_event)>& say;
+  std::stop_token run_stop;  ///< shutdown: claim nothing more, runs get kill_after
+};
+
+/// A tick this daemon won.
+template <class Session>
+struct cron_claimed {
+  std::shared_ptr<Session> session;  ///< the session the claim names
+  claim_record claim;
+  revision rev = 0;
+  std::string fire_key, runs_key, tick_text;
+};
+
+/// Claims `tick` of `job` (at `job_rev`) under the daemon's current lease;
+/// nullopt when there is no lease, the tick came too late, another daemon
+/// holds it or the daemon is shutting down (each reported but the last two).
+template <class Backoff, class Session, class Clock, class Options>
+std::optional<cron_claimed<Session>> claim_tick(const cron_fire_context<Session, Clock, Options>& c,
+                                                const cron_job& job, revision job_rev,
+                                                tick_time tick) {
+  cron_claimed<Session> won;
+  won.tick_text = format_rfc3339(tick);
+  auto say = [&](cron_event::kind what, std::string message) {
+    c.say({.what = what, .job = job.name(), .tick = won.tick_text, .message = std::move(message)});
+  };
+  auto session = c.lease.current();
+  if (!session) {
+    say(cron_event::kind::error, "no lease, tick not claimed: " + session.error().message);
+    return std::nullopt;
+  }
+  won.session = std::move(*session);
+  // A daemon that fell behind (overloaded, stalled, cut off) sheds a tick
+  // once the job's next one is due, rather than running ticks ever later.
+  if (const auto next = job.next_after(tick); next && is_stale_tick(c.clock.now(), *next)) {
+    say(cron_event::kind::skipped,
+        "late: the next tick (" + format_rfc3339(*next) + ") is already due");
+    return std::nullopt;
+  }
+  if (c.run_stop.stop_requested()) return std::nullopt;
+  won.fire_key = tick_key(job.fire_dir, tick);
+  won.runs_key = tick_key(job.runs_dir, tick);
+  won.claim.name = job.name();
+  won.claim.tick = tick;
+  won.claim.host = c.options.host;
+  won.claim.pid = ::getpid();
+  won.claim.lease = lease_hex(won.session->lease());
+  won.claim.start = std::chrono::floor<std::chrono::milliseconds>(c.clock.now());
+  const std::string value = encode_record(won.claim);
+  auto rev =
+      send_claim(c.transport,
+                 claim_txn(job.fire_dir, job.floor_dir, format_tick(tick), value, job.key, job_rev),
+                 value, c.run_stop, Backoff{});
+  if (!rev) {
+    if (rev.error().code != errc::busy) say(cron_event::kind::error, rev.error().message);
+    return std::nullopt;
+  }
+  won.rev = *rev;
+  c.say({.what = cron_event::kind::claimed,
+         .job = job.name(),
+         .tick = won.tick_text,
+         .rev = won.rev,
+         .message = "lease " + won.claim.lease});
+  return won;
+}
+
+/// The claim as the supervisor sees it: the environment, and the lease's
+/// loss and deadline.
+template <class Session>
+process::held_claim held_by(const cron_job& job, const cron_claimed<Session>& won) {
+  process::held_claim held;
+  held.env = {{"CONCH_TICK", won.tick_text},
+              {"CONCH_REV", std::to_string(won.rev)},
+              {"CONCH_NAME", job.name()},
+              {"CONCH_KEY", won.fire_key},
+              {"CONCH_LEASE", won.claim.lease}};
+  held.lost = won.session->lost_token();
+  if constexpr (std::is_same_v<typename Session::time_point, std::chrono::steady_clock::time_point>)
+    held.local_deadline = [s = won.session.get()] { return s->local_deadline(); };
+  held.lost_reason = [s = won.session.get()] { return s->lost_reason(); };
+  return held;
+}
+
+/// Runs a won tick's command under the supervisor: the daemon's lease lost
+/// stops its group; so does the command's own exit (what it left running
+/// in its group is stopped before the result is recorded); a shutdown
+/// gives it kill_after.
+template <class Session, class Clock, class Options>
+run_record run_claimed(const cron_fire_context<Session, Clock, Options>& c, const cron_job& job,
+                       const cron_claimed<Session>& won) {
+  auto say = [&](cron_event e) {
+    e.job = job.name();
+    e.tick = won.tick_text;
+    e.rev = won.rev;
+    c.say(std::move(e));
+  };
+  process::held_claim held = held_by(job, won);
+  process::output_tail tail{c.options.output_cap};
+  process::supervise_options run;
+  run.argv = job.record.argv;
+  run.kill_after = c.options.kill_after;
+  run.forward_stop = false;
+  run.capture = &tail;
+  run.on_start = [&](long pid) { say({.what = cron_event::kind::started, .pid = pid}); };
+  run.say = [&](const std::string& line) {
+    say({.what = cron_event::kind::error, .message = line});
+  };
+  run_record result{};
+  result.start = std::chrono::floor<std::chrono::milliseconds>(std::chrono::system_clock::now());
+  auto out = process::supervisor<exponential_backoff>{held, run,       nullptr, c.options.watchdog,
+                                                      {},   c.run_stop}
+                 .run();
+  result.end = std::chrono::floor<std::chrono::milliseconds>(std::chrono::system_clock::now());
+  result.name = job.name();
+  result.tick = won.claim.tick;
+  result.host = c.options.host;
+  result.pid = ::getpid();
+  result.lease = won.claim.lease;
+  result.exit_code = out.exit_code;
+  result.output =
+      utf8_tail(out.how == process::supervise_outcome::ending::not_started ? out.not_started_reason
+                                                                           : tail.str(),
+                c.options.output_cap);
+  return result;
+}
+
+}  // namespace conch::detail
