@@ -2,6 +2,12 @@
 // the client, the run's settings, and where rows and problems go.
 #pragma once
 
+#include "conch/etcd.hpp"
+
+#include "proc.hpp"
+#include "stats.hpp"
+#include "support/etcd_harness.hpp"
+
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -10,16 +16,11 @@
 #include <thread>
 #include <vector>
 
-#include "conch/etcd.hpp"
-#include "proc.hpp"
-#include "stats.hpp"
-#include "support/etcd_harness.hpp"
-
 namespace conch::bench {
 
 struct context {
-  context(bool quick_run, int reps_wanted, test::etcd_server& server, etcd_transport& t, std::string key_prefix,
-          std::string self_path, std::string tools, const temp_dir& dir)
+  context(bool quick_run, int reps_wanted, test::etcd_server& server, etcd_transport& t,
+          std::string key_prefix, std::string self_path, std::string tools, const temp_dir& dir)
       : quick(quick_run),
         reps(reps_wanted),
         etcd(server),
@@ -30,7 +31,7 @@ struct context {
         tmp(dir) {}
 
   bool quick = false;
-  int reps = 0;  ///< --reps: overrides each measurement's own count when > 0
+  int reps = 0;          ///< --reps: overrides each measurement's own count when > 0
   int cron_jobs = 0;     ///< --cron-jobs: overrides the cron job count when > 0
   int cron_seconds = 0;  ///< --cron-seconds: overrides the cron window when > 0
   test::etcd_server& etcd;
@@ -52,7 +53,8 @@ struct context {
   std::string conchd() const { return bin_dir + "/conchd"; }
   /// `etcdctl` against our etcd, ready for more arguments.
   std::vector<std::string> etcdctl() const {
-    return {"etcdctl", "--endpoints=" + etcd.endpoint(), "--dial-timeout=2s", "--command-timeout=10s"};
+    return {"etcdctl", "--endpoints=" + etcd.endpoint(), "--dial-timeout=2s",
+            "--command-timeout=10s"};
   }
   /// Records a failed sanity check (never a missed target).
   void check(bool ok, const std::string& what) {
@@ -78,7 +80,8 @@ inline bool await(const std::function<bool()>& done, std::chrono::milliseconds l
 /// A counter from etcd's own /metrics (plain HTTP on its client port), summed
 /// over the series whose labels contain every one of `labels`; -1 if absent.
 /// An etcd-side view that needs no trust in the client's bookkeeping.
-double etcd_metric(const test::etcd_server& etcd, const std::string& name, const std::vector<std::string>& labels = {});
+double etcd_metric(const test::etcd_server& etcd, const std::string& name,
+                   const std::vector<std::string>& labels = {});
 
 /// What etcd has served so far: unary calls (KV and Lease) and messages
 /// received on watch streams (creates and cancels).

@@ -10,24 +10,23 @@
 // things measured in the same run, interleaved where possible, are not. The
 // program checks only that each measurement produced sane numbers (exit 1
 // otherwise); targets are reported, never asserted.
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <signal.h>
-#include <sys/socket.h>
-#include <unistd.h>
+#include "bench.hpp"
 
+#include <arpa/inet.h>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
 #include <iostream>
 #include <map>
+#include <netinet/in.h>
+#include <poll.h>
 #include <set>
+#include <signal.h>
 #include <sstream>
 #include <string>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <vector>
-
-#include "bench.hpp"
 
 namespace {
 
@@ -59,7 +58,8 @@ const char* usage =
     "  --only    run only these measurements (floor always runs: others are ratios to it)\n"
     "  --reps N  repetitions per latency measurement\n"
     "  --bin DIR where conch and conchd are (default: next to this program)\n"
-    "  --cron-jobs N, --cron-seconds S   the cron load (default 1000 jobs for 30 s; quick: 50 for 5 s)\n";
+    "  --cron-jobs N, --cron-seconds S   the cron load (default 1000 jobs for 30 s; quick: 50 for "
+    "5 s)\n";
 
 // Display width of UTF-8 text (every code point one column).
 std::size_t width(const std::string& s) {
@@ -70,15 +70,18 @@ std::size_t width(const std::string& s) {
 }
 
 void print_table(const std::vector<row>& rows, std::ostream& out) {
-  const std::vector<std::string> head{"measurement", "p50", "p99", "baseline", "ratio", "target", "met?"};
+  const std::vector<std::string> head{"measurement", "p50",    "p99", "baseline",
+                                      "ratio",       "target", "met?"};
   std::vector<std::vector<std::string>> cells{head};
-  for (const auto& r : rows) cells.push_back({r.measurement, r.p50, r.p99, r.baseline, r.ratio, r.target, r.met});
+  for (const auto& r : rows)
+    cells.push_back({r.measurement, r.p50, r.p99, r.baseline, r.ratio, r.target, r.met});
   std::vector<std::size_t> w(head.size(), 0);
   for (const auto& c : cells)
     for (std::size_t i = 0; i < c.size(); ++i) w[i] = std::max(w[i], width(c[i]));
   auto line = [&](const std::vector<std::string>& c) {
     out << '|';
-    for (std::size_t i = 0; i < c.size(); ++i) out << ' ' << c[i] << std::string(w[i] - width(c[i]), ' ') << " |";
+    for (std::size_t i = 0; i < c.size(); ++i)
+      out << ' ' << c[i] << std::string(w[i] - width(c[i]), ' ') << " |";
     out << '\n';
   };
   line(cells[0]);
@@ -134,7 +137,8 @@ double conch::bench::etcd_metric(const conch::test::etcd_server& etcd, const std
   bool found = false;
   std::istringstream lines(reply);
   for (std::string line; std::getline(lines, line);) {
-    if (line.rfind(name, 0) != 0 || line.size() <= name.size() || (line[name.size()] != ' ' && line[name.size()] != '{'))
+    if (line.rfind(name, 0) != 0 || line.size() <= name.size() ||
+        (line[name.size()] != ' ' && line[name.size()] != '{'))
       continue;
     const auto space = line.rfind(' ');
     const std::string series = line.substr(0, space);
@@ -151,11 +155,13 @@ std::string conch::bench::machine_note() {
   double load[3] = {0, 0, 0};
   const int n = ::getloadavg(load, 3);
   return std::to_string(std::thread::hardware_concurrency()) + " cores, load average " +
-         (n == 3 ? fixed(load[0]) + " " + fixed(load[1]) + " " + fixed(load[2]) : std::string("unknown"));
+         (n == 3 ? fixed(load[0]) + " " + fixed(load[1]) + " " + fixed(load[2])
+                 : std::string("unknown"));
 }
 
 int main(int argc, char** argv) {
-  if (argc >= 3 && std::string(argv[1]) == "--child-hold") return child_hold(argv[2], argc >= 4 ? argv[3] : nullptr);
+  if (argc >= 3 && std::string(argv[1]) == "--child-hold")
+    return child_hold(argv[2], argc >= 4 ? argv[3] : nullptr);
 
   bool quick = false;
   int reps = 0, cron_jobs = 0, cron_seconds = 0;
@@ -178,7 +184,8 @@ int main(int argc, char** argv) {
         for (const auto& m : all_measurements) known = known || n == m.name;
         if (!known) {
           std::string list;
-          for (const auto& m : all_measurements) list += std::string(list.empty() ? "" : ", ") + m.name;
+          for (const auto& m : all_measurements)
+            list += std::string(list.empty() ? "" : ", ") + m.name;
           return bad_usage("unknown measurement '" + n + "' (known: " + list + ")");
         }
         only.insert(n);
@@ -187,7 +194,8 @@ int main(int argc, char** argv) {
       const char* v = value();
       char* end = nullptr;
       const long n = v ? std::strtol(v, &end, 10) : 0;
-      if (!v || *end != '\0' || n < 1 || n > 100000) return bad_usage(a + " needs a whole number in 1..100000");
+      if (!v || *end != '\0' || n < 1 || n > 100000)
+        return bad_usage(a + " needs a whole number in 1..100000");
       (a == "--reps" ? reps : a == "--cron-jobs" ? cron_jobs : cron_seconds) = static_cast<int>(n);
     } else if (a == "--bin") {
       const char* v = value();
@@ -218,8 +226,8 @@ int main(int argc, char** argv) {
     ctx.cron_seconds = cron_seconds;
 
     const std::string machine_before = machine_note();
-    std::cerr << "conch_bench: etcd " << etcd.endpoint() << (quick ? ", quick run" : ", full run") << "; "
-              << machine_before << "\n";
+    std::cerr << "conch_bench: etcd " << etcd.endpoint() << (quick ? ", quick run" : ", full run")
+              << "; " << machine_before << "\n";
     const auto started = steady::now();
     for (const auto& m : all_measurements) {
       if (!only.empty() && !only.contains(m.name) && std::string(m.name) != "floor") continue;
@@ -230,7 +238,8 @@ int main(int argc, char** argv) {
       } catch (const std::exception& e) {
         ctx.problems.push_back(std::string(m.name) + ": " + e.what());
       }
-      std::cerr << " " << std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - t0).count()
+      std::cerr << " "
+                << std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - t0).count()
                 << " ms\n";
     }
     std::cout << "\n";
@@ -238,7 +247,8 @@ int main(int argc, char** argv) {
     std::cout << "\n(" << (quick ? "--quick" : "full run") << ", "
               << std::chrono::duration_cast<std::chrono::seconds>(steady::now() - started).count()
               << " s; ratio = p50 / baseline unless the row says otherwise)\n"
-              << "machine: " << machine_before << " at the start; " << machine_note() << " at the end\n";
+              << "machine: " << machine_before << " at the start; " << machine_note()
+              << " at the end\n";
     if (!ctx.problems.empty()) {
       std::cout << "\nnot sane:\n";
       for (const auto& p : ctx.problems) std::cout << "  - " << p << "\n";

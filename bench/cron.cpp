@@ -3,22 +3,22 @@
 // job and tick (each written once), when each run started, and what the
 // daemons (and etcd) spent in CPU meanwhile.
 #include "conch/cron_jobs.hpp"
+#include "conch/logic/records.hpp"
+#include "conch/logic/time_format.hpp"
+
+#include "bench.hpp"
 
 #include <chrono>
 #include <cstdio>
-#include <iostream>
 #include <filesystem>
+#include <iostream>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
-#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
-
-#include "bench.hpp"
-#include "conch/logic/records.hpp"
-#include "conch/logic/time_format.hpp"
 
 namespace conch::bench {
 
@@ -74,7 +74,8 @@ void measure_cron(context& ctx) {
   for (int i = 0; i < jobs; ++i) {
     char name[32];
     std::snprintf(name, sizeof name, "job-%04d", i);
-    auto r = add_cron_job(t, prefix, {.name = name, .schedule = "@every 1s", .argv = {"true"}}, wall::now());
+    auto r = add_cron_job(t, prefix, {.name = name, .schedule = "@every 1s", .argv = {"true"}},
+                          wall::now());
     if (!r) throw std::runtime_error("add job: " + r.error().message);
   }
   auto probe = t.range(range_request::prefix(prefix), t.default_deadline());
@@ -90,7 +91,8 @@ void measure_cron(context& ctx) {
     for (int attempt = 1;; ++attempt) {
       std::filesystem::remove(log);
       daemons[i] = std::make_unique<process>(
-          spawn_spec{.argv = {ctx.conchd(), "--endpoints", ctx.etcd.endpoint(), "--prefix", prefix}, .stderr_path = log});
+          spawn_spec{.argv = {ctx.conchd(), "--endpoints", ctx.etcd.endpoint(), "--prefix", prefix},
+                     .stderr_path = log});
       std::optional<int> exited;
       const bool up = await(
           [&] {
@@ -100,7 +102,8 @@ void measure_cron(context& ctx) {
           30s, 10ms);
       if (up && !exited) break;
       if (attempt == 3 || (exited && *exited != 69))
-        throw std::runtime_error("conchd did not start (" + (exited ? "exit " + std::to_string(*exited) : "no start line") +
+        throw std::runtime_error("conchd did not start (" +
+                                 (exited ? "exit " + std::to_string(*exited) : "no start line") +
                                  "): " + read_text(log));
     }
   }
@@ -119,18 +122,21 @@ void measure_cron(context& ctx) {
   const double cpu1 = cpu(), etcd1 = cpu_seconds(ctx.etcd.pid());
   std::this_thread::sleep_for(grace);
   for (auto& d : daemons)
-    if (auto early = d->wait(0ms)) ctx.check(false, "cron: a conchd exited early (" + std::to_string(*early) + ")");
+    if (auto early = d->wait(0ms))
+      ctx.check(false, "cron: a conchd exited early (" + std::to_string(*early) + ")");
   // SIGTERM: stop claiming; runs in flight finish and record their results.
   const auto stopping = steady::now();
   for (auto& d : daemons) d->signal(SIGTERM);
   std::string stop_codes;
   for (auto& d : daemons) {
     auto code = d->wait(60s);
-    stop_codes += " " + (code ? std::to_string(*code) : "killed after 60 s:" + std::to_string(d->stop(SIGKILL)));
+    stop_codes += " " + (code ? std::to_string(*code)
+                              : "killed after 60 s:" + std::to_string(d->stop(SIGKILL)));
   }
-  std::cerr << " [conchd stopped in "
-            << std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - stopping).count()
-            << " ms, exit codes" << stop_codes << "]";
+  std::cerr
+      << " [conchd stopped in "
+      << std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - stopping).count()
+      << " ms, exit codes" << stop_codes << "]";
 
   // The window's story, from etcd's history.
   std::map<std::pair<std::string, detail::tick_time>, tick_story> story;
@@ -154,7 +160,8 @@ void measure_cron(context& ctx) {
       ++failed;
       return;
     }
-    if (s->results.size() == 1) s->lag_ms = std::chrono::duration<double, std::milli>(run->start - run->tick).count();
+    if (s->results.size() == 1)
+      s->lag_ms = std::chrono::duration<double, std::milli>(run->start - run->tick).count();
   });
 
   const std::int64_t expected = static_cast<std::int64_t>(jobs) * window.count();
@@ -176,22 +183,27 @@ void measure_cron(context& ctx) {
   ctx.check(!ctx.quick || (ran > 0 && lag.sane(-1000)), "cron: no results in the window");
   ctx.check(cpu1 >= cpu0 && cpu0 >= 0, "cron: unreadable daemon CPU");
 
-  const std::string setup = std::to_string(jobs) + " jobs × " + std::to_string(window.count()) + " s";
-  ctx.rows.push_back({"cron: ticks run exactly once (" + setup + ", 3 conchd)",
-                      std::to_string(once) + "/" + std::to_string(expected),
-                      "never run " + std::to_string(expected - ran) + ", twice " + std::to_string(twice),
-                      "claimed " + std::to_string(claimed) + ", no result " + std::to_string(zombies) +
-                          (failed ? ", failed " + std::to_string(failed) : ""),
-                      fixed(static_cast<double>(once) / static_cast<double>(expected), 3), "= 1 exactly",
-                      verdict(once == expected && twice == 0)});
-  ctx.rows.push_back({"cron: tick start lag (run start − tick)", lag.empty() ? "n/a" : ms(lag.p50()),
-                      lag.empty() ? "n/a" : ms(lag.p99()), "—", "—", "—", "—"});
+  const std::string setup =
+      std::to_string(jobs) + " jobs × " + std::to_string(window.count()) + " s";
+  ctx.rows.push_back(
+      {"cron: ticks run exactly once (" + setup + ", 3 conchd)",
+       std::to_string(once) + "/" + std::to_string(expected),
+       "never run " + std::to_string(expected - ran) + ", twice " + std::to_string(twice),
+       "claimed " + std::to_string(claimed) + ", no result " + std::to_string(zombies) +
+           (failed ? ", failed " + std::to_string(failed) : ""),
+       fixed(static_cast<double>(once) / static_cast<double>(expected), 3), "= 1 exactly",
+       verdict(once == expected && twice == 0)});
+  ctx.rows.push_back({"cron: tick start lag (run start − tick)",
+                      lag.empty() ? "n/a" : ms(lag.p50()), lag.empty() ? "n/a" : ms(lag.p99()), "—",
+                      "—", "—", "—"});
   if (ran > 0)
-    ctx.rows.push_back({"cron: conchd CPU s per 1,000 ticks run (3 daemons)", fixed(daemon_cpu, 3) + " s", "—",
-                        "etcd " + fixed(etcd_cpu, 3) + " s", times(daemon_cpu / etcd_cpu), "—", "—"});
+    ctx.rows.push_back({"cron: conchd CPU s per 1,000 ticks run (3 daemons)",
+                        fixed(daemon_cpu, 3) + " s", "—", "etcd " + fixed(etcd_cpu, 3) + " s",
+                        times(daemon_cpu / etcd_cpu), "—", "—"});
   else
-    ctx.rows.push_back({"cron: conchd CPU s in the window (3 daemons; no tick ran)", fixed(cpu1 - cpu0, 1) + " s", "—",
-                        "etcd " + fixed(etcd1 - etcd0, 1) + " s", "—", "—", "—"});
+    ctx.rows.push_back({"cron: conchd CPU s in the window (3 daemons; no tick ran)",
+                        fixed(cpu1 - cpu0, 1) + " s", "—", "etcd " + fixed(etcd1 - etcd0, 1) + " s",
+                        "—", "—", "—"});
 }
 
 }  // namespace conch::bench

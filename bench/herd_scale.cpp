@@ -1,5 +1,11 @@
 // Many contenders on one semaphore: the herd (watch events per release with a
 // long queue) and the scale (throughput with 1, 8 and 64 holders).
+#include "conch/policies/default_policies.hpp"
+#include "conch/semaphore.hpp"
+#include "conch/session.hpp"
+
+#include "bench.hpp"
+
 #include <atomic>
 #include <future>
 #include <iostream>
@@ -9,11 +15,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include "bench.hpp"
-#include "conch/policies/default_policies.hpp"
-#include "conch/semaphore.hpp"
-#include "conch/session.hpp"
 
 namespace conch::bench {
 
@@ -29,7 +30,8 @@ struct contender {
   std::stop_source stop;
   std::future<result<void>> held;
 
-  contender(context& ctx, const std::string& name, int max) : s(ctx.client, {30s, {}}), sem(s, ctx.prefix, name, max) {
+  contender(context& ctx, const std::string& name, int max)
+      : s(ctx.client, {30s, {}}), sem(s, ctx.prefix, name, max) {
     if (auto r = s.start(); !r) throw std::runtime_error("session: " + r.error().message);
   }
   ~contender() {
@@ -39,12 +41,14 @@ struct contender {
   void begin() {
     semaphore::acquire_options o;
     o.stop = stop.get_token();
-    held = std::async(std::launch::async, [this, o] { return sem.acquire("{\"name\":\"bench\"}", o); });
+    held = std::async(std::launch::async,
+                      [this, o] { return sem.acquire("{\"name\":\"bench\"}", o); });
   }
   bool holds_now() const { return held.valid() && held.wait_for(0s) == std::future_status::ready; }
 };
 
-std::uint64_t total(const std::vector<std::unique_ptr<contender>>& cs, std::uint64_t semaphore_stats::*what) {
+std::uint64_t total(const std::vector<std::unique_ptr<contender>>& cs,
+                    std::uint64_t semaphore_stats::*what) {
   std::uint64_t n = 0;
   for (const auto& c : cs) n += c->sem.stats().*what;
   return n;
@@ -56,14 +60,19 @@ void measure_herd(context& ctx) {
   const int waiters = ctx.quick ? 30 : 100;
   const int releases = std::min(ctx.reps_for(10, 40), waiters - 1);
   contender first{ctx, "herd", 1};
-  if (auto r = first.sem.acquire("{\"name\":\"bench\"}"); !r) throw std::runtime_error("acquire: " + r.error().message);
+  if (auto r = first.sem.acquire("{\"name\":\"bench\"}"); !r)
+    throw std::runtime_error("acquire: " + r.error().message);
   std::vector<std::unique_ptr<contender>> queue;
   for (int i = 0; i < waiters; ++i) {
     queue.push_back(std::make_unique<contender>(ctx, "herd", 1));
     queue.back()->begin();
   }
   // Everyone queued and watching: from here on only releases make events.
-  if (!await([&] { return total(queue, &semaphore_stats::watches) >= static_cast<std::uint64_t>(waiters); }, 60s, 5ms))
+  if (!await(
+          [&] {
+            return total(queue, &semaphore_stats::watches) >= static_cast<std::uint64_t>(waiters);
+          },
+          60s, 5ms))
     throw std::runtime_error("not every waiter started watching within 60 s");
   std::this_thread::sleep_for(200ms);
 
@@ -103,7 +112,9 @@ void measure_herd(context& ctx) {
   const double mean = per_release.sum() / static_cast<double>(per_release.size());
   ctx.rows.push_back({"herd: watch events per release (" + std::to_string(waiters) + " waiters)",
                       fixed(per_release.p50(), 0), fixed(per_release.p99(), 0),
-                      "etcd sent " + fixed(etcd_side.sum() / static_cast<double>(etcd_side.size()), 1) + "/release",
+                      "etcd sent " +
+                          fixed(etcd_side.sum() / static_cast<double>(etcd_side.size()), 1) +
+                          "/release",
                       fixed(mean, 2) + " (mean)", "≤ 2", verdict(mean <= 2)});
 }
 
@@ -145,11 +156,14 @@ void measure_scale(context& ctx) {
     const double seconds = std::chrono::duration<double>(steady::now() - start).count();
     const double rate = static_cast<double>(cycles.size()) / seconds;
     if (holders == 1) single = rate;
-    ctx.check(errors.empty(), "scale " + std::to_string(holders) + ": " + (errors.empty() ? "" : errors.front()));
+    ctx.check(errors.empty(),
+              "scale " + std::to_string(holders) + ": " + (errors.empty() ? "" : errors.front()));
     ctx.check(cycles.sane(0.001), "scale " + std::to_string(holders) + ": no cycles");
-    ctx.rows.push_back({"scale: " + std::to_string(holders) + (holders == 1 ? " holder" : " holders") + " (max " +
+    ctx.rows.push_back({"scale: " + std::to_string(holders) +
+                            (holders == 1 ? " holder" : " holders") + " (max " +
                             std::to_string(holders) + "), acquire+release cycle",
-                        ms(cycles.p50()), ms(cycles.p99()), holders == 1 ? "—" : "1 holder " + fixed(single, 0) + "/s",
+                        ms(cycles.p50()), ms(cycles.p99()),
+                        holders == 1 ? "—" : "1 holder " + fixed(single, 0) + "/s",
                         times(rate / single) + " (" + fixed(rate, 0) + "/s)", "—", "—"});
   }
 }

@@ -1,22 +1,22 @@
 // The floor, the uncontended cycle and the handoff — library against etcd's
 // floor, etcdctl lock (the Go recipe) and etcd's server-side Lock service.
-#include <grpcpp/grpcpp.h>
+#include "conch/election.hpp"
+#include "conch/logic/hex.hpp"
+#include "conch/policies/default_policies.hpp"
+#include "conch/semaphore.hpp"
+#include "conch/session.hpp"
+
+#include "bench.hpp"
+#include "v3lock.grpc.pb.h"
 
 #include <atomic>
 #include <future>
+#include <grpcpp/grpcpp.h>
 #include <iostream>
 #include <memory>
 #include <stdexcept>
 #include <string>
 #include <utility>
-
-#include "bench.hpp"
-#include "conch/logic/hex.hpp"
-#include "conch/election.hpp"
-#include "conch/policies/default_policies.hpp"
-#include "conch/semaphore.hpp"
-#include "conch/session.hpp"
-#include "v3lock.grpc.pb.h"
 
 namespace conch::bench {
 
@@ -51,11 +51,12 @@ class stamped_wait {
  public:
   template <class F>
   explicit stamped_wait(F wait) {
-    done_ = std::async(std::launch::async, [this, wait = std::move(wait), stop = stop_.get_token()]() mutable {
-      auto r = wait(stop);
-      at_.store(steady::now().time_since_epoch().count());
-      return r;
-    });
+    done_ = std::async(std::launch::async,
+                       [this, wait = std::move(wait), stop = stop_.get_token()]() mutable {
+                         auto r = wait(stop);
+                         at_.store(steady::now().time_since_epoch().count());
+                         return r;
+                       });
   }
   ~stamped_wait() {
     stop_.request_stop();
@@ -66,7 +67,8 @@ class stamped_wait {
 
   /// When the wait returned; throws if it failed or took over `limit`.
   steady::time_point finish(const std::string& what, std::chrono::milliseconds limit = 10s) {
-    if (done_.wait_for(limit) != std::future_status::ready) throw std::runtime_error(what + ": no handoff within 10 s");
+    if (done_.wait_for(limit) != std::future_status::ready)
+      throw std::runtime_error(what + ": no handoff within 10 s");
     must(done_.get(), what);
     return steady::time_point(steady::duration(at_.load()));
   }
@@ -79,7 +81,8 @@ class stamped_wait {
 
 // Waits until `n` keys live under `prefix` (the waiter is queued), then a
 // further 10-50 ms, so the release finds a waiter that has settled in.
-void queue_then_pause(context& ctx, const std::string& prefix, std::int64_t n, const std::string& what) {
+void queue_then_pause(context& ctx, const std::string& prefix, std::int64_t n,
+                      const std::string& what) {
   if (!await([&] { return count_keys(ctx.client, prefix) >= n; }, 10s, 500us))
     throw std::runtime_error(what + ": the waiter never queued under " + prefix);
   std::this_thread::sleep_for(ctx.queue_delay());
@@ -95,20 +98,23 @@ struct call_tally {
     ++handoffs;
   }
   std::string text() const {
-    return " [" + fixed(unary / handoffs, 1) + " calls, " + fixed(watch_messages / handoffs, 1) + " watch msgs]";
+    return " [" + fixed(unary / handoffs, 1) + " calls, " + fixed(watch_messages / handoffs, 1) +
+           " watch msgs]";
   }
 };
 
 row handoff_row(const std::string& name, const samples& s, double put_p50) {
   const double ratio = s.p50() / put_p50;
-  return {name, ms(s.p50()), ms(s.p99()), "1× Put " + ms(put_p50), times(ratio), "≤ 3×", verdict(ratio <= 3)};
+  return {name,         ms(s.p50()), ms(s.p99()),        "1× Put " + ms(put_p50),
+          times(ratio), "≤ 3×",      verdict(ratio <= 3)};
 }
 
 // Etcd's server-side Lock service (v3lock): Lock blocks until held.
 class v3lock_client {
  public:
   explicit v3lock_client(const std::string& endpoint)
-      : stub_(v3lockpb::Lock::NewStub(grpc::CreateChannel(endpoint, grpc::InsecureChannelCredentials()))) {}
+      : stub_(v3lockpb::Lock::NewStub(
+            grpc::CreateChannel(endpoint, grpc::InsecureChannelCredentials()))) {}
 
   result<std::string> lock(const std::string& name, lease_id lease) {
     grpc::ClientContext c;
@@ -205,7 +211,9 @@ samples handoff_etcdctl(context& ctx, int reps) {
     must(t.put({holder_key, "", lease.id}, t.default_deadline()), "holder put");
     auto argv = ctx.etcdctl();
     argv.insert(argv.end(), {"lock", name});
-    process waiter{{.argv = argv, .env = {"ETCDCTL_API=3"}, .stderr_path = ctx.tmp / "etcdctl-lock.log",
+    process waiter{{.argv = argv,
+                    .env = {"ETCDCTL_API=3"},
+                    .stderr_path = ctx.tmp / "etcdctl-lock.log",
                     .stdout_pipe = true}};
     queue_then_pause(ctx, name + "/", 2, "etcdctl lock handoff");
     const auto t0 = steady::now();
@@ -213,11 +221,12 @@ samples handoff_etcdctl(context& ctx, int reps) {
     auto line = waiter.read_line(t0 + 10s);
     const auto t1 = steady::now();
     if (!line || line->rfind(name + "/", 0) != 0)
-      throw std::runtime_error("etcdctl lock printed no key within 10 s (" + read_text(ctx.tmp / "etcdctl-lock.log") +
-                               ")");
+      throw std::runtime_error("etcdctl lock printed no key within 10 s (" +
+                               read_text(ctx.tmp / "etcdctl-lock.log") + ")");
     s.add(since_ms(t0, t1));
     const int code = waiter.stop(SIGINT);  // etcdctl unlocks on SIGINT
-    if (code != 0) throw std::runtime_error("etcdctl lock exited " + std::to_string(code) + " after SIGINT");
+    if (code != 0)
+      throw std::runtime_error("etcdctl lock exited " + std::to_string(code) + " after SIGINT");
   }
   (void)t.lease_revoke(lease.id, t.default_deadline());
   return s;
@@ -273,8 +282,8 @@ void measure_floor(context& ctx) {
   ctx.put_p50 = puts.p50();
   ctx.check(puts.sane(0.001) && gets.sane(0.001), "floor: non-positive or missing latencies");
   ctx.rows.push_back({"floor: raw Put", ms(puts.p50()), ms(puts.p99()), "—", "1.00×", "—", "—"});
-  ctx.rows.push_back({"floor: linearizable Range", ms(gets.p50()), ms(gets.p99()), "1× Put " + ms(ctx.put_p50),
-                      times(gets.p50() / ctx.put_p50), "—", "—"});
+  ctx.rows.push_back({"floor: linearizable Range", ms(gets.p50()), ms(gets.p99()),
+                      "1× Put " + ms(ctx.put_p50), times(gets.p50() / ctx.put_p50), "—", "—"});
 }
 
 void measure_uncontended(context& ctx) {
@@ -306,7 +315,8 @@ void measure_uncontended(context& ctx) {
     sema_acquire.add(t2 - t1);
     elect.add(t4 - t3);
   }
-  ctx.check(two_puts.sane(0.001) && sema.sane(0.001) && elect.sane(0.001), "uncontended: bad latencies");
+  ctx.check(two_puts.sane(0.001) && sema.sane(0.001) && elect.sane(0.001),
+            "uncontended: bad latencies");
 
   // What one cycle costs etcd, counted by etcd itself (untimed passes).
   auto calls = [&](auto cycle) {
@@ -332,10 +342,10 @@ void measure_uncontended(context& ctx) {
 
   const std::string base = "2× Put " + ms(two_puts.p50()) + put_calls;
   const double rs = sema.p50() / two_puts.p50(), re = elect.p50() / two_puts.p50();
-  ctx.rows.push_back({"uncontended: semaphore (max 1) acquire+release" + sema_calls, ms(sema.p50()), ms(sema.p99()), base,
-                      times(rs), "≤ 1.2×", verdict(rs <= 1.2)});
-  ctx.rows.push_back({"uncontended: election campaign+resign" + elect_calls, ms(elect.p50()), ms(elect.p99()), base, times(re),
-                      "≤ 1.2×", verdict(re <= 1.2)});
+  ctx.rows.push_back({"uncontended: semaphore (max 1) acquire+release" + sema_calls, ms(sema.p50()),
+                      ms(sema.p99()), base, times(rs), "≤ 1.2×", verdict(rs <= 1.2)});
+  ctx.rows.push_back({"uncontended: election campaign+resign" + elect_calls, ms(elect.p50()),
+                      ms(elect.p99()), base, times(re), "≤ 1.2×", verdict(re <= 1.2)});
   std::cerr << " [semaphore acquire alone p50 " << ms(sema_acquire.p50()) << "]";
 }
 
@@ -346,15 +356,18 @@ void measure_handoff(context& ctx) {
   const samples elect = handoff_election(ctx, n, elect_calls);
   const samples v3 = handoff_v3lock(ctx, ctx.reps_for(5, 30));
   const samples go = handoff_etcdctl(ctx, ctx.reps_for(4, 25));
-  ctx.check(sema.sane(0.001) && elect.sane(0.001) && v3.sane(0.001) && go.sane(0.001), "handoff: bad latencies");
-  ctx.rows.push_back(handoff_row("handoff: conch semaphore" + sema_calls.text(), sema, ctx.put_p50));
-  ctx.rows.push_back(handoff_row("handoff: conch election" + elect_calls.text(), elect, ctx.put_p50));
+  ctx.check(sema.sane(0.001) && elect.sane(0.001) && v3.sane(0.001) && go.sane(0.001),
+            "handoff: bad latencies");
+  ctx.rows.push_back(
+      handoff_row("handoff: conch semaphore" + sema_calls.text(), sema, ctx.put_p50));
+  ctx.rows.push_back(
+      handoff_row("handoff: conch election" + elect_calls.text(), elect, ctx.put_p50));
   const std::string vs_conch = "conch sema " + ms(sema.p50());
   const double go_ratio = go.p50() / sema.p50();
-  ctx.rows.push_back({"handoff: etcdctl lock (Go recipe)", ms(go.p50()), ms(go.p99()), vs_conch, times(go_ratio),
-                      "≥ 10× conch", verdict(go_ratio >= 10)});
-  ctx.rows.push_back({"handoff: etcd v3lock service", ms(v3.p50()), ms(v3.p99()), vs_conch, times(v3.p50() / sema.p50()),
-                      "—", "—"});
+  ctx.rows.push_back({"handoff: etcdctl lock (Go recipe)", ms(go.p50()), ms(go.p99()), vs_conch,
+                      times(go_ratio), "≥ 10× conch", verdict(go_ratio >= 10)});
+  ctx.rows.push_back({"handoff: etcd v3lock service", ms(v3.p50()), ms(v3.p99()), vs_conch,
+                      times(v3.p50() / sema.p50()), "—", "—"});
 }
 
 }  // namespace conch::bench

@@ -6,29 +6,28 @@
 // pid: a destructor that finds it still running sends SIGKILL and reaps it.
 #pragma once
 
-#include <dirent.h>
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/resource.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
-#include <unistd.h>
+#include "support/etcd_harness_process.hpp"
 
 #include <chrono>
 #include <cstring>
+#include <dirent.h>
+#include <fcntl.h>
 #include <filesystem>
 #include <fstream>
 #include <optional>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <thread>
+#include <unistd.h>
 #include <utility>
 #include <vector>
-
-#include "support/etcd_harness_process.hpp"
 
 extern char** environ;
 
@@ -41,7 +40,7 @@ struct spawn_spec {
   std::vector<std::string> env{};   ///< extra "NAME=value" entries
   std::string stdout_path{};        ///< empty: /dev/null (unless stdout_pipe)
   std::string stderr_path{};        ///< empty: /dev/null
-  bool stdout_pipe = false;       ///< read it with read_line()
+  bool stdout_pipe = false;         ///< read it with read_line()
 };
 
 /// One child process, ended by pid at the latest on destruction.
@@ -58,17 +57,20 @@ class process {
     argv.push_back(nullptr);
 
     int pipe_fds[2] = {-1, -1};
-    if (spec.stdout_pipe && ::pipe2(pipe_fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
+    if (spec.stdout_pipe && ::pipe2(pipe_fds, O_CLOEXEC) != 0)
+      throw std::runtime_error("pipe2 failed");
     posix_spawn_file_actions_t fa;
     ::posix_spawn_file_actions_init(&fa);
     ::posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
     if (spec.stdout_pipe)
       ::posix_spawn_file_actions_adddup2(&fa, pipe_fds[1], 1);
     else
-      ::posix_spawn_file_actions_addopen(&fa, 1, spec.stdout_path.empty() ? "/dev/null" : spec.stdout_path.c_str(),
-                                         O_WRONLY | O_CREAT | O_APPEND, 0600);
-    ::posix_spawn_file_actions_addopen(&fa, 2, spec.stderr_path.empty() ? "/dev/null" : spec.stderr_path.c_str(),
-                                       O_WRONLY | O_CREAT | O_APPEND, 0600);
+      ::posix_spawn_file_actions_addopen(
+          &fa, 1, spec.stdout_path.empty() ? "/dev/null" : spec.stdout_path.c_str(),
+          O_WRONLY | O_CREAT | O_APPEND, 0600);
+    ::posix_spawn_file_actions_addopen(
+        &fa, 2, spec.stderr_path.empty() ? "/dev/null" : spec.stderr_path.c_str(),
+        O_WRONLY | O_CREAT | O_APPEND, 0600);
     posix_spawnattr_t attr;
     ::posix_spawnattr_init(&attr);
     sigset_t none;
@@ -124,7 +126,8 @@ class process {
         return code_;
       }
       if (r < 0 && errno != EINTR) return code_;
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - steady::now());
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(until - steady::now());
       if (left.count() <= 0) return std::nullopt;
       if (exit_fd_ >= 0) {
         pollfd p{exit_fd_, POLLIN, 0};
@@ -153,7 +156,8 @@ class process {
         return line;
       }
       if (out_ < 0) return std::nullopt;
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - steady::now());
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(until - steady::now());
       if (left.count() <= 0) return std::nullopt;
       pollfd p{out_, POLLIN, 0};
       if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;

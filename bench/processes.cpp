@@ -1,23 +1,23 @@
 // The tools as whole processes: one run of a command under the lock, the
 // reaction to a revoked lease, and the memory of a holding wrapper — conch
 // against etcdctl lock where etcdctl has an answer.
-#include <fcntl.h>
-#include <signal.h>
-#include <sys/resource.h>
-#include <time.h>
-#include <unistd.h>
+#include "conch/policies/default_policies.hpp"
+#include "conch/semaphore.hpp"
+
+#include "bench.hpp"
 
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdexcept>
 #include <string>
+#include <sys/resource.h>
 #include <thread>
+#include <time.h>
+#include <unistd.h>
 #include <vector>
-
-#include "bench.hpp"
-#include "conch/policies/default_policies.hpp"
-#include "conch/semaphore.hpp"
 
 namespace conch::bench {
 
@@ -34,7 +34,8 @@ extern "C" void on_stop_signal(int) {
   if (stamp_path[0] != '\0') {
     timespec ts{};
     ::clock_gettime(CLOCK_MONOTONIC, &ts);
-    unsigned long long ns = static_cast<unsigned long long>(ts.tv_sec) * 1000000000ull + static_cast<unsigned long long>(ts.tv_nsec);
+    unsigned long long ns = static_cast<unsigned long long>(ts.tv_sec) * 1000000000ull +
+                            static_cast<unsigned long long>(ts.tv_nsec);
     char digits[32];
     int n = 0;
     do {
@@ -70,12 +71,15 @@ std::vector<std::string> etcdctl_argv(const context& ctx, std::vector<std::strin
 }
 
 double cpu_ms(const rusage& ru) {
-  auto ms_of = [](const timeval& tv) { return static_cast<double>(tv.tv_sec) * 1e3 + static_cast<double>(tv.tv_usec) / 1e3; };
+  auto ms_of = [](const timeval& tv) {
+    return static_cast<double>(tv.tv_sec) * 1e3 + static_cast<double>(tv.tv_usec) / 1e3;
+  };
   return ms_of(ru.ru_utime) + ms_of(ru.ru_stime);
 }
 
 // Runs a command to its end: wall time (ms) and CPU (ms, with its reaped children).
-std::pair<double, double> run_once(const context& ctx, const std::vector<std::string>& argv, const std::string& log) {
+std::pair<double, double> run_once(const context& ctx, const std::vector<std::string>& argv,
+                                   const std::string& log) {
   const auto t0 = steady::now();
   process p{{.argv = argv, .env = {"ETCDCTL_API=3"}, .stderr_path = ctx.tmp / log}};
   rusage ru{};
@@ -83,7 +87,8 @@ std::pair<double, double> run_once(const context& ctx, const std::vector<std::st
   const auto t1 = steady::now();
   if (!code) throw std::runtime_error(argv.at(0) + " did not finish within 30 s");
   if (*code != 0)
-    throw std::runtime_error(argv.at(0) + " exited " + std::to_string(*code) + ": " + read_text(ctx.tmp / log));
+    throw std::runtime_error(argv.at(0) + " exited " + std::to_string(*code) + ": " +
+                             read_text(ctx.tmp / log));
   return {std::chrono::duration<double, std::milli>(t1 - t0).count(), cpu_ms(ru)};
 }
 
@@ -95,7 +100,8 @@ struct peak_rss {
 };
 template <class Stop>
 peak_rss holding_rss(const context& ctx, process& wrapper, const std::string& ready, Stop stop) {
-  if (!await_file(ready, steady::now() + 20s)) throw std::runtime_error("the holding child never started");
+  if (!await_file(ready, steady::now() + 20s))
+    throw std::runtime_error("the holding child never started");
   std::this_thread::sleep_for(500ms);  // keepalives, watches and the child all in place
   const pid_t child = static_cast<pid_t>(std::stol(read_text(ready)));
   peak_rss r;
@@ -147,10 +153,12 @@ void measure_process(context& ctx) {
   ctx.check(conch_wall.sane(0.1) && go_wall.sane(0.1) && conch_cpu.sane(0) && go_cpu.sane(0),
             "process: bad wall or CPU times");
   const double ratio = conch_wall.p50() / go_wall.p50();
-  ctx.rows.push_back({"whole process: conch sema x --max 1 -- true", ms(conch_wall.p50()), ms(conch_wall.p99()),
-                      "etcdctl lock x true " + ms(go_wall.p50()), times(ratio), "≤ 0.5×", verdict(ratio <= 0.5)});
+  ctx.rows.push_back({"whole process: conch sema x --max 1 -- true", ms(conch_wall.p50()),
+                      ms(conch_wall.p99()), "etcdctl lock x true " + ms(go_wall.p50()),
+                      times(ratio), "≤ 0.5×", verdict(ratio <= 0.5)});
   ctx.rows.push_back({"whole process: its CPU (user+sys)", ms(conch_cpu.p50()), ms(conch_cpu.p99()),
-                      "etcdctl " + ms(go_cpu.p50()), times(conch_cpu.p50() / go_cpu.p50()), "—", "—"});
+                      "etcdctl " + ms(go_cpu.p50()), times(conch_cpu.p50() / go_cpu.p50()), "—",
+                      "—"});
 }
 
 void measure_loss(context& ctx) {
@@ -160,13 +168,15 @@ void measure_loss(context& ctx) {
   for (int i = 0; i < n; ++i) {
     const std::string ready = ctx.tmp / ("loss-ready-" + std::to_string(i));
     const std::string stamp = ctx.tmp / ("loss-stamp-" + std::to_string(i));
-    process wrapper{{.argv = conch_argv(ctx, {"sema", "loss", "--max", "1", "--ttl", "10", "--", ctx.self,
-                                              "--child-hold", ready, stamp}),
+    process wrapper{{.argv = conch_argv(ctx, {"sema", "loss", "--max", "1", "--ttl", "10", "--",
+                                              ctx.self, "--child-hold", ready, stamp}),
                      .stderr_path = ctx.tmp / "loss.log"}};
     if (!await_file(ready, steady::now() + 20s))
-      throw std::runtime_error("conch sema never ran its child: " + read_text(ctx.tmp / "loss.log"));
+      throw std::runtime_error("conch sema never ran its child: " +
+                               read_text(ctx.tmp / "loss.log"));
     auto who = semaphore::status(t, ctx.prefix, "loss", 1);
-    if (!who || who->holders.empty()) throw std::runtime_error("no holder of the loss semaphore in etcd");
+    if (!who || who->holders.empty())
+      throw std::runtime_error("no holder of the loss semaphore in etcd");
     const lease_id lease = who->holders.front().kv.lease;
     const auto t0 = steady::now();
     if (auto r = t.lease_revoke(lease, t.default_deadline()); !r)
@@ -176,11 +186,14 @@ void measure_loss(context& ctx) {
     const steady::time_point got{std::chrono::nanoseconds(std::stoll(read_text(stamp)))};
     reaction.add(got - t0);
     const auto code = wrapper.wait(15s);
-    if (code != 70) throw std::runtime_error("conch exited " + (code ? std::to_string(*code) : "late") + ", not 70");
+    if (code != 70)
+      throw std::runtime_error("conch exited " + (code ? std::to_string(*code) : "late") +
+                               ", not 70");
   }
   ctx.check(reaction.sane(0), "loss: bad reaction times");
   ctx.rows.push_back({"loss: lease revoke → child SIGTERM", ms(reaction.p50()), ms(reaction.p99()),
-                      "etcdctl lock: never", ms(reaction.p50()), "p50 ≤ 20 ms", verdict(reaction.p50() <= 20)});
+                      "etcdctl lock: never", ms(reaction.p50()), "p50 ≤ 20 ms",
+                      verdict(reaction.p50() <= 20)});
 }
 
 void measure_memory(context& ctx) {
@@ -189,15 +202,17 @@ void measure_memory(context& ctx) {
   for (int i = 0; i < n; ++i) {
     {
       const std::string ready = ctx.tmp / ("mem-conch-" + std::to_string(i));
-      process wrapper{{.argv = conch_argv(ctx, {"elect", "memory", "--", ctx.self, "--child-hold", ready}),
-                       .stderr_path = ctx.tmp / "memory.log"}};
+      process wrapper{
+          {.argv = conch_argv(ctx, {"elect", "memory", "--", ctx.self, "--child-hold", ready}),
+           .stderr_path = ctx.tmp / "memory.log"}};
       auto r = holding_rss(ctx, wrapper, ready, [&](pid_t) { wrapper.signal(SIGTERM); });
       conch_kb.add(static_cast<double>(r.wrapper_kb));
       helper_kb.add(static_cast<double>(r.helpers_kb));
     }
     {
       const std::string ready = ctx.tmp / ("mem-etcdctl-" + std::to_string(i));
-      process wrapper{{.argv = etcdctl_argv(ctx, {"lock", ctx.prefix + "memory", "--", ctx.self, "--child-hold", ready}),
+      process wrapper{{.argv = etcdctl_argv(ctx, {"lock", ctx.prefix + "memory", "--", ctx.self,
+                                                  "--child-hold", ready}),
                        .env = {"ETCDCTL_API=3"},
                        .stderr_path = ctx.tmp / "memory.log"}};
       // etcdctl runs its command to the end, then unlocks: end the command.
@@ -207,11 +222,12 @@ void measure_memory(context& ctx) {
   }
   ctx.check(conch_kb.sane(100) && go_kb.sane(100), "memory: no VmHWM read");
   auto mb = [](double kb) { return fixed(kb / 1024.0, 1) + " MB"; };
-  ctx.rows.push_back({"memory: holding conch elect wrapper (VmHWM)", mb(conch_kb.p50()), mb(conch_kb.p99()),
-                      "etcdctl lock " + mb(go_kb.p50()), times(conch_kb.p50() / go_kb.p50()), "—", "—"});
-  ctx.rows.push_back({"memory: + conch's watchdog process", mb(conch_kb.p50() + helper_kb.p50()), "—",
-                      "etcdctl lock " + mb(go_kb.p50()), times((conch_kb.p50() + helper_kb.p50()) / go_kb.p50()), "—",
-                      "—"});
+  ctx.rows.push_back({"memory: holding conch elect wrapper (VmHWM)", mb(conch_kb.p50()),
+                      mb(conch_kb.p99()), "etcdctl lock " + mb(go_kb.p50()),
+                      times(conch_kb.p50() / go_kb.p50()), "—", "—"});
+  ctx.rows.push_back({"memory: + conch's watchdog process", mb(conch_kb.p50() + helper_kb.p50()),
+                      "—", "etcdctl lock " + mb(go_kb.p50()),
+                      times((conch_kb.p50() + helper_kb.p50()) / go_kb.p50()), "—", "—"});
 }
 
 }  // namespace conch::bench

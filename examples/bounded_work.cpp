@@ -8,8 +8,8 @@
 // after an etcd hiccup we retry within tens of milliseconds, not seconds.
 //
 //   example_bounded_work [ENDPOINT]        # default 127.0.0.1:2379
-#include "conch/policies/default_policies.hpp"
 #include "conch/etcd.hpp"
+#include "conch/policies/default_policies.hpp"
 #include "conch/semaphore.hpp"
 
 #include <atomic>

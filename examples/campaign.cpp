@@ -6,8 +6,8 @@
 //
 //   example_campaign [ENDPOINT]        # default 127.0.0.1:2379
 #include "conch/election.hpp"
-#include "conch/policies/default_policies.hpp"
 #include "conch/etcd.hpp"
+#include "conch/policies/default_policies.hpp"
 #include "conch/tool/holder.hpp"
 
 #include <chrono>

@@ -6,17 +6,19 @@
 //
 // A thin main: the command line is conch/tool/conch.hpp, each subcommand in
 // conch/tool/<name>.hpp.
-#include <string>
-#include <vector>
+#include "conch/tool/conch.hpp"
 
 #include "conch/process/signals.hpp"
 #include "conch/process/spawn.hpp"
 #include "conch/process/watchdog.hpp"
-#include "conch/tool/conch.hpp"
+
+#include <string>
+#include <vector>
 
 int main(int argc, char** argv) {
   // The watchdog re-executes this binary: serve it before anything else runs.
-  if (conch::process::is_watchdog_invocation(argc, argv)) return conch::process::watchdog_main(argc, argv);
+  if (conch::process::is_watchdog_invocation(argc, argv))
+    return conch::process::watchdog_main(argc, argv);
   // Before any thread exists (gRPC starts its own), so every thread inherits the mask.
   conch::process::block_stop_signals();
   // Orphans of the supervised groups come to us, not init: reaped at once, so a

@@ -1,16 +1,18 @@
 // conchd — the cron daemon: runs the jobs added with `conch cron add`, each
 // tick once across every conchd sharing the etcd. See conch/tool/conchd.hpp.
-#include <string>
-#include <vector>
+#include "conch/tool/conchd.hpp"
 
 #include "conch/process/signals.hpp"
 #include "conch/process/spawn.hpp"
 #include "conch/process/watchdog.hpp"
-#include "conch/tool/conchd.hpp"
+
+#include <string>
+#include <vector>
 
 int main(int argc, char** argv) {
   // The watchdog over the runs re-executes this binary: serve it first.
-  if (conch::process::is_watchdog_invocation(argc, argv)) return conch::process::watchdog_main(argc, argv);
+  if (conch::process::is_watchdog_invocation(argc, argv))
+    return conch::process::watchdog_main(argc, argv);
   // Before any thread exists (gRPC starts its own), so every thread inherits the mask.
   conch::process::block_stop_signals();
   // Orphans of the supervised groups come to us, not init: reaped at once, so a

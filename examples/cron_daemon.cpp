@@ -7,8 +7,8 @@
 //   example_cron_daemon [ENDPOINT]     # default 127.0.0.1:2379
 #include "conch/cron.hpp"
 #include "conch/cron_jobs.hpp"
-#include "conch/policies/default_policies.hpp"
 #include "conch/etcd.hpp"
+#include "conch/policies/default_policies.hpp"
 
 #include <atomic>
 #include <chrono>
@@ -23,10 +23,13 @@ int main(int argc, char** argv) {
 
   // What `conch cron add hello --schedule '@every 1s' -- ...` stores.
   const std::string prefix = "conch-example/";
-  auto added = conch::add_cron_job(etcd, prefix,
-                                   {.name = "hello", .schedule = "@every 1s", .tz = "",
-                                    .argv = {"sh", "-c", "echo hello from tick $CONCH_TICK, claim $CONCH_REV"}},
-                                   std::chrono::system_clock::now());
+  auto added = conch::add_cron_job(
+      etcd, prefix,
+      {.name = "hello",
+       .schedule = "@every 1s",
+       .tz = "",
+       .argv = {"sh", "-c", "echo hello from tick $CONCH_TICK, claim $CONCH_REV"}},
+      std::chrono::system_clock::now());
   if (!added) {
     std::cerr << "example_cron_daemon: " << added.error().message << '\n';
     return 69;
@@ -37,7 +40,8 @@ int main(int argc, char** argv) {
   std::stop_source stop;
   conch::cron daemon{etcd, {.prefix = prefix, .on_event = [&](const conch::cron_event& e) {
                               if (e.what != conch::cron_event::kind::finished) return;
-                              std::cout << "tick " << e.tick << " ran, exit code " << e.exit_code << '\n';
+                              std::cout << "tick " << e.tick << " ran, exit code " << e.exit_code
+                                        << '\n';
                               if (++results == 3) stop.request_stop();
                             }}};
   if (auto r = daemon.start(); !r) {
@@ -45,7 +49,8 @@ int main(int argc, char** argv) {
     return 69;
   }
   std::jthread deadline([&](std::stop_token done) {  // never more than 20 s
-    if (conch::steady_clock_policy::sleep_until(std::chrono::steady_clock::now() + 20s, done)) stop.request_stop();
+    if (conch::steady_clock_policy::sleep_until(std::chrono::steady_clock::now() + 20s, done))
+      stop.request_stop();
   });
   (void)daemon.run(stop.get_token());
 
@@ -53,6 +58,7 @@ int main(int argc, char** argv) {
   (void)conch::remove_cron_job(etcd, prefix, "hello");
   if (auto jobs = conch::list_cron_jobs(etcd, prefix, std::chrono::system_clock::now(), 3))
     for (const auto& job : *jobs)
-      for (const auto& run : job.runs) std::cout << job.name << " " << run.tick << ": " << run.output;
+      for (const auto& run : job.runs)
+        std::cout << job.name << " " << run.tick << ": " << run.output;
   return results >= 3 ? 0 : 1;
 }

@@ -8,15 +8,14 @@
 // overridden; everything else keeps its default.
 //
 //   example_custom_policies [ENDPOINT]        # default 127.0.0.1:2379
-#include <time.h>
+#include "conch/election.hpp"
+#include "conch/etcd.hpp"
+#include "conch/policies/default_policies.hpp"
 
 #include <algorithm>
 #include <chrono>
 #include <iostream>
-
-#include "conch/election.hpp"
-#include "conch/policies/default_policies.hpp"
-#include "conch/etcd.hpp"
+#include <time.h>
 
 using namespace std::chrono_literals;
 

@@ -9,13 +9,13 @@
 // write is refused.
 //
 //   example_fenced_write [ENDPOINT]        # default 127.0.0.1:2379
+#include "conch/election.hpp"
+#include "conch/etcd.hpp"
+#include "conch/policies/default_policies.hpp"
+
 #include <chrono>
 #include <iostream>
 #include <string>
-
-#include "conch/election.hpp"
-#include "conch/policies/default_policies.hpp"
-#include "conch/etcd.hpp"
 
 using namespace std::chrono_literals;
 const std::string data_key = "conch-example/fenced/config";
@@ -37,17 +37,20 @@ int main(int argc, char** argv) {
   conch::session a_session{etcd}, b_session{etcd};  // 10 s leases
   if (auto r = a_session.start(); !r) return std::cerr << r.error().message << '\n', 69;
   if (auto r = b_session.start(); !r) return std::cerr << r.error().message << '\n', 69;
-  conch::election a{a_session, "conch-example/", "fenced"}, b{b_session, "conch-example/", "fenced"};
+  conch::election a{a_session, "conch-example/", "fenced"},
+      b{b_session, "conch-example/", "fenced"};
   conch::election::campaign_options patiently;
   patiently.timeout = 10s;
 
   if (!a.campaign("{\"name\":\"A\"}", patiently)) return 1;
-  std::cout << "A leads with token " << a.token() << "; its write lands: " << write(etcd, a, "from A") << '\n';
+  std::cout << "A leads with token " << a.token()
+            << "; its write lands: " << write(etcd, a, "from A") << '\n';
 
   // A's lease goes away while A is not looking: its key is deleted with it.
   if (!etcd.lease_revoke(a_session.lease(), etcd.default_deadline())) return 1;
   if (!b.campaign("{\"name\":\"B\"}", patiently)) return 1;
-  std::cout << "B leads with token " << b.token() << "; its write lands: " << write(etcd, b, "from B") << '\n';
+  std::cout << "B leads with token " << b.token()
+            << "; its write lands: " << write(etcd, b, "from B") << '\n';
 
   // A wakes up still believing it leads and writes with its old fence.
   const bool stale_landed = write(etcd, a, "late from A");

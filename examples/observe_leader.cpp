@@ -7,8 +7,8 @@
 //
 //   example_observe_leader [ENDPOINT]  # default 127.0.0.1:2379
 #include "conch/election.hpp"
-#include "conch/policies/default_policies.hpp"
 #include "conch/etcd.hpp"
+#include "conch/policies/default_policies.hpp"
 
 #include <condition_variable>
 #include <iostream>

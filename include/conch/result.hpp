@@ -37,19 +37,32 @@ enum class errc {
 
 inline const char* to_string(errc e) noexcept {
   switch (e) {
-    case errc::unavailable: return "unavailable";
-    case errc::timed_out: return "timed out";
-    case errc::cancelled: return "cancelled";
-    case errc::compacted: return "compacted";
-    case errc::lease_not_found: return "lease not found";
-    case errc::permission_denied: return "permission denied";
-    case errc::unauthenticated: return "unauthenticated";
-    case errc::invalid_argument: return "invalid argument";
-    case errc::failed_precondition: return "failed precondition";
-    case errc::corrupt: return "corrupt value";
-    case errc::busy: return "busy";
-    case errc::lost: return "lost";
-    case errc::internal: return "internal error";
+    case errc::unavailable:
+      return "unavailable";
+    case errc::timed_out:
+      return "timed out";
+    case errc::cancelled:
+      return "cancelled";
+    case errc::compacted:
+      return "compacted";
+    case errc::lease_not_found:
+      return "lease not found";
+    case errc::permission_denied:
+      return "permission denied";
+    case errc::unauthenticated:
+      return "unauthenticated";
+    case errc::invalid_argument:
+      return "invalid argument";
+    case errc::failed_precondition:
+      return "failed precondition";
+    case errc::corrupt:
+      return "corrupt value";
+    case errc::busy:
+      return "busy";
+    case errc::lost:
+      return "lost";
+    case errc::internal:
+      return "internal error";
   }
   return "unknown error";
 }
@@ -85,7 +98,7 @@ struct error {
 template <class T>
 class [[nodiscard]] result {
  public:
-  result(T value) : v_(std::in_place_index<0>, std::move(value)) {}  // NOLINT implicit
+  result(T value) : v_(std::in_place_index<0>, std::move(value)) {}     // NOLINT implicit
   result(conch::error e) : v_(std::in_place_index<1>, std::move(e)) {}  // NOLINT implicit
 
   bool ok() const noexcept { return v_.index() == 0; }

@@ -122,19 +122,32 @@ enum class errc {
 
 inline const char* to_string(errc e) noexcept {
   switch (e) {
-    case errc::unavailable: return "unavailable";
-    case errc::timed_out: return "timed out";
-    case errc::cancelled: return "cancelled";
-    case errc::compacted: return "compacted";
-    case errc::lease_not_found: return "lease not found";
-    case errc::permission_denied: return "permission denied";
-    case errc::unauthenticated: return "unauthenticated";
-    case errc::invalid_argument: return "invalid argument";
-    case errc::failed_precondition: return "failed precondition";
-    case errc::corrupt: return "corrupt value";
-    case errc::busy: return "busy";
-    case errc::lost: return "lost";
-    case errc::internal: return "internal error";
+    case errc::unavailable:
+      return "unavailable";
+    case errc::timed_out:
+      return "timed out";
+    case errc::cancelled:
+      return "cancelled";
+    case errc::compacted:
+      return "compacted";
+    case errc::lease_not_found:
+      return "lease not found";
+    case errc::permission_denied:
+      return "permission denied";
+    case errc::unauthenticated:
+      return "unauthenticated";
+    case errc::invalid_argument:
+      return "invalid argument";
+    case errc::failed_precondition:
+      return "failed precondition";
+    case errc::corrupt:
+      return "corrupt value";
+    case errc::busy:
+      return "busy";
+    case errc::lost:
+      return "lost";
+    case errc::internal:
+      return "internal error";
   }
   return "unknown error";
 }
@@ -170,7 +183,7 @@ struct error {
 template <class T>
 class [[nodiscard]] result {
  public:
-  result(T value) : v_(std::in_place_index<0>, std::move(value)) {}  // NOLINT implicit
+  result(T value) : v_(std::in_place_index<0>, std::move(value)) {}     // NOLINT implicit
   result(conch::error e) : v_(std::in_place_index<1>, std::move(e)) {}  // NOLINT implicit
 
   bool ok() const noexcept { return v_.index() == 0; }
@@ -463,19 +476,20 @@ inline bool day_matches(const schedule& s, std::int64_t y, int m, int d) noexcep
 // ---- begin conch/logic/duration.hpp ----
 // conch/logic/duration.hpp — human durations for flags and `@every`.
 //
-// Grammar: one or more `<number><unit>` groups, or a single bare number that
-// means seconds. Numbers are decimal, with an optional fraction; units are
-// `ms`, `s`, `m`, `h`. The total must be a whole number of milliseconds.
+// Grammar: absl::ParseDuration's — one or more `<number><unit>` groups, numbers
+// decimal with an optional fraction, units `ms`, `s`, `m`, `h` (and `us`, `ns`)
+// — or a single bare number that means seconds. No sign: a duration is never
+// negative. The total must be a whole number of milliseconds.
 //
 //   parse_duration("500ms")  -> 500ms        parse_duration("1h30m") -> 5'400'000ms
 //   parse_duration("1.5s")   -> 1'500ms      parse_duration("10")    -> 10'000ms
-//   parse_duration("10x")    -> error: duration "10x": unknown unit "x" at position 3
+//   parse_duration("10x")    -> error: duration "10x": not a number with a unit (...)
 //   format_duration(5'400'000ms) == "1h30m"  (parse_duration(format_duration(d)) == d)
 //
-// Errors are `errc::invalid_argument` with a one-line message naming the
-// offending token and its 1-based position. No I/O, no allocation on success.
+// Errors are `errc::invalid_argument` with a one-line message quoting the text.
 
 
+#include <absl/time/time.h>
 #include <chrono>
 #include <cstdint>
 #include <limits>
@@ -507,109 +521,37 @@ inline std::string quoted(std::string_view text) {
 
 /// Parses `text`; on failure `problem` says why without naming `text` itself,
 /// so callers embedding a duration (e.g. `@every`) can word their own message.
+/// The grammar is absl::ParseDuration's (which also knows `us` and `ns`),
+/// less signs and `inf`, plus a bare number meaning seconds.
 inline bool parse_duration_into(std::string_view text, std::chrono::milliseconds& out,
                                 std::string& problem) {
-  using std::chrono::milliseconds;
+  constexpr std::int64_t max_ms = std::numeric_limits<std::int64_t>::max() / 4;
   if (text.empty()) {
     problem = "empty";
     return false;
   }
-  constexpr std::int64_t max_ms = std::numeric_limits<std::int64_t>::max() / 4;
-  auto at = [](std::size_t i) { return " at position " + std::to_string(i + 1); };
-  std::int64_t total = 0;
-  std::size_t i = 0;
-  bool bare_allowed = true;
-  while (i < text.size()) {
-    const std::size_t start = i;
-    if (text[i] == '-' || text[i] == '+') {
-      problem = std::string("sign ") + detail::quoted(text.substr(i, 1)) + at(i) +
-                (text[i] == '-' ? " (durations cannot be negative)" : "");
-      return false;
-    }
-    // The number: digits, optional fraction.
-    std::int64_t whole = 0;
-    std::int64_t frac = 0;
-    std::int64_t frac_scale = 1;
-    std::size_t digits = 0;
-    while (i < text.size() && text[i] >= '0' && text[i] <= '9') {
-      if (++digits > 15) {
-        problem =
-            "number " + detail::quoted(text.substr(start, i + 1 - start)) + at(start) + " is too large";
-        return false;
-      }
-      whole = whole * 10 + (text[i] - '0');
-      ++i;
-    }
-    if (i < text.size() && text[i] == '.') {
-      ++i;
-      std::size_t frac_digits = 0;
-      while (i < text.size() && text[i] >= '0' && text[i] <= '9') {
-        // Digits past the 9th cannot change a whole-millisecond total unless
-        // they are non-zero, in which case the value is too fine anyway.
-        if (frac_digits < 9) {
-          frac = frac * 10 + (text[i] - '0');
-          frac_scale *= 10;
-        } else if (text[i] != '0') {
-          problem = "number " + detail::quoted(text.substr(start, i + 1 - start)) + at(start) +
-                    " is finer than a millisecond";
-          return false;
-        }
-        ++frac_digits;
-        ++i;
-      }
-      digits += frac_digits;
-    }
-    if (digits == 0) {
-      problem = "expected a number" + std::string(i < text.size() ? " before " : "") +
-                (i < text.size() ? detail::quoted(text.substr(i, 1)) : std::string()) + at(start);
-      return false;
-    }
-    const std::string number(text.substr(start, i - start));
-    // The unit.
-    const std::size_t unit_start = i;
-    while (i < text.size() &&
-           ((text[i] >= 'a' && text[i] <= 'z') || (text[i] >= 'A' && text[i] <= 'Z')))
-      ++i;
-    const std::string_view unit = text.substr(unit_start, i - unit_start);
-    std::int64_t unit_ms = 0;
-    if (unit.empty()) {
-      if (i < text.size()) {
-        problem = "unexpected " + detail::quoted(text.substr(i, 1)) + at(i);
-        return false;
-      }
-      if (!bare_allowed) {
-        problem = "number " + detail::quoted(number) + at(start) + " has no unit (ms, s, m, h)";
-        return false;
-      }
-      unit_ms = 1000;  // a bare number means seconds
-    } else if (unit == "ms") {
-      unit_ms = 1;
-    } else if (unit == "s") {
-      unit_ms = 1000;
-    } else if (unit == "m") {
-      unit_ms = 60'000;
-    } else if (unit == "h") {
-      unit_ms = 3'600'000;
-    } else {
-      problem = "unknown unit " + detail::quoted(unit) + at(unit_start) + " (use ms, s, m, h)";
-      return false;
-    }
-    bare_allowed = false;
-    if (frac_scale > 1 && (frac * unit_ms) % frac_scale != 0) {
-      problem = detail::quoted(text.substr(start, i - start)) + at(start) + " is finer than a millisecond";
-      return false;
-    }
-    if (whole > max_ms / unit_ms) {
-      problem = detail::quoted(text.substr(start, i - start)) + at(start) + " is too large";
-      return false;
-    }
-    total += whole * unit_ms + frac * unit_ms / frac_scale;
-    if (total > max_ms) {
-      problem = detail::quoted(text.substr(start, i - start)) + at(start) + " makes the total too large";
-      return false;
-    }
+  if (text.front() == '-' || text.front() == '+') {
+    problem = "sign " + detail::quoted(text.substr(0, 1)) + " at position 1" +
+              (text.front() == '-' ? " (durations cannot be negative)" : "");
+    return false;
   }
-  out = milliseconds{total};
+  std::string spelled(text);
+  if (spelled.find_first_not_of("0123456789.") == std::string::npos)
+    spelled += 's';  // bare: seconds
+  absl::Duration d;
+  if (spelled == "inf" || !absl::ParseDuration(spelled, &d)) {
+    problem = "not a number with a unit (ms, s, m, h, as in 1h30m), nor a bare number of seconds";
+    return false;
+  }
+  if (d > absl::Milliseconds(max_ms)) {
+    problem = "too large";
+    return false;
+  }
+  if (d % absl::Milliseconds(1) != absl::ZeroDuration()) {
+    problem = "finer than a millisecond";
+    return false;
+  }
+  out = std::chrono::milliseconds{absl::ToInt64Milliseconds(d)};
   return true;
 }
 
@@ -620,7 +562,8 @@ inline result<std::chrono::milliseconds> parse_duration(std::string_view text) {
   std::chrono::milliseconds d{};
   std::string problem;
   if (!parse_duration_into(text, d, problem)) {
-    return conch::error{errc::invalid_argument, "duration " + detail::quoted(text) + ": " + problem};
+    return conch::error{errc::invalid_argument,
+                        "duration " + detail::quoted(text) + ": " + problem};
   }
   return d;
 }
@@ -1059,8 +1002,9 @@ class field_parser {
     while (pos_ < el.size() && std::isalpha(static_cast<unsigned char>(el[pos_]))) ++pos_;
     std::string_view word = el.substr(start, pos_ - start);
     if (word.empty()) {
-      return pos_ < el.size() ? "unexpected " + detail::quoted(el.substr(pos_, 1)) + " in " + detail::quoted(el)
-                              : "missing value in " + detail::quoted(el);
+      return pos_ < el.size()
+                 ? "unexpected " + detail::quoted(el.substr(pos_, 1)) + " in " + detail::quoted(el)
+                 : "missing value in " + detail::quoted(el);
     }
     int v = name_value(f_, word);
     // `FRIL`: a weekday name glued to `L`.
@@ -1071,7 +1015,8 @@ class field_parser {
       v = name_value(f_, word.substr(0, word.size() - 1));
     }
     if (v < 0) {
-      if (f_ == cron_field::month || is_day_of_week()) return "unknown name " + detail::quoted(word);
+      if (f_ == cron_field::month || is_day_of_week())
+        return "unknown name " + detail::quoted(word);
       return detail::quoted(word) + " is not a number";
     }
     out = v;
@@ -1090,7 +1035,8 @@ class field_parser {
       return "step " + detail::quoted(el.substr(start)) + " is not a number";
     }
     if (pos_ < el.size())
-      return "unexpected " + detail::quoted(el.substr(pos_)) + " after step in " + detail::quoted(el);
+      return "unexpected " + detail::quoted(el.substr(pos_)) + " after step in " +
+             detail::quoted(el);
     if (v == 0) return "step 0";
     const int span = info_.max - info_.min + 1;
     if (v > span)
@@ -1168,14 +1114,17 @@ class field_parser {
         if (k < 1000) k = k * 10 + (el[pos_] - '0');
         ++pos_;
       }
-      if (pos_ != el.size() || pos_ == start) return "\"#\" needs a number 1-5 in " + detail::quoted(el);
+      if (pos_ != el.size() || pos_ == start)
+        return "\"#\" needs a number 1-5 in " + detail::quoted(el);
       if (k < 1 || k > 5)
-        return "occurrence " + detail::quoted(el.substr(start)) + " out of range 1-5 in " + detail::quoted(el);
+        return "occurrence " + detail::quoted(el.substr(start)) + " out of range 1-5 in " +
+               detail::quoted(el);
       s_.nth_weekday[static_cast<std::size_t>(weekday)].add(static_cast<int>(k));
       return "";
     }
     const bool right_field = kind == 'W' ? is_day_of_month() : is_day_of_week();
-    if (right_field) return "unexpected " + detail::quoted(el.substr(pos_)) + " in " + detail::quoted(el);
+    if (right_field)
+      return "unexpected " + detail::quoted(el.substr(pos_)) + " in " + detail::quoted(el);
     return "\"" + std::string(1, kind) + "\" after a value is only allowed in the " +
            (kind == 'W' ? "day-of-month" : "day-of-week") + " field (" + detail::quoted(el) + ")";
   }
@@ -1203,71 +1152,87 @@ inline std::vector<std::string_view> split_fields(std::string_view text) {
   return out;
 }
 
-}  // namespace schedule_parsing
+/// `@every DURATION` into `s`: the problem, or "" when it parsed.
+inline std::string parse_every(const std::vector<std::string_view>& fields, schedule& s) {
+  if (fields.size() != 2)
+    return fields.size() == 1
+               ? "@every needs a duration, e.g. \"@every 10m\""
+               : "unexpected " + detail::quoted(fields[2]) + " after the @every duration";
+  std::string problem;
+  if (!parse_duration_into(fields[1], s.period, problem))
+    return "@every duration " + detail::quoted(fields[1]) + ": " + problem;
+  if (s.period.count() <= 0)
+    return "@every duration " + detail::quoted(fields[1]) + " must be greater than zero";
+  s.form = schedule::form_t::every;
+  return {};
+}
 
-/// Parses a schedule (see schedule.hpp for the language).
-inline result<schedule> parse_schedule(std::string_view text) {
-  using namespace schedule_parsing;
-  auto fail = [&text](const std::string& problem) {
-    return conch::error{errc::invalid_argument, "schedule " + detail::quoted(text) + ": " + problem};
-  };
-  const std::vector<std::string_view> fields = split_fields(text);
-  if (fields.empty()) return fail("empty");
+/// The five fields a macro stands for (`@daily` -> "0 0 * * *"), or nullptr.
+inline const char* macro_expansion(const std::string& upper_macro) {
+  const std::string& m = upper_macro;
+  return m == "@YEARLY" || m == "@ANNUALLY"  ? "0 0 1 1 *"
+         : m == "@MONTHLY"                   ? "0 0 1 * *"
+         : m == "@WEEKLY"                    ? "0 0 * * 0"
+         : m == "@DAILY" || m == "@MIDNIGHT" ? "0 0 * * *"
+         : m == "@HOURLY"                    ? "0 * * * *"
+                                             : nullptr;
+}
 
-  schedule s;
-  if (fields[0][0] == '@') {
-    const std::string macro = upper(fields[0]);
-    if (macro == "@EVERY") {
-      if (fields.size() != 2)
-        return fail(fields.size() == 1
-                        ? "@every needs a duration, e.g. \"@every 10m\""
-                        : "unexpected " + detail::quoted(fields[2]) + " after the @every duration");
-      std::string problem;
-      if (!parse_duration_into(fields[1], s.period, problem))
-        return fail("@every duration " + detail::quoted(fields[1]) + ": " + problem);
-      if (s.period.count() <= 0)
-        return fail("@every duration " + detail::quoted(fields[1]) + " must be greater than zero");
-      s.form = schedule::form_t::every;
-      return s;
-    }
-    const char* expansion = macro == "@YEARLY" || macro == "@ANNUALLY"  ? "0 0 1 1 *"
-                            : macro == "@MONTHLY"                       ? "0 0 1 * *"
-                            : macro == "@WEEKLY"                        ? "0 0 * * 0"
-                            : macro == "@DAILY" || macro == "@MIDNIGHT" ? "0 0 * * *"
-                            : macro == "@HOURLY"                        ? "0 * * * *"
-                                                                        : nullptr;
-    if (!expansion) {
-      return fail(
-          "unknown macro " + detail::quoted(fields[0]) +
-          " (use @yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly or @every)");
-    }
-    if (fields.size() > 1)
-      return fail("unexpected " + detail::quoted(fields[1]) + " after " + detail::quoted(fields[0]));
-    return parse_schedule(expansion);
-  }
-
+/// Five or six cron fields into `s`: the problem, or "" when they parsed.
+inline std::string parse_cron_fields(const std::vector<std::string_view>& fields, schedule& s) {
   if (fields.size() != 5 && fields.size() != 6) {
-    return fail(
-        "expected 5 fields (minute hour day-of-month month day-of-week) or 6 (with seconds first), "
-        "got " +
-        std::to_string(fields.size()));
+    return "expected 5 fields (minute hour day-of-month month day-of-week) or 6 (with seconds "
+           "first), got " +
+           std::to_string(fields.size());
   }
   const std::size_t skip = fields.size() == 5 ? 1 : 0;  // without a seconds field, second 0
   if (skip) s.seconds.add(0);
   for (std::size_t i = 0; i < fields.size(); ++i) {
     const auto f = static_cast<cron_field>(i + skip);
     if (auto problem = field_parser(f, fields[i], s).run(); !problem.empty()) {
-      return fail(problem + " at field " + std::to_string(i + 1) + " (" + field_info(f).name + ")");
+      return problem + " at field " + std::to_string(i + 1) + " (" + field_info(f).name + ")";
     }
     const bool star = fields[i][0] == '*' || fields[i][0] == '?';
     if (f == cron_field::hour) s.hour_star = star;
     if (f == cron_field::day_of_month) s.dom_star = star;
     if (f == cron_field::day_of_week) s.dow_star = star;
   }
-  if (!fires_on_some_day(s)) {
-    return fail("never fires: no date matches its day-of-month, month and day-of-week fields");
+  if (!fires_on_some_day(s))
+    return "never fires: no date matches its day-of-month, month and day-of-week fields";
+  return {};
+}
+
+}  // namespace schedule_parsing
+
+/// Parses a schedule (see schedule.hpp for the language).
+inline result<schedule> parse_schedule(std::string_view text) {
+  using namespace schedule_parsing;
+  auto fail = [&text](const std::string& problem) {
+    return conch::error{errc::invalid_argument,
+                        "schedule " + detail::quoted(text) + ": " + problem};
+  };
+  const std::vector<std::string_view> fields = split_fields(text);
+  if (fields.empty()) return fail("empty");
+
+  schedule s;
+  if (fields[0][0] != '@') {
+    if (auto problem = parse_cron_fields(fields, s); !problem.empty()) return fail(problem);
+    return s;
   }
-  return s;
+  const std::string macro = upper(fields[0]);
+  if (macro == "@EVERY") {
+    if (auto problem = parse_every(fields, s); !problem.empty()) return fail(problem);
+    return s;
+  }
+  const char* expansion = macro_expansion(macro);
+  if (!expansion) {
+    return fail(
+        "unknown macro " + detail::quoted(fields[0]) +
+        " (use @yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly or @every)");
+  }
+  if (fields.size() > 1)
+    return fail("unexpected " + detail::quoted(fields[1]) + " after " + detail::quoted(fields[0]));
+  return parse_schedule(expansion);
 }
 
 }  // namespace conch::detail
@@ -1284,6 +1249,32 @@ using detail::zone;
 
 }  // namespace conch
 // ---- end conch/schedule.hpp ----
+// ---- begin conch/version.hpp ----
+// conch/version.hpp — the one place the version is written.
+//
+// CMake reads the three numbers for `project(VERSION ...)`, the single-header
+// generator for its banner, and the tools print `conch::version_string` for
+// `--version` and record it in holder records.
+
+#include <string_view>
+
+#define CONCH_VERSION_MAJOR 0
+#define CONCH_VERSION_MINOR 1
+#define CONCH_VERSION_PATCH 0
+
+#define CONCH_VERSION_TEXT_(x) #x
+#define CONCH_VERSION_TEXT(x) CONCH_VERSION_TEXT_(x)
+/// "MAJOR.MINOR.PATCH", spelled from the three numbers above.
+#define CONCH_VERSION_STRING              \
+  CONCH_VERSION_TEXT(CONCH_VERSION_MAJOR) \
+  "." CONCH_VERSION_TEXT(CONCH_VERSION_MINOR) "." CONCH_VERSION_TEXT(CONCH_VERSION_PATCH)
+
+namespace conch {
+
+inline constexpr std::string_view version_string = CONCH_VERSION_STRING;
+
+}  // namespace conch
+// ---- end conch/version.hpp ----
 
 // Policies.
 // ---- begin conch/policies/backoff.hpp ----
@@ -1424,40 +1415,74 @@ auto next_restart_delay(B& backoff, std::chrono::duration<Rep, Period> ran_for,
 //
 // A clock policy is chrono-shaped (`duration`, `time_point`, `rep`, `period`,
 // `is_steady`, `now()`), so code written against std::chrono reads the same.
-// `now()` is a member, not only a static, so a fake clock can carry
-// per-instance state. Waiting goes through the clock too, so a fake clock can
-// wake a waiter the moment a test advances time:
+// `now()` is called on an instance (a static one does too), so a fake clock
+// can carry per-instance state. Every wait goes through one customization
+// point, `conch::sleep_until(clock, tp, stop)`: it uses the clock's own
+// `sleep_until(tp, stop)` member when there is one (so a fake clock can wake
+// a waiter the moment a test advances time) and a stoppable wait otherwise,
+// so `std::chrono::steady_clock` is a clock policy as it is:
 //
-//   conch::steady_clock_policy clock;
+//   std::chrono::steady_clock clock;
 //   std::stop_source stop;
-//   if (!clock.sleep_until(clock.now() + 100ms, stop.get_token())) return;  // stopped
+//   if (!conch::sleep_until(clock, clock.now() + 100ms, stop.get_token())) return;  // stopped
 //
 // Deadlines (lease, keepalive, kill-after) need a steady clock; cron wall time
 // needs the system clock. Both have a real model here and a fake one in
 // policies/fake_clock.hpp.
 
+#include <algorithm>
 #include <chrono>
 #include <concepts>
 #include <condition_variable>
 #include <mutex>
 #include <stop_token>
+#include <utility>
 
 namespace conch {
 
 /// A clock policy: chrono's Clock requirements, with `now()` callable on an
-/// instance, plus `sleep_until(tp, stop)` which blocks until `now() >= tp`
-/// (true) or until `stop` is requested (false). Copies must observe one time.
+/// instance. Copies must observe one time. A clock may add
+/// `bool sleep_until(time_point, std::stop_token) const` (see conch::sleep_until).
 template <class C>
-concept clock_policy = std::copy_constructible<C> &&
-    requires(const C& c, typename C::time_point tp, std::stop_token stop) {
+concept clock_policy = std::copy_constructible<C> && requires(const C& c) {
   typename C::duration;
   typename C::rep;
   typename C::period;
   typename C::time_point;
   { C::is_steady } -> std::convertible_to<bool>;
   { c.now() } -> std::same_as<typename C::time_point>;
+};
+
+/// Whether clock `C` brings its own way to wait.
+template <class C>
+concept clock_with_sleep = requires(const C& c, typename C::time_point tp, std::stop_token stop) {
   { c.sleep_until(tp, stop) } -> std::same_as<bool>;
 };
+
+/// The one way conch waits: until `clock` reaches `tp` (true) or `stop` is
+/// requested (false). Uses the clock's own `sleep_until` member when it has
+/// one; otherwise a condition variable that only `stop` notifies, re-reading
+/// `clock.now()` after each real-time wait (a clock running at another rate
+/// is re-checked at least every second).
+template <clock_policy C>
+bool sleep_until(const C& clock, typename C::time_point tp, std::stop_token stop) {
+  if constexpr (clock_with_sleep<C>) {
+    return clock.sleep_until(tp, std::move(stop));
+  } else {
+    std::mutex m;
+    std::condition_variable_any cv;
+    std::unique_lock lock(m);
+    for (;;) {
+      if (stop.stop_requested()) return false;
+      const auto left = tp - clock.now();
+      if (left <= left.zero()) return true;
+      const auto step = std::min(std::chrono::ceil<std::chrono::nanoseconds>(left),
+                                 std::chrono::nanoseconds{std::chrono::seconds{1}});
+      // The predicate is never true: only the time or a stop request ends a wait.
+      cv.wait_for(lock, stop, step, [] { return false; });
+    }
+  }
+}
 
 /// A clock policy that never goes backwards: what every deadline is measured on.
 template <class C>
@@ -1486,12 +1511,6 @@ constexpr bool check_clock_policy() {
           { c.now() } -> std::same_as<typename C::time_point>;
         },
         "conch: a clock policy needs `time_point now() const`");
-    static_assert(
-        requires(const C& c, typename C::time_point tp, std::stop_token s) {
-          { c.sleep_until(tp, s) } -> std::same_as<bool>;
-        },
-        "conch: a clock policy needs `bool sleep_until(time_point, std::stop_token) const` "
-        "(false when stopped)");
     static_assert(std::copy_constructible<C>,
                   "conch: a clock policy must be copyable (copies share one time)");
     return clock_policy<C>;
@@ -1512,8 +1531,8 @@ constexpr bool check_monotonic_clock_policy() {
 
 namespace detail {
 
-/// A stateless policy over a real chrono clock. Sleeping uses a private
-/// condition variable so a stop request interrupts it at once.
+/// A stateless policy over a real chrono clock; waiting is conch::sleep_until's
+/// stoppable wait (a stop request interrupts it at once).
 template <class Chrono>
 struct chrono_clock {
   using duration = typename Chrono::duration;
@@ -1525,12 +1544,7 @@ struct chrono_clock {
   static time_point now() noexcept { return Chrono::now(); }
 
   static bool sleep_until(time_point tp, std::stop_token stop) {
-    std::mutex m;
-    std::condition_variable_any cv;
-    std::unique_lock lock(m);
-    // The predicate is never true: only the time or a stop request ends the wait.
-    cv.wait_until(lock, stop, tp, [] { return false; });
-    return !stop.stop_requested();
+    return conch::sleep_until(Chrono{}, tp, std::move(stop));
   }
 };
 
@@ -1555,10 +1569,10 @@ struct system_clock_policy : detail::chrono_clock<std::chrono::system_clock> {};
 // state is thread-safe. Tests wait for a recipe to block with
 // `await_sleepers(n)` instead of sleeping and hoping.
 //
-//   conch::fake_clock<> clock;                       // steady;
-//   fake_clock<std::chrono::system_clock> for wall time std::jthread t([clock](std::stop_token s) {
-//   clock.sleep_until(clock.now() + 5s, s); }); REQUIRE(clock.await_sleepers(1));
-//   clock.advance(5s);                               // t wakes
+//   conch::fake_clock<> clock;      // steady; fake_clock<std::chrono::system_clock> for wall time
+//   std::jthread t([clock](std::stop_token s) { clock.sleep_until(clock.now() + 5s, s); });
+//   REQUIRE(clock.await_sleepers(1));
+//   clock.advance(5s);              // t wakes
 
 #include <chrono>
 #include <condition_variable>
@@ -1771,6 +1785,7 @@ class fake_clock {
 // `cancel()` may be called from any thread and makes a blocked `next` return
 // `errc::cancelled` promptly. Destroying a stream cancels it and never hangs.
 
+
 #include <chrono>
 #include <concepts>
 #include <cstdint>
@@ -1778,7 +1793,6 @@ class fake_clock {
 #include <string>
 #include <variant>
 #include <vector>
-
 
 namespace conch {
 
@@ -1883,12 +1897,22 @@ struct compare {
     target what;
     compare make(relation r, std::int64_t n) const { return {key, what, r, n, {}, {}}; }
     compare make(relation r, std::string v) const { return {key, what, r, 0, std::move(v), {}}; }
-    friend compare operator==(const builder& b, std::int64_t n) { return b.make(relation::equal, n); }
-    friend compare operator!=(const builder& b, std::int64_t n) { return b.make(relation::not_equal, n); }
+    friend compare operator==(const builder& b, std::int64_t n) {
+      return b.make(relation::equal, n);
+    }
+    friend compare operator!=(const builder& b, std::int64_t n) {
+      return b.make(relation::not_equal, n);
+    }
     friend compare operator<(const builder& b, std::int64_t n) { return b.make(relation::less, n); }
-    friend compare operator>(const builder& b, std::int64_t n) { return b.make(relation::greater, n); }
-    friend compare operator==(const builder& b, std::string v) { return b.make(relation::equal, std::move(v)); }
-    friend compare operator!=(const builder& b, std::string v) { return b.make(relation::not_equal, std::move(v)); }
+    friend compare operator>(const builder& b, std::int64_t n) {
+      return b.make(relation::greater, n);
+    }
+    friend compare operator==(const builder& b, std::string v) {
+      return b.make(relation::equal, std::move(v));
+    }
+    friend compare operator!=(const builder& b, std::string v) {
+      return b.make(relation::not_equal, std::move(v));
+    }
   };
   static builder version(std::string k) { return {std::move(k), target::version}; }
   static builder create_revision(std::string k) { return {std::move(k), target::create}; }
@@ -1970,7 +1994,8 @@ struct transport_options {
 template <class W>
 concept watch_stream = requires(W& w, deadline d) {
   { w.next(d) } -> std::same_as<result<watch_batch>>;
-  { w.cancel() } noexcept;
+  { w.cancel() }
+  noexcept;
 };
 
 /// A lease keepalive stream: `send()` asks for one renewal, `next(d)` waits
@@ -1979,7 +2004,8 @@ template <class K>
 concept keepalive_stream = requires(K& k, deadline d) {
   { k.send() } -> std::same_as<result<void>>;
   { k.next(d) } -> std::same_as<result<std::int64_t>>;
-  { k.cancel() } noexcept;
+  { k.cancel() }
+  noexcept;
 };
 
 template <class T>
@@ -2188,19 +2214,14 @@ constexpr bool check_policy_bundle() {
                 "conch: a policy bundle needs member types transport, clock, backoff and fencing "
                 "(inherit from conch::default_policies and override what you need)");
   if constexpr (has_all) {
-    static_assert(
-        clock_policy<typename P::clock>,
-        "conch: Policies::clock must model conch::clock_policy (chrono types, is_steady, now(), "
-        "sleep_until(time_point, std::stop_token))");
-    static_assert(backoff_policy<typename P::backoff>,
-                  "conch: Policies::backoff must model conch::backoff_policy (a copyable value "
-                  "with next() and reset())");
-    static_assert(fencing_policy<typename P::fencing>,
-                  "conch: Policies::fencing must model conch::fencing_policy (acquire_ops(site), "
-                  "token(responses, create_revision), guard(fence))");
-    return policy_bundle<P>;
+    // Each policy's own check names what its type lacks.
+    constexpr bool clock = check_clock_policy<typename P::clock>();
+    constexpr bool backoff = check_backoff_policy<typename P::backoff>();
+    constexpr bool fencing = check_fencing_policy<typename P::fencing>();
+    return clock && backoff && fencing;
+  } else {
+    return false;
   }
-  return false;
 }
 
 /// Where a recipe uses its transport (so the type is complete there).
@@ -2316,11 +2337,6 @@ constexpr bool is_stale_tick(TimePoint now, Tick successor) {
 // conch/logic/cron_event.hpp — what a cron daemon has to say, and how it
 // says it: one line per claim, run and result, and per job change, human by
 // default or one JSON object per line. Pure: formatting only, no I/O.
-
-#include <nlohmann/json.hpp>
-
-#include <chrono>
-#include <string>
 
 // ---- begin conch/logic/time_format.hpp ----
 // conch/logic/time_format.hpp — the two ways conch writes an instant.
@@ -2483,6 +2499,10 @@ inline bool formattable(wall_time t) {
 }  // namespace conch::detail
 // ---- end conch/logic/time_format.hpp ----
 
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <string>
+
 namespace conch {
 
 /// One thing that happened in a cron daemon.
@@ -2510,15 +2530,24 @@ struct cron_event {
 
 inline const char* to_string(cron_event::kind k) noexcept {
   switch (k) {
-    case cron_event::kind::daemon: return "conchd";
-    case cron_event::kind::job_loaded: return "job";
-    case cron_event::kind::job_removed: return "removed";
-    case cron_event::kind::job_corrupt: return "corrupt";
-    case cron_event::kind::skipped: return "skip";
-    case cron_event::kind::claimed: return "claim";
-    case cron_event::kind::started: return "run";
-    case cron_event::kind::finished: return "result";
-    case cron_event::kind::error: return "error";
+    case cron_event::kind::daemon:
+      return "conchd";
+    case cron_event::kind::job_loaded:
+      return "job";
+    case cron_event::kind::job_removed:
+      return "removed";
+    case cron_event::kind::job_corrupt:
+      return "corrupt";
+    case cron_event::kind::skipped:
+      return "skip";
+    case cron_event::kind::claimed:
+      return "claim";
+    case cron_event::kind::started:
+      return "run";
+    case cron_event::kind::finished:
+      return "result";
+    case cron_event::kind::error:
+      return "error";
   }
   return "event";
 }
@@ -2533,7 +2562,9 @@ inline std::string human_log_line(const cron_event& e, wall_time at) {
     line += name;
     line += '=';
     const bool plain = !value.empty() && value.find_first_of(" \"=\n\t") == std::string::npos;
-    line += plain ? value : nlohmann::json(value).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    line += plain ? value
+                  : nlohmann::json(value).dump(-1, ' ', false,
+                                               nlohmann::json::error_handler_t::replace);
   };
   if (!e.job.empty()) field("job", e.job);
   if (!e.tick.empty()) field("tick", e.tick);
@@ -2576,6 +2607,7 @@ inline std::string json_log_line(const cron_event& e, wall_time at) {
 // lease id lives inside the claim so a reader can tell a run in flight from a
 // zombie: claimed, no result, and the claimer's lease is gone.
 
+
 #include <cstddef>
 #include <optional>
 #include <string>
@@ -2593,9 +2625,12 @@ enum class run_state {
 
 inline const char* to_string(run_state s) noexcept {
   switch (s) {
-    case run_state::done: return "done";
-    case run_state::running: return "running";
-    case run_state::zombie: return "zombie";
+    case run_state::done:
+      return "done";
+    case run_state::running:
+      return "running";
+    case run_state::zombie:
+      return "zombie";
   }
   return "unknown";
 }
@@ -2619,6 +2654,38 @@ inline std::optional<std::string> prune_cutoff(const std::vector<std::string>& a
   return ascending_ticks[ascending_ticks.size() - keep];
 }
 
+/// One claimed tick as a pruner sees it.
+struct claimed_tick {
+  std::string tick;         ///< fixed-width tick text
+  bool has_result = false;  ///< its result is recorded
+  lease_id claimer = 0;     ///< the claimer's lease; 0 when the claim is unreadable
+};
+
+/// The job's new floor: the oldest tick that stays once the history is cut
+/// back to `keep` ticks, or nothing when there is nothing to cut. Pruning
+/// waits until the history exceeds `keep + slack` (amortized: one prune txn
+/// per `slack + 1` ticks), and never passes an unresulted claim whose
+/// claimer `alive(lease)` says may still run: the floor stops at it, so its
+/// result can still be recorded. `ascending` is in tick order.
+template <class Alive>
+std::optional<std::string> prune_floor(const std::vector<claimed_tick>& ascending, std::size_t keep,
+                                       std::size_t slack, Alive&& alive) {
+  if (keep == 0 || ascending.size() <= keep + slack) return std::nullopt;
+  const std::size_t cut = ascending.size() - keep;
+  std::size_t stop = cut;
+  for (std::size_t i = 0; i < cut; ++i)
+    if (!ascending[i].has_result && ascending[i].claimer != 0 && alive(ascending[i].claimer)) {
+      stop = i;
+      break;
+    }
+  if (stop == 0) return std::nullopt;  // nothing below the floor to drop
+  return ascending[stop].tick;
+}
+
+/// The slack `prune_floor` allows over `keep`: a tenth, so a long history is
+/// pruned once per keep/10 ticks and a short one at every tick.
+constexpr std::size_t prune_slack(std::size_t keep) noexcept { return keep / 10; }
+
 /// The last `cap` bytes of a child's output, safe to embed in a JSON record:
 /// the cut never splits a UTF-8 sequence and any byte that is not valid UTF-8
 /// becomes '?', so the result is valid UTF-8 of at most `cap` bytes.
@@ -2636,7 +2703,11 @@ inline std::string utf8_tail(std::string_view out, std::size_t cap) {
   std::size_t i = 0;
   while (i < out.size()) {
     const auto c = static_cast<unsigned char>(out[i]);
-    std::size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+    std::size_t len = c < 0x80           ? 1
+                      : (c >> 5) == 0x6  ? 2
+                      : (c >> 4) == 0xE  ? 3
+                      : (c >> 3) == 0x1E ? 4
+                                         : 0;
     bool ok = len != 0 && i + len <= out.size();
     for (std::size_t k = 1; ok && k < len; ++k)
       ok = (static_cast<unsigned char>(out[i + k]) & 0xC0) == 0x80;
@@ -2669,12 +2740,6 @@ inline std::string utf8_tail(std::string_view out, std::size_t cap) {
 // truncated) is `errc::corrupt` with the reason: reported and skipped, never
 // a crash.
 
-#include <chrono>
-#include <optional>
-#include <string>
-#include <string_view>
-#include <utility>
-
 // ---- begin conch/logic/keys.hpp ----
 // conch/logic/keys.hpp — where every recipe keeps its keys, written and read back.
 //
@@ -2684,6 +2749,7 @@ inline std::string utf8_tail(std::string_view out, std::size_t cap) {
 //   <prefix>cron/jobs/<name>                       cron job
 //   <prefix>cron/fire/<name>/<tick>                the claim of one tick
 //   <prefix>cron/runs/<name>/<tick>                the result of one tick
+//   <prefix>cron/floor/<name>/<tick>               the job's floor: no claim below it
 //   <prefix>fence/<office without prefix>          counter_fencing's counter
 //
 // Names are one segment each (detail/name_codec.hpp), so an office's keys all
@@ -2970,6 +3036,14 @@ inline result<std::string> cron_runs_dir(std::string_view prefix, std::string_vi
   auto n = encode_name(job);
   if (!n) return std::move(n).error();
   return std::string(prefix) + "cron/runs/" + *n + "/";
+}
+
+/// The job's floor markers: the highest `<prefix>cron/floor/<name>/<tick>`
+/// is the oldest tick a claim may still take (see cron_txn.hpp).
+inline result<std::string> cron_floor_dir(std::string_view prefix, std::string_view job) {
+  auto n = encode_name(job);
+  if (!n) return std::move(n).error();
+  return std::string(prefix) + "cron/floor/" + *n + "/";
 }
 
 /// counter_fencing's counter for an office: outside the office itself, so
@@ -3503,18 +3577,28 @@ struct run_record {
       (wall_time, start),
       (wall_time, end),
       (int, exit_code),       // the child's code, 128+n if killed by signal n
-      (std::string, output));  // the last output_cap bytes, valid UTF-8
+      (std::string, output));  // the output's tail, valid UTF-8 (see max_output)
   // clang-format on
   static constexpr std::string_view kind = "run";
   static constexpr std::array<std::string_view, 2> required_fields{"tick", "exit_code"};
-  static constexpr std::size_t output_cap = 4096;
+  /// The most output a run record carries: encode_record keeps the last
+  /// max_output bytes, whatever larger basic_cron::options::output_cap asks
+  /// (a smaller one is honoured; the default is this). The ceiling keeps a
+  /// record, JSON escapes and all, far below decode_record's 1 MiB limit.
+  static constexpr std::size_t max_output = 4096;
   /// Applied by encode_record: a record carries only the tail, as valid UTF-8.
-  static void trim(run_record& r) { r.output = utf8_tail(r.output, output_cap); }
+  static void trim(run_record& r) { r.output = utf8_tail(r.output, max_output); }
   friend bool operator==(const run_record&, const run_record&) = default;
 };
 
 }  // namespace conch::detail
 // ---- end conch/logic/records.hpp ----
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
 
 namespace conch::detail {
 
@@ -3524,9 +3608,10 @@ struct cron_job {
   job_record record;
   schedule when;
   zone tz;
-  std::string key;       ///< <prefix>cron/jobs/<name>
-  std::string fire_dir;  ///< <prefix>cron/fire/<name>/ — one claim per tick below
-  std::string runs_dir;  ///< <prefix>cron/runs/<name>/ — one result per tick below
+  std::string key;        ///< <prefix>cron/jobs/<name>
+  std::string fire_dir;   ///< <prefix>cron/fire/<name>/ — one claim per tick below
+  std::string runs_dir;   ///< <prefix>cron/runs/<name>/ — one result per tick below
+  std::string floor_dir;  ///< <prefix>cron/floor/<name>/ — the highest marker is the floor
 
   const std::string& name() const noexcept { return record.name; }
 
@@ -3545,36 +3630,43 @@ struct cron_job {
 /// reason.
 inline result<cron_job> make_cron_job(std::string_view prefix, job_record record) {
   auto key = encode_key(prefix, cron_job_key{record.name});
-  if (!key) return error{errc::invalid_argument, "job name " + detail::quoted(record.name) + ": " + key.error().message};
+  if (!key)
+    return error{errc::invalid_argument,
+                 "job name " + detail::quoted(record.name) + ": " + key.error().message};
   if (record.argv.empty() || record.argv.front().empty())
     return error{errc::invalid_argument, "job " + detail::quoted(record.name) + " has no command"};
   auto when = parse_schedule(record.schedule);
   if (!when) return std::move(when).error();
   // Ticks are named by the second: a finer period would give two ticks one key.
   if (when->form == schedule::form_t::every && when->period.count() % 1000 != 0)
-    return error{errc::invalid_argument, "schedule " + detail::quoted(record.schedule) +
-                                             ": cron ticks are whole seconds; use a period of whole seconds"};
+    return error{errc::invalid_argument,
+                 "schedule " + detail::quoted(record.schedule) +
+                     ": cron ticks are whole seconds; use a period of whole seconds"};
   auto tz = load_zone(record.tz);
   if (!tz) return std::move(tz).error();
   auto fire_dir = cron_fire_dir(prefix, record.name);
   auto runs_dir = cron_runs_dir(prefix, record.name);
   if (!fire_dir) return std::move(fire_dir).error();
   if (!runs_dir) return std::move(runs_dir).error();
-  return cron_job{std::move(record), std::move(*when), std::move(*tz), std::move(*key), std::move(*fire_dir),
-                  std::move(*runs_dir)};
+  auto floor_dir = cron_floor_dir(prefix, record.name);
+  if (!floor_dir) return std::move(floor_dir).error();
+  return cron_job{std::move(record),    std::move(*when),     std::move(*tz),       std::move(*key),
+                  std::move(*fire_dir), std::move(*runs_dir), std::move(*floor_dir)};
 }
 
 /// Reads the job stored at `key` under `prefix`. Anything unreadable — a
 /// foreign key, a value that is not a job record, a record naming another
 /// job, a schedule or zone this version does not know — is `errc::corrupt`.
-inline result<cron_job> read_cron_job(std::string_view prefix, std::string_view key, std::string_view value) {
+inline result<cron_job> read_cron_job(std::string_view prefix, std::string_view key,
+                                      std::string_view value) {
   auto where = decode_key<cron_job_key>(prefix, key);
   if (!where) return error{errc::corrupt, where.error().message};
   const std::string shown = detail::quoted(where->name);
   auto record = decode_record<job_record>(value);
   if (!record) return error{errc::corrupt, "job " + shown + ": " + record.error().message};
   if (record->name != where->name)
-    return error{errc::corrupt, "job " + shown + ": its record names " + detail::quoted(record->name)};
+    return error{errc::corrupt,
+                 "job " + shown + ": its record names " + detail::quoted(record->name)};
   auto job = make_cron_job(prefix, std::move(*record));
   if (!job) return error{errc::corrupt, "job " + shown + ": " + job.error().message};
   return job;
@@ -3582,30 +3674,88 @@ inline result<cron_job> read_cron_job(std::string_view prefix, std::string_view 
 
 }  // namespace conch::detail
 // ---- end conch/logic/cron_job.hpp ----
-// ---- begin conch/logic/cron_txn.hpp ----
-// conch/logic/cron_txn.hpp — the three writes of a tick, as txn values.
-//
-// Pure: these build requests; the recipe sends them. Keeping them here puts
-// the whole at-most-once argument on one page:
-//  - claim: create-if-absent on the tick's fire key, and only while the job is
-//    the version this daemon scheduled (a `cron rm` that commits first makes
-//    every later claim fail, whatever a daemon's watch has seen so far). The
-//    claim carries no lease: if it vanished with a dead claimer, another
-//    daemon could claim the same tick again.
-//  - result: only while the claim is still ours (its create revision).
-//  - prune: the history before the oldest kept tick, claims and results alike.
+// ---- begin conch/logic/cron_prune.hpp ----
+// conch/logic/cron_prune.hpp — what a pruner reads of a job's history, as
+// the claimed ticks `prune_floor` (cron_history.hpp) decides on. Pure.
 
+
+#include <set>
 #include <string>
-
+#include <vector>
 
 namespace conch::detail {
 
-/// Claims a tick. Succeeds for exactly one writer per fire key.
-inline txn_request claim_txn(const std::string& fire_key, std::string claim_value,
+/// The claimed ticks of one job in key (= time) order, from its claims and
+/// the keys of its results.
+inline std::vector<claimed_tick> claimed_ticks_from(const std::vector<key_value>& claims,
+                                                    const std::string& fire_dir,
+                                                    const std::vector<key_value>& results,
+                                                    const std::string& runs_dir) {
+  std::set<std::string> resulted;
+  for (const auto& kv : results)
+    if (kv.key.size() > runs_dir.size()) resulted.insert(kv.key.substr(runs_dir.size()));
+  std::vector<claimed_tick> out;
+  out.reserve(claims.size());
+  for (const auto& kv : claims) {
+    if (kv.key.size() <= fire_dir.size()) continue;
+    claimed_tick c;
+    c.tick = kv.key.substr(fire_dir.size());
+    c.has_result = resulted.contains(c.tick);
+    if (auto rec = decode_record<claim_record>(kv.value))
+      if (auto id = parse_lease_hex(rec->lease)) c.claimer = *id;
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+}  // namespace conch::detail
+// ---- end conch/logic/cron_prune.hpp ----
+// ---- begin conch/logic/cron_txn.hpp ----
+// conch/logic/cron_txn.hpp — the writes of a tick, as txn values.
+//
+// Pure: these build requests; the recipe sends them. Keeping them here puts
+// the whole at-most-once argument on one page (docs/cron.md states it):
+//  - claim: create-if-absent on the tick's fire key, only while the job is
+//    the version this daemon scheduled (a `cron rm` that commits first makes
+//    every later claim fail), and only while no floor marker of the job lies
+//    above the tick. The claim carries no lease: if it vanished with a dead
+//    claimer, another daemon could claim the same tick again.
+//  - result: only while the claim is still ours (its create revision).
+//  - prune: raises the job's floor to the oldest kept tick *in the same txn*
+//    that deletes the history below it, and only if nothing below it was
+//    claimed since the pruner looked. So a fire key's absence never lets a
+//    claim through on its own: a pruned tick lies below the floor.
+
+
+#include <string>
+
+namespace conch::detail {
+
+/// The compare "no floor marker of the job lies above `tick`": true when the
+/// range of marker keys after `floor_dir + tick` is empty (etcd compares an
+/// empty range as one absent key, create revision 0).
+inline compare no_floor_above(const std::string& floor_dir, const std::string& tick) {
+  compare c;
+  c.key = floor_dir + tick;
+  c.key.push_back('\0');  // the first key after floor_dir + tick
+  c.range_end = prefix_end(floor_dir);
+  c.what = compare::target::create;
+  c.rel = compare::relation::equal;
+  c.number = 0;
+  return c;
+}
+
+/// Claims `tick` (fixed-width text) of a job. Succeeds for at most one
+/// writer per tick, ever: the fire key must be absent and the tick at or
+/// above the job's floor.
+inline txn_request claim_txn(const std::string& fire_dir, const std::string& floor_dir,
+                             const std::string& tick, std::string claim_value,
                              const std::string& job_key, revision job_mod_revision) {
+  const std::string fire_key = fire_dir + tick;
   txn_request t;
   t.compares.push_back(compare::create_revision(fire_key) == 0);
   t.compares.push_back(compare::mod_revision(job_key) == job_mod_revision);
+  t.compares.push_back(no_floor_above(floor_dir, tick));
   put_request put;
   put.key = fire_key;
   put.value = std::move(claim_value);
@@ -3628,22 +3778,162 @@ inline txn_request result_txn(const std::string& fire_key, revision claim_revisi
   return t;
 }
 
-/// Drops every claim and result of a job older than `oldest_kept_tick`
-/// (fixed-width tick keys: key order is time order).
+/// Raises the job's floor to `new_floor` and drops every claim and result
+/// below it (fixed-width tick keys: key order is time order). Fenced by
+/// `read_revision`, the revision the pruner chose `new_floor` at: a claim
+/// made below it since then (a lagging daemon's first claim of an old tick,
+/// whose run may be under way) makes the prune fail instead of deleting it.
 inline txn_request prune_txn(const std::string& fire_dir, const std::string& runs_dir,
-                             const std::string& oldest_kept_tick) {
+                             const std::string& floor_dir, const std::string& new_floor,
+                             revision read_revision) {
   txn_request t;
-  for (const auto* dir : {&fire_dir, &runs_dir}) {
+  compare unchanged;
+  unchanged.key = fire_dir;
+  unchanged.range_end = fire_dir + new_floor;
+  unchanged.what = compare::target::mod;
+  unchanged.rel = compare::relation::less;
+  unchanged.number = read_revision + 1;
+  t.compares.push_back(std::move(unchanged));
+  for (const auto* dir : {&fire_dir, &runs_dir, &floor_dir}) {
     delete_request del;
     del.key = *dir;
-    del.range_end = *dir + oldest_kept_tick;
+    del.range_end = *dir + new_floor;
     t.success.emplace_back(std::move(del));
   }
+  put_request marker;
+  marker.key = floor_dir + new_floor;  // the floor: the highest marker
+  t.success.emplace_back(std::move(marker));
   return t;
 }
 
 }  // namespace conch::detail
 // ---- end conch/logic/cron_txn.hpp ----
+// ---- begin conch/logic/cron_view.hpp ----
+// conch/logic/cron_view.hpp — a job and its recent runs as `conch cron ls`
+// shows them, built from the claims and results read from etcd. Pure: the
+// caller reads; `alive(lease)` is the only question asked of the world.
+
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace conch {
+
+/// A job as a user states it.
+struct cron_job_spec {
+  std::string name{};
+  std::string schedule{};  ///< cron expression, macro or `@every D` (see detail/schedule.hpp)
+  std::string tz{};        ///< IANA zone; empty means UTC
+  std::vector<std::string> argv{};
+};
+
+/// One claimed tick.
+struct cron_run_view {
+  std::string tick;  ///< RFC 3339 UTC
+  detail::run_state state = detail::run_state::zombie;
+  revision rev = 0;  ///< the claim's revision (the run's CONCH_REV)
+  std::string host;  ///< the claimer
+  std::int64_t pid = 0;
+  std::string lease;             ///< the claimer's lease (hex)
+  std::string claimed;           ///< when the tick was claimed
+  std::string start, end;        ///< empty until the result is recorded
+  std::optional<int> exit_code;  ///< empty until the result is recorded
+  std::string output;            ///< the output's tail
+  std::string problem;           ///< a claim or result that cannot be read
+};
+
+/// One job and its recent history.
+struct cron_job_view {
+  std::string name;
+  bool removed = false;  ///< the job is gone; its history stays until pruned
+  std::string problem;   ///< non-empty: the value is corrupt and daemons skip it
+  std::string schedule, tz;
+  std::vector<std::string> argv;
+  std::string created;
+  std::string next;                 ///< the next tick (RFC 3339 UTC); empty when none
+  std::vector<cron_run_view> runs;  ///< newest first
+};
+
+namespace detail {
+
+/// A job's recent runs from its claims and results (newest claims first).
+/// Pure: `alive(lease)` tells whether a claimer's lease still exists.
+template <class Alive>
+std::vector<cron_run_view> cron_runs_from(const std::vector<key_value>& claims,
+                                          const std::string& fire_dir,
+                                          const std::vector<key_value>& results,
+                                          const std::string& runs_dir, Alive&& alive) {
+  std::map<std::string, const key_value*> by_tick;
+  for (const auto& kv : results)
+    if (kv.key.size() > runs_dir.size()) by_tick[kv.key.substr(runs_dir.size())] = &kv;
+  std::vector<cron_run_view> runs;
+  for (const auto& claim : claims) {
+    cron_run_view v;
+    const std::string tick = claim.key.substr(std::min(fire_dir.size(), claim.key.size()));
+    auto t = parse_tick(tick);
+    v.tick = t ? format_rfc3339(*t) : tick;
+    v.rev = claim.create_revision;
+    lease_id lease = 0;
+    if (auto c = decode_record<claim_record>(claim.value)) {
+      v.host = c->host;
+      v.pid = c->pid;
+      v.lease = c->lease;
+      v.claimed = format_rfc3339(c->start);
+      if (auto id = parse_lease_hex(c->lease)) lease = *id;
+    } else {
+      v.problem = "claim: " + c.error().message;
+    }
+    auto found = by_tick.find(tick);
+    if (found != by_tick.end()) {
+      if (auto r = decode_record<run_record>(found->second->value)) {
+        v.start = format_rfc3339(r->start);
+        v.end = format_rfc3339(r->end);
+        v.exit_code = r->exit_code;
+        v.output = r->output;
+      } else {
+        v.problem = "result: " + r.error().message;
+      }
+    }
+    v.state = classify_run(found != by_tick.end(), lease != 0 && alive(lease));
+    runs.push_back(std::move(v));
+  }
+  return runs;
+}
+
+/// A stored job as listed, and where its history lives (empty: unreadable name).
+inline cron_job_view job_view_of(const std::string& prefix, const key_value& kv,
+                                 std::chrono::system_clock::time_point now, std::string& fire_dir,
+                                 std::string& runs_dir) {
+  cron_job_view view;
+  auto where = decode_key<cron_job_key>(prefix, kv.key);
+  view.name = where ? where->name : kv.key;
+  if (auto job = read_cron_job(prefix, kv.key, kv.value)) {
+    view.schedule = job->record.schedule;
+    view.tz = job->record.tz;
+    view.argv = job->record.argv;
+    view.created = format_rfc3339(job->record.created);
+    if (auto next = job->next_after(now)) view.next = format_rfc3339(*next);
+    fire_dir = job->fire_dir;
+    runs_dir = job->runs_dir;
+  } else {
+    view.problem = job.error().message;
+    if (where) {  // a readable name still has a readable history
+      fire_dir = cron_fire_dir(prefix, where->name).value_or(std::string());
+      runs_dir = cron_runs_dir(prefix, where->name).value_or(std::string());
+    }
+  }
+  return view;
+}
+
+}  // namespace detail
+
+}  // namespace conch
+// ---- end conch/logic/cron_view.hpp ----
 // ---- begin conch/logic/election_office.hpp ----
 // conch/logic/election_office.hpp — who leads an office, from its candidates.
 //
@@ -3653,10 +3943,34 @@ inline txn_request prune_txn(const std::string& fire_dir, const std::string& run
 // then applies watch events; it never needs another read until its watch
 // breaks or is compacted.
 
+// ---- begin conch/logic/txn_read.hpp ----
+// conch/logic/txn_read.hpp — reading the answers of a txn's range operations.
+
+
+#include <cstddef>
+#include <optional>
+#include <variant>
+
+namespace conch::detail {
+
+/// The `i`-th answer of `r` if it is a range answer; null otherwise.
+inline const range_response* range_at(const txn_response& r, std::size_t i) {
+  return i < r.responses.size() ? std::get_if<range_response>(&r.responses[i]) : nullptr;
+}
+
+/// The first key a range answer returned, if any.
+inline std::optional<key_value> front(const range_response* r) {
+  if (!r || r->kvs.empty()) return std::nullopt;
+  return r->kvs.front();
+}
+
+}  // namespace conch::detail
+// ---- end conch/logic/txn_read.hpp ----
 
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace conch::detail {
@@ -3698,6 +4012,76 @@ inline bool leader_changed(const std::optional<key_value>& before,
   if (!now) return false;
   return before->key != now->key || before->create_revision != now->create_revision ||
          before->mod_revision != now->mod_revision;
+}
+
+/// Reads the first-created candidate of `office`: who leads.
+inline range_request first_created(std::string office) {
+  auto r = range_request::prefix(std::move(office));
+  r.order = range_request::sort_order::ascend;
+  r.target = range_request::sort_target::create;
+  r.limit = 1;
+  return r;
+}
+
+/// Reads the candidate created just before `rev`: the one a waiter watches.
+inline range_request created_before(std::string office, revision rev) {
+  auto r = range_request::prefix(std::move(office));
+  r.order = range_request::sort_order::descend;
+  r.target = range_request::sort_target::create;
+  r.max_create_revision = rev - 1;
+  r.limit = 1;
+  return r;
+}
+
+/// The campaign txn: create `key` if absent and read, at one revision, who
+/// leads (answer 1) and the two newest candidates (answer 2: ours and the
+/// one before it); if `key` exists, read it (answer 0) and who leads.
+inline txn_request campaign_txn(const std::string& office, const std::string& key,
+                                const std::string& value, lease_id lease) {
+  txn_request t;
+  t.compares.push_back(compare::create_revision(key) == 0);
+  t.success.emplace_back(put_request{key, value, lease});
+  t.success.emplace_back(first_created(office));
+  auto last_two = range_request::prefix(office);
+  last_two.order = range_request::sort_order::descend;
+  last_two.target = range_request::sort_target::create;
+  last_two.limit = 2;
+  t.success.emplace_back(last_two);
+  range_request mine;
+  mine.key = key;
+  t.failure.emplace_back(mine);
+  t.failure.emplace_back(first_created(office));
+  return t;
+}
+
+/// What the campaign txn saw, at one revision.
+struct campaign_entry {
+  std::optional<key_value> first;        ///< who leads
+  std::optional<key_value> predecessor;  ///< whom we wait for
+  bool predecessor_known = false;        ///< false: re-read it before waiting
+  revision at = 0;
+};
+
+/// The entry from a campaign_txn that created our key.
+inline result<campaign_entry> parse_campaign(const txn_response& r) {
+  const auto* newest = range_at(r, 2);
+  if (!range_at(r, 1) || !newest)
+    return error{errc::internal, "campaign txn answered without its reads"};
+  campaign_entry e{front(range_at(r, 1)), std::nullopt, true, r.header_revision};
+  if (newest->kvs.size() > 1) e.predecessor = newest->kvs[1];
+  return e;
+}
+
+/// A waiter's re-read: its own key (answer 0) and its predecessor (answer 1),
+/// at one revision.
+inline txn_request predecessor_txn(const std::string& office, const std::string& key,
+                                   revision rev) {
+  txn_request t;
+  range_request mine;
+  mine.key = key;
+  t.success.emplace_back(mine);
+  t.success.emplace_back(created_before(office, rev));
+  return t;
 }
 
 }  // namespace conch::detail
@@ -3779,6 +4163,21 @@ class lease_deadline {
     if (in_flight_.empty()) return;  // an answer we did not ask for proves nothing
     acked_sent_ = std::max(acked_sent_, in_flight_.front());
     in_flight_.pop_front();
+    ttl_ = ttl;
+  }
+
+  /// The keepalive sent at `sent` was answered with `ttl`, whatever came
+  /// before it (several streams may be in flight at once). Earlier
+  /// unanswered sends are forgotten: an answer is never credited to a send
+  /// later than its own.
+  void acknowledged_at(time_point sent, std::chrono::seconds ttl) {
+    if (ttl <= ttl.zero()) {
+      gone_ = true;
+      return;
+    }
+    while (!in_flight_.empty() && in_flight_.front() <= sent) in_flight_.pop_front();
+    if (sent < acked_sent_) return;  // a later answer already counted
+    acked_sent_ = sent;
     ttl_ = ttl;
   }
 
@@ -3962,6 +4361,7 @@ inline semaphore_view make_semaphore_view(std::string_view office, int max,
 // read as txn ops and turn the answer into a `sema_state`; no I/O here.
 
 
+#include <algorithm>
 #include <cstddef>
 #include <optional>
 #include <string>
@@ -3969,15 +4369,22 @@ inline semaphore_view make_semaphore_view(std::string_view office, int max,
 #include <variant>
 #include <vector>
 
-namespace conch::detail {
+namespace conch {
 
-inline const range_response* range_at(const txn_response& r, std::size_t i) {
-  return i < r.responses.size() ? std::get_if<range_response>(&r.responses[i]) : nullptr;
-}
-inline std::optional<key_value> front(const range_response* r) {
-  if (!r || r->kvs.empty()) return std::nullopt;
-  return r->kvs.front();
-}
+/// Who holds which slot, and who waits in which order (`--who`).
+struct semaphore_status {
+  struct holder {
+    int slot = 0;
+    key_value kv;  ///< value: the holder record; create_revision: the token
+  };
+  std::vector<holder> holders;     ///< by slot index
+  std::vector<key_value> waiters;  ///< first in line first
+  revision at = 0;                 ///< the revision this was read at
+};
+
+}  // namespace conch
+
+namespace conch::detail {
 
 /// Where one semaphore's keys live, and whose place we read.
 struct sema_layout {
@@ -4114,6 +4521,32 @@ inline result<sema_state> parse_place(const txn_response& r, std::size_t first,
   return s;
 }
 
+/// Reads every slot (answer 0) and the queue, first in line first (answer 1).
+inline txn_request status_txn(const sema_layout& l) {
+  txn_request read;
+  read.success.emplace_back(range_request::prefix(l.slots()));
+  auto queue = range_request::prefix(l.queue());
+  queue.order = range_request::sort_order::ascend;
+  queue.target = range_request::sort_target::create;
+  read.success.emplace_back(std::move(queue));
+  return read;
+}
+
+/// Holders by slot and waiters in order, from the answer to status_txn.
+inline result<semaphore_status> parse_status(const txn_response& r, const sema_layout& l) {
+  const auto* slots = range_at(r, 0);
+  const auto* waiters = range_at(r, 1);
+  if (!slots || !waiters) return error{errc::internal, "status txn answered without its reads"};
+  semaphore_status s;
+  s.at = r.header_revision;
+  for (const auto& kv : slots->kvs)
+    if (auto i = l.slot_of(kv.key)) s.holders.push_back({*i, kv});
+  std::sort(s.holders.begin(), s.holders.end(),
+            [](const auto& a, const auto& b) { return a.slot < b.slot; });
+  s.waiters = waiters->kvs;
+  return s;
+}
+
 }  // namespace conch::detail
 // ---- end conch/logic/semaphore_read.hpp ----
 // ---- begin conch/logic/stop_union.hpp ----
@@ -4166,10 +4599,10 @@ class stop_union {
 //   ks.start(now);                        // SIGTERM sent now
 //   if (ks.kill_due(later)) ...           // SIGKILL the group
 
+
 #include <chrono>
 #include <optional>
 #include <utility>
-
 
 namespace conch::detail {
 
@@ -4217,7 +4650,9 @@ class kill_sequence {
     if (!started_) return std::nullopt;
     return term_sent_ + kill_after_;
   }
-  constexpr bool kill_due(time_point now) const { return started_ && now >= term_sent_ + kill_after_; }
+  constexpr bool kill_due(time_point now) const {
+    return started_ && now >= term_sent_ + kill_after_;
+  }
   constexpr duration kill_after() const noexcept { return kill_after_; }
 
  private:
@@ -4251,13 +4686,16 @@ struct after_exit {
 /// Restart only with `--restart`, only while still holding, and never after a
 /// stop request: no child is ever started after a stop signal.
 template <class Duration>
-constexpr after_exit decide_after_exit(const restart_rule& rule, exit_context ctx, Duration ran_for) {
+constexpr after_exit decide_after_exit(const restart_rule& rule, exit_context ctx,
+                                       Duration ran_for) {
   if (!rule.enabled || ctx.stop_requested || ctx.lost) return {};
   return {after_exit::step::restart, ran_for >= rule.stable_after};
 }
 
 /// May a child be started now? (The first start and every restart ask.)
-constexpr bool may_start_child(exit_context ctx) noexcept { return !ctx.stop_requested && !ctx.lost; }
+constexpr bool may_start_child(exit_context ctx) noexcept {
+  return !ctx.stop_requested && !ctx.lost;
+}
 
 /// Restart delays for `--restart`: a backoff value (fresh per supervision)
 /// that is reset whenever a child proved stable. `Backoff` is any backoff
@@ -4265,14 +4703,16 @@ constexpr bool may_start_child(exit_context ctx) noexcept { return !ctx.stop_req
 template <class Backoff>
 class restart_schedule {
  public:
-  restart_schedule(Backoff backoff, restart_rule rule) : backoff_(std::move(backoff)), rule_(rule) {}
+  restart_schedule(Backoff backoff, restart_rule rule)
+      : backoff_(std::move(backoff)), rule_(rule) {}
 
   /// The delay before restarting a child that ran for `ran_for`, or empty
   /// when the child must not be restarted.
   template <class Duration>
   auto delay_after(exit_context ctx, Duration ran_for)
       -> std::optional<decltype(std::declval<Backoff&>().next())> {
-    if (decide_after_exit(rule_, ctx, ran_for).next != after_exit::step::restart) return std::nullopt;
+    if (decide_after_exit(rule_, ctx, ran_for).next != after_exit::step::restart)
+      return std::nullopt;
     return conch::next_restart_delay(backoff_, ran_for, rule_.stable_after);
   }
 
@@ -4294,81 +4734,112 @@ constexpr bool watchdog_needs_renewal(std::optional<TimePoint> last_sent, TimePo
 
 // Recipe internals, written against the transport concept.
 // ---- begin conch/detail/cron_tick.hpp ----
-// conch/detail/cron_tick.hpp — a tick's three writes, sent: claim, result,
-// prune. The txns themselves are in cron_txn.hpp; this adds what talking to
+// conch/detail/cron_tick.hpp — a tick's writes, sent: claim, result, prune.
+// The txns themselves are in logic/cron_txn.hpp; this adds what talking to
 // etcd needs (an answer that never came, a short outage), for any transport.
+//
+// Outcomes are resolved, never guessed: a claim whose answer was lost is
+// sent again until etcd says who holds the tick (the claim value — host,
+// pid, lease, claim time — is ours alone, so a resend that finds it knows
+// the first one landed); a result is retried until written or until its
+// claim is proven gone.
+
 
 #include <chrono>
+#include <map>
 #include <stop_token>
 #include <string>
-#include <thread>
 #include <utility>
+#include <variant>
 #include <vector>
-
 
 namespace conch::detail {
 
-/// Claims a tick: the claim's revision if we won; `errc::busy` if someone
-/// else holds the tick or the job changed meanwhile. When the answer is lost
-/// the txn may still have committed, so the key is read back: our claim value
-/// (host, pid, lease, claim time) is ours alone. `Backoff` paces the reads;
-/// `stop` ends them.
-template <class Backoff, transport T>
-result<revision> send_claim(T& t, const std::string& fire_key, const std::string& value, const std::string& job_key,
-                            revision job_rev, std::stop_token stop) {
-  auto r = t.txn(claim_txn(fire_key, value, job_key, job_rev), t.default_deadline());
-  if (r) {
-    if (!r->succeeded) return error{errc::busy, "tick taken"};
-    return r->header_revision;
-  }
-  Backoff retry{};
-  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds{10};
-  while (std::chrono::steady_clock::now() < give_up) {
-    range_request read;
-    read.key = fire_key;
-    auto seen = t.range(read, t.default_deadline());
-    if (seen) {
-      if (seen->kvs.empty()) return error{errc::unavailable, "tick not claimed: " + r.error().message};
+/// Waits `d` of real time unless `stop` comes first (false then).
+inline bool cron_pause(std::chrono::nanoseconds d, std::stop_token stop) {
+  return conch::sleep_until(steady_clock_policy{},
+                            std::chrono::steady_clock::now() +
+                                std::chrono::duration_cast<std::chrono::steady_clock::duration>(d),
+                            std::move(stop));
+}
+
+/// What one claim txn's answer says: ours (at a revision), someone else's or
+/// refused (`errc::busy`), or no answer (any other error).
+inline result<revision> read_claim_answer(const result<txn_response>& r, const std::string& value) {
+  if (!r) return r.error();
+  if (r->succeeded) return r->header_revision;
+  for (const auto& op : r->responses)
+    if (const auto* seen = std::get_if<range_response>(&op); seen && !seen->kvs.empty()) {
+      // A resend of a claim that had landed finds our own value.
       if (seen->kvs.front().value == value) return seen->kvs.front().create_revision;
       return error{errc::busy, "tick taken"};
     }
-    if (!steady_clock_policy::sleep_until(std::chrono::steady_clock::now() + retry.next(), stop)) break;
-  }
-  return error{errc::unavailable, "tick claim unknown (etcd unreachable): " + r.error().message};
+  return error{errc::busy, "tick refused: below the job's floor, or the job changed"};
 }
 
-/// Records a run's result, fenced by its claim. Retried for a while (not
-/// cut short by a shutdown): a run that happened must be told, even across
-/// a short etcd outage.
+/// Claims a tick: the claim's revision if we won; `errc::busy` if someone
+/// else holds it, it lies below the job's floor or the job changed. An
+/// unanswered txn is sent again (the same value, so it is recognized) until
+/// answered; `errc::cancelled` when `stop` ends that first: the tick is then
+/// undecided and the caller must say so.
 template <class Backoff, transport T>
-result<void> send_result(T& t, const std::string& fire_key, revision claim_rev, const std::string& runs_key,
-                         const std::string& value) {
-  Backoff retry{};
-  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds{10};
+result<revision> send_claim(T& t, const txn_request& claim, const std::string& value,
+                            std::stop_token stop, Backoff retry) {
   for (;;) {
-    auto r = t.txn(result_txn(fire_key, claim_rev, runs_key, value), t.default_deadline());
+    auto r = read_claim_answer(t.txn(claim, t.default_deadline()), value);
+    if (r || r.error().code == errc::busy) return r;
+    if (!cron_pause(retry.next(), stop))
+      return error{errc::cancelled, "claim undecided at shutdown: " + r.error().message};
+  }
+}
+
+/// Records a run's result, fenced by its claim: retried until written, or
+/// until the claim is proven gone (`errc::failed_precondition`), or until
+/// `stop` (`errc::cancelled`, with the last error).
+template <class Backoff, transport T>
+result<void> send_result(T& t, const txn_request& result_write, const std::string& fire_key,
+                         std::stop_token stop, Backoff retry) {
+  for (;;) {
+    auto r = t.txn(result_write, t.default_deadline());
     if (r) {
-      if (!r->succeeded) return error{errc::failed_precondition, "the claim " + fire_key + " is gone"};
+      if (!r->succeeded)
+        return error{errc::failed_precondition, "the claim " + fire_key + " is gone"};
       return {};
     }
-    if (std::chrono::steady_clock::now() >= give_up) return std::move(r).error();
-    std::this_thread::sleep_for(retry.next());
+    if (!cron_pause(retry.next(), stop))
+      return error{errc::cancelled, "gave up at shutdown: " + r.error().message};
   }
 }
 
-/// Keeps the newest `keep` ticks of `job` (0: all). Best effort: a failure
-/// leaves the work to the next winner.
+/// Cuts `job`'s history back to `keep` ticks (0: all) once it exceeds
+/// `keep + prune_slack(keep)`, raising the job's floor in the same txn (see
+/// cron_txn.hpp). Best effort: a failure (or a claim made meanwhile below
+/// the new floor) leaves the work to the next winner.
 template <transport T>
 void prune_history(T& t, const cron_job& job, std::size_t keep) {
   if (keep == 0) return;
-  auto req = range_request::prefix(job.fire_dir);
-  req.keys_only = true;
-  auto r = t.range(req, t.default_deadline());
-  if (!r) return;
-  std::vector<std::string> ticks;
-  ticks.reserve(r->kvs.size());
-  for (const auto& kv : r->kvs) ticks.push_back(kv.key.substr(job.fire_dir.size()));
-  if (auto cut = prune_cutoff(ticks, keep)) (void)t.txn(prune_txn(job.fire_dir, job.runs_dir, *cut), t.default_deadline());
+  auto count = range_request::prefix(job.fire_dir);
+  count.count_only = true;
+  auto n = t.range(count, t.default_deadline());
+  if (!n || static_cast<std::size_t>(n->count) <= keep + prune_slack(keep)) return;
+  auto claims = t.range(range_request::prefix(job.fire_dir), t.default_deadline());
+  if (!claims) return;
+  auto results_req = range_request::prefix(job.runs_dir);
+  results_req.keys_only = true;
+  auto results = t.range(results_req, t.default_deadline());
+  if (!results) return;
+  std::map<lease_id, bool> leases;
+  auto alive = [&](lease_id id) {
+    auto [it, fresh] = leases.try_emplace(id, true);  // unknown: may still run
+    if (fresh)
+      if (auto ttl = t.lease_time_to_live(id, t.default_deadline())) it->second = ttl->ttl > 0;
+    return it->second;
+  };
+  const auto ticks = claimed_ticks_from(claims->kvs, job.fire_dir, results->kvs, job.runs_dir);
+  if (auto floor = prune_floor(ticks, keep, prune_slack(keep), alive))
+    (void)t.txn(
+        prune_txn(job.fire_dir, job.runs_dir, job.floor_dir, *floor, claims->header_revision),
+        t.default_deadline());
 }
 
 }  // namespace conch::detail
@@ -4383,6 +4854,208 @@ void prune_history(T& t, const cron_job& job, std::size_t keep) {
 // sees a change only when the leader, its key or its value differs from what
 // it saw last.
 
+// ---- begin conch/detail/waiting.hpp ----
+// conch/detail/waiting.hpp — how a recipe waits on etcd: once, for every recipe.
+//
+// Election and semaphore wait the same way: create a key in a txn whose
+// outcome may stay in doubt, re-read after a break, watch one thing from
+// right after the revision it was read at, pause one backoff step on the
+// clock policy between attempts, and name why a wait ended early. The
+// observer and the session pause the same way too.
+//
+//   detail::waiting<session_type> io{session};
+//   auto made = io.create(txn, key, value, lease, stop, give_up, retry);
+//   ... io.watch_until(stream, stop, give_up, retry, [](const watch_batch& b) { ... });
+
+
+#include <algorithm>
+#include <chrono>
+#include <optional>
+#include <stop_token>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace conch::detail {
+
+/// Failures worth another try: the cluster may come back, the history we
+/// wanted can be re-read. Anything else (auth, a bad request) stays.
+inline bool retryable(errc e) {
+  return e == errc::unavailable || e == errc::timed_out || e == errc::internal ||
+         e == errc::compacted;
+}
+
+/// What a recipe's wait can be told (basic_election::campaign_options).
+template <class Backoff>
+struct wait_options {
+  bool nonblock = false;                               ///< errc::busy at once if we must wait
+  std::optional<std::chrono::milliseconds> timeout{};  ///< errc::timed_out, our key removed
+  std::stop_token stop{};                              ///< errc::cancelled, our key removed
+  /// Paces the retries of this wait and of what follows it (proclaim,
+  /// resign, release), copied fresh for each; empty: the session's.
+  std::optional<Backoff> backoff{};
+};
+
+/// When a wait with `timeout` gives up (never, without one).
+inline deadline give_up_at(std::optional<std::chrono::milliseconds> timeout) {
+  return timeout ? std::chrono::steady_clock::now() + *timeout : deadline::max();
+}
+
+/// The deadline of one call: never past the transport's default, never much
+/// past the caller's patience, but always a moment (500 ms): cutting a create
+/// or a claim short would only leave its outcome in doubt.
+inline deadline call_deadline(deadline transport_default, deadline give_up) {
+  const deadline floor = std::chrono::steady_clock::now() + std::chrono::milliseconds{500};
+  return std::min(transport_default, std::max(give_up, floor));
+}
+
+/// The real-time deadline for a call that must return by `local` on `clock`.
+template <class Clock>
+deadline real_deadline(const Clock& clock, typename Clock::time_point local) {
+  auto left = local - clock.now();
+  if (left < decltype(left)::zero()) left = decltype(left)::zero();
+  return std::chrono::steady_clock::now() +
+         std::chrono::duration_cast<std::chrono::steady_clock::duration>(left);
+}
+
+/// Sleeps one backoff step on `clock`; false when `stop` is requested or
+/// `give_up` (real time) has passed.
+template <class Clock, class Backoff>
+bool pause(const Clock& clock, Backoff& retry, std::stop_token stop, deadline give_up) {
+  using steady = std::chrono::steady_clock;
+  const auto left = give_up - steady::now();
+  if (left <= left.zero()) return false;
+  const auto step = std::min(std::chrono::duration_cast<steady::duration>(retry.next()), left);
+  const auto wake = clock.now() + std::chrono::duration_cast<typename Clock::duration>(step);
+  return conch::sleep_until(clock, wake, std::move(stop)) && steady::now() < give_up;
+}
+
+/// What a create-if-absent txn found. `response.succeeded`: we created the
+/// key now. Otherwise `own` is the key as it stands, and `ours` says whether
+/// it is our own earlier attempt (one whose answer was lost) rather than a
+/// key someone else put under our lease.
+struct created {
+  txn_response response;
+  bool ours = true;
+  std::optional<key_value> own;
+};
+
+/// A recipe's waiting, bound to its session (for the transport, the clock,
+/// the loss and its reason).
+template <class Session>
+class waiting {
+ public:
+  using backoff_type = typename Session::policies::backoff;
+
+  explicit waiting(Session& s) : session_(s) {}
+
+  auto& transport() const { return session_.transport(); }
+  deadline call_deadline(deadline give_up) const {
+    return detail::call_deadline(transport().default_deadline(), give_up);
+  }
+  bool pause(backoff_type& retry, std::stop_token stop, deadline give_up) const {
+    return detail::pause(session_.clock(), retry, std::move(stop), give_up);
+  }
+
+  error lost_error() const { return error{errc::lost, "session lost: " + session_.lost_reason()}; }
+
+  /// Names why a wait ended early: the session, the owner (`own`: "<what>
+  /// cancelled"), or the clock ("gave up waiting for <waited_for> after Nms").
+  error interrupted(error e, const std::stop_token& own,
+                    std::optional<std::chrono::milliseconds> timeout, std::string_view what,
+                    std::string_view waited_for) const {
+    if (session_.lost()) return lost_error();
+    if (e.code == errc::cancelled || own.stop_requested())
+      return error{errc::cancelled, std::string(what) + " cancelled"};
+    if (e.code == errc::timed_out && timeout)
+      return error{errc::timed_out, "gave up waiting for " + std::string(waited_for) + " after " +
+                                        std::to_string(timeout->count()) + "ms"};
+    return e;
+  }
+
+  /// A txn that is safe to repeat (fenced: a second run fails its compare),
+  /// retried until `d` while etcd is briefly unavailable (just restarted, a
+  /// leader change, a channel still reconnecting).
+  result<txn_response> retried_txn(const txn_request& t, deadline d, backoff_type retry) const {
+    for (;;) {
+      auto r = transport().txn(t, d);
+      if (r || !retryable(r.error().code) || r.error().code == errc::compacted) return r;
+      if (!pause(retry, session_.lost_token(), d)) return r;
+    }
+  }
+
+  /// Gives up on a create whose outcome we never saw: removes `key` only if
+  /// it carries exactly what we tried to write.
+  void remove_in_doubt(const std::string& key, const std::string& value, lease_id lease,
+                       const backoff_type& retry) const {
+    if (session_.lost()) return;
+    txn_request t;
+    t.compares.push_back(compare::value(key) == value);
+    t.compares.push_back(compare::lease(key) == lease);
+    t.success.emplace_back(delete_request{key, {}, false});
+    (void)retried_txn(t, transport().default_deadline(), retry);
+  }
+
+  /// Runs `t`, a create-if-absent of `key` (its first failure op reads
+  /// `key`), until it answers. After a failure whose outcome we never saw,
+  /// finding the key with our `value` and `lease` means our own attempt
+  /// committed. Giving up (stop, `give_up`) removes what may have committed.
+  result<created> create(const txn_request& t, const std::string& key, const std::string& value,
+                         lease_id lease, const stop_union& stop, deadline give_up,
+                         backoff_type retry) const {
+    const backoff_type prototype = retry;
+    bool in_doubt = false;  // an earlier attempt may have committed unseen
+    for (;;) {
+      auto r = transport().txn(t, call_deadline(give_up));
+      if (r && r->succeeded) return created{std::move(*r), true, std::nullopt};
+      if (r) {
+        auto own = front(range_at(*r, 0));
+        const bool ours = own && in_doubt && own->value == value && own->lease == lease;
+        return created{std::move(*r), ours, std::move(own)};
+      }
+      if (r.error().code == errc::lease_not_found) return lost_error();
+      if (!retryable(r.error().code)) return std::move(r).error();
+      in_doubt = true;
+      if (!pause(retry, stop.token(), give_up)) {
+        remove_in_doubt(key, value, lease, prototype);
+        return error{stop.stop_requested() ? errc::cancelled : errc::timed_out, r.error().message};
+      }
+    }
+  }
+
+  /// Follows `stream` until `changed(batch)` says a batch matters (ok), or
+  /// until the stream broke or the history it needed was compacted (ok after
+  /// one backoff step: re-read, the gap may hide the change). errc::timed_out
+  /// at `give_up`, errc::cancelled on `stop`, what cannot be retried as it is.
+  template <class Stream, class Changed>
+  result<void> watch_until(Stream& stream, const stop_union& stop, deadline give_up,
+                           backoff_type& retry, Changed changed) const {
+    using steady = std::chrono::steady_clock;
+    std::stop_callback cancel{stop.token(), [&] { stream.cancel(); }};
+    for (;;) {
+      auto batch = stream.next(std::min(give_up, steady::now() + std::chrono::minutes{10}));
+      if (batch) {
+        retry.reset();
+        if (changed(*batch)) return {};
+        continue;
+      }
+      const errc why = batch.error().code;
+      if (why == errc::timed_out && steady::now() < give_up) continue;
+      if (why == errc::timed_out || stop.stop_requested()) return std::move(batch).error();
+      if (why != errc::compacted && !retryable(why) && why != errc::cancelled)
+        return std::move(batch).error();
+      if (why != errc::compacted && !pause(retry, stop.token(), give_up))
+        return error{errc::timed_out, batch.error().message};
+      return {};
+    }
+  }
+
+ private:
+  Session& session_;
+};
+
+}  // namespace conch::detail
+// ---- end conch/detail/waiting.hpp ----
 
 #include <algorithm>
 #include <chrono>
@@ -4396,11 +5069,13 @@ void prune_history(T& t, const cron_job& job, std::size_t keep) {
 
 namespace conch::detail {
 
-/// Failures worth another try: the cluster may come back, the history we
-/// wanted can be re-read. Anything else (auth, a bad request) stays.
-inline bool election_retryable(errc e) {
-  return e == errc::unavailable || e == errc::timed_out || e == errc::internal ||
-         e == errc::compacted;
+/// The first-created candidate of `office` (nullopt: vacant), read once.
+template <class Transport>
+result<std::optional<key_value>> read_leader(Transport& t, std::string office) {
+  auto r = t.range(first_created(std::move(office)), t.default_deadline());
+  if (!r) return std::move(r).error();
+  if (r->kvs.empty()) return std::optional<key_value>{};
+  return std::optional<key_value>{std::move(r->kvs.front())};
 }
 
 /// Follows who leads an office, one change per `next()`: the current leader
@@ -4412,11 +5087,20 @@ class leader_observer {
  public:
   using transport_type = typename P::transport;
   using clock_type = typename P::clock;
+  using backoff_type = typename P::backoff;
 
-  /// An invalid name makes next() fail with errc::invalid_argument.
+  struct options {
+    backoff_type backoff{};  ///< paces re-reads after a failure (copied, reset on progress)
+  };
+
+  /// An invalid name makes next() fail with errc::invalid_argument. Pauses
+  /// wait on `c` (share the session's clock: `session.clock()`).
   leader_observer(transport_type& t, std::string_view prefix, std::string_view name,
-                  clock_type c = {})
-      : transport_(t), office_(election_office(prefix, name)), clock_(std::move(c)) {}
+                  clock_type c = {}, options o = {})
+      : transport_(t),
+        office_(election_office(prefix, name)),
+        clock_(std::move(c)),
+        retry_(std::move(o.backoff)) {}
   leader_observer(const leader_observer&) = delete;
   leader_observer& operator=(const leader_observer&) = delete;
 
@@ -4431,7 +5115,7 @@ class leader_observer {
         auto r = transport_.range(range_request::prefix(*office_),
                                   std::min(d, transport_.default_deadline()));
         if (!r) {
-          if (!election_retryable(r.error().code)) return std::move(r).error();
+          if (!retryable(r.error().code)) return std::move(r).error();
           if (!pause(d))
             return error{cancelled_.stop_requested() ? errc::cancelled : errc::timed_out,
                          r.error().message};
@@ -4456,7 +5140,7 @@ class leader_observer {
       }
       const errc why = batch.error().code;
       if (why == errc::timed_out) return std::move(batch).error();
-      if (why != errc::cancelled && why != errc::compacted && !election_retryable(why))
+      if (why != errc::cancelled && why != errc::compacted && !retryable(why))
         return std::move(batch).error();
       {
         std::lock_guard lock{mutex_};
@@ -4468,6 +5152,23 @@ class leader_observer {
     }
   }
 
+  /// Calls `on_change(const std::optional<key_value>&)` with each change
+  /// until `stop` is requested (ok) or an error retrying cannot fix.
+  template <class F>
+  result<void> follow(std::stop_token stop, F&& on_change) {
+    std::stop_callback on_stop{stop, [this] { cancel(); }};
+    for (;;) {
+      auto r = next(std::chrono::steady_clock::now() + std::chrono::minutes{10});
+      if (r) {
+        on_change(static_cast<const std::optional<key_value>&>(*r));
+        continue;
+      }
+      if (r.error().code == errc::timed_out) continue;
+      if (r.error().code == errc::cancelled) return {};
+      return std::move(r).error();
+    }
+  }
+
   /// Makes a blocked or later next() return errc::cancelled. Any thread.
   void cancel() noexcept {
     cancelled_.request_stop();
@@ -4476,23 +5177,14 @@ class leader_observer {
   }
 
  private:
-  using backoff_type = typename P::backoff;
   using stream_type = decltype(std::declval<transport_type&>().watch(watch_request{}));
 
-  bool pause(deadline d) {
-    const auto left = d - std::chrono::steady_clock::now();
-    if (left <= left.zero()) return false;
-    auto step = std::min(
-        std::chrono::duration_cast<std::chrono::steady_clock::duration>(retry_.next()), left);
-    return clock_.sleep_until(
-        clock_.now() + std::chrono::duration_cast<typename clock_type::duration>(step),
-        cancelled_.get_token());
-  }
+  bool pause(deadline d) { return detail::pause(clock_, retry_, cancelled_.get_token(), d); }
 
   transport_type& transport_;
   result<std::string> office_;
   [[no_unique_address]] clock_type clock_;
-  backoff_type retry_{};
+  backoff_type retry_;
   office_view view_;
   std::optional<std::optional<key_value>> reported_;  // outer empty: nothing reported yet
   std::mutex mutex_;
@@ -4504,30 +5196,589 @@ class leader_observer {
 // ---- end conch/detail/election_observer.hpp ----
 
 // Process supervision (POSIX).
-// ---- begin conch/process/cron_run.hpp ----
-// conch/process/cron_run.hpp — run one claimed tick's command to its end.
-//
-// The command runs by argv (no shell) in its own process group under the
-// supervision core, with the tick's environment (CONCH_TICK, CONCH_REV, ...).
-// Its stdout and stderr are captured together and only the last bytes are
-// kept for the result record. A stop request (daemon shutdown) lets the run
-// go on for `kill_after`, then kills its whole group: a shutdown is bounded,
-// and the result of a killed run (128 + 9) is still recorded.
+// ---- begin conch/process/fd.hpp ----
+// conch/process/fd.hpp — an owned file descriptor, and errno as a conch::error.
 
-#include <poll.h>
-#include <sys/eventfd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+#include <unistd.h>
+#include <utility>
+
+namespace conch::process {
+
+/// Owns one file descriptor; closes it on destruction. Move-only.
+class unique_fd {
+ public:
+  unique_fd() = default;
+  explicit unique_fd(int fd) noexcept : fd_(fd) {}
+  unique_fd(unique_fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+  unique_fd& operator=(unique_fd&& o) noexcept {
+    if (this != &o) reset(std::exchange(o.fd_, -1));
+    return *this;
+  }
+  unique_fd(const unique_fd&) = delete;
+  unique_fd& operator=(const unique_fd&) = delete;
+  ~unique_fd() { reset(); }
+
+  int get() const noexcept { return fd_; }
+  explicit operator bool() const noexcept { return fd_ >= 0; }
+  int release() noexcept { return std::exchange(fd_, -1); }
+  void reset(int fd = -1) noexcept {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = fd;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+/// `what: strerror(err)` as an error value.
+inline error os_error(const std::string& what, int err = errno) {
+  return {errc::internal, what + ": " + std::strerror(err)};
+}
+
+}  // namespace conch::process
+// ---- end conch/process/fd.hpp ----
+// ---- begin conch/process/group.hpp ----
+// conch/process/group.hpp — who is still alive in a process group, and stopping it.
+//
+// A child's exit does not end its work: a grandchild it started (`cmd &`) stays
+// in the group and would keep running after the wrapper released the office.
+// So the supervision core looks at the whole group, and only counts processes
+// that still run: zombies (exited, not yet reaped by whoever their parent is)
+// cannot do anything, yet kill(-pgid, 0) still finds them.
+//
+//   auto st = conch::process::terminate(child, 5s);  // SIGTERM, SIGKILL after 5 s, reaped
+
+// ---- begin conch/process/spawn.hpp ----
+// conch/process/spawn.hpp — start a child by argv in its own process group.
+//
+// posix_spawnp (glibc: clone(CLONE_VM|CLONE_VFORK) + exec) has none of fork's
+// hazards next to gRPC's threads: nothing of the parent runs in the child but
+// the spawn code itself. The child gets its own process group (so a signal to
+// the group reaches its grandchildren and the terminal's Ctrl-C reaches only
+// the wrapper, which forwards it), an empty signal mask and default
+// dispositions (the wrapper blocks and ignores signals the child must not
+// inherit), and extra environment variables (CONCH_REV, CONCH_KEY, ...).
+// conch's own etcd password (CONCH_PASSWORD) is never passed on: the
+// supervised command is not trusted with conch's credentials (a child that
+// needs etcd gets its own, see docs/supervision.md).
+// A gated child (spawn_options::gated) is forked instead and waits before exec
+// until child::release(), so a watchdog can take hold of it first; between
+// fork and exec it makes async-signal-safe calls only.
+// No shell is involved: argv[0] is looked up in PATH, like execvp. (glibc's
+// posix_spawn leaves its two internal real-time signals, 32 and 33, ignored;
+// the child's own libc takes them back.)
+//
+//   auto c = conch::process::spawn({.argv = {"sleep", "10"}, .env = {{"CONCH_REV", "42"}}});
+//   if (!c) die(c.error().message);
+//   poll on c->exit_fd(); auto st = c->reap();   // detail::child_status
+
 
 #include <algorithm>
-#include <chrono>
+#include <atomic>
 #include <csignal>
-#include <cstdint>
-#include <functional>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <dirent.h>
+#include <fcntl.h>
+#include <mutex>
 #include <optional>
-#include <stop_token>
+#include <poll.h>
+#include <spawn.h>
 #include <string>
+#include <string_view>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <utility>
 #include <vector>
 
+extern char** environ;
+
+namespace conch::process {
+
+struct spawn_options {
+  std::vector<std::string> argv{};                         ///< argv[0] is looked up in PATH
+  std::vector<std::pair<std::string, std::string>> env{};  ///< added to (or replacing) ours
+  bool capture_output = false;  ///< stdout/stderr through pipes (see stdout_fd())
+  /// Hold the child at a launch gate, before exec, until child::release():
+  /// whoever must watch it (the watchdog) can take hold of it first.
+  bool gated = false;
+};
+
+namespace detail_spawn {
+inline int pidfd_open(pid_t pid) noexcept {
+#ifdef SYS_pidfd_open
+  return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+#else
+  errno = ENOSYS;
+  return -1;
+#endif
+}
+
+/// The children this process started on purpose (spawn(), the watchdog): an
+/// orphan reaper must leave their exit status to their owners. The lock is
+/// held from posix_spawn until the pid is recorded, so a child that exits at
+/// once is never taken for an orphan.
+struct own_children {
+  std::mutex mutex;
+  std::vector<pid_t> pids;
+  std::atomic<bool> subreaper{false};
+  bool contains(pid_t pid) const { return std::ranges::count(pids, pid) > 0; }
+};
+inline own_children& own() {
+  static own_children o;
+  return o;
+}
+inline void disown(pid_t pid) {
+  std::lock_guard lock{own().mutex};
+  std::erase(own().pids, pid);
+}
+
+/// Parent and state of `pid` from /proc/PID/stat; false if it is gone.
+inline bool parent_and_state(pid_t pid, pid_t& ppid, char& state) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
+  std::FILE* f = std::fopen(path, "re");
+  if (!f) return false;
+  char buf[512];
+  size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+  std::fclose(f);
+  buf[n] = '\0';
+  const char* close = std::strrchr(buf, ')');  // the command name may hold ')'
+  int pp = 0;
+  if (!close || std::sscanf(close + 1, " %c %d", &state, &pp) != 2) return false;
+  ppid = pp;
+  return true;
+}
+
+/// argv[0] looked up in PATH as execvp would, in the parent: a gated child
+/// must not search (nothing but async-signal-safe calls between fork and exec).
+inline result<std::string> find_in_path(const std::string& name) {
+  auto usable = [](const std::string& p) -> int {
+    if (::access(p.c_str(), F_OK) != 0) return ENOENT;
+    return ::access(p.c_str(), X_OK) == 0 ? 0 : EACCES;
+  };
+  auto fail = [&](int err) {
+    return error{err == EACCES ? errc::permission_denied : errc::invalid_argument,
+                 "cannot run \"" + name + "\": " + std::strerror(err)};
+  };
+  if (name.find('/') != std::string::npos) {
+    if (int e = usable(name)) return fail(e);
+    return name;
+  }
+  const char* env = std::getenv("PATH");
+  std::string_view path = env && *env ? env : "/usr/local/bin:/usr/bin:/bin";
+  int last = ENOENT;
+  for (size_t at = 0; at <= path.size();) {
+    size_t colon = std::min(path.find(':', at), path.size());
+    std::string dir(path.substr(at, colon - at));
+    std::string candidate = (dir.empty() ? std::string(".") : dir) + "/" + name;
+    int e = usable(candidate);
+    if (e == 0) return candidate;
+    if (e == EACCES) last = EACCES;
+    at = colon + 1;
+  }
+  return fail(last);
+}
+
+/// The gated child between fork and exec: async-signal-safe calls only.
+[[noreturn]] inline void gated_child(const char* path, char* const* argv, char* const* envp,
+                                     int gate, int out, int err) noexcept {
+  ::setpgid(0, 0);
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  for (int s = 1; s < NSIG; ++s)
+    if (s != SIGKILL && s != SIGSTOP) ::sigaction(s, &dfl, nullptr);
+  if (out >= 0) ::dup2(out, STDOUT_FILENO);
+  if (err >= 0) ::dup2(err, STDERR_FILENO);
+  char go = 0;
+  ssize_t n;
+  while ((n = ::read(gate, &go, 1)) < 0 && errno == EINTR) {
+  }
+  if (n != 1) ::_exit(127);  // the wrapper went away before releasing us
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  ::execve(path, argv, envp);
+  ::_exit(errno == ENOENT ? 127 : 126);
+}
+
+/// Variables of ours that a child never inherits: conch's credentials.
+inline constexpr std::string_view withheld_variables[] = {"CONCH_PASSWORD"};
+
+inline bool names(std::string_view entry, std::string_view name) {
+  return entry.size() > name.size() && entry.substr(0, name.size()) == name &&
+         entry[name.size()] == '=';
+}
+
+/// Our environment less the withheld variables, with `extra` added (or
+/// replacing ours): the envp of every child, gated or not.
+inline std::vector<std::string> merged_environment(
+    const std::vector<std::pair<std::string, std::string>>& extra) {
+  std::vector<std::string> env;
+  for (char** e = environ; e && *e; ++e) {
+    std::string_view entry(*e);
+    bool replaced = false;
+    for (std::string_view name : withheld_variables) replaced = replaced || names(entry, name);
+    for (const auto& [name, value] : extra) replaced = replaced || names(entry, name);
+    if (!replaced) env.emplace_back(entry);
+  }
+  for (const auto& [name, value] : extra) env.push_back(name + "=" + value);
+  return env;
+}
+
+inline std::vector<char*> c_strings(std::vector<std::string>& v) {
+  std::vector<char*> out;
+  out.reserve(v.size() + 1);
+  for (auto& s : v) out.push_back(s.data());
+  out.push_back(nullptr);
+  return out;
+}
+}  // namespace detail_spawn
+
+inline void reap_orphans();
+
+/// A running (or exited, not yet reaped) child and its process group.
+/// Destroying an unreaped child SIGKILLs its group and reaps it: a child is
+/// never left running unsupervised.
+class child {
+ public:
+  child() = default;
+  child(child&& o) noexcept
+      : pid_(std::exchange(o.pid_, -1)),
+        exit_fd_(std::move(o.exit_fd_)),
+        out_(std::move(o.out_)),
+        err_(std::move(o.err_)),
+        gate_(std::move(o.gate_)) {}
+  child& operator=(child&& o) noexcept {
+    if (this != &o) {
+      abandon();
+      pid_ = std::exchange(o.pid_, -1);
+      exit_fd_ = std::move(o.exit_fd_);
+      out_ = std::move(o.out_);
+      err_ = std::move(o.err_);
+      gate_ = std::move(o.gate_);
+    }
+    return *this;
+  }
+  ~child() { abandon(); }
+
+  pid_t pid() const noexcept { return pid_; }
+  /// The child's process group id (the child leads its own group).
+  pid_t group() const noexcept { return pid_; }
+  bool running() const noexcept { return pid_ > 0; }
+
+  /// A pidfd that polls readable once the child has exited; -1 on kernels
+  /// without pidfd_open (< 5.3): then poll with a short timeout and exited().
+  int exit_fd() const noexcept { return exit_fd_.get(); }
+  /// Captured stdout / stderr read ends (non-blocking), -1 unless captured.
+  int stdout_fd() const noexcept { return out_.get(); }
+  int stderr_fd() const noexcept { return err_.get(); }
+  void close_stdout() noexcept { out_.reset(); }
+  void close_stderr() noexcept { err_.reset(); }
+
+  /// Whether the child has exited, without reaping it: while it is an
+  /// unreaped zombie its pid (and so its group id) cannot be reused, which
+  /// keeps signals to the group and the watchdog's knowledge of it safe.
+  bool exited() const noexcept {
+    if (pid_ <= 0) return true;
+    siginfo_t info{};
+    if (::waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOHANG | WNOWAIT) != 0)
+      return errno == ECHILD;
+    return info.si_pid == pid_;
+  }
+
+  /// Waits for the child to exit and reaps it.
+  conch::detail::child_status reap() noexcept {
+    siginfo_t info{};
+    while (::waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED) != 0 && errno == EINTR) {
+    }
+    detail_spawn::disown(pid_);
+    pid_ = -1;
+    reap_orphans();  // the ones its zombie hid
+    exit_fd_.reset();
+    if (info.si_code == CLD_EXITED) return conch::detail::child_status::exited(info.si_status);
+    return conch::detail::child_status::signalled(info.si_status);
+  }
+
+  /// Opens the launch gate of a child spawned with `gated`: it goes on to
+  /// exec its command (a failed exec shows as exit 127/126). No-op otherwise.
+  result<void> release() noexcept {
+    if (!gate_) return {};
+    const char go = 1;
+    ssize_t n;
+    while ((n = ::write(gate_.get(), &go, 1)) < 0 && errno == EINTR) {
+    }
+    gate_.reset();
+    if (n != 1) return os_error("launch gate");
+    return {};
+  }
+  bool gated() const noexcept { return static_cast<bool>(gate_); }
+
+  /// Sends `sig` to the child's whole process group (grandchildren included).
+  /// Succeeds when the group is already gone.
+  result<void> signal_group(int sig) const noexcept {
+    if (pid_ <= 0) return {};
+    if (::kill(-pid_, sig) != 0 && errno != ESRCH) return os_error("kill");
+    return {};
+  }
+
+ private:
+  friend result<child> spawn(const spawn_options&);
+
+  void abandon() noexcept {
+    if (pid_ > 0) {
+      ::kill(-pid_, SIGKILL);
+      reap();
+    }
+  }
+
+  pid_t pid_ = -1;
+  unique_fd exit_fd_;
+  unique_fd out_, err_;
+  unique_fd gate_;  ///< write end of the launch gate, while the child waits at it
+};
+
+/// Makes this process the reaper of its descendants' orphans
+/// (PR_SET_CHILD_SUBREAPER): a grandchild whose parent died is re-parented
+/// here instead of to init, so its zombie can be reaped at once (reap_orphans)
+/// rather than count as a member of its group until init gets to it. Call it
+/// before starting children; every child the process starts itself must come
+/// from spawn() (or the watchdog), or reap_orphans() may take its exit status.
+inline result<void> become_subreaper() {
+  if (::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0)
+    return os_error("prctl(PR_SET_CHILD_SUBREAPER)");
+  detail_spawn::own().subreaper = true;
+  return {};
+}
+
+/// Reaps the zombies of orphans adopted by this subreaper, leaving the
+/// children it started itself to their owners: one waitid when there is none.
+/// An own child's zombie hides the ones behind it until its owner reaps it, so
+/// owners call this again right after reaping. Does nothing unless
+/// become_subreaper() was called.
+inline void reap_orphans() {
+  auto& o = detail_spawn::own();
+  if (!o.subreaper) return;
+  std::lock_guard lock{o.mutex};
+  for (;;) {
+    siginfo_t info{};
+    if (::waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) != 0 || info.si_pid == 0) return;
+    if (o.contains(info.si_pid)) return;
+    ::waitpid(info.si_pid, nullptr, WNOHANG);
+  }
+}
+
+/// Sends `sig` to process group `pgid`; true if the group still had members.
+inline bool signal_group(pid_t pgid, int sig) noexcept {
+  return pgid > 0 && ::kill(-pgid, sig) == 0;
+}
+
+/// Whether any process (a zombie included) is still in group `pgid`.
+inline bool group_alive(pid_t pgid) noexcept { return signal_group(pgid, 0); }
+
+namespace detail_spawn {
+struct pipes {
+  unique_fd out_r, out_w, err_r, err_w;
+};
+
+/// posix_spawnp (clone(CLONE_VFORK) + exec): the child runs at once.
+inline int start_now(pid_t& pid, const pipes& io, char* const* argv, char* const* envp) {
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t none, all;
+  sigemptyset(&none);
+  sigfillset(&all);
+  sigdelset(&all, SIGKILL);
+  sigdelset(&all, SIGSTOP);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setsigdefault(&attr, &all);
+  posix_spawnattr_setpgroup(&attr, 0);
+  posix_spawnattr_setflags(&attr,
+                           POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  if (io.out_w) {  // dup2 onto 1 and 2 clears close-on-exec on the copies only
+    posix_spawn_file_actions_adddup2(&actions, io.out_w.get(), STDOUT_FILENO);
+    posix_spawn_file_actions_adddup2(&actions, io.err_w.get(), STDERR_FILENO);
+  }
+  int rc = 0;
+  {
+    std::lock_guard lock{own().mutex};
+    rc = ::posix_spawnp(&pid, argv[0], &actions, &attr, argv, envp);
+    if (rc == 0) own().pids.push_back(pid);
+  }
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  return rc;
+}
+
+/// fork, then wait at the gate (the read end of `gate`) before exec. fork
+/// rather than vfork: the parent must run on while the child waits.
+inline int start_gated(pid_t& pid, const pipes& io, const std::string& path, char* const* argv,
+                       char* const* envp, unique_fd& gate_w) {
+  int g[2];
+  if (::pipe2(g, O_CLOEXEC) != 0) return errno;
+  unique_fd gate_r(g[0]);
+  gate_w.reset(g[1]);
+  std::lock_guard lock{own().mutex};
+  pid = ::fork();
+  if (pid < 0) return errno;
+  if (pid == 0) {
+    ::close(gate_w.get());  // the gate opens only from the parent's side
+    gated_child(path.c_str(), argv, envp, gate_r.get(), io.out_w.get(), io.err_w.get());
+  }
+  ::setpgid(pid, pid);  // also here, so the group exists before fork returns
+  own().pids.push_back(pid);
+  return 0;
+}
+}  // namespace detail_spawn
+
+/// Starts a child. Errors: `errc::invalid_argument` when argv is empty or
+/// argv[0] is not found, `errc::permission_denied` when it is not executable,
+/// `errc::internal` otherwise; the message names the command and the reason.
+inline result<child> spawn(const spawn_options& opt) {
+  if (opt.argv.empty()) return error{errc::invalid_argument, "no command to run"};
+  detail_spawn::pipes io;
+  if (opt.capture_output) {
+    int p[2];
+    if (::pipe2(p, O_CLOEXEC) != 0) return os_error("pipe");
+    io.out_r.reset(p[0]);
+    io.out_w.reset(p[1]);
+    if (::pipe2(p, O_CLOEXEC) != 0) return os_error("pipe");
+    io.err_r.reset(p[0]);
+    io.err_w.reset(p[1]);
+  }
+  std::vector<std::string> args = opt.argv;
+  std::vector<std::string> env = detail_spawn::merged_environment(opt.env);
+  auto argv = detail_spawn::c_strings(args);
+  auto envp = detail_spawn::c_strings(env);
+
+  child c;
+  pid_t pid = -1;
+  int rc = 0;
+  if (opt.gated) {
+    auto path = detail_spawn::find_in_path(opt.argv[0]);
+    if (!path) return std::move(path).error();
+    rc = detail_spawn::start_gated(pid, io, *path, argv.data(), envp.data(), c.gate_);
+  } else {
+    rc = detail_spawn::start_now(pid, io, argv.data(), envp.data());
+  }
+  if (rc != 0) {
+    errc code = rc == ENOENT   ? errc::invalid_argument
+                : rc == EACCES ? errc::permission_denied
+                               : errc::internal;
+    return error{code, "cannot run \"" + opt.argv[0] + "\": " + std::strerror(rc)};
+  }
+  c.pid_ = pid;
+  c.exit_fd_.reset(detail_spawn::pidfd_open(pid));
+  if (opt.capture_output) {
+    ::fcntl(io.out_r.get(), F_SETFL, ::fcntl(io.out_r.get(), F_GETFL) | O_NONBLOCK);
+    ::fcntl(io.err_r.get(), F_SETFL, ::fcntl(io.err_r.get(), F_GETFL) | O_NONBLOCK);
+    c.out_ = std::move(io.out_r);
+    c.err_ = std::move(io.err_r);
+  }
+  return c;
+}
+
+}  // namespace conch::process
+// ---- end conch/process/spawn.hpp ----
+
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <string>
+#include <unistd.h>
+
+namespace conch::process {
+
+/// Reads state and process group of `pid` from /proc; false if it is gone.
+/// (One open and read, no stdio: a group's liveness scan reads every process.)
+inline bool proc_state(pid_t pid, char& state, pid_t& pgrp) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  char buf[512];
+  ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n <= 0) return false;
+  buf[n] = '\0';
+  // The command name may hold spaces and parentheses: parse after the last ')'.
+  const char* close = std::strrchr(buf, ')');
+  int ppid = 0, pg = 0;
+  if (!close || std::sscanf(close + 1, " %c %d %d", &state, &ppid, &pg) != 3) return false;
+  pgrp = pg;
+  return true;
+}
+
+/// Whether process `pid` is still running (exists and is not a zombie).
+inline bool process_alive(pid_t pid) {
+  char state = 0;
+  pid_t pgrp = 0;
+  return proc_state(pid, state, pgrp) && state != 'Z' && state != 'X';
+}
+
+/// How many processes of group `pgid` still run (zombies not counted). In a
+/// subreaper the zombies of adopted orphans are reaped first, so a group whose
+/// members have all exited is usually gone outright (the cheap answer).
+inline int live_members(pid_t pgid) {
+  reap_orphans();
+  if (pgid <= 0 || !group_alive(pgid)) return 0;  // cheap answer for the common case
+  int count = 0;
+  if (DIR* d = ::opendir("/proc")) {
+    while (dirent* e = ::readdir(d)) {
+      char* end = nullptr;
+      long pid = std::strtol(e->d_name, &end, 10);
+      if (pid <= 0 || *end != '\0') continue;
+      char state = 0;
+      pid_t pgrp = 0;
+      if (proc_state(static_cast<pid_t>(pid), state, pgrp) && pgrp == pgid && state != 'Z' &&
+          state != 'X')
+        ++count;
+    }
+    ::closedir(d);
+  }
+  return count;
+}
+
+/// Stops `c`'s whole group and reaps `c`: `first` (SIGTERM) now, SIGKILL to the
+/// group once `kill_after` has passed while any member still runs. Blocks at
+/// most about `kill_after`. Returns how the child ended.
+inline conch::detail::child_status terminate(child& c, std::chrono::milliseconds kill_after,
+                                             int first = SIGTERM) {
+  using clock = std::chrono::steady_clock;
+  const pid_t pgid = c.group();
+  conch::detail::kill_sequence<clock::time_point> seq{kill_after};
+  (void)c.signal_group(first);
+  seq.start(clock::now());
+  // The unreaped leader keeps the group id from being reused while we signal it.
+  while (!c.exited() || live_members(pgid) > 0) {
+    if (seq.kill_due(clock::now())) {
+      (void)c.signal_group(SIGKILL);
+      break;
+    }
+    auto left = std::chrono::ceil<std::chrono::milliseconds>(*seq.kill_at() - clock::now());
+    pollfd p{c.exit_fd(), POLLIN, 0};
+    ::poll(&p, c.exit_fd() >= 0 && !c.exited() ? 1 : 0,
+           static_cast<int>(std::min<long long>(std::max<long long>(left.count(), 0), 20)));
+  }
+  return c.reap();
+}
+
+}  // namespace conch::process
+// ---- end conch/process/group.hpp ----
 // ---- begin conch/process/output.hpp ----
 // conch/process/output.hpp — pass a child's output through, keeping its tail.
 //
@@ -4540,7 +5791,6 @@ class leader_observer {
 #include <cstddef>
 #include <string>
 #include <string_view>
-
 #include <unistd.h>
 
 namespace conch::process {
@@ -4592,468 +5842,6 @@ inline bool pump(int from, int to, output_tail& tail) {
 
 }  // namespace conch::process
 // ---- end conch/process/output.hpp ----
-// ---- begin conch/process/spawn.hpp ----
-// conch/process/spawn.hpp — start a child by argv in its own process group.
-//
-// posix_spawnp (glibc: clone(CLONE_VM|CLONE_VFORK) + exec) has none of fork's
-// hazards next to gRPC's threads: nothing of the parent runs in the child but
-// the spawn code itself. The child gets its own process group (so a signal to
-// the group reaches its grandchildren and the terminal's Ctrl-C reaches only
-// the wrapper, which forwards it), an empty signal mask and default
-// dispositions (the wrapper blocks and ignores signals the child must not
-// inherit), and extra environment variables (CONCH_REV, CONCH_KEY, ...).
-// No shell is involved: argv[0] is looked up in PATH, like execvp. (glibc's
-// posix_spawn leaves its two internal real-time signals, 32 and 33, ignored;
-// the child's own libc takes them back.)
-//
-//   auto c = conch::process::spawn({.argv = {"sleep", "10"}, .env = {{"CONCH_REV", "42"}}});
-//   if (!c) die(c.error().message);
-//   poll on c->exit_fd(); auto st = c->reap();   // detail::child_status
-
-#include <fcntl.h>
-#include <poll.h>
-#include <spawn.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <csignal>
-#include <cstring>
-#include <optional>
-#include <string>
-#include <utility>
-#include <vector>
-
-// ---- begin conch/process/fd.hpp ----
-// conch/process/fd.hpp — an owned file descriptor, and errno as a conch::error.
-
-#include <cerrno>
-#include <cstring>
-#include <string>
-#include <utility>
-
-#include <unistd.h>
-
-
-namespace conch::process {
-
-/// Owns one file descriptor; closes it on destruction. Move-only.
-class unique_fd {
- public:
-  unique_fd() = default;
-  explicit unique_fd(int fd) noexcept : fd_(fd) {}
-  unique_fd(unique_fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-  unique_fd& operator=(unique_fd&& o) noexcept {
-    if (this != &o) reset(std::exchange(o.fd_, -1));
-    return *this;
-  }
-  unique_fd(const unique_fd&) = delete;
-  unique_fd& operator=(const unique_fd&) = delete;
-  ~unique_fd() { reset(); }
-
-  int get() const noexcept { return fd_; }
-  explicit operator bool() const noexcept { return fd_ >= 0; }
-  int release() noexcept { return std::exchange(fd_, -1); }
-  void reset(int fd = -1) noexcept {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = fd;
-  }
-
- private:
-  int fd_ = -1;
-};
-
-/// `what: strerror(err)` as an error value.
-inline error os_error(const std::string& what, int err = errno) {
-  return {errc::internal, what + ": " + std::strerror(err)};
-}
-
-}  // namespace conch::process
-// ---- end conch/process/fd.hpp ----
-
-extern char** environ;
-
-namespace conch::process {
-
-struct spawn_options {
-  std::vector<std::string> argv{};  ///< argv[0] is looked up in PATH
-  std::vector<std::pair<std::string, std::string>> env{};  ///< added to (or replacing) ours
-  bool capture_output = false;  ///< stdout/stderr through pipes (see stdout_fd())
-};
-
-namespace detail_spawn {
-inline int pidfd_open(pid_t pid) noexcept {
-#ifdef SYS_pidfd_open
-  return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-#else
-  errno = ENOSYS;
-  return -1;
-#endif
-}
-
-inline std::vector<std::string> merged_environment(
-    const std::vector<std::pair<std::string, std::string>>& extra) {
-  std::vector<std::string> env;
-  for (char** e = environ; e && *e; ++e) {
-    std::string_view entry(*e);
-    bool replaced = false;
-    for (const auto& [name, value] : extra)
-      if (entry.size() > name.size() && entry.substr(0, name.size()) == name &&
-          entry[name.size()] == '=')
-        replaced = true;
-    if (!replaced) env.emplace_back(entry);
-  }
-  for (const auto& [name, value] : extra) env.push_back(name + "=" + value);
-  return env;
-}
-
-inline std::vector<char*> c_strings(std::vector<std::string>& v) {
-  std::vector<char*> out;
-  out.reserve(v.size() + 1);
-  for (auto& s : v) out.push_back(s.data());
-  out.push_back(nullptr);
-  return out;
-}
-}  // namespace detail_spawn
-
-/// A running (or exited, not yet reaped) child and its process group.
-/// Destroying an unreaped child SIGKILLs its group and reaps it: a child is
-/// never left running unsupervised.
-class child {
- public:
-  child() = default;
-  child(child&& o) noexcept
-      : pid_(std::exchange(o.pid_, -1)),
-        exit_fd_(std::move(o.exit_fd_)),
-        out_(std::move(o.out_)),
-        err_(std::move(o.err_)) {}
-  child& operator=(child&& o) noexcept {
-    if (this != &o) {
-      abandon();
-      pid_ = std::exchange(o.pid_, -1);
-      exit_fd_ = std::move(o.exit_fd_);
-      out_ = std::move(o.out_);
-      err_ = std::move(o.err_);
-    }
-    return *this;
-  }
-  ~child() { abandon(); }
-
-  pid_t pid() const noexcept { return pid_; }
-  /// The child's process group id (the child leads its own group).
-  pid_t group() const noexcept { return pid_; }
-  bool running() const noexcept { return pid_ > 0; }
-
-  /// A pidfd that polls readable once the child has exited; -1 on kernels
-  /// without pidfd_open (< 5.3): then poll with a short timeout and exited().
-  int exit_fd() const noexcept { return exit_fd_.get(); }
-  /// Captured stdout / stderr read ends (non-blocking), -1 unless captured.
-  int stdout_fd() const noexcept { return out_.get(); }
-  int stderr_fd() const noexcept { return err_.get(); }
-  void close_stdout() noexcept { out_.reset(); }
-  void close_stderr() noexcept { err_.reset(); }
-
-  /// Whether the child has exited, without reaping it: while it is an
-  /// unreaped zombie its pid (and so its group id) cannot be reused, which
-  /// keeps signals to the group and the watchdog's knowledge of it safe.
-  bool exited() const noexcept {
-    if (pid_ <= 0) return true;
-    siginfo_t info{};
-    if (::waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOHANG | WNOWAIT) != 0)
-      return errno == ECHILD;
-    return info.si_pid == pid_;
-  }
-
-  /// Waits for the child to exit and reaps it.
-  conch::detail::child_status reap() noexcept {
-    siginfo_t info{};
-    while (::waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED) != 0 && errno == EINTR) {
-    }
-    pid_ = -1;
-    exit_fd_.reset();
-    if (info.si_code == CLD_EXITED) return conch::detail::child_status::exited(info.si_status);
-    return conch::detail::child_status::signalled(info.si_status);
-  }
-
-  /// Sends `sig` to the child's whole process group (grandchildren included).
-  /// Succeeds when the group is already gone.
-  result<void> signal_group(int sig) const noexcept {
-    if (pid_ <= 0) return {};
-    if (::kill(-pid_, sig) != 0 && errno != ESRCH) return os_error("kill");
-    return {};
-  }
-
- private:
-  friend result<child> spawn(const spawn_options&);
-
-  void abandon() noexcept {
-    if (pid_ > 0) {
-      ::kill(-pid_, SIGKILL);
-      reap();
-    }
-  }
-
-  pid_t pid_ = -1;
-  unique_fd exit_fd_;
-  unique_fd out_, err_;
-};
-
-/// Sends `sig` to process group `pgid`; true if the group still had members.
-inline bool signal_group(pid_t pgid, int sig) noexcept {
-  return pgid > 0 && ::kill(-pgid, sig) == 0;
-}
-
-/// Whether any process (a zombie included) is still in group `pgid`.
-inline bool group_alive(pid_t pgid) noexcept { return signal_group(pgid, 0); }
-
-/// Starts a child. Errors: `errc::invalid_argument` when argv is empty or
-/// argv[0] is not found, `errc::permission_denied` when it is not executable,
-/// `errc::internal` otherwise; the message names the command and the reason.
-inline result<child> spawn(const spawn_options& opt) {
-  if (opt.argv.empty()) return error{errc::invalid_argument, "no command to run"};
-
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  sigset_t none, all;
-  sigemptyset(&none);
-  sigfillset(&all);
-  sigdelset(&all, SIGKILL);
-  sigdelset(&all, SIGSTOP);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setsigdefault(&attr, &all);
-  posix_spawnattr_setpgroup(&attr, 0);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-                                      POSIX_SPAWN_SETSIGDEF);
-
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  unique_fd out_r, out_w, err_r, err_w;
-  if (opt.capture_output) {
-    int p[2];
-    if (::pipe2(p, O_CLOEXEC) != 0) return os_error("pipe");
-    out_r.reset(p[0]);
-    out_w.reset(p[1]);
-    if (::pipe2(p, O_CLOEXEC) != 0) return os_error("pipe");
-    err_r.reset(p[0]);
-    err_w.reset(p[1]);
-    // dup2 onto 1 and 2 clears close-on-exec on the copies only.
-    posix_spawn_file_actions_adddup2(&actions, out_w.get(), STDOUT_FILENO);
-    posix_spawn_file_actions_adddup2(&actions, err_w.get(), STDERR_FILENO);
-  }
-
-  std::vector<std::string> args = opt.argv;
-  std::vector<std::string> env = detail_spawn::merged_environment(opt.env);
-  auto argv = detail_spawn::c_strings(args);
-  auto envp = detail_spawn::c_strings(env);
-
-  pid_t pid = -1;
-  int rc = ::posix_spawnp(&pid, argv[0], &actions, &attr, argv.data(), envp.data());
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
-  if (rc != 0) {
-    errc code = rc == ENOENT ? errc::invalid_argument
-                : rc == EACCES ? errc::permission_denied
-                               : errc::internal;
-    return error{code, "cannot run \"" + opt.argv[0] + "\": " + std::strerror(rc)};
-  }
-
-  child c;
-  c.pid_ = pid;
-  c.exit_fd_.reset(detail_spawn::pidfd_open(pid));
-  if (opt.capture_output) {
-    ::fcntl(out_r.get(), F_SETFL, ::fcntl(out_r.get(), F_GETFL) | O_NONBLOCK);
-    ::fcntl(err_r.get(), F_SETFL, ::fcntl(err_r.get(), F_GETFL) | O_NONBLOCK);
-    c.out_ = std::move(out_r);
-    c.err_ = std::move(err_r);
-  }
-  return c;
-}
-
-}  // namespace conch::process
-// ---- end conch/process/spawn.hpp ----
-
-namespace conch::detail {
-
-/// What became of one run.
-struct cron_outcome {
-  int exit_code = 0;   ///< the child's code, 128 + n if signal n killed it, 127 if it never started
-  std::string output;  ///< the last bytes of stdout + stderr (valid UTF-8)
-  std::chrono::system_clock::time_point start, end;
-  long pid = 0;  ///< 0 when the command could not be started
-};
-
-/// Who wants to know when a run's child starts and ends (a watchdog, a log).
-struct cron_run_hooks {
-  std::function<void(long pid)> started{};  ///< the child runs, leading process group `pid`
-  /// The child has exited but is not reaped yet: its group id cannot be
-  /// reused until this returns, so a watchdog can let go of it safely.
-  std::function<void(long pid)> exited{};
-};
-
-struct cron_command {
-  std::vector<std::string> argv{};
-  std::vector<std::pair<std::string, std::string>> env{};
-  std::size_t output_cap = 4096;
-  std::chrono::milliseconds kill_after{5000};
-};
-
-/// Runs `cmd` to its end. Never throws for the child's sake: a command that
-/// cannot be started ends with 127 and the reason as its output, as a shell
-/// would report it.
-inline cron_outcome run_command(const cron_command& cmd, std::stop_token stop, const cron_run_hooks& hooks = {}) {
-  cron_outcome out;
-  out.start = std::chrono::system_clock::now();
-  auto spawned = process::spawn({.argv = cmd.argv, .env = cmd.env, .capture_output = true});
-  if (!spawned) {
-    out.exit_code = 127;
-    out.output = utf8_tail(spawned.error().message, cmd.output_cap);
-    out.end = std::chrono::system_clock::now();
-    return out;
-  }
-  process::child& child = *spawned;
-  out.pid = child.pid();
-  if (hooks.started) hooks.started(child.pid());
-
-  // A stop request becomes a readable descriptor, so one poll() waits for
-  // output, the child's exit and shutdown at once.
-  process::unique_fd stop_fd{::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)};
-  std::stop_callback notify{stop, [&] {
-                              std::uint64_t one = 1;
-                              [[maybe_unused]] auto n = ::write(stop_fd.get(), &one, sizeof one);
-                            }};
-  process::output_tail tail{cmd.output_cap};
-  std::optional<std::chrono::steady_clock::time_point> kill_at;
-  bool killed = false;
-  for (;;) {
-    if (child.exited()) break;
-    pollfd fds[4] = {{child.exit_fd(), POLLIN, 0},
-                     {child.stdout_fd(), POLLIN, 0},
-                     {child.stderr_fd(), POLLIN, 0},
-                     {kill_at ? -1 : stop_fd.get(), POLLIN, 0}};
-    int timeout = child.exit_fd() < 0 ? 50 : -1;  // no pidfd (old kernel): look again soon
-    if (kill_at && !killed) {
-      auto left = std::chrono::ceil<std::chrono::milliseconds>(*kill_at - std::chrono::steady_clock::now());
-      timeout = static_cast<int>(std::max<std::int64_t>(0, left.count()));
-      if (child.exit_fd() < 0) timeout = std::min(timeout, 50);
-    }
-    ::poll(fds, 4, timeout);
-    if (fds[1].revents && !process::pump(child.stdout_fd(), -1, tail)) child.close_stdout();
-    if (fds[2].revents && !process::pump(child.stderr_fd(), -1, tail)) child.close_stderr();
-    if (!kill_at && stop.stop_requested()) kill_at = std::chrono::steady_clock::now() + cmd.kill_after;
-    if (kill_at && !killed && std::chrono::steady_clock::now() >= *kill_at) {
-      (void)child.signal_group(SIGKILL);
-      killed = true;
-    }
-  }
-  // Whatever the child wrote before exiting is in the pipes now; a
-  // grandchild that keeps them open is not waited for.
-  if (child.stdout_fd() >= 0) process::pump(child.stdout_fd(), -1, tail);
-  if (child.stderr_fd() >= 0) process::pump(child.stderr_fd(), -1, tail);
-  if (hooks.exited) hooks.exited(child.pid());
-  out.exit_code = exit_code_of(child.reap());
-  out.end = std::chrono::system_clock::now();
-  out.output = utf8_tail(tail.str(), cmd.output_cap);
-  return out;
-}
-
-}  // namespace conch::detail
-// ---- end conch/process/cron_run.hpp ----
-// ---- begin conch/process/group.hpp ----
-// conch/process/group.hpp — who is still alive in a process group, and stopping it.
-//
-// A child's exit does not end its work: a grandchild it started (`cmd &`) stays
-// in the group and would keep running after the wrapper released the office.
-// So the supervision core looks at the whole group, and only counts processes
-// that still run: zombies (exited, not yet reaped by whoever their parent is)
-// cannot do anything, yet kill(-pgid, 0) still finds them.
-//
-//   auto st = conch::process::terminate(child, 5s);  // SIGTERM, SIGKILL after 5 s, reaped
-
-#include <dirent.h>
-#include <poll.h>
-
-#include <chrono>
-#include <csignal>
-#include <cstdio>
-#include <cstdlib>
-#include <string>
-
-
-namespace conch::process {
-
-/// Reads state and process group of `pid` from /proc; false if it is gone.
-inline bool proc_state(pid_t pid, char& state, pid_t& pgrp) {
-  char path[64];
-  std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
-  std::FILE* f = std::fopen(path, "re");
-  if (!f) return false;
-  char buf[512];
-  size_t n = std::fread(buf, 1, sizeof buf - 1, f);
-  std::fclose(f);
-  buf[n] = '\0';
-  // The command name may hold spaces and parentheses: parse after the last ')'.
-  std::string s(buf);
-  auto close = s.rfind(')');
-  if (close == std::string::npos) return false;
-  int ppid = 0, pg = 0;
-  if (std::sscanf(s.c_str() + close + 1, " %c %d %d", &state, &ppid, &pg) != 3) return false;
-  pgrp = pg;
-  return true;
-}
-
-/// Whether process `pid` is still running (exists and is not a zombie).
-inline bool process_alive(pid_t pid) {
-  char state = 0;
-  pid_t pgrp = 0;
-  return proc_state(pid, state, pgrp) && state != 'Z' && state != 'X';
-}
-
-/// How many processes of group `pgid` still run (zombies not counted).
-inline int live_members(pid_t pgid) {
-  if (pgid <= 0 || !group_alive(pgid)) return 0;  // cheap answer for the common case
-  int count = 0;
-  if (DIR* d = ::opendir("/proc")) {
-    while (dirent* e = ::readdir(d)) {
-      char* end = nullptr;
-      long pid = std::strtol(e->d_name, &end, 10);
-      if (pid <= 0 || *end != '\0') continue;
-      char state = 0;
-      pid_t pgrp = 0;
-      if (proc_state(static_cast<pid_t>(pid), state, pgrp) && pgrp == pgid && state != 'Z' &&
-          state != 'X')
-        ++count;
-    }
-    ::closedir(d);
-  }
-  return count;
-}
-
-/// Stops `c`'s whole group and reaps `c`: `first` (SIGTERM) now, SIGKILL to the
-/// group once `kill_after` has passed while any member still runs. Blocks at
-/// most about `kill_after`. Returns how the child ended.
-inline conch::detail::child_status terminate(child& c, std::chrono::milliseconds kill_after,
-                                             int first = SIGTERM) {
-  using clock = std::chrono::steady_clock;
-  const pid_t pgid = c.group();
-  conch::detail::kill_sequence<clock::time_point> seq{kill_after};
-  (void)c.signal_group(first);
-  seq.start(clock::now());
-  // The unreaped leader keeps the group id from being reused while we signal it.
-  while (!c.exited() || live_members(pgid) > 0) {
-    if (seq.kill_due(clock::now())) {
-      (void)c.signal_group(SIGKILL);
-      break;
-    }
-    auto left = std::chrono::ceil<std::chrono::milliseconds>(*seq.kill_at() - clock::now());
-    pollfd p{c.exit_fd(), POLLIN, 0};
-    ::poll(&p, c.exit_fd() >= 0 && !c.exited() ? 1 : 0,
-           static_cast<int>(std::min<long long>(std::max<long long>(left.count(), 0), 20)));
-  }
-  return c.reap();
-}
-
-}  // namespace conch::process
-// ---- end conch/process/group.hpp ----
 // ---- begin conch/process/signals.hpp ----
 // conch/process/signals.hpp — stop signals as readable events, not handlers.
 //
@@ -5070,12 +5858,11 @@ inline conch::detail::child_status terminate(child& c, std::chrono::milliseconds
 //     ... poll(inbox.fd()) ...; if (auto sig = inbox.take()) forward(*sig);
 //   }
 
+
 #include <csignal>
 #include <optional>
-
 #include <sys/signalfd.h>
 #include <unistd.h>
-
 
 namespace conch::process {
 
@@ -5146,29 +5933,15 @@ class signal_inbox {
 // When the child leader exits, what it left running in its group is stopped
 // too (SIGTERM, then SIGKILL): the work must not outlive the claim.
 //
-// It knows nothing of etcd: what was acquired comes in as a `held_claim`.
+// It knows nothing of etcd: what was acquired comes in as a `held_claim`. A
+// cron run is the same loop with its output captured and, at shutdown, the
+// run given kill-after before SIGKILL instead of a forwarded signal.
 //
-//   conch::tool::held_claim claim{.env = {...}, .lost = session.lost_token(),
-//                                 .local_deadline = [&] { return session.local_deadline(); }};
-//   auto out = conch::process::supervise(claim, {.argv = argv, .program = "conch elect"}, inbox, &wd);
-//   // out.ending: exited / lost / stopped / not_started; out.exit_code
-
-#include <poll.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
-
-#include <algorithm>
-#include <chrono>
-#include <csignal>
-#include <cstdint>
-#include <cstring>
-#include <functional>
-#include <iostream>
-#include <optional>
-#include <stop_token>
-#include <string>
-#include <utility>
-#include <vector>
+//   conch::process::held_claim claim{.env = {...}, .lost = session.lost_token(),
+//                                    .local_deadline = [&] { return session.local_deadline(); }};
+//   auto out = conch::process::supervise(claim, {.argv = argv, .program = "conch elect"}, inbox,
+//   &wd);
+//   // out.how: exited / lost / stopped / not_started; out.exit_code
 
 // ---- begin conch/process/watchdog.hpp ----
 // conch/process/watchdog.hpp — enforce the local deadline even while the wrapper is frozen.
@@ -5190,38 +5963,53 @@ class signal_inbox {
 //  - The watchdog ignores the stop signals and the terminal's job-control
 //    signals, and lives in its own process group: Ctrl-C or Ctrl-Z on the
 //    wrapper must not take the watchdog with it.
+//  - It never signals the wrong process: a group is known by a pidfd of its
+//    leader (or the leader's start time), taken while the leader waits at its
+//    launch gate, and checked before every signal.
+//  - watch() returns once the watchdog has acknowledged; only then is the
+//    child released to exec (spawn_options::gated, child::release()).
 //
-// Hosting: any binary can host the watchdog by calling watchdog_main() first
-// thing in main when is_watchdog_invocation(argc, argv); watchdog::spawn()
-// then re-executes that binary (/proc/self/exe). A single-threaded program can
-// instead use watchdog::fork() before it starts threads.
+// Hosting: a program that calls watchdog::prefork() first thing in main, while
+// it is one thread, gets a forked watchdog from watchdog::start() at no exec
+// cost (conch and conchd do). Otherwise start() falls back to spawn(), which
+// re-executes a binary that serves watchdog_main() when
+// is_watchdog_invocation(argc, argv) (/proc/self/exe).
 //
 //   int main(int argc, char** argv) {
 //     if (conch::process::is_watchdog_invocation(argc, argv))
 //       return conch::process::watchdog_main(argc, argv);
-//     auto wd = conch::process::watchdog::spawn("/proc/self/exe", {.kill_after = 5s});
-//     wd->watch(child.group(), deadline); ... wd->renew(new_deadline); ... wd->forget(child.group());
+//     conch::process::watchdog::prefork();
+//     ...
+//     auto wd = conch::process::watchdog::start("/proc/self/exe", {.kill_after = 5s});
+//     auto c = conch::process::spawn({.argv = argv, .gated = true});
+//     wd->watch(c->group(), deadline); c->release(); ... wd->renew(new_deadline); ...
+//     wd->forget(c->group());
 //   }
 
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <dirent.h>
 #include <fcntl.h>
+#include <memory>
+#include <mutex>
+#include <optional>
 #include <poll.h>
 #include <spawn.h>
+#include <string>
+#include <string_view>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <algorithm>
-#include <chrono>
-#include <csignal>
-#include <cstdint>
-#include <cstdlib>
-#include <optional>
-#include <string>
-#include <string_view>
 #include <utility>
 #include <vector>
-
 
 namespace conch::process {
 
@@ -5235,14 +6023,16 @@ enum op : std::int32_t { renew = 1, watch = 2, forget = 3, ack = 4 };
 struct message {
   std::int32_t kind = 0;
   std::int32_t pgid = 0;
-  std::int64_t deadline_ns = 0;  ///< CLOCK_MONOTONIC
+  std::int64_t deadline_ns = 0;     ///< CLOCK_MONOTONIC
+  std::int64_t kill_after_ms = -1;  ///< watch: this group's kill-after (-1: the watchdog's own)
 };
 
 inline std::int64_t to_ns(clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
 }
 inline clock::time_point from_ns(std::int64_t ns) {
-  return clock::time_point(std::chrono::duration_cast<clock::duration>(std::chrono::nanoseconds(ns)));
+  return clock::time_point(
+      std::chrono::duration_cast<clock::duration>(std::chrono::nanoseconds(ns)));
 }
 
 inline void ignore_signals() noexcept {
@@ -5275,66 +6065,172 @@ inline bool send(int fd, const message& m) noexcept {
     return false;
   }
 }
+
+inline int pidfd_send_signal(int pidfd, int sig) noexcept {
+#ifdef SYS_pidfd_send_signal
+  return static_cast<int>(::syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0u));
+#else
+  errno = ENOSYS;
+  return -1;
+#endif
+}
+
+/// Process group and start time (clock ticks after boot) of `pid` from /proc.
+inline bool group_and_start(pid_t pid, pid_t& pgrp, unsigned long long& start) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
+  std::FILE* f = std::fopen(path, "re");
+  if (!f) return false;
+  char buf[1024];
+  size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+  std::fclose(f);
+  buf[n] = '\0';
+  const char* p = std::strrchr(buf, ')');  // the command name may hold ')'
+  int pg = 0;
+  // Fields after the name: 3 state, 4 ppid, 5 pgrp, ..., 22 starttime.
+  if (!p ||
+      std::sscanf(
+          p + 1, " %*c %*d %d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
+          &pg, &start) != 2)
+    return false;
+  pgrp = pg;
+  return true;
+}
+
+/// A watched group, known by something a recycled id cannot match: a pidfd of
+/// its leader (and the leader's start time where pidfds are missing). It is
+/// opened while the leader waits at its launch gate, so it is ours for sure.
+struct watched_group {
+  pid_t pgid = 0;
+  unique_fd leader;                     ///< pidfd, -1 without kernel support
+  unsigned long long leader_start = 0;  ///< /proc starttime, 0 if unknown
+  std::chrono::milliseconds kill_after{};
+  std::optional<clock::time_point> term_sent{};
+};
+
+/// Whether the leader of `g` is still the process we were told to watch (alive
+/// or an unreaped zombie: either way its id cannot have been reused).
+inline bool leader_is_ours(const watched_group& g) {
+  if (g.leader) return pidfd_send_signal(g.leader.get(), 0) == 0;
+  pid_t pgrp = 0;
+  unsigned long long start = 0;
+  return g.leader_start != 0 && group_and_start(g.pgid, pgrp, start) && start == g.leader_start;
+}
+
+/// Signals the members of `g` one by one once its leader is reaped (the wrapper
+/// was killed and init took the leader): only processes still in the group and
+/// started after the leader, each through a pidfd opened before checking it.
+/// Nothing if a process bearing the group's id exists: the id was reused.
+inline void signal_orphaned_members(const watched_group& g, int sig) {
+  if (::kill(g.pgid, 0) == 0 || errno != ESRCH) return;
+  DIR* d = ::opendir("/proc");
+  if (!d) return;
+  while (dirent* e = ::readdir(d)) {
+    char* end = nullptr;
+    long pid = std::strtol(e->d_name, &end, 10);
+    if (pid <= 0 || *end != '\0') continue;
+    unique_fd fd{detail_spawn::pidfd_open(static_cast<pid_t>(pid))};
+    pid_t pgrp = 0;
+    unsigned long long start = 0;
+    if (!fd || !group_and_start(static_cast<pid_t>(pid), pgrp, start)) continue;
+    if (pgrp == g.pgid && start >= g.leader_start) pidfd_send_signal(fd.get(), sig);
+  }
+  ::closedir(d);
+}
+
+/// Sends `sig` to `g`'s group, checked first against the leader's identity.
+inline void signal_group(const watched_group& g, int sig) {
+  if (leader_is_ours(g))
+    ::kill(-g.pgid, sig);
+  else if (g.leader)
+    signal_orphaned_members(g, sig);
+}
+
+/// Starts watching `pgid` (its leader is held at its launch gate).
+inline watched_group open_group(pid_t pgid, std::chrono::milliseconds kill_after) {
+  watched_group g{.pgid = pgid, .kill_after = kill_after};
+  g.leader.reset(detail_spawn::pidfd_open(pgid));
+  pid_t pgrp = 0;
+  if (!group_and_start(pgid, pgrp, g.leader_start)) g.leader_start = 0;
+  return g;
+}
+
+/// The watchdog's state: the last deadline it was given and the groups under it.
+struct watch_state {
+  std::chrono::milliseconds default_kill_after{};
+  std::optional<clock::time_point> deadline{};
+  std::vector<watched_group> groups{};
+  bool wrapper_gone = false;
+
+  /// SIGTERM and SIGKILL as due at `now`; when the next one is due.
+  std::optional<clock::time_point> act(clock::time_point now) {
+    std::optional<clock::time_point> wake;
+    auto sooner = [&](clock::time_point t) { wake = wake ? std::min(*wake, t) : t; };
+    for (auto& g : groups) {
+      if (!g.term_sent && deadline && now >= *deadline) {
+        signal_group(g, SIGTERM);
+        g.term_sent = now;
+      }
+      if (g.term_sent && now >= *g.term_sent + g.kill_after) signal_group(g, SIGKILL);
+      if (g.term_sent)
+        sooner(*g.term_sent + g.kill_after);
+      else if (deadline)
+        sooner(*deadline);
+    }
+    std::erase_if(groups, [&](const watched_group& g) {
+      return g.term_sent && now >= *g.term_sent + g.kill_after;
+    });
+    return wake;
+  }
+
+  /// Applies one message from the wrapper; false if it must be answered with an ack.
+  bool apply(const message& m) {
+    switch (m.kind) {
+      case op::renew:
+        deadline = from_ns(m.deadline_ns);
+        return true;
+      case op::watch: {
+        auto kill_after =
+            m.kill_after_ms >= 0 ? std::chrono::milliseconds(m.kill_after_ms) : default_kill_after;
+        std::erase_if(groups, [&](const watched_group& g) { return g.pgid == m.pgid; });
+        if (m.pgid > 0) groups.push_back(open_group(m.pgid, kill_after));
+        deadline = from_ns(m.deadline_ns);
+        return false;
+      }
+      case op::forget:
+        std::erase_if(groups, [&](const watched_group& g) { return g.pgid == m.pgid; });
+        return true;
+      default:
+        return true;
+    }
+  }
+};
 }  // namespace detail_watchdog
 
 /// The watchdog's loop, serving one wrapper on socket `fd` (SOCK_SEQPACKET).
 /// Returns when the wrapper has gone and nothing is left to kill.
 inline int run_watchdog(int fd, std::chrono::milliseconds kill_after) {
   using namespace detail_watchdog;
-  using kill_seq = conch::detail::kill_sequence<clock::time_point>;
-
-  std::optional<clock::time_point> deadline;
-  std::vector<pid_t> watched, killing;
-  kill_seq seq{std::chrono::duration_cast<clock::duration>(kill_after)};
-  bool wrapper_gone = false;
-
+  watch_state st{.default_kill_after = kill_after};
   for (;;) {
-    auto now = clock::now();
-    if (!seq.started() && !watched.empty() && deadline && now >= *deadline) {
-      killing = watched;
-      for (pid_t g : killing) ::kill(-g, SIGTERM);
-      seq.start(now);
-    }
-    if (seq.kill_due(now)) {
-      for (pid_t g : killing) ::kill(-g, SIGKILL);
-      std::erase_if(watched, [&](pid_t g) { return std::ranges::count(killing, g) > 0; });
-      killing.clear();
-      seq = kill_seq{seq.kill_after()};
-    }
-    if (wrapper_gone && watched.empty()) return 0;
-
-    std::optional<clock::time_point> wake;
-    if (seq.started()) wake = seq.kill_at();
-    else if (!watched.empty() && deadline) wake = deadline;
+    const auto now = clock::now();
+    const auto wake = st.act(now);
+    if (st.wrapper_gone && st.groups.empty()) return 0;
     int timeout_ms = -1;
     if (wake) {
       auto left = std::chrono::ceil<std::chrono::milliseconds>(*wake - now).count();
       timeout_ms = static_cast<int>(std::clamp<long long>(left, 0, 60'000));
     }
-
-    pollfd p{wrapper_gone ? -1 : fd, POLLIN, 0};
-    int r = ::poll(&p, 1, timeout_ms);
-    if (r <= 0) continue;  // timeout or EINTR: re-evaluate
+    pollfd p{st.wrapper_gone ? -1 : fd, POLLIN, 0};
+    if (::poll(&p, 1, timeout_ms) <= 0) continue;  // timeout or EINTR: re-evaluate
     message m;
     ssize_t n = ::recv(fd, &m, sizeof m, MSG_DONTWAIT);
     if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
     if (n != static_cast<ssize_t>(sizeof m)) {  // EOF or error: the wrapper is gone
-      wrapper_gone = true;
+      st.wrapper_gone = true;
       continue;
     }
-    switch (m.kind) {
-      case op::renew: deadline = from_ns(m.deadline_ns); break;
-      case op::watch:
-        if (m.pgid > 0 && std::ranges::count(watched, m.pgid) == 0) watched.push_back(m.pgid);
-        deadline = from_ns(m.deadline_ns);
-        break;
-      case op::forget:
-        std::erase(watched, m.pgid);
-        std::erase(killing, m.pgid);
-        send(fd, {op::ack, m.pgid, 0});
-        break;
-      default: break;
-    }
+    if (!st.apply(m)) send(fd, {op::ack, m.pgid, 0, 0});
   }
 }
 
@@ -5352,7 +6248,9 @@ inline int watchdog_main(int argc, char** argv) {
   return run_watchdog(fd, kill_after);
 }
 
-/// The wrapper's handle on its watchdog process.
+/// The wrapper's handle on its watchdog process. renew() may be called from
+/// any thread (the session's keepalive thread renews as the deadline moves);
+/// watch() and forget() from one thread at a time.
 class watchdog {
  public:
   using clock = std::chrono::steady_clock;
@@ -5388,11 +6286,16 @@ class watchdog {
     char* argv[] = {arg0.data(), arg1.data(), fd.data(), ms.data(), nullptr};
     char* envp[] = {nullptr};
     pid_t pid = -1;
-    int rc = ::posix_spawn(&pid, exe.c_str(), &actions, &attr, argv, envp);
+    int rc = 0;
+    {
+      std::lock_guard lock{detail_spawn::own().mutex};
+      rc = ::posix_spawn(&pid, exe.c_str(), &actions, &attr, argv, envp);
+      if (rc == 0) detail_spawn::own().pids.push_back(pid);
+    }
     posix_spawn_file_actions_destroy(&actions);
     posix_spawnattr_destroy(&attr);
     if (rc != 0) return os_error("watchdog: cannot start " + exe, rc);
-    return watchdog(pid, std::move(ours));
+    return watchdog(pid, std::move(ours), opt);
   }
 
   /// Forks the watchdog from the calling process. Only for programs that have
@@ -5403,23 +6306,51 @@ class watchdog {
     if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
       return os_error("watchdog: socketpair");
     unique_fd ours(sv[0]), theirs(sv[1]);
+    std::unique_lock lock{detail_spawn::own().mutex};
     pid_t pid = ::fork();
     if (pid < 0) return os_error("watchdog: fork");
     if (pid == 0) {
       ours.reset();
+      if (int null = ::open("/dev/null", O_RDWR); null >= 0) {  // hold no one's pipe but stderr
+        ::dup2(null, STDIN_FILENO);
+        ::dup2(null, STDOUT_FILENO);
+      }
       detail_watchdog::close_inherited_fds(theirs.get());
       ::setpgid(0, 0);
       detail_watchdog::ignore_signals();
       ::_exit(run_watchdog(theirs.get(), opt.kill_after));
     }
-    return watchdog(pid, std::move(ours));
+    detail_spawn::own().pids.push_back(pid);
+    return watchdog(pid, std::move(ours), opt);
   }
 
-  watchdog(watchdog&& o) noexcept : pid_(std::exchange(o.pid_, -1)), sock_(std::move(o.sock_)) {}
+  /// Forks a watchdog now, for start() to hand out later: the cheap way for a
+  /// program that loads gRPC. Call it first thing in main, before any thread
+  /// exists; a process that never supervises anything lets it go at exit.
+  static void prefork() {
+    if (auto w = fork({})) preforked().emplace(std::move(*w));
+  }
+  /// The watchdog forked by prefork() if there is one (once), else one
+  /// executed from `exe` (see spawn()).
+  static result<watchdog> start(const std::string& exe, options opt) {
+    if (auto& p = preforked(); p) {
+      watchdog w = std::move(*p);
+      p.reset();
+      w.kill_after_ = opt.kill_after;
+      return w;
+    }
+    return spawn(exe, opt);
+  }
+
+  watchdog(watchdog&& o) noexcept
+      : pid_(std::exchange(o.pid_, -1)),
+        sock_(std::move(o.sock_)),
+        kill_after_(o.kill_after_),
+        shared_(std::move(o.shared_)) {}
   watchdog& operator=(watchdog&& o) noexcept {
     if (this != &o) {
-      sock_ = std::move(o.sock_);
-      pid_ = std::exchange(o.pid_, -1);
+      this->~watchdog();
+      new (this) watchdog(std::move(o));
     }
     return *this;
   }
@@ -5427,24 +6358,68 @@ class watchdog {
   /// nothing is watched, else after killing what is (see the rules above).
   ~watchdog() {
     sock_.reset();
-    if (pid_ > 0) ::waitpid(pid_, nullptr, WNOHANG);
+    if (pid_ > 0) {
+      ::waitpid(pid_, nullptr, WNOHANG);
+      detail_spawn::disown(pid_);  // a subreaper's reap_orphans() takes it when it ends
+    }
   }
 
   pid_t pid() const noexcept { return pid_; }
 
-  /// Watch process group `pgid`; kill it if `deadline` passes unrenewed.
-  result<void> watch(pid_t pgid, clock::time_point deadline) {
-    return post({detail_watchdog::op::watch, pgid, detail_watchdog::to_ns(deadline)});
+  /// Watch process group `pgid` (its leader held at its launch gate, see
+  /// child::release()); kill it if `deadline` passes unrenewed. Returns once
+  /// the watchdog has acknowledged: only then may the leader run.
+  result<void> watch(pid_t pgid, clock::time_point deadline,
+                     std::chrono::milliseconds wait = std::chrono::seconds(5)) {
+    shared_->lapsed = false;
+    shared_->last_sent = detail_watchdog::to_ns(deadline);
+    if (auto r = post({detail_watchdog::op::watch, pgid, detail_watchdog::to_ns(deadline),
+                       kill_after_.count()});
+        !r)
+      return r;
+    return await_ack(pgid, wait);
   }
-  /// Move the deadline (for every watched group).
+  /// Move the deadline (for every watched group). Any thread.
   result<void> renew(clock::time_point deadline) {
-    return post({detail_watchdog::op::renew, 0, detail_watchdog::to_ns(deadline)});
+    const auto ns = detail_watchdog::to_ns(deadline);
+    const auto prev = shared_->last_sent.exchange(ns);
+    if (prev != 0 && detail_watchdog::to_ns(clock::now()) >= prev) shared_->lapsed = true;
+    return post({detail_watchdog::op::renew, 0, ns});
   }
-  /// Stop watching `pgid`, and wait (up to `wait`) until the watchdog has
-  /// taken note — so a group id reused after we reap the child is never hit.
-  result<void> forget(pid_t pgid, std::chrono::milliseconds wait = std::chrono::seconds(1)) {
-    if (auto r = post({detail_watchdog::op::forget, pgid, 0}); !r) return r;
-    auto until = clock::now() + wait;
+  /// Whether the watchdog may have started killing: a deadline it was given
+  /// passed before the next one reached it (the kill sequence, once started,
+  /// always finishes). Reset by watch().
+  bool fired(clock::time_point now = clock::now()) const noexcept {
+    const auto last = shared_->last_sent.load();
+    return shared_->lapsed || (last != 0 && detail_watchdog::to_ns(now) >= last);
+  }
+  /// Stop watching `pgid`. Not waited for: the watchdog checks the leader's
+  /// identity before any signal, so a reaped leader's reused id is never hit.
+  result<void> forget(pid_t pgid) { return post({detail_watchdog::op::forget, pgid, 0}); }
+
+ private:
+  struct shared_state {
+    std::atomic<std::int64_t> last_sent{0};
+    std::atomic<bool> lapsed{false};
+  };
+  watchdog(pid_t pid, unique_fd sock, options opt)
+      : pid_(pid),
+        sock_(std::move(sock)),
+        kill_after_(opt.kill_after),
+        shared_(std::make_unique<shared_state>()) {}
+
+  static std::optional<watchdog>& preforked() {
+    static std::optional<watchdog> w;
+    return w;
+  }
+
+  result<void> post(const detail_watchdog::message& m) {
+    if (!detail_watchdog::send(sock_.get(), m)) return os_error("watchdog: gone");
+    return {};
+  }
+
+  result<void> await_ack(pid_t pgid, std::chrono::milliseconds wait) {
+    const auto until = clock::now() + wait;
     for (;;) {
       auto left = std::chrono::ceil<std::chrono::milliseconds>(until - clock::now()).count();
       if (left <= 0) return error{errc::timed_out, "watchdog: no answer"};
@@ -5461,24 +6436,35 @@ class watchdog {
     }
   }
 
- private:
-  watchdog(pid_t pid, unique_fd sock) : pid_(pid), sock_(std::move(sock)) {}
-
-  result<void> post(const detail_watchdog::message& m) {
-    if (!detail_watchdog::send(sock_.get(), m)) return os_error("watchdog: gone");
-    return {};
-  }
-
   pid_t pid_ = -1;
   unique_fd sock_;
+  std::chrono::milliseconds kill_after_{};
+  std::unique_ptr<shared_state> shared_;
 };
 
 }  // namespace conch::process
 // ---- end conch/process/watchdog.hpp ----
 
+#include <algorithm>
+#include <chrono>
+#include <csignal>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <iostream>
+#include <mutex>
+#include <optional>
+#include <poll.h>
+#include <stop_token>
+#include <string>
+#include <sys/eventfd.h>
+#include <unistd.h>
+#include <utility>
+#include <vector>
+
 namespace conch::process {
 
-/// What the wrapper holds while its child runs: an office, a slot.
+/// What the wrapper holds while its child runs: an office, a slot, a tick.
 struct held_claim {
   /// Added to the child's environment: CONCH_REV, CONCH_KEY, CONCH_LEASE, ...
   std::vector<std::pair<std::string, std::string>> env{};
@@ -5496,6 +6482,18 @@ struct supervise_options {
   conch::detail::restart_rule restart{};
   /// Prefixes diagnostics on stderr ("conch elect").
   std::string program{"conch"};
+  /// A stop request is forwarded to the group as SIGTERM (the tools); when
+  /// false the child runs on for kill_after and is then killed (cron runs at
+  /// shutdown: a run is let finish, within a bound).
+  bool forward_stop = true;
+  /// When set, the child's stdout and stderr are captured here.
+  output_tail* capture = nullptr;
+  /// Told each child's pid (= its process group) once it runs.
+  std::function<void(long pid)> on_start{};
+  /// Told each child's exit code once it is reaped (metrics, readiness notices).
+  std::function<void(int code)> on_exit{};
+  /// Where diagnostics go; empty: stderr, prefixed with `program`.
+  std::function<void(const std::string&)> say{};
 };
 
 struct supervise_outcome {
@@ -5512,6 +6510,300 @@ struct supervise_outcome {
   int exit_code = 0;
   std::optional<int> stop_signal{};
   int starts = 0;  ///< how many times a child was started
+  long pid = 0;    ///< the last child's pid; 0 if none started
+  std::string not_started_reason{};
+};
+
+/// A watchdog that several supervisors may share (one per cron run): each
+/// call is serialized when a mutex is given.
+class watchdog_handle {
+ public:
+  watchdog_handle() = default;
+  watchdog_handle(watchdog* w, std::mutex* m = nullptr)
+      : w_(w), m_(m) {}  // NOLINT: implicit from a pointer
+  explicit operator bool() const noexcept { return w_ != nullptr; }
+  result<void> watch(pid_t pgid, std::chrono::steady_clock::time_point d) {
+    return call([&] { return w_->watch(pgid, d); });
+  }
+  result<void> renew(std::chrono::steady_clock::time_point d) {
+    return call([&] { return w_->renew(d); });
+  }
+  result<void> forget(pid_t pgid) {
+    return call([&] { return w_->forget(pgid); });
+  }
+  /// Whether the watchdog may have started killing (lock-free: it reads atomics).
+  bool fired(std::chrono::steady_clock::time_point now = std::chrono::steady_clock::now()) const {
+    return w_->fired(now);
+  }
+
+ private:
+  template <class F>
+  result<void> call(F f) {
+    if (!m_) return f();
+    std::lock_guard lock{*m_};
+    return f();
+  }
+  watchdog* w_ = nullptr;
+  std::mutex* m_ = nullptr;
+};
+
+/// The supervision loop: one method per event — the claim lost, a stop
+/// signal or request, the child's exit, a (re)start — and a wait for the
+/// next one. Used once: construct, run().
+template <class Backoff = conch::exponential_backoff>
+class supervisor {
+ public:
+  using clock = std::chrono::steady_clock;
+
+  supervisor(const held_claim& claim, const supervise_options& opt, signal_inbox* inbox,
+             watchdog_handle wd, Backoff backoff = {}, std::stop_token stop = {})
+      : claim_(claim),
+        opt_(opt),
+        inbox_(inbox),
+        watchdog_(wd),
+        stop_(std::move(stop)),
+        plan_(std::move(backoff), opt.restart),
+        kill_after_(std::chrono::duration_cast<clock::duration>(opt.kill_after)),
+        seq_(kill_after_),
+        wake_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
+
+  supervise_outcome run() {
+    // Loss and stop requests arrive on other threads: make them wake our poll().
+    auto poke = [fd = wake_.get()] {
+      std::uint64_t one = 1;
+      [[maybe_unused]] auto n = ::write(fd, &one, sizeof one);
+    };
+    std::stop_callback on_lost{claim_.lost, poke};
+    std::stop_callback on_stop{stop_, poke};
+    start_at_ = clock::now();  // the first start goes through the same checks as a restart
+    start_pending_ = true;
+    for (;;) {
+      process::reap_orphans();  // a subreaper's adopted zombies: never members of a live group
+      const auto now = clock::now();
+      on_loss(now);
+      while (inbox_)
+        if (auto sig = inbox_->take())
+          on_stop_signal(*sig, now);
+        else
+          break;
+      if (!ctx_.stop_requested && stop_.stop_requested()) on_stop_request(now);
+      if (!child_) {  // before the first start, or between restarts
+        if (!conch::detail::may_start_child(ctx_)) break;  // never a child after a stop or a loss
+        if (start_pending_ && now >= start_at_) {
+          if (!restart(now)) return out_;
+          continue;
+        }
+      } else {
+        if (!killed_ && seq_.kill_due(now)) kill_group();
+        pump_output();
+        if (child_->exited() && !on_child_exit(now)) break;
+        if (!child_ && start_pending_) continue;
+      }
+      wait(now);
+    }
+    return finish();
+  }
+
+ private:
+  void say(const std::string& line) {
+    if (opt_.say)
+      opt_.say(line);
+    else
+      std::cerr << opt_.program << ": " << line << std::endl;
+  }
+  std::optional<clock::time_point> deadline() const {
+    if (!claim_.local_deadline) return std::nullopt;
+    return claim_.local_deadline();
+  }
+  // Forward `sig` to the group (0: none); the first request starts the kill-after clock.
+  void stop_group(int sig, clock::time_point now) {
+    if (!child_) return;
+    if (sig) (void)child_->signal_group(sig);
+    if (seq_.start(now)) forwarded_ = sig != 0;
+  }
+  void kill_group() {
+    say("child group still running " + conch::detail::format_duration(opt_.kill_after) +
+        (forwarded_ ? " after SIGTERM: SIGKILL" : " after the stop request: SIGKILL"));
+    (void)child_->signal_group(SIGKILL);
+    killed_ = true;
+  }
+
+  /// Event: the claim may be lost — the session says so, its local deadline
+  /// passed, or the watchdog's did. The watchdog acts on the last deadline
+  /// we sent it and its kill sequence always finishes: past that deadline
+  /// (we were stalled) the claim is lost to us even if a late keepalive
+  /// answer has moved the session's deadline since.
+  void on_loss(clock::time_point now) {
+    const bool watchdog_fired = watchdog_ && child_ && watchdog_.fired(now);
+    const auto current = deadline();
+    if (watchdog_ && child_ && current &&
+        conch::detail::watchdog_needs_renewal(renewed_, *current)) {
+      (void)watchdog_.renew(*current);
+      renewed_ = current;
+    }
+    const bool past_deadline = (current && now >= *current) || watchdog_fired;
+    if (ctx_.lost || !(claim_.lost.stop_requested() || past_deadline)) return;
+    ctx_.lost = true;
+    std::string why = claim_.lost.stop_requested() && claim_.lost_reason ? claim_.lost_reason()
+                      : watchdog_fired                                   ? std::string(
+                                                                               "local deadline passed while the wrapper was stalled; "
+                                                                                                                 "the watchdog stopped the child")
+                      : past_deadline ? std::string("local deadline passed")
+                                      : std::string();
+    say("lost the claim" + (why.empty() ? why : ": " + why) +
+        (child_ ? "; stopping the child's process group" : ""));
+    stop_group(SIGTERM, now);
+  }
+
+  /// Event: a stop signal arrived; each one is forwarded.
+  void on_stop_signal(int sig, clock::time_point now) {
+    ctx_.stop_requested = true;
+    out_.stop_signal = sig;
+    child_heard_stop_ = child_heard_stop_ || child_.has_value();
+    stop_group(sig, now);
+  }
+
+  /// Event: the owner asked to stop (treated like SIGTERM, or given
+  /// kill_after when stops are not forwarded).
+  void on_stop_request(clock::time_point now) {
+    ctx_.stop_requested = true;
+    out_.stop_signal = SIGTERM;
+    child_heard_stop_ = child_.has_value();
+    stop_group(opt_.forward_stop ? SIGTERM : 0, now);
+  }
+
+  /// Event: the child leader exited. Its group is stopped too (the work must
+  /// not outlive it), then it is reaped; returns false when supervision ends.
+  bool on_child_exit(clock::time_point now) {
+    if (!killed_ && process::live_members(child_->group()) > 0) {
+      // The unreaped leader keeps the group id from being reused meanwhile.
+      if (!seq_.started()) stop_group(SIGTERM, now);
+      return true;
+    }
+    // Stalled since the checks above, past the watchdog's deadline: it was the watchdog.
+    if (!ctx_.lost && watchdog_ && watchdog_.fired()) {
+      ctx_.lost = true;
+      say("lost the claim: local deadline passed while the wrapper was stalled; the watchdog "
+          "stopped the child");
+    }
+    pump_output();
+    if (watchdog_) (void)watchdog_.forget(child_->group());
+    out_.exit_code = conch::detail::exit_code_of(child_->reap());
+    child_.reset();
+    if (opt_.on_exit) opt_.on_exit(out_.exit_code);
+    auto delay = plan_.delay_after(ctx_, now - started_);
+    if (!delay) return false;
+    say("child exited with " + std::to_string(out_.exit_code) + "; restarting in " +
+        conch::detail::format_duration(
+            std::chrono::duration_cast<std::chrono::milliseconds>(*delay)));
+    start_at_ = now + *delay;
+    start_pending_ = true;
+    return true;
+  }
+
+  /// Event: a start (the first, or a restart) is due. False when the
+  /// command could not be started: supervision ends with 126/127.
+  bool restart(clock::time_point now) {
+    start_pending_ = false;
+    // With a watchdog the child waits at its launch gate until it is watched.
+    auto c = process::spawn({.argv = opt_.argv,
+                             .env = claim_.env,
+                             .capture_output = opt_.capture != nullptr,
+                             .gated = static_cast<bool>(watchdog_)});
+    if (!c) {
+      say(c.error().message);
+      out_.how = supervise_outcome::ending::not_started;
+      out_.not_started_reason = c.error().message;
+      out_.exit_code = c.error().code == errc::permission_denied ? exit_code::cannot_execute
+                                                                 : exit_code::not_found;
+      return false;
+    }
+    if (watchdog_) {
+      auto d = deadline().value_or(clock::time_point::max());
+      if (auto w = watchdog_.watch(c->group(), d); !w) {
+        out_.not_started_reason =
+            "watchdog: " + w.error().message + "; not starting the child unguarded";
+        say(out_.not_started_reason);
+        out_.how = supervise_outcome::ending::not_started;
+        out_.exit_code = exit_code::unavailable;
+        return false;  // ~child kills it at its gate
+      }
+      renewed_ = d;
+    }
+    if (auto r = c->release(); !r) say(r.error().message);
+    child_ = std::move(*c);
+    ++out_.starts;
+    out_.pid = child_->pid();
+    started_ = now;
+    seq_ = conch::detail::kill_sequence<clock::time_point>{kill_after_};
+    killed_ = false;
+    if (opt_.on_start) opt_.on_start(child_->pid());
+    return true;
+  }
+
+  void pump_output() {
+    if (!opt_.capture || !child_) return;
+    if (child_->stdout_fd() >= 0 && !process::pump(child_->stdout_fd(), -1, *opt_.capture))
+      child_->close_stdout();
+    if (child_->stderr_fd() >= 0 && !process::pump(child_->stderr_fd(), -1, *opt_.capture))
+      child_->close_stderr();
+  }
+
+  // Sleeps until something can change: a signal, the loss, the child's exit
+  // or output, the SIGKILL or restart time, or the next look at the deadline.
+  void wait(clock::time_point now) {
+    auto wake_at = now + std::chrono::milliseconds(200);
+    if (child_ && seq_.started() && !killed_) wake_at = std::min(wake_at, *seq_.kill_at());
+    if (start_pending_) wake_at = std::min(wake_at, start_at_);
+    if (child_ && (child_->exit_fd() < 0 || child_->exited()))
+      wake_at = std::min(wake_at, now + std::chrono::milliseconds(20));
+    const auto timeout = std::chrono::ceil<std::chrono::milliseconds>(wake_at - now).count();
+    const bool live = child_ && !child_->exited();
+    pollfd fds[5] = {{inbox_ ? inbox_->fd() : -1, POLLIN, 0},
+                     {wake_.get(), POLLIN, 0},
+                     {live ? child_->exit_fd() : -1, POLLIN, 0},
+                     {child_ && opt_.capture ? child_->stdout_fd() : -1, POLLIN, 0},
+                     {child_ && opt_.capture ? child_->stderr_fd() : -1, POLLIN, 0}};
+    ::poll(fds, 5, static_cast<int>(std::max<std::int64_t>(timeout, 0)));
+    if (fds[1].revents) {
+      std::uint64_t n;
+      [[maybe_unused]] auto r = ::read(wake_.get(), &n, sizeof n);
+    }
+  }
+
+  supervise_outcome finish() {
+    if (ctx_.lost) {
+      out_.how = supervise_outcome::ending::lost;
+      out_.exit_code = exit_code::lost;
+    } else if (ctx_.stop_requested) {
+      out_.how = supervise_outcome::ending::stopped;
+      // Stopped between restarts: no child answered the signal, so we do.
+      if (!child_heard_stop_)
+        out_.exit_code = exit_code::from_signal(out_.stop_signal.value_or(SIGTERM));
+    } else {
+      out_.how = supervise_outcome::ending::exited;
+    }
+    return out_;
+  }
+
+  const held_claim& claim_;
+  const supervise_options& opt_;
+  signal_inbox* inbox_;
+  watchdog_handle watchdog_;
+  std::stop_token stop_;
+  conch::detail::restart_schedule<Backoff> plan_;
+  clock::duration kill_after_;
+  conch::detail::kill_sequence<clock::time_point> seq_;
+  unique_fd wake_;
+  supervise_outcome out_{};
+  conch::detail::exit_context ctx_{};
+  std::optional<child> child_{};
+  clock::time_point started_{}, start_at_{};
+  bool start_pending_ = false;
+  std::optional<clock::time_point> renewed_{};
+  bool killed_ = false;
+  bool forwarded_ = true;          // the first stop went to the group as a signal
+  bool child_heard_stop_ = false;  // a stop signal reached a running child
 };
 
 /// Runs the child of `claim` to its end; see the file comment. `inbox` carries
@@ -5519,182 +6811,11 @@ struct supervise_outcome {
 /// `watchdog` may be null (no frozen-wrapper protection).
 template <class Backoff = conch::exponential_backoff>
 supervise_outcome supervise(const held_claim& claim, const supervise_options& opt,
-                            signal_inbox& inbox, watchdog* watchdog,
-                            Backoff backoff = {}, std::stop_token stop = {}) {
-  using clock = std::chrono::steady_clock;
-  using conch::detail::exit_context;
-  using outcome = supervise_outcome;
-
-  outcome out;
-  exit_context ctx;
-  conch::detail::restart_schedule<Backoff> plan{std::move(backoff), opt.restart};
-  const auto kill_after = std::chrono::duration_cast<clock::duration>(opt.kill_after);
-  conch::detail::kill_sequence<clock::time_point> seq{kill_after};
-  std::optional<child> child;
-  clock::time_point started{};
-  clock::time_point start_at{};  // when to (re)start the child, if start_pending
-  bool start_pending = false;
-  std::optional<clock::time_point> renewed;
-  bool killed = false;
-  bool child_heard_stop = false;  // a stop signal reached a running child
-
-  // Loss and stop requests arrive on other threads: make them wake our poll().
-  unique_fd wake{::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)};
-  auto poke = [fd = wake.get()] {
-    std::uint64_t one = 1;
-    [[maybe_unused]] auto n = ::write(fd, &one, sizeof one);
-  };
-  std::stop_callback on_lost{claim.lost, poke};
-  std::stop_callback on_stop{stop, poke};
-
-  auto say = [&](const std::string& line) { std::cerr << opt.program << ": " << line << std::endl; };
-  auto deadline = [&]() -> std::optional<clock::time_point> {
-    if (!claim.local_deadline) return std::nullopt;
-    return claim.local_deadline();
-  };
-
-  auto start_child = [&]() -> bool {
-    auto c = process::spawn({.argv = opt.argv, .env = claim.env});
-    if (!c) {
-      say(c.error().message);
-      out.how = outcome::ending::not_started;
-      out.exit_code = c.error().code == errc::permission_denied ? exit_code::cannot_execute
-                                                                  : exit_code::not_found;
-      return false;
-    }
-    child = std::move(*c);
-    ++out.starts;
-    started = clock::now();
-    seq = conch::detail::kill_sequence<clock::time_point>{kill_after};
-    killed = false;
-    if (watchdog) {
-      auto d = deadline().value_or(clock::time_point::max());
-      if (auto w = watchdog->watch(child->group(), d); !w) say("watchdog: " + w.error().message);
-      renewed = d;
-    }
-    return true;
-  };
-  // Forward `sig` to the group; the first one starts the kill-after clock.
-  auto stop_group = [&](int sig, clock::time_point now) {
-    if (!child) return;
-    (void)child->signal_group(sig);
-    seq.start(now);
-  };
-
-  // The first start goes through the same checks as a restart.
-  start_at = clock::now();
-  start_pending = true;
-  for (;;) {
-    const auto now = clock::now();
-
-    // The watchdog acts on the last deadline we sent it, and its kill sequence
-    // always finishes. If that deadline has passed (we were stalled: SIGSTOP,
-    // a stuck thread), it has stopped the group or is about to, even when a
-    // keepalive answer read since has moved the session's deadline: the claim
-    // is lost to us all the same, not a child that died by itself.
-    const bool watchdog_fired = watchdog && child && renewed && now >= *renewed;
-    const auto current_deadline = deadline();
-    if (watchdog && child && current_deadline &&
-        conch::detail::watchdog_needs_renewal(renewed, *current_deadline)) {
-      (void)watchdog->renew(*current_deadline);
-      renewed = current_deadline;
-    }
-    const bool past_deadline = (current_deadline && now >= *current_deadline) || watchdog_fired;
-    if (!ctx.lost && (claim.lost.stop_requested() || past_deadline)) {
-      ctx.lost = true;
-      std::string why = claim.lost.stop_requested() && claim.lost_reason ? claim.lost_reason()
-                        : watchdog_fired ? std::string("local deadline passed while the wrapper was stalled; "
-                                                       "the watchdog stopped the child")
-                        : past_deadline  ? std::string("local deadline passed")
-                                         : std::string();
-      say("lost the claim" + (why.empty() ? why : ": " + why) +
-          (child ? "; stopping the child's process group" : ""));
-      stop_group(SIGTERM, now);
-    }
-    while (auto sig = inbox.take()) {
-      ctx.stop_requested = true;
-      out.stop_signal = *sig;
-      child_heard_stop = child_heard_stop || child.has_value();
-      stop_group(*sig, now);  // each one is forwarded
-    }
-    if (!ctx.stop_requested && stop.stop_requested()) {
-      ctx.stop_requested = true;
-      out.stop_signal = SIGTERM;
-      child_heard_stop = child.has_value();
-      stop_group(SIGTERM, now);
-    }
-
-    if (!child) {  // before the first start, or between restarts
-      if (!conch::detail::may_start_child(ctx)) break;  // never a child after a stop or a loss
-      if (start_pending && now >= start_at) {
-        start_pending = false;
-        if (!start_child()) return out;
-        continue;
-      }
-    } else {
-      if (!killed && seq.kill_due(now)) {
-        say("child group still running " + conch::detail::format_duration(opt.kill_after) +
-            " after SIGTERM: SIGKILL");
-        (void)child->signal_group(SIGKILL);
-        killed = true;
-      }
-      if (child->exited()) {
-        if (!killed && process::live_members(child->group()) > 0) {
-          // The leader is gone but its group is not: stop the rest too. The
-          // unreaped leader keeps the group id from being reused meanwhile.
-          if (!seq.started()) stop_group(SIGTERM, now);
-        } else {
-          // Stalled since the checks above, past the watchdog's deadline: it was the watchdog.
-          if (!ctx.lost && watchdog && renewed && clock::now() >= *renewed) {
-            ctx.lost = true;
-            say("lost the claim: local deadline passed while the wrapper was stalled; "
-                "the watchdog stopped the child");
-          }
-          if (watchdog) (void)watchdog->forget(child->group());
-          const auto status = child->reap();
-          child.reset();
-          out.exit_code = conch::detail::exit_code_of(status);
-          auto delay = plan.delay_after(ctx, now - started);
-          if (!delay) break;
-          say("child exited with " + std::to_string(out.exit_code) + "; restarting in " +
-              conch::detail::format_duration(
-                  std::chrono::duration_cast<std::chrono::milliseconds>(*delay)));
-          start_at = now + *delay;
-          start_pending = true;
-          continue;
-        }
-      }
-    }
-
-    // Sleep until something can change: a signal, the loss, the child's exit,
-    // the SIGKILL or restart time, or the next look at the local deadline.
-    auto wake_at = now + std::chrono::milliseconds(200);
-    if (child && seq.started() && !killed) wake_at = std::min(wake_at, *seq.kill_at());
-    if (start_pending) wake_at = std::min(wake_at, start_at);
-    if (child && (child->exit_fd() < 0 || child->exited()))
-      wake_at = std::min(wake_at, now + std::chrono::milliseconds(20));
-    const auto timeout = std::chrono::ceil<std::chrono::milliseconds>(wake_at - now).count();
-    pollfd fds[3] = {{inbox.fd(), POLLIN, 0},
-                     {wake.get(), POLLIN, 0},
-                     {child && !child->exited() ? child->exit_fd() : -1, POLLIN, 0}};
-    ::poll(fds, 3, static_cast<int>(std::max<std::int64_t>(timeout, 0)));
-    if (fds[1].revents) {
-      std::uint64_t n;
-      [[maybe_unused]] auto r = ::read(wake.get(), &n, sizeof n);
-    }
-  }
-
-  if (ctx.lost) {
-    out.how = outcome::ending::lost;
-    out.exit_code = exit_code::lost;
-  } else if (ctx.stop_requested) {
-    out.how = outcome::ending::stopped;
-    // Stopped between restarts: no child answered the signal, so we do.
-    if (!child_heard_stop) out.exit_code = exit_code::from_signal(out.stop_signal.value_or(SIGTERM));
-  } else {
-    out.how = outcome::ending::exited;
-  }
-  return out;
+                            signal_inbox& inbox, watchdog* watchdog, Backoff backoff = {},
+                            std::stop_token stop = {}) {
+  return supervisor<Backoff>{
+      claim, opt, &inbox, watchdog_handle{watchdog}, std::move(backoff), std::move(stop)}
+      .run();
 }
 
 }  // namespace conch::process
@@ -5722,31 +6843,462 @@ supervise_outcome supervise(const held_claim& claim, const supervise_options& op
 //   false: system_clock_policy, fake_clock<std::chrono::system_clock>); a
 //   steady clock — the default — measures deadlines only, and ticks then
 //   follow system_clock_policy. The daemon's lease always runs on a steady
-//   clock.
+//   clock: the instance given to the constructor when it is steady (so a
+//   test's fake_clock<> drives the lease), steady_clock_policy otherwise.
 //
 //   conch::etcd_transport t{opts};
 //   conch::cron daemon{t, {.prefix = "conch/", .on_event = log}};  // basic_cron<default_policies>
 //   if (auto r = daemon.start(); !r) return fail(69, r.error());
 //   daemon.run(stop_token);   // until stopped; runs in flight finish (kill-after)
 
-#include <unistd.h>
+// ---- begin conch/detail/cron_fire.hpp ----
+// conch/detail/cron_fire.hpp — one tick on one daemon: the claim, and the run
+// of a claim won under the supervisor (process/supervise.hpp).
 
-#include <atomic>
+// ---- begin conch/detail/cron_lease.hpp ----
+// conch/detail/cron_lease.hpp — the cron daemon's lease: one session named in
+// every claim, replaced when lost, but only once the runs under it are over.
+
+
 #include <chrono>
 #include <functional>
-#include <list>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <set>
+#include <utility>
+
+namespace conch::detail {
+
+/// The session a cron daemon names in its claims. Runs hold a copy of the
+/// shared pointer while their child runs, which is how a replacement knows
+/// to wait for them.
+template <class Session>
+class cron_lease {
+ public:
+  using session_type = Session;
+  using transport_type = typename Session::transport_type;
+  using clock_type = typename Session::clock_type;
+
+  /// `clock` is the instance every session is built with (copies share one
+  /// time); `say` reports a loss.
+  cron_lease(transport_type& t, std::chrono::seconds ttl, std::chrono::milliseconds kill_after,
+             clock_type clock, std::function<void(cron_event)> say)
+      : transport_(t),
+        ttl_(ttl),
+        kill_after_(kill_after),
+        clock_(std::move(clock)),
+        say_(std::move(say)) {}
+
+  /// The session to name in a claim; a lost one is replaced by a new one,
+  /// but only once the runs started under it have ended: the supervisor of
+  /// each saw the loss and stopped its group (kill_after bounds the wait).
+  /// Claims made under the old lease then read as zombies unless their
+  /// result is recorded, which is the truth: their claimer's lease is gone.
+  result<std::shared_ptr<Session>> current() {
+    std::lock_guard lock{mutex_};
+    if (session_ && !session_->lost()) return session_;
+    if (session_ && !loss_reported_) {
+      say_({.what = cron_event::kind::error,
+            .message = "lease lost (" + session_->lost_reason() +
+                       "); granting a new one once its runs are stopped"});
+      loss_reported_ = true;
+    }
+    const auto bound = std::chrono::steady_clock::now() + kill_after_ + std::chrono::seconds{2};
+    while (session_ && session_.use_count() > 1 && std::chrono::steady_clock::now() < bound)
+      (void)cron_pause(std::chrono::milliseconds{10}, {});
+    typename Session::options lease_options;
+    lease_options.ttl = ttl_;
+    auto fresh = std::make_shared<Session>(transport_, lease_options, clock_);
+    if (auto r = fresh->start(); !r) return std::move(r).error();
+    session_ = std::move(fresh);
+    loss_reported_ = false;
+    return session_;
+  }
+
+  /// The lease named in claims now (0 before the first current()).
+  lease_id lease() const {
+    std::lock_guard lock{mutex_};
+    return session_ ? session_->lease() : 0;
+  }
+  std::optional<typename Session::time_point> local_deadline() const {
+    std::lock_guard lock{mutex_};
+    if (!session_) return std::nullopt;
+    return session_->local_deadline();
+  }
+
+  /// Revokes the lease (the runs under it are over).
+  void close() {
+    std::shared_ptr<Session> session;
+    {
+      std::lock_guard lock{mutex_};
+      session = std::move(session_);
+    }
+    if (session) (void)session->close();
+  }
+
+ private:
+  transport_type& transport_;
+  std::chrono::seconds ttl_;
+  std::chrono::milliseconds kill_after_;
+  [[no_unique_address]] clock_type clock_;
+  std::function<void(cron_event)> say_;
+
+  mutable std::mutex mutex_;
+  std::shared_ptr<Session> session_;
+  bool loss_reported_ = false;
+};
+
+}  // namespace conch::detail
+// ---- end conch/detail/cron_lease.hpp ----
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
 #include <stop_token>
 #include <string>
-#include <thread>
 #include <type_traits>
+#include <unistd.h>
+#include <utility>
+
+namespace conch::detail {
+
+/// What claiming and running a tick reads from its daemon. `Options` is the
+/// daemon's options (host, output_cap, kill_after, watchdog).
+template <class Session, class Clock, class Options>
+struct cron_fire_context {
+  typename Session::transport_type& transport;
+  cron_lease<Session>& lease;
+  const Clock& clock;  ///< the wall clock ticks follow
+  const Options& options;
+  const std::function<void(cron_event)>& say;
+  std::stop_token run_stop;  ///< shutdown: claim nothing more, runs get kill_after
+};
+
+/// A tick this daemon won.
+template <class Session>
+struct cron_claimed {
+  std::shared_ptr<Session> session;  ///< the session the claim names
+  claim_record claim;
+  revision rev = 0;
+  std::string fire_key, runs_key, tick_text;
+};
+
+/// Claims `tick` of `job` (at `job_rev`) under the daemon's current lease;
+/// nullopt when there is no lease, the tick came too late, another daemon
+/// holds it or the daemon is shutting down (each reported but the last two).
+template <class Backoff, class Session, class Clock, class Options>
+std::optional<cron_claimed<Session>> claim_tick(const cron_fire_context<Session, Clock, Options>& c,
+                                                const cron_job& job, revision job_rev,
+                                                tick_time tick) {
+  cron_claimed<Session> won;
+  won.tick_text = format_rfc3339(tick);
+  auto say = [&](cron_event::kind what, std::string message) {
+    c.say({.what = what, .job = job.name(), .tick = won.tick_text, .message = std::move(message)});
+  };
+  auto session = c.lease.current();
+  if (!session) {
+    say(cron_event::kind::error, "no lease, tick not claimed: " + session.error().message);
+    return std::nullopt;
+  }
+  won.session = std::move(*session);
+  // A daemon that fell behind (overloaded, stalled, cut off) sheds a tick
+  // once the job's next one is due, rather than running ticks ever later.
+  if (const auto next = job.next_after(tick); next && is_stale_tick(c.clock.now(), *next)) {
+    say(cron_event::kind::skipped,
+        "late: the next tick (" + format_rfc3339(*next) + ") is already due");
+    return std::nullopt;
+  }
+  if (c.run_stop.stop_requested()) return std::nullopt;
+  won.fire_key = tick_key(job.fire_dir, tick);
+  won.runs_key = tick_key(job.runs_dir, tick);
+  won.claim.name = job.name();
+  won.claim.tick = tick;
+  won.claim.host = c.options.host;
+  won.claim.pid = ::getpid();
+  won.claim.lease = lease_hex(won.session->lease());
+  won.claim.start = std::chrono::floor<std::chrono::milliseconds>(c.clock.now());
+  const std::string value = encode_record(won.claim);
+  auto rev =
+      send_claim(c.transport,
+                 claim_txn(job.fire_dir, job.floor_dir, format_tick(tick), value, job.key, job_rev),
+                 value, c.run_stop, Backoff{});
+  if (!rev) {
+    if (rev.error().code != errc::busy) say(cron_event::kind::error, rev.error().message);
+    return std::nullopt;
+  }
+  won.rev = *rev;
+  c.say({.what = cron_event::kind::claimed,
+         .job = job.name(),
+         .tick = won.tick_text,
+         .rev = won.rev,
+         .message = "lease " + won.claim.lease});
+  return won;
+}
+
+/// The claim as the supervisor sees it: the environment, and the lease's
+/// loss and deadline.
+template <class Session>
+process::held_claim held_by(const cron_job& job, const cron_claimed<Session>& won) {
+  process::held_claim held;
+  held.env = {{"CONCH_TICK", won.tick_text},
+              {"CONCH_REV", std::to_string(won.rev)},
+              {"CONCH_NAME", job.name()},
+              {"CONCH_KEY", won.fire_key},
+              {"CONCH_LEASE", won.claim.lease}};
+  held.lost = won.session->lost_token();
+  if constexpr (std::is_same_v<typename Session::time_point, std::chrono::steady_clock::time_point>)
+    held.local_deadline = [s = won.session.get()] { return s->local_deadline(); };
+  held.lost_reason = [s = won.session.get()] { return s->lost_reason(); };
+  return held;
+}
+
+/// Runs a won tick's command under the supervisor: the daemon's lease lost
+/// stops its group; so does the command's own exit (what it left running
+/// in its group is stopped before the result is recorded); a shutdown
+/// gives it kill_after.
+template <class Session, class Clock, class Options>
+run_record run_claimed(const cron_fire_context<Session, Clock, Options>& c, const cron_job& job,
+                       const cron_claimed<Session>& won) {
+  auto say = [&](cron_event e) {
+    e.job = job.name();
+    e.tick = won.tick_text;
+    e.rev = won.rev;
+    c.say(std::move(e));
+  };
+  process::held_claim held = held_by(job, won);
+  process::output_tail tail{c.options.output_cap};
+  process::supervise_options run;
+  run.argv = job.record.argv;
+  run.kill_after = c.options.kill_after;
+  run.forward_stop = false;
+  run.capture = &tail;
+  run.on_start = [&](long pid) { say({.what = cron_event::kind::started, .pid = pid}); };
+  run.say = [&](const std::string& line) {
+    say({.what = cron_event::kind::error, .message = line});
+  };
+  run_record result{};
+  result.start = std::chrono::floor<std::chrono::milliseconds>(std::chrono::system_clock::now());
+  auto out = process::supervisor<exponential_backoff>{held, run,       nullptr, c.options.watchdog,
+                                                      {},   c.run_stop}
+                 .run();
+  result.end = std::chrono::floor<std::chrono::milliseconds>(std::chrono::system_clock::now());
+  result.name = job.name();
+  result.tick = won.claim.tick;
+  result.host = c.options.host;
+  result.pid = ::getpid();
+  result.lease = won.claim.lease;
+  result.exit_code = out.exit_code;
+  result.output =
+      utf8_tail(out.how == process::supervise_outcome::ending::not_started ? out.not_started_reason
+                                                                           : tail.str(),
+                c.options.output_cap);
+  return result;
+}
+
+}  // namespace conch::detail
+// ---- end conch/detail/cron_fire.hpp ----
+// ---- begin conch/detail/cron_pool.hpp ----
+// conch/detail/cron_pool.hpp — the fixed set of threads that claim and run
+// due ticks: however many jobs and ticks there are, the thread count stays.
+
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <system_error>
+#include <thread>
 #include <utility>
 #include <vector>
 
+namespace conch::detail {
+
+/// A queue of tasks and the workers that take them, first in, first out.
+template <class Task>
+class cron_pool {
+ public:
+  cron_pool() = default;
+  cron_pool(const cron_pool&) = delete;
+  cron_pool& operator=(const cron_pool&) = delete;
+  ~cron_pool() { finish(); }
+
+  /// Starts up to `n` (at least one) workers running `work` on each task; a
+  /// thread that cannot be made is passed to `failed`, never fatal.
+  void start(std::size_t n, std::function<void(Task&)> work,
+             const std::function<void(const std::string&)>& failed) {
+    work_ = std::move(work);
+    for (std::size_t i = workers_.size(); i < std::max<std::size_t>(1, n); ++i) {
+      try {
+        workers_.emplace_back([this] { serve(); });
+      } catch (const std::system_error& e) {
+        failed(e.what());
+        break;
+      }
+    }
+  }
+
+  void push(Task task) {
+    {
+      std::lock_guard lock{mutex_};
+      queue_.push_back(std::move(task));
+    }
+    cv_.notify_one();
+  }
+
+  /// Lets the workers take what is queued, then joins them.
+  void finish() {
+    {
+      std::lock_guard lock{mutex_};
+      done_ = true;
+    }
+    cv_.notify_all();
+    workers_.clear();  // joins
+  }
+
+ private:
+  void serve() {
+    for (;;) {
+      Task task;
+      {
+        std::unique_lock lock{mutex_};
+        cv_.wait(lock, [&] { return !queue_.empty() || done_; });
+        if (queue_.empty()) return;
+        task = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      work_(task);
+    }
+  }
+
+  std::function<void(Task&)> work_;
+  std::mutex mutex_;  // guards the queue and done_
+  std::condition_variable cv_;
+  std::deque<Task> queue_;
+  bool done_ = false;
+  std::vector<std::jthread> workers_;  // last: joined first
+};
+
+}  // namespace conch::detail
+// ---- end conch/detail/cron_pool.hpp ----
+// ---- begin conch/detail/cron_table.hpp ----
+// conch/detail/cron_table.hpp — the daemon's jobs as last read from etcd,
+// and the agenda of their next ticks. No I/O: the daemon feeds it what it
+// reads and watches, under its own lock, and fires what comes due.
+
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <utility>
+
+namespace conch::detail {
+
+/// Jobs by name, each with the revision it was read at, and when each runs
+/// next on a `TimePoint` clock. Not thread-safe: the owner locks.
+template <class TimePoint>
+class cron_table {
+ public:
+  using job_ptr = std::shared_ptr<const cron_job>;
+
+  /// `prefix` is the namespace of the jobs' keys; `say` reports each change.
+  cron_table(std::string prefix, std::function<void(cron_event)> say)
+      : prefix_(std::move(prefix)), say_(std::move(say)) {}
+
+  /// A job's value read or changed; returns its slot name.
+  std::string put(const key_value& kv, TimePoint now) {
+    std::string name = slot_name(kv.key);
+    auto& slot = jobs_[name];
+    if (slot.mod_revision == kv.mod_revision) return name;
+    slot.mod_revision = kv.mod_revision;
+    auto job = read_cron_job(prefix_, kv.key, kv.value);
+    if (!job) {
+      slot.job.reset();
+      agenda_.drop(name);
+      say_({.what = cron_event::kind::job_corrupt, .job = name, .message = job.error().message});
+      return name;
+    }
+    slot.job = std::make_shared<const cron_job>(std::move(*job));
+    const auto next = plan(name, *slot.job, now);
+    const auto& rec = slot.job->record;
+    say_({.what = cron_event::kind::job_loaded,
+          .job = name,
+          .tick = next ? format_rfc3339(*next) : std::string(),
+          .message = rec.schedule + (rec.tz.empty() ? "" : " (" + rec.tz + ")")});
+    return name;
+  }
+
+  /// A job's key deleted.
+  void erase(const key_value& kv) {
+    const std::string name = slot_name(kv.key);
+    if (jobs_.erase(name) == 0) return;
+    agenda_.drop(name);
+    say_({.what = cron_event::kind::job_removed, .job = name});
+  }
+
+  /// After a full read: drops every job not in `present`.
+  void keep_only(const std::set<std::string>& present) {
+    for (auto it = jobs_.begin(); it != jobs_.end();) {
+      if (present.contains(it->first)) {
+        ++it;
+        continue;
+      }
+      agenda_.drop(it->first);
+      say_({.what = cron_event::kind::job_removed, .job = it->first});
+      it = jobs_.erase(it);
+    }
+  }
+
+  /// Calls `fire(job, job_revision, tick)` for each tick due at `now` and
+  /// plans each job's next tick after it (skipping what `now` left behind).
+  template <class Fire>
+  void fire_due(TimePoint now, Fire&& fire) {
+    for (auto& due : agenda_.take_due(now)) {
+      auto it = jobs_.find(due.job);
+      if (it == jobs_.end() || !it->second.job) continue;
+      fire(it->second.job, it->second.mod_revision,
+           std::chrono::floor<std::chrono::seconds>(due.tick));
+      plan(due.job, *it->second.job, resume_point<TimePoint>(due.tick, now));
+    }
+  }
+
+  std::optional<TimePoint> earliest() const { return agenda_.earliest(); }
+
+ private:
+  struct job_slot {
+    revision mod_revision = 0;
+    job_ptr job;  // null: the value is corrupt
+  };
+
+  /// The table's name for a key below the jobs directory: the job's name, or
+  /// the raw key for a foreign key (kept so it is reported once).
+  std::string slot_name(const std::string& key) const {
+    auto k = decode_key<cron_job_key>(prefix_, key);
+    return k ? k->name : key;
+  }
+
+  std::optional<tick_time> plan(const std::string& name, const cron_job& job, TimePoint after) {
+    auto next = job.next_after(after);
+    if (next)
+      agenda_.plan(name, *next);
+    else
+      agenda_.drop(name);
+    return next;
+  }
+
+  std::string prefix_;
+  std::function<void(cron_event)> say_;
+  std::map<std::string, job_slot> jobs_;
+  cron_agenda<TimePoint> agenda_;
+};
+
+}  // namespace conch::detail
+// ---- end conch/detail/cron_table.hpp ----
 // ---- begin conch/session.hpp ----
 // conch/session.hpp — a lease kept alive, and a loud "lost" when it cannot be.
 //
@@ -5773,6 +7325,7 @@ supervise_outcome supervise(const held_claim& claim, const supervise_options& op
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -5782,6 +7335,7 @@ supervise_outcome supervise(const held_claim& claim, const supervise_options& op
 #include <string>
 #include <thread>
 #include <utility>
+#include <vector>
 
 namespace conch {
 
@@ -5795,12 +7349,16 @@ class basic_session {
   using transport_type = typename P::transport;
   using clock_type = typename P::clock;
   using time_point = typename clock_type::time_point;
+  using backoff_type = typename P::backoff;
 
   struct options {
     std::chrono::seconds ttl{10};
     /// Subtracted from the granted TTL for the local deadline; defaults to a
     /// small fraction of the TTL.
     std::optional<std::chrono::milliseconds> margin{};
+    /// Paces retries (keepalives after a failure, guard re-reads) and is the
+    /// default of the recipes on this session; each operation copies it.
+    backoff_type backoff{};
   };
 
   explicit basic_session(transport_type& t, options o = {}, clock_type c = {})
@@ -5856,6 +7414,14 @@ class basic_session {
   time_point local_deadline() const {
     std::lock_guard lock{mutex_};
     return deadline_ ? deadline_->deadline() : time_point{};
+  }
+
+  /// Calls `f` with the new local deadline each time an acknowledged keepalive
+  /// moves it, on the keepalive thread (a watchdog renewed at once). Set it
+  /// before the deadline matters; `f` must not call back into the session.
+  void on_deadline_moved(std::function<void(time_point)> f) {
+    std::lock_guard lock{mutex_};
+    deadline_moved_ = std::move(f);
   }
 
   /// Declares the session lost if `key` is deleted (or replaced) from now on.
@@ -5925,19 +7491,11 @@ class basic_session {
 
   transport_type& transport() noexcept { return transport_; }
   clock_type& clock() noexcept { return clock_; }
+  /// The backoff prototype of this session (options::backoff).
+  const backoff_type& backoff() const noexcept { return options_.backoff; }
 
  private:
-  using backoff_type = typename P::backoff;
-
   using lease_deadline = detail::lease_deadline<clock_type>;
-
-  /// The real-time deadline for a transport call that must return by `local`.
-  deadline real_deadline(time_point local) {
-    auto left = local - clock_.now();
-    if (left < decltype(left)::zero()) left = decltype(left)::zero();
-    return std::chrono::steady_clock::now() +
-           std::chrono::duration_cast<std::chrono::steady_clock::duration>(left);
-  }
 
   void lose(std::string reason) {
     {
@@ -5953,90 +7511,189 @@ class basic_session {
 
   // The keepalive thread: one renewal every TTL/3 (detail::lease_deadline
   // decides when to send and when the lease must be presumed lost), quicker
-  // retries after a failure. One request is in flight at a time, on a stream
-  // that is replaced after any failure, so each answer is paired with the
-  // send time of its own request.
+  // retries after a failure. etcd answers a stream's requests one at a time,
+  // so a request stuck behind a leader election would hold up every renewal
+  // after it: a request unanswered within answer_timeout() is given up (its
+  // stream still heard, so a late answer counts) and the renewal goes out
+  // again at once on a fresh stream, on the next member. The lease is given
+  // up only at the local deadline, when no answer could still save it.
   void keep_alive() {
-    using duration = typename clock_type::duration;
     const std::stop_token halt = halt_.get_token();
-    using stream_type = decltype(transport_.keepalive(lease_id{}));
-    std::unique_ptr<stream_type> stream;
-    backoff_type retry{};
+    renewal current;
+    std::vector<renewal> stuck;  // given up on, still heard
+    backoff_type retry = options_.backoff;
     std::optional<time_point> retry_at;  // set after a failure
     while (!halt.stop_requested()) {
+      if (!hear_stuck(stuck)) return;
       time_point due, wake;
       {
         std::lock_guard lock{mutex_};
         due = deadline_->deadline();
         wake = std::min(retry_at.value_or(deadline_->next_keepalive()), due);
       }
-      if (!clock_.sleep_until(wake, halt)) return;
       if (clock_.now() >= due) {
         lose("lease " + lease_hex() +
              ": local deadline passed with no keepalive acknowledged in time (etcd unreachable?)");
         return;
       }
-      if (!stream) stream = std::make_unique<stream_type>(transport_.keepalive(lease_));
-      const time_point sent = clock_.now();
-      result<std::int64_t> answer = error{errc::unavailable, "keepalive not sent"};
-      {
-        stream_type* live = stream.get();
-        std::stop_callback cancel{halt,
-                                  [live] { live->cancel(); }};  // gone before the stream may be
-        if (auto s = live->send(); !s) {
-          answer = std::move(s).error();
-        } else {
-          {
-            std::lock_guard lock{mutex_};
-            deadline_->sent(sent);
-          }
-          answer = live->next(real_deadline(due));
+      if (current.waiting) {
+        auto heard = await_answer(current, stuck, due, halt);
+        if (heard == heard_back::lost || halt.stop_requested()) return;
+        if (heard == heard_back::answered) {
+          retry_at.reset();
+          retry.reset();
+        } else if (heard == heard_back::given_up) {
+          retry_at = clock_.now();  // renew again at once, elsewhere
+        } else if (heard == heard_back::broken) {
+          retry_at = clock_.now() + std::min(cast(retry.next()), cast(interval()));
         }
-      }
-      if (answer) {
-        bool gone = false;
-        {
-          std::lock_guard lock{mutex_};
-          deadline_->acknowledged(std::chrono::seconds{*answer});
-          gone = deadline_->gone();
-        }
-        if (gone) return lose("lease " + lease_hex() + " expired or was revoked");
-        retry_at.reset();
-        retry.reset();
         continue;
       }
-      if (answer.error().code == errc::lease_not_found)
-        return lose("lease " + lease_hex() + " expired or was revoked");
-      if (halt.stop_requested()) return;
-      // The broken stream will never answer what it was sent: drop it, and
-      // forget those sends so a later answer is not credited to them.
-      stream.reset();
-      {
-        std::lock_guard lock{mutex_};
-        forget_unanswered(*deadline_);
-        const auto interval =
-            std::chrono::duration_cast<duration>(detail::keepalive_interval(deadline_->ttl()));
-        retry_at =
-            clock_.now() + std::min(std::chrono::duration_cast<duration>(retry.next()), interval);
-      }
+      if (!conch::sleep_until(clock_, wake, halt)) return;
+      if (clock_.now() < due && !send_renewal(current, halt))
+        retry_at = clock_.now() + std::min(cast(retry.next()), cast(interval()));
     }
   }
 
-  // Rebuilds `d` without its unanswered sends (same acknowledged send, TTL, margin).
-  static void forget_unanswered(lease_deadline& d) {
-    using duration = typename clock_type::duration;
-    const time_point acked_sent = d.deadline() - std::chrono::duration_cast<duration>(d.ttl()) +
-                                  std::chrono::duration_cast<duration>(d.margin());
-    d = lease_deadline(acked_sent, d.ttl(), d.margin());
+  using stream_type = decltype(std::declval<transport_type&>().keepalive(lease_id{}));
+  /// One keepalive stream and its request in flight (at most one).
+  struct renewal {
+    std::unique_ptr<stream_type> stream;
+    time_point sent{};
+    bool waiting = false;
+  };
+  enum class heard_back { answered, waiting, given_up, broken, lost };
+
+  template <class D>
+  static typename clock_type::duration cast(D d) {
+    return std::chrono::duration_cast<typename clock_type::duration>(d);
   }
+  std::chrono::milliseconds interval() const {
+    std::lock_guard lock{mutex_};
+    return detail::keepalive_interval(deadline_->ttl());
+  }
+  /// How long one renewal may take before it is given up: short enough that
+  /// an unresponsive member is left within a second, and never past the next
+  /// renewal's time, so renewals keep their pace while one is stuck.
+  std::chrono::milliseconds answer_timeout() const {
+    return std::min(interval(), std::chrono::milliseconds{1000});
+  }
+
+  // Sends one renewal on `r`'s stream (opening one if needed); false if the
+  // stream is broken (it is dropped).
+  bool send_renewal(renewal& r, const std::stop_token& halt) {
+    if (!r.stream) r.stream = std::make_unique<stream_type>(transport_.keepalive(lease_));
+    r.sent = clock_.now();
+    stream_type* live = r.stream.get();
+    bool sent = false;
+    {
+      std::stop_callback cancel{halt, [live] { live->cancel(); }};  // gone before the stream is
+      sent = static_cast<bool>(live->send());
+    }
+    if (!sent) {
+      drop(r);
+      return false;
+    }
+    std::lock_guard lock{mutex_};
+    deadline_->sent(r.sent);
+    r.waiting = true;
+    return true;
+  }
+
+  // Waits for the answer to `r`'s request until it is due, or until the
+  // local deadline.
+  heard_back await_answer(renewal& r, std::vector<renewal>& stuck, time_point due,
+                          const std::stop_token& halt) {
+    const time_point give_up = r.sent + cast(answer_timeout());
+    result<std::int64_t> answer = error{errc::cancelled, "keepalive not awaited"};
+    {
+      stream_type* live = r.stream.get();
+      std::stop_callback cancel{halt, [live] { live->cancel(); }};  // gone before the stream is
+      answer = live->next(detail::real_deadline(clock_, std::min(give_up, due)));
+    }
+    if (answer) {
+      r.waiting = false;
+      return credit(r.sent, *answer) ? heard_back::answered : heard_back::lost;
+    }
+    if (answer.error().code == errc::lease_not_found) {
+      lose("lease " + lease_hex() + " expired or was revoked");
+      return heard_back::lost;
+    }
+    if (answer.error().code != errc::timed_out) {
+      drop(r);
+      return heard_back::broken;
+    }
+    if (clock_.now() < give_up) return heard_back::waiting;  // the local deadline, or early
+    if constexpr (requires { r.stream->unresponsive(); }) r.stream->unresponsive();
+    if (stuck.size() >= max_stuck) stuck.erase(stuck.begin());  // the oldest helps least
+    stuck.push_back(std::move(r));
+    r = renewal{};
+    return heard_back::given_up;
+  }
+
+  // Streams given up on, polled: a late answer still moves the deadline.
+  // False when the lease turned out to be gone.
+  bool hear_stuck(std::vector<renewal>& stuck) {
+    for (auto it = stuck.begin(); it != stuck.end();) {
+      auto answer = it->stream->next(std::chrono::steady_clock::now());
+      if (answer) {
+        if (!credit(it->sent, *answer)) return false;
+      } else if (answer.error().code == errc::lease_not_found) {
+        lose("lease " + lease_hex() + " expired or was revoked");
+        return false;
+      } else if (answer.error().code == errc::timed_out && !outdated(it->sent)) {
+        ++it;
+        continue;
+      }
+      it = stuck.erase(it);
+    }
+    return true;
+  }
+
+  bool outdated(time_point sent) const {
+    std::lock_guard lock{mutex_};
+    return sent <= deadline_->acknowledged_send();
+  }
+
+  // Moves the deadline by an answer to the request sent at `sent`; false
+  // (and lost) if the answer says the lease is gone.
+  // Each move of the deadline is told to on_deadline_moved's callback.
+  bool credit(time_point sent, std::int64_t ttl) {
+    bool gone = false;
+    std::function<void(time_point)> moved;
+    time_point before{}, after{};
+    {
+      std::lock_guard lock{mutex_};
+      before = deadline_->deadline();
+      deadline_->acknowledged_at(sent, std::chrono::seconds{ttl});
+      gone = deadline_->gone();
+      after = deadline_->deadline();
+      moved = deadline_moved_;
+    }
+    if (gone)
+      lose("lease " + lease_hex() + " expired or was revoked");
+    else if (moved && after != before)
+      moved(after);
+    return !gone;
+  }
+
+  // The broken stream will never answer what it was sent: drop it, and
+  // forget those sends so a later answer is not credited to them.
+  void drop(renewal& r) {
+    r = renewal{};
+    std::lock_guard lock{mutex_};
+    deadline_->forget_in_flight();
+  }
+
+  static constexpr std::size_t max_stuck = 2;
 
   // A guard thread: watches one key for its DELETE.
   void guard(const std::string& key, revision create_revision, revision seen_at,
              std::stop_token own) {
     detail::stop_union stop{std::move(own), halt_.get_token()};
-    backoff_type retry{};
+    backoff_type retry = options_.backoff;
     revision from = seen_at > 0 ? seen_at + 1 : 0;  // 0: (re)read the key before watching
-    auto pause = [&] { return clock_.sleep_until(clock_.now() + retry.next(), stop.token()); };
+    auto pause = [&] { return detail::pause(clock_, retry, stop.token(), deadline::max()); };
     while (!stop.stop_requested()) {
       if (from == 0) {
         range_request read;
@@ -6089,6 +7746,7 @@ class basic_session {
   lease_id lease_ = 0;
   std::optional<lease_deadline> deadline_;  // set by start()
   std::string lost_reason_;
+  std::function<void(time_point)> deadline_moved_;
   bool closed_ = false;
   std::set<std::string> claims_;
 
@@ -6101,24 +7759,63 @@ class basic_session {
 }  // namespace conch
 // ---- end conch/session.hpp ----
 
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <stop_token>
+#include <string>
+#include <thread>
+#include <type_traits>
+#include <unistd.h>
+#include <utility>
+
 namespace conch {
 
 namespace detail {
 /// The clock cron ticks follow: the bundle's own when it tells wall time.
 template <class P>
-using cron_wall_clock = std::conditional_t<P::clock::is_steady, system_clock_policy, typename P::clock>;
+using cron_wall_clock =
+    std::conditional_t<P::clock::is_steady, system_clock_policy, typename P::clock>;
 /// The clock the daemon's lease deadlines use: the bundle's own when steady.
 template <class P>
-using cron_lease_clock = std::conditional_t<P::clock::is_steady, typename P::clock, steady_clock_policy>;
+using cron_lease_clock =
+    std::conditional_t<P::clock::is_steady, typename P::clock, steady_clock_policy>;
+
+/// The tick clock made from the bundle's clock instance: that instance when
+/// it tells wall time, the system clock otherwise.
+template <class P>
+cron_wall_clock<P> wall_clock_of(const typename P::clock& c) {
+  if constexpr (P::clock::is_steady)
+    return {};
+  else
+    return c;
+}
+/// The lease clock made from the bundle's clock instance: that instance when
+/// it is steady (copies share one time, so a fake clock's test drives the
+/// lease too), the real steady clock otherwise.
+template <class P>
+cron_lease_clock<P> lease_clock_of(const typename P::clock& c) {
+  if constexpr (P::clock::is_steady)
+    return c;
+  else
+    return {};
+}
 }  // namespace detail
 
 template <class P>
 class basic_cron {
   static_assert(check_policy_bundle<P>());
   static_assert(check_transport_policy<typename P::transport>());
-  static_assert(std::is_same_v<typename detail::cron_wall_clock<P>::time_point, std::chrono::system_clock::time_point>,
-                "conch: cron ticks are wall-clock instants: a non-steady clock policy must tell system time "
-                "(system_clock_policy, fake_clock<std::chrono::system_clock>)");
+  static_assert(
+      std::is_same_v<typename detail::cron_wall_clock<P>::time_point,
+                     std::chrono::system_clock::time_point>,
+      "conch: cron ticks are wall-clock instants: a non-steady clock policy must tell system time "
+      "(system_clock_policy, fake_clock<std::chrono::system_clock>)");
 
   // The lease only tells readers whether a claimer lives; its deadlines are
   // measured on a monotonic clock whatever wall clock the ticks follow.
@@ -6132,34 +7829,30 @@ class basic_cron {
   using clock_type = detail::cron_wall_clock<P>;  ///< what ticks are scheduled on
   using time_point = typename clock_type::time_point;
   using session_type = basic_session<session_policies>;
-  /// Runs one claimed tick's command, telling `hooks` when its child starts and ends.
-  using runner_type =
-      std::function<detail::cron_outcome(const detail::cron_command&, std::stop_token, const detail::cron_run_hooks&)>;
 
   struct options {
     std::string prefix = "conch/";
-    std::chrono::seconds ttl{10};       ///< the daemon's lease, named in its claims
-    std::size_t history = 100;          ///< ticks kept per job; 0 keeps all
-    std::size_t output_cap = 4096;      ///< bytes of output kept in a result
+    std::chrono::seconds ttl{10};   ///< the daemon's lease, named in its claims
+    std::size_t history = 100;      ///< ticks kept per job; 0 keeps all
+    std::size_t output_cap = 4096;  ///< output kept per result, at most run_record::max_output
     std::chrono::milliseconds kill_after{5000};  ///< grace for runs at shutdown
-    std::string host{};                 ///< claimer host; empty: gethostname()
-    std::function<void(const cron_event&)> on_event{};  ///< the log; called from several threads, serialized
-    runner_type runner{};               ///< empty: the supervision core (detail::run_command)
+    std::size_t workers =
+        64;  ///< ticks claimed and run at once; later ones wait (and are shed when late)
+    std::string host{};  ///< claimer host; empty: gethostname()
+    std::function<void(const cron_event&)>
+        on_event{};  ///< the log; called from several threads, serialized
+    /// Guards every run's process group against a frozen daemon (see
+    /// process/watchdog.hpp); empty: runs are stopped by the daemon alone.
+    process::watchdog_handle watchdog{};
   };
 
-  explicit basic_cron(transport_type& t, options o = {}, clock_type c = {})
-      : transport_(t), options_(std::move(o)), clock_(std::move(c)) {
-    options_.prefix = detail::normalize_prefix(options_.prefix);
-    if (options_.host.empty()) {
-      char buf[256] = {};
-      ::gethostname(buf, sizeof buf - 1);
-      options_.host = buf;
-    }
-    if (!options_.runner)
-      options_.runner = [](const detail::cron_command& cmd, std::stop_token stop, const detail::cron_run_hooks& hooks) {
-        return detail::run_command(cmd, std::move(stop), hooks);
-      };
-  }
+  /// `c` is the bundle's clock: the ticks follow it when it tells wall time,
+  /// the lease's deadlines when it is steady.
+  explicit basic_cron(transport_type& t, options o = {}, typename P::clock c = {})
+      : transport_(t),
+        options_(settled(std::move(o))),
+        clock_(detail::wall_clock_of<P>(c)),
+        lease_(t, options_.ttl, options_.kill_after, detail::lease_clock_of<P>(c), emit_) {}
   basic_cron(const basic_cron&) = delete;
   basic_cron& operator=(const basic_cron&) = delete;
   ~basic_cron() { drain(); }
@@ -6167,7 +7860,7 @@ class basic_cron {
   /// Grants the daemon's lease and reads the jobs. Fails when etcd cannot be
   /// reached (or refuses us): nothing is scheduled then.
   result<void> start() {
-    if (auto lease = current_lease(); !lease) return std::move(lease).error();
+    if (auto s = lease_.current(); !s) return std::move(s).error();
     return load_jobs();
   }
 
@@ -6177,6 +7870,11 @@ class basic_cron {
   result<void> run(std::stop_token stop) {
     if (!loaded_)
       if (auto r = start(); !r) return r;
+    pool_.start(
+        options_.workers, [this](tick_task& task) { work(task); },
+        [this](const std::string& why) {
+          emit({.what = cron_event::kind::error, .message = "worker not started: " + why});
+        });
     std::jthread watcher([this](std::stop_token s) { watch_jobs(std::move(s)); });
     schedule_until(stop);
     watcher.request_stop();
@@ -6186,55 +7884,39 @@ class basic_cron {
   }
 
   /// The lease this daemon names in its claims (0 before start()).
-  lease_id lease() const {
-    std::lock_guard lock{session_mutex_};
-    return session_ ? session_->lease() : 0;
-  }
+  lease_id lease() const { return lease_.lease(); }
   /// When the daemon's lease is presumed lost unless renewed (see session.hpp):
   /// what a watchdog over the runs enforces. Empty before start().
   std::optional<typename session_type::time_point> local_deadline() const {
-    std::lock_guard lock{session_mutex_};
-    if (!session_) return std::nullopt;
-    return session_->local_deadline();
+    return lease_.local_deadline();
   }
   const options& settings() const noexcept { return options_; }
+  /// Ticks this daemon shed because they came too late to it.
+  std::uint64_t skipped() const noexcept { return skipped_.load(); }
 
  private:
-  struct job_slot {
-    revision mod_revision = 0;
-    std::shared_ptr<const detail::cron_job> job;  // null: the value is corrupt
+  /// A due tick waiting for a worker.
+  struct tick_task {
+    std::shared_ptr<const detail::cron_job> job;
+    revision job_rev = 0;
+    detail::tick_time tick{};
   };
-  struct run_slot {
-    std::jthread thread;
-    std::shared_ptr<std::atomic<bool>> done;
-  };
+
+  /// The options with the prefix normalized and the host filled in.
+  static options settled(options o) {
+    o.prefix = detail::normalize_prefix(o.prefix);
+    if (o.host.empty()) {
+      char buf[256] = {};
+      ::gethostname(buf, sizeof buf - 1);
+      o.host = buf;
+    }
+    return o;
+  }
 
   void emit(cron_event e) {
     if (!options_.on_event) return;
     std::lock_guard lock{event_mutex_};
     options_.on_event(e);
-  }
-
-  // ---- the lease ----
-
-  /// The lease to name in a claim; a lost session is replaced by a new one
-  /// (claims made under the old lease then read as zombies unless their
-  /// result is recorded, which is the truth: their claimer's lease is gone).
-  result<lease_id> current_lease() {
-    std::lock_guard lock{session_mutex_};
-    if (session_ && !session_->lost()) return session_->lease();
-    if (session_ && !loss_reported_) {
-      emit({.what = cron_event::kind::error,
-            .message = "lease lost (" + session_->lost_reason() + "); granting a new one"});
-      loss_reported_ = true;
-    }
-    typename session_type::options lease_options;
-    lease_options.ttl = options_.ttl;
-    auto fresh = std::make_unique<session_type>(transport_, lease_options);
-    if (auto r = fresh->start(); !r) return std::move(r).error();
-    session_ = std::move(fresh);
-    loss_reported_ = false;
-    return session_->lease();
   }
 
   // ---- the jobs ----
@@ -6245,73 +7927,12 @@ class basic_cron {
     if (!r) return std::move(r).error();
     std::lock_guard lock{mutex_};
     std::set<std::string> present;
-    for (const auto& kv : r->kvs) present.insert(apply_put(kv));
-    for (auto it = jobs_.begin(); it != jobs_.end();) {
-      if (present.contains(it->first)) {
-        ++it;
-        continue;
-      }
-      agenda_.drop(it->first);
-      emit({.what = cron_event::kind::job_removed, .job = it->first});
-      it = jobs_.erase(it);
-    }
+    for (const auto& kv : r->kvs) present.insert(table_.put(kv, clock_.now()));
+    table_.keep_only(present);
     watch_from_ = r->header_revision + 1;
     loaded_ = true;
     wake_.request_stop();
     return {};
-  }
-
-  /// The job table's name for a key below the jobs directory: the job's
-  /// name, or the raw key for a foreign key (kept so it is reported once).
-  std::string slot_name(const std::string& key) const {
-    auto k = detail::decode_key<detail::cron_job_key>(options_.prefix, key);
-    return k ? k->name : key;
-  }
-
-  // Called with mutex_ held. Returns the job's slot name.
-  std::string apply_put(const key_value& kv) {
-    std::string name = slot_name(kv.key);
-    auto& slot = jobs_[name];
-    if (slot.mod_revision == kv.mod_revision) return name;
-    slot.mod_revision = kv.mod_revision;
-    auto job = detail::read_cron_job(options_.prefix, kv.key, kv.value);
-    if (!job) {
-      slot.job.reset();
-      agenda_.drop(name);
-      emit({.what = cron_event::kind::job_corrupt, .job = name, .message = job.error().message});
-      return name;
-    }
-    slot.job = std::make_shared<const detail::cron_job>(std::move(*job));
-    const auto next = plan(name, *slot.job, clock_.now());
-    const auto& rec = slot.job->record;
-    emit({.what = cron_event::kind::job_loaded,
-          .job = name,
-          .tick = next ? detail::format_rfc3339(*next) : std::string(),
-          .message = rec.schedule + (rec.tz.empty() ? "" : " (" + rec.tz + ")")});
-    return name;
-  }
-
-  // Called with mutex_ held.
-  void apply_delete(const key_value& kv) {
-    const std::string name = slot_name(kv.key);
-    if (jobs_.erase(name) == 0) return;
-    agenda_.drop(name);
-    emit({.what = cron_event::kind::job_removed, .job = name});
-  }
-
-  std::optional<detail::tick_time> plan(const std::string& name, const detail::cron_job& job, time_point after) {
-    auto next = job.next_after(after);
-    if (next)
-      agenda_.plan(name, *next);
-    else
-      agenda_.drop(name);
-    return next;
-  }
-
-  /// Waits out a retry delay in real time: network trouble does not heed a
-  /// test's fake wall clock.
-  static bool pause(std::chrono::milliseconds d, std::stop_token stop) {
-    return steady_clock_policy::sleep_until(std::chrono::steady_clock::now() + d, std::move(stop));
   }
 
   // The watch thread: job changes take effect at once, without polling.
@@ -6323,7 +7944,8 @@ class basic_cron {
         std::lock_guard lock{mutex_};
         from = watch_from_;
       }
-      auto stream = transport_.watch(watch_request::prefix(detail::cron_jobs_dir(options_.prefix), from));
+      auto stream =
+          transport_.watch(watch_request::prefix(detail::cron_jobs_dir(options_.prefix), from));
       std::stop_callback cancel{stop, [&] { stream.cancel(); }};
       for (;;) {
         auto batch = stream.next(std::chrono::steady_clock::now() + std::chrono::minutes{10});
@@ -6331,9 +7953,9 @@ class basic_cron {
           std::lock_guard lock{mutex_};
           for (const auto& e : batch->events) {
             if (e.type == watch_event::kind::put)
-              apply_put(e.kv);
+              table_.put(e.kv, clock_.now());
             else
-              apply_delete(e.kv);
+              table_.erase(e.kv);
             watch_from_ = std::max(watch_from_, e.kv.mod_revision + 1);
           }
           watch_from_ = std::max(watch_from_, batch->header_revision + 1);
@@ -6348,11 +7970,11 @@ class basic_cron {
           while (!stop.stop_requested()) {
             auto r = load_jobs();
             if (r) break;
-            if (!pause(retry.next(), stop)) return;
+            if (!detail::cron_pause(retry.next(), stop)) return;
           }
         } else {
           emit({.what = cron_event::kind::error, .message = "job watch: " + batch.error().message});
-          if (!pause(retry.next(), stop)) return;
+          if (!detail::cron_pause(retry.next(), stop)) return;
         }
         break;
       }
@@ -6365,150 +7987,102 @@ class basic_cron {
     std::unique_lock lock{mutex_};
     while (!stop.stop_requested()) {
       const time_point now = clock_.now();
-      for (auto& due : agenda_.take_due(now)) {
-        auto it = jobs_.find(due.job);
-        if (it == jobs_.end() || !it->second.job) continue;
-        fire(it->second.job, it->second.mod_revision, std::chrono::floor<std::chrono::seconds>(due.tick));
-        plan(due.job, *it->second.job, detail::resume_point<time_point>(due.tick, now));
-      }
-      reap_runs();
-      const time_point wake_at = agenda_.earliest().value_or(now + std::chrono::hours{24});
+      table_.fire_due(now, [this](auto&&... due) { fire(due...); });
+      const time_point wake_at = table_.earliest().value_or(now + std::chrono::hours{24});
       std::stop_source wake;
       wake_ = wake;
       lock.unlock();
       {
         std::stop_callback forward{stop, [&] { wake.request_stop(); }};
-        clock_.sleep_until(wake_at, wake.get_token());
+        (void)conch::sleep_until(clock_, wake_at, wake.get_token());
       }
       lock.lock();
     }
   }
 
+  /// Hands a due tick to the worker pool: the thread count stays fixed
+  /// whatever the number of jobs and ticks. A tick that waits too long is
+  /// shed by its worker (see detail::claim_tick), logged and counted.
   void fire(std::shared_ptr<const detail::cron_job> job, revision job_rev, detail::tick_time tick) {
-    auto done = std::make_shared<std::atomic<bool>>(false);
-    runs_.push_back({std::jthread([this, job = std::move(job), job_rev, tick, done] {
-                       fire_tick(*job, job_rev, tick);
-                       done->store(true);
-                     }),
-                     done});
+    pool_.push({std::move(job), job_rev, tick});
   }
 
-  void reap_runs() {
-    runs_.remove_if([](const run_slot& r) { return r.done->load(); });  // joins
+  void work(tick_task& task) {
+    try {
+      fire_tick(*task.job, task.job_rev, task.tick);
+    } catch (const std::exception& e) {  // resources ran out (threads, memory): this tick only
+      emit({.what = cron_event::kind::error,
+            .job = task.job->name(),
+            .tick = detail::format_rfc3339(task.tick),
+            .message = std::string("tick abandoned: ") + e.what()});
+    }
   }
 
   /// Stops scheduling, gives runs in flight kill_after, joins them, revokes the lease.
   void drain() {
     run_stop_.request_stop();
-    std::list<run_slot> runs;
-    {
-      std::lock_guard lock{mutex_};
-      runs = std::move(runs_);
-      runs_.clear();
-    }
-    runs.clear();  // joins
-    std::unique_ptr<session_type> session;
-    {
-      std::lock_guard lock{session_mutex_};
-      session = std::move(session_);
-    }
-    if (session) (void)session->close();
+    // Results still unwritten get kill_after plus a lease's time to land.
+    std::jthread give_up{[this, grace = options_.kill_after + options_.ttl](std::stop_token done) {
+      if (detail::cron_pause(grace, done)) result_stop_.request_stop();
+    }};
+    pool_.finish();  // queued ticks return at once, runs get kill_after
+    lease_.close();
+  }
+
+  using fire_context = detail::cron_fire_context<session_type, clock_type, options>;
+  fire_context context() {
+    return {transport_, lease_, clock_, options_, emit_, run_stop_.get_token()};
   }
 
   /// Claim, run, record, prune: the life of one tick on one daemon.
   void fire_tick(const detail::cron_job& job, revision job_rev, detail::tick_time tick) {
-    const std::string& name = job.name();
-    const std::string tick_text = detail::format_rfc3339(tick);
     if (run_stop_.stop_requested()) return;  // shutting down: claim nothing more
-    auto lease = current_lease();
-    if (!lease) {
-      emit({.what = cron_event::kind::error, .job = name, .tick = tick_text,
-            .message = "no lease, tick not claimed: " + lease.error().message});
-      return;
-    }
-    // A daemon that fell behind (overloaded, stalled, cut off) sheds a tick
-    // once the job's next one is due, rather than running ticks ever later.
-    if (const auto next = job.next_after(tick); next && detail::is_stale_tick(clock_.now(), *next)) {
-      emit({.what = cron_event::kind::skipped, .job = name, .tick = tick_text,
-            .message = "late: the next tick (" + detail::format_rfc3339(*next) + ") is already due"});
-      return;
-    }
-    if (run_stop_.stop_requested()) return;
-    const std::string fire_key = detail::tick_key(job.fire_dir, tick);
-    const std::string runs_key = detail::tick_key(job.runs_dir, tick);
-    detail::claim_record claim{};
-    claim.name = name;
-    claim.tick = tick;
-    claim.host = options_.host;
-    claim.pid = ::getpid();
-    claim.lease = detail::lease_hex(*lease);
-    claim.start = std::chrono::floor<std::chrono::milliseconds>(clock_.now());
-    const std::string claim_value = detail::encode_record(claim);
-
-    auto rev = detail::send_claim<typename P::backoff>(transport_, fire_key, claim_value, job.key, job_rev,
-                                                       run_stop_.get_token());
-    if (!rev) {
-      if (rev.error().code != errc::busy)
-        emit({.what = cron_event::kind::error, .job = name, .tick = tick_text, .message = rev.error().message});
-      return;
-    }
-    emit({.what = cron_event::kind::claimed, .job = name, .tick = tick_text, .rev = *rev,
-          .message = "lease " + claim.lease});
-
-    detail::cron_command cmd{.argv = job.record.argv,
-                             .env = {{"CONCH_TICK", tick_text},
-                                     {"CONCH_REV", std::to_string(*rev)},
-                                     {"CONCH_NAME", name},
-                                     {"CONCH_KEY", fire_key},
-                                     {"CONCH_LEASE", claim.lease}},
-                             .output_cap = options_.output_cap,
-                             .kill_after = options_.kill_after};
-    detail::cron_run_hooks hooks;
-    hooks.started = [&](long pid) {
-      emit({.what = cron_event::kind::started, .job = name, .tick = tick_text, .rev = *rev, .pid = pid});
-    };
-    auto outcome = options_.runner(cmd, run_stop_.get_token(), hooks);
-
-    detail::run_record result{};
-    result.name = name;
-    result.tick = tick;
-    result.host = options_.host;
-    result.pid = ::getpid();
-    result.lease = claim.lease;
-    result.start = std::chrono::floor<std::chrono::milliseconds>(outcome.start);
-    result.end = std::chrono::floor<std::chrono::milliseconds>(outcome.end);
-    result.exit_code = outcome.exit_code;
-    result.output = detail::utf8_tail(outcome.output, options_.output_cap);
-    if (auto w = detail::send_result<typename P::backoff>(transport_, fire_key, *rev, runs_key,
-                                                          detail::encode_record(result));
+    const auto c = context();
+    auto won = detail::claim_tick<typename P::backoff>(c, job, job_rev, tick);
+    if (!won) return;
+    auto result = detail::run_claimed(c, job, *won);
+    won->session.reset();  // the run is over: a lost lease may be replaced now
+    const std::string& name = job.name();
+    if (auto w =
+            detail::send_result(transport_,
+                                detail::result_txn(won->fire_key, won->rev, won->runs_key,
+                                                   detail::encode_record(result)),
+                                won->fire_key, result_stop_.get_token(), typename P::backoff{});
         !w) {
-      emit({.what = cron_event::kind::error, .job = name, .tick = tick_text, .rev = *rev,
+      emit({.what = cron_event::kind::error,
+            .job = name,
+            .tick = won->tick_text,
+            .rev = won->rev,
             .message = "result not recorded: " + w.error().message});
       return;
     }
-    emit({.what = cron_event::kind::finished, .job = name, .tick = tick_text, .rev = *rev,
-          .pid = outcome.pid, .exit_code = outcome.exit_code,
-          .took = std::chrono::duration_cast<std::chrono::milliseconds>(outcome.end - outcome.start)});
+    emit(
+        {.what = cron_event::kind::finished,
+         .job = name,
+         .tick = won->tick_text,
+         .rev = won->rev,
+         .exit_code = result.exit_code,
+         .took = std::chrono::duration_cast<std::chrono::milliseconds>(result.end - result.start)});
     detail::prune_history(transport_, job, options_.history);
   }
 
   transport_type& transport_;
   options options_;
   [[no_unique_address]] clock_type clock_;
-
-  mutable std::mutex session_mutex_;
-  std::unique_ptr<session_type> session_;
-  bool loss_reported_ = false;
   std::mutex event_mutex_;
+  const std::function<void(cron_event)> emit_ = [this](cron_event e) { emit(std::move(e)); };
+  detail::cron_lease<session_type> lease_;
 
   std::mutex mutex_;  // guards everything below
-  std::map<std::string, job_slot> jobs_;
-  detail::cron_agenda<time_point> agenda_;
+  detail::cron_table<time_point> table_{options_.prefix, emit_};
   revision watch_from_ = 0;
   bool loaded_ = false;
-  std::stop_source wake_;  // requested to make the scheduler look again
-  std::list<run_slot> runs_;
-  std::stop_source run_stop_;  // shutdown: runs in flight get kill_after
+  std::stop_source wake_;         // requested to make the scheduler look again
+  std::stop_source run_stop_;     // shutdown: runs in flight get kill_after
+  std::stop_source result_stop_;  // results still unwritten are given up
+  std::atomic<std::uint64_t> skipped_{0};
+
+  detail::cron_pool<tick_task> pool_;  // last: joined first
 };
 
 }  // namespace conch
@@ -6528,6 +8102,7 @@ class basic_cron {
 // zombie (claimed, no result, claimer's lease gone — the tick is never rerun).
 // A job value that is not a readable job is listed with its problem.
 
+
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -6537,90 +8112,7 @@ class basic_cron {
 #include <string_view>
 #include <vector>
 
-
 namespace conch {
-
-/// A job as a user states it.
-struct cron_job_spec {
-  std::string name{};
-  std::string schedule{};  ///< cron expression, macro or `@every D` (see detail/schedule.hpp)
-  std::string tz{};        ///< IANA zone; empty means UTC
-  std::vector<std::string> argv{};
-};
-
-/// One claimed tick.
-struct cron_run_view {
-  std::string tick;  ///< RFC 3339 UTC
-  detail::run_state state = detail::run_state::zombie;
-  revision rev = 0;  ///< the claim's revision (the run's CONCH_REV)
-  std::string host;  ///< the claimer
-  std::int64_t pid = 0;
-  std::string lease;    ///< the claimer's lease (hex)
-  std::string claimed;  ///< when the tick was claimed
-  std::string start, end;        ///< empty until the result is recorded
-  std::optional<int> exit_code;  ///< empty until the result is recorded
-  std::string output;            ///< the output's tail
-  std::string problem;  ///< a claim or result that cannot be read
-};
-
-/// One job and its recent history.
-struct cron_job_view {
-  std::string name;
-  bool removed = false;  ///< the job is gone; its history stays until pruned
-  std::string problem;  ///< non-empty: the value is corrupt and daemons skip it
-  std::string schedule, tz;
-  std::vector<std::string> argv;
-  std::string created;
-  std::string next;  ///< the next tick (RFC 3339 UTC); empty when none
-  std::vector<cron_run_view> runs;  ///< newest first
-};
-
-namespace detail {
-
-/// A job's recent runs from its claims and results (newest claims first).
-/// Pure: `alive(lease)` tells whether a claimer's lease still exists.
-template <class Alive>
-std::vector<cron_run_view> cron_runs_from(const std::vector<key_value>& claims, const std::string& fire_dir,
-                                          const std::vector<key_value>& results, const std::string& runs_dir,
-                                          Alive&& alive) {
-  std::map<std::string, const key_value*> by_tick;
-  for (const auto& kv : results)
-    if (kv.key.size() > runs_dir.size()) by_tick[kv.key.substr(runs_dir.size())] = &kv;
-  std::vector<cron_run_view> runs;
-  for (const auto& claim : claims) {
-    cron_run_view v;
-    const std::string tick = claim.key.substr(std::min(fire_dir.size(), claim.key.size()));
-    auto t = parse_tick(tick);
-    v.tick = t ? format_rfc3339(*t) : tick;
-    v.rev = claim.create_revision;
-    lease_id lease = 0;
-    if (auto c = decode_record<claim_record>(claim.value)) {
-      v.host = c->host;
-      v.pid = c->pid;
-      v.lease = c->lease;
-      v.claimed = format_rfc3339(c->start);
-      if (auto id = parse_lease_hex(c->lease)) lease = *id;
-    } else {
-      v.problem = "claim: " + c.error().message;
-    }
-    auto found = by_tick.find(tick);
-    if (found != by_tick.end()) {
-      if (auto r = decode_record<run_record>(found->second->value)) {
-        v.start = format_rfc3339(r->start);
-        v.end = format_rfc3339(r->end);
-        v.exit_code = r->exit_code;
-        v.output = r->output;
-      } else {
-        v.problem = "result: " + r.error().message;
-      }
-    }
-    v.state = classify_run(found != by_tick.end(), lease != 0 && alive(lease));
-    runs.push_back(std::move(v));
-  }
-  return runs;
-}
-
-}  // namespace detail
 
 /// Stores (or replaces) a job. An invalid name, schedule or zone, or an empty
 /// command, is `errc::invalid_argument` and nothing is written.
@@ -6650,13 +8142,59 @@ template <transport T>
 result<bool> remove_cron_job(T& t, std::string_view prefix_text, std::string_view name) {
   const std::string prefix = detail::normalize_prefix(prefix_text);
   auto key = detail::encode_key(prefix, detail::cron_job_key{std::string(name)});
-  if (!key) return error{errc::invalid_argument, "job name " + detail::quoted(name) + ": " + key.error().message};
+  if (!key)
+    return error{errc::invalid_argument,
+                 "job name " + detail::quoted(name) + ": " + key.error().message};
   delete_request del;
   del.key = *key;
   auto r = t.delete_range(del, t.default_deadline());
   if (!r) return std::move(r).error();
   return r->deleted > 0;
 }
+
+namespace detail {
+
+/// Asks each lease once per listing whether it is alive.
+template <transport T>
+struct lease_liveness {
+  T& t;
+  std::map<lease_id, bool> known{};
+  bool operator()(lease_id id) {
+    auto [it, fresh] = known.try_emplace(id, false);
+    if (fresh) {
+      auto ttl = t.lease_time_to_live(id, t.default_deadline());
+      it->second = ttl && ttl->ttl > 0;
+    }
+    return it->second;
+  }
+};
+
+/// The last `last_runs` runs of one job, newest first.
+template <transport T>
+result<void> add_cron_runs(T& t, cron_job_view& view, const std::string& fire_dir,
+                           const std::string& runs_dir, std::size_t last_runs,
+                           lease_liveness<T>& alive) {
+  if (last_runs == 0 || fire_dir.empty()) return {};
+  auto newest = range_request::prefix(fire_dir);
+  newest.order = range_request::sort_order::descend;
+  newest.target = range_request::sort_target::key;
+  newest.limit = static_cast<std::int64_t>(last_runs);
+  auto claimed = t.range(newest, t.default_deadline());
+  if (!claimed) return std::move(claimed).error();
+  std::vector<key_value> results;
+  if (!claimed->kvs.empty()) {
+    range_request since_oldest;
+    since_oldest.key = runs_dir + claimed->kvs.back().key.substr(fire_dir.size());
+    since_oldest.range_end = prefix_end(runs_dir);
+    auto r = t.range(since_oldest, t.default_deadline());
+    if (!r) return std::move(r).error();
+    results = std::move(r->kvs);
+  }
+  view.runs = cron_runs_from(claimed->kvs, fire_dir, results, runs_dir, alive);
+  return {};
+}
+
+}  // namespace detail
 
 /// Every job with its next tick after `now` and its last `last_runs` claimed
 /// ticks; then every removed job that still has history, marked removed.
@@ -6671,68 +8209,24 @@ result<std::vector<cron_job_view>> list_cron_jobs(T& t, std::string_view prefix_
   every_claim.keys_only = true;
   auto claims = t.range(every_claim, t.default_deadline());
   if (!claims) return std::move(claims).error();
-  std::map<lease_id, bool> leases;  // asked once per listing
-  auto alive = [&](lease_id id) {
-    auto [it, fresh] = leases.try_emplace(id, false);
-    if (fresh) {
-      auto ttl = t.lease_time_to_live(id, t.default_deadline());
-      it->second = ttl && ttl->ttl > 0;
-    }
-    return it->second;
-  };
-  // The last runs of one job, newest first.
-  auto add_runs = [&](cron_job_view& view, const std::string& fire_dir, const std::string& runs_dir) -> result<void> {
-    if (last_runs == 0 || fire_dir.empty()) return {};
-    auto newest = range_request::prefix(fire_dir);
-    newest.order = range_request::sort_order::descend;
-    newest.target = range_request::sort_target::key;
-    newest.limit = static_cast<std::int64_t>(last_runs);
-    auto claimed = t.range(newest, t.default_deadline());
-    if (!claimed) return std::move(claimed).error();
-    std::vector<key_value> results;
-    if (!claimed->kvs.empty()) {
-      range_request since_oldest;
-      since_oldest.key = runs_dir + claimed->kvs.back().key.substr(fire_dir.size());
-      since_oldest.range_end = prefix_end(runs_dir);
-      auto r = t.range(since_oldest, t.default_deadline());
-      if (!r) return std::move(r).error();
-      results = std::move(r->kvs);
-    }
-    view.runs = detail::cron_runs_from(claimed->kvs, fire_dir, results, runs_dir, alive);
-    return {};
-  };
-
+  detail::lease_liveness<T> alive{t};
   std::vector<cron_job_view> out;
   std::set<std::string> listed;
   for (const auto& kv : jobs->kvs) {
-    cron_job_view view;
     std::string fire_dir, runs_dir;
-    auto where = detail::decode_key<detail::cron_job_key>(prefix, kv.key);
-    view.name = where ? where->name : kv.key;
-    if (auto job = detail::read_cron_job(prefix, kv.key, kv.value)) {
-      view.schedule = job->record.schedule;
-      view.tz = job->record.tz;
-      view.argv = job->record.argv;
-      view.created = detail::format_rfc3339(job->record.created);
-      if (auto next = job->next_after(now)) view.next = detail::format_rfc3339(*next);
-      fire_dir = job->fire_dir;
-      runs_dir = job->runs_dir;
-    } else {
-      view.problem = job.error().message;
-      if (where) {  // a readable name still has a readable history
-        fire_dir = detail::cron_fire_dir(prefix, where->name).value_or(std::string());
-        runs_dir = detail::cron_runs_dir(prefix, where->name).value_or(std::string());
-      }
-    }
-    if (where) listed.insert(where->name);
-    if (auto r = add_runs(view, fire_dir, runs_dir); !r) return std::move(r).error();
+    auto view = detail::job_view_of(prefix, kv, now, fire_dir, runs_dir);
+    if (auto where = detail::decode_key<detail::cron_job_key>(prefix, kv.key))
+      listed.insert(where->name);
+    if (auto r = detail::add_cron_runs(t, view, fire_dir, runs_dir, last_runs, alive); !r)
+      return std::move(r).error();
     out.push_back(std::move(view));
   }
   // Removed jobs keep their history (a run in flight at `rm` records its
   // result; a zombie stays a zombie): list it too.
   std::set<std::string> removed;
   for (const auto& kv : claims->kvs)
-    if (auto k = detail::decode_key<detail::cron_fire_key>(prefix, kv.key); k && !listed.contains(k->name))
+    if (auto k = detail::decode_key<detail::cron_fire_key>(prefix, kv.key);
+        k && !listed.contains(k->name))
       removed.insert(k->name);
   for (const auto& name : removed) {
     cron_job_view view;
@@ -6741,7 +8235,8 @@ result<std::vector<cron_job_view>> list_cron_jobs(T& t, std::string_view prefix_
     auto fire_dir = detail::cron_fire_dir(prefix, name);
     auto runs_dir = detail::cron_runs_dir(prefix, name);
     if (!fire_dir || !runs_dir) continue;
-    if (auto r = add_runs(view, *fire_dir, *runs_dir); !r) return std::move(r).error();
+    if (auto r = detail::add_cron_runs(t, view, *fire_dir, *runs_dir, last_runs, alive); !r)
+      return std::move(r).error();
     out.push_back(std::move(view));
   }
   return out;
@@ -6802,19 +8297,18 @@ class basic_election {
   using transport_type = typename P::transport;
   using clock_type = typename P::clock;
   using fencing_type = typename P::fencing;
+  using backoff_type = typename P::backoff;
 
-  struct campaign_options {
-    bool nonblock = false;                             ///< errc::busy at once if another leads
-    std::optional<std::chrono::milliseconds> timeout;  ///< errc::timed_out, our key removed
-    std::stop_token stop;                              ///< errc::cancelled, our key removed
-  };
+  /// nonblock (errc::busy at once if another leads), timeout, stop, and the
+  /// backoff prototype for this campaign, proclaim and resign (empty: the session's).
+  using campaign_options = detail::wait_options<backoff_type>;
   /// Follows who leads an office, one change per next() (see detail::leader_observer).
   using observer = detail::leader_observer<P>;
 
   /// `prefix` is the namespace ("conch/"), `name` the office. A name that
   /// cannot be a key segment makes campaign() fail with errc::invalid_argument.
   basic_election(session_type& s, std::string_view prefix, std::string_view name)
-      : session_(s), prefix_(prefix), name_(name) {
+      : session_(s), io_(s), backoff_(s.backoff()), prefix_(prefix), name_(name) {
     auto office = office_prefix(prefix, name);
     if (office)
       office_ = std::move(*office);
@@ -6842,11 +8336,12 @@ class basic_election {
     if (!key_.empty())
       return error{errc::failed_precondition,
                    "already a candidate for office " + office_ + " (key " + key_ + ")"};
-    if (session_.lost()) return lost_error();
+    if (session_.lost()) return io_.lost_error();
     const lease_id lease = session_.lease();
     if (lease == 0)
       return error{errc::failed_precondition,
                    "campaign for office " + office_ + " needs a started session"};
+    backoff_ = o.backoff.value_or(session_.backoff());
     std::string key = detail::contender_key(office_, lease);
     if (!session_.claim(key))
       return error{errc::failed_precondition,
@@ -6855,8 +8350,7 @@ class basic_election {
     key_ = std::move(key);
 
     detail::stop_union stop{o.stop, session_.lost_token()};
-    const deadline give_up =
-        o.timeout ? std::chrono::steady_clock::now() + *o.timeout : deadline::max();
+    const deadline give_up = detail::give_up_at(o.timeout);
     auto entered = enter(value, lease, stop, give_up);
     if (!entered) {
       session_.unclaim(key_);
@@ -6895,13 +8389,14 @@ class basic_election {
   result<void> proclaim(std::string value) {
     if (!leading_)
       return error{errc::failed_precondition, "proclaim needs leadership of office " + office_};
-    if (session_.lost()) return lost_error();
+    if (session_.lost()) return io_.lost_error();
     // Guarded by our own key whatever the policy: a bare put would re-create it.
     txn_request t;
     t.compares.push_back(holds(held()));
     t.success.emplace_back(put_request{key_, std::move(value), session_.lease()});
-    auto r = retried_txn(t, transport().default_deadline());
-    if (!r) return r.error().code == errc::lease_not_found ? lost_error() : std::move(r).error();
+    auto r = io_.retried_txn(t, transport().default_deadline(), backoff_);
+    if (!r)
+      return r.error().code == errc::lease_not_found ? io_.lost_error() : std::move(r).error();
     if (!r->succeeded) {
       withdraw();
       return error{errc::lost, "no longer leading office " + office_ + ": our key is gone"};
@@ -6928,10 +8423,7 @@ class basic_election {
                                                  std::string_view name) {
     auto office = office_prefix(prefix, name);
     if (!office) return std::move(office).error();
-    auto r = t.range(first_created(std::move(*office)), t.default_deadline());
-    if (!r) return std::move(r).error();
-    if (r->kvs.empty()) return std::optional<key_value>{};
-    return std::optional<key_value>{std::move(r->kvs.front())};
+    return detail::read_leader(t, std::move(*office));
   }
 
   /// Calls `on_change(const std::optional<key_value>&)` with the current
@@ -6939,214 +8431,102 @@ class basic_election {
   /// `stop` is requested. Survives stream breaks, etcd restarts and
   /// compaction (it re-reads and keeps going); returns only on stop (ok) or
   /// on an error retrying cannot fix (permission denied, bad credentials).
+  /// Its pauses wait on `c` and are paced by copies of `backoff`; the overload
+  /// taking a session uses the session's transport, clock and backoff.
   template <class F>
   static result<void> observe(transport_type& t, std::string_view prefix, std::string_view name,
-                              std::stop_token stop, F&& on_change) {
+                              std::stop_token stop, F&& on_change, clock_type c = {},
+                              backoff_type backoff = {}) {
     if (auto office = office_prefix(prefix, name); !office) return std::move(office).error();
-    observer o{t, prefix, name};
-    std::stop_callback cancel{stop, [&] { o.cancel(); }};
-    for (;;) {
-      auto r = o.next(std::chrono::steady_clock::now() + std::chrono::minutes{10});
-      if (r) {
-        on_change(static_cast<const std::optional<key_value>&>(*r));
-        continue;
-      }
-      if (r.error().code == errc::timed_out) continue;
-      if (r.error().code == errc::cancelled) return {};
-      return std::move(r).error();
-    }
+    observer o{t, prefix, name, std::move(c), {.backoff = std::move(backoff)}};
+    return o.follow(std::move(stop), std::forward<F>(on_change));
+  }
+  template <class F>
+  static result<void> observe(session_type& s, std::string_view prefix, std::string_view name,
+                              std::stop_token stop, F&& on_change) {
+    return observe(s.transport(), prefix, name, std::move(stop), std::forward<F>(on_change),
+                   s.clock(), s.backoff());
   }
 
  private:
-  using backoff_type = typename P::backoff;
-
-  // What the campaign txn saw, at one revision.
-  struct entry {
-    std::optional<key_value> first;        // who leads
-    std::optional<key_value> predecessor;  // whom we wait for
-    bool predecessor_known = false;
-    revision at = 0;
-  };
+  using entry = detail::campaign_entry;
 
   transport_type& transport() { return session_.transport(); }
 
-  static bool retryable(errc e) { return detail::election_retryable(e); }
-
-  static range_request first_created(std::string office) {
-    auto r = range_request::prefix(std::move(office));
-    r.order = range_request::sort_order::ascend;
-    r.target = range_request::sort_target::create;
-    r.limit = 1;
-    return r;
-  }
-  // The key created just before `rev` under the office: the one a waiter watches.
-  static range_request created_before(std::string office, revision rev) {
-    auto r = range_request::prefix(std::move(office));
-    r.order = range_request::sort_order::descend;
-    r.target = range_request::sort_target::create;
-    r.max_create_revision = rev - 1;
-    r.limit = 1;
-    return r;
-  }
-  static const range_response* range_at(const txn_response& r, std::size_t i) {
-    return i < r.responses.size() ? std::get_if<range_response>(&r.responses[i]) : nullptr;
-  }
-  static std::optional<key_value> front(const range_response* r) {
-    if (!r || r->kvs.empty()) return std::nullopt;
-    return r->kvs.front();
-  }
-
-  // A call never outlives the caller's patience by much, but always gets a
-  // moment: cutting a campaign txn short would only leave its outcome in doubt.
-  deadline call_deadline(deadline give_up) {
-    const deadline floor = std::chrono::steady_clock::now() + std::chrono::milliseconds{500};
-    return std::min(transport().default_deadline(), std::max(give_up, floor));
-  }
-
-  // Sleeps one backoff step; false when stopped or past `give_up`.
-  bool pause(backoff_type& retry, const detail::stop_union& stop, deadline give_up) {
-    const auto left = give_up - std::chrono::steady_clock::now();
-    if (left <= left.zero()) return false;
-    auto step = std::chrono::duration_cast<std::chrono::steady_clock::duration>(retry.next());
-    auto& clock = session_.clock();
-    const auto wake = clock.now() + std::chrono::duration_cast<typename clock_type::duration>(
-                                        std::min(step, left));
-    return clock.sleep_until(wake, stop.token()) && std::chrono::steady_clock::now() < give_up;
-  }
-
-  error lost_error() const { return error{errc::lost, "session lost: " + session_.lost_reason()}; }
-  // Names why a wait ended early: the session, the owner, or the clock.
   error interrupted(error e, const campaign_options& o) const {
-    if (session_.lost()) return lost_error();
-    if (e.code == errc::cancelled || o.stop.stop_requested())
-      return error{errc::cancelled, "campaign for office " + office_ + " cancelled"};
-    if (e.code == errc::timed_out && o.timeout)
-      return error{errc::timed_out, "gave up waiting for office " + office_ + " after " +
-                                        std::to_string(o.timeout->count()) + "ms"};
-    return e;
+    return io_.interrupted(std::move(e), o.stop, o.timeout, "campaign for office " + office_,
+                           "office " + office_);
   }
 
   // The campaign txn: create our key if absent, and read who leads and who
   // precedes us, all at one revision.
   result<entry> enter(const std::string& value, lease_id lease, const detail::stop_union& stop,
                       deadline give_up) {
-    txn_request t;
-    t.compares.push_back(compare::create_revision(key_) == 0);
-    t.success.emplace_back(put_request{key_, value, lease});
-    t.success.emplace_back(first_created(office_));
-    auto last_two = range_request::prefix(office_);
-    last_two.order = range_request::sort_order::descend;
-    last_two.target = range_request::sort_target::create;
-    last_two.limit = 2;  // ours (just created: the newest) and the one before it
-    t.success.emplace_back(last_two);
-    range_request mine;
-    mine.key = key_;
-    t.failure.emplace_back(mine);
-    t.failure.emplace_back(first_created(office_));
-
-    backoff_type retry{};
-    bool in_doubt = false;  // an earlier attempt may have committed unseen
-    for (;;) {
-      auto r = transport().txn(t, call_deadline(give_up));
-      if (r && r->succeeded) {
-        const auto* newest = range_at(*r, 2);
-        if (!range_at(*r, 1) || !newest)
-          return error{errc::internal, "campaign txn answered without its reads"};
-        rev_ = r->header_revision;
-        entry e{front(range_at(*r, 1)), std::nullopt, true, r->header_revision};
-        if (newest->kvs.size() > 1) e.predecessor = newest->kvs[1];
-        return e;
-      }
-      if (r) {
-        auto own = front(range_at(*r, 0));
-        if (own && in_doubt && own->value == value && own->lease == lease) {
-          rev_ = own->create_revision;  // our own earlier attempt did commit
-          return entry{front(range_at(*r, 1)), std::nullopt, false, r->header_revision};
-        }
-        return error{errc::failed_precondition,
-                     "office " + office_ + " already has a candidate under this session's lease (" +
-                         key_ +
-                         (own ? ", create_revision " + std::to_string(own->create_revision)
-                              : std::string()) +
-                         ") that this election did not create"};
-      }
-      if (r.error().code == errc::lease_not_found) return lost_error();
-      if (!retryable(r.error().code)) return std::move(r).error();
-      in_doubt = true;
-      if (!pause(retry, stop, give_up)) {
-        remove_in_doubt(value, lease);
-        return error{stop.stop_requested() ? errc::cancelled : errc::timed_out, r.error().message};
-      }
+    const txn_request t = detail::campaign_txn(office_, key_, value, lease);
+    auto made = io_.create(t, key_, value, lease, stop, give_up, backoff_);
+    if (!made) return std::move(made).error();
+    const txn_response& r = made->response;
+    if (r.succeeded) {
+      auto e = detail::parse_campaign(r);
+      if (e) rev_ = r.header_revision;
+      return e;
     }
+    if (made->ours) {
+      rev_ = made->own->create_revision;  // our own earlier attempt did commit
+      return entry{detail::front(detail::range_at(r, 1)), std::nullopt, false, r.header_revision};
+    }
+    const auto& own = made->own;
+    return error{
+        errc::failed_precondition,
+        "office " + office_ + " already has a candidate under this session's lease (" + key_ +
+            (own ? ", create_revision " + std::to_string(own->create_revision) : std::string()) +
+            ") that this election did not create"};
   }
 
-  // Gives up on a campaign txn whose outcome we never saw: removes the key
-  // only if it carries exactly what we tried to write.
-  void remove_in_doubt(const std::string& value, lease_id lease) {
-    if (session_.lost()) return;
-    txn_request t;
-    t.compares.push_back(compare::value(key_) == value);
-    t.compares.push_back(compare::lease(key_) == lease);
-    t.success.emplace_back(delete_request{key_, {}, false});
-    (void)retried_txn(t, transport().default_deadline());
+  // Re-verifies our own key and finds our predecessor, at one revision.
+  result<void> reread(entry& seen, backoff_type& retry, const detail::stop_union& stop,
+                      deadline give_up) {
+    for (;;) {
+      auto r =
+          transport().txn(detail::predecessor_txn(office_, key_, rev_), io_.call_deadline(give_up));
+      if (!r) {
+        if (r.error().code == errc::lease_not_found) return io_.lost_error();
+        if (!detail::retryable(r.error().code)) return std::move(r).error();
+        if (!io_.pause(retry, stop.token(), give_up))
+          return error{errc::timed_out, r.error().message};
+        continue;
+      }
+      auto own = detail::front(detail::range_at(*r, 0));
+      if (!own || own->create_revision != rev_)
+        return error{errc::lost, "our candidate key " + key_ +
+                                     " was deleted while waiting for office " + office_ +
+                                     " (lease revoked or key removed)"};
+      seen.predecessor = detail::front(detail::range_at(*r, 1));
+      seen.at = r->header_revision;
+      return {};
+    }
   }
 
   // Waits until no key created before ours remains.
   result<void> wait(entry seen, const detail::stop_union& stop, deadline give_up) {
-    backoff_type retry{};
+    backoff_type retry = backoff_;
     bool known = seen.predecessor_known;
     for (;;) {
       if (stop.stop_requested()) return error{errc::cancelled, "stopped"};
-      if (!known) {
-        // Re-verify our own key and find our predecessor, at one revision.
-        txn_request t;
-        range_request mine;
-        mine.key = key_;
-        t.success.emplace_back(mine);
-        t.success.emplace_back(created_before(office_, rev_));
-        auto r = transport().txn(t, call_deadline(give_up));
-        if (!r) {
-          if (r.error().code == errc::lease_not_found) return lost_error();
-          if (!retryable(r.error().code)) return std::move(r).error();
-          if (!pause(retry, stop, give_up)) return error{errc::timed_out, r.error().message};
-          continue;
-        }
-        auto own = front(range_at(*r, 0));
-        if (!own || own->create_revision != rev_)
-          return error{errc::lost, "our candidate key " + key_ +
-                                       " was deleted while waiting for office " + office_ +
-                                       " (lease revoked or key removed)"};
-        seen.predecessor = front(range_at(*r, 1));
-        seen.at = r->header_revision;
-      }
+      if (!known)
+        if (auto r = reread(seen, retry, stop, give_up); !r) return r;
       known = false;
       if (!seen.predecessor) return {};
-
       watch_request w;
       w.key = seen.predecessor->key;
       w.start_revision = seen.at + 1;
       w.no_put = true;
       auto stream = transport().watch(w);
-      std::stop_callback cancel{stop.token(), [&] { stream.cancel(); }};
-      for (;;) {
-        auto batch = stream.next(
-            std::min(give_up, std::chrono::steady_clock::now() + std::chrono::minutes{10}));
-        if (batch) {
-          retry.reset();
-          if (std::any_of(batch->events.begin(), batch->events.end(),
-                          [](const watch_event& e) { return e.type == watch_event::kind::del; }))
-            break;
-          continue;
-        }
-        const errc why = batch.error().code;
-        if (why == errc::timed_out && std::chrono::steady_clock::now() < give_up) continue;
-        if (why == errc::timed_out || stop.stop_requested()) return std::move(batch).error();
-        if (why != errc::compacted && !retryable(why) && why != errc::cancelled)
-          return std::move(batch).error();
-        if (why != errc::compacted && !pause(retry, stop, give_up))
-          return error{errc::timed_out, batch.error().message};
-        break;  // re-read: the compacted gap (or the break) may have hidden the delete
-      }
+      auto gone = io_.watch_until(stream, stop, give_up, retry, [](const watch_batch& b) {
+        return std::any_of(b.events.begin(), b.events.end(),
+                           [](const watch_event& e) { return e.type == watch_event::kind::del; });
+      });
+      if (!gone) return gone;  // else re-read: a delete (or a gap that may hide one)
     }
   }
 
@@ -7163,8 +8543,9 @@ class basic_election {
       token_ = *token;
       return {};
     }
-    auto r = transport().txn(t, call_deadline(give_up));
-    if (!r) return r.error().code == errc::lease_not_found ? lost_error() : std::move(r).error();
+    auto r = transport().txn(t, io_.call_deadline(give_up));
+    if (!r)
+      return r.error().code == errc::lease_not_found ? io_.lost_error() : std::move(r).error();
     if (!r->succeeded)
       return error{errc::lost,
                    "our candidate key " + key_ + " vanished as we took office " + office_};
@@ -7175,29 +8556,9 @@ class basic_election {
   }
 
   result<void> fenced_delete(deadline d) {
-    auto r = retried_txn(fenced_release(held()), d);
+    auto r = io_.retried_txn(fenced_release(held()), d, backoff_);
     if (!r) return std::move(r).error();
     return {};
-  }
-
-  // A txn that is safe to repeat (fenced: a second run fails its compare),
-  // retried until `d` while etcd is briefly unavailable (just restarted, a
-  // leader change, a channel still reconnecting).
-  result<txn_response> retried_txn(const txn_request& t, deadline d) {
-    backoff_type retry{};
-    for (;;) {
-      auto r = transport().txn(t, d);
-      if (r || !retryable(r.error().code) || r.error().code == errc::compacted) return r;
-      const auto left = d - std::chrono::steady_clock::now();
-      if (left <= left.zero()) return r;
-      const auto step = std::min(
-          std::chrono::duration_cast<std::chrono::steady_clock::duration>(retry.next()), left);
-      auto& clock = session_.clock();
-      if (!clock.sleep_until(
-              clock.now() + std::chrono::duration_cast<typename clock_type::duration>(step),
-              session_.lost_token()))
-        return r;
-    }
   }
 
   // Stops being a candidate: unguard, fenced delete (best effort), forget.
@@ -7216,6 +8577,8 @@ class basic_election {
   }
 
   session_type& session_;
+  detail::waiting<session_type> io_;
+  backoff_type backoff_;  // the prototype: each operation paces its retries with a copy
   std::string prefix_;
   std::string name_;
   std::string office_;
@@ -7264,295 +8627,81 @@ class basic_election {
 // A semaphore object is used from one thread; only `acquire_options::stop`
 // and the session's loss interrupt it from elsewhere.
 
+// ---- begin conch/detail/semaphore_line.hpp ----
+// conch/detail/semaphore_line.hpp — the line of waiters behind a semaphore.
+//
+// The protocol of basic_semaphore (semaphore.hpp tells how waiting works and
+// logic/ranking.hpp who does what): enqueue, read our place, claim a free
+// slot, watch what will change our place, and leave. The recipe validates
+// and names errors; this holds the keys and talks to etcd.
 
-#include <algorithm>
+
 #include <atomic>
-#include <chrono>
-#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <optional>
-#include <stop_token>
 #include <string>
-#include <string_view>
 #include <utility>
-#include <vector>
 
-namespace conch {
+namespace conch::detail {
 
-/// Who holds which slot, and who waits in which order (`--who`).
-struct semaphore_status {
-  struct holder {
-    int slot = 0;
-    key_value kv;  ///< value: the holder record; create_revision: the token
-  };
-  std::vector<holder> holders;     ///< by slot index
-  std::vector<key_value> waiters;  ///< first in line first
-  revision at = 0;                 ///< the revision this was read at
-};
-
-/// What a semaphore did on the wire: lets tests and benchmarks see the cost
-/// of waiting (watch events per release) without instrumenting etcd.
-struct semaphore_stats {
-  std::uint64_t reads = 0;         ///< state reads (txns that only read)
-  std::uint64_t watches = 0;       ///< watches opened while waiting
-  std::uint64_t watch_events = 0;  ///< events delivered on those watches
-};
-
-template <class P>
-class basic_semaphore {
-  static_assert(check_policy_bundle<P>());
-
+/// One waiter's (or holder's) keys of one semaphore, and the protocol that
+/// moves it from the queue to a slot. Used from one thread; its fields are
+/// read by basic_semaphore.
+template <class Session>
+class semaphore_line {
  public:
-  using policies = P;
-  using session_type = basic_session<P>;
-  using transport_type = typename P::transport;
-  using clock_type = typename P::clock;
-  using fencing_type = typename P::fencing;
+  using policies = typename Session::policies;
+  using backoff_type = typename policies::backoff;
+  using fencing_type = typename policies::fencing;
 
-  struct acquire_options {
-    bool nonblock = false;  ///< errc::busy at once if no slot is ours now
-    std::optional<std::chrono::milliseconds> timeout{};  ///< errc::timed_out, our queue key removed
-    std::stop_token stop{};                              ///< errc::cancelled, our queue key removed
-    /// The value of our slot key, made once we know which slot is ours (a
-    /// holder record naming its slot); empty: the queue value.
-    std::function<std::string(int slot)> slot_value{};
-  };
+  semaphore_line(Session& s, sema_layout layout)
+      : session_(s), io_(s), backoff_(s.backoff()), layout_(std::move(layout)) {}
 
-  /// `prefix` is the namespace ("conch/"), `name` the semaphore, `max` its
-  /// number of slots. A name or size that cannot be a key (an empty name,
-  /// max outside 1..1,000,000) fails acquire with errc::invalid_argument.
-  basic_semaphore(session_type& s, std::string_view prefix, std::string_view name, int max)
-      : session_(s), layout_{std::string(prefix), std::string(name), max, {}, 0} {
-    static_assert(check_transport_policy<transport_type>());
-    auto office = detail::semaphore_office(prefix, name, max);
-    if (office)
-      layout_.office = std::move(*office);
-    else
-      bad_office_ = std::move(office).error();
-  }
-  basic_semaphore(const basic_semaphore&) = delete;
-  basic_semaphore& operator=(const basic_semaphore&) = delete;
-  /// Leaves: a fenced delete of our slot or queue key, whichever we have.
-  ~basic_semaphore() { (void)release(); }
-
-  /// Waits in line with `value` (the holder record) and returns once we hold
-  /// a slot. Errors: errc::busy (nonblock, no slot for us now),
-  /// errc::timed_out, errc::cancelled (our queue key removed in all three),
-  /// errc::lost (the session was lost, or our queue key vanished while
-  /// waiting), errc::failed_precondition (already waiting or holding: this
-  /// object, or another semaphore of this name and size on this session),
-  /// errc::invalid_argument (a name or size that cannot be a key).
-  result<void> acquire(std::string value, acquire_options o = {}) {
-    if (bad_office_) return error{errc::invalid_argument, "semaphore: " + bad_office_->message};
-    if (!queue_key_.empty())
-      return error{errc::failed_precondition, "semaphore " + office() + " is already " +
-                                                  (holding() ? "held" : "being waited for") +
-                                                  " by this object"};
-    if (session_.lost()) return lost_error();
-    const lease_id lease = session_.lease();
-    if (lease == 0)
-      return error{errc::failed_precondition,
-                   "acquiring semaphore " + office() + " needs a started session"};
-    layout_.lease = lease;
-    std::string key = detail::queue_key(office(), lease);
-    if (!session_.claim(key))
-      return error{errc::failed_precondition,
-                   "another semaphore on this session already waits for or holds " + office() +
-                       " (key " + key + ")"};
-    queue_key_ = std::move(key);
-    value_ = std::move(value);
-    slot_value_ = std::move(o.slot_value);
-
-    detail::stop_union stop{o.stop, session_.lost_token()};
-    const deadline give_up =
-        o.timeout ? std::chrono::steady_clock::now() + *o.timeout : deadline::max();
-    auto seen = enqueue(lease, stop, give_up);
-    if (!seen) {
-      forget();
-      return interrupted(std::move(seen).error(), o);
-    }
-    auto held = wait(std::move(*seen), o.nonblock, stop, give_up);
-    if (!held) {
-      withdraw();
-      return interrupted(std::move(held).error(), o);
-    }
-    return {};
-  }
-
-  /// Gives our slot back (a fenced delete: compare the token), so the next
-  /// waiter holds at once; or leaves the queue if we were waiting. Nothing to
-  /// do when neither.
-  result<void> release() {
-    if (queue_key_.empty()) return {};
-    if (!holding()) {
-      withdraw();
-      return {};
-    }
-    session_.unguard_key(slot_key_);
-    auto r = session_.lost() ? result<void>{}
-                             : fenced_delete(slot_key_, slot_rev_, transport().default_deadline());
-    if (!r && r.error().code != errc::lease_not_found) {
-      session_.guard_key(slot_key_, slot_rev_);  // still ours: the caller may retry
-      return r;
-    }
-    forget();
-    return {};
-  }
-
+  auto& transport() { return session_.transport(); }
   bool holding() const noexcept { return slot_rev_ != 0; }
-  /// Our slot index (0-based), meaningful while holding.
-  int slot() const noexcept { return slot_; }
-  /// Our fencing token, per the fencing policy (by default our slot key's
-  /// create_revision); 0 when not holding.
-  std::int64_t token() const noexcept { return token_; }
-  /// What our writes compare to stay fenced (see guarded_txn), while holding.
-  fence held() const { return {slot_key_, slot_rev_, token_}; }
-  /// Our slot key (empty when not holding) and queue key (empty when neither).
-  const std::string& slot_key() const noexcept { return slot_key_; }
-  const std::string& queue_key() const noexcept { return queue_key_; }
-  const std::string& name() const noexcept { return layout_.name; }
-  int max() const noexcept { return layout_.max; }
-  /// `<prefix>sema/<name>/max=<N>/`: every key of this semaphore lives under it
-  /// (empty if the name or size cannot be a key).
-  const std::string& office() const noexcept { return layout_.office; }
-  semaphore_stats stats() const noexcept {
-    return {reads_.load(), watches_.load(), watch_events_.load()};
-  }
-
-  /// Holders and waiters of the semaphore `name` of size `max`, read at one revision.
-  static result<semaphore_status> status(transport_type& t, std::string_view prefix,
-                                         std::string_view name, int max,
-                                         std::optional<deadline> d = {}) {
-    auto office = detail::semaphore_office(prefix, name, max);
-    if (!office) return error{errc::invalid_argument, "semaphore: " + office.error().message};
-    const detail::sema_layout l{std::string(prefix), std::string(name), max, std::move(*office), 0};
-    txn_request read;
-    read.success.emplace_back(range_request::prefix(l.slots()));
-    auto queue = range_request::prefix(l.queue());
-    queue.order = range_request::sort_order::ascend;
-    queue.target = range_request::sort_target::create;
-    read.success.emplace_back(std::move(queue));
-    auto r = t.txn(read, d ? *d : t.default_deadline());
-    if (!r) return std::move(r).error();
-    const auto* slots = detail::range_at(*r, 0);
-    const auto* waiters = detail::range_at(*r, 1);
-    if (!slots || !waiters) return error{errc::internal, "status txn answered without its reads"};
-    semaphore_status s;
-    s.at = r->header_revision;
-    for (const auto& kv : slots->kvs)
-      if (auto i = l.slot_of(kv.key)) s.holders.push_back({*i, kv});
-    std::sort(s.holders.begin(), s.holders.end(),
-              [](const auto& a, const auto& b) { return a.slot < b.slot; });
-    s.waiters = waiters->kvs;
-    return s;
-  }
-
- private:
-  using backoff_type = typename P::backoff;
-
-  transport_type& transport() { return session_.transport(); }
-
-  static bool retryable(errc e) {
-    return e == errc::unavailable || e == errc::timed_out || e == errc::internal ||
-           e == errc::compacted;
-  }
-  deadline call_deadline(deadline give_up) {
-    return std::min(transport().default_deadline(), give_up);
-  }
-
-  // Sleeps one backoff step; false when stopped or past `give_up`.
-  bool pause(backoff_type& retry, const detail::stop_union& stop, deadline give_up) {
-    const auto left = give_up - std::chrono::steady_clock::now();
-    if (left <= left.zero()) return false;
-    auto pause_for = std::min(
-        std::chrono::duration_cast<std::chrono::steady_clock::duration>(retry.next()), left);
-    auto& clock = session_.clock();
-    const auto wake =
-        clock.now() + std::chrono::duration_cast<typename clock_type::duration>(pause_for);
-    return clock.sleep_until(wake, stop.token()) && std::chrono::steady_clock::now() < give_up;
-  }
-
-  error lost_error() const { return error{errc::lost, "session lost: " + session_.lost_reason()}; }
-  // Names why a wait ended early: the session, the owner, or the clock.
-  error interrupted(error e, const acquire_options& o) const {
-    if (session_.lost()) return lost_error();
-    if (e.code == errc::cancelled || o.stop.stop_requested())
-      return error{errc::cancelled, "waiting for semaphore " + office() + " cancelled"};
-    if (e.code == errc::timed_out && o.timeout)
-      return error{errc::timed_out, "gave up waiting for semaphore " + office() + " after " +
-                                        std::to_string(o.timeout->count()) + "ms"};
-    return e;
-  }
 
   // Puts our queue key (if absent) and reads our place and the slots, in one txn.
-  result<detail::sema_state> enqueue(lease_id lease, const detail::stop_union& stop,
-                                     deadline give_up) {
+  result<sema_state> enqueue(lease_id lease, const stop_union& stop, deadline give_up) {
     const auto& l = layout_;
     txn_request t;
     t.compares.push_back(compare::create_revision(queue_key_) == 0);
     t.success.emplace_back(put_request{queue_key_, value_, lease});
-    detail::add_entry_reads(t.success, l);
+    add_entry_reads(t.success, l);
     range_request mine;
     mine.key = queue_key_;
     t.failure.emplace_back(mine);
-
-    backoff_type retry{};
-    bool in_doubt = false;  // an earlier attempt may have committed unseen
-    for (;;) {
-      auto r = transport().txn(t, call_deadline(give_up));
-      if (r && r->succeeded) {
-        auto s = detail::parse_entry(*r, 1, l);
-        if (!s) return std::move(s).error();
-        queue_rev_ = s->own->create_revision;
-        return s;
-      }
-      if (r) {
-        auto own = detail::front(detail::range_at(*r, 0));
-        if (own && in_doubt && own->value == value_ && own->lease == lease) {
-          queue_rev_ = own->create_revision;  // our own earlier attempt did commit
-          return read(stop, give_up);
-        }
-        return error{errc::failed_precondition,
-                     "semaphore " + office() +
-                         " already has a waiter under this session's lease (" + queue_key_ +
-                         ") that this object did not create"};
-      }
-      if (r.error().code == errc::lease_not_found) return lost_error();
-      if (!retryable(r.error().code)) return std::move(r).error();
-      in_doubt = true;
-      if (!pause(retry, stop, give_up)) {
-        remove_in_doubt(lease);
-        return error{stop.stop_requested() ? errc::cancelled : errc::timed_out, r.error().message};
-      }
+    auto made = io_.create(t, queue_key_, value_, lease, stop, give_up, backoff_);
+    if (!made) return std::move(made).error();
+    if (made->response.succeeded) {
+      auto s = parse_entry(made->response, 1, l);
+      if (!s) return std::move(s).error();
+      queue_rev_ = s->own->create_revision;
+      return s;
     }
-  }
-
-  // Gives up on an enqueue whose outcome we never saw: removes the queue key
-  // only if it carries exactly what we tried to write.
-  void remove_in_doubt(lease_id lease) {
-    if (session_.lost()) return;
-    txn_request t;
-    t.compares.push_back(compare::value(queue_key_) == value_);
-    t.compares.push_back(compare::lease(queue_key_) == lease);
-    t.success.emplace_back(delete_request{queue_key_, {}, false});
-    (void)transport().txn(t, transport().default_deadline());
+    if (made->ours) {
+      queue_rev_ = made->own->create_revision;  // our own earlier attempt did commit
+      return read(stop, give_up);
+    }
+    return error{errc::failed_precondition,
+                 "semaphore " + layout_.office +
+                     " already has a waiter under this session's lease (" + queue_key_ +
+                     ") that this object did not create"};
   }
 
   // Reads our place and the slots at one revision, retrying transient failures.
-  result<detail::sema_state> read(const detail::stop_union& stop, deadline give_up) {
-    const auto& l = layout_;
+  result<sema_state> read(const stop_union& stop, deadline give_up) {
     txn_request t;
-    detail::add_place_reads(t.success, l, queue_rev_);
-    backoff_type retry{};
+    add_place_reads(t.success, layout_, queue_rev_);
+    backoff_type retry = backoff_;
     for (;;) {
       if (stop.stop_requested()) return error{errc::cancelled, "stopped"};
       ++reads_;
-      auto r = transport().txn(t, call_deadline(give_up));
-      if (r) return detail::parse_place(*r, 0, l);
-      if (r.error().code == errc::lease_not_found) return lost_error();
+      auto r = transport().txn(t, io_.call_deadline(give_up));
+      if (r) return parse_place(*r, 0, layout_);
+      if (r.error().code == errc::lease_not_found) return io_.lost_error();
       if (!retryable(r.error().code)) return std::move(r).error();
-      if (!pause(retry, stop, give_up))
+      if (!io_.pause(retry, stop.token(), give_up))
         return error{stop.stop_requested() ? errc::cancelled : errc::timed_out, r.error().message};
     }
   }
@@ -7560,9 +8709,9 @@ class basic_semaphore {
   // The claim txn: our queue key is still ours and slot `i` is free → create
   // slot `i` with our lease and delete our queue key. On a lost race it
   // answers with a fresh read of our place instead.
-  result<std::optional<detail::sema_state>> claim(int i, deadline give_up) {
+  result<std::optional<sema_state>> claim(int i, deadline give_up) {
     const auto& l = layout_;
-    const std::string key = detail::slot_key(l.office, i);
+    const std::string key = slot_key(l.office, i);
     txn_request t;
     t.compares.push_back(compare::create_revision(queue_key_) == queue_rev_);
     t.compares.push_back(compare::create_revision(key) == 0);
@@ -7570,23 +8719,23 @@ class basic_semaphore {
         put_request{key, slot_value_ ? slot_value_(i) : value_, session_.lease()});
     t.success.emplace_back(delete_request{queue_key_, {}, false});
     const std::size_t fencing_ops =
-        add_acquire_ops(t, fencing_, {key, detail::fencing_counter_key(l.prefix, key)});
-    detail::add_place_reads(t.failure, l, queue_rev_);
-    auto r = transport().txn(t, call_deadline(give_up));
+        add_acquire_ops(t, fencing_, {key, fencing_counter_key(l.prefix, key)});
+    add_place_reads(t.failure, l, queue_rev_);
+    auto r = transport().txn(t, io_.call_deadline(give_up));
     if (!r) {
       doubtful_slot_ = key;  // it may have committed: a later read (or withdraw) settles it
       return std::move(r).error();
     }
     doubtful_slot_.clear();
     if (!r->succeeded) {
-      auto s = detail::parse_place(*r, 0, l);
+      auto s = parse_place(*r, 0, l);
       if (!s) return std::move(s).error();
-      return std::optional<detail::sema_state>{std::move(*s)};
+      return std::optional<sema_state>{std::move(*s)};
     }
     auto token = read_token(fencing_, *r, fencing_ops, r->header_revision);
     hold(i, key, r->header_revision, token ? *token : 0, r->header_revision);
     if (!token) return std::move(token).error();
-    return std::optional<detail::sema_state>{};
+    return std::optional<sema_state>{};
   }
 
   // `seen_at`: a revision at which the slot key was ours (0: unknown).
@@ -7610,104 +8759,120 @@ class basic_semaphore {
   }
 
   // Waits in line until we hold a slot.
-  result<void> wait(detail::sema_state seen, bool nonblock, const detail::stop_union& stop,
-                    deadline give_up) {
-    backoff_type retry{};
+  result<void> wait(sema_state seen, bool nonblock, const stop_union& stop, deadline give_up) {
+    backoff_type retry = backoff_;
     for (;;) {
       if (stop.stop_requested()) return error{errc::cancelled, "stopped"};
       const auto& next = seen.next;
-      if (next.what ==
-          detail::rank_step::hold) {  // a claim of ours went through unseen (its answer was lost)
-        guard_queue(false);
-        doubtful_slot_.clear();
-        const key_value* mine = seen.slot_kv(layout_, next.slot);
-        if (!mine) return error{errc::internal, "ranking named a slot that was not read"};
-        // Only a policy that needs no answer (the token is the revision) can
-        // name the token now; otherwise give the slot back rather than guess.
-        auto token = fencing_.token({}, mine->create_revision);
-        hold(next.slot, mine->key, mine->create_revision, token ? *token : 0, seen.at);
-        if (!token)
-          return error{errc::unavailable, "the answer to our claim of " + slot_key_ +
-                                              " was lost, and with it the token"};
-        return {};
-      }
-      if (next.what == detail::rank_step::gone || seen.own->create_revision != queue_rev_)
+      if (next.what == rank_step::hold) return settle(seen);
+      if (next.what == rank_step::gone || seen.own->create_revision != queue_rev_)
         return error{errc::lost, "our queue key " + queue_key_ +
-                                     " was deleted while waiting for semaphore " + office() +
+                                     " was deleted while waiting for semaphore " + layout_.office +
                                      " (lease revoked or key removed)"};
-      if (next.what == detail::rank_step::claim) {
-        guard_queue(false);  // the claim deletes our queue key: not a loss
-        auto c = claim(next.slot, give_up);
-        if (c && !*c) return {};
-        if (!c && holding())
-          return std::move(c).error();  // held, but without a token: wait() gives it back
-        if (c) {
-          seen = std::move(**c);
-          continue;
-        }
-        if (c.error().code == errc::lease_not_found) return lost_error();
-        if (!retryable(c.error().code)) return std::move(c).error();
-        if (!pause(retry, stop, give_up)) return error{errc::timed_out, c.error().message};
-        auto again = read(stop, give_up);  // the claim may have committed: the read tells
-        if (!again) return std::move(again).error();
-        seen = std::move(*again);
+      if (next.what == rank_step::claim) {
+        if (auto done = take(seen, retry, stop, give_up)) return std::move(*done);
         continue;
       }
-      if (nonblock) {
-        std::string why = seen.holders_text(layout_);
-        return error{errc::busy, "semaphore " + office() + " has no free slot for us" + why};
-      }
-
+      if (nonblock)
+        return error{errc::busy, "semaphore " + layout_.office + " has no free slot for us" +
+                                     seen.holders_text(layout_)};
       // From here on we wait: losing our queue key must end the wait at once.
       guard_queue(true, seen.at);
-
-      // Watch what will change our place, from right after the revision we read it at.
-      watch_request w;
-      if (next.what == detail::rank_step::watch_slots)
-        w = watch_request::prefix(layout_.slots());
-      else
-        w.key = next.predecessor;
-      w.start_revision = seen.at + 1;
-      w.no_put = true;
-      auto stream = transport().watch(w);
-      ++watches_;
-      std::stop_callback cancel{stop.token(), [&] { stream.cancel(); }};
-
-      // One re-read, so a change that raced the watch's creation is acted on now.
-      auto fresh = read(stop, give_up);
-      if (!fresh) return std::move(fresh).error();
-      if (!fresh->same_wait(seen)) {
-        seen = std::move(*fresh);
-        continue;
-      }
-      seen = std::move(*fresh);
-      for (;;) {
-        auto batch = stream.next(
-            std::min(give_up, std::chrono::steady_clock::now() + std::chrono::minutes{10}));
-        if (batch) {
-          retry.reset();
-          watch_events_ += batch->events.size();
-          if (!batch->events.empty()) break;
-          continue;
-        }
-        const errc why = batch.error().code;
-        if (why == errc::timed_out && std::chrono::steady_clock::now() < give_up) continue;
-        if (why == errc::timed_out || stop.stop_requested()) return std::move(batch).error();
-        if (why != errc::compacted && !retryable(why) && why != errc::cancelled)
-          return std::move(batch).error();
-        if (why != errc::compacted && !pause(retry, stop, give_up))
-          return error{errc::timed_out, batch.error().message};
-        break;  // re-read: the compacted gap (or the break) may have hidden the change
-      }
-      auto after = read(stop, give_up);
-      if (!after) return std::move(after).error();
-      seen = std::move(*after);
+      if (auto w = watch_place(seen, retry, stop, give_up); !w) return w;
     }
   }
 
+  // A claim of ours went through unseen (its answer was lost): the slot is ours.
+  result<void> settle(const sema_state& seen) {
+    const auto& next = seen.next;
+    guard_queue(false);
+    doubtful_slot_.clear();
+    const key_value* mine = seen.slot_kv(layout_, next.slot);
+    if (!mine) return error{errc::internal, "ranking named a slot that was not read"};
+    // Only a policy that needs no answer (the token is the revision) can
+    // name the token now; otherwise give the slot back rather than guess.
+    auto token = fencing_.token({}, mine->create_revision);
+    hold(next.slot, mine->key, mine->create_revision, token ? *token : 0, seen.at);
+    if (!token)
+      return error{errc::unavailable,
+                   "the answer to our claim of " + slot_key_ + " was lost, and with it the token"};
+    return {};
+  }
+
+  // At the head with a free slot: claims it. A result ends the wait; nullopt
+  // means `seen` holds a fresh read to act on.
+  std::optional<result<void>> take(sema_state& seen, backoff_type& retry, const stop_union& stop,
+                                   deadline give_up) {
+    guard_queue(false);  // the claim deletes our queue key: not a loss
+    auto c = claim(seen.next.slot, give_up);
+    if (c && !*c) return result<void>{};
+    if (!c && holding())
+      return result<void>{std::move(c).error()};  // held, but without a token: given back
+    if (c) {
+      seen = std::move(**c);
+      return std::nullopt;
+    }
+    if (c.error().code == errc::lease_not_found) return result<void>{io_.lost_error()};
+    if (!retryable(c.error().code)) return result<void>{std::move(c).error()};
+    if (!io_.pause(retry, stop.token(), give_up))
+      return result<void>{error{errc::timed_out, c.error().message}};
+    auto again = read(stop, give_up);  // the claim may have committed: the read tells
+    if (!again) return result<void>{std::move(again).error()};
+    seen = std::move(*again);
+    return std::nullopt;
+  }
+
+  // Watches what will change our place, from right after the revision we read
+  // it at, and leaves a fresh read of it in `seen`.
+  result<void> watch_place(sema_state& seen, backoff_type& retry, const stop_union& stop,
+                           deadline give_up) {
+    watch_request w;
+    if (seen.next.what == rank_step::watch_slots)
+      w = watch_request::prefix(layout_.slots());
+    else
+      w.key = seen.next.predecessor;
+    w.start_revision = seen.at + 1;
+    w.no_put = true;
+    auto stream = transport().watch(w);
+    ++watches_;
+    // One re-read, so a change that raced the watch's creation is acted on now.
+    auto fresh = read(stop, give_up);
+    if (!fresh) return std::move(fresh).error();
+    const bool same = fresh->same_wait(seen);
+    seen = std::move(*fresh);
+    if (!same) return {};
+    auto changed = io_.watch_until(stream, stop, give_up, retry, [&](const watch_batch& b) {
+      watch_events_ += b.events.size();
+      return !b.events.empty();
+    });
+    if (!changed) return changed;  // else re-read: the change (or a gap that may hide it)
+    auto after = read(stop, give_up);
+    if (!after) return std::move(after).error();
+    seen = std::move(*after);
+    return {};
+  }
+
   result<void> fenced_delete(const std::string& key, revision created, deadline d) {
-    auto r = transport().txn(fenced_release({key, created, 0}), d);
+    auto r = io_.retried_txn(fenced_release({key, created, 0}), d, backoff_);
     if (!r) return std::move(r).error();
+    return {};
+  }
+
+  // Gives our slot back, or leaves the queue (see basic_semaphore::release).
+  result<void> release() {
+    if (queue_key_.empty()) return {};
+    if (!holding()) {
+      withdraw();
+      return {};
+    }
+    session_.unguard_key(slot_key_);
+    auto r = session_.lost() ? result<void>{}
+                             : fenced_delete(slot_key_, slot_rev_, transport().default_deadline());
+    if (!r && r.error().code != errc::lease_not_found) {
+      session_.guard_key(slot_key_, slot_rev_);  // still ours: the caller may retry
+      return r;
+    }
+    forget();
     return {};
   }
 
@@ -7744,9 +8909,10 @@ class basic_semaphore {
     doubtful_slot_.clear();
   }
 
-  session_type& session_;
-  detail::sema_layout layout_;
-  std::optional<error> bad_office_;
+  Session& session_;
+  waiting<Session> io_;
+  backoff_type backoff_;  // the prototype: each operation paces its retries with a copy
+  sema_layout layout_;
   std::string value_;
   std::string queue_key_;
   revision queue_rev_ = 0;
@@ -7759,6 +8925,165 @@ class basic_semaphore {
   std::string doubtful_slot_;  // a slot our last claim may have taken unseen
   [[no_unique_address]] fencing_type fencing_{};
   std::atomic<std::uint64_t> reads_{0}, watches_{0}, watch_events_{0};
+};
+
+}  // namespace conch::detail
+// ---- end conch/detail/semaphore_line.hpp ----
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <stop_token>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace conch {
+
+/// What a semaphore did on the wire: lets tests and benchmarks see the cost
+/// of waiting (watch events per release) without instrumenting etcd.
+struct semaphore_stats {
+  std::uint64_t reads = 0;         ///< state reads (txns that only read)
+  std::uint64_t watches = 0;       ///< watches opened while waiting
+  std::uint64_t watch_events = 0;  ///< events delivered on those watches
+};
+
+template <class P>
+class basic_semaphore {
+  static_assert(check_policy_bundle<P>());
+
+ public:
+  using policies = P;
+  using session_type = basic_session<P>;
+  using transport_type = typename P::transport;
+  using clock_type = typename P::clock;
+  using fencing_type = typename P::fencing;
+  using backoff_type = typename P::backoff;
+
+  struct acquire_options {
+    bool nonblock = false;  ///< errc::busy at once if no slot is ours now
+    std::optional<std::chrono::milliseconds> timeout{};  ///< errc::timed_out, our queue key removed
+    std::stop_token stop{};                              ///< errc::cancelled, our queue key removed
+    /// The value of our slot key, made once we know which slot is ours (a
+    /// holder record naming its slot); empty: the queue value.
+    std::function<std::string(int slot)> slot_value{};
+    /// Paces the retries of this acquire and of the release that follows,
+    /// copied fresh for each; empty: the session's.
+    std::optional<backoff_type> backoff{};
+  };
+
+  /// `prefix` is the namespace ("conch/"), `name` the semaphore, `max` its
+  /// number of slots. A name or size that cannot be a key (an empty name,
+  /// max outside 1..1,000,000) fails acquire with errc::invalid_argument.
+  basic_semaphore(session_type& s, std::string_view prefix, std::string_view name, int max)
+      : session_(s), line_(s, {std::string(prefix), std::string(name), max, {}, 0}) {
+    static_assert(check_transport_policy<transport_type>());
+    auto office = detail::semaphore_office(prefix, name, max);
+    if (office)
+      line_.layout_.office = std::move(*office);
+    else
+      bad_office_ = std::move(office).error();
+  }
+  basic_semaphore(const basic_semaphore&) = delete;
+  basic_semaphore& operator=(const basic_semaphore&) = delete;
+  /// Leaves: a fenced delete of our slot or queue key, whichever we have.
+  ~basic_semaphore() { (void)release(); }
+
+  /// Waits in line with `value` (the holder record) and returns once we hold
+  /// a slot. Errors: errc::busy (nonblock, no slot for us now),
+  /// errc::timed_out, errc::cancelled (our queue key removed in all three),
+  /// errc::lost (the session was lost, or our queue key vanished while
+  /// waiting), errc::failed_precondition (already waiting or holding: this
+  /// object, or another semaphore of this name and size on this session),
+  /// errc::invalid_argument (a name or size that cannot be a key).
+  result<void> acquire(std::string value, acquire_options o = {}) {
+    if (bad_office_) return error{errc::invalid_argument, "semaphore: " + bad_office_->message};
+    if (!queue_key().empty())
+      return error{errc::failed_precondition, "semaphore " + office() + " is already " +
+                                                  (holding() ? "held" : "being waited for") +
+                                                  " by this object"};
+    if (session_.lost()) return line_.io_.lost_error();
+    const lease_id lease = session_.lease();
+    if (lease == 0)
+      return error{errc::failed_precondition,
+                   "acquiring semaphore " + office() + " needs a started session"};
+    std::string key = detail::queue_key(office(), lease);
+    if (!session_.claim(key))
+      return error{errc::failed_precondition,
+                   "another semaphore on this session already waits for or holds " + office() +
+                       " (key " + key + ")"};
+    line_.backoff_ = o.backoff.value_or(session_.backoff());
+    line_.layout_.lease = lease;
+    line_.queue_key_ = std::move(key);
+    line_.value_ = std::move(value);
+    line_.slot_value_ = std::move(o.slot_value);
+
+    detail::stop_union stop{o.stop, session_.lost_token()};
+    const deadline give_up = detail::give_up_at(o.timeout);
+    auto seen = line_.enqueue(lease, stop, give_up);
+    if (!seen) {
+      line_.forget();
+      return interrupted(std::move(seen).error(), o);
+    }
+    auto held = line_.wait(std::move(*seen), o.nonblock, stop, give_up);
+    if (!held) {
+      line_.withdraw();
+      return interrupted(std::move(held).error(), o);
+    }
+    return {};
+  }
+
+  /// Gives our slot back (a fenced delete: compare the token), so the next
+  /// waiter holds at once; or leaves the queue if we were waiting. Nothing to
+  /// do when neither.
+  result<void> release() { return line_.release(); }
+
+  bool holding() const noexcept { return line_.holding(); }
+  /// Our slot index (0-based), meaningful while holding.
+  int slot() const noexcept { return line_.slot_; }
+  /// Our fencing token, per the fencing policy (by default our slot key's
+  /// create_revision); 0 when not holding.
+  std::int64_t token() const noexcept { return line_.token_; }
+  /// What our writes compare to stay fenced (see guarded_txn), while holding.
+  fence held() const { return {slot_key(), line_.slot_rev_, token()}; }
+  /// Our slot key (empty when not holding) and queue key (empty when neither).
+  const std::string& slot_key() const noexcept { return line_.slot_key_; }
+  const std::string& queue_key() const noexcept { return line_.queue_key_; }
+  const std::string& name() const noexcept { return line_.layout_.name; }
+  int max() const noexcept { return line_.layout_.max; }
+  /// `<prefix>sema/<name>/max=<N>/`: every key of this semaphore lives under it
+  /// (empty if the name or size cannot be a key).
+  const std::string& office() const noexcept { return line_.layout_.office; }
+  semaphore_stats stats() const noexcept {
+    return {line_.reads_.load(), line_.watches_.load(), line_.watch_events_.load()};
+  }
+
+  /// Holders and waiters of the semaphore `name` of size `max`, read at one revision.
+  static result<semaphore_status> status(transport_type& t, std::string_view prefix,
+                                         std::string_view name, int max,
+                                         std::optional<deadline> d = {}) {
+    auto office = detail::semaphore_office(prefix, name, max);
+    if (!office) return error{errc::invalid_argument, "semaphore: " + office.error().message};
+    const detail::sema_layout l{std::string(prefix), std::string(name), max, std::move(*office), 0};
+    auto r = t.txn(detail::status_txn(l), d ? *d : t.default_deadline());
+    if (!r) return std::move(r).error();
+    return detail::parse_status(*r, l);
+  }
+
+ private:
+  error interrupted(error e, const acquire_options& o) const {
+    return line_.io_.interrupted(std::move(e), o.stop, o.timeout,
+                                 "waiting for semaphore " + office(), "semaphore " + office());
+  }
+
+  session_type& session_;
+  detail::semaphore_line<session_type> line_;
+  std::optional<error> bad_office_;
 };
 
 }  // namespace conch

@@ -2,33 +2,31 @@
 // contract. Several daemons share each scenario's prefix; what happened is
 // read back from etcd (keys, and the watch history from revision 1).
 #include "conch/cron_jobs.hpp"
+#include "conch/etcd.hpp"
 #include "conch/logic/records.hpp"
 #include "conch/logic/time_format.hpp"
-#include "conch/etcd.hpp"
 #include "conch/process/output.hpp"
 #include "conch/process/spawn.hpp"
-
-#include <catch2/catch.hpp>
-#include <nlohmann/json.hpp>
 
 #include "support/etcd_harness.hpp"
 #include "support/eventually.hpp"
 
-#include <poll.h>
-#include <signal.h>
-#include <sys/wait.h>
-
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
 #include <functional>
+#include <iterator>
 #include <map>
+#include <nlohmann/json.hpp>
+#include <poll.h>
 #include <set>
+#include <signal.h>
 #include <sstream>
 #include <string>
+#include <sys/wait.h>
 #include <thread>
 #include <vector>
 
@@ -44,7 +42,9 @@ const std::string bin_dir = CONCH_BIN_DIR;
 conch::test::etcd_server* own_etcd = nullptr;
 conch::etcd_transport* own_client = nullptr;
 
-conch::test::etcd_server& etcd() { return own_etcd ? *own_etcd : conch::test::etcd_server::shared(); }
+conch::test::etcd_server& etcd() {
+  return own_etcd ? *own_etcd : conch::test::etcd_server::shared();
+}
 
 conch::etcd_transport& client() {
   if (own_client) return *own_client;
@@ -92,14 +92,16 @@ struct tool_run {
 };
 
 /// Runs bin/<tool> with `args`, bounded in time.
-tool_run run_tool(const std::string& tool, std::vector<std::string> args, std::chrono::seconds within = 20s) {
+tool_run run_tool(const std::string& tool, std::vector<std::string> args,
+                  std::chrono::seconds within = 20s) {
   args.insert(args.begin(), bin_dir + "/" + tool);
   auto c = conch::process::spawn({.argv = args, .env = {}, .capture_output = true});
   REQUIRE(c);
   conch::process::output_tail out{1 << 20}, err{1 << 20};
   const auto until = std::chrono::steady_clock::now() + within;
   while (!c->exited() && std::chrono::steady_clock::now() < until) {
-    pollfd fds[3] = {{c->stdout_fd(), POLLIN, 0}, {c->stderr_fd(), POLLIN, 0}, {c->exit_fd(), POLLIN, 0}};
+    pollfd fds[3] = {
+        {c->stdout_fd(), POLLIN, 0}, {c->stderr_fd(), POLLIN, 0}, {c->exit_fd(), POLLIN, 0}};
     ::poll(fds, 3, 50);
     if (c->stdout_fd() >= 0 && !conch::process::pump(c->stdout_fd(), -1, out)) c->close_stdout();
     if (c->stderr_fd() >= 0 && !conch::process::pump(c->stderr_fd(), -1, err)) c->close_stderr();
@@ -153,8 +155,16 @@ class conchd {
          std::vector<std::pair<std::string, std::string>> env = {}) {
     static int count = 0;
     log_ = temp_dir() + "/conchd-" + std::to_string(++count) + ".log";
-    std::vector<std::string> argv{"sh", "-c", "exec \"$0\" \"$@\" 2>>\"$CONCHD_LOG\"", bin_dir + "/conchd",
-                                  "--endpoints", etcd().endpoint(), "--prefix", prefix, "--ttl", "2"};
+    std::vector<std::string> argv{"sh",
+                                  "-c",
+                                  "exec \"$0\" \"$@\" 2>>\"$CONCHD_LOG\"",
+                                  bin_dir + "/conchd",
+                                  "--endpoints",
+                                  etcd().endpoint(),
+                                  "--prefix",
+                                  prefix,
+                                  "--ttl",
+                                  "2"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     env.emplace_back("CONCHD_LOG", log_);
     auto c = conch::process::spawn({.argv = argv, .env = env, .capture_output = false});
@@ -227,7 +237,8 @@ std::vector<conch::watch_event> history(const std::string& dir) {
 
 /// 0 while etcd does not answer (it may be coming back): callers poll.
 std::size_t count_runs(const std::string& prefix, const std::string& job) {
-  auto r = client().range(conch::range_request::prefix(prefix + "cron/runs/" + job + "/"), client().default_deadline());
+  auto r = client().range(conch::range_request::prefix(prefix + "cron/runs/" + job + "/"),
+                          client().default_deadline());
   return r ? r->kvs.size() : 0;
 }
 
@@ -243,7 +254,8 @@ TEST_CASE("three daemons, one run per tick; add, rm and corrupt jobs while runni
   const std::string prefix = conch::test::unique_prefix();
   // A corrupt job value, as someone might write by hand: reported, skipped.
   etcd().etcdctl_ok({"put", prefix + "cron/jobs/broken", "this is not a job"});
-  add_job(prefix, "every", "@every 1s", {"sh", "-c", "printf '%s %s' \"$CONCH_TICK\" \"$CONCH_REV\""});
+  add_job(prefix, "every", "@every 1s",
+          {"sh", "-c", "printf '%s %s' \"$CONCH_TICK\" \"$CONCH_REV\""});
 
   conchd d1{prefix};
   conchd d2{prefix, {}, {{"CONCH_CLOCK_OFFSET", "-3s"}}};  // a daemon whose clock is 3 s slow
@@ -257,7 +269,8 @@ TEST_CASE("three daemons, one run per tick; add, rm and corrupt jobs while runni
   CHECK(eventually([&] { return count_runs(prefix, "late") >= 1; }));
 
   // The 4 KiB output cap.
-  add_job(prefix, "loud", "@every 1s", {"sh", "-c", "head -c 10000 /dev/zero | tr '\\0' x; printf END"});
+  add_job(prefix, "loud", "@every 1s",
+          {"sh", "-c", "head -c 10000 /dev/zero | tr '\\0' x; printf END"});
   CHECK(eventually([&] { return count_runs(prefix, "loud") >= 1; }));
   remove_job(prefix, "loud");
   {
@@ -335,7 +348,8 @@ TEST_CASE("three daemons, one run per tick; add, rm and corrupt jobs while runni
     auto rec = conch::detail::decode_record<conch::detail::run_record>(kv.value);
     REQUIRE(rec);
     const std::string tick = kv.key.substr(runs_dir.size());
-    CHECK(rec->output == conch::detail::format_rfc3339(rec->tick) + " " + std::to_string(claim_rev[tick]));
+    CHECK(rec->output ==
+          conch::detail::format_rfc3339(rec->tick) + " " + std::to_string(claim_rev[tick]));
     CHECK(conch::detail::format_tick(rec->tick) == tick);
   }
 }
@@ -368,7 +382,8 @@ TEST_CASE("a killed winner leaves a zombie: claimed, no result, never rerun", "[
   auto human = conch_cron(prefix, {"ls"});
   CHECK(human.out.find("sleeper  (removed)") != std::string::npos);  // rm keeps the history
   CHECK(human.out.find("zombie") != std::string::npos);
-  CHECK(human.out.find("claimer=" + who->host + "/" + std::to_string(who->pid)) != std::string::npos);
+  CHECK(human.out.find("claimer=" + who->host + "/" + std::to_string(who->pid)) !=
+        std::string::npos);
 
   // Never rerun: the claim is untouched, no result, one run ever started.
   CHECK(other.await_log("removed job=sleeper"));
@@ -418,7 +433,8 @@ TEST_CASE("the winner prunes the job's history to the last N ticks", "[cron]") {
   REQUIRE(eventually(
       [&] {
         std::size_t puts = 0;
-        for (const auto& e : history(prefix + "cron/runs/short/")) puts += e.type == conch::watch_event::kind::put;
+        for (const auto& e : history(prefix + "cron/runs/short/"))
+          puts += e.type == conch::watch_event::kind::put;
         return puts >= 6;
       },
       20s));
@@ -441,7 +457,8 @@ TEST_CASE("the winner prunes the job's history to the last N ticks", "[cron]") {
   CHECK(deleted >= 3);
 }
 
-TEST_CASE("a daemon lagging by more than history x period never claims a pruned tick again", "[cron]") {
+TEST_CASE("a daemon lagging by more than history x period never claims a pruned tick again",
+          "[cron]") {
   const std::string prefix = conch::test::unique_prefix();
   add_job(prefix, "lag", "@every 1s", {"true"});
   conchd on_time{prefix, {"--history", "2"}};
@@ -468,14 +485,16 @@ TEST_CASE("a daemon lagging by more than history x period never claims a pruned 
     INFO(key);
     CHECK(n == 1);
   }
-  for (auto* d : {&on_time, &lagging}) CHECK(d->log().find("result not recorded") == std::string::npos);
+  for (auto* d : {&on_time, &lagging})
+    CHECK(d->log().find("result not recorded") == std::string::npos);
   CHECK_FALSE(range_prefix(prefix + "cron/floor/lag/").empty());
 }
 
 TEST_CASE("a run's background processes are stopped before its result is recorded", "[cron]") {
   const std::string prefix = conch::test::unique_prefix();
   const std::string pids = temp_dir() + "/background.pids";
-  add_job(prefix, "bg", "@every 1s", {"sh", "-c", "sleep 4242 & echo $! >> " + pids + "; echo started"});
+  add_job(prefix, "bg", "@every 1s",
+          {"sh", "-c", "sleep 4242 & echo $! >> " + pids + "; echo started"});
   conchd d{prefix};
   REQUIRE(eventually([&] { return count_runs(prefix, "bg") >= 2; }));
   remove_job(prefix, "bg");
@@ -486,8 +505,9 @@ TEST_CASE("a run's background processes are stopped before its result is recorde
     std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
     std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
     INFO("sleep " << pid << ": " << text);
-    CHECK((text.empty() || text.find(") Z") != std::string::npos));  // gone, or a zombie for init to reap
-    ::kill(static_cast<pid_t>(pid), SIGKILL);  // whatever the outcome, leave nothing behind
+    CHECK((text.empty() ||
+           text.find(") Z") != std::string::npos));  // gone, or a zombie for init to reap
+    ::kill(static_cast<pid_t>(pid), SIGKILL);        // whatever the outcome, leave nothing behind
   }
   CHECK(seen >= 2);
   for (const auto& kv : range_prefix(prefix + "cron/runs/bg/")) {
@@ -498,7 +518,8 @@ TEST_CASE("a run's background processes are stopped before its result is recorde
   }
 }
 
-TEST_CASE("SIGTERM lets a run finish up to --kill-after, then kills it and records the result", "[cron]") {
+TEST_CASE("SIGTERM lets a run finish up to --kill-after, then kills it and records the result",
+          "[cron]") {
   const std::string prefix = conch::test::unique_prefix();
   add_job(prefix, "stuck", "@every 1s", {"sleep", "30"});
   conchd d{prefix, {"--kill-after", "1s"}};
@@ -524,10 +545,11 @@ TEST_CASE("bad input: schedule, zone and unreachable etcd", "[cron]") {
   CHECK(bad_schedule.code == 64);
   CHECK(bad_schedule.err.find("61") != std::string::npos);
   CHECK(std::count(bad_schedule.err.begin(), bad_schedule.err.end(), '\n') == 1);
-  auto bad_zone = conch_cron(prefix, {"add", "x", "--schedule", "@daily", "--tz", "Mars/Olympus", "--", "true"});
+  auto bad_zone = conch_cron(
+      prefix, {"add", "x", "--schedule", "@daily", "--tz", "Mars/Olympus", "--", "true"});
   CHECK(bad_zone.code == 64);
   CHECK(bad_zone.err.find("Mars/Olympus") != std::string::npos);
-  CHECK(conch_cron(prefix, {"add", "x", "--", "true"}).code == 64);           // no --schedule
+  CHECK(conch_cron(prefix, {"add", "x", "--", "true"}).code == 64);            // no --schedule
   CHECK(conch_cron(prefix, {"add", "x", "--schedule", "@daily"}).code == 64);  // no command
   CHECK_FALSE(get(prefix + "cron/jobs/x"));                                    // nothing stored
 
@@ -556,7 +578,8 @@ TEST_CASE("a daemon whose lease is revoked takes a new one and keeps firing", "[
   // Later ticks are claimed under a new lease, and their results recorded.
   CHECK(eventually([&] {
     for (const auto& kv : range_prefix(prefix + "cron/runs/steady/"))
-      if (auto r = conch::detail::decode_record<conch::detail::run_record>(kv.value); r && r->lease != first->lease)
+      if (auto r = conch::detail::decode_record<conch::detail::run_record>(kv.value);
+          r && r->lease != first->lease)
         return true;
     return false;
   }));

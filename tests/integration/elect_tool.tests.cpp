@@ -1,32 +1,32 @@
 // `conch elect` as real processes against a real etcd: each line of the tool
 // contract (SPEC §3 "election" and "supervision core") is a test here.
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <spawn.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
+#include "conch/etcd.hpp"
+#include "conch/logic/duration.hpp"
+#include "conch/logic/hex.hpp"
+#include "conch/process/group.hpp"
+
+#include "support/etcd_harness.hpp"
 
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
+#include <fcntl.h>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <netinet/in.h>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <regex>
+#include <spawn.h>
 #include <sstream>
 #include <string>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <thread>
+#include <unistd.h>
 #include <vector>
-
-#include "conch/logic/duration.hpp"
-#include "conch/logic/hex.hpp"
-#include "conch/etcd.hpp"
-#include "conch/process/group.hpp"
-#include "support/etcd_harness.hpp"
 
 using namespace std::chrono_literals;
 using clk = std::chrono::steady_clock;
@@ -82,10 +82,12 @@ struct temp_dir {
 /// A complete line a child wrote to `path` (waits for it).
 std::string line_from(const std::string& path, std::chrono::milliseconds limit = 15s) {
   std::string s;
-  REQUIRE(await([&] {
-    s = slurp(path);
-    return !s.empty() && s.back() == '\n';
-  }, limit));
+  REQUIRE(await(
+      [&] {
+        s = slurp(path);
+        return !s.empty() && s.back() == '\n';
+      },
+      limit));
   return s.substr(0, s.find('\n'));
 }
 pid_t pid_from(const std::string& path) { return static_cast<pid_t>(std::stol(line_from(path))); }
@@ -147,7 +149,8 @@ class conch_run {
   std::optional<int> wait(std::chrono::milliseconds limit = 20s) {
     if (done_) return code_;
     int status = 0;
-    if (!await([&] { return ::waitpid(pid_, &status, WNOHANG) == pid_; }, limit)) return std::nullopt;
+    if (!await([&] { return ::waitpid(pid_, &status, WNOHANG) == pid_; }, limit))
+      return std::nullopt;
     done_ = true;
     code_ = code_of(status);
     return code_;
@@ -165,15 +168,17 @@ class conch_run {
 
 /// Environment for a run against the shared etcd under `prefix`.
 std::vector<std::string> env_for(const std::string& prefix) {
-  return {"CONCH_ENDPOINTS=" + conch::test::etcd_server::shared().endpoint(), "CONCH_PREFIX=" + prefix};
+  return {"CONCH_ENDPOINTS=" + conch::test::etcd_server::shared().endpoint(),
+          "CONCH_PREFIX=" + prefix};
 }
 
 /// A child that records its environment and holds until `release` exists.
 std::vector<std::string> holding_child(const temp_dir& dir, const std::string& tag) {
-  return {"sh", "-c",
-          "echo \"$CONCH_REV $CONCH_KEY $CONCH_LEASE $CONCH_NAME\" > \"$1.env\"; echo $$ > \"$1.pid\"; "
-          "while [ ! -e \"$1.release\" ]; do sleep 0.02; done; exit \"${2:-0}\"",
-          "sh", dir / tag};
+  return {
+      "sh", "-c",
+      "echo \"$CONCH_REV $CONCH_KEY $CONCH_LEASE $CONCH_NAME\" > \"$1.env\"; echo $$ > \"$1.pid\"; "
+      "while [ ! -e \"$1.release\" ]; do sleep 0.02; done; exit \"${2:-0}\"",
+      "sh", dir / tag};
 }
 
 std::vector<std::string> cat(std::vector<std::string> a, const std::vector<std::string>& b) {
@@ -185,7 +190,8 @@ std::vector<std::string> cat(std::vector<std::string> a, const std::vector<std::
 std::vector<conch::key_value> candidates(const std::string& prefix, const std::string& name) {
   static conch::etcd_transport etcd{conch::test::etcd_server::shared().client_options()};
   auto read = [&] {
-    return etcd.range(conch::range_request::prefix(prefix + "elect/" + name + "/"), etcd.default_deadline());
+    return etcd.range(conch::range_request::prefix(prefix + "elect/" + name + "/"),
+                      etcd.default_deadline());
   };
   auto r = read();
   // A loaded machine can time out one dial; the check is about the keys, not the network.
@@ -198,10 +204,12 @@ bool process_dead(pid_t pid) { return !conch::process::process_alive(pid); }
 
 }  // namespace
 
-TEST_CASE("elect: the winner's child gets CONCH_REV, CONCH_KEY, CONCH_LEASE, CONCH_NAME", "[elect]") {
+TEST_CASE("elect: the winner's child gets CONCH_REV, CONCH_KEY, CONCH_LEASE, CONCH_NAME",
+          "[elect]") {
   temp_dir dir;
   auto prefix = conch::test::unique_prefix();
-  conch_run a(dir, "a", cat({"elect", "office", "--"}, cat(holding_child(dir, "a"), {"7"})), env_for(prefix));
+  conch_run a(dir, "a", cat({"elect", "office", "--"}, cat(holding_child(dir, "a"), {"7"})),
+              env_for(prefix));
 
   auto env = lines_of(line_from(dir / "a.env"));
   std::stringstream fields(env.at(0));
@@ -216,14 +224,15 @@ TEST_CASE("elect: the winner's child gets CONCH_REV, CONCH_KEY, CONCH_LEASE, CON
   CHECK(name == "office");
 
   std::ofstream(dir / "a.release").put('\n');
-  CHECK(a.wait() == 7);  // the child's own code
+  CHECK(a.wait() == 7);                         // the child's own code
   CHECK(candidates(prefix, "office").empty());  // resigned
 }
 
 TEST_CASE("elect: the command runs by argv, without a shell, with our stdout", "[elect]") {
   temp_dir dir;
   auto prefix = conch::test::unique_prefix();
-  conch_run a(dir, "a", {"elect", "office", "--", "printf", "%s|", "$HOME", "*", "a b"}, env_for(prefix));
+  conch_run a(dir, "a", {"elect", "office", "--", "printf", "%s|", "$HOME", "*", "a b"},
+              env_for(prefix));
   CHECK(a.wait() == 0);
   CHECK(a.out() == "$HOME|*|a b|");
 }
@@ -240,7 +249,9 @@ TEST_CASE("elect: a clean exit hands the office to the next contender in under a
                "sh", dir / "a"},
               env_for(prefix));
   line_from(dir / "a.pid");
-  conch_run b(dir, "b", {"elect", "office", "--ttl", "10", "--", "sh", "-c", "date +%s%N > \"$1.started\"", "sh", dir / "b"},
+  conch_run b(dir, "b",
+              {"elect", "office", "--ttl", "10", "--", "sh", "-c", "date +%s%N > \"$1.started\"",
+               "sh", dir / "b"},
               env_for(prefix));
   REQUIRE(await([&] { return candidates(prefix, "office").size() == 2; }));
   CHECK_FALSE(exists(dir / "b.started"));  // b waits while a leads
@@ -299,7 +310,8 @@ TEST_CASE("elect --nonblock: exit 75 at once when another leads; --timeout: 75 a
   conch_run a(dir, "a", cat({"elect", "office", "--"}, holding_child(dir, "a")), env_for(prefix));
   line_from(dir / "a.env");
 
-  conch_run nb(dir, "nb", {"elect", "office", "--nonblock", "--", "touch", dir / "nb.ran"}, env_for(prefix));
+  conch_run nb(dir, "nb", {"elect", "office", "--nonblock", "--", "touch", dir / "nb.ran"},
+               env_for(prefix));
   CHECK(nb.wait(5s) == 75);
   CHECK(lines_of(nb.err()).size() == 1);
 
@@ -317,8 +329,9 @@ TEST_CASE("elect --nonblock: exit 75 at once when another leads; --timeout: 75 a
   CHECK(a.wait() == 0);
 }
 
-TEST_CASE("elect --restart: the child restarts with backoff while we lead; a stable child resets it",
-          "[elect]") {
+TEST_CASE(
+    "elect --restart: the child restarts with backoff while we lead; a stable child resets it",
+    "[elect]") {
   temp_dir dir;
   auto prefix = conch::test::unique_prefix();
   // Each run lasts 400 ms, longer than --stable-after: every restart starts the
@@ -354,12 +367,14 @@ TEST_CASE("elect: lease revoked -> SIGTERM to the group, SIGKILL after --kill-af
   temp_dir dir;
   auto prefix = conch::test::unique_prefix();
   // The child logs SIGTERM and goes on; its grandchild ignores SIGTERM: only SIGKILL ends them.
-  conch_run a(dir, "a",
-              {"elect", "office", "--kill-after", "1s", "--", "sh", "-c",
-               "trap 'echo TERM >> \"$1.term\"' TERM; (trap '' TERM; exec sleep 300) & echo $! > \"$1.gc\"; "
-               "echo \"$CONCH_LEASE\" > \"$1.lease\"; echo $$ > \"$1.pid\"; while :; do sleep 0.02; done",
-               "sh", dir / "a"},
-              env_for(prefix));
+  conch_run a(
+      dir, "a",
+      {"elect", "office", "--kill-after", "1s", "--", "sh", "-c",
+       "trap 'echo TERM >> \"$1.term\"' TERM; (trap '' TERM; exec sleep 300) & echo $! > "
+       "\"$1.gc\"; "
+       "echo \"$CONCH_LEASE\" > \"$1.lease\"; echo $$ > \"$1.pid\"; while :; do sleep 0.02; done",
+       "sh", dir / "a"},
+      env_for(prefix));
   pid_t child = pid_from(dir / "a.pid");
   pid_t grandchild = pid_from(dir / "a.gc");
   auto lease = conch::detail::parse_lease_hex(line_from(dir / "a.lease"));
@@ -389,7 +404,8 @@ TEST_CASE("elect: a stop signal while holding is forwarded to the child, the off
       pid_t child = pid_from(dir / "a.pid");
       a.signal(sig);
       CHECK(a.wait() == 5);  // the child's code: it heard the signal and exited
-      const char* names[] = {"", "HUP", "INT", "QUIT", "", "", "", "", "", "", "", "", "", "", "", "TERM"};
+      const char* names[] = {"", "HUP", "INT", "QUIT", "", "", "", "",
+                             "", "",    "",    "",     "", "", "", "TERM"};
       CHECK(line_from(dir / "a.sig") == names[sig]);
       CHECK(await([&] { return process_dead(child); }));
       CHECK(candidates(prefix, "office").empty());
@@ -397,12 +413,14 @@ TEST_CASE("elect: a stop signal while holding is forwarded to the child, the off
   }
 }
 
-TEST_CASE("elect: a stop signal while waiting ends the wait; no child ever starts", "[elect][signals]") {
+TEST_CASE("elect: a stop signal while waiting ends the wait; no child ever starts",
+          "[elect][signals]") {
   for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT}) {
     DYNAMIC_SECTION("signal " << sig) {
       temp_dir dir;
       auto prefix = conch::test::unique_prefix();
-      conch_run a(dir, "a", cat({"elect", "office", "--"}, holding_child(dir, "a")), env_for(prefix));
+      conch_run a(dir, "a", cat({"elect", "office", "--"}, holding_child(dir, "a")),
+                  env_for(prefix));
       line_from(dir / "a.env");
       conch_run b(dir, "b", {"elect", "office", "--", "touch", dir / "b.ran"}, env_for(prefix));
       REQUIRE(await([&] { return candidates(prefix, "office").size() == 2; }));
@@ -420,12 +438,13 @@ TEST_CASE("elect: a stop signal while killing (after a loss) is forwarded too; e
           "[elect][signals]") {
   temp_dir dir;
   auto prefix = conch::test::unique_prefix();
-  conch_run a(dir, "a",
-              {"elect", "office", "--kill-after", "20s", "--", "sh", "-c",
-               "trap 'echo TERM >> \"$1.log\"' TERM; trap 'echo INT >> \"$1.log\"; exit 9' INT; "
-               "echo \"$CONCH_LEASE\" > \"$1.lease\"; echo $$ > \"$1.pid\"; while :; do sleep 0.02; done",
-               "sh", dir / "a"},
-              env_for(prefix));
+  conch_run a(
+      dir, "a",
+      {"elect", "office", "--kill-after", "20s", "--", "sh", "-c",
+       "trap 'echo TERM >> \"$1.log\"' TERM; trap 'echo INT >> \"$1.log\"; exit 9' INT; "
+       "echo \"$CONCH_LEASE\" > \"$1.lease\"; echo $$ > \"$1.pid\"; while :; do sleep 0.02; done",
+       "sh", dir / "a"},
+      env_for(prefix));
   pid_t child = pid_from(dir / "a.pid");
   auto lease = conch::detail::parse_lease_hex(line_from(dir / "a.lease"));
   REQUIRE(lease);
@@ -526,14 +545,16 @@ TEST_CASE("elect: etcd unreachable at start exits 69 naming the endpoint", "[ele
   CHECK(who.wait(30s) == 69);
 }
 
-TEST_CASE("elect: a revoked holder whose group honours SIGTERM is known gone at once; no zombie is left",
-          "[elect][subreaper]") {
+TEST_CASE(
+    "elect: a revoked holder whose group honours SIGTERM is known gone at once; no zombie is left",
+    "[elect][subreaper]") {
   temp_dir dir;
   auto prefix = conch::test::unique_prefix();
   // sh dies on SIGTERM before or after its background sleep: the sleep is orphaned.
   conch_run a(dir, "a",
               {"elect", "office", "--kill-after", "5s", "--", "sh", "-c",
-               "echo \"$CONCH_LEASE\" > \"$1.lease\"; echo $$ > \"$1.pid\"; sleep 100 & wait", "sh", dir / "a"},
+               "echo \"$CONCH_LEASE\" > \"$1.lease\"; echo $$ > \"$1.pid\"; sleep 100 & wait", "sh",
+               dir / "a"},
               env_for(prefix));
   pid_t child = pid_from(dir / "a.pid");
   auto lease = conch::detail::parse_lease_hex(line_from(dir / "a.lease"));

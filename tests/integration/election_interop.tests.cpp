@@ -1,9 +1,9 @@
 // Interop with etcd's own election recipe (etcdctl elect): same layout, one leader between them.
+#include "conch/election.hpp"
+#include "conch/etcd.hpp"
 #include "conch/logic/hex.hpp"
 #include "conch/logic/records.hpp"
-#include "conch/election.hpp"
 #include "conch/policies/default_policies.hpp"
-#include "conch/etcd.hpp"
 
 #include "support/etcd_harness.hpp"
 #include "support/eventually.hpp"

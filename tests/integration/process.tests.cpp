@@ -3,36 +3,35 @@
 // (grandchildren too), SIGTERM → SIGKILL escalation, the stop-signal inbox, the
 // watchdog killing a group while its wrapper is frozen or dead, and the holding
 // tools' supervision loop.
-#include <fcntl.h>
-#include <poll.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <catch2/catch.hpp>
-#include <chrono>
-#include <csignal>
-#include <cstdio>
-#include <cstdlib>
-#include <filesystem>
-#include <fstream>
-#include <algorithm>
-#include <functional>
-#include <iterator>
-#include <optional>
-#include <stop_token>
-#include <sstream>
-#include <string>
-#include <thread>
-#include <vector>
-
 #include "conch/logic/supervision.hpp"
 #include "conch/policies/backoff.hpp"
 #include "conch/process/group.hpp"
 #include "conch/process/output.hpp"
 #include "conch/process/signals.hpp"
 #include "conch/process/spawn.hpp"
-#include "conch/process/watchdog.hpp"
 #include "conch/process/supervise.hpp"
+#include "conch/process/watchdog.hpp"
+
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <fcntl.h>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iterator>
+#include <optional>
+#include <poll.h>
+#include <sstream>
+#include <stop_token>
+#include <string>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+#include <vector>
 
 using namespace std::chrono_literals;
 namespace proc = conch::process;
@@ -192,8 +191,9 @@ TEST_CASE("spawn failures name the command; exit codes map like a shell", "[proc
 }
 
 TEST_CASE("captured output passes through and keeps only the tail", "[process]") {
-  auto c = proc::spawn({.argv = {"sh", "-c", "i=0; while [ $i -lt 2000 ]; do echo line$i; i=$((i+1)); done"},
-                        .capture_output = true});
+  auto c = proc::spawn(
+      {.argv = {"sh", "-c", "i=0; while [ $i -lt 2000 ]; do echo line$i; i=$((i+1)); done"},
+       .capture_output = true});
   REQUIRE(c);
   proc::output_tail tail{64};
   int sink = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
@@ -223,8 +223,8 @@ TEST_CASE("the exit fd polls readable when the child exits, and exited() does no
 
 TEST_CASE("a stop signal to the group reaches a grandchild", "[process]") {
   temp_dir dir;
-  auto c = proc::spawn({.argv = {"sh", "-c", "sleep 300 & echo $! > \"$1\"; wait", "sh",
-                                 dir.file("grandchild")}});
+  auto c = proc::spawn(
+      {.argv = {"sh", "-c", "sleep 300 & echo $! > \"$1\"; wait", "sh", dir.file("grandchild")}});
   REQUIRE(c);
   pid_t grandchild = pid_from(dir.file("grandchild"));
   kill_on_exit cleanup{grandchild};
@@ -237,8 +237,7 @@ TEST_CASE("a stop signal to the group reaches a grandchild", "[process]") {
   CHECK(proc::live_members(c->group()) == 0);
 }
 
-TEST_CASE("a child ignoring SIGTERM gets SIGKILL after kill-after, grandchild too",
-          "[process]") {
+TEST_CASE("a child ignoring SIGTERM gets SIGKILL after kill-after, grandchild too", "[process]") {
   temp_dir dir;
   auto c = proc::spawn({.argv = {"sh", "-c",
                                  "trap '' TERM; sleep 300 & echo $! > \"$1\"; "
@@ -298,10 +297,12 @@ TEST_CASE("watchdog: renewals keep the group; a frozen wrapper's group is killed
   REQUIRE(wrapper >= 0);
   if (wrapper == 0) {  // a stand-in wrapper: single-threaded, never returns into Catch2
     ::close(report[0]);
-    [[maybe_unused]] int inherited = ::open("/dev/null", O_RDONLY);  // no O_CLOEXEC: a careless caller's fd
+    [[maybe_unused]] int inherited =
+        ::open("/dev/null", O_RDONLY);  // no O_CLOEXEC: a careless caller's fd
     auto wd = proc::watchdog::spawn("/proc/self/exe", {.kill_after = 500ms});
     if (!wd) ::_exit(1);
-    auto c = proc::spawn({.argv = {"sh", "-c", "sleep 300 & echo $! > \"$1\"; wait", "sh", gc_file}});
+    auto c =
+        proc::spawn({.argv = {"sh", "-c", "sleep 300 & echo $! > \"$1\"; wait", "sh", gc_file}});
     if (!c) ::_exit(2);
     wrapper_report r{c->pid(), wd->pid(), 1};
     (void)wd->watch(c->group(), clk::now() + 400ms);
@@ -327,7 +328,8 @@ TEST_CASE("watchdog: renewals keep the group; a frozen wrapper's group is killed
   auto watchdog_fds = [&] {
     std::vector<int> fds;
     std::error_code ec;
-    for (const auto& e : std::filesystem::directory_iterator("/proc/" + std::to_string(r.watchdog) + "/fd", ec))
+    for (const auto& e :
+         std::filesystem::directory_iterator("/proc/" + std::to_string(r.watchdog) + "/fd", ec))
       if (std::filesystem::read_symlink(e.path(), ec).string() != "anon_inode:[pidfd]")
         fds.push_back(std::stoi(e.path().filename().string()));
     std::sort(fds.begin(), fds.end());
@@ -431,8 +433,9 @@ TEST_CASE("watchdog: the child runs only once the watchdog has acknowledged watc
   const std::string ran = dir.file("ran");
   std::jthread wrapper([&] {
     proc::signal_inbox inbox;
-    (void)proc::supervise(claim, {.argv = {"sh", "-c", "echo ran > \"$1\"", "sh", ran}, .program = "gate-test"},
-                          inbox, &*wd, conch::constant_backoff{50ms});
+    (void)proc::supervise(
+        claim, {.argv = {"sh", "-c", "echo ran > \"$1\"", "sh", ran}, .program = "gate-test"},
+        inbox, &*wd, conch::constant_backoff{50ms});
   });
   pid_t gated = 0;
   REQUIRE(await([&] { return (gated = own_group_leader(wd->pid())) != 0; }));
@@ -480,8 +483,8 @@ TEST_CASE("watchdog: a group id reused after its leader was reaped is never sign
 namespace {
 using conch::process::supervise_outcome;
 
-supervise_outcome supervise_now(const conch::process::held_claim& claim, conch::process::supervise_options opt,
-                                std::stop_token stop = {}) {
+supervise_outcome supervise_now(const conch::process::held_claim& claim,
+                                conch::process::supervise_options opt, std::stop_token stop = {}) {
   proc::block_stop_signals();
   proc::signal_inbox inbox;
   opt.program = "supervise-test";
@@ -489,11 +492,13 @@ supervise_outcome supervise_now(const conch::process::held_claim& claim, conch::
 }
 }  // namespace
 
-TEST_CASE("supervise: the child's own exit code; what it left in its group is stopped", "[supervise]") {
+TEST_CASE("supervise: the child's own exit code; what it left in its group is stopped",
+          "[supervise]") {
   temp_dir dir;
-  auto out = supervise_now({.env = {{"CONCH_REV", "17"}}},
-                           {.argv = {"sh", "-c", "sleep 300 & echo $! > \"$1\"; exit \"$CONCH_REV\"", "sh",
-                                     dir.file("gc")}});
+  auto out =
+      supervise_now({.env = {{"CONCH_REV", "17"}}},
+                    {.argv = {"sh", "-c", "sleep 300 & echo $! > \"$1\"; exit \"$CONCH_REV\"", "sh",
+                              dir.file("gc")}});
   CHECK(out.how == supervise_outcome::ending::exited);
   CHECK(out.exit_code == 17);
   CHECK(out.starts == 1);
@@ -512,7 +517,8 @@ TEST_CASE("supervise: a command that cannot start exits 127 / 126", "[supervise]
   CHECK(denied.exit_code == 126);
 }
 
-TEST_CASE("supervise: loss -> SIGTERM to the group, SIGKILL after kill-after, exit 70", "[supervise]") {
+TEST_CASE("supervise: loss -> SIGTERM to the group, SIGKILL after kill-after, exit 70",
+          "[supervise]") {
   temp_dir dir;
   std::stop_source lost;
   std::jthread loser([&] {
@@ -521,8 +527,9 @@ TEST_CASE("supervise: loss -> SIGTERM to the group, SIGKILL after kill-after, ex
   auto t0 = clk::now();
   auto out = supervise_now(
       {.lost = lost.get_token()},
-      {.argv = {"sh", "-c", "trap '' TERM; sleep 300 & echo $! > \"$1.tmp\"; mv \"$1.tmp\" \"$1\"; "
-                            "while :; do sleep 0.02; done",
+      {.argv = {"sh", "-c",
+                "trap '' TERM; sleep 300 & echo $! > \"$1.tmp\"; mv \"$1.tmp\" \"$1\"; "
+                "while :; do sleep 0.02; done",
                 "sh", dir.file("gc")},
        .kill_after = 400ms});
   CHECK(out.how == supervise_outcome::ending::lost);
@@ -560,10 +567,11 @@ TEST_CASE("supervise: --restart starts the child again with backoff until stoppe
         }))
       stop.request_stop();
   });
-  auto out = supervise_now({.env = {{"CONCH_REV", "5"}}},
-                           {.argv = {"sh", "-c", "echo \"$CONCH_REV\" >> \"$1\"; exit 1", "sh", dir.file("starts")},
-                            .restart = {.enabled = true}},
-                           stop.get_token());
+  auto out = supervise_now(
+      {.env = {{"CONCH_REV", "5"}}},
+      {.argv = {"sh", "-c", "echo \"$CONCH_REV\" >> \"$1\"; exit 1", "sh", dir.file("starts")},
+       .restart = {.enabled = true}},
+      stop.get_token());
   CHECK(out.how == supervise_outcome::ending::stopped);
   CHECK(out.starts >= 3);
   CHECK(slurp(dir.file("starts")).starts_with("5\n5\n5\n"));

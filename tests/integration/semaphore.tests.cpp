@@ -2,8 +2,8 @@
 // per-slot tokens, separate sizes, faults while waiting, no herd.
 #include "conch/semaphore.hpp"
 
-#include "conch/policies/default_policies.hpp"
 #include "conch/etcd.hpp"
+#include "conch/policies/default_policies.hpp"
 
 #include "support/etcd_harness.hpp"
 #include "support/eventually.hpp"

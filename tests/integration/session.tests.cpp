@@ -1,19 +1,19 @@
 // session against a real etcd: keepalive, the local deadline, and every way to be lost.
 #include "conch/session.hpp"
 
-#include "conch/policies/default_policies.hpp"
 #include "conch/etcd.hpp"
+#include "conch/policies/default_policies.hpp"
 
 #include "support/etcd_harness.hpp"
 #include "support/eventually.hpp"
 
-#include <atomic>
 #include <algorithm>
-#include <vector>
-#include <mutex>
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <mutex>
 #include <thread>
+#include <vector>
 
 // Failed checks on a result show its error.
 namespace Catch {

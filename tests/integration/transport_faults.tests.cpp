@@ -1,14 +1,14 @@
 // The etcd transport across etcd restarts: watches resume without losing or
 // repeating an event, keepalives and calls recover, progress notifications
 // move a watch's resume point forward.
-#include <catch2/catch.hpp>
-
-#include <atomic>
-#include <thread>
-
 #include "conch/etcd.hpp"
+
 #include "support/etcd_harness.hpp"
 #include "support/eventually.hpp"
+
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <thread>
 
 using namespace std::chrono_literals;
 using conch::errc;
@@ -79,7 +79,8 @@ TEST_CASE("etcd restart mid-watch: every event arrives exactly once, in order") 
     server.start();
     conch::etcd_transport writer{server.client_options()};
     for (auto v : {"3", "4", "5"})
-      REQUIRE(eventually([&] { return writer.put(put_of(p + "k", v), writer.default_deadline()); }));
+      REQUIRE(
+          eventually([&] { return writer.put(put_of(p + "k", v), writer.default_deadline()); }));
     reader.join();
     CHECK(values(got) == std::vector<std::string>{"3", "4", "5"});
   }
@@ -163,7 +164,8 @@ TEST_CASE("progress notifications move the resume point past a later compaction"
   // it resumes after what it has seen, not from its original start.
   server.compact();
   server.restart();
-  REQUIRE(eventually([&] { return etcd.put(put_of(p + "watched/x", "2"), etcd.default_deadline()); }));
+  REQUIRE(
+      eventually([&] { return etcd.put(put_of(p + "watched/x", "2"), etcd.default_deadline()); }));
   for (;;) {
     auto b = w.next(in(10s));
     REQUIRE(b);

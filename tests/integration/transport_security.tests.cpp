@@ -1,12 +1,12 @@
 // The etcd transport against an etcd that demands TLS client certificates,
 // and one with auth on: a user whose role covers only one prefix.
-#include <catch2/catch.hpp>
-
-#include <thread>
-
 #include "conch/etcd.hpp"
+
 #include "support/etcd_harness.hpp"
 #include "support/eventually.hpp"
+
+#include <catch2/catch.hpp>
+#include <thread>
 
 using namespace std::chrono_literals;
 using conch::errc;

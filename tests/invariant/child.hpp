@@ -9,17 +9,16 @@
 // harness records the instant it saw the process die instead.
 #pragma once
 
-#include <fcntl.h>
-#include <signal.h>
-#include <time.h>
-#include <unistd.h>
+#include "invariant/log_record.hpp"
+#include "invariant/processes.hpp"
 
 #include <cstdlib>
 #include <cstring>
+#include <fcntl.h>
+#include <signal.h>
 #include <string>
-
-#include "invariant/log_record.hpp"
-#include "invariant/processes.hpp"
+#include <time.h>
+#include <unistd.h>
 
 namespace conch::invariant {
 
@@ -65,8 +64,8 @@ inline int child_main(int argc, char** argv) {
 
   log_fd = ::open(argv[2], O_WRONLY | O_APPEND | O_CLOEXEC);
   if (log_fd < 0) return 66;
-  end_prefix_len = static_cast<std::size_t>(
-      std::snprintf(end_prefix, sizeof end_prefix, "E %s %d ", holder.c_str(), static_cast<int>(::getpid())));
+  end_prefix_len = static_cast<std::size_t>(std::snprintf(
+      end_prefix, sizeof end_prefix, "E %s %d ", holder.c_str(), static_cast<int>(::getpid())));
 
   // SIGTERM waits until the start record is out, so an end never precedes its start.
   sigset_t term;

@@ -16,16 +16,16 @@
 namespace conch::invariant {
 
 struct wrapper_story {
-  int signal = 0;      ///< the signal that ended the wrapper itself (0: it exited)
-  int exit_code = 0;   ///< when it exited
+  int signal = 0;              ///< the signal that ended the wrapper itself (0: it exited)
+  int exit_code = 0;           ///< when it exited
   bool killed = false;         ///< the schedule sent it SIGKILL
   bool lease_touched = false;  ///< its lease was revoked or it was frozen: a loss is allowed
-  bool frozen = false;         ///< it was frozen (a loss is allowed: that is 70, never the child's code)
-  bool child_killed = false;   ///< the schedule SIGKILLed its child
-  bool terminated = false;     ///< it was sent SIGTERM (forwarded to its child)
-  bool has_timeout = false;    ///< it ran with --timeout
+  bool frozen = false;  ///< it was frozen (a loss is allowed: that is 70, never the child's code)
+  bool child_killed = false;  ///< the schedule SIGKILLed its child
+  bool terminated = false;    ///< it was sent SIGTERM (forwarded to its child)
+  bool has_timeout = false;   ///< it ran with --timeout
   bool child_ignores_sigterm = false;
-  int children = 0;            ///< intervals it ran (start records)
+  int children = 0;                   ///< intervals it ran (start records)
   bool child_exited_cleanly = false;  ///< its child wrote an "exit" end record
 };
 
@@ -57,10 +57,12 @@ inline std::optional<std::string> judge_exit(const wrapper_story& s) {
       return std::string("exit 143 though nobody sent SIGTERM") +
              (s.frozen ? " (frozen: its watchdog stopped the child, so 70 is due)" : "");
     case 128 + SIGKILL:
-      if (s.children == 1 && (s.child_killed || (s.terminated && s.child_ignores_sigterm))) return std::nullopt;
+      if (s.children == 1 && (s.child_killed || (s.terminated && s.child_ignores_sigterm)))
+        return std::nullopt;
       return std::string("exit 137 though its child was not killed") +
              (s.frozen ? " (frozen: its watchdog stopped the child, so 70 is due)" : "");
-    default: return "unexpected exit " + std::to_string(s.exit_code);
+    default:
+      return "unexpected exit " + std::to_string(s.exit_code);
   }
 }
 

@@ -11,11 +11,11 @@
 //   for (auto& f : plan) ... f.at, f.kind, f.pick, f.freeze_for
 #pragma once
 
+#include "invariant/overlap.hpp"
+
 #include <cstdint>
 #include <string_view>
 #include <vector>
-
-#include "invariant/overlap.hpp"
 
 namespace conch::invariant {
 
@@ -55,14 +55,22 @@ enum class fault_kind {
 
 inline std::string_view name_of(fault_kind k) {
   switch (k) {
-    case fault_kind::kill_holder: return "kill-9 holder";
-    case fault_kind::kill_waiter: return "kill-9 waiter";
-    case fault_kind::revoke_holder: return "revoke holder lease";
-    case fault_kind::revoke_waiter: return "revoke waiter lease";
-    case fault_kind::freeze_holder: return "freeze holder";
-    case fault_kind::freeze_waiter: return "freeze waiter";
-    case fault_kind::kill_child: return "kill-9 child";
-    case fault_kind::stop_holder: return "SIGTERM holder";
+    case fault_kind::kill_holder:
+      return "kill-9 holder";
+    case fault_kind::kill_waiter:
+      return "kill-9 waiter";
+    case fault_kind::revoke_holder:
+      return "revoke holder lease";
+    case fault_kind::revoke_waiter:
+      return "revoke waiter lease";
+    case fault_kind::freeze_holder:
+      return "freeze holder";
+    case fault_kind::freeze_waiter:
+      return "freeze waiter";
+    case fault_kind::kill_child:
+      return "kill-9 child";
+    case fault_kind::stop_holder:
+      return "SIGTERM holder";
   }
   return "?";
 }
@@ -72,8 +80,9 @@ inline std::string_view name_of(fault_kind k) {
 /// stated window. (A killed child or a SIGTERM ends the child before the
 /// release: no overlap is ever excused for them.)
 inline bool is_loss_event(fault_kind k) {
-  return k == fault_kind::kill_holder || k == fault_kind::revoke_holder || k == fault_kind::freeze_holder ||
-         k == fault_kind::freeze_waiter || k == fault_kind::revoke_waiter || k == fault_kind::kill_waiter;
+  return k == fault_kind::kill_holder || k == fault_kind::revoke_holder ||
+         k == fault_kind::freeze_holder || k == fault_kind::freeze_waiter ||
+         k == fault_kind::revoke_waiter || k == fault_kind::kill_waiter;
 }
 
 struct planned_fault {
@@ -101,8 +110,9 @@ inline std::vector<planned_fault> plan_faults(std::uint64_t seed, const plan_opt
     int weight;
   };
   static constexpr weighted table[] = {
-      {fault_kind::kill_holder, 14},   {fault_kind::kill_waiter, 7},   {fault_kind::revoke_holder, 20},
-      {fault_kind::revoke_waiter, 7},  {fault_kind::freeze_holder, 26}, {fault_kind::freeze_waiter, 6},
+      {fault_kind::kill_holder, 14},   {fault_kind::kill_waiter, 7},
+      {fault_kind::revoke_holder, 20}, {fault_kind::revoke_waiter, 7},
+      {fault_kind::freeze_holder, 26}, {fault_kind::freeze_waiter, 6},
       {fault_kind::kill_child, 10},    {fault_kind::stop_holder, 10},
   };
   int total = 0;
@@ -123,7 +133,8 @@ inline std::vector<planned_fault> plan_faults(std::uint64_t seed, const plan_opt
     }
     f.pick = static_cast<std::uint32_t>(r.next());
     if (f.kind == fault_kind::freeze_holder || f.kind == fault_kind::freeze_waiter)
-      f.freeze_for = r.chance(50) ? r.between(150 * ms, o.ttl * 3 / 4) : r.between(o.ttl + 500 * ms, o.ttl + 2'000 * ms);
+      f.freeze_for = r.chance(50) ? r.between(150 * ms, o.ttl * 3 / 4)
+                                  : r.between(o.ttl + 500 * ms, o.ttl + 2'000 * ms);
     out.push_back(f);
   }
   return out;
@@ -131,9 +142,9 @@ inline std::vector<planned_fault> plan_faults(std::uint64_t seed, const plan_opt
 
 /// How one contender behaves, drawn in spawn order from the seed.
 struct contender_shape {
-  nanos child_runs = 0;       ///< the child exits by itself after this long (0: until told to stop)
+  nanos child_runs = 0;  ///< the child exits by itself after this long (0: until told to stop)
   bool ignores_sigterm = false;  ///< the child must then be SIGKILLed after --kill-after
-  nanos timeout = 0;          ///< --timeout while waiting (0: none)
+  nanos timeout = 0;             ///< --timeout while waiting (0: none)
 };
 
 class contender_shapes {
@@ -141,7 +152,8 @@ class contender_shapes {
   explicit contender_shapes(std::uint64_t seed) : r_(seed ^ 0x636f6e74656e64ULL) {}  // "contend"
   contender_shape next() {
     contender_shape s;
-    s.child_runs = r_.chance(80) ? r_.between(300 * ms, 2'500 * ms) : r_.between(3'000 * ms, 6'000 * ms);
+    s.child_runs =
+        r_.chance(80) ? r_.between(300 * ms, 2'500 * ms) : r_.between(3'000 * ms, 6'000 * ms);
     s.ignores_sigterm = r_.chance(30);
     if (r_.chance(20)) s.timeout = r_.between(1'000 * ms, 4'000 * ms);
     return s;

@@ -16,27 +16,8 @@
 // the bound; (2) convergence after the last fault — exactly min(N, live)
 // holders, every waiter promoted in turn, every exit explained (0, 70, 75,
 // ...); (3) tokens strictly increase per slot. docs/invariants.md explains.
-#include <fcntl.h>
-#include <signal.h>
-#include <sys/prctl.h>
-#include <unistd.h>
-
-#include <algorithm>
-#include <cinttypes>
-#include <cstdio>
-#include <cstdlib>
-#include <deque>
-#include <filesystem>
-#include <iostream>
-#include <map>
-#include <nlohmann/json.hpp>
-#include <optional>
-#include <random>
-#include <sstream>
-#include <string>
-#include <vector>
-
 #include "conch/logic/duration.hpp"
+
 #include "invariant/child.hpp"
 #include "invariant/exit_verdict.hpp"
 #include "invariant/fault_plan.hpp"
@@ -44,6 +25,25 @@
 #include "invariant/processes.hpp"
 #include "invariant/world.hpp"
 #include "support/etcd_harness.hpp"
+
+#include <algorithm>
+#include <cinttypes>
+#include <cstdio>
+#include <cstdlib>
+#include <deque>
+#include <fcntl.h>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <random>
+#include <signal.h>
+#include <sstream>
+#include <string>
+#include <sys/prctl.h>
+#include <unistd.h>
+#include <vector>
 
 namespace {
 
@@ -113,16 +113,16 @@ struct phase_spec {
   std::string name{};    ///< "sema", "elect", "probe"
   std::string recipe{};  ///< "sema" or "elect"
   std::string office{};  ///< the semaphore or office name
-  int capacity = 1;    ///< N
-  int contenders = 4;  ///< K
-  nanos duration = 0;  ///< of the fault schedule
+  int capacity = 1;      ///< N
+  int contenders = 4;    ///< K
+  nanos duration = 0;    ///< of the fault schedule
   std::uint64_t salt = 0;
 };
 
 class phase_run {
  public:
-  phase_run(const options& o, const timing& tm, conch::test::etcd_server& etcd, const std::string& dir,
-            phase_spec spec)
+  phase_run(const options& o, const timing& tm, conch::test::etcd_server& etcd,
+            const std::string& dir, phase_spec spec)
       : opt_(o),
         tm_(tm),
         etcd_(etcd),
@@ -152,8 +152,8 @@ class phase_run {
       s << "conch elect " << spec_.office << ", a holder's wrapper frozen past its TTL, 3 rounds";
     else
       s << "conch " << spec_.recipe << " " << spec_.office
-        << (spec_.recipe == "sema" ? " --max " + std::to_string(spec_.capacity) : std::string()) << ", "
-        << spec_.contenders << " contenders, faults for " << fmt_s(spec_.duration);
+        << (spec_.recipe == "sema" ? " --max " + std::to_string(spec_.capacity) : std::string())
+        << ", " << spec_.contenders << " contenders, faults for " << fmt_s(spec_.duration);
     s << " (--ttl " << tm_.ttl / ms << "ms --kill-after " << tm_.kill_after / ms << "ms)";
     return s.str();
   }
@@ -182,8 +182,9 @@ class phase_run {
       flags.push_back("--timeout");
       flags.push_back(std::to_string(shape.timeout / ms) + "ms");
     }
-    flags.insert(flags.end(), {"--", exe_, std::string(inv::child_argument), w_.log_path(), id,
-                               std::to_string(shape.child_runs / ms), shape.ignores_sigterm ? "1" : "0"});
+    flags.insert(flags.end(),
+                 {"--", exe_, std::string(inv::child_argument), w_.log_path(), id,
+                  std::to_string(shape.child_runs / ms), shape.ignores_sigterm ? "1" : "0"});
     return w_.spawn_contender(id, conch_args(flags), shape, final);
   }
 
@@ -195,13 +196,15 @@ class phase_run {
   }
 
   void add_window(nanos begin, nanos end, inv::fault_kind kind, const std::string& who) {
-    windows_.push_back({begin, end, std::string(inv::name_of(kind)) + " " + who + " " + at_rel(begin, t0_)});
+    windows_.push_back(
+        {begin, end, std::string(inv::name_of(kind)) + " " + who + " " + at_rel(begin, t0_)});
     window_kinds_.push_back(kind);
   }
 
   // ---- the fault phase
   void faults() {
-    const auto plan = inv::plan_faults(opt_.seed ^ spec_.salt, {.duration = spec_.duration, .ttl = tm_.ttl});
+    const auto plan =
+        inv::plan_faults(opt_.seed ^ spec_.salt, {.duration = spec_.duration, .ttl = tm_.ttl});
     inv::contender_shapes shapes{opt_.seed ^ spec_.salt};
     struct due {
       inv::planned_fault f;
@@ -211,7 +214,8 @@ class phase_run {
     for (const auto& f : plan) pending.push_back({f});
     const nanos end = t0_ + spec_.duration;
     while (inv::now_ns() < end) {
-      if (alive_contenders(false) < spec_.contenders && inv::now_ns() >= next_spawn_) spawn(shapes.next(), false);
+      if (alive_contenders(false) < spec_.contenders && inv::now_ns() >= next_spawn_)
+        spawn(shapes.next(), false);
       while (!pending.empty() && t0_ + pending.front().f.at <= inv::now_ns()) {
         due d = pending.front();
         pending.pop_front();
@@ -220,7 +224,8 @@ class phase_run {
         if (!apply(d.f, d.tries == 3)) {
           d.f.at += 250 * ms;
           ++d.tries;
-          auto at = std::find_if(pending.begin(), pending.end(), [&](const due& x) { return x.f.at > d.f.at; });
+          auto at = std::find_if(pending.begin(), pending.end(),
+                                 [&](const due& x) { return x.f.at > d.f.at; });
           pending.insert(at, d);
         }
       }
@@ -235,8 +240,9 @@ class phase_run {
     using K = inv::fault_kind;
     const nanos t = inv::now_ns();
     applied_fault a{.at = t, .kind = f.kind};
-    const bool on_holder = f.kind == K::kill_holder || f.kind == K::revoke_holder || f.kind == K::freeze_holder ||
-                           f.kind == K::kill_child || f.kind == K::stop_holder;
+    const bool on_holder = f.kind == K::kill_holder || f.kind == K::revoke_holder ||
+                           f.kind == K::freeze_holder || f.kind == K::kill_child ||
+                           f.kind == K::stop_holder;
     if (f.kind == K::revoke_waiter) {  // the waiter's lease is only in etcd: look it up first
       if (w_.waiters(300 * ms).empty() && !last_try) return false;
       revoke_waiter(f, a);
@@ -284,20 +290,22 @@ class phase_run {
         revoke(lease, applied_.size(), c.id);
         break;
       }
-      case K::revoke_waiter: break;
+      case K::revoke_waiter:
+        break;
     }
     applied_.push_back(a);
     return true;
   }
 
   void revoke(const std::string& lease, std::size_t fault_index, const std::string& who) {
-    w_.run_async({"etcdctl", "--endpoints=" + etcd_.url(), "--dial-timeout=2s", "--command-timeout=5s", "lease",
-                  "revoke", lease},
+    w_.run_async({"etcdctl", "--endpoints=" + etcd_.url(), "--dial-timeout=2s",
+                  "--command-timeout=5s", "lease", "revoke", lease},
                  {"ETCDCTL_API=3"}, [this, fault_index, who](int code, const std::string& out) {
                    auto& a = applied_[fault_index];
                    a.done = inv::now_ns();
                    a.note += code == 0 ? " revoked in " + fmt_ms(a.done - a.at)
-                                       : " (etcdctl " + std::to_string(code) + ": " + first_line(out) + ")";
+                                       : " (etcdctl " + std::to_string(code) + ": " +
+                                             first_line(out) + ")";
                    add_window(a.at, a.done + tm_.overlap_bound(), a.kind, who);
                  });
   }
@@ -307,39 +315,41 @@ class phase_run {
   void revoke_waiter(const inv::planned_fault& f, applied_fault a) {
     const std::size_t index = applied_.size();
     applied_.push_back(a);
-    const std::string keys = prefix_ + (spec_.recipe == "sema" ? "sema/" + spec_.office + "/max=" +
-                                                                     std::to_string(spec_.capacity) + "/queue/"
-                                                               : "elect/" + spec_.office + "/");
-    w_.run_async(
-        {"etcdctl", "--endpoints=" + etcd_.url(), "--dial-timeout=2s", "--command-timeout=5s", "get", "--prefix",
-         keys},
-        {"ETCDCTL_API=3"}, [this, f, index](int code, const std::string& out) {
-          auto& a = applied_[index];
-          if (code != 0) {
-            a.note = "skipped: etcdctl get " + std::to_string(code);
-            return;
-          }
-          // key line, value line (the holder record: its pid tells whose key it is)
-          std::vector<std::pair<std::string, inv::contender*>> found;
-          std::istringstream lines(out);
-          for (std::string key, value; std::getline(lines, key) && std::getline(lines, value);) {
-            auto j = nlohmann::json::parse(value, nullptr, false);
-            if (!j.is_object() || !j.contains("pid") || !j["pid"].is_number_integer()) continue;
-            const pid_t pid = j["pid"].get<pid_t>();
-            for (auto* c : w_.waiters(300 * ms))
-              if (c->pid == pid) found.emplace_back(key.substr(key.rfind('/') + 1), c);
-          }
-          if (found.empty()) {
-            a.note = "skipped: no waiter";
-            return;
-          }
-          auto& [lease, c] = found[f.pick % found.size()];
-          a.target = c->id;
-          a.at = inv::now_ns();
-          a.note = "lease " + lease;
-          c->story.lease_touched = true;
-          revoke(lease, index, c->id);
-        });
+    const std::string keys =
+        prefix_ + (spec_.recipe == "sema" ? "sema/" + spec_.office +
+                                                "/max=" + std::to_string(spec_.capacity) + "/queue/"
+                                          : "elect/" + spec_.office + "/");
+    w_.run_async({"etcdctl", "--endpoints=" + etcd_.url(), "--dial-timeout=2s",
+                  "--command-timeout=5s", "get", "--prefix", keys},
+                 {"ETCDCTL_API=3"}, [this, f, index](int code, const std::string& out) {
+                   auto& a = applied_[index];
+                   if (code != 0) {
+                     a.note = "skipped: etcdctl get " + std::to_string(code);
+                     return;
+                   }
+                   // key line, value line (the holder record: its pid tells whose key it is)
+                   std::vector<std::pair<std::string, inv::contender*>> found;
+                   std::istringstream lines(out);
+                   for (std::string key, value;
+                        std::getline(lines, key) && std::getline(lines, value);) {
+                     auto j = nlohmann::json::parse(value, nullptr, false);
+                     if (!j.is_object() || !j.contains("pid") || !j["pid"].is_number_integer())
+                       continue;
+                     const pid_t pid = j["pid"].get<pid_t>();
+                     for (auto* c : w_.waiters(300 * ms))
+                       if (c->pid == pid) found.emplace_back(key.substr(key.rfind('/') + 1), c);
+                   }
+                   if (found.empty()) {
+                     a.note = "skipped: no waiter";
+                     return;
+                   }
+                   auto& [lease, c] = found[f.pick % found.size()];
+                   a.target = c->id;
+                   a.at = inv::now_ns();
+                   a.note = "lease " + lease;
+                   c->story.lease_touched = true;
+                   revoke(lease, index, c->id);
+                 });
   }
 
   // ---- convergence after the last fault
@@ -363,7 +373,8 @@ class phase_run {
     nanos settled_from = last_fault_;
     for (auto& c : w_.contenders())
       if (!c.final) settled_from = std::max(settled_from, c.ended_at);
-    if (!w_.await([&] { return w_.running_children() == expected_now(); }, tm_.expiry_delay() + 5'000 * ms)) {
+    if (!w_.await([&] { return w_.running_children() == expected_now(); },
+                  tm_.expiry_delay() + 5'000 * ms)) {
       problem("convergence: " + std::to_string(w_.running_children()) + " holders, expected " +
               std::to_string(expected_now()));
       return;
@@ -387,7 +398,8 @@ class phase_run {
     while (alive_contenders(true) > 0) {
       auto holding = w_.holders(true);
       if (holding.empty()) {
-        problem("release round: " + std::to_string(alive_contenders(true)) + " contenders left, none holds");
+        problem("release round: " + std::to_string(alive_contenders(true)) +
+                " contenders left, none holds");
         return;
       }
       inv::contender& h = *holding.front();
@@ -400,8 +412,9 @@ class phase_run {
       const int want = std::min(spec_.capacity, alive_contenders(true));
       const nanos released = w_.intervals()[static_cast<std::size_t>(h.interval)].end;
       if (!w_.await([&] { return w_.running_children() == want; }, 5'000 * ms)) {
-        problem("release round: after " + h.id + " released, " + std::to_string(w_.running_children()) +
-                " holders, expected " + std::to_string(want) + " (a waiter was not promoted)");
+        problem("release round: after " + h.id + " released, " +
+                std::to_string(w_.running_children()) + " holders, expected " +
+                std::to_string(want) + " (a waiter was not promoted)");
         return;
       }
       if (want == std::min(spec_.capacity, alive_contenders(true) + 1)) {  // someone took its place
@@ -416,7 +429,8 @@ class phase_run {
 
   void cross_check_who(int holders, int waiters) {
     std::string out;
-    int rc = conch::test::harness_detail::run(conch_args({"--who", "--json"}), {}, &out, std::chrono::seconds(15));
+    int rc = conch::test::harness_detail::run(conch_args({"--who", "--json"}), {}, &out,
+                                              std::chrono::seconds(15));
     std::string json_line;
     std::istringstream lines(out);
     for (std::string l; std::getline(lines, l);)
@@ -428,13 +442,15 @@ class phase_run {
     }
     std::vector<std::string> running_leases;
     for (std::size_t i = 0; i < w_.intervals().size(); ++i)
-      if (w_.intervals()[i].end == inv::open_end) running_leases.push_back(w_.start_of(static_cast<int>(i)).lease);
+      if (w_.intervals()[i].end == inv::open_end)
+        running_leases.push_back(w_.start_of(static_cast<int>(i)).lease);
     std::vector<std::string> shown;
     if (spec_.recipe == "sema") {
       for (auto& s : j["slots"]) shown.push_back(s.value("lease", ""));
       const int w = static_cast<int>(j["waiters"].size());
       if (w != waiters)
-        problem("--who lists " + std::to_string(w) + " waiters, expected " + std::to_string(waiters));
+        problem("--who lists " + std::to_string(w) + " waiters, expected " +
+                std::to_string(waiters));
     } else {
       shown.push_back(j.value("lease", ""));
     }
@@ -460,7 +476,8 @@ class phase_run {
                  out.find_first_not_of(" \n") == std::string::npos;
         },
         tm_.expiry_delay() + 3'000 * ms);
-    if (!empty) problem("keys left under " + prefix_ + " after everyone released: " + first_line(out));
+    if (!empty)
+      problem("keys left under " + prefix_ + " after everyone released: " + first_line(out));
   }
 
   // ---- the watchdog probe
@@ -474,14 +491,18 @@ class phase_run {
       }
       inv::contender& b = spawn({}, true);
       // B has campaigned once its key is there (two keys under the office).
-      w_.await([&] { return count_keys(prefix_ + "elect/" + spec_.office + "/") == 2; }, 10'000 * ms);
+      w_.await([&] { return count_keys(prefix_ + "elect/" + spec_.office + "/") == 2; },
+               10'000 * ms);
       const nanos frozen_at = inv::now_ns();
       const nanos freeze_for = tm_.ttl + 2'000 * ms;
       w_.freeze(a, freeze_for);
       a.story.lease_touched = a.story.frozen = true;
-      applied_.push_back({.at = frozen_at, .kind = inv::fault_kind::freeze_holder, .target = a.id,
+      applied_.push_back({.at = frozen_at,
+                          .kind = inv::fault_kind::freeze_holder,
+                          .target = a.id,
                           .note = "for " + fmt_ms(freeze_for)});
-      add_window(frozen_at, frozen_at + tm_.expiry_delay() + tm_.overlap_bound(), inv::fault_kind::freeze_holder, a.id);
+      add_window(frozen_at, frozen_at + tm_.expiry_delay() + tm_.overlap_bound(),
+                 inv::fault_kind::freeze_holder, a.id);
       if (!w_.await([&] { return b.interval >= 0; }, freeze_for + 5'000 * ms)) {
         problem("probe: " + b.id + " never took over from frozen " + a.id);
         return;
@@ -491,18 +512,24 @@ class phase_run {
       const auto& ax = w_.intervals()[static_cast<std::size_t>(a.interval)];
       const auto& bx = w_.intervals()[static_cast<std::size_t>(b.interval)];
       const nanos thawed = a.thaw_at;
-      probe_line p{.round = round, .ignores = ignores, .killed_after = ax.end - frozen_at,
-                   .promoted_after = bx.start - frozen_at, .overlap = ax.end - bx.start};
+      probe_line p{.round = round,
+                   .ignores = ignores,
+                   .killed_after = ax.end - frozen_at,
+                   .promoted_after = bx.start - frozen_at,
+                   .overlap = ax.end - bx.start};
       probes_.push_back(p);
       if (ax.end == inv::open_end || ax.end >= thawed)
-        problem("probe: " + a.id + "'s child outlived the freeze of its wrapper (the watchdog did not kill it)");
+        problem("probe: " + a.id +
+                "'s child outlived the freeze of its wrapper (the watchdog did not kill it)");
       if (p.overlap > tm_.overlap_bound())
         problem("probe: overlap " + fmt_ms(p.overlap) + " after lease expiry exceeds the bound " +
                 fmt_ms(tm_.overlap_bound()));
-      if (!w_.await([&] { return !a.alive; }, 5'000 * ms)) problem("probe: " + a.id + " still running after thaw");
+      if (!w_.await([&] { return !a.alive; }, 5'000 * ms))
+        problem("probe: " + a.id + " still running after thaw");
       ::kill(b.pid, SIGTERM);
       b.story.terminated = true;
-      if (!w_.await([&] { return !b.alive; }, 10'000 * ms)) problem("probe: " + b.id + " ignored SIGTERM");
+      if (!w_.await([&] { return !b.alive; }, 10'000 * ms))
+        problem("probe: " + b.id + " ignored SIGTERM");
     }
     last_fault_ = applied_.empty() ? t0_ : applied_.back().at;
     await_prefix_empty();
@@ -538,23 +565,25 @@ class phase_run {
     for (const auto& g : w_.garbled_) problem("garbled log line: " + g);
     if (spec_.name != "probe" && spec_.duration >= 10'000 * ms) {
       // A run in which nothing was held, or nothing was lost, proves nothing.
-      const auto losses = std::count_if(applied_.begin(), applied_.end(), [](const applied_fault& a) {
-        return !a.target.empty() && inv::is_loss_event(a.kind);
-      });
+      const auto losses = std::count_if(
+          applied_.begin(), applied_.end(),
+          [](const applied_fault& a) { return !a.target.empty() && inv::is_loss_event(a.kind); });
       if (xs.size() < 5 || losses < 3)
         problem("the run exercised too little: " + std::to_string(xs.size()) + " children, " +
                 std::to_string(losses) + " losses induced");
     }
 
     const auto report = inv::judge_overlap(xs, spec_.capacity, windows_, tm_.overlap_bound());
-    for (auto i : report.unexcused) problem("more than " + std::to_string(spec_.capacity) + " at once outside every window: " + describe(report.stretches[i]));
+    for (auto i : report.unexcused)
+      problem("more than " + std::to_string(spec_.capacity) +
+              " at once outside every window: " + describe(report.stretches[i]));
     for (auto i : report.too_long)
       problem("overlap of " + fmt_ms(report.stretches[i].length()) + " exceeds the bound " +
               fmt_ms(tm_.overlap_bound()) + ": " + describe(report.stretches[i]));
     for (const auto& b : inv::token_breaks(xs))
-      problem("token did not increase in slot " + std::to_string(xs[b.later].slot) + ": " + xs[b.earlier].holder +
-              " had " + std::to_string(xs[b.earlier].token) + ", then " + xs[b.later].holder + " had " +
-              std::to_string(xs[b.later].token));
+      problem("token did not increase in slot " + std::to_string(xs[b.later].slot) + ": " +
+              xs[b.earlier].holder + " had " + std::to_string(xs[b.earlier].token) + ", then " +
+              xs[b.later].holder + " had " + std::to_string(xs[b.later].token));
     std::map<int, int> exits;
     for (auto& c : w_.contenders()) {
       ++exits[c.story.signal ? -c.story.signal : c.story.exit_code];
@@ -562,20 +591,23 @@ class phase_run {
     }
 
     print_summary(report, exits);
-    if (!problems_.empty()) print_failure();
-    else if (opt_.verbose) print_schedule();
+    if (!problems_.empty())
+      print_failure();
+    else if (opt_.verbose)
+      print_schedule();
     return problems_.empty();
   }
 
   std::string describe(const inv::stretch& s) const {
     const auto& xs = w_.intervals();
     std::ostringstream o;
-    o << at_rel(s.begin, t0_) << " .. " << at_rel(s.end, t0_) << " (" << fmt_ms(s.length()) << ", peak " << s.peak
-      << ")";
+    o << at_rel(s.begin, t0_) << " .. " << at_rel(s.end, t0_) << " (" << fmt_ms(s.length())
+      << ", peak " << s.peak << ")";
     for (auto m : s.members) {
       const auto& x = xs[m];
-      o << "\n      " << x.holder << " slot " << x.slot << " token " << x.token << " " << at_rel(x.start, t0_)
-        << " .. " << at_rel(x.end, t0_) << (x.observed_end ? " (seen dead)" : "");
+      o << "\n      " << x.holder << " slot " << x.slot << " token " << x.token << " "
+        << at_rel(x.start, t0_) << " .. " << at_rel(x.end, t0_)
+        << (x.observed_end ? " (seen dead)" : "");
     }
     auto causes = inv::causes_near(s, windows_);
     o << "\n      near: " << (causes.empty() ? std::string("no fault") : join(causes));
@@ -596,15 +628,19 @@ class phase_run {
     std::map<std::string, int> kinds;
     int skipped = 0;
     for (const auto& a : applied_) {
-      if (a.target.empty()) ++skipped;
-      else ++kinds[std::string(inv::name_of(a.kind))];
+      if (a.target.empty())
+        ++skipped;
+      else
+        ++kinds[std::string(inv::name_of(a.kind))];
     }
     std::cout << "   " << w_.contenders().size() << " contenders, " << xs.size() << " children, "
               << applied_.size() - skipped << " faults applied (" << skipped << " found no target)";
-    for (auto& [k, n] : kinds) std::cout << (k == kinds.begin()->first ? ": " : ", ") << k << " " << n;
+    for (auto& [k, n] : kinds)
+      std::cout << (k == kinds.begin()->first ? ": " : ", ") << k << " " << n;
     std::cout << "\n   max at once " << r.max_concurrency << " (N = " << spec_.capacity << "); "
-              << r.stretches.size() << " excess stretch(es), longest " << fmt_ms(r.longest) << " (bound "
-              << fmt_ms(tm_.overlap_bound()) << "), " << r.unexcused.size() << " outside their window\n";
+              << r.stretches.size() << " excess stretch(es), longest " << fmt_ms(r.longest)
+              << " (bound " << fmt_ms(tm_.overlap_bound()) << "), " << r.unexcused.size()
+              << " outside their window\n";
     // The longest stretch after each kind of loss (the latest window holding it).
     std::map<std::string, nanos> by_kind;
     for (const auto& s : r.stretches) {
@@ -623,26 +659,29 @@ class phase_run {
     }
     std::map<int, std::int64_t> slots;
     for (const auto& x : xs) ++slots[x.slot];
-    std::cout << "   tokens strictly increasing in " << slots.size() << " slot(s) over " << xs.size()
-              << " successions";
+    std::cout << "   tokens strictly increasing in " << slots.size() << " slot(s) over "
+              << xs.size() << " successions";
     if (converged_in_ >= 0)
       std::cout << "\n   after the last fault: its contenders all ended in " << fmt_s(drained_in_)
                 << ", then exactly min(N, waiting) held after " << fmt_ms(converged_in_);
     if (handover_max_ > 0) std::cout << "; release round handover max " << fmt_ms(handover_max_);
     std::cout << "\n   exits:";
-    for (auto& [code, n] : exits) std::cout << " " << (code < 0 ? "signal " + std::to_string(-code) : std::to_string(code)) << "×" << n;
+    for (auto& [code, n] : exits)
+      std::cout << " " << (code < 0 ? "signal " + std::to_string(-code) : std::to_string(code))
+                << "×" << n;
     std::cout << "\n";
     for (const auto& p : probes_)
       std::cout << "   probe round " << p.round << " (child " << (p.ignores ? "ignores" : "honours")
-                << " SIGTERM): child killed " << fmt_ms(p.killed_after) << " after the freeze, next holder started "
-                << fmt_ms(p.promoted_after) << " after it: overlap " << fmt_ms(std::max<nanos>(p.overlap, 0))
+                << " SIGTERM): child killed " << fmt_ms(p.killed_after)
+                << " after the freeze, next holder started " << fmt_ms(p.promoted_after)
+                << " after it: overlap " << fmt_ms(std::max<nanos>(p.overlap, 0))
                 << (p.overlap < 0 ? " (gap " + fmt_ms(-p.overlap) + ")" : std::string()) << "\n";
     std::cout << std::flush;
   }
 
   void print_failure() {
-    std::cout << "FAILED " << spec_.name << " (reproduce: invariant --seed " << opt_.seed << " --duration "
-              << opt_.duration / ms << "ms --phases " << spec_.name << ")\n";
+    std::cout << "FAILED " << spec_.name << " (reproduce: invariant --seed " << opt_.seed
+              << " --duration " << opt_.duration / ms << "ms --phases " << spec_.name << ")\n";
     for (const auto& p : problems_) std::cout << "  - " << p << "\n";
     print_schedule();
   }
@@ -651,7 +690,8 @@ class phase_run {
     std::cout << "  fault schedule (seed " << opt_.seed << "):\n";
     for (const auto& a : applied_)
       std::cout << "    " << at_rel(a.at, t0_) << "  " << inv::name_of(a.kind) << " "
-                << (a.target.empty() ? "-" : a.target) << (a.note.empty() ? "" : "  " + a.note) << "\n";
+                << (a.target.empty() ? "-" : a.target) << (a.note.empty() ? "" : "  " + a.note)
+                << "\n";
     std::cout << "  interval log: " << w_.log_path() << std::endl;
   }
 
@@ -692,8 +732,10 @@ class phase_run {
 options parse(int argc, char** argv) {
   options o;
   bool seeded = false;
-  if (const char* e = std::getenv("CONCH_TEST_BIN")) o.conch = e;
-  else o.conch = std::string(CONCH_BIN_DIR) + "/conch";
+  if (const char* e = std::getenv("CONCH_TEST_BIN"))
+    o.conch = e;
+  else
+    o.conch = std::string(CONCH_BIN_DIR) + "/conch";
   auto value = [&](int& i) -> std::string {
     if (i + 1 >= argc) usage_error(std::string(argv[i]) + " needs a value");
     return argv[++i];
@@ -703,24 +745,27 @@ options parse(int argc, char** argv) {
     errno = 0;
     long long n = std::strtoll(v.c_str(), &end, 10);
     if (v.empty() || *end || errno || n < lo || n > hi)
-      usage_error(flag + ": \"" + v + "\" is not a number in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+      usage_error(flag + ": \"" + v + "\" is not a number in [" + std::to_string(lo) + ", " +
+                  std::to_string(hi) + "]");
     return n;
   };
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--help" || a == "-h") {
-      std::cout << "usage: invariant [--seed N] [--duration D] [--phases probe,sema,elect] [--max N]\n"
-                   "                 [--contenders K] [--conch PATH] [--keep] [--verbose]\n"
-                   "Runs conch contenders under a seeded fault schedule against a throwaway etcd and\n"
-                   "checks bounded concurrency, convergence and fencing tokens (docs/invariants.md).\n"
-                   "--duration is the fault time of sema and elect together (default 60s).\n";
+      std::cout
+          << "usage: invariant [--seed N] [--duration D] [--phases probe,sema,elect] [--max N]\n"
+             "                 [--contenders K] [--conch PATH] [--keep] [--verbose]\n"
+             "Runs conch contenders under a seeded fault schedule against a throwaway etcd and\n"
+             "checks bounded concurrency, convergence and fencing tokens (docs/invariants.md).\n"
+             "--duration is the fault time of sema and elect together (default 60s).\n";
       std::exit(0);
     } else if (a == "--seed") {
       const std::string v = value(i);
       char* end = nullptr;
       errno = 0;
       o.seed = std::strtoull(v.c_str(), &end, 10);
-      if (v.empty() || *end || errno || v.front() == '-') usage_error("--seed: \"" + v + "\" is not a number");
+      if (v.empty() || *end || errno || v.front() == '-')
+        usage_error("--seed: \"" + v + "\" is not a number");
       seeded = true;
     } else if (a == "--duration") {
       auto d = conch::detail::parse_duration(value(i));
@@ -731,7 +776,8 @@ options parse(int argc, char** argv) {
       o.phases.clear();
       std::istringstream s(value(i));
       for (std::string p; std::getline(s, p, ',');) {
-        if (p != "probe" && p != "sema" && p != "elect") usage_error("--phases: unknown phase \"" + p + "\"");
+        if (p != "probe" && p != "sema" && p != "elect")
+          usage_error("--phases: unknown phase \"" + p + "\"");
         o.phases.push_back(p);
       }
       if (o.phases.empty()) usage_error("--phases: empty");
@@ -750,7 +796,8 @@ options parse(int argc, char** argv) {
       usage_error("unknown argument \"" + a + "\"");
     }
   }
-  if (::access(o.conch.c_str(), X_OK) != 0) usage_error("conch binary not found at " + o.conch + " (--conch PATH)");
+  if (::access(o.conch.c_str(), X_OK) != 0)
+    usage_error("conch binary not found at " + o.conch + " (--conch PATH)");
   if (!seeded) o.seed = std::random_device{}() % 1'000'000;
   return o;
 }
@@ -762,8 +809,8 @@ void on_stop_signal(int) { inv::interrupted = 1; }
 int main(int argc, char** argv) {
   if (argc >= 2 && argv[1] == inv::child_argument) return inv::child_main(argc, argv);
   const options opt = parse(argc, argv);
-  std::cout << "invariant: seed " << opt.seed << ", duration " << opt.duration / ms << "ms, conch " << opt.conch
-            << std::endl;
+  std::cout << "invariant: seed " << opt.seed << ", duration " << opt.duration / ms << "ms, conch "
+            << opt.conch << std::endl;
 
   // What our wrappers leave behind when killed becomes ours to reap and end.
   ::prctl(PR_SET_CHILD_SUBREAPER, 1);
@@ -813,10 +860,14 @@ int main(int argc, char** argv) {
     code = 1;
   }
   if (code == 0 && !ok) code = 1;
-  if (code == 0) std::cout << "invariant: PASS (seed " << opt.seed << ")" << std::endl;
-  else if (code == 1) std::cout << "invariant: FAIL (seed " << opt.seed << ")" << std::endl;
+  if (code == 0)
+    std::cout << "invariant: PASS (seed " << opt.seed << ")" << std::endl;
+  else if (code == 1)
+    std::cout << "invariant: FAIL (seed " << opt.seed << ")" << std::endl;
   std::error_code ec;
-  if (code == 0 && !opt.keep) std::filesystem::remove_all(dir, ec);
-  else std::cout << "invariant: logs kept in " << dir << std::endl;
+  if (code == 0 && !opt.keep)
+    std::filesystem::remove_all(dir, ec);
+  else
+    std::cout << "invariant: logs kept in " << dir << std::endl;
   return code;
 }

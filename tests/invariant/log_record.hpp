@@ -10,13 +10,13 @@
 //   E <holder> <pid> <ns> <how>          how: exit | term
 #pragma once
 
+#include "invariant/overlap.hpp"
+
 #include <cstdint>
 #include <optional>
 #include <sstream>
 #include <string>
 #include <string_view>
-
-#include "invariant/overlap.hpp"
 
 namespace conch::invariant {
 
@@ -39,8 +39,8 @@ struct end_record {
 
 inline std::string format_start(const start_record& r) {
   std::ostringstream s;
-  s << "S " << r.holder << ' ' << r.pid << ' ' << r.proc_start << ' ' << r.slot << ' ' << r.token << ' '
-    << (r.lease.empty() ? "-" : r.lease) << ' ' << r.at << '\n';
+  s << "S " << r.holder << ' ' << r.pid << ' ' << r.proc_start << ' ' << r.slot << ' ' << r.token
+    << ' ' << (r.lease.empty() ? "-" : r.lease) << ' ' << r.at << '\n';
   return s.str();
 }
 

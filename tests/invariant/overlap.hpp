@@ -32,11 +32,11 @@ inline constexpr nanos ms = 1'000'000;
 
 /// One child's run while its wrapper held an office or a slot.
 struct interval {
-  std::string holder{};  ///< the wrapper that ran it
+  std::string holder{};    ///< the wrapper that ran it
   std::int64_t token = 0;  ///< CONCH_REV: the fencing token
-  int slot = 0;          ///< CONCH_SLOT (0 for an office)
+  int slot = 0;            ///< CONCH_SLOT (0 for an office)
   nanos start = 0;
-  nanos end = 0;         ///< exclusive
+  nanos end = 0;              ///< exclusive
   bool observed_end = false;  ///< no end record: the instant it was seen dead (an upper bound)
 };
 
@@ -44,7 +44,7 @@ struct interval {
 struct stretch {
   nanos begin = 0;
   nanos end = 0;
-  int peak = 0;                      ///< the most intervals alive at once in it
+  int peak = 0;                        ///< the most intervals alive at once in it
   std::vector<std::size_t> members{};  ///< every interval alive at some point of it
   nanos length() const { return end - begin; }
 };
@@ -54,7 +54,9 @@ struct edge {
   nanos at;
   int delta;  // -1 end, +1 start: ends sort first, so touching intervals never overlap
   std::size_t index;
-  bool operator<(const edge& o) const { return std::tie(at, delta, index) < std::tie(o.at, o.delta, o.index); }
+  bool operator<(const edge& o) const {
+    return std::tie(at, delta, index) < std::tie(o.at, o.delta, o.index);
+  }
 };
 
 inline std::vector<edge> edges_of(const std::vector<interval>& xs) {
@@ -138,7 +140,8 @@ struct window {
 
 /// Windows that overlap or touch merged into one (causes joined by "; ").
 inline std::vector<window> merge_windows(std::vector<window> ws) {
-  std::sort(ws.begin(), ws.end(), [](const window& a, const window& b) { return a.begin < b.begin; });
+  std::sort(ws.begin(), ws.end(),
+            [](const window& a, const window& b) { return a.begin < b.begin; });
   std::vector<window> out;
   for (auto& w : ws) {
     if (!out.empty() && w.begin <= out.back().end) {
@@ -177,8 +180,8 @@ struct overlap_report {
   bool ok() const { return unexcused.empty() && too_long.empty(); }
 };
 
-inline overlap_report judge_overlap(const std::vector<interval>& xs, int capacity, std::vector<window> windows,
-                                    nanos bound) {
+inline overlap_report judge_overlap(const std::vector<interval>& xs, int capacity,
+                                    std::vector<window> windows, nanos bound) {
   overlap_report r;
   r.capacity = capacity;
   r.max_concurrency = max_concurrency(xs);

@@ -7,27 +7,26 @@
 // child: it can then reap it and, at the end, kill every straggler by pid.
 #pragma once
 
-#include <dirent.h>
-#include <fcntl.h>
-#include <signal.h>
-#include <sys/prctl.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
+#include "invariant/overlap.hpp"
 
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <dirent.h>
+#include <fcntl.h>
 #include <fstream>
+#include <signal.h>
 #include <sstream>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 #include <vector>
-
-#include "invariant/overlap.hpp"
 
 extern char** environ;
 
@@ -80,7 +79,8 @@ inline std::vector<pid_t> our_children() {
     long pid = std::strtol(e->d_name, &end, 10);
     if (pid <= 0 || *end) continue;
     proc_stat st;
-    if (read_proc_stat(static_cast<pid_t>(pid), st) && st.ppid == self) out.push_back(static_cast<pid_t>(pid));
+    if (read_proc_stat(static_cast<pid_t>(pid), st) && st.ppid == self)
+      out.push_back(static_cast<pid_t>(pid));
   }
   ::closedir(d);
   return out;
@@ -108,7 +108,8 @@ inline pid_t spawn(const spawn_request& r) {
   const int in = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   const int out = ::open(r.out_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   const int err = ::open(r.err_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (in < 0 || out < 0 || err < 0) throw std::runtime_error("spawn: cannot open " + r.out_path + " / " + r.err_path);
+  if (in < 0 || out < 0 || err < 0)
+    throw std::runtime_error("spawn: cannot open " + r.out_path + " / " + r.err_path);
   const pid_t parent = ::getpid();
   const pid_t pid = ::fork();
   if (pid == 0) {
@@ -122,8 +123,10 @@ inline pid_t spawn(const spawn_request& r) {
     ::dup2(in, 0);
     ::dup2(out, 1);
     ::dup2(err, 2);
-    if (r.search_path) ::execvpe(a[0], a.data(), e.data());
-    else ::execve(a[0], a.data(), e.data());
+    if (r.search_path)
+      ::execvpe(a[0], a.data(), e.data());
+    else
+      ::execve(a[0], a.data(), e.data());
     ::_exit(127);
   }
   ::close(in);
@@ -175,7 +178,8 @@ inline std::string tail_lines(const std::string& text, int n) {
   std::istringstream in(text);
   for (std::string l; std::getline(in, l);) lines.push_back(l);
   std::string out;
-  for (std::size_t i = lines.size() > static_cast<std::size_t>(n) ? lines.size() - n : 0; i < lines.size(); ++i)
+  for (std::size_t i = lines.size() > static_cast<std::size_t>(n) ? lines.size() - n : 0;
+       i < lines.size(); ++i)
     out += lines[i] + "\n";
   return out;
 }

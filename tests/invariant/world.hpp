@@ -6,9 +6,11 @@
 // phase: its destructor ends whatever is left of it, by pid.
 #pragma once
 
-#include <poll.h>
-#include <signal.h>
-#include <unistd.h>
+#include "invariant/exit_verdict.hpp"
+#include "invariant/fault_plan.hpp"
+#include "invariant/log_record.hpp"
+#include "invariant/overlap.hpp"
+#include "invariant/processes.hpp"
 
 #include <algorithm>
 #include <csignal>
@@ -17,15 +19,12 @@
 #include <limits>
 #include <map>
 #include <optional>
+#include <poll.h>
+#include <signal.h>
 #include <stdexcept>
 #include <string>
+#include <unistd.h>
 #include <vector>
-
-#include "invariant/exit_verdict.hpp"
-#include "invariant/fault_plan.hpp"
-#include "invariant/log_record.hpp"
-#include "invariant/overlap.hpp"
-#include "invariant/processes.hpp"
 
 namespace conch::invariant {
 
@@ -91,7 +90,8 @@ class world {
     return nullptr;
   }
 
-  contender& spawn_contender(std::string id, std::vector<std::string> argv, contender_shape shape, bool final) {
+  contender& spawn_contender(std::string id, std::vector<std::string> argv, contender_shape shape,
+                             bool final) {
     contender& c = contenders_.emplace_back();
     c.id = std::move(id);
     c.shape = shape;
@@ -100,7 +100,9 @@ class world {
     c.story.child_ignores_sigterm = shape.ignores_sigterm;
     c.err_path = dir_ + "/" + c.id + ".err";
     c.spawned_at = now_ns();
-    c.pid = spawn({.argv = std::move(argv), .env = clean_environment(), .out_path = dir_ + "/" + c.id + ".out",
+    c.pid = spawn({.argv = std::move(argv),
+                   .env = clean_environment(),
+                   .out_path = dir_ + "/" + c.id + ".out",
                    .err_path = c.err_path});
     on_exit_[c.pid] = [&c](const reaped& r) {
       c.alive = false;
@@ -116,7 +118,8 @@ class world {
   std::vector<contender*> holders(bool finals) {
     std::vector<contender*> out;
     for (auto& c : contenders_)
-      if (c.alive && !c.frozen && c.final == finals && c.interval >= 0 && child_running(c)) out.push_back(&c);
+      if (c.alive && !c.frozen && c.final == finals && c.interval >= 0 && child_running(c))
+        out.push_back(&c);
     return out;
   }
   /// Waiters: alive, not frozen, no child yet, and old enough to have queued.
@@ -124,7 +127,8 @@ class world {
     std::vector<contender*> out;
     const nanos t = now_ns();
     for (auto& c : contenders_)
-      if (c.alive && !c.frozen && !c.final && c.interval < 0 && t - c.spawned_at >= min_age) out.push_back(&c);
+      if (c.alive && !c.frozen && !c.final && c.interval < 0 && t - c.spawned_at >= min_age)
+        out.push_back(&c);
     return out;
   }
   bool child_running(const contender& c) const {
@@ -155,8 +159,11 @@ class world {
   void run_async(std::vector<std::string> argv, std::vector<std::string> extra_env,
                  std::function<void(int, const std::string&)> done) {
     const std::string out = log_path_ + ".cmd-" + std::to_string(++commands_) + ".out";
-    pid_t pid = spawn({.argv = std::move(argv), .env = clean_environment(std::move(extra_env)), .out_path = out,
-                       .err_path = out, .search_path = true});
+    pid_t pid = spawn({.argv = std::move(argv),
+                       .env = clean_environment(std::move(extra_env)),
+                       .out_path = out,
+                       .err_path = out,
+                       .search_path = true});
     ++pending_;
     async_pids_.push_back(pid);
     on_exit_[pid] = [this, out, pid, done = std::move(done)](const reaped& r) {
@@ -195,7 +202,8 @@ class world {
     }
     reaped r;
     while (reap_one(r)) {
-      if (r.pid == etcd_pid_) throw std::runtime_error("etcd died (exit " + std::to_string(r.exit_code) + ")");
+      if (r.pid == etcd_pid_)
+        throw std::runtime_error("etcd died (exit " + std::to_string(r.exit_code) + ")");
       auto it = on_exit_.find(r.pid);
       if (it == on_exit_.end()) continue;  // an orphan (a child or watchdog of a killed wrapper)
       auto f = std::move(it->second);
@@ -258,7 +266,6 @@ class world {
   }
 
  private:
-
   void mark_dead(child_watch& w, nanos t) {
     if (w.dead) return;
     w.dead = true;
@@ -286,7 +293,8 @@ class world {
     if (l.start) {
       const auto& s = *l.start;
       const int index = static_cast<int>(intervals_.size());
-      intervals_.push_back({.holder = s.holder, .token = s.token, .slot = s.slot, .start = s.at, .end = open_end});
+      intervals_.push_back(
+          {.holder = s.holder, .token = s.token, .slot = s.slot, .start = s.at, .end = open_end});
       starts_.push_back(s);
       by_holder_[s.holder] = index;
       if (auto* c = find(s.holder)) {

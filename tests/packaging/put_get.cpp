@@ -3,14 +3,13 @@
 //   put_get 127.0.0.1:2379   -> "put/get ok at revision N", exit 0
 #ifdef CONCH_PACKAGING_SINGLE_HEADER
 #define CONCH_ETCD_IMPLEMENTATION  // the generated etcd protobuf code is compiled here
-#include <conch/conch_etcd.hpp>  // alone, from single_include/
+#include <conch/conch_etcd.hpp>    // alone, from single_include/
 #else
 #include <conch/etcd/transport.hpp>
 #endif
 
 #include <iostream>
 #include <string>
-
 #include <unistd.h>
 
 int main(int argc, char** argv) {

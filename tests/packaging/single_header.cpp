@@ -1,7 +1,6 @@
 // Compiled with single_include/ as conch's only include directory: the single
 // header conch/conch.hpp stands alone (plus the system libraries it names).
 #include <conch/conch.hpp>
-
 #include <iostream>
 #include <string>
 

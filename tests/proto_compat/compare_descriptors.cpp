@@ -3,10 +3,9 @@
 // `protoc --include_imports --descriptor_set_out`) exists in UPSTREAM with the
 // same number, type, cardinality and streaming, i.e. that OURS is a
 // wire-compatible subset. Prints one line per difference; exit 1 if any.
+#include <fstream>
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/descriptor.pb.h>
-
-#include <fstream>
 #include <iostream>
 #include <memory>
 #include <set>
@@ -58,10 +57,11 @@ void compare_enum(const gp::EnumDescriptor* ours, const gp::DescriptorPool& up) 
     const auto* v = ours->value(i);
     const auto* u = theirs->FindValueByName(v->name());
     ++checked;
-    if (!u) differ("enum value " + v->full_name() + " is not upstream");
+    if (!u)
+      differ("enum value " + v->full_name() + " is not upstream");
     else if (u->number() != v->number())
-      differ("enum value " + v->full_name() + " = " + std::to_string(v->number()) +
-             ", upstream " + std::to_string(u->number()));
+      differ("enum value " + v->full_name() + " = " + std::to_string(v->number()) + ", upstream " +
+             std::to_string(u->number()));
   }
 }
 
@@ -97,7 +97,8 @@ void compare_service(const gp::ServiceDescriptor* ours, const gp::DescriptorPool
     const auto* m = ours->method(i);
     const auto* u = theirs->FindMethodByName(m->name());
     ++checked;
-    if (!u) differ("rpc " + m->full_name() + " is not upstream");
+    if (!u)
+      differ("rpc " + m->full_name() + " is not upstream");
     else if (shape(m) != shape(u))
       differ("rpc " + m->full_name() + " is " + shape(m) + ", upstream " + shape(u));
   }
@@ -116,7 +117,8 @@ int main(int argc, char** argv) {
   for (const auto& name : our_files) {
     const auto* file = ours->FindFileByName(name);
     if (file->package() == "google.protobuf") continue;
-    for (int i = 0; i < file->message_type_count(); ++i) compare_message(file->message_type(i), *upstream);
+    for (int i = 0; i < file->message_type_count(); ++i)
+      compare_message(file->message_type(i), *upstream);
     for (int i = 0; i < file->enum_type_count(); ++i) compare_enum(file->enum_type(i), *upstream);
     for (int i = 0; i < file->service_count(); ++i) compare_service(file->service(i), *upstream);
   }

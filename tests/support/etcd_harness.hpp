@@ -15,11 +15,9 @@
 // made with openssl in the temp dir) and auth are per-instance options.
 #pragma once
 
-#include <signal.h>
-#include <sys/prctl.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
-#include <unistd.h>
+#include "conch/policies/transport.hpp"
+
+#include "etcd_harness_process.hpp"
 
 #include <atomic>
 #include <chrono>
@@ -29,13 +27,15 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <signal.h>
 #include <stdexcept>
 #include <string>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <thread>
+#include <unistd.h>
 #include <vector>
-
-#include "conch/policies/transport.hpp"
-#include "etcd_harness_process.hpp"
 
 namespace conch::test {
 

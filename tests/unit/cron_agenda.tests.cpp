@@ -2,7 +2,6 @@
 #include "conch/logic/cron_agenda.hpp"
 
 #include <catch2/catch.hpp>
-
 #include <chrono>
 
 using namespace std::chrono_literals;

@@ -1,17 +1,16 @@
 // Claim/zombie classification, history pruning and the UTF-8 tail of cron runs.
 #include "conch/logic/cron_history.hpp"
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <rapidcheck/catch.h>
-
-#include <algorithm>
 #include <string>
 #include <vector>
 
 using conch::detail::classify_run;
-using conch::detail::utf8_tail;
 using conch::detail::prune_cutoff;
 using conch::detail::run_state;
+using conch::detail::utf8_tail;
 
 TEST_CASE("a claimed tick is done, running or a zombie", "[cron]") {
   CHECK(classify_run(true, true) == run_state::done);
@@ -41,7 +40,8 @@ TEST_CASE("pruning leaves exactly min(n, keep) ticks", "[cron]") {
     }
     auto cut = prune_cutoff(ticks, keep);
     std::size_t left = n;
-    if (cut) left = static_cast<std::size_t>(ticks.end() - std::find(ticks.begin(), ticks.end(), *cut));
+    if (cut)
+      left = static_cast<std::size_t>(ticks.end() - std::find(ticks.begin(), ticks.end(), *cut));
     RC_ASSERT(left == std::min(n, keep));
   });
 }
@@ -53,7 +53,9 @@ TEST_CASE("the UTF-8 tail is the last bytes, cut on a character boundary", "[cro
   CHECK(utf8_tail("ab\xC3\xA9xy", 3) == "xy");
   CHECK(utf8_tail("ab\xC3\xA9xy", 4) == "\xC3\xA9xy");
   // Bytes that are not UTF-8 become '?', so the record stays valid JSON text.
-  CHECK(utf8_tail("a\xFF" "b\xC0\xAF", 10) == "a?b??");
+  CHECK(utf8_tail("a\xFF"
+                  "b\xC0\xAF",
+                  10) == "a?b??");
   CHECK(utf8_tail("\xED\xA0\x80", 10) == "???");  // a surrogate
   CHECK(utf8_tail("\xF0\x9F\x98\x80", 10) == "\xF0\x9F\x98\x80");
   std::string big(10000, 'x');

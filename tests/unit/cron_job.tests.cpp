@@ -1,12 +1,12 @@
 // Stored cron jobs: checking what users add, reading what etcd holds, the
 // txns of a tick and the runs a listing shows. Pure: no etcd.
+#include "conch/logic/cron_job.hpp"
+
 #include "conch/cron_jobs.hpp"
 #include "conch/logic/cron_agenda.hpp"
-#include "conch/logic/cron_job.hpp"
 #include "conch/logic/cron_txn.hpp"
 
 #include <catch2/catch.hpp>
-
 #include <chrono>
 #include <string>
 #include <vector>
@@ -21,7 +21,8 @@ using conch::detail::run_state;
 using sys = std::chrono::system_clock;
 
 namespace {
-job_record rec(std::string name, std::string schedule, std::string tz = "", std::vector<std::string> argv = {"true"}) {
+job_record rec(std::string name, std::string schedule, std::string tz = "",
+               std::vector<std::string> argv = {"true"}) {
   job_record r{};
   r.name = std::move(name);
   r.schedule = std::move(schedule);
@@ -29,7 +30,9 @@ job_record rec(std::string name, std::string schedule, std::string tz = "", std:
   r.argv = std::move(argv);
   return r;
 }
-sys::time_point at(std::int64_t unix_seconds) { return sys::time_point{std::chrono::seconds{unix_seconds}}; }
+sys::time_point at(std::int64_t unix_seconds) {
+  return sys::time_point{std::chrono::seconds{unix_seconds}};
+}
 }  // namespace
 
 TEST_CASE("a valid job gets its keys under the prefix", "[cron]") {
@@ -78,7 +81,8 @@ TEST_CASE("a stored job that cannot be read is corrupt, never a crash", "[cron]"
     CHECK(r.error().code == errc::corrupt);
     CHECK_FALSE(r.error().message.empty());
   }
-  CHECK_FALSE(read_cron_job("conch/", "conch/cron/jobs/a/b", conch::detail::encode_record(rec("a/b", "@daily"))));
+  CHECK_FALSE(read_cron_job("conch/", "conch/cron/jobs/a/b",
+                            conch::detail::encode_record(rec("a/b", "@daily"))));
 }
 
 TEST_CASE("@every ticks are epoch multiples, the same for every daemon", "[cron]") {
@@ -89,7 +93,8 @@ TEST_CASE("@every ticks are epoch multiples, the same for every daemon", "[cron]
   CHECK(j->next_after(at(1009) + 999ms) == conch::detail::tick_time{1010s});
 }
 
-TEST_CASE("iterating a job's ticks through the agenda skips nothing and repeats nothing", "[cron]") {
+TEST_CASE("iterating a job's ticks through the agenda skips nothing and repeats nothing",
+          "[cron]") {
   // 02:30 daily in New York across the 2026 spring-forward night: the
   // skipped 02:30 runs once at 03:00 (the first instant after the gap).
   auto j = make_cron_job("conch/", rec("x", "30 2 * * *", "America/New_York"));
@@ -101,15 +106,19 @@ TEST_CASE("iterating a job's ticks through the agenda skips nothing and repeats 
   for (int i = 0; i < 3; ++i) {
     now = *agenda.earliest();
     for (auto& due : agenda.take_due(now)) {
-      fired.push_back(conch::detail::format_rfc3339(std::chrono::floor<std::chrono::seconds>(due.tick)));
+      fired.push_back(
+          conch::detail::format_rfc3339(std::chrono::floor<std::chrono::seconds>(due.tick)));
       agenda.plan(due.job, *j->next_after(conch::detail::resume_point(due.tick, now)));
     }
   }
-  CHECK(fired == std::vector<std::string>{"2026-03-07T07:30:00Z", "2026-03-08T07:00:00Z", "2026-03-09T06:30:00Z"});
+  CHECK(fired == std::vector<std::string>{"2026-03-07T07:30:00Z", "2026-03-08T07:00:00Z",
+                                          "2026-03-09T06:30:00Z"});
 }
 
-TEST_CASE("a claim is create-if-absent, void once the job changed, and never below the floor", "[cron]") {
-  auto t = conch::detail::claim_txn("p/cron/fire/x/", "p/cron/floor/x/", "20260101T000000Z", "{}", "p/cron/jobs/x", 41);
+TEST_CASE("a claim is create-if-absent, void once the job changed, and never below the floor",
+          "[cron]") {
+  auto t = conch::detail::claim_txn("p/cron/fire/x/", "p/cron/floor/x/", "20260101T000000Z", "{}",
+                                    "p/cron/jobs/x", 41);
   REQUIRE(t.compares.size() == 3);
   CHECK(t.compares[0].key == "p/cron/fire/x/20260101T000000Z");
   CHECK(t.compares[0].what == conch::compare::target::create);
@@ -124,7 +133,8 @@ TEST_CASE("a claim is create-if-absent, void once the job changed, and never bel
 }
 
 TEST_CASE("pruning raises the floor and deletes below it, fenced by the read", "[cron]") {
-  auto t = conch::detail::prune_txn("p/cron/fire/x/", "p/cron/runs/x/", "p/cron/floor/x/", "20260101T000100Z", 7);
+  auto t = conch::detail::prune_txn("p/cron/fire/x/", "p/cron/runs/x/", "p/cron/floor/x/",
+                                    "20260101T000100Z", 7);
   REQUIRE(t.compares.size() == 1);
   CHECK(t.compares[0].range_end == "p/cron/fire/x/20260101T000100Z");
   CHECK(t.compares[0].number == 8);
@@ -132,7 +142,8 @@ TEST_CASE("pruning raises the floor and deletes below it, fenced by the read", "
   const auto& fire = std::get<conch::delete_request>(t.success[0]);
   CHECK(fire.key == "p/cron/fire/x/");
   CHECK(fire.range_end == "p/cron/fire/x/20260101T000100Z");
-  CHECK(std::get<conch::delete_request>(t.success[1]).range_end == "p/cron/runs/x/20260101T000100Z");
+  CHECK(std::get<conch::delete_request>(t.success[1]).range_end ==
+        "p/cron/runs/x/20260101T000100Z");
   CHECK(std::get<conch::put_request>(t.success[3]).key == "p/cron/floor/x/20260101T000100Z");
 }
 
@@ -149,11 +160,14 @@ TEST_CASE("a listing tells done, running and zombie runs apart", "[cron]") {
   conch::detail::run_record done{};
   done.tick = *conch::detail::parse_tick("20260101T000003Z");
   done.exit_code = 3;
-  const std::vector<key_value> claims{claim("20260101T000004Z", "a", 14), claim("20260101T000003Z", "b", 13),
-                                      claim("20260101T000002Z", "c", 12),
-                                      key_value{fire + "20260101T000001Z", "garbage", 11, 11, 1, 0}};
-  const std::vector<key_value> results{key_value{runs + "20260101T000003Z", conch::detail::encode_record(done), 15, 15, 1, 0}};
-  auto views = conch::detail::cron_runs_from(claims, fire, results, runs, [](conch::lease_id id) { return id == 0xa; });
+  const std::vector<key_value> claims{
+      claim("20260101T000004Z", "a", 14), claim("20260101T000003Z", "b", 13),
+      claim("20260101T000002Z", "c", 12),
+      key_value{fire + "20260101T000001Z", "garbage", 11, 11, 1, 0}};
+  const std::vector<key_value> results{
+      key_value{runs + "20260101T000003Z", conch::detail::encode_record(done), 15, 15, 1, 0}};
+  auto views = conch::detail::cron_runs_from(claims, fire, results, runs,
+                                             [](conch::lease_id id) { return id == 0xa; });
   REQUIRE(views.size() == 4);
   CHECK(views[0].state == run_state::running);
   CHECK(views[0].tick == "2026-01-01T00:00:04Z");

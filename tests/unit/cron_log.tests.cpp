@@ -2,9 +2,8 @@
 #include "conch/logic/cron_event.hpp"
 
 #include <catch2/catch.hpp>
-#include <nlohmann/json.hpp>
-
 #include <chrono>
+#include <nlohmann/json.hpp>
 
 using namespace std::chrono_literals;
 using conch::cron_event;

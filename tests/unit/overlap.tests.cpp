@@ -1,21 +1,23 @@
 // The invariant harness's pure logic: interval analysis (how many at once,
 // excess stretches, windows, tokens), the seeded fault plan, the interval log
 // lines and the exit verdicts. No processes, no clock.
+#include "invariant/overlap.hpp"
+
+#include "invariant/exit_verdict.hpp"
+#include "invariant/fault_plan.hpp"
+#include "invariant/log_record.hpp"
+
 #include <catch2/catch.hpp>
 #include <csignal>
 #include <rapidcheck.h>
 #include <rapidcheck/catch.h>
 #include <set>
 
-#include "invariant/exit_verdict.hpp"
-#include "invariant/fault_plan.hpp"
-#include "invariant/log_record.hpp"
-#include "invariant/overlap.hpp"
-
 using namespace conch::invariant;
 
 namespace {
-interval iv(nanos start, nanos end, std::int64_t token = 0, int slot = 0, std::string holder = "h") {
+interval iv(nanos start, nanos end, std::int64_t token = 0, int slot = 0,
+            std::string holder = "h") {
   return {.holder = std::move(holder), .token = token, .slot = slot, .start = start, .end = end};
 }
 }  // namespace
@@ -64,7 +66,8 @@ TEST_CASE("overlap: excess stretches are maximal, with peak and members", "[inva
   CHECK(excess_stretches({iv(0, 10), iv(0, 10)}, 2).empty());
 }
 
-TEST_CASE("overlap: excess stretches agree with a brute-force count", "[invariant][overlap][property]") {
+TEST_CASE("overlap: excess stretches agree with a brute-force count",
+          "[invariant][overlap][property]") {
   rc::prop("inside a stretch > capacity alive, outside <= capacity; stretches never touch", [] {
     const int capacity = *rc::gen::inRange(1, 4);
     const auto raw = *rc::gen::container<std::vector<std::pair<int, int>>>(
@@ -77,14 +80,16 @@ TEST_CASE("overlap: excess stretches agree with a brute-force count", "[invarian
                                       [&](const stretch& s) { return s.begin <= t && t < s.end; });
       RC_ASSERT(inside == (alive_at(xs, t) > capacity));
     }
-    for (std::size_t i = 1; i < stretches.size(); ++i) RC_ASSERT(stretches[i - 1].end < stretches[i].begin);
+    for (std::size_t i = 1; i < stretches.size(); ++i)
+      RC_ASSERT(stretches[i - 1].end < stretches[i].begin);
     int most = 0;
     for (nanos t = 0; t < 90; ++t) most = std::max(most, alive_at(xs, t));
     RC_ASSERT(max_concurrency(xs) == most);
   });
 }
 
-TEST_CASE("overlap: windows excuse stretches they contain; the bound limits their length", "[invariant][overlap]") {
+TEST_CASE("overlap: windows excuse stretches they contain; the bound limits their length",
+          "[invariant][overlap]") {
   const std::vector<interval> xs{iv(0, 100), iv(90, 200), iv(300, 400), iv(350, 500)};
   // stretches: [90,100) and [350,400)
   SECTION("no window: both unexcused") {
@@ -133,11 +138,13 @@ TEST_CASE("overlap: merged windows and the causes near a stretch", "[invariant][
   CHECK(m[0].cause == "a; b");
   CHECK(m[1].cause == "c");
   stretch s{.begin = 15, .end = 18, .peak = 2, .members = {}};
-  CHECK(causes_near(s, {{0, 10, "a"}, {5, 20, "b"}, {50, 60, "c"}}) == std::vector<std::string>{"b"});
+  CHECK(causes_near(s, {{0, 10, "a"}, {5, 20, "b"}, {50, 60, "c"}}) ==
+        std::vector<std::string>{"b"});
 }
 
 TEST_CASE("overlap: tokens strictly increase per slot, in order of start", "[invariant][tokens]") {
-  CHECK(token_breaks({iv(0, 10, 5, 0), iv(10, 20, 9, 0), iv(0, 10, 6, 1), iv(10, 20, 7, 1)}).empty());
+  CHECK(
+      token_breaks({iv(0, 10, 5, 0), iv(10, 20, 9, 0), iv(0, 10, 6, 1), iv(10, 20, 7, 1)}).empty());
   // slots are independent: slot 1's tokens may be below slot 0's
   CHECK(token_breaks({iv(0, 10, 50, 0), iv(5, 15, 7, 1)}).empty());
   auto b = token_breaks({iv(0, 10, 5, 0, "a"), iv(10, 20, 5, 0, "b")});  // equal is not an increase
@@ -158,7 +165,8 @@ TEST_CASE("overlap: longest handover from an end to the next start", "[invariant
   CHECK(longest_handover(xs, 55, 100) == 0);  // the end at 60 has no successor
 }
 
-TEST_CASE("fault plan: the same seed gives the same plan; another seed another", "[invariant][plan]") {
+TEST_CASE("fault plan: the same seed gives the same plan; another seed another",
+          "[invariant][plan]") {
   const plan_options o{.duration = 20'000 * ms};
   auto a = plan_faults(7, o), b = plan_faults(7, o), c = plan_faults(8, o);
   REQUIRE(a.size() == b.size());
@@ -169,11 +177,13 @@ TEST_CASE("fault plan: the same seed gives the same plan; another seed another",
     CHECK(a[i].freeze_for == b[i].freeze_for);
   }
   bool differs = a.size() != c.size();
-  for (std::size_t i = 0; !differs && i < a.size(); ++i) differs = a[i].at != c[i].at || a[i].kind != c[i].kind;
+  for (std::size_t i = 0; !differs && i < a.size(); ++i)
+    differs = a[i].at != c[i].at || a[i].kind != c[i].kind;
   CHECK(differs);
 }
 
-TEST_CASE("fault plan: spacing, bounds, and freezes both shorter and longer than the TTL", "[invariant][plan]") {
+TEST_CASE("fault plan: spacing, bounds, and freezes both shorter and longer than the TTL",
+          "[invariant][plan]") {
   const plan_options o{.duration = 600'000 * ms, .ttl = 2'000 * ms};
   auto plan = plan_faults(1, o);
   REQUIRE(plan.size() > 300);
@@ -191,8 +201,10 @@ TEST_CASE("fault plan: spacing, bounds, and freezes both shorter and longer than
     const bool freeze = f.kind == fault_kind::freeze_holder || f.kind == fault_kind::freeze_waiter;
     CHECK(freeze == (f.freeze_for > 0));
     if (freeze) {
-      if (f.freeze_for < o.ttl) ++short_freezes;
-      else ++long_freezes;
+      if (f.freeze_for < o.ttl)
+        ++short_freezes;
+      else
+        ++long_freezes;
       CHECK(f.freeze_for >= 150 * ms);
       CHECK(f.freeze_for <= o.ttl + 2'000 * ms);
       CHECK((f.freeze_for <= o.ttl * 3 / 4 || f.freeze_for >= o.ttl + 500 * ms));
@@ -234,8 +246,13 @@ TEST_CASE("fault plan: the generator is the same everywhere", "[invariant][plan]
 }
 
 TEST_CASE("log records: round trip, and garbage is nothing", "[invariant][log]") {
-  start_record s{.holder = "s12", .pid = 4242, .proc_start = 987654, .slot = 1, .token = 77,
-                 .lease = "694d7c2a1b", .at = 1234567890123};
+  start_record s{.holder = "s12",
+                 .pid = 4242,
+                 .proc_start = 987654,
+                 .slot = 1,
+                 .token = 77,
+                 .lease = "694d7c2a1b",
+                 .at = 1234567890123};
   auto line = format_start(s);
   CHECK(line.back() == '\n');
   auto p = parse_line(line.substr(0, line.size() - 1));
@@ -261,7 +278,8 @@ TEST_CASE("log records: round trip, and garbage is nothing", "[invariant][log]")
   CHECK(e.end->at == 55);
   CHECK(e.end->how == "term");
 
-  for (const char* bad : {"", "X a b", "S s1 12", "E e3 9 55", "S s1 x 1 0 5 - 9", "E e3 9 55 term extra"}) {
+  for (const char* bad :
+       {"", "X a b", "S s1 12", "E e3 9 55", "S s1 x 1 0 5 - 9", "E e3 9 55 term extra"}) {
     auto b = parse_line(bad);
     CHECK_FALSE(b.start);
     CHECK_FALSE(b.end);
@@ -274,7 +292,8 @@ TEST_CASE("exit verdicts: every exit must be explained by what was done", "[inva
   CHECK(judge_exit({.exit_code = 0, .children = 1}));  // its child never said it exited by itself
 
   CHECK_FALSE(judge_exit({.exit_code = 70, .lease_touched = true, .children = 1}));
-  CHECK_FALSE(judge_exit({.exit_code = 70, .lease_touched = true, .children = 0}));  // a revoked waiter
+  CHECK_FALSE(
+      judge_exit({.exit_code = 70, .lease_touched = true, .children = 0}));  // a revoked waiter
   CHECK(judge_exit({.exit_code = 70, .children = 1}));  // lost with nothing done to it
 
   CHECK_FALSE(judge_exit({.exit_code = 75, .has_timeout = true}));
@@ -290,15 +309,20 @@ TEST_CASE("exit verdicts: every exit must be explained by what was done", "[inva
   // frozen: if its watchdog stopped the child, the wrapper owes a 70, not the child's code
   CHECK_FALSE(judge_exit({.exit_code = 70, .lease_touched = true, .frozen = true, .children = 1}));
   CHECK(judge_exit({.exit_code = 143, .lease_touched = true, .frozen = true, .children = 1}));
-  CHECK(judge_exit({.exit_code = 137, .lease_touched = true, .frozen = true, .child_ignores_sigterm = true,
+  CHECK(judge_exit({.exit_code = 137,
+                    .lease_touched = true,
+                    .frozen = true,
+                    .child_ignores_sigterm = true,
                     .children = 1}));
 
   CHECK_FALSE(judge_exit({.exit_code = 137, .child_killed = true, .children = 1}));
-  CHECK_FALSE(judge_exit({.exit_code = 137, .terminated = true, .child_ignores_sigterm = true, .children = 1}));
+  CHECK_FALSE(judge_exit(
+      {.exit_code = 137, .terminated = true, .child_ignores_sigterm = true, .children = 1}));
   CHECK(judge_exit({.exit_code = 137, .terminated = true, .children = 1}));
 
   CHECK_FALSE(judge_exit({.exit_code = 69}));  // never reached etcd
   CHECK(judge_exit({.exit_code = 69, .children = 1}));
   CHECK(judge_exit({.exit_code = 1}));
-  CHECK(judge_exit({.exit_code = 0, .children = 2, .child_exited_cleanly = true}));  // one child per wrapper
+  CHECK(judge_exit(
+      {.exit_code = 0, .children = 2, .child_exited_cleanly = true}));  // one child per wrapper
 }

@@ -2,11 +2,11 @@
 // finish, backoff reset after a stable child, exit-code mapping.
 #include "conch/logic/supervision.hpp"
 
+#include "conch/policies/clock.hpp"
+
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <csignal>
-
-#include "conch/policies/clock.hpp"
 
 using namespace std::chrono_literals;
 using conch::detail::after_exit;
@@ -109,7 +109,8 @@ TEST_CASE("restart schedule on the fake clock: delays grow, reset after a stable
     delays.push_back(*d);
     clock.advance(*d);
   }
-  CHECK(delays == std::vector<std::chrono::milliseconds>{100ms, 200ms, 400ms, 800ms, 1600ms, 1600ms});
+  CHECK(delays ==
+        std::vector<std::chrono::milliseconds>{100ms, 200ms, 400ms, 800ms, 1600ms, 1600ms});
 
   // One that runs 60 s starts the sequence over...
   auto started = clock.now();

@@ -1,5 +1,6 @@
 // The tools' command-line parsing: flags before `--`, argv after it, one-line
 // errors naming the flag, common flags with environment defaults.
+#include "conch/tool/common.hpp"
 #include "conch/tool/flags.hpp"
 
 #include <catch2/catch.hpp>
@@ -7,8 +8,6 @@
 #include <cstdlib>
 #include <string>
 #include <vector>
-
-#include "conch/tool/common.hpp"
 
 using namespace std::chrono_literals;
 using conch::tool::command_line;
@@ -63,7 +62,8 @@ TEST_CASE("flags: durations take ms, s, m, h and bare seconds", "[tool][flags]")
   }
 }
 
-TEST_CASE("flags: --help and --version win; a command is optional when not needed", "[tool][flags]") {
+TEST_CASE("flags: --help and --version win; a command is optional when not needed",
+          "[tool][flags]") {
   elect_like t;
   CHECK(t.parse({"--help"}).value() == parsed::help);
   CHECK(t.parse({"x", "--version"}).value() == parsed::version);
@@ -84,8 +84,10 @@ TEST_CASE("flags: every mistake is one line naming the problem", "[tool][flags]"
            {{"x", "--timeout", "--", "true"}, "--timeout needs a value"},
            {{"x", "--who=yes"}, "--who takes no value"},
            {{"x", "--max", "0", "--", "true"}, "--max: \"0\" is not a whole number from 1 to 1000"},
-           {{"x", "--max", "-3", "--", "true"}, "--max: \"-3\" is not a whole number from 1 to 1000"},
-           {{"x", "y", "--", "true"}, "unexpected argument \"y\" (the command to run goes after --)"},
+           {{"x", "--max", "-3", "--", "true"},
+            "--max: \"-3\" is not a whole number from 1 to 1000"},
+           {{"x", "y", "--", "true"},
+            "unexpected argument \"y\" (the command to run goes after --)"},
            {{"--", "true"}, "missing NAME (see --help)"},
            {{"x"}, "missing -- CMD ARGS...: the command to run"},
            {{"x", "--"}, "missing the command to run after --"},
@@ -204,7 +206,8 @@ TEST_CASE("subcommands: the chosen one parses, runs and names itself in errors",
   CHECK(unknown.error().message == "unknown command \"nope\" (see conch --help)");
 }
 
-TEST_CASE("help: usage line, description, every flag with its default, exit codes", "[tool][flags]") {
+TEST_CASE("help: usage line, description, every flag with its default, exit codes",
+          "[tool][flags]") {
   ::unsetenv("CONCH_ENDPOINTS");
   command_line root{"conch", "COMMAND"};
   auto& sub = root.subcommand("sub", "NAME [flags]", "Do the thing.\n\nAt length.");

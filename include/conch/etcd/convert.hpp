@@ -2,11 +2,11 @@
 // messages. Plain field copies; the enums line up with etcd's by construction.
 #pragma once
 
-#include <optional>
-#include <variant>
-
 #include "conch/policies/transport.hpp"
 #include "conch/proto/rpc.pb.h"
+
+#include <optional>
+#include <variant>
 
 namespace conch::detail {
 
@@ -51,11 +51,21 @@ inline void to_pb(const compare& c, pb::Compare& out) {
   out.set_result(static_cast<pb::Compare::CompareResult>(c.rel));
   out.set_target(static_cast<pb::Compare::CompareTarget>(c.what));
   switch (c.what) {
-    case compare::target::version: out.set_version(c.number); break;
-    case compare::target::create: out.set_create_revision(c.number); break;
-    case compare::target::mod: out.set_mod_revision(c.number); break;
-    case compare::target::value: out.set_value(c.text); break;
-    case compare::target::lease: out.set_lease(c.number); break;
+    case compare::target::version:
+      out.set_version(c.number);
+      break;
+    case compare::target::create:
+      out.set_create_revision(c.number);
+      break;
+    case compare::target::mod:
+      out.set_mod_revision(c.number);
+      break;
+    case compare::target::value:
+      out.set_value(c.text);
+      break;
+    case compare::target::lease:
+      out.set_lease(c.number);
+      break;
   }
 }
 
@@ -63,9 +73,12 @@ inline void to_pb(const request_op& op, pb::RequestOp& out) {
   std::visit(
       [&](const auto& r) {
         using R = std::decay_t<decltype(r)>;
-        if constexpr (std::is_same_v<R, range_request>) to_pb(r, *out.mutable_request_range());
-        else if constexpr (std::is_same_v<R, put_request>) to_pb(r, *out.mutable_request_put());
-        else to_pb(r, *out.mutable_request_delete_range());
+        if constexpr (std::is_same_v<R, range_request>)
+          to_pb(r, *out.mutable_request_range());
+        else if constexpr (std::is_same_v<R, put_request>)
+          to_pb(r, *out.mutable_request_put());
+        else
+          to_pb(r, *out.mutable_request_delete_range());
       },
       op);
 }
@@ -106,9 +119,12 @@ inline txn_response from_pb(const pb::TxnResponse& r) {
   out.header_revision = r.header().revision();
   out.succeeded = r.succeeded();
   for (const auto& op : r.responses()) {
-    if (op.has_response_range()) out.responses.emplace_back(from_pb(op.response_range()));
-    else if (op.has_response_put()) out.responses.emplace_back(from_pb(op.response_put()));
-    else out.responses.emplace_back(from_pb(op.response_delete_range()));
+    if (op.has_response_range())
+      out.responses.emplace_back(from_pb(op.response_range()));
+    else if (op.has_response_put())
+      out.responses.emplace_back(from_pb(op.response_put()));
+    else
+      out.responses.emplace_back(from_pb(op.response_delete_range()));
   }
   return out;
 }

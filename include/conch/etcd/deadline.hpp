@@ -2,9 +2,9 @@
 // deadlines (gRPC's C++ API takes system_clock time points).
 #pragma once
 
-#include <chrono>
-
 #include "conch/policies/transport.hpp"
+
+#include <chrono>
 
 namespace conch::detail {
 

@@ -10,15 +10,14 @@
 // cancellation makes prompt, so it never hangs.
 #pragma once
 
-#include <grpcpp/alarm.h>
-#include <grpcpp/grpcpp.h>
+#include "conch/etcd/deadline.hpp"
 
 #include <cstdint>
 #include <deque>
+#include <grpcpp/alarm.h>
+#include <grpcpp/grpcpp.h>
 #include <memory>
 #include <mutex>
-
-#include "conch/etcd/deadline.hpp"
 
 namespace conch::detail {
 
@@ -120,8 +119,10 @@ class grpc_duplex {
         case op::write:
           --pending_;
           writing_ = false;
-          if (ok) flush_locked();
-          else finish_locked();
+          if (ok)
+            flush_locked();
+          else
+            finish_locked();
           break;
         case op::finish:
           --pending_;
@@ -208,8 +209,10 @@ class grpc_duplex {
       bool ok = false;
       if (!cq_.Next(&t, &ok)) break;
       std::lock_guard lock(m_);
-      if (static_cast<op>(reinterpret_cast<std::uintptr_t>(t)) == op::alarm) alarm_pending_ = false;
-      else --pending_;
+      if (static_cast<op>(reinterpret_cast<std::uintptr_t>(t)) == op::alarm)
+        alarm_pending_ = false;
+      else
+        --pending_;
     }
     call_.reset();
     ctx_.reset();

@@ -3,13 +3,12 @@
 // default or one JSON object per line. Pure: formatting only, no I/O.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
-#include <chrono>
-#include <string>
-
 #include "conch/logic/time_format.hpp"
 #include "conch/policies/transport.hpp"
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <string>
 
 namespace conch {
 
@@ -38,15 +37,24 @@ struct cron_event {
 
 inline const char* to_string(cron_event::kind k) noexcept {
   switch (k) {
-    case cron_event::kind::daemon: return "conchd";
-    case cron_event::kind::job_loaded: return "job";
-    case cron_event::kind::job_removed: return "removed";
-    case cron_event::kind::job_corrupt: return "corrupt";
-    case cron_event::kind::skipped: return "skip";
-    case cron_event::kind::claimed: return "claim";
-    case cron_event::kind::started: return "run";
-    case cron_event::kind::finished: return "result";
-    case cron_event::kind::error: return "error";
+    case cron_event::kind::daemon:
+      return "conchd";
+    case cron_event::kind::job_loaded:
+      return "job";
+    case cron_event::kind::job_removed:
+      return "removed";
+    case cron_event::kind::job_corrupt:
+      return "corrupt";
+    case cron_event::kind::skipped:
+      return "skip";
+    case cron_event::kind::claimed:
+      return "claim";
+    case cron_event::kind::started:
+      return "run";
+    case cron_event::kind::finished:
+      return "result";
+    case cron_event::kind::error:
+      return "error";
   }
   return "event";
 }
@@ -61,7 +69,9 @@ inline std::string human_log_line(const cron_event& e, wall_time at) {
     line += name;
     line += '=';
     const bool plain = !value.empty() && value.find_first_of(" \"=\n\t") == std::string::npos;
-    line += plain ? value : nlohmann::json(value).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    line += plain ? value
+                  : nlohmann::json(value).dump(-1, ' ', false,
+                                               nlohmann::json::error_handler_t::replace);
   };
   if (!e.job.empty()) field("job", e.job);
   if (!e.tick.empty()) field("tick", e.tick);

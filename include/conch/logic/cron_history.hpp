@@ -9,13 +9,13 @@
 // zombie: claimed, no result, and the claimer's lease is gone.
 #pragma once
 
+#include "conch/policies/transport.hpp"
+
 #include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include "conch/policies/transport.hpp"
 
 namespace conch::detail {
 
@@ -28,9 +28,12 @@ enum class run_state {
 
 inline const char* to_string(run_state s) noexcept {
   switch (s) {
-    case run_state::done: return "done";
-    case run_state::running: return "running";
-    case run_state::zombie: return "zombie";
+    case run_state::done:
+      return "done";
+    case run_state::running:
+      return "running";
+    case run_state::zombie:
+      return "zombie";
   }
   return "unknown";
 }
@@ -103,7 +106,11 @@ inline std::string utf8_tail(std::string_view out, std::size_t cap) {
   std::size_t i = 0;
   while (i < out.size()) {
     const auto c = static_cast<unsigned char>(out[i]);
-    std::size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+    std::size_t len = c < 0x80           ? 1
+                      : (c >> 5) == 0x6  ? 2
+                      : (c >> 4) == 0xE  ? 3
+                      : (c >> 3) == 0x1E ? 4
+                                         : 0;
     bool ok = len != 0 && i + len <= out.size();
     for (std::size_t k = 1; ok && k < len; ++k)
       ok = (static_cast<unsigned char>(out[i + k]) & 0xC0) == 0x80;

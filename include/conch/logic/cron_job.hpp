@@ -7,18 +7,18 @@
 // a crash.
 #pragma once
 
-#include <chrono>
-#include <optional>
-#include <string>
-#include <string_view>
-#include <utility>
-
 #include "conch/logic/duration.hpp"
 #include "conch/logic/keys.hpp"
 #include "conch/logic/records.hpp"
 #include "conch/logic/schedule.hpp"
 #include "conch/logic/time_format.hpp"
 #include "conch/result.hpp"
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
 
 namespace conch::detail {
 
@@ -28,9 +28,9 @@ struct cron_job {
   job_record record;
   schedule when;
   zone tz;
-  std::string key;       ///< <prefix>cron/jobs/<name>
-  std::string fire_dir;  ///< <prefix>cron/fire/<name>/ — one claim per tick below
-  std::string runs_dir;  ///< <prefix>cron/runs/<name>/ — one result per tick below
+  std::string key;        ///< <prefix>cron/jobs/<name>
+  std::string fire_dir;   ///< <prefix>cron/fire/<name>/ — one claim per tick below
+  std::string runs_dir;   ///< <prefix>cron/runs/<name>/ — one result per tick below
   std::string floor_dir;  ///< <prefix>cron/floor/<name>/ — the highest marker is the floor
 
   const std::string& name() const noexcept { return record.name; }
@@ -50,15 +50,18 @@ struct cron_job {
 /// reason.
 inline result<cron_job> make_cron_job(std::string_view prefix, job_record record) {
   auto key = encode_key(prefix, cron_job_key{record.name});
-  if (!key) return error{errc::invalid_argument, "job name " + detail::quoted(record.name) + ": " + key.error().message};
+  if (!key)
+    return error{errc::invalid_argument,
+                 "job name " + detail::quoted(record.name) + ": " + key.error().message};
   if (record.argv.empty() || record.argv.front().empty())
     return error{errc::invalid_argument, "job " + detail::quoted(record.name) + " has no command"};
   auto when = parse_schedule(record.schedule);
   if (!when) return std::move(when).error();
   // Ticks are named by the second: a finer period would give two ticks one key.
   if (when->form == schedule::form_t::every && when->period.count() % 1000 != 0)
-    return error{errc::invalid_argument, "schedule " + detail::quoted(record.schedule) +
-                                             ": cron ticks are whole seconds; use a period of whole seconds"};
+    return error{errc::invalid_argument,
+                 "schedule " + detail::quoted(record.schedule) +
+                     ": cron ticks are whole seconds; use a period of whole seconds"};
   auto tz = load_zone(record.tz);
   if (!tz) return std::move(tz).error();
   auto fire_dir = cron_fire_dir(prefix, record.name);
@@ -67,21 +70,23 @@ inline result<cron_job> make_cron_job(std::string_view prefix, job_record record
   if (!runs_dir) return std::move(runs_dir).error();
   auto floor_dir = cron_floor_dir(prefix, record.name);
   if (!floor_dir) return std::move(floor_dir).error();
-  return cron_job{std::move(record), std::move(*when), std::move(*tz), std::move(*key), std::move(*fire_dir),
-                  std::move(*runs_dir), std::move(*floor_dir)};
+  return cron_job{std::move(record),    std::move(*when),     std::move(*tz),       std::move(*key),
+                  std::move(*fire_dir), std::move(*runs_dir), std::move(*floor_dir)};
 }
 
 /// Reads the job stored at `key` under `prefix`. Anything unreadable — a
 /// foreign key, a value that is not a job record, a record naming another
 /// job, a schedule or zone this version does not know — is `errc::corrupt`.
-inline result<cron_job> read_cron_job(std::string_view prefix, std::string_view key, std::string_view value) {
+inline result<cron_job> read_cron_job(std::string_view prefix, std::string_view key,
+                                      std::string_view value) {
   auto where = decode_key<cron_job_key>(prefix, key);
   if (!where) return error{errc::corrupt, where.error().message};
   const std::string shown = detail::quoted(where->name);
   auto record = decode_record<job_record>(value);
   if (!record) return error{errc::corrupt, "job " + shown + ": " + record.error().message};
   if (record->name != where->name)
-    return error{errc::corrupt, "job " + shown + ": its record names " + detail::quoted(record->name)};
+    return error{errc::corrupt,
+                 "job " + shown + ": its record names " + detail::quoted(record->name)};
   auto job = make_cron_job(prefix, std::move(*record));
   if (!job) return error{errc::corrupt, "job " + shown + ": " + job.error().message};
   return job;

@@ -16,7 +16,6 @@
 #include "conch/result.hpp"
 
 #include <absl/time/time.h>
-
 #include <chrono>
 #include <cstdint>
 #include <limits>
@@ -50,7 +49,8 @@ inline std::string quoted(std::string_view text) {
 /// so callers embedding a duration (e.g. `@every`) can word their own message.
 /// The grammar is absl::ParseDuration's (which also knows `us` and `ns`),
 /// less signs and `inf`, plus a bare number meaning seconds.
-inline bool parse_duration_into(std::string_view text, std::chrono::milliseconds& out, std::string& problem) {
+inline bool parse_duration_into(std::string_view text, std::chrono::milliseconds& out,
+                                std::string& problem) {
   constexpr std::int64_t max_ms = std::numeric_limits<std::int64_t>::max() / 4;
   if (text.empty()) {
     problem = "empty";
@@ -62,7 +62,8 @@ inline bool parse_duration_into(std::string_view text, std::chrono::milliseconds
     return false;
   }
   std::string spelled(text);
-  if (spelled.find_first_not_of("0123456789.") == std::string::npos) spelled += 's';  // bare: seconds
+  if (spelled.find_first_not_of("0123456789.") == std::string::npos)
+    spelled += 's';  // bare: seconds
   absl::Duration d;
   if (spelled == "inf" || !absl::ParseDuration(spelled, &d)) {
     problem = "not a number with a unit (ms, s, m, h, as in 1h30m), nor a bare number of seconds";
@@ -87,7 +88,8 @@ inline result<std::chrono::milliseconds> parse_duration(std::string_view text) {
   std::chrono::milliseconds d{};
   std::string problem;
   if (!parse_duration_into(text, d, problem)) {
-    return conch::error{errc::invalid_argument, "duration " + detail::quoted(text) + ": " + problem};
+    return conch::error{errc::invalid_argument,
+                        "duration " + detail::quoted(text) + ": " + problem};
   }
   return d;
 }

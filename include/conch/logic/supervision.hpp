@@ -10,11 +10,11 @@
 //   if (ks.kill_due(later)) ...           // SIGKILL the group
 #pragma once
 
+#include "conch/policies/backoff.hpp"
+
 #include <chrono>
 #include <optional>
 #include <utility>
-
-#include "conch/policies/backoff.hpp"
 
 namespace conch::detail {
 
@@ -62,7 +62,9 @@ class kill_sequence {
     if (!started_) return std::nullopt;
     return term_sent_ + kill_after_;
   }
-  constexpr bool kill_due(time_point now) const { return started_ && now >= term_sent_ + kill_after_; }
+  constexpr bool kill_due(time_point now) const {
+    return started_ && now >= term_sent_ + kill_after_;
+  }
   constexpr duration kill_after() const noexcept { return kill_after_; }
 
  private:
@@ -96,13 +98,16 @@ struct after_exit {
 /// Restart only with `--restart`, only while still holding, and never after a
 /// stop request: no child is ever started after a stop signal.
 template <class Duration>
-constexpr after_exit decide_after_exit(const restart_rule& rule, exit_context ctx, Duration ran_for) {
+constexpr after_exit decide_after_exit(const restart_rule& rule, exit_context ctx,
+                                       Duration ran_for) {
   if (!rule.enabled || ctx.stop_requested || ctx.lost) return {};
   return {after_exit::step::restart, ran_for >= rule.stable_after};
 }
 
 /// May a child be started now? (The first start and every restart ask.)
-constexpr bool may_start_child(exit_context ctx) noexcept { return !ctx.stop_requested && !ctx.lost; }
+constexpr bool may_start_child(exit_context ctx) noexcept {
+  return !ctx.stop_requested && !ctx.lost;
+}
 
 /// Restart delays for `--restart`: a backoff value (fresh per supervision)
 /// that is reset whenever a child proved stable. `Backoff` is any backoff
@@ -110,14 +115,16 @@ constexpr bool may_start_child(exit_context ctx) noexcept { return !ctx.stop_req
 template <class Backoff>
 class restart_schedule {
  public:
-  restart_schedule(Backoff backoff, restart_rule rule) : backoff_(std::move(backoff)), rule_(rule) {}
+  restart_schedule(Backoff backoff, restart_rule rule)
+      : backoff_(std::move(backoff)), rule_(rule) {}
 
   /// The delay before restarting a child that ran for `ran_for`, or empty
   /// when the child must not be restarted.
   template <class Duration>
   auto delay_after(exit_context ctx, Duration ran_for)
       -> std::optional<decltype(std::declval<Backoff&>().next())> {
-    if (decide_after_exit(rule_, ctx, ran_for).next != after_exit::step::restart) return std::nullopt;
+    if (decide_after_exit(rule_, ctx, ran_for).next != after_exit::step::restart)
+      return std::nullopt;
     return conch::next_restart_delay(backoff_, ran_for, rule_.stable_after);
   }
 

@@ -11,6 +11,8 @@
 // `errc::cancelled` promptly. Destroying a stream cancels it and never hangs.
 #pragma once
 
+#include "conch/result.hpp"
+
 #include <chrono>
 #include <concepts>
 #include <cstdint>
@@ -18,8 +20,6 @@
 #include <string>
 #include <variant>
 #include <vector>
-
-#include "conch/result.hpp"
 
 namespace conch {
 
@@ -124,12 +124,22 @@ struct compare {
     target what;
     compare make(relation r, std::int64_t n) const { return {key, what, r, n, {}, {}}; }
     compare make(relation r, std::string v) const { return {key, what, r, 0, std::move(v), {}}; }
-    friend compare operator==(const builder& b, std::int64_t n) { return b.make(relation::equal, n); }
-    friend compare operator!=(const builder& b, std::int64_t n) { return b.make(relation::not_equal, n); }
+    friend compare operator==(const builder& b, std::int64_t n) {
+      return b.make(relation::equal, n);
+    }
+    friend compare operator!=(const builder& b, std::int64_t n) {
+      return b.make(relation::not_equal, n);
+    }
     friend compare operator<(const builder& b, std::int64_t n) { return b.make(relation::less, n); }
-    friend compare operator>(const builder& b, std::int64_t n) { return b.make(relation::greater, n); }
-    friend compare operator==(const builder& b, std::string v) { return b.make(relation::equal, std::move(v)); }
-    friend compare operator!=(const builder& b, std::string v) { return b.make(relation::not_equal, std::move(v)); }
+    friend compare operator>(const builder& b, std::int64_t n) {
+      return b.make(relation::greater, n);
+    }
+    friend compare operator==(const builder& b, std::string v) {
+      return b.make(relation::equal, std::move(v));
+    }
+    friend compare operator!=(const builder& b, std::string v) {
+      return b.make(relation::not_equal, std::move(v));
+    }
   };
   static builder version(std::string k) { return {std::move(k), target::version}; }
   static builder create_revision(std::string k) { return {std::move(k), target::create}; }
@@ -211,7 +221,8 @@ struct transport_options {
 template <class W>
 concept watch_stream = requires(W& w, deadline d) {
   { w.next(d) } -> std::same_as<result<watch_batch>>;
-  { w.cancel() } noexcept;
+  { w.cancel() }
+  noexcept;
 };
 
 /// A lease keepalive stream: `send()` asks for one renewal, `next(d)` waits
@@ -220,7 +231,8 @@ template <class K>
 concept keepalive_stream = requires(K& k, deadline d) {
   { k.send() } -> std::same_as<result<void>>;
   { k.next(d) } -> std::same_as<result<std::int64_t>>;
-  { k.cancel() } noexcept;
+  { k.cancel() }
+  noexcept;
 };
 
 template <class T>

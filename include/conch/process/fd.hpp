@@ -1,14 +1,13 @@
 // conch/process/fd.hpp — an owned file descriptor, and errno as a conch::error.
 #pragma once
 
+#include "conch/result.hpp"
+
 #include <cerrno>
 #include <cstring>
 #include <string>
-#include <utility>
-
 #include <unistd.h>
-
-#include "conch/result.hpp"
+#include <utility>
 
 namespace conch::process {
 

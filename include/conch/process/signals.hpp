@@ -14,13 +14,12 @@
 //   }
 #pragma once
 
+#include "conch/process/fd.hpp"
+
 #include <csignal>
 #include <optional>
-
 #include <sys/signalfd.h>
 #include <unistd.h>
-
-#include "conch/process/fd.hpp"
 
 namespace conch::process {
 

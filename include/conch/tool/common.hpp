@@ -12,17 +12,17 @@
 //   auto opts = common.finish();   // result<common_options>: validated
 #pragma once
 
-#include <chrono>
-#include <cstdlib>
-#include <string>
-#include <string_view>
-#include <vector>
-
 #include "conch/logic/duration.hpp"
 #include "conch/logic/keys.hpp"
 #include "conch/policies/transport.hpp"
 #include "conch/result.hpp"
 #include "conch/tool/flags.hpp"
+
+#include <chrono>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+#include <vector>
 
 namespace conch::tool {
 
@@ -53,7 +53,8 @@ inline result<std::vector<std::string>> split_endpoints(std::string_view text) {
   std::size_t start = 0;
   for (;;) {
     std::size_t comma = text.find(',', start);
-    std::string_view part = text.substr(start, comma == std::string_view::npos ? text.npos : comma - start);
+    std::string_view part =
+        text.substr(start, comma == std::string_view::npos ? text.npos : comma - start);
     while (!part.empty() && (part.front() == ' ' || part.front() == '\t')) part.remove_prefix(1);
     while (!part.empty() && (part.back() == ' ' || part.back() == '\t')) part.remove_suffix(1);
     if (part.empty())
@@ -74,7 +75,8 @@ class common_flags {
     p.text("--prefix", prefix_, "PREFIX", "key namespace", "CONCH_PREFIX");
     if (supervises) {
       p.duration("--ttl", ttl_, "lease TTL, whole seconds", "10s");
-      p.duration("--kill-after", opts_.kill_after, "SIGKILL the child's group this long after SIGTERM", "5s");
+      p.duration("--kill-after", opts_.kill_after,
+                 "SIGKILL the child's group this long after SIGTERM", "5s");
     }
     p.text("--cacert", opts_.cacert, "FILE", "CA certificate: talk TLS to etcd");
     p.text("--cert", opts_.cert, "FILE", "client certificate (with --key)");
@@ -91,13 +93,15 @@ class common_flags {
     o.endpoints = std::move(*eps);
     o.prefix = conch::detail::normalize_prefix(prefix_);
     if (supervises_) {
-      if (ttl_ < std::chrono::seconds(1) || ttl_ % std::chrono::seconds(1) != std::chrono::milliseconds(0))
+      if (ttl_ < std::chrono::seconds(1) ||
+          ttl_ % std::chrono::seconds(1) != std::chrono::milliseconds(0))
         return error{errc::invalid_argument, "--ttl: " + conch::detail::format_duration(ttl_) +
                                                  " is not a whole number of seconds (at least 1s)"};
       o.ttl = std::chrono::duration_cast<std::chrono::seconds>(ttl_);
     }
     if (o.cert.empty() != o.key.empty())
-      return error{errc::invalid_argument, o.cert.empty() ? "--key needs --cert" : "--cert needs --key"};
+      return error{errc::invalid_argument,
+                   o.cert.empty() ? "--key needs --cert" : "--cert needs --key"};
     return o;
   }
 

@@ -17,41 +17,40 @@
 // The hosting binary must serve process::watchdog_main (see examples/conchd.cpp).
 #pragma once
 
-#include <poll.h>
-
-#include <cerrno>
-#include <algorithm>
-#include <atomic>
-#include <chrono>
-#include <cstdint>
-#include <cstdlib>
-#include <iostream>
-#include <mutex>
-#include <optional>
-#include <stop_token>
-#include <string>
-#include <string_view>
-#include <thread>
-#include <variant>
-#include <vector>
-
 #include "conch/cron.hpp"
+#include "conch/etcd.hpp"
+#include "conch/exit_codes.hpp"
 #include "conch/logic/cron_event.hpp"
 #include "conch/logic/duration.hpp"
 #include "conch/logic/time_format.hpp"
 #include "conch/policies/backoff.hpp"
 #include "conch/policies/clock.hpp"
 #include "conch/policies/default_policies.hpp"
-#include "conch/etcd.hpp"
 #include "conch/process/signals.hpp"
 #include "conch/process/watchdog.hpp"
 #include "conch/tool/common.hpp"
 #include "conch/tool/connect.hpp"
-#include "conch/exit_codes.hpp"
 #include "conch/tool/flags.hpp"
 #include "conch/tool/listen_address.hpp"
 #include "conch/tool/metered_transport.hpp"
 #include "conch/tool/ops.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <iostream>
+#include <mutex>
+#include <optional>
+#include <poll.h>
+#include <stop_token>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <variant>
+#include <vector>
 
 namespace conch::tool {
 
@@ -116,10 +115,12 @@ struct conchd_flags {
 
   explicit conchd_flags(command_line& p) : common(p), metrics(p) {
     p.text("--log-format", log_format, "FORMAT", "human or json: one line per event on stderr");
-    p.integer("--history", history, 0, 1'000'000, "ticks kept per job, pruned by the winner (0 keeps all)")
+    p.integer("--history", history, 0, 1'000'000,
+              "ticks kept per job, pruned by the winner (0 keeps all)")
         .default_text("100");
     p.text("--host", o.host, "NAME", "the name claims carry (default: the host name)").hidden();
-    p.text("--clock-offset", offset, "DURATION", "shift this daemon's clock (skew drills)", "CONCH_CLOCK_OFFSET")
+    p.text("--clock-offset", offset, "DURATION", "shift this daemon's clock (skew drills)",
+           "CONCH_CLOCK_OFFSET")
         .hidden();
   }
 
@@ -145,12 +146,13 @@ struct conchd_flags {
 /// Parses conchd's arguments: the options, or the exit code to leave with
 /// (0 after --help/--version, 64 after a usage error, the line printed).
 inline std::variant<conchd_options, int> parse_conchd(const std::vector<std::string>& args) {
-  command_line p{"conchd", "[flags]",
-                 "Run the cron jobs stored under <prefix>cron/jobs/ (see 'conch cron add'). Any number\n"
-                 "of conchd may share one etcd: each tick runs once, on the daemon that claims it.\n"
-                 "A run gets CONCH_TICK (the scheduled instant, UTC), CONCH_REV (the claim's\n"
-                 "revision), CONCH_NAME, CONCH_KEY and CONCH_LEASE. SIGTERM, SIGINT, SIGHUP or\n"
-                 "SIGQUIT stop claiming; runs in flight get --kill-after, then are killed."};
+  command_line p{
+      "conchd", "[flags]",
+      "Run the cron jobs stored under <prefix>cron/jobs/ (see 'conch cron add'). Any number\n"
+      "of conchd may share one etcd: each tick runs once, on the daemon that claims it.\n"
+      "A run gets CONCH_TICK (the scheduled instant, UTC), CONCH_REV (the claim's\n"
+      "revision), CONCH_NAME, CONCH_KEY and CONCH_LEASE. SIGTERM, SIGINT, SIGHUP or\n"
+      "SIGQUIT stop claiming; runs in flight get --kill-after, then are killed."};
   conchd_flags flags{p};
   if (auto code = finish_parse(p, p.parse(args))) return *code;
   return flags.finish(p);
@@ -171,7 +173,8 @@ void serve(Daemon& daemon, process::watchdog_handle watchdog, process::signal_in
   });
   // The systemd watchdog (WATCHDOG=1) is fed from this same loop.
   const auto renew_every = std::max<std::chrono::milliseconds>(
-      std::chrono::milliseconds{100}, std::min<std::chrono::milliseconds>(common.ttl / 6, notify_every(ops.notify)));
+      std::chrono::milliseconds{100},
+      std::min<std::chrono::milliseconds>(common.ttl / 6, notify_every(ops.notify)));
   std::optional<std::chrono::steady_clock::time_point> renewed;
   while (!finished) {
     process::reap_orphans();  // runs' orphans are re-parented to us (examples/conchd.cpp)
@@ -205,7 +208,8 @@ inline int conchd_main(const std::vector<std::string>& args, process::signal_inb
   auto log = [&](const cron_event& e) {
     const auto at = std::chrono::floor<std::chrono::milliseconds>(std::chrono::system_clock::now());
     std::lock_guard lock{log_mutex};
-    std::cerr << (o.json_log ? detail::json_log_line(e, at) : detail::human_log_line(e, at)) << std::endl;
+    std::cerr << (o.json_log ? detail::json_log_line(e, at) : detail::human_log_line(e, at))
+              << std::endl;
   };
 
   etcd_transport etcd{o.common.transport()};
@@ -239,12 +243,13 @@ inline int conchd_main(const std::vector<std::string>& args, process::signal_inb
     std::cerr << "conchd: etcd unavailable: " << r.error().message << std::endl;
     return exit_code::unavailable;
   }
-  std::string started = "started: prefix " + o.common.prefix + ", host " + daemon.settings().host + ", lease " +
-                        detail::lease_hex(daemon.lease());
-  if (o.clock_offset.count() != 0) started += ", clock offset " + std::to_string(o.clock_offset.count()) + "ms";
+  std::string started = "started: prefix " + o.common.prefix + ", host " + daemon.settings().host +
+                        ", lease " + detail::lease_hex(daemon.lease());
+  if (o.clock_offset.count() != 0)
+    started += ", clock offset " + std::to_string(o.clock_offset.count()) + "ms";
   log({.what = cron_event::kind::daemon, .message = started});
-  notify.ready("running the jobs under " + o.common.prefix + " as " + daemon.settings().host + ", lease " +
-               detail::lease_hex(daemon.lease()));
+  notify.ready("running the jobs under " + o.common.prefix + " as " + daemon.settings().host +
+               ", lease " + detail::lease_hex(daemon.lease()));
 
   serve(daemon, cron_options.watchdog, inbox, o.common, ops, log);
   log({.what = cron_event::kind::daemon, .message = "stopped"});

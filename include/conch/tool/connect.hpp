@@ -7,13 +7,13 @@
 //   if (int code = conch::tool::require_etcd(etcd, opts, "conch elect")) return code;
 #pragma once
 
+#include "conch/etcd.hpp"
+#include "conch/exit_codes.hpp"
+#include "conch/tool/common.hpp"
+
 #include <iostream>
 #include <string>
 #include <string_view>
-
-#include "conch/etcd.hpp"
-#include "conch/tool/common.hpp"
-#include "conch/exit_codes.hpp"
 
 namespace conch::tool {
 

@@ -12,23 +12,22 @@
 // The daemons that fire the ticks are `conchd` (tool/conchd.hpp).
 #pragma once
 
+#include "conch/cron_jobs.hpp"
+#include "conch/etcd.hpp"
+#include "conch/exit_codes.hpp"
+#include "conch/tool/common.hpp"
+#include "conch/tool/connect.hpp"
+#include "conch/tool/flags.hpp"
+
 #include <chrono>
 #include <cstdint>
 #include <iostream>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
-
-#include "conch/cron_jobs.hpp"
-#include "conch/etcd.hpp"
-#include "conch/tool/common.hpp"
-#include "conch/tool/connect.hpp"
-#include "conch/exit_codes.hpp"
-#include "conch/tool/flags.hpp"
-
-#include <nlohmann/json.hpp>
 
 namespace conch::tool {
 
@@ -38,8 +37,10 @@ inline std::string shell_words(const std::vector<std::string>& argv) {
   std::string out;
   for (const auto& a : argv) {
     if (!out.empty()) out += ' ';
-    const bool plain = !a.empty() && a.find_first_of(" \t\n\"'\\$`|&;<>()*?[]{}~#") == std::string::npos;
-    out += plain ? a : nlohmann::json(a).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    const bool plain =
+        !a.empty() && a.find_first_of(" \t\n\"'\\$`|&;<>()*?[]{}~#") == std::string::npos;
+    out += plain ? a
+                 : nlohmann::json(a).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   }
   return out;
 }
@@ -53,17 +54,20 @@ inline std::string human(const std::vector<cron_job_view>& jobs) {
     } else if (!j.problem.empty()) {
       out += j.name + "  CORRUPT (skipped by conchd): " + j.problem + "\n";
     } else {
-      out += j.name + "  " + j.schedule + (j.tz.empty() ? "" : " (" + j.tz + ")") +
-             "  next " + (j.next.empty() ? "never" : j.next) + "  -- " + shell_words(j.argv) + "\n";
+      out += j.name + "  " + j.schedule + (j.tz.empty() ? "" : " (" + j.tz + ")") + "  next " +
+             (j.next.empty() ? "never" : j.next) + "  -- " + shell_words(j.argv) + "\n";
     }
     for (const auto& r : j.runs) {
       out += "  " + r.tick + "  " + detail::to_string(r.state);
       if (r.exit_code) out += " exit=" + std::to_string(*r.exit_code);
-      out += "  claimer=" + (r.host.empty() ? std::string("?") : r.host) + "/" + std::to_string(r.pid);
+      out +=
+          "  claimer=" + (r.host.empty() ? std::string("?") : r.host) + "/" + std::to_string(r.pid);
       if (!r.lease.empty()) out += " lease=" + r.lease;
       out += " rev=" + std::to_string(r.rev);
-      if (!r.start.empty()) out += "  start=" + r.start + " end=" + r.end;
-      else if (!r.claimed.empty()) out += "  claimed=" + r.claimed;
+      if (!r.start.empty())
+        out += "  start=" + r.start + " end=" + r.end;
+      else if (!r.claimed.empty())
+        out += "  claimed=" + r.claimed;
       if (!r.problem.empty()) out += "  (" + r.problem + ")";
       out += "\n";
     }
@@ -73,21 +77,24 @@ inline std::string human(const std::vector<cron_job_view>& jobs) {
 
 /// `ls --json`: one array, one object per job.
 inline std::string json(const std::vector<cron_job_view>& jobs) {
-  auto text_or_null = [](const std::string& s) { return s.empty() ? nlohmann::json(nullptr) : nlohmann::json(s); };
+  auto text_or_null = [](const std::string& s) {
+    return s.empty() ? nlohmann::json(nullptr) : nlohmann::json(s);
+  };
   nlohmann::json all = nlohmann::json::array();
   for (const auto& j : jobs) {
     nlohmann::json runs = nlohmann::json::array();
     for (const auto& r : j.runs) {
-      runs.push_back({{"tick", r.tick},
-                      {"state", detail::to_string(r.state)},
-                      {"rev", r.rev},
-                      {"claimer", {{"host", r.host}, {"pid", r.pid}, {"lease", r.lease}}},
-                      {"claimed", text_or_null(r.claimed)},
-                      {"start", text_or_null(r.start)},
-                      {"end", text_or_null(r.end)},
-                      {"exit_code", r.exit_code ? nlohmann::json(*r.exit_code) : nlohmann::json(nullptr)},
-                      {"output", r.output},
-                      {"problem", text_or_null(r.problem)}});
+      runs.push_back(
+          {{"tick", r.tick},
+           {"state", detail::to_string(r.state)},
+           {"rev", r.rev},
+           {"claimer", {{"host", r.host}, {"pid", r.pid}, {"lease", r.lease}}},
+           {"claimed", text_or_null(r.claimed)},
+           {"start", text_or_null(r.start)},
+           {"end", text_or_null(r.end)},
+           {"exit_code", r.exit_code ? nlohmann::json(*r.exit_code) : nlohmann::json(nullptr)},
+           {"output", r.output},
+           {"problem", text_or_null(r.problem)}});
     }
     all.push_back({{"name", j.name},
                    {"removed", j.removed},
@@ -124,8 +131,9 @@ inline int cron_add_run(const command_line& p, const cron_job_spec& spec, const 
     return r.error().code == errc::invalid_argument ? exit_code::usage : exit_code::unavailable;
   }
   auto next = job->next_after(now);
-  std::cerr << p.program() << ": job " << spec.name << " stored at " << job->key << " (revision " << *r
-            << "), next tick " << (next ? detail::format_rfc3339(*next) : std::string("never")) << "\n";
+  std::cerr << p.program() << ": job " << spec.name << " stored at " << job->key << " (revision "
+            << *r << "), next tick "
+            << (next ? detail::format_rfc3339(*next) : std::string("never")) << "\n";
   return exit_code::ok;
 }
 
@@ -226,10 +234,11 @@ inline void add_cron_ls(command_line& cron) {
 
 /// Declares `conch cron add|ls|rm` under `conch` (see tool/conch.hpp).
 inline void add_cron(command_line& conch) {
-  auto& cron = conch.subcommand("cron", "add|ls|rm ... [flags]",
-                                "The jobs the conchd daemons run: add, ls, rm.\n\n"
-                                "The jobs for the conchd daemons: each tick runs once, on one daemon.\n"
-                                "'conch cron add --help' tells more.");
+  auto& cron =
+      conch.subcommand("cron", "add|ls|rm ... [flags]",
+                       "The jobs the conchd daemons run: add, ls, rm.\n\n"
+                       "The jobs for the conchd daemons: each tick runs once, on one daemon.\n"
+                       "'conch cron add --help' tells more.");
   add_cron_add(cron);
   add_cron_ls(cron);
   add_cron_rm(cron);

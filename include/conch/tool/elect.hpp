@@ -6,7 +6,21 @@
 // A thin layer over basic_election and the shared holding flow (hold.hpp).
 #pragma once
 
-#include <unistd.h>
+#include "conch/election.hpp"
+#include "conch/etcd.hpp"
+#include "conch/exit_codes.hpp"
+#include "conch/logic/hex.hpp"
+#include "conch/logic/records.hpp"
+#include "conch/logic/time_format.hpp"
+#include "conch/policies/default_policies.hpp"
+#include "conch/process/signals.hpp"
+#include "conch/session.hpp"
+#include "conch/tool/common.hpp"
+#include "conch/tool/connect.hpp"
+#include "conch/tool/flags.hpp"
+#include "conch/tool/hold.hpp"
+#include "conch/tool/holder.hpp"
+#include "conch/tool/ops.hpp"
 
 #include <chrono>
 #include <iostream>
@@ -14,25 +28,10 @@
 #include <optional>
 #include <stop_token>
 #include <string>
+#include <unistd.h>
 #include <utility>
 #include <variant>
 #include <vector>
-
-#include "conch/logic/hex.hpp"
-#include "conch/logic/records.hpp"
-#include "conch/logic/time_format.hpp"
-#include "conch/election.hpp"
-#include "conch/policies/default_policies.hpp"
-#include "conch/etcd.hpp"
-#include "conch/process/signals.hpp"
-#include "conch/session.hpp"
-#include "conch/tool/common.hpp"
-#include "conch/tool/connect.hpp"
-#include "conch/exit_codes.hpp"
-#include "conch/tool/flags.hpp"
-#include "conch/tool/hold.hpp"
-#include "conch/tool/holder.hpp"
-#include "conch/tool/ops.hpp"
 
 namespace conch::tool {
 
@@ -59,7 +58,8 @@ struct elect_flags {
     p.flag("--who", o.who, "print the leader and exit (1 if the office is vacant)");
     p.flag("--nonblock", o.nonblock, "exit 75 at once if another leads");
     p.duration("--timeout", timeout, "give up waiting after this long, then exit 75", "none: wait");
-    p.flag("--restart", o.restart.enabled, "restart CMD when it exits, with backoff, while leading");
+    p.flag("--restart", o.restart.enabled,
+           "restart CMD when it exits, with backoff, while leading");
     p.duration("--stable-after", o.restart.stable_after,
                "with --restart: a CMD that ran this long resets the backoff", "60s");
     metrics.emplace(p);
@@ -102,8 +102,9 @@ struct office_recipe {
   std::string record;
 
   result<void> acquire(std::stop_token stop) {
-    return office.campaign(record, {.nonblock = options.nonblock, .timeout = options.timeout,
-                                    .stop = std::move(stop)});
+    return office.campaign(
+        record,
+        {.nonblock = options.nonblock, .timeout = options.timeout, .stop = std::move(stop)});
   }
   std::vector<std::pair<std::string, std::string>> env() const {
     return {{"CONCH_REV", std::to_string(office.token())},
@@ -132,14 +133,16 @@ inline int elect_run(const elect_options& o, process::signal_inbox& inbox) {
   office_recipe recipe{office, session, o, holder_json(o.name, session.lease(), o.argv)};
   wrapper_ops ops;
   if (int code = ops.start(o.metrics, "conch elect", session)) return code;
-  hold_texts texts{"waiting for office " + o.name,
-                   [&] { return "leading office " + o.name + " (token " + std::to_string(office.token()) + ")"; }};
-  return hold_and_run(session, recipe,
-                      {.program = "conch elect",
-                       .supervise = {.argv = o.argv, .kill_after = o.common.kill_after,
-                                     .restart = o.restart},
-                       .hooks = ops.hooks(texts)},
-                      inbox);
+  hold_texts texts{"waiting for office " + o.name, [&] {
+                     return "leading office " + o.name + " (token " +
+                            std::to_string(office.token()) + ")";
+                   }};
+  return hold_and_run(
+      session, recipe,
+      {.program = "conch elect",
+       .supervise = {.argv = o.argv, .kill_after = o.common.kill_after, .restart = o.restart},
+       .hooks = ops.hooks(texts)},
+      inbox);
 }
 
 /// Declares `conch elect` under `conch` (see tool/conch.hpp).

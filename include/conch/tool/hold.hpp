@@ -147,10 +147,13 @@ std::jthread watch_lease_while_waiting(Session& session, const hold_hooks& hooks
 inline int acquire_failure_code(errc code) {
   switch (code) {
     case errc::busy:
-    case errc::timed_out: return exit_code::busy;
+    case errc::timed_out:
+      return exit_code::busy;
     case errc::lost:
-    case errc::lease_not_found: return exit_code::lost;
-    default: return exit_code::unavailable;
+    case errc::lease_not_found:
+      return exit_code::lost;
+    default:
+      return exit_code::unavailable;
   }
 }
 

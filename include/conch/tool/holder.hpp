@@ -7,20 +7,19 @@
 // `etcdctl elect` proposal) shows as an unknown holder, never as an error.
 #pragma once
 
-#include <unistd.h>
-
-#include <chrono>
-#include <nlohmann/json.hpp>
-#include <optional>
-#include <string>
-#include <vector>
-
 #include "conch/logic/hex.hpp"
 #include "conch/logic/records.hpp"
 #include "conch/logic/time_format.hpp"
 #include "conch/policies/transport.hpp"
 #include "conch/tool/common.hpp"
 #include "conch/version.hpp"
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <unistd.h>
+#include <vector>
 
 namespace conch::tool {
 
@@ -31,12 +30,14 @@ inline std::string host_name() {
 }
 
 /// This process's holder record for office/semaphore `name`, as JSON.
-inline std::string holder_json(const std::string& name, lease_id lease, const std::vector<std::string>& argv,
+inline std::string holder_json(const std::string& name, lease_id lease,
+                               const std::vector<std::string>& argv,
                                std::optional<int> slot = std::nullopt) {
   conch::detail::holder_record h{};
   h.host = host_name();
   h.pid = ::getpid();
-  h.start = std::chrono::time_point_cast<std::chrono::milliseconds>(std::chrono::system_clock::now());
+  h.start =
+      std::chrono::time_point_cast<std::chrono::milliseconds>(std::chrono::system_clock::now());
   h.lease = conch::detail::lease_hex(lease);
   h.token = 0;
   h.name = name;

@@ -7,21 +7,21 @@
 // basic_semaphore and the holding flow `conch elect` uses too (hold.hpp).
 #pragma once
 
+#include "conch/etcd.hpp"
+#include "conch/exit_codes.hpp"
 #include "conch/logic/hex.hpp"
 #include "conch/logic/keys.hpp"
 #include "conch/logic/records.hpp"
 #include "conch/policies/default_policies.hpp"
-#include "conch/etcd.hpp"
 #include "conch/process/signals.hpp"
 #include "conch/semaphore.hpp"
 #include "conch/session.hpp"
 #include "conch/tool/common.hpp"
 #include "conch/tool/connect.hpp"
-#include "conch/exit_codes.hpp"
 #include "conch/tool/flags.hpp"
 #include "conch/tool/hold.hpp"
-#include "conch/tool/ops.hpp"
 #include "conch/tool/holder.hpp"
+#include "conch/tool/ops.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -59,7 +59,8 @@ struct sema_flags {
 
   explicit sema_flags(command_line& p)
       : common(p.positional("NAME", o.name, "the semaphore")
-                   .integer("--max", max, 1, conch::detail::max_semaphore_size, "number of slots (required)")) {
+                   .integer("--max", max, 1, conch::detail::max_semaphore_size,
+                            "number of slots (required)")) {
     p.flag("--who", o.who, "list holders and waiters and exit (1 if nobody holds)");
     p.flag("--nonblock", o.nonblock, "exit 75 at once if no slot is free for us");
     p.duration("--timeout", timeout, "give up waiting after this long, then exit 75", "none: wait");
@@ -178,8 +179,10 @@ inline int sema_run(const sema_options& o, process::signal_inbox& inbox) {
   slot_recipe recipe{semaphore, session, o};
   wrapper_ops ops;
   if (int code = ops.start(o.metrics, "conch sema", session)) return code;
-  hold_texts texts{"waiting for a slot of semaphore " + o.name,
-                   [&] { return "holding slot " + std::to_string(semaphore.slot()) + " of semaphore " + o.name; }};
+  hold_texts texts{"waiting for a slot of semaphore " + o.name, [&] {
+                     return "holding slot " + std::to_string(semaphore.slot()) + " of semaphore " +
+                            o.name;
+                   }};
   return hold_and_run(session, recipe,
                       {.program = "conch sema",
                        .supervise = {.argv = o.argv, .kill_after = o.common.kill_after},
