@@ -131,6 +131,9 @@ class basic_cron {
     /// Guards every run's process group against a frozen daemon (see
     /// process/watchdog.hpp); empty: runs are stopped by the daemon alone.
     process::watchdog_handle watchdog{};
+    /// Paces retries (claims and results in doubt, the jobs watch, the
+    /// lease's keepalives); each operation copies it.
+    typename P::backoff backoff{};
   };
 
   /// `c` is the bundle's clock: the ticks follow it when it tells wall time,
@@ -139,7 +142,8 @@ class basic_cron {
       : transport_(t),
         options_(settled(std::move(o))),
         clock_(detail::wall_clock_of<P>(c)),
-        lease_(t, options_.ttl, options_.kill_after, detail::lease_clock_of<P>(c), emit_) {}
+        lease_(t, {.ttl = options_.ttl, .backoff = options_.backoff}, options_.kill_after,
+               detail::lease_clock_of<P>(c), emit_) {}
   basic_cron(const basic_cron&) = delete;
   basic_cron& operator=(const basic_cron&) = delete;
   ~basic_cron() { drain(); }
@@ -201,6 +205,7 @@ class basic_cron {
   }
 
   void emit(cron_event e) {
+    if (e.what == cron_event::kind::skipped) ++skipped_;
     if (!options_.on_event) return;
     std::lock_guard lock{event_mutex_};
     options_.on_event(e);
@@ -224,7 +229,7 @@ class basic_cron {
 
   // The watch thread: job changes take effect at once, without polling.
   void watch_jobs(std::stop_token stop) {
-    typename P::backoff retry{};
+    typename P::backoff retry = options_.backoff;
     while (!stop.stop_requested()) {
       revision from;
       {
@@ -330,11 +335,10 @@ class basic_cron {
     auto result = detail::run_claimed(c, job, *won);
     won->session.reset();  // the run is over: a lost lease may be replaced now
     const std::string& name = job.name();
-    if (auto w =
-            detail::send_result(transport_,
-                                detail::result_txn(won->fire_key, won->rev, won->runs_key,
-                                                   detail::encode_record(result)),
-                                won->fire_key, result_stop_.get_token(), typename P::backoff{});
+    if (auto w = detail::send_result(transport_,
+                                     detail::result_txn(won->fire_key, won->rev, won->runs_key,
+                                                        detail::encode_record(result)),
+                                     won->fire_key, result_stop_.get_token(), options_.backoff);
         !w) {
       emit({.what = cron_event::kind::error,
             .job = name,

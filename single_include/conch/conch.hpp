@@ -6102,7 +6102,7 @@ inline bool group_and_start(pid_t pid, pid_t& pgrp, unsigned long long& start) {
 /// opened while the leader waits at its launch gate, so it is ours for sure.
 struct watched_group {
   pid_t pgid = 0;
-  unique_fd leader;                     ///< pidfd, -1 without kernel support
+  unique_fd leader{};                   ///< pidfd, -1 without kernel support
   unsigned long long leader_start = 0;  ///< /proc starttime, 0 if unknown
   std::chrono::milliseconds kill_after{};
   std::optional<clock::time_point> term_sent{};
@@ -6879,12 +6879,13 @@ class cron_lease {
   using transport_type = typename Session::transport_type;
   using clock_type = typename Session::clock_type;
 
-  /// `clock` is the instance every session is built with (copies share one
-  /// time); `say` reports a loss.
-  cron_lease(transport_type& t, std::chrono::seconds ttl, std::chrono::milliseconds kill_after,
-             clock_type clock, std::function<void(cron_event)> say)
+  /// Every session is built with `session_options` (TTL, backoff prototype)
+  /// and `clock` (copies share one time); `say` reports a loss.
+  cron_lease(transport_type& t, typename Session::options session_options,
+             std::chrono::milliseconds kill_after, clock_type clock,
+             std::function<void(cron_event)> say)
       : transport_(t),
-        ttl_(ttl),
+        session_options_(std::move(session_options)),
         kill_after_(kill_after),
         clock_(std::move(clock)),
         say_(std::move(say)) {}
@@ -6906,9 +6907,7 @@ class cron_lease {
     const auto bound = std::chrono::steady_clock::now() + kill_after_ + std::chrono::seconds{2};
     while (session_ && session_.use_count() > 1 && std::chrono::steady_clock::now() < bound)
       (void)cron_pause(std::chrono::milliseconds{10}, {});
-    typename Session::options lease_options;
-    lease_options.ttl = ttl_;
-    auto fresh = std::make_shared<Session>(transport_, lease_options, clock_);
+    auto fresh = std::make_shared<Session>(transport_, session_options_, clock_);
     if (auto r = fresh->start(); !r) return std::move(r).error();
     session_ = std::move(fresh);
     loss_reported_ = false;
@@ -6938,7 +6937,7 @@ class cron_lease {
 
  private:
   transport_type& transport_;
-  std::chrono::seconds ttl_;
+  typename Session::options session_options_;
   std::chrono::milliseconds kill_after_;
   [[no_unique_address]] clock_type clock_;
   std::function<void(cron_event)> say_;
@@ -7022,7 +7021,7 @@ std::optional<cron_claimed<Session>> claim_tick(const cron_fire_context<Session,
   auto rev =
       send_claim(c.transport,
                  claim_txn(job.fire_dir, job.floor_dir, format_tick(tick), value, job.key, job_rev),
-                 value, c.run_stop, Backoff{});
+                 value, c.run_stop, Backoff(c.options.backoff));
   if (!rev) {
     if (rev.error().code != errc::busy) say(cron_event::kind::error, rev.error().message);
     return std::nullopt;
@@ -7844,6 +7843,9 @@ class basic_cron {
     /// Guards every run's process group against a frozen daemon (see
     /// process/watchdog.hpp); empty: runs are stopped by the daemon alone.
     process::watchdog_handle watchdog{};
+    /// Paces retries (claims and results in doubt, the jobs watch, the
+    /// lease's keepalives); each operation copies it.
+    typename P::backoff backoff{};
   };
 
   /// `c` is the bundle's clock: the ticks follow it when it tells wall time,
@@ -7852,7 +7854,8 @@ class basic_cron {
       : transport_(t),
         options_(settled(std::move(o))),
         clock_(detail::wall_clock_of<P>(c)),
-        lease_(t, options_.ttl, options_.kill_after, detail::lease_clock_of<P>(c), emit_) {}
+        lease_(t, {.ttl = options_.ttl, .backoff = options_.backoff}, options_.kill_after,
+               detail::lease_clock_of<P>(c), emit_) {}
   basic_cron(const basic_cron&) = delete;
   basic_cron& operator=(const basic_cron&) = delete;
   ~basic_cron() { drain(); }
@@ -7914,6 +7917,7 @@ class basic_cron {
   }
 
   void emit(cron_event e) {
+    if (e.what == cron_event::kind::skipped) ++skipped_;
     if (!options_.on_event) return;
     std::lock_guard lock{event_mutex_};
     options_.on_event(e);
@@ -7937,7 +7941,7 @@ class basic_cron {
 
   // The watch thread: job changes take effect at once, without polling.
   void watch_jobs(std::stop_token stop) {
-    typename P::backoff retry{};
+    typename P::backoff retry = options_.backoff;
     while (!stop.stop_requested()) {
       revision from;
       {
@@ -8043,11 +8047,10 @@ class basic_cron {
     auto result = detail::run_claimed(c, job, *won);
     won->session.reset();  // the run is over: a lost lease may be replaced now
     const std::string& name = job.name();
-    if (auto w =
-            detail::send_result(transport_,
-                                detail::result_txn(won->fire_key, won->rev, won->runs_key,
-                                                   detail::encode_record(result)),
-                                won->fire_key, result_stop_.get_token(), typename P::backoff{});
+    if (auto w = detail::send_result(transport_,
+                                     detail::result_txn(won->fire_key, won->rev, won->runs_key,
+                                                        detail::encode_record(result)),
+                                     won->fire_key, result_stop_.get_token(), options_.backoff);
         !w) {
       emit({.what = cron_event::kind::error,
             .job = name,

@@ -20,6 +20,7 @@
 #include "support/etcd_harness.hpp"
 #include "support/eventually.hpp"
 
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <map>
@@ -242,4 +243,34 @@ TEST_CASE("a steady fake clock drives the daemon's lease: renewed as the test ad
   REQUIRE(alive);
   CHECK(alive->ttl > 0);           // etcd still holds the lease the daemon names
   CHECK(daemon.lease() == lease);  // never lost, never replaced
+}
+
+TEST_CASE("a tick that comes too late is shed, logged and counted", "[cron]") {
+  const std::string prefix = conch::test::unique_prefix();
+  conch::etcd_transport transport{conch::test::etcd_server::shared().client_options()};
+  const auto start = utc(2026, 1, 1, 0, 0) + 500ms;
+  conch::fake_clock<sys> clock{start};
+  REQUIRE(conch::add_cron_job(transport, prefix,
+                              {.name = "beat", .schedule = "@every 1s", .tz = "", .argv = {"true"}},
+                              clock.now()));
+  std::atomic<int> skipped_events{0};
+  fake_cron daemon{transport,
+                   {.prefix = prefix,
+                    .on_event =
+                        [&](const conch::cron_event& e) {
+                          if (e.what == conch::cron_event::kind::skipped) ++skipped_events;
+                        }},
+                   clock};
+  REQUIRE(daemon.start());
+  std::stop_source stop;
+  std::jthread runner([&] { (void)daemon.run(stop.get_token()); });
+  REQUIRE(clock.await_sleepers(1));
+  CHECK(daemon.skipped() == 0);
+  // The daemon wakes for 00:00:01 when 00:00:02 is long due: it sheds that tick.
+  clock.set(start + 5s);
+  CHECK(conch::test::eventually([&] { return skipped_events.load() >= 1; }));
+  CHECK(daemon.skipped() == static_cast<std::uint64_t>(skipped_events.load()));
+  CHECK_FALSE(await_key(transport, tick_key(prefix + "cron/fire/beat/", utc(2026, 1, 1, 0, 0) + 1s),
+                        200ms));
+  stop.request_stop();
 }

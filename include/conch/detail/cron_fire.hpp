@@ -84,7 +84,7 @@ std::optional<cron_claimed<Session>> claim_tick(const cron_fire_context<Session,
   auto rev =
       send_claim(c.transport,
                  claim_txn(job.fire_dir, job.floor_dir, format_tick(tick), value, job.key, job_rev),
-                 value, c.run_stop, Backoff{});
+                 value, c.run_stop, Backoff(c.options.backoff));
   if (!rev) {
     if (rev.error().code != errc::busy) say(cron_event::kind::error, rev.error().message);
     return std::nullopt;

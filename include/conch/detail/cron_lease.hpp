@@ -26,12 +26,13 @@ class cron_lease {
   using transport_type = typename Session::transport_type;
   using clock_type = typename Session::clock_type;
 
-  /// `clock` is the instance every session is built with (copies share one
-  /// time); `say` reports a loss.
-  cron_lease(transport_type& t, std::chrono::seconds ttl, std::chrono::milliseconds kill_after,
-             clock_type clock, std::function<void(cron_event)> say)
+  /// Every session is built with `session_options` (TTL, backoff prototype)
+  /// and `clock` (copies share one time); `say` reports a loss.
+  cron_lease(transport_type& t, typename Session::options session_options,
+             std::chrono::milliseconds kill_after, clock_type clock,
+             std::function<void(cron_event)> say)
       : transport_(t),
-        ttl_(ttl),
+        session_options_(std::move(session_options)),
         kill_after_(kill_after),
         clock_(std::move(clock)),
         say_(std::move(say)) {}
@@ -53,9 +54,7 @@ class cron_lease {
     const auto bound = std::chrono::steady_clock::now() + kill_after_ + std::chrono::seconds{2};
     while (session_ && session_.use_count() > 1 && std::chrono::steady_clock::now() < bound)
       (void)cron_pause(std::chrono::milliseconds{10}, {});
-    typename Session::options lease_options;
-    lease_options.ttl = ttl_;
-    auto fresh = std::make_shared<Session>(transport_, lease_options, clock_);
+    auto fresh = std::make_shared<Session>(transport_, session_options_, clock_);
     if (auto r = fresh->start(); !r) return std::move(r).error();
     session_ = std::move(fresh);
     loss_reported_ = false;
@@ -85,7 +84,7 @@ class cron_lease {
 
  private:
   transport_type& transport_;
-  std::chrono::seconds ttl_;
+  typename Session::options session_options_;
   std::chrono::milliseconds kill_after_;
   [[no_unique_address]] clock_type clock_;
   std::function<void(cron_event)> say_;

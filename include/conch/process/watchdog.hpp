@@ -160,7 +160,7 @@ inline bool group_and_start(pid_t pid, pid_t& pgrp, unsigned long long& start) {
 /// opened while the leader waits at its launch gate, so it is ours for sure.
 struct watched_group {
   pid_t pgid = 0;
-  unique_fd leader;                     ///< pidfd, -1 without kernel support
+  unique_fd leader{};                   ///< pidfd, -1 without kernel support
   unsigned long long leader_start = 0;  ///< /proc starttime, 0 if unknown
   std::chrono::milliseconds kill_after{};
   std::optional<clock::time_point> term_sent{};
