@@ -5280,6 +5280,7 @@ inline error os_error(const std::string& what, int err = errno) {
 #include <algorithm>
 #include <atomic>
 #include <csignal>
+#include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -5301,6 +5302,24 @@ inline error os_error(const std::string& what, int err = errno) {
 extern char** environ;
 
 namespace conch::process {
+
+/// The fields of /proc/PID/stat after the command name (the state first),
+/// read into `buf` with one open and read, no stdio (a group's liveness scan
+/// reads every process); nullptr once `pid` is gone. The name may hold
+/// spaces and parentheses, so the fields start after the last ')'.
+template <std::size_t N>
+const char* proc_stat_fields(pid_t pid, char (&buf)[N]) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
+  const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return nullptr;
+  const ssize_t n = ::read(fd, buf, N - 1);
+  ::close(fd);
+  if (n <= 0) return nullptr;
+  buf[n] = '\0';
+  const char* close = std::strrchr(buf, ')');
+  return close ? close + 1 : nullptr;
+}
 
 struct spawn_options {
   std::vector<std::string> argv{};                         ///< argv[0] is looked up in PATH
@@ -5342,17 +5361,10 @@ inline void disown(pid_t pid) {
 
 /// Parent and state of `pid` from /proc/PID/stat; false if it is gone.
 inline bool parent_and_state(pid_t pid, pid_t& ppid, char& state) {
-  char path[64];
-  std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
-  std::FILE* f = std::fopen(path, "re");
-  if (!f) return false;
   char buf[512];
-  size_t n = std::fread(buf, 1, sizeof buf - 1, f);
-  std::fclose(f);
-  buf[n] = '\0';
-  const char* close = std::strrchr(buf, ')');  // the command name may hold ')'
+  const char* fields = proc_stat_fields(pid, buf);
   int pp = 0;
-  if (!close || std::sscanf(close + 1, " %c %d", &state, &pp) != 2) return false;
+  if (!fields || std::sscanf(fields, " %c %d", &state, &pp) != 2) return false;
   ppid = pp;
   return true;
 }
@@ -5704,21 +5716,11 @@ inline result<child> spawn(const spawn_options& opt) {
 namespace conch::process {
 
 /// Reads state and process group of `pid` from /proc; false if it is gone.
-/// (One open and read, no stdio: a group's liveness scan reads every process.)
 inline bool proc_state(pid_t pid, char& state, pid_t& pgrp) {
-  char path[64];
-  std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
-  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
   char buf[512];
-  ssize_t n = ::read(fd, buf, sizeof buf - 1);
-  ::close(fd);
-  if (n <= 0) return false;
-  buf[n] = '\0';
-  // The command name may hold spaces and parentheses: parse after the last ')'.
-  const char* close = std::strrchr(buf, ')');
+  const char* fields = proc_stat_fields(pid, buf);
   int ppid = 0, pg = 0;
-  if (!close || std::sscanf(close + 1, " %c %d %d", &state, &ppid, &pg) != 3) return false;
+  if (!fields || std::sscanf(fields, " %c %d %d", &state, &ppid, &pg) != 3) return false;
   pgrp = pg;
   return true;
 }
@@ -6077,21 +6079,15 @@ inline int pidfd_send_signal(int pidfd, int sig) noexcept {
 
 /// Process group and start time (clock ticks after boot) of `pid` from /proc.
 inline bool group_and_start(pid_t pid, pid_t& pgrp, unsigned long long& start) {
-  char path[64];
-  std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
-  std::FILE* f = std::fopen(path, "re");
-  if (!f) return false;
   char buf[1024];
-  size_t n = std::fread(buf, 1, sizeof buf - 1, f);
-  std::fclose(f);
-  buf[n] = '\0';
-  const char* p = std::strrchr(buf, ')');  // the command name may hold ')'
+  const char* fields = proc_stat_fields(pid, buf);
   int pg = 0;
   // Fields after the name: 3 state, 4 ppid, 5 pgrp, ..., 22 starttime.
-  if (!p ||
+  if (!fields ||
       std::sscanf(
-          p + 1, " %*c %*d %d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
-          &pg, &start) != 2)
+          fields,
+          " %*c %*d %d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu", &pg,
+          &start) != 2)
     return false;
   pgrp = pg;
   return true;

@@ -26,21 +26,11 @@
 namespace conch::process {
 
 /// Reads state and process group of `pid` from /proc; false if it is gone.
-/// (One open and read, no stdio: a group's liveness scan reads every process.)
 inline bool proc_state(pid_t pid, char& state, pid_t& pgrp) {
-  char path[64];
-  std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
-  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
   char buf[512];
-  ssize_t n = ::read(fd, buf, sizeof buf - 1);
-  ::close(fd);
-  if (n <= 0) return false;
-  buf[n] = '\0';
-  // The command name may hold spaces and parentheses: parse after the last ')'.
-  const char* close = std::strrchr(buf, ')');
+  const char* fields = proc_stat_fields(pid, buf);
   int ppid = 0, pg = 0;
-  if (!close || std::sscanf(close + 1, " %c %d %d", &state, &ppid, &pg) != 3) return false;
+  if (!fields || std::sscanf(fields, " %c %d %d", &state, &ppid, &pg) != 3) return false;
   pgrp = pg;
   return true;
 }

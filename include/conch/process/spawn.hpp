@@ -28,6 +28,7 @@
 #include <algorithm>
 #include <atomic>
 #include <csignal>
+#include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -49,6 +50,24 @@
 extern char** environ;
 
 namespace conch::process {
+
+/// The fields of /proc/PID/stat after the command name (the state first),
+/// read into `buf` with one open and read, no stdio (a group's liveness scan
+/// reads every process); nullptr once `pid` is gone. The name may hold
+/// spaces and parentheses, so the fields start after the last ')'.
+template <std::size_t N>
+const char* proc_stat_fields(pid_t pid, char (&buf)[N]) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
+  const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return nullptr;
+  const ssize_t n = ::read(fd, buf, N - 1);
+  ::close(fd);
+  if (n <= 0) return nullptr;
+  buf[n] = '\0';
+  const char* close = std::strrchr(buf, ')');
+  return close ? close + 1 : nullptr;
+}
 
 struct spawn_options {
   std::vector<std::string> argv{};                         ///< argv[0] is looked up in PATH
@@ -90,17 +109,10 @@ inline void disown(pid_t pid) {
 
 /// Parent and state of `pid` from /proc/PID/stat; false if it is gone.
 inline bool parent_and_state(pid_t pid, pid_t& ppid, char& state) {
-  char path[64];
-  std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
-  std::FILE* f = std::fopen(path, "re");
-  if (!f) return false;
   char buf[512];
-  size_t n = std::fread(buf, 1, sizeof buf - 1, f);
-  std::fclose(f);
-  buf[n] = '\0';
-  const char* close = std::strrchr(buf, ')');  // the command name may hold ')'
+  const char* fields = proc_stat_fields(pid, buf);
   int pp = 0;
-  if (!close || std::sscanf(close + 1, " %c %d", &state, &pp) != 2) return false;
+  if (!fields || std::sscanf(fields, " %c %d", &state, &pp) != 2) return false;
   ppid = pp;
   return true;
 }

@@ -135,21 +135,15 @@ inline int pidfd_send_signal(int pidfd, int sig) noexcept {
 
 /// Process group and start time (clock ticks after boot) of `pid` from /proc.
 inline bool group_and_start(pid_t pid, pid_t& pgrp, unsigned long long& start) {
-  char path[64];
-  std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
-  std::FILE* f = std::fopen(path, "re");
-  if (!f) return false;
   char buf[1024];
-  size_t n = std::fread(buf, 1, sizeof buf - 1, f);
-  std::fclose(f);
-  buf[n] = '\0';
-  const char* p = std::strrchr(buf, ')');  // the command name may hold ')'
+  const char* fields = proc_stat_fields(pid, buf);
   int pg = 0;
   // Fields after the name: 3 state, 4 ppid, 5 pgrp, ..., 22 starttime.
-  if (!p ||
+  if (!fields ||
       std::sscanf(
-          p + 1, " %*c %*d %d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
-          &pg, &start) != 2)
+          fields,
+          " %*c %*d %d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu", &pg,
+          &start) != 2)
     return false;
   pgrp = pg;
   return true;
