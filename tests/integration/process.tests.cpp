@@ -23,6 +23,7 @@
 #include <fstream>
 #include <functional>
 #include <iterator>
+#include <mutex>
 #include <optional>
 #include <poll.h>
 #include <sstream>
@@ -538,6 +539,59 @@ TEST_CASE("supervise: loss -> SIGTERM to the group, SIGKILL after kill-after, ex
   pid_t grandchild = pid_from(dir.file("gc"));
   kill_on_exit cleanup{grandchild};
   CHECK(await([&] { return !proc::process_alive(grandchild); }));
+}
+
+TEST_CASE("supervise: each move of the local deadline renews the watchdog at once",
+          "[supervise][watchdog]") {
+  temp_dir dir;
+  auto wd = proc::watchdog::spawn("/proc/self/exe", {.kill_after = 100ms});
+  REQUIRE(wd);
+  kill_on_exit watchdog_cleanup{wd->pid()};
+  std::mutex m;
+  auto deadline = clk::now() + 1500ms;
+  const auto first_deadline = deadline;
+  std::function<void()> told;
+  conch::process::held_claim claim;
+  claim.local_deadline = [&] {
+    std::lock_guard lock{m};
+    return deadline;
+  };
+  claim.on_deadline_moved = [&](std::function<void()> f) {
+    std::lock_guard lock{m};
+    told = std::move(f);
+  };
+  std::stop_source stop;
+  const std::string started = dir.file("started");
+  supervise_outcome out;
+  std::jthread wrapper([&] {
+    proc::signal_inbox inbox;
+    // The loop never looks at the deadline on its own here: only the move can wake it.
+    out = proc::supervise(
+        claim,
+        {.argv = {"sh", "-c", "echo $$ > \"$1.tmp\"; mv \"$1.tmp\" \"$1\"; exec sleep 60", "sh",
+                  started},
+         .program = "renew-test",
+         .recheck = 1h},
+        inbox, &*wd, conch::constant_backoff{50ms}, stop.get_token());
+  });
+  REQUIRE(await([&] { return std::filesystem::exists(started); }));
+  const pid_t child = pid_from(started);
+  kill_on_exit child_cleanup{child};
+  {
+    std::lock_guard lock{m};
+    deadline = clk::now() + 60s;  // a keepalive was acknowledged
+    REQUIRE(told);
+    told();
+  }
+  // Past the first deadline and its kill-after, the watchdog has left the child alone.
+  std::this_thread::sleep_until(first_deadline + 100ms + 1s);
+  CHECK(proc::process_alive(child));
+  stop.request_stop();
+  wrapper.join();
+  CHECK(out.how == supervise_outcome::ending::stopped);
+  CHECK(out.starts == 1);
+  std::lock_guard lock{m};
+  CHECK_FALSE(told);  // unregistered when the run ended
 }
 
 TEST_CASE("supervise: no child ever starts once the claim is lost or a stop was asked",

@@ -39,6 +39,7 @@
 #include <cstring>
 #include <functional>
 #include <iostream>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <poll.h>
@@ -61,6 +62,11 @@ struct held_claim {
   std::function<std::chrono::steady_clock::time_point()> local_deadline{};
   /// Why the claim was lost, for the diagnostic line.
   std::function<std::string()> lost_reason{};
+  /// Registers a callback to be told each move of the local deadline (the
+  /// session's on_deadline_moved), so the watchdog is renewed at once rather
+  /// than at the next recheck; an empty callback unregisters. The callback
+  /// may run on any thread, also after it was unregistered.
+  std::function<void(std::function<void()>)> on_deadline_moved{};
 };
 
 struct supervise_options {
@@ -81,6 +87,8 @@ struct supervise_options {
   std::function<void(int code)> on_exit{};
   /// Where diagnostics go; empty: stderr, prefixed with `program`.
   std::function<void(const std::string&)> say{};
+  /// How often the loop looks at the local deadline when nothing wakes it.
+  std::chrono::milliseconds recheck{200};
 };
 
 struct supervise_outcome {
@@ -152,16 +160,18 @@ class supervisor {
         plan_(std::move(backoff), opt.restart),
         kill_after_(std::chrono::duration_cast<clock::duration>(opt.kill_after)),
         seq_(kill_after_),
-        wake_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
+        wake_(std::make_shared<unique_fd>(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK))) {}
 
   supervise_outcome run() {
-    // Loss and stop requests arrive on other threads: make them wake our poll().
-    auto poke = [fd = wake_.get()] {
+    // Loss, stop requests and deadline moves arrive on other threads: make
+    // them wake our poll(). The eventfd lives as long as any copy of `poke`.
+    auto poke = [fd = wake_] {
       std::uint64_t one = 1;
-      [[maybe_unused]] auto n = ::write(fd, &one, sizeof one);
+      [[maybe_unused]] auto n = ::write(fd->get(), &one, sizeof one);
     };
     std::stop_callback on_lost{claim_.lost, poke};
     std::stop_callback on_stop{stop_, poke};
+    deadline_subscription on_moved{claim_.on_deadline_moved, poke};
     start_at_ = clock::now();  // the first start goes through the same checks as a restart
     start_pending_ = true;
     for (;;) {
@@ -192,6 +202,21 @@ class supervisor {
   }
 
  private:
+  // Holds a registration with held_claim::on_deadline_moved for one run.
+  struct deadline_subscription {
+    deadline_subscription(const std::function<void(std::function<void()>)>& hook,
+                          std::function<void()> f)
+        : hook_(hook) {
+      if (hook_) hook_(std::move(f));
+    }
+    ~deadline_subscription() {
+      if (hook_) hook_({});
+    }
+    deadline_subscription(const deadline_subscription&) = delete;
+    deadline_subscription& operator=(const deadline_subscription&) = delete;
+    const std::function<void(std::function<void()>)>& hook_;
+  };
+
   void say(const std::string& line) {
     if (opt_.say)
       opt_.say(line);
@@ -339,7 +364,7 @@ class supervisor {
   // Sleeps until something can change: a signal, the loss, the child's exit
   // or output, the SIGKILL or restart time, or the next look at the deadline.
   void wait(clock::time_point now) {
-    auto wake_at = now + std::chrono::milliseconds(200);
+    auto wake_at = now + opt_.recheck;
     if (child_ && seq_.started() && !killed_) wake_at = std::min(wake_at, *seq_.kill_at());
     if (start_pending_) wake_at = std::min(wake_at, start_at_);
     if (child_ && (child_->exit_fd() < 0 || child_->exited()))
@@ -347,14 +372,14 @@ class supervisor {
     const auto timeout = std::chrono::ceil<std::chrono::milliseconds>(wake_at - now).count();
     const bool live = child_ && !child_->exited();
     pollfd fds[5] = {{inbox_ ? inbox_->fd() : -1, POLLIN, 0},
-                     {wake_.get(), POLLIN, 0},
+                     {wake_->get(), POLLIN, 0},
                      {live ? child_->exit_fd() : -1, POLLIN, 0},
                      {child_ && opt_.capture ? child_->stdout_fd() : -1, POLLIN, 0},
                      {child_ && opt_.capture ? child_->stderr_fd() : -1, POLLIN, 0}};
     ::poll(fds, 5, static_cast<int>(std::max<std::int64_t>(timeout, 0)));
     if (fds[1].revents) {
       std::uint64_t n;
-      [[maybe_unused]] auto r = ::read(wake_.get(), &n, sizeof n);
+      [[maybe_unused]] auto r = ::read(wake_->get(), &n, sizeof n);
     }
   }
 
@@ -381,7 +406,7 @@ class supervisor {
   conch::detail::restart_schedule<Backoff> plan_;
   clock::duration kill_after_;
   conch::detail::kill_sequence<clock::time_point> seq_;
-  unique_fd wake_;
+  std::shared_ptr<unique_fd> wake_;
   supervise_outcome out_{};
   conch::detail::exit_context ctx_{};
   std::optional<child> child_{};

@@ -172,6 +172,13 @@ process::held_claim claim_of(Session& session, Recipe& recipe, const hold_hooks&
       return d;
     };
   claim.lost_reason = [&session] { return session.lost_reason(); };
+  if constexpr (requires { session.on_deadline_moved([](auto) {}); })
+    claim.on_deadline_moved = [&session](std::function<void()> f) {
+      if (f)
+        session.on_deadline_moved([f = std::move(f)](auto) { f(); });
+      else
+        session.on_deadline_moved({});
+    };
   return claim;
 }
 
