@@ -66,6 +66,14 @@ class basic_session {
     /// Paces retries (keepalives after a failure, guard re-reads) and is the
     /// default of the recipes on this session; each operation copies it.
     backoff_type backoff{};
+    /// How long renewals go on after the local deadline has passed before the
+    /// session is declared lost. Whoever holds something must stop its work
+    /// at the local deadline all the same; an answer that comes within this
+    /// time proves the lease alive, moves the deadline forward again, and the
+    /// holder may resume (an etcd election longer than the TTL allows need not
+    /// cost the lease: a new etcd leader extends every lease it takes over).
+    /// 0: lost at the local deadline.
+    std::chrono::milliseconds ride_through{0};
   };
 
   explicit basic_session(transport_type& t, options o = {}, clock_type c = {})
@@ -235,7 +243,7 @@ class basic_session {
       time_point due, wake;
       {
         std::lock_guard lock{mutex_};
-        due = deadline_->deadline();
+        due = deadline_->deadline() + cast(options_.ride_through);
         wake = std::min(retry_at.value_or(deadline_->next_keepalive()), due);
       }
       if (clock_.now() >= due) {

@@ -594,6 +594,57 @@ TEST_CASE("supervise: each move of the local deadline renews the watchdog at onc
   CHECK_FALSE(told);  // unregistered when the run ended
 }
 
+TEST_CASE("supervise: riding through, the group stops at the deadline and the child starts again "
+          "once a renewal moves it ahead",
+          "[supervise]") {
+  temp_dir dir;
+  std::mutex m;
+  auto deadline = clk::now() + 60s;
+  std::function<void()> told;
+  std::stop_source lost;
+  conch::process::held_claim claim{.lost = lost.get_token()};
+  claim.local_deadline = [&] {
+    std::lock_guard lock{m};
+    return deadline;
+  };
+  claim.on_deadline_moved = [&](std::function<void()> f) {
+    std::lock_guard lock{m};
+    told = std::move(f);
+  };
+  auto move_deadline = [&](clk::time_point d) {
+    std::lock_guard lock{m};
+    deadline = d;
+    if (told) told();
+  };
+  const std::string starts = dir.file("starts");
+  supervise_outcome out;
+  std::jthread wrapper([&] {
+    out = supervise_now(
+        claim,
+        {.argv = {"sh", "-c", "echo $$ >> \"$1\"; sleep 300 & wait", "sh", starts},
+         .kill_after = 300ms,
+         .restart = {.enabled = true},
+         .resume_after_deadline = true});
+  });
+  auto started = [&] {
+    std::ifstream in(starts);
+    return static_cast<int>(std::count(std::istreambuf_iterator<char>(in), {}, '\n'));
+  };
+  REQUIRE(await([&] { return started() == 1; }));
+  const pid_t first = pid_from(starts);
+  move_deadline(clk::now());  // passed, with no answer yet
+  // The whole group stops, and nothing starts while the deadline is behind us.
+  REQUIRE(await([&] { return proc::live_members(first) == 0; }));
+  CHECK(started() == 1);
+  move_deadline(clk::now() + 60s);  // a renewal was acknowledged
+  REQUIRE(await([&] { return started() == 2; }));
+  lost.request_stop();  // and now the claim is lost for good
+  wrapper.join();
+  CHECK(out.how == supervise_outcome::ending::lost);
+  CHECK(out.exit_code == 70);
+  CHECK(out.starts == 2);
+}
+
 TEST_CASE("supervise: no child ever starts once the claim is lost or a stop was asked",
           "[supervise]") {
   temp_dir dir;

@@ -191,6 +191,42 @@ TEST_CASE("etcd stopped: lost at the local deadline, before the server could exp
   CHECK_THAT(s.lost_reason(), Catch::Contains("local deadline"));
 }
 
+TEST_CASE("ride-through: past the local deadline renewals go on, and an answer moves it ahead") {
+  auto& etcd = etcd_server::shared();
+  conch::etcd_transport t{etcd.client_options()};
+  auto o = with_ttl(3s, 1000ms);
+  o.ride_through = 20s;
+  conch::session s{t, o};
+  REQUIRE(s.start());
+  loss_clock loss{s};
+  etcd.stop();
+  // Down past the local deadline: whoever holds something has stopped its work by now.
+  REQUIRE(eventually([&] { return steady::now() > s.local_deadline() + 500ms; }, 10s));
+  CHECK_FALSE(loss.fired());
+  // etcd comes back and extends the leases it restores: the first answer proves it alive.
+  etcd.start();
+  REQUIRE(eventually([&] { return s.local_deadline() > steady::now(); }, 15s));
+  CHECK_FALSE(loss.fired());
+  REQUIRE(t.lease_time_to_live(s.lease(), t.default_deadline()));
+}
+
+TEST_CASE("ride-through: lost once it ends with no answer") {
+  auto& etcd = etcd_server::shared();
+  conch::etcd_transport t{etcd.client_options()};
+  auto o = with_ttl(2s, 500ms);
+  o.ride_through = 1500ms;
+  conch::session s{t, o};
+  REQUIRE(s.start());
+  loss_clock loss{s};
+  etcd.stop();
+  const auto due = s.local_deadline();
+  const bool fired = eventually([&] { return loss.fired(); }, 15s);
+  etcd.start();
+  REQUIRE(fired);
+  CHECK(loss.when() >= due + o.ride_through);
+  CHECK_THAT(s.lost_reason(), Catch::Contains("local deadline"));
+}
+
 TEST_CASE("a short etcd outage before the deadline is retried, not lost") {
   auto& etcd = etcd_server::shared();
   conch::etcd_transport t{etcd.client_options()};

@@ -106,6 +106,25 @@ TEST_CASE("calls fail fast with unavailable while etcd is down and work once it 
   CHECK(back->kvs.at(0).value == "1");
 }
 
+TEST_CASE("after an outage longer than a connect attempt, calls work again once etcd is back") {
+  auto& server = etcd_server::shared();
+  conch::etcd_transport etcd{server.client_options()};
+  auto p = conch::test::unique_prefix();
+  REQUIRE(etcd.put(put_of(p + "k", "1"), etcd.default_deadline()));
+  server.stop();
+  // Calls fail fast while the channel is down, for longer than one reconnect
+  // attempt may take (5 s): the channel has no call in flight to poll it.
+  const auto down_until = std::chrono::steady_clock::now() + 7s;
+  while (std::chrono::steady_clock::now() < down_until) {
+    CHECK_FALSE(etcd.range(conch::range_request::prefix(p), in(200ms)));
+    std::this_thread::sleep_for(100ms);
+  }
+  server.start();
+  auto back = eventually([&] { return etcd.range(conch::range_request::prefix(p), in(200ms)); }, 10s);
+  REQUIRE(back);
+  CHECK(back->kvs.at(0).value == "1");
+}
+
 TEST_CASE("keepalive across an etcd restart: the break is reported, then renewals resume") {
   auto& server = etcd_server::shared();
   conch::etcd_transport etcd{server.client_options()};

@@ -89,6 +89,11 @@ struct supervise_options {
   std::function<void(const std::string&)> say{};
   /// How often the loop looks at the local deadline when nothing wakes it.
   std::chrono::milliseconds recheck{200};
+  /// When the local deadline passes but the claim is not (yet) lost — the
+  /// session rides through (session options::ride_through) — the group is
+  /// stopped as for a loss, and the child started again once a renewal moves
+  /// the deadline ahead. Off: passing the deadline ends supervision as lost.
+  bool resume_after_deadline = false;
 };
 
 struct supervise_outcome {
@@ -186,7 +191,7 @@ class supervisor {
       if (!ctx_.stop_requested && stop_.stop_requested()) on_stop_request(now);
       if (!child_) {  // before the first start, or between restarts
         if (!conch::detail::may_start_child(ctx_)) break;  // never a child after a stop or a loss
-        if (start_pending_ && now >= start_at_) {
+        if (start_pending_ && !suspended_ && now >= start_at_) {
           if (!restart(now)) return out_;
           continue;
         }
@@ -254,6 +259,8 @@ class supervisor {
       renewed_ = current;
     }
     const bool past_deadline = (current && now >= *current) || watchdog_fired;
+    if (opt_.resume_after_deadline && !claim_.lost.stop_requested() && !ctx_.lost)
+      return on_deadline(past_deadline, watchdog_fired, now);
     if (ctx_.lost || !(claim_.lost.stop_requested() || past_deadline)) return;
     ctx_.lost = true;
     std::string why = claim_.lost.stop_requested() && claim_.lost_reason ? claim_.lost_reason()
@@ -265,6 +272,26 @@ class supervisor {
     say("lost the claim" + (why.empty() ? why : ": " + why) +
         (child_ ? "; stopping the child's process group" : ""));
     stop_group(SIGTERM, now);
+  }
+
+  /// Event (resume_after_deadline, claim not lost): the local deadline passed
+  /// — stop the group and start nothing — or a renewal moved it ahead again
+  /// after the group is gone: start the child again.
+  void on_deadline(bool past_deadline, bool watchdog_fired, clock::time_point now) {
+    if (past_deadline && !suspended_) {
+      suspended_ = true;
+      start_pending_ = false;
+      say(std::string(watchdog_fired ? "local deadline passed while the wrapper was stalled; the "
+                                       "watchdog stopped the child"
+                                     : "local deadline passed (etcd unreachable?)") +
+          "; stopping the child's process group until a renewal proves the lease alive");
+      stop_group(SIGTERM, now);
+    } else if (suspended_ && !past_deadline && !child_) {
+      suspended_ = false;
+      say("a renewal was acknowledged: the lease is alive; starting the child again");
+      start_at_ = now;
+      start_pending_ = true;
+    }
   }
 
   /// Event: a stop signal arrived; each one is forwarded.
@@ -303,6 +330,7 @@ class supervisor {
     out_.exit_code = conch::detail::exit_code_of(child_->reap());
     child_.reset();
     if (opt_.on_exit) opt_.on_exit(out_.exit_code);
+    if (suspended_) return true;  // started again when the deadline moves ahead
     auto delay = plan_.delay_after(ctx_, now - started_);
     if (!delay) return false;
     say("child exited with " + std::to_string(out_.exit_code) + "; restarting in " +
@@ -414,6 +442,7 @@ class supervisor {
   bool start_pending_ = false;
   std::optional<clock::time_point> renewed_{};
   bool killed_ = false;
+  bool suspended_ = false;  // past the local deadline, the claim not lost: no child
   bool forwarded_ = true;          // the first stop went to the group as a signal
   bool child_heard_stop_ = false;  // a stop signal reached a running child
 };

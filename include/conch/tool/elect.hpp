@@ -124,6 +124,10 @@ inline int elect_run(const elect_options& o, process::signal_inbox& inbox) {
 
   basic_session<>::options session_options;
   session_options.ttl = o.common.ttl;
+  // With --restart a leader rides through an etcd election longer than its
+  // TTL allows: the child is stopped at the local deadline, and started again
+  // if a renewal within one more TTL proves the lease (and the office) kept.
+  if (o.restart.enabled) session_options.ride_through = o.common.ttl;
   basic_session<> session{etcd, session_options};
   if (auto s = session.start(); !s) {
     std::cerr << "conch elect: cannot start a session: " << s.error().message << "\n";
@@ -140,7 +144,10 @@ inline int elect_run(const elect_options& o, process::signal_inbox& inbox) {
   return hold_and_run(
       session, recipe,
       {.program = "conch elect",
-       .supervise = {.argv = o.argv, .kill_after = o.common.kill_after, .restart = o.restart},
+       .supervise = {.argv = o.argv,
+                     .kill_after = o.common.kill_after,
+                     .restart = o.restart,
+                     .resume_after_deadline = o.restart.enabled},
        .hooks = ops.hooks(texts)},
       inbox);
 }
