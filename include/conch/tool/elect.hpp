@@ -59,7 +59,9 @@ struct elect_flags {
     p.flag("--nonblock", o.nonblock, "exit 75 at once if another leads");
     p.duration("--timeout", timeout, "give up waiting after this long, then exit 75", "none: wait");
     p.flag("--restart", o.restart.enabled,
-           "restart CMD when it exits, with backoff, while leading");
+           "restart CMD when it exits, with backoff, while leading; and ride through an etcd "
+           "outage of up to one more TTL past the local deadline (CMD is stopped at the "
+           "deadline and started again if the lease turns out kept)");
     p.duration("--stable-after", o.restart.stable_after,
                "with --restart: a CMD that ran this long resets the backoff", "60s");
     metrics.emplace(p);
