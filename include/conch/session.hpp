@@ -8,7 +8,9 @@
 //   - a DELETE of a guarded key seen on a watch (e.g. `etcdctl lease revoke`
 //     deletes the keys attached to the lease: seen within one event delivery),
 //   - the local deadline passing (etcd unreachable: lost *before* the server
-//     could expire the lease, so whoever holds something stops first).
+//     could expire the lease, so whoever holds something stops first) — or,
+//     with options::ride_through, that much later: holders still stop their
+//     work at the local deadline, and resume if an answer moves it ahead.
 // Transient failures before the deadline are retried, never reported as lost.
 //
 //   conch::session s{transport, {.ttl = std::chrono::seconds{10}}};
