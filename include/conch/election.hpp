@@ -14,6 +14,12 @@
 //   run_as_leader(office.token(), s.lost_token());   // stop when the session is lost
 //   (void)office.resign();                            // fenced delete: the next one leads now
 //
+// Lock delay: campaign also puts our held marker (logic/lock_delay.hpp) and
+// resign deletes it with our key, in the same txns. A leader lost uncleanly
+// leaves its marker; with `campaign_options::lock_delay`, the next leader's
+// campaign returns only that long after it first saw the stale marker (or saw
+// an unmarked candidate, such as an `etcdctl elect` one, vanish ahead of it).
+//
 // How waiting works: campaign is one txn (create our key if absent, read the
 // first-created key and our predecessor). A waiter watches only its immediate
 // predecessor — the key created just before ours — starting right after the
@@ -27,11 +33,13 @@
 #pragma once
 
 #include "conch/detail/election_observer.hpp"
+#include "conch/detail/lock_delay.hpp"
 #include "conch/detail/waiting.hpp"
 #include "conch/fwd.hpp"
 #include "conch/logic/election_office.hpp"
 #include "conch/logic/hex.hpp"
 #include "conch/logic/keys.hpp"
+#include "conch/logic/lock_delay.hpp"
 #include "conch/logic/stop_union.hpp"
 #include "conch/policies/default_policies.hpp"
 #include "conch/policies/fencing.hpp"
@@ -76,9 +84,10 @@ class basic_election {
   basic_election(session_type& s, std::string_view prefix, std::string_view name)
       : session_(s), io_(s), backoff_(s.backoff()), prefix_(prefix), name_(name) {
     auto office = office_prefix(prefix, name);
-    if (office)
+    if (office) {
       office_ = std::move(*office);
-    else
+      marker_dir_ = detail::held_marker_dir(prefix_, office_);
+    } else
       bad_name_ = std::move(office).error();
   }
   basic_election(const basic_election&) = delete;
@@ -114,6 +123,8 @@ class basic_election {
                    "another election on this session already campaigns for office " + office_ +
                        " (key " + key + ")"};
     key_ = std::move(key);
+    marker_ = detail::candidate_marker(marker_dir_, lease);
+    gate_ = gate_type{o.lock_delay};
 
     detail::stop_union stop{o.stop, session_.lost_token()};
     const deadline give_up = detail::give_up_at(o.timeout);
@@ -130,6 +141,7 @@ class basic_election {
     }
     session_.guard_key(key_, rev_, entered->at);
     auto won = wait(*entered, stop, give_up);
+    if (won) won = sit_out_delay(*entered, o.nonblock, stop, give_up);
     if (won) won = take_token(give_up);
     if (!won) {
       withdraw();
@@ -170,8 +182,10 @@ class basic_election {
     return {};
   }
 
-  /// Leaves the office (or the queue): a fenced delete of our key, so the
-  /// next candidate leads at once. Nothing to do when not a candidate.
+  /// Leaves the office (or the queue): a fenced delete of our key and our
+  /// held marker, so the next candidate leads at once (no lock delay): call
+  /// it once the work done as leader has stopped. Nothing to do when not a
+  /// candidate.
   result<void> resign() {
     if (key_.empty()) return {};
     session_.unguard_key(key_);
@@ -216,6 +230,7 @@ class basic_election {
 
  private:
   using entry = detail::campaign_entry;
+  using gate_type = detail::handover_gate<typename clock_type::time_point>;
 
   transport_type& transport() { return session_.transport(); }
 
@@ -228,7 +243,7 @@ class basic_election {
   // precedes us, all at one revision.
   result<entry> enter(const std::string& value, lease_id lease, const detail::stop_union& stop,
                       deadline give_up) {
-    const txn_request t = detail::campaign_txn(office_, key_, value, lease);
+    const txn_request t = detail::campaign_txn(office_, key_, value, lease, marker_dir_, marker_);
     auto made = io_.create(t, key_, value, lease, stop, give_up, backoff_);
     if (!made) return std::move(made).error();
     const txn_response& r = made->response;
@@ -253,8 +268,8 @@ class basic_election {
   result<void> reread(entry& seen, backoff_type& retry, const detail::stop_union& stop,
                       deadline give_up) {
     for (;;) {
-      auto r =
-          transport().txn(detail::predecessor_txn(office_, key_, rev_), io_.call_deadline(give_up));
+      auto r = transport().txn(detail::predecessor_txn(office_, key_, rev_, marker_dir_),
+                               io_.call_deadline(give_up));
       if (!r) {
         if (r.error().code == errc::lease_not_found) return io_.lost_error();
         if (!detail::retryable(r.error().code)) return std::move(r).error();
@@ -268,21 +283,28 @@ class basic_election {
                                      " was deleted while waiting for office " + office_ +
                                      " (lease revoked or key removed)"};
       seen.predecessor = detail::front(detail::range_at(*r, 1));
+      seen.marker_before = detail::front(detail::range_at(*r, 2));
       seen.at = r->header_revision;
       return {};
     }
   }
 
-  // Waits until no key created before ours remains.
-  result<void> wait(entry seen, const detail::stop_union& stop, deadline give_up) {
+  // Waits until no key created before ours remains; `seen` is the last read.
+  result<void> wait(entry& seen, const detail::stop_union& stop, deadline give_up) {
     backoff_type retry = backoff_;
     bool known = seen.predecessor_known;
+    std::optional<key_value> unmarked;  // the predecessor we watch, if it has no held marker
     for (;;) {
       if (stop.stop_requested()) return error{errc::cancelled, "stopped"};
       if (!known)
         if (auto r = reread(seen, retry, stop, give_up); !r) return r;
       known = false;
+      if (unmarked &&
+          (!seen.predecessor || seen.predecessor->create_revision != unmarked->create_revision))
+        gate_.saw(unmarked->key, unmarked->create_revision, session_.clock().now());
+      unmarked.reset();
       if (!seen.predecessor) return {};
+      if (!detail::has_marker(*seen.predecessor, seen.marker_before)) unmarked = seen.predecessor;
       watch_request w;
       w.key = seen.predecessor->key;
       w.start_revision = seen.at + 1;
@@ -294,6 +316,26 @@ class basic_election {
       });
       if (!gone) return gone;  // else re-read: a delete (or a gap that may hide one)
     }
+  }
+
+  // Once we lead: with a lock delay and an unclean loss seen (a stale marker
+  // now, an unmarked predecessor gone earlier), sit it out, then drop the
+  // stale markers. Without either, at once.
+  result<void> sit_out_delay(const entry& seen, bool nonblock, const detail::stop_union& stop,
+                             deadline give_up) {
+    if (!gate_.enabled()) return {};
+    const auto now = session_.clock().now();
+    if (seen.marker_before)
+      gate_.saw(seen.marker_before->key, seen.marker_before->mod_revision, now);
+    const auto ready = gate_.latest();
+    if (!ready) return {};
+    if (nonblock && *ready > now)
+      return error{errc::busy, "office " + office_ + " was lost uncleanly; its lock delay of " +
+                                   std::to_string(gate_.delay().count()) + "ms is not over"};
+    if (auto r = detail::wait_ready(session_.clock(), *ready, stop, give_up); !r) return r;
+    if (seen.marker_before)
+      detail::remove_stale_markers(transport(), marker_dir_, rev_, io_.call_deadline(give_up));
+    return {};
   }
 
   // Once we lead: the token. A policy with acquire ops (counter_fencing) runs
@@ -321,8 +363,11 @@ class basic_election {
     return {};
   }
 
+  // Our key and our held marker, in one txn: a clean exit.
   result<void> fenced_delete(deadline d) {
-    auto r = io_.retried_txn(fenced_release(held()), d, backoff_);
+    txn_request t = fenced_release(held());
+    t.success.emplace_back(delete_request{marker_, {}, false});
+    auto r = io_.retried_txn(t, d, backoff_);
     if (!r) return std::move(r).error();
     return {};
   }
@@ -348,6 +393,9 @@ class basic_election {
   std::string prefix_;
   std::string name_;
   std::string office_;
+  std::string marker_dir_;  // where held markers live (logic/lock_delay.hpp)
+  std::string marker_;      // ours, while a candidate
+  gate_type gate_{};
   std::optional<error> bad_name_;
   [[no_unique_address]] fencing_type fencing_{};
   std::string key_;

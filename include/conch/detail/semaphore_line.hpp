@@ -6,8 +6,11 @@
 // and names errors; this holds the keys and talks to etcd.
 #pragma once
 
+#include "conch/detail/lock_delay.hpp"
 #include "conch/detail/waiting.hpp"
+#include "conch/logic/hex.hpp"
 #include "conch/logic/keys.hpp"
+#include "conch/logic/lock_delay.hpp"
 #include "conch/logic/semaphore_read.hpp"
 #include "conch/logic/stop_union.hpp"
 #include "conch/policies/fencing.hpp"
@@ -32,6 +35,7 @@ class semaphore_line {
   using policies = typename Session::policies;
   using backoff_type = typename policies::backoff;
   using fencing_type = typename policies::fencing;
+  using gate_type = handover_gate<typename policies::clock::time_point>;
 
   semaphore_line(Session& s, sema_layout layout)
       : session_(s), io_(s), backoff_(s.backoff()), layout_(std::move(layout)) {}
@@ -85,8 +89,9 @@ class semaphore_line {
   }
 
   // The claim txn: our queue key is still ours and slot `i` is free → create
-  // slot `i` with our lease and delete our queue key. On a lost race it
-  // answers with a fresh read of our place instead.
+  // slot `i` with our lease, put its held marker (no lease: it outlives an
+  // unclean loss) and delete our queue key. On a lost race it answers with a
+  // fresh read of our place instead.
   result<std::optional<sema_state>> claim(int i, deadline give_up) {
     const auto& l = layout_;
     const std::string key = slot_key(l.office, i);
@@ -96,6 +101,7 @@ class semaphore_line {
     t.success.emplace_back(
         put_request{key, slot_value_ ? slot_value_(i) : value_, session_.lease()});
     t.success.emplace_back(delete_request{queue_key_, {}, false});
+    t.success.emplace_back(put_request{slot_marker(l.markers(), i), lease_hex(l.lease), 0});
     const std::size_t fencing_ops =
         add_acquire_ops(t, fencing_, {key, fencing_counter_key(l.prefix, key)});
     add_place_reads(t.failure, l, queue_rev_);
@@ -148,6 +154,9 @@ class semaphore_line {
                                      " was deleted while waiting for semaphore " + layout_.office +
                                      " (lease revoked or key removed)"};
       if (next.what == rank_step::claim) {
+        auto now = sit_out_delay(seen, nonblock, stop, give_up);
+        if (!now) return std::move(now).error();
+        if (!*now) continue;  // `seen` is a fresh read after the delay
         if (auto done = take(seen, retry, stop, give_up)) return std::move(*done);
         continue;
       }
@@ -158,6 +167,33 @@ class semaphore_line {
       guard_queue(true, seen.at);
       if (auto w = watch_place(seen, retry, stop, give_up); !w) return w;
     }
+  }
+
+  // At the head with a free slot: picks the slot to claim into `seen.next`
+  // (a cleanly freed one before one lost uncleanly) and, if its lock delay
+  // is not over, sits it out and re-reads. True: claim now.
+  result<bool> sit_out_delay(sema_state& seen, bool nonblock, const stop_union& stop,
+                             deadline give_up) {
+    if (!gate_.enabled()) return true;
+    const auto& clock = session_.clock();
+    const auto now = clock.now();
+    auto free = seen.free_slots(layout_);
+    if (free.empty()) return true;  // the ranking's slot: nothing better known
+    const auto [slot, ready] = choose_slot(free, layout_.markers(), gate_, now);
+    for (const auto& f : free)
+      if (f.slot == slot && f.stale) gate_.saw(slot_marker(layout_.markers(), slot), f.stale, now);
+    seen.next.slot = slot;
+    if (ready <= now) return true;
+    if (nonblock)
+      return error{errc::busy, "slot " + std::to_string(slot) + " of semaphore " + layout_.office +
+                                   " was lost uncleanly; its lock delay of " +
+                                   std::to_string(gate_.delay().count()) + "ms is not over"};
+    guard_queue(true, seen.at);  // losing our queue key ends the delay at once
+    if (auto w = wait_ready(clock, ready, stop, give_up); !w) return std::move(w).error();
+    auto fresh = read(stop, give_up);
+    if (!fresh) return std::move(fresh).error();
+    seen = std::move(*fresh);
+    return false;
   }
 
   // A claim of ours went through unseen (its answer was lost): the slot is ours.
@@ -230,11 +266,16 @@ class semaphore_line {
     return {};
   }
 
-  result<void> fenced_delete(const std::string& key, revision created, deadline d) {
-    auto r = io_.retried_txn(fenced_release({key, created, 0}), d, backoff_);
+  // `marker`: a held marker to delete with `key` (a slot's, on a clean exit).
+  result<void> fenced_delete(const std::string& key, revision created, deadline d,
+                             const std::string& marker = {}) {
+    txn_request t = fenced_release({key, created, 0});
+    if (!marker.empty()) t.success.emplace_back(delete_request{marker, {}, false});
+    auto r = io_.retried_txn(t, d, backoff_);
     if (!r) return std::move(r).error();
     return {};
   }
+  std::string own_marker() const { return slot_marker(layout_.markers(), slot_); }
 
   // Gives our slot back, or leaves the queue (see basic_semaphore::release).
   result<void> release() {
@@ -245,7 +286,8 @@ class semaphore_line {
     }
     session_.unguard_key(slot_key_);
     auto r = session_.lost() ? result<void>{}
-                             : fenced_delete(slot_key_, slot_rev_, transport().default_deadline());
+                             : fenced_delete(slot_key_, slot_rev_, transport().default_deadline(),
+                                             own_marker());
     if (!r && r.error().code != errc::lease_not_found) {
       session_.guard_key(slot_key_, slot_rev_);  // still ours: the caller may retry
       return r;
@@ -261,7 +303,7 @@ class semaphore_line {
     if (holding()) {
       session_.unguard_key(slot_key_);
       if (!session_.lost())
-        (void)fenced_delete(slot_key_, slot_rev_, transport().default_deadline());
+        (void)fenced_delete(slot_key_, slot_rev_, transport().default_deadline(), own_marker());
     }
     if (!session_.lost() && queue_rev_ != 0)
       (void)fenced_delete(queue_key_, queue_rev_, transport().default_deadline());
@@ -270,6 +312,8 @@ class semaphore_line {
       txn_request t;
       t.compares.push_back(compare::lease(doubtful_slot_) == layout_.lease);
       t.success.emplace_back(delete_request{doubtful_slot_, {}, false});
+      if (auto i = layout_.slot_of(doubtful_slot_))
+        t.success.emplace_back(delete_request{slot_marker(layout_.markers(), *i), {}, false});
       (void)transport().txn(t, transport().default_deadline());
     }
     forget();
@@ -301,6 +345,7 @@ class semaphore_line {
   std::int64_t token_ = 0;
   std::function<std::string(int)> slot_value_;
   std::string doubtful_slot_;  // a slot our last claim may have taken unseen
+  gate_type gate_{};           // the lock delay of this acquire
   [[no_unique_address]] fencing_type fencing_{};
   std::atomic<std::uint64_t> reads_{0}, watches_{0}, watch_events_{0};
 };
