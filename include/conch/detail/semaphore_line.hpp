@@ -17,7 +17,9 @@
 #include "conch/policies/transport.hpp"
 #include "conch/result.hpp"
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -189,11 +191,34 @@ class semaphore_line {
                                    " was lost uncleanly; its lock delay of " +
                                    std::to_string(gate_.delay().count()) + "ms is not over"};
     guard_queue(true, seen.at);  // losing our queue key ends the delay at once
-    if (auto w = wait_ready(clock, ready, stop, give_up); !w) return std::move(w).error();
+    if (auto w = watch_during_delay(seen, ready, stop, give_up); !w) return std::move(w).error();
     auto fresh = read(stop, give_up);
     if (!fresh) return std::move(fresh).error();
     seen = std::move(*fresh);
     return false;
+  }
+
+  // Sits out a lock delay ending at `ready` while watching the slots from
+  // right after `seen`: a slot released meanwhile ends it early (ok: re-read).
+  result<void> watch_during_delay(const sema_state& seen,
+                                  typename policies::clock::time_point ready,
+                                  const stop_union& stop, deadline give_up) {
+    const auto& clock = session_.clock();
+    watch_request w = watch_request::prefix(layout_.slots());
+    w.start_revision = seen.at + 1;
+    w.no_put = true;
+    auto stream = transport().watch(w);
+    ++watches_;
+    backoff_type retry = backoff_;
+    const deadline until = std::min(give_up, real_deadline(clock, ready));
+    auto changed = io_.watch_until(stream, stop, until, retry, [&](const watch_batch& b) {
+      watch_events_ += b.events.size();
+      return !b.events.empty();
+    });
+    if (changed) return {};
+    if (changed.error().code != errc::timed_out || std::chrono::steady_clock::now() >= give_up)
+      return changed;
+    return wait_ready(clock, ready, stop, give_up);  // on the clock policy's own time
   }
 
   // A claim of ours went through unseen (its answer was lost): the slot is ours.
