@@ -2,7 +2,8 @@
 // bounded concurrency with honest overlap accounting, over real `conch`
 // processes and a real etcd.
 //
-//   invariant [--seed N] [--duration D] [--phases probe,sema,elect] [--conch PATH] [--keep] [--verbose]
+//   invariant [--seed N] [--duration D] [--phases probe,sema,elect] [--lock-delay auto|0|D]
+//             [--conch PATH] [--keep] [--verbose]
 //
 // Phases (each with a fresh key prefix and interval log):
 //   probe  the watchdog claim: a holder's wrapper frozen past its TTL; its
@@ -13,7 +14,8 @@
 //   elect  the same on `conch elect office` (N = 1).
 // Asserted over each interval log: (1) at most N at once except within the
 // stated window after each induced loss, every excess stretch no longer than
-// the bound; (2) convergence after the last fault — exactly min(N, live)
+// the bound — 0 with a lock delay (`--lock-delay auto`, conch's default), the
+// old kill-after + delivery + slack with `--lock-delay 0`; (2) convergence after the last fault — exactly min(N, live)
 // holders, every waiter promoted in turn, every exit explained (0, 70, 75,
 // ...); (3) tokens strictly increase per slot. docs/invariants.md explains.
 #include "conch/logic/duration.hpp"
@@ -58,9 +60,14 @@ struct timing {
   nanos expiry_check = 500 * ms;  ///< etcd revokes expired leases on a 500 ms tick
   nanos delivery = 300 * ms;      ///< one event delivery (watch event, keepalive answer)
   nanos slack = 700 * ms;         ///< scheduling on a loaded 2-core machine
-  /// The longest a stretch of excess overlap may last: the old child gets
-  /// SIGTERM one delivery after the loss, SIGKILL kill-after later.
-  nanos overlap_bound() const { return kill_after + delivery + slack; }
+  bool lock_delay = true;         ///< contenders run with a lock delay (not `--lock-delay 0`)
+  /// The longest a stretch of excess overlap may last: none with a lock
+  /// delay (the next child starts only once the old one is gone); without,
+  /// the old child gets SIGTERM one delivery after the loss, SIGKILL
+  /// kill-after later.
+  nanos overlap_bound() const { return lock_delay ? 0 : kill_after + delivery + slack; }
+  /// The stated window after an induced loss (the old bound, delay or not).
+  nanos loss_window() const { return kill_after + delivery + slack; }
   /// How long after a kill -9 or a freeze its lease may still be expiring.
   nanos expiry_delay() const { return ttl + expiry_check; }
 };
@@ -69,6 +76,7 @@ struct options {
   std::uint64_t seed = 0;
   nanos duration = 60'000 * ms;
   std::vector<std::string> phases{"probe", "sema", "elect"};
+  std::string lock_delay{"auto"};  ///< passed to every contender
   std::string conch;
   int sema_max = 2;
   int sema_contenders = 6;
@@ -154,7 +162,8 @@ class phase_run {
       s << "conch " << spec_.recipe << " " << spec_.office
         << (spec_.recipe == "sema" ? " --max " + std::to_string(spec_.capacity) : std::string())
         << ", " << spec_.contenders << " contenders, faults for " << fmt_s(spec_.duration);
-    s << " (--ttl " << tm_.ttl / ms << "ms --kill-after " << tm_.kill_after / ms << "ms)";
+    s << " (--ttl " << tm_.ttl / ms << "ms --kill-after " << tm_.kill_after / ms
+      << "ms --lock-delay " << opt_.lock_delay << ")";
     return s.str();
   }
 
@@ -176,8 +185,9 @@ class phase_run {
     while (inv::now_ns() < next_spawn_) w_.pump();
     next_spawn_ = inv::now_ns() + 40 * ms;
     const std::string id = spec_.name.substr(0, 1) + std::to_string(++spawned_);
-    std::vector<std::string> flags{"--ttl", std::to_string(tm_.ttl / ms) + "ms", "--kill-after",
-                                   std::to_string(tm_.kill_after / ms) + "ms"};
+    std::vector<std::string> flags{"--ttl",        std::to_string(tm_.ttl / ms) + "ms",
+                                   "--kill-after", std::to_string(tm_.kill_after / ms) + "ms",
+                                   "--lock-delay", opt_.lock_delay};
     if (shape.timeout > 0) {
       flags.push_back("--timeout");
       flags.push_back(std::to_string(shape.timeout / ms) + "ms");
@@ -262,14 +272,14 @@ class phase_run {
       case K::kill_waiter:
         ::kill(c.pid, SIGKILL);
         c.story.killed = true;
-        add_window(t, t + tm_.expiry_delay() + tm_.overlap_bound(), f.kind, c.id);
+        add_window(t, t + tm_.expiry_delay() + tm_.loss_window(), f.kind, c.id);
         break;
       case K::freeze_holder:
       case K::freeze_waiter:
         w_.freeze(c, f.freeze_for);
         c.story.lease_touched = c.story.frozen = true;
         a.note = "for " + fmt_ms(f.freeze_for);
-        add_window(t, t + tm_.expiry_delay() + tm_.overlap_bound(), f.kind, c.id);
+        add_window(t, t + tm_.expiry_delay() + tm_.loss_window(), f.kind, c.id);
         break;
       case K::kill_child:
         if (auto* ch = w_.child_of(c)) {
@@ -306,7 +316,7 @@ class phase_run {
                    a.note += code == 0 ? " revoked in " + fmt_ms(a.done - a.at)
                                        : " (etcdctl " + std::to_string(code) + ": " +
                                              first_line(out) + ")";
-                   add_window(a.at, a.done + tm_.overlap_bound(), a.kind, who);
+                   add_window(a.at, a.done + tm_.loss_window(), a.kind, who);
                  });
   }
 
@@ -501,13 +511,13 @@ class phase_run {
                           .kind = inv::fault_kind::freeze_holder,
                           .target = a.id,
                           .note = "for " + fmt_ms(freeze_for)});
-      add_window(frozen_at, frozen_at + tm_.expiry_delay() + tm_.overlap_bound(),
+      add_window(frozen_at, frozen_at + tm_.expiry_delay() + tm_.loss_window(),
                  inv::fault_kind::freeze_holder, a.id);
       if (!w_.await([&] { return b.interval >= 0; }, freeze_for + 5'000 * ms)) {
         problem("probe: " + b.id + " never took over from frozen " + a.id);
         return;
       }
-      w_.await([&] { return !w_.child_running(a); }, tm_.overlap_bound() + 5'000 * ms);
+      w_.await([&] { return !w_.child_running(a); }, tm_.loss_window() + 5'000 * ms);
       if (!w_.await([&] { return !a.frozen; }, freeze_for + 1'000 * ms)) return;
       const auto& ax = w_.intervals()[static_cast<std::size_t>(a.interval)];
       const auto& bx = w_.intervals()[static_cast<std::size_t>(b.interval)];
@@ -681,7 +691,8 @@ class phase_run {
 
   void print_failure() {
     std::cout << "FAILED " << spec_.name << " (reproduce: invariant --seed " << opt_.seed
-              << " --duration " << opt_.duration / ms << "ms --phases " << spec_.name << ")\n";
+              << " --duration " << opt_.duration / ms << "ms --phases " << spec_.name
+              << " --lock-delay " << opt_.lock_delay << ")\n";
     for (const auto& p : problems_) std::cout << "  - " << p << "\n";
     print_schedule();
   }
@@ -754,10 +765,14 @@ options parse(int argc, char** argv) {
     if (a == "--help" || a == "-h") {
       std::cout
           << "usage: invariant [--seed N] [--duration D] [--phases probe,sema,elect] [--max N]\n"
-             "                 [--contenders K] [--conch PATH] [--keep] [--verbose]\n"
+             "                 [--contenders K] [--lock-delay auto|0|D] [--conch PATH] [--keep]\n"
+             "                 [--verbose]\n"
              "Runs conch contenders under a seeded fault schedule against a throwaway etcd and\n"
              "checks bounded concurrency, convergence and fencing tokens (docs/invariants.md).\n"
-             "--duration is the fault time of sema and elect together (default 60s).\n";
+             "--duration is the fault time of sema and elect together (default 60s).\n"
+             "--lock-delay is passed to every contender (default auto, conch's default): with a\n"
+             "delay no overlap at all is allowed; with 0, overlap up to kill-after + one event\n"
+             "delivery + slack after an induced loss (1.5s).\n";
       std::exit(0);
     } else if (a == "--seed") {
       const std::string v = value(i);
@@ -786,6 +801,12 @@ options parse(int argc, char** argv) {
     } else if (a == "--contenders") {
       o.sema_contenders = static_cast<int>(number(a, value(i), 2, 32));
       o.elect_contenders = std::max(2, o.sema_contenders * 2 / 3);
+    } else if (a == "--lock-delay") {
+      o.lock_delay = value(i);
+      if (o.lock_delay != "auto") {
+        auto d = conch::detail::parse_duration(o.lock_delay);
+        if (!d) usage_error("--lock-delay: " + d.error().message);
+      }
     } else if (a == "--conch") {
       o.conch = value(i);
     } else if (a == "--keep") {
@@ -809,8 +830,8 @@ void on_stop_signal(int) { inv::interrupted = 1; }
 int main(int argc, char** argv) {
   if (argc >= 2 && argv[1] == inv::child_argument) return inv::child_main(argc, argv);
   const options opt = parse(argc, argv);
-  std::cout << "invariant: seed " << opt.seed << ", duration " << opt.duration / ms << "ms, conch "
-            << opt.conch << std::endl;
+  std::cout << "invariant: seed " << opt.seed << ", duration " << opt.duration / ms
+            << "ms, lock delay " << opt.lock_delay << ", conch " << opt.conch << std::endl;
 
   // What our wrappers leave behind when killed becomes ours to reap and end.
   ::prctl(PR_SET_CHILD_SUBREAPER, 1);
@@ -826,7 +847,9 @@ int main(int argc, char** argv) {
     return 1;
   }
   const std::string dir = tmpl;
-  const timing tm;
+  timing tm;
+  if (opt.lock_delay != "auto")
+    tm.lock_delay = conch::detail::parse_duration(opt.lock_delay)->count() > 0;
   bool ok = true;
   int code = 0;
   try {
