@@ -82,12 +82,11 @@ class basic_election {
   /// `prefix` is the namespace ("conch/"), `name` the office. A name that
   /// cannot be a key segment makes campaign() fail with errc::invalid_argument.
   basic_election(session_type& s, std::string_view prefix, std::string_view name)
-      : session_(s), io_(s), backoff_(s.backoff()), prefix_(prefix), name_(name) {
+      : session_(s), io_(s), backoff_(s.backoff()), prefix_(prefix), name_(name), handover_(s) {
     auto office = office_prefix(prefix, name);
-    if (office) {
+    if (office)
       office_ = std::move(*office);
-      marker_dir_ = detail::held_marker_dir(prefix_, office_);
-    } else
+    else
       bad_name_ = std::move(office).error();
   }
   basic_election(const basic_election&) = delete;
@@ -100,12 +99,12 @@ class basic_election {
     return detail::election_office(prefix, name);
   }
 
-  /// Becomes a candidate with `value` (the holder record) and returns once we
-  /// lead. Errors: errc::busy (nonblock, another leads), errc::timed_out,
-  /// errc::cancelled (our key removed in all three), errc::lost (the session
-  /// was lost, or our key vanished while waiting), errc::failed_precondition
-  /// (already a candidate: this object, another election on this session, or
-  /// a key under our lease this object did not create).
+  /// Becomes a candidate with `value` (the holder record) and returns once we lead and
+  /// any lock delay is over. Errors: errc::busy (nonblock, another leads or a delay
+  /// runs), errc::timed_out, errc::cancelled (our key removed in all three),
+  /// errc::lost (the session was lost, or our key vanished while waiting),
+  /// errc::failed_precondition (already a candidate: this object, another election on
+  /// this session, or a key under our lease this object did not create).
   result<void> campaign(std::string value, campaign_options o = {}) {
     if (bad_name_) return *bad_name_;
     if (!key_.empty())
@@ -123,8 +122,7 @@ class basic_election {
                    "another election on this session already campaigns for office " + office_ +
                        " (key " + key + ")"};
     key_ = std::move(key);
-    marker_ = detail::candidate_marker(marker_dir_, lease);
-    gate_ = gate_type{o.lock_delay};
+    handover_.start(detail::held_marker_dir(prefix_, office_), lease, o.lock_delay);
 
     detail::stop_union stop{o.stop, session_.lost_token()};
     const deadline give_up = detail::give_up_at(o.timeout);
@@ -141,7 +139,7 @@ class basic_election {
     }
     session_.guard_key(key_, rev_, entered->at);
     auto won = wait(*entered, stop, give_up);
-    if (won) won = sit_out_delay(*entered, o.nonblock, stop, give_up);
+    if (won) won = handover_.sit_out(*entered, rev_, o.nonblock, stop, give_up, office_);
     if (won) won = take_token(give_up);
     if (!won) {
       withdraw();
@@ -182,10 +180,9 @@ class basic_election {
     return {};
   }
 
-  /// Leaves the office (or the queue): a fenced delete of our key and our
-  /// held marker, so the next candidate leads at once (no lock delay): call
-  /// it once the work done as leader has stopped. Nothing to do when not a
-  /// candidate.
+  /// Leaves the office (or the queue): a fenced delete of our key and held marker, so the
+  /// next candidate leads at once, with no lock delay: call it once the leader's work has
+  /// stopped. Nothing to do when not a candidate.
   result<void> resign() {
     if (key_.empty()) return {};
     session_.unguard_key(key_);
@@ -230,7 +227,6 @@ class basic_election {
 
  private:
   using entry = detail::campaign_entry;
-  using gate_type = detail::handover_gate<typename clock_type::time_point>;
 
   transport_type& transport() { return session_.transport(); }
 
@@ -243,7 +239,7 @@ class basic_election {
   // precedes us, all at one revision.
   result<entry> enter(const std::string& value, lease_id lease, const detail::stop_union& stop,
                       deadline give_up) {
-    const txn_request t = detail::campaign_txn(office_, key_, value, lease, marker_dir_, marker_);
+    const txn_request t = handover_.campaign_txn(office_, key_, value, lease);
     auto made = io_.create(t, key_, value, lease, stop, give_up, backoff_);
     if (!made) return std::move(made).error();
     const txn_response& r = made->response;
@@ -268,7 +264,7 @@ class basic_election {
   result<void> reread(entry& seen, backoff_type& retry, const detail::stop_union& stop,
                       deadline give_up) {
     for (;;) {
-      auto r = transport().txn(detail::predecessor_txn(office_, key_, rev_, marker_dir_),
+      auto r = transport().txn(handover_.predecessor_txn(office_, key_, rev_),
                                io_.call_deadline(give_up));
       if (!r) {
         if (r.error().code == errc::lease_not_found) return io_.lost_error();
@@ -282,9 +278,7 @@ class basic_election {
         return error{errc::lost, "our candidate key " + key_ +
                                      " was deleted while waiting for office " + office_ +
                                      " (lease revoked or key removed)"};
-      seen.predecessor = detail::front(detail::range_at(*r, 1));
-      seen.marker_before = detail::front(detail::range_at(*r, 2));
-      seen.at = r->header_revision;
+      detail::read_predecessor(*r, seen);
       return {};
     }
   }
@@ -293,18 +287,13 @@ class basic_election {
   result<void> wait(entry& seen, const detail::stop_union& stop, deadline give_up) {
     backoff_type retry = backoff_;
     bool known = seen.predecessor_known;
-    std::optional<key_value> unmarked;  // the predecessor we watch, if it has no held marker
     for (;;) {
       if (stop.stop_requested()) return error{errc::cancelled, "stopped"};
       if (!known)
         if (auto r = reread(seen, retry, stop, give_up); !r) return r;
       known = false;
-      if (unmarked &&
-          (!seen.predecessor || seen.predecessor->create_revision != unmarked->create_revision))
-        gate_.saw(unmarked->key, unmarked->create_revision, session_.clock().now());
-      unmarked.reset();
+      handover_.after_read(seen);
       if (!seen.predecessor) return {};
-      if (!detail::has_marker(*seen.predecessor, seen.marker_before)) unmarked = seen.predecessor;
       watch_request w;
       w.key = seen.predecessor->key;
       w.start_revision = seen.at + 1;
@@ -316,26 +305,6 @@ class basic_election {
       });
       if (!gone) return gone;  // else re-read: a delete (or a gap that may hide one)
     }
-  }
-
-  // Once we lead: with a lock delay and an unclean loss seen (a stale marker
-  // now, an unmarked predecessor gone earlier), sit it out, then drop the
-  // stale markers. Without either, at once.
-  result<void> sit_out_delay(const entry& seen, bool nonblock, const detail::stop_union& stop,
-                             deadline give_up) {
-    if (!gate_.enabled()) return {};
-    const auto now = session_.clock().now();
-    if (seen.marker_before)
-      gate_.saw(seen.marker_before->key, seen.marker_before->mod_revision, now);
-    const auto ready = gate_.latest();
-    if (!ready) return {};
-    if (nonblock && *ready > now)
-      return error{errc::busy, "office " + office_ + " was lost uncleanly; its lock delay of " +
-                                   std::to_string(gate_.delay().count()) + "ms is not over"};
-    if (auto r = detail::wait_ready(session_.clock(), *ready, stop, give_up); !r) return r;
-    if (seen.marker_before)
-      detail::remove_stale_markers(transport(), marker_dir_, rev_, io_.call_deadline(give_up));
-    return {};
   }
 
   // Once we lead: the token. A policy with acquire ops (counter_fencing) runs
@@ -363,11 +332,8 @@ class basic_election {
     return {};
   }
 
-  // Our key and our held marker, in one txn: a clean exit.
   result<void> fenced_delete(deadline d) {
-    txn_request t = fenced_release(held());
-    t.success.emplace_back(delete_request{marker_, {}, false});
-    auto r = io_.retried_txn(t, d, backoff_);
+    auto r = io_.retried_txn(handover_.release_txn(held()), d, backoff_);
     if (!r) return std::move(r).error();
     return {};
   }
@@ -393,9 +359,7 @@ class basic_election {
   std::string prefix_;
   std::string name_;
   std::string office_;
-  std::string marker_dir_;  // where held markers live (logic/lock_delay.hpp)
-  std::string marker_;      // ours, while a candidate
-  gate_type gate_{};
+  detail::election_handover<session_type> handover_;  // our held marker, the lock delay
   std::optional<error> bad_name_;
   [[no_unique_address]] fencing_type fencing_{};
   std::string key_;

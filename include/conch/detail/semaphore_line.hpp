@@ -156,7 +156,7 @@ class semaphore_line {
                                      " was deleted while waiting for semaphore " + layout_.office +
                                      " (lease revoked or key removed)"};
       if (next.what == rank_step::claim) {
-        auto now = sit_out_delay(seen, nonblock, stop, give_up);
+        auto now = sit_out_slot_delay(*this, seen, nonblock, stop, give_up);
         if (!now) return std::move(now).error();
         if (!*now) continue;  // `seen` is a fresh read after the delay
         if (auto done = take(seen, retry, stop, give_up)) return std::move(*done);
@@ -169,56 +169,6 @@ class semaphore_line {
       guard_queue(true, seen.at);
       if (auto w = watch_place(seen, retry, stop, give_up); !w) return w;
     }
-  }
-
-  // At the head with a free slot: picks the slot to claim into `seen.next`
-  // (a cleanly freed one before one lost uncleanly) and, if its lock delay
-  // is not over, sits it out and re-reads. True: claim now.
-  result<bool> sit_out_delay(sema_state& seen, bool nonblock, const stop_union& stop,
-                             deadline give_up) {
-    if (!gate_.enabled()) return true;
-    const auto& clock = session_.clock();
-    const auto now = clock.now();
-    auto free = seen.free_slots(layout_);
-    if (free.empty()) return true;  // the ranking's slot: nothing better known
-    const auto [slot, ready] = choose_slot(free, layout_.markers(), gate_, now);
-    for (const auto& f : free)
-      if (f.slot == slot && f.stale) gate_.saw(slot_marker(layout_.markers(), slot), f.stale, now);
-    seen.next.slot = slot;
-    if (ready <= now) return true;
-    if (nonblock)
-      return error{errc::busy, "slot " + std::to_string(slot) + " of semaphore " + layout_.office +
-                                   " was lost uncleanly; its lock delay of " +
-                                   std::to_string(gate_.delay().count()) + "ms is not over"};
-    guard_queue(true, seen.at);  // losing our queue key ends the delay at once
-    if (auto w = watch_during_delay(seen, ready, stop, give_up); !w) return std::move(w).error();
-    auto fresh = read(stop, give_up);
-    if (!fresh) return std::move(fresh).error();
-    seen = std::move(*fresh);
-    return false;
-  }
-
-  // Sits out a lock delay ending at `ready` while watching the slots from
-  // right after `seen`: a slot released meanwhile ends it early (ok: re-read).
-  result<void> watch_during_delay(const sema_state& seen,
-                                  typename policies::clock::time_point ready,
-                                  const stop_union& stop, deadline give_up) {
-    const auto& clock = session_.clock();
-    watch_request w = watch_request::prefix(layout_.slots());
-    w.start_revision = seen.at + 1;
-    w.no_put = true;
-    auto stream = transport().watch(w);
-    ++watches_;
-    backoff_type retry = backoff_;
-    const deadline until = std::min(give_up, real_deadline(clock, ready));
-    auto changed = io_.watch_until(stream, stop, until, retry, [&](const watch_batch& b) {
-      watch_events_ += b.events.size();
-      return !b.events.empty();
-    });
-    if (changed) return {};
-    if (changed.error().code != errc::timed_out || std::chrono::steady_clock::now() >= give_up)
-      return changed;
-    return wait_ready(clock, ready, stop, give_up);  // on the clock policy's own time
   }
 
   // A claim of ours went through unseen (its answer was lost): the slot is ours.

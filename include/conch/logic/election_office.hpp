@@ -156,4 +156,12 @@ inline txn_request predecessor_txn(const std::string& office, const std::string&
   return t;
 }
 
+/// The predecessor (answer 1), the newest marker before us (answer 2) and the
+/// revision of a predecessor_txn's answer, into `seen`.
+inline void read_predecessor(const txn_response& r, campaign_entry& seen) {
+  seen.predecessor = front(range_at(r, 1));
+  seen.marker_before = front(range_at(r, 2));
+  seen.at = r.header_revision;
+}
+
 }  // namespace conch::detail
