@@ -8,7 +8,8 @@
 // Phases (each with a fresh key prefix and interval log):
 //   probe  the watchdog claim: a holder's wrapper frozen past its TTL; its
 //          child must die while the wrapper is still frozen, and the overlap
-//          with the next holder stay within kill-after + one event delivery.
+//          with the next holder stay within the bound. Then one holder whose
+//          child ignores SIGTERM has its lease revoked: the same bound.
 //   sema   K contenders on `conch sema pool --max N` under a seeded fault
 //          schedule, then convergence and a release round.
 //   elect  the same on `conch elect office` (N = 1).
@@ -157,7 +158,8 @@ class phase_run {
   std::string describe() const {
     std::ostringstream s;
     if (spec_.name == "probe")
-      s << "conch elect " << spec_.office << ", a holder's wrapper frozen past its TTL, 3 rounds";
+      s << "conch elect " << spec_.office
+        << ", a holder's wrapper frozen past its TTL (3 rounds), a holder revoked (1)";
     else
       s << "conch " << spec_.recipe << " " << spec_.office
         << (spec_.recipe == "sema" ? " --max " + std::to_string(spec_.capacity) : std::string())
@@ -541,8 +543,50 @@ class phase_run {
       if (!w_.await([&] { return !b.alive; }, 10'000 * ms))
         problem("probe: " + b.id + " ignored SIGTERM");
     }
+    probe_revoke();
     last_fault_ = applied_.empty() ? t0_ : applied_.back().at;
     await_prefix_empty();
+  }
+
+  // One more round: a holder whose child ignores SIGTERM has its lease revoked
+  // while a second contender waits. Its wrapper sees the delete at once; the
+  // child dies only at kill-after. The next holder's start must not precede
+  // that death with a lock delay (overlap within the bound without one).
+  void probe_revoke() {
+    inv::contender& a = spawn({.ignores_sigterm = true}, true);
+    if (!w_.await([&] { return a.interval >= 0; }, 15'000 * ms))
+      return problem("probe: " + a.id + " never started its child");
+    inv::contender& b = spawn({}, true);
+    w_.await([&] { return count_keys(prefix_ + "elect/" + spec_.office + "/") == 2; }, 10'000 * ms);
+    const nanos revoked_at = inv::now_ns();
+    const std::string lease = w_.start_of(a.interval).lease;
+    a.story.lease_touched = true;
+    applied_.push_back({.at = revoked_at,
+                        .kind = inv::fault_kind::revoke_holder,
+                        .target = a.id,
+                        .note = "lease " + lease});
+    revoke(lease, applied_.size() - 1, a.id);
+    if (!w_.await([&] { return b.interval >= 0; }, 15'000 * ms))
+      return problem("probe: " + b.id + " never took over from revoked " + a.id);
+    w_.await([&] { return !w_.child_running(a); }, tm_.loss_window() + 5'000 * ms);
+    if (!w_.await([&] { return !a.alive; }, 10'000 * ms))
+      problem("probe: " + a.id + " still running after its lease was revoked");
+    const auto& ax = w_.intervals()[static_cast<std::size_t>(a.interval)];
+    const auto& bx = w_.intervals()[static_cast<std::size_t>(b.interval)];
+    probe_line p{.round = 3,
+                 .ignores = true,
+                 .revoked = true,
+                 .killed_after = ax.end - revoked_at,
+                 .promoted_after = bx.start - revoked_at,
+                 .overlap = ax.end - bx.start};
+    probes_.push_back(p);
+    if (p.overlap > tm_.overlap_bound())
+      problem("probe: overlap " + fmt_ms(p.overlap) + " after a revoke exceeds the bound " +
+              fmt_ms(tm_.overlap_bound()));
+    ::kill(b.pid, SIGTERM);
+    b.story.terminated = true;
+    if (!w_.await([&] { return !b.alive; }, 10'000 * ms))
+      problem("probe: " + b.id + " ignored SIGTERM");
   }
 
   int count_keys(const std::string& prefix) {
@@ -683,8 +727,9 @@ class phase_run {
     for (const auto& p : probes_)
       std::cout << "   probe round " << p.round << " (child " << (p.ignores ? "ignores" : "honours")
                 << " SIGTERM): child killed " << fmt_ms(p.killed_after)
-                << " after the freeze, next holder started " << fmt_ms(p.promoted_after)
-                << " after it: overlap " << fmt_ms(std::max<nanos>(p.overlap, 0))
+                << (p.revoked ? " after the revoke" : " after the freeze")
+                << ", next holder started " << fmt_ms(p.promoted_after) << " after it: overlap "
+                << fmt_ms(std::max<nanos>(p.overlap, 0))
                 << (p.overlap < 0 ? " (gap " + fmt_ms(-p.overlap) + ")" : std::string()) << "\n";
     std::cout << std::flush;
   }
@@ -711,6 +756,7 @@ class phase_run {
   struct probe_line {
     int round = 0;
     bool ignores = false;
+    bool revoked = false;  ///< the revoke round (else a freeze)
     nanos killed_after = 0, promoted_after = 0, overlap = 0;
   };
 
