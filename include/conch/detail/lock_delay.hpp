@@ -4,6 +4,7 @@
 // election's stale held markers once their delay is over.
 #pragma once
 
+#include "conch/detail/waiting.hpp"
 #include "conch/logic/election_office.hpp"
 #include "conch/logic/keys.hpp"
 #include "conch/logic/lock_delay.hpp"
@@ -48,7 +49,7 @@ result<void> wait_ready(const Clock& clock, typename Clock::time_point ready,
 template <class Transport>
 void remove_stale_markers(Transport& t, const std::string& marker_dir, revision rev, deadline d) {
   txn_request read;
-  read.success.emplace_back(markers_before(marker_dir, rev, 0));
+  read.success.emplace_back(markers_before(marker_dir, rev, 100));  // etcd's txn limit is 128 ops
   auto r = t.txn(read, d);
   if (!r) return;
   const auto* stale = range_at(*r, 0);
