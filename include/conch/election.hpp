@@ -99,12 +99,11 @@ class basic_election {
     return detail::election_office(prefix, name);
   }
 
-  /// Becomes a candidate with `value` (the holder record) and returns once we lead and
-  /// any lock delay is over. Errors: errc::busy (nonblock, another leads or a delay
-  /// runs), errc::timed_out, errc::cancelled (our key removed in all three),
-  /// errc::lost (the session was lost, or our key vanished while waiting),
-  /// errc::failed_precondition (already a candidate: this object, another election on
-  /// this session, or a key under our lease this object did not create).
+  /// Becomes a candidate with `value` (the holder record); returns once we lead and any
+  /// lock delay is over. Errors: errc::busy (nonblock: another leads, or a delay runs),
+  /// errc::timed_out, errc::cancelled (our key removed in all three), errc::lost (session
+  /// lost, or our key vanished while waiting), errc::failed_precondition (already a
+  /// candidate: this object, another election on this session, or a foreign key under our lease).
   result<void> campaign(std::string value, campaign_options o = {}) {
     if (bad_name_) return *bad_name_;
     if (!key_.empty())
@@ -180,9 +179,8 @@ class basic_election {
     return {};
   }
 
-  /// Leaves the office (or the queue): a fenced delete of our key and held marker, so the
-  /// next candidate leads at once, with no lock delay: call it once the leader's work has
-  /// stopped. Nothing to do when not a candidate.
+  /// Leaves the office (or queue): a fenced delete of our key and held marker, so the next
+  /// leads at once, no lock delay; call it once our work has stopped. No-op if no candidate.
   result<void> resign() {
     if (key_.empty()) return {};
     session_.unguard_key(key_);
@@ -273,13 +271,10 @@ class basic_election {
           return error{errc::timed_out, r.error().message};
         continue;
       }
-      auto own = detail::front(detail::range_at(*r, 0));
-      if (!own || own->create_revision != rev_)
-        return error{errc::lost, "our candidate key " + key_ +
-                                     " was deleted while waiting for office " + office_ +
-                                     " (lease revoked or key removed)"};
-      detail::read_predecessor(*r, seen);
-      return {};
+      if (detail::read_predecessor(*r, rev_, seen)) return {};
+      return error{errc::lost, "our candidate key " + key_ +
+                                   " was deleted while waiting for office " + office_ +
+                                   " (lease revoked or key removed)"};
     }
   }
 

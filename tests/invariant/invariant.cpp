@@ -16,9 +16,10 @@
 // Asserted over each interval log: (1) at most N at once except within the
 // stated window after each induced loss, every excess stretch no longer than
 // the bound — 0 with a lock delay (`--lock-delay auto`, conch's default), the
-// old kill-after + delivery + slack with `--lock-delay 0`; (2) convergence after the last fault — exactly min(N, live)
-// holders, every waiter promoted in turn, every exit explained (0, 70, 75,
-// ...); (3) tokens strictly increase per slot. docs/invariants.md explains.
+// old kill-after + delivery + slack with `--lock-delay 0`; (2) convergence
+// after the last fault — exactly min(N, live) holders, every waiter promoted
+// in turn, every exit explained (0, 70, 75, ...); (3) tokens strictly increase
+// per slot. docs/invariants.md explains.
 #include "conch/logic/duration.hpp"
 
 #include "invariant/child.hpp"

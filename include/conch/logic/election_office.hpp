@@ -156,12 +156,16 @@ inline txn_request predecessor_txn(const std::string& office, const std::string&
   return t;
 }
 
-/// The predecessor (answer 1), the newest marker before us (answer 2) and the
-/// revision of a predecessor_txn's answer, into `seen`.
-inline void read_predecessor(const txn_response& r, campaign_entry& seen) {
+/// From a predecessor_txn's answer: false if our key (created at `rev`) is
+/// gone; else the predecessor (answer 1), the newest marker before us (answer
+/// 2) and the revision, into `seen`.
+inline bool read_predecessor(const txn_response& r, revision rev, campaign_entry& seen) {
+  auto own = front(range_at(r, 0));
+  if (!own || own->create_revision != rev) return false;
   seen.predecessor = front(range_at(r, 1));
   seen.marker_before = front(range_at(r, 2));
   seen.at = r.header_revision;
+  return true;
 }
 
 }  // namespace conch::detail
