@@ -14,6 +14,12 @@
 //   run_as_leader(office.token(), s.lost_token());   // stop when the session is lost
 //   (void)office.resign();                            // fenced delete: the next one leads now
 //
+// Lock delay: campaign also puts our held marker (logic/lock_delay.hpp) and
+// resign deletes it with our key, in the same txns. A leader lost uncleanly
+// leaves its marker; with `campaign_options::lock_delay`, the next leader's
+// campaign returns only that long after it first saw the stale marker (or saw
+// an unmarked candidate, such as an `etcdctl elect` one, vanish ahead of it).
+//
 // How waiting works: campaign is one txn (create our key if absent, read the
 // first-created key and our predecessor). A waiter watches only its immediate
 // predecessor — the key created just before ours — starting right after the
@@ -27,11 +33,13 @@
 #pragma once
 
 #include "conch/detail/election_observer.hpp"
+#include "conch/detail/lock_delay.hpp"
 #include "conch/detail/waiting.hpp"
 #include "conch/fwd.hpp"
 #include "conch/logic/election_office.hpp"
 #include "conch/logic/hex.hpp"
 #include "conch/logic/keys.hpp"
+#include "conch/logic/lock_delay.hpp"
 #include "conch/logic/stop_union.hpp"
 #include "conch/policies/default_policies.hpp"
 #include "conch/policies/fencing.hpp"
@@ -74,7 +82,7 @@ class basic_election {
   /// `prefix` is the namespace ("conch/"), `name` the office. A name that
   /// cannot be a key segment makes campaign() fail with errc::invalid_argument.
   basic_election(session_type& s, std::string_view prefix, std::string_view name)
-      : session_(s), io_(s), backoff_(s.backoff()), prefix_(prefix), name_(name) {
+      : session_(s), io_(s), backoff_(s.backoff()), prefix_(prefix), name_(name), handover_(s) {
     auto office = office_prefix(prefix, name);
     if (office)
       office_ = std::move(*office);
@@ -91,12 +99,11 @@ class basic_election {
     return detail::election_office(prefix, name);
   }
 
-  /// Becomes a candidate with `value` (the holder record) and returns once we
-  /// lead. Errors: errc::busy (nonblock, another leads), errc::timed_out,
-  /// errc::cancelled (our key removed in all three), errc::lost (the session
-  /// was lost, or our key vanished while waiting), errc::failed_precondition
-  /// (already a candidate: this object, another election on this session, or
-  /// a key under our lease this object did not create).
+  /// Becomes a candidate with `value` (the holder record); returns once we lead and any
+  /// lock delay is over. Errors: errc::busy (nonblock: another leads, or a delay runs),
+  /// errc::timed_out, errc::cancelled (our key removed in all three), errc::lost (session
+  /// lost, or our key vanished while waiting), errc::failed_precondition (already a
+  /// candidate: this object, another election on this session, or a foreign key under our lease).
   result<void> campaign(std::string value, campaign_options o = {}) {
     if (bad_name_) return *bad_name_;
     if (!key_.empty())
@@ -114,6 +121,7 @@ class basic_election {
                    "another election on this session already campaigns for office " + office_ +
                        " (key " + key + ")"};
     key_ = std::move(key);
+    handover_.start(detail::held_marker_dir(prefix_, office_), lease, o.lock_delay);
 
     detail::stop_union stop{o.stop, session_.lost_token()};
     const deadline give_up = detail::give_up_at(o.timeout);
@@ -130,6 +138,7 @@ class basic_election {
     }
     session_.guard_key(key_, rev_, entered->at);
     auto won = wait(*entered, stop, give_up);
+    if (won) won = handover_.sit_out(*entered, rev_, o.nonblock, stop, give_up, office_);
     if (won) won = take_token(give_up);
     if (!won) {
       withdraw();
@@ -170,8 +179,8 @@ class basic_election {
     return {};
   }
 
-  /// Leaves the office (or the queue): a fenced delete of our key, so the
-  /// next candidate leads at once. Nothing to do when not a candidate.
+  /// Leaves the office (or queue): a fenced delete of our key and held marker, so the next
+  /// leads at once, no lock delay; call it once our work has stopped. No-op if no candidate.
   result<void> resign() {
     if (key_.empty()) return {};
     session_.unguard_key(key_);
@@ -228,7 +237,7 @@ class basic_election {
   // precedes us, all at one revision.
   result<entry> enter(const std::string& value, lease_id lease, const detail::stop_union& stop,
                       deadline give_up) {
-    const txn_request t = detail::campaign_txn(office_, key_, value, lease);
+    const txn_request t = handover_.campaign_txn(office_, key_, value, lease);
     auto made = io_.create(t, key_, value, lease, stop, give_up, backoff_);
     if (!made) return std::move(made).error();
     const txn_response& r = made->response;
@@ -253,8 +262,8 @@ class basic_election {
   result<void> reread(entry& seen, backoff_type& retry, const detail::stop_union& stop,
                       deadline give_up) {
     for (;;) {
-      auto r =
-          transport().txn(detail::predecessor_txn(office_, key_, rev_), io_.call_deadline(give_up));
+      auto r = transport().txn(handover_.predecessor_txn(office_, key_, rev_),
+                               io_.call_deadline(give_up));
       if (!r) {
         if (r.error().code == errc::lease_not_found) return io_.lost_error();
         if (!detail::retryable(r.error().code)) return std::move(r).error();
@@ -262,19 +271,15 @@ class basic_election {
           return error{errc::timed_out, r.error().message};
         continue;
       }
-      auto own = detail::front(detail::range_at(*r, 0));
-      if (!own || own->create_revision != rev_)
-        return error{errc::lost, "our candidate key " + key_ +
-                                     " was deleted while waiting for office " + office_ +
-                                     " (lease revoked or key removed)"};
-      seen.predecessor = detail::front(detail::range_at(*r, 1));
-      seen.at = r->header_revision;
-      return {};
+      if (detail::read_predecessor(*r, rev_, seen)) return {};
+      return error{errc::lost, "our candidate key " + key_ +
+                                   " was deleted while waiting for office " + office_ +
+                                   " (lease revoked or key removed)"};
     }
   }
 
-  // Waits until no key created before ours remains.
-  result<void> wait(entry seen, const detail::stop_union& stop, deadline give_up) {
+  // Waits until no key created before ours remains; `seen` is the last read.
+  result<void> wait(entry& seen, const detail::stop_union& stop, deadline give_up) {
     backoff_type retry = backoff_;
     bool known = seen.predecessor_known;
     for (;;) {
@@ -282,6 +287,7 @@ class basic_election {
       if (!known)
         if (auto r = reread(seen, retry, stop, give_up); !r) return r;
       known = false;
+      handover_.after_read(seen);
       if (!seen.predecessor) return {};
       watch_request w;
       w.key = seen.predecessor->key;
@@ -322,7 +328,7 @@ class basic_election {
   }
 
   result<void> fenced_delete(deadline d) {
-    auto r = io_.retried_txn(fenced_release(held()), d, backoff_);
+    auto r = io_.retried_txn(handover_.release_txn(held()), d, backoff_);
     if (!r) return std::move(r).error();
     return {};
   }
@@ -348,6 +354,7 @@ class basic_election {
   std::string prefix_;
   std::string name_;
   std::string office_;
+  detail::election_handover<session_type> handover_;  // our held marker, the lock delay
   std::optional<error> bad_name_;
   [[no_unique_address]] fencing_type fencing_{};
   std::string key_;

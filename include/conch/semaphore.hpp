@@ -29,6 +29,12 @@
 // and wakes the next (one event): O(1) watch events per release whatever the
 // queue length, and each read is O(N) whatever the queue length.
 //
+// Lock delay: the claim of slot i also puts its held marker `held/.../<i>`
+// (logic/lock_delay.hpp) and release deletes it with the slot key, in the
+// same txns. A holder lost uncleanly leaves its marker; with
+// `acquire_options::lock_delay`, the head claims that slot only that long
+// after it first saw the stale marker, and takes a cleanly freed slot first.
+//
 // A semaphore object is used from one thread; only `acquire_options::stop`
 // and the session's loss interrupt it from elsewhere.
 #pragma once
@@ -90,6 +96,12 @@ class basic_semaphore {
     /// Paces the retries of this acquire and of the release that follows,
     /// copied fresh for each; empty: the session's.
     std::optional<backoff_type> backoff{};
+    /// After an unclean loss of a slot (its holder's lease expired or was
+    /// revoked, its key deleted by hand), claim it only this long after we
+    /// first saw it, so the lost holder's work is gone first; a cleanly
+    /// released slot is taken before one in its delay (logic/lock_delay.hpp).
+    /// 0: at once. A clean release hands over at once whatever this says.
+    std::chrono::milliseconds lock_delay{0};
   };
 
   /// `prefix` is the namespace ("conch/"), `name` the semaphore, `max` its
@@ -137,6 +149,7 @@ class basic_semaphore {
     line_.queue_key_ = std::move(key);
     line_.value_ = std::move(value);
     line_.slot_value_ = std::move(o.slot_value);
+    line_.gate_ = typename detail::semaphore_line<session_type>::gate_type{o.lock_delay};
 
     detail::stop_union stop{o.stop, session_.lost_token()};
     const deadline give_up = detail::give_up_at(o.timeout);
@@ -153,9 +166,10 @@ class basic_semaphore {
     return {};
   }
 
-  /// Gives our slot back (a fenced delete: compare the token), so the next
-  /// waiter holds at once; or leaves the queue if we were waiting. Nothing to
-  /// do when neither.
+  /// Gives our slot back (a fenced delete: compare the token, with the slot's
+  /// held marker), so the next waiter holds at once, with no lock delay: call
+  /// it once the work done while holding has stopped. Or leaves the queue if
+  /// we were waiting. Nothing to do when neither.
   result<void> release() { return line_.release(); }
 
   bool holding() const noexcept { return line_.holding(); }

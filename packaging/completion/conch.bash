@@ -38,7 +38,7 @@ _conch() {
     fi
     case $w in
       --endpoints | --prefix | --ttl | --kill-after | --cacert | --cert | --key | --user | --timeout | \
-        --stable-after | --metrics | --max | --schedule | --tz | --last)
+        --stable-after | --lock-delay | --metrics | --max | --schedule | --tz | --last)
         ((i++)); continue ;;
       -*) continue ;;
     esac
@@ -49,6 +49,7 @@ _conch() {
   done
   case $prev in
     --cacert | --cert | --key) mapfile -t COMPREPLY < <(compgen -f -- "$cur"); return ;;
+    --lock-delay) mapfile -t COMPREPLY < <(compgen -W "auto 0" -- "$cur"); return ;;
     --endpoints | --prefix | --ttl | --kill-after | --user | --timeout | --stable-after | --metrics | \
       --max | --schedule | --tz | --last) return ;;
   esac

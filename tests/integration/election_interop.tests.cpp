@@ -220,3 +220,37 @@ TEST_CASE("a conch contender waits behind an etcdctl leader and takes over when 
   REQUIRE(left.size() == 1);
   CHECK(left[0].value == "conch-b");
 }
+
+TEST_CASE("an etcdctl leader's resign (no held marker) counts as unclean: the lock delay applies") {
+  auto& etcd = etcd_server::shared();
+  conch::etcd_transport t{etcd.client_options()};
+  const auto prefix = conch::test::unique_prefix();
+  const auto office = prefix + "elect/office/";
+
+  etcdctl_process rival{etcd, {"elect", prefix + "elect/office", "etcdctl-proposal"}};
+  REQUIRE(rival.printed(office));
+
+  contender b{t, prefix, "office"};
+  std::stop_source stop;
+  conch::election::campaign_options o;
+  o.stop = stop.get_token();
+  o.lock_delay = 1500ms;
+  steady::time_point returned{};
+  auto done = std::async(std::launch::async, [&] {
+    auto r = b.office.campaign("conch-b", o);
+    returned = steady::now();
+    return r;
+  });
+  struct stop_on_exit {
+    std::stop_source& s;
+    ~stop_on_exit() { s.request_stop(); }
+  } guard{stop};
+  REQUIRE(eventually([&] { return candidates(t, office).size() == 2; }, 10s));
+
+  const auto resigned = steady::now();
+  REQUIRE(rival.terminate() == 0);  // a bare delete of its key: nothing says it was clean
+  REQUIRE(done.wait_for(15s) == std::future_status::ready);
+  REQUIRE(done.get());
+  CHECK(b.office.leading());
+  CHECK(returned >= resigned + 1500ms);
+}

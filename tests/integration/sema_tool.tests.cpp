@@ -296,15 +296,18 @@ TEST_CASE(
               env_for(prefix));
   const auto held = env_of(dir, "a");
   const auto child = static_cast<pid_t>(std::stol(line_from(dir / "a.pid")));
-  conch_run b(dir, "b", contend(dir, "b", 1), env_for(prefix));
+  // The lock delay: b's child starts only 2 s after b saw the unclean loss.
+  conch_run b(dir, "b", contend(dir, "b", 1, {"--lock-delay", "2s"}), env_for(prefix));
   await_who(dir, prefix, 1, 1, 1);
 
   auto lease = conch::detail::parse_lease_hex(held.lease);
   REQUIRE(lease);
+  const auto revoked = std::chrono::steady_clock::now();
   etcd.revoke_lease(*lease);
   CHECK(a.wait(15s) == 70);
   CHECK(await([&] { return !conch::process::process_alive(child); }));
   REQUIRE(await([&] { return started(dir, "b"); }));
+  CHECK(std::chrono::steady_clock::now() - revoked >= 2s);
   CHECK(env_of(dir, "b").rev > held.rev);
   release(dir, "b");
   CHECK(b.wait() == 0);

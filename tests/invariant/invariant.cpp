@@ -2,20 +2,24 @@
 // bounded concurrency with honest overlap accounting, over real `conch`
 // processes and a real etcd.
 //
-//   invariant [--seed N] [--duration D] [--phases probe,sema,elect] [--conch PATH] [--keep] [--verbose]
+//   invariant [--seed N] [--duration D] [--phases probe,sema,elect] [--lock-delay auto|0|D]
+//             [--conch PATH] [--keep] [--verbose]
 //
 // Phases (each with a fresh key prefix and interval log):
 //   probe  the watchdog claim: a holder's wrapper frozen past its TTL; its
 //          child must die while the wrapper is still frozen, and the overlap
-//          with the next holder stay within kill-after + one event delivery.
+//          with the next holder stay within the bound. Then one holder whose
+//          child ignores SIGTERM has its lease revoked: the same bound.
 //   sema   K contenders on `conch sema pool --max N` under a seeded fault
 //          schedule, then convergence and a release round.
 //   elect  the same on `conch elect office` (N = 1).
 // Asserted over each interval log: (1) at most N at once except within the
 // stated window after each induced loss, every excess stretch no longer than
-// the bound; (2) convergence after the last fault — exactly min(N, live)
-// holders, every waiter promoted in turn, every exit explained (0, 70, 75,
-// ...); (3) tokens strictly increase per slot. docs/invariants.md explains.
+// the bound — 0 with a lock delay (`--lock-delay auto`, conch's default), the
+// old kill-after + delivery + slack with `--lock-delay 0`; (2) convergence
+// after the last fault — exactly min(N, live) holders, every waiter promoted
+// in turn, every exit explained (0, 70, 75, ...); (3) tokens strictly increase
+// per slot. docs/invariants.md explains.
 #include "conch/logic/duration.hpp"
 
 #include "invariant/child.hpp"
@@ -58,9 +62,14 @@ struct timing {
   nanos expiry_check = 500 * ms;  ///< etcd revokes expired leases on a 500 ms tick
   nanos delivery = 300 * ms;      ///< one event delivery (watch event, keepalive answer)
   nanos slack = 700 * ms;         ///< scheduling on a loaded 2-core machine
-  /// The longest a stretch of excess overlap may last: the old child gets
-  /// SIGTERM one delivery after the loss, SIGKILL kill-after later.
-  nanos overlap_bound() const { return kill_after + delivery + slack; }
+  bool lock_delay = true;         ///< contenders run with a lock delay (not `--lock-delay 0`)
+  /// The longest a stretch of excess overlap may last: none with a lock
+  /// delay (the next child starts only once the old one is gone); without,
+  /// the old child gets SIGTERM one delivery after the loss, SIGKILL
+  /// kill-after later.
+  nanos overlap_bound() const { return lock_delay ? 0 : kill_after + delivery + slack; }
+  /// The stated window after an induced loss (the old bound, delay or not).
+  nanos loss_window() const { return kill_after + delivery + slack; }
   /// How long after a kill -9 or a freeze its lease may still be expiring.
   nanos expiry_delay() const { return ttl + expiry_check; }
 };
@@ -69,6 +78,7 @@ struct options {
   std::uint64_t seed = 0;
   nanos duration = 60'000 * ms;
   std::vector<std::string> phases{"probe", "sema", "elect"};
+  std::string lock_delay{"auto"};  ///< passed to every contender
   std::string conch;
   int sema_max = 2;
   int sema_contenders = 6;
@@ -149,12 +159,14 @@ class phase_run {
   std::string describe() const {
     std::ostringstream s;
     if (spec_.name == "probe")
-      s << "conch elect " << spec_.office << ", a holder's wrapper frozen past its TTL, 3 rounds";
+      s << "conch elect " << spec_.office
+        << ", a holder's wrapper frozen past its TTL (3 rounds), a holder revoked (1)";
     else
       s << "conch " << spec_.recipe << " " << spec_.office
         << (spec_.recipe == "sema" ? " --max " + std::to_string(spec_.capacity) : std::string())
         << ", " << spec_.contenders << " contenders, faults for " << fmt_s(spec_.duration);
-    s << " (--ttl " << tm_.ttl / ms << "ms --kill-after " << tm_.kill_after / ms << "ms)";
+    s << " (--ttl " << tm_.ttl / ms << "ms --kill-after " << tm_.kill_after / ms
+      << "ms --lock-delay " << opt_.lock_delay << ")";
     return s.str();
   }
 
@@ -176,8 +188,9 @@ class phase_run {
     while (inv::now_ns() < next_spawn_) w_.pump();
     next_spawn_ = inv::now_ns() + 40 * ms;
     const std::string id = spec_.name.substr(0, 1) + std::to_string(++spawned_);
-    std::vector<std::string> flags{"--ttl", std::to_string(tm_.ttl / ms) + "ms", "--kill-after",
-                                   std::to_string(tm_.kill_after / ms) + "ms"};
+    std::vector<std::string> flags{"--ttl",        std::to_string(tm_.ttl / ms) + "ms",
+                                   "--kill-after", std::to_string(tm_.kill_after / ms) + "ms",
+                                   "--lock-delay", opt_.lock_delay};
     if (shape.timeout > 0) {
       flags.push_back("--timeout");
       flags.push_back(std::to_string(shape.timeout / ms) + "ms");
@@ -262,14 +275,14 @@ class phase_run {
       case K::kill_waiter:
         ::kill(c.pid, SIGKILL);
         c.story.killed = true;
-        add_window(t, t + tm_.expiry_delay() + tm_.overlap_bound(), f.kind, c.id);
+        add_window(t, t + tm_.expiry_delay() + tm_.loss_window(), f.kind, c.id);
         break;
       case K::freeze_holder:
       case K::freeze_waiter:
         w_.freeze(c, f.freeze_for);
         c.story.lease_touched = c.story.frozen = true;
         a.note = "for " + fmt_ms(f.freeze_for);
-        add_window(t, t + tm_.expiry_delay() + tm_.overlap_bound(), f.kind, c.id);
+        add_window(t, t + tm_.expiry_delay() + tm_.loss_window(), f.kind, c.id);
         break;
       case K::kill_child:
         if (auto* ch = w_.child_of(c)) {
@@ -306,7 +319,7 @@ class phase_run {
                    a.note += code == 0 ? " revoked in " + fmt_ms(a.done - a.at)
                                        : " (etcdctl " + std::to_string(code) + ": " +
                                              first_line(out) + ")";
-                   add_window(a.at, a.done + tm_.overlap_bound(), a.kind, who);
+                   add_window(a.at, a.done + tm_.loss_window(), a.kind, who);
                  });
   }
 
@@ -501,13 +514,13 @@ class phase_run {
                           .kind = inv::fault_kind::freeze_holder,
                           .target = a.id,
                           .note = "for " + fmt_ms(freeze_for)});
-      add_window(frozen_at, frozen_at + tm_.expiry_delay() + tm_.overlap_bound(),
+      add_window(frozen_at, frozen_at + tm_.expiry_delay() + tm_.loss_window(),
                  inv::fault_kind::freeze_holder, a.id);
       if (!w_.await([&] { return b.interval >= 0; }, freeze_for + 5'000 * ms)) {
         problem("probe: " + b.id + " never took over from frozen " + a.id);
         return;
       }
-      w_.await([&] { return !w_.child_running(a); }, tm_.overlap_bound() + 5'000 * ms);
+      w_.await([&] { return !w_.child_running(a); }, tm_.loss_window() + 5'000 * ms);
       if (!w_.await([&] { return !a.frozen; }, freeze_for + 1'000 * ms)) return;
       const auto& ax = w_.intervals()[static_cast<std::size_t>(a.interval)];
       const auto& bx = w_.intervals()[static_cast<std::size_t>(b.interval)];
@@ -531,8 +544,50 @@ class phase_run {
       if (!w_.await([&] { return !b.alive; }, 10'000 * ms))
         problem("probe: " + b.id + " ignored SIGTERM");
     }
+    probe_revoke();
     last_fault_ = applied_.empty() ? t0_ : applied_.back().at;
     await_prefix_empty();
+  }
+
+  // One more round: a holder whose child ignores SIGTERM has its lease revoked
+  // while a second contender waits. Its wrapper sees the delete at once; the
+  // child dies only at kill-after. The next holder's start must not precede
+  // that death with a lock delay (overlap within the bound without one).
+  void probe_revoke() {
+    inv::contender& a = spawn({.ignores_sigterm = true}, true);
+    if (!w_.await([&] { return a.interval >= 0; }, 15'000 * ms))
+      return problem("probe: " + a.id + " never started its child");
+    inv::contender& b = spawn({}, true);
+    w_.await([&] { return count_keys(prefix_ + "elect/" + spec_.office + "/") == 2; }, 10'000 * ms);
+    const nanos revoked_at = inv::now_ns();
+    const std::string lease = w_.start_of(a.interval).lease;
+    a.story.lease_touched = true;
+    applied_.push_back({.at = revoked_at,
+                        .kind = inv::fault_kind::revoke_holder,
+                        .target = a.id,
+                        .note = "lease " + lease});
+    revoke(lease, applied_.size() - 1, a.id);
+    if (!w_.await([&] { return b.interval >= 0; }, 15'000 * ms))
+      return problem("probe: " + b.id + " never took over from revoked " + a.id);
+    w_.await([&] { return !w_.child_running(a); }, tm_.loss_window() + 5'000 * ms);
+    if (!w_.await([&] { return !a.alive; }, 10'000 * ms))
+      problem("probe: " + a.id + " still running after its lease was revoked");
+    const auto& ax = w_.intervals()[static_cast<std::size_t>(a.interval)];
+    const auto& bx = w_.intervals()[static_cast<std::size_t>(b.interval)];
+    probe_line p{.round = 3,
+                 .ignores = true,
+                 .revoked = true,
+                 .killed_after = ax.end - revoked_at,
+                 .promoted_after = bx.start - revoked_at,
+                 .overlap = ax.end - bx.start};
+    probes_.push_back(p);
+    if (p.overlap > tm_.overlap_bound())
+      problem("probe: overlap " + fmt_ms(p.overlap) + " after a revoke exceeds the bound " +
+              fmt_ms(tm_.overlap_bound()));
+    ::kill(b.pid, SIGTERM);
+    b.story.terminated = true;
+    if (!w_.await([&] { return !b.alive; }, 10'000 * ms))
+      problem("probe: " + b.id + " ignored SIGTERM");
   }
 
   int count_keys(const std::string& prefix) {
@@ -673,15 +728,17 @@ class phase_run {
     for (const auto& p : probes_)
       std::cout << "   probe round " << p.round << " (child " << (p.ignores ? "ignores" : "honours")
                 << " SIGTERM): child killed " << fmt_ms(p.killed_after)
-                << " after the freeze, next holder started " << fmt_ms(p.promoted_after)
-                << " after it: overlap " << fmt_ms(std::max<nanos>(p.overlap, 0))
+                << (p.revoked ? " after the revoke" : " after the freeze")
+                << ", next holder started " << fmt_ms(p.promoted_after) << " after it: overlap "
+                << fmt_ms(std::max<nanos>(p.overlap, 0))
                 << (p.overlap < 0 ? " (gap " + fmt_ms(-p.overlap) + ")" : std::string()) << "\n";
     std::cout << std::flush;
   }
 
   void print_failure() {
     std::cout << "FAILED " << spec_.name << " (reproduce: invariant --seed " << opt_.seed
-              << " --duration " << opt_.duration / ms << "ms --phases " << spec_.name << ")\n";
+              << " --duration " << opt_.duration / ms << "ms --phases " << spec_.name
+              << " --lock-delay " << opt_.lock_delay << ")\n";
     for (const auto& p : problems_) std::cout << "  - " << p << "\n";
     print_schedule();
   }
@@ -700,6 +757,7 @@ class phase_run {
   struct probe_line {
     int round = 0;
     bool ignores = false;
+    bool revoked = false;  ///< the revoke round (else a freeze)
     nanos killed_after = 0, promoted_after = 0, overlap = 0;
   };
 
@@ -754,10 +812,14 @@ options parse(int argc, char** argv) {
     if (a == "--help" || a == "-h") {
       std::cout
           << "usage: invariant [--seed N] [--duration D] [--phases probe,sema,elect] [--max N]\n"
-             "                 [--contenders K] [--conch PATH] [--keep] [--verbose]\n"
+             "                 [--contenders K] [--lock-delay auto|0|D] [--conch PATH] [--keep]\n"
+             "                 [--verbose]\n"
              "Runs conch contenders under a seeded fault schedule against a throwaway etcd and\n"
              "checks bounded concurrency, convergence and fencing tokens (docs/invariants.md).\n"
-             "--duration is the fault time of sema and elect together (default 60s).\n";
+             "--duration is the fault time of sema and elect together (default 60s).\n"
+             "--lock-delay is passed to every contender (default auto, conch's default): with a\n"
+             "delay no overlap at all is allowed; with 0, overlap up to kill-after + one event\n"
+             "delivery + slack after an induced loss (1.5s).\n";
       std::exit(0);
     } else if (a == "--seed") {
       const std::string v = value(i);
@@ -786,6 +848,12 @@ options parse(int argc, char** argv) {
     } else if (a == "--contenders") {
       o.sema_contenders = static_cast<int>(number(a, value(i), 2, 32));
       o.elect_contenders = std::max(2, o.sema_contenders * 2 / 3);
+    } else if (a == "--lock-delay") {
+      o.lock_delay = value(i);
+      if (o.lock_delay != "auto") {
+        auto d = conch::detail::parse_duration(o.lock_delay);
+        if (!d) usage_error("--lock-delay: " + d.error().message);
+      }
     } else if (a == "--conch") {
       o.conch = value(i);
     } else if (a == "--keep") {
@@ -809,8 +877,8 @@ void on_stop_signal(int) { inv::interrupted = 1; }
 int main(int argc, char** argv) {
   if (argc >= 2 && argv[1] == inv::child_argument) return inv::child_main(argc, argv);
   const options opt = parse(argc, argv);
-  std::cout << "invariant: seed " << opt.seed << ", duration " << opt.duration / ms << "ms, conch "
-            << opt.conch << std::endl;
+  std::cout << "invariant: seed " << opt.seed << ", duration " << opt.duration / ms
+            << "ms, lock delay " << opt.lock_delay << ", conch " << opt.conch << std::endl;
 
   // What our wrappers leave behind when killed becomes ours to reap and end.
   ::prctl(PR_SET_CHILD_SUBREAPER, 1);
@@ -826,7 +894,9 @@ int main(int argc, char** argv) {
     return 1;
   }
   const std::string dir = tmpl;
-  const timing tm;
+  timing tm;
+  if (opt.lock_delay != "auto")
+    tm.lock_delay = conch::detail::parse_duration(opt.lock_delay)->count() > 0;
   bool ok = true;
   int code = 0;
   try {

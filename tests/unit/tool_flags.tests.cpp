@@ -2,6 +2,7 @@
 // errors naming the flag, common flags with environment defaults.
 #include "conch/tool/common.hpp"
 #include "conch/tool/flags.hpp"
+#include "conch/tool/hold.hpp"
 
 #include <catch2/catch.hpp>
 #include <chrono>
@@ -167,6 +168,29 @@ TEST_CASE("common flags: bad values name the flag", "[tool][flags]") {
     REQUIRE_FALSE(o);
     CHECK(o.error().message == message);
   }
+}
+
+TEST_CASE("--lock-delay: auto is --ttl + --kill-after, 0 is none, else a duration",
+          "[tool][flags]") {
+  for (auto [args, want] : std::vector<std::pair<std::vector<std::string>, std::int64_t>>{
+           {{}, 15'000},
+           {{"--lock-delay", "auto"}, 15'000},
+           {{"--lock-delay", "0"}, 0},
+           {{"--lock-delay", "2s500ms"}, 2'500},
+       }) {
+    command_line p{"conch test", "[flags]"};
+    conch::tool::lock_delay_flag flag{p};
+    REQUIRE(p.parse(args));
+    auto d = flag.finish(10s, 5s);
+    REQUIRE(d);
+    CHECK(d->count() == want);
+  }
+  command_line p{"conch test", "[flags]"};
+  conch::tool::lock_delay_flag flag{p};
+  REQUIRE(p.parse({"--lock-delay", "soon"}));
+  auto d = flag.finish(10s, 5s);
+  REQUIRE_FALSE(d);
+  CHECK(d.error().message.starts_with("--lock-delay: "));
 }
 
 TEST_CASE("common flags: a bad CONCH_ENDPOINTS is named as the variable", "[tool][flags]") {

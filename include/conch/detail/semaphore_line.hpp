@@ -6,15 +6,20 @@
 // and names errors; this holds the keys and talks to etcd.
 #pragma once
 
+#include "conch/detail/lock_delay.hpp"
 #include "conch/detail/waiting.hpp"
+#include "conch/logic/hex.hpp"
 #include "conch/logic/keys.hpp"
+#include "conch/logic/lock_delay.hpp"
 #include "conch/logic/semaphore_read.hpp"
 #include "conch/logic/stop_union.hpp"
 #include "conch/policies/fencing.hpp"
 #include "conch/policies/transport.hpp"
 #include "conch/result.hpp"
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -32,6 +37,7 @@ class semaphore_line {
   using policies = typename Session::policies;
   using backoff_type = typename policies::backoff;
   using fencing_type = typename policies::fencing;
+  using gate_type = handover_gate<typename policies::clock::time_point>;
 
   semaphore_line(Session& s, sema_layout layout)
       : session_(s), io_(s), backoff_(s.backoff()), layout_(std::move(layout)) {}
@@ -85,8 +91,9 @@ class semaphore_line {
   }
 
   // The claim txn: our queue key is still ours and slot `i` is free → create
-  // slot `i` with our lease and delete our queue key. On a lost race it
-  // answers with a fresh read of our place instead.
+  // slot `i` with our lease, put its held marker (no lease: it outlives an
+  // unclean loss) and delete our queue key. On a lost race it answers with a
+  // fresh read of our place instead.
   result<std::optional<sema_state>> claim(int i, deadline give_up) {
     const auto& l = layout_;
     const std::string key = slot_key(l.office, i);
@@ -96,6 +103,7 @@ class semaphore_line {
     t.success.emplace_back(
         put_request{key, slot_value_ ? slot_value_(i) : value_, session_.lease()});
     t.success.emplace_back(delete_request{queue_key_, {}, false});
+    t.success.emplace_back(put_request{slot_marker(l.markers(), i), lease_hex(l.lease), 0});
     const std::size_t fencing_ops =
         add_acquire_ops(t, fencing_, {key, fencing_counter_key(l.prefix, key)});
     add_place_reads(t.failure, l, queue_rev_);
@@ -148,6 +156,9 @@ class semaphore_line {
                                      " was deleted while waiting for semaphore " + layout_.office +
                                      " (lease revoked or key removed)"};
       if (next.what == rank_step::claim) {
+        auto now = sit_out_slot_delay(*this, seen, nonblock, stop, give_up);
+        if (!now) return std::move(now).error();
+        if (!*now) continue;  // `seen` is a fresh read after the delay
         if (auto done = take(seen, retry, stop, give_up)) return std::move(*done);
         continue;
       }
@@ -230,11 +241,16 @@ class semaphore_line {
     return {};
   }
 
-  result<void> fenced_delete(const std::string& key, revision created, deadline d) {
-    auto r = io_.retried_txn(fenced_release({key, created, 0}), d, backoff_);
+  // `marker`: a held marker to delete with `key` (a slot's, on a clean exit).
+  result<void> fenced_delete(const std::string& key, revision created, deadline d,
+                             const std::string& marker = {}) {
+    txn_request t = fenced_release({key, created, 0});
+    if (!marker.empty()) t.success.emplace_back(delete_request{marker, {}, false});
+    auto r = io_.retried_txn(t, d, backoff_);
     if (!r) return std::move(r).error();
     return {};
   }
+  std::string own_marker() const { return slot_marker(layout_.markers(), slot_); }
 
   // Gives our slot back, or leaves the queue (see basic_semaphore::release).
   result<void> release() {
@@ -245,7 +261,8 @@ class semaphore_line {
     }
     session_.unguard_key(slot_key_);
     auto r = session_.lost() ? result<void>{}
-                             : fenced_delete(slot_key_, slot_rev_, transport().default_deadline());
+                             : fenced_delete(slot_key_, slot_rev_, transport().default_deadline(),
+                                             own_marker());
     if (!r && r.error().code != errc::lease_not_found) {
       session_.guard_key(slot_key_, slot_rev_);  // still ours: the caller may retry
       return r;
@@ -261,7 +278,7 @@ class semaphore_line {
     if (holding()) {
       session_.unguard_key(slot_key_);
       if (!session_.lost())
-        (void)fenced_delete(slot_key_, slot_rev_, transport().default_deadline());
+        (void)fenced_delete(slot_key_, slot_rev_, transport().default_deadline(), own_marker());
     }
     if (!session_.lost() && queue_rev_ != 0)
       (void)fenced_delete(queue_key_, queue_rev_, transport().default_deadline());
@@ -270,6 +287,8 @@ class semaphore_line {
       txn_request t;
       t.compares.push_back(compare::lease(doubtful_slot_) == layout_.lease);
       t.success.emplace_back(delete_request{doubtful_slot_, {}, false});
+      if (auto i = layout_.slot_of(doubtful_slot_))
+        t.success.emplace_back(delete_request{slot_marker(layout_.markers(), *i), {}, false});
       (void)transport().txn(t, transport().default_deadline());
     }
     forget();
@@ -301,6 +320,7 @@ class semaphore_line {
   std::int64_t token_ = 0;
   std::function<std::string(int)> slot_value_;
   std::string doubtful_slot_;  // a slot our last claim may have taken unseen
+  gate_type gate_{};           // the lock delay of this acquire
   [[no_unique_address]] fencing_type fencing_{};
   std::atomic<std::uint64_t> reads_{0}, watches_{0}, watch_events_{0};
 };

@@ -43,6 +43,11 @@ struct wait_options {
   /// Paces the retries of this wait and of what follows it (proclaim,
   /// resign, release), copied fresh for each; empty: the session's.
   std::optional<Backoff> backoff{};
+  /// After an unclean loss of the office (its holder's lease expired or was
+  /// revoked, its key deleted by hand), return only this long after we first
+  /// saw it, so the lost holder's work is gone first (logic/lock_delay.hpp).
+  /// 0: at once. A clean resign hands over at once whatever this says.
+  std::chrono::milliseconds lock_delay{0};
 };
 
 /// When a wait with `timeout` gives up (never, without one).

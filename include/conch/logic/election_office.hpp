@@ -11,6 +11,7 @@
 #include "conch/policies/transport.hpp"
 #include "conch/result.hpp"
 
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -77,11 +78,26 @@ inline range_request created_before(std::string office, revision rev) {
   return r;
 }
 
+/// The newest held markers (logic/lock_delay.hpp) created before `rev`
+/// (0: any), keys only.
+inline range_request markers_before(std::string marker_dir, revision rev, std::int64_t limit) {
+  auto r = range_request::prefix(std::move(marker_dir));
+  r.order = range_request::sort_order::descend;
+  r.target = range_request::sort_target::create;
+  r.keys_only = true;
+  if (rev > 1) r.max_create_revision = rev - 1;
+  r.limit = limit;
+  return r;
+}
+
 /// The campaign txn: create `key` if absent and read, at one revision, who
 /// leads (answer 1) and the two newest candidates (answer 2: ours and the
-/// one before it); if `key` exists, read it (answer 0) and who leads.
+/// one before it); put our held marker `marker` with it (no lease: it
+/// outlives an unclean loss) and read the two newest markers (answer 4);
+/// if `key` exists, read it (answer 0) and who leads.
 inline txn_request campaign_txn(const std::string& office, const std::string& key,
-                                const std::string& value, lease_id lease) {
+                                const std::string& value, lease_id lease,
+                                const std::string& marker_dir, const std::string& marker) {
   txn_request t;
   t.compares.push_back(compare::create_revision(key) == 0);
   t.success.emplace_back(put_request{key, value, lease});
@@ -91,6 +107,8 @@ inline txn_request campaign_txn(const std::string& office, const std::string& ke
   last_two.target = range_request::sort_target::create;
   last_two.limit = 2;
   t.success.emplace_back(last_two);
+  t.success.emplace_back(put_request{marker, key, 0});
+  t.success.emplace_back(markers_before(marker_dir, 0, 2));
   range_request mine;
   mine.key = key;
   t.failure.emplace_back(mine);
@@ -104,6 +122,9 @@ struct campaign_entry {
   std::optional<key_value> predecessor;  ///< whom we wait for
   bool predecessor_known = false;        ///< false: re-read it before waiting
   revision at = 0;
+  /// The newest held marker created before our key: the predecessor's own
+  /// (same create_revision), or, with no predecessor, a stale one.
+  std::optional<key_value> marker_before{};
 };
 
 /// The entry from a campaign_txn that created our key.
@@ -113,19 +134,38 @@ inline result<campaign_entry> parse_campaign(const txn_response& r) {
     return error{errc::internal, "campaign txn answered without its reads"};
   campaign_entry e{front(range_at(r, 1)), std::nullopt, true, r.header_revision};
   if (newest->kvs.size() > 1) e.predecessor = newest->kvs[1];
+  if (const auto* markers = range_at(r, 4))
+    for (const auto& kv : markers->kvs)
+      if (kv.create_revision < r.header_revision) {
+        e.marker_before = kv;
+        break;
+      }
   return e;
 }
 
-/// A waiter's re-read: its own key (answer 0) and its predecessor (answer 1),
-/// at one revision.
-inline txn_request predecessor_txn(const std::string& office, const std::string& key,
-                                   revision rev) {
+/// A waiter's re-read: its own key (answer 0), its predecessor (answer 1)
+/// and the newest held marker created before it (answer 2), at one revision.
+inline txn_request predecessor_txn(const std::string& office, const std::string& key, revision rev,
+                                   const std::string& marker_dir) {
   txn_request t;
   range_request mine;
   mine.key = key;
   t.success.emplace_back(mine);
   t.success.emplace_back(created_before(office, rev));
+  t.success.emplace_back(markers_before(marker_dir, rev, 1));
   return t;
+}
+
+/// From a predecessor_txn's answer: false if our key (created at `rev`) is
+/// gone; else the predecessor (answer 1), the newest marker before us (answer
+/// 2) and the revision, into `seen`.
+inline bool read_predecessor(const txn_response& r, revision rev, campaign_entry& seen) {
+  auto own = front(range_at(r, 0));
+  if (!own || own->create_revision != rev) return false;
+  seen.predecessor = front(range_at(r, 1));
+  seen.marker_before = front(range_at(r, 2));
+  seen.at = r.header_revision;
+  return true;
 }
 
 }  // namespace conch::detail

@@ -8,6 +8,8 @@
 //   <prefix>cron/runs/<name>/<tick>                the result of one tick
 //   <prefix>cron/floor/<name>/<tick>               the job's floor: no claim below it
 //   <prefix>fence/<office without prefix>          counter_fencing's counter
+//   <prefix>held/<office without prefix>/<lease hex or i>   a holder's held marker
+//                                                  (the lock delay, logic/lock_delay.hpp)
 //
 // Names are one segment each (detail/name_codec.hpp), so an office's keys all
 // sit below "<...>/<name>/" and no other office's keys do. Ticks are
@@ -99,6 +101,15 @@ inline std::string fencing_counter_key(std::string_view prefix, std::string_view
   return std::string(prefix) + "fence/" + std::string(rest);
 }
 
+/// Where an office's held markers live (logic/lock_delay.hpp): outside the
+/// office, like the fencing counter, so no reader of the office sees them.
+/// held_marker_dir("conch/", "conch/elect/web/") == "conch/held/elect/web/"
+inline std::string held_marker_dir(std::string_view prefix, std::string_view office) {
+  std::string_view rest = office.substr(office.starts_with(prefix) ? prefix.size() : 0);
+  if (!rest.ends_with('/')) return std::string(prefix) + "held/" + std::string(rest) + "/";
+  return std::string(prefix) + "held/" + std::string(rest);
+}
+
 // Keys within an office (the office is already valid, so these cannot fail).
 
 inline std::string contender_key(std::string_view office, lease_id lease) {
@@ -109,6 +120,13 @@ inline std::string slot_key(std::string_view semaphore_office, int slot) {
 }
 inline std::string queue_key(std::string_view semaphore_office, lease_id lease) {
   return queue_dir(semaphore_office) + lease_hex(lease);
+}
+/// A held marker: an election candidate's (by lease) or a semaphore slot's.
+inline std::string candidate_marker(std::string_view marker_dir, lease_id lease) {
+  return std::string(marker_dir) + lease_hex(lease);
+}
+inline std::string slot_marker(std::string_view marker_dir, int slot) {
+  return std::string(marker_dir) + std::to_string(slot);
 }
 /// A tick's key in a cron fire or runs directory.
 inline std::string tick_key(std::string_view dir, tick_time tick) {

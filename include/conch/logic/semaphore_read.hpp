@@ -10,16 +10,21 @@
 #pragma once
 
 #include "conch/logic/keys.hpp"
+#include "conch/logic/lock_delay.hpp"
 #include "conch/logic/ranking.hpp"
 #include "conch/logic/txn_read.hpp"
 #include "conch/policies/transport.hpp"
 #include "conch/result.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <cstddef>
+#include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <variant>
 #include <vector>
 
@@ -48,6 +53,8 @@ struct sema_layout {
   lease_id lease = 0;  ///< ours: our queue key's name, and how our own slot is told apart
 
   std::string slots() const { return slot_dir(office); }
+  /// Where the slots' held markers live (logic/lock_delay.hpp).
+  std::string markers() const { return held_marker_dir(prefix, office); }
   std::string queue() const { return queue_dir(office); }
   std::string own_key() const { return queue_key(office, lease); }
   /// The slot index of `key` if it is one of this semaphore's slot keys.
@@ -64,7 +71,36 @@ struct sema_state {
   std::optional<key_value> own;          ///< our queue key
   std::optional<key_value> predecessor;  ///< the waiter just before us
   std::vector<key_value> slots;          ///< the slot keys that exist
+  std::vector<key_value> markers;        ///< the slots' held markers (keys only)
   rank_decision next;
+
+  /// The free slots worth choosing from (choose_slot): every free slot with
+  /// a stale held marker (its mod_revision) and the lowest free slot without
+  /// one (stale 0), lowest first. A marker of a held slot is not stale.
+  std::vector<free_slot> free_slots(const sema_layout& l) const {
+    std::set<int> held;
+    for (const auto& kv : slots)
+      if (auto i = l.slot_of(kv.key)) held.insert(*i);
+    std::map<int, revision> stale;
+    const std::string dir = l.markers();
+    for (const auto& kv : markers) {
+      if (!kv.key.starts_with(dir)) continue;
+      int i = -1;
+      const std::string_view index = std::string_view(kv.key).substr(dir.size());
+      const auto [end, ec] = std::from_chars(index.data(), index.data() + index.size(), i);
+      if (ec != std::errc{} || end != index.data() + index.size() || i < 0 || i >= l.max) continue;
+      if (!held.contains(i)) stale[i] = kv.mod_revision;
+    }
+    std::vector<free_slot> out;
+    for (const auto& [i, rev] : stale) out.push_back({i, rev});
+    for (int i = 0; i < l.max; ++i)
+      if (!held.contains(i) && !stale.contains(i)) {
+        out.push_back({i, 0});
+        break;
+      }
+    std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.slot < b.slot; });
+    return out;
+  }
 
   /// The slot key of slot `i`, if it exists.
   const key_value* slot_kv(const sema_layout& l, int i) const {
@@ -130,6 +166,7 @@ inline void add_entry_reads(std::vector<request_op>& ops, const sema_layout& l) 
   ops.emplace_back(sema_read_detail::own(l));
   ops.emplace_back(sema_read_detail::queue_newest(l, 2));
   ops.emplace_back(sema_read_detail::keys_of(l.slots()));
+  ops.emplace_back(sema_read_detail::keys_of(l.markers()));
 }
 
 inline result<sema_state> parse_entry(const txn_response& r, std::size_t first,
@@ -149,6 +186,7 @@ inline result<sema_state> parse_entry(const txn_response& r, std::size_t first,
       break;
     }
   s.slots = slots->kvs;
+  if (const auto* markers = range_at(r, first + 3)) s.markers = markers->kvs;
   sema_read_detail::decide(s, l);
   return s;
 }
@@ -158,6 +196,7 @@ inline void add_place_reads(std::vector<request_op>& ops, const sema_layout& l, 
   ops.emplace_back(sema_read_detail::own(l));
   ops.emplace_back(sema_read_detail::queue_newest(l, 1, own_rev));
   ops.emplace_back(sema_read_detail::keys_of(l.slots()));
+  ops.emplace_back(sema_read_detail::keys_of(l.markers()));
 }
 
 inline result<sema_state> parse_place(const txn_response& r, std::size_t first,
@@ -171,6 +210,7 @@ inline result<sema_state> parse_place(const txn_response& r, std::size_t first,
   s.own = front(own);
   s.predecessor = front(before);
   s.slots = slots->kvs;
+  if (const auto* markers = range_at(r, first + 3)) s.markers = markers->kvs;
   sema_read_detail::decide(s, l);
   return s;
 }

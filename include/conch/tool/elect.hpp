@@ -42,6 +42,7 @@ struct elect_options {
   bool nonblock = false;
   std::optional<std::chrono::milliseconds> timeout{};
   conch::detail::restart_rule restart{};
+  std::chrono::milliseconds lock_delay{0};
   std::vector<std::string> argv{};
   std::optional<listen_address> metrics{};
 };
@@ -52,6 +53,7 @@ struct elect_flags {
   elect_options o;
   std::chrono::milliseconds timeout{-1};
   common_flags common;
+  std::optional<lock_delay_flag> lock_delay;
   std::optional<metrics_flag> metrics;
 
   explicit elect_flags(command_line& p) : common(p.positional("NAME", o.name, "the office")) {
@@ -64,6 +66,7 @@ struct elect_flags {
            "deadline and started again if the lease turns out kept)");
     p.duration("--stable-after", o.restart.stable_after,
                "with --restart: a CMD that ran this long resets the backoff", "60s");
+    lock_delay.emplace(p);
     metrics.emplace(p);
     p.command(o.argv, [this] { return !o.who; });
   }
@@ -77,6 +80,9 @@ struct elect_flags {
     auto c = common.finish();
     if (!c) return usage_error(p, c.error().message);
     o.common = std::move(*c);
+    auto d = lock_delay->finish(o.common.ttl, o.common.kill_after);
+    if (!d) return usage_error(p, d.error().message);
+    o.lock_delay = *d;
     return o;
   }
 };
@@ -104,9 +110,10 @@ struct office_recipe {
   std::string record;
 
   result<void> acquire(std::stop_token stop) {
-    return office.campaign(
-        record,
-        {.nonblock = options.nonblock, .timeout = options.timeout, .stop = std::move(stop)});
+    return office.campaign(record, {.nonblock = options.nonblock,
+                                    .timeout = options.timeout,
+                                    .stop = std::move(stop),
+                                    .lock_delay = options.lock_delay});
   }
   std::vector<std::pair<std::string, std::string>> env() const {
     return {{"CONCH_REV", std::to_string(office.token())},
@@ -162,7 +169,9 @@ inline void add_elect(command_line& conch, process::signal_inbox& inbox) {
       "Campaign for office NAME and run CMD while leading. CMD gets CONCH_REV (its\n"
       "fencing token), CONCH_KEY, CONCH_LEASE and CONCH_NAME. When CMD exits the office\n"
       "passes to the next contender at once; if the lease is lost, CMD's process group\n"
-      "is killed and conch exits 70. With --who, print the leader instead.");
+      "is killed and conch exits 70, and the next contender starts its CMD only after\n"
+      "the lock delay (--lock-delay), so two CMDs never run at once. With --who, print\n"
+      "the leader instead.");
   auto flags = std::make_shared<elect_flags>(p);
   p.on_run([flags, &p, &inbox] {
     auto o = flags->finish(p);

@@ -16,11 +16,13 @@
 #pragma once
 
 #include "conch/exit_codes.hpp"
+#include "conch/logic/duration.hpp"
 #include "conch/process/fd.hpp"
 #include "conch/process/signals.hpp"
 #include "conch/process/supervise.hpp"
 #include "conch/process/watchdog.hpp"
 #include "conch/result.hpp"
+#include "conch/tool/flags.hpp"
 
 #include <atomic>
 #include <chrono>
@@ -108,6 +110,35 @@ struct hold_hooks {
   /// held, and every `watch_every` while waiting.
   std::function<void(std::chrono::steady_clock::time_point)> lease{};
   std::chrono::milliseconds watch_every{0};
+};
+
+/// `--lock-delay auto|0|DURATION` (elect, sema): after a holder is lost
+/// uncleanly (its lease expired or was revoked, its key deleted by hand), the
+/// next one starts its child only this long after it saw the loss; a clean
+/// release hands over at once. `auto` is the waiter's own --ttl + --kill-after:
+/// the lost holder's child is gone by the loss + (TTL - margin) + kill-after
+/// even when its wrapper is frozen (its watchdog kills the child at the local
+/// deadline, at most TTL - margin after the last renewal), so the margin,
+/// max(TTL/10, 500ms), is the slack. Contenders of one office should share
+/// --ttl and --kill-after, or set --lock-delay to cover the largest.
+struct lock_delay_flag {
+  std::string text{"auto"};
+
+  explicit lock_delay_flag(command_line& p) {
+    p.text("--lock-delay", text, "auto|0|DURATION",
+           "after a holder's lease is lost uncleanly, start CMD only this long after the loss "
+           "(auto: --ttl + --kill-after; 0: at once)");
+  }
+
+  /// The delay for a waiter with `ttl` and `kill_after`; an error names the flag.
+  result<std::chrono::milliseconds> finish(std::chrono::seconds ttl,
+                                           std::chrono::milliseconds kill_after) const {
+    if (text == "auto")
+      return std::chrono::duration_cast<std::chrono::milliseconds>(ttl) + kill_after;
+    auto d = conch::detail::parse_duration(text);
+    if (!d) return error{errc::invalid_argument, "--lock-delay: " + d.error().message};
+    return *d;
+  }
 };
 
 struct hold_options {

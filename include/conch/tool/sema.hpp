@@ -44,6 +44,7 @@ struct sema_options {
   bool who = false;
   bool nonblock = false;
   std::optional<std::chrono::milliseconds> timeout{};
+  std::chrono::milliseconds lock_delay{0};
   std::vector<std::string> argv{};
   std::optional<listen_address> metrics{};
 };
@@ -55,6 +56,7 @@ struct sema_flags {
   std::int64_t max = 0;
   std::chrono::milliseconds timeout{-1};
   common_flags common;
+  std::optional<lock_delay_flag> lock_delay;
   std::optional<metrics_flag> metrics;
 
   explicit sema_flags(command_line& p)
@@ -64,6 +66,7 @@ struct sema_flags {
     p.flag("--who", o.who, "list holders and waiters and exit (1 if nobody holds)");
     p.flag("--nonblock", o.nonblock, "exit 75 at once if no slot is free for us");
     p.duration("--timeout", timeout, "give up waiting after this long, then exit 75", "none: wait");
+    lock_delay.emplace(p);
     metrics.emplace(p);
     p.command(o.argv, [this] { return !o.who; });
   }
@@ -79,6 +82,9 @@ struct sema_flags {
     auto c = common.finish();
     if (!c) return usage_error(p, c.error().message);
     o.common = std::move(*c);
+    auto d = lock_delay->finish(o.common.ttl, o.common.kill_after);
+    if (!d) return usage_error(p, d.error().message);
+    o.lock_delay = *d;
     return o;
   }
 };
@@ -147,9 +153,11 @@ struct slot_recipe {
                              {.nonblock = options.nonblock,
                               .timeout = options.timeout,
                               .stop = std::move(stop),
-                              .slot_value = [this, lease](int slot) {
-                                return holder_json(options.name, lease, options.argv, slot);
-                              }});
+                              .slot_value =
+                                  [this, lease](int slot) {
+                                    return holder_json(options.name, lease, options.argv, slot);
+                                  },
+                              .lock_delay = options.lock_delay});
   }
   std::vector<std::pair<std::string, std::string>> env() const {
     return {{"CONCH_REV", std::to_string(semaphore.token())},
@@ -199,7 +207,9 @@ inline void add_sema(command_line& conch, process::signal_inbox& inbox) {
       "while holding it. CMD gets CONCH_SLOT, CONCH_REV (its fencing token, increasing\n"
       "per slot), CONCH_KEY, CONCH_LEASE and CONCH_NAME. When CMD exits the slot passes\n"
       "to the next waiter at once; if the lease is lost, CMD's process group is killed\n"
-      "and conch exits 70. Semaphores of another --max never share slots with this one.\n"
+      "and conch exits 70, and the next waiter starts its CMD in that slot only after the\n"
+      "lock delay (--lock-delay), so never more than N CMDs run at once. Semaphores of\n"
+      "another --max never share slots with this one.\n"
       "With --who, list holders and waiters instead.");
   auto flags = std::make_shared<sema_flags>(p);
   p.on_run([flags, &p, &inbox] {

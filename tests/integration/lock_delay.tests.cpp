@@ -1,0 +1,256 @@
+// The lock delay against a real etcd: after an unclean loss (a revoked lease,
+// a key deleted by hand) the next holder's campaign / acquire returns no
+// sooner than the delay after the loss; a clean resign / release hands over
+// at once; a slot released cleanly is taken before one in its delay.
+//
+// The assertions are orderings: "returned after revoke + delay" compares the
+// steady clock read before the revoke with the one read after the return.
+#include "conch/election.hpp"
+#include "conch/etcd.hpp"
+#include "conch/logic/keys.hpp"
+#include "conch/policies/default_policies.hpp"
+#include "conch/semaphore.hpp"
+
+#include "support/etcd_harness.hpp"
+#include "support/eventually.hpp"
+
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <future>
+#include <string>
+
+namespace Catch {
+template <class T>
+struct StringMaker<conch::result<T>> {
+  static std::string convert(const conch::result<T>& r) {
+    return r ? std::string("ok")
+             : std::string(conch::to_string(r.error().code)) + ": " + r.error().message;
+  }
+};
+}  // namespace Catch
+
+using namespace std::chrono_literals;
+using conch::errc;
+using conch::test::etcd_server;
+using conch::test::eventually;
+using steady = std::chrono::steady_clock;
+
+namespace {
+
+constexpr auto delay = 1500ms;
+constexpr auto long_delay = 60s;  // a clean hand-over must not wait for it
+
+struct candidate {
+  conch::session session;
+  conch::election office;
+  candidate(conch::etcd_transport& t, const std::string& prefix)
+      : session(t, conch::session::options{30s, {}}), office(session, prefix, "office") {
+    REQUIRE(session.start());
+  }
+};
+
+struct taker {
+  conch::session session;
+  conch::semaphore pool;
+  taker(conch::etcd_transport& t, const std::string& prefix, int max)
+      : session(t, conch::session::options{30s, {}}), pool(session, prefix, "pool", max) {
+    REQUIRE(session.start());
+  }
+};
+
+// A blocking call on its own thread, stopped and joined on destruction.
+class background {
+ public:
+  template <class F>
+  explicit background(F f) {
+    done_ = std::async(std::launch::async, [this, f] {
+      auto r = f(stop_.get_token());
+      returned_ = steady::now();
+      return r;
+    });
+  }
+  ~background() {
+    stop_.request_stop();
+    if (done_.valid()) done_.wait();
+  }
+  bool finished_within(std::chrono::milliseconds d) {
+    return done_.wait_for(d) == std::future_status::ready;
+  }
+  conch::result<void> outcome() { return done_.get(); }
+  steady::time_point returned() const { return returned_; }
+
+ private:
+  std::stop_source stop_;
+  std::future<conch::result<void>> done_;
+  steady::time_point returned_{};
+};
+
+std::size_t count(conch::etcd_transport& t, const std::string& prefix) {
+  auto r = t.range(conch::range_request::prefix(prefix), t.default_deadline());
+  REQUIRE(r);
+  return r->kvs.size();
+}
+
+background campaign_later(candidate& c, std::chrono::milliseconds d, bool nonblock = false) {
+  return background([&c, d, nonblock](std::stop_token stop) {
+    conch::election::campaign_options o;
+    o.lock_delay = d;
+    o.nonblock = nonblock;
+    o.stop = stop;
+    return c.office.campaign("v", o);
+  });
+}
+
+background acquire_later(taker& c, std::chrono::milliseconds d) {
+  return background([&c, d](std::stop_token stop) {
+    conch::semaphore::acquire_options o;
+    o.lock_delay = d;
+    o.stop = stop;
+    return c.pool.acquire("v", o);
+  });
+}
+
+}  // namespace
+
+TEST_CASE("election: a revoked leader's successor leads only after the lock delay") {
+  auto& etcd = etcd_server::shared();
+  conch::etcd_transport t{etcd.client_options()};
+  const auto prefix = conch::test::unique_prefix();
+  candidate a{t, prefix}, b{t, prefix};
+  REQUIRE(a.office.campaign("a"));
+  auto bw = campaign_later(b, delay);
+  REQUIRE(eventually([&] { return count(t, prefix + "elect/office/") == 2; }, 5s));
+  const auto revoked = steady::now();
+  etcd.revoke_lease(a.session.lease());
+  REQUIRE(bw.finished_within(20s));
+  REQUIRE(bw.outcome());
+  CHECK(b.office.leading());
+  CHECK(bw.returned() >= revoked + delay);
+  // The stale marker is gone once sat out; b's own marker stays while it leads.
+  CHECK(count(t, prefix + "held/elect/office/") == 1);
+  REQUIRE(b.office.resign());
+  CHECK(count(t, prefix + "held/") == 0);
+}
+
+TEST_CASE("election: a clean resign hands over at once whatever the lock delay") {
+  auto& etcd = etcd_server::shared();
+  conch::etcd_transport t{etcd.client_options()};
+  const auto prefix = conch::test::unique_prefix();
+  candidate a{t, prefix}, b{t, prefix};
+  REQUIRE(a.office.campaign("a"));
+  auto bw = campaign_later(b, long_delay);
+  REQUIRE(eventually([&] { return count(t, prefix + "elect/office/") == 2; }, 5s));
+  CHECK_FALSE(bw.finished_within(200ms));
+  REQUIRE(a.office.resign());
+  REQUIRE(bw.finished_within(10s));  // long before the 60 s delay could end
+  REQUIRE(bw.outcome());
+  CHECK(b.office.leading());
+}
+
+TEST_CASE("election: a key deleted by hand (no marker deleted with it) counts as unclean") {
+  auto& etcd = etcd_server::shared();
+  conch::etcd_transport t{etcd.client_options()};
+  const auto prefix = conch::test::unique_prefix();
+  candidate a{t, prefix}, b{t, prefix};
+  REQUIRE(a.office.campaign("a"));
+  auto bw = campaign_later(b, delay);
+  REQUIRE(eventually([&] { return count(t, prefix + "elect/office/") == 2; }, 5s));
+  const auto deleted = steady::now();
+  etcd.etcdctl_ok({"del", a.office.key()});
+  REQUIRE(bw.finished_within(20s));
+  REQUIRE(bw.outcome());
+  CHECK(bw.returned() >= deleted + delay);
+}
+
+TEST_CASE("election: a newcomer to an office lost uncleanly waits the delay too") {
+  auto& etcd = etcd_server::shared();
+  conch::etcd_transport t{etcd.client_options()};
+  const auto prefix = conch::test::unique_prefix();
+  candidate a{t, prefix}, b{t, prefix}, c{t, prefix};
+  REQUIRE(a.office.campaign("a"));
+  etcd.revoke_lease(a.session.lease());
+  REQUIRE(count(t, prefix + "elect/office/") == 0);  // the revoke deleted the key
+  // nonblock: busy while the delay runs, and its key is gone again.
+  auto busy = campaign_later(c, delay, true);
+  REQUIRE(busy.finished_within(10s));
+  auto r = busy.outcome();
+  REQUIRE_FALSE(r);
+  CHECK(r.error().code == errc::busy);
+  CHECK(count(t, prefix + "elect/office/") == 0);
+
+  const auto started = steady::now();
+  auto bw = campaign_later(b, delay);
+  REQUIRE(bw.finished_within(20s));
+  REQUIRE(bw.outcome());
+  CHECK(bw.returned() >= started + delay);
+  REQUIRE(b.office.resign());
+  // All clean now: the next one leads at once.
+  auto cw = campaign_later(c, long_delay);
+  REQUIRE(cw.finished_within(10s));
+  REQUIRE(cw.outcome());
+}
+
+TEST_CASE("election: lock_delay 0 keeps the immediate hand-over after an unclean loss") {
+  auto& etcd = etcd_server::shared();
+  conch::etcd_transport t{etcd.client_options()};
+  const auto prefix = conch::test::unique_prefix();
+  candidate a{t, prefix}, b{t, prefix};
+  REQUIRE(a.office.campaign("a"));
+  auto bw = campaign_later(b, 0ms);
+  REQUIRE(eventually([&] { return count(t, prefix + "elect/office/") == 2; }, 5s));
+  etcd.revoke_lease(a.session.lease());
+  REQUIRE(bw.finished_within(10s));
+  REQUIRE(bw.outcome());
+}
+
+TEST_CASE("semaphore: a revoked holder's slot is taken only after the lock delay") {
+  auto& etcd = etcd_server::shared();
+  conch::etcd_transport t{etcd.client_options()};
+  const auto prefix = conch::test::unique_prefix();
+  taker a{t, prefix, 1}, b{t, prefix, 1};
+  REQUIRE(a.pool.acquire("a"));
+  auto bw = acquire_later(b, delay);
+  REQUIRE(eventually([&] { return count(t, prefix + "sema/pool/max=1/queue/") == 1; }, 5s));
+  const auto revoked = steady::now();
+  etcd.revoke_lease(a.session.lease());
+  REQUIRE(bw.finished_within(20s));
+  REQUIRE(bw.outcome());
+  CHECK(b.pool.holding());
+  CHECK(bw.returned() >= revoked + delay);
+  REQUIRE(b.pool.release());
+  CHECK(count(t, prefix + "held/") == 0);
+}
+
+TEST_CASE("semaphore: a clean release hands over at once, and a clean slot beats a delayed one") {
+  auto& etcd = etcd_server::shared();
+  conch::etcd_transport t{etcd.client_options()};
+  const auto prefix = conch::test::unique_prefix();
+  taker a{t, prefix, 2}, c{t, prefix, 2}, b{t, prefix, 2};
+  REQUIRE(a.pool.acquire("a"));
+  REQUIRE(c.pool.acquire("c"));
+  const int a_slot = a.pool.slot(), c_slot = c.pool.slot();
+  auto bw = acquire_later(b, long_delay);
+  REQUIRE(eventually([&] { return count(t, prefix + "sema/pool/max=2/queue/") == 1; }, 5s));
+  etcd.revoke_lease(a.session.lease());  // a's slot: in its 60 s delay
+  CHECK_FALSE(bw.finished_within(500ms));
+  REQUIRE(c.pool.release());  // c's slot: free at once
+  REQUIRE(bw.finished_within(10s));
+  REQUIRE(bw.outcome());
+  CHECK(b.pool.slot() == c_slot);
+  CHECK(b.pool.slot() != a_slot);
+}
+
+TEST_CASE("semaphore: a slot key deleted by hand counts as unclean") {
+  auto& etcd = etcd_server::shared();
+  conch::etcd_transport t{etcd.client_options()};
+  const auto prefix = conch::test::unique_prefix();
+  taker a{t, prefix, 1}, b{t, prefix, 1};
+  REQUIRE(a.pool.acquire("a"));
+  auto bw = acquire_later(b, delay);
+  REQUIRE(eventually([&] { return count(t, prefix + "sema/pool/max=1/queue/") == 1; }, 5s));
+  const auto deleted = steady::now();
+  etcd.etcdctl_ok({"del", a.pool.slot_key()});
+  REQUIRE(bw.finished_within(20s));
+  REQUIRE(bw.outcome());
+  CHECK(bw.returned() >= deleted + delay);
+}
