@@ -28,6 +28,7 @@
 #pragma once
 
 #include "conch/detail/cron_fire.hpp"
+#include "conch/detail/cron_gate.hpp"
 #include "conch/detail/cron_lease.hpp"
 #include "conch/detail/cron_pool.hpp"
 #include "conch/detail/cron_table.hpp"
@@ -191,6 +192,7 @@ class basic_cron {
     std::shared_ptr<const detail::cron_job> job;
     revision job_rev = 0;
     detail::tick_time tick{};
+    std::string run{};  ///< a `cron run` id; empty for a scheduled tick
   };
 
   /// The options with the prefix normalized and the host filled in.
@@ -280,6 +282,7 @@ class basic_cron {
     while (!stop.stop_requested()) {
       const time_point now = clock_.now();
       table_.fire_due(now, [this](auto&&... due) { fire(due...); });
+      table_.fire_requested([this](auto&&... asked) { fire(asked...); });
       const time_point wake_at = table_.earliest().value_or(now + std::chrono::hours{24});
       std::stop_source wake;
       wake_ = wake;
@@ -295,13 +298,14 @@ class basic_cron {
   /// Hands a due tick to the worker pool: the thread count stays fixed
   /// whatever the number of jobs and ticks. A tick that waits too long is
   /// shed by its worker (see detail::claim_tick), logged and counted.
-  void fire(std::shared_ptr<const detail::cron_job> job, revision job_rev, detail::tick_time tick) {
-    pool_.push({std::move(job), job_rev, tick});
+  void fire(std::shared_ptr<const detail::cron_job> job, revision job_rev, detail::tick_time tick,
+            std::string run = {}) {
+    pool_.push({std::move(job), job_rev, tick, std::move(run)});
   }
 
   void work(tick_task& task) {
     try {
-      fire_tick(*task.job, task.job_rev, task.tick);
+      fire_tick(*task.job, task.job_rev, task.tick, task.run);
     } catch (const std::exception& e) {  // resources ran out (threads, memory): this tick only
       emit({.what = cron_event::kind::error,
             .job = task.job->name(),
@@ -327,12 +331,13 @@ class basic_cron {
   }
 
   /// Claim, run, record, prune: the life of one tick on one daemon.
-  void fire_tick(const detail::cron_job& job, revision job_rev, detail::tick_time tick) {
+  void fire_tick(const detail::cron_job& job, revision job_rev, detail::tick_time tick,
+                 const std::string& run) {
     if (run_stop_.stop_requested()) return;  // shutting down: claim nothing more
     const auto c = context();
-    auto won = detail::claim_tick<typename P::backoff>(c, job, job_rev, tick);
+    auto won = detail::claim_tick<typename P::backoff>(c, job, job_rev, tick, run);
     if (!won) return;
-    auto result = detail::run_claimed(c, job, *won);
+    auto result = detail::run_gated(c, job, *won, local_runs_);
     won->session.reset();  // the run is over: a lost lease may be replaced now
     const std::string& name = job.name();
     if (auto w = detail::send_result(transport_,
@@ -347,13 +352,7 @@ class basic_cron {
             .message = "result not recorded: " + w.error().message});
       return;
     }
-    emit(
-        {.what = cron_event::kind::finished,
-         .job = name,
-         .tick = won->tick_text,
-         .rev = won->rev,
-         .exit_code = result.exit_code,
-         .took = std::chrono::duration_cast<std::chrono::milliseconds>(result.end - result.start)});
+    emit(detail::result_event(job, *won, result));
     detail::prune_history(transport_, job, options_.history);
   }
 
@@ -372,6 +371,7 @@ class basic_cron {
   std::stop_source run_stop_;     // shutdown: runs in flight get kill_after
   std::stop_source result_stop_;  // results still unwritten are given up
   std::atomic<std::uint64_t> skipped_{0};
+  detail::cron_local_runs local_runs_;  // what a replacing tick stops
 
   detail::cron_pool<tick_task> pool_;  // last: joined first
 };

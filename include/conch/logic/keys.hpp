@@ -7,6 +7,7 @@
 //   <prefix>cron/fire/<name>/<tick>                the claim of one tick
 //   <prefix>cron/runs/<name>/<tick>                the result of one tick
 //   <prefix>cron/floor/<name>/<tick>               the job's floor: no claim below it
+//   <prefix>cron/running/<name>                    the run holding the job (claimer's lease)
 //   <prefix>fence/<office without prefix>          counter_fencing's counter
 //
 // Names are one segment each (detail/name_codec.hpp), so an office's keys all
@@ -88,6 +89,14 @@ inline result<std::string> cron_floor_dir(std::string_view prefix, std::string_v
   auto n = encode_name(job);
   if (!n) return std::move(n).error();
   return std::string(prefix) + "cron/floor/" + *n + "/";
+}
+
+/// The key a run of a forbid or replace job holds while it runs, bound to
+/// its claimer's lease: one run of the job at a time (see cron_gate.hpp).
+inline result<std::string> cron_running_key(std::string_view prefix, std::string_view job) {
+  auto n = encode_name(job);
+  if (!n) return std::move(n).error();
+  return std::string(prefix) + "cron/running/" + *n;
 }
 
 /// counter_fencing's counter for an office: outside the office itself, so

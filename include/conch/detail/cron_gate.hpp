@@ -1,0 +1,222 @@
+// conch/detail/cron_gate.hpp — a won tick's way to its run under the job's
+// controls: the concurrency policy and the timeout.
+//
+// One run at a time (forbid, replace): a run holds `<prefix>cron/running/NAME`,
+// created if absent and bound to its claimer's lease, for as long as its
+// process group may live. The key is absent exactly when no run of the job
+// may be running on any daemon: the holder deletes it once its group is
+// stopped, and a dead or cut-off holder's lease takes it along — only after
+// that daemon's supervisor (or its watchdog) stopped the group at the
+// lease's local deadline, which comes before etcd expires the lease. So a
+// tick that finds the key held skips (forbid) or stops the holder (replace).
+//
+// Replace stops a run of this daemon (SIGTERM, then SIGKILL after
+// kill-after) and waits for its key to go. A run held by another daemon
+// cannot be stopped from here: the tick is skipped and the log says so.
+#pragma once
+
+#include "conch/detail/cron_fire.hpp"
+#include "conch/detail/cron_tick.hpp"
+#include "conch/logic/cron_event.hpp"
+#include "conch/logic/cron_job.hpp"
+#include "conch/logic/cron_policy.hpp"
+#include "conch/logic/records.hpp"
+#include "conch/policies/transport.hpp"
+#include "conch/result.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stop_token>
+#include <string>
+#include <thread>
+#include <unistd.h>
+#include <utility>
+#include <vector>
+
+namespace conch::detail {
+
+/// The runs in flight on this daemon, by job: what a replacing tick stops.
+class cron_local_runs {
+ public:
+  using entry = std::shared_ptr<std::stop_source>;
+
+  entry enter(const std::string& job) {
+    auto e = std::make_shared<std::stop_source>();
+    std::lock_guard lock{mutex_};
+    runs_[job].push_back(e);
+    return e;
+  }
+  void leave(const std::string& job, const entry& e) {
+    {
+      std::lock_guard lock{mutex_};
+      auto& v = runs_[job];
+      std::erase(v, e);
+      if (v.empty()) runs_.erase(job);
+    }
+    left_.notify_all();
+  }
+  /// Asks every run of `job` here to terminate; false when there is none.
+  bool stop_all(const std::string& job) {
+    std::lock_guard lock{mutex_};
+    auto it = runs_.find(job);
+    if (it == runs_.end()) return false;
+    for (auto& e : it->second) e->request_stop();
+    return true;
+  }
+  /// Waits until no run of `job` is left here, at most `bound`.
+  bool wait_gone(const std::string& job, std::chrono::milliseconds bound) {
+    std::unique_lock lock{mutex_};
+    return left_.wait_for(lock, bound, [&] { return !runs_.contains(job); });
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable left_;
+  std::map<std::string, std::vector<entry>> runs_;
+};
+
+/// Creates the job's running key for this run, bound to `lease`: its
+/// revision when created, else `errc::busy` with the holder's record.
+template <transport T>
+result<revision> hold_running(T& t, const std::string& key, const running_record& me,
+                              lease_id lease, running_record& holder) {
+  txn_request txn;
+  txn.compares.push_back(compare::create_revision(key) == 0);
+  put_request put;
+  put.key = key;
+  put.value = encode_record(me);
+  put.lease = lease;
+  txn.success.emplace_back(std::move(put));
+  range_request read;
+  read.key = key;
+  txn.failure.emplace_back(std::move(read));
+  auto r = t.txn(txn, t.default_deadline());
+  if (!r) return std::move(r).error();
+  if (r->succeeded) return r->header_revision;
+  for (const auto& op : r->responses)
+    if (const auto* seen = std::get_if<range_response>(&op); seen && !seen->kvs.empty())
+      holder = decode_record<running_record>(seen->kvs.front().value).value_or(running_record{});
+  return error{errc::busy, "held"};
+}
+
+/// Deletes the running key if it is still this run's (created at `rev`).
+template <transport T>
+void release_running(T& t, const std::string& key, revision rev) {
+  txn_request txn;
+  txn.compares.push_back(compare::create_revision(key) == rev);
+  delete_request del;
+  del.key = key;
+  txn.success.emplace_back(std::move(del));
+  (void)t.txn(txn, t.default_deadline());
+}
+
+/// Who holds a job's running key, for a log line.
+inline std::string holder_text(const running_record& h) {
+  auto id = parse_run_id(h.run);
+  return "the run of " +
+         (id ? format_rfc3339(id->tick) + (id->manual ? " (cron run)" : "") : h.run) + " on " +
+         (h.host.empty() ? std::string("?") : h.host) + "/" + std::to_string(h.pid);
+}
+
+/// A won tick's result that says it was not run, and why.
+template <class Session, class Clock, class Options>
+run_record skipped_run(const cron_fire_context<Session, Clock, Options>& c, const cron_job& job,
+                       const cron_claimed<Session>& won, std::string why) {
+  run_record r{};
+  r.name = job.name();
+  r.tick = won.claim.tick;
+  r.host = c.options.host;
+  r.pid = ::getpid();
+  r.lease = won.claim.lease;
+  r.start = std::chrono::floor<std::chrono::milliseconds>(std::chrono::system_clock::now());
+  r.end = r.start;
+  r.skipped = std::move(why);
+  return r;
+}
+
+/// Takes the job's running key for a won tick under forbid or replace: its
+/// revision, or `errc::busy` with why the tick is skipped ("overlap: ..." or
+/// "replace: ..."), or another error when etcd did not answer.
+template <class Session, class Clock, class Options>
+result<revision> take_gate(const cron_fire_context<Session, Clock, Options>& c, const cron_job& job,
+                           const cron_claimed<Session>& won, cron_local_runs& local) {
+  const running_record me{won.run, c.options.host, ::getpid(), won.claim.lease};
+  running_record holder{};
+  auto held = hold_running(c.transport, job.running_key, me, won.session->lease(), holder);
+  if (held || held.error().code != errc::busy) return held;
+  if (job.concurrency == cron_concurrency::forbid)
+    return error{errc::busy, "overlap: " + holder_text(holder) + " is still running"};
+  if (holder.lease != won.claim.lease || !local.stop_all(job.name()))
+    return error{errc::busy, "replace: " + holder_text(holder) +
+                                 " runs on another daemon, which this one cannot stop"};
+  // Ours: its group gets SIGTERM, then SIGKILL after kill_after; its key goes with it.
+  const auto bound = c.options.kill_after + std::chrono::seconds{5};
+  if (!local.wait_gone(job.name(), bound))
+    return error{errc::busy, "replace: " + holder_text(holder) + " did not stop"};
+  held = hold_running(c.transport, job.running_key, me, won.session->lease(), holder);
+  if (!held && held.error().code == errc::busy)
+    return error{errc::busy, "replace: " + holder_text(holder) + " took the job meanwhile"};
+  return held;
+}
+
+/// Runs a won tick under the job's controls: the concurrency gate first
+/// (a tick that may not run gets a result saying why), then the command,
+/// stopped (SIGTERM, SIGKILL after kill_after) at the job's timeout or when
+/// a newer tick replaces it.
+template <class Session, class Clock, class Options>
+run_record run_gated(const cron_fire_context<Session, Clock, Options>& c, const cron_job& job,
+                     const cron_claimed<Session>& won, cron_local_runs& local) {
+  std::optional<revision> gate;
+  if (job.concurrency != cron_concurrency::allow) {
+    auto g = take_gate(c, job, won, local);
+    if (!g) return skipped_run(c, job, won, g.error().message);
+    gate = *g;
+  }
+  auto stop = local.enter(job.name());
+  std::atomic<bool> timed_out{false};
+  std::jthread timer;
+  if (job.timeout.count() > 0)
+    timer = std::jthread{[&, stop](std::stop_token done) {
+      if (!cron_pause(job.timeout, std::move(done))) return;
+      timed_out = true;
+      stop->request_stop();
+    }};
+  run_record r = run_claimed(c, job, won, stop->get_token());
+  if (timer.joinable()) {
+    timer.request_stop();
+    timer.join();
+  }
+  r.timed_out = timed_out.load();
+  if (gate) release_running(c.transport, job.running_key, *gate);
+  local.leave(job.name(), stop);
+  return r;
+}
+
+/// What a recorded result says in the log: a skip (with its reason) or a
+/// finished run (reason "timeout" when the job's timeout stopped it).
+template <class Session>
+cron_event result_event(const cron_job& job, const cron_claimed<Session>& won,
+                        const run_record& r) {
+  cron_event e{.job = job.name(), .tick = won.tick_text, .rev = won.rev};
+  if (!r.skipped.empty()) {
+    e.what = cron_event::kind::skipped;
+    e.message = r.skipped;
+    e.reason = r.skipped.starts_with("replace") ? "replace" : "overlap";
+    return e;
+  }
+  e.what = cron_event::kind::finished;
+  e.exit_code = r.exit_code;
+  e.took = std::chrono::duration_cast<std::chrono::milliseconds>(r.end - r.start);
+  if (r.timed_out) {
+    e.reason = "timeout";
+    e.message = "timed out after " + format_duration(job.timeout);
+  }
+  return e;
+}
+
+}  // namespace conch::detail
