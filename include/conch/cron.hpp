@@ -168,6 +168,10 @@ class basic_cron {
           emit({.what = cron_event::kind::error, .message = "worker not started: " + why});
         });
     std::jthread watcher([this](std::stop_token s) { watch_jobs(std::move(s)); });
+    std::jthread stopper([this](std::stop_token s) {  // replacing ticks' requests (cron_stop.hpp)
+      detail::watch_stop_requests(transport_, detail::cron_stop_dir(options_.prefix), local_runs_,
+                                  options_.backoff, emit_, std::move(s));
+    });
     schedule_until(stop);
     watcher.request_stop();
     watcher.join();

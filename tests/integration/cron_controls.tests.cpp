@@ -129,6 +129,34 @@ TEST_CASE("replace: the previous run's group is stopped before the new run start
   CHECK(d.log().find("reason=replace") == std::string::npos);  // one daemon: always replaced
 }
 
+TEST_CASE("replace across daemons: the holder's daemon is asked to stop its run first", "[cron]") {
+  const std::string prefix = conch::test::unique_prefix();
+  auto r =
+      conch_cron(prefix, {"add", "fresh", "--schedule", "@every 2s", "--concurrency", "replace",
+                          "--", "sh", "-c", "trap 'exit 143' TERM; sleep 30 & wait"});
+  REQUIRE(r.code == 0);
+  conchd d1{prefix, {"--kill-after", "1s"}};
+  conchd d2{prefix, {"--kill-after", "1s"}};
+  const std::string asked = "a newer tick on another daemon replaces this run";
+  // Which daemon wins each tick is up to them: wait until a run held by one
+  // daemon was replaced by a tick the other won.
+  REQUIRE(eventually([&] { return (d1.log() + d2.log()).find(asked) != std::string::npos; }, 60s));
+  const auto n = results(prefix, "fresh").size();
+  REQUIRE(eventually([&] { return results(prefix, "fresh").size() >= n + 1; }, 20s));
+  remove_job(prefix, "fresh");
+  CHECK(d1.stop() == 0);
+  CHECK(d2.stop() == 0);
+  const auto runs = results(prefix, "fresh");
+  REQUIRE(runs.size() >= 2);
+  for (std::size_t i = 0; i + 1 < runs.size(); ++i) {
+    INFO("run " << i << " on " << runs[i].host << " " << runs[i].skipped);
+    CHECK(runs[i].skipped.empty());
+    CHECK(runs[i].exit_code == 143);
+    CHECK(runs[i].end <= runs[i + 1].start);
+  }
+  CHECK(count_skipped(prefix, "fresh") == 0);
+}
+
 TEST_CASE("--timeout stops the run's group and the result says it timed out; ls shows it",
           "[cron]") {
   const std::string prefix = conch::test::unique_prefix();

@@ -10,12 +10,13 @@
 // lease's local deadline, which comes before etcd expires the lease. So a
 // tick that finds the key held skips (forbid) or stops the holder (replace).
 //
-// Replace stops a run of this daemon (SIGTERM, then SIGKILL after
-// kill-after) and waits for its key to go. A run held by another daemon
-// cannot be stopped from here: the tick is skipped and the log says so.
+// Replace stops the holder (SIGTERM, then SIGKILL after kill-after) and
+// waits for its key to go: directly when the holder runs on this daemon,
+// through the job's stop key (cron_stop.hpp) when on another.
 #pragma once
 
 #include "conch/detail/cron_fire.hpp"
+#include "conch/detail/cron_stop.hpp"
 #include "conch/detail/cron_tick.hpp"
 #include "conch/logic/cron_event.hpp"
 #include "conch/logic/cron_job.hpp"
@@ -40,51 +41,18 @@
 
 namespace conch::detail {
 
-/// The runs in flight on this daemon, by job: what a replacing tick stops.
-class cron_local_runs {
- public:
-  using entry = std::shared_ptr<std::stop_source>;
-
-  entry enter(const std::string& job) {
-    auto e = std::make_shared<std::stop_source>();
-    std::lock_guard lock{mutex_};
-    runs_[job].push_back(e);
-    return e;
-  }
-  void leave(const std::string& job, const entry& e) {
-    {
-      std::lock_guard lock{mutex_};
-      auto& v = runs_[job];
-      std::erase(v, e);
-      if (v.empty()) runs_.erase(job);
-    }
-    left_.notify_all();
-  }
-  /// Asks every run of `job` here to terminate; false when there is none.
-  bool stop_all(const std::string& job) {
-    std::lock_guard lock{mutex_};
-    auto it = runs_.find(job);
-    if (it == runs_.end()) return false;
-    for (auto& e : it->second) e->request_stop();
-    return true;
-  }
-  /// Waits until no run of `job` is left here, at most `bound`.
-  bool wait_gone(const std::string& job, std::chrono::milliseconds bound) {
-    std::unique_lock lock{mutex_};
-    return left_.wait_for(lock, bound, [&] { return !runs_.contains(job); });
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable left_;
-  std::map<std::string, std::vector<entry>> runs_;
+/// Who holds a job's running key, as a failed hold read it.
+struct running_holder {
+  running_record record{};
+  revision created = 0;  ///< the key's create revision: which run holds it
+  revision seen_at = 0;  ///< the revision it was read at
 };
 
 /// Creates the job's running key for this run, bound to `lease`: its
-/// revision when created, else `errc::busy` with the holder's record.
+/// revision when created, else `errc::busy` with the holder.
 template <transport T>
 result<revision> hold_running(T& t, const std::string& key, const running_record& me,
-                              lease_id lease, running_record& holder) {
+                              lease_id lease, running_holder& holder) {
   txn_request txn;
   txn.compares.push_back(compare::create_revision(key) == 0);
   put_request put;
@@ -98,9 +66,13 @@ result<revision> hold_running(T& t, const std::string& key, const running_record
   auto r = t.txn(txn, t.default_deadline());
   if (!r) return std::move(r).error();
   if (r->succeeded) return r->header_revision;
+  holder = {.seen_at = r->header_revision};
   for (const auto& op : r->responses)
-    if (const auto* seen = std::get_if<range_response>(&op); seen && !seen->kvs.empty())
-      holder = decode_record<running_record>(seen->kvs.front().value).value_or(running_record{});
+    if (const auto* seen = std::get_if<range_response>(&op); seen && !seen->kvs.empty()) {
+      holder.record =
+          decode_record<running_record>(seen->kvs.front().value).value_or(running_record{});
+      holder.created = seen->kvs.front().create_revision;
+    }
   return error{errc::busy, "held"};
 }
 
@@ -116,7 +88,8 @@ void release_running(T& t, const std::string& key, revision rev) {
 }
 
 /// Who holds a job's running key, for a log line.
-inline std::string holder_text(const running_record& h) {
+inline std::string holder_text(const running_holder& holder) {
+  const running_record& h = holder.record;
   auto id = parse_run_id(h.run);
   return "the run of " +
          (id ? format_rfc3339(id->tick) + (id->manual ? " (cron run)" : "") : h.run) + " on " +
@@ -146,18 +119,27 @@ template <class Session, class Clock, class Options>
 result<revision> take_gate(const cron_fire_context<Session, Clock, Options>& c, const cron_job& job,
                            const cron_claimed<Session>& won, cron_local_runs& local) {
   const running_record me{won.run, c.options.host, ::getpid(), won.claim.lease};
-  running_record holder{};
+  running_holder holder{};
   auto held = hold_running(c.transport, job.running_key, me, won.session->lease(), holder);
   if (held || held.error().code != errc::busy) return held;
   if (job.concurrency == cron_concurrency::forbid)
     return error{errc::busy, "overlap: " + holder_text(holder) + " is still running"};
-  if (holder.lease != won.claim.lease || !local.stop_all(job.name()))
-    return error{errc::busy, "replace: " + holder_text(holder) +
-                                 " runs on another daemon, which this one cannot stop"};
-  // Ours: its group gets SIGTERM, then SIGKILL after kill_after; its key goes with it.
-  const auto bound = c.options.kill_after + std::chrono::seconds{5};
-  if (!local.wait_gone(job.name(), bound))
-    return error{errc::busy, "replace: " + holder_text(holder) + " did not stop"};
+  // Replace: the holder's group gets SIGTERM, then SIGKILL after kill_after,
+  // and its key goes once the group is gone; this daemon's own run is told
+  // directly, another daemon's through the job's stop key.
+  const auto bound = c.options.kill_after + c.options.ttl + std::chrono::seconds{5};
+  bool gone = false;
+  if (local.stop_held(job.name(), holder.created)) {
+    c.say({.what = cron_event::kind::replaced,
+           .job = job.name(),
+           .tick = won.tick_text,
+           .message = "replacing " + holder_text(holder) + ": stopping its group"});
+    gone = local.wait_gone(job.name(), holder.created, bound);
+  } else {
+    gone = ask_stop(c.transport, job.stop_key, job.running_key, holder.created, holder.seen_at,
+                    won.session->lease(), bound, c.run_stop);
+  }
+  if (!gone) return error{errc::busy, "replace: " + holder_text(holder) + " did not stop"};
   held = hold_running(c.transport, job.running_key, me, won.session->lease(), holder);
   if (!held && held.error().code == errc::busy)
     return error{errc::busy, "replace: " + holder_text(holder) + " took the job meanwhile"};
@@ -177,16 +159,16 @@ run_record run_gated(const cron_fire_context<Session, Clock, Options>& c, const 
     if (!g) return skipped_run(c, job, won, g.error().message);
     gate = *g;
   }
-  auto stop = local.enter(job.name());
+  auto stop = local.enter(job.name(), gate.value_or(0));
   std::atomic<bool> timed_out{false};
   std::jthread timer;
   if (job.timeout.count() > 0)
     timer = std::jthread{[&, stop](std::stop_token done) {
       if (!cron_pause(job.timeout, std::move(done))) return;
       timed_out = true;
-      stop->request_stop();
+      stop->stop.request_stop();
     }};
-  run_record r = run_claimed(c, job, won, stop->get_token());
+  run_record r = run_claimed(c, job, won, stop->stop.get_token());
   if (timer.joinable()) {
     timer.request_stop();
     timer.join();

@@ -23,6 +23,7 @@ struct cron_event {
     claimed,      ///< this daemon won `tick` (claim revision `rev`)
     started,      ///< the command runs as `pid`
     finished,     ///< the command ended with `exit_code`; the result is recorded
+    replaced,     ///< a run of this daemon is stopped: a newer tick of its job replaces it
     error,        ///< something went wrong; `message` says what
   };
   kind what = kind::error;
@@ -56,6 +57,8 @@ inline const char* to_string(cron_event::kind k) noexcept {
       return "run";
     case cron_event::kind::finished:
       return "result";
+    case cron_event::kind::replaced:
+      return "replace";
     case cron_event::kind::error:
       return "error";
   }

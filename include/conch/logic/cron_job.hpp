@@ -35,6 +35,7 @@ struct cron_job {
   std::string floor_dir;  ///< <prefix>cron/floor/<name>/ — the highest marker is the floor
   std::string
       running_key;  ///< <prefix>cron/running/<name> — the run holding the job (forbid, replace)
+  std::string stop_key;  ///< <prefix>cron/stop/<name> — asks the holder's daemon to stop it
   cron_concurrency concurrency = cron_concurrency::forbid;
   std::chrono::milliseconds timeout{0};  ///< 0: none
 
@@ -90,6 +91,7 @@ inline result<cron_job> make_cron_job(std::string_view prefix, job_record record
   cron_job job{std::move(record),     std::move(*when),       std::move(*tz),
                std::move(*key),       std::move(*fire_dir),   std::move(*runs_dir),
                std::move(*floor_dir), std::move(*running_key)};
+  job.stop_key = cron_stop_dir(prefix) + job.running_key.substr(job.running_key.rfind('/') + 1);
   job.concurrency = *concurrency;
   job.timeout = *timeout;
   return job;

@@ -8,6 +8,7 @@
 //   <prefix>cron/runs/<name>/<tick>                the result of one tick
 //   <prefix>cron/floor/<name>/<tick>               the job's floor: no claim below it
 //   <prefix>cron/running/<name>                    the run holding the job (claimer's lease)
+//   <prefix>cron/stop/<name>                       a replacing tick asks that run to stop
 //   <prefix>fence/<office without prefix>          counter_fencing's counter
 //
 // Names are one segment each (detail/name_codec.hpp), so an office's keys all
@@ -97,6 +98,12 @@ inline result<std::string> cron_running_key(std::string_view prefix, std::string
   auto n = encode_name(job);
   if (!n) return std::move(n).error();
   return std::string(prefix) + "cron/running/" + *n;
+}
+
+/// Where a replacing tick asks the daemon running a job to stop that run:
+/// `<prefix>cron/stop/<name>`, every daemon watches the directory.
+inline std::string cron_stop_dir(std::string_view prefix) {
+  return std::string(prefix) + "cron/stop/";
 }
 
 /// counter_fencing's counter for an office: outside the office itself, so

@@ -32,6 +32,9 @@ inline void describe_cron_metrics(metrics_registry& m) {
       "runs), replace (claimed and recorded as skipped: the previous run is on another daemon).");
   m.describe("conch_cron_ticks_timed_out_total", metric_type::counter,
              "Runs the job's --timeout stopped, by job.");
+  m.describe("conch_cron_runs_replaced_total", metric_type::counter,
+             "Runs of this daemon stopped for a newer tick of their job (concurrency replace), "
+             "by job.");
   m.describe("conch_cron_ticks_failed_total", metric_type::counter,
              "Runs that ended with a non-zero exit code, by job.");
   m.describe("conch_cron_ticks_killed_total", metric_type::counter,
@@ -72,6 +75,9 @@ inline void observe_cron_event(metrics_registry& m, const cron_event& e, detail:
       if (e.exit_code != 0) m.add("conch_cron_ticks_failed_total", job);
       if (e.exit_code > 128) m.add("conch_cron_ticks_killed_total", job);
       if (e.reason == "timeout") m.add("conch_cron_ticks_timed_out_total", job);
+      break;
+    case cron_event::kind::replaced:
+      m.add("conch_cron_runs_replaced_total", job);
       break;
     case cron_event::kind::error:
       m.add("conch_cron_errors_total");
