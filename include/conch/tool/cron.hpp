@@ -273,9 +273,8 @@ inline void add_cron_add(command_line& cron) {
       "--concurrency says what a tick does while the job's previous run still runs, on\n"
       "any daemon: forbid (the default) skips the tick and records it as skipped; allow\n"
       "runs both; replace stops the previous run's process group first (SIGTERM, then\n"
-      "SIGKILL after conchd's --kill-after) when it runs on the same daemon, and skips\n"
-      "the tick (logged) when it runs on another. --timeout stops a run's group after\n"
-      "DURATION the same way; its result says it timed out.");
+      "SIGKILL after conchd's --kill-after), on whichever daemon it runs. --timeout\n"
+      "stops a run's group after DURATION the same way; its result says it timed out.");
   f->common.emplace(p.positional("NAME", f->spec.name, "the job"), false);
   p.text("--schedule", f->spec.schedule, "SPEC", "when to run (required)");
   p.text("--tz", f->spec.tz, "ZONE", "IANA time zone for the schedule").default_text("UTC");
