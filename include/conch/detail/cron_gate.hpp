@@ -35,6 +35,7 @@
 #include <stop_token>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <unistd.h>
 #include <utility>
 #include <vector>
@@ -49,10 +50,13 @@ struct running_holder {
 };
 
 /// Creates the job's running key for this run, bound to `lease`: its
-/// revision when created, else `errc::busy` with the holder.
-template <transport T>
+/// revision when created, else `errc::busy` with the holder. An unanswered
+/// txn is sent again until answered (a resend that finds our own record
+/// knows the first landed); `errc::cancelled` when `stop` ends that first.
+template <class Backoff, transport T>
 result<revision> hold_running(T& t, const std::string& key, const running_record& me,
-                              lease_id lease, running_holder& holder) {
+                              lease_id lease, running_holder& holder, std::stop_token stop,
+                              Backoff retry) {
   txn_request txn;
   txn.compares.push_back(compare::create_revision(key) == 0);
   put_request put;
@@ -64,7 +68,11 @@ result<revision> hold_running(T& t, const std::string& key, const running_record
   read.key = key;
   txn.failure.emplace_back(std::move(read));
   auto r = t.txn(txn, t.default_deadline());
-  if (!r) return std::move(r).error();
+  while (!r) {
+    if (!cron_pause(retry.next(), stop))
+      return error{errc::cancelled, "running key undecided at shutdown: " + r.error().message};
+    r = t.txn(txn, t.default_deadline());
+  }
   if (r->succeeded) return r->header_revision;
   holder = {.seen_at = r->header_revision};
   for (const auto& op : r->responses)
@@ -73,18 +81,24 @@ result<revision> hold_running(T& t, const std::string& key, const running_record
           decode_record<running_record>(seen->kvs.front().value).value_or(running_record{});
       holder.created = seen->kvs.front().create_revision;
     }
+  if (holder.record == me) return holder.created;  // our own, from a send whose answer was lost
   return error{errc::busy, "held"};
 }
 
-/// Deletes the running key if it is still this run's (created at `rev`).
-template <transport T>
-void release_running(T& t, const std::string& key, revision rev) {
+/// Deletes the running key if it is still this run's (created at `rev`),
+/// retried until answered: a key left behind would hold the job for as long
+/// as the daemon's lease lives. At shutdown (`stop`) the lease's revocation
+/// takes it instead.
+template <class Backoff, transport T>
+void release_running(T& t, const std::string& key, revision rev, std::stop_token stop,
+                     Backoff retry) {
   txn_request txn;
   txn.compares.push_back(compare::create_revision(key) == rev);
   delete_request del;
   del.key = key;
   txn.success.emplace_back(std::move(del));
-  (void)t.txn(txn, t.default_deadline());
+  while (!t.txn(txn, t.default_deadline()))
+    if (!cron_pause(retry.next(), stop)) return;
 }
 
 /// Who holds a job's running key, for a log line.
@@ -120,7 +134,12 @@ result<revision> take_gate(const cron_fire_context<Session, Clock, Options>& c, 
                            const cron_claimed<Session>& won, cron_local_runs& local) {
   const running_record me{won.run, c.options.host, ::getpid(), won.claim.lease};
   running_holder holder{};
-  auto held = hold_running(c.transport, job.running_key, me, won.session->lease(), holder);
+  using backoff = std::remove_cvref_t<decltype(c.options.backoff)>;
+  auto hold = [&] {
+    return hold_running(c.transport, job.running_key, me, won.session->lease(), holder, c.run_stop,
+                        backoff(c.options.backoff));
+  };
+  auto held = hold();
   if (held || held.error().code != errc::busy) return held;
   if (job.concurrency == cron_concurrency::forbid)
     return error{errc::busy, "overlap: " + holder_text(holder) + " is still running"};
@@ -140,7 +159,7 @@ result<revision> take_gate(const cron_fire_context<Session, Clock, Options>& c, 
                     won.session->lease(), bound, c.run_stop);
   }
   if (!gone) return error{errc::busy, "replace: " + holder_text(holder) + " did not stop"};
-  held = hold_running(c.transport, job.running_key, me, won.session->lease(), holder);
+  held = hold();
   if (!held && held.error().code == errc::busy)
     return error{errc::busy, "replace: " + holder_text(holder) + " took the job meanwhile"};
   return held;
@@ -174,7 +193,9 @@ run_record run_gated(const cron_fire_context<Session, Clock, Options>& c, const 
     timer.join();
   }
   r.timed_out = timed_out.load();
-  if (gate) release_running(c.transport, job.running_key, *gate);
+  if (gate)
+    release_running(c.transport, job.running_key, *gate, c.run_stop,
+                    std::remove_cvref_t<decltype(c.options.backoff)>(c.options.backoff));
   local.leave(job.name(), stop);
   return r;
 }
@@ -188,7 +209,9 @@ cron_event result_event(const cron_job& job, const cron_claimed<Session>& won,
   if (!r.skipped.empty()) {
     e.what = cron_event::kind::skipped;
     e.message = r.skipped;
-    e.reason = r.skipped.starts_with("replace") ? "replace" : "overlap";
+    e.reason = r.skipped.starts_with("replace")   ? "replace"
+               : r.skipped.starts_with("overlap") ? "overlap"
+                                                  : "shutdown";
     return e;
   }
   e.what = cron_event::kind::finished;
