@@ -12,6 +12,9 @@
 //   zombie (see cron_jobs.hpp), never rerun.
 // - No catch-up: a daemon counts ticks from the moment it starts, and one that
 //   fell behind skips what it missed instead of firing it late in a burst.
+// - Job controls (docs/cron.md "Job controls"): a tick whose job's previous
+//   run still runs skips, overlaps or replaces it (detail/cron_gate.hpp,
+//   cron_stop.hpp); a per-job timeout; paused jobs; runs asked for by hand.
 // - Ticks are instants on the wall clock; `@every` ticks are multiples of the
 //   period since the Unix epoch, so every daemon computes the same instants.
 //   The bundle's clock drives the ticks when it tells wall time (is_steady is
