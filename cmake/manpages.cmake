@@ -36,7 +36,8 @@ conch_man_page(conch conch_tool "")
 conch_man_page(conch-elect conch_tool elect)
 conch_man_page(conch-sema conch_tool sema)
 conch_man_page(conch-cron conch_tool cron "conch cron add=@BIN@ cron add" "conch cron ls=@BIN@ cron ls"
-               "conch cron rm=@BIN@ cron rm")
+               "conch cron rm=@BIN@ cron rm" "conch cron pause=@BIN@ cron pause"
+               "conch cron resume=@BIN@ cron resume" "conch cron run=@BIN@ cron run")
 conch_man_page(conch-status conch_tool status)
 conch_man_page(conchd conchd_tool "")
 foreach(name conch conch-elect conch-sema conch-cron conch-status conchd)

@@ -2,3 +2,6 @@
 if(TARGET it_cron AND TARGET conch_tool AND TARGET conchd_tool)
   add_dependencies(it_cron conch_tool conchd_tool)
 endif()
+if(TARGET it_cron_controls AND TARGET conch_tool AND TARGET conchd_tool)
+  add_dependencies(it_cron_controls conch_tool conchd_tool)
+endif()

@@ -12,6 +12,9 @@
 //   zombie (see cron_jobs.hpp), never rerun.
 // - No catch-up: a daemon counts ticks from the moment it starts, and one that
 //   fell behind skips what it missed instead of firing it late in a burst.
+// - Job controls (docs/cron.md "Job controls"): a tick whose job's previous
+//   run still runs skips, overlaps or replaces it (detail/cron_gate.hpp,
+//   cron_stop.hpp); a per-job timeout; paused jobs; runs asked for by hand.
 // - Ticks are instants on the wall clock; `@every` ticks are multiples of the
 //   period since the Unix epoch, so every daemon computes the same instants.
 //   The bundle's clock drives the ticks when it tells wall time (is_steady is
@@ -27,7 +30,9 @@
 //   daemon.run(stop_token);   // until stopped; runs in flight finish (kill-after)
 #pragma once
 
+#include "conch/detail/cron_clock.hpp"
 #include "conch/detail/cron_fire.hpp"
+#include "conch/detail/cron_gate.hpp"
 #include "conch/detail/cron_lease.hpp"
 #include "conch/detail/cron_pool.hpp"
 #include "conch/detail/cron_table.hpp"
@@ -62,37 +67,6 @@
 #include <utility>
 
 namespace conch {
-
-namespace detail {
-/// The clock cron ticks follow: the bundle's own when it tells wall time.
-template <class P>
-using cron_wall_clock =
-    std::conditional_t<P::clock::is_steady, system_clock_policy, typename P::clock>;
-/// The clock the daemon's lease deadlines use: the bundle's own when steady.
-template <class P>
-using cron_lease_clock =
-    std::conditional_t<P::clock::is_steady, typename P::clock, steady_clock_policy>;
-
-/// The tick clock made from the bundle's clock instance: that instance when
-/// it tells wall time, the system clock otherwise.
-template <class P>
-cron_wall_clock<P> wall_clock_of(const typename P::clock& c) {
-  if constexpr (P::clock::is_steady)
-    return {};
-  else
-    return c;
-}
-/// The lease clock made from the bundle's clock instance: that instance when
-/// it is steady (copies share one time, so a fake clock's test drives the
-/// lease too), the real steady clock otherwise.
-template <class P>
-cron_lease_clock<P> lease_clock_of(const typename P::clock& c) {
-  if constexpr (P::clock::is_steady)
-    return c;
-  else
-    return {};
-}
-}  // namespace detail
 
 template <class P>
 class basic_cron {
@@ -167,6 +141,10 @@ class basic_cron {
           emit({.what = cron_event::kind::error, .message = "worker not started: " + why});
         });
     std::jthread watcher([this](std::stop_token s) { watch_jobs(std::move(s)); });
+    std::jthread stopper([this](std::stop_token s) {  // replacing ticks' requests (cron_stop.hpp)
+      detail::watch_stop_requests(transport_, detail::cron_stop_dir(options_.prefix), local_runs_,
+                                  options_.backoff, emit_, std::move(s));
+    });
     schedule_until(stop);
     watcher.request_stop();
     watcher.join();
@@ -191,6 +169,7 @@ class basic_cron {
     std::shared_ptr<const detail::cron_job> job;
     revision job_rev = 0;
     detail::tick_time tick{};
+    std::string run{};  ///< a `cron run` id; empty for a scheduled tick
   };
 
   /// The options with the prefix normalized and the host filled in.
@@ -280,6 +259,7 @@ class basic_cron {
     while (!stop.stop_requested()) {
       const time_point now = clock_.now();
       table_.fire_due(now, [this](auto&&... due) { fire(due...); });
+      table_.fire_requested([this](auto&&... asked) { fire(asked...); });
       const time_point wake_at = table_.earliest().value_or(now + std::chrono::hours{24});
       std::stop_source wake;
       wake_ = wake;
@@ -295,13 +275,14 @@ class basic_cron {
   /// Hands a due tick to the worker pool: the thread count stays fixed
   /// whatever the number of jobs and ticks. A tick that waits too long is
   /// shed by its worker (see detail::claim_tick), logged and counted.
-  void fire(std::shared_ptr<const detail::cron_job> job, revision job_rev, detail::tick_time tick) {
-    pool_.push({std::move(job), job_rev, tick});
+  void fire(std::shared_ptr<const detail::cron_job> job, revision job_rev, detail::tick_time tick,
+            std::string run = {}) {
+    pool_.push({std::move(job), job_rev, tick, std::move(run)});
   }
 
   void work(tick_task& task) {
     try {
-      fire_tick(*task.job, task.job_rev, task.tick);
+      fire_tick(*task.job, task.job_rev, task.tick, task.run);
     } catch (const std::exception& e) {  // resources ran out (threads, memory): this tick only
       emit({.what = cron_event::kind::error,
             .job = task.job->name(),
@@ -327,12 +308,13 @@ class basic_cron {
   }
 
   /// Claim, run, record, prune: the life of one tick on one daemon.
-  void fire_tick(const detail::cron_job& job, revision job_rev, detail::tick_time tick) {
+  void fire_tick(const detail::cron_job& job, revision job_rev, detail::tick_time tick,
+                 const std::string& run) {
     if (run_stop_.stop_requested()) return;  // shutting down: claim nothing more
     const auto c = context();
-    auto won = detail::claim_tick<typename P::backoff>(c, job, job_rev, tick);
+    auto won = detail::claim_tick<typename P::backoff>(c, job, job_rev, tick, run);
     if (!won) return;
-    auto result = detail::run_claimed(c, job, *won);
+    auto result = detail::run_gated(c, job, *won, local_runs_);
     won->session.reset();  // the run is over: a lost lease may be replaced now
     const std::string& name = job.name();
     if (auto w = detail::send_result(transport_,
@@ -347,13 +329,7 @@ class basic_cron {
             .message = "result not recorded: " + w.error().message});
       return;
     }
-    emit(
-        {.what = cron_event::kind::finished,
-         .job = name,
-         .tick = won->tick_text,
-         .rev = won->rev,
-         .exit_code = result.exit_code,
-         .took = std::chrono::duration_cast<std::chrono::milliseconds>(result.end - result.start)});
+    emit(detail::result_event(job, *won, result));
     detail::prune_history(transport_, job, options_.history);
   }
 
@@ -372,6 +348,7 @@ class basic_cron {
   std::stop_source run_stop_;     // shutdown: runs in flight get kill_after
   std::stop_source result_stop_;  // results still unwritten are given up
   std::atomic<std::uint64_t> skipped_{0};
+  detail::cron_local_runs local_runs_;  // what a replacing tick stops
 
   detail::cron_pool<tick_task> pool_;  // last: joined first
 };

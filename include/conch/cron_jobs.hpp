@@ -5,6 +5,8 @@
 //   conch::add_cron_job(t, "conch/", {.name = "backup", .schedule = "0 3 * * *",
 //                                     .tz = "Europe/Berlin", .argv = {"backup.sh"}}, now);
 //   conch::remove_cron_job(t, "conch/", "backup");  // a run in flight finishes
+//   conch::pause_cron_job(t, "conch/", "backup", true);  // no ticks until resumed (false)
+//   conch::request_cron_run(t, "conch/", "backup", now);  // one run now, on one daemon
 //   for (auto& job : *conch::list_cron_jobs(t, "conch/", now, 5)) ...
 //
 // A listing shows each job's next tick and its last runs, newest first: done
@@ -44,6 +46,8 @@ result<revision> add_cron_job(T& t, std::string_view prefix_text, const cron_job
   record.tz = spec.tz;
   record.argv = spec.argv;
   record.created = std::chrono::floor<std::chrono::milliseconds>(now);
+  record.concurrency = spec.concurrency.empty() ? "forbid" : spec.concurrency;
+  record.timeout_ms = spec.timeout.count();
   auto job = detail::make_cron_job(prefix, record);
   if (!job) return std::move(job).error();
   put_request put;
@@ -68,6 +72,66 @@ result<bool> remove_cron_job(T& t, std::string_view prefix_text, std::string_vie
   auto r = t.delete_range(del, t.default_deadline());
   if (!r) return std::move(r).error();
   return r->deleted > 0;
+}
+
+namespace detail {
+
+/// Rewrites job `name`'s record with `change`, fenced by the revision it was
+/// read at (a concurrent `add` or `pause` is not overwritten: read again).
+/// False when there is no such job; `errc::corrupt` when its value cannot be read.
+template <transport T, class Change>
+result<bool> update_cron_job(T& t, std::string_view prefix_text, std::string_view name,
+                             Change change) {
+  const std::string prefix = normalize_prefix(prefix_text);
+  auto key = encode_key(prefix, cron_job_key{std::string(name)});
+  if (!key)
+    return error{errc::invalid_argument, "job name " + quoted(name) + ": " + key.error().message};
+  for (int attempt = 0; attempt < 10; ++attempt) {
+    range_request get;
+    get.key = *key;
+    auto r = t.range(get, t.default_deadline());
+    if (!r) return std::move(r).error();
+    if (r->kvs.empty()) return false;
+    auto job = read_cron_job(prefix, *key, r->kvs.front().value);
+    if (!job) return std::move(job).error();
+    change(job->record);
+    txn_request txn;
+    txn.compares.push_back(compare::mod_revision(*key) == r->kvs.front().mod_revision);
+    put_request put;
+    put.key = *key;
+    put.value = encode_record(job->record);
+    txn.success.emplace_back(std::move(put));
+    auto w = t.txn(txn, t.default_deadline());
+    if (!w) return std::move(w).error();
+    if (w->succeeded) return true;
+  }
+  return error{errc::busy, "job " + quoted(name) + " keeps changing; try again"};
+}
+
+}  // namespace detail
+
+/// Pauses (`paused`) or resumes job `name`: a paused job keeps its history
+/// and no daemon claims its ticks; resumed, it ticks from the next one due.
+/// False when there is no such job.
+template <transport T>
+result<bool> pause_cron_job(T& t, std::string_view prefix, std::string_view name, bool paused) {
+  return detail::update_cron_job(t, prefix, name,
+                                 [&](detail::job_record& r) { r.paused = paused; });
+}
+
+/// Asks for one run of job `name` now: the daemons claim it like a tick,
+/// once, under the id returned (shown by `ls`). Runs even while the job is
+/// paused (pausing stops the schedule). Nothing when there is no such job.
+template <transport T>
+result<std::optional<std::string>> request_cron_run(T& t, std::string_view prefix,
+                                                    std::string_view name,
+                                                    std::chrono::system_clock::time_point now) {
+  const std::string id = detail::run_request_id(std::chrono::floor<std::chrono::milliseconds>(now));
+  auto r = detail::update_cron_job(t, prefix, name,
+                                   [&](detail::job_record& rec) { rec.run_request = id; });
+  if (!r) return std::move(r).error();
+  if (!*r) return std::optional<std::string>{};
+  return std::optional<std::string>{id};
 }
 
 namespace detail {
@@ -112,6 +176,16 @@ result<void> add_cron_runs(T& t, cron_job_view& view, const std::string& fire_di
   return {};
 }
 
+/// The job's skip and timeout counts over its kept results.
+template <transport T>
+result<void> add_cron_counts(T& t, cron_job_view& view, const std::string& runs_dir) {
+  if (runs_dir.empty()) return {};
+  auto all = t.range(range_request::prefix(runs_dir), t.default_deadline());
+  if (!all) return std::move(all).error();
+  count_controls(view, all->kvs);
+  return {};
+}
+
 }  // namespace detail
 
 /// Every job with its next tick after `now` and its last `last_runs` claimed
@@ -137,6 +211,7 @@ result<std::vector<cron_job_view>> list_cron_jobs(T& t, std::string_view prefix_
       listed.insert(where->name);
     if (auto r = detail::add_cron_runs(t, view, fire_dir, runs_dir, last_runs, alive); !r)
       return std::move(r).error();
+    if (auto r = detail::add_cron_counts(t, view, runs_dir); !r) return std::move(r).error();
     out.push_back(std::move(view));
   }
   // Removed jobs keep their history (a run in flight at `rm` records its

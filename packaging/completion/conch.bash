@@ -66,7 +66,7 @@ _conch() {
     if [[ $cur == -* ]]; then
       mapfile -t COMPREPLY < <(compgen -W "$(_conch_flags "$bin" cron)" -- "$cur")
     else
-      mapfile -t COMPREPLY < <(compgen -W "add ls rm" -- "$cur")
+      mapfile -t COMPREPLY < <(compgen -W "add ls rm pause resume run" -- "$cur")
     fi
     return
   fi
@@ -78,7 +78,7 @@ _conch() {
     case $sub/$subsub in
       elect/) mapfile -t COMPREPLY < <(compgen -W "$(_conch_names elect)" -- "$cur") ;;
       sema/) mapfile -t COMPREPLY < <(compgen -W "$(_conch_names sema)" -- "$cur") ;;
-      cron/rm | cron/add) mapfile -t COMPREPLY < <(compgen -W "$(_conch_names cron)" -- "$cur") ;;
+      cron/rm | cron/add | cron/pause | cron/resume | cron/run) mapfile -t COMPREPLY < <(compgen -W "$(_conch_names cron)" -- "$cur") ;;
     esac
   fi
 }

@@ -6,11 +6,14 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <csignal>
+#include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <iterator>
 #include <stop_token>
 #include <string>
 #include <thread>
+#include <unistd.h>
 
 using namespace std::chrono_literals;
 using conch::process::held_claim;
@@ -138,4 +141,65 @@ TEST_CASE("a stop before the start starts nothing", "[cron]") {
   auto r = run({"true"}, stop.get_token());
   CHECK(r.out.starts == 0);
   CHECK(r.out.exit_code == 128 + SIGTERM);
+}
+
+TEST_CASE("terminate sends SIGTERM to the group even when stops are not forwarded", "[cron]") {
+  // A run's timeout or a replacing tick: SIGTERM now, SIGKILL after kill_after.
+  std::stop_source terminate;
+  conch::process::output_tail tail{4096};
+  supervise_options opt;
+  opt.argv = {"sh", "-c", "trap 'echo term; exit 143' TERM; sleep 30 & echo $!; wait"};
+  opt.kill_after = 5s;
+  opt.forward_stop = false;
+  opt.capture = &tail;
+  opt.terminate = terminate.get_token();
+  opt.say = [](const std::string&) {};
+  std::jthread stopper;
+  opt.on_start = [&](long) {
+    stopper = std::jthread([&] {
+      std::this_thread::sleep_for(200ms);
+      terminate.request_stop();
+    });
+  };
+  auto out = conch::process::supervisor<>{{}, opt, nullptr, {}, {}, {}}.run();
+  CHECK(out.exit_code == 143);  // the trap heard SIGTERM: not the SIGKILL a stop would give
+  CHECK(tail.str().find("term") != std::string::npos);
+  CHECK(gone_soon(std::stol(tail.str())));
+}
+
+TEST_CASE("terminate ends with SIGKILL after kill_after when SIGTERM is ignored", "[cron]") {
+  char dir[] = "/tmp/conch-terminate-XXXXXX";
+  REQUIRE(::mkdtemp(dir));
+  const std::string ready = std::string(dir) + "/ready";
+  std::stop_source terminate;
+  supervise_options opt;
+  opt.argv = {"sh", "-c", "trap '' TERM; touch " + ready + "; while :; do sleep 0.05; done"};
+  opt.kill_after = 300ms;
+  opt.forward_stop = false;
+  opt.terminate = terminate.get_token();
+  opt.say = [](const std::string&) {};
+  std::jthread stopper;
+  opt.on_start = [&](long) {
+    stopper = std::jthread([&](std::stop_token done) {
+      // Once the trap is set (the file exists), so SIGTERM is surely ignored.
+      for (int i = 0; i < 1000 && !done.stop_requested() && !std::ifstream(ready); ++i)
+        std::this_thread::sleep_for(10ms);
+      terminate.request_stop();
+    });
+  };
+  auto out = conch::process::supervisor<>{{}, opt, nullptr, {}, {}, {}}.run();
+  CHECK(out.exit_code == 128 + SIGKILL);
+  std::remove(ready.c_str());
+  ::rmdir(dir);
+}
+
+TEST_CASE("terminate before the start starts nothing", "[cron]") {
+  std::stop_source terminate;
+  terminate.request_stop();
+  supervise_options opt;
+  opt.argv = {"true"};
+  opt.terminate = terminate.get_token();
+  opt.say = [](const std::string&) {};
+  auto out = conch::process::supervisor<>{{}, opt, nullptr, {}, {}, {}}.run();
+  CHECK(out.starts == 0);
 }

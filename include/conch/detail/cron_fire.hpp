@@ -44,15 +44,18 @@ struct cron_claimed {
   claim_record claim;
   revision rev = 0;
   std::string fire_key, runs_key, tick_text;
+  std::string run;  ///< the keys' last segment: the tick, or a `cron run` id
 };
 
 /// Claims `tick` of `job` (at `job_rev`) under the daemon's current lease;
 /// nullopt when there is no lease, the tick came too late, another daemon
 /// holds it or the daemon is shutting down (each reported but the last two).
+/// A run asked for by hand (`cron run`) passes its id as `run`: claimed the
+/// same way, under its own key, and never late.
 template <class Backoff, class Session, class Clock, class Options>
 std::optional<cron_claimed<Session>> claim_tick(const cron_fire_context<Session, Clock, Options>& c,
                                                 const cron_job& job, revision job_rev,
-                                                tick_time tick) {
+                                                tick_time tick, const std::string& run = {}) {
   cron_claimed<Session> won;
   won.tick_text = format_rfc3339(tick);
   auto say = [&](cron_event::kind what, std::string message) {
@@ -66,14 +69,19 @@ std::optional<cron_claimed<Session>> claim_tick(const cron_fire_context<Session,
   won.session = std::move(*session);
   // A daemon that fell behind (overloaded, stalled, cut off) sheds a tick
   // once the job's next one is due, rather than running ticks ever later.
-  if (const auto next = job.next_after(tick); next && is_stale_tick(c.clock.now(), *next)) {
-    say(cron_event::kind::skipped,
-        "late: the next tick (" + format_rfc3339(*next) + ") is already due");
+  if (const auto next = job.next_after(tick);
+      run.empty() && next && is_stale_tick(c.clock.now(), *next)) {
+    c.say({.what = cron_event::kind::skipped,
+           .job = job.name(),
+           .tick = won.tick_text,
+           .message = "late: the next tick (" + format_rfc3339(*next) + ") is already due",
+           .reason = "late"});
     return std::nullopt;
   }
   if (c.run_stop.stop_requested()) return std::nullopt;
-  won.fire_key = tick_key(job.fire_dir, tick);
-  won.runs_key = tick_key(job.runs_dir, tick);
+  won.run = run.empty() ? format_tick(tick) : run;
+  won.fire_key = job.fire_dir + won.run;
+  won.runs_key = job.runs_dir + won.run;
   won.claim.name = job.name();
   won.claim.tick = tick;
   won.claim.host = c.options.host;
@@ -81,10 +89,9 @@ std::optional<cron_claimed<Session>> claim_tick(const cron_fire_context<Session,
   won.claim.lease = lease_hex(won.session->lease());
   won.claim.start = std::chrono::floor<std::chrono::milliseconds>(c.clock.now());
   const std::string value = encode_record(won.claim);
-  auto rev =
-      send_claim(c.transport,
-                 claim_txn(job.fire_dir, job.floor_dir, format_tick(tick), value, job.key, job_rev),
-                 value, c.run_stop, Backoff(c.options.backoff));
+  auto rev = send_claim(c.transport,
+                        claim_txn(job.fire_dir, job.floor_dir, won.run, value, job.key, job_rev),
+                        value, c.run_stop, Backoff(c.options.backoff));
   if (!rev) {
     if (rev.error().code != errc::busy) say(cron_event::kind::error, rev.error().message);
     return std::nullopt;
@@ -94,7 +101,7 @@ std::optional<cron_claimed<Session>> claim_tick(const cron_fire_context<Session,
          .job = job.name(),
          .tick = won.tick_text,
          .rev = won.rev,
-         .message = "lease " + won.claim.lease});
+         .message = "lease " + won.claim.lease + (run.empty() ? "" : " (cron run " + run + ")")});
   return won;
 }
 
@@ -118,10 +125,11 @@ process::held_claim held_by(const cron_job& job, const cron_claimed<Session>& wo
 /// Runs a won tick's command under the supervisor: the daemon's lease lost
 /// stops its group; so does the command's own exit (what it left running
 /// in its group is stopped before the result is recorded); a shutdown
-/// gives it kill_after.
+/// gives it kill_after; `terminate` (timeout, replace) sends SIGTERM, then
+/// SIGKILL after kill_after.
 template <class Session, class Clock, class Options>
 run_record run_claimed(const cron_fire_context<Session, Clock, Options>& c, const cron_job& job,
-                       const cron_claimed<Session>& won) {
+                       const cron_claimed<Session>& won, std::stop_token terminate = {}) {
   auto say = [&](cron_event e) {
     e.job = job.name();
     e.tick = won.tick_text;
@@ -134,6 +142,7 @@ run_record run_claimed(const cron_fire_context<Session, Clock, Options>& c, cons
   run.argv = job.record.argv;
   run.kill_after = c.options.kill_after;
   run.forward_stop = false;
+  run.terminate = std::move(terminate);
   run.capture = &tail;
   run.on_start = [&](long pid) { say({.what = cron_event::kind::started, .pid = pid}); };
   run.say = [&](const std::string& line) {

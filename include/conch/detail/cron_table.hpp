@@ -6,6 +6,7 @@
 #include "conch/logic/cron_agenda.hpp"
 #include "conch/logic/cron_event.hpp"
 #include "conch/logic/cron_job.hpp"
+#include "conch/logic/cron_policy.hpp"
 #include "conch/logic/time_format.hpp"
 #include "conch/policies/transport.hpp"
 
@@ -17,6 +18,7 @@
 #include <set>
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace conch::detail {
 
@@ -50,7 +52,9 @@ class cron_table {
     say_({.what = cron_event::kind::job_loaded,
           .job = name,
           .tick = next ? format_rfc3339(*next) : std::string(),
-          .message = rec.schedule + (rec.tz.empty() ? "" : " (" + rec.tz + ")")});
+          .message = rec.schedule + (rec.tz.empty() ? "" : " (" + rec.tz + ")") +
+                     (rec.paused ? " paused" : "")});
+    note_request(name, slot, now);
     return name;
   }
 
@@ -88,13 +92,41 @@ class cron_table {
     }
   }
 
+  /// Calls `fire(job, job_revision, tick, run_id)` once for each run asked
+  /// for by hand (`cron run`) since the last call.
+  template <class Fire>
+  void fire_requested(Fire&& fire) {
+    for (auto& [name, id] : std::exchange(requested_, {})) {
+      auto it = jobs_.find(name);
+      if (it == jobs_.end() || !it->second.job || it->second.job->record.run_request != id.text)
+        continue;
+      fire(it->second.job, it->second.mod_revision, id.tick, id.text);
+    }
+  }
+
   std::optional<TimePoint> earliest() const { return agenda_.earliest(); }
+  bool has_requests() const noexcept { return !requested_.empty(); }
+
+  /// A run asked for longer ago than this when a daemon first sees it (one
+  /// that was down, or started since) is left alone: no late surprise run.
+  static constexpr std::chrono::seconds request_window{60};
 
  private:
   struct job_slot {
     revision mod_revision = 0;
-    job_ptr job;  // null: the value is corrupt
+    job_ptr job;               // null: the value is corrupt
+    std::string seen_request;  // the last `cron run` id acted on
   };
+
+  /// Queues the job's `cron run` request if it is new to this table and recent.
+  void note_request(const std::string& name, job_slot& slot, TimePoint now) {
+    const std::string& asked = slot.job->record.run_request;
+    if (asked.empty() || asked == slot.seen_request) return;
+    slot.seen_request = asked;
+    auto id = parse_run_id(asked);
+    if (!id || now - run_request_time(*id) > request_window) return;
+    requested_.emplace_back(name, std::move(*id));
+  }
 
   /// The table's name for a key below the jobs directory: the job's name, or
   /// the raw key for a foreign key (kept so it is reported once).
@@ -103,8 +135,9 @@ class cron_table {
     return k ? k->name : key;
   }
 
+  /// A paused job has no next tick.
   std::optional<tick_time> plan(const std::string& name, const cron_job& job, TimePoint after) {
-    auto next = job.next_after(after);
+    auto next = job.paused() ? std::nullopt : job.next_after(after);
     if (next)
       agenda_.plan(name, *next);
     else
@@ -116,6 +149,7 @@ class cron_table {
   std::function<void(cron_event)> say_;
   std::map<std::string, job_slot> jobs_;
   cron_agenda<TimePoint> agenda_;
+  std::vector<std::pair<std::string, run_id>> requested_;
 };
 
 }  // namespace conch::detail

@@ -19,10 +19,11 @@ struct cron_event {
     job_loaded,   ///< a job was added or changed: `message` is its schedule and next tick
     job_removed,  ///< a job was deleted: no further ticks
     job_corrupt,  ///< a job value is unreadable: skipped, `message` says why
-    skipped,      ///< `tick` came too late to this daemon (its successor is due): not claimed
+    skipped,      ///< `tick` not run: `reason` late (not claimed), overlap or replace (recorded)
     claimed,      ///< this daemon won `tick` (claim revision `rev`)
     started,      ///< the command runs as `pid`
     finished,     ///< the command ended with `exit_code`; the result is recorded
+    replaced,     ///< a run of this daemon is stopped: a newer tick of its job replaces it
     error,        ///< something went wrong; `message` says what
   };
   kind what = kind::error;
@@ -33,6 +34,9 @@ struct cron_event {
   int exit_code = 0;
   std::chrono::milliseconds took{0};
   std::string message{};
+  /// skipped: late, overlap (forbid) or replace (the previous run could not
+  /// be stopped); finished: "timeout" when the job's timeout stopped the run.
+  std::string reason{};
 };
 
 inline const char* to_string(cron_event::kind k) noexcept {
@@ -53,6 +57,8 @@ inline const char* to_string(cron_event::kind k) noexcept {
       return "run";
     case cron_event::kind::finished:
       return "result";
+    case cron_event::kind::replaced:
+      return "replace";
     case cron_event::kind::error:
       return "error";
   }
@@ -81,6 +87,7 @@ inline std::string human_log_line(const cron_event& e, wall_time at) {
     field("exit", std::to_string(e.exit_code));
     field("took", std::to_string(e.took.count()) + "ms");
   }
+  if (!e.reason.empty()) field("reason", e.reason);
   if (!e.message.empty()) field("msg", e.message);
   return line;
 }
@@ -96,6 +103,7 @@ inline std::string json_log_line(const cron_event& e, wall_time at) {
     j["exit_code"] = e.exit_code;
     j["took_ms"] = e.took.count();
   }
+  if (!e.reason.empty()) j["reason"] = e.reason;
   if (!e.message.empty()) j["message"] = e.message;
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }

@@ -24,6 +24,7 @@ enum class run_state {
   done,     ///< the result is recorded
   running,  ///< no result yet, and the claimer's lease is alive
   zombie,   ///< no result, and the claimer's lease is gone: never rerun
+  skipped,  ///< the result says the tick was not run (its job's previous run was running)
 };
 
 inline const char* to_string(run_state s) noexcept {
@@ -34,6 +35,8 @@ inline const char* to_string(run_state s) noexcept {
       return "running";
     case run_state::zombie:
       return "zombie";
+    case run_state::skipped:
+      return "skipped";
   }
   return "unknown";
 }

@@ -7,6 +7,7 @@
 // a crash.
 #pragma once
 
+#include "conch/logic/cron_policy.hpp"
 #include "conch/logic/duration.hpp"
 #include "conch/logic/keys.hpp"
 #include "conch/logic/records.hpp"
@@ -32,6 +33,13 @@ struct cron_job {
   std::string fire_dir;   ///< <prefix>cron/fire/<name>/ — one claim per tick below
   std::string runs_dir;   ///< <prefix>cron/runs/<name>/ — one result per tick below
   std::string floor_dir;  ///< <prefix>cron/floor/<name>/ — the highest marker is the floor
+  std::string
+      running_key;  ///< <prefix>cron/running/<name> — the run holding the job (forbid, replace)
+  std::string stop_key;  ///< <prefix>cron/stop/<name> — asks the holder's daemon to stop it
+  cron_concurrency concurrency = cron_concurrency::forbid;
+  std::chrono::milliseconds timeout{0};  ///< 0: none
+
+  bool paused() const noexcept { return record.paused; }
 
   const std::string& name() const noexcept { return record.name; }
 
@@ -46,8 +54,8 @@ struct cron_job {
 
 /// Checks a job as a user gives it (`conch cron add`) and places it under
 /// `prefix`: an empty or unencodable name, an empty command, an invalid
-/// schedule or an unknown zone is `errc::invalid_argument` with a one-line
-/// reason.
+/// schedule, an unknown zone, concurrency policy or run id, or a negative
+/// timeout is `errc::invalid_argument` with a one-line reason.
 inline result<cron_job> make_cron_job(std::string_view prefix, job_record record) {
   auto key = encode_key(prefix, cron_job_key{record.name});
   if (!key)
@@ -70,8 +78,23 @@ inline result<cron_job> make_cron_job(std::string_view prefix, job_record record
   if (!runs_dir) return std::move(runs_dir).error();
   auto floor_dir = cron_floor_dir(prefix, record.name);
   if (!floor_dir) return std::move(floor_dir).error();
-  return cron_job{std::move(record),    std::move(*when),     std::move(*tz),       std::move(*key),
-                  std::move(*fire_dir), std::move(*runs_dir), std::move(*floor_dir)};
+  auto concurrency = parse_concurrency(record.concurrency);
+  if (!concurrency) return std::move(concurrency).error();
+  auto timeout = parse_timeout_ms(record.timeout_ms);
+  if (!timeout) return std::move(timeout).error();
+  if (!record.run_request.empty())
+    if (auto id = parse_run_id(record.run_request); !id || !id->manual)
+      return error{errc::invalid_argument, "run request " + detail::quoted(record.run_request) +
+                                               ": not a run id (YYYYMMDDTHHMMSSZ-runNNN)"};
+  auto running_key = cron_running_key(prefix, record.name);
+  if (!running_key) return std::move(running_key).error();
+  cron_job job{std::move(record),     std::move(*when),       std::move(*tz),
+               std::move(*key),       std::move(*fire_dir),   std::move(*runs_dir),
+               std::move(*floor_dir), std::move(*running_key)};
+  job.stop_key = cron_stop_dir(prefix) + job.running_key.substr(job.running_key.rfind('/') + 1);
+  job.concurrency = *concurrency;
+  job.timeout = *timeout;
+  return job;
 }
 
 /// Reads the job stored at `key` under `prefix`. Anything unreadable — a

@@ -5,6 +5,7 @@
 
 #include "conch/logic/cron_history.hpp"
 #include "conch/logic/cron_job.hpp"
+#include "conch/logic/cron_policy.hpp"
 #include "conch/logic/hex.hpp"
 #include "conch/logic/records.hpp"
 #include "conch/logic/time_format.hpp"
@@ -26,6 +27,8 @@ struct cron_job_spec {
   std::string schedule{};  ///< cron expression, macro or `@every D` (see detail/schedule.hpp)
   std::string tz{};        ///< IANA zone; empty means UTC
   std::vector<std::string> argv{};
+  std::string concurrency{};             ///< forbid (also when empty), allow, replace
+  std::chrono::milliseconds timeout{0};  ///< a run is stopped after this; 0: never
 };
 
 /// One claimed tick.
@@ -41,6 +44,10 @@ struct cron_run_view {
   std::optional<int> exit_code;  ///< empty until the result is recorded
   std::string output;            ///< the output's tail
   std::string problem;           ///< a claim or result that cannot be read
+  bool manual = false;           ///< asked for by `conch cron run`
+  std::string run;               ///< the claim key's last segment (tick or run id)
+  std::string skipped;           ///< not run, and why (state skipped)
+  bool timed_out = false;        ///< the job's timeout stopped it
 };
 
 /// One job and its recent history.
@@ -53,6 +60,11 @@ struct cron_job_view {
   std::string created;
   std::string next;                 ///< the next tick (RFC 3339 UTC); empty when none
   std::vector<cron_run_view> runs;  ///< newest first
+  std::string concurrency;          ///< forbid, allow or replace
+  std::int64_t timeout_ms = 0;      ///< 0: none
+  bool paused = false;              ///< no ticks are claimed until resumed
+  std::int64_t skips = 0;           ///< results in the kept history that say "skipped"
+  std::int64_t timeouts = 0;        ///< results in the kept history stopped by the timeout
 };
 
 namespace detail {
@@ -71,8 +83,10 @@ std::vector<cron_run_view> cron_runs_from(const std::vector<key_value>& claims,
   for (const auto& claim : claims) {
     cron_run_view v;
     const std::string tick = claim.key.substr(std::min(fire_dir.size(), claim.key.size()));
-    auto t = parse_tick(tick);
-    v.tick = t ? format_rfc3339(*t) : tick;
+    auto id = parse_run_id(tick);
+    v.tick = id ? format_rfc3339(id->manual ? run_request_time(*id) : wall_time(id->tick)) : tick;
+    v.manual = id && id->manual;
+    v.run = tick;
     v.rev = claim.create_revision;
     lease_id lease = 0;
     if (auto c = decode_record<claim_record>(claim.value)) {
@@ -91,11 +105,14 @@ std::vector<cron_run_view> cron_runs_from(const std::vector<key_value>& claims,
         v.end = format_rfc3339(r->end);
         v.exit_code = r->exit_code;
         v.output = r->output;
+        v.skipped = r->skipped;
+        v.timed_out = r->timed_out;
       } else {
         v.problem = "result: " + r.error().message;
       }
     }
     v.state = classify_run(found != by_tick.end(), lease != 0 && alive(lease));
+    if (!v.skipped.empty()) v.state = run_state::skipped;
     runs.push_back(std::move(v));
   }
   return runs;
@@ -113,7 +130,10 @@ inline cron_job_view job_view_of(const std::string& prefix, const key_value& kv,
     view.tz = job->record.tz;
     view.argv = job->record.argv;
     view.created = format_rfc3339(job->record.created);
-    if (auto next = job->next_after(now)) view.next = format_rfc3339(*next);
+    view.concurrency = to_string(job->concurrency);
+    view.timeout_ms = job->timeout.count();
+    view.paused = job->paused();
+    if (auto next = job->next_after(now); next && !job->paused()) view.next = format_rfc3339(*next);
     fire_dir = job->fire_dir;
     runs_dir = job->runs_dir;
   } else {
@@ -124,6 +144,15 @@ inline cron_job_view job_view_of(const std::string& prefix, const key_value& kv,
     }
   }
   return view;
+}
+
+/// Counts the skipped and timed-out results among a job's kept results.
+inline void count_controls(cron_job_view& view, const std::vector<key_value>& results) {
+  for (const auto& kv : results)
+    if (auto r = decode_record<run_record>(kv.value)) {
+      view.skips += r->skipped.empty() ? 0 : 1;
+      view.timeouts += r->timed_out ? 1 : 0;
+    }
 }
 
 }  // namespace detail

@@ -7,6 +7,8 @@
 //   <prefix>cron/fire/<name>/<tick>                the claim of one tick
 //   <prefix>cron/runs/<name>/<tick>                the result of one tick
 //   <prefix>cron/floor/<name>/<tick>               the job's floor: no claim below it
+//   <prefix>cron/running/<name>                    the run holding the job (claimer's lease)
+//   <prefix>cron/stop/<name>                       a replacing tick asks that run to stop
 //   <prefix>fence/<office without prefix>          counter_fencing's counter
 //   <prefix>held/<office without prefix>/<lease hex or i>   a holder's held marker
 //                                                  (the lock delay, logic/lock_delay.hpp)
@@ -90,6 +92,20 @@ inline result<std::string> cron_floor_dir(std::string_view prefix, std::string_v
   auto n = encode_name(job);
   if (!n) return std::move(n).error();
   return std::string(prefix) + "cron/floor/" + *n + "/";
+}
+
+/// The key a run of a forbid or replace job holds while it runs, bound to
+/// its claimer's lease: one run of the job at a time (see cron_gate.hpp).
+inline result<std::string> cron_running_key(std::string_view prefix, std::string_view job) {
+  auto n = encode_name(job);
+  if (!n) return std::move(n).error();
+  return std::string(prefix) + "cron/running/" + *n;
+}
+
+/// Where a replacing tick asks the daemon running a job to stop that run:
+/// `<prefix>cron/stop/<name>`, every daemon watches the directory.
+inline std::string cron_stop_dir(std::string_view prefix) {
+  return std::string(prefix) + "cron/stop/";
 }
 
 /// counter_fencing's counter for an office: outside the office itself, so

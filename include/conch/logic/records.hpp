@@ -58,7 +58,11 @@ struct job_record {
       (std::string, schedule),           // as the user wrote it
       (std::string, tz),                 // IANA zone; empty means UTC
       (std::vector<std::string>, argv),  // the command, no shell
-      (wall_time, created));
+      (wall_time, created),
+      (std::string, concurrency),        // forbid (also when absent), allow, replace
+      (std::int64_t, timeout_ms),        // a run is stopped after this; 0 (or absent): never
+      (bool, paused),                    // true: no ticks claimed; the history stays
+      (std::string, run_request));       // the last `cron run` asked (a run id), or empty
   // clang-format on
   static constexpr std::string_view kind = "job";
   static constexpr std::array<std::string_view, 3> required_fields{"name", "schedule", "argv"};
@@ -84,6 +88,22 @@ struct claim_record {
   friend bool operator==(const claim_record&, const claim_record&) = default;
 };
 
+/// The run holding a forbid or replace job, at `<prefix>cron/running/<name>`,
+/// bound to the claimer's lease: gone when the run ends or its claimer dies.
+struct running_record {
+  // clang-format off
+  BOOST_HANA_DEFINE_STRUCT(
+      running_record,
+      (std::string, run),    // the tick's key segment (a run id for `cron run`)
+      (std::string, host),   // claimer
+      (std::int64_t, pid),
+      (std::string, lease));
+  // clang-format on
+  static constexpr std::string_view kind = "running";
+  static constexpr std::array<std::string_view, 2> required_fields{"run", "lease"};
+  friend bool operator==(const running_record&, const running_record&) = default;
+};
+
 /// The result of one tick's run, at `<prefix>cron/runs/<name>/<tick>`.
 struct run_record {
   // clang-format off
@@ -97,7 +117,9 @@ struct run_record {
       (wall_time, start),
       (wall_time, end),
       (int, exit_code),       // the child's code, 128+n if killed by signal n
-      (std::string, output));  // the output's tail, valid UTF-8 (see max_output)
+      (std::string, output),  // the output's tail, valid UTF-8 (see max_output)
+      (std::string, skipped),  // not run, and why ("overlap: ..."); empty: it ran
+      (bool, timed_out));      // the job's timeout stopped the run's group
   // clang-format on
   static constexpr std::string_view kind = "run";
   static constexpr std::array<std::string_view, 2> required_fields{"tick", "exit_code"};

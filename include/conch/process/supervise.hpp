@@ -79,6 +79,10 @@ struct supervise_options {
   /// false the child runs on for kill_after and is then killed (cron runs at
   /// shutdown: a run is let finish, within a bound).
   bool forward_stop = true;
+  /// A stop request sent to the group as SIGTERM (then SIGKILL after
+  /// kill_after) whatever forward_stop says: a cron run's timeout, or a
+  /// newer tick replacing it.
+  std::stop_token terminate{};
   /// When set, the child's stdout and stderr are captured here.
   output_tail* capture = nullptr;
   /// Told each child's pid (= its process group) once it runs.
@@ -176,6 +180,7 @@ class supervisor {
     };
     std::stop_callback on_lost{claim_.lost, poke};
     std::stop_callback on_stop{stop_, poke};
+    std::stop_callback on_terminate{opt_.terminate, poke};
     deadline_subscription on_moved{claim_.on_deadline_moved, poke};
     start_at_ = clock::now();  // the first start goes through the same checks as a restart
     start_pending_ = true;
@@ -188,6 +193,7 @@ class supervisor {
           on_stop_signal(*sig, now);
         else
           break;
+      if (!ctx_.stop_requested && opt_.terminate.stop_requested()) on_terminate_request(now);
       if (!ctx_.stop_requested && stop_.stop_requested()) on_stop_request(now);
       if (!child_) {  // before the first start, or between restarts
         if (!conch::detail::may_start_child(ctx_)) break;  // never a child after a stop or a loss
@@ -309,6 +315,14 @@ class supervisor {
     out_.stop_signal = SIGTERM;
     child_heard_stop_ = child_.has_value();
     stop_group(opt_.forward_stop ? SIGTERM : 0, now);
+  }
+
+  /// Event: the owner asked the group to terminate (SIGTERM whatever forward_stop says).
+  void on_terminate_request(clock::time_point now) {
+    ctx_.stop_requested = true;
+    out_.stop_signal = SIGTERM;
+    child_heard_stop_ = child_.has_value();
+    stop_group(SIGTERM, now);
   }
 
   /// Event: the child leader exited. Its group is stopped too (the work must

@@ -144,10 +144,11 @@ inline nlohmann::json status_json(const status_snapshot& s,
 inline std::string job_line(const cron_job_view& j) {
   if (j.removed) return j.name + "  (removed)";
   if (!j.problem.empty()) return j.name + "  CORRUPT: " + j.problem;
-  std::string s = j.name + "  " + j.schedule + (j.tz.empty() ? "" : " (" + j.tz + ")") + "  next " +
-                  (j.next.empty() ? "never" : j.next);
-  const auto last = std::find_if(j.runs.begin(), j.runs.end(),
-                                 [](const cron_run_view& r) { return r.exit_code; });
+  std::string s = j.name + "  " + j.schedule + (j.tz.empty() ? "" : " (" + j.tz + ")") +
+                  (j.paused ? "  PAUSED" : "  next " + (j.next.empty() ? "never" : j.next));
+  const auto last = std::find_if(j.runs.begin(), j.runs.end(), [](const cron_run_view& r) {
+    return r.exit_code && r.skipped.empty();
+  });
   if (last != j.runs.end())
     s += "  last " + last->tick + " exit " + std::to_string(*last->exit_code);
   const auto zombies = std::count_if(j.runs.begin(), j.runs.end(), [](const cron_run_view& r) {

@@ -27,7 +27,14 @@ inline void describe_cron_metrics(metrics_registry& m) {
              "Runs this daemon started, by job.");
   m.describe(
       "conch_cron_ticks_skipped_total", metric_type::counter,
-      "Ticks this daemon did not claim, by job and reason (late: the next tick was already due).");
+      "Ticks not run, by job and reason: late (not claimed: the next tick was already due), "
+      "overlap (claimed and recorded as skipped: concurrency forbid and the previous run still "
+      "runs), replace (claimed and recorded as skipped: the previous run is on another daemon).");
+  m.describe("conch_cron_ticks_timed_out_total", metric_type::counter,
+             "Runs the job's --timeout stopped, by job.");
+  m.describe("conch_cron_runs_replaced_total", metric_type::counter,
+             "Runs of this daemon stopped for a newer tick of their job (concurrency replace), "
+             "by job.");
   m.describe("conch_cron_ticks_failed_total", metric_type::counter,
              "Runs that ended with a non-zero exit code, by job.");
   m.describe("conch_cron_ticks_killed_total", metric_type::counter,
@@ -59,13 +66,18 @@ inline void observe_cron_event(metrics_registry& m, const cron_event& e, detail:
       break;
     }
     case cron_event::kind::skipped:
-      m.add("conch_cron_ticks_skipped_total", {{"job", e.job}, {"reason", "late"}});
+      m.add("conch_cron_ticks_skipped_total",
+            {{"job", e.job}, {"reason", e.reason.empty() ? std::string("late") : e.reason}});
       break;
     case cron_event::kind::finished:
       m.observe("conch_cron_run_duration_seconds", {},
                 std::chrono::duration<double>(e.took).count());
       if (e.exit_code != 0) m.add("conch_cron_ticks_failed_total", job);
       if (e.exit_code > 128) m.add("conch_cron_ticks_killed_total", job);
+      if (e.reason == "timeout") m.add("conch_cron_ticks_timed_out_total", job);
+      break;
+    case cron_event::kind::replaced:
+      m.add("conch_cron_runs_replaced_total", job);
       break;
     case cron_event::kind::error:
       m.add("conch_cron_errors_total");
