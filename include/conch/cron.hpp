@@ -32,6 +32,7 @@
 #include "conch/detail/cron_pool.hpp"
 #include "conch/detail/cron_table.hpp"
 #include "conch/detail/cron_tick.hpp"
+#include "conch/detail/start_thread.hpp"
 #include "conch/fwd.hpp"
 #include "conch/logic/cron_agenda.hpp"
 #include "conch/logic/cron_event.hpp"
@@ -161,15 +162,17 @@ class basic_cron {
   result<void> run(std::stop_token stop) {
     if (!loaded_)
       if (auto r = start(); !r) return r;
-    pool_.start(
-        options_.workers, [this](tick_task& task) { work(task); },
-        [this](const std::string& why) {
-          emit({.what = cron_event::kind::error, .message = "worker not started: " + why});
-        });
-    std::jthread watcher([this](std::stop_token s) { watch_jobs(std::move(s)); });
+    // Threads the system refuses are waited for, never fatal: the watch
+    // first, then the workers (at least one; as many as it grants up to
+    // options::workers). Ticks that pass meanwhile are skipped.
+    std::jthread watcher = keep_starting("job watch", stop, [this](std::stop_token s) {
+      guarded("job watch", s, [&] { watch_jobs(s); });
+    });
+    typename P::backoff retry = options_.backoff;
+    while (start_workers() == 0 && detail::cron_pause(retry.next(), stop)) {
+    }
     schedule_until(stop);
-    watcher.request_stop();
-    watcher.join();
+    watcher = {};  // stops and joins
     drain();
     return {};
   }
@@ -299,6 +302,46 @@ class basic_cron {
     pool_.push({std::move(job), job_rev, tick});
   }
 
+  /// Starts workers up to options::workers; how many there are.
+  std::size_t start_workers() {
+    return pool_.start(
+        options_.workers, [this](tick_task& task) { work(task); },
+        [this](const std::string& why) {
+          emit({.what = cron_event::kind::error, .message = "worker not started: " + why});
+        });
+  }
+
+  /// A thread running `f(stop_token)`, started again (paced by the backoff)
+  /// while the system refuses it; an empty one if `stop` comes first.
+  template <class F>
+  std::jthread keep_starting(const char* what, const std::stop_token& stop, F f) {
+    typename P::backoff retry = options_.backoff;
+    for (;;) {
+      auto t = detail::start_thread(f);
+      if (t) return std::move(*t);
+      emit({.what = cron_event::kind::error,
+            .message = std::string(what) + " not started: " + t.error().message + "; retrying"});
+      if (!detail::cron_pause(retry.next(), stop)) return {};
+    }
+  }
+
+  /// Runs `f` until it returns or `stop`; an exception out of it (resources
+  /// ran out) is logged and `f` runs again after a pause, never fatal.
+  template <class F>
+  void guarded(const char* what, const std::stop_token& stop, F&& f) {
+    typename P::backoff retry = options_.backoff;
+    for (;;) {
+      try {
+        f();
+        return;
+      } catch (const std::exception& e) {
+        emit({.what = cron_event::kind::error,
+              .message = std::string(what) + " failed: " + e.what() + "; again"});
+      }
+      if (!detail::cron_pause(retry.next(), stop)) return;
+    }
+  }
+
   void work(tick_task& task) {
     try {
       fire_tick(*task.job, task.job_rev, task.tick);
@@ -313,10 +356,17 @@ class basic_cron {
   /// Stops scheduling, gives runs in flight kill_after, joins them, revokes the lease.
   void drain() {
     run_stop_.request_stop();
-    // Results still unwritten get kill_after plus a lease's time to land.
-    std::jthread give_up{[this, grace = options_.kill_after + options_.ttl](std::stop_token done) {
-      if (detail::cron_pause(grace, done)) result_stop_.request_stop();
-    }};
+    // Results still unwritten get kill_after plus a lease's time to land
+    // (with no thread to time that, each gets one try).
+    auto give_up = detail::start_thread(
+        [this, grace = options_.kill_after + options_.ttl](std::stop_token done) {
+          if (detail::cron_pause(grace, done)) result_stop_.request_stop();
+        });
+    if (!give_up) {
+      emit({.what = cron_event::kind::error,
+            .message = "results unwritten at shutdown get one try: " + give_up.error().message});
+      result_stop_.request_stop();
+    }
     pool_.finish();  // queued ticks return at once, runs get kill_after
     lease_.close();
   }

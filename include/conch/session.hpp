@@ -20,6 +20,7 @@
 // lease) with a bounded deadline; it never hangs.
 #pragma once
 
+#include "conch/detail/start_thread.hpp"
 #include "conch/detail/waiting.hpp"
 #include "conch/fwd.hpp"
 #include "conch/logic/hex.hpp"
@@ -92,7 +93,11 @@ class basic_session {
     lease_ = granted->id;
     const std::chrono::seconds ttl{granted->ttl > 0 ? granted->ttl : options_.ttl.count()};
     deadline_.emplace(sent, ttl, margin());
-    keepalive_ = std::jthread([this] { keep_alive(); });
+    // Refused (out of threads): the lease stays ours, so close() revokes it.
+    auto keepalive = detail::start_thread([this] { keep_alive(); });
+    if (!keepalive)
+      return error{errc::unavailable, "session keepalive: " + keepalive.error().message};
+    keepalive_ = std::move(*keepalive);
     return {};
   }
 
@@ -136,14 +141,23 @@ class basic_session {
   /// happened before the guard's watch started. `seen_at`, when known, is a
   /// revision at which the key was seen alive with that create_revision: the
   /// watch then starts right after it, without reading the key first.
+  /// A guard the system refuses a thread for loses the session: the key
+  /// cannot be watched, so holding on to it would be a guess.
   void guard_key(std::string key, revision create_revision = 0, revision seen_at = 0) {
-    std::lock_guard lock{mutex_};
-    if (closed_ || guards_.contains(key)) return;
-    if (create_revision == 0) seen_at = 0;
-    auto& slot = guards_[key];
-    slot = std::jthread([this, key, create_revision, seen_at](std::stop_token own) {
-      guard(key, create_revision, seen_at, std::move(own));
-    });
+    std::string refused;
+    {
+      std::lock_guard lock{mutex_};
+      if (closed_ || guards_.contains(key)) return;
+      if (create_revision == 0) seen_at = 0;
+      auto t = detail::start_thread([this, key, create_revision, seen_at](std::stop_token own) {
+        guard(key, create_revision, seen_at, std::move(own));
+      });
+      if (t)
+        guards_.emplace(key, std::move(*t));
+      else
+        refused = "guarded key " + key + " cannot be watched: " + t.error().message;
+    }
+    if (!refused.empty()) lose(std::move(refused));  // not under our lock
   }
   /// Stops guarding `key` and waits until its watch is gone, so a delete
   /// issued after this returns (a resign) is never taken for a loss.

@@ -151,20 +151,16 @@ nlohmann::json ls_json(const std::string& prefix, int last = 5) {
 /// all) on destruction, so a failing test leaves no daemon behind.
 class conchd {
  public:
+  /// `launcher` (a command and its arguments) runs conchd when given.
   conchd(const std::string& prefix, std::vector<std::string> extra = {},
-         std::vector<std::pair<std::string, std::string>> env = {}) {
+         std::vector<std::pair<std::string, std::string>> env = {},
+         std::vector<std::string> launcher = {}) {
     static int count = 0;
     log_ = temp_dir() + "/conchd-" + std::to_string(++count) + ".log";
-    std::vector<std::string> argv{"sh",
-                                  "-c",
-                                  "exec \"$0\" \"$@\" 2>>\"$CONCHD_LOG\"",
-                                  bin_dir + "/conchd",
-                                  "--endpoints",
-                                  etcd().endpoint(),
-                                  "--prefix",
-                                  prefix,
-                                  "--ttl",
-                                  "2"};
+    std::vector<std::string> argv{"sh", "-c", "exec \"$0\" \"$@\" 2>>\"$CONCHD_LOG\""};
+    argv.insert(argv.end(), launcher.begin(), launcher.end());
+    argv.insert(argv.end(), {bin_dir + "/conchd", "--endpoints", etcd().endpoint(), "--prefix",
+                             prefix, "--ttl", "2"});
     argv.insert(argv.end(), extra.begin(), extra.end());
     env.emplace_back("CONCHD_LOG", log_);
     auto c = conch::process::spawn({.argv = argv, .env = env, .capture_output = false});
@@ -609,4 +605,31 @@ TEST_CASE("daemons ride out an etcd outage: no tick claimed twice, firing resume
     INFO(key);
     CHECK(n == 1);
   }
+}
+
+// ---- faults: threads refused, etcd frozen, leases revoked under runs ----
+
+TEST_CASE("a daemon the system refuses threads to keeps running what it can, never aborts",
+          "[cron][faults]") {
+  const std::string prefix = conch::test::unique_prefix();
+  add_job(prefix, "squeezed", "@every 1s", {"true"});
+  // An unprivileged user of its own with a small process limit: gRPC's
+  // threads fit, the 64 workers do not (RLIMIT_NPROC counts threads).
+  const std::string uid = std::to_string(40000 + ::getpid() % 20000);
+  std::vector<std::string> launcher{"prlimit",        "--nproc=40:40",  "setpriv",
+                                    "--reuid=" + uid, "--regid=" + uid, "--clear-groups"};
+  conchd d{prefix, {}, {}, launcher};
+  CHECK(d.await_log("worker not started"));
+  // Ticks are still claimed and run by the workers it got, which leave room
+  // for the runs' processes.
+  CHECK(eventually([&] {
+    for (const auto& kv : range_prefix(prefix + "cron/runs/squeezed/"))
+      if (auto r = conch::detail::decode_record<conch::detail::run_record>(kv.value);
+          r && r->exit_code == 0)
+        return true;
+    return false;
+  }));
+  CHECK(d.stop() == 0);
+  INFO(d.log());
+  CHECK(d.log().find("terminate called") == std::string::npos);
 }
