@@ -3,6 +3,7 @@
 // read back from etcd (keys, and the watch history from revision 1).
 #include "conch/cron_jobs.hpp"
 #include "conch/etcd.hpp"
+#include "conch/exit_codes.hpp"
 #include "conch/logic/records.hpp"
 #include "conch/logic/time_format.hpp"
 #include "conch/process/output.hpp"
@@ -559,19 +560,28 @@ TEST_CASE("bad input: schedule, zone and unreachable etcd", "[cron]") {
   CHECK(run_tool("conchd", {"--log-format", "xml"}).code == 64);
 }
 
-TEST_CASE("a daemon whose lease is revoked takes a new one and keeps firing", "[cron]") {
+TEST_CASE("a daemon whose lease is revoked stops the runs under it, then takes a new one",
+          "[cron]") {
   const std::string prefix = conch::test::unique_prefix();
+  const std::string pids = temp_dir() + "/deaf.pids";
   add_job(prefix, "steady", "@every 1s", {"true"});
-  conchd d{prefix};
-  REQUIRE(eventually([&] { return count_runs(prefix, "steady") >= 1; }));
-  auto first = conch::detail::decode_record<conch::detail::claim_record>(
-      range_prefix(prefix + "cron/fire/steady/").front().value);
+  // A run that ignores SIGTERM: only SIGKILL, --kill-after later, ends it.
+  add_job(prefix, "deaf", "@every 1s",
+          {"sh", "-c", "trap '' TERM; echo $$ >> " + pids + "; while :; do sleep 0.1; done"});
+  conchd d{prefix, {"--kill-after", "1s"}};
+  REQUIRE(eventually([&] { return !read_file(pids).empty(); }));
+  remove_job(prefix, "deaf");  // no further ticks: only the runs under way
+  const auto deaf = range_prefix(prefix + "cron/fire/deaf/");
+  REQUIRE_FALSE(deaf.empty());
+  auto first = conch::detail::decode_record<conch::detail::claim_record>(deaf.front().value);
   REQUIRE(first);
   auto lease = conch::detail::parse_lease_hex(first->lease);
   REQUIRE(lease);
   etcd().revoke_lease(*lease);
   CHECK(d.await_log("lease lost"));
+
   // Later ticks are claimed under a new lease, and their results recorded.
+  std::optional<conch::detail::wall_time> renewed;  // the first claim under a new lease
   CHECK(eventually([&] {
     for (const auto& kv : range_prefix(prefix + "cron/runs/steady/"))
       if (auto r = conch::detail::decode_record<conch::detail::run_record>(kv.value);
@@ -579,6 +589,34 @@ TEST_CASE("a daemon whose lease is revoked takes a new one and keeps firing", "[
         return true;
     return false;
   }));
+  for (const auto& kv : range_prefix(prefix + "cron/fire/steady/"))
+    if (auto c = conch::detail::decode_record<conch::detail::claim_record>(kv.value);
+        c && c->lease != first->lease && (!renewed || c->start < *renewed))
+      renewed = c->start;
+  REQUIRE(renewed);
+
+  // Every run under the revoked lease was killed (SIGKILL: it ignored
+  // SIGTERM), its whole group gone, before the new lease was granted; its
+  // result says the lease was lost (exit 70).
+  std::istringstream lines(read_file(pids));
+  for (long pid; lines >> pid;) {
+    CHECK(eventually([&] { return ::kill(static_cast<pid_t>(pid), 0) != 0; }));
+    ::kill(static_cast<pid_t>(pid), SIGKILL);  // whatever the outcome, leave nothing behind
+  }
+  CHECK(eventually([&] { return count_runs(prefix, "deaf") == deaf.size(); }));
+  for (const auto& kv : range_prefix(prefix + "cron/runs/deaf/")) {
+    auto r = conch::detail::decode_record<conch::detail::run_record>(kv.value);
+    REQUIRE(r);
+    INFO(kv.key);
+    CHECK(r->exit_code == conch::exit_code::lost);
+    CHECK(r->end <= *renewed);
+  }
+  // ls shows none of them running.
+  const auto ls = ls_json(prefix, 100);
+  const auto* job = find_job(ls, "deaf");
+  REQUIRE(job);
+  CHECK((*job)["runs"].size() == deaf.size());
+  for (const auto& run : (*job)["runs"]) CHECK(run["state"] != "running");
   CHECK(d.stop() == 0);
 }
 
