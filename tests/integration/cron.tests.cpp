@@ -671,3 +671,39 @@ TEST_CASE("a daemon the system refuses threads to keeps running what it can, nev
   INFO(d.log());
   CHECK(d.log().find("terminate called") == std::string::npos);
 }
+
+TEST_CASE("a corrupt or foreign value under the jobs prefix is logged once per revision, skipped",
+          "[cron][faults]") {
+  const std::string prefix = conch::test::unique_prefix();
+  const std::string jobs = prefix + "cron/jobs/";
+  etcd().etcdctl_ok({"put", jobs + "broken", "this is not a job"});
+  etcd().etcdctl_ok({"put", jobs + "nested/key", "{\"schedule\":\"@every 1s\"}"});  // foreign
+  etcd().etcdctl_ok({"put", jobs + "shape", "{\"foo\":1}"});  // JSON, not a job record
+  add_job(prefix, "good", "@every 1s", {"true"});
+  conchd d{prefix};
+  auto logged = [&](const std::string& what) {
+    const std::string log = d.log();
+    std::size_t n = 0;
+    for (auto at = log.find(what); at != std::string::npos; at = log.find(what, at + 1)) ++n;
+    return n;
+  };
+  auto runs_grow_by = [&](std::size_t n) {
+    const auto before = count_runs(prefix, "good");
+    return eventually([&] { return count_runs(prefix, "good") >= before + n; });
+  };
+  // The other jobs run meanwhile; ticks pass, and nothing is said twice.
+  CHECK(runs_grow_by(3));
+  CHECK(logged("corrupt job=broken ") == 1);
+  CHECK(logged("corrupt job=shape ") == 1);
+  CHECK(logged("corrupt job=" + jobs + "nested/key ") == 1);
+  // A new revision of the corrupt value is news: said once more.
+  etcd().etcdctl_ok({"put", jobs + "broken", "still not a job"});
+  CHECK(eventually([&] { return logged("corrupt job=broken ") == 2; }));
+  CHECK(runs_grow_by(3));
+  CHECK(logged("corrupt job=broken ") == 2);
+  CHECK(logged("corrupt job=shape ") == 1);
+  CHECK(logged("corrupt job=" + jobs + "nested/key ") == 1);
+  CHECK(range_prefix(prefix + "cron/fire/broken/").empty());
+  CHECK(range_prefix(prefix + "cron/fire/shape/").empty());
+  CHECK(d.stop() == 0);
+}
