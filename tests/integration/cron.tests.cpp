@@ -21,12 +21,14 @@
 #include <functional>
 #include <iterator>
 #include <map>
+#include <netinet/in.h>
 #include <nlohmann/json.hpp>
 #include <poll.h>
 #include <set>
 #include <signal.h>
 #include <sstream>
 #include <string>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <thread>
 #include <vector>
@@ -706,4 +708,75 @@ TEST_CASE("a corrupt or foreign value under the jobs prefix is logged once per r
   CHECK(range_prefix(prefix + "cron/fire/broken/").empty());
   CHECK(range_prefix(prefix + "cron/fire/shape/").empty());
   CHECK(d.stop() == 0);
+}
+
+namespace {
+
+/// The body of GET http://127.0.0.1:port/metrics (empty if it cannot connect).
+std::string scrape_metrics(int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return {};
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  timeval tv{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  std::string raw;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+    const std::string req = "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    (void)::send(fd, req.data(), req.size(), MSG_NOSIGNAL);
+    char buf[4096];
+    for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;)
+      raw.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  const auto body = raw.find("\r\n\r\n");
+  return body == std::string::npos ? std::string() : raw.substr(body + 4);
+}
+
+}  // namespace
+
+TEST_CASE("a daemon behind a frozen etcd sheds the late ticks, logs them and resumes, no abort",
+          "[cron][faults]") {
+  private_etcd own;  // it freezes etcd: not the one the other tests share
+  const std::string prefix = conch::test::unique_prefix();
+  // More ticks fall due during the freeze than there are workers to hold
+  // them (64): those still queued when etcd answers again are late.
+  constexpr int jobs = 30;
+  for (int i = 0; i < jobs; ++i) add_job(prefix, "j" + std::to_string(i), "@every 1s", {"true"});
+  const int port = conch::test::harness_detail::free_loopback_port();
+  conchd d{prefix, {"--ttl", "10", "--metrics", "127.0.0.1:" + std::to_string(port)}};
+  REQUIRE(eventually([&] { return count_runs(prefix, "j0") >= 2; }));
+  REQUIRE(::kill(etcd().pid(), SIGSTOP) == 0);
+  std::this_thread::sleep_for(4s);  // the freeze itself: calls time out, ticks pile up
+  REQUIRE(::kill(etcd().pid(), SIGCONT) == 0);
+  CHECK(d.await_log("skip job="));
+  const auto before = count_runs(prefix, "j0");
+  CHECK(eventually([&] { return count_runs(prefix, "j0") >= before + 3; }, 30s));
+  // Each shed tick is logged once and counted once.
+  std::size_t logged = 0;
+  const std::string log = d.log();
+  for (auto at = log.find(" skip job="); at != std::string::npos;
+       at = log.find(" skip job=", at + 1))
+    ++logged;
+  double counted = 0;
+  std::istringstream series(scrape_metrics(port));
+  for (std::string line; std::getline(series, line);)
+    if (line.starts_with("conch_cron_ticks_skipped_total{"))
+      counted += std::stod(line.substr(line.rfind(' ') + 1));
+  CHECK(logged > 0);
+  CHECK(counted == static_cast<double>(logged));
+  CHECK(d.stop() == 0);
+  INFO(d.log().substr(0, 4000));
+  CHECK(d.log().find("terminate called") == std::string::npos);
+  std::map<std::string, int> puts;
+  for (const auto& e : history(prefix + "cron/fire/")) {
+    CHECK(e.type == conch::watch_event::kind::put);
+    ++puts[e.kv.key];
+  }
+  for (const auto& [key, n] : puts) {
+    INFO(key);
+    CHECK(n == 1);
+  }
 }
