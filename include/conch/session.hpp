@@ -94,7 +94,8 @@ class basic_session {
     const std::chrono::seconds ttl{granted->ttl > 0 ? granted->ttl : options_.ttl.count()};
     deadline_.emplace(sent, ttl, margin());
     // Refused (out of threads): the lease stays ours, so close() revokes it.
-    auto keepalive = detail::start_thread([this] { keep_alive(); });
+    auto keepalive =
+        detail::start_thread([this] { loses_on_throw("keepalive", [&] { keep_alive(); }); });
     if (!keepalive)
       return error{errc::unavailable, "session keepalive: " + keepalive.error().message};
     keepalive_ = std::move(*keepalive);
@@ -150,7 +151,7 @@ class basic_session {
       if (closed_ || guards_.contains(key)) return;
       if (create_revision == 0) seen_at = 0;
       auto t = detail::start_thread([this, key, create_revision, seen_at](std::stop_token own) {
-        guard(key, create_revision, seen_at, std::move(own));
+        loses_on_throw("guard", [&] { guard(key, create_revision, seen_at, std::move(own)); });
       });
       if (t)
         guards_.emplace(key, std::move(*t));
@@ -229,6 +230,17 @@ class basic_session {
   }
 
   std::string lease_hex() const { return detail::lease_hex(lease_); }
+
+  // A thread's body: what escapes it (memory ran out) loses the session
+  // instead of ending the process.
+  template <class F>
+  void loses_on_throw(const char* what, F&& body) {
+    try {
+      body();
+    } catch (const std::exception& e) {
+      lose(std::string(what) + " thread failed: " + e.what());
+    }
+  }
 
   // The keepalive thread: one renewal every TTL/3 (detail::lease_deadline
   // decides when to send and when the lease must be presumed lost), quicker
