@@ -162,14 +162,16 @@ class basic_cron {
   result<void> run(std::stop_token stop) {
     if (!loaded_)
       if (auto r = start(); !r) return r;
-    // Threads the system refuses are waited for, never fatal: the watch
-    // first, then the workers (at least one; as many as it grants up to
-    // options::workers). Ticks that pass meanwhile are skipped.
-    std::jthread watcher = keep_starting("job watch", stop, [this](std::stop_token s) {
-      guarded("job watch", s, [&] { watch_jobs(s); });
-    });
-    typename P::backoff retry = options_.backoff;
-    while (start_workers() == 0 && detail::cron_pause(retry.next(), stop)) {
+    // Threads refused are waited for, never fatal: the watch, then workers
+    // (at least one, up to options::workers). Ticks due meanwhile are shed.
+    std::jthread watcher = detail::keep_starting(
+        [this](std::stop_token s) {
+          detail::run_guarded([&] { watch_jobs(s); }, pacing(s), complaint("job watch failed: "));
+        },
+        pacing(stop), complaint("job watch not started: "));
+    auto work = [this](tick_task& task) { work_on(task); };
+    for (auto pause = pacing(stop);
+         pool_.start(options_.workers, work, complaint("worker not started: ")) == 0 && pause();) {
     }
     schedule_until(stop);
     watcher = {};  // stops and joins
@@ -302,47 +304,15 @@ class basic_cron {
     pool_.push({std::move(job), job_rev, tick});
   }
 
-  /// Starts workers up to options::workers; how many there are.
-  std::size_t start_workers() {
-    return pool_.start(
-        options_.workers, [this](tick_task& task) { work(task); },
-        [this](const std::string& why) {
-          emit({.what = cron_event::kind::error, .message = "worker not started: " + why});
-        });
+  /// Pauses paced by the backoff (false once `stop` comes); error lines.
+  auto pacing(std::stop_token stop) const { return detail::cron_pacing(options_.backoff, stop); }
+  auto complaint(std::string what) {
+    return [this, what = std::move(what)](const std::string& why) {
+      emit({.what = cron_event::kind::error, .message = what + why});
+    };
   }
 
-  /// A thread running `f(stop_token)`, started again (paced by the backoff)
-  /// while the system refuses it; an empty one if `stop` comes first.
-  template <class F>
-  std::jthread keep_starting(const char* what, const std::stop_token& stop, F f) {
-    typename P::backoff retry = options_.backoff;
-    for (;;) {
-      auto t = detail::start_thread(f);
-      if (t) return std::move(*t);
-      emit({.what = cron_event::kind::error,
-            .message = std::string(what) + " not started: " + t.error().message + "; retrying"});
-      if (!detail::cron_pause(retry.next(), stop)) return {};
-    }
-  }
-
-  /// Runs `f` until it returns or `stop`; an exception out of it (resources
-  /// ran out) is logged and `f` runs again after a pause, never fatal.
-  template <class F>
-  void guarded(const char* what, const std::stop_token& stop, F&& f) {
-    typename P::backoff retry = options_.backoff;
-    for (;;) {
-      try {
-        f();
-        return;
-      } catch (const std::exception& e) {
-        emit({.what = cron_event::kind::error,
-              .message = std::string(what) + " failed: " + e.what() + "; again"});
-      }
-      if (!detail::cron_pause(retry.next(), stop)) return;
-    }
-  }
-
-  void work(tick_task& task) {
+  void work_on(tick_task& task) {
     try {
       fire_tick(*task.job, task.job_rev, task.tick);
     } catch (const std::exception& e) {  // resources ran out (threads, memory): this tick only
@@ -356,15 +326,13 @@ class basic_cron {
   /// Stops scheduling, gives runs in flight kill_after, joins them, revokes the lease.
   void drain() {
     run_stop_.request_stop();
-    // Results still unwritten get kill_after plus a lease's time to land
-    // (with no thread to time that, each gets one try).
+    // Results unwritten get kill_after plus a lease's time (no thread: one try).
     auto give_up = detail::start_thread(
         [this, grace = options_.kill_after + options_.ttl](std::stop_token done) {
           if (detail::cron_pause(grace, done)) result_stop_.request_stop();
         });
     if (!give_up) {
-      emit({.what = cron_event::kind::error,
-            .message = "results unwritten at shutdown get one try: " + give_up.error().message});
+      complaint("results unwritten at shutdown get one try: ")(give_up.error().message);
       result_stop_.request_stop();
     }
     pool_.finish();  // queued ticks return at once, runs get kill_after

@@ -35,6 +35,14 @@ inline bool cron_pause(std::chrono::nanoseconds d, std::stop_token stop) {
                             std::move(stop));
 }
 
+/// A pause paced by a copy of `retry`: false once `stop` comes.
+template <class Backoff>
+auto cron_pacing(Backoff retry, std::stop_token stop) {
+  return [retry = std::move(retry), stop = std::move(stop)]() mutable {
+    return cron_pause(retry.next(), stop);
+  };
+}
+
 /// What one claim txn's answer says: ours (at a revision), someone else's or
 /// refused (`errc::busy`), or no answer (any other error).
 inline result<revision> read_claim_answer(const result<txn_response>& r, const std::string& value) {
