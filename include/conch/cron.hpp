@@ -37,6 +37,7 @@
 #include "conch/detail/cron_pool.hpp"
 #include "conch/detail/cron_table.hpp"
 #include "conch/detail/cron_tick.hpp"
+#include "conch/detail/start_thread.hpp"
 #include "conch/fwd.hpp"
 #include "conch/logic/cron_agenda.hpp"
 #include "conch/logic/cron_event.hpp"
@@ -135,19 +136,25 @@ class basic_cron {
   result<void> run(std::stop_token stop) {
     if (!loaded_)
       if (auto r = start(); !r) return r;
-    pool_.start(
-        options_.workers, [this](tick_task& task) { work(task); },
-        [this](const std::string& why) {
-          emit({.what = cron_event::kind::error, .message = "worker not started: " + why});
-        });
-    std::jthread watcher([this](std::stop_token s) { watch_jobs(std::move(s)); });
-    std::jthread stopper([this](std::stop_token s) {  // replacing ticks' requests (cron_stop.hpp)
-      detail::watch_stop_requests(transport_, detail::cron_stop_dir(options_.prefix), local_runs_,
-                                  options_.backoff, emit_, std::move(s));
-    });
+    // Threads refused are waited for, never fatal: the watches, then workers
+    // (at least one, up to options::workers). Ticks due meanwhile are shed.
+    std::jthread watcher = detail::keep_starting(
+        [this](std::stop_token s) {
+          detail::run_guarded([&] { watch_jobs(s); }, pacing(s), complaint("job watch failed: "));
+        },
+        pacing(stop), complaint("job watch not started: "));
+    std::jthread stopper = detail::keep_starting(  // replacing ticks' requests (cron_stop.hpp)
+        [this](std::stop_token s) {
+          detail::run_guarded([&] { watch_stops(s); }, pacing(s),
+                              complaint("stop-request watch failed: "));
+        },
+        pacing(stop), complaint("stop-request watch not started: "));
+    auto work = [this](tick_task& task) { work_on(task); };
+    for (auto pause = pacing(stop);
+         pool_.start(options_.workers, work, complaint("worker not started: ")) == 0 && pause();) {
+    }
     schedule_until(stop);
-    watcher.request_stop();
-    watcher.join();
+    watcher = {};  // stops and joins
     drain();
     return {};
   }
@@ -280,7 +287,20 @@ class basic_cron {
     pool_.push({std::move(job), job_rev, tick, std::move(run)});
   }
 
-  void work(tick_task& task) {
+  void watch_stops(std::stop_token s) {
+    detail::watch_stop_requests(transport_, detail::cron_stop_dir(options_.prefix), local_runs_,
+                                options_.backoff, emit_, std::move(s));
+  }
+
+  /// Pauses paced by the backoff (false once `stop` comes); error lines.
+  auto pacing(std::stop_token stop) const { return detail::cron_pacing(options_.backoff, stop); }
+  auto complaint(std::string what) {
+    return [this, what = std::move(what)](const std::string& why) {
+      emit({.what = cron_event::kind::error, .message = what + why});
+    };
+  }
+
+  void work_on(tick_task& task) {
     try {
       fire_tick(*task.job, task.job_rev, task.tick, task.run);
     } catch (const std::exception& e) {  // resources ran out (threads, memory): this tick only
@@ -294,10 +314,15 @@ class basic_cron {
   /// Stops scheduling, gives runs in flight kill_after, joins them, revokes the lease.
   void drain() {
     run_stop_.request_stop();
-    // Results still unwritten get kill_after plus a lease's time to land.
-    std::jthread give_up{[this, grace = options_.kill_after + options_.ttl](std::stop_token done) {
-      if (detail::cron_pause(grace, done)) result_stop_.request_stop();
-    }};
+    // Results unwritten get kill_after plus a lease's time (no thread: one try).
+    auto give_up = detail::start_thread(
+        [this, grace = options_.kill_after + options_.ttl](std::stop_token done) {
+          if (detail::cron_pause(grace, done)) result_stop_.request_stop();
+        });
+    if (!give_up) {
+      complaint("results unwritten at shutdown get one try: ")(give_up.error().message);
+      result_stop_.request_stop();
+    }
     pool_.finish();  // queued ticks return at once, runs get kill_after
     lease_.close();
   }

@@ -22,6 +22,7 @@
 // lease) with a bounded deadline; it never hangs.
 #pragma once
 
+#include "conch/detail/start_thread.hpp"
 #include "conch/detail/waiting.hpp"
 #include "conch/fwd.hpp"
 #include "conch/logic/hex.hpp"
@@ -102,7 +103,12 @@ class basic_session {
     lease_ = granted->id;
     const std::chrono::seconds ttl{granted->ttl > 0 ? granted->ttl : options_.ttl.count()};
     deadline_.emplace(sent, ttl, margin());
-    keepalive_ = std::jthread([this] { keep_alive(); });
+    // Refused (out of threads): the lease stays ours, so close() revokes it.
+    auto keepalive =
+        detail::start_thread([this] { loses_on_throw("keepalive", [&] { keep_alive(); }); });
+    if (!keepalive)
+      return error{errc::unavailable, "session keepalive: " + keepalive.error().message};
+    keepalive_ = std::move(*keepalive);
     return {};
   }
 
@@ -146,14 +152,23 @@ class basic_session {
   /// happened before the guard's watch started. `seen_at`, when known, is a
   /// revision at which the key was seen alive with that create_revision: the
   /// watch then starts right after it, without reading the key first.
+  /// A guard the system refuses a thread for loses the session: the key
+  /// cannot be watched, so holding on to it would be a guess.
   void guard_key(std::string key, revision create_revision = 0, revision seen_at = 0) {
-    std::lock_guard lock{mutex_};
-    if (closed_ || guards_.contains(key)) return;
-    if (create_revision == 0) seen_at = 0;
-    auto& slot = guards_[key];
-    slot = std::jthread([this, key, create_revision, seen_at](std::stop_token own) {
-      guard(key, create_revision, seen_at, std::move(own));
-    });
+    std::string refused;
+    {
+      std::lock_guard lock{mutex_};
+      if (closed_ || guards_.contains(key)) return;
+      if (create_revision == 0) seen_at = 0;
+      auto t = detail::start_thread([this, key, create_revision, seen_at](std::stop_token own) {
+        loses_on_throw("guard", [&] { guard(key, create_revision, seen_at, std::move(own)); });
+      });
+      if (t)
+        guards_.emplace(key, std::move(*t));
+      else
+        refused = "guarded key " + key + " cannot be watched: " + t.error().message;
+    }
+    if (!refused.empty()) lose(std::move(refused));  // not under our lock
   }
   /// Stops guarding `key` and waits until its watch is gone, so a delete
   /// issued after this returns (a resign) is never taken for a loss.
@@ -225,6 +240,17 @@ class basic_session {
   }
 
   std::string lease_hex() const { return detail::lease_hex(lease_); }
+
+  // A thread's body: what escapes it (memory ran out) loses the session
+  // instead of ending the process.
+  template <class F>
+  void loses_on_throw(const char* what, F&& body) {
+    try {
+      body();
+    } catch (const std::exception& e) {
+      lose(std::string(what) + " thread failed: " + e.what());
+    }
+  }
 
   // The keepalive thread: one renewal every TTL/3 (detail::lease_deadline
   // decides when to send and when the lease must be presumed lost), quicker

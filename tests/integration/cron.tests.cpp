@@ -3,6 +3,7 @@
 // read back from etcd (keys, and the watch history from revision 1).
 #include "conch/cron_jobs.hpp"
 #include "conch/etcd.hpp"
+#include "conch/exit_codes.hpp"
 #include "conch/logic/records.hpp"
 #include "conch/logic/time_format.hpp"
 #include "conch/process/output.hpp"
@@ -20,12 +21,14 @@
 #include <functional>
 #include <iterator>
 #include <map>
+#include <netinet/in.h>
 #include <nlohmann/json.hpp>
 #include <poll.h>
 #include <set>
 #include <signal.h>
 #include <sstream>
 #include <string>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <thread>
 #include <vector>
@@ -54,9 +57,9 @@ conch::etcd_transport& client() {
 
 /// While alive, the helpers below use a fresh etcd that no other test shares.
 struct private_etcd {
-  conch::test::etcd_server server{};
+  conch::test::etcd_server server;
   conch::etcd_transport transport{server.client_options()};
-  private_etcd() {
+  explicit private_etcd(conch::test::etcd_options o = {}) : server(o) {
     own_etcd = &server;
     own_client = &transport;
   }
@@ -153,20 +156,16 @@ nlohmann::json ls_json(const std::string& prefix, int last = 5) {
 /// all) on destruction, so a failing test leaves no daemon behind.
 class conchd {
  public:
+  /// `launcher` (a command and its arguments) runs conchd when given.
   conchd(const std::string& prefix, std::vector<std::string> extra = {},
-         std::vector<std::pair<std::string, std::string>> env = {}) {
+         std::vector<std::pair<std::string, std::string>> env = {},
+         std::vector<std::string> launcher = {}) {
     static int count = 0;
     log_ = temp_dir() + "/conchd-" + std::to_string(++count) + ".log";
-    std::vector<std::string> argv{"sh",
-                                  "-c",
-                                  "exec \"$0\" \"$@\" 2>>\"$CONCHD_LOG\"",
-                                  bin_dir + "/conchd",
-                                  "--endpoints",
-                                  etcd().endpoint(),
-                                  "--prefix",
-                                  prefix,
-                                  "--ttl",
-                                  "2"};
+    std::vector<std::string> argv{"sh", "-c", "exec \"$0\" \"$@\" 2>>\"$CONCHD_LOG\""};
+    argv.insert(argv.end(), launcher.begin(), launcher.end());
+    argv.insert(argv.end(), {bin_dir + "/conchd", "--endpoints", etcd().endpoint(), "--prefix",
+                             prefix, "--ttl", "2"});
     argv.insert(argv.end(), extra.begin(), extra.end());
     env.emplace_back("CONCHD_LOG", log_);
     auto c = conch::process::spawn({.argv = argv, .env = env, .capture_output = false});
@@ -568,19 +567,28 @@ TEST_CASE("bad input: schedule, zone and unreachable etcd", "[cron]") {
   CHECK(run_tool("conchd", {"--log-format", "xml"}).code == 64);
 }
 
-TEST_CASE("a daemon whose lease is revoked takes a new one and keeps firing", "[cron]") {
+TEST_CASE("a daemon whose lease is revoked stops the runs under it, then takes a new one",
+          "[cron]") {
   const std::string prefix = conch::test::unique_prefix();
+  const std::string pids = temp_dir() + "/deaf.pids";
   add_job(prefix, "steady", "@every 1s", {"true"});
-  conchd d{prefix};
-  REQUIRE(eventually([&] { return count_runs(prefix, "steady") >= 1; }));
-  auto first = conch::detail::decode_record<conch::detail::claim_record>(
-      range_prefix(prefix + "cron/fire/steady/").front().value);
+  // A run that ignores SIGTERM: only SIGKILL, --kill-after later, ends it.
+  add_job(prefix, "deaf", "@every 1s",
+          {"sh", "-c", "trap '' TERM; echo $$ >> " + pids + "; while :; do sleep 0.1; done"});
+  conchd d{prefix, {"--kill-after", "1s"}};
+  REQUIRE(eventually([&] { return !read_file(pids).empty(); }));
+  remove_job(prefix, "deaf");  // no further ticks: only the runs under way
+  const auto deaf = range_prefix(prefix + "cron/fire/deaf/");
+  REQUIRE_FALSE(deaf.empty());
+  auto first = conch::detail::decode_record<conch::detail::claim_record>(deaf.front().value);
   REQUIRE(first);
   auto lease = conch::detail::parse_lease_hex(first->lease);
   REQUIRE(lease);
   etcd().revoke_lease(*lease);
   CHECK(d.await_log("lease lost"));
+
   // Later ticks are claimed under a new lease, and their results recorded.
+  std::optional<conch::detail::wall_time> renewed;  // the first claim under a new lease
   CHECK(eventually([&] {
     for (const auto& kv : range_prefix(prefix + "cron/runs/steady/"))
       if (auto r = conch::detail::decode_record<conch::detail::run_record>(kv.value);
@@ -588,6 +596,34 @@ TEST_CASE("a daemon whose lease is revoked takes a new one and keeps firing", "[
         return true;
     return false;
   }));
+  for (const auto& kv : range_prefix(prefix + "cron/fire/steady/"))
+    if (auto c = conch::detail::decode_record<conch::detail::claim_record>(kv.value);
+        c && c->lease != first->lease && (!renewed || c->start < *renewed))
+      renewed = c->start;
+  REQUIRE(renewed);
+
+  // Every run under the revoked lease was killed (SIGKILL: it ignored
+  // SIGTERM), its whole group gone, before the new lease was granted; its
+  // result says the lease was lost (exit 70).
+  std::istringstream lines(read_file(pids));
+  for (long pid; lines >> pid;) {
+    CHECK(eventually([&] { return ::kill(static_cast<pid_t>(pid), 0) != 0; }));
+    ::kill(static_cast<pid_t>(pid), SIGKILL);  // whatever the outcome, leave nothing behind
+  }
+  CHECK(eventually([&] { return count_runs(prefix, "deaf") == deaf.size(); }));
+  for (const auto& kv : range_prefix(prefix + "cron/runs/deaf/")) {
+    auto r = conch::detail::decode_record<conch::detail::run_record>(kv.value);
+    REQUIRE(r);
+    INFO(kv.key);
+    CHECK(r->exit_code == conch::exit_code::lost);
+    CHECK(r->end <= *renewed);
+  }
+  // ls shows none of them running.
+  const auto ls = ls_json(prefix, 100);
+  const auto* job = find_job(ls, "deaf");
+  REQUIRE(job);
+  CHECK((*job)["runs"].size() == deaf.size());
+  for (const auto& run : (*job)["runs"]) CHECK(run["state"] != "running");
   CHECK(d.stop() == 0);
 }
 
@@ -613,5 +649,188 @@ TEST_CASE("daemons ride out an etcd outage: no tick claimed twice, firing resume
   for (const auto& [key, n] : puts) {
     INFO(key);
     CHECK(n == 1);
+  }
+}
+
+// ---- faults: threads refused, etcd frozen, leases revoked under runs ----
+
+TEST_CASE("a daemon the system refuses threads to keeps running what it can, never aborts",
+          "[cron][faults]") {
+  const std::string prefix = conch::test::unique_prefix();
+  add_job(prefix, "squeezed", "@every 1s", {"true"});
+  // An unprivileged user of its own with a small process limit: gRPC's
+  // threads fit, the 64 workers do not (RLIMIT_NPROC counts threads).
+  const std::string uid = std::to_string(40000 + ::getpid() % 20000);
+  std::vector<std::string> launcher{"prlimit",        "--nproc=40:40",  "setpriv",
+                                    "--reuid=" + uid, "--regid=" + uid, "--clear-groups"};
+  conchd d{prefix, {}, {}, launcher};
+  CHECK(d.await_log("worker not started"));
+  // Ticks are still claimed and run by the workers it got, which leave room
+  // for the runs' processes.
+  CHECK(eventually([&] {
+    for (const auto& kv : range_prefix(prefix + "cron/runs/squeezed/"))
+      if (auto r = conch::detail::decode_record<conch::detail::run_record>(kv.value);
+          r && r->exit_code == 0)
+        return true;
+    return false;
+  }));
+  CHECK(d.stop() == 0);
+  INFO(d.log());
+  CHECK(d.log().find("terminate called") == std::string::npos);
+}
+
+TEST_CASE("a corrupt or foreign value under the jobs prefix is logged once per revision, skipped",
+          "[cron][faults]") {
+  const std::string prefix = conch::test::unique_prefix();
+  const std::string jobs = prefix + "cron/jobs/";
+  etcd().etcdctl_ok({"put", jobs + "broken", "this is not a job"});
+  etcd().etcdctl_ok({"put", jobs + "nested/key", "{\"schedule\":\"@every 1s\"}"});  // foreign
+  etcd().etcdctl_ok({"put", jobs + "shape", "{\"foo\":1}"});  // JSON, not a job record
+  add_job(prefix, "good", "@every 1s", {"true"});
+  conchd d{prefix};
+  auto logged = [&](const std::string& what) {
+    const std::string log = d.log();
+    std::size_t n = 0;
+    for (auto at = log.find(what); at != std::string::npos; at = log.find(what, at + 1)) ++n;
+    return n;
+  };
+  auto runs_grow_by = [&](std::size_t n) {
+    const auto before = count_runs(prefix, "good");
+    return eventually([&] { return count_runs(prefix, "good") >= before + n; });
+  };
+  // The other jobs run meanwhile; ticks pass, and nothing is said twice.
+  CHECK(runs_grow_by(3));
+  CHECK(logged("corrupt job=broken ") == 1);
+  CHECK(logged("corrupt job=shape ") == 1);
+  CHECK(logged("corrupt job=" + jobs + "nested/key ") == 1);
+  // A new revision of the corrupt value is news: said once more.
+  etcd().etcdctl_ok({"put", jobs + "broken", "still not a job"});
+  CHECK(eventually([&] { return logged("corrupt job=broken ") == 2; }));
+  CHECK(runs_grow_by(3));
+  CHECK(logged("corrupt job=broken ") == 2);
+  CHECK(logged("corrupt job=shape ") == 1);
+  CHECK(logged("corrupt job=" + jobs + "nested/key ") == 1);
+  CHECK(range_prefix(prefix + "cron/fire/broken/").empty());
+  CHECK(range_prefix(prefix + "cron/fire/shape/").empty());
+  CHECK(d.stop() == 0);
+}
+
+namespace {
+
+/// The body of GET http://127.0.0.1:port/metrics (empty if it cannot connect).
+std::string scrape_metrics(int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return {};
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  timeval tv{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  std::string raw;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+    const std::string req = "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    (void)::send(fd, req.data(), req.size(), MSG_NOSIGNAL);
+    char buf[4096];
+    for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;)
+      raw.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  const auto body = raw.find("\r\n\r\n");
+  return body == std::string::npos ? std::string() : raw.substr(body + 4);
+}
+
+}  // namespace
+
+TEST_CASE("a daemon behind a frozen etcd sheds the late ticks, logs them and resumes, no abort",
+          "[cron][faults]") {
+  private_etcd own;  // it freezes etcd: not the one the other tests share
+  const std::string prefix = conch::test::unique_prefix();
+  // More ticks fall due during the freeze than there are workers to hold
+  // them (64): those still queued when etcd answers again are late.
+  constexpr int jobs = 30;
+  for (int i = 0; i < jobs; ++i) add_job(prefix, "j" + std::to_string(i), "@every 1s", {"true"});
+  const int port = conch::test::harness_detail::free_loopback_port();
+  conchd d{prefix, {"--ttl", "10", "--metrics", "127.0.0.1:" + std::to_string(port)}};
+  REQUIRE(eventually([&] { return count_runs(prefix, "j0") >= 2; }));
+  REQUIRE(::kill(etcd().pid(), SIGSTOP) == 0);
+  std::this_thread::sleep_for(4s);  // the freeze itself: calls time out, ticks pile up
+  REQUIRE(::kill(etcd().pid(), SIGCONT) == 0);
+  CHECK(d.await_log("skip job="));
+  const auto before = count_runs(prefix, "j0");
+  CHECK(eventually([&] { return count_runs(prefix, "j0") >= before + 3; }, 30s));
+  // Each shed tick is logged once and counted once.
+  std::size_t logged = 0;
+  const std::string log = d.log();
+  for (auto at = log.find(" skip job="); at != std::string::npos;
+       at = log.find(" skip job=", at + 1))
+    ++logged;
+  double counted = 0;
+  std::istringstream series(scrape_metrics(port));
+  for (std::string line; std::getline(series, line);)
+    if (line.starts_with("conch_cron_ticks_skipped_total{"))
+      counted += std::stod(line.substr(line.rfind(' ') + 1));
+  CHECK(logged > 0);
+  CHECK(counted == static_cast<double>(logged));
+  CHECK(d.stop() == 0);
+  INFO(d.log().substr(0, 4000));
+  CHECK(d.log().find("terminate called") == std::string::npos);
+  std::map<std::string, int> puts;
+  for (const auto& e : history(prefix + "cron/fire/")) {
+    CHECK(e.type == conch::watch_event::kind::put);
+    ++puts[e.kv.key];
+  }
+  for (const auto& [key, n] : puts) {
+    INFO(key);
+    CHECK(n == 1);
+  }
+}
+
+TEST_CASE(
+    "claims etcd refuses for want of space are shed once late; firing resumes after the alarm",
+    "[cron][faults]") {
+  private_etcd own{{.quota_backend_bytes = 8 << 20}};  // it fills etcd up
+  const std::string prefix = conch::test::unique_prefix();
+  add_job(prefix, "tight", "@every 1s", {"true"});
+  conchd d{prefix, {"--ttl", "10"}};
+  REQUIRE(eventually([&] { return count_runs(prefix, "tight") >= 2; }));
+  // Fill the backend past its quota: etcd raises NOSPACE, every write fails.
+  const std::string filler = prefix + "filler/";
+  bool full = false;
+  for (int i = 0; i < 64 && !full; ++i) {
+    auto w = client().put({.key = filler + std::to_string(i), .value = std::string(1 << 20, 'x')},
+                          client().default_deadline());
+    full = !w && w.error().message.find("database space exceeded") != std::string::npos;
+  }
+  REQUIRE(full);
+  const auto raised = std::chrono::system_clock::now();
+  // Ticks come due and their claims are refused: each is shed once late,
+  // logged, instead of being retried for ever and run late.
+  auto refused = [&] {
+    const std::string log = d.log();
+    std::size_t n = 0;
+    for (auto at = log.find("refused until late"); at != std::string::npos;
+         at = log.find("refused until late", at + 1))
+      ++n;
+    return n;
+  };
+  CHECK(eventually([&] { return refused() >= 5; }));
+  const auto lowered = std::chrono::system_clock::now();
+  auto gone = client().delete_range({.key = filler, .range_end = conch::prefix_end(filler)},
+                                    client().default_deadline());
+  REQUIRE(gone);
+  etcd().compact();
+  etcd().etcdctl_ok({"defrag"});
+  etcd().etcdctl_ok({"alarm", "disarm"});
+  const auto before = count_runs(prefix, "tight");
+  CHECK(eventually([&] { return count_runs(prefix, "tight") >= before + 2; }, 30s));
+  CHECK(d.stop() == 0);
+  // No tick due while etcd refused every claim was run late after it (a
+  // refused claim is retried, paced by the backoff, until its successor is
+  // due: allow for the last pause).
+  for (const auto& kv : range_prefix(prefix + "cron/fire/tight/")) {
+    const auto t = tick_of(kv.key);
+    INFO(kv.key);
+    CHECK_FALSE((t > raised + 1s && t < lowered - 3s));
   }
 }

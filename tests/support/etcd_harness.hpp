@@ -57,6 +57,8 @@ struct etcd_options {
   bool client_cert_auth = false;  ///< require a client certificate (implies tls)
   /// etcd's --experimental-watch-progress-notify-interval; 0 keeps etcd's default.
   std::chrono::milliseconds progress_notify_interval{0};
+  /// etcd's --quota-backend-bytes (past it, writes fail: "database space exceeded"); 0: default.
+  std::int64_t quota_backend_bytes = 0;
 };
 
 /// One real single-member etcd (see the file comment).
@@ -290,6 +292,8 @@ class etcd_server {
       args.push_back("--trusted-ca-file=" + dir_ + "/ca.crt");
     }
     if (opts_.client_cert_auth) args.push_back("--client-cert-auth");
+    if (opts_.quota_backend_bytes > 0)
+      args.push_back("--quota-backend-bytes=" + std::to_string(opts_.quota_backend_bytes));
     if (opts_.progress_notify_interval.count() > 0)
       args.push_back("--experimental-watch-progress-notify-interval=" +
                      std::to_string(opts_.progress_notify_interval.count()) + "ms");

@@ -89,11 +89,20 @@ std::optional<cron_claimed<Session>> claim_tick(const cron_fire_context<Session,
   won.claim.lease = lease_hex(won.session->lease());
   won.claim.start = std::chrono::floor<std::chrono::milliseconds>(c.clock.now());
   const std::string value = encode_record(won.claim);
+  const auto next = job.next_after(tick);
   auto rev = send_claim(c.transport,
                         claim_txn(job.fire_dir, job.floor_dir, won.run, value, job.key, job_rev),
-                        value, c.run_stop, Backoff(c.options.backoff));
+                        value, c.run_stop, Backoff(c.options.backoff),
+                        [&] { return run.empty() && next && is_stale_tick(c.clock.now(), *next); });
   if (!rev) {
-    if (rev.error().code != errc::busy) say(cron_event::kind::error, rev.error().message);
+    if (rev.error().code == errc::timed_out)  // etcd refused it until the next tick was due
+      c.say({.what = cron_event::kind::skipped,
+             .job = job.name(),
+             .tick = won.tick_text,
+             .message = "late: " + rev.error().message,
+             .reason = "late"});
+    else if (rev.error().code != errc::busy)
+      say(cron_event::kind::error, rev.error().message);
     return std::nullopt;
   }
   won.rev = *rev;

@@ -7,6 +7,7 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <stop_token>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -24,19 +25,25 @@ class cron_pool {
   cron_pool& operator=(const cron_pool&) = delete;
   ~cron_pool() { finish(); }
 
-  /// Starts up to `n` (at least one) workers running `work` on each task; a
-  /// thread that cannot be made is passed to `failed`, never fatal.
-  void start(std::size_t n, std::function<void(Task&)> work,
-             const std::function<void(const std::string&)>& failed) {
-    work_ = std::move(work);
+  /// Starts workers up to `n` (at least one) running `work` on each task; a
+  /// thread that cannot be made is passed to `failed`, never fatal, and the
+  /// last few workers are let go again: the system is at its limit, and the
+  /// runs' processes and the transport's own threads need room too. Returns
+  /// how many workers there are; called again, it adds the missing ones.
+  std::size_t start(std::size_t n, std::function<void(Task&)> work,
+                    const std::function<void(const std::string&)>& failed) {
+    if (workers_.empty()) work_ = std::move(work);
     for (std::size_t i = workers_.size(); i < std::max<std::size_t>(1, n); ++i) {
       try {
-        workers_.emplace_back([this] { serve(); });
+        workers_.emplace_back([this](std::stop_token own) { serve(std::move(own)); });
       } catch (const std::system_error& e) {
         failed(e.what());
+        for (std::size_t k = 0; k < headroom && workers_.size() > 1; ++k)
+          workers_.pop_back();  // stops and joins
         break;
       }
     }
+    return workers_.size();
   }
 
   void push(Task task) {
@@ -54,17 +61,21 @@ class cron_pool {
       done_ = true;
     }
     cv_.notify_all();
-    workers_.clear();  // joins
+    for (auto& w : workers_) w.join();  // not stopped: they drain the queue first
+    workers_.clear();
   }
 
  private:
-  void serve() {
+  // Threads left to the rest of the process when the system refuses more.
+  static constexpr std::size_t headroom = 4;
+
+  void serve(std::stop_token own) {
     for (;;) {
       Task task;
       {
         std::unique_lock lock{mutex_};
-        cv_.wait(lock, [&] { return !queue_.empty() || done_; });
-        if (queue_.empty()) return;
+        cv_.wait(lock, own, [&] { return !queue_.empty() || done_; });
+        if (queue_.empty() || own.stop_requested()) return;
         task = std::move(queue_.front());
         queue_.pop_front();
       }
@@ -74,7 +85,7 @@ class cron_pool {
 
   std::function<void(Task&)> work_;
   std::mutex mutex_;  // guards the queue and done_
-  std::condition_variable cv_;
+  std::condition_variable_any cv_;
   std::deque<Task> queue_;
   bool done_ = false;
   std::vector<std::jthread> workers_;  // last: joined first

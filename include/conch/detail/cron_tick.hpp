@@ -35,6 +35,14 @@ inline bool cron_pause(std::chrono::nanoseconds d, std::stop_token stop) {
                             std::move(stop));
 }
 
+/// A pause paced by a copy of `retry`: false once `stop` comes.
+template <class Backoff>
+auto cron_pacing(Backoff retry, std::stop_token stop) {
+  return [retry = std::move(retry), stop = std::move(stop)]() mutable {
+    return cron_pause(retry.next(), stop);
+  };
+}
+
 /// What one claim txn's answer says: ours (at a revision), someone else's or
 /// refused (`errc::busy`), or no answer (any other error).
 inline result<revision> read_claim_answer(const result<txn_response>& r, const std::string& value) {
@@ -49,17 +57,33 @@ inline result<revision> read_claim_answer(const result<txn_response>& r, const s
   return error{errc::busy, "tick refused: below the job's floor, or the job changed"};
 }
 
+/// Whether etcd refused a request before ordering it, so it was not and
+/// will never be applied: overloaded ("too many requests"), out of space
+/// (the NOSPACE alarm), or not allowed. Any other failure leaves it in doubt.
+inline bool refused_unapplied(const error& e) {
+  return e.code == errc::permission_denied || e.code == errc::unauthenticated ||
+         e.code == errc::invalid_argument ||
+         e.message.find("too many requests") != std::string::npos ||
+         e.message.find("database space exceeded") != std::string::npos;
+}
+
 /// Claims a tick: the claim's revision if we won; `errc::busy` if someone
 /// else holds it, it lies below the job's floor or the job changed. An
 /// unanswered txn is sent again (the same value, so it is recognized) until
 /// answered; `errc::cancelled` when `stop` ends that first: the tick is then
-/// undecided and the caller must say so.
-template <class Backoff, transport T>
+/// undecided and the caller must say so. While every send so far was
+/// refused unapplied, nothing of ours can land: once `late()`, the claim is
+/// dropped (`errc::timed_out`) instead of holding a worker for a stale tick.
+template <class Backoff, transport T, class Late>
 result<revision> send_claim(T& t, const txn_request& claim, const std::string& value,
-                            std::stop_token stop, Backoff retry) {
+                            std::stop_token stop, Backoff retry, Late&& late) {
+  bool in_doubt = false;
   for (;;) {
     auto r = read_claim_answer(t.txn(claim, t.default_deadline()), value);
     if (r || r.error().code == errc::busy) return r;
+    in_doubt = in_doubt || !refused_unapplied(r.error());
+    if (!in_doubt && late())
+      return error{errc::timed_out, "refused until late: " + r.error().message};
     if (!cron_pause(retry.next(), stop))
       return error{errc::cancelled, "claim undecided at shutdown: " + r.error().message};
   }

@@ -162,15 +162,26 @@ inline std::variant<conchd_options, int> parse_conchd(const std::vector<std::str
 /// signals, and often enough to keep the watchdog's deadline in step with
 /// the lease (renewed every TTL/3) — also while runs in flight are given
 /// their kill-after at shutdown.
+/// False (logged) when the daemon could not run: no thread for it, or it
+/// failed on a resource the system ran out of.
 template <class Daemon, class Log>
-void serve(Daemon& daemon, process::watchdog_handle watchdog, process::signal_inbox& inbox,
+bool serve(Daemon& daemon, process::watchdog_handle watchdog, process::signal_inbox& inbox,
            const common_options& common, daemon_ops& ops, const Log& log) {
   std::stop_source stop;
-  std::atomic<bool> finished{false};
-  std::jthread worker([&] {
-    (void)daemon.run(stop.get_token());
+  std::atomic<bool> finished{false}, failed{false};
+  auto worker = detail::start_thread([&] {
+    try {
+      (void)daemon.run(stop.get_token());
+    } catch (const std::exception& e) {
+      log({.what = cron_event::kind::error, .message = std::string("daemon failed: ") + e.what()});
+      failed = true;
+    }
     finished = true;
   });
+  if (!worker) {
+    log({.what = cron_event::kind::error, .message = "cannot run: " + worker.error().message});
+    return false;
+  }
   // The systemd watchdog (WATCHDOG=1) is fed from this same loop.
   const auto renew_every = std::max<std::chrono::milliseconds>(
       std::chrono::milliseconds{100},
@@ -194,7 +205,8 @@ void serve(Daemon& daemon, process::watchdog_handle watchdog, process::signal_in
     }
   }
   stop.request_stop();
-  worker.join();
+  worker->join();
+  return !failed;
 }
 
 /// conchd (the words after the program name). Stop signals must already be
@@ -251,7 +263,8 @@ inline int conchd_main(const std::vector<std::string>& args, process::signal_inb
   notify.ready("running the jobs under " + o.common.prefix + " as " + daemon.settings().host +
                ", lease " + detail::lease_hex(daemon.lease()));
 
-  serve(daemon, cron_options.watchdog, inbox, o.common, ops, log);
+  if (!serve(daemon, cron_options.watchdog, inbox, o.common, ops, log))
+    return exit_code::unavailable;
   log({.what = cron_event::kind::daemon, .message = "stopped"});
   return exit_code::ok;
 }
