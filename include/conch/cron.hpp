@@ -4,7 +4,8 @@
 // `<prefix>cron/jobs/`, computes every job's next tick T on its clock, and at
 // T tries to claim `<prefix>cron/fire/NAME/<T>` with a create-if-absent txn.
 // The single winner runs the command under the supervision core and records
-// the result at `<prefix>cron/runs/NAME/<T>`, then prunes the job's history.
+// the result at `<prefix>cron/runs/NAME/<T>`; the job's history is pruned in
+// batches, off the tick's path (detail/cron_pruner.hpp).
 //
 // - At most once: the claim is one key per tick, created once and never
 //   lease-bound, so neither a dead winner nor a daemon with a skewed clock can
@@ -29,7 +30,9 @@
 
 #include "conch/detail/cron_fire.hpp"
 #include "conch/detail/cron_lease.hpp"
+#include "conch/detail/cron_peers.hpp"
 #include "conch/detail/cron_pool.hpp"
+#include "conch/detail/cron_pruner.hpp"
 #include "conch/detail/cron_table.hpp"
 #include "conch/detail/cron_tick.hpp"
 #include "conch/fwd.hpp"
@@ -50,6 +53,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -167,9 +171,15 @@ class basic_cron {
           emit({.what = cron_event::kind::error, .message = "worker not started: " + why});
         });
     std::jthread watcher([this](std::stop_token s) { watch_jobs(std::move(s)); });
+    std::jthread claims([this](std::stop_token s) {
+      detail::watch_claims(transport_, options_.prefix + "cron/fire/", peers_, options_.backoff,
+                           std::move(s));
+    });
     schedule_until(stop);
     watcher.request_stop();
+    claims.request_stop();
     watcher.join();
+    claims.join();
     drain();
     return {};
   }
@@ -280,7 +290,8 @@ class basic_cron {
     while (!stop.stop_requested()) {
       const time_point now = clock_.now();
       table_.fire_due(now, [this](auto&&... due) { fire(due...); });
-      const time_point wake_at = table_.earliest().value_or(now + std::chrono::hours{24});
+      time_point wake_at = table_.earliest().value_or(now + std::chrono::hours{24});
+      if (auto turn = release_deferred(now)) wake_at = std::min(wake_at, *turn);
       std::stop_source wake;
       wake_ = wake;
       lock.unlock();
@@ -294,14 +305,35 @@ class basic_cron {
 
   /// Hands a due tick to the worker pool: the thread count stays fixed
   /// whatever the number of jobs and ticks. A tick that waits too long is
-  /// shed by its worker (see detail::claim_tick), logged and counted.
+  /// shed by its worker (see detail::claim_tick), logged and counted. A tick
+  /// that other daemons go first for waits its turn (detail/cron_peers.hpp).
   void fire(std::shared_ptr<const detail::cron_job> job, revision job_rev, detail::tick_time tick) {
-    pool_.push({std::move(job), job_rev, tick});
+    const auto turn =
+        peers_.rank(detail::tick_key(job->fire_dir, tick), detail::lease_hex(lease_.lease()),
+                    detail::cron_peers::clock::now());
+    if (turn == 0)
+      pool_.push({std::move(job), job_rev, tick});
+    else
+      deferred_.emplace(time_point(tick) + turn * detail::cron_claim_step,
+                        tick_task{std::move(job), job_rev, tick});
+  }
+
+  /// Queues the deferred ticks whose turn came and that no one was seen to
+  /// claim meanwhile; returns when the next turn comes. Under mutex_.
+  std::optional<time_point> release_deferred(time_point now) {
+    for (auto it = deferred_.begin(); it != deferred_.end() && it->first <= now;
+         it = deferred_.erase(it))
+      if (!peers_.taken(detail::tick_key(it->second.job->fire_dir, it->second.tick)))
+        pool_.push(std::move(it->second));
+    if (deferred_.empty()) return std::nullopt;
+    return deferred_.begin()->first;
   }
 
   void work(tick_task& task) {
     try {
-      fire_tick(*task.job, task.job_rev, task.tick);
+      if (auto fire_key = fire_tick(*task.job, task.job_rev, task.tick);
+          fire_key && detail::prune_turn(*fire_key, options_.history))
+        pruner_.add(task.job);
     } catch (const std::exception& e) {  // resources ran out (threads, memory): this tick only
       emit({.what = cron_event::kind::error,
             .job = task.job->name(),
@@ -318,6 +350,7 @@ class basic_cron {
       if (detail::cron_pause(grace, done)) result_stop_.request_stop();
     }};
     pool_.finish();  // queued ticks return at once, runs get kill_after
+    pruner_.stop();
     lease_.close();
   }
 
@@ -326,12 +359,14 @@ class basic_cron {
     return {transport_, lease_, clock_, options_, emit_, run_stop_.get_token()};
   }
 
-  /// Claim, run, record, prune: the life of one tick on one daemon.
-  void fire_tick(const detail::cron_job& job, revision job_rev, detail::tick_time tick) {
-    if (run_stop_.stop_requested()) return;  // shutting down: claim nothing more
+  /// Claim, run, record: the life of one tick on one daemon. The claim's
+  /// key once its result is recorded.
+  std::optional<std::string> fire_tick(const detail::cron_job& job, revision job_rev,
+                                       detail::tick_time tick) {
+    if (run_stop_.stop_requested()) return std::nullopt;  // shutting down: claim nothing more
     const auto c = context();
     auto won = detail::claim_tick<typename P::backoff>(c, job, job_rev, tick);
-    if (!won) return;
+    if (!won) return std::nullopt;
     auto result = detail::run_claimed(c, job, *won);
     won->session.reset();  // the run is over: a lost lease may be replaced now
     const std::string& name = job.name();
@@ -345,7 +380,7 @@ class basic_cron {
             .tick = won->tick_text,
             .rev = won->rev,
             .message = "result not recorded: " + w.error().message});
-      return;
+      return std::nullopt;
     }
     emit(
         {.what = cron_event::kind::finished,
@@ -354,7 +389,7 @@ class basic_cron {
          .rev = won->rev,
          .exit_code = result.exit_code,
          .took = std::chrono::duration_cast<std::chrono::milliseconds>(result.end - result.start)});
-    detail::prune_history(transport_, job, options_.history);
+    return std::move(won->fire_key);
   }
 
   transport_type& transport_;
@@ -372,7 +407,10 @@ class basic_cron {
   std::stop_source run_stop_;     // shutdown: runs in flight get kill_after
   std::stop_source result_stop_;  // results still unwritten are given up
   std::atomic<std::uint64_t> skipped_{0};
+  std::multimap<time_point, tick_task> deferred_;  // ticks waiting for their turn
+  detail::cron_peers peers_;
 
+  detail::cron_pruner<transport_type> pruner_{transport_, options_.history};
   detail::cron_pool<tick_task> pool_;  // last: joined first
 };
 
