@@ -201,6 +201,7 @@ class basic_cron {
     std::shared_ptr<const detail::cron_job> job;
     revision job_rev = 0;
     detail::tick_time tick{};
+    bool deferred = false;  ///< other daemons went first: skipped if seen taken
   };
 
   /// The options with the prefix normalized and the host filled in.
@@ -315,7 +316,7 @@ class basic_cron {
       pool_.push({std::move(job), job_rev, tick});
     else
       deferred_.emplace(time_point(tick) + turn * detail::cron_claim_step,
-                        tick_task{std::move(job), job_rev, tick});
+                        tick_task{std::move(job), job_rev, tick, true});
   }
 
   /// Queues the deferred ticks whose turn came and that no one was seen to
@@ -330,6 +331,9 @@ class basic_cron {
   }
 
   void work(tick_task& task) {
+    // A deferred tick may wait in the queue behind others (a burst of
+    // ticks): by now its first claimer may have been seen taking it.
+    if (task.deferred && peers_.taken(detail::tick_key(task.job->fire_dir, task.tick))) return;
     try {
       if (auto fire_key = fire_tick(*task.job, task.job_rev, task.tick);
           fire_key && detail::prune_turn(*fire_key, options_.history))
