@@ -363,9 +363,12 @@ void measure_cron(context& ctx) {
       if (m == "Txn" || m == "Put" || m == "DeleteRange") writes += per;
       if (per >= 0.005) by_method += (by_method.empty() ? "" : ", ") + m + " " + fixed(per, 2);
     }
+    // The hot path writes twice (claim, result); the pruner adds one read
+    // txn and at most one prune txn per history/10 + 1 = 11 ticks.
     ctx.rows.push_back({"cron: etcd calls per tick run (grpc_server_handled_total)", by_method, "—",
-                        "writes: Txn + Put + DeleteRange", fixed(writes, 2), "≤ 2 writes",
-                        verdict(writes <= 2.0)});
+                        "Txn + Put + DeleteRange (the pruner's reads are Txn too)",
+                        fixed(writes, 2), "≤ 2 + prune 2/11",
+                        verdict(writes <= 2.0 + 2.0 / 11 + 1e-9)});
   }
 }
 
