@@ -185,7 +185,9 @@ inline int gated_child(void* arg) noexcept {
   if (l.out >= 0) ::dup2(l.out, STDOUT_FILENO);
   if (l.err >= 0) ::dup2(l.err, STDERR_FILENO);
   char go = 0;
-  if (::read(l.gate, &go, 1) != 1) ::_exit(127);  // the wrapper went away before releasing us
+  // syscall(), not read(): libc's read is a cancellation point, which would
+  // touch the starting thread's descriptor (the memory is shared).
+  if (::syscall(SYS_read, l.gate, &go, 1) != 1) ::_exit(127);  // released never: the owner is gone
   sigset_t none;
   sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
