@@ -34,6 +34,7 @@ struct context {
   int reps = 0;          ///< --reps: overrides each measurement's own count when > 0
   int cron_jobs = 0;     ///< --cron-jobs: overrides the cron job count when > 0
   int cron_seconds = 0;  ///< --cron-seconds: overrides the cron window when > 0
+  int cron_period = 0;   ///< --cron-period: the jobs' @every period in seconds (default 1)
   test::etcd_server& etcd;
   etcd_transport& client;  ///< one gRPC channel, shared by every library measurement
   std::string prefix;      ///< this run's key namespace ("bench/<id>/")
@@ -76,6 +77,13 @@ inline bool await(const std::function<bool()>& done, std::chrono::milliseconds l
     std::this_thread::sleep_for(every);
   }
 }
+
+/// GET /metrics from a plain-HTTP server on 127.0.0.1:`port` (empty on failure).
+std::string metrics_text(int port);
+/// The sum of the series of `name` in a /metrics text whose labels contain
+/// every one of `labels`; -1 if absent.
+double metric_sum(const std::string& text, const std::string& name,
+                  const std::vector<std::string>& labels = {});
 
 /// A counter from etcd's own /metrics (plain HTTP on its client port), summed
 /// over the series whose labels contain every one of `labels`; -1 if absent.

@@ -53,13 +53,15 @@ const measurement all_measurements[] = {
 
 const char* usage =
     "usage: conch_bench [--quick] [--only NAME[,NAME...]] [--reps N] [--bin DIR]\n"
-    "                   [--cron-jobs N] [--cron-seconds S]\n"
+    "                   [--cron-jobs N] [--cron-seconds S] [--cron-period P]\n"
     "  --quick   small counts, under a minute (what ctest runs)\n"
     "  --only    run only these measurements (floor always runs: others are ratios to it)\n"
     "  --reps N  repetitions per latency measurement\n"
     "  --bin DIR where conch and conchd are (default: next to this program)\n"
     "  --cron-jobs N, --cron-seconds S   the cron load (default 1000 jobs for 30 s; quick: 50 for "
-    "5 s)\n";
+    "5 s)\n"
+    "  --cron-period P   the jobs run @every P seconds (default 1); S is then rounded to whole "
+    "periods\n";
 
 // Display width of UTF-8 text (every code point one column).
 std::size_t width(const std::string& s) {
@@ -110,14 +112,13 @@ int bad_usage(const std::string& why) {
 
 }  // namespace
 
-double conch::bench::etcd_metric(const conch::test::etcd_server& etcd, const std::string& name,
-                                 const std::vector<std::string>& labels) {
+std::string conch::bench::metrics_text(int port) {
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
+  if (fd < 0) return {};
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(static_cast<std::uint16_t>(etcd.client_port()));
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
   std::string reply;
   if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
     const std::string ask = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
@@ -133,9 +134,14 @@ double conch::bench::etcd_metric(const conch::test::etcd_server& etcd, const std
     }
   }
   ::close(fd);
+  return reply;
+}
+
+double conch::bench::metric_sum(const std::string& text, const std::string& name,
+                                const std::vector<std::string>& labels) {
   double sum = 0;
   bool found = false;
-  std::istringstream lines(reply);
+  std::istringstream lines(text);
   for (std::string line; std::getline(lines, line);) {
     if (line.rfind(name, 0) != 0 || line.size() <= name.size() ||
         (line[name.size()] != ' ' && line[name.size()] != '{'))
@@ -151,6 +157,11 @@ double conch::bench::etcd_metric(const conch::test::etcd_server& etcd, const std
   return found ? sum : -1;
 }
 
+double conch::bench::etcd_metric(const conch::test::etcd_server& etcd, const std::string& name,
+                                 const std::vector<std::string>& labels) {
+  return metric_sum(metrics_text(etcd.client_port()), name, labels);
+}
+
 std::string conch::bench::machine_note() {
   double load[3] = {0, 0, 0};
   const int n = ::getloadavg(load, 3);
@@ -164,7 +175,7 @@ int main(int argc, char** argv) {
     return child_hold(argv[2], argc >= 4 ? argv[3] : nullptr);
 
   bool quick = false;
-  int reps = 0, cron_jobs = 0, cron_seconds = 0;
+  int reps = 0, cron_jobs = 0, cron_seconds = 0, cron_period = 0;
   std::set<std::string> only;
   std::string bin_dir;
   for (int i = 1; i < argc; ++i) {
@@ -190,13 +201,17 @@ int main(int argc, char** argv) {
         }
         only.insert(n);
       }
-    } else if (a == "--reps" || a == "--cron-jobs" || a == "--cron-seconds") {
+    } else if (a == "--reps" || a == "--cron-jobs" || a == "--cron-seconds" ||
+               a == "--cron-period") {
       const char* v = value();
       char* end = nullptr;
       const long n = v ? std::strtol(v, &end, 10) : 0;
       if (!v || *end != '\0' || n < 1 || n > 100000)
         return bad_usage(a + " needs a whole number in 1..100000");
-      (a == "--reps" ? reps : a == "--cron-jobs" ? cron_jobs : cron_seconds) = static_cast<int>(n);
+      (a == "--reps"          ? reps
+       : a == "--cron-jobs"   ? cron_jobs
+       : a == "--cron-period" ? cron_period
+                              : cron_seconds) = static_cast<int>(n);
     } else if (a == "--bin") {
       const char* v = value();
       if (!v) return bad_usage("--bin needs a directory");
@@ -224,6 +239,7 @@ int main(int argc, char** argv) {
     context ctx{quick, reps, etcd, client, std::string("bench/") + id + "/", self, bin_dir, tmp};
     ctx.cron_jobs = cron_jobs;
     ctx.cron_seconds = cron_seconds;
+    ctx.cron_period = cron_period;
 
     const std::string machine_before = machine_note();
     std::cerr << "conch_bench: etcd " << etcd.endpoint() << (quick ? ", quick run" : ", full run")

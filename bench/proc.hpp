@@ -198,15 +198,16 @@ inline bool await_file(const std::string& path, steady::time_point until,
 }
 
 /// utime + stime of `pid` in seconds (its own, not its children's); -1 if unreadable.
-inline double cpu_seconds(pid_t pid) {
+inline double cpu_seconds(pid_t pid, bool reaped_children = false) {
   const std::string stat = read_text("/proc/" + std::to_string(pid) + "/stat");
   const auto close = stat.rfind(')');
   if (close == std::string::npos) return -1;
   std::istringstream fields(stat.substr(close + 2));  // from field 3 (state) on
   std::string f;
   double ticks = 0;
-  for (int i = 3; i <= 15 && fields >> f; ++i)
-    if (i == 14 || i == 15) ticks += std::stod(f);
+  // utime, stime (14, 15); cutime, cstime (16, 17): the reaped children's.
+  for (int i = 3; i <= 17 && fields >> f; ++i)
+    if (reaped_children ? i >= 16 : i == 14 || i == 15) ticks += std::stod(f);
   return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 

@@ -4,7 +4,8 @@
 // `<prefix>cron/jobs/`, computes every job's next tick T on its clock, and at
 // T tries to claim `<prefix>cron/fire/NAME/<T>` with a create-if-absent txn.
 // The single winner runs the command under the supervision core and records
-// the result at `<prefix>cron/runs/NAME/<T>`, then prunes the job's history.
+// the result at `<prefix>cron/runs/NAME/<T>`; the job's history is pruned in
+// batches, off the tick's path (detail/cron_pruner.hpp).
 //
 // - At most once: the claim is one key per tick, created once and never
 //   lease-bound, so neither a dead winner nor a daemon with a skewed clock can
@@ -34,7 +35,9 @@
 #include "conch/detail/cron_fire.hpp"
 #include "conch/detail/cron_gate.hpp"
 #include "conch/detail/cron_lease.hpp"
+#include "conch/detail/cron_peers.hpp"
 #include "conch/detail/cron_pool.hpp"
+#include "conch/detail/cron_pruner.hpp"
 #include "conch/detail/cron_table.hpp"
 #include "conch/detail/cron_tick.hpp"
 #include "conch/detail/start_thread.hpp"
@@ -56,6 +59,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -143,18 +147,17 @@ class basic_cron {
           detail::run_guarded([&] { watch_jobs(s); }, pacing(s), complaint("job watch failed: "));
         },
         pacing(stop), complaint("job watch not started: "));
-    std::jthread stopper = detail::keep_starting(  // replacing ticks' requests (cron_stop.hpp)
-        [this](std::stop_token s) {
-          detail::run_guarded([&] { watch_stops(s); }, pacing(s),
-                              complaint("stop-request watch failed: "));
-        },
-        pacing(stop), complaint("stop-request watch not started: "));
+    std::jthread stopper = keep_watching([this](std::stop_token s) { watch_stops(s); }, stop,
+                                         "stop-request watch");  // replacing ticks (cron_stop.hpp)
+    std::jthread claims = keep_watching([this](std::stop_token s) { watch_claims(s); }, stop,
+                                        "claims watch");  // turns (cron_peers.hpp)
     auto work = [this](tick_task& task) { work_on(task); };
     for (auto pause = pacing(stop);
          pool_.start(options_.workers, work, complaint("worker not started: ")) == 0 && pause();) {
     }
     schedule_until(stop);
     watcher = {};  // stops and joins
+    claims = {};
     drain();
     return {};
   }
@@ -176,7 +179,8 @@ class basic_cron {
     std::shared_ptr<const detail::cron_job> job;
     revision job_rev = 0;
     detail::tick_time tick{};
-    std::string run{};  ///< a `cron run` id; empty for a scheduled tick
+    std::string run{};      ///< a `cron run` id; empty for a scheduled tick
+    bool deferred = false;  ///< other daemons went first: skipped if seen taken
   };
 
   /// The options with the prefix normalized and the host filled in.
@@ -267,7 +271,8 @@ class basic_cron {
       const time_point now = clock_.now();
       table_.fire_due(now, [this](auto&&... due) { fire(due...); });
       table_.fire_requested([this](auto&&... asked) { fire(asked...); });
-      const time_point wake_at = table_.earliest().value_or(now + std::chrono::hours{24});
+      time_point wake_at = table_.earliest().value_or(now + std::chrono::hours{24});
+      if (auto turn = release_deferred(now)) wake_at = std::min(wake_at, *turn);
       std::stop_source wake;
       wake_ = wake;
       lock.unlock();
@@ -281,15 +286,49 @@ class basic_cron {
 
   /// Hands a due tick to the worker pool: the thread count stays fixed
   /// whatever the number of jobs and ticks. A tick that waits too long is
-  /// shed by its worker (see detail::claim_tick), logged and counted.
+  /// shed by its worker (see detail::claim_tick), logged and counted. A tick
+  /// that other daemons go first for waits its turn (detail/cron_peers.hpp);
+  /// a `cron run` is claimed at once.
   void fire(std::shared_ptr<const detail::cron_job> job, revision job_rev, detail::tick_time tick,
             std::string run = {}) {
-    pool_.push({std::move(job), job_rev, tick, std::move(run)});
+    const auto turn = !run.empty() ? 0
+                                   : peers_.rank(detail::tick_key(job->fire_dir, tick),
+                                                 detail::lease_hex(lease_.lease()),
+                                                 detail::cron_peers::clock::now());
+    if (turn == 0)
+      pool_.push({std::move(job), job_rev, tick, std::move(run)});
+    else
+      deferred_.emplace(time_point(tick) + turn * detail::cron_claim_step,
+                        tick_task{std::move(job), job_rev, tick, {}, true});
+  }
+
+  /// Queues the deferred ticks whose turn came and that no one was seen to
+  /// claim meanwhile; returns when the next turn comes. Under mutex_.
+  std::optional<time_point> release_deferred(time_point now) {
+    for (auto it = deferred_.begin(); it != deferred_.end() && it->first <= now;
+         it = deferred_.erase(it))
+      if (!peers_.taken(detail::tick_key(it->second.job->fire_dir, it->second.tick)))
+        pool_.push(std::move(it->second));
+    if (deferred_.empty()) return std::nullopt;
+    return deferred_.begin()->first;
   }
 
   void watch_stops(std::stop_token s) {
     detail::watch_stop_requests(transport_, detail::cron_stop_dir(options_.prefix), local_runs_,
                                 options_.backoff, emit_, std::move(s));
+  }
+  void watch_claims(std::stop_token s) {
+    detail::watch_claims(transport_, options_.prefix + "cron/fire/", peers_, options_.backoff,
+                         std::move(s));
+  }
+  /// A watch thread started like the job watch: waited for, restarted if it fails.
+  template <class F>
+  std::jthread keep_watching(F f, std::stop_token stop, const std::string& what) {
+    return detail::keep_starting(
+        [this, f, what](std::stop_token s) {
+          detail::run_guarded([&] { f(s); }, pacing(s), complaint(what + " failed: "));
+        },
+        pacing(std::move(stop)), complaint(what + " not started: "));
   }
 
   /// Pauses paced by the backoff (false once `stop` comes); error lines.
@@ -301,8 +340,13 @@ class basic_cron {
   }
 
   void work_on(tick_task& task) {
+    // A deferred tick may wait in the queue behind others (a burst of
+    // ticks): by now its first claimer may have been seen taking it.
+    if (task.deferred && peers_.taken(detail::tick_key(task.job->fire_dir, task.tick))) return;
     try {
-      fire_tick(*task.job, task.job_rev, task.tick, task.run);
+      if (auto fire_key = fire_tick(*task.job, task.job_rev, task.tick, task.run);
+          fire_key && detail::prune_turn(*fire_key, options_.history))
+        pruner_.add(task.job);
     } catch (const std::exception& e) {  // resources ran out (threads, memory): this tick only
       emit({.what = cron_event::kind::error,
             .job = task.job->name(),
@@ -324,6 +368,7 @@ class basic_cron {
       result_stop_.request_stop();
     }
     pool_.finish();  // queued ticks return at once, runs get kill_after
+    pruner_.stop();
     lease_.close();
   }
 
@@ -332,13 +377,14 @@ class basic_cron {
     return {transport_, lease_, clock_, options_, emit_, run_stop_.get_token()};
   }
 
-  /// Claim, run, record, prune: the life of one tick on one daemon.
-  void fire_tick(const detail::cron_job& job, revision job_rev, detail::tick_time tick,
-                 const std::string& run) {
-    if (run_stop_.stop_requested()) return;  // shutting down: claim nothing more
+  /// Claim, run, record: the life of one tick on one daemon. The claim's
+  /// key once its result is recorded.
+  std::optional<std::string> fire_tick(const detail::cron_job& job, revision job_rev,
+                                       detail::tick_time tick, const std::string& run) {
+    if (run_stop_.stop_requested()) return std::nullopt;  // shutting down: claim nothing more
     const auto c = context();
     auto won = detail::claim_tick<typename P::backoff>(c, job, job_rev, tick, run);
-    if (!won) return;
+    if (!won) return std::nullopt;
     auto result = detail::run_gated(c, job, *won, local_runs_);
     won->session.reset();  // the run is over: a lost lease may be replaced now
     const std::string& name = job.name();
@@ -352,10 +398,10 @@ class basic_cron {
             .tick = won->tick_text,
             .rev = won->rev,
             .message = "result not recorded: " + w.error().message});
-      return;
+      return std::nullopt;
     }
     emit(detail::result_event(job, *won, result));
-    detail::prune_history(transport_, job, options_.history);
+    return std::move(won->fire_key);
   }
 
   transport_type& transport_;
@@ -373,8 +419,11 @@ class basic_cron {
   std::stop_source run_stop_;     // shutdown: runs in flight get kill_after
   std::stop_source result_stop_;  // results still unwritten are given up
   std::atomic<std::uint64_t> skipped_{0};
-  detail::cron_local_runs local_runs_;  // what a replacing tick stops
+  detail::cron_local_runs local_runs_;             // what a replacing tick stops
+  std::multimap<time_point, tick_task> deferred_;  // ticks waiting for their turn
+  detail::cron_peers peers_;
 
+  detail::cron_pruner<transport_type> pruner_{transport_, options_.history};
   detail::cron_pool<tick_task> pool_;  // last: joined first
 };
 

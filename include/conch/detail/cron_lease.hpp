@@ -7,6 +7,7 @@
 #include "conch/policies/transport.hpp"
 #include "conch/result.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -57,15 +58,14 @@ class cron_lease {
     auto fresh = std::make_shared<Session>(transport_, session_options_, clock_);
     if (auto r = fresh->start(); !r) return std::move(r).error();
     session_ = std::move(fresh);
+    id_ = session_->lease();
     loss_reported_ = false;
     return session_;
   }
 
-  /// The lease named in claims now (0 before the first current()).
-  lease_id lease() const {
-    std::lock_guard lock{mutex_};
-    return session_ ? session_->lease() : 0;
-  }
+  /// The lease named in claims now (0 before the first current()). Never
+  /// blocks, not even while current() waits to replace a lost lease.
+  lease_id lease() const { return id_.load(); }
   std::optional<typename Session::time_point> local_deadline() const {
     std::lock_guard lock{mutex_};
     if (!session_) return std::nullopt;
@@ -78,6 +78,7 @@ class cron_lease {
     {
       std::lock_guard lock{mutex_};
       session = std::move(session_);
+      id_ = 0;
     }
     if (session) (void)session->close();
   }
@@ -91,6 +92,7 @@ class cron_lease {
 
   mutable std::mutex mutex_;
   std::shared_ptr<Session> session_;
+  std::atomic<lease_id> id_{0};  ///< session_'s lease, readable without the lock
   bool loss_reported_ = false;
 };
 

@@ -1,4 +1,5 @@
-// conch/detail/cron_tick.hpp — a tick's writes, sent: claim, result, prune.
+// conch/detail/cron_tick.hpp — a tick's writes, sent: claim and result
+// (pruning, batched off the tick's path, is in cron_pruner.hpp).
 // The txns themselves are in logic/cron_txn.hpp; this adds what talking to
 // etcd needs (an answer that never came, a short outage), for any transport.
 //
@@ -11,14 +12,12 @@
 
 #include "conch/logic/cron_history.hpp"
 #include "conch/logic/cron_job.hpp"
-#include "conch/logic/cron_prune.hpp"
 #include "conch/logic/cron_txn.hpp"
 #include "conch/policies/clock.hpp"
 #include "conch/policies/transport.hpp"
 #include "conch/result.hpp"
 
 #include <chrono>
-#include <map>
 #include <stop_token>
 #include <string>
 #include <utility>
@@ -105,37 +104,6 @@ result<void> send_result(T& t, const txn_request& result_write, const std::strin
     if (!cron_pause(retry.next(), stop))
       return error{errc::cancelled, "gave up at shutdown: " + r.error().message};
   }
-}
-
-/// Cuts `job`'s history back to `keep` ticks (0: all) once it exceeds
-/// `keep + prune_slack(keep)`, raising the job's floor in the same txn (see
-/// cron_txn.hpp). Best effort: a failure (or a claim made meanwhile below
-/// the new floor) leaves the work to the next winner.
-template <transport T>
-void prune_history(T& t, const cron_job& job, std::size_t keep) {
-  if (keep == 0) return;
-  auto count = range_request::prefix(job.fire_dir);
-  count.count_only = true;
-  auto n = t.range(count, t.default_deadline());
-  if (!n || static_cast<std::size_t>(n->count) <= keep + prune_slack(keep)) return;
-  auto claims = t.range(range_request::prefix(job.fire_dir), t.default_deadline());
-  if (!claims) return;
-  auto results_req = range_request::prefix(job.runs_dir);
-  results_req.keys_only = true;
-  auto results = t.range(results_req, t.default_deadline());
-  if (!results) return;
-  std::map<lease_id, bool> leases;
-  auto alive = [&](lease_id id) {
-    auto [it, fresh] = leases.try_emplace(id, true);  // unknown: may still run
-    if (fresh)
-      if (auto ttl = t.lease_time_to_live(id, t.default_deadline())) it->second = ttl->ttl > 0;
-    return it->second;
-  };
-  const auto ticks = claimed_ticks_from(claims->kvs, job.fire_dir, results->kvs, job.runs_dir);
-  if (auto floor = prune_floor(ticks, keep, prune_slack(keep), alive))
-    (void)t.txn(
-        prune_txn(job.fire_dir, job.runs_dir, job.floor_dir, *floor, claims->header_revision),
-        t.default_deadline());
 }
 
 }  // namespace conch::detail

@@ -19,6 +19,7 @@
 #include <cstring>
 #include <dirent.h>
 #include <fcntl.h>
+#include <mutex>
 #include <poll.h>
 #include <string>
 #include <unistd.h>
@@ -40,6 +41,35 @@ inline bool process_alive(pid_t pid) {
   char state = 0;
   pid_t pgrp = 0;
   return proc_state(pid, state, pgrp) && state != 'Z' && state != 'X';
+}
+
+/// Whether this process has adopted any orphan (a child it did not start):
+/// true when it cannot tell (not a subreaper, no /proc children list).
+/// Orphans are adopted by a subreaper's main thread (the first live thread
+/// of the group, which outlives the others here), so its children list is the
+/// one to read; the children this process started itself are left out.
+inline bool adopted_orphans() {
+  auto& o = detail_spawn::own();
+  if (!o.subreaper) return true;
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/self/task/%d/children", static_cast<int>(::getpid()));
+  const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return true;
+  std::string text;
+  char buf[512];
+  ssize_t n;
+  while ((n = ::read(fd, buf, sizeof buf)) > 0) text.append(buf, static_cast<std::size_t>(n));
+  ::close(fd);
+  if (n < 0) return true;
+  std::lock_guard lock{o.mutex};
+  for (const char* p = text.c_str(); *p;) {
+    char* end = nullptr;
+    const long pid = std::strtol(p, &end, 10);
+    if (end == p) break;
+    if (!o.contains(static_cast<pid_t>(pid))) return true;
+    p = end;
+  }
+  return false;
 }
 
 /// How many processes of group `pgid` still run (zombies not counted). In a
@@ -64,6 +94,14 @@ inline int live_members(pid_t pgid) {
   }
   return count;
 }
+
+/// Whether group `pgid`, whose leader is our exited (unreaped) child, may
+/// still have live members. Its live descendants were re-parented to this
+/// subreaper when it exited (or descend from one that was), so when no
+/// orphan is adopted, the answer is no without reading every /proc entry.
+/// (A process outside the leader's descent that joined the group with
+/// setpgid is not seen then.)
+inline bool leader_left_members(pid_t pgid) { return adopted_orphans() && live_members(pgid) > 0; }
 
 /// Stops `c`'s whole group and reaps `c`: `first` (SIGTERM) now, SIGKILL to the
 /// group once `kill_after` has passed while any member still runs. Blocks at

@@ -10,9 +10,13 @@
 // conch's own etcd password (CONCH_PASSWORD) is never passed on: the
 // supervised command is not trusted with conch's credentials (a child that
 // needs etcd gets its own, see docs/supervision.md).
-// A gated child (spawn_options::gated) is forked instead and waits before exec
-// until child::release(), so a watchdog can take hold of it first; between
-// fork and exec it makes async-signal-safe calls only.
+// A gated child (spawn_options::gated) waits before exec until
+// child::release(), so a watchdog can take hold of it first. It is started by
+// clone(CLONE_VM) on a stack of its own: like posix_spawn's vfork it shares
+// our memory until exec (no page tables copied, however big this process),
+// unlike it the caller runs on. Between its start and exec it makes raw
+// system calls only, with every signal blocked until its dispositions are
+// the defaults.
 // No shell is involved: argv[0] is looked up in PATH, like execvp. (glibc's
 // posix_spawn leaves its two internal real-time signals, 32 and 33, ignored;
 // the child's own libc takes them back.)
@@ -34,12 +38,15 @@
 #include <cstring>
 #include <dirent.h>
 #include <fcntl.h>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <poll.h>
+#include <sched.h>
 #include <spawn.h>
 #include <string>
 #include <string_view>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -147,25 +154,44 @@ inline result<std::string> find_in_path(const std::string& name) {
   return fail(last);
 }
 
-/// The gated child between fork and exec: async-signal-safe calls only.
-[[noreturn]] inline void gated_child(const char* path, char* const* argv, char* const* envp,
-                                     int gate, int out, int err) noexcept {
+/// What a gated child reads between its start and its exec: kept by its
+/// `child` until reaped, since the child shares our memory (see start_gated).
+struct launch {
+  std::string path;
+  std::vector<std::string> args, env;
+  std::vector<char*> argv, envp;
+  int gate = -1, out = -1, err = -1;  ///< the child's copies (its own fd table)
+  int rtmin = 32;                     ///< libc's first public real-time signal
+  void* stack = nullptr;
+  std::size_t stack_size = 0;
+  launch() = default;
+  launch(const launch&) = delete;
+  launch& operator=(const launch&) = delete;
+  ~launch() {
+    if (stack) ::munmap(stack, stack_size);
+  }
+};
+
+/// The gated child between its start and exec: raw system calls only, none
+/// that can fail (errno is the starting thread's: the memory is shared), and
+/// every signal blocked until the dispositions are the defaults.
+inline int gated_child(void* arg) noexcept {
+  const auto& l = *static_cast<const launch*>(arg);
   ::setpgid(0, 0);
   struct sigaction dfl {};
   dfl.sa_handler = SIG_DFL;
   for (int s = 1; s < NSIG; ++s)
-    if (s != SIGKILL && s != SIGSTOP) ::sigaction(s, &dfl, nullptr);
-  if (out >= 0) ::dup2(out, STDOUT_FILENO);
-  if (err >= 0) ::dup2(err, STDERR_FILENO);
+    if (s != SIGKILL && s != SIGSTOP && (s < 32 || s >= l.rtmin)) ::sigaction(s, &dfl, nullptr);
+  if (l.out >= 0) ::dup2(l.out, STDOUT_FILENO);
+  if (l.err >= 0) ::dup2(l.err, STDERR_FILENO);
   char go = 0;
-  ssize_t n;
-  while ((n = ::read(gate, &go, 1)) < 0 && errno == EINTR) {
-  }
-  if (n != 1) ::_exit(127);  // the wrapper went away before releasing us
+  // syscall(), not read(): libc's read is a cancellation point, which would
+  // touch the starting thread's descriptor (the memory is shared).
+  if (::syscall(SYS_read, l.gate, &go, 1) != 1) ::_exit(127);  // released never: the owner is gone
   sigset_t none;
   sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
-  ::execve(path, argv, envp);
+  ::execve(l.path.c_str(), l.argv.data(), l.envp.data());
   ::_exit(errno == ENOENT ? 127 : 126);
 }
 
@@ -215,7 +241,8 @@ class child {
         exit_fd_(std::move(o.exit_fd_)),
         out_(std::move(o.out_)),
         err_(std::move(o.err_)),
-        gate_(std::move(o.gate_)) {}
+        gate_(std::move(o.gate_)),
+        launch_(std::move(o.launch_)) {}
   child& operator=(child&& o) noexcept {
     if (this != &o) {
       abandon();
@@ -224,6 +251,7 @@ class child {
       out_ = std::move(o.out_);
       err_ = std::move(o.err_);
       gate_ = std::move(o.gate_);
+      launch_ = std::move(o.launch_);
     }
     return *this;
   }
@@ -263,6 +291,7 @@ class child {
     pid_ = -1;
     reap_orphans();  // the ones its zombie hid
     exit_fd_.reset();
+    launch_.reset();  // a gated child's stack and arguments: unused once it exited
     if (info.si_code == CLD_EXITED) return conch::detail::child_status::exited(info.si_status);
     return conch::detail::child_status::signalled(info.si_status);
   }
@@ -303,6 +332,7 @@ class child {
   unique_fd exit_fd_;
   unique_fd out_, err_;
   unique_fd gate_;  ///< write end of the launch gate, while the child waits at it
+  std::unique_ptr<detail_spawn::launch> launch_;  ///< what a gated child reads until its exec
 };
 
 /// Makes this process the reaper of its descendants' orphans
@@ -379,24 +409,40 @@ inline int start_now(pid_t& pid, const pipes& io, char* const* argv, char* const
   return rc;
 }
 
-/// fork, then wait at the gate (the read end of `gate`) before exec. fork
-/// rather than vfork: the parent must run on while the child waits.
-inline int start_gated(pid_t& pid, const pipes& io, const std::string& path, char* const* argv,
-                       char* const* envp, unique_fd& gate_w) {
+/// Starts the child sharing our memory (clone(CLONE_VM), as posix_spawn's
+/// vfork does, but without suspending us): no page tables copied, no
+/// copy-on-write faults, however large this process. It waits at the gate
+/// (the read end of `gate`) before exec, on its own stack, reading `l`.
+inline int start_gated(pid_t& pid, launch& l, unique_fd& gate_w) {
   int g[2];
   if (::pipe2(g, O_CLOEXEC) != 0) return errno;
   unique_fd gate_r(g[0]);
   gate_w.reset(g[1]);
-  std::lock_guard lock{own().mutex};
-  pid = ::fork();
-  if (pid < 0) return errno;
-  if (pid == 0) {
-    ::close(gate_w.get());  // the gate opens only from the parent's side
-    gated_child(path.c_str(), argv, envp, gate_r.get(), io.out_w.get(), io.err_w.get());
+  l.gate = gate_r.get();
+  l.rtmin = SIGRTMIN;
+  l.stack_size = 64 * 1024;
+  l.stack = ::mmap(nullptr, l.stack_size, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+  if (l.stack == MAP_FAILED) {
+    l.stack = nullptr;
+    return errno;
   }
-  ::setpgid(pid, pid);  // also here, so the group exists before fork returns
-  own().pids.push_back(pid);
-  return 0;
+  sigset_t all, old;
+  sigfillset(&all);
+  ::pthread_sigmask(SIG_SETMASK, &all, &old);  // no handler of ours may run in the child
+  int rc = 0;
+  {
+    std::lock_guard lock{own().mutex};
+    pid = ::clone(gated_child, static_cast<char*>(l.stack) + l.stack_size, CLONE_VM | SIGCHLD, &l);
+    if (pid < 0) {
+      rc = errno;
+    } else {
+      ::setpgid(pid, pid);  // also here, so the group exists before we return
+      own().pids.push_back(pid);
+    }
+  }
+  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  return rc;
 }
 }  // namespace detail_spawn
 
@@ -415,19 +461,27 @@ inline result<child> spawn(const spawn_options& opt) {
     io.err_r.reset(p[0]);
     io.err_w.reset(p[1]);
   }
-  std::vector<std::string> args = opt.argv;
-  std::vector<std::string> env = detail_spawn::merged_environment(opt.env);
-  auto argv = detail_spawn::c_strings(args);
-  auto envp = detail_spawn::c_strings(env);
-
   child c;
   pid_t pid = -1;
   int rc = 0;
   if (opt.gated) {
     auto path = detail_spawn::find_in_path(opt.argv[0]);
     if (!path) return std::move(path).error();
-    rc = detail_spawn::start_gated(pid, io, *path, argv.data(), envp.data(), c.gate_);
+    auto l = std::make_unique<detail_spawn::launch>();
+    l->path = std::move(*path);
+    l->args = opt.argv;
+    l->env = detail_spawn::merged_environment(opt.env);
+    l->argv = detail_spawn::c_strings(l->args);
+    l->envp = detail_spawn::c_strings(l->env);
+    l->out = io.out_w ? io.out_w.get() : -1;
+    l->err = io.err_w ? io.err_w.get() : -1;
+    rc = detail_spawn::start_gated(pid, *l, c.gate_);
+    c.launch_ = std::move(l);
   } else {
+    std::vector<std::string> args = opt.argv;
+    std::vector<std::string> env = detail_spawn::merged_environment(opt.env);
+    auto argv = detail_spawn::c_strings(args);
+    auto envp = detail_spawn::c_strings(env);
     rc = detail_spawn::start_now(pid, io, argv.data(), envp.data());
   }
   if (rc != 0) {

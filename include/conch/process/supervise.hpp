@@ -328,7 +328,7 @@ class supervisor {
   /// Event: the child leader exited. Its group is stopped too (the work must
   /// not outlive it), then it is reaped; returns false when supervision ends.
   bool on_child_exit(clock::time_point now) {
-    if (!killed_ && process::live_members(child_->group()) > 0) {
+    if (!killed_ && process::leader_left_members(child_->group())) {
       // The unreaped leader keeps the group id from being reused meanwhile.
       if (!seq_.started()) stop_group(SIGTERM, now);
       return true;
