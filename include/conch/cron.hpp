@@ -423,7 +423,10 @@ class basic_cron {
   std::multimap<time_point, tick_task> deferred_;  // ticks waiting for their turn
   detail::cron_peers peers_;
 
-  detail::cron_pruner<transport_type> pruner_{transport_, options_.history};
+  detail::cron_pruner<transport_type> pruner_{
+      transport_, options_.history, [this](const detail::cron_job& j, long n) {
+        emit({.what = cron_event::kind::zombies, .job = j.name(), .count = n});
+      }};
   detail::cron_pool<tick_task> pool_;  // last: joined first
 };
 

@@ -2512,11 +2512,14 @@ struct cron_event {
     job_loaded,   ///< a job was added or changed: `message` is its schedule and next tick
     job_removed,  ///< a job was deleted: no further ticks
     job_corrupt,  ///< a job value is unreadable: skipped, `message` says why
-    skipped,      ///< `tick` came too late to this daemon (its successor is due): not claimed
+    skipped,      ///< `tick` not run: `reason` late (not claimed), overlap or replace (recorded)
     claimed,      ///< this daemon won `tick` (claim revision `rev`)
     started,      ///< the command runs as `pid`
     finished,     ///< the command ended with `exit_code`; the result is recorded
+    replaced,     ///< a run of this daemon is stopped: a newer tick of its job replaces it
     error,        ///< something went wrong; `message` says what
+    conflict,     ///< another daemon claimed `tick` first (metrics only: not logged)
+    zombies,      ///< `count` claims of `job` have no result and a gone lease (metrics only)
   };
   kind what = kind::error;
   std::string job{};
@@ -2526,7 +2529,18 @@ struct cron_event {
   int exit_code = 0;
   std::chrono::milliseconds took{0};
   std::string message{};
+  /// skipped: late, overlap (forbid) or replace (the previous run could not
+  /// be stopped); finished: "timeout" when the job's timeout stopped the run.
+  std::string reason{};
+  /// zombies: how many the job's history holds.
+  long count = 0;
 };
+
+/// Events that feed metrics but make no log line: one per lost claim race or
+/// history look would drown the rest.
+inline bool quiet(const cron_event& e) noexcept {
+  return e.what == cron_event::kind::conflict || e.what == cron_event::kind::zombies;
+}
 
 inline const char* to_string(cron_event::kind k) noexcept {
   switch (k) {
@@ -2546,8 +2560,14 @@ inline const char* to_string(cron_event::kind k) noexcept {
       return "run";
     case cron_event::kind::finished:
       return "result";
+    case cron_event::kind::replaced:
+      return "replace";
     case cron_event::kind::error:
       return "error";
+    case cron_event::kind::conflict:
+      return "conflict";
+    case cron_event::kind::zombies:
+      return "zombies";
   }
   return "event";
 }
@@ -2574,6 +2594,7 @@ inline std::string human_log_line(const cron_event& e, wall_time at) {
     field("exit", std::to_string(e.exit_code));
     field("took", std::to_string(e.took.count()) + "ms");
   }
+  if (!e.reason.empty()) field("reason", e.reason);
   if (!e.message.empty()) field("msg", e.message);
   return line;
 }
@@ -2589,6 +2610,7 @@ inline std::string json_log_line(const cron_event& e, wall_time at) {
     j["exit_code"] = e.exit_code;
     j["took_ms"] = e.took.count();
   }
+  if (!e.reason.empty()) j["reason"] = e.reason;
   if (!e.message.empty()) j["message"] = e.message;
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
@@ -2621,6 +2643,7 @@ enum class run_state {
   done,     ///< the result is recorded
   running,  ///< no result yet, and the claimer's lease is alive
   zombie,   ///< no result, and the claimer's lease is gone: never rerun
+  skipped,  ///< the result says the tick was not run (its job's previous run was running)
 };
 
 inline const char* to_string(run_state s) noexcept {
@@ -2631,6 +2654,8 @@ inline const char* to_string(run_state s) noexcept {
       return "running";
     case run_state::zombie:
       return "zombie";
+    case run_state::skipped:
+      return "skipped";
   }
   return "unknown";
 }
@@ -2740,6 +2765,101 @@ inline std::string utf8_tail(std::string_view out, std::size_t cap) {
 // truncated) is `errc::corrupt` with the reason: reported and skipped, never
 // a crash.
 
+// ---- begin conch/logic/cron_policy.hpp ----
+// conch/logic/cron_policy.hpp — a cron job's controls as a daemon reads
+// them: what a tick does when the job's previous run is still going
+// (concurrency), how long a run may take (timeout), and the ids of runs
+// asked for by hand (`conch cron run`). Pure: parsing and naming only.
+//
+// Job records written before these controls existed carry none of the
+// fields and read as: concurrency forbid, no timeout, not paused, no run
+// asked for. A value this version does not know is an error, which the
+// daemons report as a corrupt job (and skip) rather than guess at.
+
+
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <string_view>
+
+namespace conch::detail {
+
+/// What a tick does while the job's previous run is still running (on any daemon).
+enum class cron_concurrency {
+  forbid,   ///< the tick is skipped, and its result says so
+  allow,    ///< the runs overlap
+  replace,  ///< the previous run's group is stopped (SIGTERM, SIGKILL after kill-after) first
+};
+
+inline const char* to_string(cron_concurrency c) noexcept {
+  switch (c) {
+    case cron_concurrency::forbid:
+      return "forbid";
+    case cron_concurrency::allow:
+      return "allow";
+    case cron_concurrency::replace:
+      return "replace";
+  }
+  return "forbid";
+}
+
+/// "forbid", "allow" or "replace"; empty (a record from before the field) is forbid.
+inline result<cron_concurrency> parse_concurrency(std::string_view text) {
+  if (text.empty() || text == "forbid") return cron_concurrency::forbid;
+  if (text == "allow") return cron_concurrency::allow;
+  if (text == "replace") return cron_concurrency::replace;
+  return error{errc::invalid_argument,
+               "concurrency " + detail::quoted(text) + ": not one of forbid, allow, replace"};
+}
+
+/// A job's timeout as stored (milliseconds; 0 is none): negative is an error.
+inline result<std::chrono::milliseconds> parse_timeout_ms(std::int64_t ms) {
+  if (ms < 0)
+    return error{errc::invalid_argument, "timeout " + std::to_string(ms) + "ms: negative"};
+  return std::chrono::milliseconds{ms};
+}
+
+/// The id of a run asked for at `at` (`conch cron run`): the second's tick
+/// text, then "-run" and the milliseconds. It sorts after that second's
+/// scheduled tick and before the next one, so key order stays time order
+/// (pruning relies on it), and never equals a scheduled tick's key.
+///   run_request_id(2026-01-01T00:00:00.250Z) == "20260101T000000Z-run250"
+inline std::string run_request_id(wall_time at) {
+  const auto second = std::chrono::floor<std::chrono::seconds>(at);
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(at - second).count();
+  char tail[16];
+  std::snprintf(tail, sizeof tail, "-run%03d", static_cast<int>(ms));
+  return format_tick(second) + tail;
+}
+
+/// A claim or result key's last segment read back: the tick (the second a
+/// hand-asked run was asked in) and whether it was asked for by hand.
+struct run_id {
+  tick_time tick{};
+  bool manual = false;
+  std::string text;
+};
+
+inline result<run_id> parse_run_id(std::string_view text) {
+  auto tick = parse_tick(text.substr(0, 16));
+  if (!tick) return std::move(tick).error();
+  if (text.size() == 16) return run_id{*tick, false, std::string(text)};
+  const std::string_view rest = text.substr(16);
+  const bool digits = rest.size() == 7 && rest.starts_with("-run") &&
+                      rest.find_first_not_of("0123456789", 4) == std::string_view::npos;
+  if (!digits)
+    return error{errc::invalid_argument, "run id " + detail::quoted(text) + ": malformed"};
+  return run_id{*tick, true, std::string(text)};
+}
+
+/// The instant a hand-asked run was asked at, back from its id.
+inline wall_time run_request_time(const run_id& id) {
+  if (!id.manual) return id.tick;
+  return id.tick + std::chrono::milliseconds{std::stoi(id.text.substr(20))};
+}
+
+}  // namespace conch::detail
+// ---- end conch/logic/cron_policy.hpp ----
 // ---- begin conch/logic/keys.hpp ----
 // conch/logic/keys.hpp — where every recipe keeps its keys, written and read back.
 //
@@ -2750,7 +2870,11 @@ inline std::string utf8_tail(std::string_view out, std::size_t cap) {
 //   <prefix>cron/fire/<name>/<tick>                the claim of one tick
 //   <prefix>cron/runs/<name>/<tick>                the result of one tick
 //   <prefix>cron/floor/<name>/<tick>               the job's floor: no claim below it
+//   <prefix>cron/running/<name>                    the run holding the job (claimer's lease)
+//   <prefix>cron/stop/<name>                       a replacing tick asks that run to stop
 //   <prefix>fence/<office without prefix>          counter_fencing's counter
+//   <prefix>held/<office without prefix>/<lease hex or i>   a holder's held marker
+//                                                  (the lock delay, logic/lock_delay.hpp)
 //
 // Names are one segment each (detail/name_codec.hpp), so an office's keys all
 // sit below "<...>/<name>/" and no other office's keys do. Ticks are
@@ -3046,6 +3170,20 @@ inline result<std::string> cron_floor_dir(std::string_view prefix, std::string_v
   return std::string(prefix) + "cron/floor/" + *n + "/";
 }
 
+/// The key a run of a forbid or replace job holds while it runs, bound to
+/// its claimer's lease: one run of the job at a time (see cron_gate.hpp).
+inline result<std::string> cron_running_key(std::string_view prefix, std::string_view job) {
+  auto n = encode_name(job);
+  if (!n) return std::move(n).error();
+  return std::string(prefix) + "cron/running/" + *n;
+}
+
+/// Where a replacing tick asks the daemon running a job to stop that run:
+/// `<prefix>cron/stop/<name>`, every daemon watches the directory.
+inline std::string cron_stop_dir(std::string_view prefix) {
+  return std::string(prefix) + "cron/stop/";
+}
+
 /// counter_fencing's counter for an office: outside the office itself, so
 /// `etcdctl elect -l` never mistakes it for a contender.
 /// fencing_counter_key("conch/", "conch/elect/web/") == "conch/fence/elect/web"
@@ -3053,6 +3191,15 @@ inline std::string fencing_counter_key(std::string_view prefix, std::string_view
   std::string_view rest = office.substr(office.starts_with(prefix) ? prefix.size() : 0);
   if (rest.ends_with('/')) rest.remove_suffix(1);
   return std::string(prefix) + "fence/" + std::string(rest);
+}
+
+/// Where an office's held markers live (logic/lock_delay.hpp): outside the
+/// office, like the fencing counter, so no reader of the office sees them.
+/// held_marker_dir("conch/", "conch/elect/web/") == "conch/held/elect/web/"
+inline std::string held_marker_dir(std::string_view prefix, std::string_view office) {
+  std::string_view rest = office.substr(office.starts_with(prefix) ? prefix.size() : 0);
+  if (!rest.ends_with('/')) return std::string(prefix) + "held/" + std::string(rest) + "/";
+  return std::string(prefix) + "held/" + std::string(rest);
 }
 
 // Keys within an office (the office is already valid, so these cannot fail).
@@ -3065,6 +3212,13 @@ inline std::string slot_key(std::string_view semaphore_office, int slot) {
 }
 inline std::string queue_key(std::string_view semaphore_office, lease_id lease) {
   return queue_dir(semaphore_office) + lease_hex(lease);
+}
+/// A held marker: an election candidate's (by lease) or a semaphore slot's.
+inline std::string candidate_marker(std::string_view marker_dir, lease_id lease) {
+  return std::string(marker_dir) + lease_hex(lease);
+}
+inline std::string slot_marker(std::string_view marker_dir, int slot) {
+  return std::string(marker_dir) + std::to_string(slot);
 }
 /// A tick's key in a cron fire or runs directory.
 inline std::string tick_key(std::string_view dir, tick_time tick) {
@@ -3538,7 +3692,11 @@ struct job_record {
       (std::string, schedule),           // as the user wrote it
       (std::string, tz),                 // IANA zone; empty means UTC
       (std::vector<std::string>, argv),  // the command, no shell
-      (wall_time, created));
+      (wall_time, created),
+      (std::string, concurrency),        // forbid (also when absent), allow, replace
+      (std::int64_t, timeout_ms),        // a run is stopped after this; 0 (or absent): never
+      (bool, paused),                    // true: no ticks claimed; the history stays
+      (std::string, run_request));       // the last `cron run` asked (a run id), or empty
   // clang-format on
   static constexpr std::string_view kind = "job";
   static constexpr std::array<std::string_view, 3> required_fields{"name", "schedule", "argv"};
@@ -3564,6 +3722,22 @@ struct claim_record {
   friend bool operator==(const claim_record&, const claim_record&) = default;
 };
 
+/// The run holding a forbid or replace job, at `<prefix>cron/running/<name>`,
+/// bound to the claimer's lease: gone when the run ends or its claimer dies.
+struct running_record {
+  // clang-format off
+  BOOST_HANA_DEFINE_STRUCT(
+      running_record,
+      (std::string, run),    // the tick's key segment (a run id for `cron run`)
+      (std::string, host),   // claimer
+      (std::int64_t, pid),
+      (std::string, lease));
+  // clang-format on
+  static constexpr std::string_view kind = "running";
+  static constexpr std::array<std::string_view, 2> required_fields{"run", "lease"};
+  friend bool operator==(const running_record&, const running_record&) = default;
+};
+
 /// The result of one tick's run, at `<prefix>cron/runs/<name>/<tick>`.
 struct run_record {
   // clang-format off
@@ -3577,7 +3751,9 @@ struct run_record {
       (wall_time, start),
       (wall_time, end),
       (int, exit_code),       // the child's code, 128+n if killed by signal n
-      (std::string, output));  // the output's tail, valid UTF-8 (see max_output)
+      (std::string, output),  // the output's tail, valid UTF-8 (see max_output)
+      (std::string, skipped),  // not run, and why ("overlap: ..."); empty: it ran
+      (bool, timed_out));      // the job's timeout stopped the run's group
   // clang-format on
   static constexpr std::string_view kind = "run";
   static constexpr std::array<std::string_view, 2> required_fields{"tick", "exit_code"};
@@ -3612,6 +3788,13 @@ struct cron_job {
   std::string fire_dir;   ///< <prefix>cron/fire/<name>/ — one claim per tick below
   std::string runs_dir;   ///< <prefix>cron/runs/<name>/ — one result per tick below
   std::string floor_dir;  ///< <prefix>cron/floor/<name>/ — the highest marker is the floor
+  std::string
+      running_key;  ///< <prefix>cron/running/<name> — the run holding the job (forbid, replace)
+  std::string stop_key;  ///< <prefix>cron/stop/<name> — asks the holder's daemon to stop it
+  cron_concurrency concurrency = cron_concurrency::forbid;
+  std::chrono::milliseconds timeout{0};  ///< 0: none
+
+  bool paused() const noexcept { return record.paused; }
 
   const std::string& name() const noexcept { return record.name; }
 
@@ -3626,8 +3809,8 @@ struct cron_job {
 
 /// Checks a job as a user gives it (`conch cron add`) and places it under
 /// `prefix`: an empty or unencodable name, an empty command, an invalid
-/// schedule or an unknown zone is `errc::invalid_argument` with a one-line
-/// reason.
+/// schedule, an unknown zone, concurrency policy or run id, or a negative
+/// timeout is `errc::invalid_argument` with a one-line reason.
 inline result<cron_job> make_cron_job(std::string_view prefix, job_record record) {
   auto key = encode_key(prefix, cron_job_key{record.name});
   if (!key)
@@ -3650,8 +3833,23 @@ inline result<cron_job> make_cron_job(std::string_view prefix, job_record record
   if (!runs_dir) return std::move(runs_dir).error();
   auto floor_dir = cron_floor_dir(prefix, record.name);
   if (!floor_dir) return std::move(floor_dir).error();
-  return cron_job{std::move(record),    std::move(*when),     std::move(*tz),       std::move(*key),
-                  std::move(*fire_dir), std::move(*runs_dir), std::move(*floor_dir)};
+  auto concurrency = parse_concurrency(record.concurrency);
+  if (!concurrency) return std::move(concurrency).error();
+  auto timeout = parse_timeout_ms(record.timeout_ms);
+  if (!timeout) return std::move(timeout).error();
+  if (!record.run_request.empty())
+    if (auto id = parse_run_id(record.run_request); !id || !id->manual)
+      return error{errc::invalid_argument, "run request " + detail::quoted(record.run_request) +
+                                               ": not a run id (YYYYMMDDTHHMMSSZ-runNNN)"};
+  auto running_key = cron_running_key(prefix, record.name);
+  if (!running_key) return std::move(running_key).error();
+  cron_job job{std::move(record),     std::move(*when),       std::move(*tz),
+               std::move(*key),       std::move(*fire_dir),   std::move(*runs_dir),
+               std::move(*floor_dir), std::move(*running_key)};
+  job.stop_key = cron_stop_dir(prefix) + job.running_key.substr(job.running_key.rfind('/') + 1);
+  job.concurrency = *concurrency;
+  job.timeout = *timeout;
+  return job;
 }
 
 /// Reads the job stored at `key` under `prefix`. Anything unreadable — a
@@ -3830,6 +4028,8 @@ struct cron_job_spec {
   std::string schedule{};  ///< cron expression, macro or `@every D` (see detail/schedule.hpp)
   std::string tz{};        ///< IANA zone; empty means UTC
   std::vector<std::string> argv{};
+  std::string concurrency{};             ///< forbid (also when empty), allow, replace
+  std::chrono::milliseconds timeout{0};  ///< a run is stopped after this; 0: never
 };
 
 /// One claimed tick.
@@ -3845,6 +4045,10 @@ struct cron_run_view {
   std::optional<int> exit_code;  ///< empty until the result is recorded
   std::string output;            ///< the output's tail
   std::string problem;           ///< a claim or result that cannot be read
+  bool manual = false;           ///< asked for by `conch cron run`
+  std::string run;               ///< the claim key's last segment (tick or run id)
+  std::string skipped;           ///< not run, and why (state skipped)
+  bool timed_out = false;        ///< the job's timeout stopped it
 };
 
 /// One job and its recent history.
@@ -3857,6 +4061,11 @@ struct cron_job_view {
   std::string created;
   std::string next;                 ///< the next tick (RFC 3339 UTC); empty when none
   std::vector<cron_run_view> runs;  ///< newest first
+  std::string concurrency;          ///< forbid, allow or replace
+  std::int64_t timeout_ms = 0;      ///< 0: none
+  bool paused = false;              ///< no ticks are claimed until resumed
+  std::int64_t skips = 0;           ///< results in the kept history that say "skipped"
+  std::int64_t timeouts = 0;        ///< results in the kept history stopped by the timeout
 };
 
 namespace detail {
@@ -3875,8 +4084,10 @@ std::vector<cron_run_view> cron_runs_from(const std::vector<key_value>& claims,
   for (const auto& claim : claims) {
     cron_run_view v;
     const std::string tick = claim.key.substr(std::min(fire_dir.size(), claim.key.size()));
-    auto t = parse_tick(tick);
-    v.tick = t ? format_rfc3339(*t) : tick;
+    auto id = parse_run_id(tick);
+    v.tick = id ? format_rfc3339(id->manual ? run_request_time(*id) : wall_time(id->tick)) : tick;
+    v.manual = id && id->manual;
+    v.run = tick;
     v.rev = claim.create_revision;
     lease_id lease = 0;
     if (auto c = decode_record<claim_record>(claim.value)) {
@@ -3895,11 +4106,14 @@ std::vector<cron_run_view> cron_runs_from(const std::vector<key_value>& claims,
         v.end = format_rfc3339(r->end);
         v.exit_code = r->exit_code;
         v.output = r->output;
+        v.skipped = r->skipped;
+        v.timed_out = r->timed_out;
       } else {
         v.problem = "result: " + r.error().message;
       }
     }
     v.state = classify_run(found != by_tick.end(), lease != 0 && alive(lease));
+    if (!v.skipped.empty()) v.state = run_state::skipped;
     runs.push_back(std::move(v));
   }
   return runs;
@@ -3917,7 +4131,10 @@ inline cron_job_view job_view_of(const std::string& prefix, const key_value& kv,
     view.tz = job->record.tz;
     view.argv = job->record.argv;
     view.created = format_rfc3339(job->record.created);
-    if (auto next = job->next_after(now)) view.next = format_rfc3339(*next);
+    view.concurrency = to_string(job->concurrency);
+    view.timeout_ms = job->timeout.count();
+    view.paused = job->paused();
+    if (auto next = job->next_after(now); next && !job->paused()) view.next = format_rfc3339(*next);
     fire_dir = job->fire_dir;
     runs_dir = job->runs_dir;
   } else {
@@ -3928,6 +4145,15 @@ inline cron_job_view job_view_of(const std::string& prefix, const key_value& kv,
     }
   }
   return view;
+}
+
+/// Counts the skipped and timed-out results among a job's kept results.
+inline void count_controls(cron_job_view& view, const std::vector<key_value>& results) {
+  for (const auto& kv : results)
+    if (auto r = decode_record<run_record>(kv.value)) {
+      view.skips += r->skipped.empty() ? 0 : 1;
+      view.timeouts += r->timed_out ? 1 : 0;
+    }
 }
 
 }  // namespace detail
@@ -3967,6 +4193,7 @@ inline std::optional<key_value> front(const range_response* r) {
 }  // namespace conch::detail
 // ---- end conch/logic/txn_read.hpp ----
 
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -4033,11 +4260,26 @@ inline range_request created_before(std::string office, revision rev) {
   return r;
 }
 
+/// The newest held markers (logic/lock_delay.hpp) created before `rev`
+/// (0: any), keys only.
+inline range_request markers_before(std::string marker_dir, revision rev, std::int64_t limit) {
+  auto r = range_request::prefix(std::move(marker_dir));
+  r.order = range_request::sort_order::descend;
+  r.target = range_request::sort_target::create;
+  r.keys_only = true;
+  if (rev > 1) r.max_create_revision = rev - 1;
+  r.limit = limit;
+  return r;
+}
+
 /// The campaign txn: create `key` if absent and read, at one revision, who
 /// leads (answer 1) and the two newest candidates (answer 2: ours and the
-/// one before it); if `key` exists, read it (answer 0) and who leads.
+/// one before it); put our held marker `marker` with it (no lease: it
+/// outlives an unclean loss) and read the two newest markers (answer 4);
+/// if `key` exists, read it (answer 0) and who leads.
 inline txn_request campaign_txn(const std::string& office, const std::string& key,
-                                const std::string& value, lease_id lease) {
+                                const std::string& value, lease_id lease,
+                                const std::string& marker_dir, const std::string& marker) {
   txn_request t;
   t.compares.push_back(compare::create_revision(key) == 0);
   t.success.emplace_back(put_request{key, value, lease});
@@ -4047,6 +4289,8 @@ inline txn_request campaign_txn(const std::string& office, const std::string& ke
   last_two.target = range_request::sort_target::create;
   last_two.limit = 2;
   t.success.emplace_back(last_two);
+  t.success.emplace_back(put_request{marker, key, 0});
+  t.success.emplace_back(markers_before(marker_dir, 0, 2));
   range_request mine;
   mine.key = key;
   t.failure.emplace_back(mine);
@@ -4060,6 +4304,9 @@ struct campaign_entry {
   std::optional<key_value> predecessor;  ///< whom we wait for
   bool predecessor_known = false;        ///< false: re-read it before waiting
   revision at = 0;
+  /// The newest held marker created before our key: the predecessor's own
+  /// (same create_revision), or, with no predecessor, a stale one.
+  std::optional<key_value> marker_before{};
 };
 
 /// The entry from a campaign_txn that created our key.
@@ -4069,19 +4316,38 @@ inline result<campaign_entry> parse_campaign(const txn_response& r) {
     return error{errc::internal, "campaign txn answered without its reads"};
   campaign_entry e{front(range_at(r, 1)), std::nullopt, true, r.header_revision};
   if (newest->kvs.size() > 1) e.predecessor = newest->kvs[1];
+  if (const auto* markers = range_at(r, 4))
+    for (const auto& kv : markers->kvs)
+      if (kv.create_revision < r.header_revision) {
+        e.marker_before = kv;
+        break;
+      }
   return e;
 }
 
-/// A waiter's re-read: its own key (answer 0) and its predecessor (answer 1),
-/// at one revision.
-inline txn_request predecessor_txn(const std::string& office, const std::string& key,
-                                   revision rev) {
+/// A waiter's re-read: its own key (answer 0), its predecessor (answer 1)
+/// and the newest held marker created before it (answer 2), at one revision.
+inline txn_request predecessor_txn(const std::string& office, const std::string& key, revision rev,
+                                   const std::string& marker_dir) {
   txn_request t;
   range_request mine;
   mine.key = key;
   t.success.emplace_back(mine);
   t.success.emplace_back(created_before(office, rev));
+  t.success.emplace_back(markers_before(marker_dir, rev, 1));
   return t;
+}
+
+/// From a predecessor_txn's answer: false if our key (created at `rev`) is
+/// gone; else the predecessor (answer 1), the newest marker before us (answer
+/// 2) and the revision, into `seen`.
+inline bool read_predecessor(const txn_response& r, revision rev, campaign_entry& seen) {
+  auto own = front(range_at(r, 0));
+  if (!own || own->create_revision != rev) return false;
+  seen.predecessor = front(range_at(r, 1));
+  seen.marker_before = front(range_at(r, 2));
+  seen.at = r.header_revision;
+  return true;
 }
 
 }  // namespace conch::detail
@@ -4360,12 +4626,129 @@ inline semaphore_view make_semaphore_view(std::string_view office, int max,
 // each read costs O(N) whatever the queue length. These helpers build that
 // read as txn ops and turn the answer into a `sema_state`; no I/O here.
 
+// ---- begin conch/logic/lock_delay.hpp ----
+// conch/logic/lock_delay.hpp — the lock delay: when a new holder may start.
+//
+// A holder that lets go cleanly (a fenced release or resign, after its work
+// stopped) deletes its holder key and its *held marker* in one txn. A holder
+// lost uncleanly — its lease expired or was revoked, or its key was deleted
+// by hand — leaves the marker behind: etcd deletes only the leased holder key,
+// the marker has no lease. A free office or slot whose marker is still there
+// was therefore lost uncleanly, and its old holder's work may still run (its
+// wrapper has yet to notice, or is frozen and only its watchdog will kill the
+// child). The next holder starts only `delay` after it first saw that:
+// its first sighting is no earlier than the deletion, so the delay counted
+// from it is never shorter than the one counted from the deletion.
+//
+// Markers live outside the offices, so `etcdctl elect` and `--who` never see
+// them (keys.hpp: `<prefix>held/...`):
+//   election   held/elect/<name>/<lease hex>   put with the candidate key (one
+//              per candidate, same create_revision); a marker created before
+//              the leader's key whose candidate is gone is stale
+//   semaphore  held/sema/<name>/max=<N>/<i>    put by the claim of slot i; a
+//              marker of a free slot is stale
+// Pure: the I/O half is detail/lock_delay.hpp.
+
 
 #include <algorithm>
-#include <cstddef>
+#include <chrono>
+#include <map>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
+
+namespace conch::detail {
+
+/// Remembers when each unclean loss was first seen, so the same stale marker
+/// seen again later keeps its first sighting, and tells when its delay ends.
+/// `TimePoint` is the clock policy's (a fake clock in tests).
+template <class TimePoint>
+class handover_gate {
+ public:
+  explicit handover_gate(std::chrono::milliseconds delay = std::chrono::milliseconds{0})
+      : delay_(delay) {}
+
+  std::chrono::milliseconds delay() const noexcept { return delay_; }
+  bool enabled() const noexcept { return delay_ > std::chrono::milliseconds{0}; }
+
+  /// An unclean loss seen at `now`: the stale marker (or vanished foreign
+  /// holder) `key`, at `rev` (its mod_revision; a new rev is a new loss).
+  /// Returns when its delay ends.
+  TimePoint saw(const std::string& key, revision rev, TimePoint now) {
+    auto [it, fresh] = seen_.try_emplace(key, rev, now);
+    if (!fresh && it->second.first != rev) it->second = {rev, now};
+    const TimePoint ready = it->second.second + delay_;
+    if (!latest_ || *latest_ < ready) latest_ = ready;
+    return ready;
+  }
+
+  /// When the delay of `key` at `rev` would end, were it seen at `now`.
+  TimePoint ready_of(const std::string& key, revision rev, TimePoint now) const {
+    auto it = seen_.find(key);
+    if (it == seen_.end() || it->second.first != rev) return now + delay_;
+    return it->second.second + delay_;
+  }
+
+  /// The end of the latest delay noted so far (nullopt: no unclean loss seen).
+  std::optional<TimePoint> latest() const { return latest_; }
+
+  void clear() {
+    seen_.clear();
+    latest_.reset();
+  }
+
+ private:
+  std::chrono::milliseconds delay_;
+  std::map<std::string, std::pair<revision, TimePoint>> seen_;
+  std::optional<TimePoint> latest_;
+};
+
+/// A free slot a semaphore's head may claim, and the mod_revision of its stale
+/// held marker (0: none — released cleanly, or never held).
+struct free_slot {
+  int slot = 0;
+  revision stale = 0;
+};
+
+/// The slot to claim and when: a cleanly freed one at once (the lowest);
+/// otherwise the one whose lock delay ends first. Without a delay, the
+/// lowest free slot at once. `free` is not empty.
+template <class TimePoint>
+std::pair<int, TimePoint> choose_slot(const std::vector<free_slot>& free,
+                                      const std::string& marker_dir,
+                                      const handover_gate<TimePoint>& gate, TimePoint now) {
+  if (!gate.enabled()) return {free.front().slot, now};
+  std::optional<std::pair<int, TimePoint>> best;
+  for (const auto& f : free) {
+    const TimePoint ready =
+        f.stale ? gate.ready_of(slot_marker(marker_dir, f.slot), f.stale, now) : now;
+    if (!best || ready < best->second || (ready == best->second && f.slot < best->first))
+      best = std::pair{f.slot, ready};
+  }
+  return *best;
+}
+
+/// Whether the election candidate `predecessor` is a conch candidate: its held
+/// marker (the newest marker created before us, `marker_before`) was created
+/// in the same txn as its key. An `etcdctl elect` candidate has none.
+inline bool has_marker(const key_value& predecessor,
+                       const std::optional<key_value>& marker_before) {
+  return marker_before && marker_before->create_revision == predecessor.create_revision;
+}
+
+}  // namespace conch::detail
+// ---- end conch/logic/lock_delay.hpp ----
+
+#include <algorithm>
+#include <charconv>
+#include <cstddef>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
 #include <string_view>
+#include <system_error>
 #include <variant>
 #include <vector>
 
@@ -4394,6 +4777,8 @@ struct sema_layout {
   lease_id lease = 0;  ///< ours: our queue key's name, and how our own slot is told apart
 
   std::string slots() const { return slot_dir(office); }
+  /// Where the slots' held markers live (logic/lock_delay.hpp).
+  std::string markers() const { return held_marker_dir(prefix, office); }
   std::string queue() const { return queue_dir(office); }
   std::string own_key() const { return queue_key(office, lease); }
   /// The slot index of `key` if it is one of this semaphore's slot keys.
@@ -4410,7 +4795,36 @@ struct sema_state {
   std::optional<key_value> own;          ///< our queue key
   std::optional<key_value> predecessor;  ///< the waiter just before us
   std::vector<key_value> slots;          ///< the slot keys that exist
+  std::vector<key_value> markers;        ///< the slots' held markers (keys only)
   rank_decision next;
+
+  /// The free slots worth choosing from (choose_slot): every free slot with
+  /// a stale held marker (its mod_revision) and the lowest free slot without
+  /// one (stale 0), lowest first. A marker of a held slot is not stale.
+  std::vector<free_slot> free_slots(const sema_layout& l) const {
+    std::set<int> held;
+    for (const auto& kv : slots)
+      if (auto i = l.slot_of(kv.key)) held.insert(*i);
+    std::map<int, revision> stale;
+    const std::string dir = l.markers();
+    for (const auto& kv : markers) {
+      if (!kv.key.starts_with(dir)) continue;
+      int i = -1;
+      const std::string_view index = std::string_view(kv.key).substr(dir.size());
+      const auto [end, ec] = std::from_chars(index.data(), index.data() + index.size(), i);
+      if (ec != std::errc{} || end != index.data() + index.size() || i < 0 || i >= l.max) continue;
+      if (!held.contains(i)) stale[i] = kv.mod_revision;
+    }
+    std::vector<free_slot> out;
+    for (const auto& [i, rev] : stale) out.push_back({i, rev});
+    for (int i = 0; i < l.max; ++i)
+      if (!held.contains(i) && !stale.contains(i)) {
+        out.push_back({i, 0});
+        break;
+      }
+    std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.slot < b.slot; });
+    return out;
+  }
 
   /// The slot key of slot `i`, if it exists.
   const key_value* slot_kv(const sema_layout& l, int i) const {
@@ -4476,6 +4890,7 @@ inline void add_entry_reads(std::vector<request_op>& ops, const sema_layout& l) 
   ops.emplace_back(sema_read_detail::own(l));
   ops.emplace_back(sema_read_detail::queue_newest(l, 2));
   ops.emplace_back(sema_read_detail::keys_of(l.slots()));
+  ops.emplace_back(sema_read_detail::keys_of(l.markers()));
 }
 
 inline result<sema_state> parse_entry(const txn_response& r, std::size_t first,
@@ -4495,6 +4910,7 @@ inline result<sema_state> parse_entry(const txn_response& r, std::size_t first,
       break;
     }
   s.slots = slots->kvs;
+  if (const auto* markers = range_at(r, first + 3)) s.markers = markers->kvs;
   sema_read_detail::decide(s, l);
   return s;
 }
@@ -4504,6 +4920,7 @@ inline void add_place_reads(std::vector<request_op>& ops, const sema_layout& l, 
   ops.emplace_back(sema_read_detail::own(l));
   ops.emplace_back(sema_read_detail::queue_newest(l, 1, own_rev));
   ops.emplace_back(sema_read_detail::keys_of(l.slots()));
+  ops.emplace_back(sema_read_detail::keys_of(l.markers()));
 }
 
 inline result<sema_state> parse_place(const txn_response& r, std::size_t first,
@@ -4517,6 +4934,7 @@ inline result<sema_state> parse_place(const txn_response& r, std::size_t first,
   s.own = front(own);
   s.predecessor = front(before);
   s.slots = slots->kvs;
+  if (const auto* markers = range_at(r, first + 3)) s.markers = markers->kvs;
   sema_read_detail::decide(s, l);
   return s;
 }
@@ -4734,7 +5152,8 @@ constexpr bool watchdog_needs_renewal(std::optional<TimePoint> last_sent, TimePo
 
 // Recipe internals, written against the transport concept.
 // ---- begin conch/detail/cron_tick.hpp ----
-// conch/detail/cron_tick.hpp — a tick's writes, sent: claim, result, prune.
+// conch/detail/cron_tick.hpp — a tick's writes, sent: claim and result
+// (pruning, batched off the tick's path, is in cron_pruner.hpp).
 // The txns themselves are in logic/cron_txn.hpp; this adds what talking to
 // etcd needs (an answer that never came, a short outage), for any transport.
 //
@@ -4746,7 +5165,6 @@ constexpr bool watchdog_needs_renewal(std::optional<TimePoint> last_sent, TimePo
 
 
 #include <chrono>
-#include <map>
 #include <stop_token>
 #include <string>
 #include <utility>
@@ -4763,6 +5181,14 @@ inline bool cron_pause(std::chrono::nanoseconds d, std::stop_token stop) {
                             std::move(stop));
 }
 
+/// A pause paced by a copy of `retry`: false once `stop` comes.
+template <class Backoff>
+auto cron_pacing(Backoff retry, std::stop_token stop) {
+  return [retry = std::move(retry), stop = std::move(stop)]() mutable {
+    return cron_pause(retry.next(), stop);
+  };
+}
+
 /// What one claim txn's answer says: ours (at a revision), someone else's or
 /// refused (`errc::busy`), or no answer (any other error).
 inline result<revision> read_claim_answer(const result<txn_response>& r, const std::string& value) {
@@ -4777,17 +5203,33 @@ inline result<revision> read_claim_answer(const result<txn_response>& r, const s
   return error{errc::busy, "tick refused: below the job's floor, or the job changed"};
 }
 
+/// Whether etcd refused a request before ordering it, so it was not and
+/// will never be applied: overloaded ("too many requests"), out of space
+/// (the NOSPACE alarm), or not allowed. Any other failure leaves it in doubt.
+inline bool refused_unapplied(const error& e) {
+  return e.code == errc::permission_denied || e.code == errc::unauthenticated ||
+         e.code == errc::invalid_argument ||
+         e.message.find("too many requests") != std::string::npos ||
+         e.message.find("database space exceeded") != std::string::npos;
+}
+
 /// Claims a tick: the claim's revision if we won; `errc::busy` if someone
 /// else holds it, it lies below the job's floor or the job changed. An
 /// unanswered txn is sent again (the same value, so it is recognized) until
 /// answered; `errc::cancelled` when `stop` ends that first: the tick is then
-/// undecided and the caller must say so.
-template <class Backoff, transport T>
+/// undecided and the caller must say so. While every send so far was
+/// refused unapplied, nothing of ours can land: once `late()`, the claim is
+/// dropped (`errc::timed_out`) instead of holding a worker for a stale tick.
+template <class Backoff, transport T, class Late>
 result<revision> send_claim(T& t, const txn_request& claim, const std::string& value,
-                            std::stop_token stop, Backoff retry) {
+                            std::stop_token stop, Backoff retry, Late&& late) {
+  bool in_doubt = false;
   for (;;) {
     auto r = read_claim_answer(t.txn(claim, t.default_deadline()), value);
     if (r || r.error().code == errc::busy) return r;
+    in_doubt = in_doubt || !refused_unapplied(r.error());
+    if (!in_doubt && late())
+      return error{errc::timed_out, "refused until late: " + r.error().message};
     if (!cron_pause(retry.next(), stop))
       return error{errc::cancelled, "claim undecided at shutdown: " + r.error().message};
   }
@@ -4809,37 +5251,6 @@ result<void> send_result(T& t, const txn_request& result_write, const std::strin
     if (!cron_pause(retry.next(), stop))
       return error{errc::cancelled, "gave up at shutdown: " + r.error().message};
   }
-}
-
-/// Cuts `job`'s history back to `keep` ticks (0: all) once it exceeds
-/// `keep + prune_slack(keep)`, raising the job's floor in the same txn (see
-/// cron_txn.hpp). Best effort: a failure (or a claim made meanwhile below
-/// the new floor) leaves the work to the next winner.
-template <transport T>
-void prune_history(T& t, const cron_job& job, std::size_t keep) {
-  if (keep == 0) return;
-  auto count = range_request::prefix(job.fire_dir);
-  count.count_only = true;
-  auto n = t.range(count, t.default_deadline());
-  if (!n || static_cast<std::size_t>(n->count) <= keep + prune_slack(keep)) return;
-  auto claims = t.range(range_request::prefix(job.fire_dir), t.default_deadline());
-  if (!claims) return;
-  auto results_req = range_request::prefix(job.runs_dir);
-  results_req.keys_only = true;
-  auto results = t.range(results_req, t.default_deadline());
-  if (!results) return;
-  std::map<lease_id, bool> leases;
-  auto alive = [&](lease_id id) {
-    auto [it, fresh] = leases.try_emplace(id, true);  // unknown: may still run
-    if (fresh)
-      if (auto ttl = t.lease_time_to_live(id, t.default_deadline())) it->second = ttl->ttl > 0;
-    return it->second;
-  };
-  const auto ticks = claimed_ticks_from(claims->kvs, job.fire_dir, results->kvs, job.runs_dir);
-  if (auto floor = prune_floor(ticks, keep, prune_slack(keep), alive))
-    (void)t.txn(
-        prune_txn(job.fire_dir, job.runs_dir, job.floor_dir, *floor, claims->header_revision),
-        t.default_deadline());
 }
 
 }  // namespace conch::detail
@@ -4894,6 +5305,11 @@ struct wait_options {
   /// Paces the retries of this wait and of what follows it (proclaim,
   /// resign, release), copied fresh for each; empty: the session's.
   std::optional<Backoff> backoff{};
+  /// After an unclean loss of the office (its holder's lease expired or was
+  /// revoked, its key deleted by hand), return only this long after we first
+  /// saw it, so the lost holder's work is gone first (logic/lock_delay.hpp).
+  /// 0: at once. A clean resign hands over at once whatever this says.
+  std::chrono::milliseconds lock_delay{0};
 };
 
 /// When a wait with `timeout` gives up (never, without one).
@@ -5265,9 +5681,13 @@ inline error os_error(const std::string& what, int err = errno) {
 // conch's own etcd password (CONCH_PASSWORD) is never passed on: the
 // supervised command is not trusted with conch's credentials (a child that
 // needs etcd gets its own, see docs/supervision.md).
-// A gated child (spawn_options::gated) is forked instead and waits before exec
-// until child::release(), so a watchdog can take hold of it first; between
-// fork and exec it makes async-signal-safe calls only.
+// A gated child (spawn_options::gated) waits before exec until
+// child::release(), so a watchdog can take hold of it first. It is started by
+// clone(CLONE_VM) on a stack of its own: like posix_spawn's vfork it shares
+// our memory until exec (no page tables copied, however big this process),
+// unlike it the caller runs on. Between its start and exec it makes raw
+// system calls only, with every signal blocked until its dispositions are
+// the defaults.
 // No shell is involved: argv[0] is looked up in PATH, like execvp. (glibc's
 // posix_spawn leaves its two internal real-time signals, 32 and 33, ignored;
 // the child's own libc takes them back.)
@@ -5286,12 +5706,15 @@ inline error os_error(const std::string& what, int err = errno) {
 #include <cstring>
 #include <dirent.h>
 #include <fcntl.h>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <poll.h>
+#include <sched.h>
 #include <spawn.h>
 #include <string>
 #include <string_view>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -5399,25 +5822,44 @@ inline result<std::string> find_in_path(const std::string& name) {
   return fail(last);
 }
 
-/// The gated child between fork and exec: async-signal-safe calls only.
-[[noreturn]] inline void gated_child(const char* path, char* const* argv, char* const* envp,
-                                     int gate, int out, int err) noexcept {
+/// What a gated child reads between its start and its exec: kept by its
+/// `child` until reaped, since the child shares our memory (see start_gated).
+struct launch {
+  std::string path;
+  std::vector<std::string> args, env;
+  std::vector<char*> argv, envp;
+  int gate = -1, out = -1, err = -1;  ///< the child's copies (its own fd table)
+  int rtmin = 32;                     ///< libc's first public real-time signal
+  void* stack = nullptr;
+  std::size_t stack_size = 0;
+  launch() = default;
+  launch(const launch&) = delete;
+  launch& operator=(const launch&) = delete;
+  ~launch() {
+    if (stack) ::munmap(stack, stack_size);
+  }
+};
+
+/// The gated child between its start and exec: raw system calls only, none
+/// that can fail (errno is the starting thread's: the memory is shared), and
+/// every signal blocked until the dispositions are the defaults.
+inline int gated_child(void* arg) noexcept {
+  const auto& l = *static_cast<const launch*>(arg);
   ::setpgid(0, 0);
   struct sigaction dfl {};
   dfl.sa_handler = SIG_DFL;
   for (int s = 1; s < NSIG; ++s)
-    if (s != SIGKILL && s != SIGSTOP) ::sigaction(s, &dfl, nullptr);
-  if (out >= 0) ::dup2(out, STDOUT_FILENO);
-  if (err >= 0) ::dup2(err, STDERR_FILENO);
+    if (s != SIGKILL && s != SIGSTOP && (s < 32 || s >= l.rtmin)) ::sigaction(s, &dfl, nullptr);
+  if (l.out >= 0) ::dup2(l.out, STDOUT_FILENO);
+  if (l.err >= 0) ::dup2(l.err, STDERR_FILENO);
   char go = 0;
-  ssize_t n;
-  while ((n = ::read(gate, &go, 1)) < 0 && errno == EINTR) {
-  }
-  if (n != 1) ::_exit(127);  // the wrapper went away before releasing us
+  // syscall(), not read(): libc's read is a cancellation point, which would
+  // touch the starting thread's descriptor (the memory is shared).
+  if (::syscall(SYS_read, l.gate, &go, 1) != 1) ::_exit(127);  // released never: the owner is gone
   sigset_t none;
   sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
-  ::execve(path, argv, envp);
+  ::execve(l.path.c_str(), l.argv.data(), l.envp.data());
   ::_exit(errno == ENOENT ? 127 : 126);
 }
 
@@ -5467,7 +5909,8 @@ class child {
         exit_fd_(std::move(o.exit_fd_)),
         out_(std::move(o.out_)),
         err_(std::move(o.err_)),
-        gate_(std::move(o.gate_)) {}
+        gate_(std::move(o.gate_)),
+        launch_(std::move(o.launch_)) {}
   child& operator=(child&& o) noexcept {
     if (this != &o) {
       abandon();
@@ -5476,6 +5919,7 @@ class child {
       out_ = std::move(o.out_);
       err_ = std::move(o.err_);
       gate_ = std::move(o.gate_);
+      launch_ = std::move(o.launch_);
     }
     return *this;
   }
@@ -5515,6 +5959,7 @@ class child {
     pid_ = -1;
     reap_orphans();  // the ones its zombie hid
     exit_fd_.reset();
+    launch_.reset();  // a gated child's stack and arguments: unused once it exited
     if (info.si_code == CLD_EXITED) return conch::detail::child_status::exited(info.si_status);
     return conch::detail::child_status::signalled(info.si_status);
   }
@@ -5555,6 +6000,7 @@ class child {
   unique_fd exit_fd_;
   unique_fd out_, err_;
   unique_fd gate_;  ///< write end of the launch gate, while the child waits at it
+  std::unique_ptr<detail_spawn::launch> launch_;  ///< what a gated child reads until its exec
 };
 
 /// Makes this process the reaper of its descendants' orphans
@@ -5631,24 +6077,40 @@ inline int start_now(pid_t& pid, const pipes& io, char* const* argv, char* const
   return rc;
 }
 
-/// fork, then wait at the gate (the read end of `gate`) before exec. fork
-/// rather than vfork: the parent must run on while the child waits.
-inline int start_gated(pid_t& pid, const pipes& io, const std::string& path, char* const* argv,
-                       char* const* envp, unique_fd& gate_w) {
+/// Starts the child sharing our memory (clone(CLONE_VM), as posix_spawn's
+/// vfork does, but without suspending us): no page tables copied, no
+/// copy-on-write faults, however large this process. It waits at the gate
+/// (the read end of `gate`) before exec, on its own stack, reading `l`.
+inline int start_gated(pid_t& pid, launch& l, unique_fd& gate_w) {
   int g[2];
   if (::pipe2(g, O_CLOEXEC) != 0) return errno;
   unique_fd gate_r(g[0]);
   gate_w.reset(g[1]);
-  std::lock_guard lock{own().mutex};
-  pid = ::fork();
-  if (pid < 0) return errno;
-  if (pid == 0) {
-    ::close(gate_w.get());  // the gate opens only from the parent's side
-    gated_child(path.c_str(), argv, envp, gate_r.get(), io.out_w.get(), io.err_w.get());
+  l.gate = gate_r.get();
+  l.rtmin = SIGRTMIN;
+  l.stack_size = 64 * 1024;
+  l.stack = ::mmap(nullptr, l.stack_size, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+  if (l.stack == MAP_FAILED) {
+    l.stack = nullptr;
+    return errno;
   }
-  ::setpgid(pid, pid);  // also here, so the group exists before fork returns
-  own().pids.push_back(pid);
-  return 0;
+  sigset_t all, old;
+  sigfillset(&all);
+  ::pthread_sigmask(SIG_SETMASK, &all, &old);  // no handler of ours may run in the child
+  int rc = 0;
+  {
+    std::lock_guard lock{own().mutex};
+    pid = ::clone(gated_child, static_cast<char*>(l.stack) + l.stack_size, CLONE_VM | SIGCHLD, &l);
+    if (pid < 0) {
+      rc = errno;
+    } else {
+      ::setpgid(pid, pid);  // also here, so the group exists before we return
+      own().pids.push_back(pid);
+    }
+  }
+  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  return rc;
 }
 }  // namespace detail_spawn
 
@@ -5667,19 +6129,27 @@ inline result<child> spawn(const spawn_options& opt) {
     io.err_r.reset(p[0]);
     io.err_w.reset(p[1]);
   }
-  std::vector<std::string> args = opt.argv;
-  std::vector<std::string> env = detail_spawn::merged_environment(opt.env);
-  auto argv = detail_spawn::c_strings(args);
-  auto envp = detail_spawn::c_strings(env);
-
   child c;
   pid_t pid = -1;
   int rc = 0;
   if (opt.gated) {
     auto path = detail_spawn::find_in_path(opt.argv[0]);
     if (!path) return std::move(path).error();
-    rc = detail_spawn::start_gated(pid, io, *path, argv.data(), envp.data(), c.gate_);
+    auto l = std::make_unique<detail_spawn::launch>();
+    l->path = std::move(*path);
+    l->args = opt.argv;
+    l->env = detail_spawn::merged_environment(opt.env);
+    l->argv = detail_spawn::c_strings(l->args);
+    l->envp = detail_spawn::c_strings(l->env);
+    l->out = io.out_w ? io.out_w.get() : -1;
+    l->err = io.err_w ? io.err_w.get() : -1;
+    rc = detail_spawn::start_gated(pid, *l, c.gate_);
+    c.launch_ = std::move(l);
   } else {
+    std::vector<std::string> args = opt.argv;
+    std::vector<std::string> env = detail_spawn::merged_environment(opt.env);
+    auto argv = detail_spawn::c_strings(args);
+    auto envp = detail_spawn::c_strings(env);
     rc = detail_spawn::start_now(pid, io, argv.data(), envp.data());
   }
   if (rc != 0) {
@@ -5709,6 +6179,7 @@ inline result<child> spawn(const spawn_options& opt) {
 #include <cstring>
 #include <dirent.h>
 #include <fcntl.h>
+#include <mutex>
 #include <poll.h>
 #include <string>
 #include <unistd.h>
@@ -5730,6 +6201,35 @@ inline bool process_alive(pid_t pid) {
   char state = 0;
   pid_t pgrp = 0;
   return proc_state(pid, state, pgrp) && state != 'Z' && state != 'X';
+}
+
+/// Whether this process has adopted any orphan (a child it did not start):
+/// true when it cannot tell (not a subreaper, no /proc children list).
+/// Orphans are adopted by a subreaper's main thread (the first live thread
+/// of the group, which outlives the others here), so its children list is the
+/// one to read; the children this process started itself are left out.
+inline bool adopted_orphans() {
+  auto& o = detail_spawn::own();
+  if (!o.subreaper) return true;
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/self/task/%d/children", static_cast<int>(::getpid()));
+  const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return true;
+  std::string text;
+  char buf[512];
+  ssize_t n;
+  while ((n = ::read(fd, buf, sizeof buf)) > 0) text.append(buf, static_cast<std::size_t>(n));
+  ::close(fd);
+  if (n < 0) return true;
+  std::lock_guard lock{o.mutex};
+  for (const char* p = text.c_str(); *p;) {
+    char* end = nullptr;
+    const long pid = std::strtol(p, &end, 10);
+    if (end == p) break;
+    if (!o.contains(static_cast<pid_t>(pid))) return true;
+    p = end;
+  }
+  return false;
 }
 
 /// How many processes of group `pgid` still run (zombies not counted). In a
@@ -5754,6 +6254,14 @@ inline int live_members(pid_t pgid) {
   }
   return count;
 }
+
+/// Whether group `pgid`, whose leader is our exited (unreaped) child, may
+/// still have live members. Its live descendants were re-parented to this
+/// subreaper when it exited (or descend from one that was), so when no
+/// orphan is adopted, the answer is no without reading every /proc entry.
+/// (A process outside the leader's descent that joined the group with
+/// setpgid is not seen then.)
+inline bool leader_left_members(pid_t pgid) { return adopted_orphans() && live_members(pgid) > 0; }
 
 /// Stops `c`'s whole group and reaps `c`: `first` (SIGTERM) now, SIGKILL to the
 /// group once `kill_after` has passed while any member still runs. Blocks at
@@ -6448,6 +6956,7 @@ class watchdog {
 #include <cstring>
 #include <functional>
 #include <iostream>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <poll.h>
@@ -6470,6 +6979,11 @@ struct held_claim {
   std::function<std::chrono::steady_clock::time_point()> local_deadline{};
   /// Why the claim was lost, for the diagnostic line.
   std::function<std::string()> lost_reason{};
+  /// Registers a callback to be told each move of the local deadline (the
+  /// session's on_deadline_moved), so the watchdog is renewed at once rather
+  /// than at the next recheck; an empty callback unregisters. The callback
+  /// may run on any thread, also after it was unregistered.
+  std::function<void(std::function<void()>)> on_deadline_moved{};
 };
 
 struct supervise_options {
@@ -6482,6 +6996,10 @@ struct supervise_options {
   /// false the child runs on for kill_after and is then killed (cron runs at
   /// shutdown: a run is let finish, within a bound).
   bool forward_stop = true;
+  /// A stop request sent to the group as SIGTERM (then SIGKILL after
+  /// kill_after) whatever forward_stop says: a cron run's timeout, or a
+  /// newer tick replacing it.
+  std::stop_token terminate{};
   /// When set, the child's stdout and stderr are captured here.
   output_tail* capture = nullptr;
   /// Told each child's pid (= its process group) once it runs.
@@ -6490,6 +7008,13 @@ struct supervise_options {
   std::function<void(int code)> on_exit{};
   /// Where diagnostics go; empty: stderr, prefixed with `program`.
   std::function<void(const std::string&)> say{};
+  /// How often the loop looks at the local deadline when nothing wakes it.
+  std::chrono::milliseconds recheck{200};
+  /// When the local deadline passes but the claim is not (yet) lost — the
+  /// session rides through (session options::ride_through) — the group is
+  /// stopped as for a loss, and the child started again once a renewal moves
+  /// the deadline ahead. Off: passing the deadline ends supervision as lost.
+  bool resume_after_deadline = false;
 };
 
 struct supervise_outcome {
@@ -6561,16 +7086,19 @@ class supervisor {
         plan_(std::move(backoff), opt.restart),
         kill_after_(std::chrono::duration_cast<clock::duration>(opt.kill_after)),
         seq_(kill_after_),
-        wake_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
+        wake_(std::make_shared<unique_fd>(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK))) {}
 
   supervise_outcome run() {
-    // Loss and stop requests arrive on other threads: make them wake our poll().
-    auto poke = [fd = wake_.get()] {
+    // Loss, stop requests and deadline moves arrive on other threads: make
+    // them wake our poll(). The eventfd lives as long as any copy of `poke`.
+    auto poke = [fd = wake_] {
       std::uint64_t one = 1;
-      [[maybe_unused]] auto n = ::write(fd, &one, sizeof one);
+      [[maybe_unused]] auto n = ::write(fd->get(), &one, sizeof one);
     };
     std::stop_callback on_lost{claim_.lost, poke};
     std::stop_callback on_stop{stop_, poke};
+    std::stop_callback on_terminate{opt_.terminate, poke};
+    deadline_subscription on_moved{claim_.on_deadline_moved, poke};
     start_at_ = clock::now();  // the first start goes through the same checks as a restart
     start_pending_ = true;
     for (;;) {
@@ -6582,10 +7110,11 @@ class supervisor {
           on_stop_signal(*sig, now);
         else
           break;
+      if (!ctx_.stop_requested && opt_.terminate.stop_requested()) on_terminate_request(now);
       if (!ctx_.stop_requested && stop_.stop_requested()) on_stop_request(now);
       if (!child_) {  // before the first start, or between restarts
         if (!conch::detail::may_start_child(ctx_)) break;  // never a child after a stop or a loss
-        if (start_pending_ && now >= start_at_) {
+        if (start_pending_ && !suspended_ && now >= start_at_) {
           if (!restart(now)) return out_;
           continue;
         }
@@ -6601,6 +7130,21 @@ class supervisor {
   }
 
  private:
+  // Holds a registration with held_claim::on_deadline_moved for one run.
+  struct deadline_subscription {
+    deadline_subscription(const std::function<void(std::function<void()>)>& hook,
+                          std::function<void()> f)
+        : hook_(hook) {
+      if (hook_) hook_(std::move(f));
+    }
+    ~deadline_subscription() {
+      if (hook_) hook_({});
+    }
+    deadline_subscription(const deadline_subscription&) = delete;
+    deadline_subscription& operator=(const deadline_subscription&) = delete;
+    const std::function<void(std::function<void()>)>& hook_;
+  };
+
   void say(const std::string& line) {
     if (opt_.say)
       opt_.say(line);
@@ -6638,6 +7182,8 @@ class supervisor {
       renewed_ = current;
     }
     const bool past_deadline = (current && now >= *current) || watchdog_fired;
+    if (opt_.resume_after_deadline && !claim_.lost.stop_requested() && !ctx_.lost)
+      return on_deadline(past_deadline, watchdog_fired, now);
     if (ctx_.lost || !(claim_.lost.stop_requested() || past_deadline)) return;
     ctx_.lost = true;
     std::string why = claim_.lost.stop_requested() && claim_.lost_reason ? claim_.lost_reason()
@@ -6649,6 +7195,26 @@ class supervisor {
     say("lost the claim" + (why.empty() ? why : ": " + why) +
         (child_ ? "; stopping the child's process group" : ""));
     stop_group(SIGTERM, now);
+  }
+
+  /// Event (resume_after_deadline, claim not lost): the local deadline passed
+  /// — stop the group and start nothing — or a renewal moved it ahead again
+  /// after the group is gone: start the child again.
+  void on_deadline(bool past_deadline, bool watchdog_fired, clock::time_point now) {
+    if (past_deadline && !suspended_) {
+      suspended_ = true;
+      start_pending_ = false;
+      say(std::string(watchdog_fired ? "local deadline passed while the wrapper was stalled; the "
+                                       "watchdog stopped the child"
+                                     : "local deadline passed (etcd unreachable?)") +
+          "; stopping the child's process group until a renewal proves the lease alive");
+      stop_group(SIGTERM, now);
+    } else if (suspended_ && !past_deadline && !child_) {
+      suspended_ = false;
+      say("a renewal was acknowledged: the lease is alive; starting the child again");
+      start_at_ = now;
+      start_pending_ = true;
+    }
   }
 
   /// Event: a stop signal arrived; each one is forwarded.
@@ -6668,10 +7234,18 @@ class supervisor {
     stop_group(opt_.forward_stop ? SIGTERM : 0, now);
   }
 
+  /// Event: the owner asked the group to terminate (SIGTERM whatever forward_stop says).
+  void on_terminate_request(clock::time_point now) {
+    ctx_.stop_requested = true;
+    out_.stop_signal = SIGTERM;
+    child_heard_stop_ = child_.has_value();
+    stop_group(SIGTERM, now);
+  }
+
   /// Event: the child leader exited. Its group is stopped too (the work must
   /// not outlive it), then it is reaped; returns false when supervision ends.
   bool on_child_exit(clock::time_point now) {
-    if (!killed_ && process::live_members(child_->group()) > 0) {
+    if (!killed_ && process::leader_left_members(child_->group())) {
       // The unreaped leader keeps the group id from being reused meanwhile.
       if (!seq_.started()) stop_group(SIGTERM, now);
       return true;
@@ -6687,6 +7261,7 @@ class supervisor {
     out_.exit_code = conch::detail::exit_code_of(child_->reap());
     child_.reset();
     if (opt_.on_exit) opt_.on_exit(out_.exit_code);
+    if (suspended_) return true;  // started again when the deadline moves ahead
     auto delay = plan_.delay_after(ctx_, now - started_);
     if (!delay) return false;
     say("child exited with " + std::to_string(out_.exit_code) + "; restarting in " +
@@ -6748,7 +7323,7 @@ class supervisor {
   // Sleeps until something can change: a signal, the loss, the child's exit
   // or output, the SIGKILL or restart time, or the next look at the deadline.
   void wait(clock::time_point now) {
-    auto wake_at = now + std::chrono::milliseconds(200);
+    auto wake_at = now + opt_.recheck;
     if (child_ && seq_.started() && !killed_) wake_at = std::min(wake_at, *seq_.kill_at());
     if (start_pending_) wake_at = std::min(wake_at, start_at_);
     if (child_ && (child_->exit_fd() < 0 || child_->exited()))
@@ -6756,14 +7331,14 @@ class supervisor {
     const auto timeout = std::chrono::ceil<std::chrono::milliseconds>(wake_at - now).count();
     const bool live = child_ && !child_->exited();
     pollfd fds[5] = {{inbox_ ? inbox_->fd() : -1, POLLIN, 0},
-                     {wake_.get(), POLLIN, 0},
+                     {wake_->get(), POLLIN, 0},
                      {live ? child_->exit_fd() : -1, POLLIN, 0},
                      {child_ && opt_.capture ? child_->stdout_fd() : -1, POLLIN, 0},
                      {child_ && opt_.capture ? child_->stderr_fd() : -1, POLLIN, 0}};
     ::poll(fds, 5, static_cast<int>(std::max<std::int64_t>(timeout, 0)));
     if (fds[1].revents) {
       std::uint64_t n;
-      [[maybe_unused]] auto r = ::read(wake_.get(), &n, sizeof n);
+      [[maybe_unused]] auto r = ::read(wake_->get(), &n, sizeof n);
     }
   }
 
@@ -6790,7 +7365,7 @@ class supervisor {
   conch::detail::restart_schedule<Backoff> plan_;
   clock::duration kill_after_;
   conch::detail::kill_sequence<clock::time_point> seq_;
-  unique_fd wake_;
+  std::shared_ptr<unique_fd> wake_;
   supervise_outcome out_{};
   conch::detail::exit_context ctx_{};
   std::optional<child> child_{};
@@ -6798,6 +7373,7 @@ class supervisor {
   bool start_pending_ = false;
   std::optional<clock::time_point> renewed_{};
   bool killed_ = false;
+  bool suspended_ = false;  // past the local deadline, the claim not lost: no child
   bool forwarded_ = true;          // the first stop went to the group as a signal
   bool child_heard_stop_ = false;  // a stop signal reached a running child
 };
@@ -6825,7 +7401,8 @@ supervise_outcome supervise(const held_claim& claim, const supervise_options& op
 // `<prefix>cron/jobs/`, computes every job's next tick T on its clock, and at
 // T tries to claim `<prefix>cron/fire/NAME/<T>` with a create-if-absent txn.
 // The single winner runs the command under the supervision core and records
-// the result at `<prefix>cron/runs/NAME/<T>`, then prunes the job's history.
+// the result at `<prefix>cron/runs/NAME/<T>`; the job's history is pruned in
+// batches, off the tick's path (detail/cron_pruner.hpp).
 //
 // - At most once: the claim is one key per tick, created once and never
 //   lease-bound, so neither a dead winner nor a daemon with a skewed clock can
@@ -6833,6 +7410,9 @@ supervise_outcome supervise(const held_claim& claim, const supervise_options& op
 //   zombie (see cron_jobs.hpp), never rerun.
 // - No catch-up: a daemon counts ticks from the moment it starts, and one that
 //   fell behind skips what it missed instead of firing it late in a burst.
+// - Job controls (docs/cron.md "Job controls"): a tick whose job's previous
+//   run still runs skips, overlaps or replaces it (detail/cron_gate.hpp,
+//   cron_stop.hpp); a per-job timeout; paused jobs; runs asked for by hand.
 // - Ticks are instants on the wall clock; `@every` ticks are multiples of the
 //   period since the Unix epoch, so every daemon computes the same instants.
 //   The bundle's clock drives the ticks when it tells wall time (is_steady is
@@ -6847,6 +7427,48 @@ supervise_outcome supervise(const held_claim& claim, const supervise_options& op
 //   if (auto r = daemon.start(); !r) return fail(69, r.error());
 //   daemon.run(stop_token);   // until stopped; runs in flight finish (kill-after)
 
+// ---- begin conch/detail/cron_clock.hpp ----
+// conch/detail/cron_clock.hpp — which clock a cron daemon's ticks follow and
+// which its lease's deadlines use, made from the policy bundle's clock.
+
+
+#include <type_traits>
+
+namespace conch {
+
+namespace detail {
+/// The clock cron ticks follow: the bundle's own when it tells wall time.
+template <class P>
+using cron_wall_clock =
+    std::conditional_t<P::clock::is_steady, system_clock_policy, typename P::clock>;
+/// The clock the daemon's lease deadlines use: the bundle's own when steady.
+template <class P>
+using cron_lease_clock =
+    std::conditional_t<P::clock::is_steady, typename P::clock, steady_clock_policy>;
+
+/// The tick clock made from the bundle's clock instance: that instance when
+/// it tells wall time, the system clock otherwise.
+template <class P>
+cron_wall_clock<P> wall_clock_of(const typename P::clock& c) {
+  if constexpr (P::clock::is_steady)
+    return {};
+  else
+    return c;
+}
+/// The lease clock made from the bundle's clock instance: that instance when
+/// it is steady (copies share one time, so a fake clock's test drives the
+/// lease too), the real steady clock otherwise.
+template <class P>
+cron_lease_clock<P> lease_clock_of(const typename P::clock& c) {
+  if constexpr (P::clock::is_steady)
+    return c;
+  else
+    return {};
+}
+}  // namespace detail
+
+}  // namespace conch
+// ---- end conch/detail/cron_clock.hpp ----
 // ---- begin conch/detail/cron_fire.hpp ----
 // conch/detail/cron_fire.hpp — one tick on one daemon: the claim, and the run
 // of a claim won under the supervisor (process/supervise.hpp).
@@ -6856,6 +7478,7 @@ supervise_outcome supervise(const held_claim& claim, const supervise_options& op
 // every claim, replaced when lost, but only once the runs under it are over.
 
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -6906,15 +7529,14 @@ class cron_lease {
     auto fresh = std::make_shared<Session>(transport_, session_options_, clock_);
     if (auto r = fresh->start(); !r) return std::move(r).error();
     session_ = std::move(fresh);
+    id_ = session_->lease();
     loss_reported_ = false;
     return session_;
   }
 
-  /// The lease named in claims now (0 before the first current()).
-  lease_id lease() const {
-    std::lock_guard lock{mutex_};
-    return session_ ? session_->lease() : 0;
-  }
+  /// The lease named in claims now (0 before the first current()). Never
+  /// blocks, not even while current() waits to replace a lost lease.
+  lease_id lease() const { return id_.load(); }
   std::optional<typename Session::time_point> local_deadline() const {
     std::lock_guard lock{mutex_};
     if (!session_) return std::nullopt;
@@ -6927,6 +7549,7 @@ class cron_lease {
     {
       std::lock_guard lock{mutex_};
       session = std::move(session_);
+      id_ = 0;
     }
     if (session) (void)session->close();
   }
@@ -6940,6 +7563,7 @@ class cron_lease {
 
   mutable std::mutex mutex_;
   std::shared_ptr<Session> session_;
+  std::atomic<lease_id> id_{0};  ///< session_'s lease, readable without the lock
   bool loss_reported_ = false;
 };
 
@@ -6977,15 +7601,18 @@ struct cron_claimed {
   claim_record claim;
   revision rev = 0;
   std::string fire_key, runs_key, tick_text;
+  std::string run;  ///< the keys' last segment: the tick, or a `cron run` id
 };
 
 /// Claims `tick` of `job` (at `job_rev`) under the daemon's current lease;
 /// nullopt when there is no lease, the tick came too late, another daemon
 /// holds it or the daemon is shutting down (each reported but the last two).
+/// A run asked for by hand (`cron run`) passes its id as `run`: claimed the
+/// same way, under its own key, and never late.
 template <class Backoff, class Session, class Clock, class Options>
 std::optional<cron_claimed<Session>> claim_tick(const cron_fire_context<Session, Clock, Options>& c,
                                                 const cron_job& job, revision job_rev,
-                                                tick_time tick) {
+                                                tick_time tick, const std::string& run = {}) {
   cron_claimed<Session> won;
   won.tick_text = format_rfc3339(tick);
   auto say = [&](cron_event::kind what, std::string message) {
@@ -6999,14 +7626,19 @@ std::optional<cron_claimed<Session>> claim_tick(const cron_fire_context<Session,
   won.session = std::move(*session);
   // A daemon that fell behind (overloaded, stalled, cut off) sheds a tick
   // once the job's next one is due, rather than running ticks ever later.
-  if (const auto next = job.next_after(tick); next && is_stale_tick(c.clock.now(), *next)) {
-    say(cron_event::kind::skipped,
-        "late: the next tick (" + format_rfc3339(*next) + ") is already due");
+  if (const auto next = job.next_after(tick);
+      run.empty() && next && is_stale_tick(c.clock.now(), *next)) {
+    c.say({.what = cron_event::kind::skipped,
+           .job = job.name(),
+           .tick = won.tick_text,
+           .message = "late: the next tick (" + format_rfc3339(*next) + ") is already due",
+           .reason = "late"});
     return std::nullopt;
   }
   if (c.run_stop.stop_requested()) return std::nullopt;
-  won.fire_key = tick_key(job.fire_dir, tick);
-  won.runs_key = tick_key(job.runs_dir, tick);
+  won.run = run.empty() ? format_tick(tick) : run;
+  won.fire_key = job.fire_dir + won.run;
+  won.runs_key = job.runs_dir + won.run;
   won.claim.name = job.name();
   won.claim.tick = tick;
   won.claim.host = c.options.host;
@@ -7014,12 +7646,22 @@ std::optional<cron_claimed<Session>> claim_tick(const cron_fire_context<Session,
   won.claim.lease = lease_hex(won.session->lease());
   won.claim.start = std::chrono::floor<std::chrono::milliseconds>(c.clock.now());
   const std::string value = encode_record(won.claim);
-  auto rev =
-      send_claim(c.transport,
-                 claim_txn(job.fire_dir, job.floor_dir, format_tick(tick), value, job.key, job_rev),
-                 value, c.run_stop, Backoff(c.options.backoff));
+  const auto next = job.next_after(tick);
+  auto rev = send_claim(c.transport,
+                        claim_txn(job.fire_dir, job.floor_dir, won.run, value, job.key, job_rev),
+                        value, c.run_stop, Backoff(c.options.backoff),
+                        [&] { return run.empty() && next && is_stale_tick(c.clock.now(), *next); });
   if (!rev) {
-    if (rev.error().code != errc::busy) say(cron_event::kind::error, rev.error().message);
+    if (rev.error().code == errc::timed_out)  // etcd refused it until the next tick was due
+      c.say({.what = cron_event::kind::skipped,
+             .job = job.name(),
+             .tick = won.tick_text,
+             .message = "late: " + rev.error().message,
+             .reason = "late"});
+    else if (rev.error().code != errc::busy)
+      say(cron_event::kind::error, rev.error().message);
+    else
+      say(cron_event::kind::conflict, "claimed by another daemon");
     return std::nullopt;
   }
   won.rev = *rev;
@@ -7027,7 +7669,7 @@ std::optional<cron_claimed<Session>> claim_tick(const cron_fire_context<Session,
          .job = job.name(),
          .tick = won.tick_text,
          .rev = won.rev,
-         .message = "lease " + won.claim.lease});
+         .message = "lease " + won.claim.lease + (run.empty() ? "" : " (cron run " + run + ")")});
   return won;
 }
 
@@ -7051,10 +7693,11 @@ process::held_claim held_by(const cron_job& job, const cron_claimed<Session>& wo
 /// Runs a won tick's command under the supervisor: the daemon's lease lost
 /// stops its group; so does the command's own exit (what it left running
 /// in its group is stopped before the result is recorded); a shutdown
-/// gives it kill_after.
+/// gives it kill_after; `terminate` (timeout, replace) sends SIGTERM, then
+/// SIGKILL after kill_after.
 template <class Session, class Clock, class Options>
 run_record run_claimed(const cron_fire_context<Session, Clock, Options>& c, const cron_job& job,
-                       const cron_claimed<Session>& won) {
+                       const cron_claimed<Session>& won, std::stop_token terminate = {}) {
   auto say = [&](cron_event e) {
     e.job = job.name();
     e.tick = won.tick_text;
@@ -7067,6 +7710,7 @@ run_record run_claimed(const cron_fire_context<Session, Clock, Options>& c, cons
   run.argv = job.record.argv;
   run.kill_after = c.options.kill_after;
   run.forward_stop = false;
+  run.terminate = std::move(terminate);
   run.capture = &tail;
   run.on_start = [&](long pid) { say({.what = cron_event::kind::started, .pid = pid}); };
   run.say = [&](const std::string& line) {
@@ -7093,6 +7737,530 @@ run_record run_claimed(const cron_fire_context<Session, Clock, Options>& c, cons
 
 }  // namespace conch::detail
 // ---- end conch/detail/cron_fire.hpp ----
+// ---- begin conch/detail/cron_gate.hpp ----
+// conch/detail/cron_gate.hpp — a won tick's way to its run under the job's
+// controls: the concurrency policy and the timeout.
+//
+// One run at a time (forbid, replace): a run holds `<prefix>cron/running/NAME`,
+// created if absent and bound to its claimer's lease, for as long as its
+// process group may live. The key is absent exactly when no run of the job
+// may be running on any daemon: the holder deletes it once its group is
+// stopped, and a dead or cut-off holder's lease takes it along — only after
+// that daemon's supervisor (or its watchdog) stopped the group at the
+// lease's local deadline, which comes before etcd expires the lease. So a
+// tick that finds the key held skips (forbid) or stops the holder (replace).
+//
+// Replace stops the holder (SIGTERM, then SIGKILL after kill-after) and
+// waits for its key to go: directly when the holder runs on this daemon,
+// through the job's stop key (cron_stop.hpp) when on another.
+
+// ---- begin conch/detail/cron_stop.hpp ----
+// conch/detail/cron_stop.hpp — stopping a job's run for a replacing tick:
+// the runs in flight on this daemon, and the request another daemon sends.
+//
+// A tick of a `replace` job that finds the job's running key held by a run
+// on another daemon puts `<prefix>cron/stop/<name>` = the running key's
+// create revision (bound to its own lease, so a dead asker leaves nothing
+// behind) and waits for the running key's deletion. Every daemon watches
+// `<prefix>cron/stop/`; the one whose run holds that revision stops its
+// group (SIGTERM, SIGKILL after kill-after), and that run deletes its
+// running key once the group is gone. A request missed (a watch broken
+// across it) only makes the asker wait out its bound and skip its tick.
+
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <stop_token>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace conch::detail {
+
+/// The runs in flight on this daemon, by job, each with the revision of the
+/// running key it holds (0: none, `allow`): what a replacing tick stops.
+class cron_local_runs {
+ public:
+  struct run {
+    std::stop_source stop;
+    revision gate = 0;
+  };
+  using entry = std::shared_ptr<run>;
+
+  entry enter(const std::string& job, revision gate) {
+    auto e = std::make_shared<run>();
+    e->gate = gate;
+    std::lock_guard lock{mutex_};
+    runs_[job].push_back(e);
+    return e;
+  }
+  void leave(const std::string& job, const entry& e) {
+    {
+      std::lock_guard lock{mutex_};
+      auto& v = runs_[job];
+      std::erase(v, e);
+      if (v.empty()) runs_.erase(job);
+    }
+    left_.notify_all();
+  }
+  /// Asks the run of `job` holding the running key created at `gate` to
+  /// terminate; false when no such run is here.
+  bool stop_held(const std::string& job, revision gate) {
+    std::lock_guard lock{mutex_};
+    auto it = runs_.find(job);
+    if (gate == 0 || it == runs_.end()) return false;
+    bool found = false;
+    for (auto& e : it->second)
+      if (e->gate == gate) {
+        e->stop.request_stop();
+        found = true;
+      }
+    return found;
+  }
+  /// Waits until that run has left, at most `bound`.
+  bool wait_gone(const std::string& job, revision gate, std::chrono::milliseconds bound) {
+    std::unique_lock lock{mutex_};
+    return left_.wait_for(lock, bound, [&] {
+      auto it = runs_.find(job);
+      return it == runs_.end() || std::none_of(it->second.begin(), it->second.end(),
+                                               [&](const entry& e) { return e->gate == gate; });
+    });
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable left_;
+  std::map<std::string, std::vector<entry>> runs_;
+};
+
+/// True once `key` is deleted after revision `seen_at`, within `bound`.
+template <transport T>
+bool await_deleted(T& t, const std::string& key, revision seen_at, std::chrono::milliseconds bound,
+                   std::stop_token stop) {
+  watch_request w;
+  w.key = key;
+  w.start_revision = seen_at + 1;
+  w.no_put = true;
+  auto stream = t.watch(w);
+  std::stop_callback cancel{stop, [&] { stream.cancel(); }};
+  const auto until = std::chrono::steady_clock::now() + bound;
+  while (!stop.stop_requested() && std::chrono::steady_clock::now() < until) {
+    auto batch = stream.next(until);
+    if (!batch) {
+      if (batch.error().code == errc::timed_out) return false;
+      break;  // the watch broke: the key's state tells
+    }
+    for (const auto& e : batch->events)
+      if (e.type == watch_event::kind::del) return true;
+  }
+  range_request get;
+  get.key = key;
+  auto now = t.range(get, t.default_deadline());
+  return now && now->kvs.empty();
+}
+
+/// Asks the daemon whose run holds `running_key` (created at `holder`) to
+/// stop it, and waits (at most `bound`) for the key to go; the request is
+/// withdrawn either way. True when the key went.
+template <transport T>
+bool ask_stop(T& t, const std::string& stop_key, const std::string& running_key, revision holder,
+              revision seen_at, lease_id lease, std::chrono::milliseconds bound,
+              std::stop_token stop) {
+  put_request put;
+  put.key = stop_key;
+  put.value = std::to_string(holder);
+  put.lease = lease;
+  auto asked = t.put(put, t.default_deadline());
+  if (!asked) return false;
+  const bool gone = await_deleted(t, running_key, seen_at, bound, std::move(stop));
+  txn_request withdraw;  // only our own request: a later asker's stays
+  withdraw.compares.push_back(compare::mod_revision(stop_key) == asked->header_revision);
+  delete_request del;
+  del.key = stop_key;
+  withdraw.success.emplace_back(std::move(del));
+  (void)t.txn(withdraw, t.default_deadline());
+  return gone;
+}
+
+/// Until `stop`: watches `stop_dir` for stop requests and stops the local
+/// run each names, saying so. Retries paced by `retry`.
+template <transport T, class Backoff>
+void watch_stop_requests(T& t, const std::string& stop_dir, cron_local_runs& local, Backoff retry,
+                         const std::function<void(cron_event)>& say, std::stop_token stop) {
+  revision from = 0;  // 0: from now
+  while (!stop.stop_requested()) {
+    auto w = watch_request::prefix(stop_dir, from);
+    w.no_delete = true;
+    auto stream = t.watch(w);
+    std::stop_callback cancel{stop, [&] { stream.cancel(); }};
+    for (;;) {
+      auto batch = stream.next(std::chrono::steady_clock::now() + std::chrono::minutes{10});
+      if (!batch) {
+        if (batch.error().code == errc::timed_out) continue;
+        if (batch.error().code == errc::compacted) from = 0;
+        break;
+      }
+      retry.reset();
+      from = batch->header_revision + 1;
+      for (const auto& e : batch->events) {
+        auto name = decode_name(std::string_view(e.kv.key).substr(stop_dir.size()));
+        revision gate = 0;
+        try {
+          gate = std::stoll(e.kv.value);
+        } catch (const std::exception&) {
+          continue;  // not a request of ours
+        }
+        if (name && local.stop_held(*name, gate))
+          say({.what = cron_event::kind::replaced,
+               .job = *name,
+               .message = "a newer tick on another daemon replaces this run: stopping its group"});
+      }
+    }
+    if (stop.stop_requested() || !cron_pause(retry.next(), stop)) return;
+  }
+}
+
+}  // namespace conch::detail
+// ---- end conch/detail/cron_stop.hpp ----
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stop_token>
+#include <string>
+#include <thread>
+#include <type_traits>
+#include <unistd.h>
+#include <utility>
+#include <vector>
+
+namespace conch::detail {
+
+/// Who holds a job's running key, as a failed hold read it.
+struct running_holder {
+  running_record record{};
+  revision created = 0;  ///< the key's create revision: which run holds it
+  revision seen_at = 0;  ///< the revision it was read at
+};
+
+/// Creates the job's running key for this run, bound to `lease`: its
+/// revision when created, else `errc::busy` with the holder. An unanswered
+/// txn is sent again until answered (a resend that finds our own record
+/// knows the first landed); `errc::cancelled` when `stop` ends that first.
+template <class Backoff, transport T>
+result<revision> hold_running(T& t, const std::string& key, const running_record& me,
+                              lease_id lease, running_holder& holder, std::stop_token stop,
+                              Backoff retry) {
+  txn_request txn;
+  txn.compares.push_back(compare::create_revision(key) == 0);
+  put_request put;
+  put.key = key;
+  put.value = encode_record(me);
+  put.lease = lease;
+  txn.success.emplace_back(std::move(put));
+  range_request read;
+  read.key = key;
+  txn.failure.emplace_back(std::move(read));
+  auto r = t.txn(txn, t.default_deadline());
+  while (!r) {
+    if (!cron_pause(retry.next(), stop))
+      return error{errc::cancelled, "running key undecided at shutdown: " + r.error().message};
+    r = t.txn(txn, t.default_deadline());
+  }
+  if (r->succeeded) return r->header_revision;
+  holder = {.seen_at = r->header_revision};
+  for (const auto& op : r->responses)
+    if (const auto* seen = std::get_if<range_response>(&op); seen && !seen->kvs.empty()) {
+      holder.record =
+          decode_record<running_record>(seen->kvs.front().value).value_or(running_record{});
+      holder.created = seen->kvs.front().create_revision;
+    }
+  if (holder.record == me) return holder.created;  // our own, from a send whose answer was lost
+  return error{errc::busy, "held"};
+}
+
+/// Deletes the running key if it is still this run's (created at `rev`),
+/// retried until answered: a key left behind would hold the job for as long
+/// as the daemon's lease lives. At shutdown (`stop`) the lease's revocation
+/// takes it instead.
+template <class Backoff, transport T>
+void release_running(T& t, const std::string& key, revision rev, std::stop_token stop,
+                     Backoff retry) {
+  txn_request txn;
+  txn.compares.push_back(compare::create_revision(key) == rev);
+  delete_request del;
+  del.key = key;
+  txn.success.emplace_back(std::move(del));
+  while (!t.txn(txn, t.default_deadline()))
+    if (!cron_pause(retry.next(), stop)) return;
+}
+
+/// Who holds a job's running key, for a log line.
+inline std::string holder_text(const running_holder& holder) {
+  const running_record& h = holder.record;
+  auto id = parse_run_id(h.run);
+  return "the run of " +
+         (id ? format_rfc3339(id->tick) + (id->manual ? " (cron run)" : "") : h.run) + " on " +
+         (h.host.empty() ? std::string("?") : h.host) + "/" + std::to_string(h.pid);
+}
+
+/// A won tick's result that says it was not run, and why.
+template <class Session, class Clock, class Options>
+run_record skipped_run(const cron_fire_context<Session, Clock, Options>& c, const cron_job& job,
+                       const cron_claimed<Session>& won, std::string why) {
+  run_record r{};
+  r.name = job.name();
+  r.tick = won.claim.tick;
+  r.host = c.options.host;
+  r.pid = ::getpid();
+  r.lease = won.claim.lease;
+  r.start = std::chrono::floor<std::chrono::milliseconds>(std::chrono::system_clock::now());
+  r.end = r.start;
+  r.skipped = std::move(why);
+  return r;
+}
+
+/// Takes the job's running key for a won tick under forbid or replace: its
+/// revision, or `errc::busy` with why the tick is skipped ("overlap: ..." or
+/// "replace: ..."), or another error when etcd did not answer.
+template <class Session, class Clock, class Options>
+result<revision> take_gate(const cron_fire_context<Session, Clock, Options>& c, const cron_job& job,
+                           const cron_claimed<Session>& won, cron_local_runs& local) {
+  const running_record me{won.run, c.options.host, ::getpid(), won.claim.lease};
+  running_holder holder{};
+  using backoff = std::remove_cvref_t<decltype(c.options.backoff)>;
+  auto hold = [&] {
+    return hold_running(c.transport, job.running_key, me, won.session->lease(), holder, c.run_stop,
+                        backoff(c.options.backoff));
+  };
+  auto held = hold();
+  if (held || held.error().code != errc::busy) return held;
+  if (job.concurrency == cron_concurrency::forbid)
+    return error{errc::busy, "overlap: " + holder_text(holder) + " is still running"};
+  // Replace: the holder's group gets SIGTERM, then SIGKILL after kill_after,
+  // and its key goes once the group is gone; this daemon's own run is told
+  // directly, another daemon's through the job's stop key.
+  const auto bound = c.options.kill_after + c.options.ttl + std::chrono::seconds{5};
+  bool gone = false;
+  if (local.stop_held(job.name(), holder.created)) {
+    c.say({.what = cron_event::kind::replaced,
+           .job = job.name(),
+           .tick = won.tick_text,
+           .message = "replacing " + holder_text(holder) + ": stopping its group"});
+    gone = local.wait_gone(job.name(), holder.created, bound);
+  } else {
+    gone = ask_stop(c.transport, job.stop_key, job.running_key, holder.created, holder.seen_at,
+                    won.session->lease(), bound, c.run_stop);
+  }
+  if (!gone) return error{errc::busy, "replace: " + holder_text(holder) + " did not stop"};
+  held = hold();
+  if (!held && held.error().code == errc::busy)
+    return error{errc::busy, "replace: " + holder_text(holder) + " took the job meanwhile"};
+  return held;
+}
+
+/// Runs a won tick under the job's controls: the concurrency gate first
+/// (a tick that may not run gets a result saying why), then the command,
+/// stopped (SIGTERM, SIGKILL after kill_after) at the job's timeout or when
+/// a newer tick replaces it.
+template <class Session, class Clock, class Options>
+run_record run_gated(const cron_fire_context<Session, Clock, Options>& c, const cron_job& job,
+                     const cron_claimed<Session>& won, cron_local_runs& local) {
+  std::optional<revision> gate;
+  if (job.concurrency != cron_concurrency::allow) {
+    auto g = take_gate(c, job, won, local);
+    if (!g) return skipped_run(c, job, won, g.error().message);
+    gate = *g;
+  }
+  auto stop = local.enter(job.name(), gate.value_or(0));
+  std::atomic<bool> timed_out{false};
+  std::jthread timer;
+  if (job.timeout.count() > 0)
+    timer = std::jthread{[&, stop](std::stop_token done) {
+      if (!cron_pause(job.timeout, std::move(done))) return;
+      timed_out = true;
+      stop->stop.request_stop();
+    }};
+  run_record r = run_claimed(c, job, won, stop->stop.get_token());
+  if (timer.joinable()) {
+    timer.request_stop();
+    timer.join();
+  }
+  r.timed_out = timed_out.load();
+  if (gate)
+    release_running(c.transport, job.running_key, *gate, c.run_stop,
+                    std::remove_cvref_t<decltype(c.options.backoff)>(c.options.backoff));
+  local.leave(job.name(), stop);
+  return r;
+}
+
+/// What a recorded result says in the log: a skip (with its reason) or a
+/// finished run (reason "timeout" when the job's timeout stopped it).
+template <class Session>
+cron_event result_event(const cron_job& job, const cron_claimed<Session>& won,
+                        const run_record& r) {
+  cron_event e{.job = job.name(), .tick = won.tick_text, .rev = won.rev};
+  if (!r.skipped.empty()) {
+    e.what = cron_event::kind::skipped;
+    e.message = r.skipped;
+    e.reason = r.skipped.starts_with("replace")   ? "replace"
+               : r.skipped.starts_with("overlap") ? "overlap"
+                                                  : "shutdown";
+    return e;
+  }
+  e.what = cron_event::kind::finished;
+  e.exit_code = r.exit_code;
+  e.took = std::chrono::duration_cast<std::chrono::milliseconds>(r.end - r.start);
+  if (r.timed_out) {
+    e.reason = "timeout";
+    e.message = "timed out after " + format_duration(job.timeout);
+  }
+  return e;
+}
+
+}  // namespace conch::detail
+// ---- end conch/detail/cron_gate.hpp ----
+// ---- begin conch/detail/cron_peers.hpp ----
+// conch/detail/cron_peers.hpp — which daemon goes first for a tick.
+//
+// Every daemon may claim every tick (the claim txn decides, see
+// cron_txn.hpp), but if all of them tried at once, all but one txn would
+// fail, each a write etcd must order. So daemons take turns: each watches
+// the claims being made (`<prefix>cron/fire/`), which tells it the live
+// daemons (the leases their claims name) and which ticks are taken. For a
+// tick, the daemons rank themselves by a hash of (lease, claim key); the
+// first claims on time, the next `step` later if it has not seen the claim
+// by then, and so on. A dead or stalled daemon costs its ticks `step` of
+// lag until its lease drops out of view; a daemon that sees no peers claims
+// everything on time. Order only: at-most-once rests on the txn alone.
+
+
+#include <chrono>
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <stop_token>
+#include <string>
+#include <string_view>
+#include <unordered_set>
+#include <utility>
+
+namespace conch::detail {
+
+/// Pure bookkeeping of the claims seen; every call locks. Times are steady.
+class cron_peers {
+ public:
+  using clock = std::chrono::steady_clock;
+
+  /// A daemon unseen for `peer_ttl` is presumed gone; claims seen are kept
+  /// for `memory`.
+  explicit cron_peers(std::chrono::seconds peer_ttl = std::chrono::seconds{10},
+                      std::chrono::seconds memory = std::chrono::minutes{3})
+      : peer_ttl_(peer_ttl), memory_(memory) {}
+
+  /// A claim created (version 1) at `key` with value `value`.
+  void saw_claim(const std::string& key, std::string_view value, clock::time_point now) {
+    const auto lease = lease_of(value);
+    std::lock_guard lock{mutex_};
+    if (taken_.insert(key).second) order_.emplace_back(now, key);
+    while (!order_.empty() && now - order_.front().first > memory_) {
+      taken_.erase(order_.front().second);
+      order_.pop_front();
+    }
+    if (!lease.empty()) peers_[std::string(lease)] = now;
+  }
+
+  /// Whether a claim of `key` was seen.
+  bool taken(const std::string& key) const {
+    std::lock_guard lock{mutex_};
+    return taken_.contains(key);
+  }
+
+  /// How many live daemons go before `self` (a lease in hex) for `key`.
+  std::size_t rank(const std::string& key, const std::string& self, clock::time_point now) {
+    std::lock_guard lock{mutex_};
+    const auto mine = order_of(self, key);
+    std::size_t before = 0;
+    for (auto it = peers_.begin(); it != peers_.end();) {
+      if (now - it->second > peer_ttl_) {
+        it = peers_.erase(it);
+        continue;
+      }
+      if (it->first != self && order_of(it->first, key) < mine) ++before;
+      ++it;
+    }
+    return before;
+  }
+
+  /// The lease hex a claim record names ("lease":"..."), or empty.
+  static std::string_view lease_of(std::string_view value) {
+    constexpr std::string_view field = "\"lease\":\"";
+    const auto at = value.find(field);
+    if (at == std::string_view::npos) return {};
+    const auto from = at + field.size();
+    const auto end = value.find('"', from);
+    return end == std::string_view::npos ? std::string_view{} : value.substr(from, end - from);
+  }
+
+ private:
+  static std::pair<std::size_t, std::string_view> order_of(std::string_view lease,
+                                                           const std::string& key) {
+    std::string mix(lease);
+    mix += '/';
+    mix += key;
+    return {std::hash<std::string>{}(mix), lease};
+  }
+
+  std::chrono::seconds peer_ttl_, memory_;
+  mutable std::mutex mutex_;
+  std::unordered_set<std::string> taken_;
+  std::deque<std::pair<clock::time_point, std::string>> order_;
+  std::map<std::string, clock::time_point> peers_;
+};
+
+/// The wait before a daemon ranked `r` for a tick claims it.
+inline constexpr std::chrono::milliseconds cron_claim_step{150};
+
+/// Feeds `peers` every claim created under `fire_root` (`<prefix>cron/fire/`)
+/// from now until `stop`; a broken watch is opened again, paced by `retry`.
+/// What is missed meanwhile only costs turns: a daemon claims what it has
+/// not seen taken.
+template <class Backoff, transport T>
+void watch_claims(T& t, const std::string& fire_root, cron_peers& peers, Backoff retry,
+                  std::stop_token stop) {
+  while (!stop.stop_requested()) {
+    auto stream = t.watch(watch_request::prefix(fire_root));
+    std::stop_callback cancel{stop, [&] { stream.cancel(); }};
+    for (;;) {
+      auto batch = stream.next(std::chrono::steady_clock::now() + std::chrono::minutes{10});
+      if (batch) {
+        const auto now = cron_peers::clock::now();
+        for (const auto& e : batch->events)
+          if (e.type == watch_event::kind::put && e.kv.version == 1)
+            peers.saw_claim(e.kv.key, e.kv.value, now);
+        retry.reset();
+        continue;
+      }
+      if (batch.error().code == errc::timed_out) continue;
+      if (stop.stop_requested() || !cron_pause(retry.next(), stop)) return;
+      break;
+    }
+  }
+}
+
+}  // namespace conch::detail
+// ---- end conch/detail/cron_peers.hpp ----
 // ---- begin conch/detail/cron_pool.hpp ----
 // conch/detail/cron_pool.hpp — the fixed set of threads that claim and run
 // due ticks: however many jobs and ticks there are, the thread count stays.
@@ -7102,6 +8270,7 @@ run_record run_claimed(const cron_fire_context<Session, Clock, Options>& c, cons
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <stop_token>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -7119,19 +8288,25 @@ class cron_pool {
   cron_pool& operator=(const cron_pool&) = delete;
   ~cron_pool() { finish(); }
 
-  /// Starts up to `n` (at least one) workers running `work` on each task; a
-  /// thread that cannot be made is passed to `failed`, never fatal.
-  void start(std::size_t n, std::function<void(Task&)> work,
-             const std::function<void(const std::string&)>& failed) {
-    work_ = std::move(work);
+  /// Starts workers up to `n` (at least one) running `work` on each task; a
+  /// thread that cannot be made is passed to `failed`, never fatal, and the
+  /// last few workers are let go again: the system is at its limit, and the
+  /// runs' processes and the transport's own threads need room too. Returns
+  /// how many workers there are; called again, it adds the missing ones.
+  std::size_t start(std::size_t n, std::function<void(Task&)> work,
+                    const std::function<void(const std::string&)>& failed) {
+    if (workers_.empty()) work_ = std::move(work);
     for (std::size_t i = workers_.size(); i < std::max<std::size_t>(1, n); ++i) {
       try {
-        workers_.emplace_back([this] { serve(); });
+        workers_.emplace_back([this](std::stop_token own) { serve(std::move(own)); });
       } catch (const std::system_error& e) {
         failed(e.what());
+        for (std::size_t k = 0; k < headroom && workers_.size() > 1; ++k)
+          workers_.pop_back();  // stops and joins
         break;
       }
     }
+    return workers_.size();
   }
 
   void push(Task task) {
@@ -7149,17 +8324,21 @@ class cron_pool {
       done_ = true;
     }
     cv_.notify_all();
-    workers_.clear();  // joins
+    for (auto& w : workers_) w.join();  // not stopped: they drain the queue first
+    workers_.clear();
   }
 
  private:
-  void serve() {
+  // Threads left to the rest of the process when the system refuses more.
+  static constexpr std::size_t headroom = 4;
+
+  void serve(std::stop_token own) {
     for (;;) {
       Task task;
       {
         std::unique_lock lock{mutex_};
-        cv_.wait(lock, [&] { return !queue_.empty() || done_; });
-        if (queue_.empty()) return;
+        cv_.wait(lock, own, [&] { return !queue_.empty() || done_; });
+        if (queue_.empty() || own.stop_requested()) return;
         task = std::move(queue_.front());
         queue_.pop_front();
       }
@@ -7169,7 +8348,7 @@ class cron_pool {
 
   std::function<void(Task&)> work_;
   std::mutex mutex_;  // guards the queue and done_
-  std::condition_variable cv_;
+  std::condition_variable_any cv_;
   std::deque<Task> queue_;
   bool done_ = false;
   std::vector<std::jthread> workers_;  // last: joined first
@@ -7177,6 +8356,145 @@ class cron_pool {
 
 }  // namespace conch::detail
 // ---- end conch/detail/cron_pool.hpp ----
+// ---- begin conch/detail/cron_pruner.hpp ----
+// conch/detail/cron_pruner.hpp — a cron daemon's history pruning, batched.
+//
+// Pruning is off the tick's path: the winner of a tick whose turn it is
+// (one tick in prune_slack(keep) + 1, by a hash of its claim key) hands the
+// job to the pruner, and the pruner's thread cuts the queued jobs' history
+// once a second: one read txn (claims and result keys) and, when the history
+// is over its bound, one prune txn per job (see cron_txn.hpp). A tick
+// itself costs etcd its claim and its result only.
+
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <stop_token>
+#include <string>
+#include <thread>
+#include <utility>
+#include <variant>
+
+namespace conch::detail {
+
+/// Whether the tick claimed at `fire_key` is its job's turn to be pruned
+/// after: one tick in `prune_slack(keep) + 1`, whichever daemon wins it.
+inline bool prune_turn(const std::string& fire_key, std::size_t keep) {
+  if (keep == 0) return false;
+  return std::hash<std::string>{}(fire_key) % (prune_slack(keep) + 1) == 0;
+}
+
+/// Cuts `job`'s history back to `keep` ticks once it exceeds
+/// `keep + prune_slack(keep)`, raising the job's floor in the same txn.
+/// Best effort: a failure (or a claim made meanwhile below the new floor)
+/// leaves the work to a later turn.
+template <transport T>
+void prune_history(T& t, const cron_job& job, std::size_t keep,
+                   const std::function<void(const cron_job&, long)>& zombies = {}) {
+  if (keep == 0) return;
+  txn_request read;  // no compares, ranges only: a read, at one revision
+  read.success.emplace_back(range_request::prefix(job.fire_dir));
+  auto results_req = range_request::prefix(job.runs_dir);
+  results_req.keys_only = true;
+  read.success.emplace_back(std::move(results_req));
+  auto r = t.txn(read, t.default_deadline());
+  if (!r || r->responses.size() != 2) return;
+  const auto* claims = std::get_if<range_response>(&r->responses[0]);
+  const auto* results = std::get_if<range_response>(&r->responses[1]);
+  if (!claims || !results) return;
+  std::map<lease_id, bool> leases;
+  auto alive = [&](lease_id id) {
+    auto [it, fresh] = leases.try_emplace(id, true);  // unknown: may still run
+    if (fresh)
+      if (auto ttl = t.lease_time_to_live(id, t.default_deadline())) it->second = ttl->ttl > 0;
+    return it->second;
+  };
+  const auto ticks = claimed_ticks_from(claims->kvs, job.fire_dir, results->kvs, job.runs_dir);
+  if (zombies)  // claimed, no result, the claimer's lease gone (cron_history.hpp)
+    zombies(job, std::count_if(ticks.begin(), ticks.end(), [&](const claimed_tick& c) {
+              return !c.has_result && c.claimer != 0 && !alive(c.claimer);
+            }));
+  if (claims->kvs.size() <= keep + prune_slack(keep)) return;
+  if (auto floor = prune_floor(ticks, keep, prune_slack(keep), alive))
+    (void)t.txn(prune_txn(job.fire_dir, job.runs_dir, job.floor_dir, *floor, r->header_revision),
+                t.default_deadline());
+}
+
+/// The jobs whose turn to be pruned came, and the thread that prunes them.
+template <transport T>
+class cron_pruner {
+ public:
+  using job_ptr = std::shared_ptr<const cron_job>;
+
+  /// `zombies` is told, per job pruned, how many zombie claims its history holds.
+  cron_pruner(T& t, std::size_t keep, std::function<void(const cron_job&, long)> zombies = {},
+              std::chrono::milliseconds every = std::chrono::seconds{1})
+      : transport_(t), keep_(keep), every_(every), zombies_(std::move(zombies)) {}
+  cron_pruner(const cron_pruner&) = delete;
+  cron_pruner& operator=(const cron_pruner&) = delete;
+  ~cron_pruner() { stop(); }
+
+  /// Queues `job` (once, however many turns came meanwhile); starts the thread.
+  void add(job_ptr job) {
+    std::lock_guard lock{mutex_};
+    if (stopped_) return;
+    queued_[job->name()] = std::move(job);
+    if (!thread_.joinable() && !stopped_)
+      thread_ = std::jthread([this](std::stop_token s) { loop(std::move(s)); });
+  }
+
+  /// Joins the thread, then prunes what is still queued (the turns of the
+  /// last results). Nothing is queued afterwards.
+  void stop() {
+    {
+      std::lock_guard lock{mutex_};
+      stopped_ = true;
+    }
+    if (thread_.joinable()) {
+      thread_.request_stop();
+      thread_.join();
+    }
+    std::map<std::string, job_ptr> rest;
+    {
+      std::lock_guard lock{mutex_};
+      rest.swap(queued_);
+    }
+    for (const auto& [name, job] : rest) prune_history(transport_, *job, keep_, zombies_);
+  }
+
+ private:
+  void loop(std::stop_token stop) {
+    while (!stop.stop_requested()) {
+      std::map<std::string, job_ptr> batch;
+      {
+        std::unique_lock lock{mutex_};
+        (void)wake_.wait_for(lock, stop, every_, [] { return false; });
+        if (stop.stop_requested()) return;  // stop() prunes what is queued
+        batch.swap(queued_);
+      }
+      for (const auto& [name, job] : batch) prune_history(transport_, *job, keep_, zombies_);
+    }
+  }
+
+  T& transport_;
+  std::size_t keep_;
+  std::chrono::milliseconds every_;
+  std::function<void(const cron_job&, long)> zombies_;
+  std::mutex mutex_;
+  std::condition_variable_any wake_;
+  std::map<std::string, job_ptr> queued_;
+  bool stopped_ = false;
+  std::jthread thread_;  // last: joined first
+};
+
+}  // namespace conch::detail
+// ---- end conch/detail/cron_pruner.hpp ----
 // ---- begin conch/detail/cron_table.hpp ----
 // conch/detail/cron_table.hpp — the daemon's jobs as last read from etcd,
 // and the agenda of their next ticks. No I/O: the daemon feeds it what it
@@ -7191,6 +8509,7 @@ class cron_pool {
 #include <set>
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace conch::detail {
 
@@ -7224,7 +8543,9 @@ class cron_table {
     say_({.what = cron_event::kind::job_loaded,
           .job = name,
           .tick = next ? format_rfc3339(*next) : std::string(),
-          .message = rec.schedule + (rec.tz.empty() ? "" : " (" + rec.tz + ")")});
+          .message = rec.schedule + (rec.tz.empty() ? "" : " (" + rec.tz + ")") +
+                     (rec.paused ? " paused" : "")});
+    note_request(name, slot, now);
     return name;
   }
 
@@ -7262,13 +8583,41 @@ class cron_table {
     }
   }
 
+  /// Calls `fire(job, job_revision, tick, run_id)` once for each run asked
+  /// for by hand (`cron run`) since the last call.
+  template <class Fire>
+  void fire_requested(Fire&& fire) {
+    for (auto& [name, id] : std::exchange(requested_, {})) {
+      auto it = jobs_.find(name);
+      if (it == jobs_.end() || !it->second.job || it->second.job->record.run_request != id.text)
+        continue;
+      fire(it->second.job, it->second.mod_revision, id.tick, id.text);
+    }
+  }
+
   std::optional<TimePoint> earliest() const { return agenda_.earliest(); }
+  bool has_requests() const noexcept { return !requested_.empty(); }
+
+  /// A run asked for longer ago than this when a daemon first sees it (one
+  /// that was down, or started since) is left alone: no late surprise run.
+  static constexpr std::chrono::seconds request_window{60};
 
  private:
   struct job_slot {
     revision mod_revision = 0;
-    job_ptr job;  // null: the value is corrupt
+    job_ptr job;               // null: the value is corrupt
+    std::string seen_request;  // the last `cron run` id acted on
   };
+
+  /// Queues the job's `cron run` request if it is new to this table and recent.
+  void note_request(const std::string& name, job_slot& slot, TimePoint now) {
+    const std::string& asked = slot.job->record.run_request;
+    if (asked.empty() || asked == slot.seen_request) return;
+    slot.seen_request = asked;
+    auto id = parse_run_id(asked);
+    if (!id || now - run_request_time(*id) > request_window) return;
+    requested_.emplace_back(name, std::move(*id));
+  }
 
   /// The table's name for a key below the jobs directory: the job's name, or
   /// the raw key for a foreign key (kept so it is reported once).
@@ -7277,8 +8626,9 @@ class cron_table {
     return k ? k->name : key;
   }
 
+  /// A paused job has no next tick.
   std::optional<tick_time> plan(const std::string& name, const cron_job& job, TimePoint after) {
-    auto next = job.next_after(after);
+    auto next = job.paused() ? std::nullopt : job.next_after(after);
     if (next)
       agenda_.plan(name, *next);
     else
@@ -7290,10 +8640,68 @@ class cron_table {
   std::function<void(cron_event)> say_;
   std::map<std::string, job_slot> jobs_;
   cron_agenda<TimePoint> agenda_;
+  std::vector<std::pair<std::string, run_id>> requested_;
 };
 
 }  // namespace conch::detail
 // ---- end conch/detail/cron_table.hpp ----
+// ---- begin conch/detail/start_thread.hpp ----
+// conch/detail/start_thread.hpp — a thread the system may refuse. Creating a
+// std::thread throws std::system_error when the system is out of threads (a
+// process or user limit, memory); an uncaught one ends the whole process.
+// Every long-lived thread in the recipes is made here, so the refusal is an
+// error value its owner reports and recovers from.
+
+
+#include <exception>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <utility>
+
+namespace conch::detail {
+
+/// A std::jthread running `f` (given a std::stop_token when it takes one),
+/// or `errc::unavailable` naming why the system refused it.
+template <class F>
+result<std::jthread> start_thread(F&& f) {
+  try {
+    return std::jthread(std::forward<F>(f));
+  } catch (const std::system_error& e) {
+    return error{errc::unavailable, std::string("no thread: ") + e.what()};
+  }
+}
+
+/// A thread running `f` (see start_thread), started again after each
+/// `pause()` while the system refuses it, each refusal told to `say`; an
+/// empty one once `pause()` returns false.
+template <class F, class Pause, class Say>
+std::jthread keep_starting(F f, Pause pause, Say say) {
+  for (;;) {
+    auto t = start_thread(f);
+    if (t) return std::move(*t);
+    say(t.error().message + "; again");
+    if (!pause()) return {};
+  }
+}
+
+/// Runs `body` until it returns; what escapes it (resources ran out) is
+/// told to `say`, and `body` runs again after `pause()` (unless false).
+template <class F, class Pause, class Say>
+void run_guarded(F&& body, Pause pause, Say say) {
+  for (;;) {
+    try {
+      body();
+      return;
+    } catch (const std::exception& e) {
+      say(std::string(e.what()) + "; again");
+    }
+    if (!pause()) return;
+  }
+}
+
+}  // namespace conch::detail
+// ---- end conch/detail/start_thread.hpp ----
 // ---- begin conch/session.hpp ----
 // conch/session.hpp — a lease kept alive, and a loud "lost" when it cannot be.
 //
@@ -7305,7 +8713,9 @@ class cron_table {
 //   - a DELETE of a guarded key seen on a watch (e.g. `etcdctl lease revoke`
 //     deletes the keys attached to the lease: seen within one event delivery),
 //   - the local deadline passing (etcd unreachable: lost *before* the server
-//     could expire the lease, so whoever holds something stops first).
+//     could expire the lease, so whoever holds something stops first) — or,
+//     with options::ride_through, that much later: holders still stop their
+//     work at the local deadline, and resume if an answer moves it ahead.
 // Transient failures before the deadline are retried, never reported as lost.
 //
 //   conch::session s{transport, {.ttl = std::chrono::seconds{10}}};
@@ -7354,6 +8764,14 @@ class basic_session {
     /// Paces retries (keepalives after a failure, guard re-reads) and is the
     /// default of the recipes on this session; each operation copies it.
     backoff_type backoff{};
+    /// How long renewals go on after the local deadline has passed before the
+    /// session is declared lost. Whoever holds something must stop its work
+    /// at the local deadline all the same; an answer that comes within this
+    /// time proves the lease alive, moves the deadline forward again, and the
+    /// holder may resume (an etcd election longer than the TTL allows need not
+    /// cost the lease: a new etcd leader extends every lease it takes over).
+    /// 0: lost at the local deadline.
+    std::chrono::milliseconds ride_through{0};
   };
 
   explicit basic_session(transport_type& t, options o = {}, clock_type c = {})
@@ -7380,7 +8798,12 @@ class basic_session {
     lease_ = granted->id;
     const std::chrono::seconds ttl{granted->ttl > 0 ? granted->ttl : options_.ttl.count()};
     deadline_.emplace(sent, ttl, margin());
-    keepalive_ = std::jthread([this] { keep_alive(); });
+    // Refused (out of threads): the lease stays ours, so close() revokes it.
+    auto keepalive =
+        detail::start_thread([this] { loses_on_throw("keepalive", [&] { keep_alive(); }); });
+    if (!keepalive)
+      return error{errc::unavailable, "session keepalive: " + keepalive.error().message};
+    keepalive_ = std::move(*keepalive);
     return {};
   }
 
@@ -7424,14 +8847,23 @@ class basic_session {
   /// happened before the guard's watch started. `seen_at`, when known, is a
   /// revision at which the key was seen alive with that create_revision: the
   /// watch then starts right after it, without reading the key first.
+  /// A guard the system refuses a thread for loses the session: the key
+  /// cannot be watched, so holding on to it would be a guess.
   void guard_key(std::string key, revision create_revision = 0, revision seen_at = 0) {
-    std::lock_guard lock{mutex_};
-    if (closed_ || guards_.contains(key)) return;
-    if (create_revision == 0) seen_at = 0;
-    auto& slot = guards_[key];
-    slot = std::jthread([this, key, create_revision, seen_at](std::stop_token own) {
-      guard(key, create_revision, seen_at, std::move(own));
-    });
+    std::string refused;
+    {
+      std::lock_guard lock{mutex_};
+      if (closed_ || guards_.contains(key)) return;
+      if (create_revision == 0) seen_at = 0;
+      auto t = detail::start_thread([this, key, create_revision, seen_at](std::stop_token own) {
+        loses_on_throw("guard", [&] { guard(key, create_revision, seen_at, std::move(own)); });
+      });
+      if (t)
+        guards_.emplace(key, std::move(*t));
+      else
+        refused = "guarded key " + key + " cannot be watched: " + t.error().message;
+    }
+    if (!refused.empty()) lose(std::move(refused));  // not under our lock
   }
   /// Stops guarding `key` and waits until its watch is gone, so a delete
   /// issued after this returns (a resign) is never taken for a loss.
@@ -7504,6 +8936,17 @@ class basic_session {
 
   std::string lease_hex() const { return detail::lease_hex(lease_); }
 
+  // A thread's body: what escapes it (memory ran out) loses the session
+  // instead of ending the process.
+  template <class F>
+  void loses_on_throw(const char* what, F&& body) {
+    try {
+      body();
+    } catch (const std::exception& e) {
+      lose(std::string(what) + " thread failed: " + e.what());
+    }
+  }
+
   // The keepalive thread: one renewal every TTL/3 (detail::lease_deadline
   // decides when to send and when the lease must be presumed lost), quicker
   // retries after a failure. etcd answers a stream's requests one at a time,
@@ -7523,7 +8966,7 @@ class basic_session {
       time_point due, wake;
       {
         std::lock_guard lock{mutex_};
-        due = deadline_->deadline();
+        due = deadline_->deadline() + cast(options_.ride_through);
         wake = std::min(retry_at.value_or(deadline_->next_keepalive()), due);
       }
       if (clock_.now() >= due) {
@@ -7758,6 +9201,7 @@ class basic_session {
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -7770,37 +9214,6 @@ class basic_session {
 #include <utility>
 
 namespace conch {
-
-namespace detail {
-/// The clock cron ticks follow: the bundle's own when it tells wall time.
-template <class P>
-using cron_wall_clock =
-    std::conditional_t<P::clock::is_steady, system_clock_policy, typename P::clock>;
-/// The clock the daemon's lease deadlines use: the bundle's own when steady.
-template <class P>
-using cron_lease_clock =
-    std::conditional_t<P::clock::is_steady, typename P::clock, steady_clock_policy>;
-
-/// The tick clock made from the bundle's clock instance: that instance when
-/// it tells wall time, the system clock otherwise.
-template <class P>
-cron_wall_clock<P> wall_clock_of(const typename P::clock& c) {
-  if constexpr (P::clock::is_steady)
-    return {};
-  else
-    return c;
-}
-/// The lease clock made from the bundle's clock instance: that instance when
-/// it is steady (copies share one time, so a fake clock's test drives the
-/// lease too), the real steady clock otherwise.
-template <class P>
-cron_lease_clock<P> lease_clock_of(const typename P::clock& c) {
-  if constexpr (P::clock::is_steady)
-    return c;
-  else
-    return {};
-}
-}  // namespace detail
 
 template <class P>
 class basic_cron {
@@ -7869,15 +9282,24 @@ class basic_cron {
   result<void> run(std::stop_token stop) {
     if (!loaded_)
       if (auto r = start(); !r) return r;
-    pool_.start(
-        options_.workers, [this](tick_task& task) { work(task); },
-        [this](const std::string& why) {
-          emit({.what = cron_event::kind::error, .message = "worker not started: " + why});
-        });
-    std::jthread watcher([this](std::stop_token s) { watch_jobs(std::move(s)); });
+    // Threads refused are waited for, never fatal: the watches, then workers
+    // (at least one, up to options::workers). Ticks due meanwhile are shed.
+    std::jthread watcher = detail::keep_starting(
+        [this](std::stop_token s) {
+          detail::run_guarded([&] { watch_jobs(s); }, pacing(s), complaint("job watch failed: "));
+        },
+        pacing(stop), complaint("job watch not started: "));
+    std::jthread stopper = keep_watching([this](std::stop_token s) { watch_stops(s); }, stop,
+                                         "stop-request watch");  // replacing ticks (cron_stop.hpp)
+    std::jthread claims = keep_watching([this](std::stop_token s) { watch_claims(s); }, stop,
+                                        "claims watch");  // turns (cron_peers.hpp)
+    auto work = [this](tick_task& task) { work_on(task); };
+    for (auto pause = pacing(stop);
+         pool_.start(options_.workers, work, complaint("worker not started: ")) == 0 && pause();) {
+    }
     schedule_until(stop);
-    watcher.request_stop();
-    watcher.join();
+    watcher = {};  // stops and joins
+    claims = {};
     drain();
     return {};
   }
@@ -7899,6 +9321,8 @@ class basic_cron {
     std::shared_ptr<const detail::cron_job> job;
     revision job_rev = 0;
     detail::tick_time tick{};
+    std::string run{};      ///< a `cron run` id; empty for a scheduled tick
+    bool deferred = false;  ///< other daemons went first: skipped if seen taken
   };
 
   /// The options with the prefix normalized and the host filled in.
@@ -7988,7 +9412,9 @@ class basic_cron {
     while (!stop.stop_requested()) {
       const time_point now = clock_.now();
       table_.fire_due(now, [this](auto&&... due) { fire(due...); });
-      const time_point wake_at = table_.earliest().value_or(now + std::chrono::hours{24});
+      table_.fire_requested([this](auto&&... asked) { fire(asked...); });
+      time_point wake_at = table_.earliest().value_or(now + std::chrono::hours{24});
+      if (auto turn = release_deferred(now)) wake_at = std::min(wake_at, *turn);
       std::stop_source wake;
       wake_ = wake;
       lock.unlock();
@@ -8002,14 +9428,67 @@ class basic_cron {
 
   /// Hands a due tick to the worker pool: the thread count stays fixed
   /// whatever the number of jobs and ticks. A tick that waits too long is
-  /// shed by its worker (see detail::claim_tick), logged and counted.
-  void fire(std::shared_ptr<const detail::cron_job> job, revision job_rev, detail::tick_time tick) {
-    pool_.push({std::move(job), job_rev, tick});
+  /// shed by its worker (see detail::claim_tick), logged and counted. A tick
+  /// that other daemons go first for waits its turn (detail/cron_peers.hpp);
+  /// a `cron run` is claimed at once.
+  void fire(std::shared_ptr<const detail::cron_job> job, revision job_rev, detail::tick_time tick,
+            std::string run = {}) {
+    const auto turn = !run.empty() ? 0
+                                   : peers_.rank(detail::tick_key(job->fire_dir, tick),
+                                                 detail::lease_hex(lease_.lease()),
+                                                 detail::cron_peers::clock::now());
+    if (turn == 0)
+      pool_.push({std::move(job), job_rev, tick, std::move(run)});
+    else
+      deferred_.emplace(time_point(tick) + turn * detail::cron_claim_step,
+                        tick_task{std::move(job), job_rev, tick, {}, true});
   }
 
-  void work(tick_task& task) {
+  /// Queues the deferred ticks whose turn came and that no one was seen to
+  /// claim meanwhile; returns when the next turn comes. Under mutex_.
+  std::optional<time_point> release_deferred(time_point now) {
+    for (auto it = deferred_.begin(); it != deferred_.end() && it->first <= now;
+         it = deferred_.erase(it))
+      if (!peers_.taken(detail::tick_key(it->second.job->fire_dir, it->second.tick)))
+        pool_.push(std::move(it->second));
+    if (deferred_.empty()) return std::nullopt;
+    return deferred_.begin()->first;
+  }
+
+  void watch_stops(std::stop_token s) {
+    detail::watch_stop_requests(transport_, detail::cron_stop_dir(options_.prefix), local_runs_,
+                                options_.backoff, emit_, std::move(s));
+  }
+  void watch_claims(std::stop_token s) {
+    detail::watch_claims(transport_, options_.prefix + "cron/fire/", peers_, options_.backoff,
+                         std::move(s));
+  }
+  /// A watch thread started like the job watch: waited for, restarted if it fails.
+  template <class F>
+  std::jthread keep_watching(F f, std::stop_token stop, const std::string& what) {
+    return detail::keep_starting(
+        [this, f, what](std::stop_token s) {
+          detail::run_guarded([&] { f(s); }, pacing(s), complaint(what + " failed: "));
+        },
+        pacing(std::move(stop)), complaint(what + " not started: "));
+  }
+
+  /// Pauses paced by the backoff (false once `stop` comes); error lines.
+  auto pacing(std::stop_token stop) const { return detail::cron_pacing(options_.backoff, stop); }
+  auto complaint(std::string what) {
+    return [this, what = std::move(what)](const std::string& why) {
+      emit({.what = cron_event::kind::error, .message = what + why});
+    };
+  }
+
+  void work_on(tick_task& task) {
+    // A deferred tick may wait in the queue behind others (a burst of
+    // ticks): by now its first claimer may have been seen taking it.
+    if (task.deferred && peers_.taken(detail::tick_key(task.job->fire_dir, task.tick))) return;
     try {
-      fire_tick(*task.job, task.job_rev, task.tick);
+      if (auto fire_key = fire_tick(*task.job, task.job_rev, task.tick, task.run);
+          fire_key && detail::prune_turn(*fire_key, options_.history))
+        pruner_.add(task.job);
     } catch (const std::exception& e) {  // resources ran out (threads, memory): this tick only
       emit({.what = cron_event::kind::error,
             .job = task.job->name(),
@@ -8021,11 +9500,17 @@ class basic_cron {
   /// Stops scheduling, gives runs in flight kill_after, joins them, revokes the lease.
   void drain() {
     run_stop_.request_stop();
-    // Results still unwritten get kill_after plus a lease's time to land.
-    std::jthread give_up{[this, grace = options_.kill_after + options_.ttl](std::stop_token done) {
-      if (detail::cron_pause(grace, done)) result_stop_.request_stop();
-    }};
+    // Results unwritten get kill_after plus a lease's time (no thread: one try).
+    auto give_up = detail::start_thread(
+        [this, grace = options_.kill_after + options_.ttl](std::stop_token done) {
+          if (detail::cron_pause(grace, done)) result_stop_.request_stop();
+        });
+    if (!give_up) {
+      complaint("results unwritten at shutdown get one try: ")(give_up.error().message);
+      result_stop_.request_stop();
+    }
     pool_.finish();  // queued ticks return at once, runs get kill_after
+    pruner_.stop();
     lease_.close();
   }
 
@@ -8034,13 +9519,15 @@ class basic_cron {
     return {transport_, lease_, clock_, options_, emit_, run_stop_.get_token()};
   }
 
-  /// Claim, run, record, prune: the life of one tick on one daemon.
-  void fire_tick(const detail::cron_job& job, revision job_rev, detail::tick_time tick) {
-    if (run_stop_.stop_requested()) return;  // shutting down: claim nothing more
+  /// Claim, run, record: the life of one tick on one daemon. The claim's
+  /// key once its result is recorded.
+  std::optional<std::string> fire_tick(const detail::cron_job& job, revision job_rev,
+                                       detail::tick_time tick, const std::string& run) {
+    if (run_stop_.stop_requested()) return std::nullopt;  // shutting down: claim nothing more
     const auto c = context();
-    auto won = detail::claim_tick<typename P::backoff>(c, job, job_rev, tick);
-    if (!won) return;
-    auto result = detail::run_claimed(c, job, *won);
+    auto won = detail::claim_tick<typename P::backoff>(c, job, job_rev, tick, run);
+    if (!won) return std::nullopt;
+    auto result = detail::run_gated(c, job, *won, local_runs_);
     won->session.reset();  // the run is over: a lost lease may be replaced now
     const std::string& name = job.name();
     if (auto w = detail::send_result(transport_,
@@ -8053,16 +9540,10 @@ class basic_cron {
             .tick = won->tick_text,
             .rev = won->rev,
             .message = "result not recorded: " + w.error().message});
-      return;
+      return std::nullopt;
     }
-    emit(
-        {.what = cron_event::kind::finished,
-         .job = name,
-         .tick = won->tick_text,
-         .rev = won->rev,
-         .exit_code = result.exit_code,
-         .took = std::chrono::duration_cast<std::chrono::milliseconds>(result.end - result.start)});
-    detail::prune_history(transport_, job, options_.history);
+    emit(detail::result_event(job, *won, result));
+    return std::move(won->fire_key);
   }
 
   transport_type& transport_;
@@ -8080,7 +9561,14 @@ class basic_cron {
   std::stop_source run_stop_;     // shutdown: runs in flight get kill_after
   std::stop_source result_stop_;  // results still unwritten are given up
   std::atomic<std::uint64_t> skipped_{0};
+  detail::cron_local_runs local_runs_;             // what a replacing tick stops
+  std::multimap<time_point, tick_task> deferred_;  // ticks waiting for their turn
+  detail::cron_peers peers_;
 
+  detail::cron_pruner<transport_type> pruner_{
+      transport_, options_.history, [this](const detail::cron_job& j, long n) {
+        emit({.what = cron_event::kind::zombies, .job = j.name(), .count = n});
+      }};
   detail::cron_pool<tick_task> pool_;  // last: joined first
 };
 
@@ -8094,6 +9582,8 @@ class basic_cron {
 //   conch::add_cron_job(t, "conch/", {.name = "backup", .schedule = "0 3 * * *",
 //                                     .tz = "Europe/Berlin", .argv = {"backup.sh"}}, now);
 //   conch::remove_cron_job(t, "conch/", "backup");  // a run in flight finishes
+//   conch::pause_cron_job(t, "conch/", "backup", true);  // no ticks until resumed (false)
+//   conch::request_cron_run(t, "conch/", "backup", now);  // one run now, on one daemon
 //   for (auto& job : *conch::list_cron_jobs(t, "conch/", now, 5)) ...
 //
 // A listing shows each job's next tick and its last runs, newest first: done
@@ -8125,6 +9615,8 @@ result<revision> add_cron_job(T& t, std::string_view prefix_text, const cron_job
   record.tz = spec.tz;
   record.argv = spec.argv;
   record.created = std::chrono::floor<std::chrono::milliseconds>(now);
+  record.concurrency = spec.concurrency.empty() ? "forbid" : spec.concurrency;
+  record.timeout_ms = spec.timeout.count();
   auto job = detail::make_cron_job(prefix, record);
   if (!job) return std::move(job).error();
   put_request put;
@@ -8149,6 +9641,66 @@ result<bool> remove_cron_job(T& t, std::string_view prefix_text, std::string_vie
   auto r = t.delete_range(del, t.default_deadline());
   if (!r) return std::move(r).error();
   return r->deleted > 0;
+}
+
+namespace detail {
+
+/// Rewrites job `name`'s record with `change`, fenced by the revision it was
+/// read at (a concurrent `add` or `pause` is not overwritten: read again).
+/// False when there is no such job; `errc::corrupt` when its value cannot be read.
+template <transport T, class Change>
+result<bool> update_cron_job(T& t, std::string_view prefix_text, std::string_view name,
+                             Change change) {
+  const std::string prefix = normalize_prefix(prefix_text);
+  auto key = encode_key(prefix, cron_job_key{std::string(name)});
+  if (!key)
+    return error{errc::invalid_argument, "job name " + quoted(name) + ": " + key.error().message};
+  for (int attempt = 0; attempt < 10; ++attempt) {
+    range_request get;
+    get.key = *key;
+    auto r = t.range(get, t.default_deadline());
+    if (!r) return std::move(r).error();
+    if (r->kvs.empty()) return false;
+    auto job = read_cron_job(prefix, *key, r->kvs.front().value);
+    if (!job) return std::move(job).error();
+    change(job->record);
+    txn_request txn;
+    txn.compares.push_back(compare::mod_revision(*key) == r->kvs.front().mod_revision);
+    put_request put;
+    put.key = *key;
+    put.value = encode_record(job->record);
+    txn.success.emplace_back(std::move(put));
+    auto w = t.txn(txn, t.default_deadline());
+    if (!w) return std::move(w).error();
+    if (w->succeeded) return true;
+  }
+  return error{errc::busy, "job " + quoted(name) + " keeps changing; try again"};
+}
+
+}  // namespace detail
+
+/// Pauses (`paused`) or resumes job `name`: a paused job keeps its history
+/// and no daemon claims its ticks; resumed, it ticks from the next one due.
+/// False when there is no such job.
+template <transport T>
+result<bool> pause_cron_job(T& t, std::string_view prefix, std::string_view name, bool paused) {
+  return detail::update_cron_job(t, prefix, name,
+                                 [&](detail::job_record& r) { r.paused = paused; });
+}
+
+/// Asks for one run of job `name` now: the daemons claim it like a tick,
+/// once, under the id returned (shown by `ls`). Runs even while the job is
+/// paused (pausing stops the schedule). Nothing when there is no such job.
+template <transport T>
+result<std::optional<std::string>> request_cron_run(T& t, std::string_view prefix,
+                                                    std::string_view name,
+                                                    std::chrono::system_clock::time_point now) {
+  const std::string id = detail::run_request_id(std::chrono::floor<std::chrono::milliseconds>(now));
+  auto r = detail::update_cron_job(t, prefix, name,
+                                   [&](detail::job_record& rec) { rec.run_request = id; });
+  if (!r) return std::move(r).error();
+  if (!*r) return std::optional<std::string>{};
+  return std::optional<std::string>{id};
 }
 
 namespace detail {
@@ -8193,6 +9745,16 @@ result<void> add_cron_runs(T& t, cron_job_view& view, const std::string& fire_di
   return {};
 }
 
+/// The job's skip and timeout counts over its kept results.
+template <transport T>
+result<void> add_cron_counts(T& t, cron_job_view& view, const std::string& runs_dir) {
+  if (runs_dir.empty()) return {};
+  auto all = t.range(range_request::prefix(runs_dir), t.default_deadline());
+  if (!all) return std::move(all).error();
+  count_controls(view, all->kvs);
+  return {};
+}
+
 }  // namespace detail
 
 /// Every job with its next tick after `now` and its last `last_runs` claimed
@@ -8218,6 +9780,7 @@ result<std::vector<cron_job_view>> list_cron_jobs(T& t, std::string_view prefix_
       listed.insert(where->name);
     if (auto r = detail::add_cron_runs(t, view, fire_dir, runs_dir, last_runs, alive); !r)
       return std::move(r).error();
+    if (auto r = detail::add_cron_counts(t, view, runs_dir); !r) return std::move(r).error();
     out.push_back(std::move(view));
   }
   // Removed jobs keep their history (a run in flight at `rm` records its
@@ -8260,6 +9823,12 @@ result<std::vector<cron_job_view>> list_cron_jobs(T& t, std::string_view prefix_
 //   run_as_leader(office.token(), s.lost_token());   // stop when the session is lost
 //   (void)office.resign();                            // fenced delete: the next one leads now
 //
+// Lock delay: campaign also puts our held marker (logic/lock_delay.hpp) and
+// resign deletes it with our key, in the same txns. A leader lost uncleanly
+// leaves its marker; with `campaign_options::lock_delay`, the next leader's
+// campaign returns only that long after it first saw the stale marker (or saw
+// an unmarked candidate, such as an `etcdctl elect` one, vanish ahead of it).
+//
 // How waiting works: campaign is one txn (create our key if absent, read the
 // first-created key and our predecessor). A waiter watches only its immediate
 // predecessor — the key created just before ours — starting right after the
@@ -8271,6 +9840,196 @@ result<std::vector<cron_job_view>> list_cron_jobs(T& t, std::string_view prefix_
 // An election object is used from one thread; only `campaign_options::stop`
 // and the session's loss interrupt it from elsewhere.
 
+// ---- begin conch/detail/lock_delay.hpp ----
+// conch/detail/lock_delay.hpp — the I/O half of the lock delay (logic/lock_delay.hpp):
+// sleeping out a delay on the clock policy, a semaphore head's choice of slot
+// and its wait, an election candidate's marker and its wait, and removing an
+// election's stale held markers once their delay is over.
+
+
+#include <algorithm>
+#include <chrono>
+#include <optional>
+#include <string>
+#include <utility>
+
+namespace conch::detail {
+
+/// Sleeps on `clock` until `ready`. errc::cancelled on `stop`, errc::timed_out
+/// when `give_up` (real time) comes first.
+template <class Clock>
+result<void> wait_ready(const Clock& clock, typename Clock::time_point ready,
+                        const stop_union& stop, deadline give_up) {
+  using steady = std::chrono::steady_clock;
+  for (;;) {
+    if (stop.stop_requested()) return error{errc::cancelled, "stopped"};
+    const auto now = clock.now();
+    if (now >= ready) return {};
+    auto wake = ready;
+    if (give_up != deadline::max()) {
+      const auto left = give_up - steady::now();
+      if (left <= left.zero()) return error{errc::timed_out, "gave up during the lock delay"};
+      wake = std::min(ready, now + std::chrono::duration_cast<typename Clock::duration>(left));
+    }
+    if (!conch::sleep_until(clock, wake, stop.token())) return error{errc::cancelled, "stopped"};
+  }
+}
+
+/// Deletes the held markers under `marker_dir` created before `rev` (the new
+/// leader's key): their candidates are gone and their delay is over. Best
+/// effort: a marker left behind only costs a later leader one more delay.
+template <class Transport>
+void remove_stale_markers(Transport& t, const std::string& marker_dir, revision rev, deadline d) {
+  txn_request read;
+  read.success.emplace_back(markers_before(marker_dir, rev, 100));  // etcd's txn limit is 128 ops
+  auto r = t.txn(read, d);
+  if (!r) return;
+  const auto* stale = range_at(*r, 0);
+  if (!stale || stale->kvs.empty()) return;
+  txn_request drop;
+  for (const auto& kv : stale->kvs) {
+    drop.compares.push_back(compare::create_revision(kv.key) == kv.create_revision);
+    drop.success.emplace_back(delete_request{kv.key, {}, false});
+  }
+  (void)t.txn(drop, d);
+}
+
+// Sits out a lock delay ending at `ready` while watching the slots from right
+// after `seen`: a slot released meanwhile ends it early (ok: re-read).
+// `Line` is a semaphore_line.
+template <class Line, class TimePoint>
+result<void> watch_during_delay(Line& line, const sema_state& seen, TimePoint ready,
+                                const stop_union& stop, deadline give_up) {
+  const auto& clock = line.session_.clock();
+  watch_request w = watch_request::prefix(line.layout_.slots());
+  w.start_revision = seen.at + 1;
+  w.no_put = true;
+  auto stream = line.transport().watch(w);
+  ++line.watches_;
+  auto retry = line.backoff_;
+  const deadline until = std::min(give_up, real_deadline(clock, ready));
+  auto changed = line.io_.watch_until(stream, stop, until, retry, [&](const watch_batch& b) {
+    line.watch_events_ += b.events.size();
+    return !b.events.empty();
+  });
+  if (changed) return {};
+  if (changed.error().code != errc::timed_out || std::chrono::steady_clock::now() >= give_up)
+    return changed;
+  return wait_ready(clock, ready, stop, give_up);  // on the clock policy's own time
+}
+
+// A semaphore's head with a free slot: picks the slot to claim into
+// `seen.next` (a cleanly freed one before one lost uncleanly) and, if its
+// lock delay is not over, sits it out and re-reads. True: claim now.
+template <class Line>
+result<bool> sit_out_slot_delay(Line& line, sema_state& seen, bool nonblock, const stop_union& stop,
+                                deadline give_up) {
+  auto& gate = line.gate_;
+  if (!gate.enabled()) return true;
+  const auto& l = line.layout_;
+  const auto now = line.session_.clock().now();
+  auto free = seen.free_slots(l);
+  if (free.empty()) return true;  // the ranking's slot: nothing better known
+  const auto [slot, ready] = choose_slot(free, l.markers(), gate, now);
+  for (const auto& f : free)
+    if (f.slot == slot && f.stale) gate.saw(slot_marker(l.markers(), slot), f.stale, now);
+  seen.next.slot = slot;
+  if (ready <= now) return true;
+  if (nonblock)
+    return error{errc::busy, "slot " + std::to_string(slot) + " of semaphore " + l.office +
+                                 " was lost uncleanly; its lock delay of " +
+                                 std::to_string(gate.delay().count()) + "ms is not over"};
+  line.guard_queue(true, seen.at);  // losing our queue key ends the delay at once
+  if (auto w = watch_during_delay(line, seen, ready, stop, give_up); !w)
+    return std::move(w).error();
+  auto fresh = line.read(stop, give_up);
+  if (!fresh) return std::move(fresh).error();
+  seen = std::move(*fresh);
+  return false;
+}
+
+/// An election candidate's side of the lock delay: its held marker, the
+/// unclean losses it saw while waiting, and sitting out their delay once it
+/// leads. Used from the candidate's thread.
+template <class Session>
+class election_handover {
+ public:
+  using clock_type = typename Session::policies::clock;
+  using gate_type = handover_gate<typename clock_type::time_point>;
+
+  explicit election_handover(Session& s) : session_(s) {}
+
+  /// A new campaign by `lease` in the office whose markers live in `dir`.
+  void start(std::string dir, lease_id lease, std::chrono::milliseconds delay) {
+    dir_ = std::move(dir);
+    marker_ = candidate_marker(dir_, lease);
+    gate_ = gate_type{delay};
+    unmarked_.reset();
+  }
+  const std::string& dir() const noexcept { return dir_; }
+  const std::string& marker() const noexcept { return marker_; }
+
+  /// The campaign txn, putting our marker with our key.
+  txn_request campaign_txn(const std::string& office, const std::string& key,
+                           const std::string& value, lease_id lease) const {
+    return detail::campaign_txn(office, key, value, lease, dir_, marker_);
+  }
+  /// The waiter's re-read, with the newest marker created before our key.
+  txn_request predecessor_txn(const std::string& office, const std::string& key,
+                              revision rev) const {
+    return detail::predecessor_txn(office, key, rev, dir_);
+  }
+  /// Resign: the fenced delete of our key, and of our marker in the same txn.
+  txn_request release_txn(const fence& held) const {
+    txn_request t = fenced_release(held);
+    t.success.emplace_back(delete_request{marker_, {}, false});
+    return t;
+  }
+
+  /// After each read while waiting: an unmarked predecessor (an `etcdctl
+  /// elect` one) that is gone now was lost uncleanly, as far as we can tell.
+  void after_read(const campaign_entry& seen) {
+    if (unmarked_ &&
+        (!seen.predecessor || seen.predecessor->create_revision != unmarked_->create_revision))
+      gate_.saw(unmarked_->key, unmarked_->create_revision, session_.clock().now());
+    unmarked_.reset();
+    if (seen.predecessor && !has_marker(*seen.predecessor, seen.marker_before))
+      unmarked_ = seen.predecessor;
+  }
+
+  /// Once we lead with key revision `rev` (`seen`: the read that said so):
+  /// with a delay and an unclean loss seen (a stale marker now, an unmarked
+  /// predecessor gone), sit it out; then drop the stale markers (with or
+  /// without a delay, so they never pile up). Otherwise at once.
+  result<void> sit_out(const campaign_entry& seen, revision rev, bool nonblock,
+                       const stop_union& stop, deadline give_up, const std::string& office) {
+    const auto& clock = session_.clock();
+    const auto now = clock.now();
+    if (seen.marker_before && gate_.enabled())
+      gate_.saw(seen.marker_before->key, seen.marker_before->mod_revision, now);
+    std::optional<typename clock_type::time_point> ready;
+    if (gate_.enabled()) ready = gate_.latest();
+    if (ready && nonblock && *ready > now)
+      return error{errc::busy, "office " + office + " was lost uncleanly; its lock delay of " +
+                                   std::to_string(gate_.delay().count()) + "ms is not over"};
+    if (ready)
+      if (auto r = wait_ready(clock, *ready, stop, give_up); !r) return r;
+    if (seen.marker_before)
+      remove_stale_markers(session_.transport(), dir_, rev,
+                           call_deadline(session_.transport().default_deadline(), give_up));
+    return {};
+  }
+
+ private:
+  Session& session_;
+  std::string dir_;
+  std::string marker_;
+  gate_type gate_{};
+  std::optional<key_value> unmarked_;  // the predecessor we watch, if it has no held marker
+};
+
+}  // namespace conch::detail
+// ---- end conch/detail/lock_delay.hpp ----
 
 #include <algorithm>
 #include <chrono>
@@ -8307,7 +10066,7 @@ class basic_election {
   /// `prefix` is the namespace ("conch/"), `name` the office. A name that
   /// cannot be a key segment makes campaign() fail with errc::invalid_argument.
   basic_election(session_type& s, std::string_view prefix, std::string_view name)
-      : session_(s), io_(s), backoff_(s.backoff()), prefix_(prefix), name_(name) {
+      : session_(s), io_(s), backoff_(s.backoff()), prefix_(prefix), name_(name), handover_(s) {
     auto office = office_prefix(prefix, name);
     if (office)
       office_ = std::move(*office);
@@ -8324,12 +10083,11 @@ class basic_election {
     return detail::election_office(prefix, name);
   }
 
-  /// Becomes a candidate with `value` (the holder record) and returns once we
-  /// lead. Errors: errc::busy (nonblock, another leads), errc::timed_out,
-  /// errc::cancelled (our key removed in all three), errc::lost (the session
-  /// was lost, or our key vanished while waiting), errc::failed_precondition
-  /// (already a candidate: this object, another election on this session, or
-  /// a key under our lease this object did not create).
+  /// Becomes a candidate with `value` (the holder record); returns once we lead and any
+  /// lock delay is over. Errors: errc::busy (nonblock: another leads, or a delay runs),
+  /// errc::timed_out, errc::cancelled (our key removed in all three), errc::lost (session
+  /// lost, or our key vanished while waiting), errc::failed_precondition (already a
+  /// candidate: this object, another election on this session, or a foreign key under our lease).
   result<void> campaign(std::string value, campaign_options o = {}) {
     if (bad_name_) return *bad_name_;
     if (!key_.empty())
@@ -8347,6 +10105,7 @@ class basic_election {
                    "another election on this session already campaigns for office " + office_ +
                        " (key " + key + ")"};
     key_ = std::move(key);
+    handover_.start(detail::held_marker_dir(prefix_, office_), lease, o.lock_delay);
 
     detail::stop_union stop{o.stop, session_.lost_token()};
     const deadline give_up = detail::give_up_at(o.timeout);
@@ -8363,6 +10122,7 @@ class basic_election {
     }
     session_.guard_key(key_, rev_, entered->at);
     auto won = wait(*entered, stop, give_up);
+    if (won) won = handover_.sit_out(*entered, rev_, o.nonblock, stop, give_up, office_);
     if (won) won = take_token(give_up);
     if (!won) {
       withdraw();
@@ -8403,8 +10163,8 @@ class basic_election {
     return {};
   }
 
-  /// Leaves the office (or the queue): a fenced delete of our key, so the
-  /// next candidate leads at once. Nothing to do when not a candidate.
+  /// Leaves the office (or queue): a fenced delete of our key and held marker, so the next
+  /// leads at once, no lock delay; call it once our work has stopped. No-op if no candidate.
   result<void> resign() {
     if (key_.empty()) return {};
     session_.unguard_key(key_);
@@ -8461,7 +10221,7 @@ class basic_election {
   // precedes us, all at one revision.
   result<entry> enter(const std::string& value, lease_id lease, const detail::stop_union& stop,
                       deadline give_up) {
-    const txn_request t = detail::campaign_txn(office_, key_, value, lease);
+    const txn_request t = handover_.campaign_txn(office_, key_, value, lease);
     auto made = io_.create(t, key_, value, lease, stop, give_up, backoff_);
     if (!made) return std::move(made).error();
     const txn_response& r = made->response;
@@ -8486,8 +10246,8 @@ class basic_election {
   result<void> reread(entry& seen, backoff_type& retry, const detail::stop_union& stop,
                       deadline give_up) {
     for (;;) {
-      auto r =
-          transport().txn(detail::predecessor_txn(office_, key_, rev_), io_.call_deadline(give_up));
+      auto r = transport().txn(handover_.predecessor_txn(office_, key_, rev_),
+                               io_.call_deadline(give_up));
       if (!r) {
         if (r.error().code == errc::lease_not_found) return io_.lost_error();
         if (!detail::retryable(r.error().code)) return std::move(r).error();
@@ -8495,19 +10255,15 @@ class basic_election {
           return error{errc::timed_out, r.error().message};
         continue;
       }
-      auto own = detail::front(detail::range_at(*r, 0));
-      if (!own || own->create_revision != rev_)
-        return error{errc::lost, "our candidate key " + key_ +
-                                     " was deleted while waiting for office " + office_ +
-                                     " (lease revoked or key removed)"};
-      seen.predecessor = detail::front(detail::range_at(*r, 1));
-      seen.at = r->header_revision;
-      return {};
+      if (detail::read_predecessor(*r, rev_, seen)) return {};
+      return error{errc::lost, "our candidate key " + key_ +
+                                   " was deleted while waiting for office " + office_ +
+                                   " (lease revoked or key removed)"};
     }
   }
 
-  // Waits until no key created before ours remains.
-  result<void> wait(entry seen, const detail::stop_union& stop, deadline give_up) {
+  // Waits until no key created before ours remains; `seen` is the last read.
+  result<void> wait(entry& seen, const detail::stop_union& stop, deadline give_up) {
     backoff_type retry = backoff_;
     bool known = seen.predecessor_known;
     for (;;) {
@@ -8515,6 +10271,7 @@ class basic_election {
       if (!known)
         if (auto r = reread(seen, retry, stop, give_up); !r) return r;
       known = false;
+      handover_.after_read(seen);
       if (!seen.predecessor) return {};
       watch_request w;
       w.key = seen.predecessor->key;
@@ -8555,7 +10312,7 @@ class basic_election {
   }
 
   result<void> fenced_delete(deadline d) {
-    auto r = io_.retried_txn(fenced_release(held()), d, backoff_);
+    auto r = io_.retried_txn(handover_.release_txn(held()), d, backoff_);
     if (!r) return std::move(r).error();
     return {};
   }
@@ -8581,6 +10338,7 @@ class basic_election {
   std::string prefix_;
   std::string name_;
   std::string office_;
+  detail::election_handover<session_type> handover_;  // our held marker, the lock delay
   std::optional<error> bad_name_;
   [[no_unique_address]] fencing_type fencing_{};
   std::string key_;
@@ -8623,6 +10381,12 @@ class basic_election {
 // and wakes the next (one event): O(1) watch events per release whatever the
 // queue length, and each read is O(N) whatever the queue length.
 //
+// Lock delay: the claim of slot i also puts its held marker `held/.../<i>`
+// (logic/lock_delay.hpp) and release deletes it with the slot key, in the
+// same txns. A holder lost uncleanly leaves its marker; with
+// `acquire_options::lock_delay`, the head claims that slot only that long
+// after it first saw the stale marker, and takes a cleanly freed slot first.
+//
 // A semaphore object is used from one thread; only `acquire_options::stop`
 // and the session's loss interrupt it from elsewhere.
 
@@ -8635,7 +10399,9 @@ class basic_election {
 // and names errors; this holds the keys and talks to etcd.
 
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -8653,6 +10419,7 @@ class semaphore_line {
   using policies = typename Session::policies;
   using backoff_type = typename policies::backoff;
   using fencing_type = typename policies::fencing;
+  using gate_type = handover_gate<typename policies::clock::time_point>;
 
   semaphore_line(Session& s, sema_layout layout)
       : session_(s), io_(s), backoff_(s.backoff()), layout_(std::move(layout)) {}
@@ -8706,8 +10473,9 @@ class semaphore_line {
   }
 
   // The claim txn: our queue key is still ours and slot `i` is free → create
-  // slot `i` with our lease and delete our queue key. On a lost race it
-  // answers with a fresh read of our place instead.
+  // slot `i` with our lease, put its held marker (no lease: it outlives an
+  // unclean loss) and delete our queue key. On a lost race it answers with a
+  // fresh read of our place instead.
   result<std::optional<sema_state>> claim(int i, deadline give_up) {
     const auto& l = layout_;
     const std::string key = slot_key(l.office, i);
@@ -8717,6 +10485,7 @@ class semaphore_line {
     t.success.emplace_back(
         put_request{key, slot_value_ ? slot_value_(i) : value_, session_.lease()});
     t.success.emplace_back(delete_request{queue_key_, {}, false});
+    t.success.emplace_back(put_request{slot_marker(l.markers(), i), lease_hex(l.lease), 0});
     const std::size_t fencing_ops =
         add_acquire_ops(t, fencing_, {key, fencing_counter_key(l.prefix, key)});
     add_place_reads(t.failure, l, queue_rev_);
@@ -8769,6 +10538,9 @@ class semaphore_line {
                                      " was deleted while waiting for semaphore " + layout_.office +
                                      " (lease revoked or key removed)"};
       if (next.what == rank_step::claim) {
+        auto now = sit_out_slot_delay(*this, seen, nonblock, stop, give_up);
+        if (!now) return std::move(now).error();
+        if (!*now) continue;  // `seen` is a fresh read after the delay
         if (auto done = take(seen, retry, stop, give_up)) return std::move(*done);
         continue;
       }
@@ -8851,11 +10623,16 @@ class semaphore_line {
     return {};
   }
 
-  result<void> fenced_delete(const std::string& key, revision created, deadline d) {
-    auto r = io_.retried_txn(fenced_release({key, created, 0}), d, backoff_);
+  // `marker`: a held marker to delete with `key` (a slot's, on a clean exit).
+  result<void> fenced_delete(const std::string& key, revision created, deadline d,
+                             const std::string& marker = {}) {
+    txn_request t = fenced_release({key, created, 0});
+    if (!marker.empty()) t.success.emplace_back(delete_request{marker, {}, false});
+    auto r = io_.retried_txn(t, d, backoff_);
     if (!r) return std::move(r).error();
     return {};
   }
+  std::string own_marker() const { return slot_marker(layout_.markers(), slot_); }
 
   // Gives our slot back, or leaves the queue (see basic_semaphore::release).
   result<void> release() {
@@ -8866,7 +10643,8 @@ class semaphore_line {
     }
     session_.unguard_key(slot_key_);
     auto r = session_.lost() ? result<void>{}
-                             : fenced_delete(slot_key_, slot_rev_, transport().default_deadline());
+                             : fenced_delete(slot_key_, slot_rev_, transport().default_deadline(),
+                                             own_marker());
     if (!r && r.error().code != errc::lease_not_found) {
       session_.guard_key(slot_key_, slot_rev_);  // still ours: the caller may retry
       return r;
@@ -8882,7 +10660,7 @@ class semaphore_line {
     if (holding()) {
       session_.unguard_key(slot_key_);
       if (!session_.lost())
-        (void)fenced_delete(slot_key_, slot_rev_, transport().default_deadline());
+        (void)fenced_delete(slot_key_, slot_rev_, transport().default_deadline(), own_marker());
     }
     if (!session_.lost() && queue_rev_ != 0)
       (void)fenced_delete(queue_key_, queue_rev_, transport().default_deadline());
@@ -8891,6 +10669,8 @@ class semaphore_line {
       txn_request t;
       t.compares.push_back(compare::lease(doubtful_slot_) == layout_.lease);
       t.success.emplace_back(delete_request{doubtful_slot_, {}, false});
+      if (auto i = layout_.slot_of(doubtful_slot_))
+        t.success.emplace_back(delete_request{slot_marker(layout_.markers(), *i), {}, false});
       (void)transport().txn(t, transport().default_deadline());
     }
     forget();
@@ -8922,6 +10702,7 @@ class semaphore_line {
   std::int64_t token_ = 0;
   std::function<std::string(int)> slot_value_;
   std::string doubtful_slot_;  // a slot our last claim may have taken unseen
+  gate_type gate_{};           // the lock delay of this acquire
   [[no_unique_address]] fencing_type fencing_{};
   std::atomic<std::uint64_t> reads_{0}, watches_{0}, watch_events_{0};
 };
@@ -8974,6 +10755,12 @@ class basic_semaphore {
     /// Paces the retries of this acquire and of the release that follows,
     /// copied fresh for each; empty: the session's.
     std::optional<backoff_type> backoff{};
+    /// After an unclean loss of a slot (its holder's lease expired or was
+    /// revoked, its key deleted by hand), claim it only this long after we
+    /// first saw it, so the lost holder's work is gone first; a cleanly
+    /// released slot is taken before one in its delay (logic/lock_delay.hpp).
+    /// 0: at once. A clean release hands over at once whatever this says.
+    std::chrono::milliseconds lock_delay{0};
   };
 
   /// `prefix` is the namespace ("conch/"), `name` the semaphore, `max` its
@@ -9021,6 +10808,7 @@ class basic_semaphore {
     line_.queue_key_ = std::move(key);
     line_.value_ = std::move(value);
     line_.slot_value_ = std::move(o.slot_value);
+    line_.gate_ = typename detail::semaphore_line<session_type>::gate_type{o.lock_delay};
 
     detail::stop_union stop{o.stop, session_.lost_token()};
     const deadline give_up = detail::give_up_at(o.timeout);
@@ -9037,9 +10825,10 @@ class basic_semaphore {
     return {};
   }
 
-  /// Gives our slot back (a fenced delete: compare the token), so the next
-  /// waiter holds at once; or leaves the queue if we were waiting. Nothing to
-  /// do when neither.
+  /// Gives our slot back (a fenced delete: compare the token, with the slot's
+  /// held marker), so the next waiter holds at once, with no lock delay: call
+  /// it once the work done while holding has stopped. Or leaves the queue if
+  /// we were waiting. Nothing to do when neither.
   result<void> release() { return line_.release(); }
 
   bool holding() const noexcept { return line_.holding(); }

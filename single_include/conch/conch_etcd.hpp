@@ -13633,6 +13633,7 @@ class Auth final {
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <cstdint>
 #include <fstream>
 #include <grpcpp/grpcpp.h>
@@ -13645,6 +13646,19 @@ class Auth final {
 
 namespace conch::detail {
 
+/// gRPC reads a channel's socket only while something polls it: a call in
+/// flight, a connectivity wait, or its backup poller (every 5 s by default).
+/// A channel in TRANSIENT_FAILURE has no calls (they fail fast), so after an
+/// outage of a few seconds its reconnect attempts were read by the backup
+/// poller alone — too late for their connect timeout, over and over: the
+/// client never came back. Polling every 100 ms lets a reconnect finish as
+/// soon as etcd answers. gRPC reads this when it initializes, so it is set
+/// before the first channel exists; a value the process already has wins.
+inline void poll_channels_often() {
+  static std::once_flag once;
+  std::call_once(once, [] { ::setenv("GRPC_CLIENT_CHANNEL_BACKUP_POLL_INTERVAL_MS", "100", 0); });
+}
+
 class grpc_connection {
  public:
   /// The channel a call or stream was started on; `generation` tells whether
@@ -13656,6 +13670,7 @@ class grpc_connection {
   };
 
   explicit grpc_connection(transport_options opts) : opts_(std::move(opts)) {
+    poll_channels_often();
     config_error_ = configure();
   }
 

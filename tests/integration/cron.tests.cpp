@@ -834,3 +834,42 @@ TEST_CASE(
     CHECK_FALSE((t > raised + 1s && t < lowered - 3s));
   }
 }
+
+TEST_CASE("claims lost to another daemon and zombie claims are counted in /metrics", "[cron]") {
+  const std::string prefix = conch::test::unique_prefix();
+  add_job(prefix, "taken", "@every 1s", {"true"});
+  add_job(prefix, "ghost", "@every 1s", {"true"});
+  // Another claimer took the next three minutes of "taken"'s ticks (a value this
+  // daemon cannot read: it learns no peer from it, so it claims on time).
+  const auto now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
+  for (int i = 1; i < 180; ++i) {
+    conch::put_request claim;
+    claim.key =
+        prefix + "cron/fire/taken/" + conch::detail::format_tick(now + std::chrono::seconds{i});
+    claim.value = "claimed elsewhere";
+    REQUIRE(client().put(claim, client().default_deadline()));
+  }
+  // A claim an hour old with no result, whose claimer's lease does not exist: a zombie.
+  conch::detail::claim_record zombie{.name = "ghost",
+                                     .tick = now - std::chrono::hours{1},
+                                     .host = "gone",
+                                     .pid = 1,
+                                     .lease = "7fffffff00000001",
+                                     .start = {}};
+  etcd().etcdctl_ok({"put", prefix + "cron/fire/ghost/" + conch::detail::format_tick(zombie.tick),
+                     conch::detail::encode_record(zombie)});
+  const int port = conch::test::harness_detail::free_loopback_port();
+  conchd d{prefix, {"--history", "20", "--metrics", "127.0.0.1:" + std::to_string(port)}};
+  auto sample = [&](const std::string& series) {
+    std::istringstream body(scrape_metrics(port));
+    for (std::string line; std::getline(body, line);)
+      if (line.starts_with(series + " ")) return std::stod(line.substr(series.size() + 1));
+    return -1.0;
+  };
+  CHECK(eventually([&] { return sample("conch_cron_claim_conflicts_total{job=\"taken\"}") >= 2; },
+                   20s));
+  CHECK(eventually([&] { return sample("conch_cron_zombie_claims{job=\"ghost\"}") == 1; }, 60s));
+  CHECK(count_runs(prefix, "taken") == 0);               // every tick it tried was someone else's
+  CHECK(d.log().find("conflict") == std::string::npos);  // counted, not logged
+  CHECK(d.stop() == 0);
+}

@@ -103,6 +103,8 @@ std::optional<cron_claimed<Session>> claim_tick(const cron_fire_context<Session,
              .reason = "late"});
     else if (rev.error().code != errc::busy)
       say(cron_event::kind::error, rev.error().message);
+    else
+      say(cron_event::kind::conflict, "claimed by another daemon");
     return std::nullopt;
   }
   won.rev = *rev;

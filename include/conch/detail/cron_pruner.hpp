@@ -14,6 +14,7 @@
 #include "conch/logic/cron_txn.hpp"
 #include "conch/policies/transport.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
@@ -41,7 +42,8 @@ inline bool prune_turn(const std::string& fire_key, std::size_t keep) {
 /// Best effort: a failure (or a claim made meanwhile below the new floor)
 /// leaves the work to a later turn.
 template <transport T>
-void prune_history(T& t, const cron_job& job, std::size_t keep) {
+void prune_history(T& t, const cron_job& job, std::size_t keep,
+                   const std::function<void(const cron_job&, long)>& zombies = {}) {
   if (keep == 0) return;
   txn_request read;  // no compares, ranges only: a read, at one revision
   read.success.emplace_back(range_request::prefix(job.fire_dir));
@@ -52,7 +54,7 @@ void prune_history(T& t, const cron_job& job, std::size_t keep) {
   if (!r || r->responses.size() != 2) return;
   const auto* claims = std::get_if<range_response>(&r->responses[0]);
   const auto* results = std::get_if<range_response>(&r->responses[1]);
-  if (!claims || !results || claims->kvs.size() <= keep + prune_slack(keep)) return;
+  if (!claims || !results) return;
   std::map<lease_id, bool> leases;
   auto alive = [&](lease_id id) {
     auto [it, fresh] = leases.try_emplace(id, true);  // unknown: may still run
@@ -61,6 +63,11 @@ void prune_history(T& t, const cron_job& job, std::size_t keep) {
     return it->second;
   };
   const auto ticks = claimed_ticks_from(claims->kvs, job.fire_dir, results->kvs, job.runs_dir);
+  if (zombies)  // claimed, no result, the claimer's lease gone (cron_history.hpp)
+    zombies(job, std::count_if(ticks.begin(), ticks.end(), [&](const claimed_tick& c) {
+              return !c.has_result && c.claimer != 0 && !alive(c.claimer);
+            }));
+  if (claims->kvs.size() <= keep + prune_slack(keep)) return;
   if (auto floor = prune_floor(ticks, keep, prune_slack(keep), alive))
     (void)t.txn(prune_txn(job.fire_dir, job.runs_dir, job.floor_dir, *floor, r->header_revision),
                 t.default_deadline());
@@ -72,8 +79,10 @@ class cron_pruner {
  public:
   using job_ptr = std::shared_ptr<const cron_job>;
 
-  cron_pruner(T& t, std::size_t keep, std::chrono::milliseconds every = std::chrono::seconds{1})
-      : transport_(t), keep_(keep), every_(every) {}
+  /// `zombies` is told, per job pruned, how many zombie claims its history holds.
+  cron_pruner(T& t, std::size_t keep, std::function<void(const cron_job&, long)> zombies = {},
+              std::chrono::milliseconds every = std::chrono::seconds{1})
+      : transport_(t), keep_(keep), every_(every), zombies_(std::move(zombies)) {}
   cron_pruner(const cron_pruner&) = delete;
   cron_pruner& operator=(const cron_pruner&) = delete;
   ~cron_pruner() { stop(); }
@@ -103,7 +112,7 @@ class cron_pruner {
       std::lock_guard lock{mutex_};
       rest.swap(queued_);
     }
-    for (const auto& [name, job] : rest) prune_history(transport_, *job, keep_);
+    for (const auto& [name, job] : rest) prune_history(transport_, *job, keep_, zombies_);
   }
 
  private:
@@ -116,13 +125,14 @@ class cron_pruner {
         if (stop.stop_requested()) return;  // stop() prunes what is queued
         batch.swap(queued_);
       }
-      for (const auto& [name, job] : batch) prune_history(transport_, *job, keep_);
+      for (const auto& [name, job] : batch) prune_history(transport_, *job, keep_, zombies_);
     }
   }
 
   T& transport_;
   std::size_t keep_;
   std::chrono::milliseconds every_;
+  std::function<void(const cron_job&, long)> zombies_;
   std::mutex mutex_;
   std::condition_variable_any wake_;
   std::map<std::string, job_ptr> queued_;

@@ -25,6 +25,8 @@ struct cron_event {
     finished,     ///< the command ended with `exit_code`; the result is recorded
     replaced,     ///< a run of this daemon is stopped: a newer tick of its job replaces it
     error,        ///< something went wrong; `message` says what
+    conflict,     ///< another daemon claimed `tick` first (metrics only: not logged)
+    zombies,      ///< `count` claims of `job` have no result and a gone lease (metrics only)
   };
   kind what = kind::error;
   std::string job{};
@@ -37,7 +39,15 @@ struct cron_event {
   /// skipped: late, overlap (forbid) or replace (the previous run could not
   /// be stopped); finished: "timeout" when the job's timeout stopped the run.
   std::string reason{};
+  /// zombies: how many the job's history holds.
+  long count = 0;
 };
+
+/// Events that feed metrics but make no log line: one per lost claim race or
+/// history look would drown the rest.
+inline bool quiet(const cron_event& e) noexcept {
+  return e.what == cron_event::kind::conflict || e.what == cron_event::kind::zombies;
+}
 
 inline const char* to_string(cron_event::kind k) noexcept {
   switch (k) {
@@ -61,6 +71,10 @@ inline const char* to_string(cron_event::kind k) noexcept {
       return "replace";
     case cron_event::kind::error:
       return "error";
+    case cron_event::kind::conflict:
+      return "conflict";
+    case cron_event::kind::zombies:
+      return "zombies";
   }
   return "event";
 }

@@ -218,6 +218,7 @@ inline int conchd_main(const std::vector<std::string>& args, process::signal_inb
 
   std::mutex log_mutex;
   auto log = [&](const cron_event& e) {
+    if (quiet(e)) return;
     const auto at = std::chrono::floor<std::chrono::milliseconds>(std::chrono::system_clock::now());
     std::lock_guard lock{log_mutex};
     std::cerr << (o.json_log ? detail::json_log_line(e, at) : detail::human_log_line(e, at))

@@ -43,6 +43,11 @@ inline void describe_cron_metrics(metrics_registry& m) {
   m.describe(
       "conch_cron_errors_total", metric_type::counter,
       "Errors the daemon logged (claims or results not written, unreadable jobs, watch errors).");
+  m.describe("conch_cron_claim_conflicts_total", metric_type::counter,
+             "Claims of this daemon another daemon won first (the tick ran there), by job.");
+  m.describe("conch_cron_zombie_claims", metric_type::gauge,
+             "Claims in the job's history with no result whose claimer's lease is gone (never "
+             "rerun), as last seen by this daemon's history pruning, by job.");
   m.describe("conch_cron_run_duration_seconds", metric_type::histogram, "How long runs took.",
              duration_buckets());
   m.describe("conch_cron_tick_start_lag_seconds", metric_type::histogram,
@@ -89,6 +94,12 @@ inline void observe_cron_event(metrics_registry& m, const cron_event& e, detail:
       m.add("conch_cron_errors_total");
       break;
     case cron_event::kind::daemon:
+      break;
+    case cron_event::kind::conflict:
+      m.add("conch_cron_claim_conflicts_total", job);
+      break;
+    case cron_event::kind::zombies:
+      m.set("conch_cron_zombie_claims", job, static_cast<double>(e.count));
       break;
   }
 }
