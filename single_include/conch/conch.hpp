@@ -3843,10 +3843,10 @@ inline result<cron_job> make_cron_job(std::string_view prefix, job_record record
                                                ": not a run id (YYYYMMDDTHHMMSSZ-runNNN)"};
   auto running_key = cron_running_key(prefix, record.name);
   if (!running_key) return std::move(running_key).error();
-  cron_job job{std::move(record),     std::move(*when),       std::move(*tz),
-               std::move(*key),       std::move(*fire_dir),   std::move(*runs_dir),
-               std::move(*floor_dir), std::move(*running_key)};
-  job.stop_key = cron_stop_dir(prefix) + job.running_key.substr(job.running_key.rfind('/') + 1);
+  std::string stop_key = cron_stop_dir(prefix) + running_key->substr(running_key->rfind('/') + 1);
+  cron_job job{std::move(record),     std::move(*when),        std::move(*tz),
+               std::move(*key),       std::move(*fire_dir),    std::move(*runs_dir),
+               std::move(*floor_dir), std::move(*running_key), std::move(stop_key)};
   job.concurrency = *concurrency;
   job.timeout = *timeout;
   return job;
@@ -7373,7 +7373,7 @@ class supervisor {
   bool start_pending_ = false;
   std::optional<clock::time_point> renewed_{};
   bool killed_ = false;
-  bool suspended_ = false;  // past the local deadline, the claim not lost: no child
+  bool suspended_ = false;         // past the local deadline, the claim not lost: no child
   bool forwarded_ = true;          // the first stop went to the group as a signal
   bool child_heard_stop_ = false;  // a stop signal reached a running child
 };
@@ -7604,9 +7604,28 @@ struct cron_claimed {
   std::string run;  ///< the keys' last segment: the tick, or a `cron run` id
 };
 
+/// Why a claim sent for `tick` did not win it: refused by etcd until the
+/// next tick was due (skipped, late), taken by another daemon (a conflict),
+/// or an error.
+inline cron_event unclaimed_event(const cron_job& job, const std::string& tick, const error& e) {
+  if (e.code == errc::timed_out)
+    return {.what = cron_event::kind::skipped,
+            .job = job.name(),
+            .tick = tick,
+            .message = "late: " + e.message,
+            .reason = "late"};
+  if (e.code == errc::busy)
+    return {.what = cron_event::kind::conflict,
+            .job = job.name(),
+            .tick = tick,
+            .message = "claimed by another daemon"};
+  return {.what = cron_event::kind::error, .job = job.name(), .tick = tick, .message = e.message};
+}
+
 /// Claims `tick` of `job` (at `job_rev`) under the daemon's current lease;
 /// nullopt when there is no lease, the tick came too late, another daemon
-/// holds it or the daemon is shutting down (each reported but the last two).
+/// holds it (a conflict, counted) or the daemon is shutting down (each
+/// reported but the last).
 /// A run asked for by hand (`cron run`) passes its id as `run`: claimed the
 /// same way, under its own key, and never late.
 template <class Backoff, class Session, class Clock, class Options>
@@ -7652,16 +7671,7 @@ std::optional<cron_claimed<Session>> claim_tick(const cron_fire_context<Session,
                         value, c.run_stop, Backoff(c.options.backoff),
                         [&] { return run.empty() && next && is_stale_tick(c.clock.now(), *next); });
   if (!rev) {
-    if (rev.error().code == errc::timed_out)  // etcd refused it until the next tick was due
-      c.say({.what = cron_event::kind::skipped,
-             .job = job.name(),
-             .tick = won.tick_text,
-             .message = "late: " + rev.error().message,
-             .reason = "late"});
-    else if (rev.error().code != errc::busy)
-      say(cron_event::kind::error, rev.error().message);
-    else
-      say(cron_event::kind::conflict, "claimed by another daemon");
+    c.say(unclaimed_event(job, won.tick_text, rev.error()));
     return std::nullopt;
   }
   won.rev = *rev;

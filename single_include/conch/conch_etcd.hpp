@@ -13633,8 +13633,8 @@ class Auth final {
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
-#include <cstdlib>
 #include <cstdint>
+#include <cstdlib>
 #include <fstream>
 #include <grpcpp/grpcpp.h>
 #include <memory>

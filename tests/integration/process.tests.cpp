@@ -594,9 +594,10 @@ TEST_CASE("supervise: each move of the local deadline renews the watchdog at onc
   CHECK_FALSE(told);  // unregistered when the run ended
 }
 
-TEST_CASE("supervise: riding through, the group stops at the deadline and the child starts again "
-          "once a renewal moves it ahead",
-          "[supervise]") {
+TEST_CASE(
+    "supervise: riding through, the group stops at the deadline and the child starts again "
+    "once a renewal moves it ahead",
+    "[supervise]") {
   temp_dir dir;
   std::mutex m;
   auto deadline = clk::now() + 60s;
@@ -619,12 +620,11 @@ TEST_CASE("supervise: riding through, the group stops at the deadline and the ch
   const std::string starts = dir.file("starts");
   supervise_outcome out;
   std::jthread wrapper([&] {
-    out = supervise_now(
-        claim,
-        {.argv = {"sh", "-c", "echo $$ >> \"$1\"; sleep 300 & wait", "sh", starts},
-         .kill_after = 300ms,
-         .restart = {.enabled = true},
-         .resume_after_deadline = true});
+    out = supervise_now(claim,
+                        {.argv = {"sh", "-c", "echo $$ >> \"$1\"; sleep 300 & wait", "sh", starts},
+                         .kill_after = 300ms,
+                         .restart = {.enabled = true},
+                         .resume_after_deadline = true});
   });
   auto started = [&] {
     std::ifstream in(starts);

@@ -120,7 +120,8 @@ TEST_CASE("after an outage longer than a connect attempt, calls work again once 
     std::this_thread::sleep_for(100ms);
   }
   server.start();
-  auto back = eventually([&] { return etcd.range(conch::range_request::prefix(p), in(200ms)); }, 10s);
+  auto back =
+      eventually([&] { return etcd.range(conch::range_request::prefix(p), in(200ms)); }, 10s);
   REQUIRE(back);
   CHECK(back->kvs.at(0).value == "1");
 }

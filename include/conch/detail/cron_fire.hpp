@@ -47,9 +47,28 @@ struct cron_claimed {
   std::string run;  ///< the keys' last segment: the tick, or a `cron run` id
 };
 
+/// Why a claim sent for `tick` did not win it: refused by etcd until the
+/// next tick was due (skipped, late), taken by another daemon (a conflict),
+/// or an error.
+inline cron_event unclaimed_event(const cron_job& job, const std::string& tick, const error& e) {
+  if (e.code == errc::timed_out)
+    return {.what = cron_event::kind::skipped,
+            .job = job.name(),
+            .tick = tick,
+            .message = "late: " + e.message,
+            .reason = "late"};
+  if (e.code == errc::busy)
+    return {.what = cron_event::kind::conflict,
+            .job = job.name(),
+            .tick = tick,
+            .message = "claimed by another daemon"};
+  return {.what = cron_event::kind::error, .job = job.name(), .tick = tick, .message = e.message};
+}
+
 /// Claims `tick` of `job` (at `job_rev`) under the daemon's current lease;
 /// nullopt when there is no lease, the tick came too late, another daemon
-/// holds it or the daemon is shutting down (each reported but the last two).
+/// holds it (a conflict, counted) or the daemon is shutting down (each
+/// reported but the last).
 /// A run asked for by hand (`cron run`) passes its id as `run`: claimed the
 /// same way, under its own key, and never late.
 template <class Backoff, class Session, class Clock, class Options>
@@ -95,16 +114,7 @@ std::optional<cron_claimed<Session>> claim_tick(const cron_fire_context<Session,
                         value, c.run_stop, Backoff(c.options.backoff),
                         [&] { return run.empty() && next && is_stale_tick(c.clock.now(), *next); });
   if (!rev) {
-    if (rev.error().code == errc::timed_out)  // etcd refused it until the next tick was due
-      c.say({.what = cron_event::kind::skipped,
-             .job = job.name(),
-             .tick = won.tick_text,
-             .message = "late: " + rev.error().message,
-             .reason = "late"});
-    else if (rev.error().code != errc::busy)
-      say(cron_event::kind::error, rev.error().message);
-    else
-      say(cron_event::kind::conflict, "claimed by another daemon");
+    c.say(unclaimed_event(job, won.tick_text, rev.error()));
     return std::nullopt;
   }
   won.rev = *rev;

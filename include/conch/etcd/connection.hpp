@@ -16,8 +16,8 @@
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
-#include <cstdlib>
 #include <cstdint>
+#include <cstdlib>
 #include <fstream>
 #include <grpcpp/grpcpp.h>
 #include <memory>

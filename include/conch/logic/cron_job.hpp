@@ -88,10 +88,10 @@ inline result<cron_job> make_cron_job(std::string_view prefix, job_record record
                                                ": not a run id (YYYYMMDDTHHMMSSZ-runNNN)"};
   auto running_key = cron_running_key(prefix, record.name);
   if (!running_key) return std::move(running_key).error();
-  cron_job job{std::move(record),     std::move(*when),       std::move(*tz),
-               std::move(*key),       std::move(*fire_dir),   std::move(*runs_dir),
-               std::move(*floor_dir), std::move(*running_key)};
-  job.stop_key = cron_stop_dir(prefix) + job.running_key.substr(job.running_key.rfind('/') + 1);
+  std::string stop_key = cron_stop_dir(prefix) + running_key->substr(running_key->rfind('/') + 1);
+  cron_job job{std::move(record),     std::move(*when),        std::move(*tz),
+               std::move(*key),       std::move(*fire_dir),    std::move(*runs_dir),
+               std::move(*floor_dir), std::move(*running_key), std::move(stop_key)};
   job.concurrency = *concurrency;
   job.timeout = *timeout;
   return job;

@@ -456,7 +456,7 @@ class supervisor {
   bool start_pending_ = false;
   std::optional<clock::time_point> renewed_{};
   bool killed_ = false;
-  bool suspended_ = false;  // past the local deadline, the claim not lost: no child
+  bool suspended_ = false;         // past the local deadline, the claim not lost: no child
   bool forwarded_ = true;          // the first stop went to the group as a signal
   bool child_heard_stop_ = false;  // a stop signal reached a running child
 };

@@ -150,15 +150,14 @@ inline int elect_run(const elect_options& o, process::signal_inbox& inbox) {
                      return "leading office " + o.name + " (token " +
                             std::to_string(office.token()) + ")";
                    }};
-  return hold_and_run(
-      session, recipe,
-      {.program = "conch elect",
-       .supervise = {.argv = o.argv,
-                     .kill_after = o.common.kill_after,
-                     .restart = o.restart,
-                     .resume_after_deadline = o.restart.enabled},
-       .hooks = ops.hooks(texts)},
-      inbox);
+  return hold_and_run(session, recipe,
+                      {.program = "conch elect",
+                       .supervise = {.argv = o.argv,
+                                     .kill_after = o.common.kill_after,
+                                     .restart = o.restart,
+                                     .resume_after_deadline = o.restart.enabled},
+                       .hooks = ops.hooks(texts)},
+                      inbox);
 }
 
 /// Declares `conch elect` under `conch` (see tool/conch.hpp).
