@@ -142,9 +142,13 @@ class basic_semaphore {
     const deadline give_up = detail::give_up_at(o.timeout);
     auto seen = line_.enqueue(lease, stop, give_up);
     if (!seen) {
-      line_.forget();
+      if (holding())
+        line_.withdraw();  // taken on entry, but without a token: given back
+      else
+        line_.forget();
       return interrupted(std::move(seen).error(), o);
     }
+    if (holding()) return {};  // a free slot and nobody waiting: taken on entry
     auto held = line_.wait(std::move(*seen), o.nonblock, stop, give_up);
     if (!held) {
       line_.withdraw();

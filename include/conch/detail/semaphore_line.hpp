@@ -39,8 +39,18 @@ class semaphore_line {
   auto& transport() { return session_.transport(); }
   bool holding() const noexcept { return slot_rev_ != 0; }
 
-  // Puts our queue key (if absent) and reads our place and the slots, in one txn.
+  // Enters the line: takes a free slot at once when nobody waits (enter_free),
+  // else puts our queue key (if absent) and reads our place and the slots, in
+  // one txn. holding() tells which.
   result<sema_state> enqueue(lease_id lease, const stop_union& stop, deadline give_up) {
+    bool in_doubt = false;  // enter_free may have committed unseen
+    if (auto first = enter_free(lease, give_up); first)
+      return std::move(*first);
+    else if (first.error().code == errc::lease_not_found)
+      return io_.lost_error();
+    else if (!retryable(first.error().code))
+      return std::move(first).error();
+    in_doubt = true;
     const auto& l = layout_;
     txn_request t;
     t.compares.push_back(compare::create_revision(queue_key_) == 0);
@@ -51,16 +61,59 @@ class semaphore_line {
     t.failure.emplace_back(mine);
     auto made = io_.create(t, queue_key_, value_, lease, stop, give_up, backoff_);
     if (!made) return std::move(made).error();
-    if (made->response.succeeded) {
-      auto s = parse_entry(made->response, 1, l);
-      if (!s) return std::move(s).error();
-      queue_rev_ = s->own->create_revision;
-      return s;
-    }
-    if (made->ours) {
-      queue_rev_ = made->own->create_revision;  // our own earlier attempt did commit
+    if (made->response.succeeded) return entered(made->response, false);
+    const auto& own = made->own;
+    if (made->ours || (in_doubt && own && own->value == value_ && own->lease == lease)) {
+      queue_rev_ = own->create_revision;  // our own earlier attempt did commit
       return read(stop, give_up);
     }
+    return foreign_key();
+  }
+
+  // The first try of an acquire, one txn: if nobody waits and slot `hint_`
+  // is free, take it (FIFO holds: nobody was ahead of us); otherwise put our
+  // queue key and read our place, as the plain enqueue does. Its answer may
+  // be lost (an error): the slot or the queue key may then be ours unseen.
+  result<sema_state> enter_free(lease_id lease, deadline give_up) {
+    const auto& l = layout_;
+    const int i = hint_ < l.max ? hint_ : 0;
+    const std::string key = slot_key(l.office, i);
+    txn_request t;
+    compare nobody_waits = compare::create_revision(l.queue()) == 0;
+    nobody_waits.range_end = prefix_end(l.queue());
+    t.compares.push_back(std::move(nobody_waits));
+    t.compares.push_back(compare::create_revision(key) == 0);
+    t.success.emplace_back(put_request{key, slot_value_ ? slot_value_(i) : value_, lease});
+    const std::size_t fencing_ops =
+        add_acquire_ops(t, fencing_, {key, fencing_counter_key(l.prefix, key)});
+    t.failure.emplace_back(put_request{queue_key_, value_, lease});
+    add_entry_reads(t.failure, l);
+    auto r = transport().txn(t, io_.call_deadline(give_up));
+    if (!r) {
+      doubtful_slot_ = key;  // a later read (or withdraw) settles it
+      return std::move(r).error();
+    }
+    if (!r->succeeded) return entered(*r, true);
+    auto token = read_token(fencing_, *r, fencing_ops, r->header_revision);
+    hold(i, key, r->header_revision, token ? *token : 0, r->header_revision);
+    if (!token) return std::move(token).error();
+    sema_state s;
+    s.at = r->header_revision;
+    s.next = rank_decision{rank_step::hold, 0, i, {}};
+    return s;
+  }
+
+  // Our place, from a txn that put our queue key and then read it (answer 1 on).
+  result<sema_state> entered(const txn_response& r, bool blind) {
+    auto s = parse_entry(r, 1, layout_);
+    if (!s) return std::move(s).error();
+    // A blind put that found the key there: someone else's key under our lease.
+    if (blind && s->own->create_revision != r.header_revision) return foreign_key();
+    queue_rev_ = s->own->create_revision;
+    return s;
+  }
+
+  error foreign_key() const {
     return error{errc::failed_precondition,
                  "semaphore " + layout_.office +
                      " already has a waiter under this session's lease (" + queue_key_ +
@@ -120,6 +173,7 @@ class semaphore_line {
   void hold(int i, std::string key, revision create_revision, std::int64_t token,
             revision seen_at) {
     slot_ = i;
+    hint_ = i;
     slot_key_ = std::move(key);
     slot_rev_ = create_revision;
     token_ = token;
@@ -171,6 +225,8 @@ class semaphore_line {
     // name the token now; otherwise give the slot back rather than guess.
     auto token = fencing_.token({}, mine->create_revision);
     hold(next.slot, mine->key, mine->create_revision, token ? *token : 0, seen.at);
+    if (seen.own)  // put after a first try whose answer was lost: we hold, so we leave the line
+      (void)fenced_delete(queue_key_, seen.own->create_revision, transport().default_deadline());
     if (!token)
       return error{errc::unavailable,
                    "the answer to our claim of " + slot_key_ + " was lost, and with it the token"};
@@ -200,34 +256,73 @@ class semaphore_line {
     return std::nullopt;
   }
 
-  // Watches what will change our place, from right after the revision we read
-  // it at, and leaves a fresh read of it in `seen`.
+  // Watches what will change our place and leaves in `seen` what to do next:
+  // a claim of the slot whose release the watch reported, or a fresh read.
   result<void> watch_place(sema_state& seen, backoff_type& retry, const stop_union& stop,
                            deadline give_up) {
-    watch_request w;
-    if (seen.next.what == rank_step::watch_slots)
-      w = watch_request::prefix(layout_.slots());
-    else
-      w.key = seen.next.predecessor;
-    w.start_revision = seen.at + 1;
+    const bool slots = seen.next.what == rank_step::watch_slots;
+    watch_request w = slots ? watch_request::prefix(layout_.slots()) : watch_request{};
+    if (!slots) w.key = seen.next.predecessor;
     w.no_put = true;
-    auto stream = transport().watch(w);
-    ++watches_;
-    // One re-read, so a change that raced the watch's creation is acted on now.
-    auto fresh = read(stop, give_up);
-    if (!fresh) return std::move(fresh).error();
-    const bool same = fresh->same_wait(seen);
-    seen = std::move(*fresh);
-    if (!same) return {};
-    auto changed = io_.watch_until(stream, stop, give_up, retry, [&](const watch_batch& b) {
+    auto stream = open_watch(w, seen, retry, stop, give_up);
+    if (!stream) return std::move(stream).error();
+    if (!stream->second) return {};  // `seen` changed before the watch was up: act on it
+    const revision floor = *stream->second;
+    std::optional<int> freed;
+    bool told = false;
+    auto changed = io_.watch_until(stream->first, stop, give_up, retry, [&](const watch_batch& b) {
       watch_events_ += b.events.size();
-      return !b.events.empty();
+      for (const auto& e : b.events) {
+        if (e.kv.mod_revision <= floor) continue;  // the read already showed it
+        told = true;
+        if (!slots || e.type != watch_event::kind::del) continue;
+        if (auto i = layout_.slot_of(e.kv.key); i && (!freed || *i < *freed)) freed = i;
+      }
+      return told;
     });
-    if (!changed) return changed;  // else re-read: the change (or a gap that may hide it)
-    auto after = read(stop, give_up);
+    if (!changed) return changed;
+    if (told && freed) {  // a released slot, and we are the head: claim it, no re-read
+      seen.next = rank_decision{rank_step::claim, 0, *freed, {}};
+      return {};
+    }
+    auto after = read(stop, give_up);  // a waiter ahead left, or a gap that may hide a change
     if (!after) return std::move(after).error();
     seen = std::move(*after);
     return {};
+  }
+
+  // Opens the watch for `seen`'s wait so that it exists on the server before
+  // we rely on it: created from "now" (etcd serves it from its synced set at
+  // once) and acknowledged, then re-read only if anything was written since
+  // `seen`. Answers the stream and the revision the wait has seen up to, or
+  // no revision when the re-read changed the wait (then `seen` holds it).
+  using stream_type = decltype(std::declval<typename policies::transport&>().watch(
+      std::declval<const watch_request&>()));
+  result<std::pair<stream_type, std::optional<revision>>> open_watch(
+      watch_request w, sema_state& seen, backoff_type& retry, const stop_union& stop,
+      deadline give_up) {
+    w.start_revision = startable_watch<stream_type> ? 0 : seen.at + 1;
+    auto stream = transport().watch(w);
+    ++watches_;
+    revision up_to = 0;
+    if constexpr (startable_watch<stream_type>) {
+      auto created = stream.start(io_.call_deadline(give_up));
+      if (!created) {
+        if (created.error().code == errc::lease_not_found) return io_.lost_error();
+        if (!retryable(created.error().code)) return std::move(created).error();
+        if (!io_.pause(retry, stop.token(), give_up))
+          return error{errc::timed_out, created.error().message};
+        return std::pair{std::move(stream), std::optional<revision>{}};  // try again
+      }
+      up_to = *created;
+    }
+    if (up_to != 0 && up_to <= seen.at) return std::pair{std::move(stream), std::optional{seen.at}};
+    auto fresh = read(stop, give_up);  // a change that raced the watch's creation
+    if (!fresh) return std::move(fresh).error();
+    const bool same = fresh->same_wait(seen);
+    seen = std::move(*fresh);
+    if (!same) return std::pair{std::move(stream), std::optional<revision>{}};
+    return std::pair{std::move(stream), std::optional{seen.at}};
   }
 
   result<void> fenced_delete(const std::string& key, revision created, deadline d) {
@@ -301,6 +396,7 @@ class semaphore_line {
   std::int64_t token_ = 0;
   std::function<std::string(int)> slot_value_;
   std::string doubtful_slot_;  // a slot our last claim may have taken unseen
+  int hint_ = -1;              // the slot enter_free tries: the one we last held
   [[no_unique_address]] fencing_type fencing_{};
   std::atomic<std::uint64_t> reads_{0}, watches_{0}, watch_events_{0};
 };
