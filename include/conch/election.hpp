@@ -117,7 +117,7 @@ class basic_election {
 
     detail::stop_union stop{o.stop, session_.lost_token()};
     const deadline give_up = detail::give_up_at(o.timeout);
-    auto entered = enter(value, lease, stop, give_up);
+    auto entered = enter(value, lease, o.nonblock, stop, give_up);
     if (!entered) {
       session_.unclaim(key_);
       key_.clear();
@@ -226,20 +226,21 @@ class basic_election {
 
   // The campaign txn: create our key if absent, and read who leads and who
   // precedes us, all at one revision.
-  result<entry> enter(const std::string& value, lease_id lease, const detail::stop_union& stop,
-                      deadline give_up) {
-    const txn_request t = detail::campaign_txn(office_, key_, value, lease);
+  result<entry> enter(const std::string& value, lease_id lease, bool leader,
+                      const detail::stop_union& stop, deadline give_up) {
+    const txn_request t = detail::campaign_txn(office_, key_, value, lease, leader);
     auto made = io_.create(t, key_, value, lease, stop, give_up, backoff_);
     if (!made) return std::move(made).error();
     const txn_response& r = made->response;
     if (r.succeeded) {
-      auto e = detail::parse_campaign(r);
+      auto e = detail::parse_campaign(r, leader);
       if (e) rev_ = r.header_revision;
       return e;
     }
     if (made->ours) {
       rev_ = made->own->create_revision;  // our own earlier attempt did commit
-      return entry{detail::front(detail::range_at(r, 1)), std::nullopt, false, r.header_revision};
+      auto first = leader ? detail::front(detail::range_at(r, 1)) : std::nullopt;
+      return entry{std::move(first), std::nullopt, false, r.header_revision, false};
     }
     const auto& own = made->own;
     return error{
@@ -267,7 +268,9 @@ class basic_election {
         return error{errc::lost, "our candidate key " + key_ +
                                      " was deleted while waiting for office " + office_ +
                                      " (lease revoked or key removed)"};
-      seen.predecessor = detail::front(detail::range_at(*r, 1));
+      const auto* before = detail::range_at(*r, 1);
+      seen.predecessor = detail::front(before);
+      seen.sole = before && before->kvs.size() == 1;
       seen.at = r->header_revision;
       return {};
     }
@@ -281,19 +284,53 @@ class basic_election {
       if (stop.stop_requested()) return error{errc::cancelled, "stopped"};
       if (!known)
         if (auto r = reread(seen, retry, stop, give_up); !r) return r;
-      known = false;
       if (!seen.predecessor) return {};
-      watch_request w;
-      w.key = seen.predecessor->key;
-      w.start_revision = seen.at + 1;
-      w.no_put = true;
-      auto stream = transport().watch(w);
-      auto gone = io_.watch_until(stream, stop, give_up, retry, [](const watch_batch& b) {
-        return std::any_of(b.events.begin(), b.events.end(),
-                           [](const watch_event& e) { return e.type == watch_event::kind::del; });
-      });
-      if (!gone) return gone;  // else re-read: a delete (or a gap that may hide one)
+      auto next = await_predecessor(seen, retry, stop, give_up);
+      if (!next) return std::move(next).error();
+      if (*next == step::lead) return {};
+      known = *next == step::known;
     }
+  }
+
+  enum class step { lead, reread, known };
+
+  using stream_type = decltype(std::declval<transport_type&>().watch(
+      std::declval<const watch_request&>()));
+
+  // Watches our predecessor until it goes. Its watch is created from "now"
+  // and acknowledged first (etcd serves it from its synced set at once); a
+  // re-read follows only if anything was written since `seen`. A delete of
+  // the sole candidate ahead of us means we lead, with no re-read.
+  result<step> await_predecessor(entry& seen, backoff_type& retry, const detail::stop_union& stop,
+                                 deadline give_up) {
+    watch_request w;
+    w.key = seen.predecessor->key;
+    w.no_put = true;
+    w.start_revision = detail::startable_watch<stream_type> ? 0 : seen.at + 1;
+    auto stream = transport().watch(w);
+    if constexpr (detail::startable_watch<stream_type>) {
+      auto created = stream.start(io_.call_deadline(give_up));
+      if (!created) {
+        if (!detail::retryable(created.error().code)) return std::move(created).error();
+        if (!io_.pause(retry, stop.token(), give_up))
+          return error{errc::timed_out, created.error().message};
+        return step::reread;
+      }
+      if (*created > seen.at) {  // something was written since: is it still the one?
+        const std::string watched = w.key;
+        if (auto r = reread(seen, retry, stop, give_up); !r) return std::move(r).error();
+        if (!seen.predecessor || seen.predecessor->key != watched) return step::known;
+      }
+    }
+    const revision floor = seen.at;
+    bool deleted = false;
+    auto gone = io_.watch_until(stream, stop, give_up, retry, [&](const watch_batch& b) {
+      for (const auto& e : b.events)
+        if (e.kv.mod_revision > floor && e.type == watch_event::kind::del) deleted = true;
+      return deleted;
+    });
+    if (!gone) return std::move(gone).error();
+    return deleted && seen.sole ? step::lead : step::reread;  // else a gap may hide a change
   }
 
   // Once we lead: the token. A policy with acquire ops (counter_fencing) runs

@@ -14,6 +14,7 @@
 #include "conch/policies/transport.hpp"
 #include "conch/result.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -76,7 +77,12 @@ class semaphore_line {
   // be lost (an error): the slot or the queue key may then be ours unseen.
   result<sema_state> enter_free(lease_id lease, deadline give_up) {
     const auto& l = layout_;
-    const int i = hint_ < l.max ? hint_ : 0;
+    // The slot we last held, else one picked by our lease: holders that come
+    // back to the slot they left do not collide.
+    const int i = hint_ >= 0 && hint_ < l.max
+                      ? hint_
+                      : static_cast<int>(static_cast<std::uint64_t>(lease) %
+                                         static_cast<std::uint64_t>(std::max(l.max, 1)));
     const std::string key = slot_key(l.office, i);
     txn_request t;
     compare nobody_waits = compare::create_revision(l.queue()) == 0;
@@ -396,7 +402,7 @@ class semaphore_line {
   std::int64_t token_ = 0;
   std::function<std::string(int)> slot_value_;
   std::string doubtful_slot_;  // a slot our last claim may have taken unseen
-  int hint_ = -1;              // the slot enter_free tries: the one we last held
+  int hint_ = -1;              // the slot enter_free tries: the one we last held (-1: none yet)
   [[no_unique_address]] fencing_type fencing_{};
   std::atomic<std::uint64_t> reads_{0}, watches_{0}, watch_events_{0};
 };

@@ -77,54 +77,72 @@ inline range_request created_before(std::string office, revision rev) {
   return r;
 }
 
-/// The campaign txn: create `key` if absent and read, at one revision, who
-/// leads (answer 1) and the two newest candidates (answer 2: ours and the
-/// one before it); if `key` exists, read it (answer 0) and who leads.
+/// The campaign txn, as small as etcd's own recipe: create `key` if absent
+/// and read, at the same revision, the three newest candidates, keys only
+/// (answer 1: ours and up to two ahead of it, enough to know whether one
+/// alone is ahead of us); if `key` exists, read it (answer 0). `leader` adds
+/// a read of who leads (answer 2 on success, 1 on failure), for a message.
 inline txn_request campaign_txn(const std::string& office, const std::string& key,
-                                const std::string& value, lease_id lease) {
+                                const std::string& value, lease_id lease, bool leader = false) {
   txn_request t;
   t.compares.push_back(compare::create_revision(key) == 0);
   t.success.emplace_back(put_request{key, value, lease});
-  t.success.emplace_back(first_created(office));
-  auto last_two = range_request::prefix(office);
-  last_two.order = range_request::sort_order::descend;
-  last_two.target = range_request::sort_target::create;
-  last_two.limit = 2;
-  t.success.emplace_back(last_two);
+  auto newest = range_request::prefix(office);
+  newest.order = range_request::sort_order::descend;
+  newest.target = range_request::sort_target::create;
+  newest.limit = 3;
+  newest.keys_only = true;
+  t.success.emplace_back(std::move(newest));
   range_request mine;
   mine.key = key;
   t.failure.emplace_back(mine);
-  t.failure.emplace_back(first_created(office));
+  if (leader) {
+    t.success.emplace_back(first_created(office));
+    t.failure.emplace_back(first_created(office));
+  }
   return t;
 }
 
-/// What the campaign txn saw, at one revision.
+/// What the campaign txn (or a waiter's re-read) saw, at one revision.
 struct campaign_entry {
-  std::optional<key_value> first;        ///< who leads
+  std::optional<key_value> first;        ///< who leads, when read
   std::optional<key_value> predecessor;  ///< whom we wait for
   bool predecessor_known = false;        ///< false: re-read it before waiting
   revision at = 0;
+  /// The predecessor is the only candidate ahead of us: once it goes, we
+  /// lead (a candidate created later is never ahead of us).
+  bool sole = false;
 };
 
 /// The entry from a campaign_txn that created our key.
-inline result<campaign_entry> parse_campaign(const txn_response& r) {
-  const auto* newest = range_at(r, 2);
-  if (!range_at(r, 1) || !newest)
+inline result<campaign_entry> parse_campaign(const txn_response& r, bool leader = false) {
+  const auto* newest = range_at(r, 1);
+  if (!newest || (leader && !range_at(r, 2)))
     return error{errc::internal, "campaign txn answered without its reads"};
-  campaign_entry e{front(range_at(r, 1)), std::nullopt, true, r.header_revision};
+  campaign_entry e{std::nullopt, std::nullopt, true, r.header_revision, false};
   if (newest->kvs.size() > 1) e.predecessor = newest->kvs[1];
+  e.sole = newest->kvs.size() == 2;
+  if (leader)
+    e.first = front(range_at(r, 2));
+  else if (!e.predecessor)
+    e.first = front(newest);  // ours: nobody is ahead
+  else if (e.sole)
+    e.first = e.predecessor;
   return e;
 }
 
-/// A waiter's re-read: its own key (answer 0) and its predecessor (answer 1),
-/// at one revision.
+/// A waiter's re-read: its own key (answer 0) and the two candidates created
+/// just before it (answer 1: its predecessor first), at one revision.
 inline txn_request predecessor_txn(const std::string& office, const std::string& key,
                                    revision rev) {
   txn_request t;
   range_request mine;
   mine.key = key;
   t.success.emplace_back(mine);
-  t.success.emplace_back(created_before(office, rev));
+  auto before = created_before(office, rev);
+  before.limit = 2;
+  before.keys_only = true;
+  t.success.emplace_back(std::move(before));
   return t;
 }
 
