@@ -187,18 +187,16 @@ void measure_scale(context& ctx) {
     if (holders == 1) single = r.rate;
     const double ideal = single * (max == 1 ? 1 : holders);
     const bool targeted = holders > 1 && max == holders;
-    ctx.rows.push_back({"scale: " + std::to_string(holders) +
-                            (holders == 1 ? " holder" : " holders") + " (max " +
-                            std::to_string(max) + "), acquire+release cycle [" +
-                            fixed(r.calls, 1) + " calls, " + fixed(r.watch_messages, 1) +
-                            " watch msgs]",
-                        ms(r.cycles.p50()), ms(r.cycles.p99()),
-                        holders == 1 ? "—"
-                                     : (max == 1 ? "" : std::to_string(holders) + " × ") +
-                                           "1 holder " + fixed(single, 0) + "/s",
-                        times(r.rate / ideal) + " (" + fixed(r.rate, 0) + "/s)",
-                        targeted ? "≥ 0.8×" : "—",
-                        targeted ? verdict(r.rate >= 0.8 * ideal) : "—"});
+    ctx.rows.push_back(
+        {"scale: " + std::to_string(holders) + (holders == 1 ? " holder" : " holders") + " (max " +
+             std::to_string(max) + "), acquire+release cycle [" + fixed(r.calls, 1) + " calls, " +
+             fixed(r.watch_messages, 1) + " watch msgs]",
+         ms(r.cycles.p50()), ms(r.cycles.p99()),
+         holders == 1 ? "—"
+                      : (max == 1 ? "" : std::to_string(holders) + " × ") + "1 holder " +
+                            fixed(single, 0) + "/s",
+         times(r.rate / ideal) + " (" + fixed(r.rate, 0) + "/s)", targeted ? "≥ 0.8×" : "—",
+         targeted ? verdict(r.rate >= 0.8 * ideal) : "—"});
   }
 }
 

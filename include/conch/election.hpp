@@ -294,8 +294,8 @@ class basic_election {
 
   enum class step { lead, reread, known };
 
-  using stream_type = decltype(std::declval<transport_type&>().watch(
-      std::declval<const watch_request&>()));
+  using stream_type =
+      decltype(std::declval<transport_type&>().watch(std::declval<const watch_request&>()));
 
   // Watches our predecessor until it goes. Its watch is created from "now"
   // and acknowledged first (etcd serves it from its synced set at once); a
@@ -303,6 +303,7 @@ class basic_election {
   // the sole candidate ahead of us means we lead, with no re-read.
   result<step> await_predecessor(entry& seen, backoff_type& retry, const detail::stop_union& stop,
                                  deadline give_up) {
+    spent_.reset();
     watch_request w;
     w.key = seen.predecessor->key;
     w.no_put = true;
@@ -330,6 +331,8 @@ class basic_election {
       return deleted;
     });
     if (!gone) return std::move(gone).error();
+    stream.cancel();  // torn down later (spent_), not while we take office
+    spent_.emplace(std::move(stream));
     return deleted && seen.sole ? step::lead : step::reread;  // else a gap may hide a change
   }
 
@@ -391,6 +394,7 @@ class basic_election {
   revision rev_ = 0;
   std::int64_t token_ = 0;
   bool leading_ = false;
+  std::optional<stream_type> spent_;  // a cancelled watch, destroyed off the handoff's path
 };
 
 }  // namespace conch

@@ -448,7 +448,8 @@ class basic_session {
           for (const auto& e : batch->events)
             if (e.type == watch_event::kind::del)
               return lose_guarded(mine, "guarded key " + key + " was deleted at revision " +
-                          std::to_string(e.kv.mod_revision) + " (lease revoked or key removed)");
+                                            std::to_string(e.kv.mod_revision) +
+                                            " (lease revoked or key removed)");
           from = std::max(from, batch->header_revision + 1);
           retry.reset();
           continue;

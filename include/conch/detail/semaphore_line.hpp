@@ -21,6 +21,7 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace conch::detail {
 
@@ -44,14 +45,12 @@ class semaphore_line {
   // else puts our queue key (if absent) and reads our place and the slots, in
   // one txn. holding() tells which.
   result<sema_state> enqueue(lease_id lease, const stop_union& stop, deadline give_up) {
-    bool in_doubt = false;  // enter_free may have committed unseen
-    if (auto first = enter_free(lease, give_up); first)
-      return std::move(*first);
-    else if (first.error().code == errc::lease_not_found)
-      return io_.lost_error();
-    else if (!retryable(first.error().code))
-      return std::move(first).error();
-    in_doubt = true;
+    spent_.reset();
+    auto first = enter_free(lease, give_up);
+    if (first && *first) return std::move(**first);
+    const bool in_doubt = !first;  // enter_free may have committed unseen
+    if (!first && first.error().code == errc::lease_not_found) return io_.lost_error();
+    if (!first && !retryable(first.error().code)) return std::move(first).error();
     const auto& l = layout_;
     txn_request t;
     t.compares.push_back(compare::create_revision(queue_key_) == 0);
@@ -62,68 +61,78 @@ class semaphore_line {
     t.failure.emplace_back(mine);
     auto made = io_.create(t, queue_key_, value_, lease, stop, give_up, backoff_);
     if (!made) return std::move(made).error();
-    if (made->response.succeeded) return entered(made->response, false);
-    const auto& own = made->own;
-    if (made->ours || (in_doubt && own && own->value == value_ && own->lease == lease)) {
-      queue_rev_ = own->create_revision;  // our own earlier attempt did commit
+    if (made->response.succeeded) {
+      auto s = parse_entry(made->response, 1, l);
+      if (!s) return std::move(s).error();
+      queue_rev_ = s->own->create_revision;
+      return s;
+    }
+    if (made->ours ||
+        (in_doubt && made->own && made->own->value == value_ && made->own->lease == lease)) {
+      queue_rev_ = made->own->create_revision;  // our own earlier attempt did commit
       return read(stop, give_up);
     }
-    return foreign_key();
-  }
-
-  // The first try of an acquire, one txn: if nobody waits and slot `hint_`
-  // is free, take it (FIFO holds: nobody was ahead of us); otherwise put our
-  // queue key and read our place, as the plain enqueue does. Its answer may
-  // be lost (an error): the slot or the queue key may then be ours unseen.
-  result<sema_state> enter_free(lease_id lease, deadline give_up) {
-    const auto& l = layout_;
-    // The slot we last held, else one picked by our lease: holders that come
-    // back to the slot they left do not collide.
-    const int i = hint_ >= 0 && hint_ < l.max
-                      ? hint_
-                      : static_cast<int>(static_cast<std::uint64_t>(lease) %
-                                         static_cast<std::uint64_t>(std::max(l.max, 1)));
-    const std::string key = slot_key(l.office, i);
-    txn_request t;
-    compare nobody_waits = compare::create_revision(l.queue()) == 0;
-    nobody_waits.range_end = prefix_end(l.queue());
-    t.compares.push_back(std::move(nobody_waits));
-    t.compares.push_back(compare::create_revision(key) == 0);
-    t.success.emplace_back(put_request{key, slot_value_ ? slot_value_(i) : value_, lease});
-    const std::size_t fencing_ops =
-        add_acquire_ops(t, fencing_, {key, fencing_counter_key(l.prefix, key)});
-    t.failure.emplace_back(put_request{queue_key_, value_, lease});
-    add_entry_reads(t.failure, l);
-    auto r = transport().txn(t, io_.call_deadline(give_up));
-    if (!r) {
-      doubtful_slot_ = key;  // a later read (or withdraw) settles it
-      return std::move(r).error();
-    }
-    if (!r->succeeded) return entered(*r, true);
-    auto token = read_token(fencing_, *r, fencing_ops, r->header_revision);
-    hold(i, key, r->header_revision, token ? *token : 0, r->header_revision);
-    if (!token) return std::move(token).error();
-    sema_state s;
-    s.at = r->header_revision;
-    s.next = rank_decision{rank_step::hold, 0, i, {}};
-    return s;
-  }
-
-  // Our place, from a txn that put our queue key and then read it (answer 1 on).
-  result<sema_state> entered(const txn_response& r, bool blind) {
-    auto s = parse_entry(r, 1, layout_);
-    if (!s) return std::move(s).error();
-    // A blind put that found the key there: someone else's key under our lease.
-    if (blind && s->own->create_revision != r.header_revision) return foreign_key();
-    queue_rev_ = s->own->create_revision;
-    return s;
-  }
-
-  error foreign_key() const {
     return error{errc::failed_precondition,
                  "semaphore " + layout_.office +
                      " already has a waiter under this session's lease (" + queue_key_ +
                      ") that this object did not create"};
+  }
+
+  // The first tries of an acquire: while nobody waits and a slot is free,
+  // take it in one txn (FIFO holds: nobody is ahead of us). The first try
+  // names the slot we last held (else one picked by our lease); a try that
+  // finds it taken reads the queue and the slots instead and names a free
+  // one next. Answers nullopt when we must queue. An error's outcome is in
+  // doubt: the slot may be ours unseen (a later read, or withdraw, settles it).
+  result<std::optional<sema_state>> enter_free(lease_id lease, deadline give_up) {
+    const auto& l = layout_;
+    const auto spread = static_cast<std::uint64_t>(lease);
+    int i = hint_ >= 0 && hint_ < l.max
+                ? hint_
+                : static_cast<int>(spread % static_cast<std::uint64_t>(l.max));
+    for (int tries = 0; tries < 3; ++tries) {
+      const std::string key = slot_key(l.office, i);
+      txn_request t;
+      compare nobody_waits = compare::create_revision(l.queue()) == 0;
+      nobody_waits.range_end = prefix_end(l.queue());
+      t.compares.push_back(std::move(nobody_waits));
+      t.compares.push_back(compare::create_revision(key) == 0);
+      t.success.emplace_back(put_request{key, slot_value_ ? slot_value_(i) : value_, lease});
+      const std::size_t fencing_ops =
+          add_acquire_ops(t, fencing_, {key, fencing_counter_key(l.prefix, key)});
+      auto waiting = range_request::prefix(l.queue());
+      waiting.keys_only = true;
+      waiting.limit = 1;
+      t.failure.emplace_back(std::move(waiting));
+      auto slots = range_request::prefix(l.slots());
+      slots.keys_only = true;
+      t.failure.emplace_back(std::move(slots));
+      auto r = transport().txn(t, io_.call_deadline(give_up));
+      if (!r) {
+        doubtful_slot_ = key;
+        return std::move(r).error();
+      }
+      if (r->succeeded) {
+        auto token = read_token(fencing_, *r, fencing_ops, r->header_revision);
+        hold(i, key, r->header_revision, token ? *token : 0, r->header_revision);
+        if (!token) return std::move(token).error();
+        sema_state s;
+        s.at = r->header_revision;
+        s.next = rank_decision{rank_step::hold, 0, i, {}};
+        return std::optional{std::move(s)};
+      }
+      const auto *queue = range_at(*r, 0), *held = range_at(*r, 1);
+      if (!queue || !held || !queue->kvs.empty()) break;
+      std::vector<int> free;
+      std::vector<bool> taken(static_cast<std::size_t>(l.max), false);
+      for (const auto& kv : held->kvs)
+        if (auto j = l.slot_of(kv.key)) taken[static_cast<std::size_t>(*j)] = true;
+      for (int j = 0; j < l.max; ++j)
+        if (!taken[static_cast<std::size_t>(j)]) free.push_back(j);
+      if (free.empty()) break;
+      i = free[(spread >> (8 * tries)) % free.size()];  // spread: two newcomers seldom pick alike
+    }
+    return std::optional<sema_state>{};
   }
 
   // Reads our place and the slots at one revision, retrying transient failures.
@@ -266,6 +275,7 @@ class semaphore_line {
   // a claim of the slot whose release the watch reported, or a fresh read.
   result<void> watch_place(sema_state& seen, backoff_type& retry, const stop_union& stop,
                            deadline give_up) {
+    spent_.reset();
     const bool slots = seen.next.what == rank_step::watch_slots;
     watch_request w = slots ? watch_request::prefix(layout_.slots()) : watch_request{};
     if (!slots) w.key = seen.next.predecessor;
@@ -287,10 +297,14 @@ class semaphore_line {
       return told;
     });
     if (!changed) return changed;
-    if (told && freed) {  // a released slot, and we are the head: claim it, no re-read
+    if (told && freed) {       // a released slot, and we are the head: claim it, no re-read
+      stream->first.cancel();  // torn down later (spent_), not while we claim
+      spent_.emplace(std::move(stream->first));
       seen.next = rank_decision{rank_step::claim, 0, *freed, {}};
       return {};
     }
+    stream->first.cancel();
+    spent_.emplace(std::move(stream->first));
     auto after = read(stop, give_up);  // a waiter ahead left, or a gap that may hide a change
     if (!after) return std::move(after).error();
     seen = std::move(*after);
@@ -304,9 +318,11 @@ class semaphore_line {
   // no revision when the re-read changed the wait (then `seen` holds it).
   using stream_type = decltype(std::declval<typename policies::transport&>().watch(
       std::declval<const watch_request&>()));
-  result<std::pair<stream_type, std::optional<revision>>> open_watch(
-      watch_request w, sema_state& seen, backoff_type& retry, const stop_union& stop,
-      deadline give_up) {
+  result<std::pair<stream_type, std::optional<revision>>> open_watch(watch_request w,
+                                                                     sema_state& seen,
+                                                                     backoff_type& retry,
+                                                                     const stop_union& stop,
+                                                                     deadline give_up) {
     w.start_revision = startable_watch<stream_type> ? 0 : seen.at + 1;
     auto stream = transport().watch(w);
     ++watches_;
@@ -401,8 +417,9 @@ class semaphore_line {
   revision slot_rev_ = 0;
   std::int64_t token_ = 0;
   std::function<std::string(int)> slot_value_;
-  std::string doubtful_slot_;  // a slot our last claim may have taken unseen
-  int hint_ = -1;              // the slot enter_free tries: the one we last held (-1: none yet)
+  std::string doubtful_slot_;         // a slot our last claim may have taken unseen
+  std::optional<stream_type> spent_;  // a cancelled watch, destroyed off the handoff's path
+  int hint_ = -1;  // the slot enter_free tries: the one we last held (-1: none yet)
   [[no_unique_address]] fencing_type fencing_{};
   std::atomic<std::uint64_t> reads_{0}, watches_{0}, watch_events_{0};
 };

@@ -136,7 +136,7 @@ class etcd_watch_stream {
     bool retry_pending = false;
     std::chrono::milliseconds retry_delay{0};
     std::vector<watch_batch> early;  // events that start() read past
-    duplex wire;  // last: destroyed (drained) first
+    duplex wire;                     // last: destroyed (drained) first
   };
 
   static bool retryable(errc c) {
