@@ -14,18 +14,22 @@
 //   run_as_leader(office.token(), s.lost_token());   // stop when the session is lost
 //   (void)office.resign();                            // fenced delete: the next one leads now
 //
-// How waiting works: campaign is one txn (create our key if absent, read the
-// first-created key and our predecessor). A waiter watches only its immediate
-// predecessor — the key created just before ours — starting right after the
-// revision it read it at, so no delete is missed and etcd serves the watch
-// from its synced set (a watch from an older revision is resynced only every
-// 100 ms). When the predecessor goes, the waiter re-reads its own key (it must
-// still carry our create_revision) and its new predecessor, if any.
+// How waiting works: campaign is one txn, as small as etcd's own recipe
+// (create our key if absent, read the three newest candidates, keys only). A
+// waiter watches only its immediate predecessor — the key created just before
+// ours. The watch is created from "now" and acknowledged before the waiter
+// relies on it, so etcd serves it from its synced set (a watch from an older
+// revision waits for etcd's 100 ms resync), with a re-read only if something
+// was written since. When the predecessor goes and it was the only candidate
+// ahead (a key created later is never ahead of ours), the waiter leads without
+// a read, as etcd's own recipe does (our key's own loss is the session guard's
+// to report); otherwise it re-reads its own key and its new predecessor.
 //
 // An election object is used from one thread; only `campaign_options::stop`
 // and the session's loss interrupt it from elsewhere.
 #pragma once
 
+#include "conch/detail/candidate_line.hpp"
 #include "conch/detail/election_observer.hpp"
 #include "conch/detail/waiting.hpp"
 #include "conch/fwd.hpp"
@@ -250,90 +254,9 @@ class basic_election {
             ") that this election did not create"};
   }
 
-  // Re-verifies our own key and finds our predecessor, at one revision.
-  result<void> reread(entry& seen, backoff_type& retry, const detail::stop_union& stop,
-                      deadline give_up) {
-    for (;;) {
-      auto r =
-          transport().txn(detail::predecessor_txn(office_, key_, rev_), io_.call_deadline(give_up));
-      if (!r) {
-        if (r.error().code == errc::lease_not_found) return io_.lost_error();
-        if (!detail::retryable(r.error().code)) return std::move(r).error();
-        if (!io_.pause(retry, stop.token(), give_up))
-          return error{errc::timed_out, r.error().message};
-        continue;
-      }
-      auto own = detail::front(detail::range_at(*r, 0));
-      if (!own || own->create_revision != rev_)
-        return error{errc::lost, "our candidate key " + key_ +
-                                     " was deleted while waiting for office " + office_ +
-                                     " (lease revoked or key removed)"};
-      const auto* before = detail::range_at(*r, 1);
-      seen.predecessor = detail::front(before);
-      seen.sole = before && before->kvs.size() == 1;
-      seen.at = r->header_revision;
-      return {};
-    }
-  }
-
-  // Waits until no key created before ours remains.
+  // Waits until no key created before ours remains (detail::candidate_line).
   result<void> wait(entry seen, const detail::stop_union& stop, deadline give_up) {
-    backoff_type retry = backoff_;
-    bool known = seen.predecessor_known;
-    for (;;) {
-      if (stop.stop_requested()) return error{errc::cancelled, "stopped"};
-      if (!known)
-        if (auto r = reread(seen, retry, stop, give_up); !r) return r;
-      if (!seen.predecessor) return {};
-      auto next = await_predecessor(seen, retry, stop, give_up);
-      if (!next) return std::move(next).error();
-      if (*next == step::lead) return {};
-      known = *next == step::known;
-    }
-  }
-
-  enum class step { lead, reread, known };
-
-  using stream_type =
-      decltype(std::declval<transport_type&>().watch(std::declval<const watch_request&>()));
-
-  // Watches our predecessor until it goes. Its watch is created from "now"
-  // and acknowledged first (etcd serves it from its synced set at once); a
-  // re-read follows only if anything was written since `seen`. A delete of
-  // the sole candidate ahead of us means we lead, with no re-read.
-  result<step> await_predecessor(entry& seen, backoff_type& retry, const detail::stop_union& stop,
-                                 deadline give_up) {
-    spent_.reset();
-    watch_request w;
-    w.key = seen.predecessor->key;
-    w.no_put = true;
-    w.start_revision = detail::startable_watch<stream_type> ? 0 : seen.at + 1;
-    auto stream = transport().watch(w);
-    if constexpr (detail::startable_watch<stream_type>) {
-      auto created = stream.start(io_.call_deadline(give_up));
-      if (!created) {
-        if (!detail::retryable(created.error().code)) return std::move(created).error();
-        if (!io_.pause(retry, stop.token(), give_up))
-          return error{errc::timed_out, created.error().message};
-        return step::reread;
-      }
-      if (*created > seen.at) {  // something was written since: is it still the one?
-        const std::string watched = w.key;
-        if (auto r = reread(seen, retry, stop, give_up); !r) return std::move(r).error();
-        if (!seen.predecessor || seen.predecessor->key != watched) return step::known;
-      }
-    }
-    const revision floor = seen.at;
-    bool deleted = false;
-    auto gone = io_.watch_until(stream, stop, give_up, retry, [&](const watch_batch& b) {
-      for (const auto& e : b.events)
-        if (e.kv.mod_revision > floor && e.type == watch_event::kind::del) deleted = true;
-      return deleted;
-    });
-    if (!gone) return std::move(gone).error();
-    stream.cancel();  // torn down later (spent_), not while we take office
-    spent_.emplace(std::move(stream));
-    return deleted && seen.sole ? step::lead : step::reread;  // else a gap may hide a change
+    return line_.wait(std::move(seen), {office_, key_, rev_}, backoff_, stop, give_up);
   }
 
   // Once we lead: the token. A policy with acquire ops (counter_fencing) runs
@@ -394,7 +317,7 @@ class basic_election {
   revision rev_ = 0;
   std::int64_t token_ = 0;
   bool leading_ = false;
-  std::optional<stream_type> spent_;  // a cancelled watch, destroyed off the handoff's path
+  detail::candidate_line<session_type> line_{session_};
 };
 
 }  // namespace conch

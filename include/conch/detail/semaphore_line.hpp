@@ -78,61 +78,93 @@ class semaphore_line {
                      ") that this object did not create"};
   }
 
-  // The first tries of an acquire: while nobody waits and a slot is free,
-  // take it in one txn (FIFO holds: nobody is ahead of us). The first try
-  // names the slot we last held (else one picked by our lease); a try that
-  // finds it taken reads the queue and the slots instead and names a free
-  // one next. Answers nullopt when we must queue. An error's outcome is in
-  // doubt: the slot may be ours unseen (a later read, or withdraw, settles it).
+  // The first tries of an acquire: take a free slot in one txn while that
+  // delays nobody in line — nobody waits, or (after a read) more slots are
+  // free than waiters and the txn keeps one free for each of them. The first
+  // try names the slot we last held (else one picked by our lease); a try
+  // that fails reads the queue and the slots and names a free one next.
+  // Answers nullopt when we must queue. An error's outcome is in doubt: the
+  // slot may be ours unseen (a later read, or withdraw, settles it).
   result<std::optional<sema_state>> enter_free(lease_id lease, deadline give_up) {
     const auto& l = layout_;
-    const auto spread = static_cast<std::uint64_t>(lease);
-    int i = hint_ >= 0 && hint_ < l.max
-                ? hint_
-                : static_cast<int>(spread % static_cast<std::uint64_t>(l.max));
-    for (int tries = 0; tries < 3; ++tries) {
-      const std::string key = slot_key(l.office, i);
-      txn_request t;
-      compare nobody_waits = compare::create_revision(l.queue()) == 0;
-      nobody_waits.range_end = prefix_end(l.queue());
-      t.compares.push_back(std::move(nobody_waits));
-      t.compares.push_back(compare::create_revision(key) == 0);
-      t.success.emplace_back(put_request{key, slot_value_ ? slot_value_(i) : value_, lease});
-      const std::size_t fencing_ops =
-          add_acquire_ops(t, fencing_, {key, fencing_counter_key(l.prefix, key)});
-      auto waiting = range_request::prefix(l.queue());
-      waiting.keys_only = true;
-      waiting.limit = 1;
-      t.failure.emplace_back(std::move(waiting));
-      auto slots = range_request::prefix(l.slots());
-      slots.keys_only = true;
-      t.failure.emplace_back(std::move(slots));
-      auto r = transport().txn(t, io_.call_deadline(give_up));
+    free_try f{{hint_ >= 0 && hint_ < l.max ? hint_ : pick(lease, 0, l.max)}, 1};
+    for (int tries = 1;; ++tries) {
+      std::size_t fencing_ops = 0;
+      auto r = transport().txn(free_txn(f, lease, fencing_ops), io_.call_deadline(give_up));
+      const int i = f.keep_free.front();
       if (!r) {
-        doubtful_slot_ = key;
+        doubtful_slot_ = slot_key(l.office, i);
         return std::move(r).error();
       }
       if (r->succeeded) {
         auto token = read_token(fencing_, *r, fencing_ops, r->header_revision);
-        hold(i, key, r->header_revision, token ? *token : 0, r->header_revision);
+        hold(i, slot_key(l.office, i), r->header_revision, token ? *token : 0, r->header_revision);
         if (!token) return std::move(token).error();
         sema_state s;
         s.at = r->header_revision;
         s.next = rank_decision{rank_step::hold, 0, i, {}};
         return std::optional{std::move(s)};
       }
-      const auto *queue = range_at(*r, 0), *held = range_at(*r, 1);
-      if (!queue || !held || !queue->kvs.empty()) break;
-      std::vector<int> free;
-      std::vector<bool> taken(static_cast<std::size_t>(l.max), false);
-      for (const auto& kv : held->kvs)
-        if (auto j = l.slot_of(kv.key)) taken[static_cast<std::size_t>(*j)] = true;
-      for (int j = 0; j < l.max; ++j)
-        if (!taken[static_cast<std::size_t>(j)]) free.push_back(j);
-      if (free.empty()) break;
-      i = free[(spread >> (8 * tries)) % free.size()];  // spread: two newcomers seldom pick alike
+      if (tries == 3 || !next_free_try(*r, lease, tries, f)) return std::optional<sema_state>{};
     }
-    return std::optional<sema_state>{};
+  }
+
+  // Slots that must be free (the first is the one we take), and a bound on
+  // the queue: every waiter was created before `queue_before` (1: none).
+  struct free_try {
+    std::vector<int> keep_free;
+    revision queue_before = 1;
+  };
+
+  txn_request free_txn(const free_try& f, lease_id lease, std::size_t& fencing_ops) const {
+    const auto& l = layout_;
+    const int i = f.keep_free.front();
+    const std::string key = slot_key(l.office, i);
+    txn_request t;
+    compare no_newcomer = compare::create_revision(l.queue()) < f.queue_before;
+    no_newcomer.range_end = prefix_end(l.queue());
+    t.compares.push_back(std::move(no_newcomer));
+    for (int j : f.keep_free)
+      t.compares.push_back(compare::create_revision(slot_key(l.office, j)) == 0);
+    t.success.emplace_back(put_request{key, slot_value_ ? slot_value_(i) : value_, lease});
+    fencing_ops = add_acquire_ops(t, fencing_, {key, fencing_counter_key(l.prefix, key)});
+    auto waiting = range_request::prefix(l.queue());
+    waiting.count_only = true;
+    t.failure.emplace_back(std::move(waiting));
+    auto slots = range_request::prefix(l.slots());
+    slots.keys_only = true;
+    t.failure.emplace_back(std::move(slots));
+    return t;
+  }
+
+  // From a failed try's reads: the next try, if more slots are free than waiters.
+  bool next_free_try(const txn_response& r, lease_id lease, int tries, free_try& f) const {
+    const auto& l = layout_;
+    const auto *queue = range_at(r, 0), *held = range_at(r, 1);
+    if (!queue || !held) return false;
+    std::vector<bool> taken(static_cast<std::size_t>(l.max), false);
+    for (const auto& kv : held->kvs)
+      if (auto j = l.slot_of(kv.key)) taken[static_cast<std::size_t>(*j)] = true;
+    std::vector<int> free;
+    for (int j = 0; j < l.max; ++j)
+      if (!taken[static_cast<std::size_t>(j)]) free.push_back(j);
+    const auto waiters = static_cast<std::size_t>(std::max<std::int64_t>(queue->count, 0));
+    if (free.size() <= waiters) return false;
+    const auto mine = static_cast<std::size_t>(pick(lease, tries, static_cast<int>(free.size())));
+    f.keep_free = {free[mine]};
+    for (std::size_t j = 0; f.keep_free.size() <= waiters; ++j)
+      if (j != mine) f.keep_free.push_back(free[j]);
+    f.queue_before = r.header_revision + 1;
+    return true;
+  }
+
+  // A slot index below `n` from our lease and the try: newcomers seldom pick alike.
+  static int pick(lease_id lease, int tries, int n) {
+    std::uint64_t x = static_cast<std::uint64_t>(lease) +
+                      0x9e3779b97f4a7c15ULL * static_cast<std::uint64_t>(tries + 1);
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return static_cast<int>((x ^ (x >> 31)) % static_cast<std::uint64_t>(std::max(n, 1)));
   }
 
   // Reads our place and the slots at one revision, retrying transient failures.
