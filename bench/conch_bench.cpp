@@ -46,7 +46,7 @@ const measurement all_measurements[] = {
     {"process", measure_process, "conch sema -- true vs etcdctl lock true"},
     {"loss", measure_loss, "lease revoke -> child SIGTERM"},
     {"memory", measure_memory, "peak RSS of a holding wrapper"},
-    {"scale", measure_scale, "throughput with 1, 8, 64 holders"},
+    {"scale", measure_scale, "throughput with 1, 8, 64 holders on as many slots, 64 on one"},
     // Last: it loads the machine most, and the load outlasts it.
     {"cron", measure_cron, "@every 1s jobs across 3 conchd"},
 };

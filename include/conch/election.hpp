@@ -20,18 +20,27 @@
 // campaign returns only that long after it first saw the stale marker (or saw
 // an unmarked candidate, such as an `etcdctl elect` one, vanish ahead of it).
 //
-// How waiting works: campaign is one txn (create our key if absent, read the
-// first-created key and our predecessor). A waiter watches only its immediate
-// predecessor — the key created just before ours — starting right after the
-// revision it read it at, so no delete is missed and etcd serves the watch
-// from its synced set (a watch from an older revision is resynced only every
-// 100 ms). When the predecessor goes, the waiter re-reads its own key (it must
-// still carry our create_revision) and its new predecessor, if any.
+// How waiting works: campaign is one txn, as small as etcd's own recipe
+// (create our key if absent, read the three newest candidates, keys only)
+// plus the lock delay's (put our marker, read the two newest markers). A
+// waiter watches only its immediate predecessor — the key created just before
+// ours. The watch is created from "now" and acknowledged before the waiter
+// relies on it, so etcd serves it from its synced set (a watch from an older
+// revision waits for etcd's 100 ms resync), with a re-read only if something
+// was written since. When the predecessor goes and it was the only candidate
+// ahead (a key created later is never ahead of ours), the waiter leads without
+// a read, as etcd's own recipe does (our key's own loss is the session guard's
+// to report) — unless a lock delay is set and the predecessor had a marker:
+// then the re-read tells whether its marker went with it (a clean resign, we
+// lead at once) or was left (an unclean loss, we sit out the delay); an
+// unmarked predecessor's delete always counts as unclean. Otherwise the
+// waiter re-reads its own key, its new predecessor and the newest marker.
 //
 // An election object is used from one thread; only `campaign_options::stop`
 // and the session's loss interrupt it from elsewhere.
 #pragma once
 
+#include "conch/detail/candidate_line.hpp"
 #include "conch/detail/election_observer.hpp"
 #include "conch/detail/lock_delay.hpp"
 #include "conch/detail/waiting.hpp"
@@ -125,7 +134,7 @@ class basic_election {
 
     detail::stop_union stop{o.stop, session_.lost_token()};
     const deadline give_up = detail::give_up_at(o.timeout);
-    auto entered = enter(value, lease, stop, give_up);
+    auto entered = enter(value, lease, o.nonblock, stop, give_up);
     if (!entered) {
       session_.unclaim(key_);
       key_.clear();
@@ -235,20 +244,21 @@ class basic_election {
 
   // The campaign txn: create our key if absent, and read who leads and who
   // precedes us, all at one revision.
-  result<entry> enter(const std::string& value, lease_id lease, const detail::stop_union& stop,
-                      deadline give_up) {
-    const txn_request t = handover_.campaign_txn(office_, key_, value, lease);
+  result<entry> enter(const std::string& value, lease_id lease, bool leader,
+                      const detail::stop_union& stop, deadline give_up) {
+    const txn_request t = handover_.campaign_txn(office_, key_, value, lease, leader);
     auto made = io_.create(t, key_, value, lease, stop, give_up, backoff_);
     if (!made) return std::move(made).error();
     const txn_response& r = made->response;
     if (r.succeeded) {
-      auto e = detail::parse_campaign(r);
+      auto e = detail::parse_campaign(r, leader);
       if (e) rev_ = r.header_revision;
       return e;
     }
     if (made->ours) {
       rev_ = made->own->create_revision;  // our own earlier attempt did commit
-      return entry{detail::front(detail::range_at(r, 1)), std::nullopt, false, r.header_revision};
+      auto first = leader ? detail::front(detail::range_at(r, 1)) : std::nullopt;
+      return entry{std::move(first), std::nullopt, false, r.header_revision, false};
     }
     const auto& own = made->own;
     return error{
@@ -258,48 +268,10 @@ class basic_election {
             ") that this election did not create"};
   }
 
-  // Re-verifies our own key and finds our predecessor, at one revision.
-  result<void> reread(entry& seen, backoff_type& retry, const detail::stop_union& stop,
-                      deadline give_up) {
-    for (;;) {
-      auto r = transport().txn(handover_.predecessor_txn(office_, key_, rev_),
-                               io_.call_deadline(give_up));
-      if (!r) {
-        if (r.error().code == errc::lease_not_found) return io_.lost_error();
-        if (!detail::retryable(r.error().code)) return std::move(r).error();
-        if (!io_.pause(retry, stop.token(), give_up))
-          return error{errc::timed_out, r.error().message};
-        continue;
-      }
-      if (detail::read_predecessor(*r, rev_, seen)) return {};
-      return error{errc::lost, "our candidate key " + key_ +
-                                   " was deleted while waiting for office " + office_ +
-                                   " (lease revoked or key removed)"};
-    }
-  }
-
-  // Waits until no key created before ours remains; `seen` is the last read.
+  // Waits until no key created before ours remains (detail::candidate_line);
+  // `seen` is left with what the lock delay needs.
   result<void> wait(entry& seen, const detail::stop_union& stop, deadline give_up) {
-    backoff_type retry = backoff_;
-    bool known = seen.predecessor_known;
-    for (;;) {
-      if (stop.stop_requested()) return error{errc::cancelled, "stopped"};
-      if (!known)
-        if (auto r = reread(seen, retry, stop, give_up); !r) return r;
-      known = false;
-      handover_.after_read(seen);
-      if (!seen.predecessor) return {};
-      watch_request w;
-      w.key = seen.predecessor->key;
-      w.start_revision = seen.at + 1;
-      w.no_put = true;
-      auto stream = transport().watch(w);
-      auto gone = io_.watch_until(stream, stop, give_up, retry, [](const watch_batch& b) {
-        return std::any_of(b.events.begin(), b.events.end(),
-                           [](const watch_event& e) { return e.type == watch_event::kind::del; });
-      });
-      if (!gone) return gone;  // else re-read: a delete (or a gap that may hide one)
-    }
+    return line_.wait(seen, {office_, key_, rev_}, backoff_, stop, give_up);
   }
 
   // Once we lead: the token. A policy with acquire ops (counter_fencing) runs
@@ -361,6 +333,7 @@ class basic_election {
   revision rev_ = 0;
   std::int64_t token_ = 0;
   bool leading_ = false;
+  detail::candidate_line<session_type> line_{session_, handover_};
 };
 
 }  // namespace conch

@@ -17,17 +17,20 @@
 //   encode(pool.slot(), pool.token(), s.lost_token());  // stop when the session is lost
 //   (void)pool.release();                               // fenced delete: the next waiter holds now
 //
-// How waiting works, with no herd (the ranking is detail/ranking.hpp): a
-// waiter enqueues in one txn that also reads the waiter just ahead of it and
-// the slots. The head of the queue takes the lowest free slot in one txn that
+// How waiting works, with no herd (the ranking is detail/ranking.hpp): an
+// acquire first tries to take a free slot in one txn, when that delays nobody
+// in line (nobody waits, or more slots are free than waiters and the txn
+// keeps one free for each); otherwise it enqueues in one txn that also reads
+// the waiter just ahead of it and the slots. The head of the queue takes the lowest free slot in one txn that
 // also deletes its queue key and compares that the queue key is still ours;
 // with every slot held, the head watches the slots, and every other waiter
-// watches only the waiter just ahead of it. Each watch starts right after the
-// revision its state was read at, so nothing is missed, and is followed by one
-// re-read so a change that raced the watch's creation is acted on at once. A
-// release thus wakes the head (one event), whose claim deletes its queue key
-// and wakes the next (one event): O(1) watch events per release whatever the
-// queue length, and each read is O(N) whatever the queue length.
+// watches only the waiter just ahead of it. Each watch is created from "now"
+// and acknowledged before the waiter relies on it (so etcd serves it at once,
+// not after its 100 ms resync), then re-read only if something was written
+// since the waiter's last read. A release thus wakes the head (one event),
+// which claims the released slot without a re-read; its claim deletes its
+// queue key and wakes the next (one event): O(1) watch events per release
+// whatever the queue length, and each read is O(N) whatever the queue length.
 //
 // Lock delay: the claim of slot i also puts its held marker `held/.../<i>`
 // (logic/lock_delay.hpp) and release deletes it with the slot key, in the
@@ -155,9 +158,13 @@ class basic_semaphore {
     const deadline give_up = detail::give_up_at(o.timeout);
     auto seen = line_.enqueue(lease, stop, give_up);
     if (!seen) {
-      line_.forget();
+      if (holding())
+        line_.withdraw();  // taken on entry, but without a token: given back
+      else
+        line_.forget();
       return interrupted(std::move(seen).error(), o);
     }
+    if (holding()) return {};  // a free slot and nobody waiting: taken on entry
     auto held = line_.wait(std::move(*seen), o.nonblock, stop, give_up);
     if (!held) {
       line_.withdraw();

@@ -170,18 +170,23 @@ class basic_session {
     }
     if (!refused.empty()) lose(std::move(refused));  // not under our lock
   }
-  /// Stops guarding `key` and waits until its watch is gone, so a delete
-  /// issued after this returns (a resign) is never taken for a loss.
+  /// Stops guarding `key`: once this returns, a delete of it (a resign, a
+  /// release) is never taken for a loss. The guard's thread is told to stop
+  /// now and joined later (at the next unguard or at close), so a release
+  /// does not wait for its watch to be torn down.
   void unguard_key(const std::string& key) {
-    std::jthread finished;
+    std::vector<std::jthread> finished;
     {
       std::lock_guard lock{mutex_};
       auto it = guards_.find(key);
       if (it == guards_.end()) return;
-      finished = std::move(it->second);
+      it->second.request_stop();  // under the lock: see lose_guarded
+      finished = std::move(retired_);
+      retired_.clear();
+      retired_.push_back(std::move(it->second));
       guards_.erase(it);
     }
-  }  // `finished` stops and joins here, outside the lock
+  }  // threads stopped earlier are joined here, outside the lock
 
   /// Reserves `key` for one user of this session (an election's candidate
   /// key): false if another user already holds it. Two recipes sharing one
@@ -201,17 +206,21 @@ class basic_session {
     halt_.request_stop();
     std::jthread keepalive;
     std::map<std::string, std::jthread> guards;
+    std::vector<std::jthread> retired;
     lease_id lease = 0;
     {
       std::lock_guard lock{mutex_};
       keepalive = std::move(keepalive_);
       guards = std::move(guards_);
       guards_.clear();
+      retired = std::move(retired_);
+      retired_.clear();
       if (!closed_) lease = lease_;
       closed_ = true;
     }
     if (keepalive.joinable()) keepalive.join();
     guards.clear();  // joins
+    retired.clear();
     if (lease == 0) return {};
     // A lost session's lease is gone or unreachable: do not wait long for it.
     const deadline d = lost() ? std::chrono::steady_clock::now() + std::chrono::milliseconds{500}
@@ -237,6 +246,16 @@ class basic_session {
     }
     lost_.request_stop();  // runs the owner's callbacks: not under our lock
     halt_.request_stop();
+  }
+
+  // A guard's loss, unless its key was unguarded first (`own` is then stopped,
+  // under the same lock).
+  void lose_guarded(const std::stop_token& own, std::string reason) {
+    {
+      std::lock_guard lock{mutex_};
+      if (own.stop_requested()) return;
+    }
+    lose(std::move(reason));
   }
 
   std::string lease_hex() const { return detail::lease_hex(lease_); }
@@ -433,6 +452,7 @@ class basic_session {
   // A guard thread: watches one key for its DELETE.
   void guard(const std::string& key, revision create_revision, revision seen_at,
              std::stop_token own) {
+    const std::stop_token mine = own;
     detail::stop_union stop{std::move(own), halt_.get_token()};
     backoff_type retry = options_.backoff;
     revision from = seen_at > 0 ? seen_at + 1 : 0;  // 0: (re)read the key before watching
@@ -446,9 +466,9 @@ class basic_session {
           if (!pause()) return;
           continue;
         }
-        if (r->kvs.empty()) return lose("guarded key " + key + " is gone");
+        if (r->kvs.empty()) return lose_guarded(mine, "guarded key " + key + " is gone");
         if (create_revision != 0 && r->kvs.front().create_revision != create_revision)
-          return lose("guarded key " + key + " was deleted and re-created");
+          return lose_guarded(mine, "guarded key " + key + " was deleted and re-created");
         create_revision = r->kvs.front().create_revision;
         from = r->header_revision + 1;
       }
@@ -463,8 +483,9 @@ class basic_session {
         if (batch) {
           for (const auto& e : batch->events)
             if (e.type == watch_event::kind::del)
-              return lose("guarded key " + key + " was deleted at revision " +
-                          std::to_string(e.kv.mod_revision) + " (lease revoked or key removed)");
+              return lose_guarded(mine, "guarded key " + key + " was deleted at revision " +
+                                            std::to_string(e.kv.mod_revision) +
+                                            " (lease revoked or key removed)");
           from = std::max(from, batch->header_revision + 1);
           retry.reset();
           continue;
@@ -496,6 +517,7 @@ class basic_session {
   std::stop_source lost_;  // requested when lost: the owner's signal
   std::stop_source halt_;  // requested when lost or closing: our threads' signal
   std::map<std::string, std::jthread> guards_;
+  std::vector<std::jthread> retired_;  // unguarded, told to stop, not yet joined
   std::jthread keepalive_;
 };
 

@@ -254,3 +254,44 @@ TEST_CASE("semaphore: a slot key deleted by hand counts as unclean") {
   REQUIRE(bw.outcome());
   CHECK(bw.returned() >= deleted + delay);
 }
+
+TEST_CASE("semaphore: a newcomer with nobody waiting does not take a slot lost uncleanly at once") {
+  auto& etcd = etcd_server::shared();
+  conch::etcd_transport t{etcd.client_options()};
+  const auto prefix = conch::test::unique_prefix();
+  taker a{t, prefix, 1}, b{t, prefix, 1};
+  REQUIRE(a.pool.acquire("a"));
+  etcd.revoke_lease(a.session.lease());
+  REQUIRE(count(t, prefix + "sema/pool/max=1/slot/") == 0);  // free, its marker left
+  REQUIRE(count(t, prefix + "held/") == 1);
+  // The entering txn must not take it: it queues and sits out the delay.
+  const auto started = steady::now();
+  auto bw = acquire_later(b, delay);
+  REQUIRE(bw.finished_within(20s));
+  REQUIRE(bw.outcome());
+  CHECK(b.pool.holding());
+  CHECK(bw.returned() >= started + delay);
+  CHECK(count(t, prefix + "held/") == 1);  // b's own marker
+  REQUIRE(b.pool.release());
+  CHECK(count(t, prefix + "held/") == 0);
+}
+
+TEST_CASE("semaphore: the entering txn puts the held marker and skips a slot in its delay") {
+  auto& etcd = etcd_server::shared();
+  conch::etcd_transport t{etcd.client_options()};
+  const auto prefix = conch::test::unique_prefix();
+  taker a{t, prefix, 2}, c{t, prefix, 2}, b{t, prefix, 2};
+  REQUIRE(a.pool.acquire("a"));
+  REQUIRE(c.pool.acquire("c"));
+  CHECK(count(t, prefix + "held/") == 2);  // each taken on entry, each with its marker
+  const int a_slot = a.pool.slot(), c_slot = c.pool.slot();
+  etcd.revoke_lease(a.session.lease());  // a's slot: in its 60 s delay
+  REQUIRE(c.pool.release());             // c's slot: free and clean
+  REQUIRE(count(t, prefix + "sema/pool/max=2/slot/") == 0);
+  auto bw = acquire_later(b, long_delay);
+  REQUIRE(bw.finished_within(10s));  // long before the 60 s delay could end
+  REQUIRE(bw.outcome());
+  CHECK(b.pool.slot() == c_slot);
+  CHECK(b.pool.slot() != a_slot);
+  CHECK(count(t, prefix + "sema/pool/max=2/queue/") == 0);  // taken on entry, never queued
+}

@@ -121,23 +121,65 @@ TEST_CASE("the campaign txn puts our marker and reads the one before it") {
   using namespace conch::detail;
   const auto t =
       campaign_txn("o/elect/x/", "o/elect/x/b", "v", 0xb, "o/held/elect/x/", "o/held/elect/x/b");
-  REQUIRE(t.success.size() == 5);
-  const auto* put = std::get_if<conch::put_request>(&t.success[3]);
+  REQUIRE(t.success.size() == 4);  // put, three newest (keys only), marker put, two markers
+  const auto* newest = std::get_if<conch::range_request>(&t.success[1]);
+  REQUIRE(newest);
+  CHECK(newest->keys_only);
+  CHECK(newest->limit == 3);
+  const auto* put = std::get_if<conch::put_request>(&t.success[2]);
   REQUIRE(put);
   CHECK(put->key == "o/held/elect/x/b");
   CHECK(put->lease == 0);  // outlives an unclean loss
+  CHECK(campaign_txn("o/elect/x/", "o/elect/x/b", "v", 0xb, "o/held/elect/x/", "o/held/elect/x/b",
+                     true)
+            .success.size() == 5);  // nonblock: also who leads
 
   conch::txn_response r;
   r.succeeded = true;
   r.header_revision = 50;
-  conch::range_response first, last_two, markers;
-  first.kvs = {kv("o/elect/x/b", 50)};
-  last_two.kvs = {kv("o/elect/x/b", 50)};
+  conch::range_response newest_keys, markers;
+  newest_keys.kvs = {kv("o/elect/x/b", 50)};
   markers.kvs = {kv("o/held/elect/x/b", 50), kv("o/held/elect/x/a", 41)};
-  r.responses = {conch::put_response{}, first, last_two, conch::put_response{}, markers};
+  r.responses = {conch::put_response{}, newest_keys, conch::put_response{}, markers};
   auto e = parse_campaign(r);
   REQUIRE(e);
   CHECK_FALSE(e->predecessor);
+  REQUIRE(e->first);
+  CHECK(e->first->key == "o/elect/x/b");
   REQUIRE(e->marker_before);
   CHECK(e->marker_before->key == "o/held/elect/x/a");  // stale: its candidate is gone
+}
+
+TEST_CASE("a sole predecessor and its marker are read together, so its delete can be judged") {
+  using namespace conch::detail;
+  conch::txn_response r;
+  r.succeeded = true;
+  r.header_revision = 60;
+  conch::range_response newest_keys, markers;
+  newest_keys.kvs = {kv("o/elect/x/c", 60), kv("o/elect/x/b", 55)};
+  markers.kvs = {kv("o/held/elect/x/c", 60), kv("o/held/elect/x/b", 55)};
+  r.responses = {conch::put_response{}, newest_keys, conch::put_response{}, markers};
+  auto e = parse_campaign(r);
+  REQUIRE(e);
+  REQUIRE(e->predecessor);
+  CHECK(e->sole);
+  REQUIRE(e->marker_before);
+  CHECK(has_marker(*e->predecessor, e->marker_before));  // a conch candidate: its delete is
+                                                         // judged by its marker
+
+  const auto t = predecessor_txn("o/elect/x/", "o/elect/x/c", 60, "o/held/elect/x/");
+  REQUIRE(t.success.size() == 3);  // own key, two before (keys only), newest marker before
+  conch::txn_response reread;
+  reread.succeeded = true;
+  reread.header_revision = 70;
+  conch::range_response own, before, marker;
+  own.kvs = {kv("o/elect/x/c", 60)};
+  marker.kvs = {kv("o/held/elect/x/b", 55)};  // left behind: the delete was unclean
+  reread.responses = {own, before, marker};
+  campaign_entry seen;
+  REQUIRE(read_predecessor(reread, 60, seen));
+  CHECK_FALSE(seen.predecessor);
+  CHECK_FALSE(seen.sole);
+  REQUIRE(seen.marker_before);
+  CHECK(seen.marker_before->key == "o/held/elect/x/b");
 }

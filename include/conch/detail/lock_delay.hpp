@@ -137,10 +137,10 @@ class election_handover {
   const std::string& dir() const noexcept { return dir_; }
   const std::string& marker() const noexcept { return marker_; }
 
-  /// The campaign txn, putting our marker with our key.
+  /// The campaign txn, putting our marker with our key (`leader`: also read who leads).
   txn_request campaign_txn(const std::string& office, const std::string& key,
-                           const std::string& value, lease_id lease) const {
-    return detail::campaign_txn(office, key, value, lease, dir_, marker_);
+                           const std::string& value, lease_id lease, bool leader) const {
+    return detail::campaign_txn(office, key, value, lease, dir_, marker_, leader);
   }
   /// The waiter's re-read, with the newest marker created before our key.
   txn_request predecessor_txn(const std::string& office, const std::string& key,
@@ -163,6 +163,21 @@ class election_handover {
     unmarked_.reset();
     if (seen.predecessor && !has_marker(*seen.predecessor, seen.marker_before))
       unmarked_ = seen.predecessor;
+  }
+
+  /// Our predecessor, the sole candidate ahead of us, was deleted (its watch
+  /// said so): true if we may lead on that alone, `seen` then saying so. An
+  /// unmarked predecessor's deletion is an unclean loss (its delay is noted);
+  /// a marked one's is clean only if its marker went with it, so with a delay
+  /// false: re-read (the marker is read with the predecessor).
+  bool lead_on_delete(campaign_entry& seen) {
+    if (!seen.predecessor) return true;
+    const bool marked = has_marker(*seen.predecessor, seen.marker_before);
+    if (marked && gate_.enabled()) return false;
+    if (marked) seen.marker_before.reset();  // no delay: a marker it left is removed later
+    seen.predecessor.reset();
+    after_read(seen);
+    return true;
   }
 
   /// Once we lead with key revision `rev` (`seen`: the read that said so):

@@ -25,6 +25,7 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace conch::detail {
 
@@ -45,8 +46,16 @@ class semaphore_line {
   auto& transport() { return session_.transport(); }
   bool holding() const noexcept { return slot_rev_ != 0; }
 
-  // Puts our queue key (if absent) and reads our place and the slots, in one txn.
+  // Enters the line: takes a free slot at once when nobody waits (enter_free),
+  // else puts our queue key (if absent) and reads our place and the slots, in
+  // one txn. holding() tells which.
   result<sema_state> enqueue(lease_id lease, const stop_union& stop, deadline give_up) {
+    spent_.reset();
+    auto first = enter_free(lease, give_up);
+    if (first && *first) return std::move(**first);
+    const bool in_doubt = !first;  // enter_free may have committed unseen
+    if (!first && first.error().code == errc::lease_not_found) return io_.lost_error();
+    if (!first && !retryable(first.error().code)) return std::move(first).error();
     const auto& l = layout_;
     txn_request t;
     t.compares.push_back(compare::create_revision(queue_key_) == 0);
@@ -63,7 +72,8 @@ class semaphore_line {
       queue_rev_ = s->own->create_revision;
       return s;
     }
-    if (made->ours) {
+    if (made->ours ||
+        (in_doubt && made->own && made->own->value == value_ && made->own->lease == lease)) {
       queue_rev_ = made->own->create_revision;  // our own earlier attempt did commit
       return read(stop, give_up);
     }
@@ -71,6 +81,111 @@ class semaphore_line {
                  "semaphore " + layout_.office +
                      " already has a waiter under this session's lease (" + queue_key_ +
                      ") that this object did not create"};
+  }
+
+  // The first tries of an acquire: take a free slot in one txn while that
+  // delays nobody in line — nobody waits, or (after a read) more slots are
+  // free than waiters and the txn keeps one free for each of them. The first
+  // try names the slot we last held (else one picked by our lease); a try
+  // that fails reads the queue and the slots and names a free one next.
+  // Answers nullopt when we must queue. An error's outcome is in doubt: the
+  // slot may be ours unseen (a later read, or withdraw, settles it).
+  result<std::optional<sema_state>> enter_free(lease_id lease, deadline give_up) {
+    const auto& l = layout_;
+    free_try f{{hint_ >= 0 && hint_ < l.max ? hint_ : pick(lease, 0, l.max)}, 1};
+    for (int tries = 1;; ++tries) {
+      std::size_t fencing_ops = 0;
+      auto r = transport().txn(free_txn(f, lease, fencing_ops), io_.call_deadline(give_up));
+      const int i = f.keep_free.front();
+      if (!r) {
+        doubtful_slot_ = slot_key(l.office, i);
+        return std::move(r).error();
+      }
+      if (r->succeeded) {
+        auto token = read_token(fencing_, *r, fencing_ops, r->header_revision);
+        hold(i, slot_key(l.office, i), r->header_revision, token ? *token : 0, r->header_revision);
+        if (!token) return std::move(token).error();
+        sema_state s;
+        s.at = r->header_revision;
+        s.next = rank_decision{rank_step::hold, 0, i, {}};
+        return std::optional{std::move(s)};
+      }
+      if (tries == 3 || !next_free_try(*r, lease, tries, f)) return std::optional<sema_state>{};
+    }
+  }
+
+  // Slots that must be free (the first is the one we take), and a bound on
+  // the queue: every waiter was created before `queue_before` (1: none).
+  struct free_try {
+    std::vector<int> keep_free;
+    revision queue_before = 1;
+  };
+
+  txn_request free_txn(const free_try& f, lease_id lease, std::size_t& fencing_ops) const {
+    const auto& l = layout_;
+    const int i = f.keep_free.front();
+    const std::string key = slot_key(l.office, i);
+    txn_request t;
+    compare no_newcomer = compare::create_revision(l.queue()) < f.queue_before;
+    no_newcomer.range_end = prefix_end(l.queue());
+    t.compares.push_back(std::move(no_newcomer));
+    for (int j : f.keep_free)
+      t.compares.push_back(compare::create_revision(slot_key(l.office, j)) == 0);
+    const std::string marker = slot_marker(l.markers(), i);
+    // With a lock delay, a slot whose held marker is left was lost uncleanly:
+    // not taken here (the line sits out its delay).
+    if (gate_.enabled()) t.compares.push_back(compare::create_revision(marker) == 0);
+    t.success.emplace_back(put_request{key, slot_value_ ? slot_value_(i) : value_, lease});
+    t.success.emplace_back(put_request{marker, lease_hex(l.lease), 0});
+    fencing_ops = add_acquire_ops(t, fencing_, {key, fencing_counter_key(l.prefix, key)});
+    auto waiting = range_request::prefix(l.queue());
+    waiting.count_only = true;
+    t.failure.emplace_back(std::move(waiting));
+    auto slots = range_request::prefix(l.slots());
+    slots.keys_only = true;
+    t.failure.emplace_back(std::move(slots));
+    if (gate_.enabled()) {
+      auto markers = range_request::prefix(l.markers());
+      markers.keys_only = true;
+      t.failure.emplace_back(std::move(markers));
+    }
+    return t;
+  }
+
+  // From a failed try's reads: the next try, if more slots are free than waiters.
+  bool next_free_try(const txn_response& r, lease_id lease, int tries, free_try& f) const {
+    const auto& l = layout_;
+    const auto *queue = range_at(r, 0), *held = range_at(r, 1);
+    if (!queue || !held) return false;
+    std::vector<bool> taken(static_cast<std::size_t>(l.max), false);
+    for (const auto& kv : held->kvs)
+      if (auto j = l.slot_of(kv.key)) taken[static_cast<std::size_t>(*j)] = true;
+    if (const auto* markers = range_at(r, 2)) {  // read with a lock delay: skip unclean losses
+      sema_state marked;
+      marked.markers = markers->kvs;
+      for (const auto& m : marked.free_slots(l))
+        if (m.stale) taken[static_cast<std::size_t>(m.slot)] = true;
+    }
+    std::vector<int> free;
+    for (int j = 0; j < l.max; ++j)
+      if (!taken[static_cast<std::size_t>(j)]) free.push_back(j);
+    const auto waiters = static_cast<std::size_t>(std::max<std::int64_t>(queue->count, 0));
+    if (free.size() <= waiters) return false;
+    const auto mine = static_cast<std::size_t>(pick(lease, tries, static_cast<int>(free.size())));
+    f.keep_free = {free[mine]};
+    for (std::size_t j = 0; f.keep_free.size() <= waiters; ++j)
+      if (j != mine) f.keep_free.push_back(free[j]);
+    f.queue_before = r.header_revision + 1;
+    return true;
+  }
+
+  // A slot index below `n` from our lease and the try: newcomers seldom pick alike.
+  static int pick(lease_id lease, int tries, int n) {
+    std::uint64_t x = static_cast<std::uint64_t>(lease) +
+                      0x9e3779b97f4a7c15ULL * static_cast<std::uint64_t>(tries + 1);
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return static_cast<int>((x ^ (x >> 31)) % static_cast<std::uint64_t>(std::max(n, 1)));
   }
 
   // Reads our place and the slots at one revision, retrying transient failures.
@@ -93,13 +208,17 @@ class semaphore_line {
   // The claim txn: our queue key is still ours and slot `i` is free → create
   // slot `i` with our lease, put its held marker (no lease: it outlives an
   // unclean loss) and delete our queue key. On a lost race it answers with a
-  // fresh read of our place instead.
-  result<std::optional<sema_state>> claim(int i, deadline give_up) {
+  // fresh read of our place instead. `unread`: the slot's release was seen on
+  // the watch, not read; with a lock delay the claim then also compares that
+  // its held marker is gone (a clean release), else the read tells the delay.
+  result<std::optional<sema_state>> claim(int i, deadline give_up, bool unread = false) {
     const auto& l = layout_;
     const std::string key = slot_key(l.office, i);
     txn_request t;
     t.compares.push_back(compare::create_revision(queue_key_) == queue_rev_);
     t.compares.push_back(compare::create_revision(key) == 0);
+    if (unread && gate_.enabled())
+      t.compares.push_back(compare::create_revision(slot_marker(l.markers(), i)) == 0);
     t.success.emplace_back(
         put_request{key, slot_value_ ? slot_value_(i) : value_, session_.lease()});
     t.success.emplace_back(delete_request{queue_key_, {}, false});
@@ -128,6 +247,7 @@ class semaphore_line {
   void hold(int i, std::string key, revision create_revision, std::int64_t token,
             revision seen_at) {
     slot_ = i;
+    hint_ = i;
     slot_key_ = std::move(key);
     slot_rev_ = create_revision;
     token_ = token;
@@ -156,10 +276,11 @@ class semaphore_line {
                                      " was deleted while waiting for semaphore " + layout_.office +
                                      " (lease revoked or key removed)"};
       if (next.what == rank_step::claim) {
+        const bool unread = std::exchange(unread_, false);
         auto now = sit_out_slot_delay(*this, seen, nonblock, stop, give_up);
         if (!now) return std::move(now).error();
         if (!*now) continue;  // `seen` is a fresh read after the delay
-        if (auto done = take(seen, retry, stop, give_up)) return std::move(*done);
+        if (auto done = take(seen, retry, stop, give_up, unread)) return std::move(*done);
         continue;
       }
       if (nonblock)
@@ -182,6 +303,8 @@ class semaphore_line {
     // name the token now; otherwise give the slot back rather than guess.
     auto token = fencing_.token({}, mine->create_revision);
     hold(next.slot, mine->key, mine->create_revision, token ? *token : 0, seen.at);
+    if (seen.own)  // put after a first try whose answer was lost: we hold, so we leave the line
+      (void)fenced_delete(queue_key_, seen.own->create_revision, transport().default_deadline());
     if (!token)
       return error{errc::unavailable,
                    "the answer to our claim of " + slot_key_ + " was lost, and with it the token"};
@@ -191,9 +314,9 @@ class semaphore_line {
   // At the head with a free slot: claims it. A result ends the wait; nullopt
   // means `seen` holds a fresh read to act on.
   std::optional<result<void>> take(sema_state& seen, backoff_type& retry, const stop_union& stop,
-                                   deadline give_up) {
+                                   deadline give_up, bool unread = false) {
     guard_queue(false);  // the claim deletes our queue key: not a loss
-    auto c = claim(seen.next.slot, give_up);
+    auto c = claim(seen.next.slot, give_up, unread);
     if (c && !*c) return result<void>{};
     if (!c && holding())
       return result<void>{std::move(c).error()};  // held, but without a token: given back
@@ -211,34 +334,81 @@ class semaphore_line {
     return std::nullopt;
   }
 
-  // Watches what will change our place, from right after the revision we read
-  // it at, and leaves a fresh read of it in `seen`.
+  // Watches what will change our place and leaves in `seen` what to do next:
+  // a claim of the slot whose release the watch reported, or a fresh read.
   result<void> watch_place(sema_state& seen, backoff_type& retry, const stop_union& stop,
                            deadline give_up) {
-    watch_request w;
-    if (seen.next.what == rank_step::watch_slots)
-      w = watch_request::prefix(layout_.slots());
-    else
-      w.key = seen.next.predecessor;
-    w.start_revision = seen.at + 1;
+    spent_.reset();
+    const bool slots = seen.next.what == rank_step::watch_slots;
+    watch_request w = slots ? watch_request::prefix(layout_.slots()) : watch_request{};
+    if (!slots) w.key = seen.next.predecessor;
     w.no_put = true;
-    auto stream = transport().watch(w);
-    ++watches_;
-    // One re-read, so a change that raced the watch's creation is acted on now.
-    auto fresh = read(stop, give_up);
-    if (!fresh) return std::move(fresh).error();
-    const bool same = fresh->same_wait(seen);
-    seen = std::move(*fresh);
-    if (!same) return {};
-    auto changed = io_.watch_until(stream, stop, give_up, retry, [&](const watch_batch& b) {
+    auto stream = open_watch(w, seen, retry, stop, give_up);
+    if (!stream) return std::move(stream).error();
+    if (!stream->second) return {};  // `seen` changed before the watch was up: act on it
+    const revision floor = *stream->second;
+    std::optional<int> freed;
+    bool told = false;
+    auto changed = io_.watch_until(stream->first, stop, give_up, retry, [&](const watch_batch& b) {
       watch_events_ += b.events.size();
-      return !b.events.empty();
+      for (const auto& e : b.events) {
+        if (e.kv.mod_revision <= floor) continue;  // the read already showed it
+        told = true;
+        if (!slots || e.type != watch_event::kind::del) continue;
+        if (auto i = layout_.slot_of(e.kv.key); i && (!freed || *i < *freed)) freed = i;
+      }
+      return told;
     });
-    if (!changed) return changed;  // else re-read: the change (or a gap that may hide it)
-    auto after = read(stop, give_up);
+    if (!changed) return changed;
+    if (told && freed) {       // a released slot, and we are the head: claim it, no re-read
+      stream->first.cancel();  // torn down later (spent_), not while we claim
+      spent_.emplace(std::move(stream->first));
+      seen.next = rank_decision{rank_step::claim, 0, *freed, {}};
+      unread_ = true;  // its marker is unread: the claim compares it (lock delay)
+      return {};
+    }
+    stream->first.cancel();
+    spent_.emplace(std::move(stream->first));
+    auto after = read(stop, give_up);  // a waiter ahead left, or a gap that may hide a change
     if (!after) return std::move(after).error();
     seen = std::move(*after);
     return {};
+  }
+
+  // Opens the watch for `seen`'s wait so that it exists on the server before
+  // we rely on it: created from "now" (etcd serves it from its synced set at
+  // once) and acknowledged, then re-read only if anything was written since
+  // `seen`. Answers the stream and the revision the wait has seen up to, or
+  // no revision when the re-read changed the wait (then `seen` holds it).
+  using stream_type = decltype(std::declval<typename policies::transport&>().watch(
+      std::declval<const watch_request&>()));
+  result<std::pair<stream_type, std::optional<revision>>> open_watch(watch_request w,
+                                                                     sema_state& seen,
+                                                                     backoff_type& retry,
+                                                                     const stop_union& stop,
+                                                                     deadline give_up) {
+    w.start_revision = startable_watch<stream_type> ? 0 : seen.at + 1;
+    auto stream = transport().watch(w);
+    ++watches_;
+    revision up_to = 0;
+    if constexpr (startable_watch<stream_type>) {
+      auto created = stream.start(io_.call_deadline(give_up));
+      if (!created) {
+        if (created.error().code == errc::lease_not_found) return io_.lost_error();
+        if (!retryable(created.error().code)) return std::move(created).error();
+        if (!io_.pause(retry, stop.token(), give_up))
+          return error{errc::timed_out, created.error().message};
+        return std::pair{std::move(stream), std::optional<revision>{}};  // try again
+      }
+      up_to = *created;
+    }
+    if (up_to != 0 && up_to <= seen.at) return std::pair{std::move(stream), std::optional{seen.at}};
+    auto fresh = read(stop, give_up);  // a change that raced the watch's creation
+    if (!fresh) return std::move(fresh).error();
+    const bool same = fresh->same_wait(seen);
+    seen = std::move(*fresh);
+    if (!same) return std::pair{std::move(stream), std::optional<revision>{}};
+    return std::pair{std::move(stream), std::optional{seen.at}};
   }
 
   // `marker`: a held marker to delete with `key` (a slot's, on a clean exit).
@@ -304,6 +474,7 @@ class semaphore_line {
     token_ = 0;
     slot_value_ = nullptr;
     doubtful_slot_.clear();
+    unread_ = false;
   }
 
   Session& session_;
@@ -319,8 +490,11 @@ class semaphore_line {
   revision slot_rev_ = 0;
   std::int64_t token_ = 0;
   std::function<std::string(int)> slot_value_;
-  std::string doubtful_slot_;  // a slot our last claim may have taken unseen
-  gate_type gate_{};           // the lock delay of this acquire
+  std::string doubtful_slot_;         // a slot our last claim may have taken unseen
+  gate_type gate_{};                  // the lock delay of this acquire
+  std::optional<stream_type> spent_;  // a cancelled watch, destroyed off the handoff's path
+  int hint_ = -1;        // the slot enter_free tries: the one we last held (-1: none yet)
+  bool unread_ = false;  // the next claim's slot was freed on the watch, its marker unread
   [[no_unique_address]] fencing_type fencing_{};
   std::atomic<std::uint64_t> reads_{0}, watches_{0}, watch_events_{0};
 };

@@ -19,6 +19,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <concepts>
 #include <optional>
 #include <stop_token>
 #include <string>
@@ -83,6 +84,13 @@ bool pause(const Clock& clock, Backoff& retry, std::stop_token stop, deadline gi
   const auto wake = clock.now() + std::chrono::duration_cast<typename Clock::duration>(step);
   return conch::sleep_until(clock, wake, std::move(stop)) && steady::now() < give_up;
 }
+
+/// Whether a transport's watch stream can be opened ahead of its first
+/// next() (`start(deadline)` -> the revision it covers up to), as etcd's can.
+template <class Stream>
+concept startable_watch = requires(Stream& s, deadline d) {
+  { s.start(d) } -> std::same_as<result<revision>>;
+};
 
 /// What a create-if-absent txn found. `response.succeeded`: we created the
 /// key now. Otherwise `own` is the key as it stands, and `ours` says whether

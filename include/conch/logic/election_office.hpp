@@ -90,68 +90,89 @@ inline range_request markers_before(std::string marker_dir, revision rev, std::i
   return r;
 }
 
-/// The campaign txn: create `key` if absent and read, at one revision, who
-/// leads (answer 1) and the two newest candidates (answer 2: ours and the
-/// one before it); put our held marker `marker` with it (no lease: it
-/// outlives an unclean loss) and read the two newest markers (answer 4);
-/// if `key` exists, read it (answer 0) and who leads.
+/// The campaign txn, as small as etcd's own recipe plus the lock delay's
+/// marker: create `key` if absent and read, at the same revision, the three
+/// newest candidates, keys only (answer 1: ours and up to two ahead of it,
+/// enough to know whether one alone is ahead of us); put our held marker
+/// `marker` with it (no lease: it outlives an unclean loss) and read the two
+/// newest markers, keys only (answer 3: ours and the one before it); if `key`
+/// exists, read it (answer 0). `leader` adds a read of who leads (answer 4 on
+/// success, 1 on failure), for a message.
 inline txn_request campaign_txn(const std::string& office, const std::string& key,
                                 const std::string& value, lease_id lease,
-                                const std::string& marker_dir, const std::string& marker) {
+                                const std::string& marker_dir, const std::string& marker,
+                                bool leader = false) {
   txn_request t;
   t.compares.push_back(compare::create_revision(key) == 0);
   t.success.emplace_back(put_request{key, value, lease});
-  t.success.emplace_back(first_created(office));
-  auto last_two = range_request::prefix(office);
-  last_two.order = range_request::sort_order::descend;
-  last_two.target = range_request::sort_target::create;
-  last_two.limit = 2;
-  t.success.emplace_back(last_two);
+  auto newest = range_request::prefix(office);
+  newest.order = range_request::sort_order::descend;
+  newest.target = range_request::sort_target::create;
+  newest.limit = 3;
+  newest.keys_only = true;
+  t.success.emplace_back(std::move(newest));
   t.success.emplace_back(put_request{marker, key, 0});
   t.success.emplace_back(markers_before(marker_dir, 0, 2));
   range_request mine;
   mine.key = key;
   t.failure.emplace_back(mine);
-  t.failure.emplace_back(first_created(office));
+  if (leader) {
+    t.success.emplace_back(first_created(office));
+    t.failure.emplace_back(first_created(office));
+  }
   return t;
 }
 
-/// What the campaign txn saw, at one revision.
+/// What the campaign txn (or a waiter's re-read) saw, at one revision.
 struct campaign_entry {
-  std::optional<key_value> first;        ///< who leads
+  std::optional<key_value> first;        ///< who leads, when read
   std::optional<key_value> predecessor;  ///< whom we wait for
   bool predecessor_known = false;        ///< false: re-read it before waiting
   revision at = 0;
+  /// The predecessor is the only candidate ahead of us: once it goes, we
+  /// lead (a candidate created later is never ahead of us).
+  bool sole = false;
   /// The newest held marker created before our key: the predecessor's own
   /// (same create_revision), or, with no predecessor, a stale one.
   std::optional<key_value> marker_before{};
 };
 
 /// The entry from a campaign_txn that created our key.
-inline result<campaign_entry> parse_campaign(const txn_response& r) {
-  const auto* newest = range_at(r, 2);
-  if (!range_at(r, 1) || !newest)
+inline result<campaign_entry> parse_campaign(const txn_response& r, bool leader = false) {
+  const auto* newest = range_at(r, 1);
+  if (!newest || !range_at(r, 3) || (leader && !range_at(r, 4)))
     return error{errc::internal, "campaign txn answered without its reads"};
-  campaign_entry e{front(range_at(r, 1)), std::nullopt, true, r.header_revision};
+  campaign_entry e{std::nullopt, std::nullopt, true, r.header_revision, false};
   if (newest->kvs.size() > 1) e.predecessor = newest->kvs[1];
-  if (const auto* markers = range_at(r, 4))
+  e.sole = newest->kvs.size() == 2;
+  if (const auto* markers = range_at(r, 3))
     for (const auto& kv : markers->kvs)
       if (kv.create_revision < r.header_revision) {
         e.marker_before = kv;
         break;
       }
+  if (leader)
+    e.first = front(range_at(r, 4));
+  else if (!e.predecessor)
+    e.first = front(newest);  // ours: nobody is ahead
+  else if (e.sole)
+    e.first = e.predecessor;
   return e;
 }
 
-/// A waiter's re-read: its own key (answer 0), its predecessor (answer 1)
-/// and the newest held marker created before it (answer 2), at one revision.
+/// A waiter's re-read: its own key (answer 0), the two candidates created
+/// just before it (answer 1: its predecessor first, keys only) and the newest
+/// held marker created before it (answer 2), at one revision.
 inline txn_request predecessor_txn(const std::string& office, const std::string& key, revision rev,
                                    const std::string& marker_dir) {
   txn_request t;
   range_request mine;
   mine.key = key;
   t.success.emplace_back(mine);
-  t.success.emplace_back(created_before(office, rev));
+  auto before = created_before(office, rev);
+  before.limit = 2;
+  before.keys_only = true;
+  t.success.emplace_back(std::move(before));
   t.success.emplace_back(markers_before(marker_dir, rev, 1));
   return t;
 }
@@ -162,7 +183,9 @@ inline txn_request predecessor_txn(const std::string& office, const std::string&
 inline bool read_predecessor(const txn_response& r, revision rev, campaign_entry& seen) {
   auto own = front(range_at(r, 0));
   if (!own || own->create_revision != rev) return false;
-  seen.predecessor = front(range_at(r, 1));
+  const auto* before = range_at(r, 1);
+  seen.predecessor = front(before);
+  seen.sole = before && before->kvs.size() == 1;
   seen.marker_before = front(range_at(r, 2));
   seen.at = r.header_revision;
   return true;
