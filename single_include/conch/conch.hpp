@@ -4272,68 +4272,89 @@ inline range_request markers_before(std::string marker_dir, revision rev, std::i
   return r;
 }
 
-/// The campaign txn: create `key` if absent and read, at one revision, who
-/// leads (answer 1) and the two newest candidates (answer 2: ours and the
-/// one before it); put our held marker `marker` with it (no lease: it
-/// outlives an unclean loss) and read the two newest markers (answer 4);
-/// if `key` exists, read it (answer 0) and who leads.
+/// The campaign txn, as small as etcd's own recipe plus the lock delay's
+/// marker: create `key` if absent and read, at the same revision, the three
+/// newest candidates, keys only (answer 1: ours and up to two ahead of it,
+/// enough to know whether one alone is ahead of us); put our held marker
+/// `marker` with it (no lease: it outlives an unclean loss) and read the two
+/// newest markers, keys only (answer 3: ours and the one before it); if `key`
+/// exists, read it (answer 0). `leader` adds a read of who leads (answer 4 on
+/// success, 1 on failure), for a message.
 inline txn_request campaign_txn(const std::string& office, const std::string& key,
                                 const std::string& value, lease_id lease,
-                                const std::string& marker_dir, const std::string& marker) {
+                                const std::string& marker_dir, const std::string& marker,
+                                bool leader = false) {
   txn_request t;
   t.compares.push_back(compare::create_revision(key) == 0);
   t.success.emplace_back(put_request{key, value, lease});
-  t.success.emplace_back(first_created(office));
-  auto last_two = range_request::prefix(office);
-  last_two.order = range_request::sort_order::descend;
-  last_two.target = range_request::sort_target::create;
-  last_two.limit = 2;
-  t.success.emplace_back(last_two);
+  auto newest = range_request::prefix(office);
+  newest.order = range_request::sort_order::descend;
+  newest.target = range_request::sort_target::create;
+  newest.limit = 3;
+  newest.keys_only = true;
+  t.success.emplace_back(std::move(newest));
   t.success.emplace_back(put_request{marker, key, 0});
   t.success.emplace_back(markers_before(marker_dir, 0, 2));
   range_request mine;
   mine.key = key;
   t.failure.emplace_back(mine);
-  t.failure.emplace_back(first_created(office));
+  if (leader) {
+    t.success.emplace_back(first_created(office));
+    t.failure.emplace_back(first_created(office));
+  }
   return t;
 }
 
-/// What the campaign txn saw, at one revision.
+/// What the campaign txn (or a waiter's re-read) saw, at one revision.
 struct campaign_entry {
-  std::optional<key_value> first;        ///< who leads
+  std::optional<key_value> first;        ///< who leads, when read
   std::optional<key_value> predecessor;  ///< whom we wait for
   bool predecessor_known = false;        ///< false: re-read it before waiting
   revision at = 0;
+  /// The predecessor is the only candidate ahead of us: once it goes, we
+  /// lead (a candidate created later is never ahead of us).
+  bool sole = false;
   /// The newest held marker created before our key: the predecessor's own
   /// (same create_revision), or, with no predecessor, a stale one.
   std::optional<key_value> marker_before{};
 };
 
 /// The entry from a campaign_txn that created our key.
-inline result<campaign_entry> parse_campaign(const txn_response& r) {
-  const auto* newest = range_at(r, 2);
-  if (!range_at(r, 1) || !newest)
+inline result<campaign_entry> parse_campaign(const txn_response& r, bool leader = false) {
+  const auto* newest = range_at(r, 1);
+  if (!newest || !range_at(r, 3) || (leader && !range_at(r, 4)))
     return error{errc::internal, "campaign txn answered without its reads"};
-  campaign_entry e{front(range_at(r, 1)), std::nullopt, true, r.header_revision};
+  campaign_entry e{std::nullopt, std::nullopt, true, r.header_revision, false};
   if (newest->kvs.size() > 1) e.predecessor = newest->kvs[1];
-  if (const auto* markers = range_at(r, 4))
+  e.sole = newest->kvs.size() == 2;
+  if (const auto* markers = range_at(r, 3))
     for (const auto& kv : markers->kvs)
       if (kv.create_revision < r.header_revision) {
         e.marker_before = kv;
         break;
       }
+  if (leader)
+    e.first = front(range_at(r, 4));
+  else if (!e.predecessor)
+    e.first = front(newest);  // ours: nobody is ahead
+  else if (e.sole)
+    e.first = e.predecessor;
   return e;
 }
 
-/// A waiter's re-read: its own key (answer 0), its predecessor (answer 1)
-/// and the newest held marker created before it (answer 2), at one revision.
+/// A waiter's re-read: its own key (answer 0), the two candidates created
+/// just before it (answer 1: its predecessor first, keys only) and the newest
+/// held marker created before it (answer 2), at one revision.
 inline txn_request predecessor_txn(const std::string& office, const std::string& key, revision rev,
                                    const std::string& marker_dir) {
   txn_request t;
   range_request mine;
   mine.key = key;
   t.success.emplace_back(mine);
-  t.success.emplace_back(created_before(office, rev));
+  auto before = created_before(office, rev);
+  before.limit = 2;
+  before.keys_only = true;
+  t.success.emplace_back(std::move(before));
   t.success.emplace_back(markers_before(marker_dir, rev, 1));
   return t;
 }
@@ -4344,7 +4365,9 @@ inline txn_request predecessor_txn(const std::string& office, const std::string&
 inline bool read_predecessor(const txn_response& r, revision rev, campaign_entry& seen) {
   auto own = front(range_at(r, 0));
   if (!own || own->create_revision != rev) return false;
-  seen.predecessor = front(range_at(r, 1));
+  const auto* before = range_at(r, 1);
+  seen.predecessor = front(before);
+  seen.sole = before && before->kvs.size() == 1;
   seen.marker_before = front(range_at(r, 2));
   seen.at = r.header_revision;
   return true;
@@ -5281,6 +5304,7 @@ result<void> send_result(T& t, const txn_request& result_write, const std::strin
 
 #include <algorithm>
 #include <chrono>
+#include <concepts>
 #include <optional>
 #include <stop_token>
 #include <string>
@@ -5345,6 +5369,13 @@ bool pause(const Clock& clock, Backoff& retry, std::stop_token stop, deadline gi
   const auto wake = clock.now() + std::chrono::duration_cast<typename Clock::duration>(step);
   return conch::sleep_until(clock, wake, std::move(stop)) && steady::now() < give_up;
 }
+
+/// Whether a transport's watch stream can be opened ahead of its first
+/// next() (`start(deadline)` -> the revision it covers up to), as etcd's can.
+template <class Stream>
+concept startable_watch = requires(Stream& s, deadline d) {
+  { s.start(d) } -> std::same_as<result<revision>>;
+};
 
 /// What a create-if-absent txn found. `response.succeeded`: we created the
 /// key now. Otherwise `own` is the key as it stands, and `ours` says whether
@@ -8875,18 +8906,23 @@ class basic_session {
     }
     if (!refused.empty()) lose(std::move(refused));  // not under our lock
   }
-  /// Stops guarding `key` and waits until its watch is gone, so a delete
-  /// issued after this returns (a resign) is never taken for a loss.
+  /// Stops guarding `key`: once this returns, a delete of it (a resign, a
+  /// release) is never taken for a loss. The guard's thread is told to stop
+  /// now and joined later (at the next unguard or at close), so a release
+  /// does not wait for its watch to be torn down.
   void unguard_key(const std::string& key) {
-    std::jthread finished;
+    std::vector<std::jthread> finished;
     {
       std::lock_guard lock{mutex_};
       auto it = guards_.find(key);
       if (it == guards_.end()) return;
-      finished = std::move(it->second);
+      it->second.request_stop();  // under the lock: see lose_guarded
+      finished = std::move(retired_);
+      retired_.clear();
+      retired_.push_back(std::move(it->second));
       guards_.erase(it);
     }
-  }  // `finished` stops and joins here, outside the lock
+  }  // threads stopped earlier are joined here, outside the lock
 
   /// Reserves `key` for one user of this session (an election's candidate
   /// key): false if another user already holds it. Two recipes sharing one
@@ -8906,17 +8942,21 @@ class basic_session {
     halt_.request_stop();
     std::jthread keepalive;
     std::map<std::string, std::jthread> guards;
+    std::vector<std::jthread> retired;
     lease_id lease = 0;
     {
       std::lock_guard lock{mutex_};
       keepalive = std::move(keepalive_);
       guards = std::move(guards_);
       guards_.clear();
+      retired = std::move(retired_);
+      retired_.clear();
       if (!closed_) lease = lease_;
       closed_ = true;
     }
     if (keepalive.joinable()) keepalive.join();
     guards.clear();  // joins
+    retired.clear();
     if (lease == 0) return {};
     // A lost session's lease is gone or unreachable: do not wait long for it.
     const deadline d = lost() ? std::chrono::steady_clock::now() + std::chrono::milliseconds{500}
@@ -8942,6 +8982,16 @@ class basic_session {
     }
     lost_.request_stop();  // runs the owner's callbacks: not under our lock
     halt_.request_stop();
+  }
+
+  // A guard's loss, unless its key was unguarded first (`own` is then stopped,
+  // under the same lock).
+  void lose_guarded(const std::stop_token& own, std::string reason) {
+    {
+      std::lock_guard lock{mutex_};
+      if (own.stop_requested()) return;
+    }
+    lose(std::move(reason));
   }
 
   std::string lease_hex() const { return detail::lease_hex(lease_); }
@@ -9138,6 +9188,7 @@ class basic_session {
   // A guard thread: watches one key for its DELETE.
   void guard(const std::string& key, revision create_revision, revision seen_at,
              std::stop_token own) {
+    const std::stop_token mine = own;
     detail::stop_union stop{std::move(own), halt_.get_token()};
     backoff_type retry = options_.backoff;
     revision from = seen_at > 0 ? seen_at + 1 : 0;  // 0: (re)read the key before watching
@@ -9151,9 +9202,9 @@ class basic_session {
           if (!pause()) return;
           continue;
         }
-        if (r->kvs.empty()) return lose("guarded key " + key + " is gone");
+        if (r->kvs.empty()) return lose_guarded(mine, "guarded key " + key + " is gone");
         if (create_revision != 0 && r->kvs.front().create_revision != create_revision)
-          return lose("guarded key " + key + " was deleted and re-created");
+          return lose_guarded(mine, "guarded key " + key + " was deleted and re-created");
         create_revision = r->kvs.front().create_revision;
         from = r->header_revision + 1;
       }
@@ -9168,8 +9219,9 @@ class basic_session {
         if (batch) {
           for (const auto& e : batch->events)
             if (e.type == watch_event::kind::del)
-              return lose("guarded key " + key + " was deleted at revision " +
-                          std::to_string(e.kv.mod_revision) + " (lease revoked or key removed)");
+              return lose_guarded(mine, "guarded key " + key + " was deleted at revision " +
+                                            std::to_string(e.kv.mod_revision) +
+                                            " (lease revoked or key removed)");
           from = std::max(from, batch->header_revision + 1);
           retry.reset();
           continue;
@@ -9201,6 +9253,7 @@ class basic_session {
   std::stop_source lost_;  // requested when lost: the owner's signal
   std::stop_source halt_;  // requested when lost or closing: our threads' signal
   std::map<std::string, std::jthread> guards_;
+  std::vector<std::jthread> retired_;  // unguarded, told to stop, not yet joined
   std::jthread keepalive_;
 };
 
@@ -9839,16 +9892,32 @@ result<std::vector<cron_job_view>> list_cron_jobs(T& t, std::string_view prefix_
 // campaign returns only that long after it first saw the stale marker (or saw
 // an unmarked candidate, such as an `etcdctl elect` one, vanish ahead of it).
 //
-// How waiting works: campaign is one txn (create our key if absent, read the
-// first-created key and our predecessor). A waiter watches only its immediate
-// predecessor — the key created just before ours — starting right after the
-// revision it read it at, so no delete is missed and etcd serves the watch
-// from its synced set (a watch from an older revision is resynced only every
-// 100 ms). When the predecessor goes, the waiter re-reads its own key (it must
-// still carry our create_revision) and its new predecessor, if any.
+// How waiting works: campaign is one txn, as small as etcd's own recipe
+// (create our key if absent, read the three newest candidates, keys only)
+// plus the lock delay's (put our marker, read the two newest markers). A
+// waiter watches only its immediate predecessor — the key created just before
+// ours. The watch is created from "now" and acknowledged before the waiter
+// relies on it, so etcd serves it from its synced set (a watch from an older
+// revision waits for etcd's 100 ms resync), with a re-read only if something
+// was written since. When the predecessor goes and it was the only candidate
+// ahead (a key created later is never ahead of ours), the waiter leads without
+// a read, as etcd's own recipe does (our key's own loss is the session guard's
+// to report) — unless a lock delay is set and the predecessor had a marker:
+// then the re-read tells whether its marker went with it (a clean resign, we
+// lead at once) or was left (an unclean loss, we sit out the delay); an
+// unmarked predecessor's delete always counts as unclean. Otherwise the
+// waiter re-reads its own key, its new predecessor and the newest marker.
 //
 // An election object is used from one thread; only `campaign_options::stop`
 // and the session's loss interrupt it from elsewhere.
+
+// ---- begin conch/detail/candidate_line.hpp ----
+// conch/detail/candidate_line.hpp — how an election candidate waits for the office.
+//
+// basic_election's waiting (election.hpp tells the protocol): watch the one
+// candidate created just before ours until it goes, re-reading only when the
+// watch cannot tell what changed. The recipe validates and names errors; this
+// talks to etcd.
 
 // ---- begin conch/detail/lock_delay.hpp ----
 // conch/detail/lock_delay.hpp — the I/O half of the lock delay (logic/lock_delay.hpp):
@@ -9979,10 +10048,10 @@ class election_handover {
   const std::string& dir() const noexcept { return dir_; }
   const std::string& marker() const noexcept { return marker_; }
 
-  /// The campaign txn, putting our marker with our key.
+  /// The campaign txn, putting our marker with our key (`leader`: also read who leads).
   txn_request campaign_txn(const std::string& office, const std::string& key,
-                           const std::string& value, lease_id lease) const {
-    return detail::campaign_txn(office, key, value, lease, dir_, marker_);
+                           const std::string& value, lease_id lease, bool leader) const {
+    return detail::campaign_txn(office, key, value, lease, dir_, marker_, leader);
   }
   /// The waiter's re-read, with the newest marker created before our key.
   txn_request predecessor_txn(const std::string& office, const std::string& key,
@@ -10005,6 +10074,21 @@ class election_handover {
     unmarked_.reset();
     if (seen.predecessor && !has_marker(*seen.predecessor, seen.marker_before))
       unmarked_ = seen.predecessor;
+  }
+
+  /// Our predecessor, the sole candidate ahead of us, was deleted (its watch
+  /// said so): true if we may lead on that alone, `seen` then saying so. An
+  /// unmarked predecessor's deletion is an unclean loss (its delay is noted);
+  /// a marked one's is clean only if its marker went with it, so with a delay
+  /// false: re-read (the marker is read with the predecessor).
+  bool lead_on_delete(campaign_entry& seen) {
+    if (!seen.predecessor) return true;
+    const bool marked = has_marker(*seen.predecessor, seen.marker_before);
+    if (marked && gate_.enabled()) return false;
+    if (marked) seen.marker_before.reset();  // no delay: a marker it left is removed later
+    seen.predecessor.reset();
+    after_read(seen);
+    return true;
   }
 
   /// Once we lead with key revision `rev` (`seen`: the read that said so):
@@ -10040,6 +10124,133 @@ class election_handover {
 
 }  // namespace conch::detail
 // ---- end conch/detail/lock_delay.hpp ----
+
+#include <optional>
+#include <string>
+#include <utility>
+
+namespace conch::detail {
+
+/// Whose wait: the office, our key and its create_revision.
+struct candidate {
+  const std::string& office;
+  const std::string& key;
+  revision rev;
+};
+
+/// One candidate's wait in line for an office. Used from one thread.
+template <class Session>
+class candidate_line {
+ public:
+  using policies = typename Session::policies;
+  using backoff_type = typename policies::backoff;
+  using transport_type = typename policies::transport;
+  using entry = campaign_entry;
+
+  using handover_type = election_handover<Session>;
+
+  candidate_line(Session& s, handover_type& handover) : session_(s), io_(s), handover_(handover) {}
+
+ private:
+  enum class step { lead, reread, known };
+  using stream_type =
+      decltype(std::declval<transport_type&>().watch(std::declval<const watch_request&>()));
+
+ public:
+  // Re-verifies our own key and finds our predecessor and the newest held
+  // marker before us, at one revision.
+  result<void> reread(entry& seen, const candidate& me, backoff_type& retry, const stop_union& stop,
+                      deadline give_up) {
+    for (;;) {
+      auto r = transport().txn(handover_.predecessor_txn(me.office, me.key, me.rev),
+                               io_.call_deadline(give_up));
+      if (!r) {
+        if (r.error().code == errc::lease_not_found) return io_.lost_error();
+        if (!retryable(r.error().code)) return std::move(r).error();
+        if (!io_.pause(retry, stop.token(), give_up))
+          return error{errc::timed_out, r.error().message};
+        continue;
+      }
+      if (!read_predecessor(*r, me.rev, seen))
+        return error{errc::lost, "our candidate key " + me.key +
+                                     " was deleted while waiting for office " + me.office +
+                                     " (lease revoked or key removed)"};
+      handover_.after_read(seen);
+      return {};
+    }
+  }
+
+  // Waits until no key created before ours remains; `seen` is the last read
+  // (or what the watch told), for the lock delay.
+  result<void> wait(entry& seen, const candidate& me, const backoff_type& prototype,
+                    const stop_union& stop, deadline give_up) {
+    backoff_type retry = prototype;
+    bool known = seen.predecessor_known;
+    if (known) handover_.after_read(seen);
+    for (;;) {
+      if (stop.stop_requested()) return error{errc::cancelled, "stopped"};
+      if (!known)
+        if (auto r = reread(seen, me, retry, stop, give_up); !r) return r;
+      if (!seen.predecessor) return {};
+      auto next = await_predecessor(seen, me, retry, stop, give_up);
+      if (!next) return std::move(next).error();
+      if (*next == step::lead) return {};
+      known = *next == step::known;
+    }
+  }
+
+  // Watches our predecessor until it goes. Its watch is created from "now"
+  // and acknowledged first (etcd serves it from its synced set at once); a
+  // re-read follows only if anything was written since `seen`. A delete of
+  // the sole candidate ahead of us means we lead, with no re-read, unless the
+  // lock delay must read whether it was clean (election_handover::lead_on_delete).
+  result<step> await_predecessor(entry& seen, const candidate& me, backoff_type& retry,
+                                 const stop_union& stop, deadline give_up) {
+    spent_.reset();
+    watch_request w;
+    w.key = seen.predecessor->key;
+    w.no_put = true;
+    w.start_revision = startable_watch<stream_type> ? 0 : seen.at + 1;
+    auto stream = transport().watch(w);
+    if constexpr (startable_watch<stream_type>) {
+      auto created = stream.start(io_.call_deadline(give_up));
+      if (!created) {
+        if (!retryable(created.error().code)) return std::move(created).error();
+        if (!io_.pause(retry, stop.token(), give_up))
+          return error{errc::timed_out, created.error().message};
+        return step::reread;
+      }
+      if (*created > seen.at) {  // something was written since: is it still the one?
+        const std::string watched = w.key;
+        if (auto r = reread(seen, me, retry, stop, give_up); !r) return std::move(r).error();
+        if (!seen.predecessor || seen.predecessor->key != watched) return step::known;
+      }
+    }
+    const revision floor = seen.at;
+    bool deleted = false;
+    auto gone = io_.watch_until(stream, stop, give_up, retry, [&](const watch_batch& b) {
+      for (const auto& e : b.events)
+        if (e.kv.mod_revision > floor && e.type == watch_event::kind::del) deleted = true;
+      return deleted;
+    });
+    if (!gone) return std::move(gone).error();
+    stream.cancel();  // torn down later (spent_), not while we take office
+    spent_.emplace(std::move(stream));
+    if (deleted && seen.sole && handover_.lead_on_delete(seen)) return step::lead;
+    return step::reread;  // a gap may hide a change, or the lock delay needs the marker
+  }
+
+ private:
+  auto& transport() { return session_.transport(); }
+
+  Session& session_;
+  waiting<Session> io_;
+  handover_type& handover_;           // our held marker and the lock delay
+  std::optional<stream_type> spent_;  // a cancelled watch, destroyed off the handoff's path
+};
+
+}  // namespace conch::detail
+// ---- end conch/detail/candidate_line.hpp ----
 
 #include <algorithm>
 #include <chrono>
@@ -10119,7 +10330,7 @@ class basic_election {
 
     detail::stop_union stop{o.stop, session_.lost_token()};
     const deadline give_up = detail::give_up_at(o.timeout);
-    auto entered = enter(value, lease, stop, give_up);
+    auto entered = enter(value, lease, o.nonblock, stop, give_up);
     if (!entered) {
       session_.unclaim(key_);
       key_.clear();
@@ -10229,20 +10440,21 @@ class basic_election {
 
   // The campaign txn: create our key if absent, and read who leads and who
   // precedes us, all at one revision.
-  result<entry> enter(const std::string& value, lease_id lease, const detail::stop_union& stop,
-                      deadline give_up) {
-    const txn_request t = handover_.campaign_txn(office_, key_, value, lease);
+  result<entry> enter(const std::string& value, lease_id lease, bool leader,
+                      const detail::stop_union& stop, deadline give_up) {
+    const txn_request t = handover_.campaign_txn(office_, key_, value, lease, leader);
     auto made = io_.create(t, key_, value, lease, stop, give_up, backoff_);
     if (!made) return std::move(made).error();
     const txn_response& r = made->response;
     if (r.succeeded) {
-      auto e = detail::parse_campaign(r);
+      auto e = detail::parse_campaign(r, leader);
       if (e) rev_ = r.header_revision;
       return e;
     }
     if (made->ours) {
       rev_ = made->own->create_revision;  // our own earlier attempt did commit
-      return entry{detail::front(detail::range_at(r, 1)), std::nullopt, false, r.header_revision};
+      auto first = leader ? detail::front(detail::range_at(r, 1)) : std::nullopt;
+      return entry{std::move(first), std::nullopt, false, r.header_revision, false};
     }
     const auto& own = made->own;
     return error{
@@ -10252,48 +10464,10 @@ class basic_election {
             ") that this election did not create"};
   }
 
-  // Re-verifies our own key and finds our predecessor, at one revision.
-  result<void> reread(entry& seen, backoff_type& retry, const detail::stop_union& stop,
-                      deadline give_up) {
-    for (;;) {
-      auto r = transport().txn(handover_.predecessor_txn(office_, key_, rev_),
-                               io_.call_deadline(give_up));
-      if (!r) {
-        if (r.error().code == errc::lease_not_found) return io_.lost_error();
-        if (!detail::retryable(r.error().code)) return std::move(r).error();
-        if (!io_.pause(retry, stop.token(), give_up))
-          return error{errc::timed_out, r.error().message};
-        continue;
-      }
-      if (detail::read_predecessor(*r, rev_, seen)) return {};
-      return error{errc::lost, "our candidate key " + key_ +
-                                   " was deleted while waiting for office " + office_ +
-                                   " (lease revoked or key removed)"};
-    }
-  }
-
-  // Waits until no key created before ours remains; `seen` is the last read.
+  // Waits until no key created before ours remains (detail::candidate_line);
+  // `seen` is left with what the lock delay needs.
   result<void> wait(entry& seen, const detail::stop_union& stop, deadline give_up) {
-    backoff_type retry = backoff_;
-    bool known = seen.predecessor_known;
-    for (;;) {
-      if (stop.stop_requested()) return error{errc::cancelled, "stopped"};
-      if (!known)
-        if (auto r = reread(seen, retry, stop, give_up); !r) return r;
-      known = false;
-      handover_.after_read(seen);
-      if (!seen.predecessor) return {};
-      watch_request w;
-      w.key = seen.predecessor->key;
-      w.start_revision = seen.at + 1;
-      w.no_put = true;
-      auto stream = transport().watch(w);
-      auto gone = io_.watch_until(stream, stop, give_up, retry, [](const watch_batch& b) {
-        return std::any_of(b.events.begin(), b.events.end(),
-                           [](const watch_event& e) { return e.type == watch_event::kind::del; });
-      });
-      if (!gone) return gone;  // else re-read: a delete (or a gap that may hide one)
-    }
+    return line_.wait(seen, {office_, key_, rev_}, backoff_, stop, give_up);
   }
 
   // Once we lead: the token. A policy with acquire ops (counter_fencing) runs
@@ -10355,6 +10529,7 @@ class basic_election {
   revision rev_ = 0;
   std::int64_t token_ = 0;
   bool leading_ = false;
+  detail::candidate_line<session_type> line_{session_, handover_};
 };
 
 }  // namespace conch
@@ -10379,17 +10554,20 @@ class basic_election {
 //   encode(pool.slot(), pool.token(), s.lost_token());  // stop when the session is lost
 //   (void)pool.release();                               // fenced delete: the next waiter holds now
 //
-// How waiting works, with no herd (the ranking is detail/ranking.hpp): a
-// waiter enqueues in one txn that also reads the waiter just ahead of it and
-// the slots. The head of the queue takes the lowest free slot in one txn that
+// How waiting works, with no herd (the ranking is detail/ranking.hpp): an
+// acquire first tries to take a free slot in one txn, when that delays nobody
+// in line (nobody waits, or more slots are free than waiters and the txn
+// keeps one free for each); otherwise it enqueues in one txn that also reads
+// the waiter just ahead of it and the slots. The head of the queue takes the lowest free slot in one txn that
 // also deletes its queue key and compares that the queue key is still ours;
 // with every slot held, the head watches the slots, and every other waiter
-// watches only the waiter just ahead of it. Each watch starts right after the
-// revision its state was read at, so nothing is missed, and is followed by one
-// re-read so a change that raced the watch's creation is acted on at once. A
-// release thus wakes the head (one event), whose claim deletes its queue key
-// and wakes the next (one event): O(1) watch events per release whatever the
-// queue length, and each read is O(N) whatever the queue length.
+// watches only the waiter just ahead of it. Each watch is created from "now"
+// and acknowledged before the waiter relies on it (so etcd serves it at once,
+// not after its 100 ms resync), then re-read only if something was written
+// since the waiter's last read. A release thus wakes the head (one event),
+// which claims the released slot without a re-read; its claim deletes its
+// queue key and wakes the next (one event): O(1) watch events per release
+// whatever the queue length, and each read is O(N) whatever the queue length.
 //
 // Lock delay: the claim of slot i also puts its held marker `held/.../<i>`
 // (logic/lock_delay.hpp) and release deletes it with the slot key, in the
@@ -10417,6 +10595,7 @@ class basic_election {
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace conch::detail {
 
@@ -10437,8 +10616,16 @@ class semaphore_line {
   auto& transport() { return session_.transport(); }
   bool holding() const noexcept { return slot_rev_ != 0; }
 
-  // Puts our queue key (if absent) and reads our place and the slots, in one txn.
+  // Enters the line: takes a free slot at once when nobody waits (enter_free),
+  // else puts our queue key (if absent) and reads our place and the slots, in
+  // one txn. holding() tells which.
   result<sema_state> enqueue(lease_id lease, const stop_union& stop, deadline give_up) {
+    spent_.reset();
+    auto first = enter_free(lease, give_up);
+    if (first && *first) return std::move(**first);
+    const bool in_doubt = !first;  // enter_free may have committed unseen
+    if (!first && first.error().code == errc::lease_not_found) return io_.lost_error();
+    if (!first && !retryable(first.error().code)) return std::move(first).error();
     const auto& l = layout_;
     txn_request t;
     t.compares.push_back(compare::create_revision(queue_key_) == 0);
@@ -10455,7 +10642,8 @@ class semaphore_line {
       queue_rev_ = s->own->create_revision;
       return s;
     }
-    if (made->ours) {
+    if (made->ours ||
+        (in_doubt && made->own && made->own->value == value_ && made->own->lease == lease)) {
       queue_rev_ = made->own->create_revision;  // our own earlier attempt did commit
       return read(stop, give_up);
     }
@@ -10463,6 +10651,111 @@ class semaphore_line {
                  "semaphore " + layout_.office +
                      " already has a waiter under this session's lease (" + queue_key_ +
                      ") that this object did not create"};
+  }
+
+  // The first tries of an acquire: take a free slot in one txn while that
+  // delays nobody in line — nobody waits, or (after a read) more slots are
+  // free than waiters and the txn keeps one free for each of them. The first
+  // try names the slot we last held (else one picked by our lease); a try
+  // that fails reads the queue and the slots and names a free one next.
+  // Answers nullopt when we must queue. An error's outcome is in doubt: the
+  // slot may be ours unseen (a later read, or withdraw, settles it).
+  result<std::optional<sema_state>> enter_free(lease_id lease, deadline give_up) {
+    const auto& l = layout_;
+    free_try f{{hint_ >= 0 && hint_ < l.max ? hint_ : pick(lease, 0, l.max)}, 1};
+    for (int tries = 1;; ++tries) {
+      std::size_t fencing_ops = 0;
+      auto r = transport().txn(free_txn(f, lease, fencing_ops), io_.call_deadline(give_up));
+      const int i = f.keep_free.front();
+      if (!r) {
+        doubtful_slot_ = slot_key(l.office, i);
+        return std::move(r).error();
+      }
+      if (r->succeeded) {
+        auto token = read_token(fencing_, *r, fencing_ops, r->header_revision);
+        hold(i, slot_key(l.office, i), r->header_revision, token ? *token : 0, r->header_revision);
+        if (!token) return std::move(token).error();
+        sema_state s;
+        s.at = r->header_revision;
+        s.next = rank_decision{rank_step::hold, 0, i, {}};
+        return std::optional{std::move(s)};
+      }
+      if (tries == 3 || !next_free_try(*r, lease, tries, f)) return std::optional<sema_state>{};
+    }
+  }
+
+  // Slots that must be free (the first is the one we take), and a bound on
+  // the queue: every waiter was created before `queue_before` (1: none).
+  struct free_try {
+    std::vector<int> keep_free;
+    revision queue_before = 1;
+  };
+
+  txn_request free_txn(const free_try& f, lease_id lease, std::size_t& fencing_ops) const {
+    const auto& l = layout_;
+    const int i = f.keep_free.front();
+    const std::string key = slot_key(l.office, i);
+    txn_request t;
+    compare no_newcomer = compare::create_revision(l.queue()) < f.queue_before;
+    no_newcomer.range_end = prefix_end(l.queue());
+    t.compares.push_back(std::move(no_newcomer));
+    for (int j : f.keep_free)
+      t.compares.push_back(compare::create_revision(slot_key(l.office, j)) == 0);
+    const std::string marker = slot_marker(l.markers(), i);
+    // With a lock delay, a slot whose held marker is left was lost uncleanly:
+    // not taken here (the line sits out its delay).
+    if (gate_.enabled()) t.compares.push_back(compare::create_revision(marker) == 0);
+    t.success.emplace_back(put_request{key, slot_value_ ? slot_value_(i) : value_, lease});
+    t.success.emplace_back(put_request{marker, lease_hex(l.lease), 0});
+    fencing_ops = add_acquire_ops(t, fencing_, {key, fencing_counter_key(l.prefix, key)});
+    auto waiting = range_request::prefix(l.queue());
+    waiting.count_only = true;
+    t.failure.emplace_back(std::move(waiting));
+    auto slots = range_request::prefix(l.slots());
+    slots.keys_only = true;
+    t.failure.emplace_back(std::move(slots));
+    if (gate_.enabled()) {
+      auto markers = range_request::prefix(l.markers());
+      markers.keys_only = true;
+      t.failure.emplace_back(std::move(markers));
+    }
+    return t;
+  }
+
+  // From a failed try's reads: the next try, if more slots are free than waiters.
+  bool next_free_try(const txn_response& r, lease_id lease, int tries, free_try& f) const {
+    const auto& l = layout_;
+    const auto *queue = range_at(r, 0), *held = range_at(r, 1);
+    if (!queue || !held) return false;
+    std::vector<bool> taken(static_cast<std::size_t>(l.max), false);
+    for (const auto& kv : held->kvs)
+      if (auto j = l.slot_of(kv.key)) taken[static_cast<std::size_t>(*j)] = true;
+    if (const auto* markers = range_at(r, 2)) {  // read with a lock delay: skip unclean losses
+      sema_state marked;
+      marked.markers = markers->kvs;
+      for (const auto& m : marked.free_slots(l))
+        if (m.stale) taken[static_cast<std::size_t>(m.slot)] = true;
+    }
+    std::vector<int> free;
+    for (int j = 0; j < l.max; ++j)
+      if (!taken[static_cast<std::size_t>(j)]) free.push_back(j);
+    const auto waiters = static_cast<std::size_t>(std::max<std::int64_t>(queue->count, 0));
+    if (free.size() <= waiters) return false;
+    const auto mine = static_cast<std::size_t>(pick(lease, tries, static_cast<int>(free.size())));
+    f.keep_free = {free[mine]};
+    for (std::size_t j = 0; f.keep_free.size() <= waiters; ++j)
+      if (j != mine) f.keep_free.push_back(free[j]);
+    f.queue_before = r.header_revision + 1;
+    return true;
+  }
+
+  // A slot index below `n` from our lease and the try: newcomers seldom pick alike.
+  static int pick(lease_id lease, int tries, int n) {
+    std::uint64_t x = static_cast<std::uint64_t>(lease) +
+                      0x9e3779b97f4a7c15ULL * static_cast<std::uint64_t>(tries + 1);
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return static_cast<int>((x ^ (x >> 31)) % static_cast<std::uint64_t>(std::max(n, 1)));
   }
 
   // Reads our place and the slots at one revision, retrying transient failures.
@@ -10485,13 +10778,17 @@ class semaphore_line {
   // The claim txn: our queue key is still ours and slot `i` is free → create
   // slot `i` with our lease, put its held marker (no lease: it outlives an
   // unclean loss) and delete our queue key. On a lost race it answers with a
-  // fresh read of our place instead.
-  result<std::optional<sema_state>> claim(int i, deadline give_up) {
+  // fresh read of our place instead. `unread`: the slot's release was seen on
+  // the watch, not read; with a lock delay the claim then also compares that
+  // its held marker is gone (a clean release), else the read tells the delay.
+  result<std::optional<sema_state>> claim(int i, deadline give_up, bool unread = false) {
     const auto& l = layout_;
     const std::string key = slot_key(l.office, i);
     txn_request t;
     t.compares.push_back(compare::create_revision(queue_key_) == queue_rev_);
     t.compares.push_back(compare::create_revision(key) == 0);
+    if (unread && gate_.enabled())
+      t.compares.push_back(compare::create_revision(slot_marker(l.markers(), i)) == 0);
     t.success.emplace_back(
         put_request{key, slot_value_ ? slot_value_(i) : value_, session_.lease()});
     t.success.emplace_back(delete_request{queue_key_, {}, false});
@@ -10520,6 +10817,7 @@ class semaphore_line {
   void hold(int i, std::string key, revision create_revision, std::int64_t token,
             revision seen_at) {
     slot_ = i;
+    hint_ = i;
     slot_key_ = std::move(key);
     slot_rev_ = create_revision;
     token_ = token;
@@ -10548,10 +10846,11 @@ class semaphore_line {
                                      " was deleted while waiting for semaphore " + layout_.office +
                                      " (lease revoked or key removed)"};
       if (next.what == rank_step::claim) {
+        const bool unread = std::exchange(unread_, false);
         auto now = sit_out_slot_delay(*this, seen, nonblock, stop, give_up);
         if (!now) return std::move(now).error();
         if (!*now) continue;  // `seen` is a fresh read after the delay
-        if (auto done = take(seen, retry, stop, give_up)) return std::move(*done);
+        if (auto done = take(seen, retry, stop, give_up, unread)) return std::move(*done);
         continue;
       }
       if (nonblock)
@@ -10574,6 +10873,8 @@ class semaphore_line {
     // name the token now; otherwise give the slot back rather than guess.
     auto token = fencing_.token({}, mine->create_revision);
     hold(next.slot, mine->key, mine->create_revision, token ? *token : 0, seen.at);
+    if (seen.own)  // put after a first try whose answer was lost: we hold, so we leave the line
+      (void)fenced_delete(queue_key_, seen.own->create_revision, transport().default_deadline());
     if (!token)
       return error{errc::unavailable,
                    "the answer to our claim of " + slot_key_ + " was lost, and with it the token"};
@@ -10583,9 +10884,9 @@ class semaphore_line {
   // At the head with a free slot: claims it. A result ends the wait; nullopt
   // means `seen` holds a fresh read to act on.
   std::optional<result<void>> take(sema_state& seen, backoff_type& retry, const stop_union& stop,
-                                   deadline give_up) {
+                                   deadline give_up, bool unread = false) {
     guard_queue(false);  // the claim deletes our queue key: not a loss
-    auto c = claim(seen.next.slot, give_up);
+    auto c = claim(seen.next.slot, give_up, unread);
     if (c && !*c) return result<void>{};
     if (!c && holding())
       return result<void>{std::move(c).error()};  // held, but without a token: given back
@@ -10603,34 +10904,81 @@ class semaphore_line {
     return std::nullopt;
   }
 
-  // Watches what will change our place, from right after the revision we read
-  // it at, and leaves a fresh read of it in `seen`.
+  // Watches what will change our place and leaves in `seen` what to do next:
+  // a claim of the slot whose release the watch reported, or a fresh read.
   result<void> watch_place(sema_state& seen, backoff_type& retry, const stop_union& stop,
                            deadline give_up) {
-    watch_request w;
-    if (seen.next.what == rank_step::watch_slots)
-      w = watch_request::prefix(layout_.slots());
-    else
-      w.key = seen.next.predecessor;
-    w.start_revision = seen.at + 1;
+    spent_.reset();
+    const bool slots = seen.next.what == rank_step::watch_slots;
+    watch_request w = slots ? watch_request::prefix(layout_.slots()) : watch_request{};
+    if (!slots) w.key = seen.next.predecessor;
     w.no_put = true;
-    auto stream = transport().watch(w);
-    ++watches_;
-    // One re-read, so a change that raced the watch's creation is acted on now.
-    auto fresh = read(stop, give_up);
-    if (!fresh) return std::move(fresh).error();
-    const bool same = fresh->same_wait(seen);
-    seen = std::move(*fresh);
-    if (!same) return {};
-    auto changed = io_.watch_until(stream, stop, give_up, retry, [&](const watch_batch& b) {
+    auto stream = open_watch(w, seen, retry, stop, give_up);
+    if (!stream) return std::move(stream).error();
+    if (!stream->second) return {};  // `seen` changed before the watch was up: act on it
+    const revision floor = *stream->second;
+    std::optional<int> freed;
+    bool told = false;
+    auto changed = io_.watch_until(stream->first, stop, give_up, retry, [&](const watch_batch& b) {
       watch_events_ += b.events.size();
-      return !b.events.empty();
+      for (const auto& e : b.events) {
+        if (e.kv.mod_revision <= floor) continue;  // the read already showed it
+        told = true;
+        if (!slots || e.type != watch_event::kind::del) continue;
+        if (auto i = layout_.slot_of(e.kv.key); i && (!freed || *i < *freed)) freed = i;
+      }
+      return told;
     });
-    if (!changed) return changed;  // else re-read: the change (or a gap that may hide it)
-    auto after = read(stop, give_up);
+    if (!changed) return changed;
+    if (told && freed) {       // a released slot, and we are the head: claim it, no re-read
+      stream->first.cancel();  // torn down later (spent_), not while we claim
+      spent_.emplace(std::move(stream->first));
+      seen.next = rank_decision{rank_step::claim, 0, *freed, {}};
+      unread_ = true;  // its marker is unread: the claim compares it (lock delay)
+      return {};
+    }
+    stream->first.cancel();
+    spent_.emplace(std::move(stream->first));
+    auto after = read(stop, give_up);  // a waiter ahead left, or a gap that may hide a change
     if (!after) return std::move(after).error();
     seen = std::move(*after);
     return {};
+  }
+
+  // Opens the watch for `seen`'s wait so that it exists on the server before
+  // we rely on it: created from "now" (etcd serves it from its synced set at
+  // once) and acknowledged, then re-read only if anything was written since
+  // `seen`. Answers the stream and the revision the wait has seen up to, or
+  // no revision when the re-read changed the wait (then `seen` holds it).
+  using stream_type = decltype(std::declval<typename policies::transport&>().watch(
+      std::declval<const watch_request&>()));
+  result<std::pair<stream_type, std::optional<revision>>> open_watch(watch_request w,
+                                                                     sema_state& seen,
+                                                                     backoff_type& retry,
+                                                                     const stop_union& stop,
+                                                                     deadline give_up) {
+    w.start_revision = startable_watch<stream_type> ? 0 : seen.at + 1;
+    auto stream = transport().watch(w);
+    ++watches_;
+    revision up_to = 0;
+    if constexpr (startable_watch<stream_type>) {
+      auto created = stream.start(io_.call_deadline(give_up));
+      if (!created) {
+        if (created.error().code == errc::lease_not_found) return io_.lost_error();
+        if (!retryable(created.error().code)) return std::move(created).error();
+        if (!io_.pause(retry, stop.token(), give_up))
+          return error{errc::timed_out, created.error().message};
+        return std::pair{std::move(stream), std::optional<revision>{}};  // try again
+      }
+      up_to = *created;
+    }
+    if (up_to != 0 && up_to <= seen.at) return std::pair{std::move(stream), std::optional{seen.at}};
+    auto fresh = read(stop, give_up);  // a change that raced the watch's creation
+    if (!fresh) return std::move(fresh).error();
+    const bool same = fresh->same_wait(seen);
+    seen = std::move(*fresh);
+    if (!same) return std::pair{std::move(stream), std::optional<revision>{}};
+    return std::pair{std::move(stream), std::optional{seen.at}};
   }
 
   // `marker`: a held marker to delete with `key` (a slot's, on a clean exit).
@@ -10696,6 +11044,7 @@ class semaphore_line {
     token_ = 0;
     slot_value_ = nullptr;
     doubtful_slot_.clear();
+    unread_ = false;
   }
 
   Session& session_;
@@ -10711,8 +11060,11 @@ class semaphore_line {
   revision slot_rev_ = 0;
   std::int64_t token_ = 0;
   std::function<std::string(int)> slot_value_;
-  std::string doubtful_slot_;  // a slot our last claim may have taken unseen
-  gate_type gate_{};           // the lock delay of this acquire
+  std::string doubtful_slot_;         // a slot our last claim may have taken unseen
+  gate_type gate_{};                  // the lock delay of this acquire
+  std::optional<stream_type> spent_;  // a cancelled watch, destroyed off the handoff's path
+  int hint_ = -1;        // the slot enter_free tries: the one we last held (-1: none yet)
+  bool unread_ = false;  // the next claim's slot was freed on the watch, its marker unread
   [[no_unique_address]] fencing_type fencing_{};
   std::atomic<std::uint64_t> reads_{0}, watches_{0}, watch_events_{0};
 };
@@ -10824,9 +11176,13 @@ class basic_semaphore {
     const deadline give_up = detail::give_up_at(o.timeout);
     auto seen = line_.enqueue(lease, stop, give_up);
     if (!seen) {
-      line_.forget();
+      if (holding())
+        line_.withdraw();  // taken on entry, but without a token: given back
+      else
+        line_.forget();
       return interrupted(std::move(seen).error(), o);
     }
+    if (holding()) return {};  // a free slot and nobody waiting: taken on entry
     auto held = line_.wait(std::move(*seen), o.nonblock, stop, give_up);
     if (!held) {
       line_.withdraw();

@@ -14506,6 +14506,7 @@ class etcd_keepalive_stream {
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace conch::detail {
 
@@ -14519,6 +14520,11 @@ class etcd_watch_stream {
   result<watch_batch> next(deadline d) {
     if (!s_) return error{errc::cancelled, "watch moved from"};
     state& s = *s_;
+    if (!s.early.empty()) {
+      watch_batch b = std::move(s.early.front());
+      s.early.erase(s.early.begin());
+      return b;
+    }
     for (;;) {
       if (s.done) return *s.done;
       if (s.wire.cancelled()) return error{errc::cancelled, "watch cancelled"};
@@ -14545,6 +14551,45 @@ class etcd_watch_stream {
           break;
       }
     }
+  }
+
+  /// Opens the watch now and waits until etcd has created it, so it exists on
+  /// the server before the caller reads what it watches. Returns the revision
+  /// the watch has covered up to: a watch without a start revision delivers
+  /// every event after it. A watch created from "now" is in etcd's synced set
+  /// at once; one started from an older revision waits for etcd's 100 ms
+  /// resync loop before anything reaches it.
+  result<revision> start(deadline d) {
+    if (!s_) return error{errc::cancelled, "watch moved from"};
+    state& s = *s_;
+    while (!s.created) {
+      if (s.done) return *s.done;
+      if (s.wire.cancelled()) return error{errc::cancelled, "watch cancelled"};
+      if (s.wire.idle() && !s.retry_pending) {
+        if (auto opened = open(d); !opened) {
+          if (opened.error().code == errc::timed_out) return opened.error();
+          if (!retryable(opened.error().code)) return *(s.done = opened.error());
+          schedule_retry();
+        }
+      }
+      switch (s.wire.wait(d)) {
+        case duplex::event::timeout:
+          return error{errc::timed_out, "watch not created before the deadline"};
+        case duplex::event::alarm:
+          s.retry_pending = false;
+          break;
+        case duplex::event::idle:
+          break;
+        case duplex::event::message:
+          if (auto batch = on_message(s.wire.message()); batch && !batch->events.empty())
+            s.early.push_back(std::move(*batch));  // cannot happen before created; kept anyway
+          break;
+        case duplex::event::finished:
+          on_finished();
+          break;
+      }
+    }
+    return s.next_rev - 1;
   }
 
   /// Makes a blocked next() return errc::cancelled promptly; any thread.
@@ -14577,7 +14622,8 @@ class etcd_watch_stream {
     bool token_refreshed = false;
     bool retry_pending = false;
     std::chrono::milliseconds retry_delay{0};
-    duplex wire;  // last: destroyed (drained) first
+    std::vector<watch_batch> early;  // events that start() read past
+    duplex wire;                     // last: destroyed (drained) first
   };
 
   static bool retryable(errc c) {
