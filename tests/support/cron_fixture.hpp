@@ -56,9 +56,9 @@ conch::etcd_transport& client() {
 
 /// While alive, the helpers below use a fresh etcd that no other test shares.
 struct private_etcd {
-  conch::test::etcd_server server{};
+  conch::test::etcd_server server;
   conch::etcd_transport transport{server.client_options()};
-  private_etcd() {
+  explicit private_etcd(conch::test::etcd_options o = {}) : server(o) {
     own_etcd = &server;
     own_client = &transport;
   }
@@ -128,8 +128,10 @@ tool_run conch_cron(const std::string& prefix, std::vector<std::string> args) {
 }
 
 void add_job(const std::string& prefix, const std::string& name, const std::string& schedule,
-             std::vector<std::string> argv) {
-  std::vector<std::string> args{"add", name, "--schedule", schedule, "--"};
+             std::vector<std::string> argv, std::vector<std::string> flags = {}) {
+  std::vector<std::string> args{"add", name, "--schedule", schedule};
+  args.insert(args.end(), flags.begin(), flags.end());
+  args.push_back("--");
   args.insert(args.end(), argv.begin(), argv.end());
   auto r = conch_cron(prefix, args);
   INFO(r.err);
@@ -153,20 +155,16 @@ nlohmann::json ls_json(const std::string& prefix, int last = 5) {
 /// all) on destruction, so a failing test leaves no daemon behind.
 class conchd {
  public:
+  /// `launcher` (a command and its arguments) runs conchd when given.
   conchd(const std::string& prefix, std::vector<std::string> extra = {},
-         std::vector<std::pair<std::string, std::string>> env = {}) {
+         std::vector<std::pair<std::string, std::string>> env = {},
+         std::vector<std::string> launcher = {}) {
     static int count = 0;
     log_ = temp_dir() + "/conchd-" + std::to_string(++count) + ".log";
-    std::vector<std::string> argv{"sh",
-                                  "-c",
-                                  "exec \"$0\" \"$@\" 2>>\"$CONCHD_LOG\"",
-                                  bin_dir + "/conchd",
-                                  "--endpoints",
-                                  etcd().endpoint(),
-                                  "--prefix",
-                                  prefix,
-                                  "--ttl",
-                                  "2"};
+    std::vector<std::string> argv{"sh", "-c", "exec \"$0\" \"$@\" 2>>\"$CONCHD_LOG\""};
+    argv.insert(argv.end(), launcher.begin(), launcher.end());
+    argv.insert(argv.end(), {bin_dir + "/conchd", "--endpoints", etcd().endpoint(), "--prefix",
+                             prefix, "--ttl", "2"});
     argv.insert(argv.end(), extra.begin(), extra.end());
     env.emplace_back("CONCHD_LOG", log_);
     auto c = conch::process::spawn({.argv = argv, .env = env, .capture_output = false});
