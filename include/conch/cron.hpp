@@ -385,19 +385,22 @@ class basic_cron {
     const auto c = context();
     auto won = detail::claim_tick<typename P::backoff>(c, job, job_rev, tick, run);
     if (!won) return std::nullopt;
-    auto result = detail::run_gated(c, job, *won, local_runs_);
-    won->session.reset();  // the run is over: a lost lease may be replaced now
-    const std::string& name = job.name();
-    if (auto w = detail::send_result(transport_,
-                                     detail::result_txn(won->fire_key, won->rev, won->runs_key,
-                                                        detail::encode_record(result)),
-                                     won->fire_key, result_stop_.get_token(), options_.backoff);
-        !w) {
+    if (won->recorded) {  // claimed with its result: not run
+      emit(detail::result_event(job, *won, *won->recorded));
+      return std::move(won->fire_key);
+    }
+    auto record = [&](const detail::run_record& r, revision gate) {
+      won->session.reset();  // the run is over: a lost lease may be replaced now
+      return detail::record_result(transport_, job, *won, gate, r, result_stop_.get_token(),
+                                   options_.backoff);
+    };
+    auto [result, written] = detail::run_gated(c, job, *won, local_runs_, record);
+    if (!written) {
       emit({.what = cron_event::kind::error,
-            .job = name,
+            .job = job.name(),
             .tick = won->tick_text,
             .rev = won->rev,
-            .message = "result not recorded: " + w.error().message});
+            .message = "result not recorded: " + written.error().message});
       return std::nullopt;
     }
     emit(detail::result_event(job, *won, result));

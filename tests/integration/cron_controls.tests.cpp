@@ -157,6 +157,27 @@ TEST_CASE("replace across daemons: the holder's daemon is asked to stop its run 
   CHECK(count_skipped(prefix, "fresh") == 0);
 }
 
+TEST_CASE("a tick costs etcd two writes, its claim and its result, under every policy", "[cron]") {
+  const std::string policy = GENERATE(as<std::string>{}, "forbid", "replace", "allow");
+  INFO("--concurrency " << policy);
+  private_etcd own;  // no other test's writes in etcd's counts
+  const std::string prefix = conch::test::unique_prefix();
+  add_job(prefix, "tock", "@every 1s", {"true"}, {"--concurrency", policy});
+  const long before = etcd_write_calls();
+  {
+    // --history 0: nothing pruned, so every write is a tick's.
+    conchd d{prefix, {"--history", "0"}};
+    REQUIRE(eventually([&] { return count_runs(prefix, "tock") >= 6; }, 30s));
+    CHECK(d.stop() == 0);  // runs in flight finish and record their results
+  }
+  const long writes = etcd_write_calls() - before;
+  const auto ticks = results(prefix, "tock");
+  CHECK(count_claims(prefix, "tock") == ticks.size());
+  CHECK(count_skipped(prefix, "tock") == 0);
+  CHECK_FALSE(get(prefix + "cron/running/tock"));  // released with each result
+  CHECK(writes == 2 * static_cast<long>(ticks.size()));
+}
+
 TEST_CASE("--timeout stops the run's group and the result says it timed out; ls shows it",
           "[cron]") {
   const std::string prefix = conch::test::unique_prefix();

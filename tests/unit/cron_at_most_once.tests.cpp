@@ -236,3 +236,87 @@ TEST_CASE("the floor stops at an unresulted claim whose claimer may still run", 
   CHECK_FALSE(prune_floor(first_running, 1, 0, [](lease_id) { return true; }));
   CHECK(prune_floor(first_running, 1, 0, [](lease_id) { return false; }) == "c");  // a zombie goes
 }
+
+TEST_CASE(
+    "forbid: the claim takes the running key, so at most one run of the job runs, and a result "
+    "releases only its own key",
+    "[cron]") {
+  rc::prop("claim-with-key/result/death interleavings", [] {
+    const auto steps =
+        *rc::gen::scale(4, rc::gen::container<std::vector<std::tuple<int, int>>>(
+                               rc::gen::tuple(rc::gen::inRange(0, 4), rc::gen::inRange(0, 50))));
+    const std::string running_key = "p/cron/running/j";
+    model_etcd etcd;
+    etcd.txn({{}, {put_request{job_key, "{}", 0}}, {}});
+    const revision job_rev = etcd.rev();
+    struct held_run {
+      int tick;
+      revision claim, gate;
+      bool alive = true, resulted = false;
+    };
+    std::vector<held_run> runs;
+    std::map<int, int> claims;  // tick -> claims, ever (run or recorded skipped)
+    std::set<int> skipped;
+    int now = 0;
+    for (const auto& [op, pick] : steps) {
+      auto live = [](const held_run& r) { return r.alive && !r.resulted; };
+      if (op == 0) {  // the next tick is claimed, as forbid claims it
+        const int t = ++now;
+        claim_record c{};
+        c.tick = tick_time{std::chrono::seconds{t}};
+        const std::string value = encode_record(c);
+        const running_take take{running_key, "{\"run\":\"" + tick_text(t) + "\"}", 7};
+        auto r =
+            etcd.txn(claim_txn(fire_dir, floor_dir, tick_text(t), value, job_key, job_rev, &take));
+        if (r.succeeded) {
+          RC_ASSERT(++claims[t] == 1);
+          for (const auto& other : runs) RC_ASSERT(!live(other));  // one run at a time
+          runs.push_back({t, r.header_revision, r.header_revision});
+          RC_ASSERT(etcd.range(running_key).front().create_revision == r.header_revision);
+          continue;
+        }
+        // Failed: the fire key is read first, then the running key.
+        RC_ASSERT(r.responses.size() == 2);
+        RC_ASSERT(std::get<range_response>(r.responses[0]).kvs.empty());
+        RC_ASSERT(!std::get<range_response>(r.responses[1]).kvs.empty());
+        auto s = etcd.txn(claim_recorded_txn(fire_dir, floor_dir, tick_text(t), value, job_key,
+                                             job_rev, runs_dir + tick_text(t), "skipped"));
+        RC_ASSERT(s.succeeded);
+        RC_ASSERT(++claims[t] == 1);
+        RC_ASSERT(etcd.has(runs_dir + tick_text(t)));  // recorded with its claim
+        skipped.insert(t);
+      }
+      if (runs.empty()) continue;
+      auto& r = runs[static_cast<std::size_t>(pick) % runs.size()];
+      if (op == 1 && live(r)) {  // the run ends: result and release in one txn
+        const bool held =
+            etcd.has(running_key) && etcd.range(running_key).front().create_revision == r.gate;
+        auto w = etcd.txn(result_txn(fire_dir + tick_text(r.tick), r.claim,
+                                     runs_dir + tick_text(r.tick), "{}", running_key, r.gate));
+        RC_ASSERT(w.succeeded == held);
+        if (!w.succeeded)  // the key went with the lease: the result alone
+          RC_ASSERT(etcd.txn(result_txn(fire_dir + tick_text(r.tick), r.claim,
+                                        runs_dir + tick_text(r.tick), "{}"))
+                        .succeeded);
+        r.resulted = true;
+      }
+      if (op == 2 && live(r)) {  // its claimer dies: the lease takes the key along
+        r.alive = false;
+        if (etcd.has(running_key) && etcd.range(running_key).front().create_revision == r.gate)
+          etcd.txn({{}, {delete_request{running_key, ""}}, {}});
+      }
+      if (op == 3) {  // a stale result of an ended run is resent: it never frees a newer run's key
+        if (live(r) || !r.alive) continue;
+        const bool before = etcd.has(running_key);
+        (void)etcd.txn(result_txn(fire_dir + tick_text(r.tick), r.claim,
+                                  runs_dir + tick_text(r.tick), "{}", running_key, r.gate));
+        RC_ASSERT(etcd.has(running_key) == before);
+      }
+      // The key is held exactly while a run may be running.
+      bool any_live = false;
+      for (const auto& x : runs) any_live = any_live || live(x);
+      RC_ASSERT(etcd.has(running_key) == any_live);
+    }
+    for (const int t : skipped) RC_ASSERT(claims[t] == 1);
+  });
+}

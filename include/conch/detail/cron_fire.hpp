@@ -8,7 +8,9 @@
 #include "conch/logic/cron_event.hpp"
 #include "conch/logic/cron_history.hpp"
 #include "conch/logic/cron_job.hpp"
+#include "conch/logic/cron_policy.hpp"
 #include "conch/logic/hex.hpp"
+#include "conch/logic/records.hpp"
 #include "conch/policies/backoff.hpp"
 #include "conch/process/output.hpp"
 #include "conch/process/supervise.hpp"
@@ -45,7 +47,39 @@ struct cron_claimed {
   revision rev = 0;
   std::string fire_key, runs_key, tick_text;
   std::string run;  ///< the keys' last segment: the tick, or a `cron run` id
+  /// The job's running key's create revision when the claim took it
+  /// (forbid, replace; then it equals `rev`); 0 otherwise.
+  revision gate = 0;
+  /// Who held the running key when a replace claim found it held.
+  std::optional<running_holder> holder;
+  /// The result recorded with the claim (forbid, the job held: skipped).
+  std::optional<run_record> recorded;
 };
+
+/// A won tick's result that says it was not run, and why.
+template <class Session, class Clock, class Options>
+run_record skipped_run(const cron_fire_context<Session, Clock, Options>& c, const cron_job& job,
+                       const cron_claimed<Session>& won, std::string why) {
+  run_record r{};
+  r.name = job.name();
+  r.tick = won.claim.tick;
+  r.host = c.options.host;
+  r.pid = ::getpid();
+  r.lease = won.claim.lease;
+  r.start = std::chrono::floor<std::chrono::milliseconds>(std::chrono::system_clock::now());
+  r.end = r.start;
+  r.skipped = std::move(why);
+  return r;
+}
+
+/// Who holds a job's running key, for a log line.
+inline std::string holder_text(const running_holder& holder) {
+  const running_record& h = holder.record;
+  auto id = parse_run_id(h.run);
+  return "the run of " +
+         (id ? format_rfc3339(id->tick) + (id->manual ? " (cron run)" : "") : h.run) + " on " +
+         (h.host.empty() ? std::string("?") : h.host) + "/" + std::to_string(h.pid);
+}
 
 /// Why a claim sent for `tick` did not win it: refused by etcd until the
 /// next tick was due (skipped, late), taken by another daemon (a conflict),
@@ -65,6 +99,42 @@ inline cron_event unclaimed_event(const cron_job& job, const std::string& tick, 
   return {.what = cron_event::kind::error, .job = job.name(), .tick = tick, .message = e.message};
 }
 
+/// Sends the claim of a tick whose record `won` holds, in one txn with what
+/// the job's concurrency policy takes: the running key (forbid, replace). A
+/// forbid tick that finds the key held is claimed with its skipped result
+/// instead (`won.recorded`); a replace tick is claimed without the key, and
+/// learns its holder (`won.holder`). The claim's revision, or why not.
+template <class Backoff, class Session, class Clock, class Options, class Late>
+result<revision> send_claims(const cron_fire_context<Session, Clock, Options>& c,
+                             const cron_job& job, revision job_rev, cron_claimed<Session>& won,
+                             const std::string& value, Late&& late) {
+  auto send = [&](const txn_request& txn, running_holder* held = nullptr) {
+    return send_claim(c.transport, txn, value, c.run_stop, Backoff(c.options.backoff), late, held);
+  };
+  auto claim = [&](const running_take* take) {
+    return claim_txn(job.fire_dir, job.floor_dir, won.run, value, job.key, job_rev, take);
+  };
+  if (job.concurrency == cron_concurrency::allow) return send(claim(nullptr));
+  const running_take take{
+      job.running_key,
+      encode_record(running_record{won.run, won.claim.host, won.claim.pid, won.claim.lease}),
+      won.session->lease()};
+  running_holder holder{};
+  auto rev = send(claim(&take), &holder);
+  if (rev) won.gate = *rev;
+  if (rev || rev.error().code != errc::failed_precondition) return rev;
+  if (job.concurrency == cron_concurrency::replace) {
+    won.holder = holder;
+    return send(claim(nullptr));
+  }
+  run_record skip =
+      skipped_run(c, job, won, "overlap: " + holder_text(holder) + " is still running");
+  rev = send(claim_recorded_txn(job.fire_dir, job.floor_dir, won.run, value, job.key, job_rev,
+                                won.runs_key, encode_record(skip)));
+  if (rev) won.recorded = std::move(skip);
+  return rev;
+}
+
 /// Claims `tick` of `job` (at `job_rev`) under the daemon's current lease;
 /// nullopt when there is no lease, the tick came too late, another daemon
 /// holds it (a conflict, counted) or the daemon is shutting down (each
@@ -77,19 +147,20 @@ std::optional<cron_claimed<Session>> claim_tick(const cron_fire_context<Session,
                                                 tick_time tick, const std::string& run = {}) {
   cron_claimed<Session> won;
   won.tick_text = format_rfc3339(tick);
-  auto say = [&](cron_event::kind what, std::string message) {
-    c.say({.what = what, .job = job.name(), .tick = won.tick_text, .message = std::move(message)});
-  };
   auto session = c.lease.current();
   if (!session) {
-    say(cron_event::kind::error, "no lease, tick not claimed: " + session.error().message);
+    c.say({.what = cron_event::kind::error,
+           .job = job.name(),
+           .tick = won.tick_text,
+           .message = "no lease, tick not claimed: " + session.error().message});
     return std::nullopt;
   }
   won.session = std::move(*session);
   // A daemon that fell behind (overloaded, stalled, cut off) sheds a tick
   // once the job's next one is due, rather than running ticks ever later.
-  if (const auto next = job.next_after(tick);
-      run.empty() && next && is_stale_tick(c.clock.now(), *next)) {
+  const auto next = job.next_after(tick);
+  auto late = [&] { return run.empty() && next && is_stale_tick(c.clock.now(), *next); };
+  if (late()) {
     c.say({.what = cron_event::kind::skipped,
            .job = job.name(),
            .tick = won.tick_text,
@@ -101,18 +172,14 @@ std::optional<cron_claimed<Session>> claim_tick(const cron_fire_context<Session,
   won.run = run.empty() ? format_tick(tick) : run;
   won.fire_key = job.fire_dir + won.run;
   won.runs_key = job.runs_dir + won.run;
-  won.claim.name = job.name();
-  won.claim.tick = tick;
-  won.claim.host = c.options.host;
-  won.claim.pid = ::getpid();
-  won.claim.lease = lease_hex(won.session->lease());
-  won.claim.start = std::chrono::floor<std::chrono::milliseconds>(c.clock.now());
+  won.claim = {job.name(),
+               tick,
+               c.options.host,
+               ::getpid(),
+               lease_hex(won.session->lease()),
+               std::chrono::floor<std::chrono::milliseconds>(c.clock.now())};
   const std::string value = encode_record(won.claim);
-  const auto next = job.next_after(tick);
-  auto rev = send_claim(c.transport,
-                        claim_txn(job.fire_dir, job.floor_dir, won.run, value, job.key, job_rev),
-                        value, c.run_stop, Backoff(c.options.backoff),
-                        [&] { return run.empty() && next && is_stale_tick(c.clock.now(), *next); });
+  auto rev = send_claims<Backoff>(c, job, job_rev, won, value, late);
   if (!rev) {
     c.say(unclaimed_event(job, won.tick_text, rev.error()));
     return std::nullopt;

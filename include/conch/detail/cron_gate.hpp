@@ -2,13 +2,15 @@
 // controls: the concurrency policy and the timeout.
 //
 // One run at a time (forbid, replace): a run holds `<prefix>cron/running/NAME`,
-// created if absent and bound to its claimer's lease, for as long as its
-// process group may live. The key is absent exactly when no run of the job
-// may be running on any daemon: the holder deletes it once its group is
-// stopped, and a dead or cut-off holder's lease takes it along — only after
-// that daemon's supervisor (or its watchdog) stopped the group at the
-// lease's local deadline, which comes before etcd expires the lease. So a
-// tick that finds the key held skips (forbid) or stops the holder (replace).
+// created if absent by the tick's claim txn and bound to its claimer's lease,
+// for as long as its process group may live. The key is absent exactly when
+// no run of the job may be running on any daemon: the holder deletes it with
+// its result, once its group is stopped, and a dead or cut-off holder's lease
+// takes it along — only after that daemon's supervisor (or its watchdog)
+// stopped the group at the lease's local deadline, which comes before etcd
+// expires the lease. So a tick that finds the key held skips (forbid: the
+// claim and its skipped result are one txn) or stops the holder (replace).
+// Either way a tick costs two writes when its job is free: claim, result.
 //
 // Replace stops the holder (SIGTERM, then SIGKILL after kill-after) and
 // waits for its key to go: directly when the holder runs on this daemon,
@@ -41,13 +43,6 @@
 #include <vector>
 
 namespace conch::detail {
-
-/// Who holds a job's running key, as a failed hold read it.
-struct running_holder {
-  running_record record{};
-  revision created = 0;  ///< the key's create revision: which run holds it
-  revision seen_at = 0;  ///< the revision it was read at
-};
 
 /// Creates the job's running key for this run, bound to `lease`: its
 /// revision when created, else `errc::busy` with the holder. An unanswered
@@ -101,51 +96,24 @@ void release_running(T& t, const std::string& key, revision rev, std::stop_token
     if (!cron_pause(retry.next(), stop)) return;
 }
 
-/// Who holds a job's running key, for a log line.
-inline std::string holder_text(const running_holder& holder) {
-  const running_record& h = holder.record;
-  auto id = parse_run_id(h.run);
-  return "the run of " +
-         (id ? format_rfc3339(id->tick) + (id->manual ? " (cron run)" : "") : h.run) + " on " +
-         (h.host.empty() ? std::string("?") : h.host) + "/" + std::to_string(h.pid);
-}
-
-/// A won tick's result that says it was not run, and why.
-template <class Session, class Clock, class Options>
-run_record skipped_run(const cron_fire_context<Session, Clock, Options>& c, const cron_job& job,
-                       const cron_claimed<Session>& won, std::string why) {
-  run_record r{};
-  r.name = job.name();
-  r.tick = won.claim.tick;
-  r.host = c.options.host;
-  r.pid = ::getpid();
-  r.lease = won.claim.lease;
-  r.start = std::chrono::floor<std::chrono::milliseconds>(std::chrono::system_clock::now());
-  r.end = r.start;
-  r.skipped = std::move(why);
-  return r;
-}
-
-/// Takes the job's running key for a won tick under forbid or replace: its
-/// revision, or `errc::busy` with why the tick is skipped ("overlap: ..." or
-/// "replace: ..."), or another error when etcd did not answer.
+/// Takes the job's running key for a replace tick whose claim found it held
+/// by `holder`: stops that run first. The key's revision, or `errc::busy`
+/// with why the tick is skipped ("replace: ..."), or another error when etcd
+/// did not answer.
 template <class Session, class Clock, class Options>
 result<revision> take_gate(const cron_fire_context<Session, Clock, Options>& c, const cron_job& job,
-                           const cron_claimed<Session>& won, cron_local_runs& local) {
+                           const cron_claimed<Session>& won, const running_holder& holder,
+                           cron_local_runs& local) {
   const running_record me{won.run, c.options.host, ::getpid(), won.claim.lease};
-  running_holder holder{};
+  running_holder now{};
   using backoff = std::remove_cvref_t<decltype(c.options.backoff)>;
   auto hold = [&] {
-    return hold_running(c.transport, job.running_key, me, won.session->lease(), holder, c.run_stop,
+    return hold_running(c.transport, job.running_key, me, won.session->lease(), now, c.run_stop,
                         backoff(c.options.backoff));
   };
-  auto held = hold();
-  if (held || held.error().code != errc::busy) return held;
-  if (job.concurrency == cron_concurrency::forbid)
-    return error{errc::busy, "overlap: " + holder_text(holder) + " is still running"};
-  // Replace: the holder's group gets SIGTERM, then SIGKILL after kill_after,
-  // and its key goes once the group is gone; this daemon's own run is told
-  // directly, another daemon's through the job's stop key.
+  // The holder's group gets SIGTERM, then SIGKILL after kill_after, and its
+  // key goes with its result once the group is gone; this daemon's own run
+  // is told directly, another daemon's through the job's stop key.
   const auto bound = c.options.kill_after + c.options.ttl + std::chrono::seconds{5};
   bool gone = false;
   if (local.stop_held(job.name(), holder.created)) {
@@ -159,26 +127,55 @@ result<revision> take_gate(const cron_fire_context<Session, Clock, Options>& c, 
                     won.session->lease(), bound, c.run_stop);
   }
   if (!gone) return error{errc::busy, "replace: " + holder_text(holder) + " did not stop"};
-  held = hold();
+  auto held = hold();
   if (!held && held.error().code == errc::busy)
-    return error{errc::busy, "replace: " + holder_text(holder) + " took the job meanwhile"};
+    return error{errc::busy, "replace: " + holder_text(now) + " took the job meanwhile"};
   return held;
 }
 
-/// Runs a won tick under the job's controls: the concurrency gate first
-/// (a tick that may not run gets a result saying why), then the command,
-/// stopped (SIGTERM, SIGKILL after kill_after) at the job's timeout or when
-/// a newer tick replaces it.
-template <class Session, class Clock, class Options>
-run_record run_gated(const cron_fire_context<Session, Clock, Options>& c, const cron_job& job,
-                     const cron_claimed<Session>& won, cron_local_runs& local) {
-  std::optional<revision> gate;
-  if (job.concurrency != cron_concurrency::allow) {
-    auto g = take_gate(c, job, won, local);
-    if (!g) return skipped_run(c, job, won, g.error().message);
+/// Records a won tick's result and releases the job's running key (held
+/// since `gate`; 0: none) in one txn. Should that txn fail its compares —
+/// the key went with a lost lease, or the claim is gone — each is done on
+/// its own, fenced as before: the key is never left to a run that ended.
+template <class Backoff, transport T, class Session>
+result<void> record_result(T& t, const cron_job& job, const cron_claimed<Session>& won,
+                           revision gate, const run_record& r, std::stop_token stop,
+                           Backoff retry) {
+  const std::string value = encode_record(r);
+  if (gate != 0) {
+    auto both = send_result(
+        t, result_txn(won.fire_key, won.rev, won.runs_key, value, job.running_key, gate),
+        won.fire_key, stop, retry);
+    if (both || both.error().code != errc::failed_precondition) return both;
+    release_running(t, job.running_key, gate, stop, retry);
+  }
+  return send_result(t, result_txn(won.fire_key, won.rev, won.runs_key, value), won.fire_key, stop,
+                     retry);
+}
+
+/// Runs a won tick under the job's controls, and `record`s its result (a
+/// `result<void>(const run_record&, revision gate)`: the result, with the
+/// release of the running key held since `gate`, 0 for none) before the run
+/// leaves this daemon's runs in flight — so a replacing tick that waited for
+/// it finds the key gone. The concurrency gate comes first (a tick that may
+/// not run gets a result saying why), then the command, stopped (SIGTERM,
+/// SIGKILL after kill_after) at the job's timeout or when a newer tick
+/// replaces it. What `record` returned.
+template <class Session, class Clock, class Options, class Record>
+auto run_gated(const cron_fire_context<Session, Clock, Options>& c, const cron_job& job,
+               const cron_claimed<Session>& won, cron_local_runs& local, Record&& record)
+    -> std::pair<run_record, result<void>> {
+  revision gate = won.gate;
+  if (job.concurrency != cron_concurrency::allow && gate == 0 && won.holder) {
+    auto g = take_gate(c, job, won, *won.holder, local);
+    if (!g) {
+      run_record skip = skipped_run(c, job, won, g.error().message);
+      auto done = record(skip, revision{0});
+      return {std::move(skip), std::move(done)};
+    }
     gate = *g;
   }
-  auto stop = local.enter(job.name(), gate.value_or(0));
+  auto stop = local.enter(job.name(), gate);
   std::atomic<bool> timed_out{false};
   std::jthread timer;
   if (job.timeout.count() > 0)
@@ -193,11 +190,9 @@ run_record run_gated(const cron_fire_context<Session, Clock, Options>& c, const 
     timer.join();
   }
   r.timed_out = timed_out.load();
-  if (gate)
-    release_running(c.transport, job.running_key, *gate, c.run_stop,
-                    std::remove_cvref_t<decltype(c.options.backoff)>(c.options.backoff));
+  auto done = record(r, gate);
   local.leave(job.name(), stop);
-  return r;
+  return {std::move(r), std::move(done)};
 }
 
 /// What a recorded result says in the log: a skip (with its reason) or a

@@ -13,11 +13,13 @@
 #include "conch/logic/cron_history.hpp"
 #include "conch/logic/cron_job.hpp"
 #include "conch/logic/cron_txn.hpp"
+#include "conch/logic/records.hpp"
 #include "conch/policies/clock.hpp"
 #include "conch/policies/transport.hpp"
 #include "conch/result.hpp"
 
 #include <chrono>
+#include <cstddef>
 #include <stop_token>
 #include <string>
 #include <utility>
@@ -42,17 +44,37 @@ auto cron_pacing(Backoff retry, std::stop_token stop) {
   };
 }
 
+/// Who holds a job's running key, as a failed claim or hold read it.
+struct running_holder {
+  running_record record{};
+  revision created = 0;  ///< the key's create revision: which run holds it
+  revision seen_at = 0;  ///< the revision it was read at
+};
+
 /// What one claim txn's answer says: ours (at a revision), someone else's or
-/// refused (`errc::busy`), or no answer (any other error).
-inline result<revision> read_claim_answer(const result<txn_response>& r, const std::string& value) {
+/// refused (`errc::busy`), the job's running key held (`errc::failed_precondition`,
+/// with the holder in `held`: a claim that takes the key, see claim_txn), or
+/// no answer (any other error). The failure branch reads the fire key first.
+inline result<revision> read_claim_answer(const result<txn_response>& r, const std::string& value,
+                                          running_holder* held = nullptr) {
   if (!r) return r.error();
   if (r->succeeded) return r->header_revision;
-  for (const auto& op : r->responses)
-    if (const auto* seen = std::get_if<range_response>(&op); seen && !seen->kvs.empty()) {
-      // A resend of a claim that had landed finds our own value.
-      if (seen->kvs.front().value == value) return seen->kvs.front().create_revision;
-      return error{errc::busy, "tick taken"};
-    }
+  auto read = [&](std::size_t i) -> const key_value* {
+    const auto* seen =
+        i < r->responses.size() ? std::get_if<range_response>(&r->responses[i]) : nullptr;
+    return seen && !seen->kvs.empty() ? &seen->kvs.front() : nullptr;
+  };
+  if (const auto* fire = read(0)) {
+    // A resend of a claim that had landed finds our own value.
+    if (fire->value == value) return fire->create_revision;
+    return error{errc::busy, "tick taken"};
+  }
+  if (const auto* running = read(1); running && held) {
+    *held = {.record = decode_record<running_record>(running->value).value_or(running_record{}),
+             .created = running->create_revision,
+             .seen_at = r->header_revision};
+    return error{errc::failed_precondition, "the job's previous run holds it"};
+  }
   return error{errc::busy, "tick refused: below the job's floor, or the job changed"};
 }
 
@@ -67,19 +89,25 @@ inline bool refused_unapplied(const error& e) {
 }
 
 /// Claims a tick: the claim's revision if we won; `errc::busy` if someone
-/// else holds it, it lies below the job's floor or the job changed. An
-/// unanswered txn is sent again (the same value, so it is recognized) until
-/// answered; `errc::cancelled` when `stop` ends that first: the tick is then
-/// undecided and the caller must say so. While every send so far was
-/// refused unapplied, nothing of ours can land: once `late()`, the claim is
-/// dropped (`errc::timed_out`) instead of holding a worker for a stale tick.
+/// else holds it, it lies below the job's floor or the job changed;
+/// `errc::failed_precondition` if the claim takes the job's running key and
+/// a run holds it (who, in `held`); `errc::lease_not_found` if the lease the
+/// claim binds that key to is gone. An unanswered txn is sent again (the
+/// same value, so it is recognized) until answered; `errc::cancelled` when
+/// `stop` ends that first: the tick is then undecided and the caller must
+/// say so. While every send so far was refused unapplied, nothing of ours
+/// can land: once `late()`, the claim is dropped (`errc::timed_out`) instead
+/// of holding a worker for a stale tick.
 template <class Backoff, transport T, class Late>
 result<revision> send_claim(T& t, const txn_request& claim, const std::string& value,
-                            std::stop_token stop, Backoff retry, Late&& late) {
+                            std::stop_token stop, Backoff retry, Late&& late,
+                            running_holder* held = nullptr) {
   bool in_doubt = false;
   for (;;) {
-    auto r = read_claim_answer(t.txn(claim, t.default_deadline()), value);
-    if (r || r.error().code == errc::busy) return r;
+    auto r = read_claim_answer(t.txn(claim, t.default_deadline()), value, held);
+    if (r || r.error().code == errc::busy || r.error().code == errc::failed_precondition ||
+        r.error().code == errc::lease_not_found)
+      return r;
     in_doubt = in_doubt || !refused_unapplied(r.error());
     if (!in_doubt && late())
       return error{errc::timed_out, "refused until late: " + r.error().message};
