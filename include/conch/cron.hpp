@@ -46,6 +46,7 @@
 #include "conch/logic/cron_event.hpp"
 #include "conch/logic/cron_history.hpp"
 #include "conch/logic/cron_job.hpp"
+#include "conch/logic/cron_turns.hpp"
 #include "conch/logic/hex.hpp"
 #include "conch/policies/clock.hpp"
 #include "conch/policies/default_policies.hpp"
@@ -287,19 +288,25 @@ class basic_cron {
   /// Hands a due tick to the worker pool: the thread count stays fixed
   /// whatever the number of jobs and ticks. A tick that waits too long is
   /// shed by its worker (see detail::claim_tick), logged and counted. A tick
-  /// that other daemons go first for waits its turn (detail/cron_peers.hpp);
-  /// a `cron run` is claimed at once.
+  /// that other daemons go first for waits its turn (detail/cron_peers.hpp,
+  /// logic/cron_turns.hpp); a `cron run` is claimed at once.
   void fire(std::shared_ptr<const detail::cron_job> job, revision job_rev, detail::tick_time tick,
             std::string run = {}) {
-    const auto turn = !run.empty() ? 0
+    const auto rank = !run.empty() ? 0
                                    : peers_.rank(detail::tick_key(job->fire_dir, tick),
                                                  detail::lease_hex(lease_.lease()),
                                                  detail::cron_peers::clock::now());
-    if (turn == 0)
+    if (rank == 0) {
       pool_.push({std::move(job), job_rev, tick, std::move(run)});
-    else
-      deferred_.emplace(time_point(tick) + turn * detail::cron_claim_step,
-                        tick_task{std::move(job), job_rev, tick, {}, true});
+      return;
+    }
+    // The first daemon's queue ahead of this tick is likely as long as ours.
+    const auto next = job->next_after(tick);
+    const auto cap = detail::cron_turn_cap(
+        next ? std::chrono::duration_cast<std::chrono::milliseconds>(*next - tick)
+             : detail::cron_turn_max);
+    const auto turn = detail::cron_turn(rank, pool_.queued(), pool_.per_task(), cap);
+    deferred_.emplace(time_point(tick) + turn, tick_task{std::move(job), job_rev, tick, {}, true});
   }
 
   /// Queues the deferred ticks whose turn came and that no one was seen to
@@ -342,7 +349,13 @@ class basic_cron {
   void work_on(tick_task& task) {
     // A deferred tick may wait in the queue behind others (a burst of
     // ticks): by now its first claimer may have been seen taking it.
-    if (task.deferred && peers_.taken(detail::tick_key(task.job->fire_dir, task.tick))) return;
+    if (task.deferred) {
+      const auto key = detail::tick_key(task.job->fire_dir, task.tick);
+      if (peers_.taken(key)) return;
+      // Unclaimed at our turn: those before us are gone or stalled — unless
+      // we are behind as well (a backlog here says all may be).
+      if (pool_.queued() == 0) peers_.missed(key, detail::lease_hex(lease_.lease()));
+    }
     try {
       if (auto fire_key = fire_tick(*task.job, task.job_rev, task.tick, task.run);
           fire_key && detail::prune_turn(*fire_key, options_.history))

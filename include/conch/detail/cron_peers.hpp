@@ -6,10 +6,15 @@
 // the claims being made (`<prefix>cron/fire/`), which tells it the live
 // daemons (the leases their claims name) and which ticks are taken. For a
 // tick, the daemons rank themselves by a hash of (lease, claim key); the
-// first claims on time, the next `step` later if it has not seen the claim
-// by then, and so on. A dead or stalled daemon costs its ticks `step` of
-// lag until its lease drops out of view; a daemon that sees no peers claims
-// everything on time. Order only: at-most-once rests on the txn alone.
+// first claims on time, the next when its turn comes (logic/cron_turns.hpp:
+// a step plus the first one's likely queue, capped) if it has not seen the
+// claim by then, and so on. A daemon is remembered for `peer_ttl` after its
+// last claim seen (long enough to span the gap between bursts of jobs with
+// long periods), or until it misses a turn: a daemon that finds a tick
+// still unclaimed at its own turn forgets the daemons ranked before it, so
+// a dead or stalled one costs at most one round of capped lag. A daemon
+// that sees no peers claims everything on time. Order only: at-most-once
+// rests on the txn alone.
 #pragma once
 
 #include "conch/detail/cron_tick.hpp"
@@ -36,7 +41,7 @@ class cron_peers {
 
   /// A daemon unseen for `peer_ttl` is presumed gone; claims seen are kept
   /// for `memory`.
-  explicit cron_peers(std::chrono::seconds peer_ttl = std::chrono::seconds{10},
+  explicit cron_peers(std::chrono::seconds peer_ttl = std::chrono::minutes{10},
                       std::chrono::seconds memory = std::chrono::minutes{3})
       : peer_ttl_(peer_ttl), memory_(memory) {}
 
@@ -74,6 +79,15 @@ class cron_peers {
     return before;
   }
 
+  /// A tick at `key` came unclaimed to `self`'s turn: the daemons ranked
+  /// before `self` for it are presumed gone, until a claim of theirs is seen.
+  void missed(const std::string& key, const std::string& self) {
+    std::lock_guard lock{mutex_};
+    const auto mine = order_of(self, key);
+    std::erase_if(peers_,
+                  [&](const auto& p) { return p.first != self && order_of(p.first, key) < mine; });
+  }
+
   /// The lease hex a claim record names ("lease":"..."), or empty.
   static std::string_view lease_of(std::string_view value) {
     constexpr std::string_view field = "\"lease\":\"";
@@ -99,9 +113,6 @@ class cron_peers {
   std::deque<std::pair<clock::time_point, std::string>> order_;
   std::map<std::string, clock::time_point> peers_;
 };
-
-/// The wait before a daemon ranked `r` for a tick claims it.
-inline constexpr std::chrono::milliseconds cron_claim_step{150};
 
 /// Feeds `peers` every claim created under `fire_root` (`<prefix>cron/fire/`)
 /// from now until `stop`; a broken watch is opened again, paced by `retry`.

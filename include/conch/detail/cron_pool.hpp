@@ -2,6 +2,9 @@
 // due ticks: however many jobs and ticks there are, the thread count stays.
 #pragma once
 
+#include "conch/logic/cron_turns.hpp"
+
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
@@ -54,6 +57,17 @@ class cron_pool {
     cv_.notify_one();
   }
 
+  /// How many tasks wait for a worker.
+  std::size_t queued() const {
+    std::lock_guard lock{mutex_};
+    return queue_.size();
+  }
+  /// The measured time between takes while tasks waited (cron_pace).
+  std::chrono::nanoseconds per_task() const {
+    std::lock_guard lock{mutex_};
+    return pace_.per_tick();
+  }
+
   /// Lets the workers take what is queued, then joins them.
   void finish() {
     {
@@ -78,16 +92,18 @@ class cron_pool {
         if (queue_.empty() || own.stop_requested()) return;
         task = std::move(queue_.front());
         queue_.pop_front();
+        pace_.took(std::chrono::steady_clock::now(), queue_.size());
       }
       work_(task);
     }
   }
 
   std::function<void(Task&)> work_;
-  std::mutex mutex_;  // guards the queue and done_
+  mutable std::mutex mutex_;  // guards the queue, its pace and done_
   std::condition_variable_any cv_;
   std::deque<Task> queue_;
   bool done_ = false;
+  cron_pace<std::chrono::steady_clock::time_point> pace_;
   std::vector<std::jthread> workers_;  // last: joined first
 };
 
