@@ -40,6 +40,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <iostream>
 #include <mutex>
@@ -220,9 +221,12 @@ inline int conchd_main(const std::vector<std::string>& args, process::signal_inb
   auto log = [&](const cron_event& e) {
     if (quiet(e)) return;
     const auto at = std::chrono::floor<std::chrono::milliseconds>(std::chrono::system_clock::now());
+    // Formatted outside the lock, written whole: one write(2) a line
+    // (stderr is unbuffered), never a line cut by another.
+    std::string line = o.json_log ? detail::json_log_line(e, at) : detail::human_log_line(e, at);
+    line += '\n';
     std::lock_guard lock{log_mutex};
-    std::cerr << (o.json_log ? detail::json_log_line(e, at) : detail::human_log_line(e, at))
-              << std::endl;
+    (void)std::fwrite(line.data(), 1, line.size(), stderr);
   };
 
   etcd_transport etcd{o.common.transport()};
