@@ -221,10 +221,9 @@ inline int conchd_main(const std::vector<std::string>& args, process::signal_inb
   auto log = [&](const cron_event& e) {
     if (quiet(e)) return;
     const auto at = std::chrono::floor<std::chrono::milliseconds>(std::chrono::system_clock::now());
-    // Formatted outside the lock, written whole: one write(2) a line
-    // (stderr is unbuffered), never a line cut by another.
-    std::string line = o.json_log ? detail::json_log_line(e, at) : detail::human_log_line(e, at);
-    line += '\n';
+    // Formatted outside the lock, written whole: one write(2) a line (stderr is unbuffered).
+    const std::string line =
+        (o.json_log ? detail::json_log_line(e, at) : detail::human_log_line(e, at)) + '\n';
     std::lock_guard lock{log_mutex};
     (void)std::fwrite(line.data(), 1, line.size(), stderr);
   };
