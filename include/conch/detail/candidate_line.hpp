@@ -122,8 +122,7 @@ class candidate_line {
       return deleted;
     });
     if (!gone) return std::move(gone).error();
-    stream.cancel();  // torn down later (spent_), not while we take office
-    spent_.emplace(std::move(stream));
+    spent_.emplace(std::move(stream));  // cancelled later (spent_), not while we take office
     if (deleted && seen.sole && handover_.lead_on_delete(seen)) return step::lead;
     return step::reread;  // a gap may hide a change, or the lock delay needs the marker
   }

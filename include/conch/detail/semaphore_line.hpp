@@ -360,9 +360,8 @@ class semaphore_line {
       return told;
     });
     if (!changed) return changed;
-    if (told && freed) {       // a released slot, and we are the head: claim it, no re-read
-      stream->first.cancel();  // torn down later (spent_), not while we claim
-      spent_.emplace(std::move(stream->first));
+    if (told && freed) {  // a released slot, and we are the head: claim it, no re-read
+      spent_.emplace(std::move(stream->first));  // cancelled later, not while we claim
       seen.next = rank_decision{rank_step::claim, 0, *freed, {}};
       unread_ = true;  // its marker is unread: the claim compares it (lock delay)
       return {};
