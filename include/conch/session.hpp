@@ -283,6 +283,11 @@ class basic_session {
   }
   static constexpr std::chrono::milliseconds guard_linger{50};
 
+  bool unguarded(const bool& disowned) const {
+    std::lock_guard lock{mutex_};
+    return disowned;
+  }
+
   std::string lease_hex() const { return detail::lease_hex(lease_); }
 
   // A thread's body: what escapes it (memory ran out) loses the session
@@ -496,6 +501,7 @@ class basic_session {
         create_revision = r->kvs.front().create_revision;
         from = r->header_revision + 1;
       }
+      if (unguarded(mine)) return;  // released before we watched: nothing left to guard
       watch_request w;
       w.key = key;
       w.start_revision = from;

@@ -127,6 +127,9 @@ class candidate_line {
     return step::reread;  // a gap may hide a change, or the lock delay needs the marker
   }
 
+  // Closes the watch of our last wait (kept open while we took office).
+  void close_spent() { spent_.reset(); }
+
  private:
   auto& transport() { return session_.transport(); }
 

@@ -110,9 +110,14 @@ class semaphore_line {
         s.next = rank_decision{rank_step::hold, 0, i, {}};
         return std::optional{std::move(s)};
       }
-      if (tries == 3 || !next_free_try(*r, lease, tries, f)) return std::optional<sema_state>{};
+      if (tries == max_free_tries || !next_free_try(*r, lease, tries, f))
+        return std::optional<sema_state>{};
     }
   }
+
+  // Each try that fails reads the slots for the next: cheaper than queueing
+  // while more slots are free than waiters (the only case that tries again).
+  static constexpr int max_free_tries = 6;
 
   // Slots that must be free (the first is the one we take), and a bound on
   // the queue: every waiter was created before `queue_before` (1: none).
@@ -171,10 +176,16 @@ class semaphore_line {
       if (!taken[static_cast<std::size_t>(j)]) free.push_back(j);
     const auto waiters = static_cast<std::size_t>(std::max<std::int64_t>(queue->count, 0));
     if (free.size() <= waiters) return false;
-    const auto mine = static_cast<std::size_t>(pick(lease, tries, static_cast<int>(free.size())));
+    // The waiters' heads claim the lowest free slots: we keep the highest
+    // free for them (a claim in progress then fails no compare of ours), and
+    // take one of those between, if any, else one below the kept ones.
+    const std::size_t kept = free.size() - waiters;  // free[kept..] stay free
+    const std::size_t low = std::min(waiters, kept - 1);
+    const auto mine =
+        low + static_cast<std::size_t>(pick(lease, tries, static_cast<int>(kept - low)));
     f.keep_free = {free[mine]};
-    for (std::size_t j = 0; f.keep_free.size() <= waiters; ++j)
-      if (j != mine) f.keep_free.push_back(free[j]);
+    f.keep_free.insert(f.keep_free.end(), free.begin() + static_cast<std::ptrdiff_t>(kept),
+                       free.end());
     f.queue_before = r.header_revision + 1;
     return true;
   }
@@ -317,7 +328,10 @@ class semaphore_line {
                                    deadline give_up, bool unread = false) {
     guard_queue(false);  // the claim deletes our queue key: not a loss
     auto c = claim(seen.next.slot, give_up, unread);
-    if (c && !*c) return result<void>{};
+    if (c && !*c) {
+      if (spent_) spent_->cancel();  // held: the slots' watch must not go on hearing releases
+      return result<void>{};
+    }
     if (!c && holding())
       return result<void>{std::move(c).error()};  // held, but without a token: given back
     if (c) {
@@ -361,7 +375,7 @@ class semaphore_line {
     });
     if (!changed) return changed;
     if (told && freed) {  // a released slot, and we are the head: claim it, no re-read
-      spent_.emplace(std::move(stream->first));  // cancelled later, not while we claim
+      spent_.emplace(std::move(stream->first));  // cancelled once claimed, not while we claim
       seen.next = rank_decision{rank_step::claim, 0, *freed, {}};
       unread_ = true;  // its marker is unread: the claim compares it (lock delay)
       return {};
@@ -463,6 +477,7 @@ class semaphore_line {
     forget();
   }
   void forget() {
+    spent_.reset();
     session_.unclaim(queue_key_);
     queue_key_.clear();
     queue_rev_ = 0;
