@@ -313,6 +313,7 @@ class basic_election {
     forget();
   }
   void forget() {
+    line_.close_spent();
     session_.unclaim(key_);
     key_.clear();
     rev_ = 0;

@@ -33,9 +33,12 @@
 #include "conch/result.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -160,33 +163,44 @@ class basic_session {
       std::lock_guard lock{mutex_};
       if (closed_ || guards_.contains(key)) return;
       if (create_revision == 0) seen_at = 0;
-      auto t = detail::start_thread([this, key, create_revision, seen_at](std::stop_token own) {
-        loses_on_throw("guard", [&] { guard(key, create_revision, seen_at, std::move(own)); });
-      });
+      auto mine = std::make_shared<guard_state>();
+      auto t =
+          detail::start_thread([this, key, create_revision, seen_at, mine](std::stop_token own) {
+            loses_on_throw("guard", [&] {
+              guard(key, create_revision, seen_at, mine->disowned, std::move(own));
+            });
+            mine->ended = true;
+          });
       if (t)
-        guards_.emplace(key, std::move(*t));
+        guards_.emplace(key, guard_thread{std::move(*t), std::move(mine)});
       else
         refused = "guarded key " + key + " cannot be watched: " + t.error().message;
     }
     if (!refused.empty()) lose(std::move(refused));  // not under our lock
   }
   /// Stops guarding `key`: once this returns, a delete of it (a resign, a
-  /// release) is never taken for a loss. The guard's thread is told to stop
-  /// now and joined later (at the next unguard or at close), so a release
-  /// does not wait for its watch to be torn down.
+  /// release) is never taken for a loss. Nothing is torn down here, so a
+  /// release's txn does not wait for it: the guard's thread sees the delete
+  /// that usually follows and ends by itself, soon after. Threads that have
+  /// ended are joined here; the oldest of too many still running is stopped
+  /// (a key left in place); close() stops the rest.
   void unguard_key(const std::string& key) {
-    std::vector<std::jthread> finished;
+    std::vector<guard_thread> finished;
     {
       std::lock_guard lock{mutex_};
       auto it = guards_.find(key);
       if (it == guards_.end()) return;
-      it->second.request_stop();  // under the lock: see lose_guarded
-      finished = std::move(retired_);
-      retired_.clear();
-      retired_.push_back(std::move(it->second));
+      it->second.state->disowned = true;  // under the lock: see lose_guarded
+      auto ended = std::stable_partition(retired_.begin(), retired_.end(),
+                                         [](const guard_thread& g) { return !g.state->ended; });
+      if (ended - retired_.begin() >= static_cast<std::ptrdiff_t>(max_retired))
+        ended = retired_.begin() + static_cast<std::ptrdiff_t>(max_retired) - 1;
+      std::move(ended, retired_.end(), std::back_inserter(finished));
+      retired_.erase(ended, retired_.end());
+      retired_.insert(retired_.begin(), std::move(it->second));  // newest first
       guards_.erase(it);
     }
-  }  // threads stopped earlier are joined here, outside the lock
+  }  // joined here, outside the lock
 
   /// Reserves `key` for one user of this session (an election's candidate
   /// key): false if another user already holds it. Two recipes sharing one
@@ -205,8 +219,8 @@ class basic_session {
   result<void> close() {
     halt_.request_stop();
     std::jthread keepalive;
-    std::map<std::string, std::jthread> guards;
-    std::vector<std::jthread> retired;
+    std::map<std::string, guard_thread> guards;
+    std::vector<guard_thread> retired;
     lease_id lease = 0;
     {
       std::lock_guard lock{mutex_};
@@ -248,14 +262,30 @@ class basic_session {
     halt_.request_stop();
   }
 
-  // A guard's loss, unless its key was unguarded first (`own` is then stopped,
-  // under the same lock).
-  void lose_guarded(const std::stop_token& own, std::string reason) {
+  // A guard's loss, unless its key was unguarded first (`disowned` is then
+  // set, under the same lock). The delete of an unguarded key is usually its
+  // owner's release: the guard then lingers a moment (until `stop`) before
+  // its watch is torn down, so the teardown does not compete with the
+  // handoff that delete starts (the next holder's claim).
+  void lose_guarded(const bool& disowned, std::string reason, std::stop_token stop = {}) {
+    bool ours = false;
     {
       std::lock_guard lock{mutex_};
-      if (own.stop_requested()) return;
+      ours = !disowned;
     }
-    lose(std::move(reason));
+    if (ours) return lose(std::move(reason));
+    if (stop.stop_possible()) {
+      std::mutex m;
+      std::condition_variable_any cv;
+      std::unique_lock hold{m};
+      (void)cv.wait_for(hold, stop, guard_linger, [] { return false; });
+    }
+  }
+  static constexpr std::chrono::milliseconds guard_linger{50};
+
+  bool unguarded(const bool& disowned) const {
+    std::lock_guard lock{mutex_};
+    return disowned;
   }
 
   std::string lease_hex() const { return detail::lease_hex(lease_); }
@@ -450,9 +480,8 @@ class basic_session {
   static constexpr std::size_t max_stuck = 2;
 
   // A guard thread: watches one key for its DELETE.
-  void guard(const std::string& key, revision create_revision, revision seen_at,
+  void guard(const std::string& key, revision create_revision, revision seen_at, const bool& mine,
              std::stop_token own) {
-    const std::stop_token mine = own;
     detail::stop_union stop{std::move(own), halt_.get_token()};
     backoff_type retry = options_.backoff;
     revision from = seen_at > 0 ? seen_at + 1 : 0;  // 0: (re)read the key before watching
@@ -472,6 +501,7 @@ class basic_session {
         create_revision = r->kvs.front().create_revision;
         from = r->header_revision + 1;
       }
+      if (unguarded(mine)) return;  // released before we watched: nothing left to guard
       watch_request w;
       w.key = key;
       w.start_revision = from;
@@ -483,9 +513,11 @@ class basic_session {
         if (batch) {
           for (const auto& e : batch->events)
             if (e.type == watch_event::kind::del)
-              return lose_guarded(mine, "guarded key " + key + " was deleted at revision " +
-                                            std::to_string(e.kv.mod_revision) +
-                                            " (lease revoked or key removed)");
+              return lose_guarded(mine,
+                                  "guarded key " + key + " was deleted at revision " +
+                                      std::to_string(e.kv.mod_revision) +
+                                      " (lease revoked or key removed)",
+                                  stop.token());
           from = std::max(from, batch->header_revision + 1);
           retry.reset();
           continue;
@@ -516,8 +548,18 @@ class basic_session {
 
   std::stop_source lost_;  // requested when lost: the owner's signal
   std::stop_source halt_;  // requested when lost or closing: our threads' signal
-  std::map<std::string, std::jthread> guards_;
-  std::vector<std::jthread> retired_;  // unguarded, told to stop, not yet joined
+  /// Whether a guard's key was unguarded (under mutex_), and its thread ended.
+  struct guard_state {
+    bool disowned = false;
+    std::atomic<bool> ended{false};
+  };
+  struct guard_thread {
+    std::jthread thread;
+    std::shared_ptr<guard_state> state;
+  };
+  static constexpr std::size_t max_retired = 64;
+  std::map<std::string, guard_thread> guards_;
+  std::vector<guard_thread> retired_;  // unguarded, not yet joined, newest first
   std::jthread keepalive_;
 };
 

@@ -122,11 +122,13 @@ class candidate_line {
       return deleted;
     });
     if (!gone) return std::move(gone).error();
-    stream.cancel();  // torn down later (spent_), not while we take office
-    spent_.emplace(std::move(stream));
+    spent_.emplace(std::move(stream));  // cancelled later (spent_), not while we take office
     if (deleted && seen.sole && handover_.lead_on_delete(seen)) return step::lead;
     return step::reread;  // a gap may hide a change, or the lock delay needs the marker
   }
+
+  // Closes the watch of our last wait (kept open while we took office).
+  void close_spent() { spent_.reset(); }
 
  private:
   auto& transport() { return session_.transport(); }
