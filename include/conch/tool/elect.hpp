@@ -127,8 +127,9 @@ struct office_recipe {
 /// Runs `conch elect` with parsed options. Stop signals must already be
 /// blocked (process::block_stop_signals) and are read from `inbox`.
 inline int elect_run(const elect_options& o, process::signal_inbox& inbox) {
-  if (int code = check_etcd_options(o.common, "conch elect")) return code;
+  // First: the options' check then finds gRPC started, and leaves it so.
   etcd_transport& etcd = process_transport(o.common);
+  if (int code = check_etcd_options(o.common, "conch elect")) return code;
   if (o.who) {
     if (int code = require_etcd(etcd, o.common, "conch elect")) return code;
     return elect_who(etcd, o);

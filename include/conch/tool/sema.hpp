@@ -172,8 +172,9 @@ struct slot_recipe {
 /// Runs `conch sema` with parsed options. Stop signals must already be
 /// blocked (process::block_stop_signals) and are read from `inbox`.
 inline int sema_run(const sema_options& o, process::signal_inbox& inbox) {
-  if (int code = check_etcd_options(o.common, "conch sema")) return code;
+  // First: the options' check then finds gRPC started, and leaves it so.
   etcd_transport& etcd = process_transport(o.common);
+  if (int code = check_etcd_options(o.common, "conch sema")) return code;
   if (o.who) {
     if (int code = require_etcd(etcd, o.common, "conch sema")) return code;
     return sema_who(etcd, o);
