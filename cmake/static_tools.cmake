@@ -1,16 +1,17 @@
 # CONCH_STATIC_TOOLS — the tools (conch, conchd) linked against the static
-# archives of gRPC, protobuf, abseil, upb, re2 and c-ares, so a start of
-# `conch` does not load and relocate some sixty shared libraries (about half
-# of a short `conch sema -- CMD` was the dynamic loader). glibc, libstdc++,
-# OpenSSL, zlib and cpp-httplib (Debian ships it shared only, and it brings
-# OpenSSL and libstdc++ in anyway) stay shared, so NSS (getaddrinfo of
-# "localhost") and the system's TLS keep working as ever.
+# archives of gRPC, protobuf, abseil, upb, re2, c-ares, OpenSSL and zlib, and
+# with -static-libstdc++ -static-libgcc, so a start of `conch` maps glibc
+# alone (libc, libm, the loader) instead of some sixty shared libraries
+# (about half of a short `conch sema -- CMD` was the dynamic loader). glibc
+# stays shared, so NSS (getaddrinfo of "localhost") keeps working; the static
+# OpenSSL is Debian's own build, reading the same /usr/lib/ssl configuration.
 #
 # Only the two tool executables are affected: the library targets, the
 # installed CMake package, the tests, examples and benchmark link as before.
 # Defaults ON when every archive is present (Debian: libgrpc++-dev,
-# libprotobuf-dev, libabsl-dev, libre2-dev, libc-ares-dev ship them), OFF
-# otherwise; -DCONCH_STATIC_TOOLS=OFF links the tools like the rest.
+# libprotobuf-dev, libabsl-dev, libre2-dev, libc-ares-dev, libssl-dev and
+# zlib1g-dev ship them), OFF otherwise; -DCONCH_STATIC_TOOLS=OFF links the
+# tools like the rest.
 #
 # Included from examples/CMakeLists.txt; defines conch_link_tool(target).
 
@@ -18,9 +19,8 @@ find_package(PkgConfig REQUIRED)
 # The static closure of what conch::etcd links (pkg-config --static order).
 pkg_check_modules(CONCH_STATIC QUIET grpc++ protobuf absl_time)
 
-# Linked shared even in a static tool: the C library's pieces, and what
-# cpp-httplib's shared library needs anyway.
-set(conch_static_shared_libs ssl crypto z dl rt m atomic pthread)
+# Linked shared even in a static tool: the C library's pieces.
+set(conch_static_shared_libs dl rt m atomic pthread)
 
 set(conch_static_archives)
 set(conch_static_missing)
@@ -54,11 +54,9 @@ if(CONCH_STATIC_TOOLS AND NOT conch_static_default)
 endif()
 
 if(CONCH_STATIC_TOOLS)
-  find_package(OpenSSL REQUIRED)
-  find_package(ZLIB REQUIRED)
   # The generated etcd stubs without their shared gRPC link: the same archive,
   # its include directories, then the static closure (one group: the archives
-  # need each other in cycles) and the shared rest.
+  # need each other in cycles) and glibc's pieces.
   add_library(conch_static_tool_deps INTERFACE)
   target_compile_features(conch_static_tool_deps INTERFACE cxx_std_20)
   target_include_directories(conch_static_tool_deps INTERFACE
@@ -69,9 +67,9 @@ if(CONCH_STATIC_TOOLS)
   target_link_libraries(conch_static_tool_deps INTERFACE
     $<TARGET_FILE:conch_etcd_proto>
     "$<LINK_GROUP:RESCAN,${conch_static_archives}>"
-    OpenSSL::SSL OpenSSL::Crypto ZLIB::ZLIB Threads::Threads atomic rt dl)
+    Threads::Threads atomic rt dl)
   target_link_options(conch_static_tool_deps INTERFACE
-    LINKER:--gc-sections LINKER:-O1 LINKER:--as-needed)
+    -static-libstdc++ -static-libgcc LINKER:--gc-sections LINKER:-O1 LINKER:--as-needed)
 endif()
 
 # Links a tool executable with the etcd transport: statically as above, or
