@@ -70,6 +70,13 @@ if(CONCH_STATIC_TOOLS)
     Threads::Threads atomic rt dl)
   target_link_options(conch_static_tool_deps INTERFACE
     -static-libstdc++ -static-libgcc LINKER:--gc-sections LINKER:-O1 LINKER:--as-needed)
+  # The ~37k relative relocations of a static C++ PIE packed (DT_RELR, glibc
+  # 2.36, binutils 2.38): 9 KB to read at start instead of 900 KB.
+  include(CheckLinkerFlag)
+  check_linker_flag(CXX "LINKER:-z,pack-relative-relocs" CONCH_LINKER_PACK_RELATIVE_RELOCS)
+  if(CONCH_LINKER_PACK_RELATIVE_RELOCS)
+    target_link_options(conch_static_tool_deps INTERFACE LINKER:-z,pack-relative-relocs)
+  endif()
 endif()
 
 # Links a tool executable with the etcd transport: statically as above, or
