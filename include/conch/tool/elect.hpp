@@ -127,9 +127,13 @@ struct office_recipe {
 /// Runs `conch elect` with parsed options. Stop signals must already be
 /// blocked (process::block_stop_signals) and are read from `inbox`.
 inline int elect_run(const elect_options& o, process::signal_inbox& inbox) {
-  etcd_transport etcd{o.common.transport()};
-  if (int code = require_etcd(etcd, o.common, "conch elect")) return code;
-  if (o.who) return elect_who(etcd, o);
+  // First: the options' check then finds gRPC started, and leaves it so.
+  etcd_transport& etcd = process_transport(o.common);
+  if (int code = check_etcd_options(o.common, "conch elect")) return code;
+  if (o.who) {
+    if (int code = require_etcd(etcd, o.common, "conch elect")) return code;
+    return elect_who(etcd, o);
+  }
 
   basic_session<>::options session_options;
   session_options.ttl = o.common.ttl;
@@ -139,8 +143,12 @@ inline int elect_run(const elect_options& o, process::signal_inbox& inbox) {
   if (o.restart.enabled) session_options.ride_through = o.common.ttl;
   basic_session<> session{etcd, session_options};
   if (auto s = session.start(); !s) {
-    std::cerr << "conch elect: cannot start a session: " << s.error().message << "\n";
-    return exit_code::unavailable;
+    if (s.error().code == errc::invalid_argument) {
+      std::cerr << "conch elect: cannot start a session: " << s.error().message << "\n";
+      return exit_code::unavailable;
+    }
+    // The lease grant is the first call: it tells unreachable etcd as a ping would.
+    return etcd_unavailable(s.error(), o.common, "conch elect");
   }
   basic_election<> office{session, o.common.prefix, o.name};
   office_recipe recipe{office, session, o, holder_json(o.name, session.lease(), o.argv)};

@@ -172,16 +172,24 @@ struct slot_recipe {
 /// Runs `conch sema` with parsed options. Stop signals must already be
 /// blocked (process::block_stop_signals) and are read from `inbox`.
 inline int sema_run(const sema_options& o, process::signal_inbox& inbox) {
-  etcd_transport etcd{o.common.transport()};
-  if (int code = require_etcd(etcd, o.common, "conch sema")) return code;
-  if (o.who) return sema_who(etcd, o);
+  // First: the options' check then finds gRPC started, and leaves it so.
+  etcd_transport& etcd = process_transport(o.common);
+  if (int code = check_etcd_options(o.common, "conch sema")) return code;
+  if (o.who) {
+    if (int code = require_etcd(etcd, o.common, "conch sema")) return code;
+    return sema_who(etcd, o);
+  }
 
   basic_session<>::options session_options;
   session_options.ttl = o.common.ttl;
   basic_session<> session{etcd, session_options};
   if (auto s = session.start(); !s) {
-    std::cerr << "conch sema: cannot start a session: " << s.error().message << "\n";
-    return exit_code::unavailable;
+    if (s.error().code == errc::invalid_argument) {
+      std::cerr << "conch sema: cannot start a session: " << s.error().message << "\n";
+      return exit_code::unavailable;
+    }
+    // The lease grant is the first call: it tells unreachable etcd as a ping would.
+    return etcd_unavailable(s.error(), o.common, "conch sema");
   }
   basic_semaphore<> semaphore{session, o.common.prefix, o.name, o.max};
   slot_recipe recipe{semaphore, session, o};
