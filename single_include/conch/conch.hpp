@@ -3917,7 +3917,14 @@ inline std::vector<claimed_tick> claimed_ticks_from(const std::vector<key_value>
 //    the version this daemon scheduled (a `cron rm` that commits first makes
 //    every later claim fail), and only while no floor marker of the job lies
 //    above the tick. The claim carries no lease: if it vanished with a dead
-//    claimer, another daemon could claim the same tick again.
+//    claimer, another daemon could claim the same tick again. The running key
+//    it may take (lease-bound) only orders runs: at most once rests on the
+//    fire key.
+//  - running key (forbid, replace): the claim also creates the job's running
+//    key, bound to the claimer's lease, and only if it is absent (forbid: a
+//    tick that finds it held is claimed with its skipped result instead, one
+//    txn); the result deletes it, only while it is still this run's (its
+//    create revision). Two writes per tick, whatever the policy.
 //  - result: only while the claim is still ours (its create revision).
 //  - prune: raises the job's floor to the oldest kept tick *in the same txn*
 //    that deletes the history below it, and only if nothing below it was
@@ -3943,12 +3950,20 @@ inline compare no_floor_above(const std::string& floor_dir, const std::string& t
   return c;
 }
 
-/// Claims `tick` (fixed-width text) of a job. Succeeds for at most one
-/// writer per tick, ever: the fire key must be absent and the tick at or
-/// above the job's floor.
-inline txn_request claim_txn(const std::string& fire_dir, const std::string& floor_dir,
-                             const std::string& tick, std::string claim_value,
-                             const std::string& job_key, revision job_mod_revision) {
+/// The job's running key as a claim takes it: created if absent, bound to
+/// the claimer's lease (forbid and replace).
+struct running_take {
+  std::string key;
+  std::string value;  ///< the running record
+  lease_id lease = 0;
+};
+
+/// The compares and put every claim of `tick` (fixed-width text) makes: the
+/// fire key absent, the job unchanged, the tick at or above the job's floor.
+/// On failure the txn reads the fire key: who holds the tick, if anyone.
+inline txn_request claim_base(const std::string& fire_dir, const std::string& floor_dir,
+                              const std::string& tick, std::string claim_value,
+                              const std::string& job_key, revision job_mod_revision) {
   const std::string fire_key = fire_dir + tick;
   txn_request t;
   t.compares.push_back(compare::create_revision(fire_key) == 0);
@@ -3959,20 +3974,70 @@ inline txn_request claim_txn(const std::string& fire_dir, const std::string& flo
   put.value = std::move(claim_value);
   t.success.emplace_back(std::move(put));
   range_request read;
-  read.key = fire_key;  // on failure: who holds the tick, if anyone
+  read.key = fire_key;
   t.failure.emplace_back(std::move(read));
   return t;
 }
 
-/// Records a run's result, fenced by the claim's revision.
+/// Claims `tick` (fixed-width text) of a job. Succeeds for at most one
+/// writer per tick, ever: the fire key must be absent and the tick at or
+/// above the job's floor. With `running`, it also takes the job's running
+/// key, and only if no run holds it; the failure branch then reads the key
+/// too (the fire key first, the running key second).
+inline txn_request claim_txn(const std::string& fire_dir, const std::string& floor_dir,
+                             const std::string& tick, std::string claim_value,
+                             const std::string& job_key, revision job_mod_revision,
+                             const running_take* running = nullptr) {
+  txn_request t =
+      claim_base(fire_dir, floor_dir, tick, std::move(claim_value), job_key, job_mod_revision);
+  if (running == nullptr) return t;
+  t.compares.push_back(compare::create_revision(running->key) == 0);
+  put_request put;
+  put.key = running->key;
+  put.value = running->value;
+  put.lease = running->lease;
+  t.success.emplace_back(std::move(put));
+  range_request read;
+  read.key = running->key;
+  t.failure.emplace_back(std::move(read));
+  return t;
+}
+
+/// Claims `tick` and records its result in the same txn: a tick that may not
+/// run (forbid, its job's previous run still running) is claimed — at most
+/// once, as any claim — and recorded as skipped in one write.
+inline txn_request claim_recorded_txn(const std::string& fire_dir, const std::string& floor_dir,
+                                      const std::string& tick, std::string claim_value,
+                                      const std::string& job_key, revision job_mod_revision,
+                                      const std::string& runs_key, std::string result_value) {
+  txn_request t =
+      claim_base(fire_dir, floor_dir, tick, std::move(claim_value), job_key, job_mod_revision);
+  put_request put;
+  put.key = runs_key;
+  put.value = std::move(result_value);
+  t.success.emplace_back(std::move(put));
+  return t;
+}
+
+/// Records a run's result, fenced by the claim's revision. With a
+/// `running_key` held since `running_revision`, the same txn deletes it, and
+/// only while it is still this run's: a newer run's key is never deleted
+/// (the txn then fails as a whole, and the caller records on its own).
 inline txn_request result_txn(const std::string& fire_key, revision claim_revision,
-                              const std::string& runs_key, std::string result_value) {
+                              const std::string& runs_key, std::string result_value,
+                              const std::string& running_key = {}, revision running_revision = 0) {
   txn_request t;
   t.compares.push_back(compare::create_revision(fire_key) == claim_revision);
   put_request put;
   put.key = runs_key;
   put.value = std::move(result_value);
   t.success.emplace_back(std::move(put));
+  if (!running_key.empty()) {
+    t.compares.push_back(compare::create_revision(running_key) == running_revision);
+    delete_request del;
+    del.key = running_key;
+    t.success.emplace_back(std::move(del));
+  }
   return t;
 }
 
@@ -5188,6 +5253,7 @@ constexpr bool watchdog_needs_renewal(std::optional<TimePoint> last_sent, TimePo
 
 
 #include <chrono>
+#include <cstddef>
 #include <stop_token>
 #include <string>
 #include <utility>
@@ -5212,17 +5278,37 @@ auto cron_pacing(Backoff retry, std::stop_token stop) {
   };
 }
 
+/// Who holds a job's running key, as a failed claim or hold read it.
+struct running_holder {
+  running_record record{};
+  revision created = 0;  ///< the key's create revision: which run holds it
+  revision seen_at = 0;  ///< the revision it was read at
+};
+
 /// What one claim txn's answer says: ours (at a revision), someone else's or
-/// refused (`errc::busy`), or no answer (any other error).
-inline result<revision> read_claim_answer(const result<txn_response>& r, const std::string& value) {
+/// refused (`errc::busy`), the job's running key held (`errc::failed_precondition`,
+/// with the holder in `held`: a claim that takes the key, see claim_txn), or
+/// no answer (any other error). The failure branch reads the fire key first.
+inline result<revision> read_claim_answer(const result<txn_response>& r, const std::string& value,
+                                          running_holder* held = nullptr) {
   if (!r) return r.error();
   if (r->succeeded) return r->header_revision;
-  for (const auto& op : r->responses)
-    if (const auto* seen = std::get_if<range_response>(&op); seen && !seen->kvs.empty()) {
-      // A resend of a claim that had landed finds our own value.
-      if (seen->kvs.front().value == value) return seen->kvs.front().create_revision;
-      return error{errc::busy, "tick taken"};
-    }
+  auto read = [&](std::size_t i) -> const key_value* {
+    const auto* seen =
+        i < r->responses.size() ? std::get_if<range_response>(&r->responses[i]) : nullptr;
+    return seen && !seen->kvs.empty() ? &seen->kvs.front() : nullptr;
+  };
+  if (const auto* fire = read(0)) {
+    // A resend of a claim that had landed finds our own value.
+    if (fire->value == value) return fire->create_revision;
+    return error{errc::busy, "tick taken"};
+  }
+  if (const auto* running = read(1); running && held) {
+    *held = {.record = decode_record<running_record>(running->value).value_or(running_record{}),
+             .created = running->create_revision,
+             .seen_at = r->header_revision};
+    return error{errc::failed_precondition, "the job's previous run holds it"};
+  }
   return error{errc::busy, "tick refused: below the job's floor, or the job changed"};
 }
 
@@ -5237,19 +5323,25 @@ inline bool refused_unapplied(const error& e) {
 }
 
 /// Claims a tick: the claim's revision if we won; `errc::busy` if someone
-/// else holds it, it lies below the job's floor or the job changed. An
-/// unanswered txn is sent again (the same value, so it is recognized) until
-/// answered; `errc::cancelled` when `stop` ends that first: the tick is then
-/// undecided and the caller must say so. While every send so far was
-/// refused unapplied, nothing of ours can land: once `late()`, the claim is
-/// dropped (`errc::timed_out`) instead of holding a worker for a stale tick.
+/// else holds it, it lies below the job's floor or the job changed;
+/// `errc::failed_precondition` if the claim takes the job's running key and
+/// a run holds it (who, in `held`); `errc::lease_not_found` if the lease the
+/// claim binds that key to is gone. An unanswered txn is sent again (the
+/// same value, so it is recognized) until answered; `errc::cancelled` when
+/// `stop` ends that first: the tick is then undecided and the caller must
+/// say so. While every send so far was refused unapplied, nothing of ours
+/// can land: once `late()`, the claim is dropped (`errc::timed_out`) instead
+/// of holding a worker for a stale tick.
 template <class Backoff, transport T, class Late>
 result<revision> send_claim(T& t, const txn_request& claim, const std::string& value,
-                            std::stop_token stop, Backoff retry, Late&& late) {
+                            std::stop_token stop, Backoff retry, Late&& late,
+                            running_holder* held = nullptr) {
   bool in_doubt = false;
   for (;;) {
-    auto r = read_claim_answer(t.txn(claim, t.default_deadline()), value);
-    if (r || r.error().code == errc::busy) return r;
+    auto r = read_claim_answer(t.txn(claim, t.default_deadline()), value, held);
+    if (r || r.error().code == errc::busy || r.error().code == errc::failed_precondition ||
+        r.error().code == errc::lease_not_found)
+      return r;
     in_doubt = in_doubt || !refused_unapplied(r.error());
     if (!in_doubt && late())
       return error{errc::timed_out, "refused until late: " + r.error().message};
@@ -7633,7 +7725,39 @@ struct cron_claimed {
   revision rev = 0;
   std::string fire_key, runs_key, tick_text;
   std::string run;  ///< the keys' last segment: the tick, or a `cron run` id
+  /// The job's running key's create revision when the claim took it
+  /// (forbid, replace; then it equals `rev`); 0 otherwise.
+  revision gate = 0;
+  /// Who held the running key when a replace claim found it held.
+  std::optional<running_holder> holder;
+  /// The result recorded with the claim (forbid, the job held: skipped).
+  std::optional<run_record> recorded;
 };
+
+/// A won tick's result that says it was not run, and why.
+template <class Session, class Clock, class Options>
+run_record skipped_run(const cron_fire_context<Session, Clock, Options>& c, const cron_job& job,
+                       const cron_claimed<Session>& won, std::string why) {
+  run_record r{};
+  r.name = job.name();
+  r.tick = won.claim.tick;
+  r.host = c.options.host;
+  r.pid = ::getpid();
+  r.lease = won.claim.lease;
+  r.start = std::chrono::floor<std::chrono::milliseconds>(std::chrono::system_clock::now());
+  r.end = r.start;
+  r.skipped = std::move(why);
+  return r;
+}
+
+/// Who holds a job's running key, for a log line.
+inline std::string holder_text(const running_holder& holder) {
+  const running_record& h = holder.record;
+  auto id = parse_run_id(h.run);
+  return "the run of " +
+         (id ? format_rfc3339(id->tick) + (id->manual ? " (cron run)" : "") : h.run) + " on " +
+         (h.host.empty() ? std::string("?") : h.host) + "/" + std::to_string(h.pid);
+}
 
 /// Why a claim sent for `tick` did not win it: refused by etcd until the
 /// next tick was due (skipped, late), taken by another daemon (a conflict),
@@ -7653,6 +7777,42 @@ inline cron_event unclaimed_event(const cron_job& job, const std::string& tick, 
   return {.what = cron_event::kind::error, .job = job.name(), .tick = tick, .message = e.message};
 }
 
+/// Sends the claim of a tick whose record `won` holds, in one txn with what
+/// the job's concurrency policy takes: the running key (forbid, replace). A
+/// forbid tick that finds the key held is claimed with its skipped result
+/// instead (`won.recorded`); a replace tick is claimed without the key, and
+/// learns its holder (`won.holder`). The claim's revision, or why not.
+template <class Backoff, class Session, class Clock, class Options, class Late>
+result<revision> send_claims(const cron_fire_context<Session, Clock, Options>& c,
+                             const cron_job& job, revision job_rev, cron_claimed<Session>& won,
+                             const std::string& value, Late&& late) {
+  auto send = [&](const txn_request& txn, running_holder* held = nullptr) {
+    return send_claim(c.transport, txn, value, c.run_stop, Backoff(c.options.backoff), late, held);
+  };
+  auto claim = [&](const running_take* take) {
+    return claim_txn(job.fire_dir, job.floor_dir, won.run, value, job.key, job_rev, take);
+  };
+  if (job.concurrency == cron_concurrency::allow) return send(claim(nullptr));
+  const running_take take{
+      job.running_key,
+      encode_record(running_record{won.run, won.claim.host, won.claim.pid, won.claim.lease}),
+      won.session->lease()};
+  running_holder holder{};
+  auto rev = send(claim(&take), &holder);
+  if (rev) won.gate = *rev;
+  if (rev || rev.error().code != errc::failed_precondition) return rev;
+  if (job.concurrency == cron_concurrency::replace) {
+    won.holder = holder;
+    return send(claim(nullptr));
+  }
+  run_record skip =
+      skipped_run(c, job, won, "overlap: " + holder_text(holder) + " is still running");
+  rev = send(claim_recorded_txn(job.fire_dir, job.floor_dir, won.run, value, job.key, job_rev,
+                                won.runs_key, encode_record(skip)));
+  if (rev) won.recorded = std::move(skip);
+  return rev;
+}
+
 /// Claims `tick` of `job` (at `job_rev`) under the daemon's current lease;
 /// nullopt when there is no lease, the tick came too late, another daemon
 /// holds it (a conflict, counted) or the daemon is shutting down (each
@@ -7665,19 +7825,20 @@ std::optional<cron_claimed<Session>> claim_tick(const cron_fire_context<Session,
                                                 tick_time tick, const std::string& run = {}) {
   cron_claimed<Session> won;
   won.tick_text = format_rfc3339(tick);
-  auto say = [&](cron_event::kind what, std::string message) {
-    c.say({.what = what, .job = job.name(), .tick = won.tick_text, .message = std::move(message)});
-  };
   auto session = c.lease.current();
   if (!session) {
-    say(cron_event::kind::error, "no lease, tick not claimed: " + session.error().message);
+    c.say({.what = cron_event::kind::error,
+           .job = job.name(),
+           .tick = won.tick_text,
+           .message = "no lease, tick not claimed: " + session.error().message});
     return std::nullopt;
   }
   won.session = std::move(*session);
   // A daemon that fell behind (overloaded, stalled, cut off) sheds a tick
   // once the job's next one is due, rather than running ticks ever later.
-  if (const auto next = job.next_after(tick);
-      run.empty() && next && is_stale_tick(c.clock.now(), *next)) {
+  const auto next = job.next_after(tick);
+  auto late = [&] { return run.empty() && next && is_stale_tick(c.clock.now(), *next); };
+  if (late()) {
     c.say({.what = cron_event::kind::skipped,
            .job = job.name(),
            .tick = won.tick_text,
@@ -7689,18 +7850,14 @@ std::optional<cron_claimed<Session>> claim_tick(const cron_fire_context<Session,
   won.run = run.empty() ? format_tick(tick) : run;
   won.fire_key = job.fire_dir + won.run;
   won.runs_key = job.runs_dir + won.run;
-  won.claim.name = job.name();
-  won.claim.tick = tick;
-  won.claim.host = c.options.host;
-  won.claim.pid = ::getpid();
-  won.claim.lease = lease_hex(won.session->lease());
-  won.claim.start = std::chrono::floor<std::chrono::milliseconds>(c.clock.now());
+  won.claim = {job.name(),
+               tick,
+               c.options.host,
+               ::getpid(),
+               lease_hex(won.session->lease()),
+               std::chrono::floor<std::chrono::milliseconds>(c.clock.now())};
   const std::string value = encode_record(won.claim);
-  const auto next = job.next_after(tick);
-  auto rev = send_claim(c.transport,
-                        claim_txn(job.fire_dir, job.floor_dir, won.run, value, job.key, job_rev),
-                        value, c.run_stop, Backoff(c.options.backoff),
-                        [&] { return run.empty() && next && is_stale_tick(c.clock.now(), *next); });
+  auto rev = send_claims<Backoff>(c, job, job_rev, won, value, late);
   if (!rev) {
     c.say(unclaimed_event(job, won.tick_text, rev.error()));
     return std::nullopt;
@@ -7783,13 +7940,15 @@ run_record run_claimed(const cron_fire_context<Session, Clock, Options>& c, cons
 // controls: the concurrency policy and the timeout.
 //
 // One run at a time (forbid, replace): a run holds `<prefix>cron/running/NAME`,
-// created if absent and bound to its claimer's lease, for as long as its
-// process group may live. The key is absent exactly when no run of the job
-// may be running on any daemon: the holder deletes it once its group is
-// stopped, and a dead or cut-off holder's lease takes it along — only after
-// that daemon's supervisor (or its watchdog) stopped the group at the
-// lease's local deadline, which comes before etcd expires the lease. So a
-// tick that finds the key held skips (forbid) or stops the holder (replace).
+// created if absent by the tick's claim txn and bound to its claimer's lease,
+// for as long as its process group may live. The key is absent exactly when
+// no run of the job may be running on any daemon: the holder deletes it with
+// its result, once its group is stopped, and a dead or cut-off holder's lease
+// takes it along — only after that daemon's supervisor (or its watchdog)
+// stopped the group at the lease's local deadline, which comes before etcd
+// expires the lease. So a tick that finds the key held skips (forbid: the
+// claim and its skipped result are one txn) or stops the holder (replace).
+// Either way a tick costs two writes when its job is free: claim, result.
 //
 // Replace stops the holder (SIGTERM, then SIGKILL after kill-after) and
 // waits for its key to go: directly when the holder runs on this daemon,
@@ -7986,13 +8145,6 @@ void watch_stop_requests(T& t, const std::string& stop_dir, cron_local_runs& loc
 
 namespace conch::detail {
 
-/// Who holds a job's running key, as a failed hold read it.
-struct running_holder {
-  running_record record{};
-  revision created = 0;  ///< the key's create revision: which run holds it
-  revision seen_at = 0;  ///< the revision it was read at
-};
-
 /// Creates the job's running key for this run, bound to `lease`: its
 /// revision when created, else `errc::busy` with the holder. An unanswered
 /// txn is sent again until answered (a resend that finds our own record
@@ -8045,51 +8197,24 @@ void release_running(T& t, const std::string& key, revision rev, std::stop_token
     if (!cron_pause(retry.next(), stop)) return;
 }
 
-/// Who holds a job's running key, for a log line.
-inline std::string holder_text(const running_holder& holder) {
-  const running_record& h = holder.record;
-  auto id = parse_run_id(h.run);
-  return "the run of " +
-         (id ? format_rfc3339(id->tick) + (id->manual ? " (cron run)" : "") : h.run) + " on " +
-         (h.host.empty() ? std::string("?") : h.host) + "/" + std::to_string(h.pid);
-}
-
-/// A won tick's result that says it was not run, and why.
-template <class Session, class Clock, class Options>
-run_record skipped_run(const cron_fire_context<Session, Clock, Options>& c, const cron_job& job,
-                       const cron_claimed<Session>& won, std::string why) {
-  run_record r{};
-  r.name = job.name();
-  r.tick = won.claim.tick;
-  r.host = c.options.host;
-  r.pid = ::getpid();
-  r.lease = won.claim.lease;
-  r.start = std::chrono::floor<std::chrono::milliseconds>(std::chrono::system_clock::now());
-  r.end = r.start;
-  r.skipped = std::move(why);
-  return r;
-}
-
-/// Takes the job's running key for a won tick under forbid or replace: its
-/// revision, or `errc::busy` with why the tick is skipped ("overlap: ..." or
-/// "replace: ..."), or another error when etcd did not answer.
+/// Takes the job's running key for a replace tick whose claim found it held
+/// by `holder`: stops that run first. The key's revision, or `errc::busy`
+/// with why the tick is skipped ("replace: ..."), or another error when etcd
+/// did not answer.
 template <class Session, class Clock, class Options>
 result<revision> take_gate(const cron_fire_context<Session, Clock, Options>& c, const cron_job& job,
-                           const cron_claimed<Session>& won, cron_local_runs& local) {
+                           const cron_claimed<Session>& won, const running_holder& holder,
+                           cron_local_runs& local) {
   const running_record me{won.run, c.options.host, ::getpid(), won.claim.lease};
-  running_holder holder{};
+  running_holder now{};
   using backoff = std::remove_cvref_t<decltype(c.options.backoff)>;
   auto hold = [&] {
-    return hold_running(c.transport, job.running_key, me, won.session->lease(), holder, c.run_stop,
+    return hold_running(c.transport, job.running_key, me, won.session->lease(), now, c.run_stop,
                         backoff(c.options.backoff));
   };
-  auto held = hold();
-  if (held || held.error().code != errc::busy) return held;
-  if (job.concurrency == cron_concurrency::forbid)
-    return error{errc::busy, "overlap: " + holder_text(holder) + " is still running"};
-  // Replace: the holder's group gets SIGTERM, then SIGKILL after kill_after,
-  // and its key goes once the group is gone; this daemon's own run is told
-  // directly, another daemon's through the job's stop key.
+  // The holder's group gets SIGTERM, then SIGKILL after kill_after, and its
+  // key goes with its result once the group is gone; this daemon's own run
+  // is told directly, another daemon's through the job's stop key.
   const auto bound = c.options.kill_after + c.options.ttl + std::chrono::seconds{5};
   bool gone = false;
   if (local.stop_held(job.name(), holder.created)) {
@@ -8103,26 +8228,55 @@ result<revision> take_gate(const cron_fire_context<Session, Clock, Options>& c, 
                     won.session->lease(), bound, c.run_stop);
   }
   if (!gone) return error{errc::busy, "replace: " + holder_text(holder) + " did not stop"};
-  held = hold();
+  auto held = hold();
   if (!held && held.error().code == errc::busy)
-    return error{errc::busy, "replace: " + holder_text(holder) + " took the job meanwhile"};
+    return error{errc::busy, "replace: " + holder_text(now) + " took the job meanwhile"};
   return held;
 }
 
-/// Runs a won tick under the job's controls: the concurrency gate first
-/// (a tick that may not run gets a result saying why), then the command,
-/// stopped (SIGTERM, SIGKILL after kill_after) at the job's timeout or when
-/// a newer tick replaces it.
-template <class Session, class Clock, class Options>
-run_record run_gated(const cron_fire_context<Session, Clock, Options>& c, const cron_job& job,
-                     const cron_claimed<Session>& won, cron_local_runs& local) {
-  std::optional<revision> gate;
-  if (job.concurrency != cron_concurrency::allow) {
-    auto g = take_gate(c, job, won, local);
-    if (!g) return skipped_run(c, job, won, g.error().message);
+/// Records a won tick's result and releases the job's running key (held
+/// since `gate`; 0: none) in one txn. Should that txn fail its compares —
+/// the key went with a lost lease, or the claim is gone — each is done on
+/// its own, fenced as before: the key is never left to a run that ended.
+template <class Backoff, transport T, class Session>
+result<void> record_result(T& t, const cron_job& job, const cron_claimed<Session>& won,
+                           revision gate, const run_record& r, std::stop_token stop,
+                           Backoff retry) {
+  const std::string value = encode_record(r);
+  if (gate != 0) {
+    auto both = send_result(
+        t, result_txn(won.fire_key, won.rev, won.runs_key, value, job.running_key, gate),
+        won.fire_key, stop, retry);
+    if (both || both.error().code != errc::failed_precondition) return both;
+    release_running(t, job.running_key, gate, stop, retry);
+  }
+  return send_result(t, result_txn(won.fire_key, won.rev, won.runs_key, value), won.fire_key, stop,
+                     retry);
+}
+
+/// Runs a won tick under the job's controls, and `record`s its result (a
+/// `result<void>(const run_record&, revision gate)`: the result, with the
+/// release of the running key held since `gate`, 0 for none) before the run
+/// leaves this daemon's runs in flight — so a replacing tick that waited for
+/// it finds the key gone. The concurrency gate comes first (a tick that may
+/// not run gets a result saying why), then the command, stopped (SIGTERM,
+/// SIGKILL after kill_after) at the job's timeout or when a newer tick
+/// replaces it. What `record` returned.
+template <class Session, class Clock, class Options, class Record>
+auto run_gated(const cron_fire_context<Session, Clock, Options>& c, const cron_job& job,
+               const cron_claimed<Session>& won, cron_local_runs& local, Record&& record)
+    -> std::pair<run_record, result<void>> {
+  revision gate = won.gate;
+  if (job.concurrency != cron_concurrency::allow && gate == 0 && won.holder) {
+    auto g = take_gate(c, job, won, *won.holder, local);
+    if (!g) {
+      run_record skip = skipped_run(c, job, won, g.error().message);
+      auto done = record(skip, revision{0});
+      return {std::move(skip), std::move(done)};
+    }
     gate = *g;
   }
-  auto stop = local.enter(job.name(), gate.value_or(0));
+  auto stop = local.enter(job.name(), gate);
   std::atomic<bool> timed_out{false};
   std::jthread timer;
   if (job.timeout.count() > 0)
@@ -8137,11 +8291,9 @@ run_record run_gated(const cron_fire_context<Session, Clock, Options>& c, const 
     timer.join();
   }
   r.timed_out = timed_out.load();
-  if (gate)
-    release_running(c.transport, job.running_key, *gate, c.run_stop,
-                    std::remove_cvref_t<decltype(c.options.backoff)>(c.options.backoff));
+  auto done = record(r, gate);
   local.leave(job.name(), stop);
-  return r;
+  return {std::move(r), std::move(done)};
 }
 
 /// What a recorded result says in the log: a skip (with its reason) or a
@@ -8179,10 +8331,15 @@ cron_event result_event(const cron_job& job, const cron_claimed<Session>& won,
 // the claims being made (`<prefix>cron/fire/`), which tells it the live
 // daemons (the leases their claims name) and which ticks are taken. For a
 // tick, the daemons rank themselves by a hash of (lease, claim key); the
-// first claims on time, the next `step` later if it has not seen the claim
-// by then, and so on. A dead or stalled daemon costs its ticks `step` of
-// lag until its lease drops out of view; a daemon that sees no peers claims
-// everything on time. Order only: at-most-once rests on the txn alone.
+// first claims on time, the next when its turn comes (logic/cron_turns.hpp:
+// a step plus the first one's likely queue, capped) if it has not seen the
+// claim by then, and so on. A daemon is remembered for `peer_ttl` after its
+// last claim seen (long enough to span the gap between bursts of jobs with
+// long periods), or until it misses a turn: a daemon that finds a tick
+// still unclaimed at its own turn forgets the daemons ranked before it, so
+// a dead or stalled one costs at most one round of capped lag. A daemon
+// that sees no peers claims everything on time. Order only: at-most-once
+// rests on the txn alone.
 
 
 #include <chrono>
@@ -8206,7 +8363,7 @@ class cron_peers {
 
   /// A daemon unseen for `peer_ttl` is presumed gone; claims seen are kept
   /// for `memory`.
-  explicit cron_peers(std::chrono::seconds peer_ttl = std::chrono::seconds{10},
+  explicit cron_peers(std::chrono::seconds peer_ttl = std::chrono::minutes{10},
                       std::chrono::seconds memory = std::chrono::minutes{3})
       : peer_ttl_(peer_ttl), memory_(memory) {}
 
@@ -8244,6 +8401,15 @@ class cron_peers {
     return before;
   }
 
+  /// A tick at `key` came unclaimed to `self`'s turn: the daemons ranked
+  /// before `self` for it are presumed gone, until a claim of theirs is seen.
+  void missed(const std::string& key, const std::string& self) {
+    std::lock_guard lock{mutex_};
+    const auto mine = order_of(self, key);
+    std::erase_if(peers_,
+                  [&](const auto& p) { return p.first != self && order_of(p.first, key) < mine; });
+  }
+
   /// The lease hex a claim record names ("lease":"..."), or empty.
   static std::string_view lease_of(std::string_view value) {
     constexpr std::string_view field = "\"lease\":\"";
@@ -8269,9 +8435,6 @@ class cron_peers {
   std::deque<std::pair<clock::time_point, std::string>> order_;
   std::map<std::string, clock::time_point> peers_;
 };
-
-/// The wait before a daemon ranked `r` for a tick claims it.
-inline constexpr std::chrono::milliseconds cron_claim_step{150};
 
 /// Feeds `peers` every claim created under `fire_root` (`<prefix>cron/fire/`)
 /// from now until `stop`; a broken watch is opened again, paced by `retry`.
@@ -8306,6 +8469,90 @@ void watch_claims(T& t, const std::string& fire_root, cron_peers& peers, Backoff
 // conch/detail/cron_pool.hpp — the fixed set of threads that claim and run
 // due ticks: however many jobs and ticks there are, the thread count stays.
 
+// ---- begin conch/logic/cron_turns.hpp ----
+// conch/logic/cron_turns.hpp — when a daemon that is not first for a tick
+// takes its turn (detail/cron_peers.hpp ranks the daemons). Pure: times are
+// passed in, so any clock (a test's fake one) drives it.
+//
+// The daemon ranked first for a tick claims it when its workers reach it in
+// their queue. In a burst (many jobs ticking at once) that queue is long,
+// and a fixed wait would let the next daemon claim first, a failed write for
+// one of the two. The daemons share a burst's ticks evenly and fire them in
+// the same order, so the first one's queue ahead of a tick is about as long
+// as this daemon's own when it fires that tick: the next daemon waits a step
+// plus the time its own workers take to go through that many ticks. Capped,
+// so a dead daemon's ticks still run within a bounded lag.
+
+#include <algorithm>
+#include <chrono>
+#include <cstddef>
+#include <optional>
+
+namespace conch::detail {
+
+/// The wait before each next daemon, on top of the first one's queue.
+inline constexpr std::chrono::milliseconds cron_turn_step{150};
+/// The longest a tick waits for the daemons ranked before this one.
+inline constexpr std::chrono::milliseconds cron_turn_max{10'000};
+
+/// How long after its tick a daemon ranked `rank` (0: first) claims it:
+/// `rank` times a step plus the time to go through `queued` ticks at
+/// `per_tick` each, at most `cap`.
+inline std::chrono::milliseconds cron_turn(std::size_t rank, std::size_t queued,
+                                           std::chrono::nanoseconds per_tick,
+                                           std::chrono::milliseconds cap,
+                                           std::chrono::milliseconds step = cron_turn_step) {
+  if (rank == 0) return std::chrono::milliseconds{0};
+  const auto queue = std::chrono::ceil<std::chrono::milliseconds>(
+      per_tick * static_cast<std::chrono::nanoseconds::rep>(queued));
+  if (step.count() > 0 && rank > static_cast<std::size_t>(cap / step)) return cap;
+  const auto one = step + std::min(queue, cap);  // small enough to multiply
+  return std::min(cap, one * static_cast<std::chrono::milliseconds::rep>(rank));
+}
+
+/// The cap for a job whose ticks come `period` apart: half of it (a tick is
+/// shed once the next one is due), at most cron_turn_max, at least a step.
+inline std::chrono::milliseconds cron_turn_cap(std::chrono::milliseconds period) {
+  return std::max(cron_turn_step, std::min(cron_turn_max, period / 2));
+}
+
+/// The pace at which a pool's workers take queued ticks: a moving average of
+/// the intervals between takes while a backlog waited (the takes of an idle
+/// pool tell when ticks arrived, not how fast they are worked through).
+/// Before any such interval it reads `initial`. Not thread-safe.
+template <class TimePoint>
+class cron_pace {
+ public:
+  using duration = typename TimePoint::duration;
+
+  explicit cron_pace(std::chrono::nanoseconds initial = std::chrono::milliseconds{1})
+      : per_tick_(initial) {}
+
+  /// A worker took a tick at `at`, leaving `left` queued.
+  void took(TimePoint at, std::size_t left) {
+    if (last_) {
+      const auto interval = std::chrono::duration_cast<std::chrono::nanoseconds>(at - *last_);
+      per_tick_ = seen_ ? per_tick_ + (interval - per_tick_) / 8 : interval;
+      seen_ = true;
+    }
+    if (left > 0)
+      last_ = at;
+    else
+      last_.reset();
+  }
+
+  std::chrono::nanoseconds per_tick() const noexcept { return per_tick_; }
+
+ private:
+  std::chrono::nanoseconds per_tick_;
+  bool seen_ = false;
+  std::optional<TimePoint> last_;  // the last take that left a backlog
+};
+
+}  // namespace conch::detail
+// ---- end conch/logic/cron_turns.hpp ----
+
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
@@ -8358,6 +8605,17 @@ class cron_pool {
     cv_.notify_one();
   }
 
+  /// How many tasks wait for a worker.
+  std::size_t queued() const {
+    std::lock_guard lock{mutex_};
+    return queue_.size();
+  }
+  /// The measured time between takes while tasks waited (cron_pace).
+  std::chrono::nanoseconds per_task() const {
+    std::lock_guard lock{mutex_};
+    return pace_.per_tick();
+  }
+
   /// Lets the workers take what is queued, then joins them.
   void finish() {
     {
@@ -8382,16 +8640,18 @@ class cron_pool {
         if (queue_.empty() || own.stop_requested()) return;
         task = std::move(queue_.front());
         queue_.pop_front();
+        pace_.took(std::chrono::steady_clock::now(), queue_.size());
       }
       work_(task);
     }
   }
 
   std::function<void(Task&)> work_;
-  std::mutex mutex_;  // guards the queue and done_
+  mutable std::mutex mutex_;  // guards the queue, its pace and done_
   std::condition_variable_any cv_;
   std::deque<Task> queue_;
   bool done_ = false;
+  cron_pace<std::chrono::steady_clock::time_point> pace_;
   std::vector<std::jthread> workers_;  // last: joined first
 };
 
@@ -8769,9 +9029,12 @@ void run_guarded(F&& body, Pause pause, Say say) {
 
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -8896,33 +9159,44 @@ class basic_session {
       std::lock_guard lock{mutex_};
       if (closed_ || guards_.contains(key)) return;
       if (create_revision == 0) seen_at = 0;
-      auto t = detail::start_thread([this, key, create_revision, seen_at](std::stop_token own) {
-        loses_on_throw("guard", [&] { guard(key, create_revision, seen_at, std::move(own)); });
-      });
+      auto mine = std::make_shared<guard_state>();
+      auto t =
+          detail::start_thread([this, key, create_revision, seen_at, mine](std::stop_token own) {
+            loses_on_throw("guard", [&] {
+              guard(key, create_revision, seen_at, mine->disowned, std::move(own));
+            });
+            mine->ended = true;
+          });
       if (t)
-        guards_.emplace(key, std::move(*t));
+        guards_.emplace(key, guard_thread{std::move(*t), std::move(mine)});
       else
         refused = "guarded key " + key + " cannot be watched: " + t.error().message;
     }
     if (!refused.empty()) lose(std::move(refused));  // not under our lock
   }
   /// Stops guarding `key`: once this returns, a delete of it (a resign, a
-  /// release) is never taken for a loss. The guard's thread is told to stop
-  /// now and joined later (at the next unguard or at close), so a release
-  /// does not wait for its watch to be torn down.
+  /// release) is never taken for a loss. Nothing is torn down here, so a
+  /// release's txn does not wait for it: the guard's thread sees the delete
+  /// that usually follows and ends by itself, soon after. Threads that have
+  /// ended are joined here; the oldest of too many still running is stopped
+  /// (a key left in place); close() stops the rest.
   void unguard_key(const std::string& key) {
-    std::vector<std::jthread> finished;
+    std::vector<guard_thread> finished;
     {
       std::lock_guard lock{mutex_};
       auto it = guards_.find(key);
       if (it == guards_.end()) return;
-      it->second.request_stop();  // under the lock: see lose_guarded
-      finished = std::move(retired_);
-      retired_.clear();
-      retired_.push_back(std::move(it->second));
+      it->second.state->disowned = true;  // under the lock: see lose_guarded
+      auto ended = std::stable_partition(retired_.begin(), retired_.end(),
+                                         [](const guard_thread& g) { return !g.state->ended; });
+      if (ended - retired_.begin() >= static_cast<std::ptrdiff_t>(max_retired))
+        ended = retired_.begin() + static_cast<std::ptrdiff_t>(max_retired) - 1;
+      std::move(ended, retired_.end(), std::back_inserter(finished));
+      retired_.erase(ended, retired_.end());
+      retired_.insert(retired_.begin(), std::move(it->second));  // newest first
       guards_.erase(it);
     }
-  }  // threads stopped earlier are joined here, outside the lock
+  }  // joined here, outside the lock
 
   /// Reserves `key` for one user of this session (an election's candidate
   /// key): false if another user already holds it. Two recipes sharing one
@@ -8941,8 +9215,8 @@ class basic_session {
   result<void> close() {
     halt_.request_stop();
     std::jthread keepalive;
-    std::map<std::string, std::jthread> guards;
-    std::vector<std::jthread> retired;
+    std::map<std::string, guard_thread> guards;
+    std::vector<guard_thread> retired;
     lease_id lease = 0;
     {
       std::lock_guard lock{mutex_};
@@ -8984,14 +9258,30 @@ class basic_session {
     halt_.request_stop();
   }
 
-  // A guard's loss, unless its key was unguarded first (`own` is then stopped,
-  // under the same lock).
-  void lose_guarded(const std::stop_token& own, std::string reason) {
+  // A guard's loss, unless its key was unguarded first (`disowned` is then
+  // set, under the same lock). The delete of an unguarded key is usually its
+  // owner's release: the guard then lingers a moment (until `stop`) before
+  // its watch is torn down, so the teardown does not compete with the
+  // handoff that delete starts (the next holder's claim).
+  void lose_guarded(const bool& disowned, std::string reason, std::stop_token stop = {}) {
+    bool ours = false;
     {
       std::lock_guard lock{mutex_};
-      if (own.stop_requested()) return;
+      ours = !disowned;
     }
-    lose(std::move(reason));
+    if (ours) return lose(std::move(reason));
+    if (stop.stop_possible()) {
+      std::mutex m;
+      std::condition_variable_any cv;
+      std::unique_lock hold{m};
+      (void)cv.wait_for(hold, stop, guard_linger, [] { return false; });
+    }
+  }
+  static constexpr std::chrono::milliseconds guard_linger{50};
+
+  bool unguarded(const bool& disowned) const {
+    std::lock_guard lock{mutex_};
+    return disowned;
   }
 
   std::string lease_hex() const { return detail::lease_hex(lease_); }
@@ -9186,9 +9476,8 @@ class basic_session {
   static constexpr std::size_t max_stuck = 2;
 
   // A guard thread: watches one key for its DELETE.
-  void guard(const std::string& key, revision create_revision, revision seen_at,
+  void guard(const std::string& key, revision create_revision, revision seen_at, const bool& mine,
              std::stop_token own) {
-    const std::stop_token mine = own;
     detail::stop_union stop{std::move(own), halt_.get_token()};
     backoff_type retry = options_.backoff;
     revision from = seen_at > 0 ? seen_at + 1 : 0;  // 0: (re)read the key before watching
@@ -9208,6 +9497,7 @@ class basic_session {
         create_revision = r->kvs.front().create_revision;
         from = r->header_revision + 1;
       }
+      if (unguarded(mine)) return;  // released before we watched: nothing left to guard
       watch_request w;
       w.key = key;
       w.start_revision = from;
@@ -9219,9 +9509,11 @@ class basic_session {
         if (batch) {
           for (const auto& e : batch->events)
             if (e.type == watch_event::kind::del)
-              return lose_guarded(mine, "guarded key " + key + " was deleted at revision " +
-                                            std::to_string(e.kv.mod_revision) +
-                                            " (lease revoked or key removed)");
+              return lose_guarded(mine,
+                                  "guarded key " + key + " was deleted at revision " +
+                                      std::to_string(e.kv.mod_revision) +
+                                      " (lease revoked or key removed)",
+                                  stop.token());
           from = std::max(from, batch->header_revision + 1);
           retry.reset();
           continue;
@@ -9252,8 +9544,18 @@ class basic_session {
 
   std::stop_source lost_;  // requested when lost: the owner's signal
   std::stop_source halt_;  // requested when lost or closing: our threads' signal
-  std::map<std::string, std::jthread> guards_;
-  std::vector<std::jthread> retired_;  // unguarded, told to stop, not yet joined
+  /// Whether a guard's key was unguarded (under mutex_), and its thread ended.
+  struct guard_state {
+    bool disowned = false;
+    std::atomic<bool> ended{false};
+  };
+  struct guard_thread {
+    std::jthread thread;
+    std::shared_ptr<guard_state> state;
+  };
+  static constexpr std::size_t max_retired = 64;
+  std::map<std::string, guard_thread> guards_;
+  std::vector<guard_thread> retired_;  // unguarded, not yet joined, newest first
   std::jthread keepalive_;
 };
 
@@ -9492,19 +9794,25 @@ class basic_cron {
   /// Hands a due tick to the worker pool: the thread count stays fixed
   /// whatever the number of jobs and ticks. A tick that waits too long is
   /// shed by its worker (see detail::claim_tick), logged and counted. A tick
-  /// that other daemons go first for waits its turn (detail/cron_peers.hpp);
-  /// a `cron run` is claimed at once.
+  /// that other daemons go first for waits its turn (detail/cron_peers.hpp,
+  /// logic/cron_turns.hpp); a `cron run` is claimed at once.
   void fire(std::shared_ptr<const detail::cron_job> job, revision job_rev, detail::tick_time tick,
             std::string run = {}) {
-    const auto turn = !run.empty() ? 0
+    const auto rank = !run.empty() ? 0
                                    : peers_.rank(detail::tick_key(job->fire_dir, tick),
                                                  detail::lease_hex(lease_.lease()),
                                                  detail::cron_peers::clock::now());
-    if (turn == 0)
+    if (rank == 0) {
       pool_.push({std::move(job), job_rev, tick, std::move(run)});
-    else
-      deferred_.emplace(time_point(tick) + turn * detail::cron_claim_step,
-                        tick_task{std::move(job), job_rev, tick, {}, true});
+      return;
+    }
+    // The first daemon's queue ahead of this tick is likely as long as ours.
+    const auto next = job->next_after(tick);
+    const auto cap = detail::cron_turn_cap(
+        next ? std::chrono::duration_cast<std::chrono::milliseconds>(*next - tick)
+             : detail::cron_turn_max);
+    const auto turn = detail::cron_turn(rank, pool_.queued(), pool_.per_task(), cap);
+    deferred_.emplace(time_point(tick) + turn, tick_task{std::move(job), job_rev, tick, {}, true});
   }
 
   /// Queues the deferred ticks whose turn came and that no one was seen to
@@ -9547,7 +9855,13 @@ class basic_cron {
   void work_on(tick_task& task) {
     // A deferred tick may wait in the queue behind others (a burst of
     // ticks): by now its first claimer may have been seen taking it.
-    if (task.deferred && peers_.taken(detail::tick_key(task.job->fire_dir, task.tick))) return;
+    if (task.deferred) {
+      const auto key = detail::tick_key(task.job->fire_dir, task.tick);
+      if (peers_.taken(key)) return;
+      // Unclaimed at our turn: those before us are gone or stalled — unless
+      // we are behind as well (a backlog here says all may be).
+      if (pool_.queued() == 0) peers_.missed(key, detail::lease_hex(lease_.lease()));
+    }
     try {
       if (auto fire_key = fire_tick(*task.job, task.job_rev, task.tick, task.run);
           fire_key && detail::prune_turn(*fire_key, options_.history))
@@ -9590,19 +9904,22 @@ class basic_cron {
     const auto c = context();
     auto won = detail::claim_tick<typename P::backoff>(c, job, job_rev, tick, run);
     if (!won) return std::nullopt;
-    auto result = detail::run_gated(c, job, *won, local_runs_);
-    won->session.reset();  // the run is over: a lost lease may be replaced now
-    const std::string& name = job.name();
-    if (auto w = detail::send_result(transport_,
-                                     detail::result_txn(won->fire_key, won->rev, won->runs_key,
-                                                        detail::encode_record(result)),
-                                     won->fire_key, result_stop_.get_token(), options_.backoff);
-        !w) {
+    if (won->recorded) {  // claimed with its result: not run
+      emit(detail::result_event(job, *won, *won->recorded));
+      return std::move(won->fire_key);
+    }
+    auto record = [&](const detail::run_record& r, revision gate) {
+      won->session.reset();  // the run is over: a lost lease may be replaced now
+      return detail::record_result(transport_, job, *won, gate, r, result_stop_.get_token(),
+                                   options_.backoff);
+    };
+    auto [result, written] = detail::run_gated(c, job, *won, local_runs_, record);
+    if (!written) {
       emit({.what = cron_event::kind::error,
-            .job = name,
+            .job = job.name(),
             .tick = won->tick_text,
             .rev = won->rev,
-            .message = "result not recorded: " + w.error().message});
+            .message = "result not recorded: " + written.error().message});
       return std::nullopt;
     }
     emit(detail::result_event(job, *won, result));
@@ -10234,11 +10551,13 @@ class candidate_line {
       return deleted;
     });
     if (!gone) return std::move(gone).error();
-    stream.cancel();  // torn down later (spent_), not while we take office
-    spent_.emplace(std::move(stream));
+    spent_.emplace(std::move(stream));  // cancelled later (spent_), not while we take office
     if (deleted && seen.sole && handover_.lead_on_delete(seen)) return step::lead;
     return step::reread;  // a gap may hide a change, or the lock delay needs the marker
   }
+
+  // Closes the watch of our last wait (kept open while we took office).
+  void close_spent() { spent_.reset(); }
 
  private:
   auto& transport() { return session_.transport(); }
@@ -10509,6 +10828,7 @@ class basic_election {
     forget();
   }
   void forget() {
+    line_.close_spent();
     session_.unclaim(key_);
     key_.clear();
     rev_ = 0;
@@ -10584,7 +10904,16 @@ class basic_election {
 // The protocol of basic_semaphore (semaphore.hpp tells how waiting works and
 // logic/ranking.hpp who does what): enqueue, read our place, claim a free
 // slot, watch what will change our place, and leave. The recipe validates
-// and names errors; this holds the keys and talks to etcd.
+// and names errors; this holds the keys and talks to etcd. Entering the
+// line and the keys are semaphore_entry's (semaphore_entry.hpp).
+
+// ---- begin conch/detail/semaphore_entry.hpp ----
+// conch/detail/semaphore_entry.hpp — a semaphore waiter's keys, and its way in.
+//
+// The first half of semaphore_line (semaphore.hpp tells the protocol): the
+// keys one waiter (or holder) has, entering the line (a free slot taken at
+// once, or a queue key), reading its place, and holding a slot. The wait in
+// line and the way out are semaphore_line's (semaphore_line.hpp).
 
 
 #include <algorithm>
@@ -10599,18 +10928,19 @@ class basic_election {
 
 namespace conch::detail {
 
-/// One waiter's (or holder's) keys of one semaphore, and the protocol that
-/// moves it from the queue to a slot. Used from one thread; its fields are
-/// read by basic_semaphore.
+/// One waiter's (or holder's) keys of one semaphore, and how it enters the
+/// line. Used from one thread; its fields are read by basic_semaphore.
 template <class Session>
-class semaphore_line {
+class semaphore_entry {
  public:
   using policies = typename Session::policies;
   using backoff_type = typename policies::backoff;
   using fencing_type = typename policies::fencing;
   using gate_type = handover_gate<typename policies::clock::time_point>;
+  using stream_type = decltype(std::declval<typename policies::transport&>().watch(
+      std::declval<const watch_request&>()));
 
-  semaphore_line(Session& s, sema_layout layout)
+  semaphore_entry(Session& s, sema_layout layout)
       : session_(s), io_(s), backoff_(s.backoff()), layout_(std::move(layout)) {}
 
   auto& transport() { return session_.transport(); }
@@ -10680,9 +11010,14 @@ class semaphore_line {
         s.next = rank_decision{rank_step::hold, 0, i, {}};
         return std::optional{std::move(s)};
       }
-      if (tries == 3 || !next_free_try(*r, lease, tries, f)) return std::optional<sema_state>{};
+      if (tries == max_free_tries || !next_free_try(*r, lease, tries, f))
+        return std::optional<sema_state>{};
     }
   }
+
+  // Each try that fails reads the slots for the next: cheaper than queueing
+  // while more slots are free than waiters (the only case that tries again).
+  static constexpr int max_free_tries = 6;
 
   // Slots that must be free (the first is the one we take), and a bound on
   // the queue: every waiter was created before `queue_before` (1: none).
@@ -10741,10 +11076,16 @@ class semaphore_line {
       if (!taken[static_cast<std::size_t>(j)]) free.push_back(j);
     const auto waiters = static_cast<std::size_t>(std::max<std::int64_t>(queue->count, 0));
     if (free.size() <= waiters) return false;
-    const auto mine = static_cast<std::size_t>(pick(lease, tries, static_cast<int>(free.size())));
+    // The waiters' heads claim the lowest free slots: we keep the highest
+    // free for them (a claim in progress then fails no compare of ours), and
+    // take one of those between, if any, else one below the kept ones.
+    const std::size_t kept = free.size() - waiters;  // free[kept..] stay free
+    const std::size_t low = std::min(waiters, kept - 1);
+    const auto mine =
+        low + static_cast<std::size_t>(pick(lease, tries, static_cast<int>(kept - low)));
     f.keep_free = {free[mine]};
-    for (std::size_t j = 0; f.keep_free.size() <= waiters; ++j)
-      if (j != mine) f.keep_free.push_back(free[j]);
+    f.keep_free.insert(f.keep_free.end(), free.begin() + static_cast<std::ptrdiff_t>(kept),
+                       free.end());
     f.queue_before = r.header_revision + 1;
     return true;
   }
@@ -10824,6 +11165,82 @@ class semaphore_line {
     session_.guard_key(slot_key_, slot_rev_, seen_at);
   }
 
+  Session& session_;
+  waiting<Session> io_;
+  backoff_type backoff_;  // the prototype: each operation paces its retries with a copy
+  sema_layout layout_;
+  std::string value_;
+  std::string queue_key_;
+  revision queue_rev_ = 0;
+  bool queue_guarded_ = false;
+  std::string slot_key_;
+  int slot_ = 0;
+  revision slot_rev_ = 0;
+  std::int64_t token_ = 0;
+  std::function<std::string(int)> slot_value_;
+  std::string doubtful_slot_;         // a slot our last claim may have taken unseen
+  gate_type gate_{};                  // the lock delay of this acquire
+  std::optional<stream_type> spent_;  // a cancelled watch, destroyed off the handoff's path
+  int hint_ = -1;        // the slot enter_free tries: the one we last held (-1: none yet)
+  bool unread_ = false;  // the next claim's slot was freed on the watch, its marker unread
+  [[no_unique_address]] fencing_type fencing_{};
+  std::atomic<std::uint64_t> reads_{0}, watches_{0}, watch_events_{0};
+};
+
+}  // namespace conch::detail
+// ---- end conch/detail/semaphore_entry.hpp ----
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace conch::detail {
+
+/// semaphore_entry, and the protocol that moves it from the queue to a slot
+/// and out again. Used from one thread.
+template <class Session>
+class semaphore_line : public semaphore_entry<Session> {
+  using base = semaphore_entry<Session>;
+
+ public:
+  using base::backoff_;
+  using base::claim;
+  using base::doubtful_slot_;
+  using base::fencing_;
+  using base::gate_;
+  using base::hold;
+  using base::holding;
+  using base::io_;
+  using base::layout_;
+  using base::queue_guarded_;
+  using base::queue_key_;
+  using base::queue_rev_;
+  using base::read;
+  using base::session_;
+  using base::slot_;
+  using base::slot_key_;
+  using base::slot_rev_;
+  using base::slot_value_;
+  using base::spent_;
+  using base::token_;
+  using base::transport;
+  using base::unread_;
+  using base::value_;
+  using base::watch_events_;
+  using base::watches_;
+  using typename base::backoff_type;
+  using typename base::gate_type;
+  using typename base::policies;
+  using typename base::stream_type;
+
+  semaphore_line(Session& s, sema_layout layout) : base(s, std::move(layout)) {}
+
   // `seen_at`: a revision at which our queue key was there (0: unknown).
   void guard_queue(bool on, revision seen_at = 0) {
     if (on == queue_guarded_) return;
@@ -10887,7 +11304,10 @@ class semaphore_line {
                                    deadline give_up, bool unread = false) {
     guard_queue(false);  // the claim deletes our queue key: not a loss
     auto c = claim(seen.next.slot, give_up, unread);
-    if (c && !*c) return result<void>{};
+    if (c && !*c) {
+      if (spent_) spent_->cancel();  // held: the slots' watch must not go on hearing releases
+      return result<void>{};
+    }
     if (!c && holding())
       return result<void>{std::move(c).error()};  // held, but without a token: given back
     if (c) {
@@ -10930,9 +11350,8 @@ class semaphore_line {
       return told;
     });
     if (!changed) return changed;
-    if (told && freed) {       // a released slot, and we are the head: claim it, no re-read
-      stream->first.cancel();  // torn down later (spent_), not while we claim
-      spent_.emplace(std::move(stream->first));
+    if (told && freed) {  // a released slot, and we are the head: claim it, no re-read
+      spent_.emplace(std::move(stream->first));  // cancelled once claimed, not while we claim
       seen.next = rank_decision{rank_step::claim, 0, *freed, {}};
       unread_ = true;  // its marker is unread: the claim compares it (lock delay)
       return {};
@@ -10950,8 +11369,6 @@ class semaphore_line {
   // once) and acknowledged, then re-read only if anything was written since
   // `seen`. Answers the stream and the revision the wait has seen up to, or
   // no revision when the re-read changed the wait (then `seen` holds it).
-  using stream_type = decltype(std::declval<typename policies::transport&>().watch(
-      std::declval<const watch_request&>()));
   result<std::pair<stream_type, std::optional<revision>>> open_watch(watch_request w,
                                                                      sema_state& seen,
                                                                      backoff_type& retry,
@@ -11034,6 +11451,7 @@ class semaphore_line {
     forget();
   }
   void forget() {
+    spent_.reset();
     session_.unclaim(queue_key_);
     queue_key_.clear();
     queue_rev_ = 0;
@@ -11046,27 +11464,6 @@ class semaphore_line {
     doubtful_slot_.clear();
     unread_ = false;
   }
-
-  Session& session_;
-  waiting<Session> io_;
-  backoff_type backoff_;  // the prototype: each operation paces its retries with a copy
-  sema_layout layout_;
-  std::string value_;
-  std::string queue_key_;
-  revision queue_rev_ = 0;
-  bool queue_guarded_ = false;
-  std::string slot_key_;
-  int slot_ = 0;
-  revision slot_rev_ = 0;
-  std::int64_t token_ = 0;
-  std::function<std::string(int)> slot_value_;
-  std::string doubtful_slot_;         // a slot our last claim may have taken unseen
-  gate_type gate_{};                  // the lock delay of this acquire
-  std::optional<stream_type> spent_;  // a cancelled watch, destroyed off the handoff's path
-  int hint_ = -1;        // the slot enter_free tries: the one we last held (-1: none yet)
-  bool unread_ = false;  // the next claim's slot was freed on the watch, its marker unread
-  [[no_unique_address]] fencing_type fencing_{};
-  std::atomic<std::uint64_t> reads_{0}, watches_{0}, watch_events_{0};
 };
 
 }  // namespace conch::detail

@@ -39,10 +39,10 @@ class semaphore_line : public semaphore_entry<Session> {
 
  public:
   using base::backoff_;
+  using base::claim;
   using base::doubtful_slot_;
   using base::fencing_;
   using base::gate_;
-  using base::claim;
   using base::hold;
   using base::holding;
   using base::io_;
