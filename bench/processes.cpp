@@ -168,13 +168,15 @@ void measure_loss(context& ctx) {
   for (int i = 0; i < n; ++i) {
     const std::string ready = ctx.tmp / ("loss-ready-" + std::to_string(i));
     const std::string stamp = ctx.tmp / ("loss-stamp-" + std::to_string(i));
-    process wrapper{{.argv = conch_argv(ctx, {"sema", "loss", "--max", "1", "--ttl", "10", "--",
+    // A fresh name each time: a revoked holder's semaphore keeps its lock delay.
+    const std::string name = "loss-" + std::to_string(i);
+    process wrapper{{.argv = conch_argv(ctx, {"sema", name, "--max", "1", "--ttl", "10", "--",
                                               ctx.self, "--child-hold", ready, stamp}),
                      .stderr_path = ctx.tmp / "loss.log"}};
     if (!await_file(ready, steady::now() + 20s))
       throw std::runtime_error("conch sema never ran its child: " +
                                read_text(ctx.tmp / "loss.log"));
-    auto who = semaphore::status(t, ctx.prefix, "loss", 1);
+    auto who = semaphore::status(t, ctx.prefix, name, 1);
     if (!who || who->holders.empty())
       throw std::runtime_error("no holder of the loss semaphore in etcd");
     const lease_id lease = who->holders.front().kv.lease;
