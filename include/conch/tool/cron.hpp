@@ -292,17 +292,28 @@ inline void add_cron_add(command_line& cron) {
   });
 }
 
-inline void add_cron_rm(command_line& cron) {
+/// Declares `conch cron <name> NAME [flags]`, whose one operand is a job's
+/// name: `run(p, job, o)` does the work once the flags are checked.
+template <class Run>
+void add_cron_on_job(command_line& cron, const std::string& name, std::string description,
+                     Run run) {
   auto f = std::make_shared<cron_flags>();
-  auto& p = cron.subcommand(
-      "rm", "NAME [flags]",
+  auto& p = cron.subcommand(name, "NAME [flags]", std::move(description));
+  f->common.emplace(p.positional("NAME", f->spec.name, "the job"), false);
+  on_cron_run(p, f, [run](const command_line& p, const cron_flags& f, const common_options& o) {
+    return run(p, f.spec.name, o);
+  });
+}
+
+inline void add_cron_rm(command_line& cron) {
+  add_cron_on_job(
+      cron, "rm",
       "Delete job NAME.\n\n"
       "Delete job NAME: no further ticks. A run in flight finishes and records its result;\n"
-      "the job's history stays until pruned. Exits 1 if there is no such job.");
-  f->common.emplace(p.positional("NAME", f->spec.name, "the job"), false);
-  on_cron_run(p, f, [](const command_line& p, const cron_flags& f, const common_options& o) {
-    return cron_rm_run(p, f.spec.name, o);
-  });
+      "the job's history stays until pruned. Exits 1 if there is no such job.",
+      [](const command_line& p, const std::string& job, const common_options& o) {
+        return cron_rm_run(p, job, o);
+      });
 }
 
 inline void add_cron_ls(command_line& cron) {
@@ -324,35 +335,31 @@ inline void add_cron_ls(command_line& cron) {
 }
 
 inline void add_cron_pause(command_line& cron, bool paused) {
-  auto f = std::make_shared<cron_flags>();
-  auto& p = cron.subcommand(
-      paused ? "pause" : "resume", "NAME [flags]",
+  add_cron_on_job(
+      cron, paused ? "pause" : "resume",
       paused ? "Stop claiming job NAME's ticks until resumed.\n\n"
                "Pause job NAME: no daemon claims its ticks until 'conch cron resume NAME'. A run\n"
                "in flight finishes; the history stays; 'conch cron run NAME' still runs it.\n"
                "Exits 1 if there is no such job."
              : "Claim job NAME's ticks again.\n\n"
                "Resume job NAME: the daemons claim its ticks again from the next one due (the\n"
-               "ticks missed while paused are not run). Exits 1 if there is no such job.");
-  f->common.emplace(p.positional("NAME", f->spec.name, "the job"), false);
-  on_cron_run(p, f, [paused](const command_line& p, const cron_flags& f, const common_options& o) {
-    return cron_pause_run(p, f.spec.name, paused, o);
-  });
+               "ticks missed while paused are not run). Exits 1 if there is no such job.",
+      [paused](const command_line& p, const std::string& job, const common_options& o) {
+        return cron_pause_run(p, job, paused, o);
+      });
 }
 
 inline void add_cron_run_now(command_line& cron) {
-  auto f = std::make_shared<cron_flags>();
-  auto& p = cron.subcommand(
-      "run", "NAME [flags]",
+  add_cron_on_job(
+      cron, "run",
       "Run job NAME once now, on one daemon.\n\n"
       "Ask for one run of job NAME now: the conchd daemons claim it like a tick, exactly\n"
       "once, and 'conch cron ls' lists it under its own id, marked (cron run). The job's\n"
       "concurrency policy and timeout apply. A daemon that sees the request more than a\n"
-      "minute late leaves it alone. Exits 1 if there is no such job.");
-  f->common.emplace(p.positional("NAME", f->spec.name, "the job"), false);
-  on_cron_run(p, f, [](const command_line& p, const cron_flags& f, const common_options& o) {
-    return cron_run_now(p, f.spec.name, o);
-  });
+      "minute late leaves it alone. Exits 1 if there is no such job.",
+      [](const command_line& p, const std::string& job, const common_options& o) {
+        return cron_run_now(p, job, o);
+      });
 }
 
 /// Declares `conch cron add|ls|rm|pause|resume|run` under `conch` (see tool/conch.hpp).
