@@ -128,29 +128,27 @@ struct scale_run {
   double calls = 0, watch_messages = 0;  // per cycle, from etcd's /metrics
 };
 
-// `holders` sessions on a semaphore of `max` slots, each running
-// acquire+release in a loop for `run_for`.
-scale_run run_scale(context& ctx, int holders, int max, std::chrono::milliseconds run_for) {
-  const std::string name = "scale-" + std::to_string(holders) + "-" + std::to_string(max);
-  std::vector<std::unique_ptr<contender>> cs;
-  for (int i = 0; i < holders; ++i) cs.push_back(std::make_unique<contender>(ctx, name, max));
+// `threads` threads, each running `cycle(i)` (thread i's one cycle) in a loop
+// for `run_for`; `what` names the run in its checks. Rates and samples are
+// of whole cycles; calls and watch messages per cycle are etcd's counts.
+template <class Cycle>
+scale_run run_cycles(context& ctx, int threads, std::chrono::milliseconds run_for,
+                     const std::string& what, Cycle cycle) {
   std::atomic<bool> go{false};
   std::mutex m;
   scale_run out;
   std::vector<std::string> errors;
-  std::vector<std::jthread> threads;
+  std::vector<std::jthread> running;
   steady::time_point until;
-  for (auto& c : cs)
-    threads.emplace_back([&, sem = &c->sem] {
+  for (int i = 0; i < threads; ++i)
+    running.emplace_back([&, i] {
       while (!go.load()) std::this_thread::yield();
       samples mine;
       while (steady::now() < until) {
         const auto t0 = steady::now();
-        auto a = sem->acquire("{\"name\":\"bench\"}");
-        auto r = a ? sem->release() : result<void>{};
-        if (!a || !r) {
+        if (result<void> r = cycle(i); !r) {
           std::lock_guard lock{m};
-          errors.push_back(!a ? a.error().message : r.error().message);
+          errors.push_back(r.error().message);
           return;
         }
         mine.add(steady::now() - t0);
@@ -162,17 +160,31 @@ scale_run run_scale(context& ctx, int holders, int max, std::chrono::millisecond
   const auto start = steady::now();
   until = start + run_for;
   go.store(true);
-  threads.clear();  // joins
+  running.clear();  // joins
   const double seconds = std::chrono::duration<double>(steady::now() - start).count();
   const auto served1 = etcd_served(ctx.etcd);
   const auto n = static_cast<double>(std::max<std::size_t>(out.cycles.size(), 1));
   out.rate = static_cast<double>(out.cycles.size()) / seconds;
   out.calls = (served1.unary - served0.unary) / n;
   out.watch_messages = (served1.watch_messages - served0.watch_messages) / n;
-  const std::string what = std::to_string(holders) + " on max " + std::to_string(max);
   ctx.check(errors.empty(), "scale " + what + ": " + (errors.empty() ? "" : errors.front()));
   ctx.check(out.cycles.sane(0.001), "scale " + what + ": no cycles");
   return out;
+}
+
+// `holders` sessions on a semaphore of `max` slots, each running
+// acquire+release in a loop for `run_for`.
+scale_run run_scale(context& ctx, int holders, int max, std::chrono::milliseconds run_for) {
+  const std::string name = "scale-" + std::to_string(holders) + "-" + std::to_string(max);
+  std::vector<std::unique_ptr<contender>> cs;
+  for (int i = 0; i < holders; ++i) cs.push_back(std::make_unique<contender>(ctx, name, max));
+  return run_cycles(ctx, holders, run_for,
+                    std::to_string(holders) + " on max " + std::to_string(max),
+                    [&](int i) -> result<void> {
+                      auto& sem = cs[static_cast<std::size_t>(i)]->sem;
+                      if (auto a = sem.acquire("{\"name\":\"bench\"}"); !a) return a.error();
+                      return sem.release();
+                    });
 }
 
 // What etcd gives `writers` threads that only write: each runs a cycle of
@@ -180,45 +192,17 @@ scale_run run_scale(context& ctx, int holders, int max, std::chrono::millisecond
 // for `run_for`, through the same client as the holders. The rate is what
 // "until etcd saturates" means on this machine, in this run.
 scale_run run_put_writers(context& ctx, int writers, std::chrono::milliseconds run_for) {
-  std::atomic<bool> go{false};
-  std::mutex m;
-  scale_run out;
-  std::vector<std::string> errors;
-  std::vector<std::jthread> threads;
-  steady::time_point until;
+  std::vector<put_request> puts;
   for (int i = 0; i < writers; ++i)
-    threads.emplace_back([&, i] {
-      const put_request put{ctx.prefix + "scale-put/" + std::to_string(i), "{\"name\":\"bench\"}",
-                            0};
-      while (!go.load()) std::this_thread::yield();
-      samples mine;
-      while (steady::now() < until) {
-        const auto t0 = steady::now();
-        auto a = ctx.client.put(put, ctx.client.default_deadline());
-        auto b = a ? ctx.client.put(put, ctx.client.default_deadline()) : a;
-        if (!a || !b) {
-          std::lock_guard lock{m};
-          errors.push_back((!a ? a : b).error().message);
-          return;
-        }
-        mine.add(steady::now() - t0);
-      }
-      std::lock_guard lock{m};
-      for (double v : mine.values()) out.cycles.add(v);
-    });
-  const auto served0 = etcd_served(ctx.etcd);
-  const auto start = steady::now();
-  until = start + run_for;
-  go.store(true);
-  threads.clear();  // joins
-  const double seconds = std::chrono::duration<double>(steady::now() - start).count();
-  const auto n = static_cast<double>(std::max<std::size_t>(out.cycles.size(), 1));
-  out.rate = static_cast<double>(out.cycles.size()) / seconds;
-  out.calls = (etcd_served(ctx.etcd).unary - served0.unary) / n;
-  const std::string what = std::to_string(writers) + " Put writers";
-  ctx.check(errors.empty(), "scale " + what + ": " + (errors.empty() ? "" : errors.front()));
-  ctx.check(out.cycles.sane(0.001), "scale " + what + ": no cycles");
-  return out;
+    puts.push_back({ctx.prefix + "scale-put/" + std::to_string(i), "{\"name\":\"bench\"}", 0});
+  return run_cycles(ctx, writers, run_for, std::to_string(writers) + " Put writers",
+                    [&](int i) -> result<void> {
+                      const auto& put = puts[static_cast<std::size_t>(i)];
+                      for (int k = 0; k < 2; ++k)
+                        if (auto r = ctx.client.put(put, ctx.client.default_deadline()); !r)
+                          return r.error();
+                      return {};
+                    });
 }
 
 }  // namespace
