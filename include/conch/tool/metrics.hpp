@@ -20,6 +20,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -36,6 +37,9 @@ struct metric_series {
   std::vector<std::uint64_t> buckets{};  ///< per upper bound, not cumulative
   double sum = 0;
   std::uint64_t count = 0;
+  /// Its labels as printed, `{job="a"}`, rendered once when the registry
+  /// makes the series (empty: no labels, or rendered at each exposition).
+  std::string labels_text{};
 };
 
 struct metric_family {
@@ -47,20 +51,31 @@ struct metric_family {
 
 namespace metrics_detail {
 
-/// A sample value: integers without a fraction, +Inf/-Inf/NaN spelled out.
-inline std::string number(double v) {
-  if (std::isnan(v)) return "NaN";
-  if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
-  if (v == std::floor(v) && std::fabs(v) < 1e15)
-    return std::to_string(static_cast<std::int64_t>(v));
+/// Appends a sample value: integers without a fraction, +Inf/-Inf/NaN spelled out.
+inline void append_number(std::string& out, double v) {
+  if (std::isnan(v)) {
+    out += "NaN";
+    return;
+  }
+  if (std::isinf(v)) {
+    out += v > 0 ? "+Inf" : "-Inf";
+    return;
+  }
   char buf[32];
-  auto r = std::to_chars(buf, buf + sizeof buf, v);
-  return std::string(buf, r.ptr);
+  auto r = v == std::floor(v) && std::fabs(v) < 1e15
+               ? std::to_chars(buf, buf + sizeof buf, static_cast<std::int64_t>(v))
+               : std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, r.ptr);
 }
 
-/// Escapes a label value (\\, \", \n) or help text (\\, \n).
-inline std::string escape(std::string_view s, bool quote) {
+inline std::string number(double v) {
   std::string out;
+  append_number(out, v);
+  return out;
+}
+
+/// Appends a label value (\\, \", \n escaped) or help text (\\, \n).
+inline void append_escaped(std::string& out, std::string_view s, bool quote) {
   for (char c : s) {
     if (c == '\\')
       out += "\\\\";
@@ -71,19 +86,19 @@ inline std::string escape(std::string_view s, bool quote) {
     else
       out += c;
   }
-  return out;
 }
 
-inline std::string labels_text(const metric_labels& labels,
-                               const std::pair<std::string, std::string>* extra = nullptr) {
-  if (labels.empty() && !extra) return {};
+/// `{a="b",c="d"}`, or nothing without labels.
+inline std::string labels_text(const metric_labels& labels) {
+  if (labels.empty()) return {};
   std::string out = "{";
-  auto one = [&](const std::pair<std::string, std::string>& l) {
+  for (const auto& [name, value] : labels) {
     if (out.size() > 1) out += ',';
-    out += l.first + "=\"" + escape(l.second, true) + "\"";
-  };
-  for (const auto& l : labels) one(l);
-  if (extra) one(*extra);
+    out += name;
+    out += "=\"";
+    append_escaped(out, value, true);
+    out += '"';
+  }
   return out + "}";
 }
 
@@ -99,43 +114,82 @@ inline const char* type_name(metric_type t) {
   return "untyped";
 }
 
-inline void histogram_lines(std::string& out, const metric_family& f, const metric_labels& labels,
+/// One sample line: `name<suffix><labels> value`, with `le="<le>"` added to
+/// the labels when `le` is not empty.
+template <class Value>
+void sample_line(std::string& out, const metric_family& f, std::string_view suffix,
+                 const std::string& labels, std::string_view le, Value v) {
+  out += f.name;
+  out += suffix;
+  if (!le.empty()) {
+    if (labels.empty())
+      out += '{';
+    else
+      out.append(labels, 0, labels.size() - 1).push_back(',');
+    out += "le=\"";
+    out += le;
+    out += "\"}";
+  } else {
+    out += labels;
+  }
+  out += ' ';
+  if constexpr (std::is_same_v<Value, double>)
+    append_number(out, v);
+  else
+    out += std::to_string(v);
+  out += '\n';
+}
+
+inline void histogram_lines(std::string& out, const metric_family& f,
+                            const std::vector<std::string>& les, const std::string& labels,
                             const metric_series& s) {
   std::uint64_t cumulative = 0;
-  for (std::size_t i = 0; i <= f.bounds.size(); ++i) {
+  for (std::size_t i = 0; i < les.size(); ++i) {
     cumulative += i < s.buckets.size() ? s.buckets[i] : 0;
-    const std::pair<std::string, std::string> le{
-        "le", i < f.bounds.size() ? number(f.bounds[i]) : "+Inf"};
-    out += f.name + "_bucket" + labels_text(labels, &le) + " " + std::to_string(cumulative) + "\n";
+    sample_line(out, f, "_bucket", labels, les[i], cumulative);
   }
-  out += f.name + "_sum" + labels_text(labels) + " " + number(s.sum) + "\n";
-  out += f.name + "_count" + labels_text(labels) + " " + std::to_string(s.count) + "\n";
+  sample_line(out, f, "_sum", labels, {}, s.sum);
+  sample_line(out, f, "_count", labels, {}, s.count);
+}
+
+/// Appends one family: HELP, TYPE and its samples.
+inline void family_text(std::string& out, const metric_family& f) {
+  out += "# HELP " + f.name + " ";
+  append_escaped(out, f.help, false);
+  out += "\n# TYPE " + f.name + " " + type_name(f.type) + "\n";
+  std::vector<std::string> les;  // the buckets' le values, +Inf last
+  if (f.type == metric_type::histogram) {
+    for (double b : f.bounds) les.push_back(number(b));
+    les.emplace_back("+Inf");
+  }
+  if (f.series.empty()) {
+    if (f.type == metric_type::histogram)
+      histogram_lines(out, f, les, {}, {});
+    else
+      out += f.name + " 0\n";
+    return;
+  }
+  std::string scratch;
+  for (const auto& [labels, s] : f.series) {
+    const std::string& text =
+        s.labels_text.empty() && !labels.empty() ? (scratch = labels_text(labels)) : s.labels_text;
+    if (f.type == metric_type::histogram)
+      histogram_lines(out, f, les, text, s);
+    else
+      sample_line(out, f, "", text, {}, s.value);
+  }
 }
 
 }  // namespace metrics_detail
 
 /// The text exposition of `families`, in the order given. A family with no
 /// series and no labels prints one zero sample, so it is visible before use.
-inline std::string format_exposition(const std::vector<metric_family>& families) {
+/// `size_hint`: the length of the last exposition, reserved up front.
+inline std::string format_exposition(const std::vector<metric_family>& families,
+                                     std::size_t size_hint = 0) {
   std::string out;
-  for (const auto& f : families) {
-    out += "# HELP " + f.name + " " + metrics_detail::escape(f.help, false) + "\n";
-    out += "# TYPE " + f.name + " " + metrics_detail::type_name(f.type) + "\n";
-    if (f.series.empty()) {
-      if (f.type == metric_type::histogram)
-        metrics_detail::histogram_lines(out, f, {}, {});
-      else
-        out += f.name + " 0\n";
-      continue;
-    }
-    for (const auto& [labels, s] : f.series) {
-      if (f.type == metric_type::histogram)
-        metrics_detail::histogram_lines(out, f, labels, s);
-      else
-        out += f.name + metrics_detail::labels_text(labels) + " " +
-               metrics_detail::number(s.value) + "\n";
-    }
-  }
+  out.reserve(size_hint + size_hint / 8);
+  for (const auto& f : families) metrics_detail::family_text(out, f);
   return out;
 }
 
@@ -163,17 +217,17 @@ class metrics_registry {
   /// Counter or gauge += v. Undeclared names are ignored.
   void add(const std::string& name, const metric_labels& labels = {}, double v = 1) {
     std::lock_guard lock{mutex_};
-    if (auto* f = find(name)) f->series[labels].value += v;
+    if (auto* f = find(name)) series(*f, labels).value += v;
   }
   /// Gauge = v.
   void set(const std::string& name, const metric_labels& labels, double v) {
     std::lock_guard lock{mutex_};
-    if (auto* f = find(name)) f->series[labels].value = v;
+    if (auto* f = find(name)) series(*f, labels).value = v;
   }
   /// Histogram: one observation.
   void observe(const std::string& name, const metric_labels& labels, double v) {
     std::lock_guard lock{mutex_};
-    if (auto* f = find(name)) observe_into(f->series[labels], f->bounds, v);
+    if (auto* f = find(name)) observe_into(series(*f, labels), f->bounds, v);
   }
   /// The current value of a counter or gauge series (0 if never touched).
   double value(const std::string& name, const metric_labels& labels = {}) const {
@@ -185,7 +239,9 @@ class metrics_registry {
   }
   std::string exposition() const {
     std::lock_guard lock{mutex_};
-    return format_exposition(families_);
+    std::string text = format_exposition(families_, last_size_);
+    last_size_ = text.size();
+    return text;
   }
 
  private:
@@ -193,10 +249,17 @@ class metrics_registry {
     auto it = index_.find(name);
     return it == index_.end() ? nullptr : &families_[it->second];
   }
+  // The series of `labels`, made (with its label text rendered) on first use.
+  static metric_series& series(metric_family& f, const metric_labels& labels) {
+    auto [it, made] = f.series.try_emplace(labels);
+    if (made) it->second.labels_text = metrics_detail::labels_text(labels);
+    return it->second;
+  }
 
   mutable std::mutex mutex_;
   std::vector<metric_family> families_;
   std::map<std::string, std::size_t> index_;
+  mutable std::size_t last_size_ = 0;  // the last exposition's length
 };
 
 /// Latency buckets (seconds) for etcd calls and lags: 1 ms to 10 s.
