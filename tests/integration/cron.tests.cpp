@@ -22,14 +22,12 @@
 #include <functional>
 #include <iterator>
 #include <map>
-#include <netinet/in.h>
 #include <nlohmann/json.hpp>
 #include <poll.h>
 #include <set>
 #include <signal.h>
 #include <sstream>
 #include <string>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <thread>
 #include <vector>
