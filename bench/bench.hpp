@@ -7,6 +7,7 @@
 #include "proc.hpp"
 #include "stats.hpp"
 #include "support/etcd_harness.hpp"
+#include "support/prometheus.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -78,18 +79,16 @@ inline bool await(const std::function<bool()>& done, std::chrono::milliseconds l
   }
 }
 
-/// GET /metrics from a plain-HTTP server on 127.0.0.1:`port` (empty on failure).
-std::string metrics_text(int port);
-/// The sum of the series of `name` in a /metrics text whose labels contain
-/// every one of `labels`; -1 if absent.
-double metric_sum(const std::string& text, const std::string& name,
-                  const std::vector<std::string>& labels = {});
+using test::metric_sum;
+using test::metrics_text;
 
 /// A counter from etcd's own /metrics (plain HTTP on its client port), summed
 /// over the series whose labels contain every one of `labels`; -1 if absent.
 /// An etcd-side view that needs no trust in the client's bookkeeping.
-double etcd_metric(const test::etcd_server& etcd, const std::string& name,
-                   const std::vector<std::string>& labels = {});
+inline double etcd_metric(const test::etcd_server& etcd, const std::string& name,
+                          const std::vector<std::string>& labels = {}) {
+  return metric_sum(metrics_text(etcd.client_port()), name, labels).value_or(-1);
+}
 
 /// What etcd has served so far: unary calls (KV and Lease) and messages
 /// received on watch streams (creates and cancels).

@@ -12,19 +12,15 @@
 // otherwise); targets are reported, never asserted.
 #include "bench.hpp"
 
-#include <arpa/inet.h>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
 #include <iostream>
 #include <map>
-#include <netinet/in.h>
-#include <poll.h>
 #include <set>
 #include <signal.h>
 #include <sstream>
 #include <string>
-#include <sys/socket.h>
 #include <unistd.h>
 #include <vector>
 
@@ -111,56 +107,6 @@ int bad_usage(const std::string& why) {
 }
 
 }  // namespace
-
-std::string conch::bench::metrics_text(int port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return {};
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(static_cast<std::uint16_t>(port));
-  std::string reply;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
-    const std::string ask = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
-    if (::send(fd, ask.data(), ask.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(ask.size())) {
-      char buf[65536];
-      for (;;) {
-        pollfd p{fd, POLLIN, 0};
-        if (::poll(&p, 1, 5000) <= 0) break;
-        const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-        if (n <= 0) break;
-        reply.append(buf, static_cast<std::size_t>(n));
-      }
-    }
-  }
-  ::close(fd);
-  return reply;
-}
-
-double conch::bench::metric_sum(const std::string& text, const std::string& name,
-                                const std::vector<std::string>& labels) {
-  double sum = 0;
-  bool found = false;
-  std::istringstream lines(text);
-  for (std::string line; std::getline(lines, line);) {
-    if (line.rfind(name, 0) != 0 || line.size() <= name.size() ||
-        (line[name.size()] != ' ' && line[name.size()] != '{'))
-      continue;
-    const auto space = line.rfind(' ');
-    const std::string series = line.substr(0, space);
-    bool match = true;
-    for (const auto& l : labels) match = match && series.find(l) != std::string::npos;
-    if (!match) continue;
-    sum += std::strtod(line.c_str() + space + 1, nullptr);
-    found = true;
-  }
-  return found ? sum : -1;
-}
-
-double conch::bench::etcd_metric(const conch::test::etcd_server& etcd, const std::string& name,
-                                 const std::vector<std::string>& labels) {
-  return metric_sum(metrics_text(etcd.client_port()), name, labels);
-}
 
 std::string conch::bench::machine_note() {
   double load[3] = {0, 0, 0};

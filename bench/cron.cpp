@@ -168,10 +168,11 @@ std::map<std::string, double> etcd_calls_by_method(const test::etcd_server& etcd
   const std::string text = metrics_text(etcd.client_port());
   for (const char* m : {"Txn", "Range", "Put", "DeleteRange", "LeaseGrant", "LeaseTimeToLive",
                         "LeaseRevoke", "LeaseKeepAlive", "Watch"})
-    out[m] = std::max(0.0, metric_sum(text, "grpc_server_handled_total",
-                                      {"grpc_method=\"" + std::string(m) + "\""}));
+    out[m] =
+        metric_sum(text, "grpc_server_handled_total", {"grpc_method=\"" + std::string(m) + "\""})
+            .value_or(0);
   out["(all unary)"] =
-      std::max(0.0, metric_sum(text, "grpc_server_started_total", {"grpc_type=\"unary\""}));
+      metric_sum(text, "grpc_server_started_total", {"grpc_type=\"unary\""}).value_or(0);
   return out;
 }
 

@@ -22,14 +22,12 @@
 #include <functional>
 #include <iterator>
 #include <map>
-#include <netinet/in.h>
 #include <nlohmann/json.hpp>
 #include <poll.h>
 #include <set>
 #include <signal.h>
 #include <sstream>
 #include <string>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <thread>
 #include <vector>
@@ -502,33 +500,6 @@ TEST_CASE("a corrupt or foreign value under the jobs prefix is logged once per r
   CHECK(d.stop() == 0);
 }
 
-namespace {
-
-/// The body of GET http://127.0.0.1:port/metrics (empty if it cannot connect).
-std::string scrape_metrics(int port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return {};
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<std::uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  timeval tv{5, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  std::string raw;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
-    const std::string req = "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
-    (void)::send(fd, req.data(), req.size(), MSG_NOSIGNAL);
-    char buf[4096];
-    for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;)
-      raw.append(buf, static_cast<std::size_t>(n));
-  }
-  ::close(fd);
-  const auto body = raw.find("\r\n\r\n");
-  return body == std::string::npos ? std::string() : raw.substr(body + 4);
-}
-
-}  // namespace
-
 TEST_CASE("a daemon behind a frozen etcd sheds the late ticks, logs them and resumes, no abort",
           "[cron][faults]") {
   private_etcd own;  // it freezes etcd: not the one the other tests share
@@ -559,11 +530,10 @@ TEST_CASE("a daemon behind a frozen etcd sheds the late ticks, logs them and res
     return static_cast<double>(n);
   };
   const double logged_before = logged();
-  double counted = 0;
-  std::istringstream series(scrape_metrics(port));
-  for (std::string line; std::getline(series, line);)
-    if (line.starts_with("conch_cron_ticks_skipped_total{"))
-      counted += std::stod(line.substr(line.rfind(' ') + 1));
+  const auto scraped = conch::test::http_get(port, "/metrics");
+  const double counted =
+      conch::test::metric_sum(scraped ? scraped->body : "", "conch_cron_ticks_skipped_total")
+          .value_or(0);
   const double logged_after = logged();
   CHECK(logged_before > 0);
   CHECK(logged_before <= counted);
@@ -656,15 +626,13 @@ TEST_CASE("claims lost to another daemon and zombie claims are counted in /metri
                      conch::detail::encode_record(zombie)});
   const int port = conch::test::harness_detail::free_loopback_port();
   conchd d{prefix, {"--history", "20", "--metrics", "127.0.0.1:" + std::to_string(port)}};
-  auto sample = [&](const std::string& series) {
-    std::istringstream body(scrape_metrics(port));
-    for (std::string line; std::getline(body, line);)
-      if (line.starts_with(series + " ")) return std::stod(line.substr(series.size() + 1));
-    return -1.0;
+  auto sample = [&](const std::string& name, const std::string& job) {
+    const auto scraped = conch::test::http_get(port, "/metrics");
+    return conch::test::metric_sum(scraped ? scraped->body : "", name, {"job=\"" + job + "\""})
+        .value_or(-1);
   };
-  CHECK(eventually([&] { return sample("conch_cron_claim_conflicts_total{job=\"taken\"}") >= 2; },
-                   20s));
-  CHECK(eventually([&] { return sample("conch_cron_zombie_claims{job=\"ghost\"}") == 1; }, 60s));
+  CHECK(eventually([&] { return sample("conch_cron_claim_conflicts_total", "taken") >= 2; }, 20s));
+  CHECK(eventually([&] { return sample("conch_cron_zombie_claims", "ghost") == 1; }, 60s));
   CHECK(count_runs(prefix, "taken") == 0);               // every tick it tried was someone else's
   CHECK(d.log().find("conflict") == std::string::npos);  // counted, not logged
   CHECK(d.stop() == 0);

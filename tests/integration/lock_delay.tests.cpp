@@ -16,7 +16,9 @@
 
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <functional>
 #include <future>
+#include <memory>
 #include <string>
 
 namespace Catch {
@@ -58,38 +60,38 @@ struct taker {
   }
 };
 
-// A blocking call on its own thread, stopped and joined on destruction.
+// A blocking call on its own thread, stopped and joined on destruction. What
+// the thread touches lives on the heap, so a background may be moved.
 class background {
  public:
   template <class F>
   explicit background(F f) {
-    done_ = std::async(std::launch::async, [this, f] {
-      auto r = f(stop_.get_token());
-      returned_ = steady::now();
+    done_ = std::async(std::launch::async, [s = shared_.get(), f] {
+      auto r = f(s->stop.get_token());
+      s->returned = steady::now();
       return r;
     });
   }
+  background(background&&) = default;
+  background& operator=(background&&) = delete;
   ~background() {
-    stop_.request_stop();
+    if (shared_) shared_->stop.request_stop();
     if (done_.valid()) done_.wait();
   }
   bool finished_within(std::chrono::milliseconds d) {
     return done_.wait_for(d) == std::future_status::ready;
   }
   conch::result<void> outcome() { return done_.get(); }
-  steady::time_point returned() const { return returned_; }
+  steady::time_point returned() const { return shared_->returned; }
 
  private:
-  std::stop_source stop_;
+  struct state {
+    std::stop_source stop;
+    steady::time_point returned{};
+  };
+  std::unique_ptr<state> shared_ = std::make_unique<state>();
   std::future<conch::result<void>> done_;
-  steady::time_point returned_{};
 };
-
-std::size_t count(conch::etcd_transport& t, const std::string& prefix) {
-  auto r = t.range(conch::range_request::prefix(prefix), t.default_deadline());
-  REQUIRE(r);
-  return r->kvs.size();
-}
 
 background campaign_later(candidate& c, std::chrono::milliseconds d, bool nonblock = false) {
   return background([&c, d, nonblock](std::stop_token stop) {
@@ -110,36 +112,65 @@ background acquire_later(taker& c, std::chrono::milliseconds d) {
   });
 }
 
+// What every case starts from: the shared etcd, a client and a fresh prefix.
+struct lock_delay_case {
+  etcd_server& etcd = etcd_server::shared();
+  conch::etcd_transport t{etcd.client_options()};
+  const std::string prefix = conch::test::unique_prefix();
+
+  /// How many keys live under prefix + `dir`.
+  std::size_t count(const std::string& dir) {
+    auto r = t.range(conch::range_request::prefix(prefix + dir), t.default_deadline());
+    REQUIRE(r);
+    return r->kvs.size();
+  }
+  /// Whether `n` keys come to live under prefix + `dir` (a waiter has queued).
+  bool await_count(const std::string& dir, std::size_t n) {
+    return eventually([&] { return count(dir) == n; }, 5s);
+  }
+  /// `a` leads; `b` campaigns behind it with lock delay `d` and has queued.
+  background campaign_behind(candidate& a, candidate& b, std::chrono::milliseconds d) {
+    REQUIRE(a.office.campaign("a"));
+    auto bw = campaign_later(b, d);
+    REQUIRE(await_count("elect/office/", 2));
+    return bw;
+  }
+  /// `a` holds the one slot; `b` asks behind it with lock delay `d` and has queued.
+  background acquire_behind(taker& a, taker& b, std::chrono::milliseconds d) {
+    REQUIRE(a.pool.acquire("a"));
+    auto bw = acquire_later(b, d);
+    REQUIRE(await_count("sema/pool/max=1/queue/", 1));
+    return bw;
+  }
+  /// `lose` ends the holder uncleanly; the waiter `w` then gets its turn, and
+  /// no sooner than the lock delay after the loss.
+  static void check_waits_out_delay(background& w, const std::function<void()>& lose) {
+    const auto lost = steady::now();
+    lose();
+    REQUIRE(w.finished_within(20s));
+    REQUIRE(w.outcome());
+    CHECK(w.returned() >= lost + delay);
+  }
+};
+
 }  // namespace
 
-TEST_CASE("election: a revoked leader's successor leads only after the lock delay") {
-  auto& etcd = etcd_server::shared();
-  conch::etcd_transport t{etcd.client_options()};
-  const auto prefix = conch::test::unique_prefix();
+TEST_CASE_METHOD(lock_delay_case,
+                 "election: a revoked leader's successor leads only after the lock delay") {
   candidate a{t, prefix}, b{t, prefix};
-  REQUIRE(a.office.campaign("a"));
-  auto bw = campaign_later(b, delay);
-  REQUIRE(eventually([&] { return count(t, prefix + "elect/office/") == 2; }, 5s));
-  const auto revoked = steady::now();
-  etcd.revoke_lease(a.session.lease());
-  REQUIRE(bw.finished_within(20s));
-  REQUIRE(bw.outcome());
+  auto bw = campaign_behind(a, b, delay);
+  check_waits_out_delay(bw, [&] { etcd.revoke_lease(a.session.lease()); });
   CHECK(b.office.leading());
-  CHECK(bw.returned() >= revoked + delay);
   // The stale marker is gone once sat out; b's own marker stays while it leads.
-  CHECK(count(t, prefix + "held/elect/office/") == 1);
+  CHECK(count("held/elect/office/") == 1);
   REQUIRE(b.office.resign());
-  CHECK(count(t, prefix + "held/") == 0);
+  CHECK(count("held/") == 0);
 }
 
-TEST_CASE("election: a clean resign hands over at once whatever the lock delay") {
-  auto& etcd = etcd_server::shared();
-  conch::etcd_transport t{etcd.client_options()};
-  const auto prefix = conch::test::unique_prefix();
+TEST_CASE_METHOD(lock_delay_case,
+                 "election: a clean resign hands over at once whatever the lock delay") {
   candidate a{t, prefix}, b{t, prefix};
-  REQUIRE(a.office.campaign("a"));
-  auto bw = campaign_later(b, long_delay);
-  REQUIRE(eventually([&] { return count(t, prefix + "elect/office/") == 2; }, 5s));
+  auto bw = campaign_behind(a, b, long_delay);
   CHECK_FALSE(bw.finished_within(200ms));
   REQUIRE(a.office.resign());
   REQUIRE(bw.finished_within(10s));  // long before the 60 s delay could end
@@ -147,36 +178,26 @@ TEST_CASE("election: a clean resign hands over at once whatever the lock delay")
   CHECK(b.office.leading());
 }
 
-TEST_CASE("election: a key deleted by hand (no marker deleted with it) counts as unclean") {
-  auto& etcd = etcd_server::shared();
-  conch::etcd_transport t{etcd.client_options()};
-  const auto prefix = conch::test::unique_prefix();
+TEST_CASE_METHOD(lock_delay_case,
+                 "election: a key deleted by hand (no marker deleted with it) counts as unclean") {
   candidate a{t, prefix}, b{t, prefix};
-  REQUIRE(a.office.campaign("a"));
-  auto bw = campaign_later(b, delay);
-  REQUIRE(eventually([&] { return count(t, prefix + "elect/office/") == 2; }, 5s));
-  const auto deleted = steady::now();
-  etcd.etcdctl_ok({"del", a.office.key()});
-  REQUIRE(bw.finished_within(20s));
-  REQUIRE(bw.outcome());
-  CHECK(bw.returned() >= deleted + delay);
+  auto bw = campaign_behind(a, b, delay);
+  check_waits_out_delay(bw, [&] { etcd.etcdctl_ok({"del", a.office.key()}); });
 }
 
-TEST_CASE("election: a newcomer to an office lost uncleanly waits the delay too") {
-  auto& etcd = etcd_server::shared();
-  conch::etcd_transport t{etcd.client_options()};
-  const auto prefix = conch::test::unique_prefix();
+TEST_CASE_METHOD(lock_delay_case,
+                 "election: a newcomer to an office lost uncleanly waits the delay too") {
   candidate a{t, prefix}, b{t, prefix}, c{t, prefix};
   REQUIRE(a.office.campaign("a"));
   etcd.revoke_lease(a.session.lease());
-  REQUIRE(count(t, prefix + "elect/office/") == 0);  // the revoke deleted the key
+  REQUIRE(count("elect/office/") == 0);  // the revoke deleted the key
   // nonblock: busy while the delay runs, and its key is gone again.
   auto busy = campaign_later(c, delay, true);
   REQUIRE(busy.finished_within(10s));
   auto r = busy.outcome();
   REQUIRE_FALSE(r);
   CHECK(r.error().code == errc::busy);
-  CHECK(count(t, prefix + "elect/office/") == 0);
+  CHECK(count("elect/office/") == 0);
 
   const auto started = steady::now();
   auto bw = campaign_later(b, delay);
@@ -190,47 +211,34 @@ TEST_CASE("election: a newcomer to an office lost uncleanly waits the delay too"
   REQUIRE(cw.outcome());
 }
 
-TEST_CASE("election: lock_delay 0 keeps the immediate hand-over after an unclean loss") {
-  auto& etcd = etcd_server::shared();
-  conch::etcd_transport t{etcd.client_options()};
-  const auto prefix = conch::test::unique_prefix();
+TEST_CASE_METHOD(lock_delay_case,
+                 "election: lock_delay 0 keeps the immediate hand-over after an unclean loss") {
   candidate a{t, prefix}, b{t, prefix};
-  REQUIRE(a.office.campaign("a"));
-  auto bw = campaign_later(b, 0ms);
-  REQUIRE(eventually([&] { return count(t, prefix + "elect/office/") == 2; }, 5s));
+  auto bw = campaign_behind(a, b, 0ms);
   etcd.revoke_lease(a.session.lease());
   REQUIRE(bw.finished_within(10s));
   REQUIRE(bw.outcome());
 }
 
-TEST_CASE("semaphore: a revoked holder's slot is taken only after the lock delay") {
-  auto& etcd = etcd_server::shared();
-  conch::etcd_transport t{etcd.client_options()};
-  const auto prefix = conch::test::unique_prefix();
+TEST_CASE_METHOD(lock_delay_case,
+                 "semaphore: a revoked holder's slot is taken only after the lock delay") {
   taker a{t, prefix, 1}, b{t, prefix, 1};
-  REQUIRE(a.pool.acquire("a"));
-  auto bw = acquire_later(b, delay);
-  REQUIRE(eventually([&] { return count(t, prefix + "sema/pool/max=1/queue/") == 1; }, 5s));
-  const auto revoked = steady::now();
-  etcd.revoke_lease(a.session.lease());
-  REQUIRE(bw.finished_within(20s));
-  REQUIRE(bw.outcome());
+  auto bw = acquire_behind(a, b, delay);
+  check_waits_out_delay(bw, [&] { etcd.revoke_lease(a.session.lease()); });
   CHECK(b.pool.holding());
-  CHECK(bw.returned() >= revoked + delay);
   REQUIRE(b.pool.release());
-  CHECK(count(t, prefix + "held/") == 0);
+  CHECK(count("held/") == 0);
 }
 
-TEST_CASE("semaphore: a clean release hands over at once, and a clean slot beats a delayed one") {
-  auto& etcd = etcd_server::shared();
-  conch::etcd_transport t{etcd.client_options()};
-  const auto prefix = conch::test::unique_prefix();
+TEST_CASE_METHOD(
+    lock_delay_case,
+    "semaphore: a clean release hands over at once, and a clean slot beats a delayed one") {
   taker a{t, prefix, 2}, c{t, prefix, 2}, b{t, prefix, 2};
   REQUIRE(a.pool.acquire("a"));
   REQUIRE(c.pool.acquire("c"));
   const int a_slot = a.pool.slot(), c_slot = c.pool.slot();
   auto bw = acquire_later(b, long_delay);
-  REQUIRE(eventually([&] { return count(t, prefix + "sema/pool/max=2/queue/") == 1; }, 5s));
+  REQUIRE(await_count("sema/pool/max=2/queue/", 1));
   etcd.revoke_lease(a.session.lease());  // a's slot: in its 60 s delay
   CHECK_FALSE(bw.finished_within(500ms));
   REQUIRE(c.pool.release());  // c's slot: free at once
@@ -240,30 +248,20 @@ TEST_CASE("semaphore: a clean release hands over at once, and a clean slot beats
   CHECK(b.pool.slot() != a_slot);
 }
 
-TEST_CASE("semaphore: a slot key deleted by hand counts as unclean") {
-  auto& etcd = etcd_server::shared();
-  conch::etcd_transport t{etcd.client_options()};
-  const auto prefix = conch::test::unique_prefix();
+TEST_CASE_METHOD(lock_delay_case, "semaphore: a slot key deleted by hand counts as unclean") {
   taker a{t, prefix, 1}, b{t, prefix, 1};
-  REQUIRE(a.pool.acquire("a"));
-  auto bw = acquire_later(b, delay);
-  REQUIRE(eventually([&] { return count(t, prefix + "sema/pool/max=1/queue/") == 1; }, 5s));
-  const auto deleted = steady::now();
-  etcd.etcdctl_ok({"del", a.pool.slot_key()});
-  REQUIRE(bw.finished_within(20s));
-  REQUIRE(bw.outcome());
-  CHECK(bw.returned() >= deleted + delay);
+  auto bw = acquire_behind(a, b, delay);
+  check_waits_out_delay(bw, [&] { etcd.etcdctl_ok({"del", a.pool.slot_key()}); });
 }
 
-TEST_CASE("semaphore: a newcomer with nobody waiting does not take a slot lost uncleanly at once") {
-  auto& etcd = etcd_server::shared();
-  conch::etcd_transport t{etcd.client_options()};
-  const auto prefix = conch::test::unique_prefix();
+TEST_CASE_METHOD(
+    lock_delay_case,
+    "semaphore: a newcomer with nobody waiting does not take a slot lost uncleanly at once") {
   taker a{t, prefix, 1}, b{t, prefix, 1};
   REQUIRE(a.pool.acquire("a"));
   etcd.revoke_lease(a.session.lease());
-  REQUIRE(count(t, prefix + "sema/pool/max=1/slot/") == 0);  // free, its marker left
-  REQUIRE(count(t, prefix + "held/") == 1);
+  REQUIRE(count("sema/pool/max=1/slot/") == 0);  // free, its marker left
+  REQUIRE(count("held/") == 1);
   // The entering txn must not take it: it queues and sits out the delay.
   const auto started = steady::now();
   auto bw = acquire_later(b, delay);
@@ -271,27 +269,25 @@ TEST_CASE("semaphore: a newcomer with nobody waiting does not take a slot lost u
   REQUIRE(bw.outcome());
   CHECK(b.pool.holding());
   CHECK(bw.returned() >= started + delay);
-  CHECK(count(t, prefix + "held/") == 1);  // b's own marker
+  CHECK(count("held/") == 1);  // b's own marker
   REQUIRE(b.pool.release());
-  CHECK(count(t, prefix + "held/") == 0);
+  CHECK(count("held/") == 0);
 }
 
-TEST_CASE("semaphore: the entering txn puts the held marker and skips a slot in its delay") {
-  auto& etcd = etcd_server::shared();
-  conch::etcd_transport t{etcd.client_options()};
-  const auto prefix = conch::test::unique_prefix();
+TEST_CASE_METHOD(lock_delay_case,
+                 "semaphore: the entering txn puts the held marker and skips a slot in its delay") {
   taker a{t, prefix, 2}, c{t, prefix, 2}, b{t, prefix, 2};
   REQUIRE(a.pool.acquire("a"));
   REQUIRE(c.pool.acquire("c"));
-  CHECK(count(t, prefix + "held/") == 2);  // each taken on entry, each with its marker
+  CHECK(count("held/") == 2);  // each taken on entry, each with its marker
   const int a_slot = a.pool.slot(), c_slot = c.pool.slot();
   etcd.revoke_lease(a.session.lease());  // a's slot: in its 60 s delay
   REQUIRE(c.pool.release());             // c's slot: free and clean
-  REQUIRE(count(t, prefix + "sema/pool/max=2/slot/") == 0);
+  REQUIRE(count("sema/pool/max=2/slot/") == 0);
   auto bw = acquire_later(b, long_delay);
   REQUIRE(bw.finished_within(10s));  // long before the 60 s delay could end
   REQUIRE(bw.outcome());
   CHECK(b.pool.slot() == c_slot);
   CHECK(b.pool.slot() != a_slot);
-  CHECK(count(t, prefix + "sema/pool/max=2/queue/") == 0);  // taken on entry, never queued
+  CHECK(count("sema/pool/max=2/queue/") == 0);  // taken on entry, never queued
 }

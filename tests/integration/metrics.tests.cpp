@@ -2,57 +2,23 @@
 // against a real etcd; /health follows the session.
 #include "support/conch_process.hpp"
 #include "support/etcd_harness.hpp"
+#include "support/prometheus.hpp"
 
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <csignal>
-#include <netinet/in.h>
 #include <optional>
 #include <regex>
 #include <string>
-#include <sys/socket.h>
-#include <unistd.h>
 #include <vector>
 
 using namespace std::chrono_literals;
 using conch::test::await;
 using conch::test::conch_run;
+using conch::test::http_get;
 using conch::test::temp_dir;
 
 namespace {
-
-struct http_answer {
-  int status = 0;
-  std::string body;
-};
-
-/// GET http://127.0.0.1:port/path with a plain socket; nothing if it cannot connect.
-std::optional<http_answer> http_get(int port, const std::string& path) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return std::nullopt;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<std::uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  timeval tv{5, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    return std::nullopt;
-  }
-  const std::string req =
-      "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
-  (void)::send(fd, req.data(), req.size(), MSG_NOSIGNAL);
-  std::string raw;
-  char buf[8192];
-  for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;)
-    raw.append(buf, static_cast<std::size_t>(n));
-  ::close(fd);
-  if (raw.compare(0, 9, "HTTP/1.1 ") != 0 || raw.size() < 12) return std::nullopt;
-  const auto body = raw.find("\r\n\r\n");
-  return http_answer{std::stoi(raw.substr(9, 3)),
-                     body == std::string::npos ? "" : raw.substr(body + 4)};
-}
 
 /// The value of the sample `series` (name and labels as printed), if present.
 std::optional<double> sample(const std::string& text, const std::string& series) {

@@ -12,6 +12,7 @@
 
 #include "support/etcd_harness.hpp"
 #include "support/eventually.hpp"
+#include "support/prometheus.hpp"
 
 #include <algorithm>
 #include <catch2/catch.hpp>
@@ -24,7 +25,6 @@
 #include <functional>
 #include <iterator>
 #include <map>
-#include <netinet/in.h>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <poll.h>
@@ -32,7 +32,6 @@
 #include <signal.h>
 #include <sstream>
 #include <string>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
@@ -247,54 +246,16 @@ std::size_t count_runs(const std::string& prefix, const std::string& job) {
   return r ? r->kvs.size() : 0;
 }
 
-/// etcd's /metrics text (plain HTTP on its client port); empty if unreadable.
-std::string etcd_metrics_text() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<std::uint16_t>(etcd().client_port()));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  timeval tv{5, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  std::string raw;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
-    const std::string ask = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
-    (void)::send(fd, ask.data(), ask.size(), MSG_NOSIGNAL);
-    char buf[16384];
-    for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;)
-      raw.append(buf, static_cast<std::size_t>(n));
-  }
-  ::close(fd);
-  return raw;
-}
-
-/// The sum of a counter's samples whose labels contain every one of `labels`.
-double etcd_metric(const std::string& text, const std::string& name,
-                   const std::vector<std::string>& labels = {}) {
-  double sum = 0;
-  std::istringstream lines(text);
-  for (std::string line; std::getline(lines, line);) {
-    if (line.rfind(name, 0) != 0 || line.size() <= name.size() ||
-        (line[name.size()] != ' ' && line[name.size()] != '{'))
-      continue;
-    const auto space = line.rfind(' ');
-    const std::string series = line.substr(0, space);
-    if (std::all_of(labels.begin(), labels.end(),
-                    [&](const std::string& l) { return series.find(l) != std::string::npos; }))
-      sum += std::strtod(line.c_str() + space + 1, nullptr);
-  }
-  return sum;
-}
-
 /// etcd's write calls so far: the Txn, Put and DeleteRange calls it handled
 /// (a read-only Txn counts too: callers keep pruning's reads out).
 long etcd_write_calls() {
-  const std::string text = etcd_metrics_text();
+  const std::string text = conch::test::metrics_text(etcd().client_port());
   REQUIRE(text.find("grpc_server_handled_total") != std::string::npos);
   double n = 0;
   for (const char* m : {"Txn", "Put", "DeleteRange"})
-    n += etcd_metric(text, "grpc_server_handled_total", {"grpc_method=\"" + std::string(m) + "\""});
+    n += conch::test::metric_sum(text, "grpc_server_handled_total",
+                                 {"grpc_method=\"" + std::string(m) + "\""})
+             .value_or(0);
   return static_cast<long>(n);
 }
 
