@@ -232,16 +232,21 @@ class basic_session {
       if (!closed_) lease = lease_;
       closed_ = true;
     }
+    // The revoke goes out while the keepalive and the guards wind down (they
+    // were told to stop above; joined below): closed_ is set, so neither
+    // takes the revoke's deletions or a refused renewal for a loss.
+    result<void> revoked{};
+    if (lease != 0) {
+      // A lost session's lease is gone or unreachable: do not wait long for it.
+      const deadline d = lost() ? std::chrono::steady_clock::now() + std::chrono::milliseconds{500}
+                                : transport_.default_deadline();
+      auto r = transport_.lease_revoke(lease, d);
+      if (!r && r.error().code != errc::lease_not_found) revoked = std::move(r);
+    }
     if (keepalive.joinable()) keepalive.join();
     guards.clear();  // joins
     retired.clear();
-    if (lease == 0) return {};
-    // A lost session's lease is gone or unreachable: do not wait long for it.
-    const deadline d = lost() ? std::chrono::steady_clock::now() + std::chrono::milliseconds{500}
-                              : transport_.default_deadline();
-    auto r = transport_.lease_revoke(lease, d);
-    if (!r && r.error().code != errc::lease_not_found) return r;
-    return {};
+    return revoked;
   }
 
   transport_type& transport() noexcept { return transport_; }
