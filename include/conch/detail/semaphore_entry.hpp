@@ -88,7 +88,8 @@ class semaphore_entry {
   // delays nobody in line — nobody waits, or (after a read) more slots are
   // free than waiters and the txn keeps one free for each of them. The first
   // try names the slot we last held (else one picked by our lease); a try
-  // that fails reads the queue and the slots and names a free one next.
+  // that fails reads the queue and the slots and names a free one next
+  // (newcomer_slot: the one we last held again, if it may be taken).
   // Answers nullopt when we must queue. An error's outcome is in doubt: the
   // slot may be ours unseen (a later read, or withdraw, settles it).
   result<std::optional<sema_state>> enter_free(lease_id lease, deadline give_up) {

@@ -133,12 +133,12 @@ struct sema_state {
 /// time (the next waiter starts once the head's claim deleted its queue key),
 /// always the lowest free slot it read: we leave that one to it when we have
 /// a choice. Among the rest we take `hint` (the slot we last held) if it is
-/// there: no other newcomer names it, while picks collide (each newcomer
-/// names a slot of its own; when all of them took the same one, every try
-/// but one failed and the failed ones queued, which kept the line from
-/// draining). Otherwise `spread` (a number from our lease and the try) picks.
-/// Which of these we take never matters to FIFO or to at most N: see
-/// semaphore_entry::next_free_try.
+/// there, since no other newcomer names it; else `spread` (a number from our
+/// lease and the try) picks one. Newcomers must not all name the same slot:
+/// every try but one would fail, and those out of tries queue, so a line
+/// once formed would keep itself long while most slots stay free. Which of
+/// these we take never matters to FIFO or to at most N (see
+/// semaphore_entry::next_free_try).
 inline std::size_t newcomer_slot(const std::vector<int>& free, std::size_t waiters, int hint,
                                  std::uint64_t spread) {
   const std::size_t kept = free.size() - waiters;  // free[kept..] stay free
