@@ -2,6 +2,8 @@
 #include "conch/logic/semaphore_read.hpp"
 
 #include <catch2/catch.hpp>
+#include <numeric>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -122,4 +124,30 @@ TEST_CASE("a re-read that leads to the same wait keeps the watch", "[semaphore]"
   REQUIRE((a && b && c));
   CHECK(a->same_wait(*b));
   CHECK_FALSE(a->same_wait(*c));
+}
+
+TEST_CASE("a newcomer takes its last slot when free, never one kept for the line", "[semaphore]") {
+  using conch::detail::newcomer_slot;
+  std::vector<int> free(58);
+  std::iota(free.begin(), free.end(), 3);  // slots 3..60 free
+  const std::size_t waiters = 38, kept = free.size() - waiters;
+  // Its own last slot, when among the ones it may take: newcomers that last
+  // held different slots never name the same one.
+  std::set<std::size_t> taken;
+  for (std::size_t j = 1; j < kept; ++j) taken.insert(newcomer_slot(free, waiters, free[j], 0));
+  CHECK(taken.size() == kept - 1);
+  // Never the head's (the lowest free) while another is left, never a kept one.
+  CHECK(newcomer_slot(free, waiters, free[0], 0) != 0);
+  CHECK(newcomer_slot(free, waiters, free[kept], 0) < kept);
+  // Without a slot of its own there, the picks spread over every slot it may take.
+  std::set<std::size_t> picked;
+  for (std::uint64_t spread = 0; spread < 64; ++spread) {
+    const auto i = newcomer_slot(free, waiters, -1, spread);
+    CHECK((i >= 1 && i < kept));
+    picked.insert(i);
+  }
+  CHECK(picked.size() == kept - 1);
+  // Nobody waiting: any free slot, the lowest too; one left for us: that one.
+  CHECK(newcomer_slot(free, 0, free[0], 7) == 0);
+  CHECK(newcomer_slot(free, free.size() - 1, free[5], 7) == 0);
 }

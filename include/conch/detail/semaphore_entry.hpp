@@ -88,7 +88,8 @@ class semaphore_entry {
   // delays nobody in line — nobody waits, or (after a read) more slots are
   // free than waiters and the txn keeps one free for each of them. The first
   // try names the slot we last held (else one picked by our lease); a try
-  // that fails reads the queue and the slots and names a free one next.
+  // that fails reads the queue and the slots and names a free one next
+  // (newcomer_slot: the one we last held again, if it may be taken).
   // Answers nullopt when we must queue. An error's outcome is in doubt: the
   // slot may be ours unseen (a later read, or withdraw, settles it).
   result<std::optional<sema_state>> enter_free(lease_id lease, deadline give_up) {
@@ -177,14 +178,14 @@ class semaphore_entry {
       if (!taken[static_cast<std::size_t>(j)]) free.push_back(j);
     const auto waiters = static_cast<std::size_t>(std::max<std::int64_t>(queue->count, 0));
     if (free.size() <= waiters) return false;
-    // The waiters' heads claim the lowest free slots: we keep the highest
-    // free for them (a claim in progress then fails no compare of ours), and
-    // take one of those between, if any, else one below the kept ones.
+    // FIFO and at most N hold whichever slot newcomer_slot names: the try
+    // compares that no waiter came after this read and that the highest
+    // `waiters` free slots are still free, so once we took ours at least as
+    // many slots stay free as there are waiters (fewer if some claimed since):
+    // we delay nobody in line. Slot keys are created only if absent.
     const std::size_t kept = free.size() - waiters;  // free[kept..] stay free
-    const std::size_t low = std::min(waiters, kept - 1);
-    const auto mine =
-        low + static_cast<std::size_t>(pick(lease, tries, static_cast<int>(kept - low)));
-    f.keep_free = {free[mine]};
+    const auto spread = static_cast<std::uint64_t>(pick(lease, tries, l.max));
+    f.keep_free = {free[newcomer_slot(free, waiters, hint_, spread)]};
     f.keep_free.insert(f.keep_free.end(), free.begin() + static_cast<std::ptrdiff_t>(kept),
                        free.end());
     f.queue_before = r.header_revision + 1;

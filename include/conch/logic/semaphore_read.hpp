@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cstddef>
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <set>
@@ -124,6 +125,28 @@ struct sema_state {
            (predecessor ? ", others waiting ahead" : "") + ")";
   }
 };
+
+/// A newcomer's next try while `waiters` wait, from the free slots `free`
+/// (lowest first, more of them than waiters): the highest `waiters` of them
+/// stay free (compared in the try), and we take one of the others, answered
+/// as an index into `free`. Only the head of the line claims, one claim at a
+/// time (the next waiter starts once the head's claim deleted its queue key),
+/// always the lowest free slot it read: we leave that one to it when we have
+/// a choice. Among the rest we take `hint` (the slot we last held) if it is
+/// there, since no other newcomer names it; else `spread` (a number from our
+/// lease and the try) picks one. Newcomers must not all name the same slot:
+/// every try but one would fail, and those out of tries queue, so a line
+/// once formed would keep itself long while most slots stay free. Which of
+/// these we take never matters to FIFO or to at most N (see
+/// semaphore_entry::next_free_try).
+inline std::size_t newcomer_slot(const std::vector<int>& free, std::size_t waiters, int hint,
+                                 std::uint64_t spread) {
+  const std::size_t kept = free.size() - waiters;  // free[kept..] stay free
+  const std::size_t low = waiters > 0 && kept > 1 ? 1 : 0;
+  for (std::size_t j = low; j < kept; ++j)
+    if (free[j] == hint) return j;
+  return low + static_cast<std::size_t>(spread % (kept - low));
+}
 
 namespace sema_read_detail {
 
