@@ -4831,6 +4831,7 @@ inline bool has_marker(const key_value& predecessor,
 #include <algorithm>
 #include <charconv>
 #include <cstddef>
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <set>
@@ -4936,6 +4937,28 @@ struct sema_state {
            (predecessor ? ", others waiting ahead" : "") + ")";
   }
 };
+
+/// A newcomer's next try while `waiters` wait, from the free slots `free`
+/// (lowest first, more of them than waiters): the highest `waiters` of them
+/// stay free (compared in the try), and we take one of the others, answered
+/// as an index into `free`. Only the head of the line claims, one claim at a
+/// time (the next waiter starts once the head's claim deleted its queue key),
+/// always the lowest free slot it read: we leave that one to it when we have
+/// a choice. Among the rest we take `hint` (the slot we last held) if it is
+/// there, since no other newcomer names it; else `spread` (a number from our
+/// lease and the try) picks one. Newcomers must not all name the same slot:
+/// every try but one would fail, and those out of tries queue, so a line
+/// once formed would keep itself long while most slots stay free. Which of
+/// these we take never matters to FIFO or to at most N (see
+/// semaphore_entry::next_free_try).
+inline std::size_t newcomer_slot(const std::vector<int>& free, std::size_t waiters, int hint,
+                                 std::uint64_t spread) {
+  const std::size_t kept = free.size() - waiters;  // free[kept..] stay free
+  const std::size_t low = waiters > 0 && kept > 1 ? 1 : 0;
+  for (std::size_t j = low; j < kept; ++j)
+    if (free[j] == hint) return j;
+  return low + static_cast<std::size_t>(spread % (kept - low));
+}
 
 namespace sema_read_detail {
 
@@ -9228,16 +9251,21 @@ class basic_session {
       if (!closed_) lease = lease_;
       closed_ = true;
     }
+    // The revoke goes out while the keepalive and the guards wind down (they
+    // were told to stop above; joined below): closed_ is set, so neither
+    // takes the revoke's deletions or a refused renewal for a loss.
+    result<void> revoked{};
+    if (lease != 0) {
+      // A lost session's lease is gone or unreachable: do not wait long for it.
+      const deadline d = lost() ? std::chrono::steady_clock::now() + std::chrono::milliseconds{500}
+                                : transport_.default_deadline();
+      auto r = transport_.lease_revoke(lease, d);
+      if (!r && r.error().code != errc::lease_not_found) revoked = std::move(r);
+    }
     if (keepalive.joinable()) keepalive.join();
     guards.clear();  // joins
     retired.clear();
-    if (lease == 0) return {};
-    // A lost session's lease is gone or unreachable: do not wait long for it.
-    const deadline d = lost() ? std::chrono::steady_clock::now() + std::chrono::milliseconds{500}
-                              : transport_.default_deadline();
-    auto r = transport_.lease_revoke(lease, d);
-    if (!r && r.error().code != errc::lease_not_found) return r;
-    return {};
+    return revoked;
   }
 
   transport_type& transport() noexcept { return transport_; }
@@ -10987,7 +11015,8 @@ class semaphore_entry {
   // delays nobody in line — nobody waits, or (after a read) more slots are
   // free than waiters and the txn keeps one free for each of them. The first
   // try names the slot we last held (else one picked by our lease); a try
-  // that fails reads the queue and the slots and names a free one next.
+  // that fails reads the queue and the slots and names a free one next
+  // (newcomer_slot: the one we last held again, if it may be taken).
   // Answers nullopt when we must queue. An error's outcome is in doubt: the
   // slot may be ours unseen (a later read, or withdraw, settles it).
   result<std::optional<sema_state>> enter_free(lease_id lease, deadline give_up) {
@@ -11076,14 +11105,14 @@ class semaphore_entry {
       if (!taken[static_cast<std::size_t>(j)]) free.push_back(j);
     const auto waiters = static_cast<std::size_t>(std::max<std::int64_t>(queue->count, 0));
     if (free.size() <= waiters) return false;
-    // The waiters' heads claim the lowest free slots: we keep the highest
-    // free for them (a claim in progress then fails no compare of ours), and
-    // take one of those between, if any, else one below the kept ones.
+    // FIFO and at most N hold whichever slot newcomer_slot names: the try
+    // compares that no waiter came after this read and that the highest
+    // `waiters` free slots are still free, so once we took ours at least as
+    // many slots stay free as there are waiters (fewer if some claimed since):
+    // we delay nobody in line. Slot keys are created only if absent.
     const std::size_t kept = free.size() - waiters;  // free[kept..] stay free
-    const std::size_t low = std::min(waiters, kept - 1);
-    const auto mine =
-        low + static_cast<std::size_t>(pick(lease, tries, static_cast<int>(kept - low)));
-    f.keep_free = {free[mine]};
+    const auto spread = static_cast<std::uint64_t>(pick(lease, tries, l.max));
+    f.keep_free = {free[newcomer_slot(free, waiters, hint_, spread)]};
     f.keep_free.insert(f.keep_free.end(), free.begin() + static_cast<std::ptrdiff_t>(kept),
                        free.end());
     f.queue_before = r.header_revision + 1;
