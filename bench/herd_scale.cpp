@@ -236,9 +236,7 @@ scale_run run_txn_writers(context& ctx, int writers, std::chrono::milliseconds r
         auto taken = ctx.client.txn(take, ctx.client.default_deadline());
         if (!taken) return taken.error();
         if (!taken->succeeded) return error{errc::internal, "txn writer: its slot was taken"};
-        txn_request give;
-        give.compares.push_back(compare::create_revision(slot) == taken->header_revision);
-        give.success.emplace_back(delete_request{slot, {}, false});
+        txn_request give = fenced_release({slot, taken->header_revision, 0});  // as release() does
         give.success.emplace_back(delete_request{marker, {}, false});
         auto given = ctx.client.txn(give, ctx.client.default_deadline());
         if (!given) return given.error();
