@@ -13,6 +13,9 @@
 //     work at the local deadline, and resume if an answer moves it ahead.
 // Transient failures before the deadline are retried, never reported as lost.
 //
+// start_early() sends the grant without waiting for it (a lease id chosen
+// here), so a holder's first write overlaps the grant's round trip.
+//
 //   conch::session s{transport, {.ttl = std::chrono::seconds{10}}};
 //   if (auto r = s.start(); !r) return fail(r.error());
 //   std::stop_callback on_lost{s.lost_token(), [&] { stop_the_work(); }};
@@ -39,10 +42,12 @@
 #include <cstdint>
 #include <functional>
 #include <iterator>
+#include <latch>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <set>
 #include <stop_token>
 #include <string>
@@ -51,6 +56,16 @@
 #include <vector>
 
 namespace conch {
+namespace detail {
+/// A lease id for a grant that names its own: random, positive, never 0
+/// (etcd refuses an id already in use, and the grant then fails).
+inline lease_id random_lease_id() {
+  std::random_device entropy;
+  std::uint64_t id = (std::uint64_t{entropy()} << 32) ^ entropy();
+  id &= std::uint64_t{INT64_MAX};
+  return id == 0 ? 1 : static_cast<lease_id>(id);
+}
+}  // namespace detail
 
 template <class P>
 class basic_session {
@@ -92,12 +107,7 @@ class basic_session {
 
   /// Grants the lease and starts renewing it.
   result<void> start() {
-    if (options_.ttl <= std::chrono::seconds{0})
-      return error{errc::invalid_argument, "session ttl must be positive, got " +
-                                               std::to_string(options_.ttl.count()) + "s"};
-    if (margin() >= options_.ttl)
-      return error{errc::invalid_argument, "session margin (" + std::to_string(margin().count()) +
-                                               "ms) must be shorter than the ttl"};
+    if (auto bad = check_options(); !bad) return bad;
     std::lock_guard lock{mutex_};
     if (lease_ != 0 || closed_) return error{errc::failed_precondition, "session already started"};
     const time_point sent = clock_.now();
@@ -112,6 +122,59 @@ class basic_session {
     if (!keepalive)
       return error{errc::unavailable, "session keepalive: " + keepalive.error().message};
     keepalive_ = std::move(*keepalive);
+    return {};
+  }
+
+  /// Like start(), without waiting for etcd's answer: the lease id is chosen
+  /// here (random, 63 bits), the grant is sent from the keepalive thread, and
+  /// this returns as soon as it is on its way, so the first write attached to
+  /// the lease overlaps the grant's round trip. A write that reaches etcd
+  /// before the grant fails with errc::lease_not_found, atomically (a recipe
+  /// reports it as errc::lost): once granted() succeeds, such a failed first
+  /// step may simply be taken again. A grant that fails loses the session
+  /// (granted() says why). The local deadline counts from before the grant
+  /// was sent, as with start(). A transport that cannot grant a chosen id
+  /// makes this start().
+  result<void> start_early() {
+    if constexpr (!requires(transport_type & t, lease_id id, const std::function<void()>& f) {
+                    t.lease_grant(std::int64_t{}, id, t.default_deadline(), f);
+                  }) {
+      return start();
+    } else {
+      if (auto bad = check_options(); !bad) return bad;
+      std::shared_ptr<std::latch> sending = std::make_shared<std::latch>(1);
+      {
+        std::lock_guard lock{mutex_};
+        if (lease_ != 0 || closed_)
+          return error{errc::failed_precondition, "session already started"};
+        lease_ = detail::random_lease_id();
+        deadline_.emplace(clock_.now(), options_.ttl, margin());
+        grant_pending_ = true;
+        auto keepalive = detail::start_thread([this, sending] {
+          loses_on_throw("keepalive", [&] {
+            if (grant_chosen(*sending)) keep_alive();
+          });
+        });
+        if (!keepalive) {
+          lease_ = 0;  // never sent
+          deadline_.reset();
+          grant_pending_ = false;
+          return error{errc::unavailable, "session keepalive: " + keepalive.error().message};
+        }
+        keepalive_ = std::move(*keepalive);
+      }
+      sending->wait();
+      return {};
+    }
+  }
+
+  /// Waits for the lease grant's answer: success once etcd has granted the
+  /// lease (at once after start()), else why the grant failed.
+  result<void> granted() const {
+    std::unique_lock lock{mutex_};
+    granted_cv_.wait(lock, [this] { return !grant_pending_; });
+    if (grant_failure_) return *grant_failure_;
+    if (lease_ == 0) return error{errc::failed_precondition, "session not started"};
     return {};
   }
 
@@ -236,6 +299,7 @@ class basic_session {
     // were told to stop above; joined below): closed_ is set, so neither
     // takes the revoke's deletions or a refused renewal for a loss.
     result<void> revoked{};
+    if (lease != 0) (void)granted();  // an early grant is answered before its revoke goes out
     if (lease != 0) {
       // A lost session's lease is gone or unreachable: do not wait long for it.
       const deadline d = lost() ? std::chrono::steady_clock::now() + std::chrono::milliseconds{500}
@@ -256,6 +320,50 @@ class basic_session {
 
  private:
   using lease_deadline = detail::lease_deadline<clock_type>;
+
+  result<void> check_options() const {
+    if (options_.ttl <= std::chrono::seconds{0})
+      return error{errc::invalid_argument, "session ttl must be positive, got " +
+                                               std::to_string(options_.ttl.count()) + "s"};
+    if (margin() >= options_.ttl)
+      return error{errc::invalid_argument, "session margin (" + std::to_string(margin().count()) +
+                                               "ms) must be shorter than the ttl"};
+    return {};
+  }
+
+  // The keepalive thread's first step after start_early(): sends the grant of
+  // the chosen id (counting `sending` down as it goes out, on a connected
+  // channel, so the caller's first write is behind it on the wire) and
+  // records its answer; false (the session lost) if it failed.
+  bool grant_chosen(std::latch& sending) {
+    lease_id id = 0;
+    time_point sent{};
+    {
+      std::lock_guard lock{mutex_};
+      id = lease_;
+      sent = clock_.now();
+      deadline_.emplace(sent, options_.ttl, margin());
+    }
+    bool counted = false;
+    auto sent_now = [&] {  // once: a grant sent again elsewhere does not count twice
+      if (!std::exchange(counted, true)) sending.count_down();
+    };
+    auto answer =
+        transport_.lease_grant(options_.ttl.count(), id, transport_.default_deadline(), sent_now);
+    sent_now();  // never sent (no endpoint answered): start_early() waits no longer
+    // Lost first: whoever granted() wakes finds the session lost already.
+    if (!answer)
+      lose("lease " + detail::lease_hex(id) + " grant failed: " + answer.error().message);
+    {
+      std::lock_guard lock{mutex_};
+      grant_pending_ = false;
+      if (answer && answer->ttl > options_.ttl.count())
+        deadline_.emplace(sent, std::chrono::seconds{answer->ttl}, margin());
+      if (!answer) grant_failure_ = answer.error();
+    }
+    granted_cv_.notify_all();
+    return static_cast<bool>(answer);
+  }
 
   void lose(std::string reason) {
     {
@@ -546,6 +654,9 @@ class basic_session {
   mutable std::mutex mutex_;
   lease_id lease_ = 0;
   std::optional<lease_deadline> deadline_;  // set by start()
+  bool grant_pending_ = false;              // start_early()'s grant unanswered
+  std::optional<error> grant_failure_;
+  mutable std::condition_variable granted_cv_;
   std::string lost_reason_;
   std::function<void(time_point)> deadline_moved_;
   bool closed_ = false;

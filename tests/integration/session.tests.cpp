@@ -3,6 +3,7 @@
 
 #include "conch/etcd.hpp"
 #include "conch/policies/default_policies.hpp"
+#include "conch/semaphore.hpp"
 
 #include "support/etcd_harness.hpp"
 #include "support/eventually.hpp"
@@ -11,6 +12,8 @@
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <functional>
+#include <latch>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -326,4 +329,99 @@ TEST_CASE(
   auto ttl = t.lease_time_to_live(s.lease(), t.default_deadline());
   REQUIRE(ttl);
   CHECK(ttl->ttl > 0);
+}
+
+namespace {
+
+// etcd's own transport, with the grant of a chosen id held back (after it is
+// announced as sending) until the test lets it go, or sent for another id.
+struct held_grant : conch::etcd_transport {
+  using etcd_transport::etcd_transport;
+  using etcd_transport::lease_grant;
+
+  std::latch go{1};
+  conch::lease_id send_as = 0;  ///< nonzero: the grant asks for this id instead
+
+  conch::result<conch::lease_grant_response> lease_grant(std::int64_t ttl, conch::lease_id id,
+                                                         conch::deadline d,
+                                                         const std::function<void()>& sending) {
+    const conch::lease_id asked = send_as != 0 ? send_as : id;
+    return etcd_transport::lease_grant(ttl, asked, d, [&] {
+      if (sending) sending();
+      go.wait();
+    });
+  }
+};
+struct held_grant_policies : conch::default_policies {
+  using transport = held_grant;
+};
+
+}  // namespace
+
+TEST_CASE("an early start grants the id it chose, and close revokes it after the answer") {
+  auto& etcd = etcd_server::shared();
+  conch::etcd_transport t{etcd.client_options()};
+  conch::session s{t, with_ttl(5s)};
+  REQUIRE(s.start_early());
+  const conch::lease_id id = s.lease();
+  REQUIRE(id > 0);
+  REQUIRE(s.granted());
+  auto ttl = t.lease_time_to_live(id, t.default_deadline());
+  REQUIRE(ttl);
+  CHECK(ttl->ttl > 0);
+  CHECK(s.start_early().error().code == conch::errc::failed_precondition);
+
+  REQUIRE(s.close());
+  CHECK_FALSE(s.lost());
+  ttl = t.lease_time_to_live(id, t.default_deadline());
+  CHECK((!ttl || ttl->ttl <= 0));
+}
+
+TEST_CASE("a first write that outruns an early grant fails whole, and holds once taken again") {
+  auto& etcd = etcd_server::shared();
+  held_grant t{etcd.client_options()};
+  conch::basic_session<held_grant_policies> s{t, {.ttl = 5s}};
+  REQUIRE(s.start_early());
+  const std::string prefix = conch::test::unique_prefix();
+  conch::basic_semaphore<held_grant_policies> sem{s, prefix, "early", 1};
+
+  // The grant is announced but held back: the acquire's txn reaches etcd first.
+  auto first = sem.acquire("v", {.nonblock = true});
+  REQUIRE_FALSE(first);
+  CHECK(first.error().code == conch::errc::lost);
+  CHECK_FALSE(s.lost());
+  CHECK_FALSE(sem.holding());
+  conch::range_request everything;
+  everything.key = prefix;
+  everything.range_end = conch::prefix_end(prefix);
+  auto left = t.range(everything, t.default_deadline());
+  REQUIRE(left);
+  CHECK(left->kvs.empty());  // the failed txn wrote nothing
+
+  t.go.count_down();
+  REQUIRE(s.granted());
+  CHECK_FALSE(s.lost());
+  REQUIRE(sem.acquire("v", {.nonblock = true}));
+  CHECK(sem.slot() == 0);
+  REQUIRE(sem.release());
+  REQUIRE(s.close());
+}
+
+TEST_CASE("an early grant etcd refuses loses the session and says why") {
+  auto& etcd = etcd_server::shared();
+  conch::etcd_transport plain{etcd.client_options()};
+  conch::session other{plain, with_ttl(5s)};
+  REQUIRE(other.start());
+
+  held_grant t{etcd.client_options()};
+  t.send_as = other.lease();  // an id already in use: etcd refuses it
+  t.go.count_down();
+  conch::basic_session<held_grant_policies> s{t, {.ttl = 5s}};
+  REQUIRE(s.start_early());
+  auto g = s.granted();
+  REQUIRE_FALSE(g);
+  CHECK(s.lost());
+  CHECK_THAT(s.lost_reason(), Catch::Contains("grant failed"));
+  CHECK(s.close());
+  CHECK_FALSE(other.lost());
 }

@@ -27,6 +27,7 @@
 #include "conch/proto/rpc.grpc.pb.h"
 
 #include <chrono>
+#include <functional>
 #include <grpc/support/log.h>
 #include <memory>
 #include <string>
@@ -113,10 +114,26 @@ class etcd_transport {
   }
 
   result<lease_grant_response> lease_grant(std::int64_t ttl_seconds, deadline d) {
+    return lease_grant(ttl_seconds, 0, d);
+  }
+  /// Grants lease `id` (0: etcd chooses); an id in use is refused.
+  /// `sending`, if set, is called just before the request goes out on a
+  /// connected channel: a write that needs the lease, sent after that, is
+  /// most often applied after the grant (etcd serves the two concurrently).
+  result<lease_grant_response> lease_grant(std::int64_t ttl_seconds, lease_id id, deadline d,
+                                           const std::function<void()>& sending = {}) {
     detail::pb::LeaseGrantRequest in;
     in.set_ttl(ttl_seconds);
+    in.set_id(id);
     detail::pb::LeaseGrantResponse out;
-    auto r = unary<detail::pb::Lease>(&detail::pb::Lease::Stub::LeaseGrant, in, out, d, false);
+    auto r = conn_->unary(
+        [&](const std::shared_ptr<grpc::Channel>& ch, grpc::ClientContext& ctx) {
+          out.Clear();
+          auto stub = detail::pb::Lease::NewStub(ch);
+          if (sending) sending();
+          return stub->LeaseGrant(&ctx, in, &out);
+        },
+        d, false);
     if (!r) return std::move(r).error();
     if (!out.error().empty())
       return error{errc::internal, endpoint() + ": lease grant refused: " + out.error()};

@@ -142,13 +142,15 @@ inline int elect_run(const elect_options& o, process::signal_inbox& inbox) {
   // if a renewal within one more TTL proves the lease (and the office) kept.
   if (o.restart.enabled) session_options.ride_through = o.common.ttl;
   basic_session<> session{etcd, session_options};
-  if (auto s = session.start(); !s) {
+  // The grant overlaps the acquire's first write; its failure (the first
+  // call to fail when etcd is unreachable) is reported as a ping's would be.
+  auto grant_failed = [&o](const error& e) { return etcd_unavailable(e, o.common, "conch elect"); };
+  if (auto s = session.start_early(); !s) {
     if (s.error().code == errc::invalid_argument) {
       std::cerr << "conch elect: cannot start a session: " << s.error().message << "\n";
       return exit_code::unavailable;
     }
-    // The lease grant is the first call: it tells unreachable etcd as a ping would.
-    return etcd_unavailable(s.error(), o.common, "conch elect");
+    return grant_failed(s.error());
   }
   basic_election<> office{session, o.common.prefix, o.name};
   office_recipe recipe{office, session, o, holder_json(o.name, session.lease(), o.argv)};
@@ -164,7 +166,8 @@ inline int elect_run(const elect_options& o, process::signal_inbox& inbox) {
                                      .kill_after = o.common.kill_after,
                                      .restart = o.restart,
                                      .resume_after_deadline = o.restart.enabled},
-                       .hooks = ops.hooks(texts)},
+                       .hooks = ops.hooks(texts),
+                       .grant_failed = grant_failed},
                       inbox);
 }
 

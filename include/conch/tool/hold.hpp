@@ -149,6 +149,9 @@ struct hold_options {
   /// process::watchdog::prefork() (the cheap way).
   std::string watchdog_host{"/proc/self/exe"};
   hold_hooks hooks{};
+  /// The exit code (and message) for a session whose early lease grant
+  /// failed (basic_session::start_early): what an unreachable etcd gets.
+  std::function<int(const error&)> grant_failed{};
 };
 
 namespace hold_detail {
@@ -213,6 +216,17 @@ process::held_claim claim_of(Session& session, Recipe& recipe, const hold_hooks&
   return claim;
 }
 
+/// Whether a failed acquire's first write reached etcd before the session's
+/// early lease grant (basic_session::start_early): the grant has since
+/// succeeded and the session lives, so the acquire may be taken again.
+template <class Session>
+bool outran_grant(Session& session, const error& e) {
+  if constexpr (requires { session.granted(); })
+    return e.code == errc::lost && session.granted() && !session.lost();
+  else
+    return false;
+}
+
 inline int report_done(const hold_hooks& hooks, int code) {
   if (hooks.done) hooks.done(code);
   return code;
@@ -245,12 +259,19 @@ int hold_and_run(Session& session, Recipe& recipe, hold_options opt, process::si
     auto lease_watch = hold_detail::watch_lease_while_waiting(session, hooks);
     signal_watch watch{inbox};
     acquired = recipe.acquire(watch.token());
+    if (!acquired && hold_detail::outran_grant(session, acquired.error())) {
+      acquired = recipe.acquire(watch.token());
+    }
     watch.finish();
     stop_signal = watch.signal();
   }
   if (!acquired) {
     const auto& e = acquired.error();
     if (stop_signal) return hold_detail::report_done(hooks, exit_code::from_signal(*stop_signal));
+    if constexpr (requires { session.granted(); }) {
+      if (auto g = session.granted(); !g && opt.grant_failed)
+        return hold_detail::report_done(hooks, opt.grant_failed(g.error()));
+    }
     say(e.message);
     return hold_detail::report_done(hooks, hold_detail::acquire_failure_code(e.code));
   }

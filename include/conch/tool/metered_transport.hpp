@@ -49,6 +49,13 @@ class metered_transport {
   auto lease_grant(std::int64_t ttl, deadline d) {
     return timed("lease_grant", [&] { return inner_.lease_grant(ttl, d); });
   }
+  auto lease_grant(std::int64_t ttl, lease_id id, deadline d,
+                   const std::function<void()>& sending) requires requires(Inner& t) {
+    t.lease_grant(ttl, id, d, sending);
+  }
+  {
+    return timed("lease_grant", [&] { return inner_.lease_grant(ttl, id, d, sending); });
+  }
   auto lease_revoke(lease_id id, deadline d) {
     return timed("lease_revoke", [&] { return inner_.lease_revoke(id, d); });
   }

@@ -183,13 +183,15 @@ inline int sema_run(const sema_options& o, process::signal_inbox& inbox) {
   basic_session<>::options session_options;
   session_options.ttl = o.common.ttl;
   basic_session<> session{etcd, session_options};
-  if (auto s = session.start(); !s) {
+  // The grant overlaps the acquire's first write; its failure (the first
+  // call to fail when etcd is unreachable) is reported as a ping's would be.
+  auto grant_failed = [&o](const error& e) { return etcd_unavailable(e, o.common, "conch sema"); };
+  if (auto s = session.start_early(); !s) {
     if (s.error().code == errc::invalid_argument) {
       std::cerr << "conch sema: cannot start a session: " << s.error().message << "\n";
       return exit_code::unavailable;
     }
-    // The lease grant is the first call: it tells unreachable etcd as a ping would.
-    return etcd_unavailable(s.error(), o.common, "conch sema");
+    return grant_failed(s.error());
   }
   basic_semaphore<> semaphore{session, o.common.prefix, o.name, o.max};
   slot_recipe recipe{semaphore, session, o};
@@ -202,7 +204,8 @@ inline int sema_run(const sema_options& o, process::signal_inbox& inbox) {
   return hold_and_run(session, recipe,
                       {.program = "conch sema",
                        .supervise = {.argv = o.argv, .kill_after = o.common.kill_after},
-                       .hooks = ops.hooks(texts)},
+                       .hooks = ops.hooks(texts),
+                       .grant_failed = grant_failed},
                       inbox);
 }
 
