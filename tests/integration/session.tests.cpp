@@ -1,6 +1,7 @@
 // session against a real etcd: keepalive, the local deadline, and every way to be lost.
 #include "conch/session.hpp"
 
+#include "conch/election.hpp"
 #include "conch/etcd.hpp"
 #include "conch/policies/default_policies.hpp"
 #include "conch/semaphore.hpp"
@@ -424,4 +425,25 @@ TEST_CASE("an early grant etcd refuses loses the session and says why") {
   CHECK_THAT(s.lost_reason(), Catch::Contains("grant failed"));
   CHECK(s.close());
   CHECK_FALSE(other.lost());
+}
+
+TEST_CASE("a campaign that outruns an early grant fails whole, and wins once taken again") {
+  auto& etcd = etcd_server::shared();
+  held_grant t{etcd.client_options()};
+  conch::basic_session<held_grant_policies> s{t, {.ttl = 5s}};
+  REQUIRE(s.start_early());
+  conch::basic_election<held_grant_policies> office{s, conch::test::unique_prefix(), "early"};
+
+  auto first = office.campaign("v", {.nonblock = true});
+  REQUIRE_FALSE(first);
+  CHECK(first.error().code == conch::errc::lost);
+  CHECK_FALSE(office.leading());
+
+  t.go.count_down();
+  REQUIRE(s.granted());
+  CHECK_FALSE(s.lost());
+  REQUIRE(office.campaign("v", {.nonblock = true}));
+  CHECK(office.leading());
+  REQUIRE(office.resign());
+  REQUIRE(s.close());
 }
