@@ -10,13 +10,16 @@
 // conch's own etcd password (CONCH_PASSWORD) is never passed on: the
 // supervised command is not trusted with conch's credentials (a child that
 // needs etcd gets its own, see docs/supervision.md).
-// A gated child (spawn_options::gated) waits before exec until
-// child::release(), so a watchdog can take hold of it first. It is started by
+// A gated child (spawn_options::gated) waits before exec until its launch
+// gate opens — child::release(), or whoever was handed the gate
+// (child::take_gate(): the watchdog opens it once it watches the group) — and
+// exits 127 without exec if the gate closes unopened. It is started by
 // clone(CLONE_VM) on a stack of its own: like posix_spawn's vfork it shares
 // our memory until exec (no page tables copied, however big this process),
 // unlike it the caller runs on. Between its start and exec it makes raw
 // system calls only, with every signal blocked until its dispositions are
-// the defaults.
+// the defaults; the parent tells it which signals are not (ignored or
+// caught here), so it resets those only, not all 64.
 // No shell is involved: argv[0] is looked up in PATH, like execvp. (glibc's
 // posix_spawn leaves its two internal real-time signals, 32 and 33, ignored;
 // the child's own libc takes them back.)
@@ -33,6 +36,7 @@
 #include <atomic>
 #include <csignal>
 #include <cstddef>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -161,7 +165,15 @@ struct launch {
   std::vector<std::string> args, env;
   std::vector<char*> argv, envp;
   int gate = -1, out = -1, err = -1;  ///< the child's copies (its own fd table)
-  int rtmin = 32;                     ///< libc's first public real-time signal
+  int gate_w = -1;  ///< the child's copy of the gate's write end: closed first, or no EOF
+  int rtmin = 32;   ///< libc's first public real-time signal
+  /// Signals to set to SIG_DFL before exec (bit s-1 for signal s), or all of
+  /// them when `reset_all`. Written by the parent after the start, read by
+  /// the child only once its gate opened (the pipe orders the two).
+  std::uint64_t reset = 0;
+  bool reset_all = true;
+  /// Set by the child when its gate closed unopened: it exits 127 without exec.
+  std::atomic<bool> closed_at_gate{false};
   void* stack = nullptr;
   std::size_t stack_size = 0;
   launch() = default;
@@ -174,25 +186,68 @@ struct launch {
 
 /// The gated child between its start and exec: raw system calls only, none
 /// that can fail (errno is the starting thread's: the memory is shared), and
-/// every signal blocked until the dispositions are the defaults.
+/// every signal blocked until the dispositions it inherited are the defaults.
+/// The gate's last write end closing unopened (its releaser is gone) ends it
+/// with 127, never an exec.
 inline int gated_child(void* arg) noexcept {
-  const auto& l = *static_cast<const launch*>(arg);
+  auto& l = *static_cast<launch*>(arg);
   ::setpgid(0, 0);
-  struct sigaction dfl {};
-  dfl.sa_handler = SIG_DFL;
-  for (int s = 1; s < NSIG; ++s)
-    if (s != SIGKILL && s != SIGSTOP && (s < 32 || s >= l.rtmin)) ::sigaction(s, &dfl, nullptr);
+  ::close(l.gate_w);
   if (l.out >= 0) ::dup2(l.out, STDOUT_FILENO);
   if (l.err >= 0) ::dup2(l.err, STDERR_FILENO);
   char go = 0;
   // syscall(), not read(): libc's read is a cancellation point, which would
   // touch the starting thread's descriptor (the memory is shared).
-  if (::syscall(SYS_read, l.gate, &go, 1) != 1) ::_exit(127);  // released never: the owner is gone
+  if (::syscall(SYS_read, l.gate, &go, 1) != 1) {  // released never: the releaser is gone
+    l.closed_at_gate.store(true);
+    ::_exit(127);
+  }
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  for (int s = 1; s < NSIG && s <= 64; ++s)
+    if (s != SIGKILL && s != SIGSTOP && (s < 32 || s >= l.rtmin) &&
+        (l.reset_all || (l.reset >> (s - 1) & 1u)))
+      ::sigaction(s, &dfl, nullptr);
   sigset_t none;
   sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
   ::execve(l.path.c_str(), l.argv.data(), l.envp.data());
   ::_exit(errno == ENOENT ? 127 : 126);
+}
+
+/// The signals whose disposition in this process is not the default (ignored
+/// or caught), from /proc/self/status: one read instead of a sigaction per
+/// signal. Nothing if it cannot be read.
+inline std::optional<std::uint64_t> non_default_signals() noexcept {
+  char buf[4096];
+  const int fd = ::open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  const ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n <= 0) return std::nullopt;
+  buf[n] = '\0';
+  std::uint64_t set = 0;
+  int found = 0;
+  for (const char* field : {"\nSigIgn:", "\nSigCgt:"}) {
+    const char* at = std::strstr(buf, field);
+    if (!at) return std::nullopt;
+    set |= std::strtoull(at + std::strlen(field), nullptr, 16);
+    ++found;
+  }
+  return found == 2 ? std::optional(set) : std::nullopt;
+}
+
+/// What a gated child must set back to SIG_DFL, read after its start (a
+/// handler set before the start shows, whichever thread set it) and joined
+/// with what earlier starts saw (so one reset between the start and the read
+/// is covered too). A disposition set to the default in vain costs one
+/// system call in the child.
+inline void plan_signal_reset(launch& l) noexcept {
+  static std::atomic<std::uint64_t> seen{0};
+  auto now = non_default_signals();
+  if (!now) return;  // reset_all stays
+  l.reset = seen.fetch_or(*now) | *now;
+  l.reset_all = false;
 }
 
 /// Variables of ours that a child never inherits: conch's credentials.
@@ -242,7 +297,8 @@ class child {
         out_(std::move(o.out_)),
         err_(std::move(o.err_)),
         gate_(std::move(o.gate_)),
-        launch_(std::move(o.launch_)) {}
+        launch_(std::move(o.launch_)),
+        closed_at_gate_(o.closed_at_gate_) {}
   child& operator=(child&& o) noexcept {
     if (this != &o) {
       abandon();
@@ -252,6 +308,7 @@ class child {
       err_ = std::move(o.err_);
       gate_ = std::move(o.gate_);
       launch_ = std::move(o.launch_);
+      closed_at_gate_ = o.closed_at_gate_;
     }
     return *this;
   }
@@ -291,6 +348,7 @@ class child {
     pid_ = -1;
     reap_orphans();  // the ones its zombie hid
     exit_fd_.reset();
+    if (launch_) closed_at_gate_ = launch_->closed_at_gate.load();
     launch_.reset();  // a gated child's stack and arguments: unused once it exited
     if (info.si_code == CLD_EXITED) return conch::detail::child_status::exited(info.si_status);
     return conch::detail::child_status::signalled(info.si_status);
@@ -309,6 +367,15 @@ class child {
     return {};
   }
   bool gated() const noexcept { return static_cast<bool>(gate_); }
+
+  /// Hands over the write end of the launch gate (-1 unless gated() and not
+  /// released): whoever holds it opens the gate by writing one byte. Once
+  /// every copy closes unwritten, the child exits 127 without exec and
+  /// closed_at_gate() says so after reap().
+  unique_fd take_gate() noexcept { return std::move(gate_); }
+  /// After reap(): the child never ran its command, because its launch gate
+  /// closed unopened (whoever held it — the watchdog — was gone first).
+  bool closed_at_gate() const noexcept { return closed_at_gate_; }
 
   /// Sends `sig` to the child's whole process group (grandchildren included).
   /// Succeeds when the group is already gone.
@@ -333,6 +400,7 @@ class child {
   unique_fd out_, err_;
   unique_fd gate_;  ///< write end of the launch gate, while the child waits at it
   std::unique_ptr<detail_spawn::launch> launch_;  ///< what a gated child reads until its exec
+  bool closed_at_gate_ = false;
 };
 
 /// Makes this process the reaper of its descendants' orphans
@@ -419,6 +487,7 @@ inline int start_gated(pid_t& pid, launch& l, unique_fd& gate_w) {
   unique_fd gate_r(g[0]);
   gate_w.reset(g[1]);
   l.gate = gate_r.get();
+  l.gate_w = gate_w.get();
   l.rtmin = SIGRTMIN;
   l.stack_size = 64 * 1024;
   l.stack = ::mmap(nullptr, l.stack_size, PROT_READ | PROT_WRITE,
@@ -442,6 +511,7 @@ inline int start_gated(pid_t& pid, launch& l, unique_fd& gate_w) {
     }
   }
   ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  if (rc == 0) plan_signal_reset(l);  // before the gate can open: the child reads it after
   return rc;
 }
 }  // namespace detail_spawn
