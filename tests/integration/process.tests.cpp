@@ -508,6 +508,33 @@ TEST_CASE("watchdog: a child whose watchdog dies before it opens the launch gate
   CHECK_FALSE(own->closed_at_gate());
 }
 
+TEST_CASE("watchdog: with a frozen watchdog's queue full, a start fails after watch_wait, unrun",
+          "[process][watchdog][gate]") {
+  temp_dir dir;
+  auto wd = proc::watchdog::spawn("/proc/self/exe", {.kill_after = 500ms, .watch_wait = 200ms});
+  REQUIRE(wd);
+  kill_on_exit watchdog_cleanup{wd->pid()};
+  auto sleeper = proc::spawn({.argv = {"sleep", "60"}});
+  REQUIRE(sleeper);
+  REQUIRE(::kill(wd->pid(), SIGSTOP) == 0);
+  // Watches of a running group fill its queue (a few hundred), then one waits and fails.
+  std::optional<conch::errc> refused;
+  for (int i = 0; i < 100'000 && !refused; ++i)
+    if (auto w = wd->watch(sleeper->group(), clk::now() + 60s); !w) refused = w.error().code;
+  REQUIRE(refused);
+  CHECK(*refused == conch::errc::timed_out);
+  const std::string ran = dir.file("ran");
+  auto c = proc::spawn({.argv = {"sh", "-c", "echo ran > \"$1\"", "sh", ran}, .gated = true});
+  REQUIRE(c);
+  auto w = wd->watch_and_release(*c, clk::now() + 60s);
+  REQUIRE_FALSE(w);
+  CHECK(w.error().code == conch::errc::timed_out);
+  REQUIRE(await([&] { return c->exited(); }));  // its gate closed unopened
+  CHECK(c->reap() == child_status::exited(127));
+  CHECK(c->closed_at_gate());
+  CHECK_FALSE(std::filesystem::exists(ran));
+}
+
 TEST_CASE("supervise: a watchdog killed before it releases the child: nothing runs, exit 69",
           "[supervise][watchdog][gate]") {
   temp_dir dir;

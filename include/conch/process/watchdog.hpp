@@ -123,8 +123,11 @@ inline void close_inherited_fds(int keep) noexcept {
     if (fd != keep) ::close(fd);
 }
 
-/// Sends `m`, with descriptor `attach` (SCM_RIGHTS) unless it is -1.
-inline bool send(int fd, const message& m, int attach = -1) noexcept {
+/// Sends `m`, with descriptor `attach` (SCM_RIGHTS) unless it is -1. Waits
+/// for room in the watchdog's queue up to `wait` (without one: for as long as
+/// it takes). 0, ETIMEDOUT, or the error that says the watchdog is gone.
+inline int send(int fd, const message& m, int attach = -1,
+                std::optional<std::chrono::milliseconds> wait = std::nullopt) noexcept {
   iovec iov{const_cast<message*>(&m), sizeof m};
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
   msghdr h{};
@@ -139,11 +142,19 @@ inline bool send(int fd, const message& m, int attach = -1) noexcept {
     c->cmsg_len = CMSG_LEN(sizeof(int));
     std::memcpy(CMSG_DATA(c), &attach, sizeof(int));
   }
+  const auto until = wait ? clock::now() + *wait : clock::time_point::max();
   for (;;) {
-    ssize_t n = ::sendmsg(fd, &h, MSG_NOSIGNAL);
-    if (n == static_cast<ssize_t>(sizeof m)) return true;
+    ssize_t n = ::sendmsg(fd, &h, MSG_NOSIGNAL | (wait ? MSG_DONTWAIT : 0));
+    if (n == static_cast<ssize_t>(sizeof m)) return 0;
     if (n < 0 && errno == EINTR) continue;
-    return false;
+    if (n < 0 && errno == EAGAIN && wait) {  // its queue is full: it is behind, or frozen
+      const auto left = std::chrono::ceil<std::chrono::milliseconds>(until - clock::now()).count();
+      if (left <= 0) return ETIMEDOUT;
+      pollfd p{fd, POLLOUT, 0};
+      ::poll(&p, 1, static_cast<int>(left));
+      continue;
+    }
+    return n < 0 ? errno : EPIPE;
   }
 }
 
@@ -371,6 +382,10 @@ class watchdog {
   using clock = std::chrono::steady_clock;
   struct options {
     std::chrono::milliseconds kill_after{std::chrono::seconds(5)};
+    /// How long a watch waits for room in the watchdog's queue (a few hundred
+    /// messages) before failing with errc::timed_out: better a child not
+    /// started than one waiting on a frozen watchdog.
+    std::chrono::milliseconds watch_wait{std::chrono::seconds(5)};
   };
 
   /// Starts a watchdog by executing `exe __watchdog ...` (posix_spawn: safe
@@ -452,6 +467,7 @@ class watchdog {
       watchdog w = std::move(*p);
       p.reset();
       w.kill_after_ = opt.kill_after;
+      w.watch_wait_ = opt.watch_wait;
       return w;
     }
     return spawn(exe, opt);
@@ -461,6 +477,7 @@ class watchdog {
       : pid_(std::exchange(o.pid_, -1)),
         sock_(std::move(o.sock_)),
         kill_after_(o.kill_after_),
+        watch_wait_(o.watch_wait_),
         shared_(std::move(o.shared_)) {}
   watchdog& operator=(watchdog&& o) noexcept {
     if (this != &o) {
@@ -484,11 +501,13 @@ class watchdog {
   /// Watch gated child `c`'s group and let the watchdog release it: `c`'s
   /// launch gate goes to the watchdog, which opens it once it watches the
   /// group (it kills the group if `deadline` passes unrenewed). Returns at
-  /// once, not waiting for that. An error means the watchdog is gone: the
-  /// gate is closed, so the child exits 127 without exec. If the watchdog
-  /// dies before it opens the gate, the same happens later: after reap(),
-  /// c.closed_at_gate() is true. A child that is not gated (already running)
-  /// is just watched from now on.
+  /// once, not waiting for that (only, while the watchdog's queue is full,
+  /// for room in it, up to options::watch_wait). An error — errc::unavailable:
+  /// the watchdog is gone; errc::timed_out: it takes no messages — means the
+  /// gate was closed unopened: the child exits 127 without exec. If the
+  /// watchdog dies before it opens the gate, the same happens later: after
+  /// reap(), c.closed_at_gate() is true. A child that is not gated (already
+  /// running) is just watched from now on.
   result<void> watch_and_release(child& c, clock::time_point deadline) {
     unique_fd gate = c.take_gate();
     return send_watch(c.group(), deadline, gate.get());
@@ -525,6 +544,7 @@ class watchdog {
       : pid_(pid),
         sock_(std::move(sock)),
         kill_after_(opt.kill_after),
+        watch_wait_(opt.watch_wait),
         shared_(std::make_unique<shared_state>()) {}
 
   static std::optional<watchdog>& preforked() {
@@ -532,9 +552,11 @@ class watchdog {
     return w;
   }
 
-  result<void> post(const detail_watchdog::message& m, int attach = -1) {
-    if (!detail_watchdog::send(sock_.get(), m, attach))
-      return error{errc::unavailable, "watchdog: gone"};
+  result<void> post(const detail_watchdog::message& m, int attach = -1,
+                    std::optional<std::chrono::milliseconds> wait = std::nullopt) {
+    const int err = detail_watchdog::send(sock_.get(), m, attach, wait);
+    if (err == ETIMEDOUT) return error{errc::timed_out, "watchdog: not taking messages"};
+    if (err != 0) return error{errc::unavailable, "watchdog: gone"};
     return {};
   }
 
@@ -543,12 +565,13 @@ class watchdog {
     shared_->last_sent = detail_watchdog::to_ns(deadline);
     return post(
         {detail_watchdog::op::watch, pgid, detail_watchdog::to_ns(deadline), kill_after_.count()},
-        gate);
+        gate, watch_wait_);
   }
 
   pid_t pid_ = -1;
   unique_fd sock_;
   std::chrono::milliseconds kill_after_{};
+  std::chrono::milliseconds watch_wait_{};
   std::unique_ptr<shared_state> shared_;
 };
 
