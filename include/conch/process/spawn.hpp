@@ -18,8 +18,8 @@
 // our memory until exec (no page tables copied, however big this process),
 // unlike it the caller runs on. Between its start and exec it makes raw
 // system calls only, with every signal blocked until its dispositions are
-// the defaults; the parent tells it which signals are not (ignored or
-// caught here), so it resets those only, not all 64.
+// the defaults; it reads which are not (ignored or caught) from its own
+// /proc/self/status while it waits, and resets those only, not all 64.
 // No shell is involved: argv[0] is looked up in PATH, like execvp. (glibc's
 // posix_spawn leaves its two internal real-time signals, 32 and 33, ignored;
 // the child's own libc takes them back.)
@@ -167,11 +167,6 @@ struct launch {
   int gate = -1, out = -1, err = -1;  ///< the child's copies (its own fd table)
   int gate_w = -1;  ///< the child's copy of the gate's write end: closed first, or no EOF
   int rtmin = 32;   ///< libc's first public real-time signal
-  /// Signals to set to SIG_DFL before exec (bit s-1 for signal s), or all of
-  /// them when `reset_all`. Written by the parent after the start, read by
-  /// the child only once its gate opened (the pipe orders the two).
-  std::uint64_t reset = 0;
-  bool reset_all = true;
   /// Set by the child when its gate closed unopened: it exits 127 without exec.
   std::atomic<bool> closed_at_gate{false};
   void* stack = nullptr;
@@ -184,17 +179,80 @@ struct launch {
   }
 };
 
+/// A system call that never touches errno: a gated child shares the memory,
+/// and so the errno, of the thread that started it. -1 (unknown) where no
+/// raw form is written for the machine.
+inline long raw_syscall(long nr, long a, long b, long c) noexcept {
+#if defined(__x86_64__)
+  long ret;
+  asm volatile("syscall" : "=a"(ret) : "a"(nr), "D"(a), "S"(b), "d"(c) : "rcx", "r11", "memory");
+  return ret;
+#elif defined(__aarch64__)
+  register long x8 asm("x8") = nr;
+  register long x0 asm("x0") = a;
+  register long x1 asm("x1") = b;
+  register long x2 asm("x2") = c;
+  asm volatile("svc 0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2) : "memory", "cc");
+  return x0;
+#else
+  (void)nr, (void)a, (void)b, (void)c;
+  return -1;
+#endif
+}
+
+/// The value of hex field `name` ("\nSigIgn:") in /proc/PID/status text.
+inline bool status_mask(const char* text, const char* name, std::uint64_t& out) noexcept {
+  const char* at = std::strstr(text, name);
+  if (!at) return false;
+  at += std::strlen(name);
+  while (*at == '\t' || *at == ' ') ++at;
+  std::uint64_t v = 0;
+  int digits = 0;
+  for (;; ++at, ++digits) {
+    const char c = *at;
+    const int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    if (d < 0) break;
+    v = v << 4 | static_cast<std::uint64_t>(d);
+  }
+  out = v;
+  return digits > 0 && digits <= 16;
+}
+
+/// The signals whose disposition in the calling process is not the default
+/// (ignored or caught; bit s-1 for signal s), from its /proc/self/status: one
+/// read instead of a sigaction per signal, with raw system calls only (see
+/// gated_child). False if it cannot be read.
+inline bool non_default_signals(std::uint64_t& set) noexcept {
+  char buf[4096];
+  const long fd = raw_syscall(SYS_openat, AT_FDCWD, reinterpret_cast<long>("/proc/self/status"),
+                              O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  const long n = raw_syscall(SYS_read, fd, reinterpret_cast<long>(buf), sizeof buf - 1);
+  raw_syscall(SYS_close, fd, 0, 0);
+  if (n <= 0) return false;
+  buf[n] = '\0';
+  std::uint64_t ignored = 0, caught = 0;
+  if (!status_mask(buf, "\nSigIgn:", ignored) || !status_mask(buf, "\nSigCgt:", caught))
+    return false;
+  set = ignored | caught;
+  return true;
+}
+
 /// The gated child between its start and exec: raw system calls only, none
 /// that can fail (errno is the starting thread's: the memory is shared), and
 /// every signal blocked until the dispositions it inherited are the defaults.
-/// The gate's last write end closing unopened (its releaser is gone) ends it
-/// with 127, never an exec.
+/// It resets only the signals whose disposition is not (its own, read while
+/// it waits: a snapshot nothing but itself can change), not all 64. The
+/// gate's last write end closing unopened (its releaser is gone) ends it with
+/// 127, never an exec.
 inline int gated_child(void* arg) noexcept {
   auto& l = *static_cast<launch*>(arg);
   ::setpgid(0, 0);
   ::close(l.gate_w);
   if (l.out >= 0) ::dup2(l.out, STDOUT_FILENO);
   if (l.err >= 0) ::dup2(l.err, STDERR_FILENO);
+  std::uint64_t reset = ~std::uint64_t{0};
+  if (!non_default_signals(reset)) reset = ~std::uint64_t{0};  // unknown: every signal
   char go = 0;
   // syscall(), not read(): libc's read is a cancellation point, which would
   // touch the starting thread's descriptor (the memory is shared).
@@ -205,49 +263,13 @@ inline int gated_child(void* arg) noexcept {
   struct sigaction dfl {};
   dfl.sa_handler = SIG_DFL;
   for (int s = 1; s < NSIG && s <= 64; ++s)
-    if (s != SIGKILL && s != SIGSTOP && (s < 32 || s >= l.rtmin) &&
-        (l.reset_all || (l.reset >> (s - 1) & 1u)))
+    if (s != SIGKILL && s != SIGSTOP && (s < 32 || s >= l.rtmin) && (reset >> (s - 1) & 1u))
       ::sigaction(s, &dfl, nullptr);
   sigset_t none;
   sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
   ::execve(l.path.c_str(), l.argv.data(), l.envp.data());
   ::_exit(errno == ENOENT ? 127 : 126);
-}
-
-/// The signals whose disposition in this process is not the default (ignored
-/// or caught), from /proc/self/status: one read instead of a sigaction per
-/// signal. Nothing if it cannot be read.
-inline std::optional<std::uint64_t> non_default_signals() noexcept {
-  char buf[4096];
-  const int fd = ::open("/proc/self/status", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return std::nullopt;
-  const ssize_t n = ::read(fd, buf, sizeof buf - 1);
-  ::close(fd);
-  if (n <= 0) return std::nullopt;
-  buf[n] = '\0';
-  std::uint64_t set = 0;
-  int found = 0;
-  for (const char* field : {"\nSigIgn:", "\nSigCgt:"}) {
-    const char* at = std::strstr(buf, field);
-    if (!at) return std::nullopt;
-    set |= std::strtoull(at + std::strlen(field), nullptr, 16);
-    ++found;
-  }
-  return found == 2 ? std::optional(set) : std::nullopt;
-}
-
-/// What a gated child must set back to SIG_DFL, read after its start (a
-/// handler set before the start shows, whichever thread set it) and joined
-/// with what earlier starts saw (so one reset between the start and the read
-/// is covered too). A disposition set to the default in vain costs one
-/// system call in the child.
-inline void plan_signal_reset(launch& l) noexcept {
-  static std::atomic<std::uint64_t> seen{0};
-  auto now = non_default_signals();
-  if (!now) return;  // reset_all stays
-  l.reset = seen.fetch_or(*now) | *now;
-  l.reset_all = false;
 }
 
 /// Variables of ours that a child never inherits: conch's credentials.
@@ -511,7 +533,6 @@ inline int start_gated(pid_t& pid, launch& l, unique_fd& gate_w) {
     }
   }
   ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  if (rc == 0) plan_signal_reset(l);  // before the gate can open: the child reads it after
   return rc;
 }
 }  // namespace detail_spawn
