@@ -19,7 +19,7 @@
 // unlike it the caller runs on. Between its start and exec it makes raw
 // system calls only, with every signal blocked until its dispositions are
 // the defaults; it reads which are not (ignored or caught) from its own
-// /proc/self/status while it waits, and resets those only, not all 64.
+// /proc/self/status and resets those only, not all 64.
 // No shell is involved: argv[0] is looked up in PATH, like execvp. (glibc's
 // posix_spawn leaves its two internal real-time signals, 32 and 33, ignored;
 // the child's own libc takes them back.)
@@ -241,10 +241,10 @@ inline bool non_default_signals(std::uint64_t& set) noexcept {
 /// The gated child between its start and exec: raw system calls only, none
 /// that can fail (errno is the starting thread's: the memory is shared), and
 /// every signal blocked until the dispositions it inherited are the defaults.
-/// It resets only the signals whose disposition is not (its own, read while
-/// it waits: a snapshot nothing but itself can change), not all 64. The
-/// gate's last write end closing unopened (its releaser is gone) ends it with
-/// 127, never an exec.
+/// It resets only the signals whose disposition is not (read from its own
+/// /proc/self/status: a snapshot nothing but itself can change), not all 64,
+/// before it waits at its gate. The gate's last write end closing unopened
+/// (its releaser is gone) ends it with 127, never an exec.
 inline int gated_child(void* arg) noexcept {
   auto& l = *static_cast<launch*>(arg);
   ::setpgid(0, 0);
@@ -253,6 +253,11 @@ inline int gated_child(void* arg) noexcept {
   if (l.err >= 0) ::dup2(l.err, STDERR_FILENO);
   std::uint64_t reset = ~std::uint64_t{0};
   if (!non_default_signals(reset)) reset = ~std::uint64_t{0};  // unknown: every signal
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  for (int s = 1; s < NSIG && s <= 64; ++s)
+    if (s != SIGKILL && s != SIGSTOP && (s < 32 || s >= l.rtmin) && (reset >> (s - 1) & 1u))
+      ::sigaction(s, &dfl, nullptr);
   char go = 0;
   // syscall(), not read(): libc's read is a cancellation point, which would
   // touch the starting thread's descriptor (the memory is shared).
@@ -260,11 +265,6 @@ inline int gated_child(void* arg) noexcept {
     l.closed_at_gate.store(true);
     ::_exit(127);
   }
-  struct sigaction dfl {};
-  dfl.sa_handler = SIG_DFL;
-  for (int s = 1; s < NSIG && s <= 64; ++s)
-    if (s != SIGKILL && s != SIGSTOP && (s < 32 || s >= l.rtmin) && (reset >> (s - 1) & 1u))
-      ::sigaction(s, &dfl, nullptr);
   sigset_t none;
   sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
