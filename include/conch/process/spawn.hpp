@@ -18,8 +18,7 @@
 // our memory until exec (no page tables copied, however big this process),
 // unlike it the caller runs on. Between its start and exec it makes raw
 // system calls only, with every signal blocked until its dispositions are
-// the defaults; it reads which are not (ignored or caught) from its own
-// /proc/self/status and resets those only, not all 64.
+// the defaults.
 // No shell is involved: argv[0] is looked up in PATH, like execvp. (glibc's
 // posix_spawn leaves its two internal real-time signals, 32 and 33, ignored;
 // the child's own libc takes them back.)
@@ -36,7 +35,6 @@
 #include <atomic>
 #include <csignal>
 #include <cstddef>
-#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -179,85 +177,24 @@ struct launch {
   }
 };
 
-/// A system call that never touches errno: a gated child shares the memory,
-/// and so the errno, of the thread that started it. -1 (unknown) where no
-/// raw form is written for the machine.
-inline long raw_syscall(long nr, long a, long b, long c) noexcept {
-#if defined(__x86_64__)
-  long ret;
-  asm volatile("syscall" : "=a"(ret) : "a"(nr), "D"(a), "S"(b), "d"(c) : "rcx", "r11", "memory");
-  return ret;
-#elif defined(__aarch64__)
-  register long x8 asm("x8") = nr;
-  register long x0 asm("x0") = a;
-  register long x1 asm("x1") = b;
-  register long x2 asm("x2") = c;
-  asm volatile("svc 0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2) : "memory", "cc");
-  return x0;
-#else
-  (void)nr, (void)a, (void)b, (void)c;
-  return -1;
-#endif
-}
-
-/// The value of hex field `name` ("\nSigIgn:") in /proc/PID/status text.
-inline bool status_mask(const char* text, const char* name, std::uint64_t& out) noexcept {
-  const char* at = std::strstr(text, name);
-  if (!at) return false;
-  at += std::strlen(name);
-  while (*at == '\t' || *at == ' ') ++at;
-  std::uint64_t v = 0;
-  int digits = 0;
-  for (;; ++at, ++digits) {
-    const char c = *at;
-    const int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-    if (d < 0) break;
-    v = v << 4 | static_cast<std::uint64_t>(d);
-  }
-  out = v;
-  return digits > 0 && digits <= 16;
-}
-
-/// The signals whose disposition in the calling process is not the default
-/// (ignored or caught; bit s-1 for signal s), from its /proc/self/status: one
-/// read instead of a sigaction per signal, with raw system calls only (see
-/// gated_child). False if it cannot be read.
-inline bool non_default_signals(std::uint64_t& set) noexcept {
-  char buf[4096];
-  const long fd = raw_syscall(SYS_openat, AT_FDCWD, reinterpret_cast<long>("/proc/self/status"),
-                              O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  const long n = raw_syscall(SYS_read, fd, reinterpret_cast<long>(buf), sizeof buf - 1);
-  raw_syscall(SYS_close, fd, 0, 0);
-  if (n <= 0) return false;
-  buf[n] = '\0';
-  std::uint64_t ignored = 0, caught = 0;
-  if (!status_mask(buf, "\nSigIgn:", ignored) || !status_mask(buf, "\nSigCgt:", caught))
-    return false;
-  set = ignored | caught;
-  return true;
-}
-
 /// The gated child between its start and exec: raw system calls only, none
 /// that can fail (errno is the starting thread's: the memory is shared), and
-/// every signal blocked until the dispositions it inherited are the defaults.
-/// It resets only the signals whose disposition is not (read from its own
-/// /proc/self/status: a snapshot nothing but itself can change), not all 64,
-/// before it waits at its gate. The gate's last write end closing unopened
-/// (its releaser is gone) ends it with 127, never an exec.
+/// every signal blocked until the dispositions are the defaults. Every
+/// signal is reset, not just the ones not at their default: finding those
+/// (a read of /proc/self/status, here or in the parent) costs more than the
+/// 62 sigaction calls, which run while the child waits for its gate anyway.
+/// The gate's last write end closing unopened (its releaser is gone) ends it
+/// with 127, never an exec.
 inline int gated_child(void* arg) noexcept {
   auto& l = *static_cast<launch*>(arg);
   ::setpgid(0, 0);
   ::close(l.gate_w);
-  if (l.out >= 0) ::dup2(l.out, STDOUT_FILENO);
-  if (l.err >= 0) ::dup2(l.err, STDERR_FILENO);
-  std::uint64_t reset = ~std::uint64_t{0};
-  if (!non_default_signals(reset)) reset = ~std::uint64_t{0};  // unknown: every signal
   struct sigaction dfl {};
   dfl.sa_handler = SIG_DFL;
-  for (int s = 1; s < NSIG && s <= 64; ++s)
-    if (s != SIGKILL && s != SIGSTOP && (s < 32 || s >= l.rtmin) && (reset >> (s - 1) & 1u))
-      ::sigaction(s, &dfl, nullptr);
+  for (int s = 1; s < NSIG; ++s)
+    if (s != SIGKILL && s != SIGSTOP && (s < 32 || s >= l.rtmin)) ::sigaction(s, &dfl, nullptr);
+  if (l.out >= 0) ::dup2(l.out, STDOUT_FILENO);
+  if (l.err >= 0) ::dup2(l.err, STDERR_FILENO);
   char go = 0;
   // syscall(), not read(): libc's read is a cancellation point, which would
   // touch the starting thread's descriptor (the memory is shared).
