@@ -13,6 +13,7 @@
 #include "conch/process/watchdog.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <csignal>
@@ -104,6 +105,7 @@ std::pair<std::string, child_status> run_captured(proc::spawn_options opt) {
   opt.capture_output = true;
   auto c = proc::spawn(opt);
   REQUIRE(c);
+  REQUIRE(c->release());  // a gated child's gate (a no-op otherwise)
   proc::output_tail out{1 << 20}, err{1 << 20};
   auto until = clk::now() + 10s;
   while ((c->stdout_fd() >= 0 || c->stderr_fd() >= 0) && clk::now() < until) {
@@ -165,6 +167,22 @@ TEST_CASE("spawn resets the signal mask and dispositions the wrapper changed", "
   // Signals 1..31; glibc's posix_spawn leaves its own two internal real-time
   // signals (32, 33) ignored, and the child's libc reclaims them.
   CHECK((ignored & 0x7fffffffULL) == 0);
+}
+
+TEST_CASE("a gated child resets the dispositions the wrapper changed, real-time ones too",
+          "[process][gate]") {
+  proc::block_stop_signals();  // blocks INT/TERM/HUP/QUIT, ignores PIPE — as the tools do
+  std::signal(SIGUSR2, SIG_IGN);
+  std::signal(SIGRTMIN + 3, SIG_IGN);
+  auto [out, st] =
+      run_captured({.argv = {"grep", "-E", "^Sig(Blk|Ign)", "/proc/self/status"}, .gated = true});
+  std::signal(SIGUSR2, SIG_DFL);
+  std::signal(SIGRTMIN + 3, SIG_DFL);
+  REQUIRE(st == child_status::exited(0));
+  unsigned long long blocked = 0, ignored = 0;
+  REQUIRE(std::sscanf(out.c_str(), "SigBlk: %llx SigIgn: %llx", &blocked, &ignored) == 2);
+  CHECK(blocked == 0);
+  CHECK(ignored == 0);
 }
 
 TEST_CASE("spawn puts the child in its own process group", "[process]") {
@@ -302,11 +320,11 @@ TEST_CASE("watchdog: renewals keep the group; a frozen wrapper's group is killed
         ::open("/dev/null", O_RDONLY);  // no O_CLOEXEC: a careless caller's fd
     auto wd = proc::watchdog::spawn("/proc/self/exe", {.kill_after = 500ms});
     if (!wd) ::_exit(1);
-    auto c =
-        proc::spawn({.argv = {"sh", "-c", "sleep 300 & echo $! > \"$1\"; wait", "sh", gc_file}});
+    auto c = proc::spawn(
+        {.argv = {"sh", "-c", "sleep 300 & echo $! > \"$1\"; wait", "sh", gc_file}, .gated = true});
     if (!c) ::_exit(2);
     wrapper_report r{c->pid(), wd->pid(), 1};
-    (void)wd->watch(c->group(), clk::now() + 400ms);
+    if (!wd->watch_and_release(*c, clk::now() + 400ms)) ::_exit(3);
     (void)!::write(report[1], &r, sizeof r);
     for (auto until = clk::now() + 1500ms; clk::now() < until;) {
       (void)wd->renew(clk::now() + 400ms);
@@ -325,7 +343,7 @@ TEST_CASE("watchdog: renewals keep the group; a frozen wrapper's group is killed
   REQUIRE(r.stage == 1);
   kill_on_exit child_cleanup{r.child, true}, watchdog_cleanup{r.watchdog};
   // The watchdog keeps only stdin/stdout (/dev/null), stderr, its socket and
-  // the pidfds of the group leaders it watches.
+  // the pidfds of the group leaders it watches: the launch gate it opened is closed.
   auto watchdog_fds = [&] {
     std::vector<int> fds;
     std::error_code ec;
@@ -422,13 +440,13 @@ std::optional<proc::child> spawn_with_pid(pid_t pid, const proc::spawn_options& 
 }
 }  // namespace
 
-TEST_CASE("watchdog: the child runs only once the watchdog has acknowledged watching it",
+TEST_CASE("watchdog: the child runs only once the watchdog watches it",
           "[process][watchdog][gate]") {
   temp_dir dir;
   auto wd = proc::watchdog::spawn("/proc/self/exe", {.kill_after = 500ms});
   REQUIRE(wd);
   kill_on_exit watchdog_cleanup{wd->pid()};
-  ::kill(wd->pid(), SIGSTOP);  // it cannot acknowledge anything now
+  ::kill(wd->pid(), SIGSTOP);  // it can open no gate now
   conch::process::held_claim claim;
   claim.local_deadline = [] { return clk::now() + 10s; };
   const std::string ran = dir.file("ran");
@@ -440,13 +458,119 @@ TEST_CASE("watchdog: the child runs only once the watchdog has acknowledged watc
   });
   pid_t gated = 0;
   REQUIRE(await([&] { return (gated = own_group_leader(wd->pid())) != 0; }));
-  // Created, but held before exec while the watchdog cannot answer.
+  // Created, but held before exec while the watchdog cannot open its gate.
   CHECK(std::filesystem::read_symlink("/proc/" + std::to_string(gated) + "/exe") ==
         std::filesystem::read_symlink("/proc/self/exe"));
   CHECK_FALSE(std::filesystem::exists(ran));
   ::kill(wd->pid(), SIGCONT);
   wrapper.join();
   CHECK(slurp(ran) == "ran\n");
+}
+
+TEST_CASE("watchdog: a child whose watchdog dies before it opens the launch gate never runs",
+          "[process][watchdog][gate]") {
+  temp_dir dir;
+  auto wd = proc::watchdog::spawn("/proc/self/exe", {.kill_after = 500ms});
+  REQUIRE(wd);
+  kill_on_exit watchdog_cleanup{wd->pid()};
+  const std::string ran = dir.file("ran");
+  auto c = proc::spawn({.argv = {"sh", "-c", "echo ran > \"$1\"", "sh", ran}, .gated = true});
+  REQUIRE(c);
+  REQUIRE(::kill(wd->pid(), SIGSTOP) == 0);
+  REQUIRE(wd->watch_and_release(*c, clk::now() + 10s));  // sent; the frozen watchdog holds the gate
+  CHECK_FALSE(c->gated());                               // we keep no copy of it
+  CHECK_FALSE(c->exited());
+  REQUIRE(::kill(wd->pid(), SIGKILL) == 0);
+  // Its queued message, the gate with it, died with it: the child leaves at its gate.
+  REQUIRE(await([&] { return c->exited(); }));
+  CHECK(c->reap() == child_status::exited(127));
+  CHECK(c->closed_at_gate());
+  CHECK_FALSE(std::filesystem::exists(ran));
+
+  // Later children find it gone at once, and never run either.
+  REQUIRE(::waitpid(wd->pid(), nullptr, 0) == wd->pid());
+  watchdog_cleanup.pid = 0;
+  auto later = proc::spawn({.argv = {"sh", "-c", "echo ran > \"$1\"", "sh", ran}, .gated = true});
+  REQUIRE(later);
+  auto w = wd->watch_and_release(*later, clk::now() + 10s);
+  REQUIRE_FALSE(w);
+  CHECK(w.error().code == conch::errc::unavailable);
+  REQUIRE(await([&] { return later->exited(); }));
+  CHECK(later->reap() == child_status::exited(127));
+  CHECK(later->closed_at_gate());
+  CHECK_FALSE(std::filesystem::exists(ran));
+
+  // A command's own 127 is not taken for a closed gate.
+  auto own = proc::spawn({.argv = {"sh", "-c", "exit 127"}, .gated = true});
+  REQUIRE(own);
+  REQUIRE(own->release());
+  CHECK(own->reap() == child_status::exited(127));
+  CHECK_FALSE(own->closed_at_gate());
+}
+
+TEST_CASE("watchdog: with a frozen watchdog's queue full, a start fails after watch_wait, unrun",
+          "[process][watchdog][gate]") {
+  temp_dir dir;
+  auto wd = proc::watchdog::spawn("/proc/self/exe", {.kill_after = 500ms, .watch_wait = 200ms});
+  REQUIRE(wd);
+  kill_on_exit watchdog_cleanup{wd->pid()};
+  auto sleeper = proc::spawn({.argv = {"sleep", "60"}});
+  REQUIRE(sleeper);
+  REQUIRE(::kill(wd->pid(), SIGSTOP) == 0);
+  // Watches of a running group fill its queue (a few hundred), then one waits and fails.
+  std::optional<conch::errc> refused;
+  for (int i = 0; i < 100'000 && !refused; ++i)
+    if (auto w = wd->watch(sleeper->group(), clk::now() + 60s); !w) refused = w.error().code;
+  REQUIRE(refused);
+  CHECK(*refused == conch::errc::timed_out);
+  const std::string ran = dir.file("ran");
+  auto c = proc::spawn({.argv = {"sh", "-c", "echo ran > \"$1\"", "sh", ran}, .gated = true});
+  REQUIRE(c);
+  auto w = wd->watch_and_release(*c, clk::now() + 60s);
+  REQUIRE_FALSE(w);
+  CHECK(w.error().code == conch::errc::timed_out);
+  REQUIRE(await([&] { return c->exited(); }));  // its gate closed unopened
+  CHECK(c->reap() == child_status::exited(127));
+  CHECK(c->closed_at_gate());
+  CHECK_FALSE(std::filesystem::exists(ran));
+}
+
+TEST_CASE("supervise: a watchdog killed before it releases the child: nothing runs, exit 69",
+          "[supervise][watchdog][gate]") {
+  temp_dir dir;
+  auto wd = proc::watchdog::spawn("/proc/self/exe", {.kill_after = 500ms});
+  REQUIRE(wd);
+  kill_on_exit watchdog_cleanup{wd->pid()};
+  REQUIRE(::kill(wd->pid(), SIGSTOP) == 0);
+  conch::process::held_claim claim;
+  claim.local_deadline = [] { return clk::now() + 10s; };
+  const std::string ran = dir.file("ran");
+  std::stop_source stop;
+  std::atomic<bool> done{false}, handed{false};
+  conch::process::supervise_outcome out;
+  std::jthread wrapper([&] {
+    proc::signal_inbox inbox;
+    out = proc::supervise(claim,
+                          {.argv = {"sh", "-c", "echo ran > \"$1\"", "sh", ran},
+                           .restart = {.enabled = true},
+                           .program = "gate-test",
+                           .on_start = [&](long) { handed = true; }},
+                          inbox, &*wd, conch::constant_backoff{50ms}, stop.get_token());
+    done = true;
+  });
+  // Told once the watch (the gate with it) went to the frozen watchdog.
+  REQUIRE(await([&] { return handed.load(); }));
+  REQUIRE(::kill(wd->pid(), SIGKILL) == 0);
+  const bool ended = await([&] { return done.load(); });
+  if (!ended) stop.request_stop();  // a gate that never closes: end the test, failing it
+  wrapper.join();
+  CHECK(ended);
+  CHECK(out.how == conch::process::supervise_outcome::ending::not_started);
+  CHECK(out.exit_code == 69);
+  CHECK(out.not_started_reason.find("watchdog: gone before it released the child") !=
+        std::string::npos);
+  CHECK(out.starts == 0);  // no restart either
+  CHECK_FALSE(std::filesystem::exists(ran));
 }
 
 TEST_CASE("watchdog: a group id reused after its leader was reaped is never signalled",
@@ -462,8 +586,7 @@ TEST_CASE("watchdog: a group id reused after its leader was reaped is never sign
   auto c = proc::spawn({.argv = {"true"}, .gated = true});
   REQUIRE(c);
   const pid_t old_group = c->group();
-  REQUIRE(wd->watch(old_group, clk::now() + 1500ms));
-  REQUIRE(c->release());
+  REQUIRE(wd->watch_and_release(*c, clk::now() + 1500ms));
   (void)c->reap();
   // Another process now bears that id and leads a group of that id.
   auto impostor = spawn_with_pid(old_group, {.argv = {"sleep", "60"}});

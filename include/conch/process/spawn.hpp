@@ -10,8 +10,10 @@
 // conch's own etcd password (CONCH_PASSWORD) is never passed on: the
 // supervised command is not trusted with conch's credentials (a child that
 // needs etcd gets its own, see docs/supervision.md).
-// A gated child (spawn_options::gated) waits before exec until
-// child::release(), so a watchdog can take hold of it first. It is started by
+// A gated child (spawn_options::gated) waits before exec until its launch
+// gate opens — child::release(), or whoever was handed the gate
+// (child::take_gate(): the watchdog opens it once it watches the group) — and
+// exits 127 without exec if the gate closes unopened. It is started by
 // clone(CLONE_VM) on a stack of its own: like posix_spawn's vfork it shares
 // our memory until exec (no page tables copied, however big this process),
 // unlike it the caller runs on. Between its start and exec it makes raw
@@ -161,7 +163,10 @@ struct launch {
   std::vector<std::string> args, env;
   std::vector<char*> argv, envp;
   int gate = -1, out = -1, err = -1;  ///< the child's copies (its own fd table)
-  int rtmin = 32;                     ///< libc's first public real-time signal
+  int gate_w = -1;  ///< the child's copy of the gate's write end: closed first, or no EOF
+  int rtmin = 32;   ///< libc's first public real-time signal
+  /// Set by the child when its gate closed unopened: it exits 127 without exec.
+  std::atomic<bool> closed_at_gate{false};
   void* stack = nullptr;
   std::size_t stack_size = 0;
   launch() = default;
@@ -174,10 +179,16 @@ struct launch {
 
 /// The gated child between its start and exec: raw system calls only, none
 /// that can fail (errno is the starting thread's: the memory is shared), and
-/// every signal blocked until the dispositions are the defaults.
+/// every signal blocked until the dispositions are the defaults. Every
+/// signal is reset, not just the ones not at their default: finding those
+/// (a read of /proc/self/status, here or in the parent) costs more than the
+/// 62 sigaction calls, which run while the child waits for its gate anyway.
+/// The gate's last write end closing unopened (its releaser is gone) ends it
+/// with 127, never an exec.
 inline int gated_child(void* arg) noexcept {
-  const auto& l = *static_cast<const launch*>(arg);
+  auto& l = *static_cast<launch*>(arg);
   ::setpgid(0, 0);
+  ::close(l.gate_w);
   struct sigaction dfl {};
   dfl.sa_handler = SIG_DFL;
   for (int s = 1; s < NSIG; ++s)
@@ -187,7 +198,10 @@ inline int gated_child(void* arg) noexcept {
   char go = 0;
   // syscall(), not read(): libc's read is a cancellation point, which would
   // touch the starting thread's descriptor (the memory is shared).
-  if (::syscall(SYS_read, l.gate, &go, 1) != 1) ::_exit(127);  // released never: the owner is gone
+  if (::syscall(SYS_read, l.gate, &go, 1) != 1) {  // released never: the releaser is gone
+    l.closed_at_gate.store(true);
+    ::_exit(127);
+  }
   sigset_t none;
   sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -242,7 +256,8 @@ class child {
         out_(std::move(o.out_)),
         err_(std::move(o.err_)),
         gate_(std::move(o.gate_)),
-        launch_(std::move(o.launch_)) {}
+        launch_(std::move(o.launch_)),
+        closed_at_gate_(o.closed_at_gate_) {}
   child& operator=(child&& o) noexcept {
     if (this != &o) {
       abandon();
@@ -252,6 +267,7 @@ class child {
       err_ = std::move(o.err_);
       gate_ = std::move(o.gate_);
       launch_ = std::move(o.launch_);
+      closed_at_gate_ = o.closed_at_gate_;
     }
     return *this;
   }
@@ -291,6 +307,7 @@ class child {
     pid_ = -1;
     reap_orphans();  // the ones its zombie hid
     exit_fd_.reset();
+    if (launch_) closed_at_gate_ = launch_->closed_at_gate.load();
     launch_.reset();  // a gated child's stack and arguments: unused once it exited
     if (info.si_code == CLD_EXITED) return conch::detail::child_status::exited(info.si_status);
     return conch::detail::child_status::signalled(info.si_status);
@@ -309,6 +326,15 @@ class child {
     return {};
   }
   bool gated() const noexcept { return static_cast<bool>(gate_); }
+
+  /// Hands over the write end of the launch gate (-1 unless gated() and not
+  /// released): whoever holds it opens the gate by writing one byte. Once
+  /// every copy closes unwritten, the child exits 127 without exec and
+  /// closed_at_gate() says so after reap().
+  unique_fd take_gate() noexcept { return std::move(gate_); }
+  /// After reap(): the child never ran its command, because its launch gate
+  /// closed unopened (whoever held it — the watchdog — was gone first).
+  bool closed_at_gate() const noexcept { return closed_at_gate_; }
 
   /// Sends `sig` to the child's whole process group (grandchildren included).
   /// Succeeds when the group is already gone.
@@ -333,6 +359,7 @@ class child {
   unique_fd out_, err_;
   unique_fd gate_;  ///< write end of the launch gate, while the child waits at it
   std::unique_ptr<detail_spawn::launch> launch_;  ///< what a gated child reads until its exec
+  bool closed_at_gate_ = false;
 };
 
 /// Makes this process the reaper of its descendants' orphans
@@ -419,6 +446,7 @@ inline int start_gated(pid_t& pid, launch& l, unique_fd& gate_w) {
   unique_fd gate_r(g[0]);
   gate_w.reset(g[1]);
   l.gate = gate_r.get();
+  l.gate_w = gate_w.get();
   l.rtmin = SIGRTMIN;
   l.stack_size = 64 * 1024;
   l.stack = ::mmap(nullptr, l.stack_size, PROT_READ | PROT_WRITE,

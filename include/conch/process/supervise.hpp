@@ -119,15 +119,17 @@ struct supervise_outcome {
 };
 
 /// A watchdog that several supervisors may share (one per cron run): each
-/// call is serialized when a mutex is given.
+/// call is serialized when a mutex is given (a call is one send: nothing
+/// waits for the watchdog under it).
 class watchdog_handle {
  public:
   watchdog_handle() = default;
   watchdog_handle(watchdog* w, std::mutex* m = nullptr)
       : w_(w), m_(m) {}  // NOLINT: implicit from a pointer
   explicit operator bool() const noexcept { return w_ != nullptr; }
-  result<void> watch(pid_t pgid, std::chrono::steady_clock::time_point d) {
-    return call([&] { return w_->watch(pgid, d); });
+  /// See watchdog::watch_and_release(): the watchdog opens `c`'s launch gate.
+  result<void> watch_and_release(child& c, std::chrono::steady_clock::time_point d) {
+    return call([&] { return w_->watch_and_release(c, d); });
   }
   result<void> renew(std::chrono::steady_clock::time_point d) {
     return call([&] { return w_->renew(d); });
@@ -342,7 +344,9 @@ class supervisor {
     pump_output();
     if (watchdog_) (void)watchdog_.forget(child_->group());
     out_.exit_code = conch::detail::exit_code_of(child_->reap());
+    const bool never_ran = child_->closed_at_gate();
     child_.reset();
+    if (never_ran) return not_released();
     if (opt_.on_exit) opt_.on_exit(out_.exit_code);
     if (suspended_) return true;  // started again when the deadline moves ahead
     auto delay = plan_.delay_after(ctx_, now - started_);
@@ -372,19 +376,19 @@ class supervisor {
                                                                  : exit_code::not_found;
       return false;
     }
-    if (watchdog_) {
+    if (watchdog_) {  // the watchdog opens the gate once it watches the group
       auto d = deadline().value_or(clock::time_point::max());
-      if (auto w = watchdog_.watch(c->group(), d); !w) {
-        out_.not_started_reason =
-            "watchdog: " + w.error().message + "; not starting the child unguarded";
+      if (auto w = watchdog_.watch_and_release(*c, d); !w) {
+        out_.not_started_reason = w.error().message + "; not starting the child unguarded";
         say(out_.not_started_reason);
         out_.how = supervise_outcome::ending::not_started;
         out_.exit_code = exit_code::unavailable;
-        return false;  // ~child kills it at its gate
+        return false;  // its gate closed unopened; ~child kills and reaps it
       }
       renewed_ = d;
+    } else if (auto r = c->release(); !r) {
+      say(r.error().message);
     }
-    if (auto r = c->release(); !r) say(r.error().message);
     child_ = std::move(*c);
     ++out_.starts;
     out_.pid = child_->pid();
@@ -393,6 +397,20 @@ class supervisor {
     killed_ = false;
     if (opt_.on_start) opt_.on_start(child_->pid());
     return true;
+  }
+
+  /// Event: the child exited at its launch gate, never released: the
+  /// watchdog was gone before it opened it. Supervision ends: 69, nothing ran.
+  bool not_released() {
+    out_.not_started_reason =
+        "watchdog: gone before it released the child; the command did not run "
+        "(not starting it unguarded)";
+    say(out_.not_started_reason);
+    out_.how = supervise_outcome::ending::not_started;
+    out_.exit_code = exit_code::unavailable;
+    --out_.starts;
+    if (opt_.on_exit) opt_.on_exit(out_.exit_code);
+    return false;
   }
 
   void pump_output() {
@@ -426,6 +444,7 @@ class supervisor {
   }
 
   supervise_outcome finish() {
+    if (out_.how == supervise_outcome::ending::not_started) return out_;
     if (ctx_.lost) {
       out_.how = supervise_outcome::ending::lost;
       out_.exit_code = exit_code::lost;

@@ -20,8 +20,13 @@
 //  - It never signals the wrong process: a group is known by a pidfd of its
 //    leader (or the leader's start time), taken while the leader waits at its
 //    launch gate, and checked before every signal.
-//  - watch() returns once the watchdog has acknowledged; only then is the
-//    child released to exec (spawn_options::gated, child::release()).
+//  - A gated child (spawn_options::gated) is released by the watchdog itself:
+//    watch_and_release() sends it the group with the write end of the child's
+//    launch gate (SCM_RIGHTS) and returns without waiting; the watchdog opens
+//    the gate only once it watches the group, then closes it. If the watchdog
+//    is gone (or refuses), the gate's last write end closes unopened and the
+//    child exits 127 without exec; child::closed_at_gate() tells that apart
+//    from a command's own 127 after reap().
 //
 // Hosting: a program that calls watchdog::prefork() first thing in main, while
 // it is one thread, gets a forked watchdog from watchdog::start() at no exec
@@ -36,8 +41,9 @@
 //     ...
 //     auto wd = conch::process::watchdog::start("/proc/self/exe", {.kill_after = 5s});
 //     auto c = conch::process::spawn({.argv = argv, .gated = true});
-//     wd->watch(c->group(), deadline); c->release(); ... wd->renew(new_deadline); ...
-//     wd->forget(c->group());
+//     wd->watch_and_release(*c, deadline); ... wd->renew(new_deadline); ...
+//     wd->forget(c->group()); auto st = c->reap();
+//     if (c->closed_at_gate()) ...  // the watchdog was gone: the command never ran
 //   }
 #pragma once
 
@@ -77,7 +83,9 @@ inline constexpr std::string_view watchdog_argument = "__watchdog";
 namespace detail_watchdog {
 using clock = std::chrono::steady_clock;
 
-enum op : std::int32_t { renew = 1, watch = 2, forget = 3, ack = 4 };
+/// Wrapper → watchdog, one way. A watch may carry the write end of the
+/// leader's launch gate (SCM_RIGHTS), which the watchdog opens once watching.
+enum op : std::int32_t { renew = 1, watch = 2, forget = 3 };
 struct message {
   std::int32_t kind = 0;
   std::int32_t pgid = 0;
@@ -115,12 +123,72 @@ inline void close_inherited_fds(int keep) noexcept {
     if (fd != keep) ::close(fd);
 }
 
-inline bool send(int fd, const message& m) noexcept {
+/// Sends `m`, with descriptor `attach` (SCM_RIGHTS) unless it is -1. Waits
+/// for room in the watchdog's queue up to `wait` (without one: for as long as
+/// it takes). 0, ETIMEDOUT, or the error that says the watchdog is gone.
+inline int send(int fd, const message& m, int attach = -1,
+                std::optional<std::chrono::milliseconds> wait = std::nullopt) noexcept {
+  iovec iov{const_cast<message*>(&m), sizeof m};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr h{};
+  h.msg_iov = &iov;
+  h.msg_iovlen = 1;
+  if (attach >= 0) {
+    h.msg_control = control;
+    h.msg_controllen = sizeof control;
+    cmsghdr* c = CMSG_FIRSTHDR(&h);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(c), &attach, sizeof(int));
+  }
+  const auto until = wait ? clock::now() + *wait : clock::time_point::max();
   for (;;) {
-    ssize_t n = ::send(fd, &m, sizeof m, MSG_NOSIGNAL);
-    if (n == static_cast<ssize_t>(sizeof m)) return true;
+    ssize_t n = ::sendmsg(fd, &h, MSG_NOSIGNAL | (wait ? MSG_DONTWAIT : 0));
+    if (n == static_cast<ssize_t>(sizeof m)) return 0;
     if (n < 0 && errno == EINTR) continue;
-    return false;
+    if (n < 0 && errno == EAGAIN && wait) {  // its queue is full: it is behind, or frozen
+      const auto left = std::chrono::ceil<std::chrono::milliseconds>(until - clock::now()).count();
+      if (left <= 0) return ETIMEDOUT;
+      pollfd p{fd, POLLOUT, 0};
+      ::poll(&p, 1, static_cast<int>(left));
+      continue;
+    }
+    return n < 0 ? errno : EPIPE;
+  }
+}
+
+/// Receives one message and the descriptor it carries, if any (any other
+/// descriptor is closed). The size received, or -1 with errno.
+inline ssize_t receive(int fd, message& m, unique_fd& attached) noexcept {
+  iovec iov{&m, sizeof m};
+  alignas(cmsghdr) char control[CMSG_SPACE(4 * sizeof(int))];
+  msghdr h{};
+  h.msg_iov = &iov;
+  h.msg_iovlen = 1;
+  h.msg_control = control;
+  h.msg_controllen = sizeof control;
+  const ssize_t n = ::recvmsg(fd, &h, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+  if (n < 0) return n;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&h); c; c = CMSG_NXTHDR(&h, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    const std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (std::size_t i = 0; i < count; ++i) {
+      int got = -1;
+      std::memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+      if (!attached)
+        attached.reset(got);
+      else
+        ::close(got);
+    }
+  }
+  return n;
+}
+
+/// Opens a launch gate: the leader behind it goes on to exec.
+inline void open_gate(unique_fd gate) noexcept {
+  const char go = 1;
+  while (::write(gate.get(), &go, 1) < 0 && errno == EINTR) {
   }
 }
 
@@ -235,25 +303,29 @@ struct watch_state {
     return wake;
   }
 
-  /// Applies one message from the wrapper; false if it must be answered with an ack.
-  bool apply(const message& m) {
+  /// Applies one message from the wrapper. A watch's launch gate is opened
+  /// only once the group is watched; any other gate closes unopened (its
+  /// leader exits without exec).
+  void apply(const message& m, unique_fd gate = {}) {
     switch (m.kind) {
       case op::renew:
         deadline = from_ns(m.deadline_ns);
-        return true;
+        break;
       case op::watch: {
         auto kill_after =
             m.kill_after_ms >= 0 ? std::chrono::milliseconds(m.kill_after_ms) : default_kill_after;
         std::erase_if(groups, [&](const watched_group& g) { return g.pgid == m.pgid; });
-        if (m.pgid > 0) groups.push_back(open_group(m.pgid, kill_after));
         deadline = from_ns(m.deadline_ns);
-        return false;
+        if (m.pgid <= 0) break;
+        groups.push_back(open_group(m.pgid, kill_after));
+        if (gate) open_gate(std::move(gate));  // watched, deadline set: now it may run
+        break;
       }
       case op::forget:
         std::erase_if(groups, [&](const watched_group& g) { return g.pgid == m.pgid; });
-        return true;
+        break;
       default:
-        return true;
+        break;
     }
   }
 };
@@ -276,13 +348,14 @@ inline int run_watchdog(int fd, std::chrono::milliseconds kill_after) {
     pollfd p{st.wrapper_gone ? -1 : fd, POLLIN, 0};
     if (::poll(&p, 1, timeout_ms) <= 0) continue;  // timeout or EINTR: re-evaluate
     message m;
-    ssize_t n = ::recv(fd, &m, sizeof m, MSG_DONTWAIT);
+    unique_fd gate;
+    ssize_t n = receive(fd, m, gate);
     if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
     if (n != static_cast<ssize_t>(sizeof m)) {  // EOF or error: the wrapper is gone
       st.wrapper_gone = true;
       continue;
     }
-    if (!st.apply(m)) send(fd, {op::ack, m.pgid, 0, 0});
+    st.apply(m, std::move(gate));
   }
 }
 
@@ -300,14 +373,19 @@ inline int watchdog_main(int argc, char** argv) {
   return run_watchdog(fd, kill_after);
 }
 
-/// The wrapper's handle on its watchdog process. renew() may be called from
-/// any thread (the session's keepalive thread renews as the deadline moves);
-/// watch() and forget() from one thread at a time.
+/// The wrapper's handle on its watchdog process. Nothing waits for an answer:
+/// messages are taken in the order sent. renew() may be called from any
+/// thread (the session's keepalive thread renews as the deadline moves);
+/// watch(), watch_and_release() and forget() from one thread at a time.
 class watchdog {
  public:
   using clock = std::chrono::steady_clock;
   struct options {
     std::chrono::milliseconds kill_after{std::chrono::seconds(5)};
+    /// How long a watch waits for room in the watchdog's queue (a few hundred
+    /// messages) before failing with errc::timed_out: better a child not
+    /// started than one waiting on a frozen watchdog.
+    std::chrono::milliseconds watch_wait{std::chrono::seconds(5)};
   };
 
   /// Starts a watchdog by executing `exe __watchdog ...` (posix_spawn: safe
@@ -389,6 +467,7 @@ class watchdog {
       watchdog w = std::move(*p);
       p.reset();
       w.kill_after_ = opt.kill_after;
+      w.watch_wait_ = opt.watch_wait;
       return w;
     }
     return spawn(exe, opt);
@@ -398,6 +477,7 @@ class watchdog {
       : pid_(std::exchange(o.pid_, -1)),
         sock_(std::move(o.sock_)),
         kill_after_(o.kill_after_),
+        watch_wait_(o.watch_wait_),
         shared_(std::move(o.shared_)) {}
   watchdog& operator=(watchdog&& o) noexcept {
     if (this != &o) {
@@ -418,18 +498,24 @@ class watchdog {
 
   pid_t pid() const noexcept { return pid_; }
 
-  /// Watch process group `pgid` (its leader held at its launch gate, see
-  /// child::release()); kill it if `deadline` passes unrenewed. Returns once
-  /// the watchdog has acknowledged: only then may the leader run.
-  result<void> watch(pid_t pgid, clock::time_point deadline,
-                     std::chrono::milliseconds wait = std::chrono::seconds(5)) {
-    shared_->lapsed = false;
-    shared_->last_sent = detail_watchdog::to_ns(deadline);
-    if (auto r = post({detail_watchdog::op::watch, pgid, detail_watchdog::to_ns(deadline),
-                       kill_after_.count()});
-        !r)
-      return r;
-    return await_ack(pgid, wait);
+  /// Watch gated child `c`'s group and let the watchdog release it: `c`'s
+  /// launch gate goes to the watchdog, which opens it once it watches the
+  /// group (it kills the group if `deadline` passes unrenewed). Returns at
+  /// once, not waiting for that (only, while the watchdog's queue is full,
+  /// for room in it, up to options::watch_wait). An error — errc::unavailable:
+  /// the watchdog is gone; errc::timed_out: it takes no messages — means the
+  /// gate was closed unopened: the child exits 127 without exec. If the
+  /// watchdog dies before it opens the gate, the same happens later: after
+  /// reap(), c.closed_at_gate() is true. A child that is not gated (already
+  /// running) is just watched from now on.
+  result<void> watch_and_release(child& c, clock::time_point deadline) {
+    unique_fd gate = c.take_gate();
+    return send_watch(c.group(), deadline, gate.get());
+  }
+  /// Watch process group `pgid`, already running (its start was not held
+  /// for the watchdog); kill it if `deadline` passes unrenewed.
+  result<void> watch(pid_t pgid, clock::time_point deadline) {
+    return send_watch(pgid, deadline, -1);
   }
   /// Move the deadline (for every watched group). Any thread.
   result<void> renew(clock::time_point deadline) {
@@ -458,6 +544,7 @@ class watchdog {
       : pid_(pid),
         sock_(std::move(sock)),
         kill_after_(opt.kill_after),
+        watch_wait_(opt.watch_wait),
         shared_(std::make_unique<shared_state>()) {}
 
   static std::optional<watchdog>& preforked() {
@@ -465,32 +552,26 @@ class watchdog {
     return w;
   }
 
-  result<void> post(const detail_watchdog::message& m) {
-    if (!detail_watchdog::send(sock_.get(), m)) return os_error("watchdog: gone");
+  result<void> post(const detail_watchdog::message& m, int attach = -1,
+                    std::optional<std::chrono::milliseconds> wait = std::nullopt) {
+    const int err = detail_watchdog::send(sock_.get(), m, attach, wait);
+    if (err == ETIMEDOUT) return error{errc::timed_out, "watchdog: not taking messages"};
+    if (err != 0) return error{errc::unavailable, "watchdog: gone"};
     return {};
   }
 
-  result<void> await_ack(pid_t pgid, std::chrono::milliseconds wait) {
-    const auto until = clock::now() + wait;
-    for (;;) {
-      auto left = std::chrono::ceil<std::chrono::milliseconds>(until - clock::now()).count();
-      if (left <= 0) return error{errc::timed_out, "watchdog: no answer"};
-      pollfd p{sock_.get(), POLLIN, 0};
-      if (::poll(&p, 1, static_cast<int>(left)) <= 0) continue;
-      detail_watchdog::message m;
-      ssize_t n = ::recv(sock_.get(), &m, sizeof m, MSG_DONTWAIT);
-      if (n == static_cast<ssize_t>(sizeof m)) {
-        if (m.kind == detail_watchdog::op::ack && m.pgid == pgid) return {};
-        continue;
-      }
-      if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
-      return error{errc::unavailable, "watchdog: gone"};
-    }
+  result<void> send_watch(pid_t pgid, clock::time_point deadline, int gate) {
+    shared_->lapsed = false;
+    shared_->last_sent = detail_watchdog::to_ns(deadline);
+    return post(
+        {detail_watchdog::op::watch, pgid, detail_watchdog::to_ns(deadline), kill_after_.count()},
+        gate, watch_wait_);
   }
 
   pid_t pid_ = -1;
   unique_fd sock_;
   std::chrono::milliseconds kill_after_{};
+  std::chrono::milliseconds watch_wait_{};
   std::unique_ptr<shared_state> shared_;
 };
 
