@@ -343,3 +343,31 @@ TEST_CASE("batcher: a batch lost in transit gives every caller the error") {
     CHECK((r.error().code == errc::unavailable || r.error().code == errc::timed_out));
   }
 }
+
+TEST_CASE("txn_batch: the largest batch composed is one etcd takes (--max-txn-ops 128)") {
+  auto etcd = client();
+  const auto p = conch::test::unique_prefix();
+  // Four compares each, as a claim that takes the running key has.
+  std::vector<conch::txn_request> waiting;
+  for (int i = 0; i < 200; ++i) {
+    auto t = put_if_absent(p + std::to_string(i), "1");
+    for (const char* other : {"x", "y", "z"})
+      t.compares.push_back(conch::compare::version(p + other + std::to_string(i)) == 0);
+    waiting.push_back(std::move(t));
+  }
+  std::vector<const conch::txn_request*> queue;
+  for (const auto& t : waiting) queue.push_back(&t);
+  std::vector<conch::txn_request> batch;
+  for (std::size_t i : conch::detail::compose_batch(queue)) batch.push_back(waiting[i]);
+  REQUIRE(batch.size() == 124);  // 124 txns + 4 compares each = 128 along the nesting
+  // One more is over etcd's budget: refused whole.
+  batch.push_back(waiting[124]);
+  auto over = etcd.txn_batch(batch, etcd.default_deadline());
+  REQUIRE_FALSE(over);
+  CHECK(over.error().code == errc::invalid_argument);
+  batch.pop_back();
+  auto r = etcd.txn_batch(batch, etcd.default_deadline());
+  REQUIRE(r);
+  REQUIRE(r->size() == 124);
+  for (const auto& each : *r) CHECK(each.succeeded);
+}

@@ -97,15 +97,22 @@ TEST_CASE("ranges conflict with the keys inside them", "[txn_batch]") {
   }
 }
 
-TEST_CASE("a batch holds at most 128 txns and stays under its byte budget", "[txn_batch]") {
+TEST_CASE("a batch spends at most 128 ops along its nesting and stays under its byte budget",
+          "[txn_batch]") {
   std::vector<txn_request> txns;
   for (int i = 0; i < 300; ++i) txns.push_back(put_if_absent("k" + std::to_string(i)));
   auto batch = compose(txns);
-  REQUIRE(batch.size() == 128);
+  REQUIRE(batch.size() == 127);  // 127 inner txns + 1 op each
   CHECK(batch.front() == 0);
-  CHECK(batch.back() == 127);
+  CHECK(batch.back() == 126);
+  // The widest inner txn counts: one with 4 compares leaves room for 124.
+  txns[5].compares.resize(4, compare::version("w") == 0);
+  CHECK(compose(txns).size() == 124);
   // A byte budget smaller than two txns: one at a time, the first always.
-  CHECK(compose(txns, {.max_txns = 128, .max_bytes = 1}) == std::vector<std::size_t>{0});
+  CHECK(compose(txns, {.max_ops = 128, .max_bytes = 1}) == std::vector<std::size_t>{0});
+  // A txn too wide to share: alone.
+  txns[0].success.resize(128, put_request{.key = "w"});
+  CHECK(compose(txns) == std::vector<std::size_t>{0});
 }
 
 TEST_CASE("a tick's claim and the previous tick's result on the running key wait", "[txn_batch]") {
@@ -148,7 +155,7 @@ TEST_CASE("composed batches: no clash inside, order kept, nothing left out that 
           "[txn_batch]") {
   rc::prop("model check over random single-key txns", [] {
     const auto n = *rc::gen::inRange<std::size_t>(1, 60);
-    const auto cap = *rc::gen::inRange<std::size_t>(1, 20);
+    const auto cap = *rc::gen::inRange<std::size_t>(2, 24);
     std::vector<txn_request> txns;
     for (std::size_t i = 0; i < n; ++i) {
       txn_request t;
@@ -172,10 +179,12 @@ TEST_CASE("composed batches: no clash inside, order kept, nothing left out that 
       }
       txns.push_back(std::move(t));
     }
-    const auto batch = compose(txns, {.max_txns = cap});
-    RC_ASSERT(!batch.empty() && batch.front() == 0);        // the first always goes
-    RC_ASSERT(batch.size() <= cap);                         // the cap
-    RC_ASSERT(std::is_sorted(batch.begin(), batch.end()));  // arrival order
+    const auto batch = compose(txns, {.max_ops = cap});
+    RC_ASSERT(!batch.empty() && batch.front() == 0);  // the first always goes
+    std::size_t widest = 0;
+    for (auto i : batch) widest = std::max(widest, detail::txn_ops(txns[i]));
+    RC_ASSERT(batch.size() == 1 || batch.size() + widest <= cap);  // etcd's op budget
+    RC_ASSERT(std::is_sorted(batch.begin(), batch.end()));         // arrival order
     const std::set<std::size_t> in(batch.begin(), batch.end());
     for (std::size_t i = 0; i < n; ++i)
       for (std::size_t j = 0; j < i; ++j) {
@@ -183,7 +192,12 @@ TEST_CASE("composed batches: no clash inside, order kept, nothing left out that 
         RC_ASSERT(!(in.count(i) && in.count(j) && c));  // nothing in a batch clashes
         RC_ASSERT(!(in.count(i) && c));                 // nor overtakes an earlier clash
       }
-    for (std::size_t i = 0; i < n && batch.size() < cap; ++i) {  // work-conserving
+    // Work-conserving: a txn left out clashes with an earlier one, or comes
+    // after the first txn past the last taken that the op budget had no room for.
+    std::size_t cut = n;
+    for (std::size_t k = batch.back() + 1; k < n && cut == n; ++k)
+      if (batch.size() + 1 + std::max(widest, detail::txn_ops(txns[k])) > cap) cut = k;
+    for (std::size_t i = 0; i < cut; ++i) {
       bool clashes = false;
       for (std::size_t j = 0; j < i; ++j)
         clashes = clashes || clash(footprint_of(txns[i]), footprint_of(txns[j]));

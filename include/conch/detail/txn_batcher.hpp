@@ -7,7 +7,8 @@
 // to find no batch in flight sends (leads), the others wait, and a leader
 // whose own answer came hands the lead to the first still waiting. A lone
 // caller's txn goes out at once, alone. Which txns may share a batch is
-// logic/txn_batch.hpp's rule (at most 128, none touching a key another writes).
+// logic/txn_batch.hpp's rule (within etcd's --max-txn-ops, none touching a
+// key another writes).
 //
 // Outcomes, per caller: its own inner answer. A batch that failed in
 // transit (timed out, unavailable: applied or not, no one knows) gives every

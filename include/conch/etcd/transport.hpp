@@ -106,8 +106,8 @@ class etcd_transport {
   /// Independent txns as one write (conch::txn_batching): one txn with no
   /// compares whose success ops are `batch`, so one raft entry and one
   /// revision for all. Their answers in order, each with that revision. Fails
-  /// as a whole (errc::invalid_argument) if two of them write one key or one
-  /// level holds more ops than etcd's --max-txn-ops.
+  /// as a whole (errc::invalid_argument) if two of them write one key, or if
+  /// the txn count plus the widest txn's op count exceeds etcd's --max-txn-ops.
   result<std::vector<txn_response>> txn_batch(const std::vector<txn_request>& batch, deadline d) {
     detail::pb::TxnRequest in;
     detail::to_pb(batch, in);

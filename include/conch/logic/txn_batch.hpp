@@ -5,14 +5,18 @@
 // the batch, then applies the ops in order; so a batch answers each txn as
 // if it had been sent alone only when no txn in it reads, compares or writes
 // a key that another one writes. etcd itself refuses a batch in which two
-// txns write one key ("duplicate key given in txn request") and one with more
-// than --max-txn-ops (128 by default) ops at any level. A txn that conflicts
-// waits for the next batch, and so does every later txn that conflicts with
-// it: txns that touch a key go in the order they came.
+// txns write one key ("duplicate key given in txn request"), and one that
+// spends more than --max-txn-ops (128 by default) ops along its nesting: the
+// batch's txn count plus the largest inner txn's count of compares, of
+// success ops or of failure ops (etcd 3.4 passes an inner txn what the outer
+// level left). A txn that conflicts waits for the next batch, and so does
+// every later txn that conflicts with it: txns that touch a key go in the
+// order they came.
 #pragma once
 
 #include "conch/policies/transport.hpp"
 
+#include <algorithm>
 #include <cstddef>
 #include <map>
 #include <optional>
@@ -25,7 +29,7 @@ namespace conch::detail {
 
 /// How big one batch may grow.
 struct batch_limits {
-  std::size_t max_txns = 128;        ///< etcd's default --max-txn-ops
+  std::size_t max_ops = 128;         ///< etcd's default --max-txn-ops, along the nesting
   std::size_t max_bytes = 1u << 20;  ///< keys and values; etcd takes 1.5 MiB requests by default
 };
 
@@ -115,22 +119,31 @@ inline std::size_t txn_bytes(const txn_request& t) {
   return n;
 }
 
+/// The ops one level of a txn spends of --max-txn-ops, as etcd counts them.
+inline std::size_t txn_ops(const txn_request& t) {
+  return std::max({t.compares.size(), t.success.size(), t.failure.size()});
+}
+
 /// Which of `waiting` (txns in the order they came) go in the next batch,
-/// by index, in that order: the first always; each later one unless it
-/// conflicts with one before it (taken or not) or the batch is full.
+/// by index, in that order: the first always (a batch of one is sent as a
+/// plain txn); each later one unless it conflicts with one before it (taken
+/// or not), or the batch would exceed the op count or byte budget.
 /// `waiting[i]` must stay valid during the call (the result refers to none).
 inline std::vector<std::size_t> compose_batch(const std::vector<const txn_request*>& waiting,
                                               batch_limits limits = {}) {
   std::vector<std::size_t> batch;
   touched_keys seen;
-  std::size_t bytes = 0;
-  for (std::size_t i = 0; i < waiting.size() && batch.size() < limits.max_txns; ++i) {
+  std::size_t bytes = 0, widest = 0;
+  for (std::size_t i = 0; i < waiting.size(); ++i) {
     const txn_request& t = *waiting[i];
-    const std::size_t size = txn_bytes(t);
-    if (!batch.empty() && bytes + size > limits.max_bytes) break;
+    const std::size_t size = txn_bytes(t), ops = std::max(widest, txn_ops(t));
+    if (!batch.empty() &&
+        (bytes + size > limits.max_bytes || batch.size() + 1 + ops > limits.max_ops))
+      break;
     if (batch.empty() || !seen.conflicts(t)) {
       batch.push_back(i);
       bytes += size;
+      widest = ops;
     }
     seen.add(t);
   }

@@ -22,8 +22,7 @@ namespace conch::tool {
 /// Declares the families metered_transport writes.
 inline void describe_etcd_metrics(metrics_registry& m) {
   m.describe("conch_etcd_request_duration_seconds", metric_type::histogram,
-             "Latency of etcd calls by method (range, put, delete_range, txn, txn_batch, lease_grant, "
-             "...).",
+             "Latency of etcd calls by method (range, txn, txn_batch, lease_grant, ...).",
              latency_buckets());
   m.describe("conch_etcd_request_errors_total", metric_type::counter,
              "Failed etcd calls by method and error code.");
@@ -49,9 +48,7 @@ class metered_transport {
     return timed("txn", [&] { return inner_.txn(r, d); });
   }
   /// Only where the inner transport batches txns (conch::txn_batching).
-  auto txn_batch(const std::vector<txn_request>& b, deadline d)
-    requires txn_batching<Inner>
-  {
+  auto txn_batch(const std::vector<txn_request>& b, deadline d) requires txn_batching<Inner> {
     return timed("txn_batch", [&] { return inner_.txn_batch(b, d); });
   }
   auto lease_grant(std::int64_t ttl, deadline d) {
