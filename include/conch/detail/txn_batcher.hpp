@@ -112,7 +112,7 @@ class txn_batcher {
 
   // Sends batches until `me` is answered (or must go alone), then hands the
   // lead to the first caller still waiting. Under `lock`, released while sending.
-  void lead(std::unique_lock<std::mutex>& lock, caller& me) {
+  void lead(std::unique_lock<std::mutex>& lock, caller& me) requires txn_batching<T> {
     leading_ = true;
     while (!me.answer && !me.alone) {
       std::vector<caller*> batch = take_batch();
@@ -148,7 +148,8 @@ class txn_batcher {
   }
 
   // Not under the lock: the callers in `batch` only wait.
-  result<std::vector<txn_response>> send(const std::vector<caller*>& batch) {
+  result<std::vector<txn_response>> send(const std::vector<caller*>& batch) requires
+      txn_batching<T> {
     deadline d = batch.front()->due;
     for (const caller* c : batch) d = std::min(d, c->due);
     if (batch.size() == 1) {
