@@ -33,8 +33,10 @@
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
+#include <exception>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <vector>
 
 namespace conch::detail {
@@ -118,7 +120,7 @@ class txn_batcher {
       std::vector<caller*> batch = take_batch();
       if (batch.empty()) continue;  // all expired; `me` among them is answered
       lock.unlock();
-      auto answers = send(batch);
+      auto answers = send_caught(batch);
       lock.lock();
       deliver(batch, std::move(answers));  // and wakes them: none returns before we let go
     }
@@ -145,6 +147,17 @@ class txn_batcher {
     }
     std::erase_if(waiting_, [](const caller* c) { return c->sent; });
     return batch;
+  }
+
+  // Not under the lock. A failure to send (out of memory) is every caller's
+  // error, in doubt: the lead must never be left stuck with callers waiting.
+  result<std::vector<txn_response>> send_caught(const std::vector<caller*>& batch) requires
+      txn_batching<T> {
+    try {
+      return send(batch);
+    } catch (const std::exception& e) {
+      return error{errc::internal, std::string("txn batch not sent: ") + e.what()};
+    }
   }
 
   // Not under the lock: the callers in `batch` only wait.
