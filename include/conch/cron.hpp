@@ -5,7 +5,9 @@
 // T tries to claim `<prefix>cron/fire/NAME/<T>` with a create-if-absent txn.
 // The single winner runs the command under the supervision core and records
 // the result at `<prefix>cron/runs/NAME/<T>`; the job's history is pruned in
-// batches, off the tick's path (detail/cron_pruner.hpp).
+// batches, off the tick's path (detail/cron_pruner.hpp). The claims and
+// results of ticks in flight at once share one etcd write, each txn
+// unchanged and answered on its own (detail/txn_batcher.hpp).
 //
 // - At most once: the claim is one key per tick, created once and never
 //   lease-bound, so neither a dead winner nor a daemon with a skewed clock can
@@ -41,6 +43,7 @@
 #include "conch/detail/cron_table.hpp"
 #include "conch/detail/cron_tick.hpp"
 #include "conch/detail/start_thread.hpp"
+#include "conch/detail/txn_batcher.hpp"
 #include "conch/fwd.hpp"
 #include "conch/logic/cron_agenda.hpp"
 #include "conch/logic/cron_event.hpp"
@@ -387,7 +390,7 @@ class basic_cron {
 
   using fire_context = detail::cron_fire_context<session_type, clock_type, options>;
   fire_context context() {
-    return {transport_, lease_, clock_, options_, emit_, run_stop_.get_token()};
+    return {transport_, writes_, lease_, clock_, options_, emit_, run_stop_.get_token()};
   }
 
   /// Claim, run, record: the life of one tick on one daemon. The claim's
@@ -404,7 +407,7 @@ class basic_cron {
     }
     auto record = [&](const detail::run_record& r, revision gate) {
       won->session.reset();  // the run is over: a lost lease may be replaced now
-      return detail::record_result(transport_, job, *won, gate, r, result_stop_.get_token(),
+      return detail::record_result(writes_, job, *won, gate, r, result_stop_.get_token(),
                                    options_.backoff);
     };
     auto [result, written] = detail::run_gated(c, job, *won, local_runs_, record);
@@ -421,6 +424,7 @@ class basic_cron {
   }
 
   transport_type& transport_;
+  detail::txn_batcher<transport_type> writes_{transport_};  // claims and results: group commit
   options options_;
   [[no_unique_address]] clock_type clock_;
   std::mutex event_mutex_;

@@ -1,8 +1,10 @@
 // Compile-only: the transport concept against its archetype, and the etcd
 // transport against the concept. The archetype is declarations only: it can
 // never run, so it is no stand-in for etcd.
+#include "conch/detail/txn_batcher.hpp"
 #include "conch/etcd.hpp"
 #include "conch/policies/transport.hpp"
+#include "conch/tool/metered_transport.hpp"
 
 namespace {
 
@@ -47,3 +49,14 @@ static_assert(conch::transport<conch::etcd_transport>);
 
 static_assert(!conch::watch_stream<throwing_cancel>);
 static_assert(!conch::transport<no_watch>);
+
+// Batches of txns are an optional capability: the etcd transport has it,
+// the metered wrapper forwards it where its inner transport has it, and the
+// group commit falls back to plain txns on a transport without it.
+static_assert(conch::txn_batching<conch::etcd_transport>);
+static_assert(!conch::txn_batching<transport_archetype>);
+static_assert(conch::txn_batching<conch::tool::metered_transport<conch::etcd_transport>>);
+static_assert(!conch::txn_batching<conch::tool::metered_transport<transport_archetype>>);
+static_assert(conch::transport<conch::tool::metered_transport<transport_archetype>>);
+template class conch::detail::txn_batcher<transport_archetype>;
+template class conch::detail::txn_batcher<conch::etcd_transport>;

@@ -4,6 +4,7 @@
 
 #include "conch/detail/cron_lease.hpp"
 #include "conch/detail/cron_tick.hpp"
+#include "conch/detail/txn_batcher.hpp"
 #include "conch/logic/cron_agenda.hpp"
 #include "conch/logic/cron_event.hpp"
 #include "conch/logic/cron_history.hpp"
@@ -32,6 +33,9 @@ namespace conch::detail {
 template <class Session, class Clock, class Options>
 struct cron_fire_context {
   typename Session::transport_type& transport;
+  /// Claims and results go here: those of ticks in flight at once share one
+  /// etcd write (detail/txn_batcher.hpp); the txns are the same.
+  txn_batcher<typename Session::transport_type>& writes;
   cron_lease<Session>& lease;
   const Clock& clock;  ///< the wall clock ticks follow
   const Options& options;
@@ -109,7 +113,7 @@ result<revision> send_claims(const cron_fire_context<Session, Clock, Options>& c
                              const cron_job& job, revision job_rev, cron_claimed<Session>& won,
                              const std::string& value, Late&& late) {
   auto send = [&](const txn_request& txn, running_holder* held = nullptr) {
-    return send_claim(c.transport, txn, value, c.run_stop, Backoff(c.options.backoff), late, held);
+    return send_claim(c.writes, txn, value, c.run_stop, Backoff(c.options.backoff), late, held);
   };
   auto claim = [&](const running_take* take) {
     return claim_txn(job.fire_dir, job.floor_dir, won.run, value, job.key, job_rev, take);

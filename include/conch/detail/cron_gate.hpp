@@ -134,23 +134,24 @@ result<revision> take_gate(const cron_fire_context<Session, Clock, Options>& c, 
 }
 
 /// Records a won tick's result and releases the job's running key (held
-/// since `gate`; 0: none) in one txn. Should that txn fail its compares —
-/// the key went with a lost lease, or the claim is gone — each is done on
-/// its own, fenced as before: the key is never left to a run that ended.
+/// since `gate`; 0: none) in one txn, sent through `writes` (shared with the
+/// ticks in flight at once). Should that txn fail its compares — the key
+/// went with a lost lease, or the claim is gone — each is done on its own,
+/// fenced as before: the key is never left to a run that ended.
 template <class Backoff, transport T, class Session>
-result<void> record_result(T& t, const cron_job& job, const cron_claimed<Session>& won,
-                           revision gate, const run_record& r, std::stop_token stop,
-                           Backoff retry) {
+result<void> record_result(txn_batcher<T>& writes, const cron_job& job,
+                           const cron_claimed<Session>& won, revision gate, const run_record& r,
+                           std::stop_token stop, Backoff retry) {
   const std::string value = encode_record(r);
   if (gate != 0) {
     auto both = send_result(
-        t, result_txn(won.fire_key, won.rev, won.runs_key, value, job.running_key, gate),
+        writes, result_txn(won.fire_key, won.rev, won.runs_key, value, job.running_key, gate),
         won.fire_key, stop, retry);
     if (both || both.error().code != errc::failed_precondition) return both;
-    release_running(t, job.running_key, gate, stop, retry);
+    release_running(writes.transport(), job.running_key, gate, stop, retry);
   }
-  return send_result(t, result_txn(won.fire_key, won.rev, won.runs_key, value), won.fire_key, stop,
-                     retry);
+  return send_result(writes, result_txn(won.fire_key, won.rev, won.runs_key, value), won.fire_key,
+                     stop, retry);
 }
 
 /// Runs a won tick under the job's controls, and `record`s its result (a

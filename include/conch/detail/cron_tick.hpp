@@ -3,6 +3,9 @@
 // The txns themselves are in logic/cron_txn.hpp; this adds what talking to
 // etcd needs (an answer that never came, a short outage), for any transport.
 //
+// Both go through the daemon's txn_batcher: claims and results of ticks in
+// flight at once share one etcd write, each still answered as if sent alone.
+//
 // Outcomes are resolved, never guessed: a claim whose answer was lost is
 // sent again until etcd says who holds the tick (the claim value — host,
 // pid, lease, claim time — is ours alone, so a resend that finds it knows
@@ -10,6 +13,7 @@
 // claim is proven gone.
 #pragma once
 
+#include "conch/detail/txn_batcher.hpp"
 #include "conch/logic/cron_history.hpp"
 #include "conch/logic/cron_job.hpp"
 #include "conch/logic/cron_txn.hpp"
@@ -98,7 +102,7 @@ inline bool refused_unapplied(const error& e) {
 /// say so. While every send so far was refused unapplied, nothing of ours
 /// can land: once `late()`, the claim is dropped (`errc::timed_out`) instead
 /// of holding a worker for a stale tick.
-template <class Backoff, transport T, class Late>
+template <class Backoff, txn_sender T, class Late>
 result<revision> send_claim(T& t, const txn_request& claim, const std::string& value,
                             std::stop_token stop, Backoff retry, Late&& late,
                             running_holder* held = nullptr) {
@@ -119,7 +123,7 @@ result<revision> send_claim(T& t, const txn_request& claim, const std::string& v
 /// Records a run's result, fenced by its claim: retried until written, or
 /// until the claim is proven gone (`errc::failed_precondition`), or until
 /// `stop` (`errc::cancelled`, with the last error).
-template <class Backoff, transport T>
+template <class Backoff, txn_sender T>
 result<void> send_result(T& t, const txn_request& result_write, const std::string& fire_key,
                          std::stop_token stop, Backoff retry) {
   for (;;) {

@@ -5,8 +5,10 @@
 #include "conch/policies/transport.hpp"
 #include "conch/proto/rpc.pb.h"
 
+#include <cstddef>
 #include <optional>
 #include <variant>
+#include <vector>
 
 namespace conch::detail {
 
@@ -89,6 +91,11 @@ inline void to_pb(const txn_request& t, pb::TxnRequest& out) {
   for (const auto& op : t.failure) to_pb(op, *out.add_failure());
 }
 
+/// Independent txns as the success ops of one txn with no compares.
+inline void to_pb(const std::vector<txn_request>& batch, pb::TxnRequest& out) {
+  for (const auto& t : batch) to_pb(t, *out.add_success()->mutable_request_txn());
+}
+
 inline range_response from_pb(const pb::RangeResponse& r) {
   range_response out;
   out.header_revision = r.header().revision();
@@ -125,6 +132,21 @@ inline txn_response from_pb(const pb::TxnResponse& r) {
       out.responses.emplace_back(from_pb(op.response_put()));
     else
       out.responses.emplace_back(from_pb(op.response_delete_range()));
+  }
+  return out;
+}
+
+/// The inner answers of a batch (see to_pb above), each with the batch's
+/// revision: etcd leaves nested headers empty. Empty if the shape is not a
+/// batch's.
+inline std::vector<txn_response> batch_from_pb(const pb::TxnResponse& r, std::size_t expected) {
+  std::vector<txn_response> out;
+  if (static_cast<std::size_t>(r.responses_size()) != expected) return out;
+  out.reserve(expected);
+  for (const auto& op : r.responses()) {
+    if (!op.has_response_txn()) return {};
+    out.push_back(from_pb(op.response_txn()));
+    out.back().header_revision = r.header().revision();
   }
   return out;
 }

@@ -32,6 +32,7 @@
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace conch {
 
@@ -101,6 +102,23 @@ class etcd_transport {
     detail::to_pb(req, in);
     return named(call<txn_response>(&detail::pb::KV::Stub::Txn, in, d, false),
                  req.compares.empty() ? std::string() : req.compares.front().key, {});
+  }
+
+  /// Independent txns as one write (conch::txn_batching): one txn with no
+  /// compares whose success ops are `batch`, so one raft entry and one
+  /// revision for all. Their answers in order, each with that revision. Fails
+  /// as a whole (errc::invalid_argument) if two of them write one key, or if
+  /// the txn count plus the widest txn's op count exceeds etcd's --max-txn-ops.
+  result<std::vector<txn_response>> txn_batch(const std::vector<txn_request>& batch, deadline d) {
+    detail::pb::TxnRequest in;
+    detail::to_pb(batch, in);
+    detail::pb::TxnResponse out;
+    auto r = unary<detail::pb::KV>(&detail::pb::KV::Stub::Txn, in, out, d, false);
+    if (!r) return named(result<std::vector<txn_response>>(std::move(r).error()), {}, {});
+    auto answers = detail::batch_from_pb(out, batch.size());
+    if (answers.size() != batch.size())
+      return error{errc::internal, endpoint() + ": a txn batch's answer does not match it"};
+    return answers;
   }
 
   /// Discards history before `rev` (watches from earlier revisions then fail
@@ -226,5 +244,6 @@ class etcd_transport {
 };
 
 static_assert(transport<etcd_transport>, "etcd_transport must model conch::transport");
+static_assert(txn_batching<etcd_transport>, "etcd_transport sends txn batches");
 
 }  // namespace conch

@@ -251,4 +251,16 @@ concept transport = requires(T& t, const range_request& rr, const put_request& p
   { t.default_deadline() } -> std::same_as<deadline>;
 };
 
+/// An optional capability: independent txns sent as one write. Each inner
+/// txn evaluates its own compares against the state before any of them
+/// applies; the answers come back in order. No two may write one key (etcd
+/// refuses the whole batch), none should read a key another writes (its
+/// reads would see that write, its compares not), and the batch's txn count
+/// plus its widest txn's op count stays within etcd's --max-txn-ops (128):
+/// logic/txn_batch.hpp composes such batches. Code that uses it checks for it and sends each txn alone otherwise.
+template <class T>
+concept txn_batching = requires(T& t, const std::vector<txn_request>& batch, deadline d) {
+  { t.txn_batch(batch, d) } -> std::same_as<result<std::vector<txn_response>>>;
+};
+
 }  // namespace conch

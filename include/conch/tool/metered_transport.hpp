@@ -15,13 +15,14 @@
 #include <chrono>
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace conch::tool {
 
 /// Declares the families metered_transport writes.
 inline void describe_etcd_metrics(metrics_registry& m) {
   m.describe("conch_etcd_request_duration_seconds", metric_type::histogram,
-             "Latency of etcd calls by method (range, put, delete_range, txn, lease_grant, ...).",
+             "Latency of etcd calls by method (range, txn, txn_batch, lease_grant, ...).",
              latency_buckets());
   m.describe("conch_etcd_request_errors_total", metric_type::counter,
              "Failed etcd calls by method and error code.");
@@ -45,6 +46,10 @@ class metered_transport {
   }
   auto txn(const txn_request& r, deadline d) {
     return timed("txn", [&] { return inner_.txn(r, d); });
+  }
+  /// Only where the inner transport batches txns (conch::txn_batching).
+  auto txn_batch(const std::vector<txn_request>& b, deadline d) requires txn_batching<Inner> {
+    return timed("txn_batch", [&] { return inner_.txn_batch(b, d); });
   }
   auto lease_grant(std::int64_t ttl, deadline d) {
     return timed("lease_grant", [&] { return inner_.lease_grant(ttl, d); });
