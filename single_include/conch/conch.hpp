@@ -2024,6 +2024,18 @@ concept transport = requires(T& t, const range_request& rr, const put_request& p
   { t.default_deadline() } -> std::same_as<deadline>;
 };
 
+/// An optional capability: independent txns sent as one write. Each inner
+/// txn evaluates its own compares against the state before any of them
+/// applies; the answers come back in order. No two may write one key (etcd
+/// refuses the whole batch), none should read a key another writes (its
+/// reads would see that write, its compares not), and the batch's txn count
+/// plus its widest txn's op count stays within etcd's --max-txn-ops (128):
+/// logic/txn_batch.hpp composes such batches. Code that uses it checks for it and sends each txn alone otherwise.
+template <class T>
+concept txn_batching = requires(T& t, const std::vector<txn_request>& batch, deadline d) {
+  { t.txn_batch(batch, d) } -> std::same_as<result<std::vector<txn_response>>>;
+};
+
 }  // namespace conch
 // ---- end conch/policies/transport.hpp ----
 
@@ -5268,12 +5280,372 @@ constexpr bool watchdog_needs_renewal(std::optional<TimePoint> last_sent, TimePo
 // The txns themselves are in logic/cron_txn.hpp; this adds what talking to
 // etcd needs (an answer that never came, a short outage), for any transport.
 //
+// Both go through the daemon's txn_batcher: claims and results of ticks in
+// flight at once share one etcd write, each still answered as if sent alone.
+//
 // Outcomes are resolved, never guessed: a claim whose answer was lost is
 // sent again until etcd says who holds the tick (the claim value — host,
 // pid, lease, claim time — is ours alone, so a resend that finds it knows
 // the first one landed); a result is retried until written or until its
 // claim is proven gone.
 
+// ---- begin conch/detail/txn_batcher.hpp ----
+// conch/detail/txn_batcher.hpp — group commit: concurrent txns share one write.
+//
+// Callers of txn() on several threads are answered as if each had sent its
+// txn alone, but while one batch is in flight the next callers queue, and
+// when it returns everything queued goes as the next batch (one etcd write,
+// conch::txn_batching). No timer and no thread of its own: the first caller
+// to find no batch in flight sends (leads), the others wait, and a leader
+// whose own answer came hands the lead to the first still waiting. A lone
+// caller's txn goes out at once, alone. Which txns may share a batch is
+// logic/txn_batch.hpp's rule (within etcd's --max-txn-ops, none touching a
+// key another writes).
+//
+// Outcomes, per caller: its own inner answer. A batch that failed in
+// transit (timed out, unavailable: applied or not, no one knows) gives every
+// caller that error, in doubt just as for a txn sent alone. A batch etcd
+// refused as a whole for what one txn in it holds (a bad argument, a lease
+// not found, a permission) is applied to none: each caller then sends its
+// own txn alone and gets its own true answer. A batch's deadline is the
+// earliest of its callers'; a caller whose deadline passes while it waits
+// unsent gets errc::timed_out.
+//
+//   detail::txn_batcher<etcd_transport> writes{etcd};
+//   auto r = writes.txn(claim, writes.default_deadline());  // from any thread
+
+// ---- begin conch/logic/txn_batch.hpp ----
+// conch/logic/txn_batch.hpp — which waiting txns may share one write.
+//
+// Pure: a batch (conch::txn_batching) carries independent txns as one etcd
+// txn. etcd evaluates every inner txn's compares against the state before
+// the batch, then applies the ops in order; so a batch answers each txn as
+// if it had been sent alone only when no txn in it reads, compares or writes
+// a key that another one writes. etcd itself refuses a batch in which two
+// txns write one key ("duplicate key given in txn request"), and one that
+// spends more than --max-txn-ops (128 by default) ops along its nesting: the
+// batch's txn count plus the largest inner txn's count of compares, of
+// success ops or of failure ops (etcd 3.4 passes an inner txn what the outer
+// level left). A txn that conflicts waits for the next batch, and so does
+// every later txn that conflicts with it: txns that touch a key go in the
+// order they came.
+
+
+#include <algorithm>
+#include <cstddef>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace conch::detail {
+
+/// How big one batch may grow.
+struct batch_limits {
+  std::size_t max_ops = 128;         ///< etcd's default --max-txn-ops, along the nesting
+  std::size_t max_bytes = 1u << 20;  ///< keys and values; etcd takes 1.5 MiB requests by default
+};
+
+/// The keys a txn touches, by whether it writes them: [key, end) where an
+/// empty end is the key alone and nullopt is every key from `key` on.
+class touched_keys {
+ public:
+  struct span {
+    std::string_view key;
+    std::optional<std::string_view> end;  ///< nullopt: to the end of the keyspace
+    bool single = true;
+  };
+
+  /// Whether `t` reads or compares a key this set writes, or writes one it touches.
+  bool conflicts(const txn_request& t) const {
+    bool hit = false;
+    visit(t, [&](const span& s, bool write) { hit = hit || overlaps(s, write); });
+    return hit;
+  }
+  void add(const txn_request& t) {
+    visit(t, [&](const span& s, bool write) { add(s, write); });
+  }
+
+  /// Calls `f(span, writes)` for each compare and op of `t` (both branches).
+  template <class F>
+  static void visit(const txn_request& t, F&& f) {
+    for (const auto& c : t.compares) f(make(c.key, c.range_end), false);
+    for (const auto* ops : {&t.success, &t.failure})
+      for (const auto& op : *ops) {
+        if (const auto* r = std::get_if<range_request>(&op)) f(make(r->key, r->range_end), false);
+        if (const auto* p = std::get_if<put_request>(&op)) f(make(p->key, {}), true);
+        if (const auto* d = std::get_if<delete_request>(&op)) f(make(d->key, d->range_end), true);
+      }
+  }
+
+ private:
+  static span make(std::string_view key, std::string_view range_end) {
+    if (range_end.empty()) return {key, key, true};
+    if (range_end == std::string_view("\0", 1)) return {key, std::nullopt, false};
+    return {key, range_end, false};
+  }
+  static bool below_end(std::string_view k, const span& s) {
+    return s.single ? k == s.key : !s.end || k < *s.end;
+  }
+  static bool meet(const span& a, const span& b) {
+    return a.key <= b.key ? below_end(b.key, a) : below_end(a.key, b);
+  }
+
+  bool overlaps(const span& s, bool write) const {
+    for (const auto& [r, w] : ranges_)
+      if ((w || write) && meet(r, s)) return true;
+    if (s.single) {
+      auto it = points_.find(s.key);
+      return it != points_.end() && (it->second || write);
+    }
+    for (auto it = points_.lower_bound(s.key); it != points_.end() && below_end(it->first, s); ++it)
+      if (it->second || write) return true;
+    return false;
+  }
+  void add(const span& s, bool write) {
+    if (!s.single) {
+      ranges_.push_back({s, write});
+      return;
+    }
+    auto [it, fresh] = points_.try_emplace(s.key, write);
+    if (!fresh) it->second = it->second || write;
+  }
+
+  std::map<std::string_view, bool> points_;    // single keys: written?
+  std::vector<std::pair<span, bool>> ranges_;  // key ranges: written?
+};
+
+/// The bytes a txn puts on the wire, near enough to keep a batch under
+/// etcd's request size limit.
+inline std::size_t txn_bytes(const txn_request& t) {
+  std::size_t n = 0;
+  for (const auto& c : t.compares) n += c.key.size() + c.range_end.size() + c.text.size() + 16;
+  for (const auto* ops : {&t.success, &t.failure})
+    for (const auto& op : *ops)
+      std::visit(
+          [&](const auto& r) {
+            n += r.key.size() + 16;
+            if constexpr (requires { r.value; }) n += r.value.size();
+            if constexpr (requires { r.range_end; }) n += r.range_end.size();
+          },
+          op);
+  return n;
+}
+
+/// The ops one level of a txn spends of --max-txn-ops, as etcd counts them.
+inline std::size_t txn_ops(const txn_request& t) {
+  return std::max({t.compares.size(), t.success.size(), t.failure.size()});
+}
+
+/// Which of `waiting` (txns in the order they came) go in the next batch,
+/// by index, in that order: the first always (a batch of one is sent as a
+/// plain txn); each later one unless it conflicts with one before it (taken
+/// or not), or the batch would exceed the op count or byte budget.
+/// `waiting[i]` must stay valid during the call (the result refers to none).
+inline std::vector<std::size_t> compose_batch(const std::vector<const txn_request*>& waiting,
+                                              batch_limits limits = {}) {
+  std::vector<std::size_t> batch;
+  touched_keys seen;
+  std::size_t bytes = 0, widest = 0;
+  for (std::size_t i = 0; i < waiting.size(); ++i) {
+    const txn_request& t = *waiting[i];
+    const std::size_t size = txn_bytes(t), ops = std::max(widest, txn_ops(t));
+    if (!batch.empty() &&
+        (bytes + size > limits.max_bytes || batch.size() + 1 + ops > limits.max_ops))
+      break;
+    if (batch.empty() || !seen.conflicts(t)) {
+      batch.push_back(i);
+      bytes += size;
+      widest = ops;
+    }
+    seen.add(t);
+  }
+  return batch;
+}
+
+}  // namespace conch::detail
+// ---- end conch/logic/txn_batch.hpp ----
+
+#include <algorithm>
+#include <chrono>
+#include <concepts>
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <exception>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace conch::detail {
+
+/// What sends txns: a transport, or a batcher over one.
+template <class T>
+concept txn_sender = requires(T& t, const txn_request& r, deadline d) {
+  { t.txn(r, d) } -> std::same_as<result<txn_response>>;
+  { t.default_deadline() } -> std::same_as<deadline>;
+};
+
+/// Whether a failed batch was refused whole, unapplied, for what some txn in
+/// it holds, so each txn sent alone gets its own answer; otherwise (lost in
+/// transit, overloaded, unauthenticated) every txn would fare alike.
+inline bool refused_for_one(const error& e) {
+  return e.code == errc::invalid_argument || e.code == errc::lease_not_found ||
+         e.code == errc::permission_denied || e.code == errc::failed_precondition ||
+         e.code == errc::compacted;
+}
+
+template <class T>
+class txn_batcher {
+ public:
+  explicit txn_batcher(T& t, batch_limits limits = {}) : t_(t), limits_(limits) {}
+  txn_batcher(const txn_batcher&) = delete;
+  txn_batcher& operator=(const txn_batcher&) = delete;
+
+  deadline default_deadline() { return t_.default_deadline(); }
+  /// How many callers wait for a batch (not yet sent): for tests that wait
+  /// until callers are queued rather than sleep.
+  std::size_t waiting() const {
+    std::lock_guard lock{mutex_};
+    return waiting_.size();
+  }
+  T& transport() noexcept { return t_; }
+
+  /// `req`'s answer, as if sent alone (see above). Blocks the calling thread.
+  result<txn_response> txn(const txn_request& req, deadline d) {
+    if constexpr (!txn_batching<T>) {
+      return t_.txn(req, d);
+    } else {
+      caller me{&req, d};
+      std::unique_lock lock{mutex_};
+      waiting_.push_back(&me);
+      for (;;) {
+        if (me.answer) return std::move(*me.answer);
+        if (me.alone) {
+          lock.unlock();
+          return t_.txn(req, d);
+        }
+        if (!leading_) {
+          lead(lock, me);
+          continue;
+        }
+        if (me.sent) {
+          me.wake.wait(lock);
+        } else if (me.wake.wait_until(lock, d) == std::cv_status::timeout && !me.sent &&
+                   !me.answer && !me.alone) {
+          leave(me);
+          return error{errc::timed_out, "deadline passed while waiting for a txn batch"};
+        }
+      }
+    }
+  }
+
+ private:
+  struct caller {
+    const txn_request* req;
+    deadline due;
+    std::optional<result<txn_response>> answer{};
+    bool sent = false;   // in the batch in flight
+    bool alone = false;  // the batch was refused whole: send it alone
+    std::condition_variable wake{};
+  };
+
+  // Sends batches until `me` is answered (or must go alone), then hands the
+  // lead to the first caller still waiting. Under `lock`, released while sending.
+  void lead(std::unique_lock<std::mutex>& lock, caller& me) requires txn_batching<T> {
+    leading_ = true;
+    while (!me.answer && !me.alone) {
+      std::vector<caller*> batch = take_batch();
+      if (batch.empty()) continue;  // all expired; `me` among them is answered
+      lock.unlock();
+      auto answers = send_caught(batch);
+      lock.lock();
+      deliver(batch, std::move(answers));  // and wakes them: none returns before we let go
+    }
+    leading_ = false;
+    if (!waiting_.empty()) waiting_.front()->wake.notify_one();
+  }
+
+  // Under the lock: answers callers whose deadline passed, takes the next batch.
+  std::vector<caller*> take_batch() {
+    const auto now = std::chrono::steady_clock::now();
+    std::erase_if(waiting_, [&](caller* c) {
+      if (c->due > now) return false;
+      c->answer = error{errc::timed_out, "deadline passed while waiting for a txn batch"};
+      c->wake.notify_one();
+      return true;
+    });
+    std::vector<const txn_request*> reqs;
+    reqs.reserve(waiting_.size());
+    for (const caller* c : waiting_) reqs.push_back(c->req);
+    std::vector<caller*> batch;
+    for (std::size_t i : compose_batch(reqs, limits_)) {
+      batch.push_back(waiting_[i]);
+      waiting_[i]->sent = true;
+    }
+    std::erase_if(waiting_, [](const caller* c) { return c->sent; });
+    return batch;
+  }
+
+  // Not under the lock. A failure to send (out of memory) is every caller's
+  // error, in doubt: the lead must never be left stuck with callers waiting.
+  result<std::vector<txn_response>> send_caught(const std::vector<caller*>& batch) requires
+      txn_batching<T> {
+    try {
+      return send(batch);
+    } catch (const std::exception& e) {
+      return error{errc::internal, std::string("txn batch not sent: ") + e.what()};
+    }
+  }
+
+  // Not under the lock: the callers in `batch` only wait.
+  result<std::vector<txn_response>> send(const std::vector<caller*>& batch) requires
+      txn_batching<T> {
+    deadline d = batch.front()->due;
+    for (const caller* c : batch) d = std::min(d, c->due);
+    if (batch.size() == 1) {
+      auto r = t_.txn(*batch.front()->req, d);
+      if (!r) return std::move(r).error();
+      return std::vector<txn_response>{std::move(*r)};
+    }
+    std::vector<txn_request> reqs;
+    reqs.reserve(batch.size());
+    for (const caller* c : batch) reqs.push_back(*c->req);
+    return t_.txn_batch(reqs, d);
+  }
+
+  // Under the lock.
+  static void deliver(const std::vector<caller*>& batch, result<std::vector<txn_response>> r) {
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      caller& c = *batch[i];
+      if (r)
+        c.answer = std::move((*r)[i]);
+      else if (batch.size() > 1 && refused_for_one(r.error()))
+        c.alone = true;
+      else
+        c.answer = r.error();
+      c.wake.notify_one();
+    }
+  }
+
+  // A caller that gave up unsent: the lead, if free, goes to the next in line.
+  void leave(caller& me) {
+    std::erase(waiting_, &me);
+    if (!leading_ && !waiting_.empty()) waiting_.front()->wake.notify_one();
+  }
+
+  T& t_;
+  batch_limits limits_;
+  mutable std::mutex mutex_;  // guards the callers waiting and who leads
+  std::deque<caller*> waiting_;
+  bool leading_ = false;
+};
+
+}  // namespace conch::detail
+// ---- end conch/detail/txn_batcher.hpp ----
 
 #include <chrono>
 #include <cstddef>
@@ -5355,7 +5727,7 @@ inline bool refused_unapplied(const error& e) {
 /// say so. While every send so far was refused unapplied, nothing of ours
 /// can land: once `late()`, the claim is dropped (`errc::timed_out`) instead
 /// of holding a worker for a stale tick.
-template <class Backoff, transport T, class Late>
+template <class Backoff, txn_sender T, class Late>
 result<revision> send_claim(T& t, const txn_request& claim, const std::string& value,
                             std::stop_token stop, Backoff retry, Late&& late,
                             running_holder* held = nullptr) {
@@ -5376,7 +5748,7 @@ result<revision> send_claim(T& t, const txn_request& claim, const std::string& v
 /// Records a run's result, fenced by its claim: retried until written, or
 /// until the claim is proven gone (`errc::failed_precondition`), or until
 /// `stop` (`errc::cancelled`, with the last error).
-template <class Backoff, transport T>
+template <class Backoff, txn_sender T>
 result<void> send_result(T& t, const txn_request& result_write, const std::string& fire_key,
                          std::stop_token stop, Backoff retry) {
   for (;;) {
@@ -5827,8 +6199,10 @@ inline error os_error(const std::string& what, int err = errno) {
 // conch's own etcd password (CONCH_PASSWORD) is never passed on: the
 // supervised command is not trusted with conch's credentials (a child that
 // needs etcd gets its own, see docs/supervision.md).
-// A gated child (spawn_options::gated) waits before exec until
-// child::release(), so a watchdog can take hold of it first. It is started by
+// A gated child (spawn_options::gated) waits before exec until its launch
+// gate opens — child::release(), or whoever was handed the gate
+// (child::take_gate(): the watchdog opens it once it watches the group) — and
+// exits 127 without exec if the gate closes unopened. It is started by
 // clone(CLONE_VM) on a stack of its own: like posix_spawn's vfork it shares
 // our memory until exec (no page tables copied, however big this process),
 // unlike it the caller runs on. Between its start and exec it makes raw
@@ -5975,7 +6349,10 @@ struct launch {
   std::vector<std::string> args, env;
   std::vector<char*> argv, envp;
   int gate = -1, out = -1, err = -1;  ///< the child's copies (its own fd table)
-  int rtmin = 32;                     ///< libc's first public real-time signal
+  int gate_w = -1;  ///< the child's copy of the gate's write end: closed first, or no EOF
+  int rtmin = 32;   ///< libc's first public real-time signal
+  /// Set by the child when its gate closed unopened: it exits 127 without exec.
+  std::atomic<bool> closed_at_gate{false};
   void* stack = nullptr;
   std::size_t stack_size = 0;
   launch() = default;
@@ -5988,10 +6365,16 @@ struct launch {
 
 /// The gated child between its start and exec: raw system calls only, none
 /// that can fail (errno is the starting thread's: the memory is shared), and
-/// every signal blocked until the dispositions are the defaults.
+/// every signal blocked until the dispositions are the defaults. Every
+/// signal is reset, not just the ones not at their default: finding those
+/// (a read of /proc/self/status, here or in the parent) costs more than the
+/// 62 sigaction calls, which run while the child waits for its gate anyway.
+/// The gate's last write end closing unopened (its releaser is gone) ends it
+/// with 127, never an exec.
 inline int gated_child(void* arg) noexcept {
-  const auto& l = *static_cast<const launch*>(arg);
+  auto& l = *static_cast<launch*>(arg);
   ::setpgid(0, 0);
+  ::close(l.gate_w);
   struct sigaction dfl {};
   dfl.sa_handler = SIG_DFL;
   for (int s = 1; s < NSIG; ++s)
@@ -6001,7 +6384,10 @@ inline int gated_child(void* arg) noexcept {
   char go = 0;
   // syscall(), not read(): libc's read is a cancellation point, which would
   // touch the starting thread's descriptor (the memory is shared).
-  if (::syscall(SYS_read, l.gate, &go, 1) != 1) ::_exit(127);  // released never: the owner is gone
+  if (::syscall(SYS_read, l.gate, &go, 1) != 1) {  // released never: the releaser is gone
+    l.closed_at_gate.store(true);
+    ::_exit(127);
+  }
   sigset_t none;
   sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -6056,7 +6442,8 @@ class child {
         out_(std::move(o.out_)),
         err_(std::move(o.err_)),
         gate_(std::move(o.gate_)),
-        launch_(std::move(o.launch_)) {}
+        launch_(std::move(o.launch_)),
+        closed_at_gate_(o.closed_at_gate_) {}
   child& operator=(child&& o) noexcept {
     if (this != &o) {
       abandon();
@@ -6066,6 +6453,7 @@ class child {
       err_ = std::move(o.err_);
       gate_ = std::move(o.gate_);
       launch_ = std::move(o.launch_);
+      closed_at_gate_ = o.closed_at_gate_;
     }
     return *this;
   }
@@ -6105,6 +6493,7 @@ class child {
     pid_ = -1;
     reap_orphans();  // the ones its zombie hid
     exit_fd_.reset();
+    if (launch_) closed_at_gate_ = launch_->closed_at_gate.load();
     launch_.reset();  // a gated child's stack and arguments: unused once it exited
     if (info.si_code == CLD_EXITED) return conch::detail::child_status::exited(info.si_status);
     return conch::detail::child_status::signalled(info.si_status);
@@ -6123,6 +6512,15 @@ class child {
     return {};
   }
   bool gated() const noexcept { return static_cast<bool>(gate_); }
+
+  /// Hands over the write end of the launch gate (-1 unless gated() and not
+  /// released): whoever holds it opens the gate by writing one byte. Once
+  /// every copy closes unwritten, the child exits 127 without exec and
+  /// closed_at_gate() says so after reap().
+  unique_fd take_gate() noexcept { return std::move(gate_); }
+  /// After reap(): the child never ran its command, because its launch gate
+  /// closed unopened (whoever held it — the watchdog — was gone first).
+  bool closed_at_gate() const noexcept { return closed_at_gate_; }
 
   /// Sends `sig` to the child's whole process group (grandchildren included).
   /// Succeeds when the group is already gone.
@@ -6147,6 +6545,7 @@ class child {
   unique_fd out_, err_;
   unique_fd gate_;  ///< write end of the launch gate, while the child waits at it
   std::unique_ptr<detail_spawn::launch> launch_;  ///< what a gated child reads until its exec
+  bool closed_at_gate_ = false;
 };
 
 /// Makes this process the reaper of its descendants' orphans
@@ -6233,6 +6632,7 @@ inline int start_gated(pid_t& pid, launch& l, unique_fd& gate_w) {
   unique_fd gate_r(g[0]);
   gate_w.reset(g[1]);
   l.gate = gate_r.get();
+  l.gate_w = gate_w.get();
   l.rtmin = SIGRTMIN;
   l.stack_size = 64 * 1024;
   l.stack = ::mmap(nullptr, l.stack_size, PROT_READ | PROT_WRITE,
@@ -6622,8 +7022,13 @@ class signal_inbox {
 //  - It never signals the wrong process: a group is known by a pidfd of its
 //    leader (or the leader's start time), taken while the leader waits at its
 //    launch gate, and checked before every signal.
-//  - watch() returns once the watchdog has acknowledged; only then is the
-//    child released to exec (spawn_options::gated, child::release()).
+//  - A gated child (spawn_options::gated) is released by the watchdog itself:
+//    watch_and_release() sends it the group with the write end of the child's
+//    launch gate (SCM_RIGHTS) and returns without waiting; the watchdog opens
+//    the gate only once it watches the group, then closes it. If the watchdog
+//    is gone (or refuses), the gate's last write end closes unopened and the
+//    child exits 127 without exec; child::closed_at_gate() tells that apart
+//    from a command's own 127 after reap().
 //
 // Hosting: a program that calls watchdog::prefork() first thing in main, while
 // it is one thread, gets a forked watchdog from watchdog::start() at no exec
@@ -6638,8 +7043,9 @@ class signal_inbox {
 //     ...
 //     auto wd = conch::process::watchdog::start("/proc/self/exe", {.kill_after = 5s});
 //     auto c = conch::process::spawn({.argv = argv, .gated = true});
-//     wd->watch(c->group(), deadline); c->release(); ... wd->renew(new_deadline); ...
-//     wd->forget(c->group());
+//     wd->watch_and_release(*c, deadline); ... wd->renew(new_deadline); ...
+//     wd->forget(c->group()); auto st = c->reap();
+//     if (c->closed_at_gate()) ...  // the watchdog was gone: the command never ran
 //   }
 
 
@@ -6675,7 +7081,9 @@ inline constexpr std::string_view watchdog_argument = "__watchdog";
 namespace detail_watchdog {
 using clock = std::chrono::steady_clock;
 
-enum op : std::int32_t { renew = 1, watch = 2, forget = 3, ack = 4 };
+/// Wrapper → watchdog, one way. A watch may carry the write end of the
+/// leader's launch gate (SCM_RIGHTS), which the watchdog opens once watching.
+enum op : std::int32_t { renew = 1, watch = 2, forget = 3 };
 struct message {
   std::int32_t kind = 0;
   std::int32_t pgid = 0;
@@ -6713,12 +7121,72 @@ inline void close_inherited_fds(int keep) noexcept {
     if (fd != keep) ::close(fd);
 }
 
-inline bool send(int fd, const message& m) noexcept {
+/// Sends `m`, with descriptor `attach` (SCM_RIGHTS) unless it is -1. Waits
+/// for room in the watchdog's queue up to `wait` (without one: for as long as
+/// it takes). 0, ETIMEDOUT, or the error that says the watchdog is gone.
+inline int send(int fd, const message& m, int attach = -1,
+                std::optional<std::chrono::milliseconds> wait = std::nullopt) noexcept {
+  iovec iov{const_cast<message*>(&m), sizeof m};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr h{};
+  h.msg_iov = &iov;
+  h.msg_iovlen = 1;
+  if (attach >= 0) {
+    h.msg_control = control;
+    h.msg_controllen = sizeof control;
+    cmsghdr* c = CMSG_FIRSTHDR(&h);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(c), &attach, sizeof(int));
+  }
+  const auto until = wait ? clock::now() + *wait : clock::time_point::max();
   for (;;) {
-    ssize_t n = ::send(fd, &m, sizeof m, MSG_NOSIGNAL);
-    if (n == static_cast<ssize_t>(sizeof m)) return true;
+    ssize_t n = ::sendmsg(fd, &h, MSG_NOSIGNAL | (wait ? MSG_DONTWAIT : 0));
+    if (n == static_cast<ssize_t>(sizeof m)) return 0;
     if (n < 0 && errno == EINTR) continue;
-    return false;
+    if (n < 0 && errno == EAGAIN && wait) {  // its queue is full: it is behind, or frozen
+      const auto left = std::chrono::ceil<std::chrono::milliseconds>(until - clock::now()).count();
+      if (left <= 0) return ETIMEDOUT;
+      pollfd p{fd, POLLOUT, 0};
+      ::poll(&p, 1, static_cast<int>(left));
+      continue;
+    }
+    return n < 0 ? errno : EPIPE;
+  }
+}
+
+/// Receives one message and the descriptor it carries, if any (any other
+/// descriptor is closed). The size received, or -1 with errno.
+inline ssize_t receive(int fd, message& m, unique_fd& attached) noexcept {
+  iovec iov{&m, sizeof m};
+  alignas(cmsghdr) char control[CMSG_SPACE(4 * sizeof(int))];
+  msghdr h{};
+  h.msg_iov = &iov;
+  h.msg_iovlen = 1;
+  h.msg_control = control;
+  h.msg_controllen = sizeof control;
+  const ssize_t n = ::recvmsg(fd, &h, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+  if (n < 0) return n;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&h); c; c = CMSG_NXTHDR(&h, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    const std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (std::size_t i = 0; i < count; ++i) {
+      int got = -1;
+      std::memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+      if (!attached)
+        attached.reset(got);
+      else
+        ::close(got);
+    }
+  }
+  return n;
+}
+
+/// Opens a launch gate: the leader behind it goes on to exec.
+inline void open_gate(unique_fd gate) noexcept {
+  const char go = 1;
+  while (::write(gate.get(), &go, 1) < 0 && errno == EINTR) {
   }
 }
 
@@ -6833,25 +7301,29 @@ struct watch_state {
     return wake;
   }
 
-  /// Applies one message from the wrapper; false if it must be answered with an ack.
-  bool apply(const message& m) {
+  /// Applies one message from the wrapper. A watch's launch gate is opened
+  /// only once the group is watched; any other gate closes unopened (its
+  /// leader exits without exec).
+  void apply(const message& m, unique_fd gate = {}) {
     switch (m.kind) {
       case op::renew:
         deadline = from_ns(m.deadline_ns);
-        return true;
+        break;
       case op::watch: {
         auto kill_after =
             m.kill_after_ms >= 0 ? std::chrono::milliseconds(m.kill_after_ms) : default_kill_after;
         std::erase_if(groups, [&](const watched_group& g) { return g.pgid == m.pgid; });
-        if (m.pgid > 0) groups.push_back(open_group(m.pgid, kill_after));
         deadline = from_ns(m.deadline_ns);
-        return false;
+        if (m.pgid <= 0) break;
+        groups.push_back(open_group(m.pgid, kill_after));
+        if (gate) open_gate(std::move(gate));  // watched, deadline set: now it may run
+        break;
       }
       case op::forget:
         std::erase_if(groups, [&](const watched_group& g) { return g.pgid == m.pgid; });
-        return true;
+        break;
       default:
-        return true;
+        break;
     }
   }
 };
@@ -6874,13 +7346,14 @@ inline int run_watchdog(int fd, std::chrono::milliseconds kill_after) {
     pollfd p{st.wrapper_gone ? -1 : fd, POLLIN, 0};
     if (::poll(&p, 1, timeout_ms) <= 0) continue;  // timeout or EINTR: re-evaluate
     message m;
-    ssize_t n = ::recv(fd, &m, sizeof m, MSG_DONTWAIT);
+    unique_fd gate;
+    ssize_t n = receive(fd, m, gate);
     if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
     if (n != static_cast<ssize_t>(sizeof m)) {  // EOF or error: the wrapper is gone
       st.wrapper_gone = true;
       continue;
     }
-    if (!st.apply(m)) send(fd, {op::ack, m.pgid, 0, 0});
+    st.apply(m, std::move(gate));
   }
 }
 
@@ -6898,14 +7371,19 @@ inline int watchdog_main(int argc, char** argv) {
   return run_watchdog(fd, kill_after);
 }
 
-/// The wrapper's handle on its watchdog process. renew() may be called from
-/// any thread (the session's keepalive thread renews as the deadline moves);
-/// watch() and forget() from one thread at a time.
+/// The wrapper's handle on its watchdog process. Nothing waits for an answer:
+/// messages are taken in the order sent. renew() may be called from any
+/// thread (the session's keepalive thread renews as the deadline moves);
+/// watch(), watch_and_release() and forget() from one thread at a time.
 class watchdog {
  public:
   using clock = std::chrono::steady_clock;
   struct options {
     std::chrono::milliseconds kill_after{std::chrono::seconds(5)};
+    /// How long a watch waits for room in the watchdog's queue (a few hundred
+    /// messages) before failing with errc::timed_out: better a child not
+    /// started than one waiting on a frozen watchdog.
+    std::chrono::milliseconds watch_wait{std::chrono::seconds(5)};
   };
 
   /// Starts a watchdog by executing `exe __watchdog ...` (posix_spawn: safe
@@ -6987,6 +7465,7 @@ class watchdog {
       watchdog w = std::move(*p);
       p.reset();
       w.kill_after_ = opt.kill_after;
+      w.watch_wait_ = opt.watch_wait;
       return w;
     }
     return spawn(exe, opt);
@@ -6996,6 +7475,7 @@ class watchdog {
       : pid_(std::exchange(o.pid_, -1)),
         sock_(std::move(o.sock_)),
         kill_after_(o.kill_after_),
+        watch_wait_(o.watch_wait_),
         shared_(std::move(o.shared_)) {}
   watchdog& operator=(watchdog&& o) noexcept {
     if (this != &o) {
@@ -7016,18 +7496,24 @@ class watchdog {
 
   pid_t pid() const noexcept { return pid_; }
 
-  /// Watch process group `pgid` (its leader held at its launch gate, see
-  /// child::release()); kill it if `deadline` passes unrenewed. Returns once
-  /// the watchdog has acknowledged: only then may the leader run.
-  result<void> watch(pid_t pgid, clock::time_point deadline,
-                     std::chrono::milliseconds wait = std::chrono::seconds(5)) {
-    shared_->lapsed = false;
-    shared_->last_sent = detail_watchdog::to_ns(deadline);
-    if (auto r = post({detail_watchdog::op::watch, pgid, detail_watchdog::to_ns(deadline),
-                       kill_after_.count()});
-        !r)
-      return r;
-    return await_ack(pgid, wait);
+  /// Watch gated child `c`'s group and let the watchdog release it: `c`'s
+  /// launch gate goes to the watchdog, which opens it once it watches the
+  /// group (it kills the group if `deadline` passes unrenewed). Returns at
+  /// once, not waiting for that (only, while the watchdog's queue is full,
+  /// for room in it, up to options::watch_wait). An error — errc::unavailable:
+  /// the watchdog is gone; errc::timed_out: it takes no messages — means the
+  /// gate was closed unopened: the child exits 127 without exec. If the
+  /// watchdog dies before it opens the gate, the same happens later: after
+  /// reap(), c.closed_at_gate() is true. A child that is not gated (already
+  /// running) is just watched from now on.
+  result<void> watch_and_release(child& c, clock::time_point deadline) {
+    unique_fd gate = c.take_gate();
+    return send_watch(c.group(), deadline, gate.get());
+  }
+  /// Watch process group `pgid`, already running (its start was not held
+  /// for the watchdog); kill it if `deadline` passes unrenewed.
+  result<void> watch(pid_t pgid, clock::time_point deadline) {
+    return send_watch(pgid, deadline, -1);
   }
   /// Move the deadline (for every watched group). Any thread.
   result<void> renew(clock::time_point deadline) {
@@ -7056,6 +7542,7 @@ class watchdog {
       : pid_(pid),
         sock_(std::move(sock)),
         kill_after_(opt.kill_after),
+        watch_wait_(opt.watch_wait),
         shared_(std::make_unique<shared_state>()) {}
 
   static std::optional<watchdog>& preforked() {
@@ -7063,32 +7550,26 @@ class watchdog {
     return w;
   }
 
-  result<void> post(const detail_watchdog::message& m) {
-    if (!detail_watchdog::send(sock_.get(), m)) return os_error("watchdog: gone");
+  result<void> post(const detail_watchdog::message& m, int attach = -1,
+                    std::optional<std::chrono::milliseconds> wait = std::nullopt) {
+    const int err = detail_watchdog::send(sock_.get(), m, attach, wait);
+    if (err == ETIMEDOUT) return error{errc::timed_out, "watchdog: not taking messages"};
+    if (err != 0) return error{errc::unavailable, "watchdog: gone"};
     return {};
   }
 
-  result<void> await_ack(pid_t pgid, std::chrono::milliseconds wait) {
-    const auto until = clock::now() + wait;
-    for (;;) {
-      auto left = std::chrono::ceil<std::chrono::milliseconds>(until - clock::now()).count();
-      if (left <= 0) return error{errc::timed_out, "watchdog: no answer"};
-      pollfd p{sock_.get(), POLLIN, 0};
-      if (::poll(&p, 1, static_cast<int>(left)) <= 0) continue;
-      detail_watchdog::message m;
-      ssize_t n = ::recv(sock_.get(), &m, sizeof m, MSG_DONTWAIT);
-      if (n == static_cast<ssize_t>(sizeof m)) {
-        if (m.kind == detail_watchdog::op::ack && m.pgid == pgid) return {};
-        continue;
-      }
-      if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
-      return error{errc::unavailable, "watchdog: gone"};
-    }
+  result<void> send_watch(pid_t pgid, clock::time_point deadline, int gate) {
+    shared_->lapsed = false;
+    shared_->last_sent = detail_watchdog::to_ns(deadline);
+    return post(
+        {detail_watchdog::op::watch, pgid, detail_watchdog::to_ns(deadline), kill_after_.count()},
+        gate, watch_wait_);
   }
 
   pid_t pid_ = -1;
   unique_fd sock_;
   std::chrono::milliseconds kill_after_{};
+  std::chrono::milliseconds watch_wait_{};
   std::unique_ptr<shared_state> shared_;
 };
 
@@ -7182,15 +7663,17 @@ struct supervise_outcome {
 };
 
 /// A watchdog that several supervisors may share (one per cron run): each
-/// call is serialized when a mutex is given.
+/// call is serialized when a mutex is given (a call is one send: nothing
+/// waits for the watchdog under it).
 class watchdog_handle {
  public:
   watchdog_handle() = default;
   watchdog_handle(watchdog* w, std::mutex* m = nullptr)
       : w_(w), m_(m) {}  // NOLINT: implicit from a pointer
   explicit operator bool() const noexcept { return w_ != nullptr; }
-  result<void> watch(pid_t pgid, std::chrono::steady_clock::time_point d) {
-    return call([&] { return w_->watch(pgid, d); });
+  /// See watchdog::watch_and_release(): the watchdog opens `c`'s launch gate.
+  result<void> watch_and_release(child& c, std::chrono::steady_clock::time_point d) {
+    return call([&] { return w_->watch_and_release(c, d); });
   }
   result<void> renew(std::chrono::steady_clock::time_point d) {
     return call([&] { return w_->renew(d); });
@@ -7405,7 +7888,9 @@ class supervisor {
     pump_output();
     if (watchdog_) (void)watchdog_.forget(child_->group());
     out_.exit_code = conch::detail::exit_code_of(child_->reap());
+    const bool never_ran = child_->closed_at_gate();
     child_.reset();
+    if (never_ran) return not_released();
     if (opt_.on_exit) opt_.on_exit(out_.exit_code);
     if (suspended_) return true;  // started again when the deadline moves ahead
     auto delay = plan_.delay_after(ctx_, now - started_);
@@ -7435,19 +7920,19 @@ class supervisor {
                                                                  : exit_code::not_found;
       return false;
     }
-    if (watchdog_) {
+    if (watchdog_) {  // the watchdog opens the gate once it watches the group
       auto d = deadline().value_or(clock::time_point::max());
-      if (auto w = watchdog_.watch(c->group(), d); !w) {
-        out_.not_started_reason =
-            "watchdog: " + w.error().message + "; not starting the child unguarded";
+      if (auto w = watchdog_.watch_and_release(*c, d); !w) {
+        out_.not_started_reason = w.error().message + "; not starting the child unguarded";
         say(out_.not_started_reason);
         out_.how = supervise_outcome::ending::not_started;
         out_.exit_code = exit_code::unavailable;
-        return false;  // ~child kills it at its gate
+        return false;  // its gate closed unopened; ~child kills and reaps it
       }
       renewed_ = d;
+    } else if (auto r = c->release(); !r) {
+      say(r.error().message);
     }
-    if (auto r = c->release(); !r) say(r.error().message);
     child_ = std::move(*c);
     ++out_.starts;
     out_.pid = child_->pid();
@@ -7456,6 +7941,20 @@ class supervisor {
     killed_ = false;
     if (opt_.on_start) opt_.on_start(child_->pid());
     return true;
+  }
+
+  /// Event: the child exited at its launch gate, never released: the
+  /// watchdog was gone before it opened it. Supervision ends: 69, nothing ran.
+  bool not_released() {
+    out_.not_started_reason =
+        "watchdog: gone before it released the child; the command did not run "
+        "(not starting it unguarded)";
+    say(out_.not_started_reason);
+    out_.how = supervise_outcome::ending::not_started;
+    out_.exit_code = exit_code::unavailable;
+    --out_.starts;
+    if (opt_.on_exit) opt_.on_exit(out_.exit_code);
+    return false;
   }
 
   void pump_output() {
@@ -7489,6 +7988,7 @@ class supervisor {
   }
 
   supervise_outcome finish() {
+    if (out_.how == supervise_outcome::ending::not_started) return out_;
     if (ctx_.lost) {
       out_.how = supervise_outcome::ending::lost;
       out_.exit_code = exit_code::lost;
@@ -7548,7 +8048,9 @@ supervise_outcome supervise(const held_claim& claim, const supervise_options& op
 // T tries to claim `<prefix>cron/fire/NAME/<T>` with a create-if-absent txn.
 // The single winner runs the command under the supervision core and records
 // the result at `<prefix>cron/runs/NAME/<T>`; the job's history is pruned in
-// batches, off the tick's path (detail/cron_pruner.hpp).
+// batches, off the tick's path (detail/cron_pruner.hpp). The claims and
+// results of ticks in flight at once share one etcd write, each txn
+// unchanged and answered on its own (detail/txn_batcher.hpp).
 //
 // - At most once: the claim is one key per tick, created once and never
 //   lease-bound, so neither a dead winner nor a daemon with a skewed clock can
@@ -7733,6 +8235,9 @@ namespace conch::detail {
 template <class Session, class Clock, class Options>
 struct cron_fire_context {
   typename Session::transport_type& transport;
+  /// Claims and results go here: those of ticks in flight at once share one
+  /// etcd write (detail/txn_batcher.hpp); the txns are the same.
+  txn_batcher<typename Session::transport_type>& writes;
   cron_lease<Session>& lease;
   const Clock& clock;  ///< the wall clock ticks follow
   const Options& options;
@@ -7810,7 +8315,7 @@ result<revision> send_claims(const cron_fire_context<Session, Clock, Options>& c
                              const cron_job& job, revision job_rev, cron_claimed<Session>& won,
                              const std::string& value, Late&& late) {
   auto send = [&](const txn_request& txn, running_holder* held = nullptr) {
-    return send_claim(c.transport, txn, value, c.run_stop, Backoff(c.options.backoff), late, held);
+    return send_claim(c.writes, txn, value, c.run_stop, Backoff(c.options.backoff), late, held);
   };
   auto claim = [&](const running_take* take) {
     return claim_txn(job.fire_dir, job.floor_dir, won.run, value, job.key, job_rev, take);
@@ -8258,23 +8763,24 @@ result<revision> take_gate(const cron_fire_context<Session, Clock, Options>& c, 
 }
 
 /// Records a won tick's result and releases the job's running key (held
-/// since `gate`; 0: none) in one txn. Should that txn fail its compares —
-/// the key went with a lost lease, or the claim is gone — each is done on
-/// its own, fenced as before: the key is never left to a run that ended.
+/// since `gate`; 0: none) in one txn, sent through `writes` (shared with the
+/// ticks in flight at once). Should that txn fail its compares — the key
+/// went with a lost lease, or the claim is gone — each is done on its own,
+/// fenced as before: the key is never left to a run that ended.
 template <class Backoff, transport T, class Session>
-result<void> record_result(T& t, const cron_job& job, const cron_claimed<Session>& won,
-                           revision gate, const run_record& r, std::stop_token stop,
-                           Backoff retry) {
+result<void> record_result(txn_batcher<T>& writes, const cron_job& job,
+                           const cron_claimed<Session>& won, revision gate, const run_record& r,
+                           std::stop_token stop, Backoff retry) {
   const std::string value = encode_record(r);
   if (gate != 0) {
     auto both = send_result(
-        t, result_txn(won.fire_key, won.rev, won.runs_key, value, job.running_key, gate),
+        writes, result_txn(won.fire_key, won.rev, won.runs_key, value, job.running_key, gate),
         won.fire_key, stop, retry);
     if (both || both.error().code != errc::failed_precondition) return both;
-    release_running(t, job.running_key, gate, stop, retry);
+    release_running(writes.transport(), job.running_key, gate, stop, retry);
   }
-  return send_result(t, result_txn(won.fire_key, won.rev, won.runs_key, value), won.fire_key, stop,
-                     retry);
+  return send_result(writes, result_txn(won.fire_key, won.rev, won.runs_key, value), won.fire_key,
+                     stop, retry);
 }
 
 /// Runs a won tick under the job's controls, and `record`s its result (a
@@ -9042,6 +9548,9 @@ void run_guarded(F&& body, Pause pause, Say say) {
 //     work at the local deadline, and resume if an answer moves it ahead.
 // Transient failures before the deadline are retried, never reported as lost.
 //
+// start_early() sends the grant without waiting for it (a lease id chosen
+// here), so a holder's first write overlaps the grant's round trip.
+//
 //   conch::session s{transport, {.ttl = std::chrono::seconds{10}}};
 //   if (auto r = s.start(); !r) return fail(r.error());
 //   std::stop_callback on_lost{s.lost_token(), [&] { stop_the_work(); }};
@@ -9058,10 +9567,12 @@ void run_guarded(F&& body, Pause pause, Say say) {
 #include <cstdint>
 #include <functional>
 #include <iterator>
+#include <latch>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <set>
 #include <stop_token>
 #include <string>
@@ -9070,6 +9581,16 @@ void run_guarded(F&& body, Pause pause, Say say) {
 #include <vector>
 
 namespace conch {
+namespace detail {
+/// A lease id for a grant that names its own: random, positive, never 0
+/// (etcd refuses an id already in use, and the grant then fails).
+inline lease_id random_lease_id() {
+  std::random_device entropy;
+  std::uint64_t id = (std::uint64_t{entropy()} << 32) ^ entropy();
+  id &= std::uint64_t{INT64_MAX};
+  return id == 0 ? 1 : static_cast<lease_id>(id);
+}
+}  // namespace detail
 
 template <class P>
 class basic_session {
@@ -9111,12 +9632,7 @@ class basic_session {
 
   /// Grants the lease and starts renewing it.
   result<void> start() {
-    if (options_.ttl <= std::chrono::seconds{0})
-      return error{errc::invalid_argument, "session ttl must be positive, got " +
-                                               std::to_string(options_.ttl.count()) + "s"};
-    if (margin() >= options_.ttl)
-      return error{errc::invalid_argument, "session margin (" + std::to_string(margin().count()) +
-                                               "ms) must be shorter than the ttl"};
+    if (auto bad = check_options(); !bad) return bad;
     std::lock_guard lock{mutex_};
     if (lease_ != 0 || closed_) return error{errc::failed_precondition, "session already started"};
     const time_point sent = clock_.now();
@@ -9131,6 +9647,59 @@ class basic_session {
     if (!keepalive)
       return error{errc::unavailable, "session keepalive: " + keepalive.error().message};
     keepalive_ = std::move(*keepalive);
+    return {};
+  }
+
+  /// Like start(), without waiting for etcd's answer: the lease id is chosen
+  /// here (random, 63 bits), the grant is sent from the keepalive thread, and
+  /// this returns as soon as it is on its way, so the first write attached to
+  /// the lease overlaps the grant's round trip. A write that reaches etcd
+  /// before the grant fails with errc::lease_not_found, atomically (a recipe
+  /// reports it as errc::lost): once granted() succeeds, such a failed first
+  /// step may simply be taken again. A grant that fails loses the session
+  /// (granted() says why). The local deadline counts from before the grant
+  /// was sent, as with start(). A transport that cannot grant a chosen id
+  /// makes this start().
+  result<void> start_early() {
+    if constexpr (!requires(transport_type & t, lease_id id, const std::function<void()>& f) {
+                    t.lease_grant(std::int64_t{}, id, t.default_deadline(), f);
+                  }) {
+      return start();
+    } else {
+      if (auto bad = check_options(); !bad) return bad;
+      std::shared_ptr<std::latch> sending = std::make_shared<std::latch>(1);
+      {
+        std::lock_guard lock{mutex_};
+        if (lease_ != 0 || closed_)
+          return error{errc::failed_precondition, "session already started"};
+        lease_ = detail::random_lease_id();
+        deadline_.emplace(clock_.now(), options_.ttl, margin());
+        grant_pending_ = true;
+        auto keepalive = detail::start_thread([this, sending] {
+          loses_on_throw("keepalive", [&] {
+            if (grant_chosen(*sending)) keep_alive();
+          });
+        });
+        if (!keepalive) {
+          lease_ = 0;  // never sent
+          deadline_.reset();
+          grant_pending_ = false;
+          return error{errc::unavailable, "session keepalive: " + keepalive.error().message};
+        }
+        keepalive_ = std::move(*keepalive);
+      }
+      sending->wait();
+      return {};
+    }
+  }
+
+  /// Waits for the lease grant's answer: success once etcd has granted the
+  /// lease (at once after start()), else why the grant failed.
+  result<void> granted() const {
+    std::unique_lock lock{mutex_};
+    granted_cv_.wait(lock, [this] { return !grant_pending_; });
+    if (grant_failure_) return *grant_failure_;
+    if (lease_ == 0) return error{errc::failed_precondition, "session not started"};
     return {};
   }
 
@@ -9255,6 +9824,7 @@ class basic_session {
     // were told to stop above; joined below): closed_ is set, so neither
     // takes the revoke's deletions or a refused renewal for a loss.
     result<void> revoked{};
+    if (lease != 0) (void)granted();  // an early grant is answered before its revoke goes out
     if (lease != 0) {
       // A lost session's lease is gone or unreachable: do not wait long for it.
       const deadline d = lost() ? std::chrono::steady_clock::now() + std::chrono::milliseconds{500}
@@ -9275,6 +9845,50 @@ class basic_session {
 
  private:
   using lease_deadline = detail::lease_deadline<clock_type>;
+
+  result<void> check_options() const {
+    if (options_.ttl <= std::chrono::seconds{0})
+      return error{errc::invalid_argument, "session ttl must be positive, got " +
+                                               std::to_string(options_.ttl.count()) + "s"};
+    if (margin() >= options_.ttl)
+      return error{errc::invalid_argument, "session margin (" + std::to_string(margin().count()) +
+                                               "ms) must be shorter than the ttl"};
+    return {};
+  }
+
+  // The keepalive thread's first step after start_early(): sends the grant of
+  // the chosen id (counting `sending` down as it goes out, on a connected
+  // channel, so the caller's first write is behind it on the wire) and
+  // records its answer; false (the session lost) if it failed.
+  bool grant_chosen(std::latch& sending) {
+    lease_id id = 0;
+    time_point sent{};
+    {
+      std::lock_guard lock{mutex_};
+      id = lease_;
+      sent = clock_.now();
+      deadline_.emplace(sent, options_.ttl, margin());
+    }
+    bool counted = false;
+    auto sent_now = [&] {  // once: a grant sent again elsewhere does not count twice
+      if (!std::exchange(counted, true)) sending.count_down();
+    };
+    auto answer =
+        transport_.lease_grant(options_.ttl.count(), id, transport_.default_deadline(), sent_now);
+    sent_now();  // never sent (no endpoint answered): start_early() waits no longer
+    // Lost first: whoever granted() wakes finds the session lost already.
+    if (!answer)
+      lose("lease " + detail::lease_hex(id) + " grant failed: " + answer.error().message);
+    {
+      std::lock_guard lock{mutex_};
+      grant_pending_ = false;
+      if (answer && answer->ttl > options_.ttl.count())
+        deadline_.emplace(sent, std::chrono::seconds{answer->ttl}, margin());
+      if (!answer) grant_failure_ = answer.error();
+    }
+    granted_cv_.notify_all();
+    return static_cast<bool>(answer);
+  }
 
   void lose(std::string reason) {
     {
@@ -9565,6 +10179,9 @@ class basic_session {
   mutable std::mutex mutex_;
   lease_id lease_ = 0;
   std::optional<lease_deadline> deadline_;  // set by start()
+  bool grant_pending_ = false;              // start_early()'s grant unanswered
+  std::optional<error> grant_failure_;
+  mutable std::condition_variable granted_cv_;
   std::string lost_reason_;
   std::function<void(time_point)> deadline_moved_;
   bool closed_ = false;
@@ -9921,7 +10538,7 @@ class basic_cron {
 
   using fire_context = detail::cron_fire_context<session_type, clock_type, options>;
   fire_context context() {
-    return {transport_, lease_, clock_, options_, emit_, run_stop_.get_token()};
+    return {transport_, writes_, lease_, clock_, options_, emit_, run_stop_.get_token()};
   }
 
   /// Claim, run, record: the life of one tick on one daemon. The claim's
@@ -9938,7 +10555,7 @@ class basic_cron {
     }
     auto record = [&](const detail::run_record& r, revision gate) {
       won->session.reset();  // the run is over: a lost lease may be replaced now
-      return detail::record_result(transport_, job, *won, gate, r, result_stop_.get_token(),
+      return detail::record_result(writes_, job, *won, gate, r, result_stop_.get_token(),
                                    options_.backoff);
     };
     auto [result, written] = detail::run_gated(c, job, *won, local_runs_, record);
@@ -9955,6 +10572,7 @@ class basic_cron {
   }
 
   transport_type& transport_;
+  detail::txn_batcher<transport_type> writes_{transport_};  // claims and results: group commit
   options options_;
   [[no_unique_address]] clock_type clock_;
   std::mutex event_mutex_;

@@ -13951,8 +13951,10 @@ class grpc_connection {
 // messages. Plain field copies; the enums line up with etcd's by construction.
 
 
+#include <cstddef>
 #include <optional>
 #include <variant>
+#include <vector>
 
 namespace conch::detail {
 
@@ -14035,6 +14037,11 @@ inline void to_pb(const txn_request& t, pb::TxnRequest& out) {
   for (const auto& op : t.failure) to_pb(op, *out.add_failure());
 }
 
+/// Independent txns as the success ops of one txn with no compares.
+inline void to_pb(const std::vector<txn_request>& batch, pb::TxnRequest& out) {
+  for (const auto& t : batch) to_pb(t, *out.add_success()->mutable_request_txn());
+}
+
 inline range_response from_pb(const pb::RangeResponse& r) {
   range_response out;
   out.header_revision = r.header().revision();
@@ -14071,6 +14078,21 @@ inline txn_response from_pb(const pb::TxnResponse& r) {
       out.responses.emplace_back(from_pb(op.response_put()));
     else
       out.responses.emplace_back(from_pb(op.response_delete_range()));
+  }
+  return out;
+}
+
+/// The inner answers of a batch (see to_pb above), each with the batch's
+/// revision: etcd leaves nested headers empty. Empty if the shape is not a
+/// batch's.
+inline std::vector<txn_response> batch_from_pb(const pb::TxnResponse& r, std::size_t expected) {
+  std::vector<txn_response> out;
+  if (static_cast<std::size_t>(r.responses_size()) != expected) return out;
+  out.reserve(expected);
+  for (const auto& op : r.responses()) {
+    if (!op.has_response_txn()) return {};
+    out.push_back(from_pb(op.response_txn()));
+    out.back().header_revision = r.header().revision();
   }
   return out;
 }
@@ -14763,10 +14785,12 @@ class etcd_watch_stream {
 // ---- end conch/etcd/watch.hpp ----
 
 #include <chrono>
+#include <functional>
 #include <grpc/support/log.h>
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace conch {
 
@@ -14838,6 +14862,23 @@ class etcd_transport {
                  req.compares.empty() ? std::string() : req.compares.front().key, {});
   }
 
+  /// Independent txns as one write (conch::txn_batching): one txn with no
+  /// compares whose success ops are `batch`, so one raft entry and one
+  /// revision for all. Their answers in order, each with that revision. Fails
+  /// as a whole (errc::invalid_argument) if two of them write one key, or if
+  /// the txn count plus the widest txn's op count exceeds etcd's --max-txn-ops.
+  result<std::vector<txn_response>> txn_batch(const std::vector<txn_request>& batch, deadline d) {
+    detail::pb::TxnRequest in;
+    detail::to_pb(batch, in);
+    detail::pb::TxnResponse out;
+    auto r = unary<detail::pb::KV>(&detail::pb::KV::Stub::Txn, in, out, d, false);
+    if (!r) return named(result<std::vector<txn_response>>(std::move(r).error()), {}, {});
+    auto answers = detail::batch_from_pb(out, batch.size());
+    if (answers.size() != batch.size())
+      return error{errc::internal, endpoint() + ": a txn batch's answer does not match it"};
+    return answers;
+  }
+
   /// Discards history before `rev` (watches from earlier revisions then fail
   /// with errc::compacted).
   result<void> compact(revision rev, deadline d, bool physical = false) {
@@ -14849,10 +14890,26 @@ class etcd_transport {
   }
 
   result<lease_grant_response> lease_grant(std::int64_t ttl_seconds, deadline d) {
+    return lease_grant(ttl_seconds, 0, d);
+  }
+  /// Grants lease `id` (0: etcd chooses); an id in use is refused.
+  /// `sending`, if set, is called just before the request goes out on a
+  /// connected channel: a write that needs the lease, sent after that, is
+  /// most often applied after the grant (etcd serves the two concurrently).
+  result<lease_grant_response> lease_grant(std::int64_t ttl_seconds, lease_id id, deadline d,
+                                           const std::function<void()>& sending = {}) {
     detail::pb::LeaseGrantRequest in;
     in.set_ttl(ttl_seconds);
+    in.set_id(id);
     detail::pb::LeaseGrantResponse out;
-    auto r = unary<detail::pb::Lease>(&detail::pb::Lease::Stub::LeaseGrant, in, out, d, false);
+    auto r = conn_->unary(
+        [&](const std::shared_ptr<grpc::Channel>& ch, grpc::ClientContext& ctx) {
+          out.Clear();
+          auto stub = detail::pb::Lease::NewStub(ch);
+          if (sending) sending();
+          return stub->LeaseGrant(&ctx, in, &out);
+        },
+        d, false);
     if (!r) return std::move(r).error();
     if (!out.error().empty())
       return error{errc::internal, endpoint() + ": lease grant refused: " + out.error()};
@@ -14945,6 +15002,7 @@ class etcd_transport {
 };
 
 static_assert(transport<etcd_transport>, "etcd_transport must model conch::transport");
+static_assert(txn_batching<etcd_transport>, "etcd_transport sends txn batches");
 
 }  // namespace conch
 // ---- end conch/etcd/transport.hpp ----
