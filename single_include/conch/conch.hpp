@@ -9673,11 +9673,12 @@ class basic_session {
         if (lease_ != 0 || closed_)
           return error{errc::failed_precondition, "session already started"};
         lease_ = detail::random_lease_id();
-        deadline_.emplace(clock_.now(), options_.ttl, margin());
+        const time_point sent = clock_.now();  // no later than the grant's send
+        deadline_.emplace(sent, options_.ttl, margin());
         grant_pending_ = true;
-        auto keepalive = detail::start_thread([this, sending] {
+        auto keepalive = detail::start_thread([this, sending, sent] {
           loses_on_throw("keepalive", [&] {
-            if (grant_chosen(*sending)) keep_alive();
+            if (grant_chosen(*sending, sent)) keep_alive();
           });
         });
         if (!keepalive) {
@@ -9824,8 +9825,8 @@ class basic_session {
     // were told to stop above; joined below): closed_ is set, so neither
     // takes the revoke's deletions or a refused renewal for a loss.
     result<void> revoked{};
-    if (lease != 0) (void)granted();  // an early grant is answered before its revoke goes out
     if (lease != 0) {
+      (void)granted();  // an early grant is answered before its revoke goes out
       // A lost session's lease is gone or unreachable: do not wait long for it.
       const deadline d = lost() ? std::chrono::steady_clock::now() + std::chrono::milliseconds{500}
                                 : transport_.default_deadline();
@@ -9859,16 +9860,10 @@ class basic_session {
   // The keepalive thread's first step after start_early(): sends the grant of
   // the chosen id (counting `sending` down as it goes out, on a connected
   // channel, so the caller's first write is behind it on the wire) and
-  // records its answer; false (the session lost) if it failed.
-  bool grant_chosen(std::latch& sending) {
-    lease_id id = 0;
-    time_point sent{};
-    {
-      std::lock_guard lock{mutex_};
-      id = lease_;
-      sent = clock_.now();
-      deadline_.emplace(sent, options_.ttl, margin());
-    }
+  // records its answer; false (the session lost) if it failed. The local
+  // deadline already counts from `sent`, taken before the thread started.
+  bool grant_chosen(std::latch& sending, time_point sent) {
+    const lease_id id = lease();
     bool counted = false;
     auto sent_now = [&] {  // once: a grant sent again elsewhere does not count twice
       if (!std::exchange(counted, true)) sending.count_down();
