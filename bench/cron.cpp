@@ -99,7 +99,7 @@ lag_buckets lag_histogram(const std::string& text) {
   return out;
 }
 
-// The scraper beside the daemons: every 100 ms, each daemon's /metrics.
+// The scraper beside the daemons: every second, each daemon's /metrics.
 // Keeps the latest histogram per daemon and how long each scrape took.
 class lag_scraper {
  public:
@@ -137,7 +137,7 @@ class lag_scraper {
         took_.add(ms);
         latest_[i] = std::move(h);
       }
-      next += 100ms;
+      next += 1s;
       std::this_thread::sleep_until(next);
     }
   }
@@ -340,7 +340,7 @@ void measure_cron(context& ctx) {
     auto& took = scraper.took();
     ctx.check(!took.empty(), "cron: no conchd /metrics scrape succeeded");
     ctx.rows.push_back(
-        {"cron: tick start lag, scraped from conchd /metrics every 100 ms", bound(p50), bound(p99),
+        {"cron: tick start lag, scraped from conchd /metrics every second", bound(p50), bound(p99),
          std::to_string(took.size()) + " scrapes, " + std::to_string(scraper.failures()) +
              " failed, scrape p99 " + (took.empty() ? "n/a" : ms(took.p99())),
          bound(p99), fast ? "p99 ≤ 250 ms" : "—", fast && p99 >= 0 ? verdict(p99 <= 0.25) : "—"});
