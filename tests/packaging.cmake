@@ -60,10 +60,14 @@ foreach(name ${conch_single_header_tests})
     FIXTURES_REQUIRED single_header_${name} LABELS packaging TIMEOUT 120)
 endforeach()
 
+# The heavy builds (RESOURCE_LOCK conch_heavy_build) run one after another. Their COST
+# (about their seconds on two cores) makes ctest start that chain first, beside the other
+# tests, rather than leave it as a tail of its own on a run without timing history.
+
 # The drop-in as the README tells it: g++ and pkg-config on a copy of single_include/ alone.
 add_test(NAME packaging.single_header.drop_in COMMAND ${conch_packaging_dir}/drop-in ${PROJECT_SOURCE_DIR})
 set_tests_properties(packaging.single_header.drop_in PROPERTIES
-  LABELS packaging RESOURCE_LOCK conch_heavy_build TIMEOUT 900)
+  LABELS packaging RESOURCE_LOCK conch_heavy_build TIMEOUT 900 COST 40)
 
 # Generated code from another protobuf (or gRPC) is one static_assert naming the protoc it
 # came from and how to regenerate; the fake headers under fake_versions/ stand in for them.
@@ -85,7 +89,7 @@ foreach(mode find_package add_subdirectory fetch_content)
                    ${CMAKE_BINARY_DIR}/packaging/${mode} -- ${conch_consumer_args})
   # Each configures and compiles a project of its own: one at a time is plenty on a small machine.
   set_tests_properties(packaging.consume.${mode} PROPERTIES
-    LABELS packaging RESOURCE_LOCK conch_heavy_build TIMEOUT 900)
+    LABELS packaging RESOURCE_LOCK conch_heavy_build TIMEOUT 900 COST 30)
 endforeach()
 
 # --- Bazel: the second build system is checked on every test run, so the two cannot drift.
@@ -93,7 +97,7 @@ find_program(CONCH_BAZEL bazel)
 if(CONCH_BAZEL AND EXISTS ${PROJECT_SOURCE_DIR}/scripts/bazel-check)
   add_test(NAME packaging.bazel COMMAND ${PROJECT_SOURCE_DIR}/scripts/bazel-check)
   set_tests_properties(packaging.bazel PROPERTIES
-    LABELS packaging RESOURCE_LOCK conch_heavy_build TIMEOUT 3600)
+    LABELS packaging RESOURCE_LOCK conch_heavy_build TIMEOUT 3600 COST 240)
 endif()
 set_tests_properties(packaging.amalgamate.check packaging.amalgamate.self_test PROPERTIES
   LABELS packaging)
@@ -105,6 +109,6 @@ if(CONCH_DPKG_DEB AND CONCH_INSTALL AND CONCH_BUILD_EXAMPLES)
            COMMAND ${conch_packaging_dir}/deb ${PROJECT_SOURCE_DIR} ${CMAKE_BINARY_DIR}
                    ${CMAKE_BINARY_DIR}/packaging/deb -- ${conch_consumer_args})
   set_tests_properties(packaging.deb PROPERTIES
-    LABELS packaging RESOURCE_LOCK conch_heavy_build TIMEOUT 900
+    LABELS packaging RESOURCE_LOCK conch_heavy_build TIMEOUT 900 COST 20
     ENVIRONMENT "CONCH_EXPECT_MAN=${CONCH_MAN_PAGE_NAMES};CONCH_EXPECT_COMPLETION=usr/share/bash-completion/completions/conch usr/share/bash-completion/completions/conchd usr/share/zsh/vendor-completions/_conch")
 endif()
