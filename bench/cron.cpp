@@ -7,6 +7,7 @@
 #include "conch/logic/time_format.hpp"
 
 #include "bench.hpp"
+#include "support/etcd_harness_process.hpp"
 
 #include <chrono>
 #include <cstdio>
@@ -15,13 +16,11 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <netinet/in.h>
 #include <optional>
 #include <set>
 #include <sstream>
 #include <stdexcept>
 #include <string>
-#include <sys/socket.h>
 #include <thread>
 #include <unistd.h>
 #include <vector>
@@ -65,21 +64,6 @@ void replay_puts(etcd_transport& t, const std::string& dir, revision from, F on_
     for (const auto& e : batch->events)
       if (e.type == watch_event::kind::put) on_put(e.kv);
   }
-}
-
-// A free TCP port on the loopback (the kernel's pick; free again at once).
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  int port = -1;
-  if (fd >= 0 && ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0)
-    port = ntohs(addr.sin_port);
-  if (fd >= 0) ::close(fd);
-  return port;
 }
 
 // The start-lag histogram of one /metrics text: cumulative count per bound.
@@ -208,7 +192,7 @@ void measure_cron(context& ctx) {
   std::vector<std::unique_ptr<process>> daemons(3);
   std::vector<int> ports;
   for (std::size_t i = 0; i < daemons.size(); ++i) {
-    ports.push_back(free_port());
+    ports.push_back(test::harness_detail::free_loopback_port());
     const std::string log = ctx.tmp / ("conchd-" + std::to_string(i) + ".log");
     for (int attempt = 1;; ++attempt) {
       std::filesystem::remove(log);

@@ -5,166 +5,39 @@
 #include "conch/logic/hex.hpp"
 #include "conch/process/group.hpp"
 
+#include "support/conch_process.hpp"
 #include "support/etcd_harness.hpp"
 
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <csignal>
-#include <cstdlib>
-#include <fcntl.h>
 #include <filesystem>
 #include <fstream>
-#include <functional>
 #include <netinet/in.h>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <regex>
-#include <spawn.h>
 #include <sstream>
 #include <string>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
 #include <vector>
 
 using namespace std::chrono_literals;
 using clk = std::chrono::steady_clock;
-
-extern char** environ;
+using conch::test::await;
+using conch::test::conch_run;
+using conch::test::line_from;
+using conch::test::lines_of;
+using conch::test::slurp;
+using conch::test::temp_dir;
 
 namespace {
 
-std::string conch_bin() {
-  if (const char* e = std::getenv("CONCH_TEST_BIN")) return e;  // to run against another build
-  return std::string(CONCH_BIN_DIR) + "/conch";
-}
-
-bool await(const std::function<bool()>& cond, std::chrono::milliseconds limit = 15s) {
-  auto until = clk::now() + limit;
-  while (clk::now() < until) {
-    if (cond()) return true;
-    std::this_thread::sleep_for(10ms);
-  }
-  return cond();
-}
-
-std::string slurp(const std::string& path) {
-  std::ifstream f(path);
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
-
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> out;
-  std::stringstream s(text);
-  for (std::string l; std::getline(s, l);) out.push_back(l);
-  return out;
-}
-
 bool exists(const std::string& path) { return std::filesystem::exists(path); }
 
-struct temp_dir {
-  std::string path;
-  temp_dir() {
-    std::string t = (std::filesystem::temp_directory_path() / "conch-elect-XXXXXX").string();
-    REQUIRE(::mkdtemp(t.data()) != nullptr);
-    path = t;
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-  std::string operator/(const std::string& name) const { return path + "/" + name; }
-};
-
-/// A complete line a child wrote to `path` (waits for it).
-std::string line_from(const std::string& path, std::chrono::milliseconds limit = 15s) {
-  std::string s;
-  REQUIRE(await(
-      [&] {
-        s = slurp(path);
-        return !s.empty() && s.back() == '\n';
-      },
-      limit));
-  return s.substr(0, s.find('\n'));
-}
 pid_t pid_from(const std::string& path) { return static_cast<pid_t>(std::stol(line_from(path))); }
-
-/// The exit code a shell would report for a wait status.
-int code_of(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status); }
-
-/// One `conch` process: stdout and stderr go to files; stopped by pid on scope exit.
-class conch_run {
- public:
-  conch_run(const temp_dir& dir, const std::string& tag, std::vector<std::string> args,
-            std::vector<std::string> env = {})
-      : out_(dir / (tag + ".out")), err_(dir / (tag + ".err")) {
-    std::vector<std::string> argv{conch_bin()};
-    argv.insert(argv.end(), args.begin(), args.end());
-    std::vector<std::string> envs;
-    for (char** e = environ; *e; ++e) {
-      std::string_view v(*e);
-      if (!v.starts_with("CONCH_")) envs.emplace_back(v);
-    }
-    envs.insert(envs.end(), env.begin(), env.end());
-    std::vector<char*> a, e;
-    for (auto& s : argv) a.push_back(s.data());
-    a.push_back(nullptr);
-    for (auto& s : envs) e.push_back(s.data());
-    e.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, out_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&fa, 2, err_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawnattr_t at;
-    posix_spawnattr_init(&at);
-    sigset_t none, all;
-    sigemptyset(&none);
-    sigfillset(&all);
-    posix_spawnattr_setsigmask(&at, &none);
-    posix_spawnattr_setsigdefault(&at, &all);
-    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-    int rc = ::posix_spawn(&pid_, a[0], &fa, &at, a.data(), e.data());
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&at);
-    REQUIRE(rc == 0);
-  }
-  conch_run(const conch_run&) = delete;
-  conch_run& operator=(const conch_run&) = delete;
-  ~conch_run() {
-    if (done_) return;
-    ::kill(pid_, SIGCONT);
-    ::kill(pid_, SIGTERM);  // the wrapper stops its child and releases
-    if (!wait(10s)) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
-  }
-
-  pid_t pid() const { return pid_; }
-  /// The exit code once the process ended within `limit`.
-  std::optional<int> wait(std::chrono::milliseconds limit = 20s) {
-    if (done_) return code_;
-    int status = 0;
-    if (!await([&] { return ::waitpid(pid_, &status, WNOHANG) == pid_; }, limit))
-      return std::nullopt;
-    done_ = true;
-    code_ = code_of(status);
-    return code_;
-  }
-  void signal(int sig) const { ::kill(pid_, sig); }
-  std::string out() const { return slurp(out_); }
-  std::string err() const { return slurp(err_); }
-
- private:
-  std::string out_, err_;
-  pid_t pid_ = -1;
-  bool done_ = false;
-  int code_ = -1;
-};
 
 /// Environment for a run against the shared etcd under `prefix`.
 std::vector<std::string> env_for(const std::string& prefix) {

@@ -4,6 +4,7 @@
 #include "conch/etcd.hpp"
 #include "conch/policies/default_policies.hpp"
 
+#include "support/catch_result.hpp"
 #include "support/etcd_harness.hpp"
 #include "support/eventually.hpp"
 
@@ -14,17 +15,6 @@
 #include <mutex>
 #include <thread>
 #include <vector>
-
-// Failed checks on a result show its error.
-namespace Catch {
-template <class T>
-struct StringMaker<conch::result<T>> {
-  static std::string convert(const conch::result<T>& r) {
-    return r ? std::string("ok")
-             : std::string(conch::to_string(r.error().code)) + ": " + r.error().message;
-  }
-};
-}  // namespace Catch
 
 using namespace std::chrono_literals;
 using conch::errc;

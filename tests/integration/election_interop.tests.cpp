@@ -5,6 +5,7 @@
 #include "conch/logic/records.hpp"
 #include "conch/policies/default_policies.hpp"
 
+#include "support/catch_result.hpp"
 #include "support/etcd_harness.hpp"
 #include "support/eventually.hpp"
 
@@ -21,17 +22,6 @@
 #include <thread>
 #include <unistd.h>
 #include <vector>
-
-// Failed checks on a result show its error.
-namespace Catch {
-template <class T>
-struct StringMaker<conch::result<T>> {
-  static std::string convert(const conch::result<T>& r) {
-    return r ? std::string("ok")
-             : std::string(conch::to_string(r.error().code)) + ": " + r.error().message;
-  }
-};
-}  // namespace Catch
 
 extern char** environ;
 

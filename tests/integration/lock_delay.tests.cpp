@@ -11,6 +11,7 @@
 #include "conch/policies/default_policies.hpp"
 #include "conch/semaphore.hpp"
 
+#include "support/catch_result.hpp"
 #include "support/etcd_harness.hpp"
 #include "support/eventually.hpp"
 
@@ -20,16 +21,6 @@
 #include <future>
 #include <memory>
 #include <string>
-
-namespace Catch {
-template <class T>
-struct StringMaker<conch::result<T>> {
-  static std::string convert(const conch::result<T>& r) {
-    return r ? std::string("ok")
-             : std::string(conch::to_string(r.error().code)) + ": " + r.error().message;
-  }
-};
-}  // namespace Catch
 
 using namespace std::chrono_literals;
 using conch::errc;

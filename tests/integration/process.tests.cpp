@@ -12,6 +12,8 @@
 #include "conch/process/supervise.hpp"
 #include "conch/process/watchdog.hpp"
 
+#include "support/conch_process.hpp"
+
 #include <algorithm>
 #include <atomic>
 #include <catch2/catch.hpp>
@@ -39,6 +41,7 @@ using namespace std::chrono_literals;
 namespace proc = conch::process;
 using conch::detail::child_status;
 using clk = std::chrono::steady_clock;
+using conch::test::slurp;
 
 namespace {
 
@@ -73,19 +76,7 @@ struct temp_dir {
 
 /// Waits (bounded) for `cond`; true if it held in time.
 bool await(const std::function<bool()>& cond, std::chrono::milliseconds limit = 10s) {
-  auto until = clk::now() + limit;
-  while (clk::now() < until) {
-    if (cond()) return true;
-    std::this_thread::sleep_for(10ms);
-  }
-  return cond();
-}
-
-std::string slurp(const std::string& path) {
-  std::ifstream f(path);
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
+  return conch::test::await(cond, limit);
 }
 
 /// Reads a pid the child wrote to `path` (waits for it to appear).
@@ -135,6 +126,51 @@ struct kill_on_exit {
   ~kill_on_exit() {
     if (pid > 0) ::kill(group ? -pid : pid, SIGKILL);
   }
+};
+
+/// A watchdog for one test (it must start), killed when the test ends.
+struct test_watchdog {
+  conch::result<proc::watchdog> wd;
+  kill_on_exit cleanup;
+  explicit test_watchdog(proc::watchdog::options opt)
+      : wd(proc::watchdog::spawn("/proc/self/exe", opt)), cleanup{wd ? wd->pid() : 0} {
+    REQUIRE(wd);
+  }
+  proc::watchdog* operator->() { return &*wd; }
+  proc::watchdog& operator*() { return *wd; }
+};
+
+/// A claim's local deadline, moved by the test the way renewals move a
+/// session's: attach() makes it the claim's; move_to() moves it and tells the
+/// supervisor, if it registered for moves.
+class movable_deadline {
+ public:
+  explicit movable_deadline(clk::time_point d) : deadline_(d) {}
+  void attach(conch::process::held_claim& claim) {
+    claim.local_deadline = [this] {
+      std::lock_guard lock{m_};
+      return deadline_;
+    };
+    claim.on_deadline_moved = [this](std::function<void()> f) {
+      std::lock_guard lock{m_};
+      told_ = std::move(f);
+    };
+  }
+  void move_to(clk::time_point d) {
+    std::lock_guard lock{m_};
+    deadline_ = d;
+    if (told_) told_();
+  }
+  /// Whether the supervisor is registered for moves.
+  bool registered() {
+    std::lock_guard lock{m_};
+    return static_cast<bool>(told_);
+  }
+
+ private:
+  std::mutex m_;
+  clk::time_point deadline_;
+  std::function<void()> told_;
 };
 
 }  // namespace
@@ -443,9 +479,7 @@ std::optional<proc::child> spawn_with_pid(pid_t pid, const proc::spawn_options& 
 TEST_CASE("watchdog: the child runs only once the watchdog watches it",
           "[process][watchdog][gate]") {
   temp_dir dir;
-  auto wd = proc::watchdog::spawn("/proc/self/exe", {.kill_after = 500ms});
-  REQUIRE(wd);
-  kill_on_exit watchdog_cleanup{wd->pid()};
+  test_watchdog wd{{.kill_after = 500ms}};
   ::kill(wd->pid(), SIGSTOP);  // it can open no gate now
   conch::process::held_claim claim;
   claim.local_deadline = [] { return clk::now() + 10s; };
@@ -470,9 +504,7 @@ TEST_CASE("watchdog: the child runs only once the watchdog watches it",
 TEST_CASE("watchdog: a child whose watchdog dies before it opens the launch gate never runs",
           "[process][watchdog][gate]") {
   temp_dir dir;
-  auto wd = proc::watchdog::spawn("/proc/self/exe", {.kill_after = 500ms});
-  REQUIRE(wd);
-  kill_on_exit watchdog_cleanup{wd->pid()};
+  test_watchdog wd{{.kill_after = 500ms}};
   const std::string ran = dir.file("ran");
   auto c = proc::spawn({.argv = {"sh", "-c", "echo ran > \"$1\"", "sh", ran}, .gated = true});
   REQUIRE(c);
@@ -489,7 +521,7 @@ TEST_CASE("watchdog: a child whose watchdog dies before it opens the launch gate
 
   // Later children find it gone at once, and never run either.
   REQUIRE(::waitpid(wd->pid(), nullptr, 0) == wd->pid());
-  watchdog_cleanup.pid = 0;
+  wd.cleanup.pid = 0;
   auto later = proc::spawn({.argv = {"sh", "-c", "echo ran > \"$1\"", "sh", ran}, .gated = true});
   REQUIRE(later);
   auto w = wd->watch_and_release(*later, clk::now() + 10s);
@@ -511,9 +543,7 @@ TEST_CASE("watchdog: a child whose watchdog dies before it opens the launch gate
 TEST_CASE("watchdog: with a frozen watchdog's queue full, a start fails after watch_wait, unrun",
           "[process][watchdog][gate]") {
   temp_dir dir;
-  auto wd = proc::watchdog::spawn("/proc/self/exe", {.kill_after = 500ms, .watch_wait = 200ms});
-  REQUIRE(wd);
-  kill_on_exit watchdog_cleanup{wd->pid()};
+  test_watchdog wd{{.kill_after = 500ms, .watch_wait = 200ms}};
   auto sleeper = proc::spawn({.argv = {"sleep", "60"}});
   REQUIRE(sleeper);
   REQUIRE(::kill(wd->pid(), SIGSTOP) == 0);
@@ -538,9 +568,7 @@ TEST_CASE("watchdog: with a frozen watchdog's queue full, a start fails after wa
 TEST_CASE("supervise: a watchdog killed before it releases the child: nothing runs, exit 69",
           "[supervise][watchdog][gate]") {
   temp_dir dir;
-  auto wd = proc::watchdog::spawn("/proc/self/exe", {.kill_after = 500ms});
-  REQUIRE(wd);
-  kill_on_exit watchdog_cleanup{wd->pid()};
+  test_watchdog wd{{.kill_after = 500ms}};
   REQUIRE(::kill(wd->pid(), SIGSTOP) == 0);
   conch::process::held_claim claim;
   claim.local_deadline = [] { return clk::now() + 10s; };
@@ -667,22 +695,11 @@ TEST_CASE("supervise: loss -> SIGTERM to the group, SIGKILL after kill-after, ex
 TEST_CASE("supervise: each move of the local deadline renews the watchdog at once",
           "[supervise][watchdog]") {
   temp_dir dir;
-  auto wd = proc::watchdog::spawn("/proc/self/exe", {.kill_after = 100ms});
-  REQUIRE(wd);
-  kill_on_exit watchdog_cleanup{wd->pid()};
-  std::mutex m;
-  auto deadline = clk::now() + 1500ms;
-  const auto first_deadline = deadline;
-  std::function<void()> told;
+  test_watchdog wd{{.kill_after = 100ms}};
+  const auto first_deadline = clk::now() + 1500ms;
+  movable_deadline deadline{first_deadline};
   conch::process::held_claim claim;
-  claim.local_deadline = [&] {
-    std::lock_guard lock{m};
-    return deadline;
-  };
-  claim.on_deadline_moved = [&](std::function<void()> f) {
-    std::lock_guard lock{m};
-    told = std::move(f);
-  };
+  deadline.attach(claim);
   std::stop_source stop;
   const std::string started = dir.file("started");
   supervise_outcome out;
@@ -700,12 +717,8 @@ TEST_CASE("supervise: each move of the local deadline renews the watchdog at onc
   REQUIRE(await([&] { return std::filesystem::exists(started); }));
   const pid_t child = pid_from(started);
   kill_on_exit child_cleanup{child};
-  {
-    std::lock_guard lock{m};
-    deadline = clk::now() + 60s;  // a keepalive was acknowledged
-    REQUIRE(told);
-    told();
-  }
+  REQUIRE(deadline.registered());
+  deadline.move_to(clk::now() + 60s);  // a keepalive was acknowledged
   // Past the first deadline and its kill-after, the watchdog has left the child alone.
   std::this_thread::sleep_until(first_deadline + 100ms + 1s);
   CHECK(proc::process_alive(child));
@@ -713,8 +726,7 @@ TEST_CASE("supervise: each move of the local deadline renews the watchdog at onc
   wrapper.join();
   CHECK(out.how == supervise_outcome::ending::stopped);
   CHECK(out.starts == 1);
-  std::lock_guard lock{m};
-  CHECK_FALSE(told);  // unregistered when the run ended
+  CHECK_FALSE(deadline.registered());  // unregistered when the run ended
 }
 
 TEST_CASE(
@@ -722,24 +734,10 @@ TEST_CASE(
     "once a renewal moves it ahead",
     "[supervise]") {
   temp_dir dir;
-  std::mutex m;
-  auto deadline = clk::now() + 60s;
-  std::function<void()> told;
+  movable_deadline deadline{clk::now() + 60s};
   std::stop_source lost;
   conch::process::held_claim claim{.lost = lost.get_token()};
-  claim.local_deadline = [&] {
-    std::lock_guard lock{m};
-    return deadline;
-  };
-  claim.on_deadline_moved = [&](std::function<void()> f) {
-    std::lock_guard lock{m};
-    told = std::move(f);
-  };
-  auto move_deadline = [&](clk::time_point d) {
-    std::lock_guard lock{m};
-    deadline = d;
-    if (told) told();
-  };
+  deadline.attach(claim);
   const std::string starts = dir.file("starts");
   supervise_outcome out;
   std::jthread wrapper([&] {
@@ -755,11 +753,11 @@ TEST_CASE(
   };
   REQUIRE(await([&] { return started() == 1; }));
   const pid_t first = pid_from(starts);
-  move_deadline(clk::now());  // passed, with no answer yet
+  deadline.move_to(clk::now());  // passed, with no answer yet
   // The whole group stops, and nothing starts while the deadline is behind us.
   REQUIRE(await([&] { return proc::live_members(first) == 0; }));
   CHECK(started() == 1);
-  move_deadline(clk::now() + 60s);  // a renewal was acknowledged
+  deadline.move_to(clk::now() + 60s);  // a renewal was acknowledged
   REQUIRE(await([&] { return started() == 2; }));
   lost.request_stop();  // and now the claim is lost for good
   wrapper.join();

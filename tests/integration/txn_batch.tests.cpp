@@ -111,6 +111,18 @@ void await_queued(const B& b, std::size_t n) {
   }
 }
 
+/// Closes the gate and sends a first txn (creating `key`) from a thread of its
+/// own; returns once the gate holds it, so the txns sent next queue behind it.
+std::jthread hold_first(gated_transport& gated,
+                        conch::detail::txn_batcher<gated_transport>& batcher,
+                        const std::string& key) {
+  gated.close();
+  std::jthread first{
+      [&batcher, key] { (void)batcher.txn(put_if_absent(key, "1"), batcher.default_deadline()); }};
+  gated.await_held();
+  return first;
+}
+
 }  // namespace
 
 TEST_CASE("txn_batch: independent txns in one write, each answered on its own") {
@@ -233,10 +245,7 @@ TEST_CASE("batcher: two txns that write one key go in separate batches, one wins
   const auto p = conch::test::unique_prefix();
   gated_transport gated{etcd};
   conch::detail::txn_batcher<gated_transport> batcher{gated};
-  gated.close();
-  std::jthread first{
-      [&] { (void)batcher.txn(put_if_absent(p + "x", "1"), batcher.default_deadline()); }};
-  gated.await_held();
+  auto first = hold_first(gated, batcher, p + "x");
   std::vector<conch::result<conch::txn_response>> got(3, conch::error{errc::internal, "unset"});
   std::vector<std::jthread> queued;
   for (int i = 0; i < 3; ++i) {
@@ -263,10 +272,7 @@ TEST_CASE("batcher: a batch etcd refuses for one txn still answers the others tr
   REQUIRE(etcd.put({.key = p + "taken", .value = "pre"}, etcd.default_deadline()));
   gated_transport gated{etcd};
   conch::detail::txn_batcher<gated_transport> batcher{gated};
-  gated.close();
-  std::jthread first{
-      [&] { (void)batcher.txn(put_if_absent(p + "first", "1"), batcher.default_deadline()); }};
-  gated.await_held();
+  auto first = hold_first(gated, batcher, p + "first");
   const std::vector<conch::txn_request> txns{
       put_if_absent(p + "a", "1"), put_if_absent(p + "bad", "1", 0x7eadbeef),  // no such lease
       put_if_absent(p + "taken", "1"), put_if_absent(p + "b", "1")};
@@ -299,10 +305,7 @@ TEST_CASE("batcher: a caller whose deadline passes while queued is answered unse
   const auto p = conch::test::unique_prefix();
   gated_transport gated{etcd};
   conch::detail::txn_batcher<gated_transport> batcher{gated};
-  gated.close();
-  std::jthread first{
-      [&] { (void)batcher.txn(put_if_absent(p + "first", "1"), batcher.default_deadline()); }};
-  gated.await_held();
+  auto first = hold_first(gated, batcher, p + "first");
   auto late = batcher.txn(put_if_absent(p + "late", "1"), std::chrono::steady_clock::now() + 50ms);
   REQUIRE_FALSE(late);
   CHECK(late.error().code == errc::timed_out);

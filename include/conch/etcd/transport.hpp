@@ -144,14 +144,8 @@ class etcd_transport {
     in.set_ttl(ttl_seconds);
     in.set_id(id);
     detail::pb::LeaseGrantResponse out;
-    auto r = conn_->unary(
-        [&](const std::shared_ptr<grpc::Channel>& ch, grpc::ClientContext& ctx) {
-          out.Clear();
-          auto stub = detail::pb::Lease::NewStub(ch);
-          if (sending) sending();
-          return stub->LeaseGrant(&ctx, in, &out);
-        },
-        d, false);
+    auto r =
+        unary<detail::pb::Lease>(&detail::pb::Lease::Stub::LeaseGrant, in, out, d, false, sending);
     if (!r) return std::move(r).error();
     if (!out.error().empty())
       return error{errc::internal, endpoint() + ": lease grant refused: " + out.error()};
@@ -213,12 +207,17 @@ class etcd_transport {
     return e;
   }
 
+  // One call of `method` on Service (see grpc_connection::unary); `sending`,
+  // if set, is called on each attempt just before the request goes out on a
+  // connected channel.
   template <class Service, class Method, class In, class Out>
-  result<void> unary(Method method, const In& in, Out& out, deadline d, bool idempotent) {
+  result<void> unary(Method method, const In& in, Out& out, deadline d, bool idempotent,
+                     const std::function<void()>& sending = {}) {
     return conn_->unary(
         [&](const std::shared_ptr<grpc::Channel>& ch, grpc::ClientContext& ctx) {
           out.Clear();
           auto stub = Service::NewStub(ch);
+          if (sending) sending();
           return ((*stub).*method)(&ctx, in, &out);
         },
         d, idempotent);

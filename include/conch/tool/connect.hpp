@@ -54,6 +54,21 @@ inline int require_etcd(etcd_transport& etcd, const common_options& o, std::stri
   return 0;
 }
 
+/// Starts a holding tool's session early (basic_session::start_early): the
+/// grant then overlaps the acquire's first write. 0 once under way; otherwise
+/// prints why and returns 69, a failed grant (the first call to fail when
+/// etcd is unreachable) reported as a ping's failure would be.
+template <class Session>
+int start_session_early(Session& session, const common_options& o, std::string_view program) {
+  auto s = session.start_early();
+  if (s) return 0;
+  if (s.error().code == errc::invalid_argument) {
+    std::cerr << program << ": cannot start a session: " << s.error().message << "\n";
+    return exit_code::unavailable;
+  }
+  return etcd_unavailable(s.error(), o, program);
+}
+
 /// The transport of a holding tool (conch elect, conch sema): it lives as
 /// long as the process, whose main ends with leave(), so the gRPC channel is
 /// never torn down — a teardown that waits on gRPC's threads, for nothing

@@ -311,9 +311,7 @@ inline void add_cron_rm(command_line& cron) {
       "Delete job NAME.\n\n"
       "Delete job NAME: no further ticks. A run in flight finishes and records its result;\n"
       "the job's history stays until pruned. Exits 1 if there is no such job.",
-      [](const command_line& p, const std::string& job, const common_options& o) {
-        return cron_rm_run(p, job, o);
-      });
+      cron_rm_run);
 }
 
 inline void add_cron_ls(command_line& cron) {
@@ -357,9 +355,7 @@ inline void add_cron_run_now(command_line& cron) {
       "once, and 'conch cron ls' lists it under its own id, marked (cron run). The job's\n"
       "concurrency policy and timeout apply. A daemon that sees the request more than a\n"
       "minute late leaves it alone. Exits 1 if there is no such job.",
-      [](const command_line& p, const std::string& job, const common_options& o) {
-        return cron_run_now(p, job, o);
-      });
+      cron_run_now);
 }
 
 /// Declares `conch cron add|ls|rm|pause|resume|run` under `conch` (see tool/conch.hpp).

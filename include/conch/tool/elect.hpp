@@ -77,12 +77,8 @@ struct elect_flags {
     if (o.name.empty()) return usage_error(p, "NAME must not be empty");
     if (auto code = metrics->finish(p, o.metrics)) return *code;
     if (timeout.count() >= 0) o.timeout = timeout;
-    auto c = common.finish();
-    if (!c) return usage_error(p, c.error().message);
-    o.common = std::move(*c);
-    auto d = lock_delay->finish(o.common.ttl, o.common.kill_after);
-    if (!d) return usage_error(p, d.error().message);
-    o.lock_delay = *d;
+    if (auto done = finish_holding_flags(common, *lock_delay, o.common, o.lock_delay); !done)
+      return usage_error(p, done.error().message);
     return o;
   }
 };
@@ -142,16 +138,9 @@ inline int elect_run(const elect_options& o, process::signal_inbox& inbox) {
   // if a renewal within one more TTL proves the lease (and the office) kept.
   if (o.restart.enabled) session_options.ride_through = o.common.ttl;
   basic_session<> session{etcd, session_options};
-  // The grant overlaps the acquire's first write; its failure (the first
-  // call to fail when etcd is unreachable) is reported as a ping's would be.
+  if (int code = start_session_early(session, o.common, "conch elect")) return code;
+  // A failed grant is reported as start_session_early() reports it.
   auto grant_failed = [&o](const error& e) { return etcd_unavailable(e, o.common, "conch elect"); };
-  if (auto s = session.start_early(); !s) {
-    if (s.error().code == errc::invalid_argument) {
-      std::cerr << "conch elect: cannot start a session: " << s.error().message << "\n";
-      return exit_code::unavailable;
-    }
-    return grant_failed(s.error());
-  }
   basic_election<> office{session, o.common.prefix, o.name};
   office_recipe recipe{office, session, o, holder_json(o.name, session.lease(), o.argv)};
   wrapper_ops ops;

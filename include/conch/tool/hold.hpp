@@ -22,6 +22,7 @@
 #include "conch/process/supervise.hpp"
 #include "conch/process/watchdog.hpp"
 #include "conch/result.hpp"
+#include "conch/tool/common.hpp"
 #include "conch/tool/flags.hpp"
 
 #include <atomic>
@@ -140,6 +141,20 @@ struct lock_delay_flag {
     return *d;
   }
 };
+
+/// Finishes the flags every holding tool has: the common ones into `common`,
+/// then --lock-delay into `delay` (its auto value depends on --ttl and
+/// --kill-after). An error names the flag.
+inline result<void> finish_holding_flags(common_flags& flags, const lock_delay_flag& lock_delay,
+                                         common_options& common, std::chrono::milliseconds& delay) {
+  auto c = flags.finish();
+  if (!c) return std::move(c).error();
+  common = std::move(*c);
+  auto d = lock_delay.finish(common.ttl, common.kill_after);
+  if (!d) return std::move(d).error();
+  delay = *d;
+  return {};
+}
 
 struct hold_options {
   /// Prefixes diagnostics ("conch elect").

@@ -79,12 +79,8 @@ struct sema_flags {
     if (max == 0) return usage_error(p, "--max N is required (the number of slots)");
     o.max = static_cast<int>(max);
     if (timeout.count() >= 0) o.timeout = timeout;
-    auto c = common.finish();
-    if (!c) return usage_error(p, c.error().message);
-    o.common = std::move(*c);
-    auto d = lock_delay->finish(o.common.ttl, o.common.kill_after);
-    if (!d) return usage_error(p, d.error().message);
-    o.lock_delay = *d;
+    if (auto done = finish_holding_flags(common, *lock_delay, o.common, o.lock_delay); !done)
+      return usage_error(p, done.error().message);
     return o;
   }
 };
@@ -183,16 +179,9 @@ inline int sema_run(const sema_options& o, process::signal_inbox& inbox) {
   basic_session<>::options session_options;
   session_options.ttl = o.common.ttl;
   basic_session<> session{etcd, session_options};
-  // The grant overlaps the acquire's first write; its failure (the first
-  // call to fail when etcd is unreachable) is reported as a ping's would be.
+  if (int code = start_session_early(session, o.common, "conch sema")) return code;
+  // A failed grant is reported as start_session_early() reports it.
   auto grant_failed = [&o](const error& e) { return etcd_unavailable(e, o.common, "conch sema"); };
-  if (auto s = session.start_early(); !s) {
-    if (s.error().code == errc::invalid_argument) {
-      std::cerr << "conch sema: cannot start a session: " << s.error().message << "\n";
-      return exit_code::unavailable;
-    }
-    return grant_failed(s.error());
-  }
   basic_semaphore<> semaphore{session, o.common.prefix, o.name, o.max};
   slot_recipe recipe{semaphore, session, o};
   wrapper_ops ops;
