@@ -14548,30 +14548,9 @@ class etcd_watch_stream {
       return b;
     }
     for (;;) {
-      if (s.done) return *s.done;
-      if (s.wire.cancelled()) return error{errc::cancelled, "watch cancelled"};
-      if (s.wire.idle() && !s.retry_pending) {
-        if (auto opened = open(d); !opened) {
-          if (opened.error().code == errc::timed_out) return opened.error();
-          if (!retryable(opened.error().code)) return *(s.done = opened.error());
-          schedule_retry();
-        }
-      }
-      switch (s.wire.wait(d)) {
-        case duplex::event::timeout:
-          return error{errc::timed_out, "no watch event before the deadline"};
-        case duplex::event::alarm:
-          s.retry_pending = false;
-          break;
-        case duplex::event::idle:
-          break;
-        case duplex::event::message:
-          if (auto batch = on_message(s.wire.message())) return std::move(*batch);
-          break;
-        case duplex::event::finished:
-          on_finished();
-          break;
-      }
+      auto got = turn(d, "no watch event before the deadline");
+      if (!got) return std::move(got).error();
+      if (*got) return std::move(**got);
     }
   }
 
@@ -14585,31 +14564,10 @@ class etcd_watch_stream {
     if (!s_) return error{errc::cancelled, "watch moved from"};
     state& s = *s_;
     while (!s.created) {
-      if (s.done) return *s.done;
-      if (s.wire.cancelled()) return error{errc::cancelled, "watch cancelled"};
-      if (s.wire.idle() && !s.retry_pending) {
-        if (auto opened = open(d); !opened) {
-          if (opened.error().code == errc::timed_out) return opened.error();
-          if (!retryable(opened.error().code)) return *(s.done = opened.error());
-          schedule_retry();
-        }
-      }
-      switch (s.wire.wait(d)) {
-        case duplex::event::timeout:
-          return error{errc::timed_out, "watch not created before the deadline"};
-        case duplex::event::alarm:
-          s.retry_pending = false;
-          break;
-        case duplex::event::idle:
-          break;
-        case duplex::event::message:
-          if (auto batch = on_message(s.wire.message()); batch && !batch->events.empty())
-            s.early.push_back(std::move(*batch));  // cannot happen before created; kept anyway
-          break;
-        case duplex::event::finished:
-          on_finished();
-          break;
-      }
+      auto got = turn(d, "watch not created before the deadline");
+      if (!got) return std::move(got).error();
+      if (*got && !(*got)->events.empty())
+        s.early.push_back(std::move(**got));  // cannot happen before created; kept anyway
     }
     return s.next_rev - 1;
   }
@@ -14651,6 +14609,37 @@ class etcd_watch_stream {
   static bool retryable(errc c) {
     return c == errc::unavailable || c == errc::internal || c == errc::cancelled ||
            c == errc::timed_out;
+  }
+
+  // One turn of next()'s and start()'s wait: (re)opens the stream when it is
+  // idle, then waits until `d` for one event. A batch that arrived, none yet,
+  // or the error that ends the wait (`waiting` says what timed out).
+  result<std::optional<watch_batch>> turn(deadline d, const char* waiting) {
+    state& s = *s_;
+    if (s.done) return *s.done;
+    if (s.wire.cancelled()) return error{errc::cancelled, "watch cancelled"};
+    if (s.wire.idle() && !s.retry_pending) {
+      if (auto opened = open(d); !opened) {
+        if (opened.error().code == errc::timed_out) return opened.error();
+        if (!retryable(opened.error().code)) return *(s.done = opened.error());
+        schedule_retry();
+      }
+    }
+    switch (s.wire.wait(d)) {
+      case duplex::event::timeout:
+        return error{errc::timed_out, waiting};
+      case duplex::event::alarm:
+        s.retry_pending = false;
+        break;
+      case duplex::event::idle:
+        break;
+      case duplex::event::message:
+        return on_message(s.wire.message());
+      case duplex::event::finished:
+        on_finished();
+        break;
+    }
+    return std::optional<watch_batch>{};
   }
 
   result<void> open(deadline d) {
@@ -14902,14 +14891,8 @@ class etcd_transport {
     in.set_ttl(ttl_seconds);
     in.set_id(id);
     detail::pb::LeaseGrantResponse out;
-    auto r = conn_->unary(
-        [&](const std::shared_ptr<grpc::Channel>& ch, grpc::ClientContext& ctx) {
-          out.Clear();
-          auto stub = detail::pb::Lease::NewStub(ch);
-          if (sending) sending();
-          return stub->LeaseGrant(&ctx, in, &out);
-        },
-        d, false);
+    auto r =
+        unary<detail::pb::Lease>(&detail::pb::Lease::Stub::LeaseGrant, in, out, d, false, sending);
     if (!r) return std::move(r).error();
     if (!out.error().empty())
       return error{errc::internal, endpoint() + ": lease grant refused: " + out.error()};
@@ -14971,12 +14954,17 @@ class etcd_transport {
     return e;
   }
 
+  // One call of `method` on Service (see grpc_connection::unary); `sending`,
+  // if set, is called on each attempt just before the request goes out on a
+  // connected channel.
   template <class Service, class Method, class In, class Out>
-  result<void> unary(Method method, const In& in, Out& out, deadline d, bool idempotent) {
+  result<void> unary(Method method, const In& in, Out& out, deadline d, bool idempotent,
+                     const std::function<void()>& sending = {}) {
     return conn_->unary(
         [&](const std::shared_ptr<grpc::Channel>& ch, grpc::ClientContext& ctx) {
           out.Clear();
           auto stub = Service::NewStub(ch);
+          if (sending) sending();
           return ((*stub).*method)(&ctx, in, &out);
         },
         d, idempotent);
