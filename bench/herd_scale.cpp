@@ -127,6 +127,7 @@ struct scale_run {
   double rate = 0;  // cycles per second, all holders together
   samples cycles;
   double calls = 0, watch_messages = 0;  // per cycle, from etcd's /metrics
+  double client_us = 0, etcd_us = 0;     // CPU per cycle: this process's, etcd's
 };
 
 // `threads` threads, each running `cycle(i)` (thread i's one cycle) in a loop
@@ -158,16 +159,20 @@ scale_run run_cycles(context& ctx, int threads, std::chrono::milliseconds run_fo
       for (double v : mine.values()) out.cycles.add(v);
     });
   const auto served0 = etcd_served(ctx.etcd);
+  const double client0 = cpu_seconds(::getpid()), etcd0 = cpu_seconds(ctx.etcd.pid());
   const auto start = steady::now();
   until = start + run_for;
   go.store(true);
   running.clear();  // joins
   const double seconds = std::chrono::duration<double>(steady::now() - start).count();
   const auto served1 = etcd_served(ctx.etcd);
+  const double client1 = cpu_seconds(::getpid()), etcd1 = cpu_seconds(ctx.etcd.pid());
   const auto n = static_cast<double>(std::max<std::size_t>(out.cycles.size(), 1));
   out.rate = static_cast<double>(out.cycles.size()) / seconds;
   out.calls = (served1.unary - served0.unary) / n;
   out.watch_messages = (served1.watch_messages - served0.watch_messages) / n;
+  out.client_us = (client1 - client0) * 1e6 / n;
+  out.etcd_us = (etcd1 - etcd0) * 1e6 / n;
   ctx.check(errors.empty(), "scale " + what + ": " + (errors.empty() ? "" : errors.front()));
   ctx.check(out.cycles.sane(0.001), "scale " + what + ": no cycles");
   return out;
@@ -260,7 +265,9 @@ void measure_scale(context& ctx) {
   auto floor_row = [&](int k, const scale_run& w, const std::string& who,
                        const std::string& cycle) {
     ctx.rows.push_back({"scale: " + std::to_string(k) + " " + who + (k == 1 ? "" : "s") +
-                            " (no semaphore), " + cycle + " [" + fixed(w.calls, 1) + " calls]",
+                            " (no semaphore), " + cycle + " [" + fixed(w.calls, 1) + " calls; CPU " +
+                            fixed(w.client_us, 0) + " µs client, " + fixed(w.etcd_us, 0) +
+                            " µs etcd]",
                         ms(w.cycles.p50()), ms(w.cycles.p99()), "—", "(" + fixed(w.rate, 0) + "/s)",
                         "—", "—"});
   };
@@ -282,7 +289,8 @@ void measure_scale(context& ctx) {
     ctx.rows.push_back(
         {"scale: " + std::to_string(holders) + (holders == 1 ? " holder" : " holders") + " (max " +
              std::to_string(max) + "), acquire+release cycle [" + fixed(r.calls, 1) + " calls, " +
-             fixed(r.watch_messages, 1) + " watch msgs]",
+             fixed(r.watch_messages, 1) + " watch msgs; CPU " + fixed(r.client_us, 0) +
+             " µs client, " + fixed(r.etcd_us, 0) + " µs etcd]",
          ms(r.cycles.p50()), ms(r.cycles.p99()),
          (holders == 1 ? std::string{}
                        : (max == 1 ? "" : std::to_string(holders) + " × ") + "1 holder " +

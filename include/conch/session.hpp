@@ -25,6 +25,7 @@
 // lease) with a bounded deadline; it never hangs.
 #pragma once
 
+#include "conch/detail/guard_set.hpp"
 #include "conch/detail/start_thread.hpp"
 #include "conch/detail/waiting.hpp"
 #include "conch/fwd.hpp"
@@ -98,7 +99,9 @@ class basic_session {
   };
 
   explicit basic_session(transport_type& t, options o = {}, clock_type c = {})
-      : transport_(t), options_(o), clock_(std::move(c)) {
+      : transport_(t), options_(o), clock_(std::move(c)),
+        guard_set_(transport_, clock_, options_.backoff, halt_.get_token(),
+                   [this](std::string why) { lose(std::move(why)); }) {
     static_assert(check_transport_policy<transport_type>());
   }
   basic_session(const basic_session&) = delete;
@@ -223,6 +226,15 @@ class basic_session {
   /// cannot be watched, so holding on to it would be a guess.
   void guard_key(std::string key, revision create_revision = 0, revision seen_at = 0) {
     std::string refused;
+    if constexpr (watch_sets<transport_type>) {
+      {
+        std::lock_guard lock{mutex_};
+        if (closed_) return;
+      }
+      if (auto r = guard_set_.add(key, create_revision, seen_at); !r)
+        lose("guarded key " + key + " cannot be watched: " + r.error().message);
+      return;
+    }
     {
       std::lock_guard lock{mutex_};
       if (closed_ || guards_.contains(key)) return;
@@ -249,6 +261,7 @@ class basic_session {
   /// ended are joined here; the oldest of too many still running is stopped
   /// (a key left in place); close() stops the rest.
   void unguard_key(const std::string& key) {
+    if constexpr (watch_sets<transport_type>) return guard_set_.remove(key);
     std::vector<guard_thread> finished;
     {
       std::lock_guard lock{mutex_};
@@ -309,6 +322,7 @@ class basic_session {
       if (!r && r.error().code != errc::lease_not_found) revoked = std::move(r);
     }
     if (keepalive.joinable()) keepalive.join();
+    if constexpr (watch_sets<transport_type>) guard_set_.stop();
     guards.clear();  // joins
     retired.clear();
     return revoked;
@@ -669,6 +683,16 @@ class basic_session {
     std::shared_ptr<guard_state> state;
   };
   static constexpr std::size_t max_retired = 64;
+  // Where the transport carries watch sets, every guarded key is a watch of
+  // one set (detail/guard_set.hpp); else each has a thread and a stream.
+  struct no_guard_set {
+    template <class... A>
+    explicit no_guard_set(A&&...) {}
+  };
+  using guard_set_type =
+      std::conditional_t<watch_sets<transport_type>,
+                         detail::guard_set<transport_type, clock_type, backoff_type>, no_guard_set>;
+  guard_set_type guard_set_;
   std::map<std::string, guard_thread> guards_;
   std::vector<guard_thread> retired_;  // unguarded, not yet joined, newest first
   std::jthread keepalive_;

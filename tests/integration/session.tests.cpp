@@ -55,6 +55,53 @@ void attach(conch::etcd_transport& t, const std::string& key, conch::lease_id le
   REQUIRE(t.put(put, t.default_deadline()));
 }
 
+
+// The etcd transport without its watch sets: a session on it guards each key
+// with a thread and a stream of its own, as on any transport without them.
+class stream_per_guard {
+ public:
+  explicit stream_per_guard(conch::etcd_transport& t) : t_(t) {}
+  auto range(const conch::range_request& r, conch::deadline d) { return t_.range(r, d); }
+  auto put(const conch::put_request& r, conch::deadline d) { return t_.put(r, d); }
+  auto delete_range(const conch::delete_request& r, conch::deadline d) {
+    return t_.delete_range(r, d);
+  }
+  auto txn(const conch::txn_request& r, conch::deadline d) { return t_.txn(r, d); }
+  auto lease_grant(std::int64_t ttl, conch::deadline d) { return t_.lease_grant(ttl, d); }
+  auto lease_revoke(conch::lease_id id, conch::deadline d) { return t_.lease_revoke(id, d); }
+  auto lease_time_to_live(conch::lease_id id, conch::deadline d) {
+    return t_.lease_time_to_live(id, d);
+  }
+  auto keepalive(conch::lease_id id) { return t_.keepalive(id); }
+  auto watch(const conch::watch_request& r) { return t_.watch(r); }
+  conch::deadline default_deadline() { return t_.default_deadline(); }
+
+ private:
+  conch::etcd_transport& t_;
+};
+static_assert(conch::transport<stream_per_guard> && !conch::watch_sets<stream_per_guard>);
+struct stream_per_guard_policies : conch::default_policies {
+  using transport = stream_per_guard;
+};
+
+// Ten guarded keys of one session: the five unguarded first are deleted
+// without a loss, then deleting a sixth loses the session, naming it.
+template <class Session, class Transport>
+void guards_ten_keys(conch::etcd_transport& etcd, Transport& t) {
+  const auto prefix = conch::test::unique_prefix();
+  Session s{t, typename Session::options{30s}};
+  REQUIRE(s.start());
+  for (int i = 0; i < 10; ++i) {
+    attach(etcd, prefix + std::to_string(i), s.lease());
+    s.guard_key(prefix + std::to_string(i));
+  }
+  for (int i = 0; i < 5; ++i) s.unguard_key(prefix + std::to_string(i));
+  for (int i = 0; i < 5; ++i) etcd_server::shared().etcdctl_ok({"del", prefix + std::to_string(i)});
+  etcd_server::shared().etcdctl_ok({"del", prefix + "7"});
+  REQUIRE(eventually([&] { return s.lost(); }, 10s));
+  CHECK_THAT(s.lost_reason(), Catch::Contains("guarded key " + prefix + "7 was deleted"));
+}
+
 }  // namespace
 
 TEST_CASE("a started session holds a granted lease and renews it at TTL/3") {
@@ -150,6 +197,34 @@ TEST_CASE("deleting a guarded key loses the session; an unguarded delete does no
   REQUIRE(eventually([&] { return guarded.lost(); }, 10s));
   CHECK_THAT(guarded.lost_reason(), Catch::Contains(prefix + "guarded"));
   CHECK_FALSE(quiet.lost());
+}
+
+TEST_CASE("a session's guarded keys share one watch stream: only a guarded key's delete loses it") {
+  conch::etcd_transport t{etcd_server::shared().client_options()};
+  guards_ten_keys<conch::session>(t, t);
+}
+
+TEST_CASE("on a transport without watch sets, each guarded key has a stream of its own") {
+  conch::etcd_transport t{etcd_server::shared().client_options()};
+  stream_per_guard own{t};
+  guards_ten_keys<conch::basic_session<stream_per_guard_policies>>(t, own);
+}
+
+TEST_CASE("a guarded key deleted after an etcd restart still loses the session") {
+  auto& etcd = etcd_server::shared();
+  conch::etcd_transport t{etcd.client_options()};
+  const auto key = conch::test::unique_prefix() + "held";
+  conch::session s{t, with_ttl(30s)};
+  REQUIRE(s.start());
+  attach(t, key, s.lease());
+  s.guard_key(key);
+  etcd.restart();
+  conch::delete_request del;
+  del.key = key;
+  REQUIRE(eventually([&] { return t.delete_range(del, t.default_deadline()); }, 10s));
+  REQUIRE(eventually([&] { return s.lost(); }, 10s));
+  // "was deleted", or "is gone" if the guard's first read came after the delete.
+  CHECK_THAT(s.lost_reason(), Catch::Contains("guarded key " + key));
 }
 
 TEST_CASE("guarding a key that is already gone loses the session") {

@@ -4,6 +4,7 @@
 
 #include "support/etcd_harness.hpp"
 
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <future>
 #include <memory>
@@ -484,4 +485,126 @@ TEST_CASE("bad options are reported as invalid_argument, naming the problem") {
   half.cert_file = "/some/cert.pem";
   CHECK(conch::etcd_transport::check_options(half).error().code == errc::invalid_argument);
   CHECK(conch::etcd_transport::check_options(etcd_server::shared().client_options()));
+}
+
+namespace {
+
+// The next delivery of `set` within `each`, or a failed assertion.
+conch::watch_set_batch next_of(conch::etcd_watch_set& set, std::chrono::milliseconds each = 5s) {
+  auto b = set.next(in(each));
+  if (!b) FAIL("watch set: " << b.error().message);
+  return std::move(*b);
+}
+
+conch::watch_request key_from(std::string key, conch::revision from, bool no_put = false) {
+  conch::watch_request w;
+  w.key = std::move(key);
+  w.start_revision = from;
+  w.no_put = no_put;
+  return w;
+}
+
+}  // namespace
+
+TEST_CASE("a watch set carries several watches on one stream, each by its id") {
+  auto etcd = client();
+  auto p = conch::test::unique_prefix();
+  auto at = etcd.put(put_of(p + "a", "1"), etcd.default_deadline());
+  REQUIRE(at);
+  REQUIRE(etcd.put(put_of(p + "b", "1"), etcd.default_deadline()));
+  REQUIRE(etcd.put(put_of(p + "c", "1"), etcd.default_deadline()));
+  auto set = etcd.watch_set();
+  const auto from = at->header_revision + 3;
+  set.add(1, key_from(p + "a", from, true));
+  set.add(2, key_from(p + "b", from, true));
+  set.add(3, key_from(p + "c", from));
+  CHECK(set.size() == 3);
+  // Nothing yet: the wait times out and the set goes on.
+  auto quiet = set.next(in(300ms));
+  REQUIRE_FALSE(quiet);
+  CHECK(quiet.error().code == errc::timed_out);
+
+  REQUIRE(etcd.put(put_of(p + "a", "2"), etcd.default_deadline()));  // filtered out for 1
+  auto b_gone = etcd.delete_range(delete_of(p + "b"), etcd.default_deadline());
+  REQUIRE(b_gone);
+  auto got = next_of(set);
+  CHECK(got.id == 2);
+  CHECK_FALSE(got.ended);
+  REQUIRE(got.batch.events.size() == 1);
+  CHECK(got.batch.events[0].type == conch::watch_event::kind::del);
+  CHECK(got.batch.events[0].kv.mod_revision == b_gone->header_revision);
+
+  SECTION("a removed watch delivers nothing more") {
+    set.remove(3);
+    set.remove(3);  // twice is harmless
+    CHECK(set.size() == 2);
+    REQUIRE(etcd.put(put_of(p + "c", "2"), etcd.default_deadline()));
+    REQUIRE(etcd.delete_range(delete_of(p + "a"), etcd.default_deadline()));
+    auto next = next_of(set);
+    CHECK(next.id == 1);  // not 3's put, which came first
+    REQUIRE(next.batch.events.size() == 1);
+    CHECK(next.batch.events[0].kv.key == p + "a");
+  }
+
+  SECTION("a watch added to a running set starts from its own revision") {
+    auto late = etcd.put(put_of(p + "d", "1"), etcd.default_deadline());
+    REQUIRE(late);
+    set.add(4, key_from(p + "d", late->header_revision));  // history: its put
+    auto next = next_of(set);
+    CHECK(next.id == 4);
+    REQUIRE(next.batch.events.size() == 1);
+    CHECK(next.batch.events[0].kv.value == "1");
+  }
+}
+
+TEST_CASE("a watch set: a compacted start ends that watch alone, with errc::compacted") {
+  auto& server = etcd_server::shared();
+  auto etcd = client();
+  auto p = conch::test::unique_prefix();
+  auto old = etcd.put(put_of(p + "old", "1"), etcd.default_deadline());
+  REQUIRE(old);
+  REQUIRE(etcd.put(put_of(p + "old", "2"), etcd.default_deadline()));
+  const auto compacted = server.compact();
+  auto set = etcd.watch_set();
+  set.add(7, key_from(p + "old", old->header_revision));
+  set.add(8, key_from(p + "new", compacted + 1));
+  auto ended = next_of(set);
+  CHECK(ended.id == 7);
+  REQUIRE(ended.ended);
+  CHECK(ended.ended->code == errc::compacted);
+  CHECK(ended.ended->compact_revision == compacted);
+  CHECK(set.size() == 1);
+  REQUIRE(etcd.put(put_of(p + "new", "x"), etcd.default_deadline()));
+  auto live = next_of(set);
+  CHECK(live.id == 8);
+  CHECK_FALSE(live.ended);
+}
+
+TEST_CASE("a watch set: wake() and cancel() end a waiting next() promptly") {
+  auto etcd = client();
+  auto set = etcd.watch_set();
+  set.add(1, key_from(conch::test::unique_prefix() + "k", 1));
+  std::atomic<int> woken{0};
+  std::atomic<int> last{-1};
+  std::thread reader([&] {
+    for (;;) {  // each next() waits up to 30 s unless woken or cancelled
+      auto r = set.next(in(30s));
+      const errc why = r ? errc{} : r.error().code;
+      if (why == errc::timed_out) ++woken;
+      if (why == errc::timed_out) continue;
+      last = static_cast<int>(why);
+      return;
+    }
+  });
+  REQUIRE(finishes_within(10s, [&] {
+    while (woken.load() == 0) {
+      set.wake();
+      std::this_thread::sleep_for(5ms);
+    }
+  }));
+  REQUIRE(finishes_within(10s, [&] {
+    set.cancel();
+    reader.join();
+  }));
+  CHECK(last.load() == static_cast<int>(errc::cancelled));
 }

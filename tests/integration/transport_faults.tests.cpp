@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <map>
 #include <thread>
 
 using namespace std::chrono_literals;
@@ -218,4 +219,40 @@ TEST_CASE("when the current endpoint dies, calls move to the next one") {
   auto batch = w.next(in(5s));
   REQUIRE(batch);
   CHECK(batch->events.at(0).kv.value == "on b");
+}
+
+TEST_CASE("etcd restart under a watch set: each watch resumes past what it delivered") {
+  auto& server = etcd_server::shared();
+  conch::etcd_transport etcd{server.client_options()};
+  auto p = conch::test::unique_prefix();
+  auto first = etcd.put(put_of(p + "a", "1"), etcd.default_deadline());
+  REQUIRE(first);
+  auto set = etcd.watch_set();
+  for (std::int64_t id : {1, 2}) {
+    conch::watch_request w;
+    w.key = p + (id == 1 ? "a" : "b");
+    w.start_revision = first->header_revision;
+    set.add(id, w);
+  }
+  auto next = [&] {
+    auto b = set.next(in(10s));
+    if (!b) FAIL("watch set: " << b.error().message);
+    return std::move(*b);
+  };
+  auto got = next();
+  CHECK(got.id == 1);
+  CHECK(values(got.batch.events) == std::vector<std::string>{"1"});
+
+  server.restart();
+  REQUIRE(eventually([&] { return etcd.put(put_of(p + "b", "2"), etcd.default_deadline()); }));
+  REQUIRE(etcd.put(put_of(p + "a", "3"), etcd.default_deadline()));
+  std::map<std::int64_t, std::vector<std::string>> seen;
+  while (seen[1].size() + seen[2].size() < 2) {
+    auto b = next();
+    for (auto& v : values(b.batch.events)) seen[b.id].push_back(v);
+  }
+  CHECK(seen[1] == std::vector<std::string>{"3"});  // "1" is not delivered again
+  CHECK(seen[2] == std::vector<std::string>{"2"});
+  auto extra = set.next(in(200ms));
+  CHECK_FALSE(extra);
 }

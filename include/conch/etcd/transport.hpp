@@ -23,6 +23,7 @@
 #include "conch/etcd/convert.hpp"
 #include "conch/etcd/keepalive.hpp"
 #include "conch/etcd/watch.hpp"
+#include "conch/etcd/watch_set.hpp"
 #include "conch/policies/transport.hpp"
 #include "conch/proto/rpc.grpc.pb.h"
 
@@ -38,6 +39,8 @@ namespace conch {
 
 /// A watch on an etcd_transport (see conch::watch_stream).
 using etcd_watch_stream = detail::etcd_watch_stream;
+/// Several watches on one stream of an etcd_transport (see conch::watch_sets).
+using etcd_watch_set = detail::etcd_watch_set;
 /// Renewals of one lease on an etcd_transport (see conch::keepalive_stream).
 using etcd_keepalive_stream = detail::etcd_keepalive_stream;
 
@@ -178,6 +181,9 @@ class etcd_transport {
   /// A watch; it starts when its next() is first called.
   etcd_watch_stream watch(const watch_request& req) { return {conn_, req}; }
 
+  /// An empty watch set (conch::watch_sets); its stream opens at its first next().
+  etcd_watch_set watch_set() { return etcd_watch_set{conn_}; }
+
   /// Reachability and credentials: one cheap read. A permission error counts
   /// as success (etcd answered and knew the user).
   result<void> ping(deadline d) {
@@ -244,5 +250,6 @@ class etcd_transport {
 
 static_assert(transport<etcd_transport>, "etcd_transport must model conch::transport");
 static_assert(txn_batching<etcd_transport>, "etcd_transport sends txn batches");
+static_assert(watch_sets<etcd_transport>, "etcd_transport carries watch sets");
 
 }  // namespace conch

@@ -203,6 +203,14 @@ struct watch_batch {
   std::vector<watch_event> events;
 };
 
+/// One delivery on a watch set (conch::watch_sets): a batch of events of
+/// watch `id`, or that watch's end (`ended`; it is then no longer in the set).
+struct watch_set_batch {
+  std::int64_t id = 0;
+  watch_batch batch;
+  std::optional<error> ended;
+};
+
 /// Where and how to connect.
 struct transport_options {
   std::vector<std::string> endpoints{"127.0.0.1:2379"};  ///< host:port, failover in order
@@ -261,6 +269,29 @@ concept transport = requires(T& t, const range_request& rr, const put_request& p
 template <class T>
 concept txn_batching = requires(T& t, const std::vector<txn_request>& batch, deadline d) {
   { t.txn_batch(batch, d) } -> std::same_as<result<std::vector<txn_response>>>;
+};
+
+
+/// Several watches on one stream, each named by a positive id its owner
+/// picks and never reuses: add() and remove() return at once and may come
+/// from any thread; next() (one thread) hands out one watch's events, or one
+/// watch's end, until the deadline (errc::timed_out), or until wake() (the
+/// same); cancel() ends it. A watch's start revision must be set: after a
+/// broken stream each watch resumes past its last event.
+template <class S>
+concept watch_set_stream = requires(S& s, std::int64_t id, const watch_request& w, deadline d) {
+  { s.add(id, w) };
+  { s.remove(id) };
+  { s.next(d) } -> std::same_as<result<watch_set_batch>>;
+  { s.wake() } noexcept;
+  { s.cancel() } noexcept;
+};
+
+/// An optional capability: watch sets. Code that uses it checks for it and
+/// opens one stream per watch otherwise.
+template <class T>
+concept watch_sets = requires(T& t) {
+  { t.watch_set() } -> watch_set_stream;
 };
 
 }  // namespace conch

@@ -68,6 +68,8 @@ class metered_transport {
     return timed("lease_time_to_live", [&] { return inner_.lease_time_to_live(id, d); });
   }
   auto watch(const watch_request& r) { return inner_.watch(r); }
+  /// Only where the inner transport carries watch sets (conch::watch_sets).
+  auto watch_set() requires watch_sets<Inner> { return inner_.watch_set(); }
   deadline default_deadline() { return inner_.default_deadline(); }
 
   /// Keepalive answers with a TTL are renewals; errors are counted.

@@ -1,0 +1,230 @@
+// conch/detail/guard_set.hpp — a session's guarded keys, all on one watch set.
+//
+// A session guards each key it holds (a semaphore slot, a queue key, an
+// election candidate key): its DELETE loses the session. Where the transport
+// carries several watches on one stream (conch::watch_sets), every guarded
+// key of the session is one watch of one set, read by one thread: guarding a
+// key is one message on a stream that is already open, and unguarding it is
+// one cancel, so an acquire+release cycle starts no thread and no stream.
+// (basic_session keeps a thread and a stream per key for other transports.)
+#pragma once
+
+#include "conch/detail/start_thread.hpp"
+#include "conch/detail/waiting.hpp"
+#include "conch/logic/stop_union.hpp"
+#include "conch/policies/transport.hpp"
+#include "conch/result.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <stop_token>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+namespace conch::detail {
+
+template <class Transport, class Clock, class Backoff>
+class guard_set {
+ public:
+  using set_type = decltype(std::declval<Transport&>().watch_set());
+  using time_point = typename Clock::time_point;
+
+  /// `lose(reason)` is called (on the set's thread, under no lock of ours)
+  /// when a guarded key is deleted, or found gone or re-created.
+  guard_set(Transport& t, const Clock& clock, Backoff backoff, std::stop_token halt,
+            std::function<void(std::string)> lose)
+      : transport_(t), clock_(clock), backoff_(std::move(backoff)), halt_(std::move(halt)),
+        lose_(std::move(lose)) {}
+  guard_set(const guard_set&) = delete;
+  guard_set& operator=(const guard_set&) = delete;
+  ~guard_set() { stop(); }
+
+  /// Guards `key` (see basic_session::guard_key). An error if the thread
+  /// that reads the set could not be started.
+  result<void> add(const std::string& key, revision create_revision, revision seen_at) {
+    std::lock_guard lock{m_};
+    if (stopped_ || keys_.contains(key)) return {};
+    if (!set_) {
+      set_.emplace(transport_.watch_set());
+      auto t = start_thread([this](std::stop_token own) { run(std::move(own)); });
+      if (!t) {
+        set_.reset();
+        return std::move(t).error();
+      }
+      thread_ = std::move(*t);
+    }
+    if (create_revision == 0) seen_at = 0;
+    guarded& g = keys_[key];
+    g.create_revision = create_revision;
+    if (seen_at > 0)
+      watch(key, g, seen_at + 1);
+    else
+      set_->wake();  // the set's thread reads the key first
+    return {};
+  }
+
+  /// Stops guarding `key`: from now on its delete is nobody's loss.
+  void remove(const std::string& key) {
+    std::lock_guard lock{m_};
+    auto it = keys_.find(key);
+    if (it == keys_.end()) return;
+    if (it->second.id != 0) {
+      set_->remove(it->second.id);
+      ids_.erase(it->second.id);
+    }
+    keys_.erase(it);
+  }
+
+  /// Ends the thread (joined here); nothing is guarded after.
+  void stop() {
+    std::jthread t;
+    {
+      std::lock_guard lock{m_};
+      stopped_ = true;
+      keys_.clear();
+      ids_.clear();
+      t = std::move(thread_);
+      if (set_) set_->cancel();
+    }
+    if (t.joinable()) {
+      t.request_stop();
+      t.join();
+    }
+  }
+
+ private:
+  struct guarded {
+    revision create_revision = 0;  // 0 until known
+    std::int64_t id = 0;           // its watch in the set; 0: to be read first
+  };
+
+  // Under m_: `key` is watched from `from` for its delete.
+  void watch(const std::string& key, guarded& g, revision from) {
+    watch_request w;
+    w.key = key;
+    w.start_revision = from;
+    w.no_put = true;
+    g.id = ++last_id_;
+    ids_.emplace(g.id, key);
+    set_->add(g.id, w);
+  }
+
+  void run(std::stop_token own) {
+    stop_union stop{std::move(own), halt_};
+    std::stop_callback cancel{stop.token(), [this] { set_->cancel(); }};
+    Backoff retry = backoff_;
+    std::optional<time_point> read_again;  // after a failed read
+    while (!stop.stop_requested()) {
+      if (!read_again || clock_.now() >= *read_again) {
+        read_again.reset();
+        if (!read_unread()) read_again = clock_.now() + cast(retry.next());
+      }
+      const deadline d = read_again ? real_deadline(clock_, *read_again)
+                                    : std::chrono::steady_clock::now() + std::chrono::minutes{10};
+      auto got = set_->next(d);
+      if (!got) {
+        if (got.error().code == errc::cancelled) return;
+        continue;  // timed out, or woken: a key to read
+      }
+      retry.reset();
+      heard(*got);
+    }
+  }
+
+  // Reads each key not yet watched: gone or re-created is a loss, else it is
+  // watched from just after the read. False if a read failed (again later).
+  bool read_unread() {
+    for (;;) {
+      std::string key;
+      revision create_revision = 0;
+      {
+        std::lock_guard lock{m_};
+        for (const auto& [k, g] : keys_)
+          if (g.id == 0) {
+            key = k;
+            create_revision = g.create_revision;
+            break;
+          }
+      }
+      if (key.empty()) return true;
+      range_request read;
+      read.key = key;
+      auto r = transport_.range(read, transport_.default_deadline());
+      if (!r) return false;
+      std::string loss;
+      {
+        std::lock_guard lock{m_};
+        auto it = keys_.find(key);
+        if (it == keys_.end() || it->second.id != 0 ||
+            it->second.create_revision != create_revision)
+          continue;  // unguarded (or guarded anew) meanwhile
+        if (r->kvs.empty())
+          loss = "guarded key " + key + " is gone";
+        else if (create_revision != 0 && r->kvs.front().create_revision != create_revision)
+          loss = "guarded key " + key + " was deleted and re-created";
+        if (!loss.empty()) {
+          keys_.erase(it);
+        } else {
+          it->second.create_revision = r->kvs.front().create_revision;
+          watch(key, it->second, r->header_revision + 1);
+        }
+      }
+      if (!loss.empty()) lose_(std::move(loss));
+    }
+  }
+
+  // One delivery of the set: a delete loses the session; a watch that ended
+  // (compacted, refused) has its key read again and watched anew.
+  void heard(const watch_set_batch& b) {
+    std::string loss;
+    {
+      std::lock_guard lock{m_};
+      auto id = ids_.find(b.id);
+      if (id == ids_.end()) return;  // unguarded
+      const std::string key = id->second;
+      guarded& g = keys_.at(key);
+      if (b.ended) {  // the set dropped it
+        ids_.erase(id);
+        g.id = 0;  // read again before the next wait: the gap may be unreadable
+        return;
+      }
+      for (const auto& e : b.batch.events)
+        if (e.type == watch_event::kind::del) {
+          loss = "guarded key " + key + " was deleted at revision " +
+                 std::to_string(e.kv.mod_revision) + " (lease revoked or key removed)";
+          set_->remove(b.id);
+          ids_.erase(id);
+          keys_.erase(key);
+          break;
+        }
+    }
+    if (!loss.empty()) lose_(std::move(loss));
+  }
+
+  template <class D>
+  static typename Clock::duration cast(D d) {
+    return std::chrono::duration_cast<typename Clock::duration>(d);
+  }
+
+  Transport& transport_;
+  const Clock& clock_;
+  const Backoff backoff_;
+  const std::stop_token halt_;
+  const std::function<void(std::string)> lose_;
+
+  std::mutex m_;
+  bool stopped_ = false;
+  std::optional<set_type> set_;  // made with the thread, at the first key
+  std::map<std::string, guarded> keys_;
+  std::map<std::int64_t, std::string> ids_;
+  std::int64_t last_id_ = 0;
+  std::jthread thread_;  // last: joined before the rest goes
+};
+
+}  // namespace conch::detail
