@@ -96,11 +96,18 @@ class basic_session {
     /// cost the lease: a new etcd leader extends every lease it takes over).
     /// 0: lost at the local deadline.
     std::chrono::milliseconds ride_through{0};
+    /// How long after guard_key() the key's watch is created, where the
+    /// transport carries watch sets (conch::watch_sets). The watch starts
+    /// from the revision the key was seen at, so a delete meanwhile is still
+    /// caught, noticed this much later at the latest; a key held for less
+    /// than this (an acquire+release cycle) never costs etcd a watch. 0:
+    /// created at once.
+    std::chrono::milliseconds guard_delay{10};
   };
 
   explicit basic_session(transport_type& t, options o = {}, clock_type c = {})
       : transport_(t), options_(o), clock_(std::move(c)),
-        guard_set_(transport_, clock_, options_.backoff, halt_.get_token(),
+        guard_set_(transport_, clock_, options_.backoff, options_.guard_delay, halt_.get_token(),
                    [this](std::string why) { lose(std::move(why)); }) {
     static_assert(check_transport_policy<transport_type>());
   }

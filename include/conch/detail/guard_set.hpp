@@ -36,11 +36,13 @@ class guard_set {
   using time_point = typename Clock::time_point;
 
   /// `lose(reason)` is called (on the set's thread, under no lock of ours)
-  /// when a guarded key is deleted, or found gone or re-created.
-  guard_set(Transport& t, const Clock& clock, Backoff backoff, std::stop_token halt,
-            std::function<void(std::string)> lose)
-      : transport_(t), clock_(clock), backoff_(std::move(backoff)), halt_(std::move(halt)),
-        lose_(std::move(lose)) {}
+  /// when a guarded key is deleted, or found gone or re-created. A key's
+  /// watch is created `delay` after it was guarded (see
+  /// basic_session::options::guard_delay).
+  guard_set(Transport& t, const Clock& clock, Backoff backoff, std::chrono::milliseconds delay,
+            std::stop_token halt, std::function<void(std::string)> lose)
+      : transport_(t), clock_(clock), backoff_(std::move(backoff)), delay_(delay),
+        halt_(std::move(halt)), lose_(std::move(lose)) {}
   guard_set(const guard_set&) = delete;
   guard_set& operator=(const guard_set&) = delete;
   ~guard_set() { stop(); }
@@ -59,13 +61,15 @@ class guard_set {
       }
       thread_ = std::move(*t);
     }
-    if (create_revision == 0) seen_at = 0;
     guarded& g = keys_[key];
     g.create_revision = create_revision;
-    if (seen_at > 0)
-      watch(key, g, seen_at + 1);
-    else
-      set_->wake();  // the set's thread reads the key first
+    g.seen_at = create_revision == 0 ? 0 : seen_at;
+    if (g.seen_at > 0 && delay_.count() == 0) {
+      watch(key, g);
+      return {};
+    }
+    g.due = clock_.now() + (g.seen_at > 0 ? cast(delay_) : typename Clock::duration{});
+    if (waiting_until_ && g.due < *waiting_until_) set_->wake();
     return {};
   }
 
@@ -101,14 +105,17 @@ class guard_set {
  private:
   struct guarded {
     revision create_revision = 0;  // 0 until known
-    std::int64_t id = 0;           // its watch in the set; 0: to be read first
+    revision seen_at = 0;          // alive (with create_revision) here; 0: read it first
+    std::int64_t id = 0;           // its watch in the set; 0: none yet, due at `due`
+    time_point due{};
   };
 
-  // Under m_: `key` is watched from `from` for its delete.
-  void watch(const std::string& key, guarded& g, revision from) {
+  // Under m_: `key`, seen alive at g.seen_at, is watched from just after for
+  // its delete.
+  void watch(const std::string& key, guarded& g) {
     watch_request w;
     w.key = key;
-    w.start_revision = from;
+    w.start_revision = g.seen_at + 1;
     w.no_put = true;
     g.id = ++last_id_;
     ids_.emplace(g.id, key);
@@ -119,51 +126,64 @@ class guard_set {
     stop_union stop{std::move(own), halt_};
     std::stop_callback cancel{stop.token(), [this] { set_->cancel(); }};
     Backoff retry = backoff_;
-    std::optional<time_point> read_again;  // after a failed read
     while (!stop.stop_requested()) {
-      if (!read_again || clock_.now() >= *read_again) {
-        read_again.reset();
-        if (!read_unread()) read_again = clock_.now() + cast(retry.next());
+      auto got = set_->next(real_deadline(clock_, start_due(retry)));
+      {
+        std::lock_guard lock{m_};
+        waiting_until_.reset();  // looks again before the next wait
       }
-      const deadline d = read_again ? real_deadline(clock_, *read_again)
-                                    : std::chrono::steady_clock::now() + std::chrono::minutes{10};
-      auto got = set_->next(d);
       if (!got) {
         if (got.error().code == errc::cancelled) return;
-        continue;  // timed out, or woken: a key to read
+        continue;  // timed out, or woken: something may be due
       }
-      retry.reset();
       heard(*got);
     }
   }
 
-  // Reads each key not yet watched: gone or re-created is a loss, else it is
-  // watched from just after the read. False if a read failed (again later).
-  bool read_unread() {
+  // Starts every watch that is due, reading first each key not known alive
+  // (gone or re-created is a loss); a failed read is tried again after a
+  // pause. When something is due next (in 10 minutes if nothing is): the
+  // set's wait lasts until then at the latest.
+  time_point start_due(Backoff& retry) {
     for (;;) {
       std::string key;
       revision create_revision = 0;
+      std::optional<time_point> next;
       {
         std::lock_guard lock{m_};
-        for (const auto& [k, g] : keys_)
-          if (g.id == 0) {
+        const time_point now = clock_.now();
+        for (auto& [k, g] : keys_) {
+          if (g.id != 0) continue;
+          if (g.due > now) {
+            if (!next || g.due < *next) next = g.due;
+          } else if (g.seen_at > 0) {
+            watch(k, g);
+          } else if (key.empty()) {
             key = k;
             create_revision = g.create_revision;
-            break;
           }
+        }
+        if (key.empty()) {
+          waiting_until_ = next.value_or(now + cast(std::chrono::minutes{10}));
+          return *waiting_until_;
+        }
       }
-      if (key.empty()) return true;
       range_request read;
       read.key = key;
       auto r = transport_.range(read, transport_.default_deadline());
-      if (!r) return false;
       std::string loss;
       {
         std::lock_guard lock{m_};
         auto it = keys_.find(key);
-        if (it == keys_.end() || it->second.id != 0 ||
+        if (it == keys_.end() || it->second.id != 0 || it->second.seen_at != 0 ||
             it->second.create_revision != create_revision)
           continue;  // unguarded (or guarded anew) meanwhile
+        guarded& g = it->second;
+        if (!r) {
+          g.due = clock_.now() + cast(retry.next());
+          continue;
+        }
+        retry.reset();
         if (r->kvs.empty())
           loss = "guarded key " + key + " is gone";
         else if (create_revision != 0 && r->kvs.front().create_revision != create_revision)
@@ -171,8 +191,9 @@ class guard_set {
         if (!loss.empty()) {
           keys_.erase(it);
         } else {
-          it->second.create_revision = r->kvs.front().create_revision;
-          watch(key, it->second, r->header_revision + 1);
+          g.create_revision = r->kvs.front().create_revision;
+          g.seen_at = r->header_revision;
+          watch(key, g);
         }
       }
       if (!loss.empty()) lose_(std::move(loss));
@@ -191,7 +212,9 @@ class guard_set {
       guarded& g = keys_.at(key);
       if (b.ended) {  // the set dropped it
         ids_.erase(id);
-        g.id = 0;  // read again before the next wait: the gap may be unreadable
+        g.id = 0;
+        g.seen_at = 0;  // read it again: the gap may be unreadable
+        g.due = clock_.now();
         return;
       }
       for (const auto& e : b.batch.events)
@@ -215,6 +238,7 @@ class guard_set {
   Transport& transport_;
   const Clock& clock_;
   const Backoff backoff_;
+  const std::chrono::milliseconds delay_;
   const std::stop_token halt_;
   const std::function<void(std::string)> lose_;
 
@@ -224,7 +248,8 @@ class guard_set {
   std::map<std::string, guarded> keys_;
   std::map<std::int64_t, std::string> ids_;
   std::int64_t last_id_ = 0;
-  std::jthread thread_;  // last: joined before the rest goes
+  std::optional<time_point> waiting_until_;  // the thread's wait ends by then; none: not waiting
+  std::jthread thread_;                      // last: joined before the rest goes
 };
 
 }  // namespace conch::detail
