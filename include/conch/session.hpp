@@ -229,6 +229,9 @@ class basic_session {
   /// happened before the guard's watch started. `seen_at`, when known, is a
   /// revision at which the key was seen alive with that create_revision: the
   /// watch then starts right after it, without reading the key first.
+  /// Where the transport carries watch sets, every guarded key of the
+  /// session is one watch of one set, created options::guard_delay from now;
+  /// else each key has a thread and a stream of its own.
   /// A guard the system refuses a thread for loses the session: the key
   /// cannot be watched, so holding on to it would be a guess.
   void guard_key(std::string key, revision create_revision = 0, revision seen_at = 0) {
@@ -262,11 +265,12 @@ class basic_session {
     if (!refused.empty()) lose(std::move(refused));  // not under our lock
   }
   /// Stops guarding `key`: once this returns, a delete of it (a resign, a
-  /// release) is never taken for a loss. Nothing is torn down here, so a
-  /// release's txn does not wait for it: the guard's thread sees the delete
-  /// that usually follows and ends by itself, soon after. Threads that have
-  /// ended are joined here; the oldest of too many still running is stopped
-  /// (a key left in place); close() stops the rest.
+  /// release) is never taken for a loss. In a watch set this forgets the key
+  /// and cancels its watch (one message), if it was created. Else nothing is
+  /// torn down here, so a release's txn does not wait for it: the guard's
+  /// thread sees the delete that usually follows and ends by itself, soon
+  /// after. Threads that have ended are joined here; the oldest of too many
+  /// still running is stopped (a key left in place); close() stops the rest.
   void unguard_key(const std::string& key) {
     if constexpr (watch_sets<transport_type>) return guard_set_.remove(key);
     std::vector<guard_thread> finished;

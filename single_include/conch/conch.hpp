@@ -1976,6 +1976,14 @@ struct watch_batch {
   std::vector<watch_event> events;
 };
 
+/// One delivery on a watch set (conch::watch_sets): a batch of events of
+/// watch `id`, or that watch's end (`ended`; it is then no longer in the set).
+struct watch_set_batch {
+  std::int64_t id = 0;
+  watch_batch batch;
+  std::optional<error> ended;
+};
+
 /// Where and how to connect.
 struct transport_options {
   std::vector<std::string> endpoints{"127.0.0.1:2379"};  ///< host:port, failover in order
@@ -2034,6 +2042,29 @@ concept transport = requires(T& t, const range_request& rr, const put_request& p
 template <class T>
 concept txn_batching = requires(T& t, const std::vector<txn_request>& batch, deadline d) {
   { t.txn_batch(batch, d) } -> std::same_as<result<std::vector<txn_response>>>;
+};
+
+
+/// Several watches on one stream, each named by a positive id its owner
+/// picks and never reuses: add() and remove() return at once and may come
+/// from any thread; next() (one thread) hands out one watch's events, or one
+/// watch's end, until the deadline (errc::timed_out), or until wake() (the
+/// same); cancel() ends it. A watch's start revision must be set: after a
+/// broken stream each watch resumes past its last event.
+template <class S>
+concept watch_set_stream = requires(S& s, std::int64_t id, const watch_request& w, deadline d) {
+  { s.add(id, w) };
+  { s.remove(id) };
+  { s.next(d) } -> std::same_as<result<watch_set_batch>>;
+  { s.wake() } noexcept;
+  { s.cancel() } noexcept;
+};
+
+/// An optional capability: watch sets. Code that uses it checks for it and
+/// opens one stream per watch otherwise.
+template <class T>
+concept watch_sets = requires(T& t) {
+  { t.watch_set() } -> watch_set_stream;
 };
 
 }  // namespace conch
@@ -9559,6 +9590,257 @@ void run_guarded(F&& body, Pause pause, Say say) {
 // close or destroy the session from one. The destructor closes (revokes the
 // lease) with a bounded deadline; it never hangs.
 
+// ---- begin conch/detail/guard_set.hpp ----
+// conch/detail/guard_set.hpp — a session's guarded keys, all on one watch set.
+//
+// A session guards each key it holds (a semaphore slot, a queue key, an
+// election candidate key): its DELETE loses the session. Where the transport
+// carries several watches on one stream (conch::watch_sets), every guarded
+// key of the session is one watch of one set, read by one thread: guarding a
+// key is one message on a stream that is already open, and unguarding it is
+// one cancel, so an acquire+release cycle starts no thread and no stream.
+// (basic_session keeps a thread and a stream per key for other transports.)
+
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <stop_token>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+namespace conch::detail {
+
+template <class Transport, class Clock, class Backoff>
+class guard_set {
+ public:
+  using set_type = decltype(std::declval<Transport&>().watch_set());
+  using time_point = typename Clock::time_point;
+
+  /// `lose(reason)` is called (on the set's thread, under no lock of ours)
+  /// when a guarded key is deleted, or found gone or re-created. A key's
+  /// watch is created `delay` after it was guarded (see
+  /// basic_session::options::guard_delay).
+  guard_set(Transport& t, const Clock& clock, Backoff backoff, std::chrono::milliseconds delay,
+            std::stop_token halt, std::function<void(std::string)> lose)
+      : transport_(t), clock_(clock), backoff_(std::move(backoff)), delay_(delay),
+        halt_(std::move(halt)), lose_(std::move(lose)) {}
+  guard_set(const guard_set&) = delete;
+  guard_set& operator=(const guard_set&) = delete;
+  ~guard_set() { stop(); }
+
+  /// Guards `key` (see basic_session::guard_key). An error if the thread
+  /// that reads the set could not be started.
+  result<void> add(const std::string& key, revision create_revision, revision seen_at) {
+    std::lock_guard lock{m_};
+    if (stopped_ || keys_.contains(key)) return {};
+    if (!set_) {
+      set_.emplace(transport_.watch_set());
+      auto t = start_thread([this](std::stop_token own) { run(std::move(own)); });
+      if (!t) {
+        set_.reset();
+        return std::move(t).error();
+      }
+      thread_ = std::move(*t);
+    }
+    guarded& g = keys_[key];
+    g.create_revision = create_revision;
+    g.seen_at = create_revision == 0 ? 0 : seen_at;
+    if (g.seen_at > 0 && delay_.count() == 0) {
+      watch(key, g);
+      return {};
+    }
+    g.due = clock_.now() + (g.seen_at > 0 ? cast(delay_) : typename Clock::duration{});
+    if (waiting_until_ && g.due < *waiting_until_) set_->wake();
+    return {};
+  }
+
+  /// Stops guarding `key`: from now on its delete is nobody's loss.
+  void remove(const std::string& key) {
+    std::lock_guard lock{m_};
+    auto it = keys_.find(key);
+    if (it == keys_.end()) return;
+    if (it->second.id != 0) {
+      set_->remove(it->second.id);
+      ids_.erase(it->second.id);
+    }
+    keys_.erase(it);
+  }
+
+  /// Ends the thread (joined here); nothing is guarded after.
+  void stop() {
+    std::jthread t;
+    {
+      std::lock_guard lock{m_};
+      stopped_ = true;
+      keys_.clear();
+      ids_.clear();
+      t = std::move(thread_);
+      if (set_) set_->cancel();
+    }
+    if (t.joinable()) {
+      t.request_stop();
+      t.join();
+    }
+  }
+
+ private:
+  struct guarded {
+    revision create_revision = 0;  // 0 until known
+    revision seen_at = 0;          // alive (with create_revision) here; 0: read it first
+    std::int64_t id = 0;           // its watch in the set; 0: none yet, due at `due`
+    time_point due{};
+  };
+
+  // Under m_: `key`, seen alive at g.seen_at, is watched from just after for
+  // its delete.
+  void watch(const std::string& key, guarded& g) {
+    watch_request w;
+    w.key = key;
+    w.start_revision = g.seen_at + 1;
+    w.no_put = true;
+    g.id = ++last_id_;
+    ids_.emplace(g.id, key);
+    set_->add(g.id, w);
+  }
+
+  void run(std::stop_token own) {
+    stop_union stop{std::move(own), halt_};
+    std::stop_callback cancel{stop.token(), [this] { set_->cancel(); }};
+    Backoff retry = backoff_;
+    while (!stop.stop_requested()) {
+      auto got = set_->next(real_deadline(clock_, start_due(retry)));
+      {
+        std::lock_guard lock{m_};
+        waiting_until_.reset();  // looks again before the next wait
+      }
+      if (!got) {
+        if (got.error().code == errc::cancelled) return;
+        continue;  // timed out, or woken: something may be due
+      }
+      heard(*got);
+    }
+  }
+
+  // Starts every watch that is due, reading first each key not known alive
+  // (gone or re-created is a loss); a failed read is tried again after a
+  // pause. When something is due next (in 10 minutes if nothing is): the
+  // set's wait lasts until then at the latest.
+  time_point start_due(Backoff& retry) {
+    for (;;) {
+      std::string key;
+      revision create_revision = 0;
+      std::optional<time_point> next;
+      {
+        std::lock_guard lock{m_};
+        const time_point now = clock_.now();
+        for (auto& [k, g] : keys_) {
+          if (g.id != 0) continue;
+          if (g.due > now) {
+            if (!next || g.due < *next) next = g.due;
+          } else if (g.seen_at > 0) {
+            watch(k, g);
+          } else if (key.empty()) {
+            key = k;
+            create_revision = g.create_revision;
+          }
+        }
+        if (key.empty()) {
+          waiting_until_ = next.value_or(now + cast(std::chrono::minutes{10}));
+          return *waiting_until_;
+        }
+      }
+      range_request read;
+      read.key = key;
+      auto r = transport_.range(read, transport_.default_deadline());
+      std::string loss;
+      {
+        std::lock_guard lock{m_};
+        auto it = keys_.find(key);
+        if (it == keys_.end() || it->second.id != 0 || it->second.seen_at != 0 ||
+            it->second.create_revision != create_revision)
+          continue;  // unguarded (or guarded anew) meanwhile
+        guarded& g = it->second;
+        if (!r) {
+          g.due = clock_.now() + cast(retry.next());
+          continue;
+        }
+        retry.reset();
+        if (r->kvs.empty())
+          loss = "guarded key " + key + " is gone";
+        else if (create_revision != 0 && r->kvs.front().create_revision != create_revision)
+          loss = "guarded key " + key + " was deleted and re-created";
+        if (!loss.empty()) {
+          keys_.erase(it);
+        } else {
+          g.create_revision = r->kvs.front().create_revision;
+          g.seen_at = r->header_revision;
+          watch(key, g);
+        }
+      }
+      if (!loss.empty()) lose_(std::move(loss));
+    }
+  }
+
+  // One delivery of the set: a delete loses the session; a watch that ended
+  // (compacted, refused) has its key read again and watched anew.
+  void heard(const watch_set_batch& b) {
+    std::string loss;
+    {
+      std::lock_guard lock{m_};
+      auto id = ids_.find(b.id);
+      if (id == ids_.end()) return;  // unguarded
+      const std::string key = id->second;
+      guarded& g = keys_.at(key);
+      if (b.ended) {  // the set dropped it
+        ids_.erase(id);
+        g.id = 0;
+        g.seen_at = 0;  // read it again: the gap may be unreadable
+        g.due = clock_.now();
+        return;
+      }
+      for (const auto& e : b.batch.events)
+        if (e.type == watch_event::kind::del) {
+          loss = "guarded key " + key + " was deleted at revision " +
+                 std::to_string(e.kv.mod_revision) + " (lease revoked or key removed)";
+          set_->remove(b.id);
+          ids_.erase(id);
+          keys_.erase(key);
+          break;
+        }
+    }
+    if (!loss.empty()) lose_(std::move(loss));
+  }
+
+  template <class D>
+  static typename Clock::duration cast(D d) {
+    return std::chrono::duration_cast<typename Clock::duration>(d);
+  }
+
+  Transport& transport_;
+  const Clock& clock_;
+  const Backoff backoff_;
+  const std::chrono::milliseconds delay_;
+  const std::stop_token halt_;
+  const std::function<void(std::string)> lose_;
+
+  std::mutex m_;
+  bool stopped_ = false;
+  std::optional<set_type> set_;  // made with the thread, at the first key
+  std::map<std::string, guarded> keys_;
+  std::map<std::int64_t, std::string> ids_;
+  std::int64_t last_id_ = 0;
+  std::optional<time_point> waiting_until_;  // the thread's wait ends by then; none: not waiting
+  std::jthread thread_;                      // last: joined before the rest goes
+};
+
+}  // namespace conch::detail
+// ---- end conch/detail/guard_set.hpp ----
 
 #include <algorithm>
 #include <atomic>
@@ -9620,10 +9902,19 @@ class basic_session {
     /// cost the lease: a new etcd leader extends every lease it takes over).
     /// 0: lost at the local deadline.
     std::chrono::milliseconds ride_through{0};
+    /// How long after guard_key() the key's watch is created, where the
+    /// transport carries watch sets (conch::watch_sets). The watch starts
+    /// from the revision the key was seen at, so a delete meanwhile is still
+    /// caught, noticed this much later at the latest; a key held for less
+    /// than this (an acquire+release cycle) never costs etcd a watch. 0:
+    /// created at once.
+    std::chrono::milliseconds guard_delay{10};
   };
 
   explicit basic_session(transport_type& t, options o = {}, clock_type c = {})
-      : transport_(t), options_(o), clock_(std::move(c)) {
+      : transport_(t), options_(o), clock_(std::move(c)),
+        guard_set_(transport_, clock_, options_.backoff, options_.guard_delay, halt_.get_token(),
+                   [this](std::string why) { lose(std::move(why)); }) {
     static_assert(check_transport_policy<transport_type>());
   }
   basic_session(const basic_session&) = delete;
@@ -9744,10 +10035,22 @@ class basic_session {
   /// happened before the guard's watch started. `seen_at`, when known, is a
   /// revision at which the key was seen alive with that create_revision: the
   /// watch then starts right after it, without reading the key first.
+  /// Where the transport carries watch sets, every guarded key of the
+  /// session is one watch of one set, created options::guard_delay from now;
+  /// else each key has a thread and a stream of its own.
   /// A guard the system refuses a thread for loses the session: the key
   /// cannot be watched, so holding on to it would be a guess.
   void guard_key(std::string key, revision create_revision = 0, revision seen_at = 0) {
     std::string refused;
+    if constexpr (watch_sets<transport_type>) {
+      {
+        std::lock_guard lock{mutex_};
+        if (closed_) return;
+      }
+      if (auto r = guard_set_.add(key, create_revision, seen_at); !r)
+        lose("guarded key " + key + " cannot be watched: " + r.error().message);
+      return;
+    }
     {
       std::lock_guard lock{mutex_};
       if (closed_ || guards_.contains(key)) return;
@@ -9768,12 +10071,14 @@ class basic_session {
     if (!refused.empty()) lose(std::move(refused));  // not under our lock
   }
   /// Stops guarding `key`: once this returns, a delete of it (a resign, a
-  /// release) is never taken for a loss. Nothing is torn down here, so a
-  /// release's txn does not wait for it: the guard's thread sees the delete
-  /// that usually follows and ends by itself, soon after. Threads that have
-  /// ended are joined here; the oldest of too many still running is stopped
-  /// (a key left in place); close() stops the rest.
+  /// release) is never taken for a loss. In a watch set this forgets the key
+  /// and cancels its watch (one message), if it was created. Else nothing is
+  /// torn down here, so a release's txn does not wait for it: the guard's
+  /// thread sees the delete that usually follows and ends by itself, soon
+  /// after. Threads that have ended are joined here; the oldest of too many
+  /// still running is stopped (a key left in place); close() stops the rest.
   void unguard_key(const std::string& key) {
+    if constexpr (watch_sets<transport_type>) return guard_set_.remove(key);
     std::vector<guard_thread> finished;
     {
       std::lock_guard lock{mutex_};
@@ -9834,6 +10139,7 @@ class basic_session {
       if (!r && r.error().code != errc::lease_not_found) revoked = std::move(r);
     }
     if (keepalive.joinable()) keepalive.join();
+    if constexpr (watch_sets<transport_type>) guard_set_.stop();
     guards.clear();  // joins
     retired.clear();
     return revoked;
@@ -10194,6 +10500,16 @@ class basic_session {
     std::shared_ptr<guard_state> state;
   };
   static constexpr std::size_t max_retired = 64;
+  // Where the transport carries watch sets, every guarded key is a watch of
+  // one set (detail/guard_set.hpp); else each has a thread and a stream.
+  struct no_guard_set {
+    template <class... A>
+    explicit no_guard_set(A&&...) {}
+  };
+  using guard_set_type =
+      std::conditional_t<watch_sets<transport_type>,
+                         detail::guard_set<transport_type, clock_type, backoff_type>, no_guard_set>;
+  guard_set_type guard_set_;
   std::map<std::string, guard_thread> guards_;
   std::vector<guard_thread> retired_;  // unguarded, not yet joined, newest first
   std::jthread keepalive_;

@@ -14772,6 +14772,287 @@ class etcd_watch_stream {
 
 }  // namespace conch::detail
 // ---- end conch/etcd/watch.hpp ----
+// ---- begin conch/etcd/watch_set.hpp ----
+// conch/etcd/watch_set.hpp — several etcd watches on one stream.
+//
+// Each watch is named by an id the caller picks (etcd 3.4 accepts a
+// client-chosen watch_id), so adding one is a single message on a stream
+// that is already open: no new gRPC call, no round trip waited for, no
+// thread. Removing one is a cancel message. When the gRPC stream breaks the
+// set opens a new one and creates every watch again from one past the last
+// event it delivered for it, so each watch's events come once, in order.
+// A watch whose start has been compacted away, or that etcd refuses, ends
+// alone (next() says so, with its id); the others go on.
+
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <utility>
+
+namespace conch::detail {
+
+class etcd_watch_set {
+ public:
+  explicit etcd_watch_set(std::shared_ptr<grpc_connection> conn)
+      : s_(std::make_unique<state>(std::move(conn))) {}
+
+  /// Adds watch `id` (positive, never used before in this set) from
+  /// `req.start_revision` (which must be set: a resumed stream starts there).
+  /// Any thread; returns at once.
+  void add(std::int64_t id, const watch_request& req) {
+    state& s = *s_;
+    std::lock_guard lock{s.m};
+    auto [it, fresh] = s.watches.emplace(id, member{req, req.start_revision});
+    if (fresh && s.sent_creates) s.wire.write(create_of(id, it->second));
+  }
+
+  /// Removes watch `id`: next() delivers nothing of it from now on. Any
+  /// thread; returns at once.
+  void remove(std::int64_t id) {
+    state& s = *s_;
+    std::lock_guard lock{s.m};
+    if (s.watches.erase(id) == 0) return;
+    std::erase_if(s.ready, [id](const watch_set_batch& b) { return b.id == id; });
+    if (s.sent_creates) {
+      ::etcdserverpb::WatchRequest cancel;
+      cancel.mutable_cancel_request()->set_watch_id(id);
+      s.wire.write(std::move(cancel));
+    }
+  }
+
+  /// The next batch of one watch's events, or one watch's end, waiting at
+  /// most until `d` (then errc::timed_out; the set goes on). wake() ends the
+  /// wait early the same way. errc::cancelled after cancel(). One thread.
+  result<watch_set_batch> next(deadline d) {
+    state& s = *s_;
+    for (;;) {
+      {
+        std::lock_guard lock{s.m};
+        if (!s.ready.empty()) {
+          watch_set_batch b = std::move(s.ready.front());
+          s.ready.pop_front();
+          return b;
+        }
+      }
+      if (auto waited = turn(d); !waited) return std::move(waited).error();
+    }
+  }
+
+  /// Makes a waiting next() return errc::timed_out soon; any thread.
+  void wake() noexcept {
+    s_->woken = true;
+    (void)s_->wire.set_alarm(std::chrono::steady_clock::now());
+  }
+
+  /// Makes next() return errc::cancelled promptly, now and from now on.
+  void cancel() noexcept { s_->wire.cancel(); }
+
+  std::size_t size() const {
+    std::lock_guard lock{s_->m};
+    return s_->watches.size();
+  }
+
+ private:
+  using duplex = grpc_duplex<::etcdserverpb::WatchRequest, ::etcdserverpb::WatchResponse>;
+
+  struct member {
+    watch_request req;
+    revision next_rev;  // one past the last event delivered
+  };
+
+  struct state {
+    explicit state(std::shared_ptr<grpc_connection> c) : conn(std::move(c)) {}
+    std::shared_ptr<grpc_connection> conn;
+    mutable std::mutex m;  // watches, ready, sent_creates
+    std::map<std::int64_t, member> watches;
+    std::deque<watch_set_batch> ready;
+    bool sent_creates = false;  // the current call carries every watch
+    std::unique_ptr<::etcdserverpb::Watch::Stub> stub;
+    grpc_connection::channel_ref ref;
+    std::string token;
+    bool token_refreshed = false;
+    bool reopen_now = false;
+    bool retry_pending = false;
+    bool worked = false;  // the current call has answered
+    std::chrono::milliseconds retry_delay{0};
+    std::atomic<bool> woken{false};
+    duplex wire;  // last: destroyed (drained) first
+  };
+
+  static ::etcdserverpb::WatchRequest create_of(std::int64_t id, const member& w) {
+    ::etcdserverpb::WatchRequest create;
+    auto& c = *create.mutable_create_request();
+    to_pb(w.req, w.next_rev, c);
+    c.set_watch_id(id);
+    return create;
+  }
+
+  static bool retryable(errc c) {
+    return c == errc::unavailable || c == errc::internal || c == errc::cancelled ||
+           c == errc::timed_out;
+  }
+
+  // One wait: (re)opens the call when it is idle, then handles one thing
+  // that happened (a message may add to `ready`).
+  result<void> turn(deadline d) {
+    state& s = *s_;
+    if (s.wire.cancelled()) return error{errc::cancelled, "watch set cancelled"};
+    if (s.wire.idle() && !s.retry_pending) {
+      if (auto opened = open(d); !opened) {
+        if (opened.error().code == errc::timed_out) return opened.error();
+        if (!retryable(opened.error().code)) fail_all(opened.error());
+        schedule_retry();
+      }
+    }
+    switch (s.wire.wait(d)) {
+      case duplex::event::timeout:
+        return error{errc::timed_out, "no watch event before the deadline"};
+      case duplex::event::alarm:
+        s.retry_pending = false;
+        if (s.woken.exchange(false)) return error{errc::timed_out, "woken"};
+        break;
+      case duplex::event::idle:
+        if (s.woken.exchange(false)) return error{errc::timed_out, "woken"};
+        break;
+      case duplex::event::message:
+        on_message(s.wire.message());
+        break;
+      case duplex::event::finished:
+        on_finished();
+        break;
+    }
+    return {};
+  }
+
+  result<void> open(deadline d) {
+    state& s = *s_;
+    if (s.conn->config_error()) return *s.conn->config_error();
+    auto token = s.conn->token(d);
+    if (!token) return token.error();
+    s.token = *token;
+    s.ref = s.conn->current();
+    s.stub = ::etcdserverpb::Watch::NewStub(s.ref.channel);
+    auto* stub = s.stub.get();
+    s.worked = false;
+    std::lock_guard lock{s.m};
+    if (!s.wire.open([stub](grpc::ClientContext* ctx,
+                            grpc::CompletionQueue* cq) { return stub->PrepareAsyncWatch(ctx, cq); },
+                     s.token))
+      return {};  // cancelled: the next turn reports it
+    for (const auto& [id, w] : s.watches) s.wire.write(create_of(id, w));
+    s.sent_creates = true;
+    return {};
+  }
+
+  void schedule_retry() {
+    state& s = *s_;
+    if (s.worked) {
+      s.retry_delay = std::chrono::milliseconds(0);
+      return;
+    }
+    s.retry_delay = std::clamp(s.retry_delay * 2, std::chrono::milliseconds(50),
+                               std::chrono::milliseconds(1000));
+    s.retry_pending = s.wire.set_alarm(std::chrono::steady_clock::now() + s.retry_delay);
+  }
+
+  // Every watch ends with `why` (the set can never carry them).
+  void fail_all(const error& why) {
+    state& s = *s_;
+    std::lock_guard lock{s.m};
+    for (const auto& [id, w] : s.watches) s.ready.push_back({id, {}, why});
+    s.watches.clear();
+  }
+
+  void on_message(const ::etcdserverpb::WatchResponse& r) {
+    state& s = *s_;
+    s.worked = true;
+    s.retry_delay = std::chrono::milliseconds(0);
+    std::lock_guard lock{s.m};
+    auto it = s.watches.find(r.watch_id());
+    if (it == s.watches.end()) return;  // removed, or not a watch of ours
+    member& w = it->second;
+    if (r.compact_revision() != 0) {
+      s.ready.push_back({it->first,
+                         {},
+                         error{errc::compacted,
+                               s.ref.endpoint + ": watch from revision " +
+                                   std::to_string(w.next_rev) +
+                                   " impossible: history compacted up to " +
+                                   std::to_string(r.compact_revision()),
+                               r.compact_revision()}});
+      s.watches.erase(it);
+      return;
+    }
+    if (r.canceled()) {
+      const std::string& reason = r.cancel_reason();
+      // etcd 3.4 reports a stale token on a watch as "permission denied":
+      // one fresh token (a new call, every watch again) tells the two apart.
+      const bool maybe_stale =
+          stale_token(reason) || (s.conn->has_auth() && message_has(reason, "permission denied"));
+      if (maybe_stale && !s.token_refreshed) {
+        s.token_refreshed = true;
+        s.conn->drop_token(s.token);
+        s.reopen_now = true;
+        s.wire.abort();
+        return;
+      }
+      s.ready.push_back({it->first,
+                         {},
+                         error{etcd_errc(grpc::StatusCode::UNKNOWN, reason),
+                               s.ref.endpoint + ": etcd cancelled the watch on " + w.req.key +
+                                   ": " + (reason.empty() ? std::string("no reason given") : reason)}});
+      s.watches.erase(it);
+      return;
+    }
+    if (r.created()) {
+      s.token_refreshed = false;
+      return;
+    }
+    watch_batch batch;
+    batch.header_revision = r.header().revision();
+    for (const auto& e : r.events()) {
+      if (e.kv().mod_revision() < w.next_rev) continue;  // a resumed call never repeats
+      batch.events.push_back(from_pb(e));
+      w.next_rev = std::max(w.next_rev, e.kv().mod_revision() + 1);
+    }
+    if (r.events_size() == 0) w.next_rev = std::max(w.next_rev, r.header().revision() + 1);
+    if (!batch.events.empty()) s.ready.push_back({it->first, std::move(batch), std::nullopt});
+  }
+
+  void on_finished() {
+    state& s = *s_;
+    const grpc::Status status = s.wire.status();
+    s.wire.reset();
+    {
+      std::lock_guard lock{s.m};
+      s.sent_creates = false;
+    }
+    if (s.wire.cancelled()) return;  // the next turn reports it
+    if (std::exchange(s.reopen_now, false)) return;
+    if (s.conn->has_auth() && !s.token_refreshed && stale_token(status.error_message())) {
+      s.token_refreshed = true;
+      s.conn->drop_token(s.token);
+      return;
+    }
+    auto err = s.conn->explain(status, s.ref.endpoint);
+    if (!retryable(err.code)) fail_all(err);
+    if (err.code == errc::unavailable) s.conn->failover(s.ref);
+    schedule_retry();
+  }
+
+  std::unique_ptr<state> s_;
+};
+
+}  // namespace conch::detail
+// ---- end conch/etcd/watch_set.hpp ----
 
 #include <chrono>
 #include <functional>
@@ -14785,6 +15066,8 @@ namespace conch {
 
 /// A watch on an etcd_transport (see conch::watch_stream).
 using etcd_watch_stream = detail::etcd_watch_stream;
+/// Several watches on one stream of an etcd_transport (see conch::watch_sets).
+using etcd_watch_set = detail::etcd_watch_set;
 /// Renewals of one lease on an etcd_transport (see conch::keepalive_stream).
 using etcd_keepalive_stream = detail::etcd_keepalive_stream;
 
@@ -14925,6 +15208,9 @@ class etcd_transport {
   /// A watch; it starts when its next() is first called.
   etcd_watch_stream watch(const watch_request& req) { return {conn_, req}; }
 
+  /// An empty watch set (conch::watch_sets); its stream opens at its first next().
+  etcd_watch_set watch_set() { return etcd_watch_set{conn_}; }
+
   /// Reachability and credentials: one cheap read. A permission error counts
   /// as success (etcd answered and knew the user).
   result<void> ping(deadline d) {
@@ -14991,6 +15277,7 @@ class etcd_transport {
 
 static_assert(transport<etcd_transport>, "etcd_transport must model conch::transport");
 static_assert(txn_batching<etcd_transport>, "etcd_transport sends txn batches");
+static_assert(watch_sets<etcd_transport>, "etcd_transport carries watch sets");
 
 }  // namespace conch
 // ---- end conch/etcd/transport.hpp ----
