@@ -264,12 +264,11 @@ void measure_scale(context& ctx) {
   std::map<int, double> writers, txn_writers;  // K -> cycles per second
   auto floor_row = [&](int k, const scale_run& w, const std::string& who,
                        const std::string& cycle) {
-    ctx.rows.push_back({"scale: " + std::to_string(k) + " " + who + (k == 1 ? "" : "s") +
-                            " (no semaphore), " + cycle + " [" + fixed(w.calls, 1) + " calls; CPU " +
-                            fixed(w.client_us, 0) + " µs client, " + fixed(w.etcd_us, 0) +
-                            " µs etcd]",
-                        ms(w.cycles.p50()), ms(w.cycles.p99()), "—", "(" + fixed(w.rate, 0) + "/s)",
-                        "—", "—"});
+    ctx.rows.push_back(
+        {"scale: " + std::to_string(k) + " " + who + (k == 1 ? "" : "s") + " (no semaphore), " +
+             cycle + " [" + fixed(w.calls, 1) + " calls; CPU " + fixed(w.client_us, 0) +
+             " µs client, " + fixed(w.etcd_us, 0) + " µs etcd]",
+         ms(w.cycles.p50()), ms(w.cycles.p99()), "—", "(" + fixed(w.rate, 0) + "/s)", "—", "—"});
   };
   for (int k : {1, 8, 64}) {
     const scale_run w = run_put_writers(ctx, k, run_for);

@@ -106,7 +106,9 @@ class basic_session {
   };
 
   explicit basic_session(transport_type& t, options o = {}, clock_type c = {})
-      : transport_(t), options_(o), clock_(std::move(c)),
+      : transport_(t),
+        options_(o),
+        clock_(std::move(c)),
         guard_set_(transport_, clock_, options_.backoff, options_.guard_delay, halt_.get_token(),
                    [this](std::string why) { lose(std::move(why)); }) {
     static_assert(check_transport_policy<transport_type>());

@@ -2044,7 +2044,6 @@ concept txn_batching = requires(T& t, const std::vector<txn_request>& batch, dea
   { t.txn_batch(batch, d) } -> std::same_as<result<std::vector<txn_response>>>;
 };
 
-
 /// Several watches on one stream, each named by a positive id its owner
 /// picks and never reuses: add() and remove() return at once and may come
 /// from any thread; next() (one thread) hands out one watch's events, or one
@@ -2053,11 +2052,13 @@ concept txn_batching = requires(T& t, const std::vector<txn_request>& batch, dea
 /// broken stream each watch resumes past its last event.
 template <class S>
 concept watch_set_stream = requires(S& s, std::int64_t id, const watch_request& w, deadline d) {
-  { s.add(id, w) };
-  { s.remove(id) };
+  {s.add(id, w)};
+  {s.remove(id)};
   { s.next(d) } -> std::same_as<result<watch_set_batch>>;
-  { s.wake() } noexcept;
-  { s.cancel() } noexcept;
+  { s.wake() }
+  noexcept;
+  { s.cancel() }
+  noexcept;
 };
 
 /// An optional capability: watch sets. Code that uses it checks for it and
@@ -9628,8 +9629,12 @@ class guard_set {
   /// basic_session::options::guard_delay).
   guard_set(Transport& t, const Clock& clock, Backoff backoff, std::chrono::milliseconds delay,
             std::stop_token halt, std::function<void(std::string)> lose)
-      : transport_(t), clock_(clock), backoff_(std::move(backoff)), delay_(delay),
-        halt_(std::move(halt)), lose_(std::move(lose)) {}
+      : transport_(t),
+        clock_(clock),
+        backoff_(std::move(backoff)),
+        delay_(delay),
+        halt_(std::move(halt)),
+        lose_(std::move(lose)) {}
   guard_set(const guard_set&) = delete;
   guard_set& operator=(const guard_set&) = delete;
   ~guard_set() { stop(); }
@@ -9912,7 +9917,9 @@ class basic_session {
   };
 
   explicit basic_session(transport_type& t, options o = {}, clock_type c = {})
-      : transport_(t), options_(o), clock_(std::move(c)),
+      : transport_(t),
+        options_(o),
+        clock_(std::move(c)),
         guard_set_(transport_, clock_, options_.backoff, options_.guard_delay, halt_.get_token(),
                    [this](std::string why) { lose(std::move(why)); }) {
     static_assert(check_transport_policy<transport_type>());

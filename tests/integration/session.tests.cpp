@@ -55,7 +55,6 @@ void attach(conch::etcd_transport& t, const std::string& key, conch::lease_id le
   REQUIRE(t.put(put, t.default_deadline()));
 }
 
-
 // The etcd transport without its watch sets: a session on it guards each key
 // with a thread and a stream of its own, as on any transport without them.
 class stream_per_guard {

@@ -41,8 +41,12 @@ class guard_set {
   /// basic_session::options::guard_delay).
   guard_set(Transport& t, const Clock& clock, Backoff backoff, std::chrono::milliseconds delay,
             std::stop_token halt, std::function<void(std::string)> lose)
-      : transport_(t), clock_(clock), backoff_(std::move(backoff)), delay_(delay),
-        halt_(std::move(halt)), lose_(std::move(lose)) {}
+      : transport_(t),
+        clock_(clock),
+        backoff_(std::move(backoff)),
+        delay_(delay),
+        halt_(std::move(halt)),
+        lose_(std::move(lose)) {}
   guard_set(const guard_set&) = delete;
   guard_set& operator=(const guard_set&) = delete;
   ~guard_set() { stop(); }

@@ -23,6 +23,39 @@
 
 namespace conch::detail {
 
+/// What ends a watch call that a new call may get past.
+inline bool watch_retryable(errc c) {
+  return c == errc::unavailable || c == errc::internal || c == errc::cancelled ||
+         c == errc::timed_out;
+}
+
+/// The pause before a watch call is opened again: none after a call that
+/// had worked (`delay` back to 0), else 50 ms, doubling up to 1 s. True if
+/// `wire`'s alarm was set for it.
+template <class Duplex>
+bool pause_before_reopen(Duplex& wire, bool worked, std::chrono::milliseconds& delay) {
+  if (worked) {
+    delay = std::chrono::milliseconds(0);
+    return false;
+  }
+  delay = std::clamp(delay * 2, std::chrono::milliseconds(50), std::chrono::milliseconds(1000));
+  return wire.set_alarm(std::chrono::steady_clock::now() + delay);
+}
+
+/// Drops `token` if `reason` may mean it went stale, once per `refreshed`:
+/// true if the call should simply be opened again (with a fresh token).
+/// etcd 3.4 reports a stale token on a watch as "permission denied": one
+/// fresh token tells the two apart.
+inline bool refresh_stale_token(grpc_connection& c, const std::string& token, bool& refreshed,
+                                const std::string& reason, bool denied_counts = true) {
+  const bool maybe_stale = stale_token(reason) || (denied_counts && c.has_auth() &&
+                                                   message_has(reason, "permission denied"));
+  if (!maybe_stale || refreshed) return false;
+  refreshed = true;
+  c.drop_token(token);
+  return true;
+}
+
 class etcd_watch_stream {
  public:
   etcd_watch_stream(std::shared_ptr<grpc_connection> conn, watch_request req)
@@ -97,11 +130,6 @@ class etcd_watch_stream {
     duplex wire;                     // last: destroyed (drained) first
   };
 
-  static bool retryable(errc c) {
-    return c == errc::unavailable || c == errc::internal || c == errc::cancelled ||
-           c == errc::timed_out;
-  }
-
   // One turn of next()'s and start()'s wait: (re)opens the stream when it is
   // idle, then waits until `d` for one event. A batch that arrived, none yet,
   // or the error that ends the wait (`waiting` says what timed out).
@@ -112,7 +140,7 @@ class etcd_watch_stream {
     if (s.wire.idle() && !s.retry_pending) {
       if (auto opened = open(d); !opened) {
         if (opened.error().code == errc::timed_out) return opened.error();
-        if (!retryable(opened.error().code)) return *(s.done = opened.error());
+        if (!watch_retryable(opened.error().code)) return *(s.done = opened.error());
         schedule_retry();
       }
     }
@@ -157,13 +185,7 @@ class etcd_watch_stream {
   // stream that had been working is reopened at once.
   void schedule_retry() {
     state& s = *s_;
-    if (s.created) {
-      s.retry_delay = std::chrono::milliseconds(0);
-      return;
-    }
-    s.retry_delay = std::clamp(s.retry_delay * 2, std::chrono::milliseconds(50),
-                               std::chrono::milliseconds(1000));
-    s.retry_pending = s.wire.set_alarm(std::chrono::steady_clock::now() + s.retry_delay);
+    s.retry_pending = pause_before_reopen(s.wire, s.created, s.retry_delay);
   }
 
   std::optional<watch_batch> on_message(const ::etcdserverpb::WatchResponse& r) {
@@ -185,13 +207,7 @@ class etcd_watch_stream {
     }
     if (r.canceled()) {
       const std::string& reason = r.cancel_reason();
-      // etcd 3.4 reports a stale token on a watch as "permission denied":
-      // one fresh token tells the two apart.
-      const bool maybe_stale =
-          stale_token(reason) || (s.conn->has_auth() && message_has(reason, "permission denied"));
-      if (maybe_stale && !s.token_refreshed) {
-        s.token_refreshed = true;
-        s.conn->drop_token(s.token);
+      if (refresh_stale_token(*s.conn, s.token, s.token_refreshed, reason)) {
         s.reopen_now = true;
       } else {
         s.done = error{etcd_errc(grpc::StatusCode::UNKNOWN, reason),
@@ -244,13 +260,11 @@ class etcd_watch_stream {
       s.reopen_now = false;
       return;
     }
-    if (s.conn->has_auth() && !s.token_refreshed && stale_token(status.error_message())) {
-      s.token_refreshed = true;
-      s.conn->drop_token(s.token);
+    if (s.conn->has_auth() &&
+        refresh_stale_token(*s.conn, s.token, s.token_refreshed, status.error_message(), false))
       return;
-    }
     auto err = s.conn->explain(status, s.ref.endpoint);
-    if (!retryable(err.code)) {
+    if (!watch_retryable(err.code)) {
       s.done = std::move(err);
       return;
     }

@@ -14,6 +14,7 @@
 #include "conch/etcd/convert.hpp"
 #include "conch/etcd/duplex.hpp"
 #include "conch/etcd/status.hpp"
+#include "conch/etcd/watch.hpp"
 #include "conch/policies/transport.hpp"
 #include "conch/proto/rpc.grpc.pb.h"
 
@@ -127,11 +128,6 @@ class etcd_watch_set {
     return create;
   }
 
-  static bool retryable(errc c) {
-    return c == errc::unavailable || c == errc::internal || c == errc::cancelled ||
-           c == errc::timed_out;
-  }
-
   // One wait: (re)opens the call when it is idle, then handles one thing
   // that happened (a message may add to `ready`).
   result<void> turn(deadline d) {
@@ -140,7 +136,7 @@ class etcd_watch_set {
     if (s.wire.idle() && !s.retry_pending) {
       if (auto opened = open(d); !opened) {
         if (opened.error().code == errc::timed_out) return opened.error();
-        if (!retryable(opened.error().code)) fail_all(opened.error());
+        if (!watch_retryable(opened.error().code)) fail_all(opened.error());
         schedule_retry();
       }
     }
@@ -186,13 +182,7 @@ class etcd_watch_set {
 
   void schedule_retry() {
     state& s = *s_;
-    if (s.worked) {
-      s.retry_delay = std::chrono::milliseconds(0);
-      return;
-    }
-    s.retry_delay = std::clamp(s.retry_delay * 2, std::chrono::milliseconds(50),
-                               std::chrono::milliseconds(1000));
-    s.retry_pending = s.wire.set_alarm(std::chrono::steady_clock::now() + s.retry_delay);
+    s.retry_pending = pause_before_reopen(s.wire, s.worked, s.retry_delay);
   }
 
   // Every watch ends with `why` (the set can never carry them).
@@ -212,35 +202,29 @@ class etcd_watch_set {
     if (it == s.watches.end()) return;  // removed, or not a watch of ours
     member& w = it->second;
     if (r.compact_revision() != 0) {
-      s.ready.push_back({it->first,
-                         {},
-                         error{errc::compacted,
-                               s.ref.endpoint + ": watch from revision " +
-                                   std::to_string(w.next_rev) +
-                                   " impossible: history compacted up to " +
-                                   std::to_string(r.compact_revision()),
-                               r.compact_revision()}});
+      s.ready.push_back(
+          {it->first,
+           {},
+           error{errc::compacted,
+                 s.ref.endpoint + ": watch from revision " + std::to_string(w.next_rev) +
+                     " impossible: history compacted up to " + std::to_string(r.compact_revision()),
+                 r.compact_revision()}});
       s.watches.erase(it);
       return;
     }
     if (r.canceled()) {
       const std::string& reason = r.cancel_reason();
-      // etcd 3.4 reports a stale token on a watch as "permission denied":
-      // one fresh token (a new call, every watch again) tells the two apart.
-      const bool maybe_stale =
-          stale_token(reason) || (s.conn->has_auth() && message_has(reason, "permission denied"));
-      if (maybe_stale && !s.token_refreshed) {
-        s.token_refreshed = true;
-        s.conn->drop_token(s.token);
-        s.reopen_now = true;
+      if (refresh_stale_token(*s.conn, s.token, s.token_refreshed, reason)) {
+        s.reopen_now = true;  // a new call, every watch again
         s.wire.abort();
         return;
       }
-      s.ready.push_back({it->first,
-                         {},
-                         error{etcd_errc(grpc::StatusCode::UNKNOWN, reason),
-                               s.ref.endpoint + ": etcd cancelled the watch on " + w.req.key +
-                                   ": " + (reason.empty() ? std::string("no reason given") : reason)}});
+      s.ready.push_back(
+          {it->first,
+           {},
+           error{etcd_errc(grpc::StatusCode::UNKNOWN, reason),
+                 s.ref.endpoint + ": etcd cancelled the watch on " + w.req.key + ": " +
+                     (reason.empty() ? std::string("no reason given") : reason)}});
       s.watches.erase(it);
       return;
     }
@@ -269,13 +253,11 @@ class etcd_watch_set {
     }
     if (s.wire.cancelled()) return;  // the next turn reports it
     if (std::exchange(s.reopen_now, false)) return;
-    if (s.conn->has_auth() && !s.token_refreshed && stale_token(status.error_message())) {
-      s.token_refreshed = true;
-      s.conn->drop_token(s.token);
+    if (s.conn->has_auth() &&
+        refresh_stale_token(*s.conn, s.token, s.token_refreshed, status.error_message(), false))
       return;
-    }
     auto err = s.conn->explain(status, s.ref.endpoint);
-    if (!retryable(err.code)) fail_all(err);
+    if (!watch_retryable(err.code)) fail_all(err);
     if (err.code == errc::unavailable) s.conn->failover(s.ref);
     schedule_retry();
   }

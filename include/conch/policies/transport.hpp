@@ -271,7 +271,6 @@ concept txn_batching = requires(T& t, const std::vector<txn_request>& batch, dea
   { t.txn_batch(batch, d) } -> std::same_as<result<std::vector<txn_response>>>;
 };
 
-
 /// Several watches on one stream, each named by a positive id its owner
 /// picks and never reuses: add() and remove() return at once and may come
 /// from any thread; next() (one thread) hands out one watch's events, or one
@@ -280,11 +279,13 @@ concept txn_batching = requires(T& t, const std::vector<txn_request>& batch, dea
 /// broken stream each watch resumes past its last event.
 template <class S>
 concept watch_set_stream = requires(S& s, std::int64_t id, const watch_request& w, deadline d) {
-  { s.add(id, w) };
-  { s.remove(id) };
+  {s.add(id, w)};
+  {s.remove(id)};
   { s.next(d) } -> std::same_as<result<watch_set_batch>>;
-  { s.wake() } noexcept;
-  { s.cancel() } noexcept;
+  { s.wake() }
+  noexcept;
+  { s.cancel() }
+  noexcept;
 };
 
 /// An optional capability: watch sets. Code that uses it checks for it and
