@@ -16,6 +16,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -123,16 +124,36 @@ void measure_herd(context& ctx) {
 
 namespace {
 
+// Whole cycles of one or more runs of the same kind, with what etcd served
+// and the CPU both sides used meanwhile; per-cycle figures are derived.
 struct scale_run {
-  double rate = 0;  // cycles per second, all holders together
   samples cycles;
-  double calls = 0, watch_messages = 0;  // per cycle, from etcd's /metrics
-  double client_us = 0, etcd_us = 0;     // CPU per cycle: this process's, etcd's
+  double seconds = 0;
+  double unary = 0, watch_messages = 0;  // etcd's counts
+  double client_cpu = 0, etcd_cpu = 0;   // seconds: this process's, etcd's
+
+  void add(const scale_run& o) {
+    for (double v : o.cycles.values()) cycles.add(v);
+    seconds += o.seconds;
+    unary += o.unary;
+    watch_messages += o.watch_messages;
+    client_cpu += o.client_cpu;
+    etcd_cpu += o.etcd_cpu;
+  }
+  double n() const { return static_cast<double>(std::max<std::size_t>(cycles.size(), 1)); }
+  double rate() const { return seconds > 0 ? static_cast<double>(cycles.size()) / seconds : 0; }
+  double calls() const { return unary / n(); }
+  double watch_msgs() const { return watch_messages / n(); }
+  /// "2.0 calls; CPU 300 µs client, 500 µs etcd"
+  std::string per_cycle() const {
+    return fixed(calls(), 1) + " calls; CPU " + fixed(client_cpu * 1e6 / n(), 0) + " µs client, " +
+           fixed(etcd_cpu * 1e6 / n(), 0) + " µs etcd";
+  }
 };
 
 // `threads` threads, each running `cycle(i)` (thread i's one cycle) in a loop
-// for `run_for`; `what` names the run in its checks. Rates and samples are
-// of whole cycles; calls and watch messages per cycle are etcd's counts.
+// for `run_for`; `what` names the run in its checks. Samples are of whole
+// cycles; calls and watch messages are etcd's counts.
 template <class Cycle>
 scale_run run_cycles(context& ctx, int threads, std::chrono::milliseconds run_for,
                      const std::string& what, Cycle cycle) {
@@ -164,30 +185,33 @@ scale_run run_cycles(context& ctx, int threads, std::chrono::milliseconds run_fo
   until = start + run_for;
   go.store(true);
   running.clear();  // joins
-  const double seconds = std::chrono::duration<double>(steady::now() - start).count();
+  out.seconds = std::chrono::duration<double>(steady::now() - start).count();
   const auto served1 = etcd_served(ctx.etcd);
-  const double client1 = cpu_seconds(::getpid()), etcd1 = cpu_seconds(ctx.etcd.pid());
-  const auto n = static_cast<double>(std::max<std::size_t>(out.cycles.size(), 1));
-  out.rate = static_cast<double>(out.cycles.size()) / seconds;
-  out.calls = (served1.unary - served0.unary) / n;
-  out.watch_messages = (served1.watch_messages - served0.watch_messages) / n;
-  out.client_us = (client1 - client0) * 1e6 / n;
-  out.etcd_us = (etcd1 - etcd0) * 1e6 / n;
+  out.client_cpu = cpu_seconds(::getpid()) - client0;
+  out.etcd_cpu = cpu_seconds(ctx.etcd.pid()) - etcd0;
+  out.unary = served1.unary - served0.unary;
+  out.watch_messages = served1.watch_messages - served0.watch_messages;
   ctx.check(errors.empty(), "scale " + what + ": " + (errors.empty() ? "" : errors.front()));
   ctx.check(out.cycles.sane(0.001), "scale " + what + ": no cycles");
   return out;
 }
 
-// `holders` sessions on a semaphore of `max` slots, each running
-// acquire+release in a loop for `run_for`.
-scale_run run_scale(context& ctx, int holders, int max, std::chrono::milliseconds run_for) {
-  const std::string name = "scale-" + std::to_string(holders) + "-" + std::to_string(max);
+// `holders` sessions on one semaphore of `max` slots.
+struct holders {
   std::vector<std::unique_ptr<contender>> cs;
-  for (int i = 0; i < holders; ++i) cs.push_back(std::make_unique<contender>(ctx, name, max));
-  return run_cycles(ctx, holders, run_for,
-                    std::to_string(holders) + " on max " + std::to_string(max),
+  int max;
+  holders(context& ctx, int n, int max_) : max(max_) {
+    const std::string name = "scale-" + std::to_string(n) + "-" + std::to_string(max);
+    for (int i = 0; i < n; ++i) cs.push_back(std::make_unique<contender>(ctx, name, max));
+  }
+};
+
+// Each holder running acquire+release in a loop for `run_for`.
+scale_run run_scale(context& ctx, holders& h, std::chrono::milliseconds run_for) {
+  const int n = static_cast<int>(h.cs.size());
+  return run_cycles(ctx, n, run_for, std::to_string(n) + " on max " + std::to_string(h.max),
                     [&](int i) -> result<void> {
-                      auto& sem = cs[static_cast<std::size_t>(i)]->sem;
+                      auto& sem = h.cs[static_cast<std::size_t>(i)]->sem;
                       if (auto a = sem.acquire("{\"name\":\"bench\"}"); !a) return a.error();
                       return sem.release();
                     });
@@ -218,88 +242,110 @@ scale_run run_put_writers(context& ctx, int writers, std::chrono::milliseconds r
 // create revision; delete slot and marker), each thread on keys of its own.
 // This is where etcd saturates for the holders' work, on this machine in
 // this run; the Put writers above are the same for the cheapest write.
-scale_run run_txn_writers(context& ctx, int writers, std::chrono::milliseconds run_for) {
+struct txn_writers {
+  context& ctx;
   std::vector<lease_id> leases;
-  for (int i = 0; i < writers; ++i) {
-    auto g = ctx.client.lease_grant(60, ctx.client.default_deadline());
-    if (!g) throw std::runtime_error("lease grant: " + g.error().message);
-    leases.push_back(g->id);
+  txn_writers(context& c, int writers) : ctx(c) {
+    for (int i = 0; i < writers; ++i) {
+      auto g = ctx.client.lease_grant(60, ctx.client.default_deadline());
+      if (!g) throw std::runtime_error("lease grant: " + g.error().message);
+      leases.push_back(g->id);
+    }
   }
-  const std::string dir = ctx.prefix + "scale-txn/";
-  auto r = run_cycles(
-      ctx, writers, run_for, std::to_string(writers) + " txn writers", [&](int i) -> result<void> {
-        const std::string own = dir + std::to_string(i);
-        const std::string slot = own + "/slot", marker = own + "/held", queue = own + "/queue/";
-        txn_request take;
-        compare empty = compare::create_revision(queue) < 1;
-        empty.range_end = prefix_end(queue);
-        take.compares = {empty, compare::create_revision(slot) == 0,
-                         compare::create_revision(marker) == 0};
-        take.success.emplace_back(
-            put_request{slot, "{\"name\":\"bench\"}", leases[static_cast<std::size_t>(i)]});
-        take.success.emplace_back(put_request{marker, "bench", 0});
-        auto taken = ctx.client.txn(take, ctx.client.default_deadline());
-        if (!taken) return taken.error();
-        if (!taken->succeeded) return error{errc::internal, "txn writer: its slot was taken"};
-        txn_request give = fenced_release({slot, taken->header_revision, 0});  // as release() does
-        give.success.emplace_back(delete_request{marker, {}, false});
-        auto given = ctx.client.txn(give, ctx.client.default_deadline());
-        if (!given) return given.error();
-        return {};
-      });
-  for (auto l : leases) (void)ctx.client.lease_revoke(l, ctx.client.default_deadline());
-  return r;
-}
+  txn_writers(const txn_writers&) = delete;
+  txn_writers& operator=(const txn_writers&) = delete;
+  ~txn_writers() {
+    for (auto l : leases) (void)ctx.client.lease_revoke(l, ctx.client.default_deadline());
+  }
+
+  scale_run run(std::chrono::milliseconds run_for) {
+    const std::string dir = ctx.prefix + "scale-txn/";
+    const int writers = static_cast<int>(leases.size());
+    return run_cycles(ctx, writers, run_for, std::to_string(writers) + " txn writers",
+                      [&](int i) -> result<void> {
+                        const std::string own = dir + std::to_string(i);
+                        const std::string slot = own + "/slot", marker = own + "/held",
+                                          queue = own + "/queue/";
+                        txn_request take;
+                        compare empty = compare::create_revision(queue) < 1;
+                        empty.range_end = prefix_end(queue);
+                        take.compares = {empty, compare::create_revision(slot) == 0,
+                                         compare::create_revision(marker) == 0};
+                        take.success.emplace_back(put_request{slot, "{\"name\":\"bench\"}",
+                                                              leases[static_cast<std::size_t>(i)]});
+                        take.success.emplace_back(put_request{marker, "bench", 0});
+                        auto taken = ctx.client.txn(take, ctx.client.default_deadline());
+                        if (!taken) return taken.error();
+                        if (!taken->succeeded)
+                          return error{errc::internal, "txn writer: its slot was taken"};
+                        txn_request give =
+                            fenced_release({slot, taken->header_revision, 0});  // as release() does
+                        give.success.emplace_back(delete_request{marker, {}, false});
+                        auto given = ctx.client.txn(give, ctx.client.default_deadline());
+                        if (!given) return given.error();
+                        return {};
+                      });
+  }
+};
 
 }  // namespace
 
 // K holders on K slots should run K times one holder's rate until etcd
 // saturates (target ≥ 0.8 × the lesser of K × one holder and etcd's ceiling
-// for the same writes: K txn writers). K threads of Put pairs, in the same
-// run, show etcd's ceiling for the cheapest write beside it. 64 holders on
-// one slot show the contended line.
+// for the same writes: K txn writers). K threads of Put pairs show etcd's
+// ceiling for the cheapest write beside it. For each K the three kinds run in
+// turns of a quarter of the time each (Put writers, txn writers, holders,
+// four times over), so a change in the machine's load falls on both sides of
+// the ratio alike. 64 holders on one slot show the contended line.
 void measure_scale(context& ctx) {
   const auto run_for = ctx.quick ? 1500ms : 8000ms;
-  double single = 0;
-  std::map<int, double> writers, txn_writers;  // K -> cycles per second
-  auto floor_row = [&](int k, const scale_run& w, const std::string& who,
-                       const std::string& cycle) {
-    ctx.rows.push_back(
-        {"scale: " + std::to_string(k) + " " + who + (k == 1 ? "" : "s") + " (no semaphore), " +
-             cycle + " [" + fixed(w.calls, 1) + " calls; CPU " + fixed(w.client_us, 0) +
-             " µs client, " + fixed(w.etcd_us, 0) + " µs etcd]",
-         ms(w.cycles.p50()), ms(w.cycles.p99()), "—", "(" + fixed(w.rate, 0) + "/s)", "—", "—"});
-  };
+  const int turns = ctx.quick ? 1 : 4;
+  const auto turn = run_for / turns;
+  std::map<int, scale_run> put_runs, txn_runs, holder_runs;
   for (int k : {1, 8, 64}) {
-    const scale_run w = run_put_writers(ctx, k, run_for);
-    writers[k] = w.rate;
-    floor_row(k, w, "Put writer", "2-Put cycle");
-    const scale_run t = run_txn_writers(ctx, k, run_for);
-    txn_writers[k] = t.rate;
-    floor_row(k, t, "txn writer", "the holders' 2 txns");
+    holders h{ctx, k, k};
+    txn_writers t{ctx, k};
+    for (int i = 0; i < turns; ++i) {
+      put_runs[k].add(run_put_writers(ctx, k, turn));
+      txn_runs[k].add(t.run(turn));
+      holder_runs[k].add(run_scale(ctx, h, turn));
+    }
   }
-  for (auto [holders, max] : {std::pair{1, 1}, {8, 8}, {64, 64}, {64, 1}}) {
-    const scale_run r = run_scale(ctx, holders, max, run_for);
-    if (holders == 1) single = r.rate;
-    const double ideal = single * (max == 1 ? 1 : holders);
-    const bool targeted = holders > 1 && max == holders;
-    const double etcd = writers[holders];
-    const double ceiling = std::min(ideal, txn_writers[holders]);  // "until etcd saturates"
-    ctx.rows.push_back(
-        {"scale: " + std::to_string(holders) + (holders == 1 ? " holder" : " holders") + " (max " +
-             std::to_string(max) + "), acquire+release cycle [" + fixed(r.calls, 1) + " calls, " +
-             fixed(r.watch_messages, 1) + " watch msgs; CPU " + fixed(r.client_us, 0) +
-             " µs client, " + fixed(r.etcd_us, 0) + " µs etcd]",
-         ms(r.cycles.p50()), ms(r.cycles.p99()),
-         (holders == 1 ? std::string{}
-                       : (max == 1 ? "" : std::to_string(holders) + " × ") + "1 holder " +
-                             fixed(single, 0) + "/s; ") +
-             std::to_string(holders) + " Put writers " + fixed(etcd, 0) + "/s; txn writers " +
-             fixed(txn_writers[holders], 0) + "/s",
-         times(r.rate / ideal) + "; " + times(r.rate / etcd) + " of writers; " +
-             times(r.rate / txn_writers[holders]) + " of txn writers (" + fixed(r.rate, 0) + "/s)",
-         targeted ? "≥ 0.8× min(K × 1, txn writers)" : "—",
-         targeted ? verdict(r.rate >= 0.8 * ceiling) : "—"});
+  for (int k : {1, 8, 64})
+    for (auto [runs, who, cycle] : {std::tuple{&put_runs, "Put writer", "2-Put cycle"},
+                                    std::tuple{&txn_runs, "txn writer", "the holders' 2 txns"}}) {
+      const scale_run& w = (*runs)[k];
+      ctx.rows.push_back({"scale: " + std::to_string(k) + " " + who + (k == 1 ? "" : "s") +
+                              " (no semaphore), " + cycle + " [" + w.per_cycle() + "]",
+                          ms(w.cycles.p50()), ms(w.cycles.p99()), "—",
+                          "(" + fixed(w.rate(), 0) + "/s)", "—", "—"});
+    }
+  scale_run contended;
+  {
+    holders h{ctx, 64, 1};
+    contended = run_scale(ctx, h, run_for);
+  }
+  const double single = holder_runs[1].rate();
+  for (auto [k, max] : {std::pair{1, 1}, {8, 8}, {64, 64}, {64, 1}}) {
+    const scale_run& r = max == 1 && k > 1 ? contended : holder_runs[k];
+    const double ideal = single * (max == 1 ? 1 : k);
+    const bool targeted = k > 1 && max == k;
+    const double etcd = put_runs[k].rate(), txn = txn_runs[k].rate();
+    const double ceiling = std::min(ideal, txn);  // "until etcd saturates"
+    ctx.rows.push_back({"scale: " + std::to_string(k) + (k == 1 ? " holder" : " holders") +
+                            " (max " + std::to_string(max) + "), acquire+release cycle [" +
+                            r.per_cycle() + ", " + fixed(r.watch_msgs(), 1) + " watch msgs]",
+                        ms(r.cycles.p50()), ms(r.cycles.p99()),
+                        (k == 1 ? std::string{}
+                                : (max == 1 ? "" : std::to_string(k) + " × ") + "1 holder " +
+                                      fixed(single, 0) + "/s; ") +
+                            std::to_string(k) + " Put writers " + fixed(etcd, 0) +
+                            "/s; txn writers " + fixed(txn, 0) + "/s",
+                        times(r.rate() / ideal) + "; " + times(r.rate() / etcd) + " of writers; " +
+                            times(r.rate() / txn) + " of txn writers (" + fixed(r.rate(), 0) +
+                            "/s)",
+                        targeted ? "≥ 0.8× min(K × 1, txn writers)" : "—",
+                        targeted ? verdict(r.rate() >= 0.8 * ceiling) : "—"});
   }
 }
 

@@ -99,9 +99,9 @@ class basic_session {
     /// How long after guard_key() the key's watch is created, where the
     /// transport carries watch sets (conch::watch_sets). The watch starts
     /// from the revision the key was seen at, so a delete meanwhile is still
-    /// caught, noticed this much later at the latest; a key held for less
-    /// than this (an acquire+release cycle) never costs etcd a watch. 0:
-    /// created at once.
+    /// caught, only later: up to twice this (the session's one watching
+    /// thread wakes at most once per delay). A key held for less than this
+    /// (an acquire+release cycle) never costs etcd a watch. 0: at once.
     std::chrono::milliseconds guard_delay{10};
   };
 

@@ -9603,6 +9603,7 @@ void run_guarded(F&& body, Pause pause, Say say) {
 // (basic_session keeps a thread and a stream per key for other transports.)
 
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -9734,8 +9735,8 @@ class guard_set {
 
   // Starts every watch that is due, reading first each key not known alive
   // (gone or re-created is a loss); a failed read is tried again after a
-  // pause. When something is due next (in 10 minutes if nothing is): the
-  // set's wait lasts until then at the latest.
+  // pause. When to look again (in 10 minutes if nothing is due): the set's
+  // wait lasts until then at the latest.
   time_point start_due(Backoff& retry) {
     for (;;) {
       std::string key;
@@ -9756,7 +9757,10 @@ class guard_set {
           }
         }
         if (key.empty()) {
-          waiting_until_ = next.value_or(now + cast(std::chrono::minutes{10}));
+          // At most one wake per delay: a key guarded for a short while
+          // (the common case) wakes no one; a watch starts at most 2 × delay late.
+          waiting_until_ =
+              next ? std::max(*next, now + cast(delay_)) : now + cast(std::chrono::minutes{10});
           return *waiting_until_;
         }
       }
@@ -9910,9 +9914,9 @@ class basic_session {
     /// How long after guard_key() the key's watch is created, where the
     /// transport carries watch sets (conch::watch_sets). The watch starts
     /// from the revision the key was seen at, so a delete meanwhile is still
-    /// caught, noticed this much later at the latest; a key held for less
-    /// than this (an acquire+release cycle) never costs etcd a watch. 0:
-    /// created at once.
+    /// caught, only later: up to twice this (the session's one watching
+    /// thread wakes at most once per delay). A key held for less than this
+    /// (an acquire+release cycle) never costs etcd a watch. 0: at once.
     std::chrono::milliseconds guard_delay{10};
   };
 

@@ -15,6 +15,7 @@
 #include "conch/policies/transport.hpp"
 #include "conch/result.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -146,8 +147,8 @@ class guard_set {
 
   // Starts every watch that is due, reading first each key not known alive
   // (gone or re-created is a loss); a failed read is tried again after a
-  // pause. When something is due next (in 10 minutes if nothing is): the
-  // set's wait lasts until then at the latest.
+  // pause. When to look again (in 10 minutes if nothing is due): the set's
+  // wait lasts until then at the latest.
   time_point start_due(Backoff& retry) {
     for (;;) {
       std::string key;
@@ -168,7 +169,10 @@ class guard_set {
           }
         }
         if (key.empty()) {
-          waiting_until_ = next.value_or(now + cast(std::chrono::minutes{10}));
+          // At most one wake per delay: a key guarded for a short while
+          // (the common case) wakes no one; a watch starts at most 2 × delay late.
+          waiting_until_ =
+              next ? std::max(*next, now + cast(delay_)) : now + cast(std::chrono::minutes{10});
           return *waiting_until_;
         }
       }
