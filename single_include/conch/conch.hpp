@@ -9666,14 +9666,20 @@ class guard_set {
     return {};
   }
 
-  /// Stops guarding `key`: from now on its delete is nobody's loss.
+  /// Stops guarding `key`: from now on its delete is nobody's loss. Its
+  /// watch, if created, is cancelled a delay later, by the set's thread: not
+  /// now, beside the release whose delete usually follows (the next holder's
+  /// claim waits on that delete, not on our teardown).
   void remove(const std::string& key) {
     std::lock_guard lock{m_};
     auto it = keys_.find(key);
     if (it == keys_.end()) return;
-    if (it->second.id != 0) {
-      set_->remove(it->second.id);
-      ids_.erase(it->second.id);
+    if (const std::int64_t id = it->second.id; id != 0) {
+      ids_.erase(id);
+      if (delay_.count() == 0)
+        set_->remove(id);
+      else
+        cancels_.emplace_back(id, clock_.now() + cast(delay_));
     }
     keys_.erase(it);
   }
@@ -9686,6 +9692,7 @@ class guard_set {
       stopped_ = true;
       keys_.clear();
       ids_.clear();
+      cancels_.clear();
       t = std::move(thread_);
       if (set_) set_->cancel();
     }
@@ -9741,10 +9748,10 @@ class guard_set {
     for (;;) {
       std::string key;
       revision create_revision = 0;
-      std::optional<time_point> next;
       {
         std::lock_guard lock{m_};
         const time_point now = clock_.now();
+        std::optional<time_point> next = cancel_due(now);
         for (auto& [k, g] : keys_) {
           if (g.id != 0) continue;
           if (g.due > now) {
@@ -9796,6 +9803,21 @@ class guard_set {
     }
   }
 
+  // Under m_: cancels the watches of unguarded keys whose time has come;
+  // when the next one is due, if any is.
+  std::optional<time_point> cancel_due(time_point now) {
+    std::optional<time_point> next;
+    std::erase_if(cancels_, [&](const std::pair<std::int64_t, time_point>& c) {
+      if (c.second <= now) {
+        set_->remove(c.first);
+        return true;
+      }
+      if (!next || c.second < *next) next = c.second;
+      return false;
+    });
+    return next;
+  }
+
   // One delivery of the set: a delete loses the session; a watch that ended
   // (compacted, refused) has its key read again and watched anew.
   void heard(const watch_set_batch& b) {
@@ -9843,6 +9865,7 @@ class guard_set {
   std::optional<set_type> set_;  // made with the thread, at the first key
   std::map<std::string, guarded> keys_;
   std::map<std::int64_t, std::string> ids_;
+  std::vector<std::pair<std::int64_t, time_point>> cancels_;  // unguarded: cancel then
   std::int64_t last_id_ = 0;
   std::optional<time_point> waiting_until_;  // the thread's wait ends by then; none: not waiting
   std::jthread thread_;                      // last: joined before the rest goes
