@@ -14879,7 +14879,8 @@ class etcd_watch_set {
 
   struct member {
     watch_request req;
-    revision next_rev;  // one past the last event delivered
+    revision next_rev;             // one past the last event delivered
+    bool token_refreshed = false;  // refused as if for a stale token, since created
   };
 
   struct state {
@@ -14944,13 +14945,13 @@ class etcd_watch_set {
   result<void> open(deadline d) {
     state& s = *s_;
     if (s.conn->config_error()) return *s.conn->config_error();
+    s.worked = false;  // a failure from here on is retried after a pause
     auto token = s.conn->token(d);
     if (!token) return token.error();
     s.token = *token;
     s.ref = s.conn->current();
     s.stub = ::etcdserverpb::Watch::NewStub(s.ref.channel);
     auto* stub = s.stub.get();
-    s.worked = false;
     std::lock_guard lock{s.m};
     if (!s.wire.open([stub](grpc::ClientContext* ctx,
                             grpc::CompletionQueue* cq) { return stub->PrepareAsyncWatch(ctx, cq); },
@@ -14995,7 +14996,9 @@ class etcd_watch_set {
     }
     if (r.canceled()) {
       const std::string& reason = r.cancel_reason();
-      if (refresh_stale_token(*s.conn, s.token, s.token_refreshed, reason)) {
+      // Once per watch until etcd creates it: another watch's success does
+      // not prove this one was refused for a stale token.
+      if (refresh_stale_token(*s.conn, s.token, w.token_refreshed, reason)) {
         s.reopen_now = true;  // a new call, every watch again
         s.wire.abort();
         return;
@@ -15011,6 +15014,7 @@ class etcd_watch_set {
     }
     if (r.created()) {
       s.token_refreshed = false;
+      w.token_refreshed = false;
       return;
     }
     watch_batch batch;

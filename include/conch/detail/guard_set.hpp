@@ -81,7 +81,9 @@ class guard_set {
   /// Stops guarding `key`: from now on its delete is nobody's loss. Its
   /// watch, if created, is cancelled a delay later, by the set's thread: not
   /// now, beside the release whose delete usually follows (the next holder's
-  /// claim waits on that delete, not on our teardown).
+  /// claim waits on that delete, not on our teardown). That delete's event
+  /// wakes the thread, which then schedules the cancel; a key unguarded and
+  /// never deleted keeps its (ignored) watch until the thread next wakes.
   void remove(const std::string& key) {
     std::lock_guard lock{m_};
     auto it = keys_.find(key);
