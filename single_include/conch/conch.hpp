@@ -9597,10 +9597,12 @@ void run_guarded(F&& body, Pause pause, Say say) {
 // A session guards each key it holds (a semaphore slot, a queue key, an
 // election candidate key): its DELETE loses the session. Where the transport
 // carries several watches on one stream (conch::watch_sets), every guarded
-// key of the session is one watch of one set, read by one thread: guarding a
-// key is one message on a stream that is already open, and unguarding it is
-// one cancel, so an acquire+release cycle starts no thread and no stream.
-// (basic_session keeps a thread and a stream per key for other transports.)
+// key of the session is one watch of one set, read by one thread. A key's
+// watch is one create message on the open stream, sent `delay` after the key
+// was guarded, and its cancel goes out `delay` after it was unguarded, so an
+// acquire+release cycle starts no thread and no stream, and a short one no
+// watch. (basic_session keeps a thread and a stream per key for other
+// transports.)
 
 
 #include <algorithm>
