@@ -126,4 +126,8 @@ void measure_cron(context& ctx);         // N jobs, 3 conchd
 /// `conch_bench --child-hold READY [STAMP]`: the child the wrappers run.
 int child_hold(const char* ready, const char* stamp);
 
+/// `conch_bench --spawn-floor N ROUNDS FIRST_MS`: the cron row's floor, one
+/// bare spawner (see bench/cron.cpp).
+int spawn_floor(const char* runs, const char* rounds, const char* first_ms);
+
 }  // namespace conch::bench

@@ -119,6 +119,8 @@ std::string conch::bench::machine_note() {
 int main(int argc, char** argv) {
   if (argc >= 3 && std::string(argv[1]) == "--child-hold")
     return child_hold(argv[2], argc >= 4 ? argv[3] : nullptr);
+  if (argc == 5 && std::string(argv[1]) == "--spawn-floor")
+    return spawn_floor(argv[2], argv[3], argv[4]);
 
   bool quick = false;
   int reps = 0, cron_jobs = 0, cron_seconds = 0, cron_period = 0;

@@ -11,19 +11,26 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
+#include <spawn.h>
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
 #include <vector>
+
+extern char** environ;
 
 namespace conch::bench {
 
@@ -160,7 +167,94 @@ std::map<std::string, double> etcd_calls_by_method(const test::etcd_server& etcd
   return out;
 }
 
+// The cron row's floor: what this machine gives a spawner that does nothing
+// but start the runs. Three bare spawners (one per conchd) each
+// posix_spawnp `true` for their third of the jobs at every tick, as fast as
+// they can, then reap them: no etcd, no claim, no record, no log. Their
+// start lag is what any daemon on this machine would see at best, with the
+// runs' own exec competing for the same cores.
+struct spawn_floor_figures {
+  samples lag;               ///< ms from the tick to each spawn call
+  double cpu_per_1000 = 0;   ///< the spawners' own CPU per 1,000 runs (s)
+  double runs_per_1000 = 0;  ///< the runs' CPU per 1,000 (s)
+};
+
+double rusage_seconds(const rusage& u) {
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+spawn_floor_figures measure_spawn_floor(context& ctx, int jobs, int rounds) {
+  const int spawners = 3;
+  const auto first = std::chrono::ceil<std::chrono::seconds>(wall::now()) + 2s;
+  const auto first_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(first.time_since_epoch()).count();
+  std::vector<std::unique_ptr<process>> ps;
+  std::vector<std::string> outs;
+  for (int i = 0; i < spawners; ++i) {
+    const int runs = jobs / spawners + (i < jobs % spawners ? 1 : 0);
+    outs.push_back(ctx.tmp / ("spawn-floor-" + std::to_string(i) + ".txt"));
+    ps.push_back(std::make_unique<process>(
+        spawn_spec{.argv = {ctx.self, "--spawn-floor", std::to_string(runs), std::to_string(rounds),
+                            std::to_string(first_ms)},
+                   .stdout_path = outs.back()}));
+  }
+  spawn_floor_figures f;
+  double self = 0, children = 0;
+  for (int i = 0; i < spawners; ++i) {
+    auto code = ps[i]->wait(std::chrono::seconds(rounds + 60));
+    ctx.check(code && *code == 0, "cron floor: a spawner failed");
+    std::ifstream in(outs[i]);
+    double a = 0, b = 0;
+    std::string word;
+    if (in >> word >> a >> b && word == "cpu") {
+      self += a;
+      children += b;
+    }
+    for (double v; in >> v;) f.lag.add(v);
+  }
+  ctx.check(f.lag.size() == static_cast<std::size_t>(jobs) * static_cast<std::size_t>(rounds),
+            "cron floor: not every run was started");
+  const double thousands = static_cast<double>(f.lag.size()) / 1000.0;
+  if (thousands > 0) {
+    f.cpu_per_1000 = self / thousands;
+    f.runs_per_1000 = children / thousands;
+  }
+  return f;
+}
+
 }  // namespace
+
+int spawn_floor(const char* runs_text, const char* rounds_text, const char* first_ms_text) {
+  const int runs = std::atoi(runs_text), rounds = std::atoi(rounds_text);
+  const wall::time_point first{std::chrono::milliseconds(std::atoll(first_ms_text))};
+  if (runs <= 0 || rounds <= 0) return 64;
+  std::vector<double> lag;
+  lag.reserve(static_cast<std::size_t>(runs) * static_cast<std::size_t>(rounds));
+  std::vector<pid_t> started(static_cast<std::size_t>(runs));
+  char name[] = "true";
+  char* argv[] = {name, nullptr};
+  rusage before{};  // this program's own start-up is not the spawner's cost
+  ::getrusage(RUSAGE_SELF, &before);
+  for (int r = 0; r < rounds; ++r) {
+    const auto tick = first + std::chrono::seconds(r);
+    std::this_thread::sleep_until(tick);
+    for (auto& pid : started) {
+      lag.push_back(std::chrono::duration<double, std::milli>(wall::now() - tick).count());
+      if (::posix_spawnp(&pid, name, nullptr, nullptr, argv, environ) != 0) return 1;
+    }
+    for (pid_t pid : started)
+      while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+      }
+  }
+  rusage self{}, children{};
+  ::getrusage(RUSAGE_SELF, &self);
+  ::getrusage(RUSAGE_CHILDREN, &children);
+  std::printf("cpu %.6f %.6f\n", rusage_seconds(self) - rusage_seconds(before),
+              rusage_seconds(children));
+  for (double v : lag) std::printf("%.3f\n", v);
+  return 0;
+}
 
 void measure_cron(context& ctx) {
   auto& t = ctx.client;
@@ -171,6 +265,9 @@ void measure_cron(context& ctx) {
   const auto warmup = ctx.quick ? 2s : 4s;            // daemons up, every job loaded
   const auto grace = ctx.quick ? 3s : 15s;            // late runs of the window's ticks still count
   const std::string prefix = ctx.prefix + "cron/";
+  // The floor first, while nothing else runs; for the 1 s load only.
+  std::optional<spawn_floor_figures> floor;
+  if (period == 1s) floor = measure_spawn_floor(ctx, jobs, ctx.quick ? 2 : 10);
 
   for (int i = 0; i < jobs; ++i) {
     char name[32];
@@ -316,6 +413,14 @@ void measure_cron(context& ctx) {
                       lag.empty() ? "n/a" : ms(lag.p50()), lag.empty() ? "n/a" : ms(lag.p99()), "—",
                       lag.empty() ? "—" : ms(lag.p99()), fast ? "p99 ≤ 250 ms" : "—",
                       fast && !lag.empty() ? verdict(lag.p99() <= 250) : "—"});
+  if (floor && !floor->lag.empty())
+    ctx.rows.push_back({"cron: floor: 3 bare spawners start " + std::to_string(jobs) +
+                            " `true` at each tick (posix_spawnp, no etcd; start lag)",
+                        ms(floor->lag.p50()), ms(floor->lag.p99()),
+                        "spawners' CPU " + fixed(floor->cpu_per_1000, 3) + " s, runs " +
+                            fixed(floor->runs_per_1000, 3) + " s per 1,000",
+                        lag.empty() ? "—" : "conch p99 " + times(lag.p99() / floor->lag.p99()), "—",
+                        "—"});
   {
     const double p50 = bucket_quantile(lag0, lag1, 0.5), p99 = bucket_quantile(lag0, lag1, 0.99);
     auto bound = [](double b) {
