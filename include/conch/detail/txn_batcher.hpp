@@ -34,6 +34,7 @@
 #include <cstddef>
 #include <deque>
 #include <exception>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -78,9 +79,10 @@ class txn_batcher {
     if constexpr (!txn_batching<T>) {
       return t_.txn(req, d);
     } else {
-      caller me{&req, d};
+      auto shared = std::make_shared<caller>(&req, d);
+      caller& me = *shared;
       std::unique_lock lock{mutex_};
-      waiting_.push_back(&me);
+      waiting_.push_back(shared);
       for (;;) {
         if (me.answer) return std::move(*me.answer);
         if (me.alone) {
@@ -104,6 +106,7 @@ class txn_batcher {
 
  private:
   struct caller {
+    caller(const txn_request* r, deadline d) : req(r), due(d) {}
     const txn_request* req;
     deadline due;
     std::optional<result<txn_response>> answer{};
@@ -117,21 +120,26 @@ class txn_batcher {
   void lead(std::unique_lock<std::mutex>& lock, caller& me) requires txn_batching<T> {
     leading_ = true;
     while (!me.answer && !me.alone) {
-      std::vector<caller*> batch = take_batch();
+      std::vector<std::shared_ptr<caller>> batch = take_batch();
       if (batch.empty()) continue;  // all expired; `me` among them is answered
       lock.unlock();
       auto answers = send_caught(batch);
       lock.lock();
-      deliver(batch, std::move(answers));  // and wakes them: none returns before we let go
+      deliver(batch, std::move(answers));
+      // Woken once we let go, so that none wakes only to wait for our lock;
+      // each is kept alive by its share until told.
+      lock.unlock();
+      for (const auto& c : batch) c->wake.notify_one();
+      lock.lock();
     }
     leading_ = false;
     if (!waiting_.empty()) waiting_.front()->wake.notify_one();
   }
 
   // Under the lock: answers callers whose deadline passed, takes the next batch.
-  std::vector<caller*> take_batch() {
+  std::vector<std::shared_ptr<caller>> take_batch() {
     const auto now = std::chrono::steady_clock::now();
-    std::erase_if(waiting_, [&](caller* c) {
+    std::erase_if(waiting_, [&](const std::shared_ptr<caller>& c) {
       if (c->due > now) return false;
       c->answer = error{errc::timed_out, "deadline passed while waiting for a txn batch"};
       c->wake.notify_one();
@@ -139,20 +147,20 @@ class txn_batcher {
     });
     std::vector<const txn_request*> reqs;
     reqs.reserve(waiting_.size());
-    for (const caller* c : waiting_) reqs.push_back(c->req);
-    std::vector<caller*> batch;
+    for (const auto& c : waiting_) reqs.push_back(c->req);
+    std::vector<std::shared_ptr<caller>> batch;
     for (std::size_t i : compose_batch(reqs, limits_)) {
       batch.push_back(waiting_[i]);
       waiting_[i]->sent = true;
     }
-    std::erase_if(waiting_, [](const caller* c) { return c->sent; });
+    std::erase_if(waiting_, [](const std::shared_ptr<caller>& c) { return c->sent; });
     return batch;
   }
 
   // Not under the lock. A failure to send (out of memory) is every caller's
   // error, in doubt: the lead must never be left stuck with callers waiting.
-  result<std::vector<txn_response>> send_caught(const std::vector<caller*>& batch) requires
-      txn_batching<T> {
+  result<std::vector<txn_response>> send_caught(
+      const std::vector<std::shared_ptr<caller>>& batch) requires txn_batching<T> {
     try {
       return send(batch);
     } catch (const std::exception& e) {
@@ -161,10 +169,10 @@ class txn_batcher {
   }
 
   // Not under the lock: the callers in `batch` only wait.
-  result<std::vector<txn_response>> send(const std::vector<caller*>& batch) requires
+  result<std::vector<txn_response>> send(const std::vector<std::shared_ptr<caller>>& batch) requires
       txn_batching<T> {
     deadline d = batch.front()->due;
-    for (const caller* c : batch) d = std::min(d, c->due);
+    for (const auto& c : batch) d = std::min(d, c->due);
     if (batch.size() == 1) {
       auto r = t_.txn(*batch.front()->req, d);
       if (!r) return std::move(r).error();
@@ -172,12 +180,13 @@ class txn_batcher {
     }
     std::vector<txn_request> reqs;
     reqs.reserve(batch.size());
-    for (const caller* c : batch) reqs.push_back(*c->req);
+    for (const auto& c : batch) reqs.push_back(*c->req);
     return t_.txn_batch(reqs, d);
   }
 
-  // Under the lock.
-  static void deliver(const std::vector<caller*>& batch, result<std::vector<txn_response>> r) {
+  // Under the lock; the caller wakes them once it let go.
+  static void deliver(const std::vector<std::shared_ptr<caller>>& batch,
+                      result<std::vector<txn_response>> r) {
     for (std::size_t i = 0; i < batch.size(); ++i) {
       caller& c = *batch[i];
       if (r)
@@ -186,20 +195,19 @@ class txn_batcher {
         c.alone = true;
       else
         c.answer = r.error();
-      c.wake.notify_one();
     }
   }
 
   // A caller that gave up unsent: the lead, if free, goes to the next in line.
   void leave(caller& me) {
-    std::erase(waiting_, &me);
+    std::erase_if(waiting_, [&](const std::shared_ptr<caller>& c) { return c.get() == &me; });
     if (!leading_ && !waiting_.empty()) waiting_.front()->wake.notify_one();
   }
 
   T& t_;
   batch_limits limits_;
   mutable std::mutex mutex_;  // guards the callers waiting and who leads
-  std::deque<caller*> waiting_;
+  std::deque<std::shared_ptr<caller>> waiting_;
   bool leading_ = false;
 };
 
