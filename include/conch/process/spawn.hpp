@@ -82,6 +82,9 @@ struct spawn_options {
   std::vector<std::string> argv{};                         ///< argv[0] is looked up in PATH
   std::vector<std::pair<std::string, std::string>> env{};  ///< added to (or replacing) ours
   bool capture_output = false;  ///< stdout/stderr through pipes (see stdout_fd())
+  /// With capture_output: stderr goes into stdout's pipe (stderr_fd() is -1),
+  /// so one reader sees both streams in the order they were written.
+  bool merge_output = false;
   /// Hold the child at a launch gate, before exec, until child::release():
   /// whoever must watch it (the watchdog) can take hold of it first.
   bool gated = false;
@@ -129,9 +132,12 @@ inline bool parent_and_state(pid_t pid, pid_t& ppid, char& state) {
 /// argv[0] looked up in PATH as execvp would, in the parent: a gated child
 /// must not search (nothing but async-signal-safe calls between fork and exec).
 inline result<std::string> find_in_path(const std::string& name) {
+  // One call per candidate in the common cases (found; not there); only a
+  // refusal asks whether the file exists at all.
   auto usable = [](const std::string& p) -> int {
-    if (::access(p.c_str(), F_OK) != 0) return ENOENT;
-    return ::access(p.c_str(), X_OK) == 0 ? 0 : EACCES;
+    if (::access(p.c_str(), X_OK) == 0) return 0;
+    if (errno == ENOENT || errno == ENOTDIR) return ENOENT;
+    return ::access(p.c_str(), F_OK) == 0 ? EACCES : ENOENT;
   };
   auto fail = [&](int err) {
     return error{err == EACCES ? errc::permission_denied : errc::invalid_argument,
@@ -156,6 +162,47 @@ inline result<std::string> find_in_path(const std::string& name) {
   return fail(last);
 }
 
+/// Gated children's stacks, kept for the next child rather than unmapped:
+/// a daemon starting runs all the time would otherwise map and unmap one
+/// per run (and an unmap in a process with many threads costs every core a
+/// TLB flush). A stack returns here once its child was reaped.
+class stack_pool {
+ public:
+  static constexpr std::size_t size = 64 * 1024;
+  static constexpr std::size_t kept = 64;
+  static stack_pool& instance() {
+    static stack_pool p;
+    return p;
+  }
+  void* take() {
+    {
+      std::lock_guard lock{mutex_};
+      if (!free_.empty()) {
+        void* s = free_.back();
+        free_.pop_back();
+        return s;
+      }
+    }
+    void* s = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK,
+                     -1, 0);
+    return s == MAP_FAILED ? nullptr : s;
+  }
+  void give(void* s) {
+    {
+      std::lock_guard lock{mutex_};
+      if (free_.size() < kept) {
+        free_.push_back(s);
+        return;
+      }
+    }
+    ::munmap(s, size);
+  }
+
+ private:
+  std::mutex mutex_;
+  std::vector<void*> free_;
+};
+
 /// What a gated child reads between its start and its exec: kept by its
 /// `child` until reaped, since the child shares our memory (see start_gated).
 struct launch {
@@ -167,13 +214,12 @@ struct launch {
   int rtmin = 32;   ///< libc's first public real-time signal
   /// Set by the child when its gate closed unopened: it exits 127 without exec.
   std::atomic<bool> closed_at_gate{false};
-  void* stack = nullptr;
-  std::size_t stack_size = 0;
+  void* stack = nullptr;  ///< from stack_pool, stack_pool::size bytes
   launch() = default;
   launch(const launch&) = delete;
   launch& operator=(const launch&) = delete;
   ~launch() {
-    if (stack) ::munmap(stack, stack_size);
+    if (stack) stack_pool::instance().give(stack);
   }
 };
 
@@ -423,7 +469,8 @@ inline int start_now(pid_t& pid, const pipes& io, char* const* argv, char* const
   posix_spawn_file_actions_init(&actions);
   if (io.out_w) {  // dup2 onto 1 and 2 clears close-on-exec on the copies only
     posix_spawn_file_actions_adddup2(&actions, io.out_w.get(), STDOUT_FILENO);
-    posix_spawn_file_actions_adddup2(&actions, io.err_w.get(), STDERR_FILENO);
+    posix_spawn_file_actions_adddup2(&actions, io.err_w ? io.err_w.get() : io.out_w.get(),
+                                     STDERR_FILENO);
   }
   int rc = 0;
   {
@@ -448,20 +495,16 @@ inline int start_gated(pid_t& pid, launch& l, unique_fd& gate_w) {
   l.gate = gate_r.get();
   l.gate_w = gate_w.get();
   l.rtmin = SIGRTMIN;
-  l.stack_size = 64 * 1024;
-  l.stack = ::mmap(nullptr, l.stack_size, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-  if (l.stack == MAP_FAILED) {
-    l.stack = nullptr;
-    return errno;
-  }
+  l.stack = stack_pool::instance().take();
+  if (!l.stack) return errno;
   sigset_t all, old;
   sigfillset(&all);
   ::pthread_sigmask(SIG_SETMASK, &all, &old);  // no handler of ours may run in the child
   int rc = 0;
   {
     std::lock_guard lock{own().mutex};
-    pid = ::clone(gated_child, static_cast<char*>(l.stack) + l.stack_size, CLONE_VM | SIGCHLD, &l);
+    pid = ::clone(gated_child, static_cast<char*>(l.stack) + stack_pool::size, CLONE_VM | SIGCHLD,
+                  &l);
     if (pid < 0) {
       rc = errno;
     } else {
@@ -485,9 +528,11 @@ inline result<child> spawn(const spawn_options& opt) {
     if (::pipe2(p, O_CLOEXEC) != 0) return os_error("pipe");
     io.out_r.reset(p[0]);
     io.out_w.reset(p[1]);
-    if (::pipe2(p, O_CLOEXEC) != 0) return os_error("pipe");
-    io.err_r.reset(p[0]);
-    io.err_w.reset(p[1]);
+    if (!opt.merge_output) {
+      if (::pipe2(p, O_CLOEXEC) != 0) return os_error("pipe");
+      io.err_r.reset(p[0]);
+      io.err_w.reset(p[1]);
+    }
   }
   child c;
   pid_t pid = -1;
@@ -502,7 +547,7 @@ inline result<child> spawn(const spawn_options& opt) {
     l->argv = detail_spawn::c_strings(l->args);
     l->envp = detail_spawn::c_strings(l->env);
     l->out = io.out_w ? io.out_w.get() : -1;
-    l->err = io.err_w ? io.err_w.get() : -1;
+    l->err = io.err_w ? io.err_w.get() : l->out;
     rc = detail_spawn::start_gated(pid, *l, c.gate_);
     c.launch_ = std::move(l);
   } else {
@@ -520,9 +565,9 @@ inline result<child> spawn(const spawn_options& opt) {
   }
   c.pid_ = pid;
   c.exit_fd_.reset(detail_spawn::pidfd_open(pid));
-  if (opt.capture_output) {
-    ::fcntl(io.out_r.get(), F_SETFL, ::fcntl(io.out_r.get(), F_GETFL) | O_NONBLOCK);
-    ::fcntl(io.err_r.get(), F_SETFL, ::fcntl(io.err_r.get(), F_GETFL) | O_NONBLOCK);
+  if (opt.capture_output) {  // a fresh pipe's only status flag is ours to set
+    ::fcntl(io.out_r.get(), F_SETFL, O_NONBLOCK);
+    if (io.err_r) ::fcntl(io.err_r.get(), F_SETFL, O_NONBLOCK);
     c.out_ = std::move(io.out_r);
     c.err_ = std::move(io.err_r);
   }

@@ -367,6 +367,7 @@ class supervisor {
     auto c = process::spawn({.argv = opt_.argv,
                              .env = claim_.env,
                              .capture_output = opt_.capture != nullptr,
+                             .merge_output = true,
                              .gated = static_cast<bool>(watchdog_)});
     if (!c) {
       say(c.error().message);
