@@ -237,7 +237,6 @@ class basic_session {
   /// A guard the system refuses a thread for loses the session: the key
   /// cannot be watched, so holding on to it would be a guess.
   void guard_key(std::string key, revision create_revision = 0, revision seen_at = 0) {
-    std::string refused;
     if constexpr (watch_sets<transport_type>) {
       {
         std::lock_guard lock{mutex_};
@@ -247,6 +246,7 @@ class basic_session {
         lose("guarded key " + key + " cannot be watched: " + r.error().message);
       return;
     }
+    std::string refused;
     {
       std::lock_guard lock{mutex_};
       if (closed_ || guards_.contains(key)) return;
@@ -267,8 +267,8 @@ class basic_session {
     if (!refused.empty()) lose(std::move(refused));  // not under our lock
   }
   /// Stops guarding `key`: once this returns, a delete of it (a resign, a
-  /// release) is never taken for a loss. In a watch set this forgets the key
-  /// and cancels its watch (one message), if it was created. Else nothing is
+  /// release) is never taken for a loss. In a watch set this forgets the key;
+  /// its watch, if created, is cancelled (one message) a guard delay later. Else nothing is
   /// torn down here, so a release's txn does not wait for it: the guard's
   /// thread sees the delete that usually follows and ends by itself, soon
   /// after. Threads that have ended are joined here; the oldest of too many

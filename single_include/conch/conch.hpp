@@ -5507,6 +5507,7 @@ inline std::vector<std::size_t> compose_batch(const std::vector<const txn_reques
 #include <cstddef>
 #include <deque>
 #include <exception>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -5551,9 +5552,10 @@ class txn_batcher {
     if constexpr (!txn_batching<T>) {
       return t_.txn(req, d);
     } else {
-      caller me{&req, d};
+      auto shared = std::make_shared<caller>(&req, d);
+      caller& me = *shared;
       std::unique_lock lock{mutex_};
-      waiting_.push_back(&me);
+      waiting_.push_back(shared);
       for (;;) {
         if (me.answer) return std::move(*me.answer);
         if (me.alone) {
@@ -5577,6 +5579,7 @@ class txn_batcher {
 
  private:
   struct caller {
+    caller(const txn_request* r, deadline d) : req(r), due(d) {}
     const txn_request* req;
     deadline due;
     std::optional<result<txn_response>> answer{};
@@ -5590,21 +5593,26 @@ class txn_batcher {
   void lead(std::unique_lock<std::mutex>& lock, caller& me) requires txn_batching<T> {
     leading_ = true;
     while (!me.answer && !me.alone) {
-      std::vector<caller*> batch = take_batch();
+      std::vector<std::shared_ptr<caller>> batch = take_batch();
       if (batch.empty()) continue;  // all expired; `me` among them is answered
       lock.unlock();
       auto answers = send_caught(batch);
       lock.lock();
-      deliver(batch, std::move(answers));  // and wakes them: none returns before we let go
+      deliver(batch, std::move(answers));
+      // Woken once we let go, so that none wakes only to wait for our lock;
+      // each is kept alive by its share until told.
+      lock.unlock();
+      for (const auto& c : batch) c->wake.notify_one();
+      lock.lock();
     }
     leading_ = false;
     if (!waiting_.empty()) waiting_.front()->wake.notify_one();
   }
 
   // Under the lock: answers callers whose deadline passed, takes the next batch.
-  std::vector<caller*> take_batch() {
+  std::vector<std::shared_ptr<caller>> take_batch() {
     const auto now = std::chrono::steady_clock::now();
-    std::erase_if(waiting_, [&](caller* c) {
+    std::erase_if(waiting_, [&](const std::shared_ptr<caller>& c) {
       if (c->due > now) return false;
       c->answer = error{errc::timed_out, "deadline passed while waiting for a txn batch"};
       c->wake.notify_one();
@@ -5612,20 +5620,20 @@ class txn_batcher {
     });
     std::vector<const txn_request*> reqs;
     reqs.reserve(waiting_.size());
-    for (const caller* c : waiting_) reqs.push_back(c->req);
-    std::vector<caller*> batch;
+    for (const auto& c : waiting_) reqs.push_back(c->req);
+    std::vector<std::shared_ptr<caller>> batch;
     for (std::size_t i : compose_batch(reqs, limits_)) {
       batch.push_back(waiting_[i]);
       waiting_[i]->sent = true;
     }
-    std::erase_if(waiting_, [](const caller* c) { return c->sent; });
+    std::erase_if(waiting_, [](const std::shared_ptr<caller>& c) { return c->sent; });
     return batch;
   }
 
   // Not under the lock. A failure to send (out of memory) is every caller's
   // error, in doubt: the lead must never be left stuck with callers waiting.
-  result<std::vector<txn_response>> send_caught(const std::vector<caller*>& batch) requires
-      txn_batching<T> {
+  result<std::vector<txn_response>> send_caught(
+      const std::vector<std::shared_ptr<caller>>& batch) requires txn_batching<T> {
     try {
       return send(batch);
     } catch (const std::exception& e) {
@@ -5634,10 +5642,10 @@ class txn_batcher {
   }
 
   // Not under the lock: the callers in `batch` only wait.
-  result<std::vector<txn_response>> send(const std::vector<caller*>& batch) requires
+  result<std::vector<txn_response>> send(const std::vector<std::shared_ptr<caller>>& batch) requires
       txn_batching<T> {
     deadline d = batch.front()->due;
-    for (const caller* c : batch) d = std::min(d, c->due);
+    for (const auto& c : batch) d = std::min(d, c->due);
     if (batch.size() == 1) {
       auto r = t_.txn(*batch.front()->req, d);
       if (!r) return std::move(r).error();
@@ -5645,12 +5653,13 @@ class txn_batcher {
     }
     std::vector<txn_request> reqs;
     reqs.reserve(batch.size());
-    for (const caller* c : batch) reqs.push_back(*c->req);
+    for (const auto& c : batch) reqs.push_back(*c->req);
     return t_.txn_batch(reqs, d);
   }
 
-  // Under the lock.
-  static void deliver(const std::vector<caller*>& batch, result<std::vector<txn_response>> r) {
+  // Under the lock; the caller wakes them once it let go.
+  static void deliver(const std::vector<std::shared_ptr<caller>>& batch,
+                      result<std::vector<txn_response>> r) {
     for (std::size_t i = 0; i < batch.size(); ++i) {
       caller& c = *batch[i];
       if (r)
@@ -5659,20 +5668,19 @@ class txn_batcher {
         c.alone = true;
       else
         c.answer = r.error();
-      c.wake.notify_one();
     }
   }
 
   // A caller that gave up unsent: the lead, if free, goes to the next in line.
   void leave(caller& me) {
-    std::erase(waiting_, &me);
+    std::erase_if(waiting_, [&](const std::shared_ptr<caller>& c) { return c.get() == &me; });
     if (!leading_ && !waiting_.empty()) waiting_.front()->wake.notify_one();
   }
 
   T& t_;
   batch_limits limits_;
   mutable std::mutex mutex_;  // guards the callers waiting and who leads
-  std::deque<caller*> waiting_;
+  std::deque<std::shared_ptr<caller>> waiting_;
   bool leading_ = false;
 };
 
@@ -6300,6 +6308,9 @@ struct spawn_options {
   std::vector<std::string> argv{};                         ///< argv[0] is looked up in PATH
   std::vector<std::pair<std::string, std::string>> env{};  ///< added to (or replacing) ours
   bool capture_output = false;  ///< stdout/stderr through pipes (see stdout_fd())
+  /// With capture_output: stderr goes into stdout's pipe (stderr_fd() is -1),
+  /// so one reader sees both streams in the order they were written.
+  bool merge_output = false;
   /// Hold the child at a launch gate, before exec, until child::release():
   /// whoever must watch it (the watchdog) can take hold of it first.
   bool gated = false;
@@ -6347,9 +6358,12 @@ inline bool parent_and_state(pid_t pid, pid_t& ppid, char& state) {
 /// argv[0] looked up in PATH as execvp would, in the parent: a gated child
 /// must not search (nothing but async-signal-safe calls between fork and exec).
 inline result<std::string> find_in_path(const std::string& name) {
+  // One call per candidate in the common cases (found; not there); only a
+  // refusal asks whether the file exists at all.
   auto usable = [](const std::string& p) -> int {
-    if (::access(p.c_str(), F_OK) != 0) return ENOENT;
-    return ::access(p.c_str(), X_OK) == 0 ? 0 : EACCES;
+    if (::access(p.c_str(), X_OK) == 0) return 0;
+    if (errno == ENOENT || errno == ENOTDIR) return ENOENT;
+    return ::access(p.c_str(), F_OK) == 0 ? EACCES : ENOENT;
   };
   auto fail = [&](int err) {
     return error{err == EACCES ? errc::permission_denied : errc::invalid_argument,
@@ -6374,6 +6388,47 @@ inline result<std::string> find_in_path(const std::string& name) {
   return fail(last);
 }
 
+/// Gated children's stacks, kept for the next child rather than unmapped:
+/// a daemon starting runs all the time would otherwise map and unmap one
+/// per run (and an unmap in a process with many threads costs every core a
+/// TLB flush). A stack returns here once its child was reaped.
+class stack_pool {
+ public:
+  static constexpr std::size_t size = 64 * 1024;
+  static constexpr std::size_t kept = 64;
+  static stack_pool& instance() {
+    static stack_pool p;
+    return p;
+  }
+  void* take() {
+    {
+      std::lock_guard lock{mutex_};
+      if (!free_.empty()) {
+        void* s = free_.back();
+        free_.pop_back();
+        return s;
+      }
+    }
+    void* s = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK,
+                     -1, 0);
+    return s == MAP_FAILED ? nullptr : s;
+  }
+  void give(void* s) {
+    {
+      std::lock_guard lock{mutex_};
+      if (free_.size() < kept) {
+        free_.push_back(s);
+        return;
+      }
+    }
+    ::munmap(s, size);
+  }
+
+ private:
+  std::mutex mutex_;
+  std::vector<void*> free_;
+};
+
 /// What a gated child reads between its start and its exec: kept by its
 /// `child` until reaped, since the child shares our memory (see start_gated).
 struct launch {
@@ -6385,13 +6440,12 @@ struct launch {
   int rtmin = 32;   ///< libc's first public real-time signal
   /// Set by the child when its gate closed unopened: it exits 127 without exec.
   std::atomic<bool> closed_at_gate{false};
-  void* stack = nullptr;
-  std::size_t stack_size = 0;
+  void* stack = nullptr;  ///< from stack_pool, stack_pool::size bytes
   launch() = default;
   launch(const launch&) = delete;
   launch& operator=(const launch&) = delete;
   ~launch() {
-    if (stack) ::munmap(stack, stack_size);
+    if (stack) stack_pool::instance().give(stack);
   }
 };
 
@@ -6641,7 +6695,8 @@ inline int start_now(pid_t& pid, const pipes& io, char* const* argv, char* const
   posix_spawn_file_actions_init(&actions);
   if (io.out_w) {  // dup2 onto 1 and 2 clears close-on-exec on the copies only
     posix_spawn_file_actions_adddup2(&actions, io.out_w.get(), STDOUT_FILENO);
-    posix_spawn_file_actions_adddup2(&actions, io.err_w.get(), STDERR_FILENO);
+    posix_spawn_file_actions_adddup2(&actions, io.err_w ? io.err_w.get() : io.out_w.get(),
+                                     STDERR_FILENO);
   }
   int rc = 0;
   {
@@ -6666,20 +6721,16 @@ inline int start_gated(pid_t& pid, launch& l, unique_fd& gate_w) {
   l.gate = gate_r.get();
   l.gate_w = gate_w.get();
   l.rtmin = SIGRTMIN;
-  l.stack_size = 64 * 1024;
-  l.stack = ::mmap(nullptr, l.stack_size, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-  if (l.stack == MAP_FAILED) {
-    l.stack = nullptr;
-    return errno;
-  }
+  l.stack = stack_pool::instance().take();
+  if (!l.stack) return errno;
   sigset_t all, old;
   sigfillset(&all);
   ::pthread_sigmask(SIG_SETMASK, &all, &old);  // no handler of ours may run in the child
   int rc = 0;
   {
     std::lock_guard lock{own().mutex};
-    pid = ::clone(gated_child, static_cast<char*>(l.stack) + l.stack_size, CLONE_VM | SIGCHLD, &l);
+    pid = ::clone(gated_child, static_cast<char*>(l.stack) + stack_pool::size, CLONE_VM | SIGCHLD,
+                  &l);
     if (pid < 0) {
       rc = errno;
     } else {
@@ -6703,9 +6754,11 @@ inline result<child> spawn(const spawn_options& opt) {
     if (::pipe2(p, O_CLOEXEC) != 0) return os_error("pipe");
     io.out_r.reset(p[0]);
     io.out_w.reset(p[1]);
-    if (::pipe2(p, O_CLOEXEC) != 0) return os_error("pipe");
-    io.err_r.reset(p[0]);
-    io.err_w.reset(p[1]);
+    if (!opt.merge_output) {
+      if (::pipe2(p, O_CLOEXEC) != 0) return os_error("pipe");
+      io.err_r.reset(p[0]);
+      io.err_w.reset(p[1]);
+    }
   }
   child c;
   pid_t pid = -1;
@@ -6720,7 +6773,7 @@ inline result<child> spawn(const spawn_options& opt) {
     l->argv = detail_spawn::c_strings(l->args);
     l->envp = detail_spawn::c_strings(l->env);
     l->out = io.out_w ? io.out_w.get() : -1;
-    l->err = io.err_w ? io.err_w.get() : -1;
+    l->err = io.err_w ? io.err_w.get() : l->out;
     rc = detail_spawn::start_gated(pid, *l, c.gate_);
     c.launch_ = std::move(l);
   } else {
@@ -6738,9 +6791,9 @@ inline result<child> spawn(const spawn_options& opt) {
   }
   c.pid_ = pid;
   c.exit_fd_.reset(detail_spawn::pidfd_open(pid));
-  if (opt.capture_output) {
-    ::fcntl(io.out_r.get(), F_SETFL, ::fcntl(io.out_r.get(), F_GETFL) | O_NONBLOCK);
-    ::fcntl(io.err_r.get(), F_SETFL, ::fcntl(io.err_r.get(), F_GETFL) | O_NONBLOCK);
+  if (opt.capture_output) {  // a fresh pipe's only status flag is ours to set
+    ::fcntl(io.out_r.get(), F_SETFL, O_NONBLOCK);
+    if (io.err_r) ::fcntl(io.err_r.get(), F_SETFL, O_NONBLOCK);
     c.out_ = std::move(io.out_r);
     c.err_ = std::move(io.err_r);
   }
@@ -7943,6 +7996,7 @@ class supervisor {
     auto c = process::spawn({.argv = opt_.argv,
                              .env = claim_.env,
                              .capture_output = opt_.capture != nullptr,
+                             .merge_output = true,
                              .gated = static_cast<bool>(watchdog_)});
     if (!c) {
       say(c.error().message);
@@ -10079,7 +10133,6 @@ class basic_session {
   /// A guard the system refuses a thread for loses the session: the key
   /// cannot be watched, so holding on to it would be a guess.
   void guard_key(std::string key, revision create_revision = 0, revision seen_at = 0) {
-    std::string refused;
     if constexpr (watch_sets<transport_type>) {
       {
         std::lock_guard lock{mutex_};
@@ -10089,6 +10142,7 @@ class basic_session {
         lose("guarded key " + key + " cannot be watched: " + r.error().message);
       return;
     }
+    std::string refused;
     {
       std::lock_guard lock{mutex_};
       if (closed_ || guards_.contains(key)) return;
@@ -10109,8 +10163,8 @@ class basic_session {
     if (!refused.empty()) lose(std::move(refused));  // not under our lock
   }
   /// Stops guarding `key`: once this returns, a delete of it (a resign, a
-  /// release) is never taken for a loss. In a watch set this forgets the key
-  /// and cancels its watch (one message), if it was created. Else nothing is
+  /// release) is never taken for a loss. In a watch set this forgets the key;
+  /// its watch, if created, is cancelled (one message) a guard delay later. Else nothing is
   /// torn down here, so a release's txn does not wait for it: the guard's
   /// thread sees the delete that usually follows and ends by itself, soon
   /// after. Threads that have ended are joined here; the oldest of too many

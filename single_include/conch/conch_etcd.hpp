@@ -14565,6 +14565,26 @@ inline bool refresh_stale_token(grpc_connection& c, const std::string& token, bo
   return true;
 }
 
+/// The first steps of (re)opening a Watch call, shared by both watch kinds
+/// (`State`: their shared state): a token, the connection's current
+/// channel, a stub on it. The stub, to open the call with watch_call().
+template <class State>
+result<::etcdserverpb::Watch::Stub*> fresh_watch_stub(State& s, deadline d) {
+  auto token = s.conn->token(d);
+  if (!token) return token.error();
+  s.token = *token;
+  s.ref = s.conn->current();
+  s.stub = ::etcdserverpb::Watch::NewStub(s.ref.channel);
+  return s.stub.get();
+}
+
+/// What opens a Watch call on `stub` (for duplex::open).
+inline auto watch_call(::etcdserverpb::Watch::Stub* stub) {
+  return [stub](grpc::ClientContext* ctx, grpc::CompletionQueue* cq) {
+    return stub->PrepareAsyncWatch(ctx, cq);
+  };
+}
+
 class etcd_watch_stream {
  public:
   etcd_watch_stream(std::shared_ptr<grpc_connection> conn, watch_request req)
@@ -14674,16 +14694,9 @@ class etcd_watch_stream {
     state& s = *s_;
     if (s.conn->config_error()) return *s.conn->config_error();
     s.created = false;  // a failure from here on is retried after a pause
-    auto token = s.conn->token(d);
-    if (!token) return token.error();
-    s.token = *token;
-    s.ref = s.conn->current();
-    s.stub = ::etcdserverpb::Watch::NewStub(s.ref.channel);
-    auto* stub = s.stub.get();
-    if (!s.wire.open([stub](grpc::ClientContext* ctx,
-                            grpc::CompletionQueue* cq) { return stub->PrepareAsyncWatch(ctx, cq); },
-                     s.token))
-      return {};  // cancelled: the loop reports it
+    auto stub = fresh_watch_stub(s, d);
+    if (!stub) return stub.error();
+    if (!s.wire.open(watch_call(*stub), s.token)) return {};  // cancelled: the loop reports it
     ::etcdserverpb::WatchRequest create;
     to_pb(s.req, s.next_rev, *create.mutable_create_request());
     s.wire.write(std::move(create));
@@ -14946,17 +14959,10 @@ class etcd_watch_set {
     state& s = *s_;
     if (s.conn->config_error()) return *s.conn->config_error();
     s.worked = false;  // a failure from here on is retried after a pause
-    auto token = s.conn->token(d);
-    if (!token) return token.error();
-    s.token = *token;
-    s.ref = s.conn->current();
-    s.stub = ::etcdserverpb::Watch::NewStub(s.ref.channel);
-    auto* stub = s.stub.get();
+    auto stub = fresh_watch_stub(s, d);
+    if (!stub) return stub.error();
     std::lock_guard lock{s.m};
-    if (!s.wire.open([stub](grpc::ClientContext* ctx,
-                            grpc::CompletionQueue* cq) { return stub->PrepareAsyncWatch(ctx, cq); },
-                     s.token))
-      return {};  // cancelled: the next turn reports it
+    if (!s.wire.open(watch_call(*stub), s.token)) return {};  // cancelled: the next turn reports it
     for (const auto& [id, w] : s.watches) s.wire.write(create_of(id, w));
     s.sent_creates = true;
     return {};

@@ -165,17 +165,10 @@ class etcd_watch_set {
     state& s = *s_;
     if (s.conn->config_error()) return *s.conn->config_error();
     s.worked = false;  // a failure from here on is retried after a pause
-    auto token = s.conn->token(d);
-    if (!token) return token.error();
-    s.token = *token;
-    s.ref = s.conn->current();
-    s.stub = ::etcdserverpb::Watch::NewStub(s.ref.channel);
-    auto* stub = s.stub.get();
+    auto stub = fresh_watch_stub(s, d);
+    if (!stub) return stub.error();
     std::lock_guard lock{s.m};
-    if (!s.wire.open([stub](grpc::ClientContext* ctx,
-                            grpc::CompletionQueue* cq) { return stub->PrepareAsyncWatch(ctx, cq); },
-                     s.token))
-      return {};  // cancelled: the next turn reports it
+    if (!s.wire.open(watch_call(*stub), s.token)) return {};  // cancelled: the next turn reports it
     for (const auto& [id, w] : s.watches) s.wire.write(create_of(id, w));
     s.sent_creates = true;
     return {};
