@@ -33,13 +33,16 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <csignal>
 #include <cstddef>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <dirent.h>
 #include <fcntl.h>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -129,6 +132,39 @@ inline bool parent_and_state(pid_t pid, pid_t& ppid, char& state) {
   return true;
 }
 
+/// Where each command was last found in PATH, as a shell's command hash
+/// keeps it, for a second at most: a daemon starting the same command many
+/// times a second searches once a second, and an executable installed
+/// earlier in PATH is found a second later.
+class path_cache {
+ public:
+  static path_cache& instance() {
+    static path_cache c;
+    return c;
+  }
+  std::optional<std::string> find(const std::string& name, std::string_view path) {
+    std::lock_guard lock{mutex_};
+    auto it = found_.find(name);
+    if (it == found_.end() || it->second.path_env != path ||
+        std::chrono::steady_clock::now() - it->second.at > std::chrono::seconds(1))
+      return std::nullopt;
+    return it->second.file;
+  }
+  void keep(const std::string& name, std::string_view path, const std::string& file) {
+    std::lock_guard lock{mutex_};
+    if (found_.size() >= 1024) found_.clear();
+    found_[name] = {std::string(path), file, std::chrono::steady_clock::now()};
+  }
+
+ private:
+  struct entry {
+    std::string path_env, file;
+    std::chrono::steady_clock::time_point at;
+  };
+  std::mutex mutex_;
+  std::map<std::string, entry> found_;
+};
+
 /// argv[0] looked up in PATH as execvp would, in the parent: a gated child
 /// must not search (nothing but async-signal-safe calls between fork and exec).
 inline result<std::string> find_in_path(const std::string& name) {
@@ -149,13 +185,18 @@ inline result<std::string> find_in_path(const std::string& name) {
   }
   const char* env = std::getenv("PATH");
   std::string_view path = env && *env ? env : "/usr/local/bin:/usr/bin:/bin";
+  auto& cache = path_cache::instance();
+  if (auto file = cache.find(name, path); file && ::access(file->c_str(), X_OK) == 0) return *file;
   int last = ENOENT;
   for (size_t at = 0; at <= path.size();) {
     size_t colon = std::min(path.find(':', at), path.size());
     std::string dir(path.substr(at, colon - at));
     std::string candidate = (dir.empty() ? std::string(".") : dir) + "/" + name;
     int e = usable(candidate);
-    if (e == 0) return candidate;
+    if (e == 0) {
+      cache.keep(name, path, candidate);
+      return candidate;
+    }
     if (e == EACCES) last = EACCES;
     at = colon + 1;
   }
@@ -436,6 +477,20 @@ inline void reap_orphans() {
     if (o.contains(info.si_pid)) return;
     ::waitpid(info.si_pid, nullptr, WNOHANG);
   }
+}
+
+/// reap_orphans(), at most once per `every` in this process: for a loop that
+/// calls it at each turn, of which a daemon runs many at once (each call
+/// scans every child). Nothing waits on it: whoever needs the orphans gone
+/// (live_members) calls reap_orphans() itself.
+inline void reap_orphans_every(std::chrono::milliseconds every) {
+  static std::atomic<std::int64_t> last{0};
+  const std::int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                               std::chrono::steady_clock::now().time_since_epoch())
+                               .count();
+  std::int64_t before = last.load(std::memory_order_relaxed);
+  if (now - before < every.count() || !last.compare_exchange_strong(before, now)) return;
+  reap_orphans();
 }
 
 /// Sends `sig` to process group `pgid`; true if the group still had members.

@@ -187,7 +187,8 @@ class supervisor {
     start_at_ = clock::now();  // the first start goes through the same checks as a restart
     start_pending_ = true;
     for (;;) {
-      process::reap_orphans();  // a subreaper's adopted zombies: never members of a live group
+      // A subreaper's adopted zombies: never members of a live group.
+      process::reap_orphans_every(std::chrono::milliseconds(10));
       const auto now = clock::now();
       on_loss(now);
       while (inbox_)
