@@ -6438,8 +6438,8 @@ class stack_pool {
   static constexpr std::size_t size = 64 * 1024;
   static constexpr std::size_t kept = 64;
   static stack_pool& instance() {
-    static stack_pool p;
-    return p;
+    static auto* p = new stack_pool;  // never destroyed: a child may outlive static destruction
+    return *p;
   }
   void* take() {
     {
