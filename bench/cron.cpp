@@ -179,11 +179,6 @@ struct spawn_floor_figures {
   double runs_per_1000 = 0;  ///< the runs' CPU per 1,000 (s)
 };
 
-double rusage_seconds(const rusage& u) {
-  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
-         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
-}
-
 spawn_floor_figures measure_spawn_floor(context& ctx, int jobs, int rounds) {
   const int spawners = 3;
   const auto first = std::chrono::ceil<std::chrono::seconds>(wall::now()) + 2s;
@@ -250,8 +245,7 @@ int spawn_floor(const char* runs_text, const char* rounds_text, const char* firs
   rusage self{}, children{};
   ::getrusage(RUSAGE_SELF, &self);
   ::getrusage(RUSAGE_CHILDREN, &children);
-  std::printf("cpu %.6f %.6f\n", rusage_seconds(self) - rusage_seconds(before),
-              rusage_seconds(children));
+  std::printf("cpu %.6f %.6f\n", (cpu_ms(self) - cpu_ms(before)) / 1e3, cpu_ms(children) / 1e3);
   for (double v : lag) std::printf("%.3f\n", v);
   return 0;
 }

@@ -197,6 +197,14 @@ inline bool await_file(const std::string& path, steady::time_point until,
   }
 }
 
+/// The user + system CPU of a getrusage() or wait4() answer, in ms.
+inline double cpu_ms(const rusage& ru) {
+  auto ms_of = [](const timeval& tv) {
+    return static_cast<double>(tv.tv_sec) * 1e3 + static_cast<double>(tv.tv_usec) / 1e3;
+  };
+  return ms_of(ru.ru_utime) + ms_of(ru.ru_stime);
+}
+
 /// utime + stime of `pid` in seconds (its own, not its children's); -1 if unreadable.
 inline double cpu_seconds(pid_t pid, bool reaped_children = false) {
   const std::string stat = read_text("/proc/" + std::to_string(pid) + "/stat");

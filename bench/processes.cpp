@@ -70,13 +70,6 @@ std::vector<std::string> etcdctl_argv(const context& ctx, std::vector<std::strin
   return argv;
 }
 
-double cpu_ms(const rusage& ru) {
-  auto ms_of = [](const timeval& tv) {
-    return static_cast<double>(tv.tv_sec) * 1e3 + static_cast<double>(tv.tv_usec) / 1e3;
-  };
-  return ms_of(ru.ru_utime) + ms_of(ru.ru_stime);
-}
-
 // Runs a command to its end: wall time (ms) and CPU (ms, with its reaped children).
 std::pair<double, double> run_once(const context& ctx, const std::vector<std::string>& argv,
                                    const std::string& log) {
