@@ -48,6 +48,9 @@ else()
 endif()
 option(CONCH_STATIC_TOOLS "Link conch and conchd against static gRPC/protobuf/abseil (faster start)"
        ${conch_static_default})
+# A static tool is position-dependent unless asked (address-space layout
+# randomisation of the executable's own image, at a start-up cost).
+option(CONCH_TOOLS_PIE "Link the static tools as position-independent executables" OFF)
 if(CONCH_STATIC_TOOLS AND NOT conch_static_default)
   message(FATAL_ERROR "CONCH_STATIC_TOOLS: static archives missing: "
                       "${conch_static_missing}${CONCH_STATIC_FOUND}")
@@ -70,12 +73,22 @@ if(CONCH_STATIC_TOOLS)
     Threads::Threads atomic rt dl)
   target_link_options(conch_static_tool_deps INTERFACE
     -static-libstdc++ -static-libgcc LINKER:--gc-sections LINKER:-O1 LINKER:--as-needed)
-  # The ~37k relative relocations of a static C++ PIE packed (DT_RELR, glibc
-  # 2.36, binutils 2.38): 9 KB to read at start instead of 900 KB.
-  include(CheckLinkerFlag)
-  check_linker_flag(CXX "LINKER:-z,pack-relative-relocs" CONCH_LINKER_PACK_RELATIVE_RELOCS)
-  if(CONCH_LINKER_PACK_RELATIVE_RELOCS)
-    target_link_options(conch_static_tool_deps INTERFACE LINKER:-z,pack-relative-relocs)
+  if(CONCH_TOOLS_PIE)
+    # The ~37k relative relocations of a static C++ PIE packed (DT_RELR, glibc
+    # 2.36, binutils 2.38): 9 KB to read at start instead of 900 KB.
+    include(CheckLinkerFlag)
+    check_linker_flag(CXX "LINKER:-z,pack-relative-relocs" CONCH_LINKER_PACK_RELATIVE_RELOCS)
+    if(CONCH_LINKER_PACK_RELATIVE_RELOCS)
+      target_link_options(conch_static_tool_deps INTERFACE LINKER:-z,pack-relative-relocs)
+    endif()
+  else()
+    # Position-dependent: nothing to relocate at start. A PIE start writes
+    # the ~37k relocated pointers of its 545 KB of vtables and tables, a
+    # private copy of ~130 pages per process: `conch --version` 2.3 -> 1.7
+    # ms of CPU, 380 -> 245 page faults; `conch sema x -- true` about 1 ms
+    # sooner (bench/RESULTS.md).
+    target_compile_options(conch_static_tool_deps INTERFACE -fno-pie)
+    target_link_options(conch_static_tool_deps INTERFACE -no-pie)
   endif()
 endif()
 
