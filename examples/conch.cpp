@@ -30,6 +30,8 @@ int main(int argc, char** argv) {
   // gRPC's own log lines ("E1129 ... ssl_transport_security.cc] ...") never reach the user:
   // conch's errors already name the cause.
   conch::etcd_transport::quiet_grpc_log();
+  // Before any thread: gRPC's locks without a debug build's deadlock bookkeeping.
+  conch::etcd_transport::skip_mutex_deadlock_checks();
   // Every claim is released and its lease revoked by now: leave at once, not
   // through gRPC's teardown (conch/tool/connect.hpp).
   conch::tool::leave(

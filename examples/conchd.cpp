@@ -24,5 +24,7 @@ int main(int argc, char** argv) {
   // gRPC's own log lines ("E1129 ... ssl_transport_security.cc] ...") never reach the user:
   // conch's errors already name the cause.
   conch::etcd_transport::quiet_grpc_log();
+  // Before any thread: gRPC's locks without a debug build's deadlock bookkeeping.
+  conch::etcd_transport::skip_mutex_deadlock_checks();
   return conch::tool::conchd_main(std::vector<std::string>(argv + 1, argv + argc), inbox);
 }

@@ -27,6 +27,7 @@
 #include "conch/policies/transport.hpp"
 #include "conch/proto/rpc.grpc.pb.h"
 
+#include <absl/synchronization/mutex.h>
 #include <chrono>
 #include <functional>
 #include <grpc/support/log.h>
@@ -71,6 +72,14 @@ class etcd_transport {
   static void quiet_grpc_log() {
     gpr_set_log_verbosity(GPR_LOG_SEVERITY_ERROR);
     gpr_set_log_function([](gpr_log_func_args*) {});
+  }
+
+  /// Turns off abseil's mutex deadlock detection (process-wide; call before
+  /// any thread starts). An abseil built without NDEBUG (Debian's) records
+  /// the order of every pair of locks gRPC takes, with a stack trace per new
+  /// pair, on every lock: CPU for a check that only finds bugs in gRPC.
+  static void skip_mutex_deadlock_checks() {
+    absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   }
 
   const transport_options& options() const { return conn_->options(); }
