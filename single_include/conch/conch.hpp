@@ -9708,11 +9708,13 @@ void run_guarded(F&& body, Pause pause, Say say) {
 // election candidate key): its DELETE loses the session. Where the transport
 // carries several watches on one stream (conch::watch_sets), every guarded
 // key of the session is one watch of one set, read by one thread. A key's
-// watch is one create message on the open stream, sent `delay` after the key
-// was guarded, and its cancel goes out `delay` after it was unguarded, so an
-// acquire+release cycle starts no thread and no stream, and a short one no
-// watch. (basic_session keeps a thread and a stream per key for other
-// transports.)
+// watch is one create message on the set's stream, sent `delay` after the
+// key was guarded, and its cancel goes out `delay` after it was unguarded: a
+// key held for less than that costs etcd no watch, and a session that only
+// ever held keys that briefly (a short `conch sema -- CMD`) no stream either,
+// as the set opens its stream with its first watch. The set's thread starts
+// with the session's first guarded key. (basic_session keeps a thread and a
+// stream per key for other transports.)
 
 
 #include <algorithm>

@@ -14210,6 +14210,20 @@ class grpc_duplex {
     return true;
   }
 
+  /// Makes wait() report `alarm` now: a pending alarm goes off at once
+  /// (cancelled), or one is set for now. Any thread.
+  void ring() {
+    std::lock_guard lock(m_);
+    if (cancelled_) return;
+    if (alarm_pending_) {
+      alarm_->Cancel();
+      return;
+    }
+    alarm_ = std::make_unique<grpc::Alarm>();
+    alarm_->Set(&cq_, to_grpc_deadline(std::chrono::steady_clock::now()), tag(op::alarm));
+    alarm_pending_ = true;
+  }
+
   event wait(deadline d) {
     for (;;) {
       {
@@ -14809,7 +14823,10 @@ class etcd_watch_stream {
 // set opens a new one and creates every watch again from one past the last
 // event it delivered for it, so each watch's events come once, in order.
 // A watch whose start has been compacted away, or that etcd refuses, ends
-// alone (next() says so, with its id); the others go on.
+// alone (next() says so, with its id); the others go on. A set with no
+// watch holds no call: the first add() opens one (a session guarding keys
+// for a moment only, as a short `conch sema -- CMD` does, costs etcd no
+// stream).
 
 
 #include <algorithm>
@@ -14838,7 +14855,13 @@ class etcd_watch_set {
     state& s = *s_;
     std::lock_guard lock{s.m};
     auto [it, fresh] = s.watches.emplace(id, member{req, req.start_revision});
-    if (fresh && s.sent_creates) s.wire.write(create_of(id, it->second));
+    if (!fresh) return;
+    if (s.sent_creates) {
+      s.wire.write(create_of(id, it->second));
+    } else if (s.parked) {  // next() waits with no call open: it opens one now
+      s.parked = false;
+      s.wire.ring();
+    }
   }
 
   /// Removes watch `id`: next() delivers nothing of it from now on. Any
@@ -14876,7 +14899,11 @@ class etcd_watch_set {
   /// Makes a waiting next() return errc::timed_out soon; any thread.
   void wake() noexcept {
     s_->woken = true;
-    (void)s_->wire.set_alarm(std::chrono::steady_clock::now());
+    std::lock_guard lock{s_->m};
+    if (s_->parked)
+      s_->wire.ring();  // its alarm is the whole wait
+    else
+      (void)s_->wire.set_alarm(std::chrono::steady_clock::now());
   }
 
   /// Makes next() return errc::cancelled promptly, now and from now on.
@@ -14903,6 +14930,7 @@ class etcd_watch_set {
     std::map<std::int64_t, member> watches;
     std::deque<watch_set_batch> ready;
     bool sent_creates = false;  // the current call carries every watch
+    bool parked = false;        // next() waits with no call open, for add()
     std::unique_ptr<::etcdserverpb::Watch::Stub> stub;
     grpc_connection::channel_ref ref;
     std::string token;
@@ -14929,7 +14957,17 @@ class etcd_watch_set {
     state& s = *s_;
     if (s.wire.cancelled()) return error{errc::cancelled, "watch set cancelled"};
     if (s.wire.idle() && !s.retry_pending) {
-      if (auto opened = open(d); !opened) {
+      bool empty = false;
+      {
+        std::lock_guard lock{s.m};
+        empty = s.watches.empty();
+        s.parked = empty;
+      }
+      if (empty) {
+        if (std::chrono::steady_clock::now() >= d)
+          return error{errc::timed_out, "no watch event before the deadline"};
+        (void)s.wire.set_alarm(d);  // no call until add() rings, or until `d`
+      } else if (auto opened = open(d); !opened) {
         if (opened.error().code == errc::timed_out) return opened.error();
         if (!watch_retryable(opened.error().code)) fail_all(opened.error());
         schedule_retry();
@@ -15059,6 +15097,7 @@ class etcd_watch_set {
 }  // namespace conch::detail
 // ---- end conch/etcd/watch_set.hpp ----
 
+#include <absl/synchronization/mutex.h>
 #include <chrono>
 #include <functional>
 #include <grpc/support/log.h>
@@ -15103,6 +15142,14 @@ class etcd_transport {
   static void quiet_grpc_log() {
     gpr_set_log_verbosity(GPR_LOG_SEVERITY_ERROR);
     gpr_set_log_function([](gpr_log_func_args*) {});
+  }
+
+  /// Turns off abseil's mutex deadlock detection (process-wide; call before
+  /// any thread starts). An abseil built without NDEBUG (Debian's) records
+  /// the order of every pair of locks gRPC takes, with a stack trace per new
+  /// pair, on every lock: CPU for a check that only finds bugs in gRPC.
+  static void skip_mutex_deadlock_checks() {
+    absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   }
 
   const transport_options& options() const { return conn_->options(); }

@@ -3,9 +3,11 @@
 #include "conch/etcd.hpp"
 
 #include "support/etcd_harness.hpp"
+#include "support/prometheus.hpp"
 
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <functional>
 #include <future>
 #include <memory>
 #include <string>
@@ -554,6 +556,62 @@ TEST_CASE("a watch set carries several watches on one stream, each by its id") {
     CHECK(next.id == 4);
     REQUIRE(next.batch.events.size() == 1);
     CHECK(next.batch.events[0].kv.value == "1");
+  }
+}
+
+TEST_CASE("a watch set with no watch holds no stream until its first add()") {
+  auto etcd = client();
+  auto p = conch::test::unique_prefix();
+  const int port = etcd_server::shared().client_port();
+  auto watch_streams = [port] {  // Watch calls etcd has started so far
+    return conch::test::metric_sum(conch::test::metrics_text(port), "grpc_server_started_total",
+                                   {"grpc_method=\"Watch\""})
+        .value_or(0);
+  };
+  auto at = etcd.put(put_of(p + "k", "1"), etcd.default_deadline());
+  REQUIRE(at);
+  auto set = etcd.watch_set();
+  const double before = watch_streams();
+
+  // Waiting with nothing to watch: the deadline passes, no call is made.
+  const auto t0 = std::chrono::steady_clock::now();
+  auto quiet = set.next(in(200ms));
+  REQUIRE_FALSE(quiet);
+  CHECK(quiet.error().code == errc::timed_out);
+  CHECK(std::chrono::steady_clock::now() - t0 >= 200ms);
+  CHECK(watch_streams() == before);
+
+  // `f` on another thread, a moment after next() started waiting.
+  auto soon = [](std::function<void()> f) {
+    return std::jthread{[f = std::move(f)] {
+      std::this_thread::sleep_for(50ms);
+      f();
+    }};
+  };
+
+  SECTION("wake() ends the empty wait at once") {
+    auto waker = soon([&set] { set.wake(); });
+    auto woken = set.next(in(30s));
+    REQUIRE_FALSE(woken);
+    CHECK(woken.error().code == errc::timed_out);
+  }
+
+  SECTION("a watch added while next() waits opens the stream and is delivered") {
+    // From history: the put above.
+    auto adder = soon([&] { set.add(7, key_from(p + "k", at->header_revision)); });
+    auto b = set.next(in(30s));
+    REQUIRE(b);
+    CHECK(b->id == 7);
+    REQUIRE(b->batch.events.size() == 1);
+    CHECK(b->batch.events[0].kv.value == "1");
+    CHECK(watch_streams() == before + 1);
+  }
+
+  SECTION("cancel() ends the empty wait with errc::cancelled") {
+    auto canceller = soon([&set] { set.cancel(); });
+    auto ended = set.next(in(30s));
+    REQUIRE_FALSE(ended);
+    CHECK(ended.error().code == errc::cancelled);
   }
 }
 

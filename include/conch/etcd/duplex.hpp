@@ -80,6 +80,20 @@ class grpc_duplex {
     return true;
   }
 
+  /// Makes wait() report `alarm` now: a pending alarm goes off at once
+  /// (cancelled), or one is set for now. Any thread.
+  void ring() {
+    std::lock_guard lock(m_);
+    if (cancelled_) return;
+    if (alarm_pending_) {
+      alarm_->Cancel();
+      return;
+    }
+    alarm_ = std::make_unique<grpc::Alarm>();
+    alarm_->Set(&cq_, to_grpc_deadline(std::chrono::steady_clock::now()), tag(op::alarm));
+    alarm_pending_ = true;
+  }
+
   event wait(deadline d) {
     for (;;) {
       {

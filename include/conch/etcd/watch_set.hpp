@@ -7,7 +7,10 @@
 // set opens a new one and creates every watch again from one past the last
 // event it delivered for it, so each watch's events come once, in order.
 // A watch whose start has been compacted away, or that etcd refuses, ends
-// alone (next() says so, with its id); the others go on.
+// alone (next() says so, with its id); the others go on. A set with no
+// watch holds no call: the first add() opens one (a session guarding keys
+// for a moment only, as a short `conch sema -- CMD` does, costs etcd no
+// stream).
 #pragma once
 
 #include "conch/etcd/connection.hpp"
@@ -44,7 +47,13 @@ class etcd_watch_set {
     state& s = *s_;
     std::lock_guard lock{s.m};
     auto [it, fresh] = s.watches.emplace(id, member{req, req.start_revision});
-    if (fresh && s.sent_creates) s.wire.write(create_of(id, it->second));
+    if (!fresh) return;
+    if (s.sent_creates) {
+      s.wire.write(create_of(id, it->second));
+    } else if (s.parked) {  // next() waits with no call open: it opens one now
+      s.parked = false;
+      s.wire.ring();
+    }
   }
 
   /// Removes watch `id`: next() delivers nothing of it from now on. Any
@@ -82,7 +91,11 @@ class etcd_watch_set {
   /// Makes a waiting next() return errc::timed_out soon; any thread.
   void wake() noexcept {
     s_->woken = true;
-    (void)s_->wire.set_alarm(std::chrono::steady_clock::now());
+    std::lock_guard lock{s_->m};
+    if (s_->parked)
+      s_->wire.ring();  // its alarm is the whole wait
+    else
+      (void)s_->wire.set_alarm(std::chrono::steady_clock::now());
   }
 
   /// Makes next() return errc::cancelled promptly, now and from now on.
@@ -109,6 +122,7 @@ class etcd_watch_set {
     std::map<std::int64_t, member> watches;
     std::deque<watch_set_batch> ready;
     bool sent_creates = false;  // the current call carries every watch
+    bool parked = false;        // next() waits with no call open, for add()
     std::unique_ptr<::etcdserverpb::Watch::Stub> stub;
     grpc_connection::channel_ref ref;
     std::string token;
@@ -135,7 +149,17 @@ class etcd_watch_set {
     state& s = *s_;
     if (s.wire.cancelled()) return error{errc::cancelled, "watch set cancelled"};
     if (s.wire.idle() && !s.retry_pending) {
-      if (auto opened = open(d); !opened) {
+      bool empty = false;
+      {
+        std::lock_guard lock{s.m};
+        empty = s.watches.empty();
+        s.parked = empty;
+      }
+      if (empty) {
+        if (std::chrono::steady_clock::now() >= d)
+          return error{errc::timed_out, "no watch event before the deadline"};
+        (void)s.wire.set_alarm(d);  // no call until add() rings, or until `d`
+      } else if (auto opened = open(d); !opened) {
         if (opened.error().code == errc::timed_out) return opened.error();
         if (!watch_retryable(opened.error().code)) fail_all(opened.error());
         schedule_retry();
