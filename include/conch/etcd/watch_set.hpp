@@ -148,16 +148,16 @@ class etcd_watch_set {
   result<void> turn(deadline d) {
     state& s = *s_;
     if (s.wire.cancelled()) return error{errc::cancelled, "watch set cancelled"};
+    bool parked = false;  // this turn waits with no call open, for add()
     if (s.wire.idle() && !s.retry_pending) {
-      bool empty = false;
       {
         std::lock_guard lock{s.m};
-        empty = s.watches.empty();
-        s.parked = empty;
-      }
-      if (empty) {
-        if (std::chrono::steady_clock::now() >= d)
+        parked = s.watches.empty();
+        if (parked && std::chrono::steady_clock::now() >= d)
           return error{errc::timed_out, "no watch event before the deadline"};
+        s.parked = parked;
+      }
+      if (parked) {
         (void)s.wire.set_alarm(d);  // no call until add() rings, or until `d`
       } else if (auto opened = open(d); !opened) {
         if (opened.error().code == errc::timed_out) return opened.error();
@@ -165,7 +165,12 @@ class etcd_watch_set {
         schedule_retry();
       }
     }
-    switch (s.wire.wait(d)) {
+    const auto happened = s.wire.wait(d);
+    if (parked) {  // an add() from now on finds the next turn looking at the watches
+      std::lock_guard lock{s.m};
+      s.parked = false;
+    }
+    switch (happened) {
       case duplex::event::timeout:
         return error{errc::timed_out, "no watch event before the deadline"};
       case duplex::event::alarm:
